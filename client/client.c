@@ -1,0 +1,281 @@
+/*
+ * The client library: libevent's HTTP client over bufferevent_openssl,
+ * driven to completion for each call so that callers see a blocking API.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safeshare/client.h"
+#include "tls.h"
+#include "util.h"
+
+struct ss_client {
+	struct event_base		*base;
+	SSL_CTX				*ctx;
+	struct evhttp_connection	*conn;
+	struct bufferevent		*bev;
+	char				 host[256];
+	int				 port;
+	int				 timeout;
+};
+
+struct call {
+	struct ss_client	*c;
+	int			 done;
+	int			 status;
+	unsigned char		*body;
+	size_t			 len;
+	char			*err;
+	size_t			 errlen;
+};
+
+static int
+split_server(const char *server, char *host, size_t hostlen, int *port)
+{
+	const char	*colon = strrchr(server, ':');
+	char		*end;
+	long		 p;
+
+	if (colon == NULL || colon == server || (size_t)(colon - server) >= hostlen)
+		return -1;
+	p = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || p <= 0 || p > 65535)
+		return -1;
+	memcpy(host, server, (size_t)(colon - server));
+	host[colon - server] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+int
+ss_client_new(struct ss_client **out, const struct ss_client_config *cfg, char *err,
+    size_t errlen)
+{
+	struct ss_client	*c;
+	SSL			*ssl;
+	struct in6_addr		 a6;
+	struct in_addr		 a4;
+
+	*out = NULL;
+	if (cfg->server == NULL || cfg->cert == NULL || cfg->key == NULL ||
+	    cfg->ca == NULL) {
+		snprintf(err, errlen, "server, cert, key and ca are all required");
+		return -1;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->timeout = cfg->timeout > 0 ? cfg->timeout : 30;
+	if (split_server(cfg->server, c->host, sizeof(c->host), &c->port) == -1) {
+		snprintf(err, errlen, "bad server address \"%s\" (expected HOST:PORT)",
+		    cfg->server);
+		goto fail;
+	}
+	if ((c->ctx = tls_client_ctx(cfg->cert, cfg->key, cfg->ca, err, errlen)) == NULL)
+		goto fail;
+	if ((c->base = event_base_new()) == NULL || (ssl = SSL_new(c->ctx)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Check the server's name or address against its certificate. */
+	if (inet_pton(AF_INET, c->host, &a4) == 1 || inet_pton(AF_INET6, c->host, &a6) == 1)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host);
+	else {
+		SSL_set_tlsext_host_name(ssl, c->host);
+		SSL_set1_host(ssl, c->host);
+	}
+	c->bev = bufferevent_openssl_socket_new(c->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		snprintf(err, errlen, "cannot create TLS stream");
+		goto fail;
+	}
+	c->conn = evhttp_connection_base_bufferevent_new(c->base, NULL, c->bev,
+	    c->host, (unsigned short)c->port);
+	if (c->conn == NULL) {
+		snprintf(err, errlen, "cannot create connection");
+		goto fail;
+	}
+	evhttp_connection_set_timeout(c->conn, c->timeout);
+	evhttp_connection_set_retries(c->conn, 0);
+	*out = c;
+	return 0;
+fail:
+	ss_client_free(c);
+	return -1;
+}
+
+void
+ss_client_free(struct ss_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->conn != NULL)
+		evhttp_connection_free(c->conn);	/* frees the bufferevent */
+	if (c->base != NULL)
+		event_base_free(c->base);
+	SSL_CTX_free(c->ctx);
+	free(c);
+}
+
+static void
+describe_failure(struct call *k)
+{
+	unsigned long	 e;
+	char		 buf[256];
+
+	if ((e = bufferevent_get_openssl_error(k->c->bev)) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(k->err, k->errlen, "TLS failure talking to %s:%d: %s",
+		    k->c->host, k->c->port, buf);
+	} else if (k->err[0] == '\0')
+		snprintf(k->err, k->errlen, "no reply from %s:%d (connection refused, "
+		    "closed or timed out; a server that rejects our certificate "
+		    "closes the connection)", k->c->host, k->c->port);
+}
+
+static void
+on_done(struct evhttp_request *req, void *arg)
+{
+	struct call	*k = arg;
+	struct evbuffer	*in;
+
+	k->done = 1;
+	if (req == NULL || evhttp_request_get_response_code(req) == 0) {
+		describe_failure(k);
+		k->status = 0;
+	} else {
+		k->status = evhttp_request_get_response_code(req);
+		in = evhttp_request_get_input_buffer(req);
+		k->len = evbuffer_get_length(in);
+		k->body = xcalloc(k->len + 1, 1);
+		evbuffer_remove(in, k->body, k->len);
+	}
+	event_base_loopbreak(k->c->base);
+}
+
+static void
+on_error(enum evhttp_request_error e, void *arg)
+{
+	struct call *k = arg;
+
+	if (e == EVREQ_HTTP_TIMEOUT)
+		snprintf(k->err, k->errlen, "timed out after %d s", k->c->timeout);
+}
+
+int
+ss_client_call(struct ss_client *c, const char *method, const char *path,
+    const void *body, size_t len, int *status, unsigned char **resp,
+    size_t *resplen, char *err, size_t errlen)
+{
+	struct evhttp_request	*req;
+	struct evkeyvalq	*h;
+	struct call		 k;
+	char			 host[300];
+	enum evhttp_cmd_type	 cmd = strcmp(method, "POST") == 0 ?
+				    EVHTTP_REQ_POST : EVHTTP_REQ_GET;
+
+	memset(&k, 0, sizeof(k));
+	k.c = c;
+	k.err = err;
+	k.errlen = errlen;
+	err[0] = '\0';
+	*resp = NULL;
+	*resplen = 0;
+	if ((req = evhttp_request_new(on_done, &k)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	evhttp_request_set_error_cb(req, on_error);
+	h = evhttp_request_get_output_headers(req);
+	snprintf(host, sizeof(host), "%s:%d", c->host, c->port);
+	evhttp_add_header(h, "Host", host);
+	if (cmd == EVHTTP_REQ_POST) {
+		evhttp_add_header(h, "Content-Type", "application/x-protobuf");
+		evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+	}
+	evhttp_add_header(h, "Accept", "application/x-protobuf");
+	if (evhttp_make_request(c->conn, req, cmd, path) == -1) {
+		snprintf(err, errlen, "cannot send request");
+		return -1;
+	}
+	while (!k.done)
+		if (event_base_dispatch(c->base) == -1)
+			break;
+	if (!k.done || k.status == 0) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "no reply");
+		free(k.body);
+		return -1;
+	}
+	*status = k.status;
+	*resp = k.body;
+	*resplen = k.len;
+	return 0;
+}
+
+int
+ss_disclose(struct ss_client *c, const Safeshare__V1__DisclosureRequest *rq,
+    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **error,
+    int *status, char *err, size_t errlen)
+{
+	unsigned char	*buf, *body;
+	size_t		 len, blen;
+	int		 rc;
+
+	*resp = NULL;
+	*error = NULL;
+	len = safeshare__v1__disclosure_request__get_packed_size(rq);
+	buf = xcalloc(len + 1, 1);
+	safeshare__v1__disclosure_request__pack(rq, buf);
+	rc = ss_client_call(c, "POST", "/v1/disclosures", buf, len, status, &body,
+	    &blen, err, errlen);
+	free(buf);
+	if (rc == -1)
+		return -1;
+	if (*status == 200)
+		*resp = safeshare__v1__disclosure_response__unpack(NULL, blen, body);
+	else
+		*error = safeshare__v1__error__unpack(NULL, blen, body);
+	free(body);
+	if (*resp == NULL && *error == NULL) {
+		snprintf(err, errlen, "HTTP %d with a body that is not a safeshare "
+		    "message", *status);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ss_health(struct ss_client *c, Safeshare__V1__Health **health, int *status,
+    char *err, size_t errlen)
+{
+	unsigned char	*body;
+	size_t		 blen;
+
+	*health = NULL;
+	if (ss_client_call(c, "GET", "/healthz", NULL, 0, status, &body, &blen,
+	    err, errlen) == -1)
+		return -1;
+	*health = safeshare__v1__health__unpack(NULL, blen, body);
+	free(body);
+	if (*health == NULL) {
+		snprintf(err, errlen, "HTTP %d with a body that is not a Health message",
+		    *status);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,183 @@
+/*
+ * safeshared: shares safeguarding information between agencies over mutual
+ * TLS, under a local sharing protocol, logging every decision first.
+ */
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "protocol.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: safeshared [-dt] -c config [-l datafile] [-r portfile]\n"
+	    "  -c config    daemon config (YAML)\n"
+	    "  -t           check the config and the sharing protocol, then exit:\n"
+	    "               0 if valid, 1 with each problem as file:line:col\n"
+	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
+	    "               data file into the store (all or nothing), then exit\n"
+	    "  -r portfile  write the bound TCP port to portfile once listening\n"
+	    "  -d           debug logging\n");
+	exit(2);
+}
+
+static void
+on_stop(evutil_socket_t sig, short ev, void *arg)
+{
+	struct server		*srv = arg;
+	const struct timeval	 drain = { 0, 300000 };
+
+	log_info("event=stopping signal=%d", (int)sig);
+	/* Stop accepting; replies already queued get a moment to drain. */
+	if (srv->listener != NULL) {
+		evhttp_del_accept_socket(srv->http, srv->listener);
+		srv->listener = NULL;
+	}
+	event_base_loopexit(srv->base, &drain);
+}
+
+static void
+on_hup(evutil_socket_t sig, short ev, void *arg)
+{
+	server_reload(arg);
+}
+
+static int
+write_port(const char *path, int port)
+{
+	char	 tmp[4096];
+	FILE	*fp;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fp = fopen(tmp, "w")) == NULL)
+		return -1;
+	fprintf(fp, "%d\n", port);
+	if (fclose(fp) != 0)
+		return -1;
+	return rename(tmp, path);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct config	 conf;
+	struct diag	 d = { 0 };
+	struct protocol	*proto;
+	struct server	 srv;
+	struct event	*ev_term, *ev_int, *ev_hup;
+	const char	*confpath = NULL, *datafile = NULL, *portfile = NULL;
+	char		 err[512];
+	int		 ch, check = 0, debug = 0;
+
+	while ((ch = getopt(argc, argv, "c:dhl:r:t")) != -1) {
+		switch (ch) {
+		case 'c': confpath = optarg; break;
+		case 'd': debug = 1; break;
+		case 'l': datafile = optarg; break;
+		case 'r': portfile = optarg; break;
+		case 't': check = 1; break;
+		default: usage();
+		}
+	}
+	if (confpath == NULL || optind != argc)
+		usage();
+	log_init(LOG_LEVEL_INFO, "safeshared");
+
+	if (config_load(confpath, &conf, &d) == -1) {
+		diag_print(&d, stderr);
+		return 1;
+	}
+	log_init(debug ? LOG_LEVEL_DEBUG : conf.log_level, "safeshared");
+	proto = protocol_load(conf.protocol, time(NULL), &d);
+	diag_print(&d, stderr);
+	if (proto == NULL) {
+		fprintf(stderr, "safeshared: %s: sharing protocol rejected\n",
+		    conf.protocol);
+		config_free(&conf);
+		diag_free(&d);
+		return 1;
+	}
+	diag_free(&d);
+	if (check) {
+		/* The TLS files are part of the config too. */
+		SSL_CTX *ctx = tls_server_ctx(conf.tls_cert, conf.tls_key,
+		    conf.tls_ca, err, sizeof(err));
+
+		if (ctx == NULL)
+			fprintf(stderr, "%s: tls: %s\n", confpath, err);
+		else
+			printf("%s: ok; protocol %s version %s (%zu agencies, %zu "
+			    "purposes, %zu record types, %zu rules)\n", confpath,
+			    proto->id, proto->version, proto->nagencies,
+			    proto->npurposes, proto->nrecord_types, proto->nrules);
+		SSL_CTX_free(ctx);
+		protocol_unref(proto);
+		config_free(&conf);
+		return ctx == NULL;
+	}
+	if (datafile != NULL) {
+		struct store *st;
+		int rc;
+
+		if (store_open(&st, conf.store, err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshared: %s\n", err);
+			return 1;
+		}
+		rc = store_load_yaml(st, proto, datafile, time(NULL), &d);
+		diag_print(&d, stderr);
+		if (rc == 0)
+			printf("%s: loaded into %s\n", datafile, conf.store);
+		else
+			fprintf(stderr, "%s: nothing was loaded\n", datafile);
+		diag_free(&d);
+		store_close(st);
+		protocol_unref(proto);
+		config_free(&conf);
+		return rc == 0 ? 0 : 1;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	memset(&srv, 0, sizeof(srv));
+	if (server_init(&srv, &conf, proto, err, sizeof(err)) == -1) {
+		log_warnx("event=start_failed error=\"%s\"", err);
+		if (srv.proto == NULL)
+			protocol_unref(proto);
+		server_shutdown(&srv);
+		config_free(&conf);
+		return 1;
+	}
+	ev_term = evsignal_new(srv.base, SIGTERM, on_stop, &srv);
+	ev_int = evsignal_new(srv.base, SIGINT, on_stop, &srv);
+	ev_hup = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
+	event_add(ev_term, NULL);
+	event_add(ev_int, NULL);
+	event_add(ev_hup, NULL);
+	if (portfile != NULL && write_port(portfile, srv.port) == -1)
+		log_warn("event=portfile_failed path=%s", portfile);
+	log_info("event=listening addr=%s port=%d protocol=%s version=%s "
+	    "log_size=%llu", conf.listen, srv.port, proto->id, proto->version,
+	    (unsigned long long)audit_size(srv.audit));
+
+	event_base_dispatch(srv.base);
+
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	server_shutdown(&srv);
+	config_free(&conf);
+	log_info("event=stopped");
+	return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * safeshared's HTTP side: the evhttp server over bufferevent_openssl, its
+ * routes, and the state they share.
+ */
+#ifndef SAFESHARED_SERVER_H
+#define SAFESHARED_SERVER_H
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "config.h"
+#include "protocol.h"
+#include "store.h"
+
+struct event_base;
+struct evhttp;
+
+struct server {
+	struct config		*conf;
+	struct event_base	*base;
+	struct evhttp		*http;
+	struct evhttp_bound_socket *listener;
+	SSL_CTX			*ssl;
+	struct protocol		*proto;		/* in force; swapped on reload */
+	struct store		*store;
+	struct audit		*audit;
+	int			 audit_ok;	/* the last append worked */
+	int			 port;		/* bound port */
+	uint64_t		 requests;
+	uint64_t		 decisions[4];
+	uint64_t		 audit_failures;
+};
+
+int	server_init(struct server *, struct config *, struct protocol *,
+	    char *err, size_t errlen);
+void	server_shutdown(struct server *);
+/* Re-reads the protocol; keeps the old one on any error (D13). */
+int	server_reload(struct server *);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * libsafeshare-client: call a safeshared over mutual TLS from C.
+ *
+ * A client holds one keep-alive connection. Calls are blocking and not
+ * thread-safe: use one client per thread. Message types are the protobuf-c
+ * ones generated from proto/safeshare.proto (installed beside this header).
+ *
+ *	struct ss_client *c;
+ *	struct ss_client_config cfg = { "127.0.0.1:8443", "me.crt", "me.key", "ca.crt", 10 };
+ *	if (ss_client_new(&c, &cfg, err, sizeof(err)) == -1) ...
+ *	rc = ss_disclose(c, &req, &resp, &error, &status, err, sizeof(err));
+ *	...
+ *	ss_client_free(c);
+ */
+#ifndef SAFESHARE_CLIENT_H
+#define SAFESHARE_CLIENT_H
+
+#include <stddef.h>
+
+#include "safeshare/safeshare.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ss_client;
+
+struct ss_client_config {
+	const char	*server;	/* "host:port" */
+	const char	*cert;		/* this agency's certificate (PEM) */
+	const char	*key;		/* its private key; must be mode 0600 or stricter */
+	const char	*ca;		/* CA that signed the server's certificate */
+	int		 timeout;	/* seconds; 0 means 30 */
+};
+
+/* Returns 0, or -1 with a message in err (bad files, bad address). */
+int	ss_client_new(struct ss_client **, const struct ss_client_config *,
+	    char *err, size_t errlen);
+void	ss_client_free(struct ss_client *);
+
+/*
+ * One HTTP exchange. On 0, *status is the HTTP status and *resp (malloc'd,
+ * caller frees) holds *resplen bytes of body. On -1 there was no reply
+ * (connection, TLS or timeout) and err says why.
+ */
+int	ss_client_call(struct ss_client *, const char *method, const char *path,
+	    const void *body, size_t len, int *status, unsigned char **resp,
+	    size_t *resplen, char *err, size_t errlen);
+
+/*
+ * POST /v1/disclosures. Returns 0 with either *resp (HTTP 200) or *error
+ * (any other status) set; free them with the protobuf-c free_unpacked
+ * functions. Returns -1 when there was no usable reply.
+ */
+int	ss_disclose(struct ss_client *, const Safeshare__V1__DisclosureRequest *,
+	    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **error,
+	    int *status, char *err, size_t errlen);
+
+/* GET /healthz. Returns 0 with *health set, or -1. */
+int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
+	    char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,192 @@
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "yamlutil.h"
+
+enum ktype { K_STR, K_PATH, K_INT };
+
+struct key {
+	const char	*name;		/* dotted path */
+	enum ktype	 type;
+	size_t		 off;
+	const char	*def;		/* NULL: required */
+	long long	 min, max;
+	const char	*doc;
+};
+
+#define OFF(m)	offsetof(struct config, m)
+static const struct key keys[] = {
+	{ "listen", K_STR, OFF(listen), "127.0.0.1", 0, 0,
+	    "address to listen on" },
+	{ "port", K_INT, OFF(port), "8443", 0, 65535,
+	    "TCP port; 0 picks a free one (see safeshared -r)" },
+	{ "tls.cert", K_PATH, OFF(tls_cert), NULL, 0, 0,
+	    "server certificate chain (PEM)" },
+	{ "tls.key", K_PATH, OFF(tls_key), NULL, 0, 0,
+	    "server private key (PEM); must not be group/world readable" },
+	{ "tls.ca", K_PATH, OFF(tls_ca), NULL, 0, 0,
+	    "CA bundle that client certificates must chain to (PEM)" },
+	{ "protocol", K_PATH, OFF(protocol), NULL, 0, 0,
+	    "the sharing protocol file" },
+	{ "store", K_PATH, OFF(store), NULL, 0, 0,
+	    "records, consent and flags database (SQLite)" },
+	{ "audit_log", K_PATH, OFF(audit_log), NULL, 0, 0,
+	    "disclosure log database (SQLite)" },
+	{ "limits.max_body", K_INT, OFF(max_body), "65536", 256, 16 * 1024 * 1024,
+	    "largest request body accepted, bytes (413 above)" },
+	{ "limits.max_headers", K_INT, OFF(max_headers), "8192", 512, 1024 * 1024,
+	    "largest request head accepted, bytes" },
+	{ "limits.timeout", K_INT, OFF(timeout), "30", 1, 3600,
+	    "idle/read timeout per connection, seconds" },
+	{ "log_level", K_STR, OFF(log_level_str), "info", 0, 0,
+	    "error, warn, info or debug" },
+};
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+static void
+set(struct config *c, const struct key *k, const char *v, long long iv)
+{
+	char *base = (char *)c;
+
+	if (k->type == K_INT) {
+		*(long long *)(void *)(base + k->off) = iv;
+		return;
+	}
+	free(*(char **)(void *)(base + k->off));
+	*(char **)(void *)(base + k->off) = k->type == K_PATH ?
+	    path_relative_to(c->path, v) : xstrdup(v);
+}
+
+static const struct key *
+find_key(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Walks nested mappings, building dotted names, and applies each value. */
+static void
+walk(struct yfile *yf, struct config *c, yaml_node_t *map, const char *prefix,
+    int *seen)
+{
+	const char *names[NKEYS + 1];
+
+	YMAP_FOREACH(yf, map, pair) {
+		yaml_node_t		*kn = ynode(yf, pair->key);
+		yaml_node_t		*vn = ynode(yf, pair->value);
+		const char		*k = ystr(yf, kn, "key"), *hint, *s;
+		char			 full[128];
+		const struct key	*key;
+		size_t			 nn = 0;
+		long long		 iv = 0;
+		int			 section = 0;
+
+		if (k == NULL)
+			continue;
+		snprintf(full, sizeof(full), "%s%s%s", prefix, *prefix ? "." : "", k);
+		for (size_t i = 0; i < NKEYS; i++) {
+			size_t plen = strlen(full);
+
+			if (strncmp(keys[i].name, full, plen) == 0 &&
+			    keys[i].name[plen] == '.')
+				section = 1;
+		}
+		if (section) {
+			if (yis_map(yf, vn, full))
+				walk(yf, c, vn, full, seen);
+			continue;
+		}
+		if ((key = find_key(full)) == NULL) {
+			for (size_t i = 0; i < NKEYS; i++)
+				names[nn++] = keys[i].name;
+			hint = did_you_mean(full, names, nn);
+			if (hint != NULL)
+				yerr(yf, kn, "unknown key \"%s\"; did you mean \"%s\"?",
+				    full, hint);
+			else
+				yerr(yf, kn, "unknown key \"%s\"", full);
+			continue;
+		}
+		if (seen[key - keys]++) {
+			yerr(yf, kn, "duplicate key \"%s\"", full);
+			continue;
+		}
+		if (key->type == K_INT) {
+			if (yint(yf, vn, full, key->min, key->max, &iv) == 0)
+				set(c, key, NULL, iv);
+			continue;
+		}
+		if ((s = ystr(yf, vn, full)) == NULL)
+			continue;
+		if (*s == '\0') {
+			yerr(yf, vn, "%s: must not be empty", full);
+			continue;
+		}
+		set(c, key, s, 0);
+	}
+}
+
+int
+config_load(const char *path, struct config *c, struct diag *d)
+{
+	struct yfile	 yf;
+	int		 seen[NKEYS] = { 0 };
+	size_t		 before = d->nerrors;
+
+	memset(c, 0, sizeof(*c));
+	c->path = xstrdup(path);
+	if (yfile_load(&yf, path, d) == -1) {
+		yfile_free(&yf);
+		return -1;
+	}
+	if (yis_map(&yf, yfile_root(&yf), "config"))
+		walk(&yf, c, yfile_root(&yf), "", seen);
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (seen[i])
+			continue;
+		if (keys[i].def == NULL) {
+			diag_add(d, path, 0, 0, "missing required key \"%s\" (%s)",
+			    keys[i].name, keys[i].doc);
+			continue;
+		}
+		set(c, &keys[i], keys[i].def, strtoll(keys[i].def, NULL, 10));
+	}
+	if (c->log_level_str != NULL &&
+	    log_level_parse(c->log_level_str, &c->log_level) == -1) {
+		yaml_node_t *n = yget(&yf, yfile_root(&yf), "log_level");
+
+		if (n != NULL)
+			yerr(&yf, n, "log_level: expected error, warn, info or debug");
+	}
+	yfile_free(&yf);
+	return d->nerrors == before ? 0 : -1;
+}
+
+void
+config_free(struct config *c)
+{
+	free(c->path);
+	free(c->listen);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
+	free(c->protocol);
+	free(c->store);
+	free(c->audit_log);
+	free(c->log_level_str);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+config_describe(FILE *fp)
+{
+	fprintf(fp, "| key | default | meaning |\n|---|---|---|\n");
+	for (size_t i = 0; i < NKEYS; i++)
+		fprintf(fp, "| `%s` | %s | %s |\n", keys[i].name,
+		    keys[i].def ? keys[i].def : "(required)", keys[i].doc);
+}

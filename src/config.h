@@ -1,0 +1,34 @@
+/*
+ * The daemon config (safeshared.yaml). One table of keys drives parsing,
+ * defaults, bounds and docs/config.md. Relative paths are resolved against
+ * the directory of the config file.
+ */
+#ifndef SAFESHARE_CONFIG_H
+#define SAFESHARE_CONFIG_H
+
+#include "log.h"
+#include "util.h"
+
+struct config {
+	char		*path;
+	char		*listen;
+	long long	 port;
+	char		*tls_cert;
+	char		*tls_key;
+	char		*tls_ca;
+	char		*protocol;
+	char		*store;
+	char		*audit_log;
+	long long	 max_body;
+	long long	 max_headers;
+	long long	 timeout;
+	char		*log_level_str;
+	enum log_level	 log_level;
+};
+
+int	config_load(const char *path, struct config *, struct diag *);
+void	config_free(struct config *);
+/* Writes the key table as markdown (used to check docs/config.md is current). */
+void	config_describe(FILE *);
+
+#endif

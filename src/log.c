@@ -1,0 +1,110 @@
+/*
+ * key=value logging in the manner of OpenBSD's log.c: log_warn() appends
+ * strerror(errno), log_warnx() does not.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static enum log_level	 log_max = LOG_LEVEL_INFO;
+static const char	*log_prog = "safeshare";
+
+void
+log_init(enum log_level level, const char *progname)
+{
+	log_max = level;
+	if (progname != NULL)
+		log_prog = progname;
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	return -1;
+}
+
+static void
+vlog(enum log_level level, const char *errstr, const char *fmt, va_list ap)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	char		 ts[32];
+	struct timespec	 now;
+	struct tm	 tm;
+
+	if (level > log_max)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	flockfile(stderr);
+	fprintf(stderr, "ts=%s.%03ldZ prog=%s level=%s ", ts,
+	    now.tv_nsec / 1000000, log_prog, names[level]);
+	vfprintf(stderr, fmt, ap);
+	if (errstr != NULL)
+		fprintf(stderr, " error=\"%s\"", errstr);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved = errno;
+
+	va_start(ap, fmt);
+	vlog(LOG_LEVEL_WARN, strerror(saved), fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LEVEL_WARN, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LEVEL_INFO, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LEVEL_DEBUG, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_LEVEL_ERROR, NULL, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

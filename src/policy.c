@@ -1,0 +1,411 @@
+/*
+ * The decision, step by step. Deny is the default at every step: each step
+ * either hands on to the next or returns a deny with its reason code.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "policy.h"
+
+static const char *const decision_names[] = {
+	"deny", "allow", "partial", "consultation"
+};
+static const char *const consent_names[] = {
+	"none", "granted", "refused", "withdrawn"
+};
+
+const char *
+decision_name(enum decision_kind k)
+{
+	return decision_names[k];
+}
+
+const char *
+consent_name(enum consent_state c)
+{
+	return consent_names[c];
+}
+
+int
+consent_parse(const char *s, enum consent_state *out)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, consent_names[i]) == 0) {
+			*out = (enum consent_state)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+empty(const char *s)
+{
+	return s == NULL || *s == '\0';
+}
+
+static void deny(struct decision *, int, const char *, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+deny(struct decision *d, int step, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->kind = DECISION_DENY;
+	d->step = step;
+	d->reason = reason;
+	d->nreleased = 0;
+	for (size_t i = 0; i < d->nfields; i++) {
+		d->fields[i].released = 0;
+		d->fields[i].value = NULL;
+		if (d->fields[i].reason == NULL)
+			d->fields[i].reason = reason;
+	}
+	va_start(ap, fmt);
+	vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
+	va_end(ap);
+}
+
+static int
+requested(const struct policy_request *req, const char *name)
+{
+	for (size_t i = 0; i < req->nfields; i++)
+		if (strcmp(req->fields[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A justification must be a real sentence, not a placeholder (D5). */
+static int
+justification_ok(const char *s)
+{
+	size_t	 len = 0, words = 0;
+	int	 inword = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (isspace((unsigned char)*s)) {
+			inword = 0;
+			continue;
+		}
+		len++;
+		if (!inword)
+			words++;
+		inword = 1;
+	}
+	return len >= POLICY_MIN_JUSTIFICATION && words >= 4;
+}
+
+static int
+has_flag(const struct policy_subject *s, const char *flag)
+{
+	for (size_t i = 0; i < s->nflags; i++)
+		if (strcmp(s->flags[i], flag) == 0)
+			return 1;
+	return 0;
+}
+
+/* Steps 4 to 8 run on a matched rule; see policy_decide(). */
+static void
+decide_fields(const struct policy_request *req, const struct policy_subject *subj,
+    int64_t now, struct decision *d)
+{
+	const struct rule	*r = d->rule;
+	const struct record_type *rt = d->record_type;
+	size_t			 want = 0;
+
+	/* Step 4: the rule's fields that were asked for (all when none were). */
+	d->nfields = rt->nfields;
+	for (size_t i = 0; i < rt->nfields; i++) {
+		struct decided_field *f = &d->fields[i];
+
+		memset(f, 0, sizeof(*f));
+		f->def = &rt->fields[i];
+		f->reason = "not_in_rule";
+		for (size_t j = 0; j < r->nfields; j++)
+			if (r->fields[j].idx == i) {
+				f->transform = r->fields[j].transform;
+				f->reason = NULL;
+			}
+		if (f->reason == NULL && req->nfields > 0 &&
+		    !requested(req, f->def->name))
+			f->reason = "not_requested";
+		if (f->reason == NULL)
+			want++;
+	}
+	if (want == 0) {
+		deny(d, 4, "no_fields", "none of the requested fields is released by "
+		    "rule %s", r->id);
+		return;
+	}
+	if (subj == NULL || !subj->known) {
+		deny(d, 4, "unknown_subject", "no %s record is held for this subject",
+		    rt->id);
+		return;
+	}
+
+	/*
+	 * Step 5: consent (D3, D4). A refusal is respected whatever the rule
+	 * says; an absent, expired or out-of-scope consent blocks only rules
+	 * that require consent. Either can be overridden with an exception the
+	 * rule allows and a written justification (D5).
+	 */
+	{
+		enum consent_state	 c = subj->consent;
+		int			 expired = c == CONSENT_GRANTED &&
+					    subj->consent_expires != 0 &&
+					    now >= subj->consent_expires;
+		const char		*block = NULL;
+
+		d->consent = expired ? "expired" : consent_name(c);
+		if (c == CONSENT_REFUSED || c == CONSENT_WITHDRAWN)
+			block = "consent_refused";
+		else if (r->consent_required && (c != CONSENT_GRANTED || expired))
+			block = "consent_required";
+		if (block != NULL) {
+			enum override_code oc;
+
+			if (empty(req->override_code)) {
+				deny(d, 5, block, "consent is %s and no override exception "
+				    "was given", d->consent);
+				return;
+			}
+			if (override_parse(req->override_code, &oc) == -1) {
+				deny(d, 5, "unknown_override", "\"%s\" is not an override "
+				    "exception code", req->override_code);
+				return;
+			}
+			if (!(r->overrides & (1u << oc))) {
+				deny(d, 5, "override_not_allowed", "rule does not accept "
+				    "the override exception %s", override_name(oc));
+				return;
+			}
+			if (!justification_ok(req->justification)) {
+				deny(d, 5, "justification_required", "an override needs a "
+				    "written justification of at least a sentence");
+				return;
+			}
+			d->override_used = 1;
+			d->override = oc;
+			d->review_required = 1;			/* D15 */
+			d->inform_subject = empty(req->inform_waiver);	/* D6 */
+		}
+	}
+
+	/* Step 6: risk flags withhold the fields the rule names (D12). */
+	for (size_t w = 0; w < r->nwithhold; w++) {
+		const struct flag_withhold *fw = &r->withhold[w];
+
+		if (!has_flag(subj, fw->flag))
+			continue;
+		for (size_t k = 0; k < fw->nfields; k++) {
+			struct decided_field *f = &d->fields[fw->fields[k]];
+
+			if (f->reason == NULL) {
+				snprintf(f->reasonbuf, sizeof(f->reasonbuf), "flag:%s",
+				    fw->flag);
+				f->reason = f->reasonbuf;
+			}
+		}
+	}
+
+	/* Step 8 before 7 is harmless: consultation drops identifying fields (D11). */
+	if (req->consult)
+		for (size_t i = 0; i < d->nfields; i++)
+			if (d->fields[i].def->identifying && d->fields[i].reason == NULL)
+				d->fields[i].reason = "consultation";
+
+	/* Step 7: release what is left, transformed (D2). */
+	d->nreleased = 0;
+	for (size_t i = 0; i < d->nfields; i++) {
+		struct decided_field	*f = &d->fields[i];
+		const char		*v;
+
+		if (f->reason != NULL)
+			continue;
+		v = subj->values != NULL ? subj->values[i] : NULL;
+		if (v == NULL) {
+			f->reason = "not_held";
+			continue;
+		}
+		f->released = 1;
+		d->nreleased++;
+		f->value = f->transform == TR_NONE ? v :
+		    policy_transform(f->transform, v, now, f->tbuf, sizeof(f->tbuf));
+	}
+	if (d->nreleased == 0) {
+		deny(d, 6, "all_withheld", "every field was withheld");
+		return;
+	}
+	d->step = 8;
+	if (req->consult) {
+		d->kind = DECISION_CONSULTATION;
+		d->reason = "consultation";
+	} else if (d->nreleased < want) {
+		d->kind = DECISION_PARTIAL;
+		d->reason = d->override_used ? "override_partial" : "partially_released";
+	} else {
+		d->kind = DECISION_ALLOW;
+		d->reason = d->override_used ? "override" : "released";
+	}
+	snprintf(d->detail, sizeof(d->detail), "rule %s released %zu of %zu fields",
+	    r->id, d->nreleased, want);
+}
+
+void
+policy_decide(const struct protocol *p, const struct agency *a,
+    const struct policy_request *req, const struct policy_subject *subj,
+    int64_t now, struct decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = DECISION_DENY;
+	d->consent = subj != NULL ? consent_name(subj->consent) : "none";
+
+	/* Step 1: who is asking and is the request complete (D1, D10). */
+	if (a == NULL) {
+		deny(d, 1, "unknown_agency", "the certificate maps to no agency");
+		return;
+	}
+	if (!(a->roles & ROLE_REQUESTER)) {
+		deny(d, 1, "not_requester", "agency %s does not have the requester role",
+		    a->id);
+		return;
+	}
+	if (empty(req->purpose) || empty(req->case_ref) || empty(req->practitioner) ||
+	    empty(req->subject_id) || empty(req->record_type)) {
+		deny(d, 1, "incomplete_request", "a request needs a purpose, a case "
+		    "reference, a practitioner, a subject and a record type");
+		return;
+	}
+	/* Step 2: the protocol is in force (D13). */
+	if (!protocol_in_force(p, now)) {
+		deny(d, 2, "protocol_expired", "the protocol passed its review-by date %s",
+		    p->review_by_str);
+		return;
+	}
+	/* Step 3: a rule for (agency, purpose, record type) (D1). */
+	if ((d->purpose = protocol_purpose(p, req->purpose)) == NULL) {
+		deny(d, 3, "unknown_purpose", "no purpose \"%.64s\" in the protocol",
+		    req->purpose);
+		return;
+	}
+	if ((d->record_type = protocol_record_type(p, req->record_type)) == NULL) {
+		deny(d, 3, "unknown_record_type", "no record type \"%.64s\" in the "
+		    "protocol", req->record_type);
+		return;
+	}
+	if ((d->rule = protocol_find_rule(p, a, d->purpose, d->record_type)) == NULL) {
+		deny(d, 3, "no_rule", "no rule lets agency %s see this record type "
+		    "for this purpose", a->id);
+		return;
+	}
+	decide_fields(req, subj, now, d);
+}
+
+static const char *
+initials(const char *v, char *out, size_t outlen)
+{
+	size_t	 n = 0;
+	int	 start = 1;
+
+	for (; *v != '\0' && n + 3 < outlen; v++) {
+		if (isspace((unsigned char)*v) || *v == '-') {
+			start = 1;
+			continue;
+		}
+		if (start && isalpha((unsigned char)*v)) {
+			if (n > 0)
+				out[n++] = ' ';
+			out[n++] = (char)toupper((unsigned char)*v);
+			out[n++] = '.';
+		}
+		start = 0;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static const char *
+age_band(const char *v, int64_t now, char *out, size_t outlen)
+{
+	static const struct { int lo, hi; } bands[] = {
+		{ 0, 4 }, { 5, 9 }, { 10, 15 }, { 16, 17 }, { 18, 24 }, { 25, 34 },
+		{ 35, 44 }, { 45, 54 }, { 55, 64 }, { 65, 74 }, { 75, 200 }
+	};
+	struct tm	 tm;
+	time_t		 t = (time_t)now;
+	int		 y, m, d, age;
+	char		 tail;
+
+	if (sscanf(v, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+		return snprintf(out, outlen, "[redacted]"), out;
+	gmtime_r(&t, &tm);
+	age = tm.tm_year + 1900 - y;
+	if (tm.tm_mon + 1 < m || (tm.tm_mon + 1 == m && tm.tm_mday < d))
+		age--;
+	if (age < 0)
+		return snprintf(out, outlen, "[redacted]"), out;
+	for (size_t i = 0; i < sizeof(bands) / sizeof(bands[0]); i++)
+		if (age >= bands[i].lo && age <= bands[i].hi) {
+			if (bands[i].hi >= 200)
+				snprintf(out, outlen, "%d+", bands[i].lo);
+			else
+				snprintf(out, outlen, "%d-%d", bands[i].lo, bands[i].hi);
+			break;
+		}
+	return out;
+}
+
+/* A UK postcode's outward code: everything before the 3-character inward code. */
+static const char *
+postcode_district(const char *v, char *out, size_t outlen)
+{
+	char	 compact[16];
+	size_t	 n = 0;
+
+	for (; *v != '\0'; v++) {
+		if (isspace((unsigned char)*v))
+			continue;
+		if (!isalnum((unsigned char)*v) || n + 1 >= sizeof(compact))
+			return snprintf(out, outlen, "[redacted]"), out;
+		compact[n++] = (char)toupper((unsigned char)*v);
+	}
+	if (n < 5 || n > 7)
+		return snprintf(out, outlen, "[redacted]"), out;
+	snprintf(out, outlen, "%.*s", (int)(n - 3), compact);
+	return out;
+}
+
+const char *
+policy_transform(enum transform t, const char *v, int64_t now, char *out,
+    size_t outlen)
+{
+	int	 y, m, d;
+	char	 tail;
+
+	switch (t) {
+	case TR_YEAR_ONLY:
+		if (sscanf(v, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+			break;
+		snprintf(out, outlen, "%04d", y);
+		return out;
+	case TR_AGE_BAND:
+		return age_band(v, now, out, outlen);
+	case TR_POSTCODE_DISTRICT:
+		return postcode_district(v, out, outlen);
+	case TR_INITIALS:
+		return initials(v, out, outlen);
+	case TR_NONE:
+		snprintf(out, outlen, "%s", v);
+		return out;
+	case TR_REDACT:
+		break;
+	}
+	/* Never pass through a value a transform could not coarsen. */
+	snprintf(out, outlen, "[redacted]");
+	return out;
+}

@@ -1,0 +1,364 @@
+#include <sqlite3.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store.h"
+#include "yamlutil.h"
+
+enum {
+	Q_RECORD, Q_FIELDS, Q_CONSENT, Q_FLAGS, Q_PUT_SUBJECT, Q_PUT_RECORD,
+	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_COUNT
+};
+
+static const char *const queries[Q_COUNT] = {
+	[Q_RECORD] = "SELECT r.verified_at, s.holder FROM records r JOIN subjects s "
+	    "ON s.id = r.subject WHERE r.subject = ?1 AND r.record_type = ?2",
+	[Q_FIELDS] = "SELECT field, value FROM record_fields "
+	    "WHERE subject = ?1 AND record_type = ?2",
+	/* The latest decision whose scope covers this agency and purpose (D3). */
+	[Q_CONSENT] = "SELECT state, expires_at FROM consents WHERE subject = ?1 "
+	    "AND (agencies = '*' OR instr(',' || agencies || ',', ',' || ?2 || ',') > 0) "
+	    "AND (purposes = '*' OR instr(',' || purposes || ',', ',' || ?3 || ',') > 0) "
+	    "ORDER BY id DESC LIMIT 1",
+	[Q_FLAGS] = "SELECT DISTINCT flag FROM flags WHERE subject = ?1 "
+	    "AND removed_at IS NULL",
+	[Q_PUT_SUBJECT] = "INSERT INTO subjects(id, holder) VALUES (?1, ?2) "
+	    "ON CONFLICT(id) DO NOTHING",
+	[Q_PUT_RECORD] = "INSERT INTO records(subject, record_type, holder, verified_at) "
+	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(subject, record_type) DO UPDATE SET "
+	    "holder = excluded.holder, verified_at = excluded.verified_at",
+	[Q_DEL_FIELDS] = "DELETE FROM record_fields WHERE subject = ?1 AND record_type = ?2",
+	[Q_PUT_FIELD] = "INSERT INTO record_fields(subject, record_type, field, value) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[Q_ADD_CONSENT] = "INSERT INTO consents(subject, state, agencies, purposes, "
+	    "expires_at, recorded_by, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[Q_SET_FLAG] = "INSERT INTO flags(subject, flag, set_by, set_at) "
+	    "VALUES (?1, ?2, ?3, ?4)",
+};
+
+/* Schema migrations, applied in order; PRAGMA user_version is the index reached. */
+static const char *const migrations[] = {
+	"CREATE TABLE subjects(id TEXT PRIMARY KEY, holder TEXT NOT NULL);"
+	"CREATE TABLE records(subject TEXT NOT NULL REFERENCES subjects(id),"
+	"  record_type TEXT NOT NULL, holder TEXT NOT NULL, verified_at INTEGER NOT NULL,"
+	"  PRIMARY KEY(subject, record_type));"
+	"CREATE TABLE record_fields(subject TEXT NOT NULL, record_type TEXT NOT NULL,"
+	"  field TEXT NOT NULL, value TEXT NOT NULL,"
+	"  PRIMARY KEY(subject, record_type, field));"
+	"CREATE TABLE consents(id INTEGER PRIMARY KEY, subject TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK(state IN ('granted','refused','withdrawn')),"
+	"  agencies TEXT NOT NULL, purposes TEXT NOT NULL, expires_at INTEGER,"
+	"  recorded_by TEXT NOT NULL, recorded_at INTEGER NOT NULL);"
+	"CREATE INDEX consents_subject ON consents(subject, id);"
+	"CREATE TABLE flags(id INTEGER PRIMARY KEY, subject TEXT NOT NULL,"
+	"  flag TEXT NOT NULL, set_by TEXT NOT NULL, set_at INTEGER NOT NULL,"
+	"  removed_by TEXT, removed_at INTEGER);"
+	"CREATE INDEX flags_subject ON flags(subject);",
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*q[Q_COUNT];
+	char		 err[256];
+};
+
+const char *
+store_errmsg(struct store *s)
+{
+	return s->err;
+}
+
+static int
+fail(struct store *s, const char *what)
+{
+	snprintf(s->err, sizeof(s->err), "%s: %s", what, sqlite3_errmsg(s->db));
+	return -1;
+}
+
+/* Shared by the store and the audit log: applies pending migrations. */
+static int
+migrate(struct store *s)
+{
+	sqlite3_stmt	*st;
+	int		 version = 0;
+	size_t		 n = sizeof(migrations) / sizeof(migrations[0]);
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return fail(s, "user_version");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)n) {
+		snprintf(s->err, sizeof(s->err), "store schema version %d is newer "
+		    "than this program (%zu)", version, n);
+		return -1;
+	}
+	for (size_t i = (size_t)version; i < n; i++) {
+		char pragma[64];
+
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
+		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			fail(s, "migration");
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+store_open(struct store **out, const char *path, char *err, size_t errlen)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) :
+		    "cannot open");
+		store_close(s);
+		return -1;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK ||
+	    migrate(s) == -1) {
+		if (s->err[0] == '\0')
+			fail(s, "pragma");
+		snprintf(err, errlen, "%s: %s", path, s->err);
+		store_close(s);
+		return -1;
+	}
+	for (int i = 0; i < Q_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &s->q[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: prepare: %s", path, sqlite3_errmsg(s->db));
+			store_close(s);
+			return -1;
+		}
+	*out = s;
+	return 0;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(s->q[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return xstrdup(t ? (const char *)t : "");
+}
+
+int
+store_subject(struct store *s, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, struct store_subject *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(out, 0, sizeof(*out));
+	out->view.values = (const char *const *)out->values;
+
+	st = s->q[Q_RECORD];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rt->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->view.known = 1;
+		out->view.last_verified = sqlite3_column_int64(st, 0);
+		out->holder = col_dup(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, "record");
+	if (!out->view.known)
+		return 0;
+
+	st = s->q[Q_FIELDS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rt->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t idx;
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		/* Fields the protocol no longer declares are never released. */
+		if (name != NULL && record_type_field(rt, name, &idx) != NULL &&
+		    out->values[idx] == NULL)
+			out->values[idx] = col_dup(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto dberr;
+
+	st = s->q[Q_CONSENT];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, agency, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, purpose, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		enum consent_state c;
+
+		if (state != NULL && consent_parse(state, &c) == 0)
+			out->view.consent = c;
+		out->view.consent_expires = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto dberr;
+
+	st = s->q[Q_FLAGS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **v = realloc(out->flags, (out->nflags + 1) * sizeof(*v));
+
+		if (v == NULL)
+			fatalx("%s: out of memory", __func__);
+		out->flags = v;
+		out->flags[out->nflags++] = col_dup(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	out->view.flags = (const char *const *)out->flags;
+	out->view.nflags = out->nflags;
+	return 0;
+dberr:
+	fail(s, "subject");
+	store_subject_free(out);
+	return -1;
+}
+
+void
+store_subject_free(struct store_subject *out)
+{
+	for (size_t i = 0; i < PROTOCOL_MAX_FIELDS; i++)
+		free(out->values[i]);
+	for (size_t i = 0; i < out->nflags; i++)
+		free(out->flags[i]);
+	free(out->flags);
+	free(out->holder);
+	memset(out, 0, sizeof(*out));
+}
+
+int
+store_begin(struct store *s)
+{
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return fail(s, "begin");
+	return 0;
+}
+
+int
+store_commit(struct store *s)
+{
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return fail(s, "commit");
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int
+run(struct store *s, int q, const char *what)
+{
+	int rc = sqlite3_step(s->q[q]);
+
+	sqlite3_reset(s->q[q]);
+	sqlite3_clear_bindings(s->q[q]);
+	if (rc != SQLITE_DONE)
+		return fail(s, what);
+	return 0;
+}
+
+int
+store_put_record(struct store *s, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, const char *const *names,
+    const char *const *values, size_t n)
+{
+	sqlite3_stmt *st;
+
+	st = s->q[Q_PUT_SUBJECT];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
+	if (run(s, Q_PUT_SUBJECT, "subject") == -1)
+		return -1;
+	st = s->q[Q_PUT_RECORD];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, holder, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, verified_at);
+	if (run(s, Q_PUT_RECORD, "record") == -1)
+		return -1;
+	st = s->q[Q_DEL_FIELDS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	if (run(s, Q_DEL_FIELDS, "record") == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		st = s->q[Q_PUT_FIELD];
+		sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, names[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, values[i], -1, SQLITE_STATIC);
+		if (run(s, Q_PUT_FIELD, "field") == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+store_add_consent(struct store *s, const char *subject, enum consent_state c,
+    const char *agencies, const char *purposes, int64_t expires_at,
+    const char *recorded_by, int64_t recorded_at)
+{
+	sqlite3_stmt *st = s->q[Q_ADD_CONSENT];
+
+	if (c == CONSENT_NONE) {
+		snprintf(s->err, sizeof(s->err), "consent state must be granted, "
+		    "refused or withdrawn");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, consent_name(c), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, agencies, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, purposes, -1, SQLITE_STATIC);
+	if (expires_at != 0)
+		sqlite3_bind_int64(st, 5, expires_at);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_text(st, 6, recorded_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, recorded_at);
+	return run(s, Q_ADD_CONSENT, "consent");
+}
+
+int
+store_set_flag(struct store *s, const char *subject, const char *flag,
+    const char *set_by, int64_t set_at)
+{
+	sqlite3_stmt *st = s->q[Q_SET_FLAG];
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, set_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, set_at);
+	return run(s, Q_SET_FLAG, "flag");
+}

@@ -1,0 +1,63 @@
+/*
+ * The record store (SQLite, WAL): records of declared record types, consent
+ * decisions and risk flags per subject. History of consent and flags is kept,
+ * never overwritten (D3, D12). One connection per thread; statements are
+ * prepared once and reused.
+ */
+#ifndef SAFESHARE_STORE_H
+#define SAFESHARE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "protocol.h"
+
+#define STORE_SCHEMA_VERSION	1
+
+struct store;
+
+/* What store_subject() found; owns its strings. Free with store_subject_free(). */
+struct store_subject {
+	struct policy_subject	 view;		/* what the policy reads */
+	char			*holder;
+	char			*values[PROTOCOL_MAX_FIELDS];
+	char			**flags;
+	size_t			 nflags;
+};
+
+int	store_open(struct store **, const char *path, char *err, size_t errlen);
+void	store_close(struct store *);
+const char *store_errmsg(struct store *);
+
+/*
+ * Loads a subject's record of one type, the latest consent decision in scope
+ * of (agency, purpose) and the active flags. Returns 0 (view.known says
+ * whether a record exists) or -1 on a database error.
+ */
+int	store_subject(struct store *, const struct record_type *, const char *subject,
+	    const char *agency, const char *purpose, struct store_subject *);
+void	store_subject_free(struct store_subject *);
+
+int	store_begin(struct store *);
+int	store_commit(struct store *);
+void	store_rollback(struct store *);
+
+/* Writes; each returns 0 or -1 (store_errmsg() says why). */
+int	store_put_record(struct store *, const char *subject, const char *record_type,
+	    const char *holder, int64_t verified_at, const char *const *names,
+	    const char *const *values, size_t n);
+int	store_add_consent(struct store *, const char *subject, enum consent_state,
+	    const char *agencies, const char *purposes, int64_t expires_at,
+	    const char *recorded_by, int64_t recorded_at);
+int	store_set_flag(struct store *, const char *subject, const char *flag,
+	    const char *set_by, int64_t set_at);
+
+/*
+ * Loads a YAML data file (the demo data format of config/demo-data.yaml)
+ * checked against the protocol, all or nothing. Problems go to diag.
+ */
+int	store_load_yaml(struct store *, const struct protocol *, const char *path,
+	    int64_t now, struct diag *);
+
+#endif

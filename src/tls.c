@@ -1,0 +1,150 @@
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tls.h"
+#include "util.h"
+
+/* TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all AEAD. */
+static const char tls12_ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+const char *
+tls_error(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		snprintf(buf, len, "unknown TLS error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+static SSL_CTX *
+common_ctx(const SSL_METHOD *m, const char *cert, const char *key, const char *ca,
+    char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+	char	 buf[256];
+
+	if ((ctx = SSL_CTX_new(m)) == NULL) {
+		snprintf(err, errlen, "SSL_CTX_new: %s", tls_error(buf, sizeof(buf)));
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+		snprintf(err, errlen, "cipher list: %s", tls_error(buf, sizeof(buf)));
+		goto fail;
+	}
+	if (file_is_secret(key, err, errlen) == -1)
+		goto fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "%s: %s", cert, tls_error(buf, sizeof(buf)));
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "%s: %s", key, tls_error(buf, sizeof(buf)));
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "%s does not match %s", key, cert);
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+		snprintf(err, errlen, "%s: %s", ca, tls_error(buf, sizeof(buf)));
+		goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, const char *ca, char *err,
+    size_t errlen)
+{
+	SSL_CTX			*ctx;
+	STACK_OF(X509_NAME)	*names;
+
+	if ((ctx = common_ctx(TLS_server_method(), cert, key, ca, err, errlen)) == NULL)
+		return NULL;
+	/* D10: no certificate, no conversation. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT |
+	    SSL_VERIFY_CLIENT_ONCE, NULL);
+	SSL_CTX_set_verify_depth(ctx, 4);
+	if ((names = SSL_load_client_CA_file(ca)) != NULL)
+		SSL_CTX_set_client_CA_list(ctx, names);
+	/* One ticket per connection is enough for resumption. */
+	SSL_CTX_set_num_tickets(ctx, 1);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"safeshared", 10);
+	return ctx;
+}
+
+SSL_CTX *
+tls_client_ctx(const char *cert, const char *key, const char *ca, char *err,
+    size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if ((ctx = common_ctx(TLS_client_method(), cert, key, ca, err, errlen)) == NULL)
+		return NULL;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return ctx;
+}
+
+int
+tls_cert_identity(X509 *x, unsigned char spki[32], char *subject, size_t len)
+{
+	unsigned char	*der = NULL;
+	unsigned int	 mdlen = 32;
+	int		 n;
+	BIO		*bio;
+
+	if ((n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der)) <= 0)
+		return -1;
+	EVP_Digest(der, (size_t)n, spki, &mdlen, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	if (subject == NULL)
+		return 0;
+	subject[0] = '\0';
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		return -1;
+	if (X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
+	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		int r = BIO_read(bio, subject, (int)len - 1);
+
+		subject[r > 0 ? r : 0] = '\0';
+	}
+	BIO_free(bio);
+	return 0;
+}
+
+int
+tls_cert_file_identity(const char *path, unsigned char spki[32], char *subject,
+    size_t len)
+{
+	FILE	*fp;
+	X509	*x;
+	int	 rc;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (x == NULL)
+		return -1;
+	rc = tls_cert_identity(x, spki, subject, len);
+	X509_free(x);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * TLS helpers shared by the daemon and the client library: contexts that
+ * allow only TLS 1.2+ with AEAD ciphers and require certificates both ways,
+ * and the certificate identity used to find an agency (D10).
+ */
+#ifndef SAFESHARE_TLS_H
+#define SAFESHARE_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+/* Server context: our cert/key, client certificates required and verified against ca. */
+SSL_CTX	*tls_server_ctx(const char *cert, const char *key, const char *ca,
+	    char *err, size_t errlen);
+/* Client context: our cert/key, the server verified against ca. */
+SSL_CTX	*tls_client_ctx(const char *cert, const char *key, const char *ca,
+	    char *err, size_t errlen);
+
+/* The SHA-256 of a certificate's SubjectPublicKeyInfo and its RFC 2253 subject. */
+int	 tls_cert_identity(X509 *, unsigned char spki[32], char *subject, size_t len);
+/* Same, read from a PEM file. */
+int	 tls_cert_file_identity(const char *path, unsigned char spki[32],
+	    char *subject, size_t len);
+
+/* The last OpenSSL error as text (and the queue cleared). */
+const char *tls_error(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * Small shared helpers: diagnostics that name file:line:col, string lists,
+ * hex encoding, path handling.
+ */
+#ifndef SAFESHARE_UTIL_H
+#define SAFESHARE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * A list of user-facing messages. Parsers append every problem they find,
+ * so an admin sees all of them at once, each as "file:line:col: message".
+ */
+struct diag {
+	char	**msgs;
+	size_t	  n;
+	size_t	  nerrors;	/* warnings are in msgs but not counted here */
+};
+
+void	diag_add(struct diag *, const char *file, size_t line, size_t col,
+	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void	diag_warn(struct diag *, const char *file, size_t line, size_t col,
+	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void	diag_print(const struct diag *, FILE *);
+void	diag_free(struct diag *);
+
+/* A growable array of owned strings. */
+struct strlist {
+	char	**v;
+	size_t	  n;
+};
+
+int	strlist_add(struct strlist *, const char *);
+int	strlist_has(const struct strlist *, const char *);
+void	strlist_free(struct strlist *);
+
+void	*xcalloc(size_t n, size_t size);
+char	*xstrdup(const char *);
+void	 hex_encode(const unsigned char *in, size_t n, char *out);
+int	 hex_decode(const char *in, unsigned char *out, size_t outlen);
+
+/* Resolves a path relative to the directory of another file; caller frees. */
+char	*path_relative_to(const char *base_file, const char *path);
+
+/* Checks that a private key file is not group/world readable (smtpd's check_file_secrecy). */
+int	 file_is_secret(const char *path, char *err, size_t errlen);
+
+#endif

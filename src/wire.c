@@ -1,0 +1,142 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wire.h"
+
+wire_request *
+wire_request_decode(const uint8_t *buf, size_t len)
+{
+	return safeshare__v1__disclosure_request__unpack(NULL, len, buf);
+}
+
+void
+wire_request_free(wire_request *r)
+{
+	if (r != NULL)
+		safeshare__v1__disclosure_request__free_unpacked(r, NULL);
+}
+
+void
+wire_request_view(const wire_request *r, struct policy_request *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->purpose = r->purpose;
+	v->case_ref = r->case_reference;
+	v->practitioner = r->practitioner;
+	v->subject_id = r->subject_id;
+	v->record_type = r->record_type;
+	v->fields = (const char *const *)r->fields;
+	v->nfields = r->n_fields;
+	v->consult = r->consultation;
+	v->override_code = r->override_code;
+	v->justification = r->override_justification;
+	v->inform_waiver = r->inform_waiver_reason;
+}
+
+static uint8_t *
+pack(const ProtobufCMessage *m, size_t *len)
+{
+	uint8_t *buf;
+
+	*len = protobuf_c_message_get_packed_size(m);
+	if ((buf = malloc(*len ? *len : 1)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	protobuf_c_message_pack(m, buf);
+	return buf;
+}
+
+uint8_t *
+wire_response_encode(const struct decision *d, const char *protocol_id,
+    const char *protocol_version, uint64_t disclosure_id, int64_t last_verified,
+    int64_t now, size_t *len)
+{
+	static const Safeshare__V1__Decision kinds[] = {
+		[DECISION_DENY] = SAFESHARE__V1__DECISION__DECISION_DENY,
+		[DECISION_ALLOW] = SAFESHARE__V1__DECISION__DECISION_ALLOW,
+		[DECISION_PARTIAL] = SAFESHARE__V1__DECISION__DECISION_PARTIAL,
+		[DECISION_CONSULTATION] = SAFESHARE__V1__DECISION__DECISION_CONSULTATION,
+	};
+	Safeshare__V1__DisclosureResponse	 resp = SAFESHARE__V1__DISCLOSURE_RESPONSE__INIT;
+	Safeshare__V1__ReleasedField		 rel[PROTOCOL_MAX_FIELDS];
+	Safeshare__V1__ReleasedField		*relp[PROTOCOL_MAX_FIELDS];
+	Safeshare__V1__WithheldField		 wh[PROTOCOL_MAX_FIELDS];
+	Safeshare__V1__WithheldField		*whp[PROTOCOL_MAX_FIELDS];
+
+	resp.decision = kinds[d->kind];
+	resp.reason = (char *)d->reason;
+	resp.disclosure_id = disclosure_id;
+	resp.protocol_id = (char *)(protocol_id ? protocol_id : "");
+	resp.protocol_version = (char *)(protocol_version ? protocol_version : "");
+	resp.rule_id = d->rule ? d->rule->id : "";
+	resp.lawful_basis = d->purpose && d->rule ? d->purpose->lawful_basis : "";
+	resp.review_required = d->review_required;
+	resp.inform_subject = d->inform_subject;
+	resp.released = relp;
+	resp.withheld = whp;
+	for (size_t i = 0; i < d->nfields; i++) {
+		const struct decided_field *f = &d->fields[i];
+
+		if (f->released) {
+			Safeshare__V1__ReleasedField *r = &rel[resp.n_released];
+
+			safeshare__v1__released_field__init(r);
+			r->name = f->def->name;
+			r->value = (char *)f->value;
+			r->label = f->def->opinion ? SAFESHARE__V1__LABEL__LABEL_OPINION :
+			    SAFESHARE__V1__LABEL__LABEL_FACT;
+			r->last_verified = last_verified;
+			r->transform = f->transform == TR_NONE ? "" :
+			    (char *)transform_name(f->transform);
+			relp[resp.n_released++] = r;
+		} else if (d->kind != DECISION_DENY) {
+			Safeshare__V1__WithheldField *w = &wh[resp.n_withheld];
+
+			safeshare__v1__withheld_field__init(w);
+			w->name = f->def->name;
+			w->reason = (char *)f->reason;
+			whp[resp.n_withheld++] = w;
+		}
+	}
+	if (resp.n_released > 0)
+		resp.record_age_seconds = now - last_verified;
+	return pack(&resp.base, len);
+}
+
+uint8_t *
+wire_error_encode(const char *code, const char *message, uint64_t disclosure_id,
+    size_t *len)
+{
+	Safeshare__V1__Error e = SAFESHARE__V1__ERROR__INIT;
+
+	e.code = (char *)code;
+	e.message = (char *)message;
+	e.disclosure_id = disclosure_id;
+	return pack(&e.base, len);
+}
+
+void
+wire_fields_summary(const struct decision *d, int released, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < d->nfields && n < len; i++) {
+		const struct decided_field *f = &d->fields[i];
+		int w;
+
+		if (f->released != released)
+			continue;
+		if (released)
+			w = snprintf(out + n, len - n, "%s%s%s%s", n ? "," : "",
+			    f->def->name, f->transform ? "/" : "",
+			    f->transform ? transform_name(f->transform) : "");
+		else
+			w = snprintf(out + n, len - n, "%s%s:%s", n ? "," : "",
+			    f->def->name, f->reason ? f->reason : "withheld");
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
