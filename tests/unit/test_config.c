@@ -1,0 +1,100 @@
+/* The daemon config: defaults, bounds, relative paths, precise errors. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char path[256];
+
+static void
+write_conf(const char *text)
+{
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/tmp/safeshare-test-config-%d.yaml", (int)getpid());
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void
+teardown(void)
+{
+	unlink(path);
+}
+
+TestSuite(config, .fini = teardown);
+
+Test(config, example_loads_with_defaults_and_relative_paths)
+{
+	struct config	 c;
+	struct diag	 d = { 0 };
+
+	cr_assert_eq(config_load(SOURCE_DIR "/config/safeshared.yaml", &c, &d), 0);
+	cr_expect_str_eq(c.listen, "127.0.0.1");
+	cr_expect_eq(c.port, 8443);
+	cr_expect_str_eq(c.protocol, SOURCE_DIR "/config/protocol.yaml",
+	    "paths are relative to the config file");
+	cr_expect_str_eq(c.tls_key, SOURCE_DIR "/config/../run/pki/server.key");
+	cr_expect_eq(c.max_body, 65536);
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, defaults_apply)
+{
+	struct config	 c;
+	struct diag	 d = { 0 };
+
+	write_conf("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n");
+	cr_assert_eq(config_load(path, &c, &d), 0);
+	cr_expect_eq(c.port, 8443);
+	cr_expect_eq(c.timeout, 30);
+	cr_expect_eq(c.max_headers, 8192);
+	cr_expect_eq(c.log_level, LOG_LEVEL_INFO);
+	cr_expect_str_eq(c.store, "/tmp/s");
+	config_free(&c);
+	diag_free(&d);
+}
+
+static void
+expect_error(const char *text, const char *want)
+{
+	struct config	 c;
+	struct diag	 d = { 0 };
+	char		 full[512];
+	int		 found = 0;
+
+	write_conf(text);
+	cr_assert_eq(config_load(path, &c, &d), -1, "accepted: %s", text);
+	snprintf(full, sizeof(full), "%s%s", path, want);
+	for (size_t i = 0; i < d.n; i++)
+		found |= strcmp(d.msgs[i], full) == 0;
+	if (!found)
+		diag_print(&d, stderr);
+	cr_expect(found, "missing diagnostic: %s", full);
+	config_free(&c);
+	diag_free(&d);
+}
+
+Test(config, errors_name_line_and_column)
+{
+	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
+	    "prot: 9\n", ":5:1: unknown key \"prot\"; did you mean \"port\"?");
+	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
+	    "port: 70000\n", ":5:7: port: 70000 is out of range [0, 65535]");
+	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
+	    "limits:\n  max_body: lots\n", ":6:13: limits.max_body: expected an integer, got \"lots\"");
+	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
+	    "tls:\n  cert: x\n", ":6:3: duplicate key \"tls.cert\"");
+	expect_error("tls: {cert: a, key: b}\nprotocol: p\nstore: s\naudit_log: l\n",
+	    ": missing required key \"tls.ca\" (CA bundle that client certificates must chain to (PEM))");
+	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
+	    "log_level: loud\n", ":5:12: log_level: expected error, warn, info or debug");
+	expect_error("tls: {cert: a, key: b, ca: c\n", ":2:1: did not find expected ',' or '}' while parsing a flow mapping");
+}

@@ -1,0 +1,147 @@
+/* The record store: records, consent scope and history, flags, all-or-nothing loads. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char		 dbpath[256];
+static struct store	*st;
+static struct protocol	*proto;
+
+static void
+setup(void)
+{
+	struct diag	 d = { 0 };
+	char		 err[256];
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/safeshare-test-store-%d.db", (int)getpid());
+	unlink(dbpath);
+	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
+	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(proto);
+	diag_free(&d);
+}
+
+static void
+teardown(void)
+{
+	char p[300];
+
+	store_close(st);
+	protocol_unref(proto);
+	unlink(dbpath);
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	unlink(p);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static void
+load_demo(void)
+{
+	struct diag d = { 0 };
+
+	cr_assert_eq(store_load_yaml(st, proto, SOURCE_DIR "/config/demo-data.yaml", 100, &d), 0);
+	diag_free(&d);
+}
+
+Test(store, record_values_by_field)
+{
+	struct store_subject	 s;
+	const struct record_type *rt = protocol_record_type(proto, "person");
+	size_t			 idx;
+
+	load_demo();
+	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", &s), 0);
+	cr_expect(s.view.known);
+	record_type_field(rt, "full_name", &idx);
+	cr_expect_str_eq(s.values[idx], "Amelia Hart");
+	cr_expect_str_eq(s.holder, "childrens_social_care");
+	cr_expect_gt(s.view.last_verified, 0, "D9");
+	cr_expect_eq(s.view.consent, CONSENT_NONE);
+	store_subject_free(&s);
+
+	cr_assert_eq(store_subject(st, rt, "NOPE", "police", "child_protection", &s), 0);
+	cr_expect_not(s.view.known);
+	store_subject_free(&s);
+}
+
+Test(store, consent_scope_and_latest_wins)
+{
+	struct store_subject	 s;
+	const struct record_type *rt = protocol_record_type(proto, "person");
+
+	load_demo();
+	/* S1003 granted consent to health_trust and housing only (D3). */
+	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s), 0);
+	cr_expect_eq(s.view.consent, CONSENT_GRANTED);
+	cr_expect_gt(s.view.consent_expires, 0);
+	store_subject_free(&s);
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "housing_support", &s), 0);
+	cr_expect_eq(s.view.consent, CONSENT_NONE, "out of scope is no consent");
+	store_subject_free(&s);
+
+	/* A later withdrawal wins; the grant stays in the history. */
+	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_WITHDRAWN, "*", "*", 0, "x", 200), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s), 0);
+	cr_expect_eq(s.view.consent, CONSENT_WITHDRAWN);
+	store_subject_free(&s);
+}
+
+Test(store, flags)
+{
+	struct store_subject	 s;
+	const struct record_type *rt = protocol_record_type(proto, "person");
+
+	load_demo();
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s), 0);
+	cr_assert_eq(s.view.nflags, 1);
+	cr_expect_str_eq(s.view.flags[0], "domestic_abuse");
+	store_subject_free(&s);
+}
+
+Test(store, bad_data_file_loads_nothing)
+{
+	struct diag		 d = { 0 };
+	struct store_subject	 s;
+	const struct record_type *rt = protocol_record_type(proto, "person");
+	char			 bad[300];
+	FILE			*fp;
+	int			 found = 0;
+
+	snprintf(bad, sizeof(bad), "%s.yaml", dbpath);
+	fp = fopen(bad, "w");
+	fputs("subjects:\n"
+	    "  - id: X1\n    holder: health_trust\n    records:\n      person:\n"
+	    "        verified: 2026-01-01\n        fields: {full_name: \"Ok Person\"}\n"
+	    "  - id: X2\n    holder: health_trust\n    records:\n      person:\n"
+	    "        verified: 2026-01-01\n        fields: {full_nme: \"Typo\"}\n", fp);
+	fclose(fp);
+	cr_expect_eq(store_load_yaml(st, proto, bad, 100, &d), -1);
+	for (size_t i = 0; i < d.n; i++)
+		found |= strstr(d.msgs[i], ":13:18: record type \"person\" has no field "
+		    "\"full_nme\"") != NULL;
+	diag_print(&d, stderr);
+	cr_expect(found, "names the file, line and column");
+	cr_assert_eq(store_subject(st, rt, "X1", "police", "child_protection", &s), 0);
+	cr_expect_not(s.view.known, "all or nothing: the good subject was not kept");
+	store_subject_free(&s);
+	unlink(bad);
+	diag_free(&d);
+}
+
+Test(store, schema_version_recorded)
+{
+	char		 err[256];
+	struct store	*again;
+
+	store_close(st);
+	cr_assert_eq(store_open(&again, dbpath, err, sizeof(err)), 0, "reopen migrates nothing");
+	st = again;
+}
