@@ -1,0 +1,158 @@
+#!/bin/sh
+# safeshare quickstart: installs what is missing, builds, makes a development
+# PKI, starts safeshared on 127.0.0.1:8443 with the example protocol and demo
+# data, and runs example requests as a practitioner, an admin and an auditor.
+#
+#   deploy/quickstart.sh        set up and start (safe to run again)
+#   deploy/quickstart.sh stop   stop the daemon it started
+#
+# Everything it makes lives in run/ at the top of the repository.
+set -eu
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+run="$root/run"
+pidfile="$run/safeshared.pid"
+B="$root/build"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@" || true; }
+
+stop_daemon() {
+	if [ -f "$pidfile" ]; then
+		pid=$(cat "$pidfile")
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid"
+			i=0
+			while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+			if kill -0 "$pid" 2>/dev/null; then
+				echo "quickstart: safeshared (pid $pid) did not stop; sending KILL" >&2
+				kill -KILL "$pid" 2>/dev/null || true
+			fi
+			echo "quickstart: stopped safeshared (pid $pid)"
+		fi
+		rm -f "$pidfile"
+	fi
+}
+
+case ${1:-start} in
+stop)
+	stop_daemon
+	exit 0 ;;
+start) ;;
+-h|--help)
+	sed -n '2,9p' "$0"
+	exit 0 ;;
+*)
+	echo "usage: deploy/quickstart.sh [stop]" >&2
+	exit 2 ;;
+esac
+
+say "1. Dependencies (Debian packages)"
+deploy/install-deps.sh
+
+say "2. Build"
+cmake -S "$root" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$B" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+echo "built $B/daemon/safeshared and $B/client/safeshare"
+
+say "3. Development PKI in run/pki (a CA, a server certificate, one per agency)"
+stop_daemon
+mkdir -p "$run"
+if [ ! -f "$run/pki/ca.crt" ]; then
+	deploy/pki.sh "$run/pki"
+else
+	echo "reusing $run/pki"
+fi
+
+say "4. Check the config and the sharing protocol (as an admin would)"
+show "$B/daemon/safeshared" -t -c config/safeshared.yaml
+show "$B/client/safeshare" policy check config/protocol.yaml
+
+say "5. Load the demo data (fictional subjects) into a fresh store"
+rm -f "$run/store.db" "$run/store.db-wal" "$run/store.db-shm"
+"$B/daemon/safeshared" -c config/safeshared.yaml -l config/demo-data.yaml
+
+say "6. Start safeshared on 127.0.0.1:8443"
+rm -f "$run/port"
+nohup "$B/daemon/safeshared" -c config/safeshared.yaml -r "$run/port" \
+	>>"$run/safeshared.log" 2>&1 </dev/null &
+echo $! > "$pidfile"
+i=0
+while [ ! -s "$run/port" ] && [ $i -lt 100 ]; do
+	if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		echo "quickstart: safeshared failed to start; its log:" >&2
+		tail -n 20 "$run/safeshared.log" >&2
+		rm -f "$pidfile"
+		exit 1
+	fi
+	sleep 0.1
+	i=$((i + 1))
+done
+[ -s "$run/port" ] || { echo "quickstart: safeshared did not listen" >&2; exit 1; }
+echo "safeshared running, pid $(cat "$pidfile"), log in run/safeshared.log"
+
+export SAFESHARE_SERVER=127.0.0.1:$(cat "$run/port")
+export SAFESHARE_CA="$run/pki/ca.crt"
+as() {	# as AGENCY: use that agency's client certificate
+	SAFESHARE_CERT="$run/pki/$1.crt"
+	SAFESHARE_KEY="$run/pki/$1.key"
+	export SAFESHARE_CERT SAFESHARE_KEY
+	echo "(as $1)"
+}
+SS="$B/client/safeshare"
+first=$(sqlite3 "$run/audit.db" "SELECT coalesce(max(seq), 0) + 1 FROM entries" 2>/dev/null || echo 1)
+
+say "7. A practitioner asks: police, child protection, person record of S1001 -> released"
+as police
+show "$SS" request --subject S1001 --record-type person --purpose child_protection \
+	--case CP-2026-0142 --practitioner "DC R. Jones"
+
+say "8. Same rule, S1003 carries a domestic_abuse flag -> address and phone withheld (D12)"
+show "$SS" request --subject S1003 --record-type person --purpose child_protection \
+	--case CP-2026-0142 --practitioner "DC R. Jones"
+
+say "9. Police ask for an adult safeguarding record -> denied, no rule (D1)"
+show "$SS" request --subject S1002 --record-type person --purpose adult_safeguarding \
+	--case AS-77 --practitioner "DC R. Jones"
+
+say "10. Health asks about S1002, who refused consent -> denied (D4)"
+as health_trust
+show "$SS" request --subject S1002 --record-type person --purpose adult_safeguarding \
+	--case AS-78 --practitioner "N. Patel"
+
+say "11. ... and with an override exception and a justification -> released, flagged for review (D5, D6)"
+show "$SS" request --subject S1002 --record-type person --purpose adult_safeguarding \
+	--case AS-78 --practitioner "N. Patel" --override adult_serious_harm \
+	--justification "Neighbour reports Mr Mills has not been seen for four days and is at risk of serious harm."
+
+say "12. A domestic-abuse service consults without identifying the subject (D11)"
+as da_service
+show "$SS" request --subject S1003 --record-type concern --purpose marac \
+	--case MARAC-12 --practitioner "J. Reed" --consult
+
+say "13. An auditor reads the disclosure log and verifies its hash chain (D7)"
+show "$SS" audit show --log "$run/audit.db" --last $(( $(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries" 2>/dev/null || echo 6) - first + 1 ))
+show "$SS" audit verify --log "$run/audit.db"
+
+as police >/dev/null
+show "$SS" health
+
+cat <<EOT
+
+== Done. safeshared is running on $SAFESHARE_SERVER (pid $(cat "$pidfile")).
+
+Try it yourself:
+  export SAFESHARE_SERVER=$SAFESHARE_SERVER SAFESHARE_CA=$run/pki/ca.crt
+  export SAFESHARE_CERT=$run/pki/police.crt SAFESHARE_KEY=$run/pki/police.key
+  $SS request --subject S1001 --record-type person --purpose child_protection \\
+      --case CP-1 --practitioner "Your Name" --json
+  $SS audit show --log $run/audit.db
+  $SS --help
+
+Daemon log: run/safeshared.log. Reload the protocol: kill -HUP \$(cat run/safeshared.pid)
+Stop it:    deploy/quickstart.sh stop
+EOT

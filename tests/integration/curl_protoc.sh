@@ -1,0 +1,51 @@
+#!/bin/sh
+# The API is usable without our client: a protobuf body made with
+# `protoc --encode`, POSTed with plain curl over mutual TLS, answered with a
+# DisclosureResponse that `protoc --decode` reads.
+#   curl_protoc.sh SOURCE_DIR SAFESHARED_BIN
+set -eu
+src=$1
+bin=$2
+dir=$(mktemp -d /tmp/safeshare-curl-XXXXXX)
+pid=""
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+"$src/deploy/pki.sh" "$dir/pki" police childrens_social_care health_trust >/dev/null
+cp "$src/config/protocol.yaml" "$dir/"
+cat > "$dir/safeshared.yaml" <<EOT
+listen: 127.0.0.1
+port: 0
+tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt }
+protocol: protocol.yaml
+store: store.db
+audit_log: audit.db
+EOT
+"$bin" -c "$dir/safeshared.yaml" -l "$src/config/demo-data.yaml" >/dev/null
+"$bin" -c "$dir/safeshared.yaml" -r "$dir/port" 2>"$dir/log" &
+pid=$!
+i=0
+while [ ! -s "$dir/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+port=$(cat "$dir/port")
+
+printf 'purpose: "child_protection" case_reference: "CP-1" practitioner: "DC Jones" subject_id: "S1001" record_type: "person" fields: "full_name"\n' |
+	protoc --encode=safeshare.v1.DisclosureRequest -I "$src/proto" safeshare.proto > "$dir/req.bin"
+curl -sS --fail --cert "$dir/pki/police.crt" --key "$dir/pki/police.key" \
+	--cacert "$dir/pki/ca.crt" -H 'Content-Type: application/x-protobuf' \
+	--data-binary @"$dir/req.bin" "https://127.0.0.1:$port/v1/disclosures" > "$dir/resp.bin"
+protoc --decode=safeshare.v1.DisclosureResponse -I "$src/proto" safeshare.proto \
+	< "$dir/resp.bin" > "$dir/resp.txt"
+cat "$dir/resp.txt"
+grep -q 'decision: DECISION_ALLOW' "$dir/resp.txt"
+grep -q 'value: "Amelia Hart"' "$dir/resp.txt"
+grep -q 'disclosure_id: 1' "$dir/resp.txt"
+
+# Without a client certificate curl gets no HTTP reply at all.
+if curl -sS --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$port/healthz" -o /dev/null 2>/dev/null; then
+	echo "FAIL: a request without a client certificate was answered" >&2
+	exit 1
+fi
+echo "curl_protoc: ok"
