@@ -185,6 +185,8 @@ ss_client_call(struct ss_client *c, const char *method, const char *path,
 	struct evkeyvalq	*h;
 	struct call		 k;
 	char			 host[300];
+	evutil_socket_t		 fd;
+	int			 one = 1;
 	enum evhttp_cmd_type	 cmd = strcmp(method, "POST") == 0 ?
 				    EVHTTP_REQ_POST : EVHTTP_REQ_GET;
 
@@ -212,6 +214,12 @@ ss_client_call(struct ss_client *c, const char *method, const char *path,
 		snprintf(err, errlen, "cannot send request");
 		return -1;
 	}
+	/*
+	 * evhttp writes the head and the body separately: without TCP_NODELAY
+	 * Nagle holds the body until the head is acknowledged (~40 ms).
+	 */
+	if ((fd = bufferevent_getfd(c->bev)) >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	while (!k.done)
 		if (event_base_dispatch(c->base) == -1)
 			break;
@@ -275,6 +283,31 @@ ss_health(struct ss_client *c, Safeshare__V1__Health **health, int *status,
 	if (*health == NULL) {
 		snprintf(err, errlen, "HTTP %d with a body that is not a Health message",
 		    *status);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ss_admin_reload(struct ss_client *c, Safeshare__V1__ReloadResult **result,
+    Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
+{
+	unsigned char	*body;
+	size_t		 blen;
+
+	*result = NULL;
+	*error = NULL;
+	if (ss_client_call(c, "POST", "/v1/admin/reload", "", 0, status, &body, &blen,
+	    err, errlen) == -1)
+		return -1;
+	if (*status == 200)
+		*result = safeshare__v1__reload_result__unpack(NULL, blen, body);
+	else
+		*error = safeshare__v1__error__unpack(NULL, blen, body);
+	free(body);
+	if (*result == NULL && *error == NULL) {
+		snprintf(err, errlen, "HTTP %d with a body that is not a safeshare "
+		    "message", *status);
 		return -1;
 	}
 	return 0;

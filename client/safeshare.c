@@ -17,8 +17,8 @@
 #include "protocol.h"
 #include "safeshare/client.h"
 #include "util.h"
+#include "cli.h"
 
-enum { EX_OK, EX_LOCAL, EX_USAGE, EX_DENIED, EX_REFUSED, EX_NOANSWER };
 
 struct conn_opts {
 	const char	*server, *cert, *key, *ca;
@@ -32,6 +32,9 @@ static const char *const top_usage =
     "  health         check that the server is up and its log is writable\n"
     "Admins:\n"
     "  policy check   validate a sharing protocol file offline\n"
+    "  policy explain what would happen if agency A asked for T for purpose P\n"
+    "  policy matrix  what every agency can see, for every purpose (transparency)\n"
+    "  admin reload   make the daemon re-read its sharing protocol\n"
     "Auditors:\n"
     "  audit show     print disclosure log entries (offline, from the log file)\n"
     "  audit verify   recompute the log's hash chain (offline)\n"
@@ -43,7 +46,7 @@ static const char *const top_usage =
     "Exit codes: 0 ok, 1 local error, 2 usage, 3 denied by the protocol,\n"
     "4 refused by the server, 5 no answer. 'safeshare COMMAND --help' for more.\n";
 
-static void
+void
 json_str(FILE *fp, const char *s)
 {
 	fputc('"', fp);
@@ -326,6 +329,79 @@ cmd_request(int argc, char *argv[])
 }
 
 static int
+cmd_admin(int argc, char *argv[])
+{
+	static const struct option longopts[] = { CONN_LONGOPTS, { NULL, 0, NULL, 0 } };
+	static const char *const help =
+	    "usage: safeshare admin reload [--json] [connection options]\n"
+	    "Asks the daemon to re-read its sharing protocol (admin role). A file\n"
+	    "with any problem is rejected, its problems printed, and the protocol\n"
+	    "in force stays. Exit 0 reloaded, 1 rejected, 4 refused.\n";
+	Safeshare__V1__ReloadResult	*r;
+	Safeshare__V1__Error		*e;
+	struct conn_opts		 o = { 0 };
+	struct ss_client		*c;
+	char				 err[512];
+	int				 ch, json = 0, status, rc;
+
+	if (argc < 2 || strcmp(argv[1], "reload") != 0) {
+		fputs(help, argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? EX_OK : EX_USAGE;
+	}
+	argc--;
+	argv++;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (conn_opt(ch, &o, &json))
+			continue;
+		if (ch == O_HELP) {
+			fputs(help, stdout);
+			return EX_OK;
+		}
+		fputs(help, stderr);
+		return EX_USAGE;
+	}
+	if ((rc = connect_client(&o, &c)) != EX_OK)
+		return rc;
+	rc = ss_admin_reload(c, &r, &e, &status, err, sizeof(err));
+	ss_client_free(c);
+	if (rc == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		return EX_NOANSWER;
+	}
+	if (e != NULL) {
+		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, e->code,
+		    e->message);
+		safeshare__v1__error__free_unpacked(e, NULL);
+		return EX_REFUSED;
+	}
+	if (json) {
+		printf("{\"ok\":%s,\"protocol\":", r->ok ? "true" : "false");
+		json_str(stdout, r->protocol_id);
+		printf(",\"protocol_version\":");
+		json_str(stdout, r->protocol_version);
+		printf(",\"sha256\":\"%s\",\"problems\":[", r->protocol_sha256);
+		for (size_t i = 0; i < r->n_problems; i++) {
+			printf("%s", i ? "," : "");
+			json_str(stdout, r->problems[i]);
+		}
+		printf("]}\n");
+	} else {
+		for (size_t i = 0; i < r->n_problems; i++)
+			fprintf(stderr, "%s\n", r->problems[i]);
+		if (r->ok)
+			printf("reloaded: protocol %s version %s (sha256 %s), log entry %llu\n",
+			    r->protocol_id, r->protocol_version, r->protocol_sha256,
+			    (unsigned long long)r->disclosure_id);
+		else
+			printf("rejected: protocol %s version %s stays in force\n",
+			    r->protocol_id, r->protocol_version);
+	}
+	rc = r->ok ? EX_OK : EX_LOCAL;
+	safeshare__v1__reload_result__free_unpacked(r, NULL);
+	return rc;
+}
+
+static int
 cmd_health(int argc, char *argv[])
 {
 	static const struct option longopts[] = { CONN_LONGOPTS, { NULL, 0, NULL, 0 } };
@@ -366,48 +442,6 @@ cmd_health(int argc, char *argv[])
 	rc = h->audit_ok ? EX_OK : EX_REFUSED;
 	safeshare__v1__health__free_unpacked(h, NULL);
 	return rc;
-}
-
-static int
-cmd_policy(int argc, char *argv[])
-{
-	struct diag	 d = { 0 };
-	struct protocol	*p;
-	char		 roles[64];
-
-	if (argc < 3 || strcmp(argv[1], "check") != 0 || strcmp(argv[2], "--help") == 0) {
-		fprintf(argc >= 3 ? stdout : stderr,
-		    "usage: safeshare policy check FILE\n"
-		    "Validates a sharing protocol offline; prints a summary or every\n"
-		    "problem as file:line:col: message. Exit 1 on error.\n");
-		return argc >= 3 ? EX_OK : EX_USAGE;
-	}
-	p = protocol_load(argv[2], time(NULL), &d);
-	diag_print(&d, stderr);
-	diag_free(&d);
-	if (p == NULL)
-		return EX_LOCAL;
-	printf("%s: protocol %s version %s, owner %s, review by %s\n", argv[2], p->id,
-	    p->version, p->owner, p->review_by_str);
-	printf("agencies (%zu):\n", p->nagencies);
-	for (size_t i = 0; i < p->nagencies; i++)
-		printf("  %-28s %s\n", p->agencies[i].id,
-		    roles_string(p->agencies[i].roles, roles, sizeof(roles)));
-	printf("purposes (%zu):\n", p->npurposes);
-	for (size_t i = 0; i < p->npurposes; i++)
-		printf("  %-28s %s\n", p->purposes[i].id, p->purposes[i].lawful_basis);
-	printf("record types (%zu):\n", p->nrecord_types);
-	for (size_t i = 0; i < p->nrecord_types; i++)
-		printf("  %-28s %zu fields\n", p->record_types[i].id,
-		    p->record_types[i].nfields);
-	printf("rules (%zu):\n", p->nrules);
-	for (size_t i = 0; i < p->nrules; i++)
-		printf("  %-28s %s / %s, %zu fields, consent %s\n", p->rules[i].id,
-		    p->rules[i].purpose->id, p->rules[i].record_type->id,
-		    p->rules[i].nfields, p->rules[i].consent_required ? "required" :
-		    "not required");
-	protocol_unref(p);
-	return EX_OK;
 }
 
 struct show_state {
@@ -544,6 +578,7 @@ main(int argc, char *argv[])
 		{ "request", cmd_request },
 		{ "health", cmd_health },
 		{ "policy", cmd_policy },
+		{ "admin", cmd_admin },
 		{ "audit", cmd_audit },
 	};
 

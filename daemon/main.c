@@ -52,7 +52,11 @@ on_stop(evutil_socket_t sig, short ev, void *arg)
 static void
 on_hup(evutil_socket_t sig, short ev, void *arg)
 {
-	server_reload(arg);
+	struct diag	 d = { 0 };
+	uint64_t	 seq;
+
+	server_reload(arg, NULL, &d, &seq);
+	diag_free(&d);
 }
 
 static int

@@ -1,6 +1,7 @@
 /*
  * Routes:
  *   POST /v1/disclosures   DisclosureRequest -> DisclosureResponse | Error
+ *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
  *   GET  /healthz          Health
  * Every disclosure decision, including refusals, is committed to the
  * disclosure log before the reply is queued (D7); if the log cannot be
@@ -297,6 +298,8 @@ handle_health(struct server *srv, struct evhttp_request *req)
 	    "Service Unavailable", buf, len);
 }
 
+static void	handle_reload(struct server *, struct evhttp_request *);
+
 static void
 route(struct evhttp_request *req, void *arg)
 {
@@ -312,6 +315,11 @@ route(struct evhttp_request *req, void *arg)
 			reply_error(req, 405, "method_not_allowed", "use POST", 0);
 		else
 			handle_disclosure(srv, req);
+	} else if (strcmp(path, "/v1/admin/reload") == 0) {
+		if (cmd != EVHTTP_REQ_POST)
+			reply_error(req, 405, "method_not_allowed", "use POST", 0);
+		else
+			handle_reload(srv, req);
 	} else if (strcmp(path, "/healthz") == 0) {
 		if (cmd != EVHTTP_REQ_GET)
 			reply_error(req, 405, "method_not_allowed", "use GET", 0);
@@ -377,40 +385,82 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	return 0;
 }
 
+/*
+ * Re-reads the protocol file. On any problem the old protocol stays in force
+ * and the problems are left in *d (the caller frees it). A successful reload
+ * is itself a log entry; its seq goes to *seq.
+ */
 int
-server_reload(struct server *srv)
+server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 {
-	struct diag		 d = { 0 };
 	struct protocol		*p;
 	struct audit_entry	 e;
 
-	if ((p = protocol_load(srv->conf->protocol, time(NULL), &d)) == NULL) {
-		for (size_t i = 0; i < d.n; i++)
-			log_warnx("event=reload_rejected problem=\"%s\"", d.msgs[i]);
+	*seq = 0;
+	if ((p = protocol_load(srv->conf->protocol, time(NULL), d)) == NULL) {
+		for (size_t i = 0; i < d->n; i++)
+			log_warnx("event=reload_rejected problem=\"%s\"", d->msgs[i]);
 		log_warnx("event=reload_rejected keeping=%s version=%s",
 		    srv->proto->id, srv->proto->version);
-		diag_free(&d);
 		return -1;
 	}
-	diag_free(&d);
 	memset(&e, 0, sizeof(e));
 	e.time = time(NULL);
 	e.kind = "reload";
+	e.agency = by;
 	e.decision = "reload";
 	e.reason = "protocol_reloaded";
 	e.protocol_id = p->id;
 	e.protocol_version = p->version;
 	e.protocol_sha256 = p->sha256;
 	if (log_entry(srv, &e) == -1) {
+		diag_add(d, srv->conf->protocol, 0, 0, "the disclosure log cannot be "
+		    "written; not reloaded");
 		log_warnx("event=reload_rejected reason=audit_unavailable");
 		protocol_unref(p);
 		return -1;
 	}
+	/* Requests holding a reference finish on the old version. */
 	protocol_unref(srv->proto);
 	srv->proto = p;
-	log_info("event=reloaded protocol=%s version=%s sha256=%s", p->id,
-	    p->version, p->sha256);
+	*seq = e.seq;
+	log_info("event=reloaded protocol=%s version=%s sha256=%s by=%s", p->id,
+	    p->version, p->sha256, by ? by : "SIGHUP");
 	return 0;
+}
+
+static void
+handle_reload(struct server *srv, struct evhttp_request *req)
+{
+	Safeshare__V1__ReloadResult	 r = SAFESHARE__V1__RELOAD_RESULT__INIT;
+	const struct agency		*ag;
+	struct diag			 d = { 0 };
+	struct peer			 p;
+	uint64_t			 seq;
+	size_t				 len;
+	uint8_t				*buf;
+	char				 rid[33];
+
+	new_request_id(rid);
+	peer_of(req, &p);
+	ag = p.ok ? protocol_agency_by_cert(srv->proto, p.spki, p.subject) : NULL;
+	if (ag == NULL || !(ag->roles & ROLE_ADMIN)) {
+		refuse(srv, req, &p, ag ? ag->id : NULL, 403, "not_admin",
+		    "reloading the protocol needs the admin role", rid);
+		return;
+	}
+	r.ok = server_reload(srv, ag->id, &d, &seq) == 0;
+	r.protocol_id = srv->proto->id;
+	r.protocol_version = srv->proto->version;
+	r.protocol_sha256 = srv->proto->sha256;
+	r.problems = d.msgs;
+	r.n_problems = d.n;
+	r.disclosure_id = seq;
+	len = safeshare__v1__reload_result__get_packed_size(&r);
+	buf = xcalloc(len + 1, 1);
+	safeshare__v1__reload_result__pack(&r, buf);
+	reply(req, 200, "OK", buf, len);
+	diag_free(&d);
 }
 
 void

@@ -36,6 +36,7 @@ int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);
 void	server_shutdown(struct server *);
 /* Re-reads the protocol; keeps the old one on any error (D13). */
-int	server_reload(struct server *);
+int	server_reload(struct server *, const char *by, struct diag *,
+	    uint64_t *seq);
 
 #endif

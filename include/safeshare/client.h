@@ -56,6 +56,13 @@ int	ss_disclose(struct ss_client *, const Safeshare__V1__DisclosureRequest *,
 	    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **error,
 	    int *status, char *err, size_t errlen);
 
+/*
+ * POST /v1/admin/reload (admin role). Returns 0 with *result (HTTP 200) or
+ * *error set, or -1 when there was no usable reply.
+ */
+int	ss_admin_reload(struct ss_client *, Safeshare__V1__ReloadResult **result,
+	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
+
 /* GET /healthz. Returns 0 with *health set, or -1. */
 int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
 	    char *err, size_t errlen);

@@ -60,7 +60,7 @@ h_setup(struct daemon *d)
 	snprintf(d->dir, sizeof(d->dir), "/tmp/safeshare-it-XXXXXX");
 	cr_assert_not_null(mkdtemp(d->dir));
 	snprintf(cmd, sizeof(cmd), "%s/deploy/pki.sh %s/pki police childrens_social_care "
-	    "health_trust housing auditor stranger >/dev/null && "
+	    "health_trust housing auditor admin stranger >/dev/null && "
 	    "%s/deploy/pki.sh %s/other police >/dev/null", SOURCE_DIR, d->dir,
 	    SOURCE_DIR, d->dir);
 	cr_assert_eq(h_run(cmd, NULL), 0, "pki.sh failed");

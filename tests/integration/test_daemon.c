@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -338,4 +339,106 @@ Test(daemon, sighup_with_bad_protocol_keeps_the_old_one)
 	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
 	ss_client_free(c);
 	cr_expect_eq(h_log_count(&d, "kind = 'reload'"), 0, "no reload happened");
+}
+
+static void
+write_protocol_version(const char *version, int broken)
+{
+	char cmd[4096];
+
+	/* Written to a temp file and renamed, as an admin's editor would. */
+	snprintf(cmd, sizeof(cmd), "sed 's/^  version: \"1.0\"/  version: \"%s\"/' "
+	    "%s/config/protocol.yaml > %s.tmp && %s%s%s mv %s.tmp %s", version,
+	    SOURCE_DIR, d.protocol, broken ? "echo 'rulez: []' >> " : "",
+	    broken ? d.protocol : "", broken ? ".tmp &&" : "", d.protocol, d.protocol);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+}
+
+Test(daemon, admin_reload_needs_admin_and_keeps_old_on_error)
+{
+	struct ss_client		*police = h_client(&d, "police");
+	struct ss_client		*admin = h_client(&d, "admin");
+	Safeshare__V1__ReloadResult	*r;
+	Safeshare__V1__Error		*e;
+	Safeshare__V1__DisclosureResponse *resp;
+	char				 err[512];
+	int				 status;
+
+	/* Only the admin role may reload (D13). */
+	cr_assert_eq(ss_admin_reload(police, &r, &e, &status, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(status, 403);
+	cr_assert_not_null(e);
+	cr_expect_str_eq(e->code, "not_admin");
+	safeshare__v1__error__free_unpacked(e, NULL);
+
+	write_protocol_version("1.1", 0);
+	cr_assert_eq(ss_admin_reload(admin, &r, &e, &status, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(r);
+	cr_expect(r->ok);
+	cr_expect_str_eq(r->protocol_version, "1.1");
+	cr_expect_gt(r->disclosure_id, 0);
+	safeshare__v1__reload_result__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'reload' AND protocol_version = '1.1' "
+	    "AND agency = 'admin' AND length(protocol_sha256) = 64"), 1);
+
+	write_protocol_version("1.2", 1);
+	cr_assert_eq(ss_admin_reload(admin, &r, &e, &status, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(r);
+	cr_expect_not(r->ok, "a bad protocol is rejected");
+	cr_expect_str_eq(r->protocol_version, "1.1", "the old one stays in force");
+	cr_assert_geq(r->n_problems, 1);
+	cr_expect(strstr(r->problems[0], "protocol.yaml:") != NULL &&
+	    strstr(r->problems[0], "unknown key \"rulez\" in protocol file; did you mean "
+	    "\"rules\"?") != NULL,
+	    "%s", r->problems[0]);
+	safeshare__v1__reload_result__free_unpacked(r, NULL);
+
+	resp = ask(police, "S1001", "child_protection", "person", &status, &e);
+	cr_assert_not_null(resp);
+	cr_expect_str_eq(resp->protocol_version, "1.1", "decisions name the version used");
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND protocol_version = '1.1'"), 1);
+	safeshare__v1__disclosure_response__free_unpacked(resp, NULL);
+	ss_client_free(police);
+	ss_client_free(admin);
+}
+
+Test(daemon, reload_under_concurrent_requests_loses_nothing)
+{
+	enum { REQUESTS = 300, RELOADS = 20 };
+	pid_t	 child;
+	int	 st;
+
+	if ((child = fork()) == 0) {
+		struct ss_client *c = h_client(&d, "police");
+		int failures = 0;
+
+		for (int i = 0; i < REQUESTS; i++) {
+			Safeshare__V1__DisclosureResponse *r;
+			Safeshare__V1__Error *e;
+			int status;
+
+			r = ask(c, "S1001", "child_protection", "person", &status, &e);
+			if (r == NULL || r->decision != SAFESHARE__V1__DECISION__DECISION_ALLOW)
+				failures++;
+			if (r)
+				safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+			if (e)
+				safeshare__v1__error__free_unpacked(e, NULL);
+		}
+		ss_client_free(c);
+		_exit(failures > 0);
+	}
+	for (int i = 0; i < RELOADS; i++) {
+		char v[16];
+
+		snprintf(v, sizeof(v), "1.%d", i + 1);
+		write_protocol_version(v, i % 2);
+		kill(d.pid, SIGHUP);
+		usleep(20 * 1000);
+	}
+	cr_assert_eq(waitpid(child, &st, 0), child);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a request failed during reloads");
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), REQUESTS);
+	cr_expect_eq(h_log_count(&d, "kind = 'reload'"), RELOADS / 2,
+	    "every good file reloaded, every bad one rejected");
 }

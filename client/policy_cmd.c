@@ -1,0 +1,426 @@
+/*
+ * safeshare policy check|explain|matrix: the admin's offline tools. They run
+ * the same parser and the same policy_decide() as the daemon.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "policy.h"
+#include "protocol.h"
+#include "yamlutil.h"
+
+static struct protocol *
+load(const char *path, int64_t now)
+{
+	struct diag	 d = { 0 };
+	struct protocol	*p = protocol_load(path, now, &d);
+
+	diag_print(&d, stderr);
+	diag_free(&d);
+	return p;
+}
+
+static int
+policy_check(int argc, char *argv[])
+{
+	struct protocol	*p;
+	char		 roles[64];
+
+	if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+		fprintf(argc == 2 ? stdout : stderr,
+		    "usage: safeshare policy check FILE\n"
+		    "Validates a sharing protocol offline; prints a summary, or every\n"
+		    "problem as file:line:col: message and exits 1.\n");
+		return argc == 2 ? EX_OK : EX_USAGE;
+	}
+	if ((p = load(argv[1], time(NULL))) == NULL)
+		return EX_LOCAL;
+	printf("%s: protocol %s version %s, owner %s, review by %s\n", argv[1], p->id,
+	    p->version, p->owner, p->review_by_str);
+	printf("agencies (%zu):\n", p->nagencies);
+	for (size_t i = 0; i < p->nagencies; i++)
+		printf("  %-28s %s\n", p->agencies[i].id,
+		    roles_string(p->agencies[i].roles, roles, sizeof(roles)));
+	printf("purposes (%zu):\n", p->npurposes);
+	for (size_t i = 0; i < p->npurposes; i++)
+		printf("  %-28s %s\n", p->purposes[i].id, p->purposes[i].lawful_basis);
+	printf("record types (%zu):\n", p->nrecord_types);
+	for (size_t i = 0; i < p->nrecord_types; i++)
+		printf("  %-28s %zu fields\n", p->record_types[i].id,
+		    p->record_types[i].nfields);
+	printf("rules (%zu):\n", p->nrules);
+	for (size_t i = 0; i < p->nrules; i++)
+		printf("  %-28s %s / %s, %zu fields, consent %s\n", p->rules[i].id,
+		    p->rules[i].purpose->id, p->rules[i].record_type->id,
+		    p->rules[i].nfields, p->rules[i].consent_required ? "required" :
+		    "not required");
+	protocol_unref(p);
+	return EX_OK;
+}
+
+static const char *const step_names[] = {
+	"", "who is asking", "protocol in force", "matching rule", "fields",
+	"consent", "risk flags", "transforms", "consultation"
+};
+
+static void
+explain_text(const struct protocol *p, const struct policy_request *rq,
+    const struct decision *d, const char *agency)
+{
+	int last = d->kind == DECISION_DENY ? d->step : 8;
+
+	for (int s = 1; s <= last; s++) {
+		int failed = d->kind == DECISION_DENY && s == d->step;
+
+		printf("%d. %-18s ", s, step_names[s]);
+		if (failed) {
+			printf("DENY %s: %s\n", d->reason, d->detail);
+			break;
+		}
+		switch (s) {
+		case 1: printf("agency %s may request\n", agency); break;
+		case 2: printf("%s %s in force through %s\n", p->id, p->version,
+		    p->review_by_str); break;
+		case 3: printf("rule %s\n", d->rule->id); break;
+		case 4: {
+			int n = 0;
+
+			printf("wanted:");
+			for (size_t i = 0; i < d->nfields; i++) {
+				const char *r = d->fields[i].reason;
+
+				if (r == NULL || r == d->reason || strncmp(r, "flag:", 5) == 0 ||
+				    strcmp(r, "consultation") == 0) {
+					printf(" %s", d->fields[i].def->name);
+					n++;
+				}
+			}
+			printf("%s\n", n ? "" : " (none)");
+			break;
+		}
+		case 5: printf("consent %s, rule %s%s%s\n", d->consent,
+		    d->rule->consent_required ? "requires consent" : "does not require consent",
+		    d->override_used ? "; override " : "",
+		    d->override_used ? override_name(d->override) : ""); break;
+		case 6: case 8: {
+			const char *tag = s == 6 ? "flag:" : "consultation";
+			int n = 0;
+
+			for (size_t i = 0; i < d->nfields; i++) {
+				const char *r = d->fields[i].reason;
+
+				if (r != NULL && strncmp(r, tag, strlen(tag)) == 0) {
+					printf("%s%s", n ? ", " : "withheld: ",
+					    d->fields[i].def->name);
+					n++;
+				}
+			}
+			printf("%s\n", n ? "" : s == 8 && !rq->consult ?
+			    "not a consultation" : "nothing withheld");
+			break;
+		}
+		case 7: {
+			int n = 0;
+
+			for (size_t i = 0; i < d->nfields; i++)
+				if (d->fields[i].released && d->fields[i].transform) {
+					printf("%s%s -> %s", n ? ", " : "",
+					    d->fields[i].def->name,
+					    transform_name(d->fields[i].transform));
+					n++;
+				}
+			printf("%s\n", n ? "" : "none");
+			break;
+		}
+		}
+	}
+	printf("\ndecision: %s (%s)\n", decision_name(d->kind), d->reason);
+	if (d->kind == DECISION_DENY)
+		return;
+	for (size_t i = 0; i < d->nfields; i++) {
+		const struct decided_field *f = &d->fields[i];
+
+		if (f->released)
+			printf("  release  %-22s [%s]%s%s\n", f->def->name,
+			    f->def->opinion ? "opinion" : "fact",
+			    f->transform ? " as " : "",
+			    f->transform ? transform_name(f->transform) : "");
+		else
+			printf("  withhold %-22s %s\n", f->def->name, f->reason);
+	}
+	if (d->review_required)
+		printf("an override: flagged for senior review (D15)\n");
+	if (d->inform_subject)
+		printf("the subject would be informed (D6)\n");
+}
+
+static void
+explain_json(const struct decision *d)
+{
+	printf("{\"decision\":\"%s\",\"reason\":\"%s\",\"step\":%d,\"detail\":",
+	    decision_name(d->kind), d->reason, d->step);
+	json_str(stdout, d->detail);
+	printf(",\"rule\":");
+	json_str(stdout, d->rule ? d->rule->id : "");
+	printf(",\"consent\":\"%s\",\"override\":", d->consent);
+	json_str(stdout, d->override_used ? override_name(d->override) : "");
+	printf(",\"review_required\":%s,\"inform_subject\":%s,\"fields\":[",
+	    d->review_required ? "true" : "false", d->inform_subject ? "true" : "false");
+	for (size_t i = 0; d->kind != DECISION_DENY && i < d->nfields; i++) {
+		const struct decided_field *f = &d->fields[i];
+
+		printf("%s{\"name\":\"%s\",\"released\":%s,\"label\":\"%s\","
+		    "\"transform\":\"%s\",\"reason\":", i ? "," : "", f->def->name,
+		    f->released ? "true" : "false", f->def->opinion ? "opinion" : "fact",
+		    f->transform ? transform_name(f->transform) : "");
+		json_str(stdout, f->reason ? f->reason : "");
+		printf("}");
+	}
+	printf("]}\n");
+}
+
+static int
+policy_explain(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "agency", required_argument, NULL, 'a' },
+		{ "purpose", required_argument, NULL, 'p' },
+		{ "record-type", required_argument, NULL, 't' },
+		{ "fields", required_argument, NULL, 'f' },
+		{ "consent", required_argument, NULL, 'c' },
+		{ "consent-expires", required_argument, NULL, 'e' },
+		{ "flag", required_argument, NULL, 'F' },
+		{ "override", required_argument, NULL, 'o' },
+		{ "justification", required_argument, NULL, 'j' },
+		{ "inform-waiver", required_argument, NULL, 'w' },
+		{ "consult", no_argument, NULL, 'q' },
+		{ "unknown-subject", no_argument, NULL, 'u' },
+		{ "now", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const help =
+	    "usage: safeshare policy explain FILE --agency A --purpose P --record-type T\n"
+	    "         [--fields a,b] [--consent granted|refused|withdrawn|none]\n"
+	    "         [--consent-expires DATE] [--flag F]... [--override CODE\n"
+	    "         [--justification TEXT] [--inform-waiver TEXT]] [--consult]\n"
+	    "         [--unknown-subject] [--now YYYY-MM-DD] [--json]\n"
+	    "\n"
+	    "Runs the daemon's decision offline, step by step, for a hypothetical\n"
+	    "request: which rule matched (or why none), which fields would be\n"
+	    "released, transformed or withheld, and why. The subject is assumed to\n"
+	    "hold a value for every field. An --override without --justification\n"
+	    "assumes an adequate one was given. Exit 0 released, 3 denied.\n";
+	const char		*flags[32], *fields[PROTOCOL_MAX_FIELDS];
+	const char		*values[PROTOCOL_MAX_FIELDS];
+	struct policy_request	 rq;
+	struct policy_subject	 subj;
+	struct decision		 d;
+	struct protocol		*p;
+	const char		*agency = NULL, *file;
+	char			*fieldlist = NULL, *save = NULL;
+	int64_t			 now = time(NULL);
+	int			 ch, json = 0, unknown = 0;
+
+	memset(&rq, 0, sizeof(rq));
+	memset(&subj, 0, sizeof(subj));
+	rq.case_ref = "(explain)";
+	rq.practitioner = "(explain)";
+	rq.subject_id = "(explain)";
+	subj.flags = flags;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a': agency = optarg; break;
+		case 'p': rq.purpose = optarg; break;
+		case 't': rq.record_type = optarg; break;
+		case 'f': fieldlist = optarg; break;
+		case 'c':
+			if (consent_parse(optarg, &subj.consent) == -1) {
+				fprintf(stderr, "safeshare: --consent: granted, refused, "
+				    "withdrawn or none\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'e':
+			if (date_parse(optarg, &subj.consent_expires) == -1) {
+				fprintf(stderr, "safeshare: --consent-expires: YYYY-MM-DD\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'F':
+			if (subj.nflags < 32)
+				flags[subj.nflags++] = optarg;
+			break;
+		case 'o': rq.override_code = optarg; break;
+		case 'j': rq.justification = optarg; break;
+		case 'w': rq.inform_waiver = optarg; break;
+		case 'q': rq.consult = 1; break;
+		case 'u': unknown = 1; break;
+		case 'n':
+			if (date_parse(optarg, &now) == -1) {
+				fprintf(stderr, "safeshare: --now: YYYY-MM-DD\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'J': json = 1; break;
+		case 'h': fputs(help, stdout); return EX_OK;
+		default: fputs(help, stderr); return EX_USAGE;
+		}
+	}
+	if (optind + 1 != argc || agency == NULL || rq.purpose == NULL ||
+	    rq.record_type == NULL) {
+		fputs(help, stderr);
+		return EX_USAGE;
+	}
+	file = argv[optind];
+	/* Load as of now, but explain as of --now (which may be after review-by). */
+	if ((p = load(file, 0)) == NULL)
+		return EX_LOCAL;
+	if (protocol_agency(p, agency) == NULL)
+		fprintf(stderr, "safeshare: note: no agency \"%s\" in %s\n", agency, file);
+	for (char *t = fieldlist ? strtok_r(fieldlist, ",", &save) : NULL;
+	    t != NULL && rq.nfields < PROTOCOL_MAX_FIELDS; t = strtok_r(NULL, ",", &save))
+		fields[rq.nfields++] = t;
+	rq.fields = fields;
+	if (rq.override_code != NULL && rq.justification == NULL)
+		rq.justification = "(a justification of at least a sentence is assumed)";
+	for (size_t i = 0; i < PROTOCOL_MAX_FIELDS; i++)
+		values[i] = "(value)";
+	subj.values = values;
+	subj.known = !unknown;
+	policy_decide(p, protocol_agency(p, agency), &rq, &subj, now, &d);
+	if (json)
+		explain_json(&d);
+	else
+		explain_text(p, &rq, &d, agency);
+	protocol_unref(p);
+	return d.kind == DECISION_DENY ? EX_DENIED : EX_OK;
+}
+
+static void
+rule_fields(const struct rule *r, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < r->nfields && n < len; i++) {
+		const struct rule_field *f = &r->fields[i];
+		int w = snprintf(out + n, len - n, "%s%s%s%s", i ? "," : "",
+		    r->record_type->fields[f->idx].name, f->transform ? "/" : "",
+		    f->transform ? transform_name(f->transform) : "");
+
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
+static int
+policy_matrix(int argc, char *argv[])
+{
+	struct protocol	*p;
+	const char	*file = NULL;
+	char		 fields[1024];
+	int		 json = 0, first = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--help") == 0) {
+			printf("usage: safeshare policy matrix FILE [--json]\n"
+			    "For every agency, purpose and record type: the fields it can\n"
+			    "see (with transforms), whether consent is needed, and the\n"
+			    "override exceptions accepted. The transparency view.\n");
+			return EX_OK;
+		} else if (file == NULL)
+			file = argv[i];
+		else
+			return EX_USAGE;
+	}
+	if (file == NULL) {
+		fprintf(stderr, "usage: safeshare policy matrix FILE [--json]\n");
+		return EX_USAGE;
+	}
+	if ((p = load(file, 0)) == NULL)
+		return EX_LOCAL;
+	if (json)
+		printf("[");
+	else
+		printf("%-24s %-20s %-12s %-9s %s\n", "AGENCY", "PURPOSE", "RECORD",
+		    "CONSENT", "FIELDS (/transform)  [overrides]");
+	for (size_t a = 0; a < p->nagencies; a++) {
+		const struct agency *ag = &p->agencies[a];
+
+		if (!(ag->roles & ROLE_REQUESTER))
+			continue;
+		for (size_t u = 0; u < p->npurposes; u++)
+			for (size_t t = 0; t < p->nrecord_types; t++) {
+				const struct rule *r = protocol_find_rule(p, ag,
+				    &p->purposes[u], &p->record_types[t]);
+				char ov[256] = "";
+
+				if (r == NULL)
+					continue;
+				rule_fields(r, fields, sizeof(fields));
+				for (int o = 0; o < OV_COUNT; o++)
+					if (r->overrides & (1u << o)) {
+						if (ov[0])
+							strncat(ov, ",", sizeof(ov) - strlen(ov) - 1);
+						strncat(ov, override_name((enum override_code)o),
+						    sizeof(ov) - strlen(ov) - 1);
+					}
+				if (json) {
+					printf("%s\n{\"agency\":", first ? "" : ",");
+					json_str(stdout, ag->id);
+					printf(",\"purpose\":");
+					json_str(stdout, p->purposes[u].id);
+					printf(",\"record_type\":");
+					json_str(stdout, p->record_types[t].id);
+					printf(",\"rule\":");
+					json_str(stdout, r->id);
+					printf(",\"consent_required\":%s,\"fields\":",
+					    r->consent_required ? "true" : "false");
+					json_str(stdout, fields);
+					printf(",\"overrides\":");
+					json_str(stdout, ov);
+					printf("}");
+					first = 0;
+				} else
+					printf("%-24s %-20s %-12s %-9s %s%s%s%s\n", ag->id,
+					    p->purposes[u].id, p->record_types[t].id,
+					    r->consent_required ? "required" : "-", fields,
+					    ov[0] ? "  [" : "", ov, ov[0] ? "]" : "");
+			}
+	}
+	if (json)
+		printf("\n]\n");
+	protocol_unref(p);
+	return EX_OK;
+}
+
+int
+cmd_policy(int argc, char *argv[])
+{
+	static const char *const usage =
+	    "usage: safeshare policy check FILE\n"
+	    "       safeshare policy explain FILE --agency A --purpose P --record-type T ...\n"
+	    "       safeshare policy matrix FILE [--json]\n";
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(argv[1], "check") == 0)
+		return policy_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "explain") == 0)
+		return policy_explain(argc - 1, argv + 1);
+	if (strcmp(argv[1], "matrix") == 0)
+		return policy_matrix(argc - 1, argv + 1);
+	fputs(usage, strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+	return strcmp(argv[1], "--help") == 0 ? EX_OK : EX_USAGE;
+}
