@@ -37,16 +37,9 @@ usage(void)
 static void
 on_stop(evutil_socket_t sig, short ev, void *arg)
 {
-	struct server		*srv = arg;
-	const struct timeval	 drain = { 0, 300000 };
-
 	log_info("event=stopping signal=%d", (int)sig);
-	/* Stop accepting; replies already queued get a moment to drain. */
-	if (srv->listener != NULL) {
-		evhttp_del_accept_socket(srv->http, srv->listener);
-		srv->listener = NULL;
-	}
-	event_base_loopexit(srv->base, &drain);
+	/* Stop accepting; every decision in the log queue is still answered. */
+	server_stop(arg);
 }
 
 static void
@@ -174,6 +167,7 @@ main(int argc, char *argv[])
 	log_info("event=listening addr=%s port=%d protocol=%s version=%s "
 	    "log_size=%llu", conf.listen, srv.port, proto->id, proto->version,
 	    (unsigned long long)audit_size(srv.audit));
+	/* From here on the log writer thread owns srv.audit. */
 
 	event_base_dispatch(srv.base);
 

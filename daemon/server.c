@@ -1,11 +1,11 @@
 /*
+ * The server: TLS contexts per connection, the route table, the replies and
+ * helpers the handlers share, health, reload and shutdown.
+ *
  * Routes:
  *   POST /v1/disclosures   DisclosureRequest -> DisclosureResponse | Error
  *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
  *   GET  /healthz          Health
- * Every disclosure decision, including refusals, is committed to the
- * disclosure log before the reply is queued (D7); if the log cannot be
- * written the reply is 503 audit_unavailable and nothing is released.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -24,23 +24,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "http.h"
 #include "log.h"
-#include "policy.h"
-#include "server.h"
+#include "logq.h"
 #include "tls.h"
 #include "wire.h"
 
-#define MAX_LOG_FIELD	1024	/* free text kept in the log, bytes */
-
-/* Who is on the other end of a request's connection (D10). */
-struct peer {
-	unsigned char	 spki[32];
-	char		 fp[65];
-	char		 subject[256];
-	int		 ok;
-};
-
-static void
+void
 peer_of(struct evhttp_request *req, struct peer *p)
 {
 	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
@@ -66,75 +56,96 @@ peer_of(struct evhttp_request *req, struct peer *p)
 	X509_free(x);
 }
 
-static void
-reply(struct evhttp_request *req, int status, const char *reason, uint8_t *body,
-    size_t len)
+const struct agency *
+peer_agency(struct server *srv, const struct peer *p)
 {
-	struct evbuffer *out = evbuffer_new();
+	return p->ok ? protocol_agency_by_cert(srv->proto, p->spki, p->subject) : NULL;
+}
 
+void
+reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
+{
+	static const struct { int status; const char *text; } texts[] = {
+		{ 200, "OK" }, { 400, "Bad Request" }, { 403, "Forbidden" },
+		{ 404, "Not Found" }, { 405, "Method Not Allowed" }, { 409, "Conflict" },
+		{ 413, "Payload Too Large" }, { 429, "Too Many Requests" },
+		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+	};
+	struct evbuffer	*out = evbuffer_new();
+	const char	*text = "Error";
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (texts[i].status == status)
+			text = texts[i].text;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "application/x-protobuf");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
 	    "no-store");
 	evbuffer_add(out, body, len);
-	evhttp_send_reply(req, status, reason, out);
+	/* If the client went away meanwhile, libevent frees the request here. */
+	evhttp_send_reply(req, status, text, out);
 	evbuffer_free(out);
 	free(body);
 }
 
-static void
+void
 reply_error(struct evhttp_request *req, int status, const char *code,
     const char *msg, uint64_t disclosure_id)
 {
 	size_t	 len;
 	uint8_t	*body = wire_error_encode(code, msg, disclosure_id, &len);
-	static const struct { int status; const char *text; } texts[] = {
-		{ 400, "Bad Request" }, { 403, "Forbidden" }, { 404, "Not Found" },
-		{ 405, "Method Not Allowed" }, { 413, "Payload Too Large" },
-		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
-	};
-	const char *text = "Error";
 
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-		if (texts[i].status == status)
-			text = texts[i].text;
-	reply(req, status, text, body, len);
+	reply(req, status, body, len);
 }
 
-static const char *
-cap(const char *s)
+void
+reply_audit_unavailable(struct evhttp_request *req)
+{
+	reply_error(req, 503, "audit_unavailable", "the disclosure log cannot be "
+	    "written; nothing was released", 0);
+}
+
+const char *
+log_cap(const char *s)
 {
 	return s != NULL && strlen(s) > MAX_LOG_FIELD ? "(over length cap)" : s;
 }
 
-/* Commits one entry; on failure marks the log as failing for /healthz. */
-static int
-log_entry(struct server *srv, struct audit_entry *e)
+void
+new_request_id(char out[33])
 {
-	struct audit_entry *one = e;
+	unsigned char r[16];
 
-	if (audit_append(srv->audit, &one, 1) == -1) {
-		srv->audit_failures++;
-		if (srv->audit_ok)
-			log_warnx("event=audit_failed error=\"%s\"",
-			    audit_errmsg(srv->audit));
-		srv->audit_ok = 0;
-		return -1;
-	}
-	if (!srv->audit_ok)
-		log_info("event=audit_recovered size=%llu",
-		    (unsigned long long)audit_size(srv->audit));
-	srv->audit_ok = 1;
-	return 0;
+	RAND_bytes(r, sizeof(r));
+	hex_encode(r, sizeof(r), out);
 }
 
-/* Logs a refusal made before the policy ran (no agency, bad body). */
+struct refusal {
+	struct evhttp_request	*req;
+	int			 status;
+	char			 code[32];
+	char			 msg[200];
+};
+
 static void
+refusal_logged(int ok, uint64_t seq, void *arg)
+{
+	struct refusal *r = arg;
+
+	if (!ok)
+		reply_audit_unavailable(r->req);
+	else
+		reply_error(r->req, r->status, r->code, r->msg, seq);
+	free(r);
+}
+
+void
 refuse(struct server *srv, struct evhttp_request *req, const struct peer *p,
     const char *agency, int status, const char *code, const char *msg,
     const char *request_id)
 {
-	struct audit_entry e;
+	struct audit_entry	 e;
+	struct refusal		*r = xcalloc(1, sizeof(*r));
 
 	memset(&e, 0, sizeof(e));
 	e.time = time(NULL);
@@ -147,186 +158,66 @@ refuse(struct server *srv, struct evhttp_request *req, const struct peer *p,
 	e.protocol_version = srv->proto->version;
 	e.protocol_sha256 = srv->proto->sha256;
 	e.request_id = request_id;
-	if (log_entry(srv, &e) == -1) {
-		reply_error(req, 503, "audit_unavailable", "the disclosure log cannot "
-		    "be written; nothing was released", 0);
-		return;
-	}
-	log_info("event=refused agency=%s code=%s seq=%llu", agency ? agency : "-",
-	    code, (unsigned long long)e.seq);
-	reply_error(req, status, code, msg, e.seq);
-}
-
-static void
-new_request_id(char out[33])
-{
-	unsigned char r[16];
-
-	RAND_bytes(r, sizeof(r));
-	hex_encode(r, sizeof(r), out);
-}
-
-static void
-handle_disclosure(struct server *srv, struct evhttp_request *req)
-{
-	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
-	struct protocol		*proto = protocol_ref(srv->proto);
-	const struct agency	*ag;
-	const struct record_type *rt;
-	struct policy_request	 pr;
-	struct store_subject	 subj;
-	struct decision		 d;
-	struct audit_entry	 e;
-	struct peer		 p;
-	wire_request		*wr = NULL;
-	char			 rid[33], released[2048], withheld[2048];
-	size_t			 len = evbuffer_get_length(in), outlen;
-	int64_t			 now = time(NULL);
-	uint8_t			*out;
-	int			 have_subject = 0;
-
-	new_request_id(rid);
-	peer_of(req, &p);
-	if (!p.ok) {
-		refuse(srv, req, &p, NULL, 403, "no_identity",
-		    "no verified client certificate", rid);
-		goto done;
-	}
-	if ((ag = protocol_agency_by_cert(proto, p.spki, p.subject)) == NULL) {
-		log_warnx("event=unknown_agency fp=%s", p.fp);
-		refuse(srv, req, &p, NULL, 403, "unknown_agency", "this certificate "
-		    "does not belong to any agency in the sharing protocol", rid);
-		goto done;
-	}
-	if ((wr = wire_request_decode(evbuffer_pullup(in, -1), len)) == NULL) {
-		refuse(srv, req, &p, ag->id, 400, "malformed_request",
-		    "the body is not a valid safeshare.v1.DisclosureRequest", rid);
-		goto done;
-	}
-	wire_request_view(wr, &pr);
-	if (wr->request_id != NULL && wr->request_id[0] != '\0' &&
-	    strlen(wr->request_id) < sizeof(rid))
-		snprintf(rid, sizeof(rid), "%s", wr->request_id);
-
-	memset(&subj, 0, sizeof(subj));
-	if ((rt = protocol_record_type(proto, pr.record_type)) != NULL &&
-	    pr.subject_id[0] != '\0') {
-		if (store_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
-		    &subj) == -1) {
-			log_warnx("event=store_failed error=\"%s\"",
-			    store_errmsg(srv->store));
-			reply_error(req, 500, "store_unavailable", "the record store "
-			    "could not be read", 0);
-			goto done;
-		}
-		have_subject = 1;
-	}
-	policy_decide(proto, ag, &pr, have_subject ? &subj.view : NULL, now, &d);
-
-	/* D7: the decision is durably logged before anything leaves. */
-	wire_fields_summary(&d, 1, released, sizeof(released));
-	wire_fields_summary(&d, 0, withheld, sizeof(withheld));
-	memset(&e, 0, sizeof(e));
-	e.time = now;
-	e.kind = "disclosure";
-	e.agency = ag->id;
-	e.cert_fp = p.fp;
-	e.practitioner = cap(pr.practitioner);
-	e.purpose = cap(pr.purpose);
-	e.lawful_basis = d.purpose ? d.purpose->lawful_basis : "";
-	e.case_ref = cap(pr.case_ref);
-	e.subject = cap(pr.subject_id);
-	e.record_type = cap(pr.record_type);
-	e.decision = decision_name(d.kind);
-	e.reason = d.reason;
-	e.released = released;
-	e.withheld = withheld;
-	e.consent = d.consent;
-	e.override_code = d.override_used ? override_name(d.override) :
-	    cap(pr.override_code);
-	e.justification = cap(pr.justification);
-	e.rule_id = d.rule ? d.rule->id : "";
-	e.protocol_id = proto->id;
-	e.protocol_version = proto->version;
-	e.protocol_sha256 = proto->sha256;
-	e.request_id = rid;
-	if (log_entry(srv, &e) == -1) {
-		reply_error(req, 503, "audit_unavailable", "the disclosure log cannot "
-		    "be written; nothing was released", 0);
-		goto done;
-	}
-	srv->decisions[d.kind]++;
-	log_info("event=decision agency=%s decision=%s reason=%s rule=%s seq=%llu "
-	    "request_id=%s", ag->id, e.decision, d.reason, e.rule_id,
-	    (unsigned long long)e.seq, rid);
-
-	if (strcmp(d.reason, "unknown_subject") == 0)
-		reply_error(req, 404, d.reason, "no such subject is known for this "
-		    "record type", e.seq);
-	else if (strcmp(d.reason, "not_requester") == 0)
-		reply_error(req, 403, d.reason, d.detail, e.seq);
-	else if (strcmp(d.reason, "incomplete_request") == 0)
-		reply_error(req, 400, d.reason, d.detail, e.seq);
-	else {
-		out = wire_response_encode(&d, proto->id, proto->version, e.seq,
-		    subj.view.last_verified, now, &outlen);
-		reply(req, 200, "OK", out, outlen);
-	}
-done:
-	if (have_subject)
-		store_subject_free(&subj);
-	wire_request_free(wr);
-	protocol_unref(proto);
+	r->req = req;
+	r->status = status;
+	snprintf(r->code, sizeof(r->code), "%s", code);
+	snprintf(r->msg, sizeof(r->msg), "%s", msg);
+	log_info("event=refused agency=%s code=%s request_id=%s",
+	    agency ? agency : "-", code, request_id);
+	logq_submit(srv->logq, &e, refusal_logged, r);
 }
 
 static void
 handle_health(struct server *srv, struct evhttp_request *req)
 {
 	Safeshare__V1__Health	 h = SAFESHARE__V1__HEALTH__INIT;
+	struct logq_stats	 st;
 	size_t			 len;
 	uint8_t			*buf;
 
-	h.status = srv->audit_ok ? "ok" : "degraded";
-	h.audit_ok = srv->audit_ok;
+	logq_stats(srv->logq, &st);
+	h.status = st.ok ? "ok" : "degraded";
+	h.audit_ok = st.ok;
 	h.protocol_id = srv->proto->id;
 	h.protocol_version = srv->proto->version;
-	h.log_size = audit_size(srv->audit);
+	h.log_size = st.size;
 	len = safeshare__v1__health__get_packed_size(&h);
-	buf = xcalloc(len ? len : 1, 1);
+	buf = xcalloc(len + 1, 1);
 	safeshare__v1__health__pack(&h, buf);
-	reply(req, srv->audit_ok ? 200 : 503, srv->audit_ok ? "OK" :
-	    "Service Unavailable", buf, len);
+	reply(req, st.ok ? 200 : 503, buf, len);
 }
 
-static void	handle_reload(struct server *, struct evhttp_request *);
+static const struct route {
+	const char		*path;
+	enum evhttp_cmd_type	 cmd;
+	void			(*fn)(struct server *, struct evhttp_request *);
+} routes[] = {
+	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle },
+	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload },
+	{ "/healthz", EVHTTP_REQ_GET, handle_health },
+};
 
 static void
 route(struct evhttp_request *req, void *arg)
 {
-	struct server	*srv = arg;
-	const char	*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct server		*srv = arg;
+	const char		*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 
 	srv->requests++;
 	if (path == NULL)
 		path = "";
-	if (strcmp(path, "/v1/disclosures") == 0) {
-		if (cmd != EVHTTP_REQ_POST)
-			reply_error(req, 405, "method_not_allowed", "use POST", 0);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(path, routes[i].path) != 0)
+			continue;
+		if (cmd != routes[i].cmd)
+			reply_error(req, 405, "method_not_allowed",
+			    routes[i].cmd == EVHTTP_REQ_GET ? "use GET" : "use POST", 0);
 		else
-			handle_disclosure(srv, req);
-	} else if (strcmp(path, "/v1/admin/reload") == 0) {
-		if (cmd != EVHTTP_REQ_POST)
-			reply_error(req, 405, "method_not_allowed", "use POST", 0);
-		else
-			handle_reload(srv, req);
-	} else if (strcmp(path, "/healthz") == 0) {
-		if (cmd != EVHTTP_REQ_GET)
-			reply_error(req, 405, "method_not_allowed", "use GET", 0);
-		else
-			handle_health(srv, req);
-	} else
-		reply_error(req, 404, "not_found", "no such endpoint", 0);
+			routes[i].fn(srv, req);
+		return;
+	}
+	reply_error(req, 404, "not_found", "no such endpoint", 0);
 }
 
 /* Each accepted connection gets its own TLS session in server mode. */
@@ -352,7 +243,6 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 
 	srv->conf = conf;
 	srv->proto = proto;
-	srv->audit_ok = 1;
 	if ((srv->ssl = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
 	    err, errlen)) == NULL)
 		return -1;
@@ -363,6 +253,10 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if ((srv->base = event_base_new()) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	if ((srv->logq = logq_new(srv->base, srv->audit)) == NULL) {
+		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
 	}
 	evhttp_set_bevcb(srv->http, tls_bev, srv);
@@ -385,11 +279,6 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	return 0;
 }
 
-/*
- * Re-reads the protocol file. On any problem the old protocol stays in force
- * and the problems are left in *d (the caller frees it). A successful reload
- * is itself a log entry; its seq goes to *seq.
- */
 int
 server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 {
@@ -413,7 +302,8 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 	e.protocol_id = p->id;
 	e.protocol_version = p->version;
 	e.protocol_sha256 = p->sha256;
-	if (log_entry(srv, &e) == -1) {
+	/* Rare and small: waiting on this one commit is acceptable. */
+	if (logq_append_sync(srv->logq, &e) == -1) {
 		diag_add(d, srv->conf->protocol, 0, 0, "the disclosure log cannot be "
 		    "written; not reloaded");
 		log_warnx("event=reload_rejected reason=audit_unavailable");
@@ -430,37 +320,31 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 }
 
 static void
-handle_reload(struct server *srv, struct evhttp_request *req)
+drain_check(evutil_socket_t fd, short what, void *arg)
 {
-	Safeshare__V1__ReloadResult	 r = SAFESHARE__V1__RELOAD_RESULT__INIT;
-	const struct agency		*ag;
-	struct diag			 d = { 0 };
-	struct peer			 p;
-	uint64_t			 seq;
-	size_t				 len;
-	uint8_t				*buf;
-	char				 rid[33];
+	struct server		*srv = arg;
+	const struct timeval	 flush = { 0, 200000 };
 
-	new_request_id(rid);
-	peer_of(req, &p);
-	ag = p.ok ? protocol_agency_by_cert(srv->proto, p.spki, p.subject) : NULL;
-	if (ag == NULL || !(ag->roles & ROLE_ADMIN)) {
-		refuse(srv, req, &p, ag ? ag->id : NULL, 403, "not_admin",
-		    "reloading the protocol needs the admin role", rid);
-		return;
+	if (logq_pending(srv->logq) > 0)
+		return;		/* the timer fires again */
+	event_del(srv->drain);
+	/* Every decision is answered; give the replies a moment to leave. */
+	event_base_loopexit(srv->base, &flush);
+}
+
+void
+server_stop(struct server *srv)
+{
+	const struct timeval tick = { 0, 20000 };
+
+	if (srv->listener != NULL) {
+		evhttp_del_accept_socket(srv->http, srv->listener);
+		srv->listener = NULL;
 	}
-	r.ok = server_reload(srv, ag->id, &d, &seq) == 0;
-	r.protocol_id = srv->proto->id;
-	r.protocol_version = srv->proto->version;
-	r.protocol_sha256 = srv->proto->sha256;
-	r.problems = d.msgs;
-	r.n_problems = d.n;
-	r.disclosure_id = seq;
-	len = safeshare__v1__reload_result__get_packed_size(&r);
-	buf = xcalloc(len + 1, 1);
-	safeshare__v1__reload_result__pack(&r, buf);
-	reply(req, 200, "OK", buf, len);
-	diag_free(&d);
+	if (srv->drain == NULL) {
+		srv->drain = event_new(srv->base, -1, EV_PERSIST, drain_check, srv);
+		event_add(srv->drain, &tick);
+	}
 }
 
 void
@@ -468,6 +352,9 @@ server_shutdown(struct server *srv)
 {
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
+	logq_free(srv->logq);
+	if (srv->drain != NULL)
+		event_free(srv->drain);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->ssl != NULL)

@@ -14,7 +14,9 @@
 #include "store.h"
 
 struct event_base;
+struct event;
 struct evhttp;
+struct logq;
 
 struct server {
 	struct config		*conf;
@@ -24,19 +26,23 @@ struct server {
 	SSL_CTX			*ssl;
 	struct protocol		*proto;		/* in force; swapped on reload */
 	struct store		*store;
-	struct audit		*audit;
-	int			 audit_ok;	/* the last append worked */
+	struct audit		*audit;		/* owned by the log writer thread */
+	struct logq		*logq;
+	struct event		*drain;		/* shutdown: waits for the log queue */
 	int			 port;		/* bound port */
 	uint64_t		 requests;
 	uint64_t		 decisions[4];
-	uint64_t		 audit_failures;
 };
 
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);
+/* Stops accepting; the loop exits once every queued log entry is answered. */
+void	server_stop(struct server *);
 void	server_shutdown(struct server *);
-/* Re-reads the protocol; keeps the old one on any error (D13). */
-int	server_reload(struct server *, const char *by, struct diag *,
-	    uint64_t *seq);
+/*
+ * Re-reads the protocol; keeps the old one on any error (D13), leaving the
+ * problems in diag. A successful reload is logged; its entry's seq in *seq.
+ */
+int	server_reload(struct server *, const char *by, struct diag *, uint64_t *seq);
 
 #endif

@@ -21,7 +21,8 @@ static const char *const columns =
     "seq, time, kind, agency, cert_fp, practitioner, purpose, lawful_basis, "
     "case_ref, subject, record_type, decision, reason, released, withheld, "
     "consent, override_code, justification, rule_id, protocol_id, "
-    "protocol_version, protocol_sha256, request_id, prev_hash, hash";
+    "protocol_version, protocol_sha256, request_id, inform_waiver, ref_seq, "
+    "prev_hash, hash";
 
 static const char *const schema =
     "CREATE TABLE entries(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
@@ -30,7 +31,9 @@ static const char *const schema =
     " decision TEXT, reason TEXT, released TEXT, withheld TEXT, consent TEXT,"
     " override_code TEXT, justification TEXT, rule_id TEXT, protocol_id TEXT,"
     " protocol_version TEXT, protocol_sha256 TEXT, request_id TEXT,"
+    " inform_waiver TEXT, ref_seq INTEGER NOT NULL DEFAULT 0,"
     " prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
+    "CREATE INDEX entries_ref ON entries(ref_seq) WHERE ref_seq != 0;"
     "CREATE INDEX entries_subject ON entries(subject, seq);"
     "CREATE INDEX entries_agency ON entries(agency, seq);"
     "PRAGMA user_version = 1;";
@@ -44,7 +47,8 @@ strings(const struct audit_entry *e, const char *out[AUDIT_NSTRINGS])
 		e->lawful_basis, e->case_ref, e->subject, e->record_type,
 		e->decision, e->reason, e->released, e->withheld, e->consent,
 		e->override_code, e->justification, e->rule_id, e->protocol_id,
-		e->protocol_version, e->protocol_sha256, e->request_id
+		e->protocol_version, e->protocol_sha256, e->request_id,
+		e->inform_waiver
 	};
 
 	memcpy(out, v, sizeof(v));
@@ -62,7 +66,8 @@ put_be(unsigned char *p, uint64_t v, int n)
 
 /*
  * entry_hash = SHA-256(prev_hash || "safeshare-log-v1" || seq:u64be ||
- * time:i64be || for each string: len:u32be || bytes). See docs/audit-format.md.
+ * time:i64be || ref_seq:u64be || for each string: len:u32be || bytes).
+ * See docs/audit-format.md.
  */
 void
 audit_hash(const struct audit_entry *e, unsigned char out[32])
@@ -79,6 +84,8 @@ audit_hash(const struct audit_entry *e, unsigned char out[32])
 	put_be(num, e->seq, 8);
 	EVP_DigestUpdate(md, num, 8);
 	put_be(num, (uint64_t)e->time, 8);
+	EVP_DigestUpdate(md, num, 8);
+	put_be(num, e->ref_seq, 8);
 	EVP_DigestUpdate(md, num, 8);
 	strings(e, s);
 	for (int i = 0; i < AUDIT_NSTRINGS; i++) {
@@ -158,7 +165,7 @@ audit_open(struct audit **out, const char *path, char *err, size_t errlen)
 	sqlite3_finalize(st);
 	snprintf(sql, sizeof(sql), "INSERT INTO entries(%s) VALUES (?1, ?2, ?3, ?4, "
 	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-	    "?20, ?21, ?22, ?23, ?24, ?25)", columns);
+	    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)", columns);
 	if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &a->ins,
 	    NULL) != SQLITE_OK)
 		goto dberr;
@@ -191,8 +198,9 @@ insert(struct audit *a, const struct audit_entry *e)
 	sqlite3_bind_int64(a->ins, 2, e->time);
 	for (int i = 0; i < AUDIT_NSTRINGS; i++)
 		sqlite3_bind_text(a->ins, 3 + i, s[i] ? s[i] : "", -1, SQLITE_STATIC);
-	sqlite3_bind_blob(a->ins, 24, e->prev_hash, 32, SQLITE_STATIC);
-	sqlite3_bind_blob(a->ins, 25, e->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(a->ins, 25, (sqlite3_int64)e->ref_seq);
+	sqlite3_bind_blob(a->ins, 26, e->prev_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(a->ins, 27, e->hash, 32, SQLITE_STATIC);
 	rc = sqlite3_step(a->ins);
 	sqlite3_reset(a->ins);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -259,11 +267,12 @@ audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *ar
 		e.withheld = s[12]; e.consent = s[13]; e.override_code = s[14];
 		e.justification = s[15]; e.rule_id = s[16]; e.protocol_id = s[17];
 		e.protocol_version = s[18]; e.protocol_sha256 = s[19];
-		e.request_id = s[20];
-		if (sqlite3_column_bytes(st, 23) == 32)
-			memcpy(e.prev_hash, sqlite3_column_blob(st, 23), 32);
-		if (sqlite3_column_bytes(st, 24) == 32)
-			memcpy(e.hash, sqlite3_column_blob(st, 24), 32);
+		e.request_id = s[20]; e.inform_waiver = s[21];
+		e.ref_seq = (uint64_t)sqlite3_column_int64(st, 24);
+		if (sqlite3_column_bytes(st, 25) == 32)
+			memcpy(e.prev_hash, sqlite3_column_blob(st, 25), 32);
+		if (sqlite3_column_bytes(st, 26) == 32)
+			memcpy(e.hash, sqlite3_column_blob(st, 26), 32);
 		if (cb(&e, arg) != 0)
 			break;
 	}

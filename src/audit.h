@@ -37,11 +37,13 @@ struct audit_entry {
 	const char	*protocol_version;
 	const char	*protocol_sha256;
 	const char	*request_id;
+	const char	*inform_waiver;	/* why the subject is not to be told (D6) */
+	uint64_t	 ref_seq;	/* the entry a review or inform note is about */
 	unsigned char	 prev_hash[32];
 	unsigned char	 hash[32];
 };
 
-#define AUDIT_NSTRINGS	21	/* the string members, kind .. request_id */
+#define AUDIT_NSTRINGS	22	/* the string members, kind .. inform_waiver */
 
 struct audit;
 

@@ -1,0 +1,175 @@
+/*
+ * POST /v1/disclosures: identity, decode, the store read, the pure decision,
+ * then the decision is queued for the disclosure log and the reply goes out
+ * only when its entry is durable (D7). Everything the reply needs is kept
+ * in a struct pending until then.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+#include "log.h"
+#include "logq.h"
+#include "policy.h"
+#include "wire.h"
+
+struct pending {
+	struct server		*srv;
+	struct evhttp_request	*req;
+	struct protocol		*proto;		/* the version this request started on */
+	wire_request		*wr;
+	struct store_subject	 subj;
+	int			 have_subject;
+	int64_t			 now;
+	char			 rid[33];
+	char			 agency[64];
+	struct decision		 d;
+};
+
+static void
+pending_free(struct pending *pd)
+{
+	if (pd->have_subject)
+		store_subject_free(&pd->subj);
+	wire_request_free(pd->wr);
+	protocol_unref(pd->proto);
+	free(pd);
+}
+
+/* The decision is on disk: now, and only now, the reply may leave. */
+static void
+logged(int ok, uint64_t seq, void *arg)
+{
+	struct pending	*pd = arg;
+	struct decision	*d = &pd->d;
+	size_t		 len;
+	uint8_t		*out;
+
+	if (!ok) {
+		log_warnx("event=withheld_unlogged agency=%s request_id=%s",
+		    pd->agency, pd->rid);
+		reply_audit_unavailable(pd->req);
+		pending_free(pd);
+		return;
+	}
+	pd->srv->decisions[d->kind]++;
+	log_info("event=decision agency=%s decision=%s reason=%s rule=%s seq=%llu "
+	    "request_id=%s", pd->agency, decision_name(d->kind), d->reason,
+	    d->rule ? d->rule->id : "-", (unsigned long long)seq, pd->rid);
+	if (strcmp(d->reason, "unknown_subject") == 0)
+		reply_error(pd->req, 404, d->reason, "no such subject is known for this "
+		    "record type", seq);
+	else if (strcmp(d->reason, "not_requester") == 0)
+		reply_error(pd->req, 403, d->reason, d->detail, seq);
+	else if (strcmp(d->reason, "incomplete_request") == 0)
+		reply_error(pd->req, 400, d->reason, d->detail, seq);
+	else {
+		out = wire_response_encode(d, pd->proto->id, pd->proto->version, seq,
+		    pd->subj.view.last_verified, pd->now, &len);
+		reply(pd->req, 200, out, len);
+	}
+	pending_free(pd);
+}
+
+static void
+submit(struct pending *pd, const struct agency *ag, const struct peer *p,
+    const struct policy_request *pr)
+{
+	struct decision		*d = &pd->d;
+	struct audit_entry	 e;
+	char			 released[2048], withheld[2048];
+
+	wire_fields_summary(d, 1, released, sizeof(released));
+	wire_fields_summary(d, 0, withheld, sizeof(withheld));
+	memset(&e, 0, sizeof(e));
+	e.time = pd->now;
+	e.kind = "disclosure";
+	e.agency = ag->id;
+	e.cert_fp = p->fp;
+	e.practitioner = log_cap(pr->practitioner);
+	e.purpose = log_cap(pr->purpose);
+	e.lawful_basis = d->purpose ? d->purpose->lawful_basis : "";
+	e.case_ref = log_cap(pr->case_ref);
+	e.subject = log_cap(pr->subject_id);
+	e.record_type = log_cap(pr->record_type);
+	e.decision = decision_name(d->kind);
+	e.reason = d->reason;
+	e.released = released;
+	e.withheld = withheld;
+	e.consent = d->consent;
+	e.override_code = d->override_used ? override_name(d->override) :
+	    log_cap(pr->override_code);
+	e.justification = log_cap(pr->justification);
+	e.inform_waiver = d->override_used ? log_cap(pr->inform_waiver) : "";
+	e.rule_id = d->rule ? d->rule->id : "";
+	e.protocol_id = pd->proto->id;
+	e.protocol_version = pd->proto->version;
+	e.protocol_sha256 = pd->proto->sha256;
+	e.request_id = pd->rid;
+	logq_submit(pd->srv->logq, &e, logged, pd);
+}
+
+void
+disclose_handle(struct server *srv, struct evhttp_request *req)
+{
+	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
+	const struct agency	*ag;
+	const struct record_type *rt;
+	struct policy_request	 pr;
+	struct pending		*pd;
+	struct peer		 p;
+	size_t			 len = evbuffer_get_length(in);
+
+	pd = xcalloc(1, sizeof(*pd));
+	pd->srv = srv;
+	pd->req = req;
+	pd->proto = protocol_ref(srv->proto);
+	pd->now = time(NULL);
+	new_request_id(pd->rid);
+	peer_of(req, &p);
+	if (!p.ok) {
+		refuse(srv, req, &p, NULL, 403, "no_identity",
+		    "no verified client certificate", pd->rid);
+		pending_free(pd);
+		return;
+	}
+	if ((ag = protocol_agency_by_cert(pd->proto, p.spki, p.subject)) == NULL) {
+		log_warnx("event=unknown_agency fp=%s", p.fp);
+		refuse(srv, req, &p, NULL, 403, "unknown_agency", "this certificate "
+		    "does not belong to any agency in the sharing protocol", pd->rid);
+		pending_free(pd);
+		return;
+	}
+	snprintf(pd->agency, sizeof(pd->agency), "%s", ag->id);
+	if ((pd->wr = wire_request_decode(evbuffer_pullup(in, -1), len)) == NULL) {
+		refuse(srv, req, &p, ag->id, 400, "malformed_request",
+		    "the body is not a valid safeshare.v1.DisclosureRequest", pd->rid);
+		pending_free(pd);
+		return;
+	}
+	wire_request_view(pd->wr, &pr);
+	if (pd->wr->request_id[0] != '\0' && strlen(pd->wr->request_id) < sizeof(pd->rid))
+		snprintf(pd->rid, sizeof(pd->rid), "%s", pd->wr->request_id);
+
+	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
+	    pr.subject_id[0] != '\0') {
+		if (store_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
+		    &pd->subj) == -1) {
+			log_warnx("event=store_failed error=\"%s\"",
+			    store_errmsg(srv->store));
+			reply_error(req, 500, "store_unavailable", "the record store "
+			    "could not be read; nothing was released", 0);
+			pending_free(pd);
+			return;
+		}
+		pd->have_subject = 1;
+	}
+	policy_decide(pd->proto, ag, &pr, pd->have_subject ? &pd->subj.view : NULL,
+	    pd->now, &pd->d);
+	submit(pd, ag, &p, &pr);
+}

@@ -1,0 +1,52 @@
+/*
+ * Shared by the route handlers: replies, peer identity, and logging a
+ * decision before its reply (D7).
+ */
+#ifndef SAFESHARED_HTTP_H
+#define SAFESHARED_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "protocol.h"
+#include "server.h"
+
+struct evhttp_request;
+
+#define MAX_LOG_FIELD	1024	/* free text kept in the log, bytes */
+
+/* Who is on the other end of a request's connection (D10). */
+struct peer {
+	unsigned char	 spki[32];
+	char		 fp[65];
+	char		 subject[256];
+	int		 ok;
+};
+
+void		 peer_of(struct evhttp_request *, struct peer *);
+/* The agency of the peer under the protocol in force, or NULL. */
+const struct agency *peer_agency(struct server *, const struct peer *);
+
+/* Sends body (taken: freed here) with the status. */
+void		 reply(struct evhttp_request *, int status, uint8_t *body, size_t len);
+void		 reply_error(struct evhttp_request *, int status, const char *code,
+		    const char *msg, uint64_t disclosure_id);
+void		 reply_audit_unavailable(struct evhttp_request *);
+void		 new_request_id(char out[33]);
+/* Replaces over-long free text so the log stays bounded. */
+const char	*log_cap(const char *);
+
+/*
+ * Logs a refusal made before the policy ran (no agency, bad body, missing
+ * role) and replies with an Error naming the log entry once it is durable.
+ */
+void		 refuse(struct server *, struct evhttp_request *, const struct peer *,
+		    const char *agency, int status, const char *code, const char *msg,
+		    const char *request_id);
+
+/* Handlers, by file. */
+void		 disclose_handle(struct server *, struct evhttp_request *);
+void		 admin_handle_reload(struct server *, struct evhttp_request *);
+
+#endif

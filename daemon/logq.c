@@ -1,0 +1,292 @@
+#include <sys/eventfd.h>
+
+#include <event2/event.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "logq.h"
+#include "util.h"
+
+#define MAX_BATCH	1024
+
+struct qentry {
+	struct qentry		*next;
+	struct audit_entry	 e;
+	logq_cb			 cb;
+	void			*arg;
+	int			 ok;
+	int			 sync;		/* a thread waits on done_cond */
+	int			 done;
+	char			 strings[];	/* the entry's strings, copied */
+};
+
+struct logq {
+	struct audit	*audit;
+	pthread_t	 thread;
+	pthread_mutex_t	 mtx;
+	pthread_cond_t	 work_cond;	/* writer waits for entries */
+	pthread_cond_t	 done_cond;	/* sync submitters wait for their entry */
+	struct qentry	*head, *tail;	/* queued */
+	struct qentry	*done;		/* committed, callbacks not yet run */
+	size_t		 pending;
+	int		 stop;
+	int		 efd;		/* wakes the event loop */
+	struct event	*ev;
+	struct logq_stats stats;
+};
+
+/* Deep-copies an entry's strings into one allocation. */
+static struct qentry *
+qentry_new(const struct audit_entry *src)
+{
+	const char	**sp[AUDIT_NSTRINGS];
+	struct qentry	*q;
+	struct audit_entry tmp = *src;
+	size_t		 need = 0, off = 0;
+	int		 i = 0;
+
+#define S(m) sp[i++] = &tmp.m
+	S(kind); S(agency); S(cert_fp); S(practitioner); S(purpose);
+	S(lawful_basis); S(case_ref); S(subject); S(record_type); S(decision);
+	S(reason); S(released); S(withheld); S(consent); S(override_code);
+	S(justification); S(rule_id); S(protocol_id); S(protocol_version);
+	S(protocol_sha256); S(request_id); S(inform_waiver);
+#undef S
+	for (i = 0; i < AUDIT_NSTRINGS; i++)
+		need += (*sp[i] ? strlen(*sp[i]) : 0) + 1;
+	q = xcalloc(1, sizeof(*q) + need);
+	for (i = 0; i < AUDIT_NSTRINGS; i++) {
+		size_t len = *sp[i] ? strlen(*sp[i]) : 0;
+
+		if (len)
+			memcpy(q->strings + off, *sp[i], len);
+		q->strings[off + len] = '\0';
+		*sp[i] = q->strings + off;
+		off += len + 1;
+	}
+	q->e = tmp;
+	return q;
+}
+
+static unsigned
+hist_bucket(size_t n)
+{
+	unsigned b = 0;
+
+	while (n > 1 && b < 7) {
+		n >>= 1;
+		b++;
+	}
+	return b;
+}
+
+static void *
+writer(void *arg)
+{
+	struct logq		*q = arg;
+	struct audit_entry	*batch[MAX_BATCH];
+	struct qentry		*taken[MAX_BATCH];
+	uint64_t		 one = 1;
+
+	pthread_mutex_lock(&q->mtx);
+	for (;;) {
+		size_t	n = 0;
+		int	rc;
+
+		while (q->head == NULL && !q->stop)
+			pthread_cond_wait(&q->work_cond, &q->mtx);
+		if (q->head == NULL && q->stop)
+			break;
+		/* Everything queued while the last fsync ran goes in one commit. */
+		while (q->head != NULL && n < MAX_BATCH) {
+			taken[n] = q->head;
+			batch[n] = &q->head->e;
+			q->head = q->head->next;
+			n++;
+		}
+		if (q->head == NULL)
+			q->tail = NULL;
+		pthread_mutex_unlock(&q->mtx);
+
+		rc = audit_append(q->audit, batch, n);
+
+		pthread_mutex_lock(&q->mtx);
+		if (rc == 0) {
+			q->stats.commits++;
+			q->stats.entries += n;
+			q->stats.batch_hist[hist_bucket(n)]++;
+			if (n > q->stats.max_batch)
+				q->stats.max_batch = n;
+			if (!q->stats.ok)
+				log_info("event=audit_recovered size=%llu",
+				    (unsigned long long)audit_size(q->audit));
+			q->stats.ok = 1;
+		} else {
+			q->stats.failures += n;
+			if (q->stats.ok)
+				log_warnx("event=audit_failed error=\"%s\"",
+				    audit_errmsg(q->audit));
+			q->stats.ok = 0;
+		}
+		q->stats.size = audit_size(q->audit);
+		for (size_t i = 0; i < n; i++) {
+			taken[i]->ok = rc == 0;
+			taken[i]->done = 1;
+			if (!taken[i]->sync) {
+				taken[i]->next = q->done;
+				q->done = taken[i];
+			}
+		}
+		pthread_cond_broadcast(&q->done_cond);
+		if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+			log_warn("event=logq_wake_failed");
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
+
+/* On the event loop: run the callbacks of committed entries, oldest first. */
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct logq	*q = arg;
+	struct qentry	*list, *rev = NULL, *next;
+	uint64_t	 n;
+
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("event=logq_read_failed");
+	pthread_mutex_lock(&q->mtx);
+	list = q->done;
+	q->done = NULL;
+	pthread_mutex_unlock(&q->mtx);
+	for (; list != NULL; list = next) {
+		next = list->next;
+		list->next = rev;
+		rev = list;
+	}
+	for (; rev != NULL; rev = next) {
+		next = rev->next;
+		pthread_mutex_lock(&q->mtx);
+		q->pending--;
+		pthread_mutex_unlock(&q->mtx);
+		rev->cb(rev->ok, rev->e.seq, rev->arg);
+		free(rev);
+	}
+}
+
+struct logq *
+logq_new(struct event_base *base, struct audit *a)
+{
+	struct logq *q = xcalloc(1, sizeof(*q));
+
+	q->audit = a;
+	q->stats.ok = 1;
+	q->stats.size = audit_size(a);
+	pthread_mutex_init(&q->mtx, NULL);
+	pthread_cond_init(&q->work_cond, NULL);
+	pthread_cond_init(&q->done_cond, NULL);
+	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_done, q)) == NULL ||
+	    event_add(q->ev, NULL) == -1 ||
+	    pthread_create(&q->thread, NULL, writer, q) != 0) {
+		log_warn("event=logq_start_failed");
+		if (q->ev)
+			event_free(q->ev);
+		if (q->efd != -1)
+			close(q->efd);
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void
+enqueue(struct logq *q, struct qentry *e)
+{
+	if (q->tail != NULL)
+		q->tail->next = e;
+	else
+		q->head = e;
+	q->tail = e;
+	pthread_cond_signal(&q->work_cond);
+}
+
+void
+logq_submit(struct logq *q, const struct audit_entry *e, logq_cb cb, void *arg)
+{
+	struct qentry *qe = qentry_new(e);
+
+	qe->cb = cb;
+	qe->arg = arg;
+	pthread_mutex_lock(&q->mtx);
+	q->pending++;
+	enqueue(q, qe);
+	pthread_mutex_unlock(&q->mtx);
+}
+
+int
+logq_append_sync(struct logq *q, struct audit_entry *e)
+{
+	struct qentry	*qe = qentry_new(e);
+	int		 ok;
+
+	qe->sync = 1;
+	pthread_mutex_lock(&q->mtx);
+	enqueue(q, qe);
+	while (!qe->done)
+		pthread_cond_wait(&q->done_cond, &q->mtx);
+	pthread_mutex_unlock(&q->mtx);
+	ok = qe->ok;
+	e->seq = qe->e.seq;
+	memcpy(e->hash, qe->e.hash, 32);
+	free(qe);
+	return ok ? 0 : -1;
+}
+
+size_t
+logq_pending(struct logq *q)
+{
+	size_t n;
+
+	pthread_mutex_lock(&q->mtx);
+	n = q->pending;
+	pthread_mutex_unlock(&q->mtx);
+	return n;
+}
+
+void
+logq_stats(struct logq *q, struct logq_stats *out)
+{
+	pthread_mutex_lock(&q->mtx);
+	*out = q->stats;
+	pthread_mutex_unlock(&q->mtx);
+}
+
+void
+logq_free(struct logq *q)
+{
+	struct qentry *e, *next;
+
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&q->mtx);
+	q->stop = 1;
+	pthread_cond_signal(&q->work_cond);
+	pthread_mutex_unlock(&q->mtx);
+	pthread_join(q->thread, NULL);
+	for (e = q->done; e != NULL; e = next) {
+		next = e->next;
+		free(e);
+	}
+	event_free(q->ev);
+	close(q->efd);
+	pthread_mutex_destroy(&q->mtx);
+	pthread_cond_destroy(&q->work_cond);
+	pthread_cond_destroy(&q->done_cond);
+	free(q);
+}

@@ -1,0 +1,44 @@
+/*
+ * The disclosure log writer: a thread that owns the log's database
+ * connection and commits queued entries in batches, one transaction (one
+ * fsync) per batch, so that durability does not cost a disk flush per
+ * request (group commit). The event loop submits entries and is called back
+ * on its own thread once they are on disk (D7: reply only after that).
+ */
+#ifndef SAFESHARED_LOGQ_H
+#define SAFESHARED_LOGQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+
+struct event_base;
+struct logq;
+
+/* Called on the event loop thread: ok is 0 when the entry could not be written. */
+typedef void (*logq_cb)(int ok, uint64_t seq, void *arg);
+
+struct logq_stats {
+	uint64_t	commits;	/* transactions */
+	uint64_t	entries;	/* entries committed */
+	uint64_t	failures;	/* entries that could not be written */
+	uint64_t	max_batch;
+	uint64_t	batch_hist[8];	/* batch sizes: 1, 2-3, 4-7, ... 128+ */
+	uint64_t	size;		/* entries in the log */
+	int		ok;		/* the last commit worked */
+};
+
+/* Starts the writer thread on an open log. Returns NULL on failure. */
+struct logq	*logq_new(struct event_base *, struct audit *);
+/* Copies the entry and queues it; cb runs after the commit (or failure). */
+void		 logq_submit(struct logq *, const struct audit_entry *, logq_cb, void *arg);
+/* Queues the entry and waits for its commit; sets e->seq. Returns 0 or -1. */
+int		 logq_append_sync(struct logq *, struct audit_entry *);
+/* Entries queued or being written whose callback has not run yet. */
+size_t		 logq_pending(struct logq *);
+void		 logq_stats(struct logq *, struct logq_stats *);
+/* Writes what is queued, stops the thread; does not run pending callbacks. */
+void		 logq_free(struct logq *);
+
+#endif
