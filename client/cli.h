@@ -6,7 +6,29 @@
 
 enum { EX_OK, EX_LOCAL, EX_USAGE, EX_DENIED, EX_REFUSED, EX_NOANSWER };
 
-void	json_str(FILE *, const char *);
 int	cmd_policy(int argc, char *argv[]);
+int	cmd_audit(int argc, char *argv[]);
+
+/* Connection options shared by the networked commands. */
+struct conn_opts {
+	const char	*server, *cert, *key, *ca;
+};
+
+enum { O_SERVER = 1000, O_CERT, O_KEY, O_CA, O_JSON, O_HELP };
+
+#define CONN_LONGOPTS							\
+	{ "server", required_argument, NULL, O_SERVER },		\
+	{ "cert", required_argument, NULL, O_CERT },			\
+	{ "key", required_argument, NULL, O_KEY },			\
+	{ "ca", required_argument, NULL, O_CA },			\
+	{ "json", no_argument, NULL, O_JSON },				\
+	{ "help", no_argument, NULL, O_HELP }
+
+struct ss_client;
+/* Handles a shared option; returns 1 if it was one. */
+int		 conn_opt(int ch, struct conn_opts *, int *json);
+/* Connects with the options or SAFESHARE_* environment; returns an exit code. */
+int		 connect_client(struct conn_opts *, struct ss_client **);
+const char	*env_or(const char *, const char *env);
 
 #endif

@@ -312,3 +312,37 @@ ss_admin_reload(struct ss_client *c, Safeshare__V1__ReloadResult **result,
 	}
 	return 0;
 }
+
+int
+ss_call_message(struct ss_client *c, const char *path, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+    Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
+{
+	unsigned char	*buf = NULL, *body;
+	size_t		 len = 0, blen;
+	int		 rc;
+
+	*resp = NULL;
+	*error = NULL;
+	if (req != NULL) {
+		len = protobuf_c_message_get_packed_size(req);
+		buf = xcalloc(len + 1, 1);
+		protobuf_c_message_pack(req, buf);
+	}
+	rc = ss_client_call(c, "POST", path, buf ? buf : (unsigned char *)"", len,
+	    status, &body, &blen, err, errlen);
+	free(buf);
+	if (rc == -1)
+		return -1;
+	if (*status == 200)
+		*resp = protobuf_c_message_unpack(resp_desc, NULL, blen, body);
+	else
+		*error = safeshare__v1__error__unpack(NULL, blen, body);
+	free(body);
+	if (*resp == NULL && *error == NULL) {
+		snprintf(err, errlen, "HTTP %d with a body that is not a safeshare "
+		    "message", *status);
+		return -1;
+	}
+	return 0;
+}

@@ -20,9 +20,6 @@
 #include "cli.h"
 
 
-struct conn_opts {
-	const char	*server, *cert, *key, *ca;
-};
 
 static const char *const top_usage =
     "usage: safeshare COMMAND [options]\n"
@@ -35,9 +32,9 @@ static const char *const top_usage =
     "  policy explain what would happen if agency A asked for T for purpose P\n"
     "  policy matrix  what every agency can see, for every purpose (transparency)\n"
     "  admin reload   make the daemon re-read its sharing protocol\n"
-    "Auditors:\n"
-    "  audit show     print disclosure log entries (offline, from the log file)\n"
-    "  audit verify   recompute the log's hash chain (offline)\n"
+    "Auditors and the Caldicott Guardian:\n"
+    "  audit query|stats|subject-report|reviews|review|inform|inform-done|\n"
+    "        export|verify|show   read, review and verify the disclosure log\n"
     "\n"
     "Connection options (or environment SAFESHARE_SERVER, SAFESHARE_CERT,\n"
     "SAFESHARE_KEY, SAFESHARE_CA):\n"
@@ -46,32 +43,13 @@ static const char *const top_usage =
     "Exit codes: 0 ok, 1 local error, 2 usage, 3 denied by the protocol,\n"
     "4 refused by the server, 5 no answer. 'safeshare COMMAND --help' for more.\n";
 
-void
-json_str(FILE *fp, const char *s)
-{
-	fputc('"', fp);
-	for (; s != NULL && *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(fp, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", fp);
-		else if (c < 0x20)
-			fprintf(fp, "\\u%04x", c);
-		else
-			fputc(c, fp);
-	}
-	fputc('"', fp);
-}
-
-static const char *
+const char *
 env_or(const char *v, const char *env)
 {
 	return v != NULL ? v : getenv(env);
 }
 
-static int
+int
 connect_client(struct conn_opts *o, struct ss_client **c)
 {
 	struct ss_client_config	 cfg;
@@ -94,18 +72,9 @@ connect_client(struct conn_opts *o, struct ss_client **c)
 	return EX_OK;
 }
 
-enum { O_SERVER = 1000, O_CERT, O_KEY, O_CA, O_JSON, O_HELP };
-
-#define CONN_LONGOPTS							\
-	{ "server", required_argument, NULL, O_SERVER },		\
-	{ "cert", required_argument, NULL, O_CERT },			\
-	{ "key", required_argument, NULL, O_KEY },			\
-	{ "ca", required_argument, NULL, O_CA },			\
-	{ "json", no_argument, NULL, O_JSON },				\
-	{ "help", no_argument, NULL, O_HELP }
 
 /* Handles the options every networked command shares; 1 if consumed. */
-static int
+int
 conn_opt(int ch, struct conn_opts *o, int *json)
 {
 	switch (ch) {
@@ -441,130 +410,6 @@ cmd_health(int argc, char *argv[])
 		    h->protocol_version);
 	rc = h->audit_ok ? EX_OK : EX_REFUSED;
 	safeshare__v1__health__free_unpacked(h, NULL);
-	return rc;
-}
-
-struct show_state {
-	int	json;
-	int	first;
-};
-
-static int
-show_entry(const struct audit_entry *e, void *arg)
-{
-	struct show_state	*s = arg;
-	char			 when[32], hash[65];
-	time_t			 t = (time_t)e->time;
-
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-	hex_encode(e->hash, 32, hash);
-	if (!s->json) {
-		printf("#%-5llu %s %-10s %-12s %-8s %-22s agency=%s subject=%s "
-		    "purpose=%s rule=%s released=[%s] withheld=[%s]\n",
-		    (unsigned long long)e->seq, when, e->kind, e->decision,
-		    e->consent[0] ? e->consent : "-", e->reason,
-		    e->agency[0] ? e->agency : "-", e->subject[0] ? e->subject : "-",
-		    e->purpose[0] ? e->purpose : "-", e->rule_id[0] ? e->rule_id : "-",
-		    e->released, e->withheld);
-		return 0;
-	}
-	printf("%s{\"seq\":%llu,\"time\":\"%s\"", s->first ? "" : ",\n",
-	    (unsigned long long)e->seq, when);
-#define J(k, v) do { printf(",\"%s\":", k); json_str(stdout, v); } while (0)
-	J("kind", e->kind); J("agency", e->agency); J("cert_fp", e->cert_fp);
-	J("practitioner", e->practitioner); J("purpose", e->purpose);
-	J("lawful_basis", e->lawful_basis); J("case_ref", e->case_ref);
-	J("subject", e->subject); J("record_type", e->record_type);
-	J("decision", e->decision); J("reason", e->reason);
-	J("released", e->released); J("withheld", e->withheld);
-	J("consent", e->consent); J("override_code", e->override_code);
-	J("rule_id", e->rule_id); J("protocol_id", e->protocol_id);
-	J("protocol_version", e->protocol_version);
-	J("protocol_sha256", e->protocol_sha256); J("request_id", e->request_id);
-	J("hash", hash);
-#undef J
-	printf("}");
-	s->first = 0;
-	return 0;
-}
-
-static int
-cmd_audit(int argc, char *argv[])
-{
-	static const struct option longopts[] = {
-		{ "log", required_argument, NULL, 'l' },
-		{ "last", required_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "help", no_argument, NULL, O_HELP },
-		{ NULL, 0, NULL, 0 }
-	};
-	static const char *const help =
-	    "usage: safeshare audit show --log FILE [--last N] [--json]\n"
-	    "       safeshare audit verify --log FILE\n"
-	    "Reads the disclosure log database directly (offline): 'show' prints\n"
-	    "entries, 'verify' recomputes the hash chain and names the first bad\n"
-	    "entry. Exit 1 when the log does not verify.\n";
-	struct show_state	 s = { 0, 1 };
-	struct audit		*a;
-	const char		*path = NULL, *sub;
-	char			 err[512];
-	long long		 last = 0;
-	int			 ch, rc = EX_OK;
-
-	if (argc < 2) {
-		fputs(help, stderr);
-		return EX_USAGE;
-	}
-	sub = argv[1];
-	argc--;
-	argv++;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'l': path = optarg; break;
-		case 'n': last = atoll(optarg); break;
-		case O_JSON: s.json = 1; break;
-		case O_HELP: fputs(help, stdout); return EX_OK;
-		default: fputs(help, stderr); return EX_USAGE;
-		}
-	}
-	if (strcmp(sub, "--help") == 0) {
-		fputs(help, stdout);
-		return EX_OK;
-	}
-	if (path == NULL || (strcmp(sub, "show") != 0 && strcmp(sub, "verify") != 0)) {
-		fputs(help, stderr);
-		return EX_USAGE;
-	}
-	if (audit_open(&a, path, err, sizeof(err)) == -1) {
-		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_LOCAL;
-	}
-	if (strcmp(sub, "show") == 0) {
-		uint64_t size = audit_size(a);
-		uint64_t from = last > 0 && (uint64_t)last < size ? size - (uint64_t)last + 1 : 1;
-
-		if (s.json)
-			printf("[");
-		if (audit_scan(a, from, 0, show_entry, &s) == -1) {
-			fprintf(stderr, "safeshare: %s\n", audit_errmsg(a));
-			rc = EX_LOCAL;
-		}
-		if (s.json)
-			printf("]\n");
-	} else {
-		uint64_t n, bad;
-		char why[256];
-
-		if (audit_verify(a, &n, &bad, why, sizeof(why)) == 0)
-			printf("%s: ok, %llu entries, chain intact\n", path,
-			    (unsigned long long)n);
-		else {
-			fprintf(stderr, "%s: FAILED at entry %llu: %s\n", path,
-			    (unsigned long long)bad, why);
-			rc = EX_LOCAL;
-		}
-	}
-	audit_close(a);
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -98,8 +99,21 @@ writer(void *arg)
 		size_t	n = 0;
 		int	rc;
 
-		while (q->head == NULL && !q->stop)
-			pthread_cond_wait(&q->work_cond, &q->mtx);
+		while (q->head == NULL && !q->stop) {
+			struct timespec ts;
+
+			/* Idle: wake once a second for a timed checkpoint. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&q->work_cond, &q->mtx, &ts) == ETIMEDOUT &&
+			    q->head == NULL && !q->stop) {
+				pthread_mutex_unlock(&q->mtx);
+				if (audit_checkpoint_due(q->audit, time(NULL)) == -1)
+					log_warnx("event=checkpoint_failed error=\"%s\"",
+					    audit_errmsg(q->audit));
+				pthread_mutex_lock(&q->mtx);
+			}
+		}
 		if (q->head == NULL && q->stop)
 			break;
 		/* Everything queued while the last fsync ran goes in one commit. */

@@ -4,6 +4,7 @@
  */
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/thread.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -147,6 +148,8 @@ main(int argc, char *argv[])
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* The log writer and verification threads wake the loop. */
+	evthread_use_pthreads();
 	memset(&srv, 0, sizeof(srv));
 	if (server_init(&srv, &conf, proto, err, sizeof(err)) == -1) {
 		log_warnx("event=start_failed error=\"%s\"", err);

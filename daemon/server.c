@@ -5,6 +5,7 @@
  * Routes:
  *   POST /v1/disclosures   DisclosureRequest -> DisclosureResponse | Error
  *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
+ *   POST /v1/audit/...     auditors' reads, reviews, verify (auditor.c)
  *   GET  /healthz          Health
  */
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include <stdio.h>
@@ -207,6 +209,13 @@ route(struct evhttp_request *req, void *arg)
 	srv->requests++;
 	if (path == NULL)
 		path = "";
+	if (strncmp(path, "/v1/audit/", 10) == 0) {
+		if (cmd != EVHTTP_REQ_POST)
+			reply_error(req, 405, "method_not_allowed", "use POST", 0);
+		else
+			auditor_handle(srv, req, path);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
@@ -218,6 +227,19 @@ route(struct evhttp_request *req, void *arg)
 		return;
 	}
 	reply_error(req, 404, "not_found", "no such endpoint", 0);
+}
+
+static EVP_PKEY *
+pem_public_key(const char *pem)
+{
+	BIO		*bio;
+	EVP_PKEY	*k;
+
+	if (pem == NULL || (bio = BIO_new_mem_buf(pem, -1)) == NULL)
+		return NULL;
+	k = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	return k;
 }
 
 /* Each accepted connection gets its own TLS session in server mode. */
@@ -249,6 +271,21 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if (store_open(&srv->store, conf->store, err, errlen) == -1)
 		return -1;
 	if (audit_open(&srv->audit, conf->audit_log, err, errlen) == -1)
+		return -1;
+	if (conf->audit_signing_key != NULL) {
+		if (audit_set_signer(srv->audit, conf->audit_signing_key,
+		    (uint64_t)conf->checkpoint_every, conf->checkpoint_seconds, err,
+		    errlen) == -1)
+			return -1;
+		srv->public_pem = audit_public_pem(srv->audit);
+		if ((srv->public_key = pem_public_key(srv->public_pem)) == NULL) {
+			snprintf(err, errlen, "cannot derive the log's public key");
+			return -1;
+		}
+	} else
+		log_warnx("event=no_checkpoints reason=\"audit.signing_key not set; the "
+		    "log is hash-chained but not signed\"");
+	if (audit_open_reader(&srv->reader, conf->audit_log, err, errlen) == -1)
 		return -1;
 	if ((srv->base = event_base_new()) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
@@ -360,7 +397,10 @@ server_shutdown(struct server *srv)
 	if (srv->ssl != NULL)
 		SSL_CTX_free(srv->ssl);
 	store_close(srv->store);
+	audit_close(srv->reader);
 	audit_close(srv->audit);
+	EVP_PKEY_free(srv->public_key);
+	free(srv->public_pem);
 	protocol_unref(srv->proto);
 	memset(srv, 0, sizeof(*srv));
 }

@@ -27,6 +27,9 @@ struct server {
 	struct protocol		*proto;		/* in force; swapped on reload */
 	struct store		*store;
 	struct audit		*audit;		/* owned by the log writer thread */
+	struct audit		*reader;	/* read-only, for auditors' queries */
+	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
+	char			*public_pem;
 	struct logq		*logq;
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	int			 port;		/* bound port */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes a development PKI: a CA, a server certificate for 127.0.0.1 and
-# localhost, and one client certificate per agency (ECDSA P-256). Private
-# keys are mode 0600. For development and tests only: never commit the output.
+# localhost, one client certificate per agency (ECDSA P-256), and the
+# Ed25519 key that signs disclosure-log checkpoints (audit-signing.key, with
+# audit-signing.pub for auditors). Private keys are mode 0600. For development and tests only: never commit the output.
 #
 #   deploy/pki.sh OUTDIR [AGENCY ...]
 #
@@ -16,7 +17,7 @@ fi
 out=$1
 shift
 [ $# -gt 0 ] || set -- police childrens_social_care health_trust housing \
-	da_service auditor admin
+	da_service auditor admin guardian
 ORG=${SAFESHARE_PKI_ORG:-safeshare dev}
 DAYS=${SAFESHARE_PKI_DAYS:-825}
 
@@ -59,5 +60,11 @@ for agency in "$@"; do
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth"
 done
+if [ ! -f audit-signing.key ]; then
+	openssl genpkey -algorithm ed25519 -out audit-signing.key 2>/dev/null
+	chmod 600 audit-signing.key
+	openssl pkey -in audit-signing.key -pubout -out audit-signing.pub 2>/dev/null
+	chmod 644 audit-signing.pub
+fi
 rm -f ca.srl
-echo "pki: CA, server and $# client certificates in $out"
+echo "pki: CA, server, $# client certificates and the log signing key in $out"

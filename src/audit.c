@@ -1,20 +1,31 @@
+/*
+ * The disclosure log: storage, hash chain, signed checkpoints, queries and
+ * verification. See audit.h and docs/audit-format.md.
+ */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "util.h"
 
-struct audit {
-	sqlite3		*db;
-	sqlite3_stmt	*ins;
-	uint64_t	 size;
-	unsigned char	 head[32];
-	char		 err[256];
-	EVP_MD_CTX	*md;
+const char *const audit_string_names[AUDIT_NSTRINGS] = {
+	"kind", "agency", "cert_fp", "practitioner", "purpose", "lawful_basis",
+	"case_ref", "subject", "record_type", "decision", "reason", "released",
+	"withheld", "consent", "override_code", "justification", "rule_id",
+	"protocol_id", "protocol_version", "protocol_sha256", "request_id",
+	"inform_waiver"
 };
 
 static const char *const columns =
@@ -36,23 +47,42 @@ static const char *const schema =
     "CREATE INDEX entries_ref ON entries(ref_seq) WHERE ref_seq != 0;"
     "CREATE INDEX entries_subject ON entries(subject, seq);"
     "CREATE INDEX entries_agency ON entries(agency, seq);"
+    "CREATE INDEX entries_time ON entries(time);"
+    "CREATE INDEX entries_override ON entries(seq) WHERE override_code != '' "
+    " AND kind = 'disclosure' AND decision != 'deny';"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
+    " head_hash BLOB NOT NULL, time INTEGER NOT NULL, signature BLOB NOT NULL);"
     "PRAGMA user_version = 1;";
 
-/* The string members in canonical order. */
-static const char *const *
-strings(const struct audit_entry *e, const char *out[AUDIT_NSTRINGS])
+struct audit {
+	sqlite3		*db;
+	sqlite3_stmt	*ins;
+	sqlite3_stmt	*ins_cp;
+	uint64_t	 size;
+	unsigned char	 head[32];
+	unsigned char	 log_id[16];
+	char		 err[256];
+	EVP_PKEY	*signer;
+	uint64_t	 cp_every;
+	int64_t		 cp_seconds;
+	uint64_t	 cp_size;	/* entries covered by the last checkpoint */
+	int64_t		 cp_time;
+};
+
+void
+audit_entry_strings(struct audit_entry *e, const char **p[AUDIT_NSTRINGS])
 {
-	const char *v[AUDIT_NSTRINGS] = {
-		e->kind, e->agency, e->cert_fp, e->practitioner, e->purpose,
-		e->lawful_basis, e->case_ref, e->subject, e->record_type,
-		e->decision, e->reason, e->released, e->withheld, e->consent,
-		e->override_code, e->justification, e->rule_id, e->protocol_id,
-		e->protocol_version, e->protocol_sha256, e->request_id,
-		e->inform_waiver
+	const char **v[AUDIT_NSTRINGS] = {
+		&e->kind, &e->agency, &e->cert_fp, &e->practitioner, &e->purpose,
+		&e->lawful_basis, &e->case_ref, &e->subject, &e->record_type,
+		&e->decision, &e->reason, &e->released, &e->withheld, &e->consent,
+		&e->override_code, &e->justification, &e->rule_id, &e->protocol_id,
+		&e->protocol_version, &e->protocol_sha256, &e->request_id,
+		&e->inform_waiver
 	};
 
-	memcpy(out, v, sizeof(v));
-	return out;
+	memcpy(p, v, sizeof(v));
 }
 
 static void
@@ -67,37 +97,53 @@ put_be(unsigned char *p, uint64_t v, int n)
 /*
  * entry_hash = SHA-256(prev_hash || "safeshare-log-v1" || seq:u64be ||
  * time:i64be || ref_seq:u64be || for each string: len:u32be || bytes).
- * See docs/audit-format.md.
+ * Built in one buffer so that hashing is a single call.
  */
 void
 audit_hash(const struct audit_entry *e, unsigned char out[32])
 {
 	static const char	 tag[] = "safeshare-log-v1";
-	const char		*s[AUDIT_NSTRINGS];
-	unsigned char		 num[8];
-	unsigned int		 len = 32;
-	EVP_MD_CTX		*md = EVP_MD_CTX_new();
+	struct audit_entry	 tmp = *e;
+	const char		**s[AUDIT_NSTRINGS];
+	unsigned char		 stackbuf[2048], *buf = stackbuf;
+	size_t			 need = 32 + 16 + 24, n = 0;
 
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	EVP_DigestUpdate(md, e->prev_hash, 32);
-	EVP_DigestUpdate(md, tag, sizeof(tag) - 1);
-	put_be(num, e->seq, 8);
-	EVP_DigestUpdate(md, num, 8);
-	put_be(num, (uint64_t)e->time, 8);
-	EVP_DigestUpdate(md, num, 8);
-	put_be(num, e->ref_seq, 8);
-	EVP_DigestUpdate(md, num, 8);
-	strings(e, s);
+	audit_entry_strings(&tmp, s);
+	for (int i = 0; i < AUDIT_NSTRINGS; i++)
+		need += 4 + (*s[i] ? strlen(*s[i]) : 0);
+	if (need > sizeof(stackbuf))
+		buf = xcalloc(need, 1);
+	memcpy(buf, e->prev_hash, 32);
+	memcpy(buf + 32, tag, 16);
+	n = 48;
+	put_be(buf + n, e->seq, 8);
+	put_be(buf + n + 8, (uint64_t)e->time, 8);
+	put_be(buf + n + 16, e->ref_seq, 8);
+	n += 24;
 	for (int i = 0; i < AUDIT_NSTRINGS; i++) {
-		size_t n = s[i] ? strlen(s[i]) : 0;
+		size_t len = *s[i] ? strlen(*s[i]) : 0;
 
-		put_be(num, n, 4);
-		EVP_DigestUpdate(md, num, 4);
-		if (n > 0)
-			EVP_DigestUpdate(md, s[i], n);
+		put_be(buf + n, len, 4);
+		if (len)
+			memcpy(buf + n + 4, *s[i], len);
+		n += 4 + len;
 	}
-	EVP_DigestFinal_ex(md, out, &len);
-	EVP_MD_CTX_free(md);
+	SHA256(buf, n, out);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+size_t
+audit_checkpoint_message(const struct audit_checkpoint *cp, unsigned char out[128])
+{
+	static const char tag[] = "safeshare-checkpoint-v1";
+
+	memcpy(out, tag, 23);
+	memcpy(out + 23, cp->log_id, 16);
+	put_be(out + 39, cp->size, 8);
+	memcpy(out + 47, cp->head, 32);
+	put_be(out + 79, (uint64_t)cp->time, 8);
+	return 87;
 }
 
 static int
@@ -119,17 +165,70 @@ audit_size(struct audit *a)
 	return a->size;
 }
 
-int
-audit_open(struct audit **out, const char *path, char *err, size_t errlen)
+void
+audit_log_id(struct audit *a, unsigned char out[16])
+{
+	memcpy(out, a->log_id, 16);
+}
+
+static int
+int_query(struct audit *a, const char *sql, long long *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Loads the head of the chain, the log id and the last checkpoint. */
+static int
+load_state(struct audit *a)
+{
+	sqlite3_stmt	*st;
+	long long	 v = 0;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM entries ORDER BY seq "
+	    "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "head");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		a->size = (uint64_t)sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) == 32)
+			memcpy(a->head, sqlite3_column_blob(st, 1), 32);
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(a->db, "SELECT value FROM meta WHERE key = 'log_id'",
+	    -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "log id");
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16)
+		memcpy(a->log_id, sqlite3_column_blob(st, 0), 16);
+	sqlite3_finalize(st);
+	if (int_query(a, "SELECT coalesce(max(size), 0) FROM checkpoints", &v) == -1)
+		return fail(a, "checkpoints");
+	a->cp_size = (uint64_t)v;
+	v = 0;
+	if (int_query(a, "SELECT coalesce(max(time), 0) FROM checkpoints", &v) == -1)
+		return fail(a, "checkpoints");
+	/* With no checkpoint yet, the clock for the timed one starts now. */
+	a->cp_time = v ? v : (int64_t)time(NULL);
+	return 0;
+}
+
+static int
+open_common(struct audit **out, const char *path, int readonly, char *err,
+    size_t errlen)
 {
 	struct audit	*a = xcalloc(1, sizeof(*a));
-	sqlite3_stmt	*st;
-	char		 sql[1024];
-	int		 version = 0;
+	long long	 version = 0;
+	int		 flags = readonly ? SQLITE_OPEN_READONLY :
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
 	*out = NULL;
-	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &a->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) :
 		    "cannot open");
 		audit_close(a);
@@ -137,38 +236,62 @@ audit_open(struct audit **out, const char *path, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(a->db, 5000);
 	/* Durable on commit: WAL with synchronous=FULL fsyncs the WAL on COMMIT. */
-	if (sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
-	    NULL, NULL, NULL) != SQLITE_OK)
+	if (!readonly && sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; "
+	    "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
 		goto dberr;
-	if (sqlite3_prepare_v2(a->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+	if (int_query(a, "PRAGMA user_version", &version) == -1)
 		goto dberr;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version == 0 && sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK)
-		goto dberr;
-	if (version > AUDIT_SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: log schema version %d is newer than this "
+	if (version == 0 && readonly) {
+		snprintf(err, errlen, "%s: not a safeshare disclosure log", path);
+		audit_close(a);
+		return -1;
+	}
+	if (version == 0) {
+		unsigned char id[16];
+
+		RAND_bytes(id, sizeof(id));
+		if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(a->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+			goto dberr;
+		{
+			sqlite3_stmt *st;
+
+			if (sqlite3_prepare_v2(a->db, "INSERT INTO meta(key, value) "
+			    "VALUES ('log_id', ?1)", -1, &st, NULL) != SQLITE_OK)
+				goto dberr;
+			sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				sqlite3_finalize(st);
+				goto dberr;
+			}
+			sqlite3_finalize(st);
+		}
+		if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			goto dberr;
+	} else if (version > AUDIT_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: log schema version %lld is newer than this "
 		    "program", path, version);
 		audit_close(a);
 		return -1;
 	}
-	/* The head of the chain: the last entry's hash, or zeros. */
-	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM entries ORDER BY seq "
-	    "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		a->size = (uint64_t)sqlite3_column_int64(st, 0);
-		if (sqlite3_column_bytes(st, 1) == 32)
-			memcpy(a->head, sqlite3_column_blob(st, 1), 32);
+	if (load_state(a) == -1) {
+		snprintf(err, errlen, "%s: %s", path, a->err);
+		audit_close(a);
+		return -1;
 	}
-	sqlite3_finalize(st);
-	snprintf(sql, sizeof(sql), "INSERT INTO entries(%s) VALUES (?1, ?2, ?3, ?4, "
-	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-	    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)", columns);
-	if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &a->ins,
-	    NULL) != SQLITE_OK)
-		goto dberr;
+	if (!readonly) {
+		char sql[1024];
+
+		snprintf(sql, sizeof(sql), "INSERT INTO entries(%s) VALUES (?1, ?2, ?3, "
+		    "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+		    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)", columns);
+		if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+		    &a->ins, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v3(a->db, "INSERT INTO checkpoints(size, head_hash, "
+		    "time, signature) VALUES (?1, ?2, ?3, ?4)", -1,
+		    SQLITE_PREPARE_PERSISTENT, &a->ins_cp, NULL) != SQLITE_OK)
+			goto dberr;
+	}
 	*out = a;
 	return 0;
 dberr:
@@ -177,27 +300,87 @@ dberr:
 	return -1;
 }
 
+int
+audit_open(struct audit **out, const char *path, char *err, size_t errlen)
+{
+	return open_common(out, path, 0, err, errlen);
+}
+
+int
+audit_open_reader(struct audit **out, const char *path, char *err, size_t errlen)
+{
+	return open_common(out, path, 1, err, errlen);
+}
+
 void
 audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
 	sqlite3_finalize(a->ins);
+	sqlite3_finalize(a->ins_cp);
 	sqlite3_close(a->db);
+	EVP_PKEY_free(a->signer);
 	free(a);
+}
+
+int
+audit_set_signer(struct audit *a, const char *keyfile, uint64_t every,
+    int64_t seconds, char *err, size_t errlen)
+{
+	EVP_PKEY	*k;
+	FILE		*fp;
+
+	if (file_is_secret(keyfile, err, errlen) == -1)
+		return -1;
+	if ((fp = fopen(keyfile, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", keyfile, strerror(errno));
+		return -1;
+	}
+	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+		snprintf(err, errlen, "%s: not an Ed25519 private key (PEM)", keyfile);
+		EVP_PKEY_free(k);
+		return -1;
+	}
+	EVP_PKEY_free(a->signer);
+	a->signer = k;
+	a->cp_every = every ? every : 1000;
+	a->cp_seconds = seconds ? seconds : 60;
+	return 0;
+}
+
+char *
+audit_public_pem(struct audit *a)
+{
+	BIO	*bio;
+	char	*data, *out = NULL;
+	long	 len;
+
+	if (a->signer == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (PEM_write_bio_PUBKEY(bio, a->signer) == 1 &&
+	    (len = BIO_get_mem_data(bio, &data)) > 0) {
+		out = xcalloc((size_t)len + 1, 1);
+		memcpy(out, data, (size_t)len);
+	}
+	BIO_free(bio);
+	return out;
 }
 
 static int
 insert(struct audit *a, const struct audit_entry *e)
 {
-	const char	*s[AUDIT_NSTRINGS];
-	int		 rc;
+	struct audit_entry	 tmp = *e;
+	const char		**s[AUDIT_NSTRINGS];
+	int			 rc;
 
-	strings(e, s);
+	audit_entry_strings(&tmp, s);
 	sqlite3_bind_int64(a->ins, 1, (sqlite3_int64)e->seq);
 	sqlite3_bind_int64(a->ins, 2, e->time);
 	for (int i = 0; i < AUDIT_NSTRINGS; i++)
-		sqlite3_bind_text(a->ins, 3 + i, s[i] ? s[i] : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(a->ins, 3 + i, *s[i] ? *s[i] : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(a->ins, 25, (sqlite3_int64)e->ref_seq);
 	sqlite3_bind_blob(a->ins, 26, e->prev_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_blob(a->ins, 27, e->hash, 32, SQLITE_STATIC);
@@ -206,11 +389,48 @@ insert(struct audit *a, const struct audit_entry *e)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Signs and inserts a checkpoint for (size, head) inside the open transaction. */
+static int
+insert_checkpoint(struct audit *a, uint64_t size, const unsigned char head[32],
+    int64_t now)
+{
+	struct audit_checkpoint	 cp;
+	unsigned char		 msg[128];
+	size_t			 mlen, siglen = sizeof(cp.sig);
+	EVP_MD_CTX		*md;
+	int			 rc;
+
+	memset(&cp, 0, sizeof(cp));
+	memcpy(cp.log_id, a->log_id, 16);
+	cp.size = size;
+	memcpy(cp.head, head, 32);
+	cp.time = now;
+	mlen = audit_checkpoint_message(&cp, msg);
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	rc = EVP_DigestSignInit(md, NULL, NULL, NULL, a->signer) == 1 &&
+	    EVP_DigestSign(md, cp.sig, &siglen, msg, mlen) == 1 ? 0 : -1;
+	EVP_MD_CTX_free(md);
+	if (rc == -1) {
+		snprintf(a->err, sizeof(a->err), "checkpoint: signing failed");
+		return -1;
+	}
+	sqlite3_bind_int64(a->ins_cp, 1, (sqlite3_int64)size);
+	sqlite3_bind_blob(a->ins_cp, 2, head, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(a->ins_cp, 3, now);
+	sqlite3_bind_blob(a->ins_cp, 4, cp.sig, (int)siglen, SQLITE_STATIC);
+	rc = sqlite3_step(a->ins_cp);
+	sqlite3_reset(a->ins_cp);
+	return rc == SQLITE_DONE ? 0 : fail(a, "checkpoint");
+}
+
 int
 audit_append(struct audit *a, struct audit_entry **es, size_t n)
 {
 	unsigned char	 head[32];
 	uint64_t	 size = a->size;
+	int64_t		 now = time(NULL);
+	int		 cp = 0;
 
 	memcpy(head, a->head, 32);
 	if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -224,17 +444,85 @@ audit_append(struct audit *a, struct audit_entry **es, size_t n)
 		memcpy(head, e->hash, 32);
 		if (insert(a, e) == -1) {
 			fail(a, "insert");
-			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
+			goto rollback;
 		}
+	}
+	if (a->signer != NULL && size - a->cp_size >= a->cp_every) {
+		if (insert_checkpoint(a, size, head, now) == -1)
+			goto rollback;
+		cp = 1;
 	}
 	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		fail(a, "commit");
-		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-		return -1;
+		goto rollback;
 	}
 	a->size = size;
 	memcpy(a->head, head, 32);
+	if (cp) {
+		a->cp_size = size;
+		a->cp_time = now;
+	}
+	return 0;
+rollback:
+	sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int
+audit_checkpoint_due(struct audit *a, int64_t now)
+{
+	if (a->signer == NULL || a->size == a->cp_size || now - a->cp_time < a->cp_seconds)
+		return 0;
+	if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return fail(a, "begin");
+	if (insert_checkpoint(a, a->size, a->head, now) == -1 ||
+	    sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	a->cp_size = a->size;
+	a->cp_time = now;
+	return 0;
+}
+
+/* Fills an entry from a row selected with `columns`; strings live until the next step. */
+static void
+row_entry(sqlite3_stmt *st, struct audit_entry *e)
+{
+	const char **s[AUDIT_NSTRINGS];
+
+	memset(e, 0, sizeof(*e));
+	audit_entry_strings(e, s);
+	e->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	e->time = sqlite3_column_int64(st, 1);
+	for (int i = 0; i < AUDIT_NSTRINGS; i++) {
+		const char *t = (const char *)sqlite3_column_text(st, 2 + i);
+
+		*s[i] = t ? t : "";
+	}
+	e->ref_seq = (uint64_t)sqlite3_column_int64(st, 24);
+	if (sqlite3_column_bytes(st, 25) == 32)
+		memcpy(e->prev_hash, sqlite3_column_blob(st, 25), 32);
+	if (sqlite3_column_bytes(st, 26) == 32)
+		memcpy(e->hash, sqlite3_column_blob(st, 26), 32);
+}
+
+static int
+run_scan(struct audit *a, sqlite3_stmt *st, audit_cb cb, void *arg)
+{
+	struct audit_entry	 e;
+	int			 rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_entry(st, &e);
+		if (cb(&e, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail(a, "scan");
 	return 0;
 }
 
@@ -243,7 +531,6 @@ audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *ar
 {
 	sqlite3_stmt	*st;
 	char		 sql[1024];
-	int		 rc;
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE seq >= ?1 ORDER BY "
 	    "seq LIMIT ?2", columns);
@@ -251,93 +538,357 @@ audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *ar
 		return fail(a, "scan");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct audit_entry	 e;
-		const char		*s[AUDIT_NSTRINGS];
-
-		memset(&e, 0, sizeof(e));
-		e.seq = (uint64_t)sqlite3_column_int64(st, 0);
-		e.time = sqlite3_column_int64(st, 1);
-		for (int i = 0; i < AUDIT_NSTRINGS; i++)
-			s[i] = (const char *)sqlite3_column_text(st, 2 + i);
-		e.kind = s[0]; e.agency = s[1]; e.cert_fp = s[2];
-		e.practitioner = s[3]; e.purpose = s[4]; e.lawful_basis = s[5];
-		e.case_ref = s[6]; e.subject = s[7]; e.record_type = s[8];
-		e.decision = s[9]; e.reason = s[10]; e.released = s[11];
-		e.withheld = s[12]; e.consent = s[13]; e.override_code = s[14];
-		e.justification = s[15]; e.rule_id = s[16]; e.protocol_id = s[17];
-		e.protocol_version = s[18]; e.protocol_sha256 = s[19];
-		e.request_id = s[20]; e.inform_waiver = s[21];
-		e.ref_seq = (uint64_t)sqlite3_column_int64(st, 24);
-		if (sqlite3_column_bytes(st, 25) == 32)
-			memcpy(e.prev_hash, sqlite3_column_blob(st, 25), 32);
-		if (sqlite3_column_bytes(st, 26) == 32)
-			memcpy(e.hash, sqlite3_column_blob(st, 26), 32);
-		if (cb(&e, arg) != 0)
-			break;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return fail(a, "scan");
-	return 0;
+	return run_scan(a, st, cb, arg);
 }
 
-struct verify_state {
-	uint64_t	 expect;
-	unsigned char	 prev[32];
-	uint64_t	 bad;
-	char		*why;
-	size_t		 whylen;
-};
+/* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
+static void
+where_filter(const struct audit_filter *f, char *sql, size_t len)
+{
+	static const struct { size_t off; const char *col; } eq[] = {
+		{ offsetof(struct audit_filter, subject), "subject" },
+		{ offsetof(struct audit_filter, agency), "agency" },
+		{ offsetof(struct audit_filter, practitioner), "practitioner" },
+		{ offsetof(struct audit_filter, purpose), "purpose" },
+		{ offsetof(struct audit_filter, decision), "decision" },
+		{ offsetof(struct audit_filter, reason), "reason" },
+		{ offsetof(struct audit_filter, kind), "kind" },
+	};
+	int p = 3;	/* ?1 and ?2 are the caller's */
+
+	for (size_t i = 0; i < sizeof(eq) / sizeof(eq[0]); i++) {
+		const char *v = *(const char *const *)(const void *)((const char *)f + eq[i].off);
+
+		if (v != NULL && *v != '\0')
+			snprintf(sql + strlen(sql), len - strlen(sql), " AND %s = ?%d",
+			    eq[i].col, p++);
+	}
+	if (f->overrides_only)
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND override_code != '' "
+		    "AND kind = 'disclosure' AND decision != 'deny'");
+	if (f->from_time)
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND time >= ?%d", p++);
+	if (f->to_time)
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND time < ?%d", p++);
+}
+
+static void
+bind_filter(sqlite3_stmt *st, const struct audit_filter *f)
+{
+	const char *const v[] = { f->subject, f->agency, f->practitioner, f->purpose,
+	    f->decision, f->reason, f->kind };
+	int p = 3;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (v[i] != NULL && *v[i] != '\0')
+			sqlite3_bind_text(st, p++, v[i], -1, SQLITE_STATIC);
+	if (f->from_time)
+		sqlite3_bind_int64(st, p++, f->from_time);
+	if (f->to_time)
+		sqlite3_bind_int64(st, p++, f->to_time);
+}
+
+int
+audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
+    uint64_t limit, int newest_first, audit_cb cb, void *arg)
+{
+	sqlite3_stmt	*st;
+	char		 sql[2048];
+
+	/* ?1 is the paging cursor and ?2 the limit; filters bind from ?3. */
+	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE %s", columns,
+	    newest_first ? "(?1 = 0 OR seq < ?1)" : "seq > ?1");
+	where_filter(f, sql, sizeof(sql));
+	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " ORDER BY seq %s LIMIT ?2",
+	    newest_first ? "DESC" : "ASC");
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "query");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+	bind_filter(st, f);
+	return run_scan(a, st, cb, arg);
+}
+
+int
+audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
+    audit_stat_cb cb, void *arg)
+{
+	static const struct { const char *name, *expr; } groups[] = {
+		{ "agency", "agency" }, { "purpose", "purpose" },
+		{ "decision", "decision" }, { "reason", "reason" }, { "kind", "kind" },
+		{ "day", "date(time, 'unixepoch')" },
+	};
+	const char	*expr = NULL;
+	sqlite3_stmt	*st;
+	char		 sql[2048];
+	int		 rc;
+
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strcmp(by, groups[i].name) == 0)
+			expr = groups[i].expr;
+	if (expr == NULL) {
+		snprintf(a->err, sizeof(a->err), "cannot group by \"%s\" (agency, purpose, "
+		    "decision, reason, kind or day)", by);
+		return -1;
+	}
+	snprintf(sql, sizeof(sql), "SELECT %s AS k, count(*) FROM entries WHERE "
+	    "?1 = ?1 AND ?2 = ?2", expr);
+	where_filter(f, sql, sizeof(sql));
+	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " GROUP BY k ORDER BY k");
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "stats");
+	sqlite3_bind_int(st, 1, 0);
+	sqlite3_bind_int(st, 2, 0);
+	bind_filter(st, f);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		if (cb(k ? k : "", (uint64_t)sqlite3_column_int64(st, 1), arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(a, "stats");
+}
 
 static int
-verify_one(const struct audit_entry *e, void *arg)
+pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb cb,
+    void *arg)
 {
-	struct verify_state	*v = arg;
-	unsigned char		 h[32];
+	sqlite3_stmt	*st;
+	char		 sql[2048];
 
-	if (e->seq != v->expect) {
-		v->bad = v->expect;
-		snprintf(v->why, v->whylen, "entry %llu is missing (next is %llu): "
-		    "deleted or reordered", (unsigned long long)v->expect,
-		    (unsigned long long)e->seq);
-		return 1;
+	snprintf(sql, sizeof(sql), "SELECT %s FROM entries e WHERE override_code != '' "
+	    "AND kind = 'disclosure' AND decision != 'deny' %s AND NOT EXISTS ("
+	    "SELECT 1 FROM entries r WHERE r.ref_seq = e.seq AND r.kind = ?1) "
+	    "ORDER BY seq", columns, cond);
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "pending");
+	sqlite3_bind_text(st, 1, done_kind, -1, SQLITE_STATIC);
+	return run_scan(a, st, cb, arg);
+}
+
+int
+audit_reviews_pending(struct audit *a, audit_cb cb, void *arg)
+{
+	return pending_items(a, "", "review", cb, arg);
+}
+
+int
+audit_inform_pending(struct audit *a, audit_cb cb, void *arg)
+{
+	return pending_items(a, "AND inform_waiver = ''", "inform_done", cb, arg);
+}
+
+int
+audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT id, size, head_hash, time, signature "
+	    "FROM checkpoints ORDER BY size, id", -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "checkpoints");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct audit_checkpoint cp;
+
+		memset(&cp, 0, sizeof(cp));
+		cp.id = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(cp.log_id, a->log_id, 16);
+		cp.size = (uint64_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_bytes(st, 2) == 32)
+			memcpy(cp.head, sqlite3_column_blob(st, 2), 32);
+		cp.time = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_bytes(st, 4) == 64)
+			memcpy(cp.sig, sqlite3_column_blob(st, 4), 64);
+		if (cb(&cp, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
 	}
-	if (memcmp(e->prev_hash, v->prev, 32) != 0) {
-		v->bad = e->seq;
-		snprintf(v->why, v->whylen, "entry %llu does not link to the entry "
-		    "before it: deleted, inserted or reordered",
-		    (unsigned long long)e->seq);
-		return 1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(a, "checkpoints");
+}
+
+/* Streaming verification. */
+struct audit_verifier {
+	EVP_PKEY		*pub;
+	unsigned char		 log_id[16];
+	struct audit_checkpoint	*cps;
+	size_t			 ncps, next_cp;
+	uint64_t		 expect;
+	unsigned char		 prev[32];
+	struct audit_verify_result res;
+	int			 failed;
+};
+
+struct audit_verifier *
+audit_verifier_new(EVP_PKEY *pub, const unsigned char log_id[16])
+{
+	struct audit_verifier *v = xcalloc(1, sizeof(*v));
+
+	v->pub = pub;
+	memcpy(v->log_id, log_id, 16);
+	v->expect = 1;
+	v->res.signatures_checked = pub != NULL;
+	return v;
+}
+
+static int
+vfail(struct audit_verifier *v, uint64_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+vfail(struct audit_verifier *v, uint64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->failed)
+		return -1;
+	v->failed = 1;
+	v->res.bad_seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(v->res.why, sizeof(v->res.why), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+audit_verifier_checkpoint(struct audit_verifier *v, const struct audit_checkpoint *cp)
+{
+	struct audit_checkpoint	*n;
+	unsigned char		 msg[128];
+	size_t			 mlen;
+
+	if (v->failed)
+		return -1;
+	if (memcmp(cp->log_id, v->log_id, 16) != 0)
+		return vfail(v, cp->size, "checkpoint %llu belongs to another log",
+		    (unsigned long long)cp->id);
+	if (v->pub != NULL) {
+		EVP_MD_CTX	*md = EVP_MD_CTX_new();
+		int		 ok;
+
+		mlen = audit_checkpoint_message(cp, msg);
+		ok = md != NULL && EVP_DigestVerifyInit(md, NULL, NULL, NULL, v->pub) == 1 &&
+		    EVP_DigestVerify(md, cp->sig, 64, msg, mlen) == 1;
+		EVP_MD_CTX_free(md);
+		if (!ok)
+			return vfail(v, cp->size, "checkpoint %llu (size %llu): the signature "
+			    "does not verify: forged or altered", (unsigned long long)cp->id,
+			    (unsigned long long)cp->size);
+		v->res.checkpoints++;
 	}
-	audit_hash(e, h);
-	if (memcmp(h, e->hash, 32) != 0) {
-		v->bad = e->seq;
-		snprintf(v->why, v->whylen, "entry %llu's contents do not match its "
-		    "hash: edited", (unsigned long long)e->seq);
-		return 1;
-	}
-	memcpy(v->prev, e->hash, 32);
-	v->expect++;
+	if (v->ncps > 0 && cp->size < v->cps[v->ncps - 1].size)
+		return vfail(v, cp->size, "checkpoints out of order at %llu",
+		    (unsigned long long)cp->id);
+	if ((n = realloc(v->cps, (v->ncps + 1) * sizeof(*n))) == NULL)
+		return vfail(v, 0, "out of memory");
+	v->cps = n;
+	v->cps[v->ncps++] = *cp;
 	return 0;
 }
 
 int
-audit_verify(struct audit *a, uint64_t *nentries, uint64_t *bad_seq, char *why,
-    size_t whylen)
+audit_verifier_entry(struct audit_verifier *v, const struct audit_entry *e)
 {
-	struct verify_state v;
+	unsigned char h[32];
 
-	memset(&v, 0, sizeof(v));
-	v.expect = 1;
-	v.why = why;
-	v.whylen = whylen;
-	why[0] = '\0';
-	if (audit_scan(a, 1, 0, verify_one, &v) == -1) {
-		snprintf(why, whylen, "%s", a->err);
+	if (v->failed)
 		return -1;
+	if (e->seq != v->expect)
+		return vfail(v, v->expect, "entry %llu is missing (next is %llu): deleted "
+		    "or reordered", (unsigned long long)v->expect,
+		    (unsigned long long)e->seq);
+	if (memcmp(e->prev_hash, v->prev, 32) != 0)
+		return vfail(v, e->seq, "entry %llu does not link to the entry before it: "
+		    "deleted, inserted or reordered", (unsigned long long)e->seq);
+	audit_hash(e, h);
+	if (memcmp(h, e->hash, 32) != 0)
+		return vfail(v, e->seq, "entry %llu's contents do not match its hash: "
+		    "edited", (unsigned long long)e->seq);
+	/* A rewrite that recomputed the chain still contradicts a signed head. */
+	while (v->next_cp < v->ncps && v->cps[v->next_cp].size == e->seq) {
+		if (memcmp(v->cps[v->next_cp].head, h, 32) != 0)
+			return vfail(v, e->seq, "entry %llu differs from what checkpoint %llu "
+			    "signed: the log was rewritten", (unsigned long long)e->seq,
+			    (unsigned long long)v->cps[v->next_cp].id);
+		v->next_cp++;
 	}
-	*nentries = v.expect - 1;
-	*bad_seq = v.bad;
-	return v.bad ? -1 : 0;
+	memcpy(v->prev, h, 32);
+	v->expect++;
+	v->res.entries++;
+	return 0;
+}
+
+void
+audit_verifier_finish(struct audit_verifier *v, struct audit_verify_result *res)
+{
+	if (!v->failed && v->next_cp < v->ncps)
+		vfail(v, v->expect, "truncated: checkpoint %llu covers %llu entries but "
+		    "the log ends at %llu", (unsigned long long)v->cps[v->next_cp].id,
+		    (unsigned long long)v->cps[v->next_cp].size,
+		    (unsigned long long)(v->expect - 1));
+	v->res.ok = !v->failed;
+	*res = v->res;
+}
+
+void
+audit_verifier_free(struct audit_verifier *v)
+{
+	if (v == NULL)
+		return;
+	free(v->cps);
+	free(v);
+}
+
+static int
+verify_cp_cb(const struct audit_checkpoint *cp, void *arg)
+{
+	return audit_verifier_checkpoint(arg, cp) == -1;
+}
+
+static int
+verify_entry_cb(const struct audit_entry *e, void *arg)
+{
+	return audit_verifier_entry(arg, e) == -1;
+}
+
+int
+audit_verify(struct audit *a, EVP_PKEY *pub, struct audit_verify_result *res)
+{
+	struct audit_verifier	*v = audit_verifier_new(pub, a->log_id);
+	int			 rc = 0;
+
+	if (audit_checkpoints(a, verify_cp_cb, v) == -1 ||
+	    audit_scan(a, 1, 0, verify_entry_cb, v) == -1)
+		rc = -1;
+	audit_verifier_finish(v, res);
+	audit_verifier_free(v);
+	if (rc == -1 && res->ok) {
+		res->ok = 0;
+		snprintf(res->why, sizeof(res->why), "%s", a->err);
+	}
+	return res->ok ? 0 : -1;
+}
+
+EVP_PKEY *
+audit_load_public_key(const char *path, char *err, size_t errlen)
+{
+	EVP_PKEY	*k;
+	FILE		*fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	k = PEM_read_PUBKEY(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+		snprintf(err, errlen, "%s: not an Ed25519 public key (PEM)", path);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
 }

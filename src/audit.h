@@ -1,12 +1,17 @@
 /*
- * The disclosure log (D7): an append-only SQLite file of its own
- * (synchronous=FULL), each entry chained to the one before by
- * entry_hash = SHA-256(prev_hash || canonical entry bytes).
- * The canonical encoding is specified in docs/audit-format.md.
+ * The disclosure log (D7, D15-D17): an append-only SQLite file of its own
+ * (WAL, synchronous=FULL). Each entry is chained to the one before by
+ * entry_hash = SHA-256(prev_hash || canonical entry bytes), and signed
+ * checkpoints (Ed25519) commit to (log id, size, head hash, time). The
+ * formats are specified in docs/audit-format.md.
+ *
+ * One connection writes (the daemon's log writer thread); readers open
+ * their own connection with audit_open_reader().
  */
 #ifndef SAFESHARE_AUDIT_H
 #define SAFESHARE_AUDIT_H
 
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,7 +21,7 @@
 struct audit_entry {
 	uint64_t	 seq;		/* assigned by audit_append() */
 	int64_t		 time;		/* Unix seconds */
-	const char	*kind;		/* disclosure, rejected, reload, ... */
+	const char	*kind;		/* disclosure, rejected, reload, review, ... */
 	const char	*agency;
 	const char	*cert_fp;	/* SHA-256 SPKI fingerprint, hex */
 	const char	*practitioner;
@@ -45,32 +50,114 @@ struct audit_entry {
 
 #define AUDIT_NSTRINGS	22	/* the string members, kind .. inform_waiver */
 
+/* The string members of an entry in canonical order, as pointers to them. */
+void	audit_entry_strings(struct audit_entry *, const char **ptrs[AUDIT_NSTRINGS]);
+extern const char *const audit_string_names[AUDIT_NSTRINGS];
+
+struct audit_checkpoint {
+	uint64_t	 id;
+	unsigned char	 log_id[16];
+	uint64_t	 size;		/* entries covered: 1..size */
+	unsigned char	 head[32];	/* hash of entry `size` */
+	int64_t		 time;
+	unsigned char	 sig[64];	/* Ed25519 */
+};
+
+/* Filters for queries and stats; NULL/0 members do not filter. */
+struct audit_filter {
+	const char	*subject;
+	const char	*agency;
+	const char	*practitioner;
+	const char	*purpose;
+	const char	*decision;
+	const char	*reason;
+	const char	*kind;
+	int		 overrides_only;
+	int64_t		 from_time;	/* inclusive */
+	int64_t		 to_time;	/* exclusive; 0: no bound */
+};
+
+struct audit_verify_result {
+	uint64_t	 entries;	/* entries that verified */
+	uint64_t	 checkpoints;	/* checkpoints whose signature verified */
+	uint64_t	 bad_seq;	/* first bad entry, 0 if none */
+	int		 ok;
+	int		 signatures_checked;
+	char		 why[256];
+};
+
 struct audit;
 
 int		 audit_open(struct audit **, const char *path, char *err, size_t errlen);
+int		 audit_open_reader(struct audit **, const char *path, char *err,
+		    size_t errlen);
 void		 audit_close(struct audit *);
 const char	*audit_errmsg(struct audit *);
 uint64_t	 audit_size(struct audit *);
+void		 audit_log_id(struct audit *, unsigned char out[16]);
 
 /*
- * Appends entries in one durable transaction (group commit): on return 0
- * every entry has its seq and hash and is on disk. On -1 nothing was
- * written and the in-memory head is unchanged.
+ * Signs a checkpoint every `every` entries (and on audit_checkpoint_due()
+ * after `seconds`) with an Ed25519 private key read from keyfile, which must
+ * not be group/world readable. The key is kept in memory only.
+ */
+int		 audit_set_signer(struct audit *, const char *keyfile, uint64_t every,
+		    int64_t seconds, char *err, size_t errlen);
+/* The signer's public key as PEM (caller frees), or NULL. */
+char		*audit_public_pem(struct audit *);
+
+/*
+ * Appends entries in one durable transaction (group commit), with a
+ * checkpoint when one is due: on 0 every entry has its seq and hash and is
+ * on disk. On -1 nothing was written and the in-memory head is unchanged.
  */
 int		 audit_append(struct audit *, struct audit_entry **, size_t n);
+/* Signs a checkpoint if entries were added and `seconds` passed since the last. */
+int		 audit_checkpoint_due(struct audit *, int64_t now);
 
 /* Computes an entry's hash from its fields and prev_hash. */
 void		 audit_hash(const struct audit_entry *, unsigned char out[32]);
+/* The bytes a checkpoint signature covers (87 bytes). */
+size_t		 audit_checkpoint_message(const struct audit_checkpoint *,
+		    unsigned char out[128]);
 
-/* Iterates entries from seq `from` (1-based); the callback returns non-zero to stop. */
+/* Iterates entries in seq order; the callback returns non-zero to stop. */
 typedef int (*audit_cb)(const struct audit_entry *, void *);
-int		 audit_scan(struct audit *, uint64_t from, uint64_t limit, audit_cb, void *);
+int		 audit_scan(struct audit *, uint64_t from, uint64_t limit, audit_cb,
+		    void *);
+/* Entries matching a filter with seq > after, at most limit (0: no limit). */
+int		 audit_query(struct audit *, const struct audit_filter *, uint64_t after,
+		    uint64_t limit, int newest_first, audit_cb, void *);
+/* Counts grouped by agency, purpose, decision, reason or day. */
+typedef int (*audit_stat_cb)(const char *key, uint64_t count, void *);
+int		 audit_stats(struct audit *, const struct audit_filter *, const char *by,
+		    audit_stat_cb, void *);
+/* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
+int		 audit_reviews_pending(struct audit *, audit_cb, void *);
+int		 audit_inform_pending(struct audit *, audit_cb, void *);
+/* Loads an entry by seq; 0 found, 1 not found, -1 error. */
+typedef int (*audit_checkpoint_cb)(const struct audit_checkpoint *, void *);
+int		 audit_checkpoints(struct audit *, audit_checkpoint_cb, void *);
 
 /*
- * Recomputes the chain. Returns 0 when it verifies; otherwise -1 with the
- * first bad sequence number and why.
+ * Streaming verification, shared by the database and export readers:
+ * checkpoints first (sorted by size), then entries in order.
  */
-int		 audit_verify(struct audit *, uint64_t *nentries, uint64_t *bad_seq,
-		    char *why, size_t whylen);
+struct audit_verifier;
+struct audit_verifier *audit_verifier_new(EVP_PKEY *pub, const unsigned char log_id[16]);
+int		 audit_verifier_checkpoint(struct audit_verifier *,
+		    const struct audit_checkpoint *);
+int		 audit_verifier_entry(struct audit_verifier *, const struct audit_entry *);
+void		 audit_verifier_finish(struct audit_verifier *, struct audit_verify_result *);
+void		 audit_verifier_free(struct audit_verifier *);
+
+/*
+ * Recomputes the whole chain and, with a public key, every checkpoint
+ * signature. Fills *res; returns 0 when everything verifies.
+ */
+int		 audit_verify(struct audit *, EVP_PKEY *pub, struct audit_verify_result *);
+
+/* Reads a PEM public key (or a private key, taking its public half). */
+EVP_PKEY	*audit_load_public_key(const char *path, char *err, size_t errlen);
 
 #endif

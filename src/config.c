@@ -35,6 +35,13 @@ static const struct key keys[] = {
 	    "records, consent and flags database (SQLite)" },
 	{ "audit_log", K_PATH, OFF(audit_log), NULL, 0, 0,
 	    "disclosure log database (SQLite)" },
+	{ "audit.signing_key", K_PATH, OFF(audit_signing_key), "", 0, 0,
+	    "Ed25519 private key (PEM) that signs log checkpoints; must not be "
+	    "group/world readable. Empty: no checkpoints" },
+	{ "audit.checkpoint_every", K_INT, OFF(checkpoint_every), "1000", 1, 100000000,
+	    "sign a checkpoint every this many entries" },
+	{ "audit.checkpoint_seconds", K_INT, OFF(checkpoint_seconds), "60", 1, 86400,
+	    "... and at least this often while entries are being added, seconds" },
 	{ "limits.max_body", K_INT, OFF(max_body), "65536", 256, 16 * 1024 * 1024,
 	    "largest request body accepted, bytes (413 above)" },
 	{ "limits.max_headers", K_INT, OFF(max_headers), "8192", 512, 1024 * 1024,
@@ -154,7 +161,8 @@ config_load(const char *path, struct config *c, struct diag *d)
 			    keys[i].name, keys[i].doc);
 			continue;
 		}
-		set(c, &keys[i], keys[i].def, strtoll(keys[i].def, NULL, 10));
+		if (keys[i].type == K_INT || keys[i].def[0] != '\0')
+			set(c, &keys[i], keys[i].def, strtoll(keys[i].def, NULL, 10));
 	}
 	if (c->log_level_str != NULL &&
 	    log_level_parse(c->log_level_str, &c->log_level) == -1) {
@@ -178,6 +186,7 @@ config_free(struct config *c)
 	free(c->protocol);
 	free(c->store);
 	free(c->audit_log);
+	free(c->audit_signing_key);
 	free(c->log_level_str);
 	memset(c, 0, sizeof(*c));
 }

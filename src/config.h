@@ -19,6 +19,9 @@ struct config {
 	char		*protocol;
 	char		*store;
 	char		*audit_log;
+	char		*audit_signing_key;	/* optional: no checkpoints without it */
+	long long	 checkpoint_every;
+	long long	 checkpoint_seconds;
 	long long	 max_body;
 	long long	 max_headers;
 	long long	 timeout;

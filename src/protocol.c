@@ -24,7 +24,9 @@ static const char *const override_names[] = {
 	"child_significant_harm", "adult_serious_harm", "serious_crime",
 	"legal_proceedings", "emergency_life_threat", "others_at_risk"
 };
-static const char *const role_names[] = { "requester", "holder", "auditor", "admin" };
+static const char *const role_names[] = { "requester", "holder", "auditor", "admin",
+    "guardian" };
+#define NROLES	5
 
 const char *
 transform_name(enum transform t)
@@ -59,7 +61,7 @@ const char *
 roles_string(unsigned roles, char *buf, size_t len)
 {
 	buf[0] = '\0';
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < NROLES; i++) {
 		if (!(roles & (1u << i)))
 			continue;
 		if (buf[0] != '\0')
@@ -201,8 +203,8 @@ parse_roles(struct yfile *yf, yaml_node_t *n, const char *where)
 
 		if (s == NULL)
 			continue;
-		if ((i = lookup_name(s, role_names, 4)) < 0)
-			bad_choice(yf, r, where, s, role_names, 4);
+		if ((i = lookup_name(s, role_names, NROLES)) < 0)
+			bad_choice(yf, r, where, s, role_names, NROLES);
 		else
 			roles |= 1u << i;
 	}
@@ -454,8 +456,8 @@ parse_rule_agencies(struct yfile *yf, struct protocol *p, struct rule *r,
 		if ((rn = yneed(yf, n, "role", "rule agencies")) == NULL ||
 		    (s = ystr(yf, rn, "role")) == NULL)
 			return;
-		if ((i = lookup_name(s, role_names, 4)) < 0)
-			bad_choice(yf, rn, "role", s, role_names, 4);
+		if ((i = lookup_name(s, role_names, NROLES)) < 0)
+			bad_choice(yf, rn, "role", s, role_names, NROLES);
 		else
 			r->agency_role = 1u << i;
 		return;

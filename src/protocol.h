@@ -17,6 +17,7 @@
 #define ROLE_HOLDER	0x02
 #define ROLE_AUDITOR	0x04
 #define ROLE_ADMIN	0x08
+#define ROLE_GUARDIAN	0x10	/* Caldicott Guardian: reviews overrides (D15) */
 
 #define PROTOCOL_MAX_FIELDS	64	/* per record type */
 

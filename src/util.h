@@ -44,6 +44,9 @@ int	 hex_decode(const char *in, unsigned char *out, size_t outlen);
 /* Resolves a path relative to the directory of another file; caller frees. */
 char	*path_relative_to(const char *base_file, const char *path);
 
+/* Writes s as a JSON string literal, quotes included. */
+void	 json_str(FILE *, const char *s);
+
 /* Checks that a private key file is not group/world readable (smtpd's check_file_secrecy). */
 int	 file_is_secret(const char *path, char *err, size_t errlen);
 

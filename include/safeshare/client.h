@@ -63,6 +63,16 @@ int	ss_disclose(struct ss_client *, const Safeshare__V1__DisclosureRequest *,
 int	ss_admin_reload(struct ss_client *, Safeshare__V1__ReloadResult **result,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
+/*
+ * Any protobuf POST: sends req (NULL for an empty body) to path and decodes
+ * a 200 reply as resp_desc into *resp, anything else as an Error into
+ * *error. Returns -1 when there was no usable reply. Free the results with
+ * protobuf_c_message_free_unpacked().
+ */
+int	ss_call_message(struct ss_client *, const char *path, const ProtobufCMessage *req,
+	    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
+
 /* GET /healthz. Returns 0 with *health set, or -1. */
 int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
 	    char *err, size_t errlen);

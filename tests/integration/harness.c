@@ -60,7 +60,7 @@ h_setup(struct daemon *d)
 	snprintf(d->dir, sizeof(d->dir), "/tmp/safeshare-it-XXXXXX");
 	cr_assert_not_null(mkdtemp(d->dir));
 	snprintf(cmd, sizeof(cmd), "%s/deploy/pki.sh %s/pki police childrens_social_care "
-	    "health_trust housing auditor admin stranger >/dev/null && "
+	    "health_trust housing auditor admin guardian stranger >/dev/null && "
 	    "%s/deploy/pki.sh %s/other police >/dev/null", SOURCE_DIR, d->dir,
 	    SOURCE_DIR, d->dir);
 	cr_assert_eq(h_run(cmd, NULL), 0, "pki.sh failed");
@@ -76,6 +76,7 @@ h_setup(struct daemon *d)
 	fprintf(fp, "listen: 127.0.0.1\nport: 0\n"
 	    "tls:\n  cert: pki/server.crt\n  key: pki/server.key\n  ca: pki/ca.crt\n"
 	    "protocol: protocol.yaml\nstore: store.db\naudit_log: audit.db\n"
+	    "audit:\n  signing_key: pki/audit-signing.key\n  checkpoint_every: 5\n"
 	    "limits:\n  max_body: 4096\n  timeout: 10\nlog_level: debug\n");
 	fclose(fp);
 }

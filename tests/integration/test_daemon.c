@@ -285,7 +285,8 @@ Test(daemon, every_decision_is_logged_and_chain_verifies)
 	ss_client_free(c);
 	cr_expect_eq(h_log_count(&d, NULL), n);
 	cr_expect_eq(h_stop(&d), 0, "clean exit on SIGTERM");
-	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s 2>&1", SAFESHARE_BIN, d.audit);
+	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s --pubkey %s/pki/audit-signing.pub 2>&1",
+	    SAFESHARE_BIN, d.audit, d.dir);
 	cr_expect_eq(h_run(cmd, &out), 0, "%s", out);
 	cr_expect(strstr(out, "ok, 4 entries") != NULL, "%s", out);
 	free(out);

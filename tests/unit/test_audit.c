@@ -1,25 +1,38 @@
-/* The disclosure log: durable appends, a hash chain that catches tampering. */
+/*
+ * The disclosure log: durable appends, a hash chain and signed checkpoints
+ * that catch tampering and say where (D7).
+ */
 #include <criterion/criterion.h>
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
 
-static char		 path[256];
+static char		 path[256], key[256], pub[256];
 static struct audit	*a;
+static EVP_PKEY		*pk;
 
 static void
 setup(void)
 {
-	char err[256];
+	char err[256], cmd[1024];
 
 	snprintf(path, sizeof(path), "/tmp/safeshare-test-audit-%d.db", (int)getpid());
+	snprintf(key, sizeof(key), "/tmp/safeshare-test-audit-%d.key", (int)getpid());
+	snprintf(pub, sizeof(pub), "/tmp/safeshare-test-audit-%d.pub", (int)getpid());
 	unlink(path);
+	snprintf(cmd, sizeof(cmd), "umask 077; openssl genpkey -algorithm ed25519 -out %s "
+	    "&& openssl pkey -in %s -pubout -out %s", key, key, pub);
+	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_set_signer(a, key, 4, 3600, err, sizeof(err)), 0, "%s", err);
+	pk = audit_load_public_key(pub, err, sizeof(err));
+	cr_assert_not_null(pk, "%s", err);
 }
 
 static void
@@ -28,7 +41,10 @@ teardown(void)
 	char p[300];
 
 	audit_close(a);
+	EVP_PKEY_free(pk);
 	unlink(path);
+	unlink(key);
+	unlink(pub);
 	snprintf(p, sizeof(p), "%s-wal", path);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
@@ -68,40 +84,61 @@ sql(const char *stmt)
 	sqlite3_close(db);
 }
 
-static uint64_t
-verify_bad(char *why, size_t len)
+static struct audit_verify_result
+verify(void)
 {
-	uint64_t n, bad = 0;
+	struct audit_verify_result	 r;
+	struct audit			*rd;
+	char				 err[256];
 
-	audit_verify(a, &n, &bad, why, len);
-	return bad;
+	/* A fresh reader, as an auditor would open the file. */
+	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
+	audit_verify(rd, pk, &r);
+	audit_close(rd);
+	return r;
 }
 
-Test(audit, append_chains_and_verifies)
+Test(audit, append_chains_checkpoints_and_verifies)
 {
-	uint64_t	 n, bad;
-	char		 why[256];
-	struct audit	*again;
-	char		 err[256];
+	struct audit_verify_result	 r;
+	struct audit			*again;
+	char				 err[256];
 
 	append_n(10);
 	cr_expect_eq(audit_size(a), 10);
-	cr_expect_eq(audit_verify(a, &n, &bad, why, sizeof(why)), 0, "%s", why);
-	cr_expect_eq(n, 10);
+	r = verify();
+	cr_expect(r.ok, "%s", r.why);
+	cr_expect_eq(r.entries, 10);
+	cr_expect_eq(r.checkpoints, 2, "one signed checkpoint every 4 entries");
 	/* Reopening picks the chain up where it was. */
 	audit_close(a);
 	cr_assert_eq(audit_open(&again, path, err, sizeof(err)), 0);
 	a = again;
+	cr_assert_eq(audit_set_signer(a, key, 4, 3600, err, sizeof(err)), 0);
 	append_n(2);
-	cr_expect_eq(audit_size(a), 12);
-	cr_expect_eq(audit_verify(a, &n, &bad, why, sizeof(why)), 0, "%s", why);
+	r = verify();
+	cr_expect(r.ok, "%s", r.why);
+	cr_expect_eq(r.entries, 12);
+	cr_expect_eq(r.checkpoints, 3);
+}
+
+Test(audit, timed_checkpoint_covers_the_tail)
+{
+	struct audit_verify_result r;
+
+	append_n(2);
+	cr_expect_eq(audit_checkpoint_due(a, time(NULL)), 0);
+	cr_expect_eq(verify().checkpoints, 0, "not due yet");
+	cr_expect_eq(audit_checkpoint_due(a, time(NULL) + 7200), 0);
+	r = verify();
+	cr_expect(r.ok, "%s", r.why);
+	cr_expect_eq(r.checkpoints, 1);
 }
 
 Test(audit, group_append_is_one_transaction)
 {
-	struct audit_entry	 e[5], *ep[5];
-	uint64_t		 n, bad;
-	char			 why[256];
+	struct audit_entry		 e[5], *ep[5];
+	struct audit_verify_result	 r;
 
 	for (int i = 0; i < 5; i++) {
 		memset(&e[i], 0, sizeof(e[i]));
@@ -112,37 +149,143 @@ Test(audit, group_append_is_one_transaction)
 	cr_assert_eq(audit_append(a, ep, 5), 0);
 	cr_expect_eq(e[4].seq, 5);
 	cr_expect_eq(memcmp(e[4].prev_hash, e[3].hash, 32), 0);
-	cr_expect_eq(audit_verify(a, &n, &bad, why, sizeof(why)), 0);
+	r = verify();
+	cr_expect(r.ok, "%s", r.why);
 }
 
 Test(audit, edited_entry_is_located)
 {
-	char why[256];
+	struct audit_verify_result r;
 
 	append_n(6);
-	sql("UPDATE entries SET subject = 'SOMEONE_ELSE' WHERE seq = 4");
-	cr_expect_eq(verify_bad(why, sizeof(why)), 4);
-	cr_expect(strstr(why, "edited") != NULL, "%s", why);
+	sql("UPDATE entries SET subject = 'SOMEONE_ELSE' WHERE seq = 5");
+	r = verify();
+	cr_expect_not(r.ok);
+	cr_expect_eq(r.bad_seq, 5);
+	cr_expect(strstr(r.why, "edited") != NULL, "%s", r.why);
 }
 
 Test(audit, deleted_entry_is_located)
 {
-	char why[256];
+	struct audit_verify_result r;
 
 	append_n(6);
 	sql("DELETE FROM entries WHERE seq = 3");
-	cr_expect_eq(verify_bad(why, sizeof(why)), 3);
-	cr_expect(strstr(why, "missing") != NULL, "%s", why);
+	r = verify();
+	cr_expect_eq(r.bad_seq, 3);
+	cr_expect(strstr(r.why, "missing") != NULL, "%s", r.why);
 }
 
 Test(audit, swapped_entries_are_located)
 {
-	char why[256];
+	struct audit_verify_result r;
 
 	append_n(6);
-	/* Swap the contents of 2 and 3, keeping each row's own hash valid. */
 	sql("UPDATE entries SET seq = -2 WHERE seq = 2;"
 	    "UPDATE entries SET seq = 2 WHERE seq = 3;"
 	    "UPDATE entries SET seq = 3 WHERE seq = -2;");
-	cr_expect_eq(verify_bad(why, sizeof(why)), 2, "%s", why);
+	r = verify();
+	cr_expect_eq(r.bad_seq, 2, "%s", r.why);
+	cr_expect(strstr(r.why, "does not link") != NULL, "%s", r.why);
+}
+
+Test(audit, truncation_after_a_checkpoint_is_detected)
+{
+	struct audit_verify_result r;
+
+	append_n(8);	/* checkpoints at 4 and 8 */
+	sql("DELETE FROM entries WHERE seq > 6");
+	r = verify();
+	cr_expect_not(r.ok);
+	cr_expect_eq(r.bad_seq, 7);
+	cr_expect(strstr(r.why, "truncated") != NULL, "%s", r.why);
+}
+
+Test(audit, rewritten_chain_contradicts_the_signed_head)
+{
+	struct audit_verify_result	 r;
+	struct audit			*w;
+	struct audit_entry		 e, *ep = &e;
+	char				 err[256];
+
+	append_n(4);	/* checkpoint at 4 */
+	/* An attacker rewrites entry 2 and recomputes every hash after it. */
+	sql("DELETE FROM entries WHERE seq >= 2");
+	audit_close(a);
+	cr_assert_eq(audit_open(&w, path, err, sizeof(err)), 0);
+	a = w;
+	for (int i = 0; i < 3; i++) {
+		memset(&e, 0, sizeof(e));
+		e.time = 1001 + i;
+		e.kind = "disclosure";
+		e.agency = i == 0 ? "someone_else" : "police";
+		cr_assert_eq(audit_append(a, &ep, 1), 0);
+	}
+	r = verify();
+	cr_expect_not(r.ok);
+	cr_expect_eq(r.bad_seq, 4);
+	cr_expect(strstr(r.why, "rewritten") != NULL, "%s", r.why);
+}
+
+Test(audit, forged_checkpoint_is_detected)
+{
+	struct audit_verify_result r;
+
+	append_n(4);
+	sql("UPDATE checkpoints SET size = 3, head_hash = (SELECT hash FROM entries "
+	    "WHERE seq = 3)");
+	r = verify();
+	cr_expect_not(r.ok);
+	cr_expect_eq(r.bad_seq, 3);
+	cr_expect(strstr(r.why, "forged") != NULL, "%s", r.why);
+}
+
+Test(audit, without_a_public_key_signatures_are_not_claimed)
+{
+	struct audit_verify_result	 r;
+	struct audit			*rd;
+	char				 err[256];
+
+	append_n(4);
+	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0);
+	cr_expect_eq(audit_verify(rd, NULL, &r), 0);
+	cr_expect_not(r.signatures_checked);
+	cr_expect_eq(r.checkpoints, 0);
+	audit_close(rd);
+}
+
+static int
+count_cb(const struct audit_entry *e, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+Test(audit, queries_filter_and_page)
+{
+	struct audit_filter	 f;
+	int			 n = 0;
+
+	append_n(10);
+	memset(&f, 0, sizeof(f));
+	f.subject = "S3";
+	cr_assert_eq(audit_query(a, &f, 0, 0, 0, count_cb, &n), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(n, 1);
+	memset(&f, 0, sizeof(f));
+	n = 0;
+	cr_assert_eq(audit_query(a, &f, 5, 3, 0, count_cb, &n), 0);
+	cr_expect_eq(n, 3, "page of 3 after seq 5");
+	n = 0;
+	f.from_time = 1005;
+	cr_assert_eq(audit_query(a, &f, 0, 0, 0, count_cb, &n), 0);
+	cr_expect_eq(n, 5);
+}
+
+Test(audit, unsigned_key_file_must_be_secret)
+{
+	char err[256];
+
+	chmod(key, 0644);
+	cr_expect_eq(audit_set_signer(a, key, 4, 60, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "group or world") != NULL, "%s", err);
 }

@@ -1,0 +1,554 @@
+/*
+ * The disclosure log for auditors and the Caldicott Guardian (D15-D17):
+ * queries, counts, reviews of overrides, inform-the-subject items,
+ * checkpoints and online verification. Reads use their own read-only
+ * connection (WAL readers never block the log writer); reviews and notes are
+ * log entries themselves, written through the log queue like any decision.
+ */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+#include "log.h"
+#include "logq.h"
+#include "wire.h"
+
+#define PAGE_DEFAULT	100
+#define PAGE_MAX	1000
+
+/* The caller's agency if it has one of `roles`; otherwise refuses and returns NULL. */
+static const struct agency *
+need_role(struct server *srv, struct evhttp_request *req, unsigned roles,
+    const char *code, const char *msg)
+{
+	const struct agency	*ag;
+	struct peer		 p;
+	char			 rid[33];
+
+	peer_of(req, &p);
+	if ((ag = peer_agency(srv, &p)) != NULL && (ag->roles & roles))
+		return ag;
+	new_request_id(rid);
+	refuse(srv, req, &p, ag ? ag->id : NULL, 403, code, msg, rid);
+	return NULL;
+}
+
+static void *
+decode(struct evhttp_request *req, const ProtobufCMessageDescriptor *desc)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+	size_t		 len = evbuffer_get_length(in);
+	void		*m;
+
+	m = protobuf_c_message_unpack(desc, NULL, len, evbuffer_pullup(in, -1));
+	if (m == NULL)
+		reply_error(req, 400, "malformed_request", "the body is not a valid "
+		    "message for this endpoint", 0);
+	return m;
+}
+
+static void
+reply_msg(struct evhttp_request *req, const ProtobufCMessage *m)
+{
+	size_t	 len = protobuf_c_message_get_packed_size(m);
+	uint8_t	*buf = xcalloc(len + 1, 1);
+
+	protobuf_c_message_pack(m, buf);
+	reply(req, 200, buf, len);
+}
+
+/* Entries collected for a reply; strings are copied out of SQLite's rows. */
+struct page {
+	Safeshare__V1__LogEntry	*v;
+	Safeshare__V1__LogEntry	**p;
+	size_t			 n, cap;
+};
+
+static int
+collect(const struct audit_entry *e, void *arg)
+{
+	struct page			*pg = arg;
+	Safeshare__V1__LogEntry		*m;
+	struct audit_entry		 tmp = *e;
+	const char			**s[AUDIT_NSTRINGS];
+	char				**d[AUDIT_NSTRINGS];
+
+	if (pg->n == pg->cap)
+		return 1;
+	m = &pg->v[pg->n];
+	safeshare__v1__log_entry__init(m);
+	pg->p[pg->n++] = m;
+	m->seq = e->seq;
+	m->time = e->time;
+	m->ref_seq = e->ref_seq;
+	{
+		char **dv[AUDIT_NSTRINGS] = {
+			&m->kind, &m->agency, &m->cert_fp, &m->practitioner, &m->purpose,
+			&m->lawful_basis, &m->case_ref, &m->subject, &m->record_type,
+			&m->decision, &m->reason, &m->released, &m->withheld, &m->consent,
+			&m->override_code, &m->justification, &m->rule_id,
+			&m->protocol_id, &m->protocol_version, &m->protocol_sha256,
+			&m->request_id, &m->inform_waiver
+		};
+		memcpy(d, dv, sizeof(dv));
+	}
+	audit_entry_strings(&tmp, s);
+	for (int i = 0; i < AUDIT_NSTRINGS; i++)
+		*d[i] = xstrdup(*s[i] ? *s[i] : "");
+	m->prev_hash.len = 32;
+	m->prev_hash.data = xcalloc(32, 1);
+	memcpy(m->prev_hash.data, e->prev_hash, 32);
+	m->hash.len = 32;
+	m->hash.data = xcalloc(32, 1);
+	memcpy(m->hash.data, e->hash, 32);
+	return 0;
+}
+
+static void
+page_init(struct page *pg, size_t cap)
+{
+	pg->cap = cap;
+	pg->n = 0;
+	pg->v = xcalloc(cap, sizeof(*pg->v));
+	pg->p = xcalloc(cap, sizeof(*pg->p));
+}
+
+static void
+page_free(struct page *pg)
+{
+	for (size_t i = 0; i < pg->n; i++) {
+		Safeshare__V1__LogEntry *m = &pg->v[i];
+		char **dv[AUDIT_NSTRINGS] = {
+			&m->kind, &m->agency, &m->cert_fp, &m->practitioner, &m->purpose,
+			&m->lawful_basis, &m->case_ref, &m->subject, &m->record_type,
+			&m->decision, &m->reason, &m->released, &m->withheld, &m->consent,
+			&m->override_code, &m->justification, &m->rule_id,
+			&m->protocol_id, &m->protocol_version, &m->protocol_sha256,
+			&m->request_id, &m->inform_waiver
+		};
+
+		for (int j = 0; j < AUDIT_NSTRINGS; j++)
+			free(*dv[j]);
+		free(m->prev_hash.data);
+		free(m->hash.data);
+	}
+	free(pg->v);
+	free(pg->p);
+}
+
+static void
+reply_page(struct server *srv, struct evhttp_request *req, struct page *pg,
+    size_t limit)
+{
+	Safeshare__V1__AuditEntries out = SAFESHARE__V1__AUDIT_ENTRIES__INIT;
+	struct logq_stats st;
+
+	logq_stats(srv->logq, &st);
+	out.entries = pg->p;
+	out.n_entries = pg->n;
+	out.log_size = st.size;
+	if (limit > 0 && pg->n == limit)
+		out.next_after_seq = pg->v[pg->n - 1].seq;
+	reply_msg(req, &out.base);
+}
+
+static void
+filter_of(const Safeshare__V1__AuditQuery *q, struct audit_filter *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->subject = q->subject;
+	f->agency = q->agency;
+	f->practitioner = q->practitioner;
+	f->purpose = q->purpose;
+	f->decision = q->decision;
+	f->reason = q->reason;
+	f->kind = q->kind;
+	f->overrides_only = q->overrides_only;
+	f->from_time = q->from_time;
+	f->to_time = q->to_time;
+}
+
+static void
+handle_query(struct server *srv, struct evhttp_request *req)
+{
+	Safeshare__V1__AuditQuery	*q;
+	struct audit_filter		 f;
+	struct page			 pg;
+	size_t				 limit;
+
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "reading the disclosure log needs the auditor role") == NULL)
+		return;
+	if ((q = decode(req, &safeshare__v1__audit_query__descriptor)) == NULL)
+		return;
+	limit = q->limit == 0 ? PAGE_DEFAULT : q->limit > PAGE_MAX ? PAGE_MAX : q->limit;
+	filter_of(q, &f);
+	page_init(&pg, limit);
+	if (audit_query(srv->reader, &f, q->after_seq, limit, q->newest_first,
+	    collect, &pg) == -1) {
+		log_warnx("event=audit_query_failed error=\"%s\"", audit_errmsg(srv->reader));
+		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+	} else
+		reply_page(srv, req, &pg, limit);
+	page_free(&pg);
+	safeshare__v1__audit_query__free_unpacked(q, NULL);
+}
+
+struct stats_rows {
+	Safeshare__V1__AuditStats__Row	*v;
+	Safeshare__V1__AuditStats__Row	**p;
+	size_t				 n;
+};
+
+static int
+stat_row(const char *key, uint64_t count, void *arg)
+{
+	struct stats_rows		*r = arg;
+	Safeshare__V1__AuditStats__Row	*row;
+
+	r->v = realloc(r->v, (r->n + 1) * sizeof(*r->v));
+	r->p = realloc(r->p, (r->n + 1) * sizeof(*r->p));
+	if (r->v == NULL || r->p == NULL)
+		fatalx("%s: out of memory", __func__);
+	row = &r->v[r->n];
+	safeshare__v1__audit_stats__row__init(row);
+	row->key = xstrdup(key);
+	row->count = count;
+	r->n++;
+	return 0;
+}
+
+static void
+handle_stats(struct server *srv, struct evhttp_request *req)
+{
+	Safeshare__V1__AuditQuery	*q;
+	Safeshare__V1__AuditStats	 out = SAFESHARE__V1__AUDIT_STATS__INIT;
+	struct audit_filter		 f;
+	struct stats_rows		 r = { NULL, NULL, 0 };
+	const char			*by;
+
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "reading the disclosure log needs the auditor role") == NULL)
+		return;
+	if ((q = decode(req, &safeshare__v1__audit_query__descriptor)) == NULL)
+		return;
+	by = q->group_by[0] ? q->group_by : "agency";
+	filter_of(q, &f);
+	if (audit_stats(srv->reader, &f, by, stat_row, &r) == -1)
+		reply_error(req, 400, "bad_group_by", audit_errmsg(srv->reader), 0);
+	else {
+		for (size_t i = 0; i < r.n; i++)
+			r.p[i] = &r.v[i];
+		out.rows = r.p;
+		out.n_rows = r.n;
+		out.group_by = (char *)by;
+		reply_msg(req, &out.base);
+	}
+	for (size_t i = 0; i < r.n; i++)
+		free(r.v[i].key);
+	free(r.v);
+	free(r.p);
+	safeshare__v1__audit_query__free_unpacked(q, NULL);
+}
+
+static void
+list_pending(struct server *srv, struct evhttp_request *req,
+    int (*fn)(struct audit *, audit_cb, void *))
+{
+	struct page pg;
+
+	page_init(&pg, PAGE_MAX);
+	if (fn(srv->reader, collect, &pg) == -1)
+		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+	else
+		reply_page(srv, req, &pg, 0);
+	page_free(&pg);
+}
+
+static void
+handle_reviews(struct server *srv, struct evhttp_request *req)
+{
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN | ROLE_ADMIN, "not_auditor",
+	    "listing reviews needs the auditor, guardian or admin role") != NULL)
+		list_pending(srv, req, audit_reviews_pending);
+}
+
+static void
+handle_inform(struct server *srv, struct evhttp_request *req)
+{
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "listing inform-the-subject items needs the auditor role") != NULL)
+		list_pending(srv, req, audit_inform_pending);
+}
+
+struct find {
+	uint64_t	seq;
+	int		found;
+};
+
+static int
+find_seq(const struct audit_entry *e, void *arg)
+{
+	struct find *f = arg;
+
+	if (e->seq == f->seq)
+		f->found = 1;
+	return f->found;
+}
+
+struct noted {
+	struct evhttp_request *req;
+};
+
+static void
+note_logged(int ok, uint64_t seq, void *arg)
+{
+	struct noted			*n = arg;
+	Safeshare__V1__ReviewResult	 r = SAFESHARE__V1__REVIEW_RESULT__INIT;
+
+	if (!ok)
+		reply_audit_unavailable(n->req);
+	else {
+		r.disclosure_id = seq;
+		reply_msg(n->req, &r.base);
+	}
+	free(n);
+}
+
+/* A review (D15) or an inform-the-subject note (D6): itself a log entry. */
+static void
+add_note(struct server *srv, struct evhttp_request *req, const struct agency *ag,
+    const char *kind, int (*pending)(struct audit *, audit_cb, void *))
+{
+	Safeshare__V1__ReviewRequest	*rq;
+	struct audit_entry		 e;
+	struct find			 f = { 0, 0 };
+	struct noted			*n;
+	int				 review = strcmp(kind, "review") == 0;
+
+	if ((rq = decode(req, &safeshare__v1__review_request__descriptor)) == NULL)
+		return;
+	if (review && strcmp(rq->outcome, "upheld") != 0 &&
+	    strcmp(rq->outcome, "not_upheld") != 0) {
+		reply_error(req, 400, "bad_outcome", "outcome must be upheld or not_upheld", 0);
+		goto done;
+	}
+	if (strlen(rq->note) < 3 || strlen(rq->note) > MAX_LOG_FIELD) {
+		reply_error(req, 400, "bad_note", "a note of 3 to 1024 characters is needed", 0);
+		goto done;
+	}
+	f.seq = rq->seq;
+	if (pending(srv->reader, find_seq, &f) == -1) {
+		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+		goto done;
+	}
+	if (!f.found) {
+		reply_error(req, 404, review ? "no_such_review" : "no_such_item",
+		    review ? "no override awaiting review has that id" :
+		    "no outstanding inform-the-subject item has that id", 0);
+		goto done;
+	}
+	memset(&e, 0, sizeof(e));
+	e.time = time(NULL);
+	e.kind = kind;
+	e.agency = ag->id;
+	e.decision = kind;
+	e.reason = review ? rq->outcome : "informed";
+	e.justification = rq->note;
+	e.ref_seq = rq->seq;
+	e.protocol_id = srv->proto->id;
+	e.protocol_version = srv->proto->version;
+	e.protocol_sha256 = srv->proto->sha256;
+	n = xcalloc(1, sizeof(*n));
+	n->req = req;
+	logq_submit(srv->logq, &e, note_logged, n);
+done:
+	safeshare__v1__review_request__free_unpacked(rq, NULL);
+}
+
+static void
+handle_review(struct server *srv, struct evhttp_request *req)
+{
+	const struct agency *ag;
+
+	if ((ag = need_role(srv, req, ROLE_GUARDIAN | ROLE_ADMIN, "not_guardian",
+	    "reviewing overrides needs the guardian or admin role")) != NULL)
+		add_note(srv, req, ag, "review", audit_reviews_pending);
+}
+
+static void
+handle_inform_done(struct server *srv, struct evhttp_request *req)
+{
+	const struct agency *ag;
+
+	if ((ag = need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "marking inform-the-subject items needs the auditor role")) != NULL)
+		add_note(srv, req, ag, "inform_done", audit_inform_pending);
+}
+
+struct cps {
+	Safeshare__V1__Checkpoint	*v;
+	Safeshare__V1__Checkpoint	**p;
+	size_t				 n;
+};
+
+static int
+collect_cp(const struct audit_checkpoint *cp, void *arg)
+{
+	struct cps			*c = arg;
+	Safeshare__V1__Checkpoint	*m;
+
+	c->v = realloc(c->v, (c->n + 1) * sizeof(*c->v));
+	if (c->v == NULL)
+		fatalx("%s: out of memory", __func__);
+	m = &c->v[c->n++];
+	safeshare__v1__checkpoint__init(m);
+	m->id = cp->id;
+	m->size = cp->size;
+	m->time = cp->time;
+	m->head_hash.len = 32;
+	m->head_hash.data = xcalloc(32, 1);
+	memcpy(m->head_hash.data, cp->head, 32);
+	m->signature.len = 64;
+	m->signature.data = xcalloc(64, 1);
+	memcpy(m->signature.data, cp->sig, 64);
+	return 0;
+}
+
+static void
+handle_checkpoints(struct server *srv, struct evhttp_request *req)
+{
+	Safeshare__V1__CheckpointList	 out = SAFESHARE__V1__CHECKPOINT_LIST__INIT;
+	struct cps			 c = { NULL, NULL, 0 };
+	unsigned char			 id[16];
+
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "reading the disclosure log needs the auditor role") == NULL)
+		return;
+	audit_log_id(srv->reader, id);
+	if (audit_checkpoints(srv->reader, collect_cp, &c) == -1) {
+		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+	} else {
+		c.p = xcalloc(c.n + 1, sizeof(*c.p));
+		for (size_t i = 0; i < c.n; i++)
+			c.p[i] = &c.v[i];
+		out.log_id.len = 16;
+		out.log_id.data = id;
+		out.checkpoints = c.p;
+		out.n_checkpoints = c.n;
+		out.public_key_pem = srv->public_pem ? srv->public_pem : "";
+		reply_msg(req, &out.base);
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		free(c.v[i].head_hash.data);
+		free(c.v[i].signature.data);
+	}
+	free(c.v);
+	free(c.p);
+}
+
+/* Verification of a large log takes seconds: it runs on a thread of its own. */
+struct verify_job {
+	struct server			*srv;
+	struct evhttp_request		*req;
+	struct event			*ev;
+	char				*path;
+	struct audit_verify_result	 res;
+};
+
+static void *
+verify_thread(void *arg)
+{
+	struct verify_job	*j = arg;
+	struct audit		*rd;
+	char			 err[256];
+
+	memset(&j->res, 0, sizeof(j->res));
+	if (audit_open_reader(&rd, j->path, err, sizeof(err)) == -1)
+		snprintf(j->res.why, sizeof(j->res.why), "%s", err);
+	else {
+		audit_verify(rd, j->srv->public_key, &j->res);
+		audit_close(rd);
+	}
+	event_active(j->ev, EV_TIMEOUT, 1);	/* thread-safe: evthread_use_pthreads */
+	return NULL;
+}
+
+static void
+verify_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct verify_job		*j = arg;
+	Safeshare__V1__VerifyResult	 r = SAFESHARE__V1__VERIFY_RESULT__INIT;
+
+	r.ok = j->res.ok;
+	r.entries = j->res.entries;
+	r.checkpoints = j->res.checkpoints;
+	r.bad_seq = j->res.bad_seq;
+	r.why = j->res.why;
+	r.signatures_checked = j->res.signatures_checked;
+	log_info("event=verify ok=%d entries=%llu checkpoints=%llu bad_seq=%llu",
+	    j->res.ok, (unsigned long long)j->res.entries,
+	    (unsigned long long)j->res.checkpoints, (unsigned long long)j->res.bad_seq);
+	reply_msg(j->req, &r.base);
+	event_free(j->ev);
+	free(j->path);
+	free(j);
+	j = NULL;
+}
+
+static void
+handle_verify(struct server *srv, struct evhttp_request *req)
+{
+	struct verify_job	*j;
+	pthread_t		 t;
+
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "verifying the disclosure log needs the auditor role") == NULL)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->req = req;
+	j->path = xstrdup(srv->conf->audit_log);
+	j->ev = event_new(srv->base, -1, 0, verify_done, j);
+	if (j->ev == NULL || pthread_create(&t, NULL, verify_thread, j) != 0) {
+		reply_error(req, 500, "verify_failed", "cannot start verification", 0);
+		if (j->ev)
+			event_free(j->ev);
+		free(j->path);
+		free(j);
+		return;
+	}
+	pthread_detach(t);
+}
+
+void
+auditor_handle(struct server *srv, struct evhttp_request *req, const char *path)
+{
+	static const struct {
+		const char *path;
+		void (*fn)(struct server *, struct evhttp_request *);
+	} r[] = {
+		{ "/v1/audit/query", handle_query },
+		{ "/v1/audit/stats", handle_stats },
+		{ "/v1/audit/reviews", handle_reviews },
+		{ "/v1/audit/review", handle_review },
+		{ "/v1/audit/inform", handle_inform },
+		{ "/v1/audit/inform/done", handle_inform_done },
+		{ "/v1/audit/checkpoints", handle_checkpoints },
+		{ "/v1/audit/verify", handle_verify },
+	};
+
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		if (strcmp(path, r[i].path) == 0) {
+			r[i].fn(srv, req);
+			return;
+		}
+	reply_error(req, 404, "not_found", "no such endpoint", 0);
+}

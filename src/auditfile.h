@@ -1,0 +1,24 @@
+/*
+ * The disclosure log export format (docs/audit-format.md): JSON lines, a
+ * header, the checkpoints, then every entry in order. Written by
+ * `safeshare audit export`, read back by `safeshare audit verify --export`.
+ */
+#ifndef SAFESHARE_AUDITFILE_H
+#define SAFESHARE_AUDITFILE_H
+
+#include <stdio.h>
+
+#include "audit.h"
+
+void	auditfile_header(FILE *, const unsigned char log_id[16], uint64_t entries,
+	    uint64_t checkpoints, const char *public_pem);
+void	auditfile_checkpoint(FILE *, const struct audit_checkpoint *);
+void	auditfile_entry(FILE *, const struct audit_entry *);
+
+/*
+ * Verifies an export with the public key (NULL: chain only). Returns 0 when
+ * everything verifies; a malformed file is reported with its line number.
+ */
+int	auditfile_verify(const char *path, EVP_PKEY *pub, struct audit_verify_result *);
+
+#endif
