@@ -7,6 +7,7 @@
  *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
  *   POST /v1/audit/...     auditors' reads, reviews, verify (auditor.c)
  *   GET  /healthz          Health
+ *   GET  /metrics          Prometheus text
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -64,6 +65,9 @@ peer_agency(struct server *srv, const struct peer *p)
 	return p->ok ? protocol_agency_by_cert(srv->proto, p->spki, p->subject) : NULL;
 }
 
+/* Replies by status class, for /metrics; touched on the loop thread only. */
+static uint64_t replies_by_status[6];
+
 void
 reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 {
@@ -79,6 +83,7 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i].status == status)
 			text = texts[i].text;
+	replies_by_status[status / 100 < 6 ? status / 100 : 0]++;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "application/x-protobuf");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
@@ -189,6 +194,59 @@ handle_health(struct server *srv, struct evhttp_request *req)
 	reply(req, st.ok ? 200 : 503, buf, len);
 }
 
+/* GET /metrics: Prometheus text format; counts only, nothing about anyone. */
+static void
+handle_metrics(struct server *srv, struct evhttp_request *req)
+{
+	static const char *const outcomes[] = { "deny", "allow", "partial", "consultation" };
+	struct evbuffer		*out = evbuffer_new();
+	struct logq_stats	 st;
+	uint64_t		 cum = 0;
+
+	logq_stats(srv->logq, &st);
+	evbuffer_add_printf(out, "# TYPE safeshare_requests_total counter\n"
+	    "safeshare_requests_total %llu\n", (unsigned long long)srv->requests);
+	evbuffer_add_printf(out, "# TYPE safeshare_responses_total counter\n");
+	for (int i = 2; i < 6; i++)
+		evbuffer_add_printf(out, "safeshare_responses_total{class=\"%dxx\"} %llu\n",
+		    i, (unsigned long long)replies_by_status[i]);
+	evbuffer_add_printf(out, "# TYPE safeshare_decisions_total counter\n");
+	for (int i = 0; i < 4; i++)
+		evbuffer_add_printf(out, "safeshare_decisions_total{outcome=\"%s\"} %llu\n",
+		    outcomes[i], (unsigned long long)srv->decisions[i]);
+	evbuffer_add_printf(out, "# TYPE safeshare_log_commits_total counter\n"
+	    "safeshare_log_commits_total %llu\n"
+	    "# TYPE safeshare_log_entries_total counter\n"
+	    "safeshare_log_entries_total %llu\n"
+	    "# TYPE safeshare_log_write_failures_total counter\n"
+	    "safeshare_log_write_failures_total %llu\n"
+	    "# TYPE safeshare_log_size gauge\nsafeshare_log_size %llu\n"
+	    "# TYPE safeshare_log_ok gauge\nsafeshare_log_ok %d\n"
+	    "# TYPE safeshare_log_max_batch gauge\nsafeshare_log_max_batch %llu\n",
+	    (unsigned long long)st.commits, (unsigned long long)st.entries,
+	    (unsigned long long)st.failures, (unsigned long long)st.size, st.ok,
+	    (unsigned long long)st.max_batch);
+	evbuffer_add_printf(out, "# TYPE safeshare_log_batch_size histogram\n");
+	for (int i = 0; i < 8; i++) {
+		cum += st.batch_hist[i];
+		if (i < 7)
+			evbuffer_add_printf(out, "safeshare_log_batch_size_bucket{le=\"%d\"} "
+			    "%llu\n", (2 << i) - 1, (unsigned long long)cum);
+	}
+	evbuffer_add_printf(out, "safeshare_log_batch_size_bucket{le=\"+Inf\"} %llu\n"
+	    "safeshare_log_batch_size_sum %llu\nsafeshare_log_batch_size_count %llu\n",
+	    (unsigned long long)cum, (unsigned long long)st.entries,
+	    (unsigned long long)st.commits);
+	evbuffer_add_printf(out, "# TYPE safeshare_protocol_info gauge\n"
+	    "safeshare_protocol_info{id=\"%s\",version=\"%s\",sha256=\"%s\"} 1\n",
+	    srv->proto->id, srv->proto->version, srv->proto->sha256);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "text/plain; version=0.0.4");
+	replies_by_status[2]++;
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
 static const struct route {
 	const char		*path;
 	enum evhttp_cmd_type	 cmd;
@@ -197,6 +255,7 @@ static const struct route {
 	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle },
 	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload },
 	{ "/healthz", EVHTTP_REQ_GET, handle_health },
+	{ "/metrics", EVHTTP_REQ_GET, handle_metrics },
 };
 
 static void

@@ -54,7 +54,6 @@ void
 h_setup(struct daemon *d)
 {
 	char	 cmd[2048];
-	FILE	*fp;
 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "/tmp/safeshare-it-XXXXXX");
@@ -71,14 +70,23 @@ h_setup(struct daemon *d)
 	snprintf(d->protocol, sizeof(d->protocol), "%s/protocol.yaml", d->dir);
 	snprintf(cmd, sizeof(cmd), "cp %s/config/protocol.yaml %s", SOURCE_DIR, d->protocol);
 	cr_assert_eq(h_run(cmd, NULL), 0);
-	fp = fopen(d->conf, "w");
+	h_write_config(d, d->audit);
+}
+
+void
+h_write_config(struct daemon *d, const char *audit_path)
+{
+	FILE *fp = fopen(d->conf, "w");
+
 	cr_assert_not_null(fp);
 	fprintf(fp, "listen: 127.0.0.1\nport: 0\n"
 	    "tls:\n  cert: pki/server.crt\n  key: pki/server.key\n  ca: pki/ca.crt\n"
-	    "protocol: protocol.yaml\nstore: store.db\naudit_log: audit.db\n"
+	    "protocol: protocol.yaml\nstore: store.db\naudit_log: %s\n"
 	    "audit:\n  signing_key: pki/audit-signing.key\n  checkpoint_every: 5\n"
-	    "limits:\n  max_body: 4096\n  timeout: 10\nlog_level: debug\n");
+	    "limits:\n  max_body: 4096\n  timeout: 10\nlog_level: debug\n", audit_path);
 	fclose(fp);
+	if (audit_path != d->audit)
+		snprintf(d->audit, sizeof(d->audit), "%s", audit_path);
 }
 
 void
@@ -250,4 +258,20 @@ h_log_count(struct daemon *d, const char *where)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return n;
+}
+
+int
+h_get(struct daemon *d, const char *agency, const char *path, char **body)
+{
+	struct ss_client	*c = h_client(d, agency);
+	unsigned char		*resp;
+	size_t			 len;
+	char			 err[512];
+	int			 status;
+
+	cr_assert_eq(ss_client_call(c, "GET", path, NULL, 0, &status, &resp, &len, err,
+	    sizeof(err)), 0, "%s", err);
+	ss_client_free(c);
+	*body = (char *)resp;
+	return status;
 }

@@ -23,6 +23,8 @@ struct daemon {
 
 /* Makes a temp dir with a PKI (the example agencies plus "stranger") and a config. */
 void	 h_setup(struct daemon *);
+/* (Re)writes the daemon config with the disclosure log at audit_path. */
+void	 h_write_config(struct daemon *, const char *audit_path);
 /* Loads config/demo-data.yaml into the store. */
 void	 h_load_demo(struct daemon *);
 /* Starts the daemon and waits until it listens. */
@@ -40,6 +42,8 @@ int	 h_run(const char *cmd, char **out);
  * a GET /healthz and returns 1 if an HTTP reply came back, 0 if refused.
  */
 int	 h_tls_probe(struct daemon *, const char *cert, const char *key);
+/* GET a path; returns the HTTP status and the body (malloc'd) in *body. */
+int	 h_get(struct daemon *, const char *agency, const char *path, char **body);
 /* Counts log entries with sqlite (seq count). */
 long	 h_log_count(struct daemon *, const char *where);
 

@@ -1,0 +1,342 @@
+/*
+ * The disclosure log as auditors and the Caldicott Guardian use it, over
+ * real mTLS: queries, reports, reviews, inform items, export and offline
+ * verification, group commit, failing closed, and surviving kill -9
+ * (D7, D15-D17).
+ */
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct daemon d;
+
+static void
+setup(void)
+{
+	h_setup(&d);
+	h_load_demo(&d);
+	h_start(&d);
+}
+
+static void
+teardown(void)
+{
+	h_cleanup(&d);
+}
+
+TestSuite(audit_api, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Asks for a record; returns the HTTP status, and the disclosure id in *id. */
+static int
+ask_as(struct ss_client *c, const char *subject, const char *purpose,
+    const char *override, uint64_t *id)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	char					 err[512];
+	int					 status;
+
+	rq.subject_id = (char *)subject;
+	rq.purpose = (char *)purpose;
+	rq.record_type = "person";
+	rq.case_reference = "CASE-9";
+	rq.practitioner = "Test Practitioner";
+	if (override != NULL) {
+		rq.override_code = (char *)override;
+		rq.override_justification = "Neighbour reports he has not been seen for "
+		    "four days and may be at serious risk.";
+	}
+	if (ss_disclose(c, &rq, &r, &e, &status, err, sizeof(err)) == -1)
+		return 0;
+	if (id != NULL)
+		*id = r ? r->disclosure_id : e ? e->disclosure_id : 0;
+	if (r)
+		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	if (e)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	return status;
+}
+
+static int
+cli(const char *agency, const char *args, char **out)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
+	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1", d.server,
+	    d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
+	return h_run(cmd, out);
+}
+
+Test(audit_api, auditors_query_count_and_report)
+{
+	struct ss_client	*police = h_client(&d, "police");
+	char			*out;
+
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
+	cr_expect_eq(ask_as(police, "S1003", "child_protection", NULL, NULL), 200);
+	cr_expect_eq(ask_as(police, "S1001", "adult_safeguarding", NULL, NULL), 200);
+	ss_client_free(police);
+
+	cr_expect_eq(cli("auditor", "audit query --subject S1001 --json", &out), 0, "%s", out);
+	cr_expect(strstr(out, "\"subject\":\"S1001\"") != NULL, "%s", out);
+	cr_expect(strstr(out, "S1003") == NULL, "filtered by subject: %s", out);
+	free(out);
+
+	cr_expect_eq(cli("auditor", "audit stats --by decision", &out), 0, "%s", out);
+	cr_expect(strstr(out, "allow") != NULL && strstr(out, "deny") != NULL &&
+	    strstr(out, "partial") != NULL, "%s", out);
+	free(out);
+
+	/* D17: a printable account of every request about one person. */
+	cr_expect_eq(cli("auditor", "audit subject-report S1001", &out), 0, "%s", out);
+	cr_expect(strstr(out, "requested by: police") != NULL, "%s", out);
+	cr_expect(strstr(out, "2 requests recorded") != NULL, "%s", out);
+	free(out);
+
+	/* Only auditors read the log. */
+	cr_expect_eq(cli("police", "audit query", &out), 4, "%s", out);
+	cr_expect(strstr(out, "not_auditor") != NULL, "%s", out);
+	free(out);
+}
+
+Test(audit_api, overrides_are_reviewed_and_subjects_informed)
+{
+	struct ss_client	*health = h_client(&d, "health_trust");
+	uint64_t		 id = 0;
+	char			*out, args[256];
+
+	/* S1002 refused consent; an override releases and needs review (D5, D15). */
+	cr_assert_eq(ask_as(health, "S1002", "adult_safeguarding", "adult_serious_harm",
+	    &id), 200);
+	cr_assert_gt(id, 0);
+	ss_client_free(health);
+
+	cr_expect_eq(cli("auditor", "audit reviews", &out), 0, "%s", out);
+	cr_expect(strstr(out, "1 override(s) awaiting review") != NULL, "%s", out);
+	free(out);
+
+	snprintf(args, sizeof(args), "audit review %llu --outcome upheld --note "
+	    "'Proportionate: risk to life'", (unsigned long long)id);
+	cr_expect_eq(cli("auditor", args, &out), 4, "an auditor cannot review: %s", out);
+	free(out);
+	cr_expect_eq(cli("guardian", "audit review 99999 --outcome upheld --note 'no such'",
+	    &out), 4, "%s", out);
+	cr_expect(strstr(out, "no_such_review") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("guardian", args, &out), 0, "%s", out);
+	free(out);
+	cr_expect_eq(h_log_count(&d, "kind = 'review' AND agency = 'guardian' AND "
+	    "reason = 'upheld'"), 1, "the review is itself logged");
+	cr_expect_eq(cli("auditor", "audit reviews", &out), 0);
+	cr_expect(strstr(out, "0 override(s) awaiting review") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("guardian", args, &out), 4, "reviewed once: %s", out);
+	free(out);
+
+	/* D6: no waiver was given, so the subject is to be informed. */
+	cr_expect_eq(cli("auditor", "audit inform", &out), 0, "%s", out);
+	cr_expect(strstr(out, "1 subject(s) to be informed") != NULL, "%s", out);
+	free(out);
+	snprintf(args, sizeof(args), "audit inform-done %llu --note 'Letter sent 25 Nov'",
+	    (unsigned long long)id);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit inform", &out), 0, "%s", out);
+	cr_expect(strstr(out, "0 subject(s) to be informed") != NULL, "%s", out);
+	free(out);
+}
+
+Test(audit_api, export_verifies_offline_and_tampering_is_located)
+{
+	struct ss_client	*police = h_client(&d, "police");
+	char			*out, args[1024], cmd[2048];
+
+	for (int i = 0; i < 12; i++)
+		cr_expect_eq(ask_as(police, i % 2 ? "S1001" : "S1004", "child_protection",
+		    NULL, NULL), 200);
+	ss_client_free(police);
+
+	snprintf(args, sizeof(args), "audit export --out %s/export.jsonl", d.dir);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "exported 12 entries") != NULL, "%s", out);
+	free(out);
+	snprintf(args, sizeof(args), "audit verify --export %s/export.jsonl --pubkey "
+	    "%s/pki/audit-signing.pub", d.dir, d.dir);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "ok, 12 entries") != NULL, "%s", out);
+	cr_expect(strstr(out, "2 signed checkpoints verified") != NULL, "%s", out);
+	free(out);
+
+	/* Change who saw entry 7, in the export. */
+	snprintf(cmd, sizeof(cmd), "sed -i '/\"seq\":7,/s/\"agency\":\"police\"/"
+	    "\"agency\":\"housing\"/' %s/export.jsonl", d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	cr_expect_eq(cli("auditor", args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "FAILED at entry 7") != NULL, "%s", out);
+	free(out);
+
+	/* And the daemon's own view of the live log. */
+	cr_expect_eq(cli("auditor", "audit verify", &out), 0, "%s", out);
+	cr_expect(strstr(out, "ok, 12 entries") != NULL, "%s", out);
+	free(out);
+}
+
+Test(audit_api, concurrent_decisions_share_commits)
+{
+	enum { CLIENTS = 32, EACH = 15 };
+	pid_t	 kids[CLIENTS];
+	char	*metrics, *p;
+	long	 commits = 0, entries = 0;
+	int	 st, failed = 0;
+
+	for (int i = 0; i < CLIENTS; i++)
+		if ((kids[i] = fork()) == 0) {
+			struct ss_client *c = h_client(&d, "police");
+			int bad = 0;
+
+			for (int j = 0; j < EACH; j++)
+				bad += ask_as(c, "S1001", "child_protection", NULL, NULL) != 200;
+			ss_client_free(c);
+			_exit(bad != 0);
+		}
+	for (int i = 0; i < CLIENTS; i++) {
+		waitpid(kids[i], &st, 0);
+		failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	}
+	cr_expect_eq(failed, 0);
+	cr_expect_eq(h_log_count(&d, NULL), CLIENTS * EACH);
+	cr_assert_eq(h_get(&d, "auditor", "/metrics", &metrics), 200);
+	if ((p = strstr(metrics, "\nsafeshare_log_commits_total ")) != NULL)
+		commits = atol(p + 29);
+	if ((p = strstr(metrics, "\nsafeshare_log_entries_total ")) != NULL)
+		entries = atol(p + 29);
+	cr_expect_eq(entries, CLIENTS * EACH, "%s", metrics);
+	cr_expect_gt(commits, 0);
+	cr_expect_lt(commits, entries, "group commit: fewer commits (%ld) than entries (%ld)",
+	    commits, entries);
+	fprintf(stderr, "group commit: %ld entries in %ld commits\n", entries, commits);
+	free(metrics);
+}
+
+Test(audit_api, fails_closed_when_the_log_cannot_be_written)
+{
+	struct ss_client	*police;
+	char			 mnt[512], logpath[600], filler[600], cmd[1024], *body;
+	int			 status, released = 0, refused = 0;
+
+	/* A tiny filesystem for the log, so the test can fill it. */
+	snprintf(mnt, sizeof(mnt), "%s/small", d.dir);
+	mkdir(mnt, 0700);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") == -1)
+		cr_skip_test("cannot mount a tmpfs here (needs root): %s", strerror(errno));
+	h_stop(&d);
+	snprintf(logpath, sizeof(logpath), "%s/audit.db", mnt);
+	h_write_config(&d, logpath);
+	h_start(&d);
+	police = h_client(&d, "police");
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
+
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=%s bs=4k 2>/dev/null; true", filler);
+	h_run(cmd, NULL);
+	for (int i = 0; i < 40; i++) {
+		status = ask_as(police, "S1001", "child_protection", NULL, NULL);
+		released += status == 200;
+		refused += status == 503;
+	}
+	/* SQLite may have room for a few pages; then every reply must be 503. */
+	cr_expect_gt(refused, 0, "the log filled up but nothing was refused");
+	cr_expect_eq(h_get(&d, "auditor", "/healthz", &body), 503, "healthz says so");
+	free(body);
+	status = ask_as(police, "S1001", "child_protection", NULL, NULL);
+	cr_expect_eq(status, 503, "still full: nothing released unlogged");
+
+	unlink(filler);
+	status = ask_as(police, "S1001", "child_protection", NULL, NULL);
+	cr_expect_eq(status, 200, "recovers by itself once the log can be written");
+	cr_expect_eq(h_get(&d, "auditor", "/healthz", &body), 200);
+	free(body);
+	ss_client_free(police);
+	cr_expect_eq(h_stop(&d), 0);
+	/* Every 200 is in the log and the chain is whole. */
+	cr_expect_eq(h_log_count(&d, "decision = 'allow'"), released + 2);
+	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s --pubkey %s/pki/audit-signing.pub "
+	    ">/dev/null 2>&1", SAFESHARE_BIN, logpath, d.dir);
+	cr_expect_eq(h_run(cmd, NULL), 0);
+	umount2(mnt, MNT_DETACH);
+}
+
+Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
+{
+	enum { ROUNDS = 3, CLIENTS = 4 };
+	char	 ids[512], cmd[1024], *out;
+	FILE	*fp;
+
+	snprintf(ids, sizeof(ids), "%s/ids", d.dir);
+	for (int round = 0; round < ROUNDS; round++) {
+		pid_t kids[CLIENTS];
+		struct timespec ts = { 0, 150 * 1000 * 1000 };
+
+		for (int i = 0; i < CLIENTS; i++)
+			if ((kids[i] = fork()) == 0) {
+				struct ss_client *c = h_client(&d, "police");
+				FILE *f = fopen(ids, "a");
+
+				/* Bounded: stops at 500 requests or when the daemon dies. */
+				for (int j = 0; j < 500; j++) {
+					uint64_t id = 0;
+
+					if (ask_as(c, "S1001", "child_protection", NULL, &id) != 200)
+						break;
+					fprintf(f, "%llu\n", (unsigned long long)id);
+					fflush(f);
+				}
+				fclose(f);
+				ss_client_free(c);
+				_exit(0);
+			}
+		nanosleep(&ts, NULL);
+		kill(d.pid, SIGKILL);
+		waitpid(d.pid, NULL, 0);
+		d.pid = 0;
+		for (int i = 0; i < CLIENTS; i++)
+			waitpid(kids[i], NULL, 0);
+		h_start(&d);
+	}
+	h_stop(&d);
+	/* Every id a client was given is in the log. */
+	fp = fopen(ids, "r");
+	cr_assert_not_null(fp);
+	{
+		unsigned long long id;
+		long n = 0, missing = 0;
+		char where[64];
+
+		while (fscanf(fp, "%llu", &id) == 1) {
+			snprintf(where, sizeof(where), "seq = %llu AND decision = 'allow'", id);
+			missing += h_log_count(&d, where) != 1;
+			n++;
+		}
+		fclose(fp);
+		cr_expect_gt(n, 0, "no client got an answer before the kill");
+		cr_expect_eq(missing, 0, "%ld of %ld acknowledged disclosures missing", missing, n);
+	}
+	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s --pubkey %s/pki/audit-signing.pub",
+	    SAFESHARE_BIN, d.audit, d.dir);
+	cr_expect_eq(h_run(cmd, &out), 0, "%s", out);
+	free(out);
+}
