@@ -134,9 +134,24 @@ as da_service
 show "$SS" request --subject S1003 --record-type concern --purpose marac \
 	--case MARAC-12 --practitioner "J. Reed" --consult
 
-say "13. An auditor reads the disclosure log and verifies its hash chain (D7)"
-show "$SS" audit show --log "$run/audit.db" --last $(( $(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries" 2>/dev/null || echo 6) - first + 1 ))
-show "$SS" audit verify --log "$run/audit.db"
+say "13. An auditor reads the disclosure log over mTLS (D16, D17)"
+as auditor
+show "$SS" audit query --after $((first - 1)) --limit 20
+show "$SS" audit stats --by decision
+show "$SS" audit subject-report S1002
+
+say "14. The Caldicott Guardian reviews the override (D15); the auditor tracks informing the subject (D6)"
+override=$(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries WHERE kind = 'disclosure' AND override_code != '' AND decision != 'deny'" 2>/dev/null || true)
+show "$SS" audit reviews
+as guardian
+show "$SS" audit review "$override" --outcome upheld \
+	--note "Proportionate: risk of serious harm, consent could not be sought in time"
+as auditor
+show "$SS" audit inform
+
+say "15. Verify the log: online, and offline with only the public key"
+show "$SS" audit verify
+show "$SS" audit verify --log "$run/audit.db" --pubkey "$run/pki/audit-signing.pub"
 
 as police >/dev/null
 show "$SS" health
@@ -150,7 +165,7 @@ Try it yourself:
   export SAFESHARE_CERT=$run/pki/police.crt SAFESHARE_KEY=$run/pki/police.key
   $SS request --subject S1001 --record-type person --purpose child_protection \\
       --case CP-1 --practitioner "Your Name" --json
-  $SS audit show --log $run/audit.db
+  SAFESHARE_CERT=$run/pki/auditor.crt SAFESHARE_KEY=$run/pki/auditor.key $SS audit query
   $SS --help
 
 Daemon log: run/safeshared.log. Reload the protocol: kill -HUP \$(cat run/safeshared.pid)
