@@ -114,6 +114,15 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	logq_submit(pd->srv->logq, &e, logged, pd);
 }
 
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void
 disclose_handle(struct server *srv, struct evhttp_request *req)
 {
@@ -146,6 +155,14 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	snprintf(pd->agency, sizeof(pd->agency), "%s", ag->id);
+	if (!rate_take(srv, ag->id, now_seconds())) {
+		log_warnx("event=rate_limited agency=%s", ag->id);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		reply_error(req, 429, "rate_limited", "too many requests from this agency; "
+		    "retry after a second", 0);
+		pending_free(pd);
+		return;
+	}
 	if ((pd->wr = wire_request_decode(evbuffer_pullup(in, -1), len)) == NULL) {
 		refuse(srv, req, &p, ag->id, 400, "malformed_request",
 		    "the body is not a valid safeshare.v1.DisclosureRequest", pd->rid);

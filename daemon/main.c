@@ -6,6 +6,10 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 
+#include <sys/resource.h>
+
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,50 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 
 	server_reload(arg, NULL, &d, &seq);
 	diag_free(&d);
+}
+
+/* Enough descriptors for max_connections plus databases and logs. */
+static void
+raise_fd_limit(long long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < (rlim_t)want + 64) {
+		rl.rlim_cur = rl.rlim_max < (rlim_t)want + 64 ? rl.rlim_max : (rlim_t)want + 64;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("event=rlimit_failed");
+	}
+	if (rl.rlim_cur < (rlim_t)want + 64)
+		log_warnx("event=fd_limit limit=%llu max_connections=%lld",
+		    (unsigned long long)rl.rlim_cur, want);
+}
+
+/* After binding and loading keys: run as an unprivileged user (smtpd, httpd). */
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL || *user == '\0')
+		return 0;
+	if (geteuid() != 0) {
+		log_warnx("event=not_root user=%s note=\"not started as root; staying as "
+		    "uid %d\"", user, (int)geteuid());
+		return 0;
+	}
+	if ((pw = getpwnam(user)) == NULL) {
+		log_warnx("event=start_failed error=\"no such user %s\"", user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 || setresgid(pw->pw_gid, pw->pw_gid,
+	    pw->pw_gid) == -1 || setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1) {
+		log_warn("event=start_failed step=drop_privileges");
+		return -1;
+	}
+	log_info("event=privileges_dropped user=%s uid=%d", user, (int)pw->pw_uid);
+	return 0;
 }
 
 static int
@@ -112,7 +160,7 @@ main(int argc, char *argv[])
 	if (check) {
 		/* The TLS files are part of the config too. */
 		SSL_CTX *ctx = tls_server_ctx(conf.tls_cert, conf.tls_key,
-		    conf.tls_ca, err, sizeof(err));
+		    conf.tls_ca, conf.tls_crl, err, sizeof(err));
 
 		if (ctx == NULL)
 			fprintf(stderr, "%s: tls: %s\n", confpath, err);
@@ -150,11 +198,17 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	/* The log writer and verification threads wake the loop. */
 	evthread_use_pthreads();
+	raise_fd_limit(conf.max_connections);
 	memset(&srv, 0, sizeof(srv));
 	if (server_init(&srv, &conf, proto, err, sizeof(err)) == -1) {
 		log_warnx("event=start_failed error=\"%s\"", err);
 		if (srv.proto == NULL)
 			protocol_unref(proto);
+		server_shutdown(&srv);
+		config_free(&conf);
+		return 1;
+	}
+	if (drop_privileges(conf.user) == -1) {
 		server_shutdown(&srv);
 		config_free(&conf);
 		return 1;

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -268,6 +269,18 @@ route(struct evhttp_request *req, void *arg)
 	srv->requests++;
 	if (path == NULL)
 		path = "";
+	/* Belt and braces: nothing is served outside TLS. */
+	{
+		struct evhttp_connection *c = evhttp_request_get_connection(req);
+		struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+
+		if (bev == NULL || bufferevent_openssl_get_ssl(bev) == NULL) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			    "Connection", "close");
+			reply_error(req, 400, "tls_required", "mutual TLS is required", 0);
+			return;
+		}
+	}
 	if (strncmp(path, "/v1/audit/", 10) == 0) {
 		if (cmd != EVHTTP_REQ_POST)
 			reply_error(req, 405, "method_not_allowed", "use POST", 0);
@@ -301,6 +314,43 @@ pem_public_key(const char *pem)
 	return k;
 }
 
+/*
+ * Connection accounting: every connection's SSL carries an ex_data slot
+ * whose free callback runs when libevent frees the connection. Above
+ * limits.max_connections the listener is paused, so new connections wait
+ * in the kernel's queue instead of costing memory here.
+ */
+static int conn_idx = -1;
+
+static void
+set_accepting(struct server *srv, int on)
+{
+	struct evconnlistener *l;
+
+	if (srv->listener == NULL || srv->accepting == on ||
+	    (l = evhttp_bound_socket_get_listener(srv->listener)) == NULL)
+		return;
+	if (on)
+		evconnlistener_enable(l);
+	else
+		evconnlistener_disable(l);
+	srv->accepting = on;
+	log_info("event=%s connections=%zu", on ? "accepting" : "connection_limit",
+	    srv->nconns);
+}
+
+static void
+conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct server *srv = ptr;
+
+	if (srv == NULL)
+		return;
+	srv->nconns--;
+	if (srv->nconns < (size_t)srv->conf->max_connections)
+		set_accepting(srv, 1);
+}
+
 /* Each accepted connection gets its own TLS session in server mode. */
 static struct bufferevent *
 tls_bev(struct event_base *base, void *arg)
@@ -308,10 +358,57 @@ tls_bev(struct event_base *base, void *arg)
 	struct server	*srv = arg;
 	SSL		*ssl = SSL_new(srv->ssl);
 
+	/*
+	 * Returning NULL would make libevent serve plain HTTP on this
+	 * connection; without memory for TLS there is nothing better to do.
+	 */
 	if (ssl == NULL)
-		return NULL;
+		fatalx("%s: SSL_new failed", __func__);
+	SSL_set_ex_data(ssl, conn_idx, srv);
+	if (++srv->nconns >= (size_t)srv->conf->max_connections)
+		set_accepting(srv, 0);
 	return bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* Token buckets per agency (D10: one noisy agency cannot starve the rest). */
+struct rate {
+	char	agency[64];
+	double	tokens;
+	double	last;
+};
+
+int
+rate_take(struct server *srv, const char *agency, double now)
+{
+	struct rate	*r = NULL;
+	double		 rate = (double)srv->conf->rate_per_agency;
+	double		 burst = (double)srv->conf->rate_burst;
+
+	if (srv->conf->rate_per_agency == 0)
+		return 1;
+	for (size_t i = 0; i < srv->nrates && r == NULL; i++)
+		if (strcmp(srv->rates[i].agency, agency) == 0)
+			r = &srv->rates[i];
+	if (r == NULL) {
+		struct rate *v = realloc(srv->rates, (srv->nrates + 1) * sizeof(*v));
+
+		if (v == NULL)
+			return 0;
+		srv->rates = v;
+		r = &srv->rates[srv->nrates++];
+		snprintf(r->agency, sizeof(r->agency), "%s", agency);
+		r->tokens = burst;
+		r->last = now;
+	}
+	r->tokens += (now - r->last) * rate;
+	if (r->tokens > burst)
+		r->tokens = burst;
+	r->last = now;
+	if (r->tokens < 1.0)
+		return 0;
+	r->tokens -= 1.0;
+	return 1;
 }
 
 int
@@ -324,8 +421,10 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 
 	srv->conf = conf;
 	srv->proto = proto;
+	if (conn_idx == -1)
+		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_freed);
 	if ((srv->ssl = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
-	    err, errlen)) == NULL)
+	    conf->tls_crl, err, errlen)) == NULL)
 		return -1;
 	if (store_open(&srv->store, conf->store, err, errlen) == -1)
 		return -1;
@@ -367,6 +466,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		    conf->port);
 		return -1;
 	}
+	srv->accepting = 1;
 	fd = evhttp_bound_socket_get_fd(srv->listener);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		srv->port = ntohs(ss.ss_family == AF_INET6 ?
@@ -380,9 +480,19 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 {
 	struct protocol		*p;
 	struct audit_entry	 e;
+	SSL_CTX			*ssl;
+	char			 err[512];
 
 	*seq = 0;
+	/* Certificates, keys and the CRL are re-read too (rotation, revocation). */
+	if ((ssl = tls_server_ctx(srv->conf->tls_cert, srv->conf->tls_key,
+	    srv->conf->tls_ca, srv->conf->tls_crl, err, sizeof(err))) == NULL) {
+		diag_add(d, srv->conf->path, 0, 0, "tls: %s", err);
+		log_warnx("event=reload_rejected problem=\"tls: %s\"", err);
+		return -1;
+	}
 	if ((p = protocol_load(srv->conf->protocol, time(NULL), d)) == NULL) {
+		SSL_CTX_free(ssl);
 		for (size_t i = 0; i < d->n; i++)
 			log_warnx("event=reload_rejected problem=\"%s\"", d->msgs[i]);
 		log_warnx("event=reload_rejected keeping=%s version=%s",
@@ -404,8 +514,12 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 		    "written; not reloaded");
 		log_warnx("event=reload_rejected reason=audit_unavailable");
 		protocol_unref(p);
+		SSL_CTX_free(ssl);
 		return -1;
 	}
+	/* Connections already open keep a reference to the old context. */
+	SSL_CTX_free(srv->ssl);
+	srv->ssl = ssl;
 	/* Requests holding a reference finish on the old version. */
 	protocol_unref(srv->proto);
 	srv->proto = p;
@@ -455,6 +569,7 @@ server_shutdown(struct server *srv)
 		event_base_free(srv->base);
 	if (srv->ssl != NULL)
 		SSL_CTX_free(srv->ssl);
+	free(srv->rates);
 	store_close(srv->store);
 	audit_close(srv->reader);
 	audit_close(srv->audit);

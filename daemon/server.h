@@ -33,9 +33,16 @@ struct server {
 	struct logq		*logq;
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	int			 port;		/* bound port */
+	size_t			 nconns;	/* open connections, handshakes included */
+	int			 accepting;	/* the listener is enabled */
+	struct rate		*rates;		/* per agency, see rate_take() */
+	size_t			 nrates;
 	uint64_t		 requests;
 	uint64_t		 decisions[4];
 };
+
+/* Takes one request from the agency's bucket; 0 if it must wait (429). */
+int	rate_take(struct server *, const char *agency, double now);
 
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);

@@ -29,6 +29,9 @@ static const struct key keys[] = {
 	    "server private key (PEM); must not be group/world readable" },
 	{ "tls.ca", K_PATH, OFF(tls_ca), NULL, 0, 0,
 	    "CA bundle that client certificates must chain to (PEM)" },
+	{ "tls.crl", K_PATH, OFF(tls_crl), "", 0, 0,
+	    "certificate revocation list (PEM) for client certificates; re-read "
+	    "on SIGHUP. Empty: none" },
 	{ "protocol", K_PATH, OFF(protocol), NULL, 0, 0,
 	    "the sharing protocol file" },
 	{ "store", K_PATH, OFF(store), NULL, 0, 0,
@@ -48,6 +51,16 @@ static const struct key keys[] = {
 	    "largest request head accepted, bytes" },
 	{ "limits.timeout", K_INT, OFF(timeout), "30", 1, 3600,
 	    "idle/read timeout per connection, seconds" },
+	{ "limits.max_connections", K_INT, OFF(max_connections), "1024", 1, 1000000,
+	    "open connections at most (including those still in the TLS handshake); "
+	    "beyond it new ones wait in the kernel's queue" },
+	{ "limits.rate_per_agency", K_INT, OFF(rate_per_agency), "1000", 0, 1000000,
+	    "requests per second per agency (429 with Retry-After above); 0: no limit" },
+	{ "limits.rate_burst", K_INT, OFF(rate_burst), "2000", 1, 10000000,
+	    "requests an agency may make at once before the rate applies" },
+	{ "user", K_STR, OFF(user), "", 0, 0,
+	    "when started as root: the user to run as after binding and loading "
+	    "keys. Empty: stay as started" },
 	{ "log_level", K_STR, OFF(log_level_str), "info", 0, 0,
 	    "error, warn, info or debug" },
 };
@@ -183,6 +196,8 @@ config_free(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_ca);
+	free(c->tls_crl);
+	free(c->user);
 	free(c->protocol);
 	free(c->store);
 	free(c->audit_log);

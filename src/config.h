@@ -16,6 +16,7 @@ struct config {
 	char		*tls_cert;
 	char		*tls_key;
 	char		*tls_ca;
+	char		*tls_crl;		/* optional */
 	char		*protocol;
 	char		*store;
 	char		*audit_log;
@@ -25,6 +26,10 @@ struct config {
 	long long	 max_body;
 	long long	 max_headers;
 	long long	 timeout;
+	long long	 max_connections;
+	long long	 rate_per_agency;	/* requests per second; 0: no limit */
+	long long	 rate_burst;
+	char		*user;			/* drop privileges to this user */
 	char		*log_level_str;
 	enum log_level	 log_level;
 };

@@ -2,6 +2,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -70,15 +71,38 @@ fail:
 	return NULL;
 }
 
+/* Adds a CRL file to the context's store and turns revocation checks on. */
+static int
+load_crl(SSL_CTX *ctx, const char *crl, char *err, size_t errlen)
+{
+	X509_STORE	*st = SSL_CTX_get_cert_store(ctx);
+	X509_LOOKUP	*lu;
+	char		 buf[256];
+
+	if ((lu = X509_STORE_add_lookup(st, X509_LOOKUP_file())) == NULL ||
+	    X509_load_crl_file(lu, crl, X509_FILETYPE_PEM) <= 0) {
+		snprintf(err, errlen, "%s: %s", crl, tls_error(buf, sizeof(buf)));
+		return -1;
+	}
+	X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+	return 0;
+}
+
 SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, const char *ca, char *err,
-    size_t errlen)
+tls_server_ctx(const char *cert, const char *key, const char *ca, const char *crl,
+    char *err, size_t errlen)
 {
 	SSL_CTX			*ctx;
 	STACK_OF(X509_NAME)	*names;
 
 	if ((ctx = common_ctx(TLS_server_method(), cert, key, ca, err, errlen)) == NULL)
 		return NULL;
+	if (crl != NULL && load_crl(ctx, crl, err, errlen) == -1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* A client certificate must be meant for client authentication. */
+	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
 	/* D10: no certificate, no conversation. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT |
 	    SSL_VERIFY_CLIENT_ONCE, NULL);
@@ -100,6 +124,7 @@ tls_client_ctx(const char *cert, const char *key, const char *ca, char *err,
 	if ((ctx = common_ctx(TLS_client_method(), cert, key, ca, err, errlen)) == NULL)
 		return NULL;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
 	return ctx;
 }
 

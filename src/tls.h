@@ -9,9 +9,12 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 
-/* Server context: our cert/key, client certificates required and verified against ca. */
+/*
+ * Server context: our cert/key, client certificates required, verified
+ * against ca (and crl when not NULL), with the clientAuth purpose.
+ */
 SSL_CTX	*tls_server_ctx(const char *cert, const char *key, const char *ca,
-	    char *err, size_t errlen);
+	    const char *crl, char *err, size_t errlen);
 /* Client context: our cert/key, the server verified against ca. */
 SSL_CTX	*tls_client_ctx(const char *cert, const char *key, const char *ca,
 	    char *err, size_t errlen);

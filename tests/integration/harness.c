@@ -84,6 +84,9 @@ h_write_config(struct daemon *d, const char *audit_path)
 	    "protocol: protocol.yaml\nstore: store.db\naudit_log: %s\n"
 	    "audit:\n  signing_key: pki/audit-signing.key\n  checkpoint_every: 5\n"
 	    "limits:\n  max_body: 4096\n  timeout: 10\nlog_level: debug\n", audit_path);
+	if (d->crl[0] != '\0')
+		fprintf(fp, "tls:\n  crl: %s\n", d->crl);
+	fputs(d->extra, fp);
 	fclose(fp);
 	if (audit_path != d->audit)
 		snprintf(d->audit, sizeof(d->audit), "%s", audit_path);
@@ -202,15 +205,15 @@ h_client(struct daemon *d, const char *agency)
 }
 
 int
-h_tls_probe(struct daemon *d, const char *cert, const char *key)
+h_tls_exchange(struct daemon *d, const char *cert, const char *key, const char *req,
+    size_t reqlen, char *out, size_t outlen)
 {
 	struct sockaddr_in	 sin;
 	struct timeval		 tv = { 5, 0 };
 	SSL_CTX			*ctx = SSL_CTX_new(TLS_client_method());
 	SSL			*ssl;
-	char			 buf[64], path[512];
+	char			 path[512];
 	int			 fd, got = 0;
-	static const char	 req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
 
 	signal(SIGPIPE, SIG_IGN);	/* the server may hang up mid-write */
 	snprintf(path, sizeof(path), "%s/pki/ca.crt", d->dir);
@@ -229,15 +232,32 @@ h_tls_probe(struct daemon *d, const char *cert, const char *key)
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
+	out[0] = '\0';
 	/* With TLS 1.3 a rejected client certificate shows on the first read. */
-	if (SSL_connect(ssl) == 1 && SSL_write(ssl, req, sizeof(req) - 1) > 0 &&
-	    SSL_read(ssl, buf, sizeof(buf) - 1) > 0)
-		got = strncmp(buf, "HTTP/1.1", 8) == 0;
+	if (SSL_connect(ssl) == 1 && SSL_write(ssl, req, (int)reqlen) > 0) {
+		int n = SSL_read(ssl, out, (int)outlen - 1);
+
+		if (n > 0) {
+			out[n] = '\0';
+			got = n;
+		}
+	}
 	ERR_clear_error();
 	SSL_free(ssl);
 	close(fd);
 	SSL_CTX_free(ctx);
 	return got;
+}
+
+int
+h_tls_probe(struct daemon *d, const char *cert, const char *key)
+{
+	static const char	 req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	char			 buf[256];
+
+	if (h_tls_exchange(d, cert, key, req, sizeof(req) - 1, buf, sizeof(buf)) <= 0)
+		return 0;
+	return strncmp(buf, "HTTP/1.1", 8) == 0;
 }
 
 long

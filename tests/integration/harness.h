@@ -16,6 +16,8 @@ struct daemon {
 	char	 store[512];
 	char	 protocol[512];
 	char	 log[512];
+	char	 crl[512];	/* tls.crl when set */
+	char	 extra[512];	/* more config lines */
 	pid_t	 pid;
 	int	 port;
 	char	 server[64];
@@ -44,6 +46,12 @@ int	 h_run(const char *cmd, char **out);
 int	 h_tls_probe(struct daemon *, const char *cert, const char *key);
 /* GET a path; returns the HTTP status and the body (malloc'd) in *body. */
 int	 h_get(struct daemon *, const char *agency, const char *path, char **body);
+/*
+ * Sends raw bytes over a TLS connection made with cert/key (NULL: none);
+ * returns how many reply bytes came back (into out, NUL-terminated).
+ */
+int	 h_tls_exchange(struct daemon *, const char *cert, const char *key,
+	    const char *req, size_t reqlen, char *out, size_t outlen);
 /* Counts log entries with sqlite (seq count). */
 long	 h_log_count(struct daemon *, const char *where);
 

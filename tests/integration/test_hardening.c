@@ -1,0 +1,226 @@
+/*
+ * Staying closed and up under bad certificates, floods and bad bytes: the
+ * real daemon, real TLS, hostile clients made by the test (D10).
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct daemon d;
+
+static void
+setup(void)
+{
+	h_setup(&d);
+	h_load_demo(&d);
+}
+
+static void
+teardown(void)
+{
+	h_cleanup(&d);
+}
+
+TestSuite(hardening, .init = setup, .fini = teardown, .timeout = 120);
+
+static int
+ask(struct ss_client *c)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	char					 err[512];
+	int					 status;
+
+	rq.subject_id = "S1001";
+	rq.purpose = "child_protection";
+	rq.record_type = "person";
+	rq.case_reference = "C";
+	rq.practitioner = "P";
+	if (ss_disclose(c, &rq, &r, &e, &status, err, sizeof(err)) == -1)
+		return 0;
+	if (r)
+		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	if (e)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	return status;
+}
+
+static int
+probe_bad(const char *name)
+{
+	char cert[600], key[600];
+
+	snprintf(cert, sizeof(cert), "%s/bad/%s.crt", d.dir, name);
+	snprintf(key, sizeof(key), "%s/bad/%s.key", d.dir, name);
+	return h_tls_probe(&d, cert, key);
+}
+
+Test(hardening, certificate_matrix_is_refused_before_the_policy)
+{
+	char cmd[4096], cert[600], key[600];
+
+	snprintf(cmd, sizeof(cmd), "%s/tests/integration/badcerts.sh %s >/dev/null",
+	    SOURCE_DIR, d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0, "badcerts.sh failed");
+	snprintf(d.crl, sizeof(d.crl), "pki/crl.pem");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+
+	cr_expect_eq(probe_bad("expired"), 0, "expired");
+	cr_expect_eq(probe_bad("notyet"), 0, "not yet valid");
+	cr_expect_eq(probe_bad("revoked"), 0, "revoked (CRL)");
+	cr_expect_eq(probe_bad("serveronly"), 0, "no clientAuth purpose");
+	cr_expect_eq(probe_bad("selfsigned"), 0, "self-signed");
+	cr_expect_eq(h_tls_probe(&d, NULL, NULL), 0, "no certificate");
+	cr_expect_eq(h_log_count(&d, NULL), 0, "none reached the policy step");
+
+	/* The genuine police certificate still works... */
+	snprintf(cert, sizeof(cert), "%s/pki/police.crt", d.dir);
+	snprintf(key, sizeof(key), "%s/pki/police.key", d.dir);
+	cr_expect_eq(h_tls_probe(&d, cert, key), 1);
+
+	/* ... until it is revoked and the CRL reloaded with SIGHUP. */
+	snprintf(cmd, sizeof(cmd), "openssl ca -batch -config %s/ca-work/ca.cnf -revoke %s "
+	    ">/dev/null 2>&1 && openssl ca -batch -config %s/ca-work/ca.cnf -gencrl -out "
+	    "%s/pki/crl.pem >/dev/null 2>&1", d.dir, cert, d.dir, d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	kill(d.pid, SIGHUP);
+	usleep(300 * 1000);
+	cr_expect_eq(h_tls_probe(&d, cert, key), 0, "revoked after reload");
+}
+
+Test(hardening, per_agency_rate_limit_answers_429)
+{
+	struct ss_client	*police, *health;
+	int			 ok = 0, limited = 0;
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  rate_per_agency: 5\n  rate_burst: 5\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	police = h_client(&d, "police");
+	health = h_client(&d, "health_trust");
+	for (int i = 0; i < 10; i++) {
+		int st = ask(police);
+
+		ok += st == 200;
+		limited += st == 429;
+	}
+	cr_expect_eq(ok, 5, "the burst");
+	cr_expect_eq(limited, 5, "then 429");
+	cr_expect_neq(ask(health), 429, "other agencies are not affected");
+	usleep(1200 * 1000);
+	cr_expect_eq(ask(police), 200, "tokens come back with time");
+	cr_expect_eq(h_log_count(&d, "agency = 'police'"), 6, "429s are not decisions");
+	ss_client_free(police);
+	ss_client_free(health);
+}
+
+static int
+raw_connect(int nonblock)
+{
+	struct sockaddr_in	 sin;
+	int			 fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd == -1)
+		return -1;
+	if (nonblock)
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((unsigned short)d.port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+Test(hardening, stalled_handshakes_do_not_starve_a_working_client)
+{
+	enum { IDLE = 2000 };
+	static int	 fds[IDLE];
+	struct rlimit	 rl;
+	struct ss_client *c;
+	int		 n = 0, ok = 0;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  max_connections: 512\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	c = h_client(&d, "police");
+	cr_assert_eq(ask(c), 200, "a legitimate client, connected first");
+	/* 2,000 connections that never send a byte of TLS. */
+	for (int i = 0; i < IDLE && (size_t)i + 64 < rl.rlim_cur; i++)
+		if ((fds[n] = raw_connect(1)) != -1)
+			n++;
+	cr_expect_gt(n, 1000, "could open only %d connections", n);
+	for (int i = 0; i < 20; i++)
+		ok += ask(c) == 200;
+	cr_expect_eq(ok, 20, "the working client kept getting answers");
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	usleep(500 * 1000);
+	ss_client_free(c);
+	c = h_client(&d, "police");
+	cr_expect_eq(ask(c), 200, "new connections are accepted again");
+	ss_client_free(c);
+}
+
+Test(hardening, garbage_and_oversized_input_leave_it_running)
+{
+	struct ss_client	*c;
+	char			 cert[600], key[600], buf[512], *big;
+	int			 fd;
+	ssize_t			 n;
+
+	h_start(&d);
+	/* Plain HTTP, and random bytes, where TLS was expected. */
+	fd = raw_connect(0);
+	cr_assert_neq(fd, -1);
+	n = write(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+	cr_expect_eq(n, 34);
+	n = read(fd, buf, sizeof(buf));
+	cr_expect(n <= 0 || strncmp(buf, "HTTP/", 5) != 0, "no HTTP answer without TLS");
+	close(fd);
+	fd = raw_connect(0);
+	for (int i = 0; i < 64; i++)
+		buf[i] = (char)(i * 37 + 11);
+	n = write(fd, buf, 64);
+	close(fd);
+
+	/* A head far over limits.max_headers. */
+	snprintf(cert, sizeof(cert), "%s/pki/police.crt", d.dir);
+	snprintf(key, sizeof(key), "%s/pki/police.key", d.dir);
+	big = malloc(40000);
+	n = snprintf(big, 40000, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Junk: ");
+	memset(big + n, 'a', 30000);
+	memcpy(big + n + 30000, "\r\n\r\n", 4);
+	n = h_tls_exchange(&d, cert, key, big, (size_t)n + 30004, buf, sizeof(buf));
+	cr_expect(n <= 0 || strncmp(buf, "HTTP/1.1 200", 12) != 0, "oversized head refused");
+	free(big);
+
+	c = h_client(&d, "police");
+	cr_expect_eq(ask(c), 200, "still serving");
+	ss_client_free(c);
+	cr_expect_eq(h_stop(&d), 0, "and stops cleanly");
+}
