@@ -34,7 +34,9 @@ ParameterizedTestParameters(decisions, table)
 	DIR			*dir = opendir(DDIR);
 	struct dirent		*de;
 
-	cr_assert_not_null(dir, "cannot open " DDIR);
+	/* No assertion here: a failing generator hangs Criterion. */
+	if (dir == NULL)
+		return cr_make_param_array(struct case_file, cases, 0);
 	while ((de = readdir(dir)) != NULL && n < 512) {
 		size_t len = strlen(de->d_name);
 
@@ -44,6 +46,14 @@ ParameterizedTestParameters(decisions, table)
 	closedir(dir);
 	qsort(cases, n, sizeof(cases[0]), cmp_case);
 	return cr_make_param_array(struct case_file, cases, n);
+}
+
+/* Issue 4 asks for at least 60 decision cases. */
+Test(decisions, cases_present)
+{
+	struct criterion_test_params	 params = decisions_table_param();
+
+	cr_assert_geq(params.length, 60, "only %zu decision cases in " DDIR, params.length);
 }
 
 static const char *
