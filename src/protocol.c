@@ -140,6 +140,49 @@ check_unique(struct yfile *yf, yaml_node_t *n, const char *kind, const char *id,
 		}
 }
 
+/*
+ * "; did you mean \"ID\"?" for the id closest to s, or "". The candidates
+ * are count structs of size bytes at base, each starting with its id (char *).
+ */
+static const char *
+id_hint(char *buf, size_t len, const char *s, const void *base, size_t size,
+    size_t count)
+{
+	const char	**cands = xcalloc(count, sizeof(*cands));
+	const char	 *hint;
+
+	for (size_t i = 0; i < count; i++)
+		cands[i] = *(char *const *)((const char *)base + i * size);
+	if ((hint = did_you_mean(s, cands, count)) != NULL)
+		snprintf(buf, len, "; did you mean \"%s\"?", hint);
+	else
+		buf[0] = '\0';
+	free(cands);
+	return buf;
+}
+
+/* A key seen earlier in the same mapping: in YAML the later one would win. */
+static int
+dup_key(struct yfile *yf, yaml_node_t *map, yaml_node_pair_t *pair,
+    const char *where)
+{
+	yaml_node_t	*k = ynode(yf, pair->key), *o;
+
+	if (k->type != YAML_SCALAR_NODE)
+		return 0;
+	for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pair; q++) {
+		o = ynode(yf, q->key);
+		if (o->type == YAML_SCALAR_NODE &&
+		    strcmp((char *)o->data.scalar.value,
+		    (char *)k->data.scalar.value) == 0) {
+			yerr(yf, k, "duplicate key \"%s\" in %s (first at line %zu)",
+			    (char *)k->data.scalar.value, where, yline(o));
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void
 parse_header(struct yfile *yf, struct protocol *p, yaml_node_t *n, int64_t now)
 {
@@ -250,7 +293,7 @@ parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 			else
 				ag->has_spki = 1;
 		}
-		if (ag->subject == NULL && !ag->has_spki)
+		if (ag->subject == NULL && fp == NULL)
 			yerr(yf, a, "agency \"%s\": needs a certificate identity "
 			    "(subject or spki_sha256)", ag->id);
 		if ((roles = yneed(yf, a, "roles", "agency")) != NULL)
@@ -335,11 +378,10 @@ parse_fields(struct yfile *yf, struct record_type *rt, yaml_node_t *n)
 	if (!yis_seq(yf, n, "fields"))
 		return;
 	count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (count > PROTOCOL_MAX_FIELDS) {
+	/* Parse them all anyway, so that rules naming them are not reported too. */
+	if (count > PROTOCOL_MAX_FIELDS)
 		yerr(yf, n, "record type \"%s\" has %zu fields; at most %d",
 		    rt->id, count, PROTOCOL_MAX_FIELDS);
-		return;
-	}
 	rt->fields = xcalloc(count, sizeof(*rt->fields));
 	YSEQ_FOREACH(yf, n, it) {
 		yaml_node_t	*fn = ynode(yf, *it), *v;
@@ -468,22 +510,14 @@ parse_rule_agencies(struct yfile *yf, struct protocol *p, struct rule *r,
 		yaml_node_t		*an = ynode(yf, *it);
 		const char		*s = ystr(yf, an, "agencies");
 		const struct agency	*ag;
+		char			 hint[128];
 
 		if (s == NULL)
 			continue;
 		if ((ag = protocol_agency(p, s)) == NULL) {
-			const char *hint = NULL;
-			const char **cands = xcalloc(p->nagencies, sizeof(*cands));
-
-			for (size_t i = 0; i < p->nagencies; i++)
-				cands[i] = p->agencies[i].id;
-			hint = did_you_mean(s, cands, p->nagencies);
-			if (hint)
-				yerr(yf, an, "rule \"%s\": unknown agency \"%s\"; did you "
-				    "mean \"%s\"?", r->id, s, hint);
-			else
-				yerr(yf, an, "rule \"%s\": unknown agency \"%s\"", r->id, s);
-			free(cands);
+			yerr(yf, an, "rule \"%s\": unknown agency \"%s\"%s", r->id, s,
+			    id_hint(hint, sizeof(hint), s, p->agencies,
+			    sizeof(*p->agencies), p->nagencies));
 			continue;
 		}
 		if (!(ag->roles & ROLE_REQUESTER))
@@ -494,6 +528,8 @@ parse_rule_agencies(struct yfile *yf, struct protocol *p, struct rule *r,
 		else
 			strlist_add(&r->agencies, s);
 	}
+	if (n->data.sequence.items.top == n->data.sequence.items.start)
+		yerr(yf, n, "rule \"%s\" applies to no agency", r->id);
 }
 
 static const struct field_def *
@@ -502,12 +538,15 @@ rule_field_lookup(struct yfile *yf, const struct rule *r, yaml_node_t *fn,
 {
 	const char		*s = ystr(yf, fn, "field");
 	const struct field_def	*f;
+	char			 hint[128];
 
 	if (s == NULL)
 		return NULL;
 	if ((f = record_type_field(r->record_type, s, idx)) == NULL)
-		yerr(yf, fn, "rule \"%s\": record type \"%s\" has no field \"%s\"",
-		    r->id, r->record_type->id, s);
+		yerr(yf, fn, "rule \"%s\": record type \"%s\" has no field \"%s\"%s",
+		    r->id, r->record_type->id, s, id_hint(hint, sizeof(hint), s,
+		    r->record_type->fields, sizeof(*r->record_type->fields),
+		    r->record_type->nfields));
 	return f;
 }
 
@@ -546,7 +585,8 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 			size_t			 idx;
 			int			 t;
 
-			if ((f = rule_field_lookup(yf, r, fn, &idx)) == NULL)
+			if (dup_key(yf, n, pair, "transforms") ||
+			    (f = rule_field_lookup(yf, r, fn, &idx)) == NULL)
 				continue;
 			if ((s = ystr(yf, tn, "transform")) == NULL)
 				continue;
@@ -606,7 +646,8 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 			yaml_node_t		*ln = ynode(yf, pair->value);
 			struct flag_withhold	*w;
 
-			if ((s = ystr(yf, kn, "flag")) == NULL)
+			if (dup_key(yf, n, pair, "withhold_when_flagged") ||
+			    (s = ystr(yf, kn, "flag")) == NULL)
 				continue;
 			if (!strlist_has(&p->flags, s)) {
 				const char *hint = did_you_mean(s,
@@ -627,10 +668,19 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 			w->flag = xstrdup(s);
 			w->fields = xcalloc(r->record_type->nfields, sizeof(size_t));
 			YSEQ_FOREACH(yf, ln, it) {
-				size_t idx;
+				yaml_node_t	*wn = ynode(yf, *it);
+				size_t		 idx;
 
-				if (rule_field_lookup(yf, r, ynode(yf, *it), &idx) != NULL &&
-				    w->nfields < r->record_type->nfields)
+				if (rule_field_lookup(yf, r, wn, &idx) == NULL)
+					continue;
+				/* As with transforms: only a released field. */
+				if (r->fields != NULL && !rule_has_field(r, idx)) {
+					yerr(yf, wn, "rule \"%s\": withholds field \"%s\" "
+					    "which the rule does not release", r->id,
+					    r->record_type->fields[idx].name);
+					continue;
+				}
+				if (w->nfields < r->record_type->nfields)
 					w->fields[w->nfields++] = idx;
 			}
 		}
@@ -671,6 +721,7 @@ parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		yaml_node_t	*rn = ynode(yf, *it), *v;
 		struct rule	*r;
 		const char	*s;
+		char		 hint[128];
 		int		 ok = 1;
 
 		if (!yis_map(yf, rn, "rule"))
@@ -687,13 +738,16 @@ parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if ((s = req_str(yf, rn, "purpose", "rule")) != NULL &&
 		    (r->purpose = protocol_purpose(p, s)) == NULL) {
 			yerr(yf, yget(yf, rn, "purpose"), "rule \"%s\": unknown purpose "
-			    "\"%s\"", r->id, s);
+			    "\"%s\"%s", r->id, s, id_hint(hint, sizeof(hint), s,
+			    p->purposes, sizeof(*p->purposes), p->npurposes));
 			ok = 0;
 		}
 		if ((s = req_str(yf, rn, "record_type", "rule")) != NULL &&
 		    (r->record_type = protocol_record_type(p, s)) == NULL) {
 			yerr(yf, yget(yf, rn, "record_type"), "rule \"%s\": unknown "
-			    "record type \"%s\"", r->id, s);
+			    "record type \"%s\"%s", r->id, s, id_hint(hint, sizeof(hint),
+			    s, p->record_types, sizeof(*p->record_types),
+			    p->nrecord_types));
 			ok = 0;
 		}
 		if (!ok || r->purpose == NULL || r->record_type == NULL)
