@@ -8,6 +8,7 @@ enum { EX_OK, EX_LOCAL, EX_USAGE, EX_DENIED, EX_REFUSED, EX_NOANSWER };
 
 int	cmd_policy(int argc, char *argv[]);
 int	cmd_audit(int argc, char *argv[]);
+int	cmd_holder(int argc, char *argv[]);
 
 /* Connection options shared by the networked commands. */
 struct conn_opts {

@@ -27,6 +27,9 @@ static const char *const top_usage =
     "Practitioners:\n"
     "  request        ask for a subject's record for a purpose\n"
     "  health         check that the server is up and its log is writable\n"
+    "Data holders:\n"
+    "  holder put-record|delete-record|consent|flag|unflag|import\n"
+    "                 write records, consent and risk flags for your subjects\n"
     "Admins:\n"
     "  policy check   validate a sharing protocol file offline\n"
     "  policy explain what would happen if agency A asked for T for purpose P\n"
@@ -425,6 +428,7 @@ main(int argc, char *argv[])
 		{ "policy", cmd_policy },
 		{ "admin", cmd_admin },
 		{ "audit", cmd_audit },
+		{ "holder", cmd_holder },
 	};
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

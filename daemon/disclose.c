@@ -114,15 +114,6 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	logq_submit(pd->srv->logq, &e, logged, pd);
 }
 
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void
 disclose_handle(struct server *srv, struct evhttp_request *req)
 {
@@ -155,7 +146,7 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	snprintf(pd->agency, sizeof(pd->agency), "%s", ag->id);
-	if (!rate_take(srv, ag->id, now_seconds())) {
+	if (!rate_take(srv, ag->id, mono_seconds())) {
 		log_warnx("event=rate_limited agency=%s", ag->id);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 		reply_error(req, 429, "rate_limited", "too many requests from this agency; "

@@ -48,6 +48,7 @@ void		 refuse(struct server *, struct evhttp_request *, const struct peer *,
 /* Handlers, by file. */
 void		 disclose_handle(struct server *, struct evhttp_request *);
 void		 admin_handle_reload(struct server *, struct evhttp_request *);
+void		 holder_handle(struct server *, struct evhttp_request *);
 /* Every POST /v1/audit/... route. */
 void		 auditor_handle(struct server *, struct evhttp_request *, const char *path);
 

@@ -5,6 +5,7 @@
  * Routes:
  *   POST /v1/disclosures   DisclosureRequest -> DisclosureResponse | Error
  *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
+ *   POST /v1/holder/ops    HolderRequest -> HolderResult | Error (role holder)
  *   POST /v1/audit/...     auditors' reads, reviews, verify (auditor.c)
  *   GET  /healthz          Health
  *   GET  /metrics          Prometheus text
@@ -252,12 +253,28 @@ static const struct route {
 	const char		*path;
 	enum evhttp_cmd_type	 cmd;
 	void			(*fn)(struct server *, struct evhttp_request *);
+	int			 bulk;	/* body up to limits.max_import */
 } routes[] = {
-	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle },
-	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload },
-	{ "/healthz", EVHTTP_REQ_GET, handle_health },
-	{ "/metrics", EVHTTP_REQ_GET, handle_metrics },
+	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle, 0 },
+	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload, 0 },
+	{ "/v1/holder/ops", EVHTTP_REQ_POST, holder_handle, 1 },
+	{ "/healthz", EVHTTP_REQ_GET, handle_health, 0 },
+	{ "/metrics", EVHTTP_REQ_GET, handle_metrics, 0 },
 };
+
+/* evhttp enforces the larger limit; the others are enforced per route. */
+static int
+body_too_large(struct server *srv, struct evhttp_request *req, int bulk)
+{
+	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+
+	if (len <= (size_t)(bulk ? srv->conf->max_import : srv->conf->max_body))
+		return 0;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	reply_error(req, 413, "body_too_large", "the request body is larger than "
+	    "this endpoint accepts", 0);
+	return 1;
+}
 
 static void
 route(struct evhttp_request *req, void *arg)
@@ -282,6 +299,8 @@ route(struct evhttp_request *req, void *arg)
 		}
 	}
 	if (strncmp(path, "/v1/audit/", 10) == 0) {
+		if (body_too_large(srv, req, 0))
+			return;
 		if (cmd != EVHTTP_REQ_POST)
 			reply_error(req, 405, "method_not_allowed", "use POST", 0);
 		else
@@ -291,6 +310,8 @@ route(struct evhttp_request *req, void *arg)
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(path, routes[i].path) != 0)
 			continue;
+		if (body_too_large(srv, req, routes[i].bulk))
+			return;
 		if (cmd != routes[i].cmd)
 			reply_error(req, 405, "method_not_allowed",
 			    routes[i].cmd == EVHTTP_REQ_GET ? "use GET" : "use POST", 0);
@@ -378,6 +399,15 @@ struct rate {
 	double	last;
 };
 
+double
+mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int
 rate_take(struct server *srv, const char *agency, double now)
 {
@@ -456,7 +486,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	}
 	evhttp_set_bevcb(srv->http, tls_bev, srv);
 	evhttp_set_gencb(srv->http, route, srv);
-	evhttp_set_max_body_size(srv->http, (ev_ssize_t)conf->max_body);
+	evhttp_set_max_body_size(srv->http, (ev_ssize_t)(conf->max_import > conf->max_body ?
+	    conf->max_import : conf->max_body));
 	evhttp_set_max_headers_size(srv->http, (ev_ssize_t)conf->max_headers);
 	evhttp_set_timeout(srv->http, (int)conf->timeout);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);

@@ -41,6 +41,8 @@ struct server {
 	uint64_t		 decisions[4];
 };
 
+/* CLOCK_MONOTONIC in seconds, for rate buckets. */
+double	mono_seconds(void);
 /* Takes one request from the agency's bucket; 0 if it must wait (429). */
 int	rate_take(struct server *, const char *agency, double now);
 

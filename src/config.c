@@ -47,6 +47,8 @@ static const struct key keys[] = {
 	    "... and at least this often while entries are being added, seconds" },
 	{ "limits.max_body", K_INT, OFF(max_body), "65536", 256, 16 * 1024 * 1024,
 	    "largest request body accepted, bytes (413 above)" },
+	{ "limits.max_import", K_INT, OFF(max_import), "8388608", 256, 256 * 1024 * 1024,
+	    "largest body accepted by /v1/holder/ops (holders' bulk imports), bytes" },
 	{ "limits.max_headers", K_INT, OFF(max_headers), "8192", 512, 1024 * 1024,
 	    "largest request head accepted, bytes" },
 	{ "limits.timeout", K_INT, OFF(timeout), "30", 1, 3600,

@@ -24,6 +24,7 @@ struct config {
 	long long	 checkpoint_every;
 	long long	 checkpoint_seconds;
 	long long	 max_body;
+	long long	 max_import;
 	long long	 max_headers;
 	long long	 timeout;
 	long long	 max_connections;

@@ -10,7 +10,8 @@
 
 enum {
 	Q_RECORD, Q_FIELDS, Q_CONSENT, Q_FLAGS, Q_PUT_SUBJECT, Q_PUT_RECORD,
-	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_COUNT
+	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_OWNER, Q_DEL_RECORD,
+	Q_FLAG_ACTIVE, Q_UNFLAG, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -37,6 +38,13 @@ static const char *const queries[Q_COUNT] = {
 	    "expires_at, recorded_by, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[Q_SET_FLAG] = "INSERT INTO flags(subject, flag, set_by, set_at) "
 	    "VALUES (?1, ?2, ?3, ?4)",
+	[Q_OWNER] = "SELECT holder FROM subjects WHERE id = ?1",
+	[Q_DEL_RECORD] = "DELETE FROM records WHERE subject = ?1 AND record_type = ?2",
+	[Q_FLAG_ACTIVE] = "SELECT count(*) FROM flags WHERE subject = ?1 AND flag = ?2 "
+	    "AND removed_at IS NULL",
+	/* Removal is recorded, never erased (D12). */
+	[Q_UNFLAG] = "UPDATE flags SET removed_by = ?3, removed_at = ?4 "
+	    "WHERE subject = ?1 AND flag = ?2 AND removed_at IS NULL",
 };
 
 /* Schema migrations, applied in order; PRAGMA user_version is the index reached. */
@@ -361,4 +369,71 @@ store_set_flag(struct store *s, const char *subject, const char *flag,
 	sqlite3_bind_text(st, 3, set_by, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, set_at);
 	return run(s, Q_SET_FLAG, "flag");
+}
+
+int
+store_subject_holder(struct store *s, const char *subject, char *holder, size_t len)
+{
+	sqlite3_stmt	*st = s->q[Q_OWNER];
+	int		 rc, found = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		snprintf(holder, len, "%s", t ? (const char *)t : "");
+		found = 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, "subject");
+	return found;
+}
+
+int
+store_delete_record(struct store *s, const char *subject, const char *record_type)
+{
+	int n;
+
+	sqlite3_bind_text(s->q[Q_DEL_RECORD], 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->q[Q_DEL_RECORD], 2, record_type, -1, SQLITE_STATIC);
+	if (run(s, Q_DEL_RECORD, "record") == -1)
+		return -1;
+	n = sqlite3_changes(s->db);
+	sqlite3_bind_text(s->q[Q_DEL_FIELDS], 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->q[Q_DEL_FIELDS], 2, record_type, -1, SQLITE_STATIC);
+	if (run(s, Q_DEL_FIELDS, "record") == -1)
+		return -1;
+	return n;
+}
+
+int
+store_flag_active(struct store *s, const char *subject, const char *flag)
+{
+	sqlite3_stmt	*st = s->q[Q_FLAG_ACTIVE];
+	int		 rc, n = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, "flag");
+	return n > 0;
+}
+
+int
+store_remove_flag(struct store *s, const char *subject, const char *flag,
+    const char *removed_by, int64_t removed_at)
+{
+	sqlite3_stmt *st = s->q[Q_UNFLAG];
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, removed_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, removed_at);
+	if (run(s, Q_UNFLAG, "flag") == -1)
+		return -1;
+	return sqlite3_changes(s->db);
 }

@@ -53,6 +53,17 @@ int	store_add_consent(struct store *, const char *subject, enum consent_state,
 int	store_set_flag(struct store *, const char *subject, const char *flag,
 	    const char *set_by, int64_t set_at);
 
+/* The holder that owns a subject: 1 found (into holder), 0 unknown, -1 error. */
+int	store_subject_holder(struct store *, const char *subject, char *holder,
+	    size_t len);
+/* Deletes a record and its fields; returns how many records went (0 or 1), or -1. */
+int	store_delete_record(struct store *, const char *subject, const char *record_type);
+/* 1 if the flag is set on the subject, 0 if not, -1 on error. */
+int	store_flag_active(struct store *, const char *subject, const char *flag);
+/* Marks the active flag removed (kept as history); returns rows changed or -1. */
+int	store_remove_flag(struct store *, const char *subject, const char *flag,
+	    const char *removed_by, int64_t removed_at);
+
 /*
  * Loads a YAML data file (the demo data format of config/demo-data.yaml)
  * checked against the protocol, all or nothing. Problems go to diag.

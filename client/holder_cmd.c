@@ -1,0 +1,319 @@
+/*
+ * safeshare holder: data-holding agencies write records, consent decisions
+ * and risk flags for their own subjects (D3, D9, D12), one at a time or in
+ * bulk from a CSV or JSON lines file, all or nothing.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "import.h"
+#include "safeshare/client.h"
+#include "util.h"
+
+static const char *const usage =
+    "usage: safeshare holder COMMAND [options] [connection options]\n"
+    "\n"
+    "Commands (role holder; only for subjects your agency holds):\n"
+    "  put-record SUBJECT RECORD_TYPE NAME=VALUE...  [--verified YYYY-MM-DD]\n"
+    "        create or replace a record; every field it holds, by name\n"
+    "  delete-record SUBJECT RECORD_TYPE\n"
+    "  consent SUBJECT granted|refused|withdrawn  [--agencies A,B]\n"
+    "        [--purposes P,Q] [--expires YYYY-MM-DD]\n"
+    "        record a consent decision (scope: all agencies/purposes unless\n"
+    "        given); earlier decisions are kept as history\n"
+    "  flag SUBJECT FLAG      set a risk flag declared in the protocol\n"
+    "  unflag SUBJECT FLAG    remove it (the history is kept)\n"
+    "  import FILE            load a .csv or .jsonl file (docs/holder-import.md):\n"
+    "        every row is checked, then all are written or none\n"
+    "\n"
+    "Options:\n"
+    "  --dry-run              check everything, write nothing\n"
+    "  --format csv|jsonl     import: the file's format (default: its extension)\n"
+    "  --progress             import: show progress even when not on a terminal\n"
+    "  --json                 print the result as JSON\n"
+    "  --server HOST:PORT --cert FILE --key FILE --ca FILE\n"
+    "\n"
+    "Exit codes: 0 written (or checked, with --dry-run), 1 the file has\n"
+    "problems, 2 usage, 4 refused by the server, 5 no answer.\n";
+
+enum { O_DRY = O_HELP + 1, O_VERIFIED, O_AGENCIES, O_PURPOSES, O_EXPIRES, O_FORMAT,
+    O_PROGRESS };
+
+struct hopts {
+	struct conn_opts	 conn;
+	int			 json, dry_run, progress;
+	const char		*verified, *agencies, *purposes, *expires, *format;
+};
+
+static int
+fail_usage(const char *msg)
+{
+	if (msg != NULL)
+		fprintf(stderr, "safeshare holder: %s\n", msg);
+	fputs(usage, stderr);
+	return EX_USAGE;
+}
+
+static void
+show_progress(const struct import *im, size_t line)
+{
+	fprintf(stderr, "\rreading %s: line %zu", im->name, line);
+}
+
+/* Sends the ops; prints the outcome. src names the file for problem lines. */
+static int
+send_ops(struct hopts *o, struct import *im, const char *src)
+{
+	Safeshare__V1__HolderRequest	 rq = SAFESHARE__V1__HOLDER_REQUEST__INIT;
+	Safeshare__V1__HolderResult	*res = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct ss_client		*c;
+	char				 err[512];
+	int				 status, rc;
+
+	rq.ops = im->ops;
+	rq.n_ops = im->nops;
+	rq.dry_run = o->dry_run;
+	if ((rc = connect_client(&o->conn, &c)) != EX_OK)
+		return rc;
+	if (src != NULL && o->progress)
+		fprintf(stderr, "sending %zu operations (%zu bytes) ...\n", im->nops,
+		    safeshare__v1__holder_request__get_packed_size(&rq));
+	rc = ss_call_message(c, "/v1/holder/ops", &rq.base,
+	    &safeshare__v1__holder_result__descriptor, (ProtobufCMessage **)&res, &e,
+	    &status, err, sizeof(err));
+	ss_client_free(c);
+	if (rc == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		return EX_NOANSWER;
+	}
+	if (e != NULL) {
+		if (o->json) {
+			printf("{\"ok\":false,\"status\":%d,\"code\":", status);
+			json_str(stdout, e->code);
+			printf(",\"message\":");
+			json_str(stdout, e->message);
+			printf(",\"problems\":[");
+			for (size_t i = 0; i < e->n_problems; i++) {
+				printf("%s{\"line\":%u,\"code\":", i ? "," : "",
+				    e->problems[i]->line);
+				json_str(stdout, e->problems[i]->code);
+				printf(",\"field\":");
+				json_str(stdout, e->problems[i]->field);
+				printf(",\"message\":");
+				json_str(stdout, e->problems[i]->message);
+				printf("}");
+			}
+			printf("]}\n");
+		} else if (e->n_problems == 0) {
+			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
+			    e->code, e->message);
+			if (status == 413)
+				fprintf(stderr, "safeshare: the server's limits.max_import "
+				    "is smaller; split the file or raise the limit\n");
+		} else {
+			for (size_t i = 0; i < e->n_problems; i++)
+				if (src != NULL)
+					fprintf(stderr, "%s:%u: %s: %s\n", src,
+					    e->problems[i]->line, e->problems[i]->code,
+					    e->problems[i]->message);
+				else
+					fprintf(stderr, "safeshare: refused (HTTP %d): %s: "
+					    "%s\n", status, e->problems[i]->code,
+					    e->problems[i]->message);
+			if (src != NULL)
+				fprintf(stderr, "safeshare: %s: nothing was imported\n", src);
+		}
+		safeshare__v1__error__free_unpacked(e, NULL);
+		return EX_REFUSED;
+	}
+	if (o->json)
+		printf("{\"ok\":true,\"checked\":%u,\"applied\":%u,\"dry_run\":%s}\n",
+		    res->checked, res->applied, o->dry_run ? "true" : "false");
+	else if (o->dry_run)
+		printf("checked %u operation%s: all would be accepted; nothing was "
+		    "written (--dry-run)\n", res->checked, res->checked == 1 ? "" : "s");
+	else if (src != NULL)
+		printf("imported %u operation%s from %s\n", res->applied,
+		    res->applied == 1 ? "" : "s", src);
+	else
+		printf("ok\n");
+	safeshare__v1__holder_result__free_unpacked(res, NULL);
+	return EX_OK;
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	struct stat	 sb;
+	FILE		*fp;
+	char		*buf;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		return NULL;
+	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		fclose(fp);
+		errno = EINVAL;
+		return NULL;
+	}
+	buf = xcalloc((size_t)sb.st_size + 1, 1);
+	*len = fread(buf, 1, (size_t)sb.st_size, fp);
+	if (ferror(fp)) {
+		free(buf);
+		fclose(fp);
+		return NULL;
+	}
+	fclose(fp);
+	return buf;
+}
+
+static int
+do_import(struct hopts *o, const char *path)
+{
+	struct import	 im = { 0 };
+	size_t		 len = 0;
+	char		*buf;
+	int		 fmt, rc;
+
+	if (o->format != NULL)
+		fmt = strcmp(o->format, "csv") == 0 ? IMPORT_CSV :
+		    strcmp(o->format, "jsonl") == 0 ? IMPORT_JSONL : -1;
+	else
+		fmt = import_format_of(path);
+	if (fmt == -1)
+		return fail_usage(o->format ? "--format: expected csv or jsonl" :
+		    "cannot tell the format from the name; use --format csv|jsonl");
+	if ((buf = slurp(path, &len)) == NULL) {
+		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
+		return EX_LOCAL;
+	}
+	im.name = path;
+	if (o->progress)
+		im.progress = show_progress;
+	rc = import_parse(&im, fmt, buf, len);
+	free(buf);
+	if (o->progress)
+		fprintf(stderr, "\rread %s: %zu operations%s\n", path, im.nops,
+		    rc == -1 ? ", with problems" : "");
+	if (rc == -1) {
+		for (size_t i = 0; i < im.nerrors; i++)
+			fprintf(stderr, "%s\n", im.errors[i]);
+		if (im.more > 0)
+			fprintf(stderr, "%s: ... and %zu more problems\n", path, im.more);
+		fprintf(stderr, "safeshare: %s: nothing was imported\n", path);
+		import_free(&im);
+		return EX_LOCAL;
+	}
+	rc = send_ops(o, &im, path);
+	import_free(&im);
+	return rc;
+}
+
+int
+cmd_holder(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		CONN_LONGOPTS,
+		{ "dry-run", no_argument, NULL, O_DRY },
+		{ "verified", required_argument, NULL, O_VERIFIED },
+		{ "agencies", required_argument, NULL, O_AGENCIES },
+		{ "purposes", required_argument, NULL, O_PURPOSES },
+		{ "expires", required_argument, NULL, O_EXPIRES },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "progress", no_argument, NULL, O_PROGRESS },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct hopts			 o = { 0 };
+	struct import			 im = { .name = "command line" };
+	Safeshare__V1__HolderOp		*op;
+	const char			*cmd;
+	int				 ch, rc;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EX_USAGE : EX_OK;
+	}
+	cmd = argv[1];
+	argc--;
+	argv++;
+	o.progress = isatty(STDERR_FILENO);
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (conn_opt(ch, &o.conn, &o.json))
+			continue;
+		switch (ch) {
+		case O_HELP: fputs(usage, stdout); return EX_OK;
+		case O_DRY: o.dry_run = 1; break;
+		case O_VERIFIED: o.verified = optarg; break;
+		case O_AGENCIES: o.agencies = optarg; break;
+		case O_PURPOSES: o.purposes = optarg; break;
+		case O_EXPIRES: o.expires = optarg; break;
+		case O_FORMAT: o.format = optarg; break;
+		case O_PROGRESS: o.progress = 1; break;
+		default: return fail_usage(NULL);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+
+	if (strcmp(cmd, "import") == 0) {
+		if (argc != 1)
+			return fail_usage("import takes one FILE");
+		return do_import(&o, argv[0]);
+	}
+	op = import_new_op(&im, 0);
+	if (strcmp(cmd, "put-record") == 0) {
+		if (argc < 3)
+			return fail_usage("put-record needs SUBJECT RECORD_TYPE NAME=VALUE...");
+		for (int i = 2; i < argc; i++) {
+			char *eq = strchr(argv[i], '=');
+
+			if (eq == NULL || eq == argv[i]) {
+				fprintf(stderr, "safeshare holder: \"%s\": expected "
+				    "NAME=VALUE\n", argv[i]);
+				import_free(&im);
+				return EX_USAGE;
+			}
+			*eq = '\0';
+			import_add_field(op, argv[i], eq + 1);
+		}
+		import_set_key(&im, op, 0, "record_type", argv[1]);
+		if (o.verified != NULL)
+			import_set_key(&im, op, 0, "verified", o.verified);
+	} else if (strcmp(cmd, "delete-record") == 0) {
+		if (argc != 2)
+			return fail_usage("delete-record needs SUBJECT RECORD_TYPE");
+		import_set_key(&im, op, 0, "op", "delete_record");
+		import_set_key(&im, op, 0, "record_type", argv[1]);
+	} else if (strcmp(cmd, "consent") == 0) {
+		if (argc != 2)
+			return fail_usage("consent needs SUBJECT granted|refused|withdrawn");
+		import_set_key(&im, op, 0, "op", "consent");
+		import_set_key(&im, op, 0, "consent", argv[1]);
+		if (o.agencies != NULL)
+			import_set_key(&im, op, 0, "agencies", o.agencies);
+		if (o.purposes != NULL)
+			import_set_key(&im, op, 0, "purposes", o.purposes);
+		if (o.expires != NULL)
+			import_set_key(&im, op, 0, "expires", o.expires);
+	} else if (strcmp(cmd, "flag") == 0 || strcmp(cmd, "unflag") == 0) {
+		if (argc != 2)
+			return fail_usage("flag and unflag need SUBJECT FLAG");
+		import_set_key(&im, op, 0, "op", cmd);
+		import_set_key(&im, op, 0, "flag", argv[1]);
+	} else {
+		import_free(&im);
+		fprintf(stderr, "safeshare holder: unknown command \"%s\"\n\n", cmd);
+		return fail_usage(NULL);
+	}
+	import_set_key(&im, op, 0, "subject", argv[0]);
+	rc = send_ops(&o, &im, NULL);
+	import_free(&im);
+	return rc;
+}

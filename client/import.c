@@ -1,0 +1,511 @@
+/*
+ * Import files for holders. CSV is read by the small RFC 4180 reader below
+ * (no library in our set reads CSV); JSON lines are read one line at a time
+ * with libyaml, since a JSON object is a YAML flow mapping.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "import.h"
+#include "util.h"
+#include "yamlutil.h"
+
+#define MAX_COLUMNS	64
+
+static const struct {
+	const char		*name;
+	Safeshare__V1__HolderOpKind kind;
+} kinds[] = {
+	{ "put_record", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD },
+	{ "delete_record", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_DELETE_RECORD },
+	{ "consent", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT },
+	{ "flag", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG },
+	{ "unflag", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG },
+};
+
+/* Keys with a meaning of their own; in CSV any other column is a field. */
+static const char *const control_keys[] = { "op", "subject", "record_type",
+    "verified", "consent", "agencies", "purposes", "expires", "flag", "fields" };
+
+static void
+error(struct import *im, size_t line, const char *fmt, ...)
+{
+	char	 msg[256], *s;
+	size_t	 len;
+	va_list	 ap;
+
+	if (im->nerrors == IMPORT_MAX_ERRORS) {
+		im->more++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	len = strlen(im->name) + strlen(msg) + 32;
+	s = xcalloc(len, 1);
+	snprintf(s, len, "%s:%zu: %s", im->name, line, msg);
+	if (im->errors == NULL)
+		im->errors = xcalloc(IMPORT_MAX_ERRORS, sizeof(*im->errors));
+	im->errors[im->nerrors++] = s;
+}
+
+int
+import_format_of(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (dot == NULL)
+		return -1;
+	if (strcmp(dot, ".csv") == 0)
+		return IMPORT_CSV;
+	if (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0 ||
+	    strcmp(dot, ".json") == 0)
+		return IMPORT_JSONL;
+	return -1;
+}
+
+Safeshare__V1__HolderOp *
+import_new_op(struct import *im, size_t line)
+{
+	Safeshare__V1__HolderOp *op = xcalloc(1, sizeof(*op));
+
+	safeshare__v1__holder_op__init(op);
+	/* protobuf-c's empty default strings are shared; ours are owned. */
+	op->subject_id = xstrdup("");
+	op->record_type = xstrdup("");
+	op->verified = xstrdup("");
+	op->consent = xstrdup("");
+	op->expires = xstrdup("");
+	op->flag = xstrdup("");
+	op->line = (uint32_t)line;
+	op->kind = SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD;
+	if (im->nops == im->cap) {
+		size_t cap = im->cap ? im->cap * 2 : 64;
+		Safeshare__V1__HolderOp **v = realloc(im->ops, cap * sizeof(*v));
+
+		if (v == NULL) {
+			fprintf(stderr, "safeshare: out of memory\n");
+			exit(1);
+		}
+		im->ops = v;
+		im->cap = cap;
+	}
+	im->ops[im->nops++] = op;
+	return op;
+}
+
+static void
+free_op(Safeshare__V1__HolderOp *op)
+{
+	for (size_t i = 0; i < op->n_fields; i++) {
+		free(op->fields[i]->name);
+		free(op->fields[i]->value);
+		free(op->fields[i]);
+	}
+	for (size_t i = 0; i < op->n_agencies; i++)
+		free(op->agencies[i]);
+	for (size_t i = 0; i < op->n_purposes; i++)
+		free(op->purposes[i]);
+	free(op->fields);
+	free(op->agencies);
+	free(op->purposes);
+	free(op->subject_id);
+	free(op->record_type);
+	free(op->verified);
+	free(op->consent);
+	free(op->expires);
+	free(op->flag);
+	free(op);
+}
+
+void
+import_free(struct import *im)
+{
+	for (size_t i = 0; i < im->nops; i++)
+		free_op(im->ops[i]);
+	for (size_t i = 0; i < im->nerrors; i++)
+		free(im->errors[i]);
+	free(im->ops);
+	free(im->errors);
+	im->ops = NULL;
+	im->errors = NULL;
+	im->nops = im->cap = im->nerrors = im->more = 0;
+}
+
+static void
+add_str(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (nv == NULL) {
+		fprintf(stderr, "safeshare: out of memory\n");
+		exit(1);
+	}
+	nv[(*n)++] = xstrdup(s);
+	*v = nv;
+}
+
+void
+import_add_field(Safeshare__V1__HolderOp *op, const char *name, const char *value)
+{
+	Safeshare__V1__FieldValue	**nv;
+	Safeshare__V1__FieldValue	 *f = xcalloc(1, sizeof(*f));
+
+	safeshare__v1__field_value__init(f);
+	f->name = xstrdup(name);
+	f->value = xstrdup(value);
+	if ((nv = realloc(op->fields, (op->n_fields + 1) * sizeof(*nv))) == NULL) {
+		fprintf(stderr, "safeshare: out of memory\n");
+		exit(1);
+	}
+	nv[op->n_fields++] = f;
+	op->fields = nv;
+}
+
+/* "a;b c, d" -> a, b, c, d */
+static void
+add_ids(char ***v, size_t *n, const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+
+	for (char *t = strtok_r(copy, ";, \t", &save); t != NULL;
+	    t = strtok_r(NULL, ";, \t", &save))
+		add_str(v, n, t);
+	free(copy);
+}
+
+static void
+replace(char **slot, const char *value)
+{
+	free(*slot);
+	*slot = xstrdup(value);
+}
+
+int
+import_set_key(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
+    const char *key, const char *value)
+{
+	if (strcmp(key, "op") == 0) {
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			if (strcmp(value, kinds[i].name) == 0) {
+				op->kind = kinds[i].kind;
+				return 1;
+			}
+		error(im, line, "op: \"%s\" is not one of put_record, delete_record, "
+		    "consent, flag, unflag", value);
+	} else if (strcmp(key, "subject") == 0)
+		replace(&op->subject_id, value);
+	else if (strcmp(key, "record_type") == 0)
+		replace(&op->record_type, value);
+	else if (strcmp(key, "verified") == 0)
+		replace(&op->verified, value);
+	else if (strcmp(key, "consent") == 0)
+		replace(&op->consent, value);
+	else if (strcmp(key, "expires") == 0)
+		replace(&op->expires, value);
+	else if (strcmp(key, "flag") == 0)
+		replace(&op->flag, value);
+	else if (strcmp(key, "agencies") == 0)
+		add_ids(&op->agencies, &op->n_agencies, value);
+	else if (strcmp(key, "purposes") == 0)
+		add_ids(&op->purposes, &op->n_purposes, value);
+	else
+		return 0;
+	return 1;
+}
+
+/* What every op needs, whatever the format. */
+void
+import_check_op(struct import *im, const Safeshare__V1__HolderOp *op, size_t line)
+{
+	if (op->subject_id[0] == '\0')
+		error(im, line, "subject: missing");
+	if ((op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD ||
+	    op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_DELETE_RECORD) &&
+	    op->record_type[0] == '\0')
+		error(im, line, "record_type: missing");
+	if (op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT &&
+	    op->consent[0] == '\0')
+		error(im, line, "consent: missing (granted, refused or withdrawn)");
+	if ((op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG ||
+	    op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG) &&
+	    op->flag[0] == '\0')
+		error(im, line, "flag: missing");
+}
+
+static void
+progress(struct import *im, size_t row, size_t line)
+{
+	if (im->progress != NULL && row % 1000 == 0)
+		im->progress(im, line);
+}
+
+/*
+ * CSV (RFC 4180): one record per row, cells separated by commas, quoted
+ * with " when they hold commas, quotes ("") or line breaks. Reads one row
+ * into cells (pointers into *scratch); returns the cell count, 0 at the end,
+ * -1 on a malformed row. *line advances past the row's line breaks.
+ */
+static int
+csv_row(struct import *im, const char **pp, const char *end, char *scratch,
+    char **cells, size_t *line)
+{
+	const char	*p = *pp;
+	char		*out = scratch;
+	int		 n = 0, quoted;
+	size_t		 start = *line;
+
+	if (p >= end)
+		return 0;
+	for (;;) {
+		if (n == MAX_COLUMNS) {
+			error(im, start, "more than %d columns", MAX_COLUMNS);
+			return -1;
+		}
+		cells[n++] = out;
+		quoted = p < end && *p == '"';
+		if (quoted) {
+			for (p++;; p++) {
+				if (p >= end) {
+					error(im, start, "a quoted cell is not closed");
+					return -1;
+				}
+				if (*p == '"' && p + 1 < end && p[1] == '"')
+					*out++ = *p++;
+				else if (*p == '"')
+					break;
+				else {
+					if (*p == '\n')
+						(*line)++;
+					*out++ = *p;
+				}
+			}
+			p++;
+		} else
+			while (p < end && *p != ',' && *p != '\n' && *p != '\r') {
+				if (*p == '"') {
+					error(im, start, "a quote inside an unquoted cell "
+					    "(quote the whole cell and double the quote)");
+					return -1;
+				}
+				*out++ = *p++;
+			}
+		*out++ = '\0';
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '\r')
+			p++;
+		if (p < end && *p == '\n')
+			p++;
+		else if (p < end) {
+			error(im, start, "text after a closing quote");
+			return -1;
+		}
+		(*line)++;
+		*pp = p;
+		return n;
+	}
+}
+
+static void
+parse_csv(struct import *im, const char *buf, size_t len)
+{
+	const char	*p = buf, *end = buf + len;
+	char		*scratch = xcalloc(len + 1, 1), *cells[MAX_COLUMNS];
+	char		*header[MAX_COLUMNS];
+	size_t		 line = 1, row = 0;
+	int		 ncols, n, has_subject = 0;
+
+	/* The header names the columns. */
+	if ((ncols = csv_row(im, &p, end, scratch, cells, &line)) <= 0) {
+		if (ncols == 0)
+			error(im, 1, "empty file: expected a header row");
+		free(scratch);
+		return;
+	}
+	for (int i = 0; i < ncols; i++) {
+		header[i] = xstrdup(cells[i]);
+		has_subject |= strcmp(header[i], "subject") == 0;
+		for (int j = 0; j < i; j++)
+			if (strcmp(header[i], header[j]) == 0)
+				error(im, 1, "column \"%s\" appears twice", header[i]);
+	}
+	if (!has_subject)
+		error(im, 1, "the header has no \"subject\" column");
+	while (im->nerrors < IMPORT_MAX_ERRORS) {
+		size_t				 at = line;
+		Safeshare__V1__HolderOp		*op;
+
+		/* Blank lines are skipped. */
+		if (p < end && (*p == '\n' || *p == '\r')) {
+			p += *p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1;
+			line++;
+			continue;
+		}
+		if ((n = csv_row(im, &p, end, scratch, cells, &line)) == 0)
+			break;
+		if (n == -1) {
+			/* Resynchronise at the next line. */
+			while (p < end && *p != '\n')
+				p++;
+			if (p < end)
+				p++;
+			line = at + 1;
+			continue;
+		}
+		progress(im, ++row, at);
+		if (n != ncols) {
+			error(im, at, "%d cells, the header has %d", n, ncols);
+			continue;
+		}
+		op = import_new_op(im, at);
+		for (int i = 0; i < ncols; i++) {
+			const char *name = header[i];
+
+			if (cells[i][0] == '\0')
+				continue;	/* empty cell: not given */
+			if (strncmp(name, "field.", 6) == 0)
+				name += 6;	/* a field named like a control key */
+			else if (import_set_key(im, op, at, name, cells[i]))
+				continue;
+			if (op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD)
+				error(im, at, "%s: fields belong to put_record rows only",
+				    name);
+			else
+				import_add_field(op, name, cells[i]);
+		}
+		import_check_op(im, op, at);
+	}
+	for (int i = 0; i < ncols; i++)
+		free(header[i]);
+	free(scratch);
+}
+
+/* Rewrites libyaml's "NAME:1:COL: msg" for the file's line. */
+static void
+jsonl_syntax(struct import *im, struct diag *d, size_t line)
+{
+	const char	*m = d->n ? d->msgs[0] : "not a JSON object";
+	size_t		 skip = strlen(im->name);
+	unsigned	 l, col;
+	int		 used = 0;
+
+	if (strncmp(m, im->name, skip) == 0 &&
+	    sscanf(m + skip, ":%u:%u: %n", &l, &col, &used) == 2 && used > 0)
+		error(im, line, "not valid JSON: %s", m + skip + used);
+	else
+		error(im, line, "not valid JSON: %s", m);
+}
+
+static void
+parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t line)
+{
+	Safeshare__V1__HolderOp *op;
+
+	if (root == NULL || root->type != YAML_MAPPING_NODE) {
+		error(im, line, "expected a JSON object");
+		return;
+	}
+	op = import_new_op(im, line);
+	YMAP_FOREACH(yf, root, pair) {
+		yaml_node_t	*k = ynode(yf, pair->key), *v = ynode(yf, pair->value);
+		const char	*key = k->type == YAML_SCALAR_NODE ?
+		    (const char *)k->data.scalar.value : "";
+
+		if (strcmp(key, "fields") == 0) {
+			if (v->type != YAML_MAPPING_NODE) {
+				error(im, line, "fields: expected an object of "
+				    "\"name\": \"value\"");
+				continue;
+			}
+			YMAP_FOREACH(yf, v, fp) {
+				yaml_node_t *fk = ynode(yf, fp->key), *fv = ynode(yf, fp->value);
+
+				if (fk->type != YAML_SCALAR_NODE || fv->type != YAML_SCALAR_NODE)
+					error(im, line, "fields: values must be strings");
+				else
+					import_add_field(op, (const char *)fk->data.scalar.value,
+					    (const char *)fv->data.scalar.value);
+			}
+			continue;
+		}
+		if ((strcmp(key, "agencies") == 0 || strcmp(key, "purposes") == 0) &&
+		    v->type == YAML_SEQUENCE_NODE) {
+			YSEQ_FOREACH(yf, v, it) {
+				yaml_node_t *e = ynode(yf, *it);
+
+				if (e->type != YAML_SCALAR_NODE)
+					error(im, line, "%s: expected a list of ids", key);
+				else
+					import_set_key(im, op, line, key,
+					    (const char *)e->data.scalar.value);
+			}
+			continue;
+		}
+		if (v->type != YAML_SCALAR_NODE) {
+			error(im, line, "%s: expected a string", key);
+			continue;
+		}
+		if (!import_set_key(im, op, line, key, (const char *)v->data.scalar.value)) {
+			const char *dym = did_you_mean(key, control_keys,
+			    sizeof(control_keys) / sizeof(control_keys[0]));
+
+			error(im, line, "unknown key \"%s\"%s%s%s", key,
+			    dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
+		}
+	}
+	import_check_op(im, op, line);
+}
+
+static void
+parse_jsonl(struct import *im, const char *buf, size_t len)
+{
+	const char	*p = buf, *end = buf + len;
+	size_t		 line = 0, row = 0;
+
+	while (p < end && im->nerrors < IMPORT_MAX_ERRORS) {
+		const char	*nl = memchr(p, '\n', (size_t)(end - p));
+		const char	*eol = nl ? nl : end, *s = p;
+		struct diag	 d = { 0 };
+		struct yfile	 yf;
+
+		line++;
+		p = nl ? nl + 1 : end;
+		while (s < eol && (*s == ' ' || *s == '\t' || *s == '\r'))
+			s++;
+		if (s == eol)
+			continue;	/* blank line */
+		progress(im, ++row, line);
+		if (*s != '{') {
+			error(im, line, "expected a JSON object");
+			continue;
+		}
+		if (yfile_load_buffer(&yf, im->name, (const unsigned char *)s,
+		    (size_t)(eol - s), &d) == -1)
+			jsonl_syntax(im, &d, line);
+		else
+			parse_json_object(im, &yf, yfile_root(&yf), line);
+		yfile_free(&yf);
+		diag_free(&d);
+	}
+}
+
+int
+import_parse(struct import *im, enum import_format fmt, const char *buf, size_t len)
+{
+	if (memchr(buf, '\0', len) != NULL) {
+		error(im, 1, "the file holds NUL bytes: not a text file");
+		return -1;
+	}
+	if (fmt == IMPORT_CSV)
+		parse_csv(im, buf, len);
+	else
+		parse_jsonl(im, buf, len);
+	if (im->nerrors == 0 && im->nops == 0)
+		error(im, 1, "no rows to import");
+	return im->nerrors > 0 ? -1 : 0;
+}

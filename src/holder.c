@@ -1,0 +1,404 @@
+/*
+ * Data holders' writes. Each op is checked, then applied inside the batch's
+ * transaction, so a later op sees earlier ones (a record put, then consent
+ * for that new subject). Any problem rolls the whole batch back.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "holder.h"
+#include "util.h"
+#include "yamlutil.h"
+
+struct batch {
+	struct store		*st;
+	const struct protocol	*p;
+	const struct agency	*holder;
+	int64_t			 now;
+	struct holder_report	*r;
+	size_t			 index;
+	unsigned		 line;
+};
+
+static void
+problem(struct batch *b, int status, const char *code, const char *field,
+    const char *fmt, ...)
+{
+	struct holder_report	*r = b->r;
+	struct holder_problem	*pr;
+	va_list			 ap;
+
+	if (r->nproblems == HOLDER_MAX_PROBLEMS) {
+		r->more++;
+		return;
+	}
+	if (r->problems == NULL)
+		r->problems = xcalloc(HOLDER_MAX_PROBLEMS, sizeof(*r->problems));
+	pr = &r->problems[r->nproblems++];
+	pr->index = b->index;
+	pr->line = b->line;
+	pr->status = status;
+	pr->code = code;
+	snprintf(pr->field, sizeof(pr->field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(pr->message, sizeof(pr->message), fmt, ap);
+	va_end(ap);
+}
+
+static int
+has_ctrl(const char *v, int newlines_ok)
+{
+	for (const unsigned char *s = (const unsigned char *)v; *s != '\0'; s++)
+		if ((*s < 0x20 && !(newlines_ok && (*s == '\n' || *s == '\t'))) ||
+		    *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* A UK postcode: outward code (2-4), optional space, inward code (digit, 2 letters). */
+static int
+postcode_ok(const char *v)
+{
+	char	 c[16];
+	size_t	 n = 0, out;
+
+	for (const char *s = v; *s != '\0'; s++) {
+		if (*s == ' ')
+			continue;
+		if (!isalnum((unsigned char)*s) || n == sizeof(c) - 1)
+			return 0;
+		c[n++] = (char)toupper((unsigned char)*s);
+	}
+	if (n < 5 || n > 7)
+		return 0;
+	out = n - 3;
+	if (!isalpha((unsigned char)c[0]) || !isdigit((unsigned char)c[out]) ||
+	    !isalpha((unsigned char)c[out + 1]) || !isalpha((unsigned char)c[out + 2]))
+		return 0;
+	for (size_t i = 1; i < out; i++)
+		if (!isdigit((unsigned char)c[i]) && !isalpha((unsigned char)c[i]))
+			return 0;
+	return isdigit((unsigned char)c[1]) || isdigit((unsigned char)c[2]);
+}
+
+const char *
+holder_value_problem(enum field_type t, const char *v)
+{
+	size_t	 len = strlen(v), digits = 0;
+	int64_t	 when;
+
+	if (len == 0)
+		return "must not be empty";
+	if (len > HOLDER_MAX_VALUE)
+		return "is too long";
+	switch (t) {
+	case FT_TEXT:
+	case FT_ADDRESS:
+		return has_ctrl(v, 1) ? "contains control characters" : NULL;
+	case FT_STRING:
+		return has_ctrl(v, 0) ? "contains control characters" : NULL;
+	case FT_NAME:
+		for (const char *s = v; *s != '\0'; s++)
+			if (isdigit((unsigned char)*s) || strchr("@<>{}[]|\\/;:=_\"", *s) ||
+			    (unsigned char)*s < 0x20)
+				return "is not a name (letters, spaces, hyphens, apostrophes)";
+		return len > 200 ? "is too long for a name" : NULL;
+	case FT_DATE:
+		return date_parse(v, &when) == -1 ? "is not a date (YYYY-MM-DD)" : NULL;
+	case FT_POSTCODE:
+		return postcode_ok(v) ? NULL : "is not a UK postcode";
+	case FT_PHONE:
+		for (const char *s = v; *s != '\0'; s++) {
+			if (isdigit((unsigned char)*s))
+				digits++;
+			else if (strchr(" +-()", *s) == NULL)
+				return "is not a phone number";
+		}
+		return digits < 7 || digits > 15 ? "is not a phone number (7 to 15 digits)" :
+		    NULL;
+	case FT_INTEGER:
+		if (*v == '-')
+			v++;
+		if (*v == '\0' || len > 19)
+			return "is not an integer";
+		for (; *v != '\0'; v++)
+			if (!isdigit((unsigned char)*v))
+				return "is not an integer";
+		return NULL;
+	}
+	return "has an unknown type";
+}
+
+/*
+ * The subject must belong to this holder. 1: yes; 0: a problem was
+ * reported (unknown or another holder's, D1); -1: store error.
+ */
+static int
+own(struct batch *b, const char *subject, int may_create)
+{
+	char	holder[128];
+	int	rc;
+
+	if ((rc = store_subject_holder(b->st, subject, holder, sizeof(holder))) == -1)
+		return -1;
+	if (rc == 0) {
+		if (may_create)
+			return 1;
+		problem(b, 404, "unknown_subject", "subject_id", "subject %s has no "
+		    "records; put a record first", subject);
+		return 0;
+	}
+	if (strcmp(holder, b->holder->id) != 0) {
+		/* Never name the other holder. */
+		problem(b, 403, "not_your_subject", "subject_id", "subject %s is held "
+		    "by another agency", subject);
+		return 0;
+	}
+	return 1;
+}
+
+static const struct record_type *
+record_type(struct batch *b, const char *id)
+{
+	const struct record_type *rt;
+
+	if (id[0] == '\0') {
+		problem(b, 400, "missing_field", "record_type", "record_type is required");
+		return NULL;
+	}
+	if ((rt = protocol_record_type(b->p, id)) == NULL)
+		problem(b, 400, "unknown_record_type", "record_type", "the protocol has "
+		    "no record type \"%s\"", id);
+	return rt;
+}
+
+static int
+put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
+{
+	const struct record_type *rt;
+	const char	*names[PROTOCOL_MAX_FIELDS], *values[PROTOCOL_MAX_FIELDS];
+	const char	*why;
+	size_t		 n = 0, before = b->r->nproblems, idx;
+	int64_t		 verified = b->now;
+	int		 seen[PROTOCOL_MAX_FIELDS] = { 0 }, rc;
+
+	if ((rt = record_type(b, op->record_type)) == NULL)
+		return 0;
+	for (size_t i = 0; i < op->n_fields; i++) {
+		const Safeshare__V1__FieldValue *f = op->fields[i];
+		const struct field_def *fd = record_type_field(rt, f->name, &idx);
+
+		if (fd == NULL) {
+			problem(b, 400, "unknown_field", f->name, "record type %s has no "
+			    "field \"%s\"", rt->id, f->name);
+			continue;
+		}
+		if (seen[idx]++) {
+			problem(b, 400, "duplicate_field", f->name, "field \"%s\" given "
+			    "twice", f->name);
+			continue;
+		}
+		if ((why = holder_value_problem(fd->type, f->value)) != NULL) {
+			problem(b, 400, "bad_value", f->name, "%s: value %s (type %s)",
+			    f->name, why, field_type_name(fd->type));
+			continue;
+		}
+		names[n] = fd->name;
+		values[n++] = f->value;
+	}
+	for (size_t i = 0; i < rt->nfields; i++)
+		if (rt->fields[i].required && !seen[i])
+			problem(b, 400, "missing_field", rt->fields[i].name, "required "
+			    "field \"%s\" is missing", rt->fields[i].name);
+	if (op->verified[0] != '\0' && date_parse(op->verified, &verified) == -1)
+		problem(b, 400, "bad_value", "verified", "verified: not a date "
+		    "(YYYY-MM-DD)");
+	else if (verified > b->now)
+		problem(b, 400, "bad_value", "verified", "verified: %s is in the future",
+		    op->verified);
+	if (b->r->nproblems > before)
+		return 0;
+	if ((rc = own(b, op->subject_id, 1)) != 1)
+		return rc;
+	return store_put_record(b->st, op->subject_id, rt->id, b->holder->id, verified,
+	    names, values, n);
+}
+
+static int
+delete_record(struct batch *b, const Safeshare__V1__HolderOp *op)
+{
+	const struct record_type	*rt;
+	int				 rc;
+
+	if ((rt = record_type(b, op->record_type)) == NULL)
+		return 0;
+	if ((rc = own(b, op->subject_id, 0)) != 1)
+		return rc;
+	if ((rc = store_delete_record(b->st, op->subject_id, rt->id)) == 0)
+		problem(b, 404, "no_record", "record_type", "subject %s has no %s record",
+		    op->subject_id, rt->id);
+	return rc == -1 ? -1 : 0;
+}
+
+/* Joins scope ids with commas after checking each; "*" when empty (all). */
+static int
+scope(struct batch *b, char *const *ids, size_t n, int agencies, char *out, size_t len)
+{
+	size_t before = b->r->nproblems;
+
+	snprintf(out, len, "%s", n == 0 ? "*" : "");
+	for (size_t i = 0; i < n; i++) {
+		int known = agencies ? protocol_agency(b->p, ids[i]) != NULL :
+		    protocol_purpose(b->p, ids[i]) != NULL;
+
+		if (!known)
+			problem(b, 400, agencies ? "unknown_agency" : "unknown_purpose",
+			    agencies ? "agencies" : "purposes", "the protocol has no %s "
+			    "\"%s\"", agencies ? "agency" : "purpose", ids[i]);
+		else if (strlen(out) + strlen(ids[i]) + 2 > len)
+			problem(b, 400, "bad_value", agencies ? "agencies" : "purposes",
+			    "too many ids in the consent scope");
+		else {
+			if (out[0] != '\0')
+				strcat(out, ",");
+			strcat(out, ids[i]);
+		}
+	}
+	return b->r->nproblems == before ? 0 : -1;
+}
+
+static int
+consent(struct batch *b, const Safeshare__V1__HolderOp *op)
+{
+	enum consent_state	 c;
+	char			 agencies[1024], purposes[1024];
+	int64_t			 expires = 0;
+	int			 bad = 0, rc;
+
+	if (consent_parse(op->consent, &c) == -1 || c == CONSENT_NONE) {
+		problem(b, 400, "bad_value", "consent", "consent must be granted, "
+		    "refused or withdrawn");
+		bad = 1;
+	}
+	bad |= scope(b, op->agencies, op->n_agencies, 1, agencies, sizeof(agencies));
+	bad |= scope(b, op->purposes, op->n_purposes, 0, purposes, sizeof(purposes));
+	if (op->expires[0] != '\0' && date_parse(op->expires, &expires) == -1) {
+		problem(b, 400, "bad_value", "expires", "expires: not a date (YYYY-MM-DD)");
+		bad = 1;
+	}
+	if (bad)
+		return 0;
+	if ((rc = own(b, op->subject_id, 0)) != 1)
+		return rc;
+	return store_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
+	    b->holder->id, b->now);
+}
+
+static int
+flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
+{
+	int rc;
+
+	if (op->flag[0] == '\0') {
+		problem(b, 400, "missing_field", "flag", "flag is required");
+		return 0;
+	}
+	if (!strlist_has(&b->p->flags, op->flag)) {
+		problem(b, 400, "unknown_flag", "flag", "the protocol declares no flag "
+		    "\"%s\"", op->flag);
+		return 0;
+	}
+	if ((rc = own(b, op->subject_id, 0)) != 1)
+		return rc;
+	if ((rc = store_flag_active(b->st, op->subject_id, op->flag)) == -1)
+		return -1;
+	if (set)	/* setting a set flag changes nothing and adds no history */
+		return rc ? 0 : store_set_flag(b->st, op->subject_id, op->flag,
+		    b->holder->id, b->now);
+	if (rc == 0) {
+		problem(b, 404, "flag_not_set", "flag", "subject %s has no active flag "
+		    "%s", op->subject_id, op->flag);
+		return 0;
+	}
+	return store_remove_flag(b->st, op->subject_id, op->flag, b->holder->id,
+	    b->now) == -1 ? -1 : 0;
+}
+
+static int
+apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
+{
+	if (op->subject_id[0] == '\0') {
+		problem(b, 400, "missing_field", "subject_id", "subject_id is required");
+		return 0;
+	}
+	if (strlen(op->subject_id) > 128 || has_ctrl(op->subject_id, 0)) {
+		problem(b, 400, "bad_value", "subject_id", "subject_id must be at most "
+		    "128 printable characters");
+		return 0;
+	}
+	switch (op->kind) {
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD:
+		return put_record(b, op);
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_DELETE_RECORD:
+		return delete_record(b, op);
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT:
+		return consent(b, op);
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG:
+		return flag(b, op, 1);
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG:
+		return flag(b, op, 0);
+	default:
+		problem(b, 400, "bad_value", "kind", "unknown operation kind %d",
+		    (int)op->kind);
+		return 0;
+	}
+}
+
+int
+holder_apply(struct store *st, const struct protocol *p, const struct agency *holder,
+    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
+    struct holder_report *r)
+{
+	struct batch b = { st, p, holder, now, r, 0, 0 };
+
+	memset(r, 0, sizeof(*r));
+	if (nops > HOLDER_MAX_OPS) {
+		problem(&b, 400, "too_many_ops", "", "at most %d operations per request",
+		    HOLDER_MAX_OPS);
+		return 1;
+	}
+	if (store_begin(st) == -1)
+		goto dberr;
+	for (size_t i = 0; i < nops; i++) {
+		b.index = i;
+		b.line = ops[i]->line;
+		if (apply_one(&b, ops[i]) == -1) {
+			store_rollback(st);
+			goto dberr;
+		}
+		r->checked++;
+	}
+	if (r->nproblems > 0 || dry_run) {
+		store_rollback(st);
+		return r->nproblems > 0;
+	}
+	if (store_commit(st) == -1) {
+		store_rollback(st);
+		goto dberr;
+	}
+	r->applied = nops;
+	return 0;
+dberr:
+	snprintf(r->error, sizeof(r->error), "%s", store_errmsg(st));
+	return -1;
+}
+
+void
+holder_report_free(struct holder_report *r)
+{
+	free(r->problems);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,52 @@
+/*
+ * Data holders' writes: records, consent decisions and risk flags for the
+ * holder's own subjects (D3, D9, D12). A batch of operations is checked
+ * against the protocol and applied in one transaction, or not at all.
+ */
+#ifndef SAFESHARE_HOLDER_H
+#define SAFESHARE_HOLDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+#include "store.h"
+#include "safeshare/safeshare.pb-c.h"
+
+#define HOLDER_MAX_OPS		100000	/* per request */
+#define HOLDER_MAX_PROBLEMS	100	/* reported per request */
+#define HOLDER_MAX_VALUE	8192	/* bytes in one field value */
+
+struct holder_problem {
+	size_t		 index;		/* op index in the batch */
+	unsigned	 line;		/* the op's source line, 0 if none */
+	int		 status;	/* 400, 403 or 404 */
+	const char	*code;		/* stable code, e.g. unknown_field */
+	char		 field[64];	/* the field or key concerned, or "" */
+	char		 message[256];
+};
+
+struct holder_report {
+	size_t			 checked;
+	size_t			 applied;
+	struct holder_problem	*problems;	/* at most HOLDER_MAX_PROBLEMS */
+	size_t			 nproblems;
+	size_t			 more;		/* problems not kept */
+	char			 error[256];	/* store failure, when -1 */
+};
+
+/*
+ * Checks and applies ops for holder (an agency with the holder role) at
+ * time now. Returns 0 when every op was applied (none if dry_run), 1 when
+ * problems were found and nothing was written, -1 on a store error (nothing
+ * written; report->error says why). Free the report with holder_report_free().
+ */
+int	holder_apply(struct store *, const struct protocol *, const struct agency *holder,
+	    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
+	    struct holder_report *);
+void	holder_report_free(struct holder_report *);
+
+/* NULL if value is acceptable for a field of this type, else why not. */
+const char *holder_value_problem(enum field_type, const char *value);
+
+#endif

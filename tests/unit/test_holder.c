@@ -1,0 +1,348 @@
+/*
+ * Holders' writes (src/holder.c) on a real SQLite file with the example
+ * protocol: field checks, ownership, consent and flag history, all or nothing.
+ */
+#include <criterion/criterion.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "holder.h"
+#include "yamlutil.h"
+
+static char		 dbpath[256];
+static struct store	*st;
+static struct protocol	*proto;
+static const struct agency *csc, *health;
+static int64_t		 now;
+
+static void
+setup(void)
+{
+	struct diag	 d = { 0 };
+	char		 err[256];
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/safeshare-test-holder-%d.db", (int)getpid());
+	unlink(dbpath);
+	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
+	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(proto);
+	diag_free(&d);
+	csc = protocol_agency(proto, "childrens_social_care");
+	health = protocol_agency(proto, "health_trust");
+	date_parse("2026-11-25", &now);
+}
+
+static void
+teardown(void)
+{
+	char p[300];
+
+	store_close(st);
+	protocol_unref(proto);
+	unlink(dbpath);
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	unlink(p);
+}
+
+TestSuite(holder, .init = setup, .fini = teardown);
+
+/* Ops built on the stack; holder_apply only reads them. */
+struct opbuf {
+	Safeshare__V1__HolderOp		 op;
+	Safeshare__V1__FieldValue	 fv[8];
+	Safeshare__V1__FieldValue	*fp[8];
+};
+
+static Safeshare__V1__HolderOp *
+op(struct opbuf *b, Safeshare__V1__HolderOpKind kind, const char *subject,
+    const char *rt, const char *const *kv)
+{
+	safeshare__v1__holder_op__init(&b->op);
+	b->op.kind = kind;
+	b->op.subject_id = (char *)subject;
+	b->op.record_type = (char *)(rt ? rt : "");
+	for (size_t i = 0; kv != NULL && kv[2 * i] != NULL; i++) {
+		safeshare__v1__field_value__init(&b->fv[i]);
+		b->fv[i].name = (char *)kv[2 * i];
+		b->fv[i].value = (char *)kv[2 * i + 1];
+		b->fp[i] = &b->fv[i];
+		b->op.n_fields = i + 1;
+	}
+	b->op.fields = b->fp;
+	return &b->op;
+}
+
+#define PUT	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD
+#define DEL	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_DELETE_RECORD
+#define CONSENT	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT
+#define FLAG	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG
+#define UNFLAG	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG
+
+static const char *const ann[] = { "full_name", "Ann Example", "date_of_birth",
+    "2012-03-04", "postcode", "AB1 2CD", NULL };
+
+static int
+apply1(const struct agency *a, Safeshare__V1__HolderOp *o, struct holder_report *r)
+{
+	return holder_apply(st, proto, a, &o, 1, 0, now, r);
+}
+
+static long
+count(const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*q;
+	long		 n = -1;
+
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sql);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+static struct store_subject
+read_subject(const char *subject, const char *agency, const char *purpose)
+{
+	struct store_subject s;
+
+	cr_assert_eq(store_subject(st, protocol_record_type(proto, "person"), subject,
+	    agency, purpose, &s), 0);
+	return s;
+}
+
+Test(holder, put_record_then_read_it)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	struct store_subject	 s;
+	size_t			 idx;
+
+	cr_assert_eq(apply1(csc, op(&b, PUT, "S-1", "person", ann), &r), 0);
+	cr_expect_eq(r.applied, 1);
+	holder_report_free(&r);
+	s = read_subject("S-1", "police", "child_protection");
+	cr_expect(s.view.known);
+	cr_expect_str_eq(s.holder, "childrens_social_care");
+	cr_expect_eq(s.view.last_verified, now, "verified defaults to today (D9)");
+	record_type_field(protocol_record_type(proto, "person"), "postcode", &idx);
+	cr_expect_str_eq(s.values[idx], "AB1 2CD");
+	store_subject_free(&s);
+}
+
+Test(holder, bad_fields_are_named_and_nothing_is_written)
+{
+	static const char *const bad[] = { "full_name", "Ann", "shoe_size", "5",
+	    "date_of_birth", "last tuesday", NULL };
+	static const char *const noname[] = { "postcode", "AB1 2CD", NULL };
+	struct opbuf		 b1, b2, b3;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*ops[3];
+
+	ops[0] = op(&b1, PUT, "S-1", "person", ann);	/* good, but rolled back */
+	ops[1] = op(&b2, PUT, "S-2", "person", bad);
+	ops[2] = op(&b3, PUT, "S-3", "person", noname);
+	ops[2]->line = 7;
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 0, now, &r), 1);
+	cr_assert_eq(r.nproblems, 3);
+	cr_expect_str_eq(r.problems[0].code, "unknown_field");
+	cr_expect_str_eq(r.problems[0].field, "shoe_size");
+	cr_expect_eq(r.problems[0].status, 400);
+	cr_expect_eq(r.problems[0].index, 1);
+	cr_expect_str_eq(r.problems[1].code, "bad_value");
+	cr_expect_str_eq(r.problems[1].field, "date_of_birth");
+	cr_expect_str_eq(r.problems[2].code, "missing_field");
+	cr_expect_str_eq(r.problems[2].field, "full_name");
+	cr_expect_eq(r.problems[2].line, 7, "the op's source line comes back");
+	cr_expect_eq(r.applied, 0);
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM subjects"), 0, "all or nothing");
+	cr_expect_eq(count("SELECT count(*) FROM record_fields"), 0);
+}
+
+Test(holder, unknown_record_type_and_future_verified)
+{
+	struct opbuf		 b1, b2;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*ops[2];
+
+	ops[0] = op(&b1, PUT, "S-1", "pet", ann);
+	ops[1] = op(&b2, PUT, "S-1", "person", ann);
+	ops[1]->verified = "2030-01-01";
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, &r), 1);
+	cr_assert_eq(r.nproblems, 2);
+	cr_expect_str_eq(r.problems[0].code, "unknown_record_type");
+	cr_expect_str_eq(r.problems[1].field, "verified");
+	holder_report_free(&r);
+}
+
+Test(holder, another_holders_subject_is_403_without_naming_it)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+
+	cr_assert_eq(apply1(csc, op(&b, PUT, "S-1", "person", ann), &r), 0);
+	holder_report_free(&r);
+	cr_assert_eq(apply1(health, op(&b, PUT, "S-1", "person", ann), &r), 1);
+	cr_expect_eq(r.problems[0].status, 403);
+	cr_expect_str_eq(r.problems[0].code, "not_your_subject");
+	cr_expect_null(strstr(r.problems[0].message, "childrens_social_care"));
+	holder_report_free(&r);
+	op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuse";
+	cr_assert_eq(apply1(health, &b.op, &r), 1);
+	cr_expect_eq(r.problems[0].status, 403);
+	holder_report_free(&r);
+	op(&b, DEL, "S-1", "person", NULL);
+	cr_assert_eq(apply1(health, &b.op, &r), 1);
+	cr_expect_eq(r.problems[0].status, 403);
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM flags"), 0);
+	cr_expect_eq(count("SELECT count(*) FROM records"), 1);
+}
+
+Test(holder, consent_history_is_kept_latest_wins)
+{
+	static char		*police[] = { "police" };
+	struct opbuf		 b;
+	struct holder_report	 r;
+	struct store_subject	 s;
+
+	cr_assert_eq(apply1(csc, op(&b, PUT, "S-1", "person", ann), &r), 0);
+	holder_report_free(&r);
+	op(&b, CONSENT, "S-1", NULL, NULL)->consent = "granted";
+	b.op.agencies = police;
+	b.op.n_agencies = 1;
+	b.op.expires = "2027-01-01";
+	cr_assert_eq(apply1(csc, &b.op, &r), 0);
+	holder_report_free(&r);
+	s = read_subject("S-1", "police", "child_protection");
+	cr_expect_eq(s.view.consent, CONSENT_GRANTED);
+	cr_expect_neq(s.view.consent_expires, 0);
+	store_subject_free(&s);
+	s = read_subject("S-1", "housing", "child_protection");
+	cr_expect_eq(s.view.consent, CONSENT_NONE, "out of scope (D3)");
+	store_subject_free(&s);
+
+	op(&b, CONSENT, "S-1", NULL, NULL)->consent = "withdrawn";
+	cr_assert_eq(apply1(csc, &b.op, &r), 0);
+	holder_report_free(&r);
+	s = read_subject("S-1", "police", "child_protection");
+	cr_expect_eq(s.view.consent, CONSENT_WITHDRAWN);
+	store_subject_free(&s);
+	cr_expect_eq(count("SELECT count(*) FROM consents WHERE recorded_by = "
+	    "'childrens_social_care'"), 2, "history is kept, never overwritten");
+}
+
+Test(holder, consent_checks_state_scope_and_subject)
+{
+	static char		*who[] = { "police", "mi5" };
+	struct opbuf		 b;
+	struct holder_report	 r;
+
+	op(&b, CONSENT, "S-404", NULL, NULL)->consent = "granted";
+	cr_assert_eq(apply1(csc, &b.op, &r), 1);
+	cr_expect_eq(r.problems[0].status, 404);
+	cr_expect_str_eq(r.problems[0].code, "unknown_subject");
+	holder_report_free(&r);
+	op(&b, CONSENT, "S-404", NULL, NULL)->consent = "maybe";
+	b.op.agencies = who;
+	b.op.n_agencies = 2;
+	b.op.expires = "soon";
+	cr_assert_eq(apply1(csc, &b.op, &r), 1);
+	cr_assert_eq(r.nproblems, 3);
+	cr_expect_str_eq(r.problems[0].field, "consent");
+	cr_expect_str_eq(r.problems[1].code, "unknown_agency");
+	cr_expect_str_eq(r.problems[2].field, "expires");
+	holder_report_free(&r);
+}
+
+Test(holder, flags_set_remove_and_keep_history)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	struct store_subject	 s;
+
+	cr_assert_eq(apply1(csc, op(&b, PUT, "S-1", "person", ann), &r), 0);
+	holder_report_free(&r);
+	op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuse";
+	cr_assert_eq(apply1(csc, &b.op, &r), 0);
+	holder_report_free(&r);
+	cr_assert_eq(apply1(csc, &b.op, &r), 0, "setting a set flag is harmless");
+	holder_report_free(&r);
+	s = read_subject("S-1", "police", "child_protection");
+	cr_expect_eq(s.view.nflags, 1);
+	store_subject_free(&s);
+	b.op.kind = UNFLAG;
+	cr_assert_eq(apply1(csc, &b.op, &r), 0);
+	holder_report_free(&r);
+	s = read_subject("S-1", "police", "child_protection");
+	cr_expect_eq(s.view.nflags, 0);
+	store_subject_free(&s);
+	cr_expect_eq(count("SELECT count(*) FROM flags WHERE removed_by = "
+	    "'childrens_social_care'"), 1, "removal is history, not deletion (D12)");
+	cr_assert_eq(apply1(csc, &b.op, &r), 1);
+	cr_expect_str_eq(r.problems[0].code, "flag_not_set");
+	holder_report_free(&r);
+	op(&b, FLAG, "S-1", NULL, NULL)->flag = "vip";
+	cr_assert_eq(apply1(csc, &b.op, &r), 1);
+	cr_expect_str_eq(r.problems[0].code, "unknown_flag");
+	holder_report_free(&r);
+}
+
+Test(holder, delete_record_and_dry_run)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	struct store_subject	 s;
+	Safeshare__V1__HolderOp	*o;
+
+	o = op(&b, PUT, "S-1", "person", ann);
+	cr_assert_eq(holder_apply(st, proto, csc, &o, 1, 1, now, &r), 0);
+	cr_expect_eq(r.checked, 1);
+	cr_expect_eq(r.applied, 0);
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM records"), 0, "dry run writes nothing");
+	cr_assert_eq(apply1(csc, o, &r), 0);
+	holder_report_free(&r);
+	cr_assert_eq(apply1(csc, op(&b, DEL, "S-1", "person", NULL), &r), 0);
+	holder_report_free(&r);
+	s = read_subject("S-1", "police", "child_protection");
+	cr_expect(!s.view.known, "a deleted record is not released");
+	store_subject_free(&s);
+	cr_expect_eq(count("SELECT count(*) FROM record_fields"), 0);
+	cr_assert_eq(apply1(csc, op(&b, DEL, "S-1", "person", NULL), &r), 1);
+	cr_expect_str_eq(r.problems[0].code, "no_record");
+	holder_report_free(&r);
+}
+
+Test(holder, value_checks_by_type)
+{
+	static const struct {
+		enum field_type	 t;
+		const char	*v;
+		int		 ok;
+	} cases[] = {
+		{ FT_DATE, "2012-02-29", 1 }, { FT_DATE, "2013-02-29", 0 },
+		{ FT_DATE, "04/05/2012", 0 }, { FT_POSTCODE, "SW1A 1AA", 1 },
+		{ FT_POSTCODE, "m1 1ae", 1 }, { FT_POSTCODE, "B338TH", 1 },
+		{ FT_POSTCODE, "12345", 0 }, { FT_POSTCODE, "AB1 2C", 0 },
+		{ FT_PHONE, "+44 (0)20 7946 0018", 1 }, { FT_PHONE, "12", 0 },
+		{ FT_PHONE, "call me", 0 }, { FT_INTEGER, "-42", 1 },
+		{ FT_INTEGER, "4.2", 0 }, { FT_NAME, "Anne-Marie O'Neil", 1 },
+		{ FT_NAME, "R2D2", 0 }, { FT_STRING, "a\x01" "b", 0 },
+		{ FT_TEXT, "line one\nline two", 1 }, { FT_STRING, "", 0 },
+		{ FT_ADDRESS, "1 High St,\nTown", 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_expect_eq(holder_value_problem(cases[i].t, cases[i].v) == NULL,
+		    cases[i].ok, "%s \"%s\"", field_type_name(cases[i].t), cases[i].v);
+}
