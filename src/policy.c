@@ -116,9 +116,13 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 {
 	const struct rule	*r = d->rule;
 	const struct record_type *rt = d->record_type;
-	size_t			 want = 0;
+	size_t			 want = 0, avail = 0;
 
-	/* Step 4: the rule's fields that were asked for (all when none were). */
+	/*
+	 * Step 4: the rule's fields that were asked for (all when none were).
+	 * A field asked for but outside the rule is withheld not_in_rule and
+	 * still counts as wanted, so the answer is partial (D2, docs/api.md).
+	 */
 	d->nfields = rt->nfields;
 	for (size_t i = 0; i < rt->nfields; i++) {
 		struct decided_field *f = &d->fields[i];
@@ -135,9 +139,12 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 		    !requested(req, f->def->name))
 			f->reason = "not_requested";
 		if (f->reason == NULL)
+			avail++;
+		if (f->reason == NULL ||
+		    (req->nfields > 0 && requested(req, f->def->name)))
 			want++;
 	}
-	if (want == 0) {
+	if (avail == 0) {
 		deny(d, 4, "no_fields", "none of the requested fields is released by "
 		    "rule %s", r->id);
 		return;
@@ -355,9 +362,10 @@ age_band(const char *v, int64_t now, char *out, size_t outlen)
 				snprintf(out, outlen, "%d+", bands[i].lo);
 			else
 				snprintf(out, outlen, "%d-%d", bands[i].lo, bands[i].hi);
-			break;
+			return out;
 		}
-	return out;
+	/* No band (an age over 200): never leave out unset (D2). */
+	return snprintf(out, outlen, "[redacted]"), out;
 }
 
 /* A UK postcode's outward code: everything before the 3-character inward code. */
