@@ -102,7 +102,7 @@ holder_value_problem(enum field_type t, const char *v)
 		return has_ctrl(v, 0) ? "contains control characters" : NULL;
 	case FT_NAME:
 		for (const char *s = v; *s != '\0'; s++)
-			if (isdigit((unsigned char)*s) || strchr("@<>{}[]|\\/;:=_\"", *s) ||
+			if (isdigit((unsigned char)*s) || strchr("@<>{}[]|\\/;:=_", *s) ||
 			    (unsigned char)*s < 0x20)
 				return "is not a name (letters, spaces, hyphens, apostrophes)";
 		return len > 200 ? "is too long for a name" : NULL;

@@ -1,0 +1,452 @@
+/*
+ * Holders and practitioners end to end, over real mutual TLS against the
+ * real daemon and an initially empty store: holders write records, consent
+ * and flags; practitioners get exactly what the protocol and consent allow
+ * (D2-D6, D8, D9, D11, D12).
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "import.h"
+
+static struct daemon d;
+
+static void
+setup(void)
+{
+	h_setup(&d);
+	h_start(&d);
+}
+
+static void
+teardown(void)
+{
+	h_cleanup(&d);
+}
+
+TestSuite(holder_api, .init = setup, .fini = teardown, .timeout = 60);
+
+/*
+ * Sends ops written as "key=value" lists (NULL-terminated, ops separated by
+ * "--") as agency; returns the HTTP status, the Error in *err if any.
+ */
+static int
+hold(const char *agency, Safeshare__V1__Error **errp, const char *const *kv)
+{
+	Safeshare__V1__HolderRequest	 rq = SAFESHARE__V1__HOLDER_REQUEST__INIT;
+	Safeshare__V1__HolderResult	*res = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct import			 im = { .name = "test" };
+	struct ss_client		*c = h_client(&d, agency);
+	Safeshare__V1__HolderOp		*op = import_new_op(&im, 1);
+	char				 err[512];
+	int				 status;
+
+	for (; *kv != NULL; kv++) {
+		char	 key[64];
+		const char *eq = strchr(*kv, '=');
+
+		if (strcmp(*kv, "--") == 0) {
+			op = import_new_op(&im, im.nops + 1);
+			continue;
+		}
+		cr_assert_not_null(eq, "%s", *kv);
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - *kv), *kv);
+		if (!import_set_key(&im, op, 1, key, eq + 1))
+			import_add_field(op, key, eq + 1);
+	}
+	rq.ops = im.ops;
+	rq.n_ops = im.nops;
+	cr_assert_eq(ss_call_message(c, "/v1/holder/ops", &rq.base,
+	    &safeshare__v1__holder_result__descriptor, (ProtobufCMessage **)&res, &e,
+	    &status, err, sizeof(err)), 0, "%s", err);
+	if (res != NULL)
+		cr_expect_eq(res->applied, im.nops);
+	protobuf_c_message_free_unpacked((ProtobufCMessage *)res, NULL);
+	if (errp != NULL)
+		*errp = e;
+	else if (e != NULL) {
+		cr_log_error("%s: %s", e->code, e->message);
+		safeshare__v1__error__free_unpacked(e, NULL);
+	}
+	import_free(&im);
+	ss_client_free(c);
+	return status;
+}
+
+#define HOLD(agency, ...)	hold(agency, NULL, (const char *const[]){ __VA_ARGS__, NULL })
+
+struct ask {
+	const char	*subject, *purpose, *record_type;
+	int		 consult;
+	const char	*override, *justification, *waiver;
+};
+
+static Safeshare__V1__DisclosureResponse *
+ask(const char *agency, const struct ask *a, int *status, Safeshare__V1__Error **ep)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse	*resp = NULL;
+	Safeshare__V1__Error			*e = NULL;
+	struct ss_client			*c = h_client(&d, agency);
+	char					 err[512];
+
+	rq.subject_id = (char *)a->subject;
+	rq.purpose = (char *)a->purpose;
+	rq.record_type = (char *)a->record_type;
+	rq.case_reference = "CASE-77";
+	rq.practitioner = "PC 123 Example";
+	rq.consultation = a->consult;
+	rq.override_code = (char *)(a->override ? a->override : "");
+	rq.override_justification = (char *)(a->justification ? a->justification : "");
+	rq.inform_waiver_reason = (char *)(a->waiver ? a->waiver : "");
+	cr_assert_eq(ss_disclose(c, &rq, &resp, &e, status, err, sizeof(err)), 0, "%s", err);
+	ss_client_free(c);
+	if (ep != NULL)
+		*ep = e;
+	else if (e != NULL)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	return resp;
+}
+
+static const Safeshare__V1__ReleasedField *
+released(const Safeshare__V1__DisclosureResponse *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_released; i++)
+		if (strcmp(r->released[i]->name, name) == 0)
+			return r->released[i];
+	return NULL;
+}
+
+static const char *
+withheld(const Safeshare__V1__DisclosureResponse *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_withheld; i++)
+		if (strcmp(r->withheld[i]->name, name) == 0)
+			return r->withheld[i]->reason;
+	return NULL;
+}
+
+/* S-C1: a child known to children's social care, with an address and phone. */
+static void
+put_child(void)
+{
+	cr_assert_eq(HOLD("childrens_social_care", "subject=S-C1", "record_type=person",
+	    "verified=2026-11-01", "full_name=Ruby Example", "date_of_birth=2015-06-01",
+	    "address=4 Mill Lane, Exampletown", "postcode=EX1 4ML", "phone=01234 567890",
+	    "--", "op=put_record", "record_type=concern", "subject=S-C1",
+	    "summary=Bruising noted at school", "risk_level=high",
+	    "allocated_worker=Sam Social"), 200);
+}
+
+Test(holder_api, domestic_abuse_flag_withholds_address_from_police_only)
+{
+	struct ask				 a = { "S-C1", "child_protection", "person", 0, NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	int					 status;
+
+	put_child();
+	r = ask("police", &a, &status, NULL);
+	cr_assert_eq(status, 200);
+	cr_expect_str_eq(released(r, "address")->value, "4 Mill Lane, Exampletown");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	cr_assert_eq(HOLD("childrens_social_care", "op=flag", "subject=S-C1",
+	    "flag=domestic_abuse"), 200);
+	r = ask("police", &a, &status, NULL);
+	cr_assert_eq(status, 200);
+	cr_expect_null(released(r, "address"), "D12: the flag withholds the address");
+	cr_expect_str_eq(withheld(r, "address"), "flag:domestic_abuse");
+	cr_expect_str_eq(withheld(r, "phone"), "flag:domestic_abuse");
+	cr_expect_not_null(released(r, "full_name"));
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_PARTIAL);
+	/* D8, D9: labelled and dated. */
+	cr_expect_eq(released(r, "full_name")->label, SAFESHARE__V1__LABEL__LABEL_FACT);
+	cr_expect_eq(released(r, "full_name")->last_verified, 1793491200 /* 2026-11-01 */);
+	cr_expect_gt(r->record_age_seconds, 0);
+	cr_expect(strstr(r->lawful_basis, "Art 6(1)(e)") != NULL);
+	cr_expect_gt(r->disclosure_id, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	/* Children's social care's rule does not name the flag. */
+	r = ask("childrens_social_care", &a, &status, NULL);
+	cr_assert_eq(status, 200);
+	cr_expect_str_eq(released(r, "address")->value, "4 Mill Lane, Exampletown");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	/* Unflagged, the address is released again; the history is kept. */
+	cr_assert_eq(HOLD("childrens_social_care", "op=unflag", "subject=S-C1",
+	    "flag=domestic_abuse"), 200);
+	r = ask("police", &a, &status, NULL);
+	cr_expect_not_null(released(r, "address"));
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	/* Police flagged, and CSC (which holds no gp_practice): partial; the rest full. */
+	cr_expect_eq(h_log_count(&d, "reason = 'partially_released'"), 2);
+	cr_expect_eq(h_log_count(&d, "reason = 'released'"), 2);
+}
+
+/* Health holds an adult; its own adult-safeguarding rule needs consent (D3, D4). */
+static void
+put_adult(void)
+{
+	cr_assert_eq(HOLD("health_trust", "subject=S-A1", "record_type=person",
+	    "full_name=Alex Adult", "date_of_birth=1960-02-03", "postcode=EX2 7QQ",
+	    "gp_practice=Riverside Surgery"), 200);
+}
+
+Test(holder_api, consent_granted_then_withdrawn_then_expired)
+{
+	struct ask				 a = { "S-A1", "adult_safeguarding", "person", 0, NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	int					 status;
+
+	put_adult();
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_DENY);
+	cr_expect_str_eq(r->reason, "consent_required");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	cr_assert_eq(HOLD("health_trust", "op=consent", "subject=S-A1", "consent=granted",
+	    "agencies=health_trust", "purposes=adult_safeguarding"), 200);
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_ALLOW);
+	cr_expect_str_eq(released(r, "date_of_birth")->value, "65-74",
+	    "the rule's age_band transform (D2)");
+	cr_expect_str_eq(released(r, "date_of_birth")->transform, "age_band");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	cr_assert_eq(HOLD("health_trust", "op=consent", "subject=S-A1",
+	    "consent=withdrawn"), 200);
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_DENY);
+	cr_expect_str_eq(r->reason, "consent_refused");
+	cr_expect_eq(r->n_released, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	/* A new grant that has already expired does not count. */
+	cr_assert_eq(HOLD("health_trust", "op=consent", "subject=S-A1",
+	    "consent=granted", "expires=2026-01-31"), 200);
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_str_eq(r->reason, "consent_required");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "reason = 'consent_refused'"), 1);
+	cr_expect_eq(h_log_count(&d, "reason = 'consent_required'"), 2);
+}
+
+Test(holder_api, override_needs_allowed_code_and_justification)
+{
+	struct ask				 a = { "S-A1", "adult_safeguarding", "person", 0, NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	int					 status;
+
+	put_adult();
+	cr_assert_eq(HOLD("health_trust", "op=consent", "subject=S-A1",
+	    "consent=refused"), 200);
+	a.override = "adult_serious_harm";
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_str_eq(r->reason, "justification_required", "D5");
+	cr_expect_eq(r->n_released, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	a.override = "child_significant_harm";
+	a.justification = "The subject has told staff he intends to harm a named "
+	    "neighbour tonight.";
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_str_eq(r->reason, "override_not_allowed");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	a.override = "adult_serious_harm";
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect_str_eq(r->reason, "override");
+	cr_expect(r->review_required, "D15: flagged for senior review");
+	cr_expect(r->inform_subject, "D6: inform the subject unless waived");
+	cr_expect_gt(r->n_released, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	a.waiver = "Telling him would warn him before police can act.";
+	r = ask("health_trust", &a, &status, NULL);
+	cr_expect(r->review_required);
+	cr_expect(!r->inform_subject, "D6: a recorded reason not to inform");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "reason = 'override'"), 2);
+}
+
+Test(holder_api, consultation_releases_no_identifying_field)
+{
+	struct ask				 a = { "S-C1", "child_protection", "concern", 1, NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	int					 status;
+
+	put_child();
+	r = ask("police", &a, &status, NULL);
+	cr_assert_eq(status, 200);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_CONSULTATION);
+	cr_expect_not_null(released(r, "summary"));
+	cr_expect_null(released(r, "allocated_worker"), "D11");
+	cr_expect_str_eq(withheld(r, "allocated_worker"), "consultation");
+	cr_expect_eq(released(r, "risk_level")->label, SAFESHARE__V1__LABEL__LABEL_OPINION,
+	    "D8: opinion labelled as such");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	a.record_type = "person";	/* every person field identifies */
+	r = ask("police", &a, &status, NULL);
+	cr_expect_eq(r->n_released, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "decision = 'consultation'"), 1);
+}
+
+Test(holder_api, unknown_subject_is_404_whoever_holds_it)
+{
+	struct ask			 a = { "S-NOBODY", "child_protection", "person", 0, NULL, NULL, NULL };
+	Safeshare__V1__Error		*e;
+	int				 status;
+
+	cr_expect_null(ask("police", &a, &status, &e));
+	cr_expect_eq(status, 404);
+	cr_expect_str_eq(e->code, "unknown_subject");
+	cr_expect_gt(e->disclosure_id, 0, "the refusal is logged too");
+	safeshare__v1__error__free_unpacked(e, NULL);
+}
+
+Test(holder_api, holders_only_touch_their_own_subjects)
+{
+	Safeshare__V1__Error	*e;
+
+	put_child();
+	cr_expect_eq(hold("health_trust", &e, (const char *const[]){ "op=flag",
+	    "subject=S-C1", "flag=domestic_abuse", NULL }), 403);
+	cr_expect_str_eq(e->code, "not_your_subject");
+	cr_expect_null(strstr(e->message, "childrens_social_care"));
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(hold("health_trust", &e, (const char *const[]){ "subject=S-C1",
+	    "record_type=person", "full_name=Someone Else", NULL }), 403);
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(hold("police", &e, (const char *const[]){ "subject=S-P1",
+	    "record_type=person", "full_name=Pat Police", NULL }), 403);
+	cr_expect_str_eq(e->code, "not_holder", "police has no holder role");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(hold("childrens_social_care", &e, (const char *const[]){
+	    "subject=S-C2", "record_type=person", "full_name=Kim", "shoe_size=4",
+	    "date_of_birth=yesterday", NULL }), 400);
+	cr_expect_eq(e->n_problems, 2);
+	cr_expect_str_eq(e->problems[0]->field, "shoe_size");
+	cr_expect_str_eq(e->problems[1]->field, "date_of_birth");
+	safeshare__v1__error__free_unpacked(e, NULL);
+}
+
+static char *
+dump_store(void)
+{
+	char cmd[1024], *out;
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s .dump", d.store);
+	cr_assert_eq(h_run(cmd, &out), 0);
+	return out;
+}
+
+static int
+cli(const char *agency, const char *args, char **out)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
+	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s holder %s 2>&1",
+	    d.server, d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
+	return h_run(cmd, out);
+}
+
+Test(holder_api, cli_import_is_all_or_nothing)
+{
+	char	 path[512], args[1024], *before, *after, *out;
+	FILE	*fp;
+
+	put_child();
+	/* A good file: records, consent and a flag for two new subjects. */
+	snprintf(path, sizeof(path), "%s/good.csv", d.dir);
+	cr_assert_not_null(fp = fopen(path, "w"));
+	fputs("op,subject,record_type,full_name,postcode,consent,agencies,flag\n"
+	    "put_record,S-I1,person,Ian Import,EX3 1AA,,,\n"
+	    "put_record,S-I2,person,\"Ida \"\"Idy\"\" Import\",,,,\n"
+	    "consent,S-I1,,,,refused,police;housing,\n"
+	    "flag,S-I2,,,,,,hate_crime\n", fp);
+	fclose(fp);
+	snprintf(args, sizeof(args), "import --progress %s", path);
+	cr_expect_eq(cli("childrens_social_care", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "imported 4 operations") != NULL, "%s", out);
+	cr_expect(strstr(out, "read ") != NULL, "a progress line: %s", out);
+	free(out);
+
+	/* A file with one bad row among good ones changes nothing at all. */
+	before = dump_store();
+	snprintf(path, sizeof(path), "%s/bad.jsonl", d.dir);
+	cr_assert_not_null(fp = fopen(path, "w"));
+	fputs("{\"subject\":\"S-I3\",\"record_type\":\"person\",\"fields\":"
+	    "{\"full_name\":\"Ivy Import\"}}\n"
+	    "{\"op\":\"flag\",\"subject\":\"S-I1\",\"flag\":\"domestic_abuse\"}\n"
+	    "{\"subject\":\"S-I4\",\"record_type\":\"person\",\"fields\":"
+	    "{\"full_name\":\"Ike\",\"postcode\":\"nowhere\"}}\n"
+	    "{\"op\":\"flag\",\"subject\":\"S-C1\",\"flag\":\"hate_crime\"}\n", fp);
+	fclose(fp);
+	snprintf(args, sizeof(args), "import %s", path);
+	cr_expect_eq(cli("health_trust", args, &out), 4, "%s", out);
+	cr_expect(strstr(out, "bad.jsonl:3: bad_value: postcode") != NULL, "%s", out);
+	cr_expect(strstr(out, "bad.jsonl:2: not_your_subject") != NULL, "%s", out);
+	cr_expect(strstr(out, "nothing was imported") != NULL, "%s", out);
+	free(out);
+	after = dump_store();
+	cr_expect_str_eq(before, after, "a bad import leaves the store exactly as before");
+	free(after);
+
+	/* A file the CLI cannot read is never sent. */
+	snprintf(path, sizeof(path), "%s/broken.csv", d.dir);
+	cr_assert_not_null(fp = fopen(path, "w"));
+	fputs("subject,record_type,full_name\nS-I5,person,\"Unclosed\n", fp);
+	fclose(fp);
+	snprintf(args, sizeof(args), "import %s", path);
+	cr_expect_eq(cli("childrens_social_care", args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "broken.csv:2: a quoted cell is not closed") != NULL, "%s", out);
+	free(out);
+	after = dump_store();
+	cr_expect_str_eq(before, after);
+	free(after);
+	free(before);
+}
+
+Test(holder_api, cli_single_operations)
+{
+	char *out;
+
+	cr_expect_eq(cli("childrens_social_care", "put-record S-K1 person "
+	    "'full_name=Kai Example' postcode=EX9 --verified 2026-10-10", &out), 4, "%s", out);
+	cr_expect(strstr(out, "bad_value: postcode") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "put-record S-K1 person "
+	    "'full_name=Kai Example' 'postcode=EX9 9XX' --verified 2026-10-10", &out), 0,
+	    "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "consent S-K1 granted --agencies "
+	    "police,housing --purposes housing_support --expires 2027-12-31", &out), 0,
+	    "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "flag S-K1 domestic_abuse --dry-run",
+	    &out), 0, "%s", out);
+	cr_expect(strstr(out, "nothing was written") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "unflag S-K1 domestic_abuse", &out), 4,
+	    "the dry run set nothing: %s", out);
+	cr_expect(strstr(out, "flag_not_set") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "delete-record S-K1 person --json",
+	    &out), 0, "%s", out);
+	cr_expect(strstr(out, "\"applied\":1") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "frobnicate S-K1", &out), 2, "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "--help", &out), 0, "%s", out);
+	cr_expect(strstr(out, "import FILE") != NULL);
+	free(out);
+}
