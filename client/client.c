@@ -15,9 +15,13 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "safeshare/client.h"
 #include "tls.h"
@@ -118,13 +122,55 @@ fail:
 	return -1;
 }
 
+/*
+ * A server that hangs up (say, on a certificate it refuses) makes our next
+ * write raise SIGPIPE, which would kill the calling program. A library must
+ * not change the program's handlers: block it on this thread around the
+ * I/O and discard any SIGPIPE we caused.
+ */
+struct sigpipe {
+	sigset_t	 old;
+	int		 was_pending;
+};
+
+static void
+sigpipe_block(struct sigpipe *sp)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pending);
+	sp->was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &sp->old);
+}
+
+static void
+sigpipe_restore(struct sigpipe *sp)
+{
+	static const struct timespec	 zero = { 0, 0 };
+	sigset_t			 set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pending);
+	if (!sp->was_pending && sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&set, NULL, &zero) == -1 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &sp->old, NULL);
+}
+
 void
 ss_client_free(struct ss_client *c)
 {
+	struct sigpipe sp;
+
 	if (c == NULL)
 		return;
+	sigpipe_block(&sp);	/* closing may write a TLS alert */
 	if (c->conn != NULL)
 		evhttp_connection_free(c->conn);	/* frees the bufferevent */
+	sigpipe_restore(&sp);
 	if (c->base != NULL)
 		event_base_free(c->base);
 	SSL_CTX_free(c->ctx);
@@ -186,6 +232,7 @@ ss_client_call(struct ss_client *c, const char *method, const char *path,
 	struct call		 k;
 	char			 host[300];
 	evutil_socket_t		 fd;
+	struct sigpipe		 sp;
 	int			 one = 1;
 	enum evhttp_cmd_type	 cmd = strcmp(method, "POST") == 0 ?
 				    EVHTTP_REQ_POST : EVHTTP_REQ_GET;
@@ -220,9 +267,11 @@ ss_client_call(struct ss_client *c, const char *method, const char *path,
 	 */
 	if ((fd = bufferevent_getfd(c->bev)) >= 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sigpipe_block(&sp);
 	while (!k.done)
 		if (event_base_dispatch(c->base) == -1)
 			break;
+	sigpipe_restore(&sp);
 	if (!k.done || k.status == 0) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "no reply");
