@@ -29,7 +29,9 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: safeshared [-dt] -c config [-l datafile] [-r portfile]\n"
+	    "       safeshared -K\n"
 	    "  -c config    daemon config (YAML)\n"
+	    "  -K           print every config key, its default and meaning (markdown)\n"
 	    "  -t           check the config and the sharing protocol, then exit:\n"
 	    "               0 if valid, 1 with each problem as file:line:col\n"
 	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
@@ -128,8 +130,9 @@ main(int argc, char *argv[])
 	char		 err[512];
 	int		 ch, check = 0, debug = 0;
 
-	while ((ch = getopt(argc, argv, "c:dhl:r:t")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dhKl:r:t")) != -1) {
 		switch (ch) {
+		case 'K': config_describe(stdout); return 0;
 		case 'c': confpath = optarg; break;
 		case 'd': debug = 1; break;
 		case 'l': datafile = optarg; break;

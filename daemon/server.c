@@ -276,6 +276,8 @@ body_too_large(struct server *srv, struct evhttp_request *req, int bulk)
 	return 1;
 }
 
+static void	request_arrived(struct evhttp_request *);
+
 static void
 route(struct evhttp_request *req, void *arg)
 {
@@ -284,6 +286,7 @@ route(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 
 	srv->requests++;
+	request_arrived(req);
 	if (path == NULL)
 		path = "";
 	/* Belt and braces: nothing is served outside TLS. */
@@ -360,13 +363,110 @@ set_accepting(struct server *srv, int on)
 	    srv->nconns);
 }
 
+/*
+ * Per-connection deadlines. evhttp's timeout only notices silence, so a
+ * client that trickles a byte a second could hold a connection forever.
+ * A timer per connection bounds the TLS handshake (limits.handshake_timeout)
+ * and the wait for each request's head and body (limits.request_timeout:
+ * from the connection, then from each reply sent).
+ * When it fires the socket is shut down; libevent then sees end of file and
+ * frees the connection through its usual path.
+ */
+struct conn {
+	struct server		*srv;
+	struct bufferevent	*bev;
+	struct event		*deadline;
+	double			 accepted;
+	double			 req_started;
+	int			 waiting;	/* a request is being read */
+};
+
+static struct conn *
+conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
+	struct bufferevent		*bev = evc ? evhttp_connection_get_bufferevent(evc) : NULL;
+	SSL				*ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+}
+
+static void
+arm(struct conn *c, double seconds)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	evtimer_add(c->deadline, &tv);
+}
+
+static void
+deadline_fired(evutil_socket_t unused, short what, void *arg)
+{
+	struct conn	*c = arg;
+	struct server	*srv = c->srv;
+	SSL		*ssl = bufferevent_openssl_get_ssl(c->bev);
+	double		 due;
+	evutil_socket_t	 fd;
+	int		 handshaking = ssl == NULL || !SSL_is_init_finished(ssl);
+
+	(void)unused;
+	(void)what;
+	if (handshaking)
+		due = c->accepted + (double)srv->conf->handshake_timeout;
+	else if (c->waiting)
+		due = c->req_started + (double)srv->conf->request_timeout;
+	else
+		return;		/* idle between requests: evhttp's timeout */
+	if (due > mono_seconds()) {
+		arm(c, due - mono_seconds());
+		return;
+	}
+	if (handshaking)
+		srv->handshake_timeouts++;
+	else
+		srv->request_timeouts++;
+	log_debug("event=%s", handshaking ? "handshake_timeout" : "request_timeout");
+	if ((fd = bufferevent_getfd(c->bev)) >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+/* The reply went out: the next request on this connection has a deadline. */
+static void
+reply_sent(struct evhttp_request *req, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)req;
+	c->req_started = mono_seconds();
+	c->waiting = 1;
+	arm(c, (double)c->srv->conf->request_timeout);
+}
+
+/* A request is in: from here the reply's own path bounds it. */
+static void
+request_arrived(struct evhttp_request *req)
+{
+	struct conn *c = conn_of(req);
+
+	if (c == NULL)
+		return;
+	c->waiting = 0;
+	evhttp_request_set_on_complete_cb(req, reply_sent, c);
+}
+
 static void
 conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
-	struct server *srv = ptr;
+	struct conn	*c = ptr;
+	struct server	*srv;
 
-	if (srv == NULL)
+	if (c == NULL)
 		return;
+	srv = c->srv;
+	event_free(c->deadline);
+	free(c);
 	srv->nconns--;
 	if (srv->nconns < (size_t)srv->conf->max_connections)
 		set_accepting(srv, 1);
@@ -378,6 +478,7 @@ tls_bev(struct event_base *base, void *arg)
 {
 	struct server	*srv = arg;
 	SSL		*ssl = SSL_new(srv->ssl);
+	struct conn	*c;
 
 	/*
 	 * Returning NULL would make libevent serve plain HTTP on this
@@ -385,11 +486,22 @@ tls_bev(struct event_base *base, void *arg)
 	 */
 	if (ssl == NULL)
 		fatalx("%s: SSL_new failed", __func__);
-	SSL_set_ex_data(ssl, conn_idx, srv);
+	c = xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	c->accepted = c->req_started = mono_seconds();	/* the first request too */
+	c->waiting = 1;
+	if ((c->deadline = evtimer_new(base, deadline_fired, c)) == NULL)
+		fatalx("%s: evtimer_new failed", __func__);
+	SSL_set_ex_data(ssl, conn_idx, c);
 	if (++srv->nconns >= (size_t)srv->conf->max_connections)
 		set_accepting(srv, 0);
-	return bufferevent_openssl_socket_new(base, -1, ssl,
+	c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		fatalx("%s: bufferevent_openssl_socket_new failed", __func__);
+	arm(c, (double)(srv->conf->handshake_timeout < srv->conf->request_timeout ?
+	    srv->conf->handshake_timeout : srv->conf->request_timeout));
+	return c->bev;
 }
 
 /* Token buckets per agency (D10: one noisy agency cannot starve the rest). */

@@ -38,6 +38,8 @@ struct server {
 	struct rate		*rates;		/* per agency, see rate_take() */
 	size_t			 nrates;
 	uint64_t		 requests;
+	uint64_t		 handshake_timeouts;
+	uint64_t		 request_timeouts;
 	uint64_t		 decisions[4];
 };
 

@@ -52,7 +52,12 @@ static const struct key keys[] = {
 	{ "limits.max_headers", K_INT, OFF(max_headers), "8192", 512, 1024 * 1024,
 	    "largest request head accepted, bytes" },
 	{ "limits.timeout", K_INT, OFF(timeout), "30", 1, 3600,
-	    "idle/read timeout per connection, seconds" },
+	    "idle timeout per connection (no bytes either way), seconds" },
+	{ "limits.handshake_timeout", K_INT, OFF(handshake_timeout), "10", 1, 600,
+	    "a TLS handshake must finish within this many seconds of the connection" },
+	{ "limits.request_timeout", K_INT, OFF(request_timeout), "30", 1, 3600,
+	    "a request's head and body must arrive in full within this many "
+	    "seconds, however slowly they trickle in" },
 	{ "limits.max_connections", K_INT, OFF(max_connections), "1024", 1, 1000000,
 	    "open connections at most (including those still in the TLS handshake); "
 	    "beyond it new ones wait in the kernel's queue" },

@@ -25,6 +25,8 @@ struct config {
 	long long	 checkpoint_seconds;
 	long long	 max_body;
 	long long	 max_import;
+	long long	 handshake_timeout;
+	long long	 request_timeout;
 	long long	 max_headers;
 	long long	 timeout;
 	long long	 max_connections;

@@ -204,16 +204,15 @@ h_client(struct daemon *d, const char *agency)
 	return c;
 }
 
-int
-h_tls_exchange(struct daemon *d, const char *cert, const char *key, const char *req,
-    size_t reqlen, char *out, size_t outlen)
+SSL *
+h_tls_connect(struct daemon *d, const char *cert, const char *key)
 {
 	struct sockaddr_in	 sin;
 	struct timeval		 tv = { 5, 0 };
 	SSL_CTX			*ctx = SSL_CTX_new(TLS_client_method());
 	SSL			*ssl;
 	char			 path[512];
-	int			 fd, got = 0;
+	int			 fd;
 
 	signal(SIGPIPE, SIG_IGN);	/* the server may hang up mid-write */
 	snprintf(path, sizeof(path), "%s/pki/ca.crt", d->dir);
@@ -231,7 +230,28 @@ h_tls_exchange(struct daemon *d, const char *cert, const char *key, const char *
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);		/* the SSL keeps its own reference */
 	SSL_set_fd(ssl, fd);
+	return ssl;
+}
+
+void
+h_tls_close(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+}
+
+int
+h_tls_exchange(struct daemon *d, const char *cert, const char *key, const char *req,
+    size_t reqlen, char *out, size_t outlen)
+{
+	SSL	*ssl = h_tls_connect(d, cert, key);
+	int	 got = 0;
+
 	out[0] = '\0';
 	/* With TLS 1.3 a rejected client certificate shows on the first read. */
 	if (SSL_connect(ssl) == 1 && SSL_write(ssl, req, (int)reqlen) > 0) {
@@ -242,10 +262,7 @@ h_tls_exchange(struct daemon *d, const char *cert, const char *key, const char *
 			got = n;
 		}
 	}
-	ERR_clear_error();
-	SSL_free(ssl);
-	close(fd);
-	SSL_CTX_free(ctx);
+	h_tls_close(ssl);
 	return got;
 }
 

@@ -7,6 +7,8 @@
 
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "safeshare/client.h"
 
 struct daemon {
@@ -52,6 +54,12 @@ int	 h_get(struct daemon *, const char *agency, const char *path, char **body);
  */
 int	 h_tls_exchange(struct daemon *, const char *cert, const char *key,
 	    const char *req, size_t reqlen, char *out, size_t outlen);
+/*
+ * A TLS client socket to the daemon with cert/key (NULL: none), connected
+ * over TCP but not yet handshaken (call SSL_connect), 5 s read timeout.
+ */
+SSL	*h_tls_connect(struct daemon *, const char *cert, const char *key);
+void	 h_tls_close(SSL *);
 /* Counts log entries with sqlite (seq count). */
 long	 h_log_count(struct daemon *, const char *where);
 

@@ -224,3 +224,92 @@ Test(hardening, garbage_and_oversized_input_leave_it_running)
 	ss_client_free(c);
 	cr_expect_eq(h_stop(&d), 0, "and stops cleanly");
 }
+
+/* Milliseconds until the server closes fd (read returns 0 or an error), or -1. */
+static long
+ms_until_closed(int fd, int max_ms)
+{
+	struct timespec	 t0, t1;
+	char		 b;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct timeval tv = { 0, 200 * 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (read(fd, &b, 1) <= 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			break;
+		errno = 0;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >
+		    max_ms)
+			return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+}
+
+Test(hardening, handshake_deadline_closes_silent_connections)
+{
+	int	 fd;
+	long	 ms;
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  handshake_timeout: 2\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	fd = raw_connect(0);
+	cr_assert_neq(fd, -1);
+	/* Half a ClientHello's record header, then nothing. */
+	cr_assert_eq(write(fd, "\x16\x03\x01", 3), 3);
+	ms = ms_until_closed(fd, 8000);
+	close(fd);
+	cr_expect(ms >= 1500 && ms <= 4000, "closed after %ld ms, expected ~2000", ms);
+}
+
+Test(hardening, slow_clients_are_cut_off_while_others_are_served)
+{
+	static const char	 head[] = "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: application/x-protobuf\r\nContent-Length: 40\r\n\r\n";
+	char			 cert[600], key[600];
+	struct ss_client	*c;
+	SSL			*slow_head, *slow_body;
+	struct timespec		 t0, t1;
+	int			 ok = 0, head_open = 1, body_open = 1;
+	size_t			 sent = 0;
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  request_timeout: 3\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	snprintf(cert, sizeof(cert), "%s/pki/police.crt", d.dir);
+	snprintf(key, sizeof(key), "%s/pki/police.key", d.dir);
+	slow_head = h_tls_connect(&d, cert, key);
+	slow_body = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(slow_head), 1);
+	cr_assert_eq(SSL_connect(slow_body), 1);
+	/* The second sends its head at once and then trickles its body. */
+	cr_assert_gt(SSL_write(slow_body, head, (int)strlen(head)), 0);
+	c = h_client(&d, "police");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* One byte every 250 ms each: never silent, so only the deadline helps. */
+	for (int i = 0; i < 40 && (head_open || body_open); i++) {
+		struct timespec ts = { 0, 250 * 1000 * 1000 };
+
+		if (head_open && SSL_write(slow_head, head + sent % strlen(head), 1) <= 0)
+			head_open = 0;
+		if (body_open && SSL_write(slow_body, "x", 1) <= 0)
+			body_open = 0;
+		sent++;
+		ok += ask(c) == 200;
+		nanosleep(&ts, NULL);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_expect(!head_open, "a head trickled for 10 s was not cut off");
+	cr_expect(!body_open, "a body trickled for 10 s was not cut off");
+	cr_expect_leq(t1.tv_sec - t0.tv_sec, 6, "cut off after ~3 s, took %ld s",
+	    (long)(t1.tv_sec - t0.tv_sec));
+	cr_expect_eq(ok, (int)sent, "the working client was answered every time");
+	h_tls_close(slow_head);
+	h_tls_close(slow_body);
+	ss_client_free(c);
+	cr_expect_eq(h_log_count(&d, "decision = 'allow'"), ok);
+}
