@@ -70,6 +70,53 @@ peer_agency(struct server *srv, const struct peer *p)
 /* Replies by status class, for /metrics; touched on the loop thread only. */
 static uint64_t replies_by_status[6];
 
+/* Counts for /metrics, by route and by status (bounded label sets). */
+static const char *const route_names[] = { "disclosures", "holder", "admin", "audit",
+    "healthz", "metrics", "other" };
+#define NROUTES		(sizeof(route_names) / sizeof(route_names[0]))
+static const int statuses[] = { 200, 400, 403, 404, 405, 413, 429, 500, 503, 0 };
+#define NSTATUSES	(sizeof(statuses) / sizeof(statuses[0]))
+/* Reply latency buckets, seconds: request fully read to reply queued. */
+static const double lat_bounds[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1, 2.5 };
+#define NLAT		(sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+static uint64_t by_route_status[NROUTES][NSTATUSES];
+static uint64_t lat_hist[NROUTES][NLAT + 1];
+static double	lat_sum[NROUTES];
+
+static size_t
+route_index(struct evhttp_request *req)
+{
+	const char	*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	static const char *const prefixes[] = { "/v1/disclosures", "/v1/holder/",
+	    "/v1/admin/", "/v1/audit/", "/healthz", "/metrics" };
+
+	for (size_t i = 0; path != NULL && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(path, prefixes[i], strlen(prefixes[i])) == 0)
+			return i;
+	return NROUTES - 1;
+}
+
+static double	request_age(struct evhttp_request *);
+
+static void
+count_reply(struct evhttp_request *req, int status)
+{
+	size_t	 r = route_index(req), k = 0, b = 0;
+	double	 age = request_age(req);
+
+	replies_by_status[status / 100 < 6 ? status / 100 : 0]++;
+	while (statuses[k] != 0 && statuses[k] != status)
+		k++;
+	by_route_status[r][k]++;
+	if (age < 0)
+		return;
+	while (b < NLAT && age > lat_bounds[b])
+		b++;
+	lat_hist[r][b]++;
+	lat_sum[r] += age;
+}
+
 void
 reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 {
@@ -85,7 +132,7 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i].status == status)
 			text = texts[i].text;
-	replies_by_status[status / 100 < 6 ? status / 100 : 0]++;
+	count_reply(req, status);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "application/x-protobuf");
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
@@ -197,6 +244,54 @@ handle_health(struct server *srv, struct evhttp_request *req)
 }
 
 /* GET /metrics: Prometheus text format; counts only, nothing about anyone. */
+static const char *const tls_fail_names[] = { "no_certificate", "unknown_ca",
+    "expired", "not_yet_valid", "revoked", "bad_purpose", "bad_certificate",
+    "timeout", "closed", "protocol" };
+
+/* The HTTP and TLS side of /metrics. */
+static void
+metrics_http(struct server *srv, struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "# TYPE safeshare_http_responses_total counter\n");
+	for (size_t r = 0; r < NROUTES; r++)
+		for (size_t k = 0; k < NSTATUSES; k++)
+			if (by_route_status[r][k] != 0)
+				evbuffer_add_printf(out, "safeshare_http_responses_total"
+				    "{route=\"%s\",status=\"%s%d\"} %llu\n", route_names[r],
+				    statuses[k] ? "" : "other", statuses[k] ? statuses[k] : 0,
+				    (unsigned long long)by_route_status[r][k]);
+	evbuffer_add_printf(out, "# TYPE safeshare_request_duration_seconds histogram\n");
+	for (size_t r = 0; r < NROUTES; r++) {
+		uint64_t cum = 0;
+
+		for (size_t b = 0; b <= NLAT; b++) {
+			cum += lat_hist[r][b];
+			if (b < NLAT)
+				evbuffer_add_printf(out, "safeshare_request_duration_seconds_bucket"
+				    "{route=\"%s\",le=\"%g\"} %llu\n", route_names[r],
+				    lat_bounds[b], (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "safeshare_request_duration_seconds_bucket"
+		    "{route=\"%s\",le=\"+Inf\"} %llu\n"
+		    "safeshare_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+		    "safeshare_request_duration_seconds_count{route=\"%s\"} %llu\n",
+		    route_names[r], (unsigned long long)cum, route_names[r], lat_sum[r],
+		    route_names[r], (unsigned long long)cum);
+	}
+	evbuffer_add_printf(out, "# TYPE safeshare_connections_open gauge\n"
+	    "safeshare_connections_open %zu\n"
+	    "# TYPE safeshare_connections_accepted_total counter\n"
+	    "safeshare_connections_accepted_total %llu\n"
+	    "# TYPE safeshare_request_timeouts_total counter\n"
+	    "safeshare_request_timeouts_total %llu\n"
+	    "# TYPE safeshare_tls_handshake_failures_total counter\n", srv->nconns,
+	    (unsigned long long)srv->accepted, (unsigned long long)srv->request_timeouts);
+	for (size_t i = 0; i < TLS_FAIL_COUNT; i++)
+		evbuffer_add_printf(out, "safeshare_tls_handshake_failures_total"
+		    "{reason=\"%s\"} %llu\n", tls_fail_names[i],
+		    (unsigned long long)srv->tls_failures[i]);
+}
+
 static void
 handle_metrics(struct server *srv, struct evhttp_request *req)
 {
@@ -242,9 +337,10 @@ handle_metrics(struct server *srv, struct evhttp_request *req)
 	evbuffer_add_printf(out, "# TYPE safeshare_protocol_info gauge\n"
 	    "safeshare_protocol_info{id=\"%s\",version=\"%s\",sha256=\"%s\"} 1\n",
 	    srv->proto->id, srv->proto->version, srv->proto->sha256);
+	metrics_http(srv, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
-	replies_by_status[2]++;
+	count_reply(req, 200);
 	evhttp_send_reply(req, 200, "OK", out);
 	evbuffer_free(out);
 }
@@ -372,14 +468,85 @@ set_accepting(struct server *srv, int on)
  * When it fires the socket is shut down; libevent then sees end of file and
  * frees the connection through its usual path.
  */
+static struct conn *conn_of(struct evhttp_request *);
+
 struct conn {
 	struct server		*srv;
 	struct bufferevent	*bev;
 	struct event		*deadline;
 	double			 accepted;
 	double			 req_started;
+	double			 arrived;	/* the request in hand was read in full */
 	int			 waiting;	/* a request is being read */
+	int			 handshake_done;
+	int			 timed_out;
+	int			 verify_error;	/* first X509_V_ERR_* seen */
+	int			 alert;		/* last alert we sent, or -1 */
 };
+
+static double
+request_age(struct evhttp_request *req)
+{
+	struct conn *c = conn_of(req);
+
+	return c != NULL && c->arrived > 0 ? mono_seconds() - c->arrived : -1;
+}
+
+/* Why a handshake failed, for /metrics (bounded set; tls_fail_names). */
+static int
+tls_failure(const struct conn *c)
+{
+	switch (c->verify_error) {
+	case X509_V_OK:
+		break;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return TLS_FAIL_EXPIRED;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return TLS_FAIL_NOT_YET_VALID;
+	case X509_V_ERR_CERT_REVOKED:
+		return TLS_FAIL_REVOKED;
+	case X509_V_ERR_INVALID_PURPOSE:
+		return TLS_FAIL_BAD_PURPOSE;
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return TLS_FAIL_UNKNOWN_CA;
+	default:
+		return TLS_FAIL_BAD_CERT;
+	}
+	if (c->timed_out)
+		return TLS_FAIL_TIMEOUT;
+	if (c->alert == SSL_AD_CERTIFICATE_REQUIRED || c->alert == SSL_AD_HANDSHAKE_FAILURE)
+		return TLS_FAIL_NO_CERT;
+	return c->alert == -1 ? TLS_FAIL_CLOSED : TLS_FAIL_PROTOCOL;
+}
+
+static int
+verify_cb(int ok, X509_STORE_CTX *x)
+{
+	SSL		*ssl = X509_STORE_CTX_get_ex_data(x,
+			    SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct conn	*c = ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+
+	if (!ok && c != NULL && c->verify_error == X509_V_OK)
+		c->verify_error = X509_STORE_CTX_get_error(x);
+	return ok;
+}
+
+static void
+info_cb(const SSL *ssl, int where, int ret)
+{
+	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+
+	if (c == NULL)
+		return;
+	if (where & SSL_CB_HANDSHAKE_DONE)
+		c->handshake_done = 1;
+	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE))
+		c->alert = ret & 0xff;
+}
 
 static struct conn *
 conn_of(struct evhttp_request *req)
@@ -424,7 +591,7 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 		return;
 	}
 	if (handshaking)
-		srv->handshake_timeouts++;
+		c->timed_out = 1;
 	else
 		srv->request_timeouts++;
 	log_debug("event=%s", handshaking ? "handshake_timeout" : "request_timeout");
@@ -453,6 +620,7 @@ request_arrived(struct evhttp_request *req)
 	if (c == NULL)
 		return;
 	c->waiting = 0;
+	c->arrived = mono_seconds();
 	evhttp_request_set_on_complete_cb(req, reply_sent, c);
 }
 
@@ -465,6 +633,12 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 	if (c == NULL)
 		return;
 	srv = c->srv;
+	if (!c->handshake_done) {
+		int why = tls_failure(c);
+
+		srv->tls_failures[why]++;
+		log_debug("event=tls_failed reason=%s", tls_fail_names[why]);
+	}
 	event_free(c->deadline);
 	free(c);
 	srv->nconns--;
@@ -490,9 +664,13 @@ tls_bev(struct event_base *base, void *arg)
 	c->srv = srv;
 	c->accepted = c->req_started = mono_seconds();	/* the first request too */
 	c->waiting = 1;
+	c->alert = -1;
 	if ((c->deadline = evtimer_new(base, deadline_fired, c)) == NULL)
 		fatalx("%s: evtimer_new failed", __func__);
 	SSL_set_ex_data(ssl, conn_idx, c);
+	SSL_set_verify(ssl, SSL_get_verify_mode(ssl), verify_cb);
+	SSL_set_info_callback(ssl, info_cb);
+	srv->accepted++;
 	if (++srv->nconns >= (size_t)srv->conf->max_connections)
 		set_accepting(srv, 0);
 	c->bev = bufferevent_openssl_socket_new(base, -1, ssl,

@@ -18,6 +18,13 @@ struct event;
 struct evhttp;
 struct logq;
 
+/* Why TLS handshakes failed, for /metrics. */
+enum {
+	TLS_FAIL_NO_CERT, TLS_FAIL_UNKNOWN_CA, TLS_FAIL_EXPIRED, TLS_FAIL_NOT_YET_VALID,
+	TLS_FAIL_REVOKED, TLS_FAIL_BAD_PURPOSE, TLS_FAIL_BAD_CERT, TLS_FAIL_TIMEOUT,
+	TLS_FAIL_CLOSED, TLS_FAIL_PROTOCOL, TLS_FAIL_COUNT
+};
+
 struct server {
 	struct config		*conf;
 	struct event_base	*base;
@@ -38,7 +45,8 @@ struct server {
 	struct rate		*rates;		/* per agency, see rate_take() */
 	size_t			 nrates;
 	uint64_t		 requests;
-	uint64_t		 handshake_timeouts;
+	uint64_t		 accepted;	/* connections */
+	uint64_t		 tls_failures[TLS_FAIL_COUNT];
 	uint64_t		 request_timeouts;
 	uint64_t		 decisions[4];
 };

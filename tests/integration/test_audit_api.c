@@ -229,6 +229,14 @@ Test(audit_api, concurrent_decisions_share_commits)
 	cr_expect_lt(commits, entries, "group commit: fewer commits (%ld) than entries (%ld)",
 	    commits, entries);
 	fprintf(stderr, "group commit: %ld entries in %ld commits\n", entries, commits);
+	/* Every disclosure reply is counted by route and status, and timed. */
+	cr_expect(strstr(metrics, "safeshare_http_responses_total{route=\"disclosures\","
+	    "status=\"200\"} 480\n") != NULL, "%s", metrics);
+	cr_expect(strstr(metrics, "safeshare_request_duration_seconds_count{route="
+	    "\"disclosures\"} 480\n") != NULL, "%s", metrics);
+	cr_expect(strstr(metrics, "safeshare_request_duration_seconds_bucket{route="
+	    "\"disclosures\",le=\"+Inf\"} 480\n") != NULL);
+	cr_expect(strstr(metrics, "\nsafeshare_connections_open ") != NULL);
 	free(metrics);
 }
 

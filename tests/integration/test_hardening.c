@@ -89,6 +89,20 @@ Test(hardening, certificate_matrix_is_refused_before_the_policy)
 	cr_expect_eq(probe_bad("selfsigned"), 0, "self-signed");
 	cr_expect_eq(h_tls_probe(&d, NULL, NULL), 0, "no certificate");
 	cr_expect_eq(h_log_count(&d, NULL), 0, "none reached the policy step");
+	/* Each refusal is counted under its reason in /metrics. */
+	{
+		static const char *const want[] = { "expired", "not_yet_valid", "revoked",
+		    "bad_purpose", "unknown_ca", "no_certificate" };
+		char	*body, line[128];
+
+		cr_assert_eq(h_get(&d, "auditor", "/metrics", &body), 200);
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			snprintf(line, sizeof(line), "safeshare_tls_handshake_failures_total"
+			    "{reason=\"%s\"} 1\n", want[i]);
+			cr_expect(strstr(body, line) != NULL, "no %s", line);
+		}
+		free(body);
+	}
 
 	/* The genuine police certificate still works... */
 	snprintf(cert, sizeof(cert), "%s/pki/police.crt", d.dir);
