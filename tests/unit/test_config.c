@@ -98,3 +98,28 @@ Test(config, errors_name_line_and_column)
 	    "log_level: loud\n", ":5:12: log_level: expected error, warn, info or debug");
 	expect_error("tls: {cert: a, key: b, ca: c\n", ":2:1: did not find expected ',' or '}' while parsing a flow mapping");
 }
+
+/* docs/config.md carries the key table verbatim (safeshared -K prints it). */
+Test(config, docs_list_every_key)
+{
+	char	*table = NULL, *doc, line[4096];
+	size_t	 tlen = 0, n;
+	FILE	*fp = open_memstream(&table, &tlen);
+
+	config_describe(fp);
+	fclose(fp);
+	fp = fopen(SOURCE_DIR "/docs/config.md", "r");
+	cr_assert_not_null(fp);
+	doc = calloc(1, 65536);
+	n = fread(doc, 1, 65535, fp);
+	fclose(fp);
+	cr_assert_gt(n, 0);
+	for (char *save = NULL, *l = strtok_r(table, "\n", &save); l != NULL;
+	    l = strtok_r(NULL, "\n", &save)) {
+		snprintf(line, sizeof(line), "%s\n", l);
+		cr_expect(strstr(doc, line) != NULL, "docs/config.md lacks (run "
+		    "safeshared -K): %s", l);
+	}
+	free(doc);
+	free(table);
+}
