@@ -1,7 +1,8 @@
 #!/bin/sh
 # safeshare quickstart: installs what is missing, builds, makes a development
 # PKI, starts safeshared on 127.0.0.1:8443 with the example protocol and demo
-# data, and runs example requests as a practitioner, an admin and an auditor.
+# data, and runs example requests as practitioners, a data holder, an admin,
+# an auditor and the Caldicott Guardian.
 #
 #   deploy/quickstart.sh        set up and start (safe to run again)
 #   deploy/quickstart.sh stop   stop the daemon it started
@@ -134,13 +135,28 @@ as da_service
 show "$SS" request --subject S1003 --record-type concern --purpose marac \
 	--case MARAC-12 --practitioner "J. Reed" --consult
 
-say "13. An auditor reads the disclosure log over mTLS (D16, D17)"
+say "13. A data holder writes: children's social care imports records, consent and a flag, all or nothing"
+as childrens_social_care
+show "$SS" holder import --progress config/demo-import.csv
+show "$SS" holder consent S2001 granted --agencies police --purposes child_protection \
+	--expires 2027-05-31
+
+say "14. Police ask for the new S2002 -> address and phone withheld by the flag just set (D12)"
+as police
+show "$SS" request --subject S2002 --record-type person --purpose child_protection \
+	--case CP-2026-0150 --practitioner "DC R. Jones"
+
+say "15. Health may not touch a subject children's social care holds -> refused (403)"
+as health_trust
+show "$SS" holder flag S2001 hate_crime
+
+say "16. An auditor reads the disclosure log over mTLS (D16, D17)"
 as auditor
 show "$SS" audit query --after $((first - 1)) --limit 20
 show "$SS" audit stats --by decision
 show "$SS" audit subject-report S1002
 
-say "14. The Caldicott Guardian reviews the override (D15); the auditor tracks informing the subject (D6)"
+say "17. The Caldicott Guardian reviews the override (D15); the auditor tracks informing the subject (D6)"
 override=$(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries WHERE kind = 'disclosure' AND override_code != '' AND decision != 'deny'" 2>/dev/null || true)
 show "$SS" audit reviews
 as guardian
@@ -149,7 +165,7 @@ show "$SS" audit review "$override" --outcome upheld \
 as auditor
 show "$SS" audit inform
 
-say "15. Verify the log: online, and offline with only the public key"
+say "18. Verify the log: online, and offline with only the public key"
 show "$SS" audit verify
 show "$SS" audit verify --log "$run/audit.db" --pubkey "$run/pki/audit-signing.pub"
 
