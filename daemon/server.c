@@ -731,6 +731,20 @@ rate_take(struct server *srv, const char *agency, double now)
 	return 1;
 }
 
+/* Session ticket keys are replaced every tls.ticket_rotation seconds. */
+static void
+rotate_tickets(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (tls_rotate_ticket_keys(srv->ssl) == -1)
+		log_warnx("event=ticket_rotation_failed");
+	else
+		log_debug("event=ticket_keys_rotated");
+}
+
 int
 server_init(struct server *srv, struct config *conf, struct protocol *proto,
     char *err, size_t errlen)
@@ -773,6 +787,15 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if ((srv->logq = logq_new(srv->base, srv->audit)) == NULL) {
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
+	}
+	{
+		struct timeval every = { (time_t)conf->ticket_rotation, 0 };
+
+		srv->tickets = event_new(srv->base, -1, EV_PERSIST, rotate_tickets, srv);
+		if (srv->tickets == NULL || event_add(srv->tickets, &every) == -1) {
+			snprintf(err, errlen, "cannot start the ticket key timer");
+			return -1;
+		}
 	}
 	evhttp_set_bevcb(srv->http, tls_bev, srv);
 	evhttp_set_gencb(srv->http, route, srv);
@@ -872,6 +895,8 @@ server_stop(struct server *srv)
 		evhttp_del_accept_socket(srv->http, srv->listener);
 		srv->listener = NULL;
 	}
+	if (srv->tickets != NULL)
+		event_del(srv->tickets);
 	if (srv->drain == NULL) {
 		srv->drain = event_new(srv->base, -1, EV_PERSIST, drain_check, srv);
 		event_add(srv->drain, &tick);
@@ -886,6 +911,8 @@ server_shutdown(struct server *srv)
 	logq_free(srv->logq);
 	if (srv->drain != NULL)
 		event_free(srv->drain);
+	if (srv->tickets != NULL)
+		event_free(srv->tickets);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->ssl != NULL)

@@ -38,6 +38,7 @@ struct server {
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
 	char			*public_pem;
 	struct logq		*logq;
+	struct event		*tickets;	/* session ticket key rotation */
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	int			 port;		/* bound port */
 	size_t			 nconns;	/* open connections, handshakes included */

@@ -32,6 +32,9 @@ static const struct key keys[] = {
 	{ "tls.crl", K_PATH, OFF(tls_crl), "", 0, 0,
 	    "certificate revocation list (PEM) for client certificates; re-read "
 	    "on SIGHUP. Empty: none" },
+	{ "tls.ticket_rotation", K_INT, OFF(ticket_rotation), "3600", 1, 86400,
+	    "replace the session ticket keys this often, seconds (tickets older "
+	    "than that need a full handshake)" },
 	{ "protocol", K_PATH, OFF(protocol), NULL, 0, 0,
 	    "the sharing protocol file" },
 	{ "store", K_PATH, OFF(store), NULL, 0, 0,

@@ -25,6 +25,7 @@ struct config {
 	long long	 checkpoint_seconds;
 	long long	 max_body;
 	long long	 max_import;
+	long long	 ticket_rotation;
 	long long	 handshake_timeout;
 	long long	 request_timeout;
 	long long	 max_headers;

@@ -1,6 +1,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -88,6 +89,19 @@ load_crl(SSL_CTX *ctx, const char *crl, char *err, size_t errlen)
 	return 0;
 }
 
+int
+tls_rotate_ticket_keys(SSL_CTX *ctx)
+{
+	unsigned char	keys[80];	/* name 16, HMAC secret 32, AES key 32 */
+	int		rc = -1;
+
+	if (RAND_priv_bytes(keys, sizeof(keys)) == 1 &&
+	    SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys)) == 1)
+		rc = 0;
+	OPENSSL_cleanse(keys, sizeof(keys));
+	return rc;
+}
+
 SSL_CTX *
 tls_server_ctx(const char *cert, const char *key, const char *ca, const char *crl,
     char *err, size_t errlen)
@@ -111,6 +125,11 @@ tls_server_ctx(const char *cert, const char *key, const char *ca, const char *cr
 		SSL_CTX_set_client_CA_list(ctx, names);
 	/* One ticket per connection is enough for resumption. */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	if (tls_rotate_ticket_keys(ctx) == -1) {
+		snprintf(err, errlen, "cannot make session ticket keys");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"safeshared", 10);
 	return ctx;
 }

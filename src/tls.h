@@ -15,6 +15,11 @@
  */
 SSL_CTX	*tls_server_ctx(const char *cert, const char *key, const char *ca,
 	    const char *crl, char *err, size_t errlen);
+/*
+ * Replaces the server's session ticket keys with fresh random ones; tickets
+ * issued under the old keys then lead to a full handshake. Returns 0 or -1.
+ */
+int	tls_rotate_ticket_keys(SSL_CTX *);
 /* Client context: our cert/key, the server verified against ca. */
 SSL_CTX	*tls_client_ctx(const char *cert, const char *key, const char *ca,
 	    char *err, size_t errlen);

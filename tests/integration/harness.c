@@ -240,6 +240,9 @@ h_tls_close(SSL *ssl)
 {
 	int fd = SSL_get_fd(ssl);
 
+	/* A close_notify; without it OpenSSL marks the session not resumable. */
+	if (SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl);
 	ERR_clear_error();
 	SSL_free(ssl);
 	close(fd);

@@ -327,3 +327,40 @@ Test(hardening, slow_clients_are_cut_off_while_others_are_served)
 	ss_client_free(c);
 	cr_expect_eq(h_log_count(&d, "decision = 'allow'"), ok);
 }
+
+/*
+ * One GET /healthz with openssl s_client, saving the session (its ticket)
+ * to sess and resuming from it when it exists; 1 if the session was reused.
+ */
+static int
+resumed(const char *sess)
+{
+	char	 cmd[2048], *out;
+	int	 reused;
+
+	snprintf(cmd, sizeof(cmd), "(printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; "
+	    "sleep 0.5) | timeout 10 openssl s_client -connect 127.0.0.1:%d -cert "
+	    "%s/pki/police.crt -key %s/pki/police.key -CAfile %s/pki/ca.crt "
+	    "-sess_out %s %s%s 2>&1", d.port, d.dir, d.dir, d.dir, sess,
+	    access(sess, F_OK) == 0 ? "-sess_in " : "", access(sess, F_OK) == 0 ? sess : "");
+	h_run(cmd, &out);
+	cr_assert(strstr(out, "HTTP/1.1 200") != NULL, "%s", out);
+	reused = strstr(out, "\nReused, ") != NULL;
+	free(out);
+	return reused;
+}
+
+Test(hardening, session_tickets_resume_until_the_keys_rotate)
+{
+	char sess[600];
+
+	snprintf(d.extra, sizeof(d.extra), "tls:\n  ticket_rotation: 2\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	snprintf(sess, sizeof(sess), "%s/session.pem", d.dir);
+	cr_expect_eq(resumed(sess), 0, "the first connection is a full handshake");
+	cr_expect_eq(resumed(sess), 1, "a fresh ticket resumes the session");
+	sleep(3);
+	cr_expect_eq(resumed(sess), 0, "after the keys rotate an old ticket needs a "
+	    "full handshake");
+}
