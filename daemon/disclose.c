@@ -105,7 +105,9 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	e.override_code = d->override_used ? override_name(d->override) :
 	    log_cap(pr->override_code);
 	e.justification = log_cap(pr->justification);
-	e.inform_waiver = d->override_used ? log_cap(pr->inform_waiver) : "";
+	/* The log keeps a waiver only when it was accepted (D6). */
+	e.inform_waiver = d->override_used && !d->inform_subject ?
+	    log_cap(pr->inform_waiver) : "";
 	e.rule_id = d->rule ? d->rule->id : "";
 	e.protocol_id = pd->proto->id;
 	e.protocol_version = pd->proto->version;

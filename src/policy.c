@@ -199,7 +199,11 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 			d->override_used = 1;
 			d->override = oc;
 			d->review_required = 1;			/* D15 */
-			d->inform_subject = empty(req->inform_waiver);	/* D6 */
+			/*
+			 * D6: the subject is told unless a reason is given why
+			 * telling them would increase risk; "x" is not a reason.
+			 */
+			d->inform_subject = !justification_ok(req->inform_waiver);
 		}
 	}
 
