@@ -188,7 +188,8 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		pthread_mutex_lock(&q->mtx);
 		q->pending--;
 		pthread_mutex_unlock(&q->mtx);
-		rev->cb(rev->ok, rev->e.seq, rev->arg);
+		if (rev->cb != NULL)
+			rev->cb(rev->ok, rev->e.seq, rev->arg);
 		free(rev);
 	}
 }

@@ -31,7 +31,7 @@ struct logq_stats {
 
 /* Starts the writer thread on an open log. Returns NULL on failure. */
 struct logq	*logq_new(struct event_base *, struct audit *);
-/* Copies the entry and queues it; cb runs after the commit (or failure). */
+/* Copies the entry and queues it; cb (if not NULL) runs after the commit or failure. */
 void		 logq_submit(struct logq *, const struct audit_entry *, logq_cb, void *arg);
 /* Queues the entry and waits for its commit; sets e->seq. Returns 0 or -1. */
 int		 logq_append_sync(struct logq *, struct audit_entry *);

@@ -379,6 +379,17 @@ Test(holder_api, cli_import_is_all_or_nothing)
 	cr_expect(strstr(out, "imported 4 operations") != NULL, "%s", out);
 	cr_expect(strstr(out, "read ") != NULL, "a progress line: %s", out);
 	free(out);
+	/* Each change is in the disclosure log, with who and what but no values. */
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND agency = 'childrens_social_care' "
+	    "AND subject IN ('S-I1', 'S-I2')"), 4);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND reason = 'consent' AND "
+	    "consent = 'refused agencies=police,housing purposes=*'"), 1);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND reason = 'put_record' AND "
+	    "subject = 'S-I1' AND released = 'full_name,postcode'"), 1);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND reason = 'flag' AND "
+	    "withheld = 'hate_crime'"), 1);
+	cr_expect_eq(h_log_count(&d, "instr(released || consent || withheld, 'Ian') > 0"),
+	    0, "record values are never logged");
 
 	/* A file with one bad row among good ones changes nothing at all. */
 	before = dump_store();
@@ -400,6 +411,8 @@ Test(holder_api, cli_import_is_all_or_nothing)
 	after = dump_store();
 	cr_expect_str_eq(before, after, "a bad import leaves the store exactly as before");
 	free(after);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND agency = 'health_trust'"), 0,
+	    "a rejected batch is not logged as a change");
 
 	/* A file the CLI cannot read is never sent. */
 	snprintf(path, sizeof(path), "%s/broken.csv", d.dir);
