@@ -272,6 +272,14 @@ Test(audit_api, fails_closed_when_the_log_cannot_be_written)
 	free(body);
 	status = ask_as(police, "S1001", "child_protection", NULL, NULL);
 	cr_expect_eq(status, 503, "still full: nothing released unlogged");
+	/* A holder's change that cannot be logged is not made either. */
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CA=%s/pki/ca.crt "
+	    "SAFESHARE_CERT=%s/pki/childrens_social_care.crt SAFESHARE_KEY=%s/pki/"
+	    "childrens_social_care.key %s holder flag S1001 hate_crime 2>&1 | "
+	    "grep -q audit_unavailable && test \"$(sqlite3 %s \"SELECT count(*) FROM flags "
+	    "WHERE subject = 'S1001' AND flag = 'hate_crime'\")\" = 0", d.server, d.dir,
+	    d.dir, d.dir, SAFESHARE_BIN, d.store);
+	cr_expect_eq(h_run(cmd, NULL), 0, "holder write refused and not applied");
 
 	unlink(filler);
 	status = ask_as(police, "S1001", "child_protection", NULL, NULL);
