@@ -99,6 +99,12 @@ drop_privileges(const char *user)
 		log_warn("event=start_failed step=drop_privileges");
 		return -1;
 	}
+	/* Belt and braces: root must be gone for good. */
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+		log_warnx("event=start_failed error=\"could regain root after dropping "
+		    "privileges\"");
+		return -1;
+	}
 	log_info("event=privileges_dropped user=%s uid=%d", user, (int)pw->pw_uid);
 	return 0;
 }
