@@ -84,9 +84,18 @@ load_records(struct store *st, const struct protocol *p, struct yfile *yf,
 
 			if (name == NULL || val == NULL)
 				continue;
-			if (record_type_field(rt, name, NULL) == NULL) {
+			const struct field_def *fd = record_type_field(rt, name, NULL);
+			const char *why;
+
+			if (fd == NULL) {
 				yerr(yf, fk, "record type \"%s\" has no field \"%s\"",
 				    rt->id, name);
+				continue;
+			}
+			/* The same checks as holders' writes (api.md). */
+			if ((why = field_value_problem(fd->type, val)) != NULL) {
+				yerr(yf, ynode(yf, fp->value), "%s: value %s (type %s)", name,
+				    why, field_type_name(fd->type));
 				continue;
 			}
 			names[n] = name;

@@ -3,7 +3,6 @@
  * transaction, so a later op sees earlier ones (a record put, then consent
  * for that new subject). Any problem rolls the whole batch back.
  */
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,90 +45,6 @@ problem(struct batch *b, int status, const char *code, const char *field,
 	va_start(ap, fmt);
 	vsnprintf(pr->message, sizeof(pr->message), fmt, ap);
 	va_end(ap);
-}
-
-static int
-has_ctrl(const char *v, int newlines_ok)
-{
-	for (const unsigned char *s = (const unsigned char *)v; *s != '\0'; s++)
-		if ((*s < 0x20 && !(newlines_ok && (*s == '\n' || *s == '\t'))) ||
-		    *s == 0x7f)
-			return 1;
-	return 0;
-}
-
-/* A UK postcode: outward code (2-4), optional space, inward code (digit, 2 letters). */
-static int
-postcode_ok(const char *v)
-{
-	char	 c[16];
-	size_t	 n = 0, out;
-
-	for (const char *s = v; *s != '\0'; s++) {
-		if (*s == ' ')
-			continue;
-		if (!isalnum((unsigned char)*s) || n == sizeof(c) - 1)
-			return 0;
-		c[n++] = (char)toupper((unsigned char)*s);
-	}
-	if (n < 5 || n > 7)
-		return 0;
-	out = n - 3;
-	if (!isalpha((unsigned char)c[0]) || !isdigit((unsigned char)c[out]) ||
-	    !isalpha((unsigned char)c[out + 1]) || !isalpha((unsigned char)c[out + 2]))
-		return 0;
-	for (size_t i = 1; i < out; i++)
-		if (!isdigit((unsigned char)c[i]) && !isalpha((unsigned char)c[i]))
-			return 0;
-	return isdigit((unsigned char)c[1]) || isdigit((unsigned char)c[2]);
-}
-
-const char *
-holder_value_problem(enum field_type t, const char *v)
-{
-	size_t	 len = strlen(v), digits = 0;
-	int64_t	 when;
-
-	if (len == 0)
-		return "must not be empty";
-	if (len > HOLDER_MAX_VALUE)
-		return "is too long";
-	switch (t) {
-	case FT_TEXT:
-	case FT_ADDRESS:
-		return has_ctrl(v, 1) ? "contains control characters" : NULL;
-	case FT_STRING:
-		return has_ctrl(v, 0) ? "contains control characters" : NULL;
-	case FT_NAME:
-		for (const char *s = v; *s != '\0'; s++)
-			if (isdigit((unsigned char)*s) || strchr("@<>{}[]|\\/;:=_", *s) ||
-			    (unsigned char)*s < 0x20)
-				return "is not a name (letters, spaces, hyphens, apostrophes)";
-		return len > 200 ? "is too long for a name" : NULL;
-	case FT_DATE:
-		return date_parse(v, &when) == -1 ? "is not a date (YYYY-MM-DD)" : NULL;
-	case FT_POSTCODE:
-		return postcode_ok(v) ? NULL : "is not a UK postcode";
-	case FT_PHONE:
-		for (const char *s = v; *s != '\0'; s++) {
-			if (isdigit((unsigned char)*s))
-				digits++;
-			else if (strchr(" +-()", *s) == NULL)
-				return "is not a phone number";
-		}
-		return digits < 7 || digits > 15 ? "is not a phone number (7 to 15 digits)" :
-		    NULL;
-	case FT_INTEGER:
-		if (*v == '-')
-			v++;
-		if (*v == '\0' || len > 19)
-			return "is not an integer";
-		for (; *v != '\0'; v++)
-			if (!isdigit((unsigned char)*v))
-				return "is not an integer";
-		return NULL;
-	}
-	return "has an unknown type";
 }
 
 /*
@@ -201,7 +116,7 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 			    "twice", f->name);
 			continue;
 		}
-		if ((why = holder_value_problem(fd->type, f->value)) != NULL) {
+		if ((why = field_value_problem(fd->type, f->value)) != NULL) {
 			problem(b, 400, "bad_value", f->name, "%s: value %s (type %s)",
 			    f->name, why, field_type_name(fd->type));
 			continue;
@@ -334,7 +249,8 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 		problem(b, 400, "missing_field", "subject_id", "subject_id is required");
 		return 0;
 	}
-	if (strlen(op->subject_id) > 128 || has_ctrl(op->subject_id, 0)) {
+	if (strlen(op->subject_id) > 128 ||
+	    field_value_problem(FT_STRING, op->subject_id) != NULL) {
 		problem(b, 400, "bad_value", "subject_id", "subject_id must be at most "
 		    "128 printable characters");
 		return 0;

@@ -15,7 +15,6 @@
 
 #define HOLDER_MAX_OPS		100000	/* per request */
 #define HOLDER_MAX_PROBLEMS	100	/* reported per request */
-#define HOLDER_MAX_VALUE	8192	/* bytes in one field value */
 
 struct holder_problem {
 	size_t		 index;		/* op index in the batch */
@@ -45,8 +44,5 @@ int	holder_apply(struct store *, const struct protocol *, const struct agency *h
 	    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
 	    struct holder_report *);
 void	holder_report_free(struct holder_report *);
-
-/* NULL if value is acceptable for a field of this type, else why not. */
-const char *holder_value_problem(enum field_type, const char *value);
 
 #endif

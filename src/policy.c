@@ -386,7 +386,9 @@ postcode_district(const char *v, char *out, size_t outlen)
 			return snprintf(out, outlen, "[redacted]"), out;
 		compact[n++] = (char)toupper((unsigned char)*v);
 	}
-	if (n < 5 || n > 7)
+	compact[n] = '\0';
+	/* Not a UK postcode: it cannot be coarsened, so nothing of it goes (D2). */
+	if (!postcode_valid(compact))
 		return snprintf(out, outlen, "[redacted]"), out;
 	snprintf(out, outlen, "%.*s", (int)(n - 3), compact);
 	return out;

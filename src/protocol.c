@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include <errno.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -991,4 +992,89 @@ int
 protocol_in_force(const struct protocol *p, int64_t now)
 {
 	return now < p->review_by + 86400;
+}
+
+/* Field values, by type: what holders may store (D9: data fit to share). */
+static int
+has_ctrl(const char *v, int newlines_ok)
+{
+	for (const unsigned char *s = (const unsigned char *)v; *s != '\0'; s++)
+		if ((*s < 0x20 && !(newlines_ok && (*s == '\n' || *s == '\t'))) ||
+		    *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* A UK postcode: outward code (2-4), optional space, inward code (digit, 2 letters). */
+int
+postcode_valid(const char *v)
+{
+	char	 c[16];
+	size_t	 n = 0, out;
+
+	for (const char *s = v; *s != '\0'; s++) {
+		if (*s == ' ')
+			continue;
+		if (!isalnum((unsigned char)*s) || n == sizeof(c) - 1)
+			return 0;
+		c[n++] = (char)toupper((unsigned char)*s);
+	}
+	if (n < 5 || n > 7)
+		return 0;
+	out = n - 3;
+	if (!isalpha((unsigned char)c[0]) || !isdigit((unsigned char)c[out]) ||
+	    !isalpha((unsigned char)c[out + 1]) || !isalpha((unsigned char)c[out + 2]))
+		return 0;
+	for (size_t i = 1; i < out; i++)
+		if (!isdigit((unsigned char)c[i]) && !isalpha((unsigned char)c[i]))
+			return 0;
+	return isdigit((unsigned char)c[1]) || isdigit((unsigned char)c[2]);
+}
+
+const char *
+field_value_problem(enum field_type t, const char *v)
+{
+	size_t	 len = strlen(v), digits = 0;
+	int64_t	 when;
+
+	if (len == 0)
+		return "must not be empty";
+	if (len > FIELD_MAX_VALUE)
+		return "is too long";
+	switch (t) {
+	case FT_TEXT:
+	case FT_ADDRESS:
+		return has_ctrl(v, 1) ? "contains control characters" : NULL;
+	case FT_STRING:
+		return has_ctrl(v, 0) ? "contains control characters" : NULL;
+	case FT_NAME:
+		for (const char *s = v; *s != '\0'; s++)
+			if (isdigit((unsigned char)*s) || strchr("@<>{}[]|\\/;:=_", *s) ||
+			    (unsigned char)*s < 0x20)
+				return "is not a name (letters, spaces, hyphens, apostrophes)";
+		return len > 200 ? "is too long for a name" : NULL;
+	case FT_DATE:
+		return date_parse(v, &when) == -1 ? "is not a date (YYYY-MM-DD)" : NULL;
+	case FT_POSTCODE:
+		return postcode_valid(v) ? NULL : "is not a UK postcode";
+	case FT_PHONE:
+		for (const char *s = v; *s != '\0'; s++) {
+			if (isdigit((unsigned char)*s))
+				digits++;
+			else if (strchr(" +-()", *s) == NULL)
+				return "is not a phone number";
+		}
+		return digits < 7 || digits > 15 ? "is not a phone number (7 to 15 digits)" :
+		    NULL;
+	case FT_INTEGER:
+		if (*v == '-')
+			v++;
+		if (*v == '\0' || len > 19)
+			return "is not an integer";
+		for (; *v != '\0'; v++)
+			if (!isdigit((unsigned char)*v))
+				return "is not an integer";
+		return NULL;
+	}
+	return "has an unknown type";
 }

@@ -140,6 +140,11 @@ int			 protocol_in_force(const struct protocol *, int64_t now);
 
 const char	*transform_name(enum transform);
 const char	*field_type_name(enum field_type);
+#define FIELD_MAX_VALUE	8192	/* bytes in one field value */
+/* NULL if value is acceptable for a field of this type, else why not. */
+const char	*field_value_problem(enum field_type, const char *value);
+/* A UK postcode (outward code, optional space, digit and two letters). */
+int		 postcode_valid(const char *);
 const char	*override_name(enum override_code);
 int		 override_parse(const char *, enum override_code *);
 const char	*roles_string(unsigned roles, char *buf, size_t len);

@@ -343,6 +343,6 @@ Test(holder, value_checks_by_type)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		cr_expect_eq(holder_value_problem(cases[i].t, cases[i].v) == NULL,
+		cr_expect_eq(field_value_problem(cases[i].t, cases[i].v) == NULL,
 		    cases[i].ok, "%s \"%s\"", field_type_name(cases[i].t), cases[i].v);
 }

@@ -121,14 +121,22 @@ Test(store, bad_data_file_loads_nothing)
 	    "  - id: X1\n    holder: health_trust\n    records:\n      person:\n"
 	    "        verified: 2026-01-01\n        fields: {full_name: \"Ok Person\"}\n"
 	    "  - id: X2\n    holder: health_trust\n    records:\n      person:\n"
-	    "        verified: 2026-01-01\n        fields: {full_nme: \"Typo\"}\n", fp);
+	    "        verified: 2026-01-01\n        fields: {full_nme: \"Typo\"}\n"
+	    "  - id: X3\n    holder: health_trust\n    records:\n      person:\n"
+	    "        verified: 2026-01-01\n        fields: {full_name: \"Ann\", "
+	    "postcode: \"nowhere\"}\n", fp);
 	fclose(fp);
 	cr_expect_eq(store_load_yaml(st, proto, bad, 100, &d), -1);
-	for (size_t i = 0; i < d.n; i++)
+	for (size_t i = 0; i < d.n; i++) {
 		found |= strstr(d.msgs[i], ":13:18: record type \"person\" has no field "
 		    "\"full_nme\"") != NULL;
+		/* Values are checked by type, like holders' writes. */
+		found |= (strstr(d.msgs[i], ":19:46: ") != NULL && strstr(d.msgs[i],
+		    "postcode: value is not a UK postcode (type postcode)") != NULL) << 1;
+	}
 	diag_print(&d, stderr);
-	cr_expect(found, "names the file, line and column");
+	cr_expect(found & 1, "names the file, line and column");
+	cr_expect(found & 2, "a bad value is named with its line");
 	cr_assert_eq(store_subject(st, rt, "X1", "police", "child_protection", &s), 0);
 	cr_expect_not(s.view.known, "all or nothing: the good subject was not kept");
 	store_subject_free(&s);
