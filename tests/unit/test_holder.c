@@ -12,6 +12,7 @@
 
 #include "holder.h"
 #include "yamlutil.h"
+#include "testutil.h"
 
 static char		 dbpath[256];
 static struct store	*st;
@@ -39,15 +40,9 @@ setup(void)
 static void
 teardown(void)
 {
-	char p[300];
-
 	store_close(st);
 	protocol_unref(proto);
-	unlink(dbpath);
-	snprintf(p, sizeof(p), "%s-wal", dbpath);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", dbpath);
-	unlink(p);
+	t_db_remove(dbpath);
 }
 
 TestSuite(holder, .init = setup, .fini = teardown);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "import.h"
+#include "testutil.h"
 
 #define IDIR DATA_DIR "/import"
 
@@ -49,24 +50,6 @@ Test(import, files_present)
 	cr_assert_geq(import_files_param().length, 10);
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE	*fp = fopen(path, "rb");
-	char	*buf;
-	long	 n;
-
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = calloc((size_t)n + 1, 1);
-	*len = fread(buf, 1, (size_t)n, fp);
-	fclose(fp);
-	return buf;
-}
-
 ParameterizedTest(struct import_file *f, import, files)
 {
 	struct import	 im = { .name = f->name };
@@ -76,11 +59,11 @@ ParameterizedTest(struct import_file *f, import, files)
 	unsigned	 want_ops;
 
 	snprintf(path, sizeof(path), IDIR "/%s", f->name);
-	buf = slurp(path, &len);
+	buf = t_slurp(path, &len);
 	cr_assert_not_null(buf);
 	*strrchr(path, '.') = '\0';
 	strcat(path, ".expect");
-	expect = slurp(path, &elen);
+	expect = t_slurp(path, &elen);
 	cr_assert_not_null(expect, "%s: no .expect file", f->name);
 	rc = import_parse(&im, import_format_of(f->name), buf, len);
 	for (size_t i = 0; i < im.nerrors; i++)

@@ -13,6 +13,7 @@
 
 #include "protocol.h"
 #include "yamlutil.h"
+#include "testutil.h"
 
 #define PDIR DATA_DIR "/protocol"
 
@@ -24,24 +25,6 @@ static int
 cmp_bad(const void *a, const void *b)
 {
 	return strcmp(((const struct bad_file *)a)->name, ((const struct bad_file *)b)->name);
-}
-
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE	*fp = fopen(path, "rb");
-	char	*buf;
-	long	 n;
-
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = calloc((size_t)n + 1, 1);
-	*len = fread(buf, 1, (size_t)n, fp);
-	fclose(fp);
-	return buf;
 }
 
 ParameterizedTestParameters(protocol, bad_files)
@@ -83,10 +66,10 @@ ParameterizedTest(struct bad_file *f, protocol, bad_files)
 	int64_t		 now;
 
 	snprintf(path, sizeof(path), PDIR "/%s", f->name);
-	yaml = slurp(path, &len);
+	yaml = t_slurp(path, &len);
 	cr_assert_not_null(yaml);
 	snprintf(path + strlen(path) - 5, 16, ".expect");
-	expect = slurp(path, &elen);
+	expect = t_slurp(path, &elen);
 	cr_assert_not_null(expect, "%s: missing .expect file", f->name);
 	date_parse("2026-11-25", &now);
 	p = protocol_load_buffer(f->name, (unsigned char *)yaml, len, now, &d);

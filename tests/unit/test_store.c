@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "testutil.h"
 
 static char		 dbpath[256];
 static struct store	*st;
@@ -29,15 +30,9 @@ setup(void)
 static void
 teardown(void)
 {
-	char p[300];
-
 	store_close(st);
 	protocol_unref(proto);
-	unlink(dbpath);
-	snprintf(p, sizeof(p), "%s-wal", dbpath);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", dbpath);
-	unlink(p);
+	t_db_remove(dbpath);
 }
 
 TestSuite(store, .init = setup, .fini = teardown);
