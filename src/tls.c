@@ -125,6 +125,8 @@ tls_server_ctx(const char *cert, const char *key, const char *ca, const char *cr
 		SSL_CTX_set_client_CA_list(ctx, names);
 	/* One ticket per connection is enough for resumption. */
 	SSL_CTX_set_num_tickets(ctx, 1);
+	/* Idle keep-alive connections give their read/write buffers back. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (tls_rotate_ticket_keys(ctx) == -1) {
 		snprintf(err, errlen, "cannot make session ticket keys");
 		SSL_CTX_free(ctx);
