@@ -1,0 +1,430 @@
+#!/bin/sh
+# safeshared side by side with nginx, over the same mutual TLS on the same
+# machine in the same run (issue 7). Installs nginx if missing, builds in
+# build-bench/, makes a throwaway PKI and 10,000 demo subjects in a temp
+# directory, starts nginx (1 worker, a 1 KiB static file, client certificates
+# required) and safeshared (the example protocol, the real disclosure path:
+# decision, store read, durable log append) on free 127.0.0.1 ports, drives
+# both with tests/bench/loadgen and writes a table into BENCHMARKS.md.
+#
+#   deploy/bench.sh [--runs N] [--seconds S] [--no-memory] [--long]
+#                   [--no-install] [--no-write]
+#
+#   --runs N      runs per row, the median is reported (3; at least 3 to write)
+#   --seconds S   measured seconds per run, after 1 s of warm-up (5)
+#   --no-memory   skip the memory checks (10,000 idle connections, RSS growth)
+#   --long        RSS growth over 300 s instead of 60 s
+#   --no-install  do not apt-get nginx
+#   --no-write    print the table; leave BENCHMARKS.md alone
+#
+# Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
+# make a new connection (full handshake, no resumption) per request. Every
+# server this script starts is stopped by its pid on exit. Loopback only.
+set -eu
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+B=$root/build-bench
+runs=3
+secs=5
+memory=1
+growth=60
+install=1
+write=1
+cmdline="deploy/bench.sh${*:+ $*}"
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runs) runs=$2; shift ;;
+	--seconds) secs=$2; shift ;;
+	--no-memory) memory=0 ;;
+	--long) growth=300 ;;
+	--no-install) install=0 ;;
+	--no-write) write=0 ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	*) echo "usage: deploy/bench.sh [--runs N] [--seconds S] [--no-memory]" \
+		"[--long] [--no-install] [--no-write]" >&2; exit 2 ;;
+	esac
+	shift
+done
+case $runs in ''|*[!0-9]*) echo "bench: --runs: a number" >&2; exit 2 ;; esac
+case $secs in ''|*[!0-9]*) echo "bench: --seconds: whole seconds" >&2; exit 2 ;; esac
+[ "$runs" -ge 1 ] && [ "$runs" -le 20 ] || { echo "bench: --runs 1..20" >&2; exit 2; }
+[ "$secs" -ge 1 ] && [ "$secs" -le 120 ] || { echo "bench: --seconds 1..120" >&2; exit 2; }
+if [ "$runs" -lt 3 ] && [ $write = 1 ]; then
+	echo "bench: fewer than 3 runs per row; not writing BENCHMARKS.md" >&2
+	write=0
+fi
+
+say() { printf '\n== %s\n' "$*"; }
+
+# ---- 1. nginx ----
+NGINX=$(command -v nginx || true)
+[ -n "$NGINX" ] || NGINX=/usr/sbin/nginx
+if [ ! -x "$NGINX" ]; then
+	[ $install = 1 ] || { echo "bench: nginx is not installed" >&2; exit 1; }
+	say "installing nginx (Debian package nginx-light)"
+	# Never let the package start the system nginx (port 80).
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null ||
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+	[ $made_policy = 0 ] || rm -f /usr/sbin/policy-rc.d
+	NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+
+# ---- 2. build ----
+say "building in $B (RelWithDebInfo)"
+cmake -S "$root" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$B" -j "$(nproc 2>/dev/null || echo 2)" --target safeshared loadgen >/dev/null
+SAFESHARED=$B/daemon/safeshared
+LOADGEN=$B/tests/bench/loadgen
+
+# ---- 3. scratch space, cleanup ----
+T=$(mktemp -d /tmp/safeshare-bench-XXXXXX)
+chmod 755 "$T"		# the nginx worker runs as nobody and reads www/
+NGINX_PID=
+SS_PID=
+
+stop_pid() {	# stop_pid PID NAME: TERM, bounded wait, then KILL
+	[ -n "$1" ] || return 0
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		echo "bench: $2 (pid $1) did not stop; KILL" >&2
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
+}
+
+cleanup() {
+	stop_pid "$SS_PID" safeshared
+	stop_pid "$NGINX_PID" nginx
+	if [ -n "${BENCH_KEEP:-}" ]; then
+		echo "bench: kept $T"
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "PKI, data and configs in $T"
+"$root/deploy/pki.sh" "$T/pki" police auditor >/dev/null
+P=$T/pki
+LG="$LOADGEN --cert $P/police.crt --key $P/police.key --ca $P/ca.crt"
+
+# ---- 4. nginx: 1 worker, mTLS required, a 1 KiB file, its own prefix ----
+N=$T/nginx
+mkdir -p "$N/www" "$N/tmp" "$N/logs"
+chmod 755 "$N" "$N/www"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$N/www/static.bin"
+chmod 644 "$N/www/static.bin"
+NPORT=$($LOADGEN --free-port)
+cat > "$N/nginx.conf" <<EOF
+# Written by deploy/bench.sh; nothing here is the system nginx's.
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $N/nginx.pid;
+error_log $N/logs/error.log warn;
+events {
+	worker_connections 12000;
+}
+http {
+	access_log off;
+	client_body_temp_path $N/tmp/body;
+	proxy_temp_path $N/tmp/proxy;
+	fastcgi_temp_path $N/tmp/fastcgi;
+	uwsgi_temp_path $N/tmp/uwsgi;
+	scgi_temp_path $N/tmp/scgi;
+	default_type application/octet-stream;
+	keepalive_requests 100000000;
+	keepalive_timeout 600s;
+	server {
+		listen 127.0.0.1:$NPORT ssl;
+		ssl_certificate $P/server.crt;
+		ssl_certificate_key $P/server.key;
+		ssl_client_certificate $P/ca.crt;
+		ssl_verify_client on;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+		root $N/www;
+		location / { }
+	}
+}
+EOF
+"$NGINX" -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" -g 'daemon off;' \
+	>"$N/logs/stderr" 2>&1 &
+NGINX_PID=$!
+
+# ---- 5. safeshared: the example protocol, 10,000 subjects ----
+S=$T/ss
+mkdir -p "$S"
+cp "$root/config/protocol.yaml" "$S/protocol.yaml"
+ss_config() {	# ss_config FILE MAX_CONNECTIONS TIMEOUT: TIMEOUT bounds idle connections
+	cat > "$1" <<EOF
+# Written by deploy/bench.sh: the example config, a free port, and no
+# per-agency rate limit (one agency makes all the load).
+listen: 127.0.0.1
+port: 0
+tls:
+  cert: $P/server.crt
+  key: $P/server.key
+  ca: $P/ca.crt
+protocol: protocol.yaml
+store: store.db
+audit_log: audit.db
+audit:
+  signing_key: $P/audit-signing.key
+  checkpoint_every: 1000
+  checkpoint_seconds: 60
+limits:
+  max_connections: $2
+  timeout: $3
+  request_timeout: $3
+  handshake_timeout: $(($3 < 60 ? 10 : 60))
+  rate_per_agency: 0
+log_level: info
+EOF
+}
+ss_config "$S/safeshared.yaml" 1024 30
+ss_config "$S/safeshared-mem.yaml" 11000 600
+$LOADGEN --make-data "$S/data.yaml" --subjects 10000 >/dev/null
+"$SAFESHARED" -c "$S/safeshared.yaml" -l "$S/data.yaml" >/dev/null
+
+ss_start() {	# ss_start CONFIG: starts safeshared, sets SS_PID and SPORT
+	rm -f "$S/port"
+	"$SAFESHARED" -c "$1" -r "$S/port" >>"$S/safeshared.log" 2>&1 &
+	SS_PID=$!
+	i=0
+	while [ ! -s "$S/port" ] && [ $i -lt 100 ]; do
+		kill -0 "$SS_PID" 2>/dev/null || { tail "$S/safeshared.log" >&2; exit 1; }
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -s "$S/port" ] || { echo "bench: safeshared did not listen" >&2; exit 1; }
+	SPORT=$(cat "$S/port")
+}
+ss_start "$S/safeshared.yaml"
+
+i=0
+until $LG --port "$NPORT" --fetch /static.bin >/dev/null 2>&1; do
+	kill -0 "$NGINX_PID" 2>/dev/null || { cat "$N/logs/stderr" "$N/logs/error.log" >&2; exit 1; }
+	i=$((i + 1))
+	[ $i -lt 50 ] || { echo "bench: nginx does not answer" >&2; exit 1; }
+	sleep 0.1
+done
+NWORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
+[ -n "$NWORKER" ] || { echo "bench: no nginx worker" >&2; exit 1; }
+echo "nginx pid $NGINX_PID (worker $NWORKER) on 127.0.0.1:$NPORT;" \
+	"safeshared pid $SS_PID on 127.0.0.1:$SPORT"
+
+metric() {	# metric NAME: a counter from safeshared's /metrics
+	$LG --port "$SPORT" --fetch /metrics | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# ---- 6. the rows ----
+R=$T/results
+: > "$R"
+busy=$(pgrep -f 'fuzz_|ctest|test_' | wc -l)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+run_one() {	# run_one SERVER ROW RUN: one loadgen run, its RESULT line to $R
+	case $2 in
+	ka1) args="--conns 1" ;;
+	ka16) args="--conns 16" ;;
+	ka64) args="--conns 64" ;;
+	new16) args="--conns 16 --new-conn" ;;
+	esac
+	if [ "$1" = nginx ]; then
+		args="$args --port $NPORT --get /static.bin --watch $NGINX_PID,$NWORKER"
+	else
+		args="$args --port $SPORT --watch $SS_PID"
+		c0=$(metric safeshare_log_commits_total)
+		e0=$(metric safeshare_log_entries_total)
+	fi
+	# shellcheck disable=SC2086
+	out=$($LG $args --seconds "$secs" --warmup 1 --label "$1-$2-$3")
+	line=$(printf '%s\n' "$out" | grep '^RESULT ')
+	if [ "$1" = safeshared ]; then
+		c1=$(metric safeshare_log_commits_total)
+		e1=$(metric safeshare_log_entries_total)
+		line="$line commits=$((c1 - c0)) entries=$((e1 - e0))"
+	fi
+	cpu_us=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '$1 == "cpu_s" { c = $2 }
+	    $1 == "completed" { n = $2 } END { if (n > 0) printf "%.1f", c * 1e6 / n; else print 0 }')
+	printf '%s cpu_us=%s server=%s row=%s\n' "$line" "$cpu_us" "$1" "$2" >> "$R"
+	printf '%s\n' "$out" | sed -n '/^  requests/p;/^  latency/p;/^  errors/p;/^  new conns/p' |
+		sed "s/^/  [$1 $2 $3] /"
+}
+
+for row in ka1 ka16 ka64 new16; do
+	say "row $row: $runs runs of $secs s each, nginx and safeshared in turn"
+	r=1
+	while [ $r -le "$runs" ]; do
+		run_one nginx "$row" "$r"
+		run_one safeshared "$row" "$r"
+		r=$((r + 1))
+	done
+done
+
+# ---- 7. memory: a fresh daemon with room for 10,000 connections ----
+mem_growth= mem_idle= mem_base= mem_nginx=
+if [ $memory = 1 ]; then
+	say "memory: RSS over ${growth} s of keep-alive load, then 10,000 idle connections"
+	stop_pid "$SS_PID" safeshared
+	ss_start "$S/safeshared-mem.yaml"
+	mem_growth=$($LG --port "$SPORT" --watch "$SS_PID" --conns 64 --warmup 10 \
+	    --seconds "$growth" --label growth | tee /dev/stderr | grep '^RESULT ')
+	mem_base=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$secs" \
+	    --label idle-baseline | grep '^RESULT ')
+	mem_idle=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$secs" \
+	    --idle 10000 --label idle-10000 | tee /dev/stderr | grep '^RESULT ')
+	# nginx, for reference, holding as many.
+	mem_nginx=$($LG --port "$NPORT" --get /static.bin --watch "$NWORKER" --conns 16 \
+	    --seconds "$secs" --idle 10000 --label nginx-idle-10000 | grep '^RESULT ')
+fi
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 8. medians and the table ----
+field() {	# field LINE KEY
+	printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+med() {		# med SERVER ROW KEY: the median over the runs
+	grep " server=$1 row=$2\$" "$R" | tr ' ' '\n' | sed -n "s/^$3=//p" |
+		sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+sum() {		# sum SERVER ROW KEY
+	grep " server=$1 row=$2\$" "$R" | tr ' ' '\n' | sed -n "s/^$3=//p" |
+		awk '{ s += $1 } END { print s + 0 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+fmt() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
+verdict() { awk -v c="$1" 'BEGIN { print (c ? "**met**" : "**missed**") }'; }
+
+table=$T/table.md
+{
+	echo "| row | nginx req/s | safeshared req/s | ratio | nginx p50 / p99 ms |" \
+	    "safeshared p50 / p99 ms | server CPU µs per request, nginx / safeshared |" \
+	    "errors nginx / safeshared |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for row in ka1 ka16 ka64 new16; do
+		case $row in
+		ka1) name="keep-alive, 1 connection" ;;
+		ka16) name="keep-alive, 16 connections" ;;
+		ka64) name="keep-alive, 64 connections" ;;
+		new16) name="new connection per request, 16 at once" ;;
+		esac
+		n=$(med nginx $row rps); s=$(med safeshared $row rps)
+		echo "| $name | $(fmt "$n") | $(fmt "$s") | $(ratio "$s" "$n") |" \
+		    "$(med nginx $row p50_ms) / $(med nginx $row p99_ms) |" \
+		    "$(med safeshared $row p50_ms) / $(med safeshared $row p99_ms) |" \
+		    "$(fmt "$(med nginx $row cpu_us)") / $(fmt "$(med safeshared $row cpu_us)") |" \
+		    "$(sum nginx $row errors) / $(sum safeshared $row errors) |"
+	done
+	n=$(med nginx new16 conn_per_cpu_s); s=$(med safeshared new16 conn_per_cpu_s)
+	echo "| new connections per server CPU-second | $(fmt "$n") | $(fmt "$s") |" \
+	    "$(ratio "$s" "$n") | | | | |"
+} > "$table"
+
+ka64_ratio=$(ratio "$(med safeshared ka64 rps)" "$(med nginx ka64 rps)")
+ka64_p99=$(med safeshared ka64 p99_ms)
+epc=$(ratio "$(sum safeshared ka64 entries)" "$(sum safeshared ka64 commits)")
+new_ratio=$(ratio "$(med safeshared new16 conn_per_cpu_s)" "$(med nginx new16 conn_per_cpu_s)")
+targets=$T/targets.md
+{
+	echo "| target (issue 7) | measured | verdict |"
+	echo "|---|---|---|"
+	echo "| keep-alive, 64 connections: disclosures/s ≥ 50 % of nginx |" \
+	    "$(awk -v r="$ka64_ratio" 'BEGIN { printf "%.0f %%", r * 100 }') |" \
+	    "$(verdict "$(awk -v r="$ka64_ratio" 'BEGIN { print (r >= 0.5) }')") |"
+	echo "| ... with p99 ≤ 10 ms | $ka64_p99 ms |" \
+	    "$(verdict "$(awk -v v="$ka64_p99" 'BEGIN { print (v <= 10) }')") |"
+	echo "| log entries per fsync (commit) under that load ≥ 20 |" \
+	    "$epc ($(sum safeshared ka64 entries) entries in $(sum safeshared ka64 commits) commits) |" \
+	    "$(verdict "$(awk -v v="$epc" 'BEGIN { print (v >= 20) }')") |"
+	echo "| new mTLS connections per daemon CPU-second ≥ 90 % of nginx |" \
+	    "$(awk -v r="$new_ratio" 'BEGIN { printf "%.0f %%", r * 100 }') |" \
+	    "$(verdict "$(awk -v r="$new_ratio" 'BEGIN { print (r >= 0.9) }')") |"
+	if [ -n "$mem_idle" ]; then
+		held=$(field "$mem_idle" idle_held)
+		per=$(awk -v a="$(field "$mem_idle" rss_idle_kib)" \
+		    -v b="$(field "$mem_idle" rss_before_idle_kib)" -v n="$held" \
+		    'BEGIN { if (n > 0) printf "%.1f", (a - b) / n; else print "-" }')
+		nper=$(awk -v a="$(field "$mem_nginx" rss_idle_kib)" \
+		    -v b="$(field "$mem_nginx" rss_before_idle_kib)" \
+		    -v n="$(field "$mem_nginx" idle_held)" \
+		    'BEGIN { if (n > 0) printf "%.1f", (a - b) / n; else print "-" }')
+		echo "| 10,000 idle mTLS connections: ≤ 64 KiB RSS each |" \
+		    "$per KiB each ($held held; nginx: $nper KiB each) |" \
+		    "$(verdict "$(awk -v v="$per" -v n="$held" 'BEGIN { print (n >= 10000 && v <= 64) }')") |"
+		b99=$(field "$mem_base" p99_ms); i99=$(field "$mem_idle" p99_ms)
+		echo "| ... while an active client's p99 stays within 2× |" \
+		    "16 connections: p99 $b99 ms without, $i99 ms with them |" \
+		    "$(verdict "$(awk -v a="$i99" -v b="$b99" 'BEGIN { print (a <= 2 * b) }')") |"
+		g0=$(field "$mem_growth" rss_start_kib); g1=$(field "$mem_growth" rss_end_kib)
+		gp=$(awk -v a="$g1" -v b="$g0" 'BEGIN { printf "%+.1f", (a - b) * 100 / b }')
+		echo "| no memory growth: RSS at the end within 5 % of the start" \
+		    "(over ${growth} s$([ "$growth" -lt 300 ] && echo ', not the 5 minutes of the issue: use --long')) |" \
+		    "$g0 → $g1 KiB ($gp %), $(fmt "$(field "$mem_growth" rps)") disclosures/s |" \
+		    "$(verdict "$(awk -v p="$gp" 'BEGIN { print ((p < 0 ? -p : p) <= 5) }')") |"
+	fi
+} > "$targets"
+
+say "results (medians of $runs runs of $secs s)"
+cat "$table"
+echo
+cat "$targets"
+
+[ $write = 1 ] || exit 0
+
+# ---- 9. BENCHMARKS.md: replace this script's block, or append it ----
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+nginx_v=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
+ssl_v=$(openssl version | cut -d' ' -f2)
+ev_v=$(pkg-config --modversion libevent 2>/dev/null || echo '?')
+cc_v=$(cc -dumpfullversion 2>/dev/null || cc -dumpversion)
+block=$T/block.md
+{
+	echo "<!-- deploy/bench.sh: generated from here to the end marker -->"
+	echo "### Results of $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "Machine: $(nproc) × $cpu, $mem RAM, kernel $(uname -r);" \
+	    "nginx $nginx_v, OpenSSL $ssl_v, libevent $ev_v, gcc $cc_v (RelWithDebInfo)."
+	echo "Load from others at the start: $busy processes matching" \
+	    "\`fuzz_|ctest|test_\`, load average $load_start (at the end: $load_end)."
+	echo
+	echo '```sh'
+	echo "$cmdline"
+	echo '```'
+	echo
+	echo "Medians of $runs runs of $secs s (after 1 s of warm-up) per row; nginx and"
+	echo "safeshared take turns, run by run. Ratio = safeshared / nginx."
+	echo
+	cat "$table"
+	echo
+	cat "$targets"
+	echo
+	echo "<!-- deploy/bench.sh: end -->"
+} > "$block"
+md=$root/BENCHMARKS.md
+if grep -q '^<!-- deploy/bench.sh: generated' "$md"; then
+	awk -v f="$block" '
+		/^<!-- deploy\/bench.sh: generated/ { while ((getline l < f) > 0) print l; skip = 1; next }
+		/^<!-- deploy\/bench.sh: end -->/ { skip = 0; next }
+		!skip { print }' "$md" > "$T/md" && cat "$T/md" > "$md"
+else
+	{ echo; echo "## nginx side by side"; echo; cat "$block"; } >> "$md"
+fi
+echo "bench: wrote the results into BENCHMARKS.md"

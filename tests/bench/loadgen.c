@@ -1,0 +1,1284 @@
+/*
+ * Load generator for safeshared and, side by side, nginx (not a test): N
+ * non-blocking mutual-TLS connections on one epoll loop in one process,
+ * HTTP/1.1, one request in flight per connection (closed loop).
+ *
+ *   loadgen --port P --cert F --key F --ca F [options]   run load
+ *   loadgen --port P --cert F --key F --ca F --fetch PATH print one GET's body
+ *   loadgen --make-data FILE [--subjects N]              write demo data
+ *   loadgen --free-port                                  print a free port
+ *
+ * By default each request is a POST /v1/disclosures with a protobuf
+ * DisclosureRequest for a subject drawn at random from --subjects generated
+ * ids (the ones --make-data writes), over keep-alive connections. --new-conn
+ * makes every request a fresh TCP connection and a full handshake (no
+ * session resumption); --get PATH fetches a static file instead (nginx).
+ * The run stops at --requests measured requests or after --seconds, whichever
+ * comes first, after --warmup seconds that are not measured. --idle N holds N
+ * more connections open, each after one request, while the load runs.
+ * --watch PID,... samples the servers' CPU time and RSS from /proc.
+ *
+ * Only 127.0.0.1 is ever connected to. The report is text on stdout and one
+ * line starting "RESULT " with key=value pairs for scripts.
+ */
+#define _GNU_SOURCE	/* memmem */
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "safeshare.pb-c.h"
+
+#define MAX_CONNS	20000
+#define MAX_WATCH	8
+#define MAX_RESPONSE	(1024 * 1024)
+#define MAX_HANDSHAKES	128		/* idle connections opened at once */
+#define MAX_REQUESTS	100000000ULL
+
+enum err_kind { E_CONNECT, E_TLS, E_IO, E_HTTP, E_TIMEOUT, E_PARSE, E_NKINDS };
+static const char *const err_names[E_NKINDS] = {
+	"connect", "tls", "io", "http", "timeout", "parse"
+};
+
+enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_WRITING, C_READING, C_IDLE };
+
+struct reqbuf {
+	char	*data;
+	size_t	 len;
+};
+
+struct conn {
+	int			 fd;
+	SSL			*ssl;
+	enum cstate		 st;
+	int			 idle;		/* one request, then hold the line */
+	int			 measured;	/* this request started after warm-up */
+	uint32_t		 events;	/* registered with epoll */
+	double			 t_conn;	/* connect() of this connection */
+	double			 t_req;		/* the current request was started */
+	double			 retry_at;	/* after an error, reconnect then */
+	const struct reqbuf	*req;
+	size_t			 woff;
+	char			*rbuf;
+	size_t			 rlen, rcap;
+};
+
+struct watch {
+	int	pid;
+	double	cpu0, cpu1;	/* seconds, at measured start and end */
+	long	rss0, rss1;	/* KiB */
+	long	rss_max;
+};
+
+static struct {
+	/* options */
+	int		 port;
+	const char	*cert, *key, *ca;
+	int		 nconns;
+	uint64_t	 max_requests;
+	double		 seconds, warmup, timeout;
+	int		 new_conn;
+	const char	*get_path;
+	const char	*idle_path;
+	int		 nidle;
+	int		 nsubjects;
+	const char	*purpose, *record_type;
+	const char	*label;
+	int		 tls12;
+	double		 idle_setup;
+
+	/* state */
+	SSL_CTX		*ctx;
+	int		 ep;
+	struct sockaddr_in sin;
+	struct reqbuf	*reqs;
+	size_t		 nreqs;
+	struct reqbuf	 idle_req;
+	struct conn	*conns;		/* active first, then idle */
+	int		 stopping;	/* no new requests are started */
+	int		 fetching;	/* --fetch: keep the one reply */
+	double		 t_begin, t_measure, t_end, t_last;
+	uint64_t	 started_measured;
+	uint64_t	 rng;
+
+	/* results */
+	uint32_t	*lat_us;
+	uint64_t	 nlat, caplat;
+	uint64_t	 ok, completed, warm_done;
+	uint64_t	 errors[E_NKINDS];
+	uint64_t	 other_status[1000];
+	uint64_t	 decisions[5];
+	int		 idle_open, idle_failed;
+	struct watch	 watch[MAX_WATCH];
+	int		 nwatch;
+	long		 rss_before_idle[MAX_WATCH], rss_idle[MAX_WATCH];
+	double		 idle_secs;
+} G;
+
+static volatile sig_atomic_t interrupted;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+rnd(void)
+{
+	/* xorshift64: reproducible spread, no libc state */
+	G.rng ^= G.rng << 13;
+	G.rng ^= G.rng >> 7;
+	G.rng ^= G.rng << 17;
+	return G.rng;
+}
+
+static void
+on_signal(int sig)
+{
+	interrupted = 1;
+}
+
+static void
+die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("loadgen: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (p == NULL)
+		die("out of memory");
+	return p;
+}
+
+/* The ids --make-data writes and the load draws from. */
+static void
+subject_id(int i, char *out, size_t len)
+{
+	snprintf(out, len, "B%06d", i);
+}
+
+/* ---- demo data ---- */
+
+static const char *const first_names[] = {
+	"Amelia", "Oliver", "Isla", "Noah", "Ava", "Leo", "Mia", "Arthur",
+	"Freya", "Theo", "Ivy", "Oscar", "Rosie", "Finley", "Ella", "Jude",
+};
+static const char *const surnames[] = {
+	"Hart", "Mills", "Shah", "Brennan", "Okafor", "Reed", "Patel", "Jones",
+	"Nowak", "Evans", "Kaur", "Byrne", "Lewis", "Osei", "Walsh", "Price",
+};
+static const char *const streets[] = {
+	"Orchard Row", "Mill Lane", "Canal Street", "Hill View", "Station Road",
+	"Church Walk", "Park Terrace", "Bridge End",
+};
+
+/*
+ * Writes N fictional subjects in config/demo-data.yaml's format, for
+ * `safeshared -l`: a person and a concern record each, held alternately by
+ * children's social care and the health trust; every 10th flagged for
+ * domestic abuse (so the police rule withholds address and phone), every 4th
+ * with a consent decision. The police' child_protection rule can read every
+ * person record (consent not required).
+ */
+static int
+make_data(const char *path, int n)
+{
+	FILE	*fp;
+	char	 id[16];
+
+	if ((fp = fopen(path, "w")) == NULL) {
+		fprintf(stderr, "loadgen: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	fprintf(fp, "# %d fictional subjects for deploy/bench.sh, written by "
+	    "loadgen --make-data.\nsubjects:\n", n);
+	for (int i = 0; i < n; i++) {
+		const char *fn = first_names[i % 16], *sn = surnames[(i / 16) % 16];
+
+		subject_id(i, id, sizeof(id));
+		fprintf(fp, "  - id: %s\n    holder: %s\n    records:\n"
+		    "      person:\n        verified: 2026-%02d-%02d\n        fields:\n"
+		    "          full_name: \"%s %s\"\n"
+		    "          date_of_birth: \"%04d-%02d-%02d\"\n"
+		    "          address: \"%d %s, Exampleton\"\n"
+		    "          postcode: \"EX%d %d%c%c\"\n"
+		    "          phone: \"07700 9%05d\"\n"
+		    "          gp_practice: \"%s Surgery\"\n",
+		    id, i % 2 ? "health_trust" : "childrens_social_care",
+		    1 + i % 10, 1 + i % 28, fn, sn, 1940 + i % 80, 1 + i % 12,
+		    1 + i % 28, 1 + i % 200, streets[i % 8], 1 + i % 9, i % 10,
+		    'A' + i % 26, 'A' + (i / 26) % 26, i % 100000, streets[(i / 8) % 8]);
+		fprintf(fp, "      concern:\n        verified: 2026-%02d-%02d\n"
+		    "        fields:\n          summary: \"Concern %d raised by school\"\n"
+		    "          risk_level: \"%s\"\n          allocated_worker: \"%s %s\"\n",
+		    1 + i % 10, 1 + i % 28, i, i % 3 ? "medium" : "high",
+		    first_names[(i + 5) % 16], surnames[(i + 3) % 16]);
+		if (i % 4 == 0)
+			fprintf(fp, "    consent:\n      - state: granted\n"
+			    "        agencies: [health_trust, housing]\n"
+			    "        purposes: [adult_safeguarding, housing_support]\n"
+			    "        expires: 2030-12-31\n"
+			    "        recorded_by: \"bench\"\n");
+		if (i % 10 == 0)
+			fprintf(fp, "    flags: [domestic_abuse]\n");
+	}
+	if (fclose(fp) != 0) {
+		fprintf(stderr, "loadgen: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	printf("%s: %d subjects\n", path, n);
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static void
+build_get(struct reqbuf *r, const char *path, int close_after)
+{
+	char buf[1024];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "%s\r\n", path, close_after ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		die("path too long");
+	r->data = xmalloc((size_t)n);
+	memcpy(r->data, buf, (size_t)n);
+	r->len = (size_t)n;
+}
+
+/* One POST /v1/disclosures per subject, head and body in one buffer. */
+static void
+build_requests(void)
+{
+	G.nreqs = G.get_path ? 1 : (size_t)G.nsubjects;
+	G.reqs = calloc(G.nreqs, sizeof(*G.reqs));
+	if (G.reqs == NULL)
+		die("out of memory");
+	if (G.get_path) {
+		build_get(&G.reqs[0], G.get_path, G.new_conn);
+		return;
+	}
+	for (size_t i = 0; i < G.nreqs; i++) {
+		Safeshare__V1__DisclosureRequest dr = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+		char	subj[16], cref[32], prac[32], head[256];
+		size_t	blen;
+		int	hlen;
+
+		subject_id((int)i, subj, sizeof(subj));
+		snprintf(cref, sizeof(cref), "CP-BENCH-%zu", i % 997);
+		snprintf(prac, sizeof(prac), "DC Bench %zu", i % 61);
+		dr.purpose = (char *)G.purpose;
+		dr.case_reference = cref;
+		dr.practitioner = prac;
+		dr.subject_id = subj;
+		dr.record_type = (char *)G.record_type;
+		blen = safeshare__v1__disclosure_request__get_packed_size(&dr);
+		hlen = snprintf(head, sizeof(head), "POST /v1/disclosures HTTP/1.1\r\n"
+		    "Host: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+		    "Content-Length: %zu\r\n%s\r\n", blen,
+		    G.new_conn ? "Connection: close\r\n" : "");
+		G.reqs[i].len = (size_t)hlen + blen;
+		G.reqs[i].data = xmalloc(G.reqs[i].len);
+		memcpy(G.reqs[i].data, head, (size_t)hlen);
+		safeshare__v1__disclosure_request__pack(&dr,
+		    (uint8_t *)G.reqs[i].data + hlen);
+	}
+}
+
+/* ---- /proc sampling ---- */
+
+/* utime + stime of a process (all its threads), in seconds; -1 if gone. */
+static double
+proc_cpu(int pid)
+{
+	char	 path[64], buf[2048], *p;
+	FILE	*fp;
+	unsigned long long ut, st;
+	size_t	 n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	/* The command name may hold spaces; fields resume after the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	    &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long
+proc_rss_kib(int pid)
+{
+	char	 path[64];
+	FILE	*fp;
+	long	 size, rss;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	if (fscanf(fp, "%ld %ld", &size, &rss) != 2)
+		rss = -1;
+	fclose(fp);
+	return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+watch_sample(int end)
+{
+	for (int i = 0; i < G.nwatch; i++) {
+		struct watch *w = &G.watch[i];
+		long rss = proc_rss_kib(w->pid);
+
+		if (end) {
+			w->cpu1 = proc_cpu(w->pid);
+			w->rss1 = rss;
+		} else {
+			w->cpu0 = proc_cpu(w->pid);
+			w->rss0 = rss;
+		}
+		if (rss > w->rss_max)
+			w->rss_max = rss;
+	}
+}
+
+/* ---- connections ---- */
+
+static void
+want(struct conn *c, uint32_t ev)
+{
+	struct epoll_event e;
+
+	if (c->events == ev)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.events = ev;
+	e.data.ptr = c;
+	if (epoll_ctl(G.ep, EPOLL_CTL_MOD, c->fd, &e) == -1)
+		die("epoll_ctl: %s", strerror(errno));
+	c->events = ev;
+}
+
+/* Closes without lingering: no TIME_WAIT piles up over many short runs. */
+static void
+conn_close(struct conn *c)
+{
+	struct linger lg = { 1, 0 };
+
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd != -1) {
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->idle && c->st == C_IDLE)
+		G.idle_open--;
+	c->st = C_FREE;
+	c->events = 0;
+	c->rlen = 0;
+}
+
+static int
+conn_open(struct conn *c, double now)
+{
+	struct epoll_event	e;
+	int			one = 1;
+
+	c->t_conn = now;
+	c->rlen = 0;
+	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (struct sockaddr *)&G.sin, sizeof(G.sin)) == -1 &&
+	    errno != EINPROGRESS) {
+		close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	if ((c->ssl = SSL_new(G.ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		die("SSL_new failed");
+	SSL_set_connect_state(c->ssl);
+	memset(&e, 0, sizeof(e));
+	e.events = EPOLLOUT;
+	e.data.ptr = c;
+	if (epoll_ctl(G.ep, EPOLL_CTL_ADD, c->fd, &e) == -1)
+		die("epoll_ctl: %s", strerror(errno));
+	c->events = EPOLLOUT;
+	c->st = C_CONNECTING;
+	return 0;
+}
+
+/* May this connection start another request now? */
+static int
+may_start(void)
+{
+	return !G.stopping && G.started_measured < G.max_requests;
+}
+
+static void
+begin_request(struct conn *c, double now)
+{
+	c->req = c->idle ? &G.idle_req : &G.reqs[G.nreqs > 1 ? rnd() % G.nreqs : 0];
+	c->woff = 0;
+	c->rlen = 0;
+	c->t_req = G.new_conn && !c->idle ? c->t_conn : now;
+	c->measured = !c->idle && G.t_measure > 0 && c->t_req >= G.t_measure;
+	if (c->measured)
+		G.started_measured++;
+	c->st = C_WRITING;
+}
+
+/* Starts the next piece of work on a free or finished connection. */
+static void
+conn_next(struct conn *c, double now)
+{
+	if (c->idle)
+		return;
+	if (!may_start()) {
+		if (c->st != C_FREE)
+			conn_close(c);
+		return;
+	}
+	if (c->st == C_FREE || G.new_conn) {
+		if (c->st != C_FREE)
+			conn_close(c);
+		if (now < c->retry_at)
+			return;
+		if (conn_open(c, now) == -1) {
+			G.errors[E_CONNECT]++;
+			c->retry_at = now + 0.01;
+		}
+		return;
+	}
+	begin_request(c, now);
+}
+
+static void
+conn_fail(struct conn *c, enum err_kind k, double now)
+{
+	if (c->idle) {
+		if (c->st != C_IDLE)
+			G.idle_failed++;
+		conn_close(c);
+		return;
+	}
+	G.errors[k]++;
+	if (getenv("LOADGEN_DEBUG"))
+		fprintf(stderr, "loadgen: error %s state %d: %s\n", err_names[k],
+		    c->st, ERR_error_string(ERR_peek_last_error(), NULL));
+	ERR_clear_error();
+	conn_close(c);
+	c->retry_at = now + (k == E_CONNECT || k == E_TLS ? 0.01 : 0);
+}
+
+static void
+record(struct conn *c, int status, const char *body, size_t blen, double now)
+{
+	if (c->idle) {
+		c->st = C_IDLE;
+		G.idle_open++;
+		return;
+	}
+	if (!c->measured) {
+		G.warm_done++;
+		return;
+	}
+	if (status >= 200 && status < 300)
+		G.ok++;
+	else {
+		G.errors[E_HTTP]++;
+		if (status >= 100 && status < 1000)
+			G.other_status[status]++;
+	}
+	if (!G.get_path && status == 200) {
+		Safeshare__V1__DisclosureResponse *r;
+
+		r = safeshare__v1__disclosure_response__unpack(NULL, blen,
+		    (const uint8_t *)body);
+		if (r == NULL)
+			G.errors[E_PARSE]++;
+		else {
+			G.decisions[(unsigned)r->decision < 5 ? r->decision : 0]++;
+			safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+		}
+	}
+	G.completed++;
+	G.t_last = now;
+	if (G.nlat == G.caplat) {
+		uint32_t *v;
+
+		G.caplat = G.caplat ? G.caplat * 2 : 65536;
+		if ((v = realloc(G.lat_us, G.caplat * sizeof(*v))) == NULL)
+			die("out of memory");
+		G.lat_us = v;
+	}
+	{
+		double us = (now - c->t_req) * 1e6;
+
+		G.lat_us[G.nlat++] = us > 4e9 ? 4000000000U : (uint32_t)us;
+	}
+}
+
+/*
+ * Looks for one whole response in c->rbuf. Returns 1 when complete (status,
+ * body and whether the server will close are set), 0 to read more, -1 when
+ * it cannot be parsed. Content-Length bodies only: neither server chunks.
+ */
+static int
+parse_response(struct conn *c, int *status, const char **body, size_t *blen,
+    int *closing)
+{
+	char	*end, *line, *next;
+	long	 clen = -1;
+	size_t	 hlen;
+
+	if (c->rlen < 12)
+		return 0;
+	if ((end = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4)) == NULL)
+		return c->rlen > 65536 ? -1 : 0;
+	hlen = (size_t)(end - c->rbuf) + 4;
+	if (strncmp(c->rbuf, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)c->rbuf[9]))
+		return -1;
+	*status = atoi(c->rbuf + 9);
+	*closing = c->rbuf[7] == '0';
+	for (line = (char *)memchr(c->rbuf, '\n', hlen) + 1; line < end; line = next + 1) {
+		if ((next = memchr(line, '\n', (size_t)(end + 2 - line))) == NULL)
+			break;
+		if (strncasecmp(line, "Content-Length:", 15) == 0)
+			clen = strtol(line + 15, NULL, 10);
+		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0)
+			return -1;
+		else if (strncasecmp(line, "Connection:", 11) == 0) {
+			const char *v = line + 11;
+
+			while (*v == ' ')
+				v++;
+			if (strncasecmp(v, "close", 5) == 0)
+				*closing = 1;
+		}
+	}
+	if (clen < 0 || clen > MAX_RESPONSE)
+		return -1;
+	if (c->rlen < hlen + (size_t)clen)
+		return 0;
+	if (c->rlen > hlen + (size_t)clen)
+		return -1;	/* nothing was pipelined */
+	*body = c->rbuf + hlen;
+	*blen = (size_t)clen;
+	return 1;
+}
+
+/* Drives one connection as far as it goes without blocking. */
+static void
+conn_io(struct conn *c, double now)
+{
+	for (;;) {
+		int	r, e, status = 0, closing = 0;
+		const char *body = NULL;
+		size_t	blen = 0;
+
+		switch (c->st) {
+		case C_FREE:
+			return;
+		case C_CONNECTING: {
+			socklen_t sl = sizeof(e);
+
+			if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &sl) == -1 || e != 0) {
+				conn_fail(c, E_CONNECT, now);
+				return;
+			}
+			c->st = C_HANDSHAKE;
+			break;
+		}
+		case C_HANDSHAKE:
+			if ((r = SSL_connect(c->ssl)) == 1) {
+				begin_request(c, now);
+				break;
+			}
+			e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_READ)
+				want(c, EPOLLIN);
+			else if (e == SSL_ERROR_WANT_WRITE)
+				want(c, EPOLLOUT);
+			else
+				conn_fail(c, E_TLS, now);
+			return;
+		case C_WRITING:
+			r = SSL_write(c->ssl, c->req->data + c->woff,
+			    (int)(c->req->len - c->woff));
+			if (r > 0) {
+				c->woff += (size_t)r;
+				if (c->woff == c->req->len)
+					c->st = C_READING;
+				break;
+			}
+			e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_READ)
+				want(c, EPOLLIN);
+			else if (e == SSL_ERROR_WANT_WRITE)
+				want(c, EPOLLOUT);
+			else
+				conn_fail(c, e == SSL_ERROR_SSL ? E_TLS : E_IO, now);
+			return;
+		case C_READING:
+		case C_IDLE:
+			if (c->rcap - c->rlen < 16384) {
+				size_t ncap = c->rcap ? c->rcap * 2 : 32768;
+				char *nb;
+
+				if (ncap > MAX_RESPONSE + 65536) {
+					conn_fail(c, E_PARSE, now);
+					return;
+				}
+				if ((nb = realloc(c->rbuf, ncap)) == NULL)
+					die("out of memory");
+				c->rbuf = nb;
+				c->rcap = ncap;
+			}
+			r = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(c->rcap - c->rlen));
+			if (r <= 0) {
+				e = SSL_get_error(c->ssl, r);
+				if (e == SSL_ERROR_WANT_READ) {
+					want(c, EPOLLIN);
+					return;
+				}
+				if (e == SSL_ERROR_WANT_WRITE) {
+					want(c, EPOLLOUT);
+					return;
+				}
+				if (c->st == C_IDLE) {
+					/* The server hung up on a held connection. */
+					if (getenv("LOADGEN_DEBUG"))
+						fprintf(stderr, "loadgen: held connection "
+						    "closed after %.1f s: SSL error %d, errno "
+						    "%d\n", now - c->t_conn, e, errno);
+					conn_close(c);
+					return;
+				}
+				conn_fail(c, e == SSL_ERROR_SSL && c->rlen == 0 ?
+				    E_TLS : E_IO, now);
+				return;
+			}
+			if (c->st == C_IDLE) {
+				c->rlen = 0;	/* nothing is expected; drop it */
+				break;
+			}
+			c->rlen += (size_t)r;
+			switch (parse_response(c, &status, &body, &blen, &closing)) {
+			case 0:
+				break;
+			case -1:
+				conn_fail(c, E_PARSE, now);
+				return;
+			default:
+				if (G.fetching) {
+					c->st = C_IDLE;
+					return;
+				}
+				record(c, status, body, blen, now);
+				if (c->idle) {
+					c->rlen = 0;
+					break;
+				}
+				if (closing && !G.new_conn) {
+					/* The server ends keep-alive: start over. */
+					conn_close(c);
+				}
+				conn_next(c, now);
+				if (c->st == C_FREE || c->st == C_CONNECTING)
+					return;
+				break;
+			}
+			break;
+		}
+	}
+}
+
+/* Requests past their deadline count as timeouts; the connection is replaced. */
+static void
+check_timeouts(double now)
+{
+	int total = G.nconns + G.nidle;
+
+	for (int i = 0; i < total; i++) {
+		struct conn	*c = &G.conns[i];
+		double		 since;
+
+		if (c->st == C_FREE) {
+			if (!c->idle)
+				conn_next(c, now);
+			continue;
+		}
+		if (c->st == C_IDLE)
+			continue;
+		since = c->st == C_CONNECTING || c->st == C_HANDSHAKE ? c->t_conn : c->t_req;
+		if (now - since > G.timeout)
+			conn_fail(c, c->st == C_CONNECTING ? E_CONNECT :
+			    c->st == C_HANDSHAKE ? E_TLS : E_TIMEOUT, now);
+	}
+}
+
+static int
+busy_count(int from, int to)
+{
+	int n = 0;
+
+	for (int i = from; i < to; i++)
+		n += G.conns[i].st != C_FREE && G.conns[i].st != C_IDLE;
+	return n;
+}
+
+static void
+loop_once(int ms)
+{
+	struct epoll_event	evs[512];
+	int			n;
+	double			now;
+
+	n = epoll_wait(G.ep, evs, 512, ms);
+	now = now_s();
+	for (int i = 0; i < n; i++) {
+		struct conn *c = evs[i].data.ptr;
+
+		if (evs[i].events & (EPOLLERR | EPOLLHUP) && c->st == C_CONNECTING) {
+			conn_fail(c, E_CONNECT, now);
+			continue;
+		}
+		conn_io(c, now);
+	}
+}
+
+/* Opens the held connections, a bounded number of handshakes at a time. */
+static void
+open_idle(void)
+{
+	struct conn	*idle = G.conns + G.nconns;
+	double		 t0 = now_s(), last = t0;
+	int		 next = 0;
+
+	while (!interrupted) {
+		double	now = now_s();
+		int	busy = busy_count(G.nconns, G.nconns + G.nidle);
+
+		while (next < G.nidle && busy < MAX_HANDSHAKES) {
+			if (conn_open(&idle[next], now) == -1) {
+				G.idle_failed++;
+				idle[next].st = C_FREE;
+			} else
+				busy++;
+			next++;
+		}
+		if (next == G.nidle && busy == 0)
+			break;
+		if (now - t0 > G.idle_setup) {
+			fprintf(stderr, "loadgen: idle connections not all open after "
+			    "%.0f s\n", G.idle_setup);
+			break;
+		}
+		if (now - last > 5) {
+			fprintf(stderr, "loadgen: %d of %d idle connections open\n",
+			    G.idle_open, G.nidle);
+			last = now;
+		}
+		loop_once(20);
+		for (int i = 0; i < next; i++) {
+			struct conn *c = &idle[i];
+
+			if (c->st != C_FREE && c->st != C_IDLE &&
+			    now - c->t_conn > G.timeout)
+				conn_fail(c, E_TIMEOUT, now);
+		}
+	}
+	G.idle_secs = now_s() - t0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+pct_ms(double p)
+{
+	uint64_t i;
+
+	if (G.nlat == 0)
+		return 0;
+	i = (uint64_t)(p * (double)(G.nlat - 1) + 0.5);
+	return G.lat_us[i] / 1000.0;
+}
+
+static void
+report(void)
+{
+	double	 secs = (G.t_last > G.t_measure ? G.t_last : G.t_end) - G.t_measure;
+	double	 rps = secs > 0 ? (double)G.completed / secs : 0;
+	double	 cpu = 0;
+	long	 rss0 = 0, rss1 = 0, rssmax = 0, rss_before = 0, rss_idle = 0;
+	uint64_t nerr = 0;
+	const char *mode = G.new_conn ? "new-conn" : "keep-alive";
+
+	qsort(G.lat_us, G.nlat, sizeof(*G.lat_us), cmp_u32);
+	for (int i = 0; i < E_NKINDS; i++)
+		nerr += G.errors[i];
+	for (int i = 0; i < G.nwatch; i++) {
+		if (G.watch[i].cpu0 >= 0 && G.watch[i].cpu1 >= 0)
+			cpu += G.watch[i].cpu1 - G.watch[i].cpu0;
+		rss0 += G.watch[i].rss0;
+		rss1 += G.watch[i].rss1;
+		rssmax += G.watch[i].rss_max;
+		rss_before += G.rss_before_idle[i];
+		rss_idle += G.rss_idle[i];
+	}
+
+	printf("loadgen %s: %s, %d connection%s, %s %s\n", G.label, mode, G.nconns,
+	    G.nconns == 1 ? "" : "s", G.get_path ? "GET" : "POST",
+	    G.get_path ? G.get_path : "/v1/disclosures");
+	printf("  measured    %.2f s after %.1f s warm-up (%llu warm-up requests)\n",
+	    secs, G.warmup, (unsigned long long)G.warm_done);
+	printf("  requests    %llu completed, %llu ok (2xx): %.0f requests/s\n",
+	    (unsigned long long)G.completed, (unsigned long long)G.ok, rps);
+	printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+	    pct_ms(0.50), pct_ms(0.90), pct_ms(0.99),
+	    G.nlat ? G.lat_us[G.nlat - 1] / 1000.0 : 0);
+	printf("  errors      %llu:", (unsigned long long)nerr);
+	for (int i = 0; i < E_NKINDS; i++)
+		printf(" %s %llu", err_names[i], (unsigned long long)G.errors[i]);
+	printf("\n");
+	for (int s = 100; s < 1000; s++)
+		if (G.other_status[s])
+			printf("  status      %d: %llu\n", s,
+			    (unsigned long long)G.other_status[s]);
+	if (!G.get_path)
+		printf("  decisions   allow %llu, partial %llu, deny %llu, "
+		    "consultation %llu\n", (unsigned long long)G.decisions[1],
+		    (unsigned long long)G.decisions[2], (unsigned long long)G.decisions[3],
+		    (unsigned long long)G.decisions[4]);
+	if (G.nwatch) {
+		printf("  server      %.2f CPU s over the measured time (%.0f%% of a "
+		    "core); RSS %ld KiB at start, %ld KiB at end, %ld KiB max\n", cpu,
+		    secs > 0 ? 100 * cpu / secs : 0, rss0, rss1, rssmax);
+		if (G.new_conn && cpu > 0)
+			printf("  new conns   %.0f per server CPU second\n",
+			    (double)G.completed / cpu);
+	}
+	if (G.nidle)
+		printf("  idle        %d of %d held to the end (%d failed), opened in "
+		    "%.1f s; server RSS %ld KiB before, %ld KiB with them: %.1f KiB "
+		    "each\n", G.idle_open, G.nidle, G.idle_failed, G.idle_secs,
+		    rss_before, rss_idle, G.nidle ? (double)(rss_idle - rss_before) /
+		    G.nidle : 0);
+
+	printf("RESULT label=%s mode=%s conns=%d completed=%llu ok=%llu secs=%.3f "
+	    "rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%llu",
+	    G.label, mode, G.nconns, (unsigned long long)G.completed,
+	    (unsigned long long)G.ok, secs, rps, pct_ms(0.50), pct_ms(0.90),
+	    pct_ms(0.99), G.nlat ? G.lat_us[G.nlat - 1] / 1000.0 : 0,
+	    (unsigned long long)nerr);
+	for (int i = 0; i < E_NKINDS; i++)
+		printf(" err_%s=%llu", err_names[i], (unsigned long long)G.errors[i]);
+	if (!G.get_path)
+		printf(" allow=%llu partial=%llu deny=%llu",
+		    (unsigned long long)G.decisions[1], (unsigned long long)G.decisions[2],
+		    (unsigned long long)G.decisions[3]);
+	if (G.nwatch)
+		printf(" cpu_s=%.3f conn_per_cpu_s=%.1f rss_start_kib=%ld rss_end_kib=%ld "
+		    "rss_max_kib=%ld", cpu, G.new_conn && cpu > 0 ?
+		    (double)G.completed / cpu : 0, rss0, rss1, rssmax);
+	if (G.nidle)
+		printf(" idle=%d idle_held=%d idle_failed=%d rss_before_idle_kib=%ld "
+		    "rss_idle_kib=%ld", G.nidle, G.idle_open, G.idle_failed, rss_before,
+		    rss_idle);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void
+setup_tls(void)
+{
+	G.ctx = SSL_CTX_new(TLS_client_method());
+	if (G.ctx == NULL)
+		die("SSL_CTX_new failed");
+	SSL_CTX_set_min_proto_version(G.ctx, TLS1_2_VERSION);
+	if (G.tls12)
+		SSL_CTX_set_max_proto_version(G.ctx, TLS1_2_VERSION);
+	/* Every handshake is a full one: no session is ever offered again. */
+	SSL_CTX_set_session_cache_mode(G.ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(G.ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(G.ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	    SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(G.ctx, G.cert) != 1)
+		die("%s: cannot load the certificate", G.cert);
+	if (SSL_CTX_use_PrivateKey_file(G.ctx, G.key, SSL_FILETYPE_PEM) != 1)
+		die("%s: cannot load the key", G.key);
+	if (SSL_CTX_load_verify_locations(G.ctx, G.ca, NULL) != 1)
+		die("%s: cannot load the CA", G.ca);
+	SSL_CTX_set_verify(G.ctx, SSL_VERIFY_PEER, NULL);
+}
+
+static void
+raise_nofile(int need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= (rlim_t)need)
+		return;
+	rl.rlim_cur = rl.rlim_max < (rlim_t)need ? rl.rlim_max : (rlim_t)need;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < (rlim_t)need)
+		die("need %d descriptors, the hard limit is %llu", need,
+		    (unsigned long long)rl.rlim_max);
+}
+
+/* One GET over one connection; the body goes to stdout. Returns 0 on a 200. */
+static int
+fetch(const char *path)
+{
+	struct conn	*c = &G.conns[0];
+	double		 t0 = now_s();
+	const char	*body;
+	size_t		 blen;
+	int		 status = 0, closing;
+
+	build_get(&G.idle_req, path, 1);
+	c->idle = 1;		/* no statistics, no next request */
+	G.fetching = 1;
+	if (conn_open(c, t0) == -1)
+		die("cannot connect to 127.0.0.1:%d", G.port);
+	while (c->st != C_FREE && c->st != C_IDLE && now_s() - t0 < G.timeout)
+		loop_once(20);
+	if (c->st != C_IDLE || parse_response(c, &status, &body, &blen, &closing) != 1)
+		die("GET %s: no reply", path);
+	fwrite(body, 1, blen, stdout);
+	conn_close(c);
+	return status == 200 ? 0 : 1;
+}
+
+/* Lets the kernel pick a loopback port, prints it and lets it go again. */
+static int
+free_port(void)
+{
+	struct sockaddr_in	sin;
+	socklen_t		sl = sizeof(sin);
+	int			fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) == -1)
+		die("free port: %s", strerror(errno));
+	close(fd);
+	printf("%d\n", ntohs(sin.sin_port));
+	return 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: loadgen --port P --cert F --key F --ca F [options]\n"
+	    "       loadgen --port P --cert F --key F --ca F --fetch PATH\n"
+	    "       loadgen --make-data FILE [--subjects N]\n"
+	    "       loadgen --free-port   print a port free on 127.0.0.1 now\n"
+	    "  --host 127.0.0.1     the only address accepted\n"
+	    "  --conns N            concurrent connections (1)\n"
+	    "  --requests N         measured requests at most (1000000)\n"
+	    "  --seconds S          measured time at most (10)\n"
+	    "  --warmup S           unmeasured time first (1)\n"
+	    "  --new-conn           a new connection and full handshake per request\n"
+	    "  --get PATH           GET PATH instead of POST /v1/disclosures\n"
+	    "  --subjects N         subject ids B000000.. to draw from (10000)\n"
+	    "  --purpose ID         (child_protection)\n"
+	    "  --record-type ID     (person)\n"
+	    "  --timeout S          per request, and per handshake (5)\n"
+	    "  --idle N             hold N more connections open during the run\n"
+	    "  --idle-path PATH     what each held connection asks once (/healthz,\n"
+	    "                       or the --get PATH)\n"
+	    "  --idle-setup S       time allowed to open them (300)\n"
+	    "  --watch PID[,PID]    sample these processes' CPU time and RSS\n"
+	    "  --tls12              TLS 1.2 only (default: 1.2 or 1.3)\n"
+	    "  --label NAME         names the run in the report\n"
+	    "  --seed N             for the subject draw\n");
+	exit(2);
+}
+
+/* Parses a bounded number; bad input is a usage error. */
+static double
+num(const char *s, double lo, double hi, const char *what)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		die("%s: expected a number from %g to %g, got \"%s\"", what, lo, hi, s);
+	return v;
+}
+
+enum {
+	O_PORT = 256, O_HOST, O_CERT, O_KEY, O_CA, O_CONNS, O_REQUESTS, O_SECONDS,
+	O_WARMUP, O_NEWCONN, O_GET, O_SUBJECTS, O_PURPOSE, O_RTYPE, O_TIMEOUT,
+	O_IDLE, O_IDLEPATH, O_IDLESETUP, O_WATCH, O_TLS12, O_LABEL, O_SEED,
+	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HELP
+};
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, O_PORT },
+		{ "host", required_argument, NULL, O_HOST },
+		{ "cert", required_argument, NULL, O_CERT },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "ca", required_argument, NULL, O_CA },
+		{ "conns", required_argument, NULL, O_CONNS },
+		{ "requests", required_argument, NULL, O_REQUESTS },
+		{ "seconds", required_argument, NULL, O_SECONDS },
+		{ "warmup", required_argument, NULL, O_WARMUP },
+		{ "new-conn", no_argument, NULL, O_NEWCONN },
+		{ "get", required_argument, NULL, O_GET },
+		{ "subjects", required_argument, NULL, O_SUBJECTS },
+		{ "purpose", required_argument, NULL, O_PURPOSE },
+		{ "record-type", required_argument, NULL, O_RTYPE },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "idle", required_argument, NULL, O_IDLE },
+		{ "idle-path", required_argument, NULL, O_IDLEPATH },
+		{ "idle-setup", required_argument, NULL, O_IDLESETUP },
+		{ "watch", required_argument, NULL, O_WATCH },
+		{ "tls12", no_argument, NULL, O_TLS12 },
+		{ "label", required_argument, NULL, O_LABEL },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "fetch", required_argument, NULL, O_FETCH },
+		{ "make-data", required_argument, NULL, O_MAKEDATA },
+		{ "free-port", no_argument, NULL, O_FREEPORT },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char	*make = NULL, *fetch_path = NULL;
+	double		 last_check = 0, last_sample = 0;
+	int		 ch, total;
+
+	G.nconns = 1;
+	G.max_requests = 1000000;
+	G.seconds = 10;
+	G.warmup = 1;
+	G.timeout = 5;
+	G.nsubjects = 10000;
+	G.purpose = "child_protection";
+	G.record_type = "person";
+	G.label = "run";
+	G.idle_setup = 300;
+	G.rng = 0x9e3779b97f4a7c15ULL;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_PORT: G.port = (int)num(optarg, 1, 65535, "--port"); break;
+		case O_HOST:
+			if (strcmp(optarg, "127.0.0.1") != 0)
+				die("--host %s: only 127.0.0.1 is allowed", optarg);
+			break;
+		case O_CERT: G.cert = optarg; break;
+		case O_KEY: G.key = optarg; break;
+		case O_CA: G.ca = optarg; break;
+		case O_CONNS: G.nconns = (int)num(optarg, 1, MAX_CONNS, "--conns"); break;
+		case O_REQUESTS:
+			G.max_requests = (uint64_t)num(optarg, 1, (double)MAX_REQUESTS,
+			    "--requests");
+			break;
+		case O_SECONDS: G.seconds = num(optarg, 0.1, 3600, "--seconds"); break;
+		case O_WARMUP: G.warmup = num(optarg, 0, 600, "--warmup"); break;
+		case O_NEWCONN: G.new_conn = 1; break;
+		case O_GET: G.get_path = optarg; break;
+		case O_SUBJECTS:
+			G.nsubjects = (int)num(optarg, 1, 1000000, "--subjects");
+			break;
+		case O_PURPOSE: G.purpose = optarg; break;
+		case O_RTYPE: G.record_type = optarg; break;
+		case O_TIMEOUT: G.timeout = num(optarg, 0.01, 600, "--timeout"); break;
+		case O_IDLE: G.nidle = (int)num(optarg, 0, MAX_CONNS, "--idle"); break;
+		case O_IDLEPATH: G.idle_path = optarg; break;
+		case O_IDLESETUP: G.idle_setup = num(optarg, 1, 3600, "--idle-setup"); break;
+		case O_WATCH: {
+			char *s = optarg, *end;
+
+			while (*s != '\0' && G.nwatch < MAX_WATCH) {
+				long pid = strtol(s, &end, 10);
+
+				if (end == s || pid <= 0)
+					die("--watch: expected PID[,PID...]");
+				G.watch[G.nwatch++].pid = (int)pid;
+				s = *end == ',' ? end + 1 : end;
+			}
+			break;
+		}
+		case O_TLS12: G.tls12 = 1; break;
+		case O_LABEL: G.label = optarg; break;
+		case O_SEED:
+			G.rng = (uint64_t)num(optarg, 1, 1e18, "--seed");
+			break;
+		case O_FETCH: fetch_path = optarg; break;
+		case O_MAKEDATA: make = optarg; break;
+		case O_FREEPORT: return free_port();
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (make != NULL)
+		return make_data(make, G.nsubjects);
+	if (G.port == 0 || G.cert == NULL || G.key == NULL || G.ca == NULL)
+		usage();
+	if (G.nconns + G.nidle > MAX_CONNS)
+		die("--conns plus --idle: at most %d", MAX_CONNS);
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	raise_nofile(G.nconns + G.nidle + 64);
+	setup_tls();
+	memset(&G.sin, 0, sizeof(G.sin));
+	G.sin.sin_family = AF_INET;
+	G.sin.sin_port = htons((uint16_t)G.port);
+	G.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((G.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		die("epoll_create1: %s", strerror(errno));
+	total = G.nconns + G.nidle;
+	if ((G.conns = calloc((size_t)total, sizeof(*G.conns))) == NULL)
+		die("out of memory");
+	for (int i = 0; i < total; i++) {
+		G.conns[i].fd = -1;
+		G.conns[i].idle = i >= G.nconns;
+	}
+
+	if (fetch_path != NULL) {
+		int rc = fetch(fetch_path);
+
+		free(G.conns[0].rbuf);
+		free(G.idle_req.data);
+		free(G.conns);
+		SSL_CTX_free(G.ctx);
+		close(G.ep);
+		return rc;
+	}
+
+	build_requests();
+	build_get(&G.idle_req, G.idle_path ? G.idle_path :
+	    G.get_path ? G.get_path : "/healthz", 0);
+
+	G.t_begin = now_s();
+	if (G.nidle > 0) {
+		watch_sample(0);
+		for (int i = 0; i < G.nwatch; i++)
+			G.rss_before_idle[i] = G.watch[i].rss0;
+		open_idle();
+		watch_sample(0);
+		for (int i = 0; i < G.nwatch; i++)
+			G.rss_idle[i] = G.watch[i].rss0;
+	}
+
+	/* Warm-up, then the measured part, then wait for what is in flight. */
+	G.t_begin = now_s();
+	G.t_measure = 0;
+	for (int i = 0; i < G.nconns; i++)
+		conn_next(&G.conns[i], G.t_begin);
+	while (!interrupted) {
+		double now;
+
+		loop_once(5);
+		now = now_s();
+		if (G.t_measure == 0 && now - G.t_begin >= G.warmup) {
+			G.t_measure = now;
+			G.t_last = now;
+			watch_sample(0);
+			last_sample = now;
+		}
+		if (G.t_measure > 0 && !G.stopping &&
+		    (now - G.t_measure >= G.seconds ||
+		    G.started_measured >= G.max_requests)) {
+			G.stopping = 1;
+			G.t_end = now;
+		}
+		if (G.t_measure > 0 && now - last_sample >= 1) {
+			/* Track the RSS peak; the end sample is taken below. */
+			for (int i = 0; i < G.nwatch; i++) {
+				long rss = proc_rss_kib(G.watch[i].pid);
+
+				if (rss > G.watch[i].rss_max)
+					G.watch[i].rss_max = rss;
+			}
+			last_sample = now;
+		}
+		if (now - last_check >= 0.05) {
+			check_timeouts(now);
+			last_check = now;
+		}
+		if (G.stopping && (busy_count(0, G.nconns) == 0 ||
+		    now - G.t_end > G.timeout))
+			break;
+	}
+	if (G.t_end == 0)
+		G.t_end = now_s();
+	watch_sample(1);
+	report();
+	for (int i = 0; i < total; i++) {
+		conn_close(&G.conns[i]);
+		free(G.conns[i].rbuf);
+	}
+	for (size_t i = 0; i < G.nreqs; i++)
+		free(G.reqs[i].data);
+	free(G.reqs);
+	free(G.idle_req.data);
+	free(G.conns);
+	free(G.lat_us);
+	SSL_CTX_free(G.ctx);
+	close(G.ep);
+	return interrupted ? 130 : 0;
+}
