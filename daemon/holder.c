@@ -69,6 +69,7 @@ struct hpending {
 	struct protocol			*proto;		/* the version checked against */
 	Safeshare__V1__HolderRequest	*hr;
 	char				 agency[64];
+	char				 rid[33];	/* the batch's request id */
 	size_t				 waiting;	/* entries not yet committed */
 	int				 failed;
 	uint64_t			 first_seq;
@@ -131,6 +132,7 @@ holder_logged(int ok, uint64_t seq, void *arg)
 	struct server		*srv = hp->srv;
 	const struct agency	*ag;
 	struct holder_report	 r;
+	struct holder_batch	 batch;
 	int			 rc;
 
 	if (!ok)
@@ -147,8 +149,10 @@ holder_logged(int ok, uint64_t seq, void *arg)
 		return;
 	}
 	ag = protocol_agency(hp->proto, hp->agency);
+	batch.request_id = hp->rid;
+	batch.first_seq = hp->first_seq;
 	rc = holder_apply(srv->store, hp->proto, ag, hp->hr->ops, hp->hr->n_ops, 0,
-	    time(NULL), &r);
+	    time(NULL), &batch, &r);
 	log_info("event=holder_write agency=%s ops=%zu applied=%zu problems=%zu seq=%llu",
 	    hp->agency, hp->hr->n_ops, r.applied, r.nproblems + r.more,
 	    (unsigned long long)hp->first_seq);
@@ -163,6 +167,7 @@ holder_logged(int ok, uint64_t seq, void *arg)
 		e.decision = "rolled_back";
 		e.reason = rc == -1 ? "store_unavailable" : r.problems[0].code;
 		e.ref_seq = hp->first_seq;
+		e.request_id = hp->rid;
 		e.protocol_id = hp->proto->id;
 		e.protocol_version = hp->proto->version;
 		e.protocol_sha256 = hp->proto->sha256;
@@ -263,7 +268,7 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 	}
 	/* Check everything first; nothing is logged or written for a bad batch. */
 	rc = holder_apply(srv->store, srv->proto, ag, hr->ops, hr->n_ops, 1, time(NULL),
-	    &r);
+	    NULL, &r);
 	if (rc != 0 || hr->dry_run) {
 		/* Counts only: never subject ids or values in the daemon's log. */
 		log_info("event=holder_check agency=%s ops=%zu problems=%zu dry_run=%d",
@@ -287,5 +292,6 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 	hp->proto = protocol_ref(srv->proto);
 	hp->hr = hr;
 	snprintf(hp->agency, sizeof(hp->agency), "%s", ag->id);
+	snprintf(hp->rid, sizeof(hp->rid), "%s", rid);
 	log_ops(hp, &p, rid);
 }

@@ -745,6 +745,70 @@ rotate_tickets(evutil_socket_t fd, short what, void *arg)
 		log_debug("event=ticket_keys_rotated");
 }
 
+/*
+ * A holder batch is logged, then applied, then answered. A crash between
+ * the first two leaves write entries for a change that never happened; at
+ * start, each such batch gets a rolled_back entry (reason interrupted), so
+ * the log says what the store holds. Only the log's tail can be affected.
+ */
+#define RECONCILE_WINDOW	1000000
+
+struct reconcile {
+	struct server	*srv;
+	size_t		 rolled_back;
+	int		 failed;
+};
+
+static int
+reconcile_one(const char *rid, uint64_t first_seq, const char *agency, void *arg)
+{
+	struct reconcile	*rc = arg;
+	struct server		*srv = rc->srv;
+	struct audit_entry	 e, *ep = &e;
+	int			 applied;
+
+	if ((applied = store_batch_applied(srv->store, rid)) == 1)
+		return 0;
+	if (applied == -1) {
+		rc->failed = 1;
+		return -1;
+	}
+	memset(&e, 0, sizeof(e));
+	e.time = time(NULL);
+	e.kind = "holder";
+	e.agency = agency;
+	e.decision = "rolled_back";
+	e.reason = "interrupted";
+	e.ref_seq = first_seq;
+	e.request_id = rid;
+	e.protocol_id = srv->proto->id;
+	e.protocol_version = srv->proto->version;
+	e.protocol_sha256 = srv->proto->sha256;
+	if (audit_append(srv->audit, &ep, 1) == -1) {
+		rc->failed = 1;
+		return -1;
+	}
+	rc->rolled_back++;
+	return 0;
+}
+
+static int
+reconcile_holder_batches(struct server *srv, char *err, size_t errlen)
+{
+	struct reconcile	 rc = { srv, 0, 0 };
+	uint64_t		 size = audit_size(srv->audit);
+
+	if (audit_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
+	    size - RECONCILE_WINDOW : 0, reconcile_one, &rc) == -1 || rc.failed) {
+		snprintf(err, errlen, "reconciling holder batches: %s / %s",
+		    audit_errmsg(srv->audit), store_errmsg(srv->store));
+		return -1;
+	}
+	if (rc.rolled_back > 0)
+		log_warnx("event=holder_batches_interrupted count=%zu", rc.rolled_back);
+	return 0;
+}
+
 int
 server_init(struct server *srv, struct config *conf, struct protocol *proto,
     char *err, size_t errlen)
@@ -777,6 +841,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	} else
 		log_warnx("event=no_checkpoints reason=\"audit.signing_key not set; the "
 		    "log is hash-chained but not signed\"");
+	if (reconcile_holder_batches(srv, err, errlen) == -1)
+		return -1;
 	if (audit_open_reader(&srv->reader, conf->audit_log, err, errlen) == -1)
 		return -1;
 	if ((srv->base = event_base_new()) == NULL ||

@@ -892,3 +892,29 @@ audit_load_public_key(const char *path, char *err, size_t errlen)
 	}
 	return k;
 }
+
+int
+audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *arg)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT request_id, min(seq), min(agency) FROM "
+	    "entries WHERE seq > ?1 AND kind = 'holder' GROUP BY request_id "
+	    "HAVING sum(decision = 'rolled_back') = 0 ORDER BY 2", -1, &st,
+	    NULL) != SQLITE_OK)
+		return fail(a, "holder batches");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *rid = (const char *)sqlite3_column_text(st, 0);
+		const char *agency = (const char *)sqlite3_column_text(st, 2);
+
+		if (cb(rid ? rid : "", (uint64_t)sqlite3_column_int64(st, 1),
+		    agency ? agency : "", arg) == -1) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(a, "holder batches");
+}

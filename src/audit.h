@@ -133,6 +133,16 @@ typedef int (*audit_stat_cb)(const char *key, uint64_t count, void *);
 int		 audit_stats(struct audit *, const struct audit_filter *, const char *by,
 		    audit_stat_cb, void *);
 /* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
+/*
+ * Holder batches (entries of kind holder sharing a request_id) after seq
+ * `since` with no rolled_back entry: cb(request_id, first seq, agency).
+ * The daemon checks each against the store at start (a crash between
+ * logging a batch and applying it).
+ */
+typedef int	(*audit_batch_cb)(const char *request_id, uint64_t first_seq,
+		    const char *agency, void *);
+int		 audit_holder_batches(struct audit *, uint64_t since, audit_batch_cb,
+		    void *);
 int		 audit_reviews_pending(struct audit *, audit_cb, void *);
 int		 audit_inform_pending(struct audit *, audit_cb, void *);
 /* Loads an entry by seq; 0 found, 1 not found, -1 error. */

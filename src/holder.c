@@ -276,7 +276,7 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 int
 holder_apply(struct store *st, const struct protocol *p, const struct agency *holder,
     Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
-    struct holder_report *r)
+    const struct holder_batch *batch, struct holder_report *r)
 {
 	struct batch b = { st, p, holder, now, r, 0, 0 };
 
@@ -300,6 +300,11 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 	if (r->nproblems > 0 || dry_run) {
 		store_rollback(st);
 		return r->nproblems > 0;
+	}
+	if (batch != NULL && store_mark_batch(st, batch->request_id, batch->first_seq,
+	    now) == -1) {
+		store_rollback(st);
+		goto dberr;
 	}
 	if (store_commit(st) == -1) {
 		store_rollback(st);

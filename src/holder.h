@@ -34,15 +34,23 @@ struct holder_report {
 	char			 error[256];	/* store failure, when -1 */
 };
 
+/* The disclosure-log batch these ops were logged as (request id, first seq). */
+struct holder_batch {
+	const char	*request_id;
+	uint64_t	 first_seq;
+};
+
 /*
  * Checks and applies ops for holder (an agency with the holder role) at
  * time now. Returns 0 when every op was applied (none if dry_run), 1 when
  * problems were found and nothing was written, -1 on a store error (nothing
- * written; report->error says why). Free the report with holder_report_free().
+ * written; report->error says why). With batch set, the store records in
+ * the same transaction that the batch was applied. Free the report with
+ * holder_report_free().
  */
 int	holder_apply(struct store *, const struct protocol *, const struct agency *holder,
 	    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
-	    struct holder_report *);
+	    const struct holder_batch *, struct holder_report *);
 void	holder_report_free(struct holder_report *);
 
 #endif

@@ -11,7 +11,7 @@
 enum {
 	Q_RECORD, Q_FIELDS, Q_CONSENT, Q_FLAGS, Q_PUT_SUBJECT, Q_PUT_RECORD,
 	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_OWNER, Q_DEL_RECORD,
-	Q_FLAG_ACTIVE, Q_UNFLAG, Q_COUNT
+	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -45,6 +45,9 @@ static const char *const queries[Q_COUNT] = {
 	/* Removal is recorded, never erased (D12). */
 	[Q_UNFLAG] = "UPDATE flags SET removed_by = ?3, removed_at = ?4 "
 	    "WHERE subject = ?1 AND flag = ?2 AND removed_at IS NULL",
+	[Q_MARK_BATCH] = "INSERT INTO holder_batches(request_id, first_seq, applied_at) "
+	    "VALUES (?1, ?2, ?3)",
+	[Q_BATCH_APPLIED] = "SELECT count(*) FROM holder_batches WHERE request_id = ?1",
 };
 
 /* Schema migrations, applied in order; PRAGMA user_version is the index reached. */
@@ -65,6 +68,9 @@ static const char *const migrations[] = {
 	"  flag TEXT NOT NULL, set_by TEXT NOT NULL, set_at INTEGER NOT NULL,"
 	"  removed_by TEXT, removed_at INTEGER);"
 	"CREATE INDEX flags_subject ON flags(subject);",
+	/* Holder batches applied, by the request id their log entries carry. */
+	"CREATE TABLE holder_batches(request_id TEXT PRIMARY KEY,"
+	"  first_seq INTEGER NOT NULL, applied_at INTEGER NOT NULL);",
 };
 
 struct store {
@@ -436,4 +442,31 @@ store_remove_flag(struct store *s, const char *subject, const char *flag,
 	if (run(s, Q_UNFLAG, "flag") == -1)
 		return -1;
 	return sqlite3_changes(s->db);
+}
+
+int
+store_mark_batch(struct store *s, const char *request_id, uint64_t first_seq,
+    int64_t now)
+{
+	sqlite3_stmt *st = s->q[Q_MARK_BATCH];
+
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)first_seq);
+	sqlite3_bind_int64(st, 3, now);
+	return run(s, Q_MARK_BATCH, "batch");
+}
+
+int
+store_batch_applied(struct store *s, const char *request_id)
+{
+	sqlite3_stmt	*st = s->q[Q_BATCH_APPLIED];
+	int		 rc, n = 0;
+
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, "batch");
+	return n > 0;
 }

@@ -13,7 +13,7 @@
 #include "policy.h"
 #include "protocol.h"
 
-#define STORE_SCHEMA_VERSION	1
+#define STORE_SCHEMA_VERSION	2
 
 struct store;
 
@@ -63,6 +63,12 @@ int	store_flag_active(struct store *, const char *subject, const char *flag);
 /* Marks the active flag removed (kept as history); returns rows changed or -1. */
 int	store_remove_flag(struct store *, const char *subject, const char *flag,
 	    const char *removed_by, int64_t removed_at);
+
+/* Records, inside the batch's transaction, that a logged holder batch was applied. */
+int	store_mark_batch(struct store *, const char *request_id, uint64_t first_seq,
+	    int64_t now);
+/* 1 if the batch was applied, 0 if not, -1 on error. */
+int	store_batch_applied(struct store *, const char *request_id);
 
 /*
  * Loads a YAML data file (the demo data format of config/demo-data.yaml)

@@ -85,7 +85,7 @@ static const char *const ann[] = { "full_name", "Ann Example", "date_of_birth",
 static int
 apply1(const struct agency *a, Safeshare__V1__HolderOp *o, struct holder_report *r)
 {
-	return holder_apply(st, proto, a, &o, 1, 0, now, r);
+	return holder_apply(st, proto, a, &o, 1, 0, now, NULL, r);
 }
 
 static long
@@ -146,7 +146,7 @@ Test(holder, bad_fields_are_named_and_nothing_is_written)
 	ops[1] = op(&b2, PUT, "S-2", "person", bad);
 	ops[2] = op(&b3, PUT, "S-3", "person", noname);
 	ops[2]->line = 7;
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 0, now, &r), 1);
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 0, now, NULL, &r), 1);
 	cr_assert_eq(r.nproblems, 3);
 	cr_expect_str_eq(r.problems[0].code, "unknown_field");
 	cr_expect_str_eq(r.problems[0].field, "shoe_size");
@@ -172,7 +172,7 @@ Test(holder, unknown_record_type_and_future_verified)
 	ops[0] = op(&b1, PUT, "S-1", "pet", ann);
 	ops[1] = op(&b2, PUT, "S-1", "person", ann);
 	ops[1]->verified = "2030-01-01";
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, &r), 1);
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, NULL, &r), 1);
 	cr_assert_eq(r.nproblems, 2);
 	cr_expect_str_eq(r.problems[0].code, "unknown_record_type");
 	cr_expect_str_eq(r.problems[1].field, "verified");
@@ -300,7 +300,7 @@ Test(holder, delete_record_and_dry_run)
 	Safeshare__V1__HolderOp	*o;
 
 	o = op(&b, PUT, "S-1", "person", ann);
-	cr_assert_eq(holder_apply(st, proto, csc, &o, 1, 1, now, &r), 0);
+	cr_assert_eq(holder_apply(st, proto, csc, &o, 1, 1, now, NULL, &r), 0);
 	cr_expect_eq(r.checked, 1);
 	cr_expect_eq(r.applied, 0);
 	holder_report_free(&r);
