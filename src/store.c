@@ -140,7 +140,8 @@ store_open(struct store **out, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	/* FULL: a holder write acknowledged is on disk, power cut or not. */
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK ||
 	    migrate(s) == -1) {
 		if (s->err[0] == '\0')
