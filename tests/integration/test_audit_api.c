@@ -243,7 +243,7 @@ Test(audit_api, concurrent_decisions_share_commits)
 Test(audit_api, fails_closed_when_the_log_cannot_be_written)
 {
 	struct ss_client	*police;
-	char			 mnt[512], logpath[600], filler[600], cmd[1024], *body;
+	char			 mnt[512], logpath[600], filler[600], cmd[4096], *body;
 	int			 status, released = 0, refused = 0;
 
 	/* A tiny filesystem for the log, so the test can fill it. */
