@@ -395,6 +395,13 @@ nginx_v=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
 ssl_v=$(openssl version | cut -d' ' -f2)
 ev_v=$(pkg-config --modversion libevent 2>/dev/null || echo '?')
 cc_v=$(cc -dumpfullversion 2>/dev/null || cc -dumpversion)
+if rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null); then
+	src="commit $rev"
+	[ -z "$(git -C "$root" status --porcelain -- src daemon client proto 2>/dev/null)" ] ||
+		src="$src with uncommitted changes in src/, daemon/, client/ or proto/"
+else
+	src="a tree outside git (an export)"
+fi
 block=$T/block.md
 {
 	echo "<!-- deploy/bench.sh: generated from here to the end marker -->"
@@ -402,7 +409,8 @@ block=$T/block.md
 	echo
 	echo "Machine: $(nproc) × $cpu, $mem RAM, kernel $(uname -r);" \
 	    "nginx $nginx_v, OpenSSL $ssl_v, libevent $ev_v, gcc $cc_v (RelWithDebInfo)."
-	echo "Load from others at the start: $busy processes matching" \
+	echo "Built from $src."
+	echo "Load from others at the start: $busy process(es) matching" \
 	    "\`fuzz_|ctest|test_\`, load average $load_start (at the end: $load_end)."
 	echo
 	echo '```sh'
