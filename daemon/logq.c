@@ -38,6 +38,8 @@ struct logq {
 	int		 stop;
 	int		 efd;		/* wakes the event loop */
 	struct event	*ev;
+	struct event	*kick;		/* hands the staged entries over */
+	struct qentry	*shead, *stail;	/* staged: the loop thread's only */
 	struct logq_stats stats;
 };
 
@@ -171,6 +173,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	struct logq	*q = arg;
 	struct qentry	*list, *rev = NULL, *next;
 	uint64_t	 n;
+	size_t		 k = 0;
 
 	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("event=logq_read_failed");
@@ -182,16 +185,45 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		next = list->next;
 		list->next = rev;
 		rev = list;
+		k++;
 	}
+	pthread_mutex_lock(&q->mtx);
+	q->pending -= k;
+	pthread_mutex_unlock(&q->mtx);
 	for (; rev != NULL; rev = next) {
 		next = rev->next;
-		pthread_mutex_lock(&q->mtx);
-		q->pending--;
-		pthread_mutex_unlock(&q->mtx);
 		if (rev->cb != NULL)
 			rev->cb(rev->ok, rev->e.seq, rev->arg);
 		free(rev);
 	}
+}
+
+/*
+ * Moves what this round of the event loop staged to the writer in one go,
+ * so every request read in one round shares one commit (one fsync).
+ */
+static void
+flush(struct logq *q)
+{
+	if (q->shead == NULL)
+		return;
+	pthread_mutex_lock(&q->mtx);
+	if (q->tail != NULL)
+		q->tail->next = q->shead;
+	else
+		q->head = q->shead;
+	q->tail = q->stail;
+	pthread_cond_signal(&q->work_cond);
+	pthread_mutex_unlock(&q->mtx);
+	q->shead = q->stail = NULL;
+}
+
+static void
+on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush(arg);
 }
 
 struct logq *
@@ -207,11 +239,14 @@ logq_new(struct event_base *base, struct audit *a)
 	pthread_cond_init(&q->done_cond, NULL);
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_done, q)) == NULL ||
+	    (q->kick = event_new(base, -1, 0, on_kick, q)) == NULL ||
 	    event_add(q->ev, NULL) == -1 ||
 	    pthread_create(&q->thread, NULL, writer, q) != 0) {
 		log_warn("event=logq_start_failed");
 		if (q->ev)
 			event_free(q->ev);
+		if (q->kick)
+			event_free(q->kick);
 		if (q->efd != -1)
 			close(q->efd);
 		free(q);
@@ -240,8 +275,15 @@ logq_submit(struct logq *q, const struct audit_entry *e, logq_cb cb, void *arg)
 	qe->arg = arg;
 	pthread_mutex_lock(&q->mtx);
 	q->pending++;
-	enqueue(q, qe);
 	pthread_mutex_unlock(&q->mtx);
+	/* Staged; handed over after the events already due in this round. */
+	if (q->stail != NULL)
+		q->stail->next = qe;
+	else {
+		q->shead = qe;
+		event_active(q->kick, 0, 0);
+	}
+	q->stail = qe;
 }
 
 int
@@ -251,6 +293,7 @@ logq_append_sync(struct logq *q, struct audit_entry *e)
 	int		 ok;
 
 	qe->sync = 1;
+	flush(q);		/* the log keeps the order of submission */
 	pthread_mutex_lock(&q->mtx);
 	enqueue(q, qe);
 	while (!qe->done)
@@ -289,6 +332,7 @@ logq_free(struct logq *q)
 
 	if (q == NULL)
 		return;
+	flush(q);		/* staged entries are written, not dropped */
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
 	pthread_cond_signal(&q->work_cond);
@@ -299,6 +343,7 @@ logq_free(struct logq *q)
 		free(e);
 	}
 	event_free(q->ev);
+	event_free(q->kick);
 	close(q->efd);
 	pthread_mutex_destroy(&q->mtx);
 	pthread_cond_destroy(&q->work_cond);

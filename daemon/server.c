@@ -35,6 +35,9 @@
 #include "tls.h"
 #include "wire.h"
 
+static int	peer_cached(struct evhttp_request *, struct peer *);
+static void	peer_cache(struct evhttp_request *, const struct peer *);
+
 void
 peer_of(struct evhttp_request *req, struct peer *p)
 {
@@ -44,6 +47,9 @@ peer_of(struct evhttp_request *req, struct peer *p)
 	X509				*x;
 	int				 one = 1;
 
+	/* A connection's certificate cannot change (no renegotiation). */
+	if (peer_cached(req, p))
+		return;
 	memset(p, 0, sizeof(*p));
 	if (conn == NULL || (bev = evhttp_connection_get_bufferevent(conn)) == NULL)
 		return;
@@ -59,6 +65,7 @@ peer_of(struct evhttp_request *req, struct peer *p)
 		p->ok = 1;
 	}
 	X509_free(x);
+	peer_cache(req, p);
 }
 
 const struct agency *
@@ -117,6 +124,27 @@ count_reply(struct evhttp_request *req, int status)
 	lat_sum[r] += age;
 }
 
+/*
+ * evhttp queues the head and the body as two chains, and the TLS
+ * bufferevent makes each its own record and write(2). A small reply is
+ * made one chain: one record, one system call.
+ */
+static void
+send_one_record(struct evhttp_request *req, int status, const char *text,
+    struct evbuffer *body)
+{
+	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
+	struct bufferevent		*bev = evc ? evhttp_connection_get_bufferevent(evc) :
+					    NULL;
+	struct evbuffer			*o;
+
+	/* If the client went away meanwhile, libevent frees the request here. */
+	evhttp_send_reply(req, status, text, body);
+	if (bev != NULL && (o = bufferevent_get_output(bev)) != NULL &&
+	    evbuffer_get_length(o) <= 16384)
+		evbuffer_pullup(o, -1);
+}
+
 void
 reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 {
@@ -138,8 +166,7 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
 	    "no-store");
 	evbuffer_add(out, body, len);
-	/* If the client went away meanwhile, libevent frees the request here. */
-	evhttp_send_reply(req, status, text, out);
+	send_one_record(req, status, text, out);
 	evbuffer_free(out);
 	free(body);
 }
@@ -464,7 +491,8 @@ set_accepting(struct server *srv, int on)
  * client that trickles a byte a second could hold a connection forever.
  * A timer per connection bounds the TLS handshake (limits.handshake_timeout)
  * and the wait for each request's head and body (limits.request_timeout:
- * from the connection, then from each reply sent).
+ * from the connection, then from the end of the idle time allowed after
+ * each reply, limits.timeout).
  * When it fires the socket is shut down; libevent then sees end of file and
  * frees the connection through its usual path.
  */
@@ -482,7 +510,31 @@ struct conn {
 	int			 timed_out;
 	int			 verify_error;	/* first X509_V_ERR_* seen */
 	int			 alert;		/* last alert we sent, or -1 */
+	int			 have_peer;
+	struct peer		 peer;		/* the client certificate's identity */
 };
+
+static int
+peer_cached(struct evhttp_request *req, struct peer *p)
+{
+	struct conn *c = conn_of(req);
+
+	if (c == NULL || !c->have_peer)
+		return 0;
+	*p = c->peer;
+	return 1;
+}
+
+static void
+peer_cache(struct evhttp_request *req, const struct peer *p)
+{
+	struct conn *c = conn_of(req);
+
+	if (c != NULL) {
+		c->peer = *p;
+		c->have_peer = 1;
+	}
+}
 
 static double
 request_age(struct evhttp_request *req)
@@ -606,9 +658,14 @@ reply_sent(struct evhttp_request *req, void *arg)
 	struct conn *c = arg;
 
 	(void)req;
-	c->req_started = mono_seconds();
+	/*
+	 * A kept-alive connection may first sit idle for limits.timeout
+	 * (evhttp closes it after that much silence); the next request's
+	 * clock starts after that grace.
+	 */
+	c->req_started = mono_seconds() + (double)c->srv->conf->timeout;
 	c->waiting = 1;
-	arm(c, (double)c->srv->conf->request_timeout);
+	arm(c, (double)(c->srv->conf->timeout + c->srv->conf->request_timeout));
 }
 
 /* A request is in: from here the reply's own path bounds it. */

@@ -60,7 +60,8 @@ static const struct key keys[] = {
 	    "a TLS handshake must finish within this many seconds of the connection" },
 	{ "limits.request_timeout", K_INT, OFF(request_timeout), "30", 1, 3600,
 	    "a request's head and body must arrive in full within this many "
-	    "seconds, however slowly they trickle in" },
+	    "seconds, however slowly they trickle in (after a reply, counted from "
+	    "the end of the limits.timeout idle time)" },
 	{ "limits.max_connections", K_INT, OFF(max_connections), "1024", 1, 1000000,
 	    "open connections at most (including those still in the TLS handshake); "
 	    "beyond it new ones wait in the kernel's queue" },
