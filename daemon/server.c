@@ -194,13 +194,25 @@ log_cap(const char *s)
 	return s != NULL && strlen(s) > MAX_LOG_FIELD ? "(over length cap)" : s;
 }
 
+/*
+ * A random 64-bit prefix per process and a counter: unique, unguessable
+ * across restarts, and no RAND_bytes() on every request (it showed in the
+ * profile).
+ */
 void
 new_request_id(char out[33])
 {
-	unsigned char r[16];
+	static unsigned char	 prefix[8];
+	static uint64_t		 counter;
+	static int		 ready;
 
-	RAND_bytes(r, sizeof(r));
-	hex_encode(r, sizeof(r), out);
+	if (!ready) {
+		if (RAND_bytes(prefix, sizeof(prefix)) != 1)
+			fatalx("%s: no randomness", __func__);
+		ready = 1;
+	}
+	hex_encode(prefix, sizeof(prefix), out);
+	snprintf(out + 16, 17, "%016llx", (unsigned long long)++counter);
 }
 
 struct refusal {
