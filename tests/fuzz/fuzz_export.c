@@ -1,4 +1,5 @@
 /* libFuzzer target: arbitrary bytes as a disclosure log export to verify. */
+#define _GNU_SOURCE		/* memfd_create */
 #include <sys/mman.h>
 
 #include <stddef.h>
