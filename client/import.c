@@ -29,6 +29,9 @@ static const struct {
 static const char *const control_keys[] = { "op", "subject", "record_type",
     "verified", "consent", "agencies", "purposes", "expires", "flag", "fields" };
 
+static void	error(struct import *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
 static void
 error(struct import *im, size_t line, const char *fmt, ...)
 {

@@ -22,6 +22,9 @@ struct batch {
 	unsigned		 line;
 };
 
+static void	problem(struct batch *, int, const char *, const char *, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
+
 static void
 problem(struct batch *b, int status, const char *code, const char *field,
     const char *fmt, ...)

@@ -29,6 +29,9 @@ xstrdup(const char *s)
 	return p;
 }
 
+static void	vdiag(struct diag *, int, const char *, size_t, size_t, const char *,
+		    va_list) __attribute__((format(printf, 6, 0)));
+
 static void
 vdiag(struct diag *d, int error, const char *file, size_t line, size_t col,
     const char *fmt, va_list ap)
