@@ -359,23 +359,34 @@ cli(const char *agency, const char *args, char **out)
 	return h_run(cmd, out);
 }
 
+/* Writes an import file into the test dir and runs `safeshare holder import`. */
+static int
+import(const char *agency, const char *name, const char *content, const char *opts,
+    char **out)
+{
+	char	 path[512], args[1024];
+	FILE	*fp;
+
+	snprintf(path, sizeof(path), "%s/%s", d.dir, name);
+	cr_assert_not_null(fp = fopen(path, "w"));
+	fputs(content, fp);
+	fclose(fp);
+	snprintf(args, sizeof(args), "import %s %s", opts, path);
+	return cli(agency, args, out);
+}
+
 Test(holder_api, cli_import_is_all_or_nothing)
 {
-	char	 path[512], args[1024], *before, *after, *out;
-	FILE	*fp;
+	char	*before, *after, *out;
 
 	put_child();
 	/* A good file: records, consent and a flag for two new subjects. */
-	snprintf(path, sizeof(path), "%s/good.csv", d.dir);
-	cr_assert_not_null(fp = fopen(path, "w"));
-	fputs("op,subject,record_type,full_name,postcode,consent,agencies,flag\n"
+	cr_expect_eq(import("childrens_social_care", "good.csv",
+	    "op,subject,record_type,full_name,postcode,consent,agencies,flag\n"
 	    "put_record,S-I1,person,Ian Import,EX3 1AA,,,\n"
 	    "put_record,S-I2,person,\"Ida \"\"Idy\"\" Import\",,,,\n"
 	    "consent,S-I1,,,,refused,police;housing,\n"
-	    "flag,S-I2,,,,,,hate_crime\n", fp);
-	fclose(fp);
-	snprintf(args, sizeof(args), "import --progress %s", path);
-	cr_expect_eq(cli("childrens_social_care", args, &out), 0, "%s", out);
+	    "flag,S-I2,,,,,,hate_crime\n", "--progress", &out), 0, "%s", out);
 	cr_expect(strstr(out, "imported 4 operations") != NULL, "%s", out);
 	cr_expect(strstr(out, "read ") != NULL, "a progress line: %s", out);
 	free(out);
@@ -393,17 +404,14 @@ Test(holder_api, cli_import_is_all_or_nothing)
 
 	/* A file with one bad row among good ones changes nothing at all. */
 	before = dump_store();
-	snprintf(path, sizeof(path), "%s/bad.jsonl", d.dir);
-	cr_assert_not_null(fp = fopen(path, "w"));
-	fputs("{\"subject\":\"S-I3\",\"record_type\":\"person\",\"fields\":"
+	cr_expect_eq(import("health_trust", "bad.jsonl",
+	    "{\"subject\":\"S-I3\",\"record_type\":\"person\",\"fields\":"
 	    "{\"full_name\":\"Ivy Import\"}}\n"
 	    "{\"op\":\"flag\",\"subject\":\"S-I1\",\"flag\":\"domestic_abuse\"}\n"
 	    "{\"subject\":\"S-I4\",\"record_type\":\"person\",\"fields\":"
 	    "{\"full_name\":\"Ike\",\"postcode\":\"nowhere\"}}\n"
-	    "{\"op\":\"flag\",\"subject\":\"S-C1\",\"flag\":\"hate_crime\"}\n", fp);
-	fclose(fp);
-	snprintf(args, sizeof(args), "import %s", path);
-	cr_expect_eq(cli("health_trust", args, &out), 4, "%s", out);
+	    "{\"op\":\"flag\",\"subject\":\"S-C1\",\"flag\":\"hate_crime\"}\n", "",
+	    &out), 4, "%s", out);
 	cr_expect(strstr(out, "bad.jsonl:3: bad_value: postcode") != NULL, "%s", out);
 	cr_expect(strstr(out, "bad.jsonl:2: not_your_subject") != NULL, "%s", out);
 	cr_expect(strstr(out, "nothing was imported") != NULL, "%s", out);
@@ -415,12 +423,9 @@ Test(holder_api, cli_import_is_all_or_nothing)
 	    "a rejected batch is not logged as a change");
 
 	/* A file the CLI cannot read is never sent. */
-	snprintf(path, sizeof(path), "%s/broken.csv", d.dir);
-	cr_assert_not_null(fp = fopen(path, "w"));
-	fputs("subject,record_type,full_name\nS-I5,person,\"Unclosed\n", fp);
-	fclose(fp);
-	snprintf(args, sizeof(args), "import %s", path);
-	cr_expect_eq(cli("childrens_social_care", args, &out), 1, "%s", out);
+	cr_expect_eq(import("childrens_social_care", "broken.csv",
+	    "subject,record_type,full_name\nS-I5,person,\"Unclosed\n", "", &out), 1,
+	    "%s", out);
 	cr_expect(strstr(out, "broken.csv:2: a quoted cell is not closed") != NULL, "%s", out);
 	free(out);
 	after = dump_store();
