@@ -296,6 +296,14 @@ Test(audit_api, fails_closed_when_the_log_cannot_be_written)
 	umount2(mnt, MNT_DETACH);
 }
 
+static long
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
 Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
 {
 	enum { ROUNDS = 3, CLIENTS = 4 };
@@ -306,6 +314,7 @@ Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
 	for (int round = 0; round < ROUNDS; round++) {
 		pid_t kids[CLIENTS];
 		struct timespec ts = { 0, 150 * 1000 * 1000 };
+		long before = file_size(ids);
 
 		for (int i = 0; i < CLIENTS; i++)
 			if ((kids[i] = fork()) == 0) {
@@ -325,6 +334,12 @@ Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
 				ss_client_free(c);
 				_exit(0);
 			}
+		/*
+		 * Kill while answers are flowing: wait (at most 10 s; slow under
+		 * the sanitizers) until this round's first answer, then a little.
+		 */
+		for (int w = 0; w < 1000 && file_size(ids) <= before; w++)
+			usleep(10 * 1000);
 		nanosleep(&ts, NULL);
 		kill(d.pid, SIGKILL);
 		waitpid(d.pid, NULL, 0);
