@@ -198,6 +198,18 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Appends the chain first..last to the writer's queue; q->mtx held. */
+static void
+enqueue(struct logq *q, struct qentry *first, struct qentry *last)
+{
+	if (q->tail != NULL)
+		q->tail->next = first;
+	else
+		q->head = first;
+	q->tail = last;
+	pthread_cond_signal(&q->work_cond);
+}
+
 /*
  * Moves what this round of the event loop staged to the writer in one go,
  * so every request read in one round shares one commit (one fsync).
@@ -208,12 +220,7 @@ flush(struct logq *q)
 	if (q->shead == NULL)
 		return;
 	pthread_mutex_lock(&q->mtx);
-	if (q->tail != NULL)
-		q->tail->next = q->shead;
-	else
-		q->head = q->shead;
-	q->tail = q->stail;
-	pthread_cond_signal(&q->work_cond);
+	enqueue(q, q->shead, q->stail);
 	pthread_mutex_unlock(&q->mtx);
 	q->shead = q->stail = NULL;
 }
@@ -255,17 +262,6 @@ logq_new(struct event_base *base, struct audit *a)
 	return q;
 }
 
-static void
-enqueue(struct logq *q, struct qentry *e)
-{
-	if (q->tail != NULL)
-		q->tail->next = e;
-	else
-		q->head = e;
-	q->tail = e;
-	pthread_cond_signal(&q->work_cond);
-}
-
 void
 logq_submit(struct logq *q, const struct audit_entry *e, logq_cb cb, void *arg)
 {
@@ -295,7 +291,7 @@ logq_append_sync(struct logq *q, struct audit_entry *e)
 	qe->sync = 1;
 	flush(q);		/* the log keeps the order of submission */
 	pthread_mutex_lock(&q->mtx);
-	enqueue(q, qe);
+	enqueue(q, qe, qe);
 	while (!qe->done)
 		pthread_cond_wait(&q->done_cond, &q->mtx);
 	pthread_mutex_unlock(&q->mtx);
