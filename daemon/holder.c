@@ -124,6 +124,23 @@ reply_result(struct evhttp_request *req, const struct holder_report *r)
 	reply(req, 200, buf, len);
 }
 
+void
+holder_rolled_back(struct audit_entry *e, const struct protocol *p, const char *agency,
+    const char *request_id, uint64_t first_seq, const char *reason)
+{
+	memset(e, 0, sizeof(*e));
+	e->time = time(NULL);
+	e->kind = "holder";
+	e->agency = agency;
+	e->decision = "rolled_back";
+	e->reason = reason;
+	e->ref_seq = first_seq;
+	e->request_id = request_id;
+	e->protocol_id = p->id;
+	e->protocol_version = p->version;
+	e->protocol_sha256 = p->sha256;
+}
+
 /* Every entry is on disk (or one failed): apply, and answer. */
 static void
 holder_logged(int ok, uint64_t seq, void *arg)
@@ -160,17 +177,8 @@ holder_logged(int ok, uint64_t seq, void *arg)
 		struct audit_entry e;
 
 		/* Checked a moment ago, failed now: the log says it did not happen. */
-		memset(&e, 0, sizeof(e));
-		e.time = time(NULL);
-		e.kind = "holder";
-		e.agency = hp->agency;
-		e.decision = "rolled_back";
-		e.reason = rc == -1 ? "store_unavailable" : r.problems[0].code;
-		e.ref_seq = hp->first_seq;
-		e.request_id = hp->rid;
-		e.protocol_id = hp->proto->id;
-		e.protocol_version = hp->proto->version;
-		e.protocol_sha256 = hp->proto->sha256;
+		holder_rolled_back(&e, hp->proto, hp->agency, hp->rid, hp->first_seq,
+		    rc == -1 ? "store_unavailable" : r.problems[0].code);
 		logq_submit(srv->logq, &e, NULL, NULL);
 		if (rc == -1) {
 			log_warnx("event=store_failed error=\"%s\"", r.error);

@@ -49,6 +49,13 @@ void		 refuse(struct server *, struct evhttp_request *, const struct peer *,
 void		 disclose_handle(struct server *, struct evhttp_request *);
 void		 admin_handle_reload(struct server *, struct evhttp_request *);
 void		 holder_handle(struct server *, struct evhttp_request *);
+/*
+ * The log entry saying a logged holder batch was not applied (audit-format.md):
+ * its agency, request id and first entry, and why.
+ */
+void		 holder_rolled_back(struct audit_entry *, const struct protocol *,
+		    const char *agency, const char *request_id, uint64_t first_seq,
+		    const char *reason);
 /* Every POST /v1/audit/... route. */
 void		 auditor_handle(struct server *, struct evhttp_request *, const char *path);
 

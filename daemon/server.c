@@ -104,13 +104,16 @@ route_index(struct evhttp_request *req)
 	return NROUTES - 1;
 }
 
-static double	request_age(struct evhttp_request *);
+static struct conn *conn_of(struct evhttp_request *);
+static void	request_timing(struct evhttp_request *, size_t *route, double *age);
 
 static void
 count_reply(struct evhttp_request *req, int status)
 {
-	size_t	 r = route_index(req), k = 0, b = 0;
-	double	 age = request_age(req);
+	size_t	 r, k = 0, b = 0;
+	double	 age;
+
+	request_timing(req, &r, &age);
 
 	replies_by_status[status / 100 < 6 ? status / 100 : 0]++;
 	while (statuses[k] != 0 && statuses[k] != status)
@@ -508,8 +511,6 @@ set_accepting(struct server *srv, int on)
  * When it fires the socket is shut down; libevent then sees end of file and
  * frees the connection through its usual path.
  */
-static struct conn *conn_of(struct evhttp_request *);
-
 struct conn {
 	struct server		*srv;
 	struct bufferevent	*bev;
@@ -517,6 +518,7 @@ struct conn {
 	double			 accepted;
 	double			 req_started;
 	double			 arrived;	/* the request in hand was read in full */
+	size_t			 route;		/* ... and its route, for /metrics */
 	int			 waiting;	/* a request is being read */
 	int			 handshake_done;
 	int			 timed_out;
@@ -548,12 +550,14 @@ peer_cache(struct evhttp_request *req, const struct peer *p)
 	}
 }
 
-static double
-request_age(struct evhttp_request *req)
+/* The request's route (set when it arrived) and its age, -1 if unknown. */
+static void
+request_timing(struct evhttp_request *req, size_t *route, double *age)
 {
 	struct conn *c = conn_of(req);
 
-	return c != NULL && c->arrived > 0 ? mono_seconds() - c->arrived : -1;
+	*route = c != NULL && c->arrived > 0 ? c->route : route_index(req);
+	*age = c != NULL && c->arrived > 0 ? mono_seconds() - c->arrived : -1;
 }
 
 /* Why a handshake failed, for /metrics (bounded set; tls_fail_names). */
@@ -637,10 +641,9 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 {
 	struct conn	*c = arg;
 	struct server	*srv = c->srv;
-	SSL		*ssl = bufferevent_openssl_get_ssl(c->bev);
-	double		 due;
+	double		 due, now = mono_seconds();
 	evutil_socket_t	 fd;
-	int		 handshaking = ssl == NULL || !SSL_is_init_finished(ssl);
+	int		 handshaking = !c->handshake_done;
 
 	(void)unused;
 	(void)what;
@@ -650,8 +653,8 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 		due = c->req_started + (double)srv->conf->request_timeout;
 	else
 		return;		/* idle between requests: evhttp's timeout */
-	if (due > mono_seconds()) {
-		arm(c, due - mono_seconds());
+	if (due > now) {
+		arm(c, due - now);
 		return;
 	}
 	if (handshaking)
@@ -690,6 +693,7 @@ request_arrived(struct evhttp_request *req)
 		return;
 	c->waiting = 0;
 	c->arrived = mono_seconds();
+	c->route = route_index(req);
 	evhttp_request_set_on_complete_cb(req, reply_sent, c);
 }
 
@@ -842,17 +846,7 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency, void *arg
 		rc->failed = 1;
 		return -1;
 	}
-	memset(&e, 0, sizeof(e));
-	e.time = time(NULL);
-	e.kind = "holder";
-	e.agency = agency;
-	e.decision = "rolled_back";
-	e.reason = "interrupted";
-	e.ref_seq = first_seq;
-	e.request_id = rid;
-	e.protocol_id = srv->proto->id;
-	e.protocol_version = srv->proto->version;
-	e.protocol_sha256 = srv->proto->sha256;
+	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
 	if (audit_append(srv->audit, &ep, 1) == -1) {
 		rc->failed = 1;
 		return -1;
