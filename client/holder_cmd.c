@@ -3,10 +3,9 @@
  * and risk flags for their own subjects (D3, D9, D12), one at a time or in
  * bulk from a CSV or JSON lines file, all or nothing.
  */
-#include <sys/stat.h>
-
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,31 +148,6 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	return EX_OK;
 }
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	struct stat	 sb;
-	FILE		*fp;
-	char		*buf;
-
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		fclose(fp);
-		errno = EINVAL;
-		return NULL;
-	}
-	buf = xcalloc((size_t)sb.st_size + 1, 1);
-	*len = fread(buf, 1, (size_t)sb.st_size, fp);
-	if (ferror(fp)) {
-		free(buf);
-		fclose(fp);
-		return NULL;
-	}
-	fclose(fp);
-	return buf;
-}
-
 static int
 do_import(struct hopts *o, const char *path)
 {
@@ -190,7 +164,7 @@ do_import(struct hopts *o, const char *path)
 	if (fmt == -1)
 		return fail_usage(o->format ? "--format: expected csv or jsonl" :
 		    "cannot tell the format from the name; use --format csv|jsonl");
-	if ((buf = slurp(path, &len)) == NULL) {
+	if ((buf = file_read(path, SIZE_MAX, &len)) == NULL) {
 		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
 		return EX_LOCAL;
 	}

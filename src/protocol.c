@@ -829,29 +829,15 @@ struct protocol *
 protocol_load(const char *path, int64_t now, struct diag *d)
 {
 	struct protocol	*p;
-	unsigned char	*buf;
-	FILE		*fp;
-	long		 len;
+	char		*buf;
+	size_t		 len;
 
-	if ((fp = fopen(path, "rb")) == NULL) {
-		diag_add(d, path, 0, 0, "%s", strerror(errno));
+	if ((buf = file_read(path, 16 * 1024 * 1024, &len)) == NULL) {
+		diag_add(d, path, 0, 0, "%s", errno == EFBIG ? "larger than 16 MiB" :
+		    strerror(errno));
 		return NULL;
 	}
-	if (fseek(fp, 0, SEEK_END) == -1 || (len = ftell(fp)) < 0 ||
-	    len > 16 * 1024 * 1024 || fseek(fp, 0, SEEK_SET) == -1) {
-		diag_add(d, path, 0, 0, "cannot read (or larger than 16 MiB)");
-		fclose(fp);
-		return NULL;
-	}
-	buf = xcalloc((size_t)len + 1, 1);
-	if (fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-		diag_add(d, path, 0, 0, "read error");
-		free(buf);
-		fclose(fp);
-		return NULL;
-	}
-	fclose(fp);
-	p = protocol_load_buffer(path, buf, (size_t)len, now, d);
+	p = protocol_load_buffer(path, (unsigned char *)buf, len, now, d);
 	free(buf);
 	return p;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,4 +228,40 @@ json_str(FILE *fp, const char *s)
 			fputc(c, fp);
 	}
 	fputc('"', fp);
+}
+
+char *
+file_read(const char *path, size_t max, size_t *len)
+{
+	struct stat	 sb;
+	FILE		*fp;
+	char		*buf;
+	int		 saved;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		return NULL;
+	if (fstat(fileno(fp), &sb) == -1)
+		saved = errno;
+	else if (!S_ISREG(sb.st_mode))
+		saved = EINVAL;
+	else if ((uintmax_t)sb.st_size > max)
+		saved = EFBIG;
+	else
+		saved = 0;
+	if (saved != 0) {
+		fclose(fp);
+		errno = saved;
+		return NULL;
+	}
+	buf = xcalloc((size_t)sb.st_size + 1, 1);
+	*len = fread(buf, 1, (size_t)sb.st_size, fp);
+	if (ferror(fp)) {
+		saved = errno ? errno : EIO;
+		free(buf);
+		fclose(fp);
+		errno = saved;
+		return NULL;
+	}
+	fclose(fp);
+	return buf;
 }

@@ -47,6 +47,13 @@ char	*path_relative_to(const char *base_file, const char *path);
 /* Writes s as a JSON string literal, quotes included. */
 void	 json_str(FILE *, const char *s);
 
+/*
+ * Reads a whole regular file of at most max bytes; the buffer (malloc'd,
+ * NUL-terminated) holds *len bytes. NULL with errno set on failure (EFBIG
+ * when larger than max, EINVAL when not a regular file).
+ */
+char	*file_read(const char *path, size_t max, size_t *len);
+
 /* Checks that a private key file is not group/world readable (smtpd's check_file_secrecy). */
 int	 file_is_secret(const char *path, char *err, size_t errlen);
 

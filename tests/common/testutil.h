@@ -4,8 +4,6 @@
 
 #include <stddef.h>
 
-/* The whole file, NUL-terminated (malloc'd), its length in *len; NULL if unreadable. */
-char	*t_slurp(const char *path, size_t *len);
 /* Removes an SQLite database and its -wal and -shm files. */
 void	 t_db_remove(const char *path);
 

@@ -7,12 +7,13 @@
 #include <criterion/parameterized.h>
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "import.h"
-#include "testutil.h"
+#include "util.h"
 
 #define IDIR DATA_DIR "/import"
 
@@ -59,11 +60,11 @@ ParameterizedTest(struct import_file *f, import, files)
 	unsigned	 want_ops;
 
 	snprintf(path, sizeof(path), IDIR "/%s", f->name);
-	buf = t_slurp(path, &len);
+	buf = file_read(path, SIZE_MAX, &len);
 	cr_assert_not_null(buf);
 	*strrchr(path, '.') = '\0';
 	strcat(path, ".expect");
-	expect = t_slurp(path, &elen);
+	expect = file_read(path, SIZE_MAX, &elen);
 	cr_assert_not_null(expect, "%s: no .expect file", f->name);
 	rc = import_parse(&im, import_format_of(f->name), buf, len);
 	for (size_t i = 0; i < im.nerrors; i++)

@@ -7,13 +7,14 @@
 #include <criterion/parameterized.h>
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "protocol.h"
 #include "yamlutil.h"
-#include "testutil.h"
+#include "util.h"
 
 #define PDIR DATA_DIR "/protocol"
 
@@ -66,10 +67,10 @@ ParameterizedTest(struct bad_file *f, protocol, bad_files)
 	int64_t		 now;
 
 	snprintf(path, sizeof(path), PDIR "/%s", f->name);
-	yaml = t_slurp(path, &len);
+	yaml = file_read(path, SIZE_MAX, &len);
 	cr_assert_not_null(yaml);
 	snprintf(path + strlen(path) - 5, 16, ".expect");
-	expect = t_slurp(path, &elen);
+	expect = file_read(path, SIZE_MAX, &elen);
 	cr_assert_not_null(expect, "%s: missing .expect file", f->name);
 	date_parse("2026-11-25", &now);
 	p = protocol_load_buffer(f->name, (unsigned char *)yaml, len, now, &d);
