@@ -834,7 +834,7 @@ protocol_load(const char *path, int64_t now, struct diag *d)
 
 	if ((buf = file_read(path, 16 * 1024 * 1024, &len)) == NULL) {
 		diag_add(d, path, 0, 0, "%s", errno == EFBIG ? "larger than 16 MiB" :
-		    strerror(errno));
+		    errno == EINVAL ? "not a regular file" : strerror(errno));
 		return NULL;
 	}
 	p = protocol_load_buffer(path, (unsigned char *)buf, len, now, d);
