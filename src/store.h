@@ -39,6 +39,17 @@ int	store_subject(struct store *, const struct record_type *, const char *subjec
 	    const char *agency, const char *purpose, struct store_subject *);
 void	store_subject_free(struct store_subject *);
 
+/*
+ * A read scope: every store_subject() until store_read_end() reads the same
+ * snapshot under one read transaction, so a burst of requests pays for one
+ * lock instead of one each. store_begin() ends an open scope first, so a
+ * write and the reads after it see the write. Keep scopes short (the daemon
+ * ends its scope every event-loop round): an open snapshot holds back WAL
+ * checkpoints.
+ */
+void	store_read_begin(struct store *);
+void	store_read_end(struct store *);
+
 int	store_begin(struct store *);
 int	store_commit(struct store *);
 void	store_rollback(struct store *);

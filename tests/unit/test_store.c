@@ -1,5 +1,6 @@
 /* The record store: records, consent scope and history, flags, all-or-nothing loads. */
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "store.h"
 #include "testutil.h"
+#include "util.h"
 
 static char		 dbpath[256];
 static struct store	*st;
@@ -147,4 +149,110 @@ Test(store, schema_version_recorded)
 	store_close(st);
 	cr_assert_eq(store_open(&again, dbpath, err, sizeof(err)), 0, "reopen migrates nothing");
 	st = again;
+}
+
+static enum consent_state
+consent_of(struct store *s, const char *subject)
+{
+	struct store_subject	 v;
+	enum consent_state	 c;
+
+	cr_assert_eq(store_subject(s, protocol_record_type(proto, "person"), subject,
+	    "housing", "housing_support", &v), 0, "%s", store_errmsg(s));
+	c = v.view.consent;
+	store_subject_free(&v);
+	return c;
+}
+
+/*
+ * A read scope is one snapshot (the daemon opens one per event-loop round);
+ * it ends at store_read_end() or at this connection's next write, so a
+ * withdrawal is seen by every read after it (D3).
+ */
+Test(store, read_scope_is_one_snapshot_until_it_ends)
+{
+	struct store	*other;
+	char		 err[256];
+
+	load_demo();
+	cr_assert_eq(store_open(&other, dbpath, err, sizeof(err)), 0, "%s", err);
+	store_read_begin(st);
+	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
+	cr_assert_eq(store_add_consent(other, "S1003", CONSENT_WITHDRAWN, "*", "*", 0,
+	    "x", 200), 0, "%s", store_errmsg(other));
+	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED, "the scope's snapshot");
+	cr_expect_eq(consent_of(other, "S1003"), CONSENT_WITHDRAWN);
+	store_read_end(st);
+	cr_expect_eq(consent_of(st, "S1003"), CONSENT_WITHDRAWN, "a new snapshot");
+
+	/* A write on the scope's own connection ends the scope first. */
+	store_read_begin(st);
+	cr_expect_eq(consent_of(st, "S1003"), CONSENT_WITHDRAWN);
+	cr_assert_eq(store_begin(st), 0, "a write inside a scope: %s", store_errmsg(st));
+	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_GRANTED, "*", "*", 0,
+	    "x", 300), 0);
+	cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
+	cr_expect_eq(consent_of(other, "S1003"), CONSENT_GRANTED, "committed");
+	store_read_end(st);
+	store_read_end(st);	/* ending no scope is harmless */
+	store_close(other);
+}
+
+/* Migration 3 (WITHOUT ROWID records and fields, a flag index) keeps every row. */
+Test(store, migration_from_version_2_keeps_every_row)
+{
+	const struct record_type *rt = protocol_record_type(proto, "person");
+	struct store_subject	 s;
+	sqlite3			*db;
+	size_t			 len, idx;
+	char			*sql, err[256];
+
+	store_close(st);
+	t_db_remove(dbpath);
+	sql = file_read(SOURCE_DIR "/tests/data/store/v2.sql", 1 << 20, &len);
+	cr_assert_not_null(sql);
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",
+	    sqlite3_errmsg(db));
+	sqlite3_close(db);
+	free(sql);
+
+	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", &s), 0);
+	cr_expect(s.view.known);
+	record_type_field(rt, "full_name", &idx);
+	cr_expect_str_eq(s.values[idx], "Amelia Hart");
+	cr_expect_str_eq(s.holder, "childrens_social_care");
+	cr_expect_eq(s.view.nflags, 0, "a removed flag stays removed (D12)");
+	store_subject_free(&s);
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s), 0);
+	cr_assert_eq(s.view.nflags, 1, "two active rows of one flag are one flag");
+	cr_expect_str_eq(s.view.flags[0], "domestic_abuse");
+	store_subject_free(&s);
+	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
+
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	{
+		static const char *const counts[][2] = {
+			{ "SELECT count(*) FROM records", "7" },
+			{ "SELECT count(*) FROM record_fields", "37" },
+			{ "SELECT count(*) FROM consents", "3" },
+			{ "SELECT count(*) FROM flags", "4" },
+			{ "PRAGMA user_version", "3" },
+			{ "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v3'", "0" },
+		};
+
+		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+			sqlite3_stmt *q;
+
+			cr_assert_eq(sqlite3_prepare_v2(db, counts[i][0], -1, &q, NULL),
+			    SQLITE_OK);
+			cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+			cr_expect_str_eq((const char *)sqlite3_column_text(q, 0),
+			    counts[i][1], "%s", counts[i][0]);
+			sqlite3_finalize(q);
+		}
+	}
+	sqlite3_close(db);
 }
