@@ -168,6 +168,7 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
 	    pr.subject_id[0] != '\0') {
+		server_read_scope(srv);
 		if (store_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
 		    &pd->subj) == -1) {
 			log_warnx("event=store_failed error=\"%s\"",

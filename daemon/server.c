@@ -855,6 +855,57 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency, void *arg
 	return 0;
 }
 
+/*
+ * The end of an event-loop round: the event is made active while the round
+ * runs, so it runs after the events already due in it (as logq's kick).
+ * Making an active event active again does nothing.
+ */
+static void
+round_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	store_read_end(srv->store);
+	log_flush();
+}
+
+static void
+round_owed(void *arg)
+{
+	struct server *srv = arg;
+
+	event_active(srv->round, 0, 0);
+}
+
+void
+server_read_scope(struct server *srv)
+{
+	store_read_begin(srv->store);
+	event_active(srv->round, 0, 0);
+}
+
+/*
+ * The epoll change list: a connection whose interest changes several times
+ * in one loop round (write armed after a reply, read re-armed after it
+ * leaves) costs one epoll_ctl(2), not one per change; it showed in the
+ * profile at 4 calls per disclosure.
+ */
+static struct event_base *
+new_base(void)
+{
+	struct event_config	*cfg = event_config_new();
+	struct event_base	*base;
+
+	if (cfg == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int
 reconcile_holder_batches(struct server *srv, char *err, size_t errlen)
 {
@@ -908,11 +959,17 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (audit_open_reader(&srv->reader, conf->audit_log, err, errlen) == -1)
 		return -1;
-	if ((srv->base = event_base_new()) == NULL ||
+	if ((srv->base = new_base()) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
+	/* Lines are held for the end of the round and leave in one write. */
+	if ((srv->round = event_new(srv->base, -1, 0, round_end, srv)) == NULL) {
+		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	log_hold(round_owed, srv);
 	if ((srv->logq = logq_new(srv->base, srv->audit)) == NULL) {
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
@@ -1038,6 +1095,9 @@ server_shutdown(struct server *srv)
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
 	logq_free(srv->logq);
+	log_hold(NULL, NULL);
+	if (srv->round != NULL)
+		event_free(srv->round);
 	if (srv->drain != NULL)
 		event_free(srv->drain);
 	if (srv->tickets != NULL)

@@ -40,6 +40,7 @@ struct server {
 	struct logq		*logq;
 	struct event		*tickets;	/* session ticket key rotation */
 	struct event		*drain;		/* shutdown: waits for the log queue */
+	struct event		*round;		/* end of a loop round, see server_round() */
 	int			 port;		/* bound port */
 	size_t			 nconns;	/* open connections, handshakes included */
 	int			 accepting;	/* the listener is enabled */
@@ -56,6 +57,13 @@ struct server {
 double	mono_seconds(void);
 /* Takes one request from the agency's bucket; 0 if it must wait (429). */
 int	rate_take(struct server *, const char *agency, double now);
+
+/*
+ * Opens the store's read scope for the rest of this event-loop round (one
+ * snapshot and one lock for every request the round reads); the scope and
+ * the held log lines end when the round's events have run.
+ */
+void	server_read_scope(struct server *);
 
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);

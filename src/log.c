@@ -13,6 +13,57 @@
 static enum log_level	 log_max = LOG_LEVEL_INFO;
 static const char	*log_prog = "safeshare";
 
+/* A holding thread's lines (log_hold()); other threads write at once. */
+static __thread struct {
+	int		 on;
+	void		(*first)(void *);
+	void		*arg;
+	size_t		 len;
+	char		 buf[16384];
+} *held;
+
+void
+log_hold(void (*first)(void *), void *arg)
+{
+	if (first == NULL) {
+		log_flush();
+		if (held != NULL)
+			held->on = 0;
+		return;
+	}
+	if (held == NULL && (held = calloc(1, sizeof(*held))) == NULL)
+		return;		/* then lines are written at once, as before */
+	held->on = 1;
+	held->first = first;
+	held->arg = arg;
+}
+
+void
+log_flush(void)
+{
+	if (held != NULL && held->len > 0) {
+		fwrite(held->buf, 1, held->len, stderr);
+		held->len = 0;
+	}
+}
+
+static void
+emit(enum log_level level, const char *line, size_t n)
+{
+	if (held == NULL || !held->on) {
+		fwrite(line, 1, n, stderr);
+		return;
+	}
+	if (held->len + n > sizeof(held->buf))
+		log_flush();
+	if (held->len == 0 && held->first != NULL && level > LOG_LEVEL_WARN)
+		held->first(held->arg);
+	memcpy(held->buf + held->len, line, n);
+	held->len += n;
+	if (level <= LOG_LEVEL_WARN)
+		log_flush();
+}
+
 void
 log_init(enum log_level level, const char *progname)
 {
@@ -67,7 +118,7 @@ vlog(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	fwrite(line, 1, n, stderr);
+	emit(level, line, n);
 }
 
 void
