@@ -14,6 +14,13 @@
 #include "util.h"
 
 #define MAX_BATCH	1024
+/*
+ * WAL pages after which the checkpointer thread runs (SQLite's own default
+ * threshold), and after which the writer checkpoints itself because the
+ * checkpointer has fallen behind: the WAL stays bounded (about 64 MiB).
+ */
+#define CKPT_PAGES	1000
+#define CKPT_INLINE	(16 * CKPT_PAGES)
 
 struct qentry {
 	struct qentry		*next;
@@ -28,9 +35,15 @@ struct qentry {
 
 struct logq {
 	struct audit	*audit;
+	struct audit	*ckpt;		/* the checkpointer's own connection */
 	pthread_t	 thread;
+	pthread_t	 ckpt_thread;
 	pthread_mutex_t	 mtx;
 	pthread_cond_t	 work_cond;	/* writer waits for entries */
+	pthread_cond_t	 ckpt_cond;	/* checkpointer waits for a full WAL */
+	int		 ckpt_wanted;	/* the WAL has CKPT_PAGES: wake up */
+	int		 ckpt_running;
+	int		 ckpt_caught;	/* it ran: the writer copies the rest */
 	pthread_cond_t	 done_cond;	/* sync submitters wait for their entry */
 	struct qentry	*head, *tail;	/* queued */
 	struct qentry	*done;		/* committed, callbacks not yet run */
@@ -88,6 +101,33 @@ hist_bucket(size_t n)
 	return b;
 }
 
+/*
+ * After a commit, with q->mtx held: whether the writer should checkpoint
+ * the WAL itself (1), or wake the checkpointer thread. The checkpointer
+ * copies the bulk while appends go on, but a WAL that is never entirely
+ * copied is never started again from its beginning, so once it has run the
+ * writer copies the remainder (what was appended meanwhile, a small part)
+ * and its next commit restarts the WAL. If the checkpointer falls far
+ * behind, the writer does it all, so the WAL stays bounded.
+ */
+static int
+wal_plan(struct logq *q)
+{
+	int pages = audit_wal_pages(q->audit);
+
+	if (q->ckpt_caught) {
+		q->ckpt_caught = 0;
+		return 1;
+	}
+	if (pages >= CKPT_INLINE)
+		return 1;
+	if (pages >= CKPT_PAGES && !q->ckpt_running) {
+		q->ckpt_wanted = 1;
+		pthread_cond_signal(&q->ckpt_cond);
+	}
+	return 0;
+}
+
 static void *
 writer(void *arg)
 {
@@ -99,7 +139,7 @@ writer(void *arg)
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
 		size_t	n = 0;
-		int	rc;
+		int	rc, ckpt;
 
 		while (q->head == NULL && !q->stop) {
 			struct timespec ts;
@@ -132,6 +172,7 @@ writer(void *arg)
 		rc = audit_append(q->audit, batch, n);
 
 		pthread_mutex_lock(&q->mtx);
+		ckpt = rc == 0 && wal_plan(q);
 		if (rc == 0) {
 			q->stats.commits++;
 			q->stats.entries += n;
@@ -161,6 +202,43 @@ writer(void *arg)
 		pthread_cond_broadcast(&q->done_cond);
 		if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 			log_warn("event=logq_wake_failed");
+		if (ckpt) {
+			/* After the replies are released, not before. */
+			pthread_mutex_unlock(&q->mtx);
+			if (audit_wal_checkpoint(q->audit) == -1)
+				log_warnx("event=wal_checkpoint_failed error=\"%s\"",
+				    audit_errmsg(q->audit));
+			pthread_mutex_lock(&q->mtx);
+		}
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
+
+/* Copies the WAL into the log's database while the writer goes on appending. */
+static void *
+checkpointer(void *arg)
+{
+	struct logq	*q = arg;
+	int		 ok;
+
+	pthread_mutex_lock(&q->mtx);
+	for (;;) {
+		while (!q->ckpt_wanted && !q->stop)
+			pthread_cond_wait(&q->ckpt_cond, &q->mtx);
+		if (q->stop)
+			break;
+		q->ckpt_wanted = 0;
+		q->ckpt_running = 1;
+		pthread_mutex_unlock(&q->mtx);
+		ok = audit_wal_checkpoint(q->ckpt) == 0;
+		if (!ok)
+			log_warnx("event=wal_checkpoint_failed error=\"%s\"",
+			    audit_errmsg(q->ckpt));
+		pthread_mutex_lock(&q->mtx);
+		q->ckpt_running = 0;
+		q->ckpt_caught = ok;
+		q->stats.wal_checkpoints++;
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
@@ -234,32 +312,55 @@ on_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct logq *
-logq_new(struct event_base *base, struct audit *a)
+logq_new(struct event_base *base, struct audit *a, const char *path)
 {
-	struct logq *q = xcalloc(1, sizeof(*q));
+	struct logq	*q = xcalloc(1, sizeof(*q));
+	char		 err[256];
+	int		 ckpt_started = 0;
 
 	q->audit = a;
+	q->efd = -1;
 	q->stats.ok = 1;
 	q->stats.size = audit_size(a);
 	pthread_mutex_init(&q->mtx, NULL);
 	pthread_cond_init(&q->work_cond, NULL);
 	pthread_cond_init(&q->done_cond, NULL);
+	pthread_cond_init(&q->ckpt_cond, NULL);
+	if (audit_open_checkpointer(&q->ckpt, path, err, sizeof(err)) == -1) {
+		log_warnx("event=logq_start_failed error=\"%s\"", err);
+		goto fail;
+	}
+	if (audit_wal_manual(a) == -1) {
+		log_warnx("event=logq_start_failed error=\"%s\"", audit_errmsg(a));
+		goto fail;
+	}
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_done, q)) == NULL ||
 	    (q->kick = event_new(base, -1, 0, on_kick, q)) == NULL ||
 	    event_add(q->ev, NULL) == -1 ||
+	    !(ckpt_started = pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) ||
 	    pthread_create(&q->thread, NULL, writer, q) != 0) {
 		log_warn("event=logq_start_failed");
-		if (q->ev)
-			event_free(q->ev);
-		if (q->kick)
-			event_free(q->kick);
-		if (q->efd != -1)
-			close(q->efd);
-		free(q);
-		return NULL;
+		goto fail;
 	}
 	return q;
+fail:
+	if (ckpt_started) {
+		pthread_mutex_lock(&q->mtx);
+		q->stop = 1;
+		pthread_cond_signal(&q->ckpt_cond);
+		pthread_mutex_unlock(&q->mtx);
+		pthread_join(q->ckpt_thread, NULL);
+	}
+	if (q->ev)
+		event_free(q->ev);
+	if (q->kick)
+		event_free(q->kick);
+	if (q->efd != -1)
+		close(q->efd);
+	audit_close(q->ckpt);
+	free(q);
+	return NULL;
 }
 
 void
@@ -332,8 +433,11 @@ logq_free(struct logq *q)
 	pthread_mutex_lock(&q->mtx);
 	q->stop = 1;
 	pthread_cond_signal(&q->work_cond);
+	pthread_cond_signal(&q->ckpt_cond);
 	pthread_mutex_unlock(&q->mtx);
 	pthread_join(q->thread, NULL);
+	pthread_join(q->ckpt_thread, NULL);
+	audit_close(q->ckpt);
 	for (e = q->done; e != NULL; e = next) {
 		next = e->next;
 		free(e);
@@ -344,5 +448,6 @@ logq_free(struct logq *q)
 	pthread_mutex_destroy(&q->mtx);
 	pthread_cond_destroy(&q->work_cond);
 	pthread_cond_destroy(&q->done_cond);
+	pthread_cond_destroy(&q->ckpt_cond);
 	free(q);
 }

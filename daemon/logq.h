@@ -26,11 +26,16 @@ struct logq_stats {
 	uint64_t	max_batch;
 	uint64_t	batch_hist[8];	/* batch sizes: 1, 2-3, 4-7, ... 128+ */
 	uint64_t	size;		/* entries in the log */
+	uint64_t	wal_checkpoints; /* run by the checkpointer thread */
 	int		ok;		/* the last commit worked */
 };
 
-/* Starts the writer thread on an open log. Returns NULL on failure. */
-struct logq	*logq_new(struct event_base *, struct audit *);
+/*
+ * Starts the writer thread on an open log, and a checkpointer thread with
+ * its own connection to the file at path that copies the WAL into the
+ * database off the commit path. Returns NULL on failure.
+ */
+struct logq	*logq_new(struct event_base *, struct audit *, const char *path);
 /* Copies the entry and queues it; cb (if not NULL) runs after the commit or failure. */
 void		 logq_submit(struct logq *, const struct audit_entry *, logq_cb, void *arg);
 /* Queues the entry and waits for its commit; sets e->seq. Returns 0 or -1. */

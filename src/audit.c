@@ -68,6 +68,7 @@ struct audit {
 	int64_t		 cp_seconds;
 	uint64_t	 cp_size;	/* entries covered by the last checkpoint */
 	int64_t		 cp_time;
+	int		 wal_pages;	/* in the WAL after the last commit */
 };
 
 void
@@ -322,6 +323,65 @@ audit_close(struct audit *a)
 	sqlite3_close(a->db);
 	EVP_PKEY_free(a->signer);
 	free(a);
+}
+
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct audit *a = arg;
+
+	(void)db;
+	(void)name;
+	a->wal_pages = pages;
+	return SQLITE_OK;
+}
+
+int
+audit_wal_manual(struct audit *a)
+{
+	if (sqlite3_exec(a->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		return fail(a, "wal_autocheckpoint");
+	sqlite3_wal_hook(a->db, wal_hook, a);
+	return 0;
+}
+
+int
+audit_wal_pages(struct audit *a)
+{
+	return a->wal_pages;
+}
+
+int
+audit_open_checkpointer(struct audit **out, const char *path, char *err,
+    size_t errlen)
+{
+	struct audit *a = xcalloc(1, sizeof(*a));
+
+	*out = NULL;
+	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK || sqlite3_exec(a->db, "PRAGMA synchronous=FULL",
+	    NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) :
+		    "cannot open");
+		audit_close(a);
+		return -1;
+	}
+	sqlite3_busy_timeout(a->db, 5000);
+	*out = a;
+	return 0;
+}
+
+int
+audit_wal_checkpoint(struct audit *a)
+{
+	int rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
+
+	/* Busy: another checkpoint runs; the next call does the rest. */
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		return fail(a, "wal checkpoint");
+	return 0;
 }
 
 int

@@ -93,6 +93,23 @@ int		 audit_open_reader(struct audit **, const char *path, char *err,
 		    size_t errlen);
 void		 audit_close(struct audit *);
 const char	*audit_errmsg(struct audit *);
+
+/*
+ * WAL checkpoints off the append path. audit_wal_manual() stops the
+ * writing connection checkpointing on its own commits (copying a thousand
+ * pages and an fsync of the database file used to stall the commit that
+ * crossed the threshold, and every reply waiting on it); audit_wal_pages()
+ * says how many pages its last commit left in the WAL. A second
+ * connection, opened with audit_open_checkpointer() and used only with
+ * audit_wal_checkpoint() and audit_close(), copies them into the database
+ * from another thread while appends go on (a passive checkpoint). Each
+ * returns 0 or -1 (audit_errmsg() says why).
+ */
+int		 audit_wal_manual(struct audit *);
+int		 audit_wal_pages(struct audit *);
+int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
+		    size_t errlen);
+int		 audit_wal_checkpoint(struct audit *);
 uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 
