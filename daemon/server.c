@@ -21,6 +21,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -131,6 +132,18 @@ count_reply(struct evhttp_request *req, int status)
  * evhttp queues the head and the body as two chains, and the TLS
  * bufferevent makes each its own record and write(2). A small reply is
  * made one chain: one record, one system call.
+ *
+ * And it is written now, not in the next loop round: evhttp_send_reply()
+ * only arms the write event, which costs an epoll_ctl() to arm, a trip
+ * through epoll_wait() and another epoll_ctl() to disarm, per reply. If
+ * the record goes out whole, it is drained and the bufferevent's write
+ * callback is run (evhttp then completes the request, and the change list
+ * folds arming and disarming into nothing). If not (a full socket buffer,
+ * an error), the bytes stay queued and the bufferevent retries them, the
+ * same bytes, as it would have anyway. The write may complete the request
+ * and even free the connection, so the bufferevent is held by a reference
+ * until we are done; one evhttp has let go meanwhile (callbacks cleared)
+ * is left alone.
  */
 static void
 send_one_record(struct evhttp_request *req, int status, const char *text,
@@ -139,13 +152,32 @@ send_one_record(struct evhttp_request *req, int status, const char *text,
 	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
 	struct bufferevent		*bev = evc ? evhttp_connection_get_bufferevent(evc) :
 					    NULL;
+	bufferevent_data_cb		 wcb = NULL;
 	struct evbuffer			*o;
+	unsigned char			*p;
+	SSL				*ssl;
+	size_t				 len;
 
+	if (bev != NULL)
+		bufferevent_incref(bev);
 	/* If the client went away meanwhile, libevent frees the request here. */
 	evhttp_send_reply(req, status, text, body);
-	if (bev != NULL && (o = bufferevent_get_output(bev)) != NULL &&
-	    evbuffer_get_length(o) <= 16384)
-		evbuffer_pullup(o, -1);
+	if (bev == NULL)
+		return;
+	bufferevent_getcb(bev, NULL, &wcb, NULL, NULL);
+	o = bufferevent_get_output(bev);
+	len = evbuffer_get_length(o);
+	if (wcb != NULL && len > 0 && len <= 16384 &&
+	    (p = evbuffer_pullup(o, -1)) != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL) {
+		ERR_clear_error();
+		if (SSL_write(ssl, p, (int)len) == (int)len) {
+			evbuffer_drain(o, len);
+			bufferevent_trigger(bev, EV_WRITE, 0);
+		} else
+			ERR_clear_error();
+	}
+	bufferevent_decref(bev);
 }
 
 void
@@ -361,10 +393,12 @@ handle_metrics(struct server *srv, struct evhttp_request *req)
 	    "safeshare_log_write_failures_total %llu\n"
 	    "# TYPE safeshare_log_size gauge\nsafeshare_log_size %llu\n"
 	    "# TYPE safeshare_log_ok gauge\nsafeshare_log_ok %d\n"
-	    "# TYPE safeshare_log_max_batch gauge\nsafeshare_log_max_batch %llu\n",
+	    "# TYPE safeshare_log_max_batch gauge\nsafeshare_log_max_batch %llu\n"
+	    "# TYPE safeshare_log_wal_checkpoints_total counter\n"
+	    "safeshare_log_wal_checkpoints_total %llu\n",
 	    (unsigned long long)st.commits, (unsigned long long)st.entries,
 	    (unsigned long long)st.failures, (unsigned long long)st.size, st.ok,
-	    (unsigned long long)st.max_batch);
+	    (unsigned long long)st.max_batch, (unsigned long long)st.wal_checkpoints);
 	evbuffer_add_printf(out, "# TYPE safeshare_log_batch_size histogram\n");
 	for (int i = 0; i < 8; i++) {
 		cum += st.batch_hist[i];
@@ -970,7 +1004,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	}
 	log_hold(round_owed, srv);
-	if ((srv->logq = logq_new(srv->base, srv->audit)) == NULL) {
+	if ((srv->logq = logq_new(srv->base, srv->audit, conf->audit_log)) == NULL) {
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
 	}
