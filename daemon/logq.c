@@ -16,8 +16,8 @@
 #define MAX_BATCH	1024
 /*
  * WAL pages after which the checkpointer thread runs (SQLite's own default
- * threshold), and after which the writer checkpoints itself because the
- * checkpointer has fallen behind: the WAL stays bounded (about 64 MiB).
+ * threshold), and after which the writer finishes the checkpoint itself so
+ * that the WAL restarts (see wal_plan()).
  */
 #define CKPT_PAGES	1000
 #define CKPT_INLINE	(16 * CKPT_PAGES)
@@ -43,7 +43,6 @@ struct logq {
 	pthread_cond_t	 ckpt_cond;	/* checkpointer waits for a full WAL */
 	int		 ckpt_wanted;	/* the WAL has CKPT_PAGES: wake up */
 	int		 ckpt_running;
-	int		 ckpt_caught;	/* it ran: the writer copies the rest */
 	pthread_cond_t	 done_cond;	/* sync submitters wait for their entry */
 	struct qentry	*head, *tail;	/* queued */
 	struct qentry	*done;		/* committed, callbacks not yet run */
@@ -102,23 +101,19 @@ hist_bucket(size_t n)
 }
 
 /*
- * After a commit, with q->mtx held: whether the writer should checkpoint
- * the WAL itself (1), or wake the checkpointer thread. The checkpointer
- * copies the bulk while appends go on, but a WAL that is never entirely
- * copied is never started again from its beginning, so once it has run the
- * writer copies the remainder (what was appended meanwhile, a small part)
- * and its next commit restarts the WAL. If the checkpointer falls far
- * behind, the writer does it all, so the WAL stays bounded.
+ * After a commit, with q->mtx held: wakes the checkpointer when the WAL
+ * has CKPT_PAGES; returns 1 if the writer must checkpoint itself. A WAL is
+ * started again from its beginning only by a commit that finds every frame
+ * already copied, which a checkpointer racing sustained appends seldom
+ * leaves it; so at CKPT_INLINE pages the writer copies what is left (by
+ * then little: the checkpointer has been copying all along) and its next
+ * commit restarts the WAL. The WAL stays bounded (about 64 MiB).
  */
 static int
 wal_plan(struct logq *q)
 {
 	int pages = audit_wal_pages(q->audit);
 
-	if (q->ckpt_caught) {
-		q->ckpt_caught = 0;
-		return 1;
-	}
 	if (pages >= CKPT_INLINE)
 		return 1;
 	if (pages >= CKPT_PAGES && !q->ckpt_running) {
@@ -205,7 +200,7 @@ writer(void *arg)
 		if (ckpt) {
 			/* After the replies are released, not before. */
 			pthread_mutex_unlock(&q->mtx);
-			if (audit_wal_checkpoint(q->audit) == -1)
+			if (audit_wal_checkpoint(q->audit, NULL) == -1)
 				log_warnx("event=wal_checkpoint_failed error=\"%s\"",
 				    audit_errmsg(q->audit));
 			pthread_mutex_lock(&q->mtx);
@@ -215,12 +210,17 @@ writer(void *arg)
 	return NULL;
 }
 
-/* Copies the WAL into the log's database while the writer goes on appending. */
+/*
+ * Copies the WAL into the log's database while the writer goes on
+ * appending: passes, each copying what the last one left (the commits made
+ * while it ran), until one finds nothing left (bounded: the writer may
+ * never pause).
+ */
 static void *
 checkpointer(void *arg)
 {
 	struct logq	*q = arg;
-	int		 ok;
+	int		 left, passes, ok;
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
@@ -231,13 +231,15 @@ checkpointer(void *arg)
 		q->ckpt_wanted = 0;
 		q->ckpt_running = 1;
 		pthread_mutex_unlock(&q->mtx);
-		ok = audit_wal_checkpoint(q->ckpt) == 0;
+		passes = 0;
+		while ((ok = audit_wal_checkpoint(q->ckpt, &left) == 0) &&
+		    left > 0 && ++passes < 50)
+			;
 		if (!ok)
 			log_warnx("event=wal_checkpoint_failed error=\"%s\"",
 			    audit_errmsg(q->ckpt));
 		pthread_mutex_lock(&q->mtx);
 		q->ckpt_running = 0;
-		q->ckpt_caught = ok;
 		q->stats.wal_checkpoints++;
 	}
 	pthread_mutex_unlock(&q->mtx);

@@ -373,11 +373,14 @@ audit_open_checkpointer(struct audit **out, const char *path, char *err,
 }
 
 int
-audit_wal_checkpoint(struct audit *a)
+audit_wal_checkpoint(struct audit *a, int *left)
 {
-	int rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	    NULL, NULL);
+	int nlog = 0, ncopied = 0, rc;
 
+	rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    &nlog, &ncopied);
+	if (left != NULL)
+		*left = nlog > ncopied ? nlog - ncopied : 0;
 	/* Busy: another checkpoint runs; the next call does the rest. */
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 		return fail(a, "wal checkpoint");

@@ -102,14 +102,16 @@ const char	*audit_errmsg(struct audit *);
  * says how many pages its last commit left in the WAL. A second
  * connection, opened with audit_open_checkpointer() and used only with
  * audit_wal_checkpoint() and audit_close(), copies them into the database
- * from another thread while appends go on (a passive checkpoint). Each
- * returns 0 or -1 (audit_errmsg() says why).
+ * from another thread while appends go on (a passive checkpoint), and says
+ * in *left how many frames it found still to copy (0: the WAL is all in
+ * the database, and the next commit starts it again from the beginning).
+ * Each returns 0 or -1 (audit_errmsg() says why).
  */
 int		 audit_wal_manual(struct audit *);
 int		 audit_wal_pages(struct audit *);
 int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
 		    size_t errlen);
-int		 audit_wal_checkpoint(struct audit *);
+int		 audit_wal_checkpoint(struct audit *, int *left);
 uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 
