@@ -745,7 +745,14 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 
 		srv->tls_failures[why]++;
 		log_debug("event=tls_failed reason=%s", tls_fail_names[why]);
-	}
+	} else if (parent != NULL && c->alert == -1)
+		/*
+		 * Closed without close_notify (clients mostly just close) but
+		 * without a fatal error either: SSL_free() would otherwise drop
+		 * the session from the cache, and resumption would never work.
+		 * A fatal alert has already dropped it.
+		 */
+		SSL_set_shutdown(parent, SSL_get_shutdown(parent) | SSL_SENT_SHUTDOWN);
 	event_free(c->deadline);
 	free(c);
 	srv->nconns--;
@@ -838,7 +845,7 @@ rate_take(struct server *srv, const char *agency, double now)
 	return 1;
 }
 
-/* Session ticket keys are replaced every tls.ticket_rotation seconds. */
+/* Sessions kept for resumption are forgotten every tls.ticket_rotation seconds. */
 static void
 rotate_tickets(evutil_socket_t fd, short what, void *arg)
 {
@@ -846,10 +853,8 @@ rotate_tickets(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (tls_rotate_ticket_keys(srv->ssl) == -1)
-		log_warnx("event=ticket_rotation_failed");
-	else
-		log_debug("event=ticket_keys_rotated");
+	tls_forget_sessions(srv->ssl);
+	log_debug("event=tls_sessions_forgotten");
 }
 
 /*

@@ -33,8 +33,8 @@ static const struct key keys[] = {
 	    "certificate revocation list (PEM) for client certificates; re-read "
 	    "on SIGHUP. Empty: none" },
 	{ "tls.ticket_rotation", K_INT, OFF(ticket_rotation), "3600", 1, 86400,
-	    "replace the session ticket keys this often, seconds (tickets older "
-	    "than that need a full handshake)" },
+	    "forget the TLS sessions kept for resumption this often, seconds "
+	    "(a client resuming an older one makes a full handshake)" },
 	{ "protocol", K_PATH, OFF(protocol), NULL, 0, 0,
 	    "the sharing protocol file" },
 	{ "store", K_PATH, OFF(store), NULL, 0, 0,

@@ -89,17 +89,10 @@ load_crl(SSL_CTX *ctx, const char *crl, char *err, size_t errlen)
 	return 0;
 }
 
-int
-tls_rotate_ticket_keys(SSL_CTX *ctx)
+void
+tls_forget_sessions(SSL_CTX *ctx)
 {
-	unsigned char	keys[80];	/* name 16, HMAC secret 32, AES key 32 */
-	int		rc = -1;
-
-	if (RAND_priv_bytes(keys, sizeof(keys)) == 1 &&
-	    SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys)) == 1)
-		rc = 0;
-	OPENSSL_cleanse(keys, sizeof(keys));
-	return rc;
+	SSL_CTX_flush_sessions(ctx, 0);		/* 0: every session, not only expired ones */
 }
 
 SSL_CTX *
@@ -123,15 +116,21 @@ tls_server_ctx(const char *cert, const char *key, const char *ca, const char *cr
 	SSL_CTX_set_verify_depth(ctx, 4);
 	if ((names = SSL_load_client_CA_file(ca)) != NULL)
 		SSL_CTX_set_client_CA_list(ctx, names);
-	/* One ticket per connection is enough for resumption. */
+	/*
+	 * Sessions are resumed from a cache in this process (stateful TLS 1.3
+	 * tickets, TLS 1.2 session ids), not from stateless tickets: building
+	 * a stateless ticket serialises the session and parses it back, client
+	 * certificate included, which cost an eighth of a new connection's CPU
+	 * (BENCHMARKS.md). No ticket key exists to be stolen, either. At most
+	 * TLS_SESSIONS sessions are kept (the oldest go first), and all are
+	 * forgotten every tls.ticket_rotation seconds and on a TLS reload.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSIONS);
 	SSL_CTX_set_num_tickets(ctx, 1);
 	/* Idle keep-alive connections give their read/write buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (tls_rotate_ticket_keys(ctx) == -1) {
-		snprintf(err, errlen, "cannot make session ticket keys");
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"safeshared", 10);
 	return ctx;
 }

@@ -15,11 +15,13 @@
  */
 SSL_CTX	*tls_server_ctx(const char *cert, const char *key, const char *ca,
 	    const char *crl, char *err, size_t errlen);
+/* Sessions a server context keeps for resumption (about 1 KiB each). */
+#define TLS_SESSIONS	1024
 /*
- * Replaces the server's session ticket keys with fresh random ones; tickets
- * issued under the old keys then lead to a full handshake. Returns 0 or -1.
+ * Forgets every session the server context keeps: a client resuming one
+ * of them then makes a full handshake (certificate verified again).
  */
-int	tls_rotate_ticket_keys(SSL_CTX *);
+void	tls_forget_sessions(SSL_CTX *);
 /* Client context: our cert/key, the server verified against ca. */
 SSL_CTX	*tls_client_ctx(const char *cert, const char *key, const char *ca,
 	    char *err, size_t errlen);

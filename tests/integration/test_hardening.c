@@ -338,13 +338,17 @@ resumed(const char *sess)
 	char	 cmd[2048], *out;
 	int	 reused;
 
-	snprintf(cmd, sizeof(cmd), "(printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; "
+	/* A disclosure request too: a resumed session must still say who asks. */
+	snprintf(cmd, sizeof(cmd), "(printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
+	    "POST /v1/disclosures HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 0\\r\\n\\r\\n'; "
 	    "sleep 0.5) | timeout 10 openssl s_client -connect 127.0.0.1:%d -cert "
 	    "%s/pki/police.crt -key %s/pki/police.key -CAfile %s/pki/ca.crt "
 	    "-sess_out %s %s%s 2>&1", d.port, d.dir, d.dir, d.dir, sess,
 	    access(sess, F_OK) == 0 ? "-sess_in " : "", access(sess, F_OK) == 0 ? sess : "");
 	h_run(cmd, &out);
 	cr_assert(strstr(out, "HTTP/1.1 200") != NULL, "%s", out);
+	cr_assert(strstr(out, "no_identity") == NULL && strstr(out, "HTTP/1.1 403") == NULL,
+	    "the client's identity is known on every connection: %s", out);
 	reused = strstr(out, "\nReused, ") != NULL;
 	free(out);
 	return reused;
@@ -363,4 +367,9 @@ Test(hardening, session_tickets_resume_until_the_keys_rotate)
 	sleep(3);
 	cr_expect_eq(resumed(sess), 0, "after the keys rotate an old ticket needs a "
 	    "full handshake");
+	cr_expect_eq(resumed(sess), 1);
+	/* A TLS reload (new certificates or CRL) forgets every session too. */
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	usleep(500000);
+	cr_expect_eq(resumed(sess), 0, "after a reload a session needs a full handshake");
 }
