@@ -48,18 +48,26 @@ load_demo(void)
 	diag_free(&d);
 }
 
+/* Reads the demo subject S1001 and checks its person record. */
+static void
+read_s1001(const struct record_type *rt, struct store_subject *s)
+{
+	size_t idx;
+
+	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", s), 0);
+	cr_expect(s->view.known);
+	record_type_field(rt, "full_name", &idx);
+	cr_expect_str_eq(s->values[idx], "Amelia Hart");
+	cr_expect_str_eq(s->holder, "childrens_social_care");
+}
+
 Test(store, record_values_by_field)
 {
 	struct store_subject	 s;
 	const struct record_type *rt = protocol_record_type(proto, "person");
-	size_t			 idx;
 
 	load_demo();
-	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", &s), 0);
-	cr_expect(s.view.known);
-	record_type_field(rt, "full_name", &idx);
-	cr_expect_str_eq(s.values[idx], "Amelia Hart");
-	cr_expect_str_eq(s.holder, "childrens_social_care");
+	read_s1001(rt, &s);
 	cr_expect_gt(s.view.last_verified, 0, "D9");
 	cr_expect_eq(s.view.consent, CONSENT_NONE);
 	store_subject_free(&s);
@@ -205,7 +213,7 @@ Test(store, migration_from_version_2_keeps_every_row)
 	const struct record_type *rt = protocol_record_type(proto, "person");
 	struct store_subject	 s;
 	sqlite3			*db;
-	size_t			 len, idx;
+	size_t			 len;
 	char			*sql, err[256];
 
 	store_close(st);
@@ -219,11 +227,7 @@ Test(store, migration_from_version_2_keeps_every_row)
 	free(sql);
 
 	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", &s), 0);
-	cr_expect(s.view.known);
-	record_type_field(rt, "full_name", &idx);
-	cr_expect_str_eq(s.values[idx], "Amelia Hart");
-	cr_expect_str_eq(s.holder, "childrens_social_care");
+	read_s1001(rt, &s);
 	cr_expect_eq(s.view.nflags, 0, "a removed flag stays removed (D12)");
 	store_subject_free(&s);
 	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s), 0);
