@@ -21,6 +21,8 @@
  */
 #define CKPT_PAGES	1000
 #define CKPT_INLINE	(16 * CKPT_PAGES)
+/* Entries the subject index takes per transaction (more share more leaves). */
+#define INDEX_BATCH	16384
 
 struct qentry {
 	struct qentry		*next;
@@ -36,6 +38,8 @@ struct qentry {
 struct logq {
 	struct audit	*audit;
 	struct audit	*ckpt;		/* the checkpointer's own connection */
+	struct audit_index *index;	/* the subject index, kept by the checkpointer */
+	int		 index_failed;
 	pthread_t	 thread;
 	pthread_t	 ckpt_thread;
 	pthread_mutex_t	 mtx;
@@ -216,31 +220,74 @@ writer(void *arg)
  * while it ran), until one finds nothing left (bounded: the writer may
  * never pause).
  */
+static void
+wal_copy(struct logq *q)
+{
+	int left, passes = 0, ok;
+
+	while ((ok = audit_wal_checkpoint(q->ckpt, &left) == 0) && left > 0 &&
+	    ++passes < 50)
+		;
+	if (!ok)
+		log_warnx("event=wal_checkpoint_failed error=\"%s\"",
+		    audit_errmsg(q->ckpt));
+}
+
+/*
+ * Brings the subject index up to the log, a batch at a time; returns 1 if
+ * more is left (a new log's catch-up takes many batches, and WAL copies
+ * go between them). A failure is logged once until it works again.
+ */
+static int
+index_step(struct logq *q)
+{
+	uint64_t left = 0;
+
+	if (q->index == NULL)
+		return 0;
+	if (audit_index_update(q->index, INDEX_BATCH, &left) == -1) {
+		if (!q->index_failed)
+			log_warnx("event=subject_index_failed error=\"%s\"",
+			    audit_index_errmsg(q->index));
+		q->index_failed = 1;
+		return 0;
+	}
+	q->index_failed = 0;
+	return left > 0;
+}
+
+/*
+ * The log's housekeeping thread: WAL copies when the writer asks, and the
+ * subject index kept within about a second of the log.
+ */
 static void *
 checkpointer(void *arg)
 {
 	struct logq	*q = arg;
-	int		 left, passes, ok;
+	int		 wanted, behind = 1;
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
-		while (!q->ckpt_wanted && !q->stop)
-			pthread_cond_wait(&q->ckpt_cond, &q->mtx);
+		if (!q->ckpt_wanted && !q->stop && !behind) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&q->ckpt_cond, &q->mtx, &ts);
+		}
 		if (q->stop)
 			break;
+		wanted = q->ckpt_wanted;
 		q->ckpt_wanted = 0;
-		q->ckpt_running = 1;
+		q->ckpt_running = wanted;	/* copying: the writer need not ask */
 		pthread_mutex_unlock(&q->mtx);
-		passes = 0;
-		while ((ok = audit_wal_checkpoint(q->ckpt, &left) == 0) &&
-		    left > 0 && ++passes < 50)
-			;
-		if (!ok)
-			log_warnx("event=wal_checkpoint_failed error=\"%s\"",
-			    audit_errmsg(q->ckpt));
+		if (wanted)
+			wal_copy(q);
+		behind = index_step(q);
 		pthread_mutex_lock(&q->mtx);
 		q->ckpt_running = 0;
-		q->stats.wal_checkpoints++;
+		if (wanted)
+			q->stats.wal_checkpoints++;
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;
@@ -336,6 +383,9 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 		log_warnx("event=logq_start_failed error=\"%s\"", audit_errmsg(a));
 		goto fail;
 	}
+	/* Without it queries by subject still work, reading the whole log. */
+	if (audit_index_open(&q->index, path, err, sizeof(err)) == -1)
+		log_warnx("event=subject_index_unavailable error=\"%s\"", err);
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_done, q)) == NULL ||
 	    (q->kick = event_new(base, -1, 0, on_kick, q)) == NULL ||
@@ -361,6 +411,7 @@ fail:
 	if (q->efd != -1)
 		close(q->efd);
 	audit_close(q->ckpt);
+	audit_index_close(q->index);
 	free(q);
 	return NULL;
 }
@@ -440,6 +491,7 @@ logq_free(struct logq *q)
 	pthread_join(q->thread, NULL);
 	pthread_join(q->ckpt_thread, NULL);
 	audit_close(q->ckpt);
+	audit_index_close(q->index);
 	for (e = q->done; e != NULL; e = next) {
 		next = e->next;
 		free(e);

@@ -2,6 +2,8 @@
  * The disclosure log: storage, hash chain, signed checkpoints, queries and
  * verification. See audit.h and docs/audit-format.md.
  */
+#include <sys/stat.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -45,7 +47,6 @@ static const char *const schema =
     " inform_waiver TEXT, ref_seq INTEGER NOT NULL DEFAULT 0,"
     " prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
     "CREATE INDEX entries_ref ON entries(ref_seq) WHERE ref_seq != 0;"
-    "CREATE INDEX entries_subject ON entries(subject, seq);"
     "CREATE INDEX entries_agency ON entries(agency, seq);"
     "CREATE INDEX entries_time ON entries(time);"
     "CREATE INDEX entries_override ON entries(seq) WHERE override_code != '' "
@@ -53,7 +54,24 @@ static const char *const schema =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
     "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
     " head_hash BLOB NOT NULL, time INTEGER NOT NULL, signature BLOB NOT NULL);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+
+/*
+ * Version 2 moved the index by subject out of the log (see audit_index_*
+ * below): each append dirtied one random leaf of entries_subject per
+ * entry, two thirds of the pages every commit wrote and synced.
+ */
+static const char *const upgrade_1_to_2 =
+    "DROP INDEX IF EXISTS entries_subject;"
+    "PRAGMA user_version = 2;";
+
+/* The subject index file: next to the log, derived from it, rebuilt if lost. */
+static const char *const index_schema =
+    "CREATE TABLE IF NOT EXISTS subject_index(subject TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, PRIMARY KEY(subject, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS state(id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " log_id BLOB, upto INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO state(id, log_id, upto) VALUES (1, NULL, 0);";
 
 struct audit {
 	sqlite3		*db;
@@ -69,7 +87,21 @@ struct audit {
 	uint64_t	 cp_size;	/* entries covered by the last checkpoint */
 	int64_t		 cp_time;
 	int		 wal_pages;	/* in the WAL after the last commit */
+	char		*path;
+	int		 index;		/* subject index attached: 1, absent: 0 */
 };
+
+struct audit_index {
+	sqlite3		*db;		/* the index file, the log attached as lg */
+	unsigned char	 log_id[16];
+	char		 err[256];
+};
+
+static void
+index_path(const char *log, char *out, size_t len)
+{
+	snprintf(out, len, "%s-subjects", log);
+}
 
 void
 audit_entry_strings(struct audit_entry *e, const char **p[AUDIT_NSTRINGS])
@@ -229,6 +261,7 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
 	*out = NULL;
+	a->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &a->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) :
 		    "cannot open");
@@ -269,6 +302,13 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		}
 		if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 			goto dberr;
+	} else if (version == 1 && !readonly) {
+		if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(a->db, upgrade_1_to_2, NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+			goto dberr;
+		}
 	} else if (version > AUDIT_SCHEMA_VERSION) {
 		snprintf(err, errlen, "%s: log schema version %lld is newer than this "
 		    "program", path, version);
@@ -322,6 +362,7 @@ audit_close(struct audit *a)
 	sqlite3_finalize(a->ins_cp);
 	sqlite3_close(a->db);
 	EVP_PKEY_free(a->signer);
+	free(a->path);
 	free(a);
 }
 
@@ -604,9 +645,62 @@ audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *ar
 	return run_scan(a, st, cb, arg);
 }
 
+/*
+ * Attaches the subject index file, if there is one and it can be read, to
+ * a connection about to query by subject (see audit_index_open()).
+ */
+static void
+index_attach(struct audit *a)
+{
+	sqlite3_stmt	*st;
+	char		 path[4096];
+	struct stat	 sb;
+
+	if (a->index)
+		return;
+	index_path(a->path, path, sizeof(path));
+	if (stat(path, &sb) == -1 ||
+	    sqlite3_prepare_v2(a->db, "ATTACH DATABASE ?1 AS subj", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	a->index = sqlite3_step(st) == SQLITE_DONE;
+	sqlite3_finalize(st);
+	if (a->index && sqlite3_exec(a->db, "SELECT upto FROM subj.state", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		sqlite3_exec(a->db, "DETACH DATABASE subj", NULL, NULL, NULL);
+		a->index = 0;
+	}
+}
+
+/*
+ * The condition for entries naming subject ?p: from the subject index up
+ * to the seq it is complete for (when it belongs to this log), and from
+ * the log's own rows after that.
+ */
+static void
+where_subject(struct audit *a, int p, char *sql, size_t len)
+{
+	char	 upto[128];
+	size_t	 n;
+
+	if (!a->index) {
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d", p);
+		return;
+	}
+	n = (size_t)snprintf(upto, sizeof(upto), "(SELECT coalesce(max(upto), 0) FROM "
+	    "subj.state WHERE log_id = X'");
+	for (int i = 0; i < 16 && n + 3 < sizeof(upto); i++)
+		n += (size_t)snprintf(upto + n, sizeof(upto) - n, "%02x", a->log_id[i]);
+	snprintf(upto + n, sizeof(upto) - n, "')");
+	snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d AND seq IN "
+	    "(SELECT seq FROM subj.subject_index WHERE subject = ?%d AND seq <= %s "
+	    "UNION ALL SELECT seq FROM main.entries WHERE seq > %s AND subject = ?%d)",
+	    p, p, upto, upto, p);
+}
+
 /* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
 static void
-where_filter(const struct audit_filter *f, char *sql, size_t len)
+where_filter(struct audit *a, const struct audit_filter *f, char *sql, size_t len)
 {
 	static const struct { size_t off; const char *col; } eq[] = {
 		{ offsetof(struct audit_filter, subject), "subject" },
@@ -622,7 +716,11 @@ where_filter(const struct audit_filter *f, char *sql, size_t len)
 	for (size_t i = 0; i < sizeof(eq) / sizeof(eq[0]); i++) {
 		const char *v = *(const char *const *)(const void *)((const char *)f + eq[i].off);
 
-		if (v != NULL && *v != '\0')
+		if (v == NULL || *v == '\0')
+			continue;
+		if (i == 0)
+			where_subject(a, p++, sql, len);
+		else
 			snprintf(sql + strlen(sql), len - strlen(sql), " AND %s = ?%d",
 			    eq[i].col, p++);
 	}
@@ -659,9 +757,11 @@ audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
 	char		 sql[2048];
 
 	/* ?1 is the paging cursor and ?2 the limit; filters bind from ?3. */
+	if (f->subject != NULL && *f->subject != '\0')
+		index_attach(a);
 	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE %s", columns,
 	    newest_first ? "(?1 = 0 OR seq < ?1)" : "seq > ?1");
-	where_filter(f, sql, sizeof(sql));
+	where_filter(a, f, sql, sizeof(sql));
 	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " ORDER BY seq %s LIMIT ?2",
 	    newest_first ? "DESC" : "ASC");
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -694,9 +794,11 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 		    "decision, reason, kind or day)", by);
 		return -1;
 	}
+	if (f->subject != NULL && *f->subject != '\0')
+		index_attach(a);
 	snprintf(sql, sizeof(sql), "SELECT %s AS k, count(*) FROM entries WHERE "
 	    "?1 = ?1 AND ?2 = ?2", expr);
-	where_filter(f, sql, sizeof(sql));
+	where_filter(a, f, sql, sizeof(sql));
 	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " GROUP BY k ORDER BY k");
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return fail(a, "stats");
@@ -980,4 +1082,151 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : fail(a, "holder batches");
+}
+
+/*
+ * The subject index. Which entries name a subject is kept in a database of
+ * its own next to the log (<log>-subjects), written behind the log by
+ * audit_index_update() (the daemon's checkpointer thread), never by an
+ * append. It holds nothing the log does not: its state row names the log
+ * (log_id) and the seq up to which it is complete, and a query by subject
+ * reads it up to there and the log's own tail after that, so a missing,
+ * lagging or foreign index file gives the same answers, only slower. Like
+ * any SQLite index it is outside the hash chain; verify checks the entries.
+ */
+int
+audit_index_open(struct audit_index **out, const char *log, char *err, size_t errlen)
+{
+	struct audit_index	*x = xcalloc(1, sizeof(*x));
+	sqlite3_stmt		*st = NULL;
+	char			 path[4096];
+	int			 ok = 0;
+
+	*out = NULL;
+	index_path(log, path, sizeof(path));
+	if (sqlite3_open_v2(path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(x->db, 5000);
+	/*
+	 * NORMAL: a power cut may lose the last updates, which are redone.
+	 * A longer WAL than SQLite's default: the index's leaves are written
+	 * again and again, and a checkpoint copies each one once.
+	 */
+	if (sqlite3_exec(x->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+	    "PRAGMA wal_autocheckpoint=10000", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(x->db, index_schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "ATTACH DATABASE ?1 AS lg", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, log, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(x->db, "SELECT value FROM lg.meta WHERE key = 'log_id'",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16)
+		memcpy(x->log_id, sqlite3_column_blob(st, 0), 16);
+	sqlite3_finalize(st);
+	/* An index of another log (the log was replaced): start again. */
+	if (sqlite3_prepare_v2(x->db, "SELECT count(*) FROM state WHERE log_id = ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_blob(st, 1, x->log_id, 16, SQLITE_STATIC);
+	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!ok) {
+		if (sqlite3_exec(x->db, "BEGIN IMMEDIATE; DELETE FROM subject_index;",
+		    NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(x->db, "UPDATE state SET log_id = ?1, upto = 0",
+		    -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_blob(st, 1, x->log_id, 16, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE ||
+		    sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_finalize(st);
+	}
+	*out = x;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, x->db ? sqlite3_errmsg(x->db) :
+	    "cannot open");
+	sqlite3_finalize(st);
+	if (x->db != NULL && !sqlite3_get_autocommit(x->db))
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	audit_index_close(x);
+	return -1;
+}
+
+static int
+index_fail(struct audit_index *x, const char *what)
+{
+	snprintf(x->err, sizeof(x->err), "%s: %s", what, sqlite3_errmsg(x->db));
+	if (!sqlite3_get_autocommit(x->db))
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int
+audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
+{
+	sqlite3_stmt	*st;
+	sqlite3_int64	 upto = 0, top = 0, to;
+
+	*left = 0;
+	if (sqlite3_exec(x->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return index_fail(x, "begin");
+	if (sqlite3_prepare_v2(x->db, "SELECT (SELECT upto FROM state), "
+	    "(SELECT coalesce(max(seq), 0) FROM lg.entries)", -1, &st, NULL) != SQLITE_OK)
+		return index_fail(x, "state");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		upto = sqlite3_column_int64(st, 0);
+		top = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	to = top - upto > (sqlite3_int64)most ? upto + (sqlite3_int64)most : top;
+	if (to > upto) {
+		if (sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO subject_index(subject, "
+		    "seq) SELECT subject, seq FROM lg.entries WHERE seq > ?1 AND seq <= ?2 "
+		    "AND subject IS NOT NULL AND subject != ''", -1, &st, NULL) != SQLITE_OK)
+			return index_fail(x, "index");
+		sqlite3_bind_int64(st, 1, upto);
+		sqlite3_bind_int64(st, 2, to);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return index_fail(x, "index");
+		}
+		sqlite3_finalize(st);
+		if (sqlite3_prepare_v2(x->db, "UPDATE state SET upto = ?1", -1, &st,
+		    NULL) != SQLITE_OK)
+			return index_fail(x, "state");
+		sqlite3_bind_int64(st, 1, to);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return index_fail(x, "state");
+		}
+		sqlite3_finalize(st);
+	}
+	if (sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return index_fail(x, "commit");
+	*left = (uint64_t)(top - to);
+	return 0;
+}
+
+const char *
+audit_index_errmsg(struct audit_index *x)
+{
+	return x->err;
+}
+
+void
+audit_index_close(struct audit_index *x)
+{
+	if (x == NULL)
+		return;
+	sqlite3_close(x->db);
+	free(x);
 }

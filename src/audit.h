@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUDIT_SCHEMA_VERSION	1
+#define AUDIT_SCHEMA_VERSION	2
 
 /* One entry. Strings may be NULL (encoded as empty). */
 struct audit_entry {
@@ -112,6 +112,23 @@ int		 audit_wal_pages(struct audit *);
 int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
 		    size_t errlen);
 int		 audit_wal_checkpoint(struct audit *, int *left);
+
+/*
+ * The subject index: a database of its own next to the log
+ * (<log>-subjects), built behind it, not by appends (an index in the log
+ * cost one random B-tree page per entry in every commit). Queries by
+ * subject use it up to the seq it is complete for and the log after that,
+ * so they are right whether it lags, is missing or belongs to another log.
+ * audit_index_open() creates it (or starts it again for a new log);
+ * audit_index_update() indexes at most `most` more entries in one
+ * transaction and says how many are left. Each returns 0 or -1.
+ */
+struct audit_index;
+int		 audit_index_open(struct audit_index **, const char *log, char *err,
+		    size_t errlen);
+int		 audit_index_update(struct audit_index *, uint64_t most, uint64_t *left);
+const char	*audit_index_errmsg(struct audit_index *);
+void		 audit_index_close(struct audit_index *);
 uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 

@@ -60,9 +60,9 @@ main(int argc, char *argv[])
 	snprintf(path, sizeof(path), "%s/bench-audit.db", argv[1]);
 	snprintf(key, sizeof(key), "%s/bench-audit.key", argv[1]);
 	snprintf(pubf, sizeof(pubf), "%s/bench-audit.pub", argv[1]);
-	snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm; umask 077; openssl genpkey "
-	    "-algorithm ed25519 -out %s && openssl pkey -in %s -pubout -out %s", path, path,
-	    path, key, key, pubf);
+	snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm %s-subjects*; umask 077; "
+	    "openssl genpkey -algorithm ed25519 -out %s && openssl pkey -in %s -pubout "
+	    "-out %s", path, path, path, path, key, key, pubf);
 	if (system(cmd) != 0)
 		return 1;
 	if (audit_open(&a, path, err, sizeof(err)) == -1 ||
@@ -115,6 +115,26 @@ main(int argc, char *argv[])
 	printf("built %" PRIu64 " entries in %.1f s (%.0f entries/s in batches of %d)\n",
 	    n, t1 - t0, (double)n / (t1 - t0), BATCH);
 	audit_close(a);
+	/* The subject index, built behind the log as the daemon's checkpointer does. */
+	{
+		struct audit_index	*x;
+		uint64_t		 left = 1;
+
+		t0 = now_s();
+		if (audit_index_open(&x, path, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s\n", err);
+			return 1;
+		}
+		while (left > 0)
+			if (audit_index_update(x, 16384, &left) == -1) {
+				fprintf(stderr, "index: %s\n", audit_index_errmsg(x));
+				return 1;
+			}
+		audit_index_close(x);
+		t1 = now_s();
+		printf("subject index of %" PRIu64 " entries built in %.1f s (%.0f entries/s)\n",
+		    n, t1 - t0, (double)n / (t1 - t0));
+	}
 
 	if ((pub = audit_load_public_key(pubf, err, sizeof(err))) == NULL ||
 	    audit_open_reader(&a, path, err, sizeof(err)) == -1) {

@@ -36,6 +36,18 @@ setup(void)
 }
 
 static void
+index_unlink(void)
+{
+	static const char *const ext[] = { "-subjects", "-subjects-wal", "-subjects-shm" };
+	char p[300];
+
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, ext[i]);
+		unlink(p);
+	}
+}
+
+static void
 teardown(void)
 {
 	char p[300];
@@ -49,6 +61,7 @@ teardown(void)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
 	unlink(p);
+	index_unlink();
 }
 
 TestSuite(audit, .init = setup, .fini = teardown);
@@ -288,4 +301,180 @@ Test(audit, unsigned_key_file_must_be_secret)
 	chmod(key, 0644);
 	cr_expect_eq(audit_set_signer(a, key, 4, 60, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "group or world") != NULL, "%s", err);
+}
+
+/* Appends n entries naming subjects "A" and "B" in turn. */
+static void
+append_ab(int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct audit_entry e, *ep = &e;
+
+		memset(&e, 0, sizeof(e));
+		e.time = 2000 + (int64_t)audit_size(a);
+		e.kind = "disclosure";
+		e.agency = "police";
+		e.subject = (audit_size(a) + 1) % 2 ? "A" : "B";
+		e.decision = "allow";
+		e.reason = "released";
+		cr_assert_eq(audit_append(a, &ep, 1), 0, "%s", audit_errmsg(a));
+	}
+}
+
+struct seqs {
+	char		 s[4096];
+	uint64_t	 last;
+	int		 n;
+};
+
+static int
+seq_cb(const struct audit_entry *e, void *arg)
+{
+	struct seqs *q = arg;
+
+	snprintf(q->s + strlen(q->s), sizeof(q->s) - strlen(q->s), "%llu,",
+	    (unsigned long long)e->seq);
+	q->last = e->seq;
+	q->n++;
+	return 0;
+}
+
+/* The seqs of subject A through h, page by page of 7, oldest or newest first. */
+static void
+seqs_of_a(struct audit *h, int newest, char *out, size_t len)
+{
+	struct audit_filter	 f;
+	struct seqs		 q;
+	uint64_t		 after = 0;
+
+	memset(&f, 0, sizeof(f));
+	f.subject = "A";
+	out[0] = '\0';
+	do {
+		memset(&q, 0, sizeof(q));
+		cr_assert_eq(audit_query(h, &f, after, 7, newest, seq_cb, &q), 0, "%s",
+		    audit_errmsg(h));
+		snprintf(out + strlen(out), len - strlen(out), "%s", q.s);
+		after = q.last;
+	} while (q.n == 7);
+}
+
+/* What the log itself says: every odd seq up to size, A's. */
+static void
+expected_a(int newest, char *out, size_t len)
+{
+	uint64_t n = audit_size(a);
+
+	out[0] = '\0';
+	for (uint64_t i = 1; i <= n; i++) {
+		uint64_t s = newest ? n + 1 - i : i;
+
+		if (s % 2)
+			snprintf(out + strlen(out), len - strlen(out), "%llu,",
+			    (unsigned long long)s);
+	}
+}
+
+static void
+expect_subject_answers(const char *when)
+{
+	struct audit	*rd;
+	char		 got[4096], want[4096], err[256];
+
+	/* A reader of its own, as the daemon's auditor queries use. */
+	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
+	for (int newest = 0; newest < 2; newest++) {
+		expected_a(newest, want, sizeof(want));
+		seqs_of_a(rd, newest, got, sizeof(got));
+		cr_expect_str_eq(got, want, "%s, %s first", when, newest ? "newest" : "oldest");
+	}
+	audit_close(rd);
+}
+
+static int
+stat_cb(const char *k, uint64_t n, void *arg)
+{
+	(void)k;
+	*(uint64_t *)arg += n;
+	return 0;
+}
+
+/*
+ * The subject index lives beside the log and lags it; answers by subject
+ * must not depend on it: none, part way, caught up, behind again, from
+ * another log, rebuilt.
+ */
+Test(audit, subject_index_never_changes_an_answer)
+{
+	struct audit_index	*x;
+	struct audit_filter	 f;
+	uint64_t		 left, n = 0;
+	char			 err[256];
+
+	append_ab(40);
+	expect_subject_answers("no index file");
+
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, 15, &left), 0, "%s", audit_index_errmsg(x));
+	cr_expect_eq(left, 25);
+	expect_subject_answers("indexed up to 15");
+	memset(&f, 0, sizeof(f));
+	f.subject = "A";
+	cr_assert_eq(audit_stats(a, &f, "kind", stat_cb, &n), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(n, 20, "stats by subject");
+
+	while (left > 0)
+		cr_assert_eq(audit_index_update(x, 15, &left), 0);
+	expect_subject_answers("caught up");
+	append_ab(9);
+	expect_subject_answers("behind again");
+	audit_index_close(x);
+
+	/* An index file left from another log is not believed... */
+	{
+		char	 ip[300];
+		sqlite3	*db;
+
+		snprintf(ip, sizeof(ip), "%s-subjects", path);
+		cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
+		cr_assert_eq(sqlite3_exec(db, "UPDATE state SET log_id = X'00'", NULL,
+		    NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	expect_subject_answers("an index of another log");
+	/* ...and is started again; a deleted one is built again. */
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, 1000, &left), 0);
+	cr_expect_eq(left, 0);
+	expect_subject_answers("started again");
+	audit_index_close(x);
+	index_unlink();
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, 10, &left), 0);
+	expect_subject_answers("rebuilt part way");
+	audit_index_close(x);
+}
+
+/* Version 1 logs had the subject index inside; opening one for writing drops it. */
+Test(audit, version_1_log_loses_its_inner_subject_index)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		 err[256];
+
+	append_ab(6);
+	audit_close(a);
+	sql("CREATE INDEX entries_subject ON entries(subject, seq); PRAGMA user_version = 1;");
+	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_schema "
+	    "WHERE name = 'entries_subject'), (SELECT user_version FROM pragma_user_version)",
+	    -1, &st, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_expect_eq(sqlite3_column_int(st, 0), 0);
+	cr_expect_eq(sqlite3_column_int(st, 1), 2);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	expect_subject_answers("an upgraded log");
+	cr_expect_eq(verify().entries, 6);
 }
