@@ -7,6 +7,7 @@
 #include <event2/thread.h>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <grp.h>
 #include <pwd.h>
@@ -150,6 +151,12 @@ main(int argc, char *argv[])
 	}
 	if (confpath == NULL || optind != argc)
 		usage();
+	/*
+	 * The store, the disclosure log and its subject index hold personal
+	 * data: nothing the daemon creates is readable by anyone else, under
+	 * systemd (UMask=0077) or not.
+	 */
+	umask(077);
 	log_init(LOG_LEVEL_INFO, "safeshared");
 
 	if (config_load(confpath, &conf, &d) == -1) {

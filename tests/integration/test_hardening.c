@@ -4,6 +4,7 @@
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -69,6 +70,25 @@ probe_bad(const char *name)
 	snprintf(cert, sizeof(cert), "%s/bad/%s.crt", d.dir, name);
 	snprintf(key, sizeof(key), "%s/bad/%s.key", d.dir, name);
 	return h_tls_probe(&d, cert, key);
+}
+
+/* The store, the log and its subject index hold personal data: private files. */
+Test(hardening, files_it_makes_are_private)
+{
+	char		 idx[600];
+	const char	*files[3];
+	struct stat	 sb;
+
+	snprintf(idx, sizeof(idx), "%s-subjects", d.audit);
+	files[0] = d.store;
+	files[1] = d.audit;
+	files[2] = idx;
+	h_start(&d);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_eq(stat(files[i], &sb), 0, "%s", files[i]);
+		cr_expect_eq(sb.st_mode & 077, 0, "%s is mode %o", files[i],
+		    (unsigned)(sb.st_mode & 0777));
+	}
 }
 
 Test(hardening, certificate_matrix_is_refused_before_the_policy)
