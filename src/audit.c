@@ -1129,9 +1129,13 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16)
 		memcpy(x->log_id, sqlite3_column_blob(st, 0), 16);
 	sqlite3_finalize(st);
-	/* An index of another log (the log was replaced): start again. */
-	if (sqlite3_prepare_v2(x->db, "SELECT count(*) FROM state WHERE log_id = ?1",
-	    -1, &st, NULL) != SQLITE_OK)
+	/*
+	 * An index of another log, or of a longer past of this one (the log
+	 * was restored from a backup): start again.
+	 */
+	if (sqlite3_prepare_v2(x->db, "SELECT count(*) FROM state WHERE log_id = ?1 "
+	    "AND upto <= (SELECT coalesce(max(seq), 0) FROM lg.entries)", -1, &st,
+	    NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_blob(st, 1, x->log_id, 16, SQLITE_STATIC);
 	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;

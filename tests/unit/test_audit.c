@@ -478,3 +478,39 @@ Test(audit, version_1_log_loses_its_inner_subject_index)
 	expect_subject_answers("an upgraded log");
 	cr_expect_eq(verify().entries, 6);
 }
+
+/* A log restored from a backup is shorter than its index: the index starts again. */
+Test(audit, subject_index_of_a_longer_past_is_not_believed)
+{
+	struct audit_index	*x;
+	struct audit_filter	 f;
+	uint64_t		 left, n = 0;
+	char			 err[256];
+
+	append_ab(40);
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, 1000, &left), 0);
+	audit_index_close(x);
+	audit_close(a);
+	sql("DELETE FROM entries WHERE seq > 30");
+	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 10; i++) {
+		struct audit_entry e, *ep = &e;
+
+		memset(&e, 0, sizeof(e));
+		e.time = 3000 + i;
+		e.kind = "disclosure";
+		e.subject = "C";
+		cr_assert_eq(audit_append(a, &ep, 1), 0, "%s", audit_errmsg(a));
+	}
+	memset(&f, 0, sizeof(f));
+	f.subject = "C";
+	cr_assert_eq(audit_stats(a, &f, "kind", stat_cb, &n), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(n, 10, "the new entries at seqs the old index had covered");
+	cr_assert_eq(audit_index_update(x, 1000, &left), 0);
+	n = 0;
+	cr_assert_eq(audit_stats(a, &f, "kind", stat_cb, &n), 0);
+	cr_expect_eq(n, 10);
+	audit_index_close(x);
+}
