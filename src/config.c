@@ -40,7 +40,8 @@ static const struct key keys[] = {
 	{ "store", K_PATH, OFF(store), NULL, 0, 0,
 	    "records, consent and flags database (SQLite)" },
 	{ "audit_log", K_PATH, OFF(audit_log), NULL, 0, 0,
-	    "disclosure log database (SQLite)" },
+	    "disclosure log database (SQLite); its subject index is kept beside it, "
+	    "in the same path with -subjects added" },
 	{ "audit.signing_key", K_PATH, OFF(audit_signing_key), "", 0, 0,
 	    "Ed25519 private key (PEM) that signs log checkpoints; must not be "
 	    "group/world readable. Empty: no checkpoints" },
