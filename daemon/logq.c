@@ -21,8 +21,13 @@
  */
 #define CKPT_PAGES	1000
 #define CKPT_INLINE	(16 * CKPT_PAGES)
-/* Entries the subject index takes per transaction (more share more leaves). */
-#define INDEX_BATCH	16384
+/*
+ * Entries the subject index takes per transaction: about as many B-tree
+ * leaves, written and then synced at its next checkpoint. Bigger batches
+ * share a few more leaves but make bursts of writes that stall the log's
+ * own fdatasync (BENCHMARKS.md).
+ */
+#define INDEX_BATCH	2048
 
 struct qentry {
 	struct qentry		*next;

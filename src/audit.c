@@ -1109,16 +1109,14 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 		goto fail;
 	sqlite3_busy_timeout(x->db, 5000);
 	/*
-	 * 1 KiB pages (for a new file): every entry indexed dirties one leaf
-	 * at random, so the bytes written, in the background but on the disk
-	 * the log's commits sync to, go with the page size. NORMAL: a power
-	 * cut may lose the last updates, which are redone. A longer WAL than
-	 * SQLite's default: leaves are written again and again, and a
-	 * checkpoint copies each one once.
+	 * NORMAL: a power cut may lose the last updates, which are redone.
+	 * Each entry indexed dirties one leaf at random, in the background but
+	 * on the disk the log's commits sync to; SQLite's default checkpoint
+	 * size and small batches (logq.c) keep each burst of those writes, and
+	 * its fsync, small.
 	 */
-	if (sqlite3_exec(x->db, "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; "
-	    "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=10000", NULL, NULL,
-	    NULL) != SQLITE_OK ||
+	if (sqlite3_exec(x->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+	    NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(x->db, index_schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "ATTACH DATABASE ?1 AS lg", -1, &st,
 	    NULL) != SQLITE_OK)
