@@ -49,9 +49,9 @@ struct logq {
 	pthread_t	 ckpt_thread;
 	pthread_mutex_t	 mtx;
 	pthread_cond_t	 work_cond;	/* writer waits for entries */
-	pthread_cond_t	 ckpt_cond;	/* checkpointer waits for a full WAL */
+	pthread_cond_t	 ckpt_cond;	/* checkpointer waits: a full WAL, or 1 s */
 	int		 ckpt_wanted;	/* the WAL has CKPT_PAGES: wake up */
-	int		 ckpt_running;
+	int		 ckpt_running;	/* copying the WAL */
 	pthread_cond_t	 done_cond;	/* sync submitters wait for their entry */
 	struct qentry	*head, *tail;	/* queued */
 	struct qentry	*done;		/* committed, callbacks not yet run */
