@@ -1133,6 +1133,13 @@ server_shutdown(struct server *srv)
 {
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
+	/*
+	 * The auditors' reader goes first: the last connection to close a WAL
+	 * database copies its WAL in and removes it, which a read-only one
+	 * cannot do (the subject index's is the checkpointer's, in logq).
+	 */
+	audit_close(srv->reader);
+	srv->reader = NULL;
 	logq_free(srv->logq);
 	log_hold(NULL, NULL);
 	if (srv->round != NULL)
@@ -1147,7 +1154,6 @@ server_shutdown(struct server *srv)
 		SSL_CTX_free(srv->ssl);
 	free(srv->rates);
 	store_close(srv->store);
-	audit_close(srv->reader);
 	audit_close(srv->audit);
 	EVP_PKEY_free(srv->public_key);
 	free(srv->public_pem);

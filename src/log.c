@@ -33,6 +33,8 @@ log_hold(void (*first)(void *), void *arg)
 	}
 	if (held == NULL && (held = calloc(1, sizeof(*held))) == NULL)
 		return;		/* then lines are written at once, as before */
+	if (!held->on)
+		atexit(log_flush);	/* a held line is not lost at exit() */
 	held->on = 1;
 	held->first = first;
 	held->arg = arg;
