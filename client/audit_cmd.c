@@ -578,7 +578,8 @@ a_offline(struct aopts *o, const char *sub)
 		if (o->json)
 			printf("]\n");
 	} else if (strcmp(sub, "verify") == 0) {
-		uint64_t ncp = 0;
+		uint64_t	ncp = 0, upto, missing, extra;
+		int		ix;
 
 		audit_checkpoints(a, count_cp, &ncp);
 		audit_verify(a, pub, &r);
@@ -587,6 +588,22 @@ a_offline(struct aopts *o, const char *sub)
 		if (r.ok && pub == NULL && ncp > 0 && !o->json)
 			fprintf(stderr, "safeshare: the log has %" PRIu64 " signed checkpoints; "
 			    "give --pubkey to verify them (not a pass without it)\n", ncp);
+		/*
+		 * The subject index beside the log is outside the chain, and
+		 * subject-access reports (D17) read it: it must agree.
+		 */
+		if ((ix = audit_index_check(a, &upto, &missing, &extra)) == -1) {
+			fprintf(stderr, "safeshare: %s-subjects: %s\n", o->log, audit_errmsg(a));
+			rc = EX_LOCAL;
+		} else if (ix == 0 && (missing > 0 || extra > 0)) {
+			fprintf(stderr, "%s-subjects: FAILED: the subject index disagrees with "
+			    "the log up to entry %" PRIu64 " (%" PRIu64 " entries missing, %"
+			    PRIu64 " rows the log does not have); delete it and the daemon "
+			    "builds it again\n", o->log, upto, missing, extra);
+			rc = EX_LOCAL;
+		} else if (ix == 0 && !o->json)
+			printf("%s-subjects: ok, the subject index agrees with the log up to "
+			    "entry %" PRIu64 "\n", o->log, upto);
 	} else {	/* export */
 		struct exp	 x = { NULL, 0, audit_size(a) };
 		unsigned char	 id[16];

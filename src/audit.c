@@ -1236,3 +1236,40 @@ audit_index_close(struct audit_index *x)
 	sqlite3_close(x->db);
 	free(x);
 }
+
+int
+audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *extra)
+{
+	sqlite3_stmt	*st;
+	char		 sql[1024], id[33];
+	int		 rc;
+
+	*upto = *missing = *extra = 0;
+	index_attach(a);
+	if (!a->index)
+		return 1;
+	for (int i = 0; i < 16; i++)
+		snprintf(id + 2 * i, 3, "%02x", a->log_id[i]);
+	/* Both ways: entries the index lacks, and index rows the log lacks. */
+	snprintf(sql, sizeof(sql), "WITH u(n) AS (SELECT upto FROM subj.state WHERE "
+	    "log_id = X'%s') SELECT (SELECT n FROM u), "
+	    "(SELECT count(*) FROM (SELECT subject, seq FROM main.entries, u WHERE "
+	    "seq <= u.n AND subject IS NOT NULL AND subject != '' EXCEPT "
+	    "SELECT subject, seq FROM subj.subject_index, u WHERE seq <= u.n)), "
+	    "(SELECT count(*) FROM (SELECT subject, seq FROM subj.subject_index, u "
+	    "WHERE seq <= u.n EXCEPT SELECT subject, seq FROM main.entries, u "
+	    "WHERE seq <= u.n))", id);
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "index check");
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			sqlite3_finalize(st);
+			return 1;	/* another log's: queries do not use it */
+		}
+		*upto = (uint64_t)sqlite3_column_int64(st, 0);
+		*missing = (uint64_t)sqlite3_column_int64(st, 1);
+		*extra = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : fail(a, "index check");
+}

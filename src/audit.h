@@ -129,6 +129,15 @@ int		 audit_index_open(struct audit_index **, const char *log, char *err,
 int		 audit_index_update(struct audit_index *, uint64_t most, uint64_t *left);
 const char	*audit_index_errmsg(struct audit_index *);
 void		 audit_index_close(struct audit_index *);
+/*
+ * Checks the subject index beside a log against the log itself, up to the
+ * seq it claims (*upto): entries naming a subject that it lacks (*missing:
+ * a subject-access report would miss them) and rows the log does not have
+ * (*extra). Returns 0, 1 if there is no index file the log's queries use,
+ * or -1 on error. It sorts both sides: seconds for a million entries.
+ */
+int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
+		    uint64_t *extra);
 uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 

@@ -514,3 +514,31 @@ Test(audit, subject_index_of_a_longer_past_is_not_believed)
 	cr_expect_eq(n, 10);
 	audit_index_close(x);
 }
+
+/* verify --log also checks the index: a row taken out or put in is found. */
+Test(audit, subject_index_check_finds_missing_and_extra_rows)
+{
+	struct audit_index	*x;
+	uint64_t		 left, upto, missing, extra;
+	char			 err[256], ip[300];
+	sqlite3			*db;
+
+	append_ab(20);
+	cr_expect_eq(audit_index_check(a, &upto, &missing, &extra), 1, "no index file");
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, 15, &left), 0);
+	audit_index_close(x);
+	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(upto, 15);
+	cr_expect_eq(missing, 0);
+	cr_expect_eq(extra, 0);
+
+	snprintf(ip, sizeof(ip), "%s-subjects", path);
+	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "DELETE FROM subject_index WHERE seq = 3; "
+	    "INSERT INTO subject_index VALUES ('Z', 4)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0);
+	cr_expect_eq(missing, 1, "entry 3 hidden from A's report");
+	cr_expect_eq(extra, 1, "a row for Z the log does not have");
+}
