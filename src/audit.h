@@ -134,7 +134,7 @@ void		 audit_index_close(struct audit_index *);
  * seq it claims (*upto): entries naming a subject that it lacks (*missing:
  * a subject-access report would miss them) and rows the log does not have
  * (*extra). Returns 0, 1 if there is no index file the log's queries use,
- * or -1 on error. It sorts both sides: seconds for a million entries.
+ * or -1 on error. It sorts both sides: about 10 s for a million entries.
  */
 int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
 		    uint64_t *extra);
