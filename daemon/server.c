@@ -922,7 +922,7 @@ void
 server_read_scope(struct server *srv)
 {
 	store_read_begin(srv->store);
-	event_active(srv->round, 0, 0);
+	round_owed(srv);
 }
 
 /*

@@ -103,6 +103,23 @@ index_path(const char *log, char *out, size_t len)
 	snprintf(out, len, "%s-subjects", log);
 }
 
+/* The entries the subject index holds; its update and its check agree on it. */
+#define INDEXED	"subject IS NOT NULL AND subject != ''"
+
+/*
+ * The seq up to which the attached index is complete, as an SQL
+ * expression: NULL when the index belongs to another log.
+ */
+static void
+index_upto(const struct audit *a, char *out, size_t len)
+{
+	char hex[33];
+
+	hex_encode(a->log_id, 16, hex);
+	snprintf(out, len, "(SELECT max(upto) FROM subj.state WHERE log_id = X'%s')",
+	    hex);
+}
+
 void
 audit_entry_strings(struct audit_entry *e, const char **p[AUDIT_NSTRINGS])
 {
@@ -681,21 +698,17 @@ static void
 where_subject(struct audit *a, int p, char *sql, size_t len)
 {
 	char	 upto[128];
-	size_t	 n;
 
 	if (!a->index) {
 		snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d", p);
 		return;
 	}
-	n = (size_t)snprintf(upto, sizeof(upto), "(SELECT coalesce(max(upto), 0) FROM "
-	    "subj.state WHERE log_id = X'");
-	for (int i = 0; i < 16 && n + 3 < sizeof(upto); i++)
-		n += (size_t)snprintf(upto + n, sizeof(upto) - n, "%02x", a->log_id[i]);
-	snprintf(upto + n, sizeof(upto) - n, "')");
+	index_upto(a, upto, sizeof(upto));
+	/* An index of another log counts as complete up to nothing. */
 	snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d AND seq IN "
-	    "(SELECT seq FROM subj.subject_index WHERE subject = ?%d AND seq <= %s "
-	    "UNION ALL SELECT seq FROM main.entries WHERE seq > %s AND subject = ?%d)",
-	    p, p, upto, upto, p);
+	    "(SELECT seq FROM subj.subject_index WHERE subject = ?%d AND "
+	    "seq <= coalesce(%s, 0) UNION ALL SELECT seq FROM main.entries WHERE "
+	    "seq > coalesce(%s, 0) AND subject = ?%d)", p, p, upto, upto, p);
 }
 
 /* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
@@ -1197,7 +1210,7 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 	if (to > upto) {
 		if (sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO subject_index(subject, "
 		    "seq) SELECT subject, seq FROM lg.entries WHERE seq > ?1 AND seq <= ?2 "
-		    "AND subject IS NOT NULL AND subject != ''", -1, &st, NULL) != SQLITE_OK)
+		    "AND " INDEXED, -1, &st, NULL) != SQLITE_OK)
 			return index_fail(x, "index");
 		sqlite3_bind_int64(st, 1, upto);
 		sqlite3_bind_int64(st, 2, to);
@@ -1241,24 +1254,22 @@ int
 audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *extra)
 {
 	sqlite3_stmt	*st;
-	char		 sql[1024], id[33];
+	char		 sql[1024], u[128];
 	int		 rc;
 
 	*upto = *missing = *extra = 0;
 	index_attach(a);
 	if (!a->index)
 		return 1;
-	for (int i = 0; i < 16; i++)
-		snprintf(id + 2 * i, 3, "%02x", a->log_id[i]);
+	index_upto(a, u, sizeof(u));
 	/* Both ways: entries the index lacks, and index rows the log lacks. */
-	snprintf(sql, sizeof(sql), "WITH u(n) AS (SELECT upto FROM subj.state WHERE "
-	    "log_id = X'%s') SELECT (SELECT n FROM u), "
+	snprintf(sql, sizeof(sql), "WITH u(n) AS (SELECT %s) SELECT (SELECT n FROM u), "
 	    "(SELECT count(*) FROM (SELECT subject, seq FROM main.entries, u WHERE "
-	    "seq <= u.n AND subject IS NOT NULL AND subject != '' EXCEPT "
+	    "seq <= u.n AND " INDEXED " EXCEPT "
 	    "SELECT subject, seq FROM subj.subject_index, u WHERE seq <= u.n)), "
 	    "(SELECT count(*) FROM (SELECT subject, seq FROM subj.subject_index, u "
 	    "WHERE seq <= u.n EXCEPT SELECT subject, seq FROM main.entries, u "
-	    "WHERE seq <= u.n))", id);
+	    "WHERE seq <= u.n))", u);
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return fail(a, "index check");
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
