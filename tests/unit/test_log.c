@@ -1,0 +1,138 @@
+/*
+ * The daemon's own log: key=value lines, one write each; a holding thread's
+ * info lines wait for log_flush(), and a warning takes them out at once, in
+ * order.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static char	 path[256];
+static int	 owed;
+
+static void
+setup(void)
+{
+	snprintf(path, sizeof(path), "/tmp/safeshare-test-log-%d.txt", (int)getpid());
+	cr_assert_not_null(freopen(path, "w", stderr));
+	log_init(LOG_LEVEL_INFO, "test");
+	owed = 0;
+}
+
+static void
+teardown(void)
+{
+	log_hold(NULL, NULL);
+	unlink(path);
+}
+
+TestSuite(log, .init = setup, .fini = teardown);
+
+/* What stderr holds so far. */
+static char *
+written(void)
+{
+	size_t	 len;
+	char	*s;
+
+	fflush(stderr);
+	s = file_read(path, 1 << 20, &len);
+	cr_assert_not_null(s);
+	return s;
+}
+
+static void
+count_owed(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+Test(log, line_is_key_value_with_a_newline)
+{
+	char *s;
+
+	log_info("event=x n=%d", 7);
+	s = written();
+	cr_expect(strstr(s, " prog=test level=info event=x n=7\n") != NULL, "%s", s);
+	cr_expect_eq(strncmp(s, "ts=", 3), 0);
+	free(s);
+}
+
+Test(log, held_lines_wait_for_the_flush_and_ask_for_it_once)
+{
+	char *s;
+
+	log_hold(count_owed, &owed);
+	log_info("event=first");
+	log_info("event=second");
+	log_debug("event=hidden");		/* below the level: never */
+	s = written();
+	cr_expect_str_eq(s, "", "nothing written before the flush");
+	free(s);
+	cr_expect_eq(owed, 1, "one flush owed, asked for once");
+
+	log_flush();
+	s = written();
+	cr_expect(strstr(s, "event=first") != NULL && strstr(s, "event=second") != NULL);
+	cr_expect(strstr(s, "event=first") < strstr(s, "event=second"));
+	cr_expect(strstr(s, "hidden") == NULL);
+	free(s);
+
+	log_info("event=third");
+	cr_expect_eq(owed, 2, "an empty buffer asks again");
+}
+
+Test(log, a_warning_goes_out_at_once_after_the_lines_before_it)
+{
+	char *s;
+
+	log_hold(count_owed, &owed);
+	log_info("event=before");
+	log_warnx("event=trouble");
+	s = written();
+	cr_expect(strstr(s, "event=before") != NULL, "%s", s);
+	cr_expect(strstr(s, "level=warn event=trouble") != NULL, "%s", s);
+	cr_expect(strstr(s, "event=before") < strstr(s, "event=trouble"));
+	free(s);
+}
+
+Test(log, holding_stops_with_a_flush)
+{
+	char *s;
+
+	log_hold(count_owed, &owed);
+	log_info("event=held");
+	log_hold(NULL, NULL);
+	log_info("event=direct");
+	s = written();
+	cr_expect(strstr(s, "event=held") != NULL && strstr(s, "event=direct") != NULL,
+	    "%s", s);
+	free(s);
+	cr_expect_eq(owed, 1);
+}
+
+/* A full buffer is written, whole lines only, before the next line goes in. */
+Test(log, a_full_buffer_is_written_not_dropped)
+{
+	char	 big[1500], *s;
+	int	 lines = 0;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_hold(count_owed, &owed);
+	for (int i = 0; i < 40; i++)
+		log_info("event=big i=%d v=%s", i, big);
+	log_flush();
+	s = written();
+	for (char *p = s; (p = strstr(p, "event=big")) != NULL; p++)
+		lines++;
+	cr_expect_eq(lines, 40, "every line, none cut in two");
+	cr_expect(strstr(s, "i=39 ") != NULL);
+	free(s);
+}
