@@ -66,6 +66,7 @@ static const char *const help =
     "  show --log DB [--last N]     print entries of a log database\n"
     "  export --log DB --out FILE   export a log database\n"
     "  verify --log DB|--export FILE --pubkey PEM   verify; names the first bad entry\n"
+    "                               (--log: and checks the subject index DB-subjects)\n"
     "\n"
     "Filters: --subject --agency --practitioner --purpose --decision --reason\n"
     "--kind --overrides --from YYYY-MM-DD --to YYYY-MM-DD. All commands take\n"
