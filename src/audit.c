@@ -65,13 +65,31 @@ static const char *const upgrade_1_to_2 =
     "DROP INDEX IF EXISTS entries_subject;"
     "PRAGMA user_version = 2;";
 
-/* The subject index file: next to the log, derived from it, rebuilt if lost. */
+/*
+ * The subject index file: next to the log, derived from it, rebuilt if
+ * lost. Its rows lead with the entry's generation (seq / INDEX_GEN), so
+ * that rows are only ever added at the end of the B-tree: an update writes
+ * a few pages of the newest generation, where keying by subject first
+ * rewrote one leaf at random per entry (4 KiB written per 60-byte row;
+ * those bursts stalled the log's own fdatasync, BENCHMARKS.md). A query
+ * looks its subject up in each generation in turn.
+ *
+ * Version 1 was keyed (subject, seq); any other version is emptied and
+ * rebuilt, as is an index of another log.
+ */
+#define INDEX_GEN	4096
+#define INDEX_VERSION	2
+#define STR(x)		STR_(x)
+#define STR_(x)		#x
+
 static const char *const index_schema =
-    "CREATE TABLE IF NOT EXISTS subject_index(subject TEXT NOT NULL,"
-    " seq INTEGER NOT NULL, PRIMARY KEY(subject, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS subject_index(gen INTEGER NOT NULL,"
+    " subject TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " PRIMARY KEY(gen, subject, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS state(id INTEGER PRIMARY KEY CHECK(id = 1),"
     " log_id BLOB, upto INTEGER NOT NULL);"
-    "INSERT OR IGNORE INTO state(id, log_id, upto) VALUES (1, NULL, 0);";
+    "INSERT OR IGNORE INTO state(id, log_id, upto) VALUES (1, NULL, 0);"
+    "PRAGMA user_version = " STR(INDEX_VERSION) ";";
 
 struct audit {
 	sqlite3		*db;
@@ -672,6 +690,7 @@ index_attach(struct audit *a)
 	sqlite3_stmt	*st;
 	char		 path[4096];
 	struct stat	 sb;
+	long long	 version = 0;
 
 	if (a->index)
 		return;
@@ -682,8 +701,9 @@ index_attach(struct audit *a)
 	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
 	a->index = sqlite3_step(st) == SQLITE_DONE;
 	sqlite3_finalize(st);
-	if (a->index && sqlite3_exec(a->db, "SELECT upto FROM subj.state", NULL, NULL,
-	    NULL) != SQLITE_OK) {
+	if (a->index && (sqlite3_exec(a->db, "SELECT upto FROM subj.state", NULL, NULL,
+	    NULL) != SQLITE_OK || int_query(a, "PRAGMA subj.user_version",
+	    &version) == -1 || version != INDEX_VERSION)) {
 		sqlite3_exec(a->db, "DETACH DATABASE subj", NULL, NULL, NULL);
 		a->index = 0;
 	}
@@ -704,11 +724,18 @@ where_subject(struct audit *a, int p, char *sql, size_t len)
 		return;
 	}
 	index_upto(a, upto, sizeof(upto));
-	/* An index of another log counts as complete up to nothing. */
+	/*
+	 * One lookup per generation, then the log's tail. An index of another
+	 * log counts as complete up to nothing. The bound is spelled out as a
+	 * scalar each time: joined in from a CTE, the planner scanned the whole
+	 * log for the tail (an automatic index on subject).
+	 */
 	snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d AND seq IN "
-	    "(SELECT seq FROM subj.subject_index WHERE subject = ?%d AND "
-	    "seq <= coalesce(%s, 0) UNION ALL SELECT seq FROM main.entries WHERE "
-	    "seq > coalesce(%s, 0) AND subject = ?%d)", p, p, upto, upto, p);
+	    "(WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g "
+	    "WHERE n < coalesce(%s, 0) / " STR(INDEX_GEN) ") "
+	    "SELECT seq FROM subj.subject_index WHERE gen IN g AND subject = ?%d "
+	    "AND seq <= coalesce(%s, 0) UNION ALL SELECT seq FROM main.entries WHERE "
+	    "seq > coalesce(%s, 0) AND subject = ?%d)", p, upto, p, upto, upto, p);
 }
 
 /* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
@@ -1113,7 +1140,7 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 	struct audit_index	*x = xcalloc(1, sizeof(*x));
 	sqlite3_stmt		*st = NULL;
 	char			 path[4096];
-	int			 ok = 0;
+	int			 ok = 0, version;
 
 	*out = NULL;
 	index_path(log, path, sizeof(path));
@@ -1123,13 +1150,16 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 	sqlite3_busy_timeout(x->db, 5000);
 	/*
 	 * NORMAL: a power cut may lose the last updates, which are redone.
-	 * Each entry indexed dirties one leaf at random, in the background but
-	 * on the disk the log's commits sync to; SQLite's default checkpoint
-	 * size and small batches (logq.c) keep each burst of those writes, and
-	 * its fsync, small.
 	 */
 	if (sqlite3_exec(x->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
 	    NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(x->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((version != INDEX_VERSION && sqlite3_exec(x->db, "DROP TABLE IF EXISTS "
+	    "subject_index; DROP TABLE IF EXISTS state", NULL, NULL, NULL) != SQLITE_OK) ||
 	    sqlite3_exec(x->db, index_schema, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "ATTACH DATABASE ?1 AS lg", -1, &st,
 	    NULL) != SQLITE_OK)
@@ -1157,7 +1187,8 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 	sqlite3_finalize(st);
 	st = NULL;
 	if (!ok) {
-		if (sqlite3_exec(x->db, "BEGIN IMMEDIATE; DELETE FROM subject_index;",
+		/* Deferred: see audit_index_update(). */
+		if (sqlite3_exec(x->db, "BEGIN; DELETE FROM subject_index;",
 		    NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_prepare_v2(x->db, "UPDATE state SET log_id = ?1, upto = 0",
 		    -1, &st, NULL) != SQLITE_OK)
@@ -1196,7 +1227,13 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 	sqlite3_int64	 upto = 0, top = 0, to;
 
 	*left = 0;
-	if (sqlite3_exec(x->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+	/*
+	 * Deferred, not IMMEDIATE: that would take the write lock of every
+	 * attached database, the log's too, and the log's writer would wait
+	 * (sleeping in its busy handler) while the index is updated. Only this
+	 * connection writes the index, so its write lock comes at once.
+	 */
+	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return index_fail(x, "begin");
 	if (sqlite3_prepare_v2(x->db, "SELECT (SELECT upto FROM state), "
 	    "(SELECT coalesce(max(seq), 0) FROM lg.entries)", -1, &st, NULL) != SQLITE_OK)
@@ -1208,9 +1245,11 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 	sqlite3_finalize(st);
 	to = top - upto > (sqlite3_int64)most ? upto + (sqlite3_int64)most : top;
 	if (to > upto) {
-		if (sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO subject_index(subject, "
-		    "seq) SELECT subject, seq FROM lg.entries WHERE seq > ?1 AND seq <= ?2 "
-		    "AND " INDEXED, -1, &st, NULL) != SQLITE_OK)
+		/* In key order: the rows go on at the end of the B-tree. */
+		if (sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO subject_index(gen, "
+		    "subject, seq) SELECT seq / " STR(INDEX_GEN) ", subject, seq FROM "
+		    "lg.entries WHERE seq > ?1 AND seq <= ?2 AND " INDEXED " ORDER BY 1, 2, 3",
+		    -1, &st, NULL) != SQLITE_OK)
 			return index_fail(x, "index");
 		sqlite3_bind_int64(st, 1, upto);
 		sqlite3_bind_int64(st, 2, to);
@@ -1262,14 +1301,16 @@ audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *
 	if (!a->index)
 		return 1;
 	index_upto(a, u, sizeof(u));
-	/* Both ways: entries the index lacks, and index rows the log lacks. */
-	snprintf(sql, sizeof(sql), "WITH u(n) AS (SELECT %s) SELECT (SELECT n FROM u), "
-	    "(SELECT count(*) FROM (SELECT subject, seq FROM main.entries, u WHERE "
-	    "seq <= u.n AND " INDEXED " EXCEPT "
-	    "SELECT subject, seq FROM subj.subject_index, u WHERE seq <= u.n)), "
-	    "(SELECT count(*) FROM (SELECT subject, seq FROM subj.subject_index, u "
-	    "WHERE seq <= u.n EXCEPT SELECT subject, seq FROM main.entries, u "
-	    "WHERE seq <= u.n))", u);
+	/*
+	 * Both ways: entries the index lacks, and index rows the log lacks (a
+	 * row filed under the wrong generation is both: queries miss it).
+	 */
+	snprintf(sql, sizeof(sql), "WITH u(n) AS (SELECT %s), l AS (SELECT seq / "
+	    STR(INDEX_GEN) " AS gen, subject, seq FROM main.entries, u WHERE "
+	    "seq <= u.n AND " INDEXED "), x AS (SELECT gen, subject, seq FROM "
+	    "subj.subject_index, u WHERE seq <= u.n) SELECT (SELECT n FROM u), "
+	    "(SELECT count(*) FROM (SELECT * FROM l EXCEPT SELECT * FROM x)), "
+	    "(SELECT count(*) FROM (SELECT * FROM x EXCEPT SELECT * FROM l))", u);
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return fail(a, "index check");
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -536,9 +536,126 @@ Test(audit, subject_index_check_finds_missing_and_extra_rows)
 	snprintf(ip, sizeof(ip), "%s-subjects", path);
 	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, "DELETE FROM subject_index WHERE seq = 3; "
-	    "INSERT INTO subject_index VALUES ('Z', 4)", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	    "INSERT INTO subject_index VALUES (0, 'Z', 4)", NULL, NULL, NULL), SQLITE_OK);
 	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0);
 	cr_expect_eq(missing, 1, "entry 3 hidden from A's report");
 	cr_expect_eq(extra, 1, "a row for Z the log does not have");
+	/* A row filed under another generation is never looked up there. */
+	cr_assert_eq(sqlite3_exec(db, "UPDATE subject_index SET gen = 1 WHERE seq = 5",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0);
+	cr_expect_eq(missing, 2, "entry 5 hidden too");
+	cr_expect_eq(extra, 2);
+}
+
+/* Appends n entries in batches; every 997th seq names "A", the rest "X". */
+static void
+append_sparse(int n)
+{
+	struct audit_entry	 es[500], *ep[500];
+
+	while (n > 0) {
+		int k = n < 500 ? n : 500;
+
+		for (int i = 0; i < k; i++) {
+			memset(&es[i], 0, sizeof(es[i]));
+			es[i].time = 5000;
+			es[i].kind = "disclosure";
+			es[i].subject = (audit_size(a) + 1 + (uint64_t)i) % 997 ? "X" : "A";
+			ep[i] = &es[i];
+		}
+		cr_assert_eq(audit_append(a, ep, (size_t)k), 0, "%s", audit_errmsg(a));
+		n -= k;
+	}
+}
+
+/* The seqs of A the log has: every 997th. */
+static void
+expected_sparse(int newest, char *out, size_t len)
+{
+	uint64_t n = audit_size(a) / 997;
+
+	out[0] = '\0';
+	for (uint64_t i = 1; i <= n; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%llu,",
+		    (unsigned long long)(997 * (newest ? n + 1 - i : i)));
+}
+
+/*
+ * The index is filed by generation of 4,096 seqs: a subject's entries in
+ * several generations, some indexed and some not, come back whole and in
+ * order, page by page, either way.
+ */
+Test(audit, subject_index_spans_generations)
+{
+	struct audit_index	*x;
+	uint64_t		 left, upto, missing, extra;
+	char			 err[256], got[4096], want[4096];
+	const uint64_t		 steps[] = { 0, 5000, 3000, 0 };
+
+	append_sparse(10000);
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (steps[i])
+			cr_assert_eq(audit_index_update(x, steps[i], &left), 0, "%s",
+			    audit_index_errmsg(x));
+		for (int newest = 0; newest < 2; newest++) {
+			expected_sparse(newest, want, sizeof(want));
+			seqs_of_a(a, newest, got, sizeof(got));
+			cr_expect_str_eq(got, want, "step %zu, %s first", i,
+			    newest ? "newest" : "oldest");
+		}
+	}
+	cr_expect_eq(left, 2000);
+	cr_assert_eq(audit_index_update(x, 10000, &left), 0);
+	cr_expect_eq(left, 0);
+	expected_sparse(1, want, sizeof(want));
+	seqs_of_a(a, 1, got, sizeof(got));
+	cr_expect_str_eq(got, want, "caught up");
+	audit_index_close(x);
+	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(upto, 10000);
+	cr_expect_eq(missing + extra, 0);
+}
+
+/* An index file of the first layout (subject, seq) is emptied and rebuilt, never read. */
+Test(audit, subject_index_of_the_old_layout_is_rebuilt)
+{
+	struct audit_index	*x;
+	uint64_t		 left, upto, missing, extra;
+	char			 err[256], ip[300];
+	sqlite3			*db;
+
+	append_ab(30);
+	snprintf(ip, sizeof(ip), "%s-subjects", path);
+	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE subject_index(subject TEXT NOT NULL,"
+	    " seq INTEGER NOT NULL, PRIMARY KEY(subject, seq)) WITHOUT ROWID;"
+	    "CREATE TABLE state(id INTEGER PRIMARY KEY CHECK(id = 1), log_id BLOB,"
+	    " upto INTEGER NOT NULL); INSERT INTO state VALUES (1, NULL, 30);"
+	    "INSERT INTO subject_index VALUES ('A', 2)", NULL, NULL, NULL), SQLITE_OK);
+	/* This log's own index, complete (it says) up to 30. */
+	{
+		sqlite3_stmt *st;
+
+		cr_assert_eq(sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS lg", -1, &st,
+		    NULL), SQLITE_OK);
+		sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+		cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_finalize(st);
+	}
+	cr_assert_eq(sqlite3_exec(db, "UPDATE state SET log_id = (SELECT value FROM "
+	    "lg.meta WHERE key = 'log_id')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_subject_answers("an old index beside the log");
+
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, 20, &left), 0, "%s", audit_index_errmsg(x));
+	cr_expect_eq(left, 10, "started again from nothing");
+	audit_index_close(x);
+	expect_subject_answers("rebuilt part way");
+	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(upto, 20);
+	cr_expect_eq(missing + extra, 0);
 }
