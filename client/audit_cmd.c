@@ -520,8 +520,17 @@ count_cp(const struct audit_checkpoint *cp, void *arg)
 	return 0;
 }
 
+/* The subject index disagrees with the log: a report would be wrong (D17). */
+static int
+index_bad(const struct audit_verify_result *r)
+{
+	return r->index_checked && (r->index_missing > 0 || r->index_extra > 0);
+}
+
+/* The chain's verdict, then the subject index's (ix names the index). */
 static void
-print_result(const struct audit_verify_result *r, const char *what, int json)
+print_result(const struct audit_verify_result *r, const char *what, const char *ix,
+    int json)
 {
 	if (json) {
 		printf("{\"ok\":%s,\"entries\":%" PRIu64 ",\"checkpoints\":%" PRIu64
@@ -529,8 +538,14 @@ print_result(const struct audit_verify_result *r, const char *what, int json)
 		    r->ok ? "true" : "false", r->entries, r->checkpoints,
 		    r->signatures_checked ? "true" : "false", r->bad_seq);
 		json_str(stdout, r->why);
+		if (r->index_checked)
+			printf(",\"index\":{\"ok\":%s,\"upto\":%" PRIu64 ",\"missing\":%"
+			    PRIu64 ",\"extra\":%" PRIu64 "}", index_bad(r) ? "false" : "true",
+			    r->index_upto, r->index_missing, r->index_extra);
 		printf("}\n");
-	} else if (r->ok)
+		return;
+	}
+	if (r->ok)
 		printf("%s: ok, %" PRIu64 " entries, chain intact, %" PRIu64 " signed "
 		    "checkpoints verified%s\n", what, r->entries, r->checkpoints,
 		    r->signatures_checked ? "" : " (NO public key given: signatures "
@@ -538,6 +553,14 @@ print_result(const struct audit_verify_result *r, const char *what, int json)
 	else
 		fprintf(stderr, "%s: FAILED at entry %" PRIu64 ": %s\n", what, r->bad_seq,
 		    r->why);
+	if (index_bad(r))
+		fprintf(stderr, "%s: FAILED: the subject index disagrees with the log up "
+		    "to entry %" PRIu64 " (%" PRIu64 " entries missing, %" PRIu64 " rows "
+		    "the log does not have); delete it and the daemon builds it again\n",
+		    ix, r->index_upto, r->index_missing, r->index_extra);
+	else if (r->index_checked)
+		printf("%s: ok, the subject index agrees with the log up to entry %"
+		    PRIu64 "\n", ix, r->index_upto);
 }
 
 static int
@@ -556,7 +579,7 @@ a_offline(struct aopts *o, const char *sub)
 	}
 	if (strcmp(sub, "verify") == 0 && o->export != NULL) {
 		auditfile_verify(o->export, pub, &r);
-		print_result(&r, o->export, o->json);
+		print_result(&r, o->export, NULL, o->json);
 		EVP_PKEY_free(pub);
 		/* Without a key the signatures are unverified: not a pass. */
 		return r.ok && (pub != NULL || r.checkpoints == 0) ? EX_OK : EX_LOCAL;
@@ -579,32 +602,26 @@ a_offline(struct aopts *o, const char *sub)
 		if (o->json)
 			printf("]\n");
 	} else if (strcmp(sub, "verify") == 0) {
-		uint64_t	ncp = 0, upto, missing, extra;
-		int		ix;
+		uint64_t	ncp = 0;
+		char		ix[4200];
 
 		audit_checkpoints(a, count_cp, &ncp);
 		audit_verify(a, pub, &r);
-		print_result(&r, o->log, o->json);
-		rc = r.ok && (pub != NULL || ncp == 0) ? EX_OK : EX_LOCAL;
-		if (r.ok && pub == NULL && ncp > 0 && !o->json)
-			fprintf(stderr, "safeshare: the log has %" PRIu64 " signed checkpoints; "
-			    "give --pubkey to verify them (not a pass without it)\n", ncp);
 		/*
 		 * The subject index beside the log is outside the chain, and
 		 * subject-access reports (D17) read it: it must agree.
 		 */
-		if ((ix = audit_index_check(a, &upto, &missing, &extra)) == -1) {
+		if (audit_verify_index(a, &r) == -1) {
 			fprintf(stderr, "safeshare: %s-subjects: %s\n", o->log, audit_errmsg(a));
 			rc = EX_LOCAL;
-		} else if (ix == 0 && (missing > 0 || extra > 0)) {
-			fprintf(stderr, "%s-subjects: FAILED: the subject index disagrees with "
-			    "the log up to entry %" PRIu64 " (%" PRIu64 " entries missing, %"
-			    PRIu64 " rows the log does not have); delete it and the daemon "
-			    "builds it again\n", o->log, upto, missing, extra);
+		}
+		snprintf(ix, sizeof(ix), "%s-subjects", o->log);
+		print_result(&r, o->log, ix, o->json);
+		if (!r.ok || (pub == NULL && ncp > 0) || index_bad(&r))
 			rc = EX_LOCAL;
-		} else if (ix == 0 && !o->json)
-			printf("%s-subjects: ok, the subject index agrees with the log up to "
-			    "entry %" PRIu64 "\n", o->log, upto);
+		if (r.ok && pub == NULL && ncp > 0 && !o->json)
+			fprintf(stderr, "safeshare: the log has %" PRIu64 " signed checkpoints; "
+			    "give --pubkey to verify them (not a pass without it)\n", ncp);
 	} else {	/* export */
 		struct exp	 x = { NULL, 0, audit_size(a) };
 		unsigned char	 id[16];
@@ -650,10 +667,15 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	r.checkpoints = v->checkpoints;
 	r.bad_seq = v->bad_seq;
 	r.signatures_checked = v->signatures_checked;
+	r.index_checked = v->index_checked;
+	r.index_upto = v->index_upto;
+	r.index_missing = v->index_missing;
+	r.index_extra = v->index_extra;
 	snprintf(r.why, sizeof(r.why), "%s", v->why);
-	print_result(&r, "disclosure log (verified by the daemon)", o->json);
+	print_result(&r, "disclosure log (verified by the daemon)",
+	    "subject index (checked by the daemon)", o->json);
 	safeshare__v1__verify_result__free_unpacked(v, NULL);
-	return r.ok ? EX_OK : EX_LOCAL;
+	return r.ok && !index_bad(&r) ? EX_OK : EX_LOCAL;
 }
 
 static int

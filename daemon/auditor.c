@@ -475,6 +475,9 @@ verify_thread(void *arg)
 		snprintf(j->res.why, sizeof(j->res.why), "%s", err);
 	else {
 		audit_verify(rd, j->srv->public_key, &j->res);
+		/* Subject-access reports (D17) read the index: it must agree too. */
+		if (audit_verify_index(rd, &j->res) == -1)
+			log_warnx("event=verify_index_failed error=\"%s\"", audit_errmsg(rd));
 		audit_close(rd);
 	}
 	event_active(j->ev, EV_TIMEOUT, 1);	/* thread-safe: evthread_use_pthreads */
@@ -493,9 +496,17 @@ verify_done(evutil_socket_t fd, short what, void *arg)
 	r.bad_seq = j->res.bad_seq;
 	r.why = j->res.why;
 	r.signatures_checked = j->res.signatures_checked;
-	log_info("event=verify ok=%d entries=%llu checkpoints=%llu bad_seq=%llu",
+	r.index_checked = j->res.index_checked;
+	r.index_upto = j->res.index_upto;
+	r.index_missing = j->res.index_missing;
+	r.index_extra = j->res.index_extra;
+	log_info("event=verify ok=%d entries=%llu checkpoints=%llu bad_seq=%llu "
+	    "index_checked=%d index_upto=%llu index_missing=%llu index_extra=%llu",
 	    j->res.ok, (unsigned long long)j->res.entries,
-	    (unsigned long long)j->res.checkpoints, (unsigned long long)j->res.bad_seq);
+	    (unsigned long long)j->res.checkpoints, (unsigned long long)j->res.bad_seq,
+	    j->res.index_checked, (unsigned long long)j->res.index_upto,
+	    (unsigned long long)j->res.index_missing,
+	    (unsigned long long)j->res.index_extra);
 	reply_msg(j->req, &r.base);
 	event_free(j->ev);
 	free(j->path);

@@ -1325,3 +1325,13 @@ audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : fail(a, "index check");
 }
+
+int
+audit_verify_index(struct audit *a, struct audit_verify_result *res)
+{
+	int rc = audit_index_check(a, &res->index_upto, &res->index_missing,
+	    &res->index_extra);
+
+	res->index_checked = rc == 0;
+	return rc == -1 ? -1 : 0;
+}

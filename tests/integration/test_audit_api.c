@@ -195,6 +195,48 @@ Test(audit_api, export_verifies_offline_and_tampering_is_located)
 	free(out);
 }
 
+/*
+ * The daemon's own verify also checks the subject index that subject-access
+ * reports read (D17): a row taken out of it, which would hide a disclosure
+ * from the subject's report, fails `audit verify`.
+ */
+Test(audit_api, online_verify_checks_the_subject_index)
+{
+	struct ss_client	*police = h_client(&d, "police");
+	char			*out = NULL, cmd[2048];
+	int			 caught_up = 0;
+
+	for (int i = 0; i < 6; i++)
+		cr_expect_eq(ask_as(police, i % 2 ? "S1001" : "S1004", "child_protection",
+		    NULL, NULL), 200);
+	ss_client_free(police);
+	/* The checkpointer thread indexes within about a second (at most 10 s). */
+	for (int w = 0; w < 100 && !caught_up; w++) {
+		free(out);
+		cr_assert_eq(cli("auditor", "audit verify", &out), 0, "%s", out);
+		caught_up = strstr(out, "subject index (checked by the daemon): ok, the "
+		    "subject index agrees with the log up to entry 6") != NULL;
+		if (!caught_up)
+			usleep(100 * 1000);
+	}
+	cr_expect(caught_up, "%s", out);
+	free(out);
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s-subjects \"DELETE FROM subject_index "
+	    "WHERE seq = 3\"", d.audit);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	cr_expect_eq(cli("auditor", "audit verify", &out), 1, "%s", out);
+	cr_expect(strstr(out, "disclosure log (verified by the daemon): ok, 6 entries")
+	    != NULL, "the chain itself is whole: %s", out);
+	cr_expect(strstr(out, "FAILED: the subject index disagrees with the log up to "
+	    "entry 6 (1 entries missing, 0 rows") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit verify --json", &out), 1, "%s", out);
+	cr_expect(strstr(out, "\"index\":{\"ok\":false,\"upto\":6,\"missing\":1,"
+	    "\"extra\":0}") != NULL, "%s", out);
+	free(out);
+}
+
 Test(audit_api, concurrent_decisions_share_commits)
 {
 	enum { CLIENTS = 32, EACH = 15 };
