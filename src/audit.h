@@ -84,7 +84,7 @@ struct audit_verify_result {
 	int		 ok;
 	int		 signatures_checked;
 	char		 why[256];
-	/* Filled by audit_index_check() callers: the subject index, if checked. */
+	/* Filled by audit_verify_index(): the subject index, if checked. */
 	int		 index_checked;
 	uint64_t	 index_upto;
 	uint64_t	 index_missing;	/* entries it lacks */
@@ -141,13 +141,13 @@ void		 audit_index_close(struct audit_index *);
  * (*extra). Returns 0, 1 if there is no index file the log's queries use,
  * or -1 on error. It sorts both sides: about 3 s for a million entries.
  */
+int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
+		    uint64_t *extra);
 /*
  * audit_index_check() into res's index fields (index_checked 0: no index
  * the log's queries use). Returns -1 on error.
  */
 int		 audit_verify_index(struct audit *, struct audit_verify_result *res);
-int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
-		    uint64_t *extra);
 uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 

@@ -515,19 +515,30 @@ Test(audit, subject_index_of_a_longer_past_is_not_believed)
 	audit_index_close(x);
 }
 
+/* Opens the log's subject index, indexes at most n more entries; returns how many are left. */
+static uint64_t
+index_some(uint64_t n)
+{
+	struct audit_index	*x;
+	uint64_t		 left;
+	char			 err[256];
+
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_index_update(x, n, &left), 0, "%s", audit_index_errmsg(x));
+	audit_index_close(x);
+	return left;
+}
+
 /* verify --log also checks the index: a row taken out or put in is found. */
 Test(audit, subject_index_check_finds_missing_and_extra_rows)
 {
-	struct audit_index	*x;
-	uint64_t		 left, upto, missing, extra;
-	char			 err[256], ip[300];
+	uint64_t		 upto, missing, extra;
+	char			 ip[300];
 	sqlite3			*db;
 
 	append_ab(20);
 	cr_expect_eq(audit_index_check(a, &upto, &missing, &extra), 1, "no index file");
-	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 15, &left), 0);
-	audit_index_close(x);
+	cr_expect_eq(index_some(15), 5);
 	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
 	cr_expect_eq(upto, 15);
 	cr_expect_eq(missing, 0);
@@ -622,9 +633,8 @@ Test(audit, subject_index_spans_generations)
 /* An index file of the first layout (subject, seq) is emptied and rebuilt, never read. */
 Test(audit, subject_index_of_the_old_layout_is_rebuilt)
 {
-	struct audit_index	*x;
-	uint64_t		 left, upto, missing, extra;
-	char			 err[256], ip[300];
+	uint64_t		 upto, missing, extra;
+	char			 ip[300];
 	sqlite3			*db;
 
 	append_ab(30);
@@ -650,10 +660,7 @@ Test(audit, subject_index_of_the_old_layout_is_rebuilt)
 	sqlite3_close(db);
 	expect_subject_answers("an old index beside the log");
 
-	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 20, &left), 0, "%s", audit_index_errmsg(x));
-	cr_expect_eq(left, 10, "started again from nothing");
-	audit_index_close(x);
+	cr_expect_eq(index_some(20), 10, "started again from nothing");
 	expect_subject_answers("rebuilt part way");
 	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
 	cr_expect_eq(upto, 20);
