@@ -520,11 +520,15 @@ count_cp(const struct audit_checkpoint *cp, void *arg)
 	return 0;
 }
 
-/* The subject index disagrees with the log: a report would be wrong (D17). */
+/*
+ * The subject index disagrees with the log, or could not be checked:
+ * subject-access reports may be wrong (D17).
+ */
 static int
 index_bad(const struct audit_verify_result *r)
 {
-	return r->index_checked && (r->index_missing > 0 || r->index_extra > 0);
+	return r->index_error ||
+	    (r->index_checked && (r->index_missing > 0 || r->index_extra > 0));
 }
 
 /* The chain's verdict, then the subject index's (ix names the index). */
@@ -538,7 +542,11 @@ print_result(const struct audit_verify_result *r, const char *what, const char *
 		    r->ok ? "true" : "false", r->entries, r->checkpoints,
 		    r->signatures_checked ? "true" : "false", r->bad_seq);
 		json_str(stdout, r->why);
-		if (r->index_checked)
+		if (r->index_error) {
+			printf(",\"index\":{\"ok\":false,\"error\":");
+			json_str(stdout, r->index_why);
+			printf("}");
+		} else if (r->index_checked)
 			printf(",\"index\":{\"ok\":%s,\"upto\":%" PRIu64 ",\"missing\":%"
 			    PRIu64 ",\"extra\":%" PRIu64 "}", index_bad(r) ? "false" : "true",
 			    r->index_upto, r->index_missing, r->index_extra);
@@ -553,11 +561,15 @@ print_result(const struct audit_verify_result *r, const char *what, const char *
 	else
 		fprintf(stderr, "%s: FAILED at entry %" PRIu64 ": %s\n", what, r->bad_seq,
 		    r->why);
-	if (index_bad(r))
+	if (r->index_error)
+		fprintf(stderr, "%s: FAILED: the subject index could not be checked: %s\n",
+		    ix, r->index_why);
+	else if (index_bad(r))
 		fprintf(stderr, "%s: FAILED: the subject index disagrees with the log up "
 		    "to entry %" PRIu64 " (%" PRIu64 " entries missing, %" PRIu64 " rows "
-		    "the log does not have); delete it and the daemon builds it again\n",
-		    ix, r->index_upto, r->index_missing, r->index_extra);
+		    "the log does not have); stop the daemon, delete the index file (and "
+		    "its -wal and -shm, if any) and start the daemon: it builds the index "
+		    "again\n", ix, r->index_upto, r->index_missing, r->index_extra);
 	else if (r->index_checked)
 		printf("%s: ok, the subject index agrees with the log up to entry %"
 		    PRIu64 "\n", ix, r->index_upto);
@@ -611,10 +623,7 @@ a_offline(struct aopts *o, const char *sub)
 		 * The subject index beside the log is outside the chain, and
 		 * subject-access reports (D17) read it: it must agree.
 		 */
-		if (audit_verify_index(a, &r) == -1) {
-			fprintf(stderr, "safeshare: %s-subjects: %s\n", o->log, audit_errmsg(a));
-			rc = EX_LOCAL;
-		}
+		audit_verify_index(a, &r);	/* a failure is index_bad() */
 		snprintf(ix, sizeof(ix), "%s-subjects", o->log);
 		print_result(&r, o->log, ix, o->json);
 		if (!r.ok || (pub == NULL && ncp > 0) || index_bad(&r))
@@ -671,6 +680,8 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	r.index_upto = v->index_upto;
 	r.index_missing = v->index_missing;
 	r.index_extra = v->index_extra;
+	r.index_error = v->index_error;
+	snprintf(r.index_why, sizeof(r.index_why), "%s", v->index_why);
 	snprintf(r.why, sizeof(r.why), "%s", v->why);
 	print_result(&r, "disclosure log (verified by the daemon)",
 	    "subject index (checked by the daemon)", o->json);

@@ -500,6 +500,8 @@ verify_done(evutil_socket_t fd, short what, void *arg)
 	r.index_upto = j->res.index_upto;
 	r.index_missing = j->res.index_missing;
 	r.index_extra = j->res.index_extra;
+	r.index_error = j->res.index_error;
+	r.index_why = j->res.index_why;
 	log_info("event=verify ok=%d entries=%llu checkpoints=%llu bad_seq=%llu "
 	    "index_checked=%d index_upto=%llu index_missing=%llu index_extra=%llu",
 	    j->res.ok, (unsigned long long)j->res.entries,

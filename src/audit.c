@@ -68,8 +68,8 @@ static const char *const upgrade_1_to_2 =
 /*
  * The subject index file: next to the log, derived from it, rebuilt if
  * lost. Its rows lead with the entry's generation (seq / INDEX_GEN), so
- * that rows are only ever added at the end of the B-tree: an update writes
- * a few pages of the newest generation, where keying by subject first
+ * that rows are only ever added among the newest generation's, at the end
+ * of the B-tree: an update writes a few pages, where keying by subject first
  * rewrote one leaf at random per entry (4 KiB written per 60-byte row;
  * those bursts stalled the log's own fdatasync, BENCHMARKS.md). A query
  * looks its subject up in each generation in turn.
@@ -126,7 +126,10 @@ index_path(const char *log, char *out, size_t len)
 
 /*
  * The seq up to which the attached index is complete, as an SQL
- * expression: NULL when the index belongs to another log.
+ * expression: NULL when the index belongs to another log. Never past the
+ * log's last entry as this statement sees it: the state row is outside the
+ * chain (a huge upto would make queries walk that many generations), and
+ * the index may have moved on since the statement read the log.
  */
 static void
 index_upto(const struct audit *a, char *out, size_t len)
@@ -134,8 +137,8 @@ index_upto(const struct audit *a, char *out, size_t len)
 	char hex[33];
 
 	hex_encode(a->log_id, 16, hex);
-	snprintf(out, len, "(SELECT max(upto) FROM subj.state WHERE log_id = X'%s')",
-	    hex);
+	snprintf(out, len, "min((SELECT max(upto) FROM subj.state WHERE log_id = "
+	    "X'%s'), (SELECT coalesce(max(seq), 0) FROM main.entries))", hex);
 }
 
 void
@@ -717,7 +720,7 @@ index_attach(struct audit *a)
 static void
 where_subject(struct audit *a, int p, char *sql, size_t len)
 {
-	char	 upto[128];
+	char	 upto[256];
 
 	if (!a->index) {
 		snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d", p);
@@ -794,7 +797,7 @@ audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
     uint64_t limit, int newest_first, audit_cb cb, void *arg)
 {
 	sqlite3_stmt	*st;
-	char		 sql[2048];
+	char		 sql[4096];
 
 	/* ?1 is the paging cursor and ?2 the limit; filters bind from ?3. */
 	if (f->subject != NULL && *f->subject != '\0')
@@ -823,7 +826,7 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 	};
 	const char	*expr = NULL;
 	sqlite3_stmt	*st;
-	char		 sql[2048];
+	char		 sql[4096];
 	int		 rc;
 
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
@@ -862,7 +865,7 @@ pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb
     void *arg)
 {
 	sqlite3_stmt	*st;
-	char		 sql[2048];
+	char		 sql[4096];
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM entries e WHERE override_code != '' "
 	    "AND kind = 'disclosure' AND decision != 'deny' %s AND NOT EXISTS ("
@@ -1155,7 +1158,10 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 	    NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(x->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
-	version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	/* Busy or failing: give up, rather than take a good index for an old one. */
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto fail;
+	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	st = NULL;
 	if ((version != INDEX_VERSION && sqlite3_exec(x->db, "DROP TABLE IF EXISTS "
@@ -1230,22 +1236,26 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 	/*
 	 * Deferred, not IMMEDIATE: that would take the write lock of every
 	 * attached database, the log's too, and the log's writer would wait
-	 * (sleeping in its busy handler) while the index is updated. Only this
-	 * connection writes the index, so its write lock comes at once.
+	 * (sleeping in its busy handler) while the index is updated. Only the
+	 * daemon writes the index; should anything else have written it since
+	 * this read began, the insert fails (SQLITE_BUSY_SNAPSHOT) and the
+	 * next update, a second later, does the work.
 	 */
 	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return index_fail(x, "begin");
 	if (sqlite3_prepare_v2(x->db, "SELECT (SELECT upto FROM state), "
 	    "(SELECT coalesce(max(seq), 0) FROM lg.entries)", -1, &st, NULL) != SQLITE_OK)
 		return index_fail(x, "state");
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		upto = sqlite3_column_int64(st, 0);
-		top = sqlite3_column_int64(st, 1);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return index_fail(x, "state");
 	}
+	upto = sqlite3_column_int64(st, 0);
+	top = sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
 	to = top - upto > (sqlite3_int64)most ? upto + (sqlite3_int64)most : top;
 	if (to > upto) {
-		/* In key order: the rows go on at the end of the B-tree. */
+		/* In key order, into the newest generation's pages. */
 		if (sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO subject_index(gen, "
 		    "subject, seq) SELECT seq / " STR(INDEX_GEN) ", subject, seq FROM "
 		    "lg.entries WHERE seq > ?1 AND seq <= ?2 AND " INDEXED " ORDER BY 1, 2, 3",
@@ -1293,7 +1303,7 @@ int
 audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *extra)
 {
 	sqlite3_stmt	*st;
-	char		 sql[1024], u[128];
+	char		 sql[2048], u[256];
 	int		 rc;
 
 	*upto = *missing = *extra = 0;
@@ -1333,5 +1343,8 @@ audit_verify_index(struct audit *a, struct audit_verify_result *res)
 	    &res->index_extra);
 
 	res->index_checked = rc == 0;
+	res->index_error = rc == -1;
+	if (rc == -1)
+		snprintf(res->index_why, sizeof(res->index_why), "%s", a->err);
 	return rc == -1 ? -1 : 0;
 }

@@ -89,6 +89,8 @@ struct audit_verify_result {
 	uint64_t	 index_upto;
 	uint64_t	 index_missing;	/* entries it lacks */
 	uint64_t	 index_extra;	/* rows the log does not have */
+	int		 index_error;	/* it could not be checked: index_why */
+	char		 index_why[256];
 };
 
 struct audit;
@@ -145,7 +147,8 @@ int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
 		    uint64_t *extra);
 /*
  * audit_index_check() into res's index fields (index_checked 0: no index
- * the log's queries use). Returns -1 on error.
+ * the log's queries use). Returns -1 on error, with index_error set and
+ * the reason in index_why.
  */
 int		 audit_verify_index(struct audit *, struct audit_verify_result *res);
 uint64_t	 audit_size(struct audit *);

@@ -235,6 +235,15 @@ Test(audit_api, online_verify_checks_the_subject_index)
 	cr_expect(strstr(out, "\"index\":{\"ok\":false,\"upto\":6,\"missing\":1,"
 	    "\"extra\":0}") != NULL, "%s", out);
 	free(out);
+
+	/* An index that cannot be read is a failure too, not a pass. */
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s-subjects \"DROP TABLE subject_index\"",
+	    d.audit);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	cr_expect_eq(cli("auditor", "audit verify", &out), 1, "%s", out);
+	cr_expect(strstr(out, "subject index (checked by the daemon): FAILED: the subject "
+	    "index could not be checked") != NULL, "%s", out);
+	free(out);
 }
 
 Test(audit_api, concurrent_decisions_share_commits)

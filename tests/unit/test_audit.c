@@ -666,3 +666,45 @@ Test(audit, subject_index_of_the_old_layout_is_rebuilt)
 	cr_expect_eq(upto, 20);
 	cr_expect_eq(missing + extra, 0);
 }
+
+/*
+ * The index's update must not take the log's write lock: with the log's
+ * writer in the middle of a transaction, it goes ahead (BEGIN IMMEDIATE
+ * would wait out the busy timeout and fail).
+ */
+Test(audit, subject_index_update_leaves_the_log_writable)
+{
+	sqlite3 *db;
+
+	append_ab(20);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	cr_expect_eq(index_some(100), 0);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	expect_subject_answers("indexed while the log was being written");
+}
+
+/*
+ * The state row is outside the chain: an index claiming far more than the
+ * log holds is believed only up to the log's end (and a query does not
+ * walk a trillion generations).
+ */
+Test(audit, subject_index_is_never_believed_past_the_log, .timeout = 30)
+{
+	uint64_t	 upto, missing, extra;
+	char		 ip[300];
+	sqlite3		*db;
+
+	append_ab(30);
+	cr_expect_eq(index_some(1000), 0);
+	snprintf(ip, sizeof(ip), "%s-subjects", path);
+	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "UPDATE state SET upto = 4000000000000", NULL,
+	    NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_subject_answers("an index that claims too much");
+	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
+	cr_expect_eq(upto, 30);
+	cr_expect_eq(missing + extra, 0);
+}

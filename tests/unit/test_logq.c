@@ -51,6 +51,7 @@ struct pump {
 	int			 out_of_order;
 	long long		 max_wal;	/* the largest -wal file seen */
 	int			 window;
+	struct logq_stats	 stats;		/* at the end */
 };
 
 static void	on_logged(int, uint64_t, void *);
@@ -116,6 +117,7 @@ run(struct pump *p, int total, int window, size_t text_len)
 	/* Bounded: gives up after 120 s (the sanitizer build is slow). */
 	event_base_loopexit(p->base, &limit);
 	event_base_dispatch(p->base);
+	logq_stats(p->q, &p->stats);
 	logq_free(p->q);
 	audit_close(a);
 	event_base_free(p->base);
@@ -134,6 +136,11 @@ Test(logq, entries_are_logged_in_order_in_shared_commits)
 	cr_expect_eq(p.done, 3000);
 	cr_expect_eq(p.ok, 3000);
 	cr_expect_eq(p.out_of_order, 0, "seqs 1, 2, 3, ... in submission order");
+	/* Group commit: a thousand entries submitted in one round share commits. */
+	cr_expect_eq(p.stats.entries, 3000);
+	cr_expect_lt(p.stats.commits, 300, "%llu commits for 3,000 entries",
+	    (unsigned long long)p.stats.commits);
+	cr_expect_gt(p.stats.max_batch, 100);
 	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(audit_size(rd), 3000);
 	audit_verify(rd, NULL, &res);
