@@ -567,8 +567,7 @@ print_result(const struct audit_verify_result *r, const char *what, const char *
 	else if (index_bad(r))
 		fprintf(stderr, "%s: FAILED: the subject index disagrees with the log up "
 		    "to entry %" PRIu64 " (%" PRIu64 " entries missing, %" PRIu64 " rows "
-		    "the log does not have); stop the daemon, delete the index file (and "
-		    "its -wal and -shm, if any) and start the daemon: it builds the index "
+		    "the log does not have); delete the index file: the daemon builds it "
 		    "again\n", ix, r->index_upto, r->index_missing, r->index_extra);
 	else if (r->index_checked)
 		printf("%s: ok, the subject index agrees with the log up to entry %"

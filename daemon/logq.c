@@ -41,10 +41,12 @@ struct qentry {
 };
 
 struct logq {
+	char		*path;		/* the log's */
 	struct audit	*audit;
 	struct audit	*ckpt;		/* the checkpointer's own connection */
 	struct audit_index *index;	/* the subject index, kept by the checkpointer */
 	int		 index_failed;
+	time_t		 index_looked;	/* when index_reopen() last looked */
 	pthread_t	 thread;
 	pthread_t	 ckpt_thread;
 	pthread_mutex_t	 mtx;
@@ -239,6 +241,34 @@ wal_copy(struct logq *q)
 }
 
 /*
+ * Once a second: opens the subject index again if its file was deleted or
+ * replaced (the remedy for an index that fails verify: delete it, and it
+ * is built again), or if it could not be opened before.
+ */
+static void
+index_reopen(struct logq *q)
+{
+	char	 err[256];
+	time_t	 now = time(NULL);
+
+	if (now == q->index_looked)
+		return;
+	q->index_looked = now;
+	if (q->index != NULL && !audit_index_replaced(q->index))
+		return;
+	audit_index_close(q->index);
+	q->index = NULL;
+	if (audit_index_open(&q->index, q->path, err, sizeof(err)) == -1) {
+		if (!q->index_failed)
+			log_warnx("event=subject_index_unavailable error=\"%s\"", err);
+		q->index_failed = 1;
+		return;
+	}
+	q->index_failed = 0;
+	log_info("event=subject_index_opened");
+}
+
+/*
  * Brings the subject index up to the log, a batch at a time; returns 1 if
  * more is left (a new log's catch-up takes many batches, and WAL copies
  * go between them). A failure is logged once until it works again.
@@ -248,6 +278,7 @@ index_step(struct logq *q)
 {
 	uint64_t left = 0;
 
+	index_reopen(q);
 	if (q->index == NULL)
 		return 0;
 	if (audit_index_update(q->index, INDEX_BATCH, &left) == -1) {
@@ -372,6 +403,7 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 	char		 err[256];
 	int		 ckpt_started = 0;
 
+	q->path = xstrdup(path);
 	q->audit = a;
 	q->efd = -1;
 	q->stats.ok = 1;
@@ -388,9 +420,15 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 		log_warnx("event=logq_start_failed error=\"%s\"", audit_errmsg(a));
 		goto fail;
 	}
-	/* Without it queries by subject still work, reading the whole log. */
-	if (audit_index_open(&q->index, path, err, sizeof(err)) == -1)
+	/*
+	 * Without it queries by subject still work, reading the whole log; the
+	 * checkpointer tries again every second.
+	 */
+	if (audit_index_open(&q->index, path, err, sizeof(err)) == -1) {
 		log_warnx("event=subject_index_unavailable error=\"%s\"", err);
+		q->index_failed = 1;
+	}
+	q->index_looked = time(NULL);
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_done, q)) == NULL ||
 	    (q->kick = event_new(base, -1, 0, on_kick, q)) == NULL ||
@@ -417,6 +455,7 @@ fail:
 		close(q->efd);
 	audit_close(q->ckpt);
 	audit_index_close(q->index);
+	free(q->path);
 	free(q);
 	return NULL;
 }
@@ -508,5 +547,6 @@ logq_free(struct logq *q)
 	pthread_cond_destroy(&q->work_cond);
 	pthread_cond_destroy(&q->done_cond);
 	pthread_cond_destroy(&q->ckpt_cond);
+	free(q->path);
 	free(q);
 }

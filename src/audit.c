@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "util.h"
@@ -112,6 +113,9 @@ struct audit {
 struct audit_index {
 	sqlite3		*db;		/* the index file, the log attached as lg */
 	unsigned char	 log_id[16];
+	char		 path[4096];
+	dev_t		 dev;		/* the file opened at path */
+	ino_t		 ino;
 	char		 err[256];
 };
 
@@ -1142,14 +1146,35 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 {
 	struct audit_index	*x = xcalloc(1, sizeof(*x));
 	sqlite3_stmt		*st = NULL;
-	char			 path[4096];
+	char			*path = x->path;
+	struct stat		 sb;
 	int			 ok = 0, version;
 
 	*out = NULL;
-	index_path(log, path, sizeof(path));
+	index_path(log, path, sizeof(x->path));
+	/*
+	 * A -wal or -shm without its database is left from a deleted index:
+	 * SQLite would replay that WAL into the new file.
+	 */
+	if (stat(path, &sb) == -1 && errno == ENOENT) {
+		char side[sizeof(x->path) + 8];
+
+		snprintf(side, sizeof(side), "%s-wal", path);
+		unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		unlink(side);
+	}
 	if (sqlite3_open_v2(path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		goto fail;
+	/* Created by the open: the file audit_index_replaced() compares with. */
+	if (stat(path, &sb) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		audit_index_close(x);
+		return -1;
+	}
+	x->dev = sb.st_dev;
+	x->ino = sb.st_ino;
 	sqlite3_busy_timeout(x->db, 5000);
 	/*
 	 * NORMAL: a power cut may lose the last updates, which are redone.
@@ -1282,6 +1307,14 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 		return index_fail(x, "commit");
 	*left = (uint64_t)(top - to);
 	return 0;
+}
+
+int
+audit_index_replaced(struct audit_index *x)
+{
+	struct stat sb;
+
+	return stat(x->path, &sb) == -1 || sb.st_dev != x->dev || sb.st_ino != x->ino;
 }
 
 const char *

@@ -134,6 +134,11 @@ struct audit_index;
 int		 audit_index_open(struct audit_index **, const char *log, char *err,
 		    size_t errlen);
 int		 audit_index_update(struct audit_index *, uint64_t most, uint64_t *left);
+/*
+ * 1 if the file at the index's path is gone or is another file (deleted to
+ * have it rebuilt): its writer should close it and open the path again.
+ */
+int		 audit_index_replaced(struct audit_index *);
 const char	*audit_index_errmsg(struct audit_index *);
 void		 audit_index_close(struct audit_index *);
 /*

@@ -148,6 +148,26 @@ Test(logq, entries_are_logged_in_order_in_shared_commits)
 	audit_close(rd);
 }
 
+/* Waits (at most 30 s) until a reader finds the index complete up to n; returns its check. */
+static int
+index_reaches(uint64_t n, uint64_t *upto, uint64_t *bad)
+{
+	struct audit	*rd;
+	uint64_t	 missing = 0, extra = 0;
+	char		 err[256];
+	int		 ix = 1;
+
+	*upto = 0;
+	for (int w = 0; w < 300 && (ix != 0 || *upto < n); w++) {
+		usleep(100 * 1000);
+		cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
+		ix = audit_index_check(rd, upto, &missing, &extra);
+		audit_close(rd);
+	}
+	*bad = missing + extra;
+	return ix;
+}
+
 /*
  * 40,000 entries of about a page each (160 MiB through the WAL) with the
  * writer never idle: the WAL must stay near its bound (16,000 pages plus
@@ -157,10 +177,8 @@ Test(logq, entries_are_logged_in_order_in_shared_commits)
 Test(logq, wal_stays_bounded_under_sustained_appends, .timeout = 240)
 {
 	struct pump		 p;
-	struct audit		*rd;
-	uint64_t		 upto = 0, missing, extra;
+	uint64_t		 upto = 0;
 	char			 err[256];
-	int			 ix = 1;
 
 	run(&p, 40000, 4096, 3500);
 	cr_expect_eq(p.done, 40000);
@@ -175,22 +193,66 @@ Test(logq, wal_stays_bounded_under_sustained_appends, .timeout = 240)
 		struct event_base	*base = event_base_new();
 		struct audit		*a;
 		struct logq		*q;
+		uint64_t		 bad;
 
 		cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
 		cr_assert_not_null(q = logq_new(base, a, path));
-		cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
-		for (int w = 0; w < 300 && (ix != 0 || upto < 40000); w++) {
-			usleep(100 * 1000);
-			ix = audit_index_check(rd, &upto, &missing, &extra);
-			audit_close(rd);	/* a fresh reader each time sees the index */
-			cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0);
-		}
-		cr_expect_eq(ix, 0);
+		cr_expect_eq(index_reaches(40000, &upto, &bad), 0);
 		cr_expect_eq(upto, 40000);
-		cr_expect_eq(missing + extra, 0);
-		audit_close(rd);
+		cr_expect_eq(bad, 0);
 		logq_free(q);
 		audit_close(a);
 		event_base_free(base);
 	}
+}
+
+static void
+count_cb(int ok, uint64_t seq, void *arg)
+{
+	(void)seq;
+	*(int *)arg += ok != 0;
+}
+
+/*
+ * The remedy for an index that fails verify: delete the file while the
+ * daemon runs (its -wal and -shm left behind, as a hurried operator
+ * would), and the checkpointer starts a new one and builds it up to the
+ * log, without replaying the old WAL into it.
+ */
+Test(logq, a_deleted_subject_index_is_built_again, .timeout = 120)
+{
+	struct event_base	*base = event_base_new();
+	struct audit		*a;
+	struct logq		*q;
+	struct audit_entry	 e;
+	struct timeval		 tick = { 0, 200 * 1000 };
+	uint64_t		 upto, bad;
+	char			 err[256], p[300];
+	int			 ok = 0;
+
+	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(q = logq_new(base, a, path));
+	memset(&e, 0, sizeof(e));
+	e.kind = "disclosure";
+	e.subject = "S1001";
+	for (int i = 0; i < 50; i++)
+		logq_submit(q, &e, count_cb, &ok);
+	event_base_loopexit(base, &tick);
+	event_base_dispatch(base);
+	cr_expect_eq(index_reaches(50, &upto, &bad), 0);
+	cr_expect_eq(upto, 50);
+
+	snprintf(p, sizeof(p), "%s-subjects", path);
+	cr_assert_eq(unlink(p), 0);
+	for (int i = 0; i < 30; i++)
+		logq_submit(q, &e, count_cb, &ok);
+	event_base_loopexit(base, &tick);
+	event_base_dispatch(base);
+	cr_expect_eq(ok, 80);
+	cr_expect_eq(index_reaches(80, &upto, &bad), 0, "a new index file");
+	cr_expect_eq(upto, 80);
+	cr_expect_eq(bad, 0);
+	logq_free(q);
+	audit_close(a);
+	event_base_free(base);
 }
