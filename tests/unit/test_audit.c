@@ -97,6 +97,26 @@ sql(const char *stmt)
 	sqlite3_close(db);
 }
 
+/* Runs SQL on the log's subject index file, with the log attached as lg. */
+static void
+index_sql(const char *stmt)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		 ip[300];
+
+	snprintf(ip, sizeof(ip), "%s-subjects", path);
+	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS lg", -1, &st, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+	cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	cr_assert_eq(sqlite3_exec(db, stmt, NULL, NULL, NULL), SQLITE_OK, "%s",
+	    sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
 static struct audit_verify_result
 verify(void)
 {
@@ -431,16 +451,7 @@ Test(audit, subject_index_never_changes_an_answer)
 	audit_index_close(x);
 
 	/* An index file left from another log is not believed... */
-	{
-		char	 ip[300];
-		sqlite3	*db;
-
-		snprintf(ip, sizeof(ip), "%s-subjects", path);
-		cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
-		cr_assert_eq(sqlite3_exec(db, "UPDATE state SET log_id = X'00'", NULL,
-		    NULL, NULL), SQLITE_OK);
-		sqlite3_close(db);
-	}
+	index_sql("UPDATE state SET log_id = X'00'");
 	expect_subject_answers("an index of another log");
 	/* ...and is started again; a deleted one is built again. */
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
@@ -533,8 +544,6 @@ index_some(uint64_t n)
 Test(audit, subject_index_check_finds_missing_and_extra_rows)
 {
 	uint64_t		 upto, missing, extra;
-	char			 ip[300];
-	sqlite3			*db;
 
 	append_ab(20);
 	cr_expect_eq(audit_index_check(a, &upto, &missing, &extra), 1, "no index file");
@@ -544,17 +553,13 @@ Test(audit, subject_index_check_finds_missing_and_extra_rows)
 	cr_expect_eq(missing, 0);
 	cr_expect_eq(extra, 0);
 
-	snprintf(ip, sizeof(ip), "%s-subjects", path);
-	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "DELETE FROM subject_index WHERE seq = 3; "
-	    "INSERT INTO subject_index VALUES (0, 'Z', 4)", NULL, NULL, NULL), SQLITE_OK);
+	index_sql("DELETE FROM subject_index WHERE seq = 3; "
+	    "INSERT INTO subject_index VALUES (0, 'Z', 4)");
 	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0);
 	cr_expect_eq(missing, 1, "entry 3 hidden from A's report");
 	cr_expect_eq(extra, 1, "a row for Z the log does not have");
 	/* A row filed under another generation is never looked up there. */
-	cr_assert_eq(sqlite3_exec(db, "UPDATE subject_index SET gen = 1 WHERE seq = 5",
-	    NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	index_sql("UPDATE subject_index SET gen = 1 WHERE seq = 5");
 	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0);
 	cr_expect_eq(missing, 2, "entry 5 hidden too");
 	cr_expect_eq(extra, 2);
@@ -634,30 +639,15 @@ Test(audit, subject_index_spans_generations)
 Test(audit, subject_index_of_the_old_layout_is_rebuilt)
 {
 	uint64_t		 upto, missing, extra;
-	char			 ip[300];
-	sqlite3			*db;
 
 	append_ab(30);
-	snprintf(ip, sizeof(ip), "%s-subjects", path);
-	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE subject_index(subject TEXT NOT NULL,"
+	/* This log's own index (its log_id), complete (it says) up to 30. */
+	index_sql("CREATE TABLE subject_index(subject TEXT NOT NULL,"
 	    " seq INTEGER NOT NULL, PRIMARY KEY(subject, seq)) WITHOUT ROWID;"
 	    "CREATE TABLE state(id INTEGER PRIMARY KEY CHECK(id = 1), log_id BLOB,"
-	    " upto INTEGER NOT NULL); INSERT INTO state VALUES (1, NULL, 30);"
-	    "INSERT INTO subject_index VALUES ('A', 2)", NULL, NULL, NULL), SQLITE_OK);
-	/* This log's own index, complete (it says) up to 30. */
-	{
-		sqlite3_stmt *st;
-
-		cr_assert_eq(sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS lg", -1, &st,
-		    NULL), SQLITE_OK);
-		sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-		cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
-		sqlite3_finalize(st);
-	}
-	cr_assert_eq(sqlite3_exec(db, "UPDATE state SET log_id = (SELECT value FROM "
-	    "lg.meta WHERE key = 'log_id')", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	    " upto INTEGER NOT NULL); INSERT INTO state VALUES (1, (SELECT value "
+	    "FROM lg.meta WHERE key = 'log_id'), 30);"
+	    "INSERT INTO subject_index VALUES ('A', 2)");
 	expect_subject_answers("an old index beside the log");
 
 	cr_expect_eq(index_some(20), 10, "started again from nothing");
@@ -693,16 +683,10 @@ Test(audit, subject_index_update_leaves_the_log_writable)
 Test(audit, subject_index_is_never_believed_past_the_log, .timeout = 30)
 {
 	uint64_t	 upto, missing, extra;
-	char		 ip[300];
-	sqlite3		*db;
 
 	append_ab(30);
 	cr_expect_eq(index_some(1000), 0);
-	snprintf(ip, sizeof(ip), "%s-subjects", path);
-	cr_assert_eq(sqlite3_open(ip, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "UPDATE state SET upto = 4000000000000", NULL,
-	    NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	index_sql("UPDATE state SET upto = 4000000000000");
 	expect_subject_answers("an index that claims too much");
 	cr_assert_eq(audit_index_check(a, &upto, &missing, &extra), 0, "%s", audit_errmsg(a));
 	cr_expect_eq(upto, 30);
