@@ -108,6 +108,8 @@ struct audit {
 	int		 wal_pages;	/* in the WAL after the last commit */
 	char		*path;
 	int		 index;		/* subject index attached: 1, absent: 0 */
+	dev_t		 index_dev;	/* the file attached */
+	ino_t		 index_ino;
 };
 
 struct audit_index {
@@ -123,6 +125,19 @@ static void
 index_path(const char *log, char *out, size_t len)
 {
 	snprintf(out, len, "%s-subjects", log);
+}
+
+/*
+ * 1 if path is still the file once found there. An index file deleted to
+ * have it rebuilt is another file when it comes back, and whoever holds
+ * the old one open (writer or reader) must open it again.
+ */
+static int
+same_file(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 && sb.st_dev == dev && sb.st_ino == ino;
 }
 
 /* The entries the subject index holds; its update and its check agree on it. */
@@ -689,7 +704,8 @@ audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *ar
 
 /*
  * Attaches the subject index file, if there is one and it can be read, to
- * a connection about to query by subject (see audit_index_open()).
+ * a connection about to query by subject (see audit_index_open()); one
+ * attached before is kept while it is still the file at the path.
  */
 static void
 index_attach(struct audit *a)
@@ -699,12 +715,18 @@ index_attach(struct audit *a)
 	struct stat	 sb;
 	long long	 version = 0;
 
-	if (a->index)
-		return;
 	index_path(a->path, path, sizeof(path));
+	if (a->index) {
+		if (same_file(path, a->index_dev, a->index_ino))
+			return;
+		sqlite3_exec(a->db, "DETACH DATABASE subj", NULL, NULL, NULL);
+		a->index = 0;
+	}
 	if (stat(path, &sb) == -1 ||
 	    sqlite3_prepare_v2(a->db, "ATTACH DATABASE ?1 AS subj", -1, &st, NULL) != SQLITE_OK)
 		return;
+	a->index_dev = sb.st_dev;
+	a->index_ino = sb.st_ino;
 	sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
 	a->index = sqlite3_step(st) == SQLITE_DONE;
 	sqlite3_finalize(st);
@@ -1312,9 +1334,7 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 int
 audit_index_replaced(struct audit_index *x)
 {
-	struct stat sb;
-
-	return stat(x->path, &sb) == -1 || sb.st_dev != x->dev || sb.st_ino != x->ino;
+	return !same_file(x->path, x->dev, x->ino);
 }
 
 const char *

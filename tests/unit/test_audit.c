@@ -692,3 +692,28 @@ Test(audit, subject_index_is_never_believed_past_the_log, .timeout = 30)
 	cr_expect_eq(upto, 30);
 	cr_expect_eq(missing + extra, 0);
 }
+
+/*
+ * A long-lived reader (the daemon's, for auditors' queries) that attached
+ * a bad index must not go on reading it once the file has been deleted and
+ * built again: the remedy verify gives has to reach its reports too.
+ */
+Test(audit, a_reader_moves_to_a_rebuilt_subject_index)
+{
+	struct audit	*rd;
+	char		 got[4096], want[4096], err[256];
+
+	append_ab(30);
+	cr_expect_eq(index_some(1000), 0);
+	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
+	index_sql("DELETE FROM subject_index WHERE seq = 3");
+	seqs_of_a(rd, 0, got, sizeof(got));
+	cr_expect(strncmp(got, "1,5,", 4) == 0, "the bad index is read: %s", got);
+
+	index_unlink();
+	cr_expect_eq(index_some(1000), 0, "built again");
+	expected_a(0, want, sizeof(want));
+	seqs_of_a(rd, 0, got, sizeof(got));
+	cr_expect_str_eq(got, want, "the same reader, after the rebuild");
+	audit_close(rd);
+}
