@@ -22,10 +22,9 @@
 #define CKPT_PAGES	1000
 #define CKPT_INLINE	(16 * CKPT_PAGES)
 /*
- * Entries the subject index takes per transaction: about as many B-tree
- * leaves, written and then synced at its next checkpoint. Bigger batches
- * share a few more leaves but make bursts of writes that stall the log's
- * own fdatasync (BENCHMARKS.md).
+ * Entries the subject index takes per transaction: a catching-up index
+ * (new, or rebuilt) commits every batch, so WAL copies and the second's
+ * checks for a deleted file come between them.
  */
 #define INDEX_BATCH	2048
 

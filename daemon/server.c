@@ -847,7 +847,7 @@ rate_take(struct server *srv, const char *agency, double now)
 
 /* Sessions kept for resumption are forgotten every tls.ticket_rotation seconds. */
 static void
-rotate_tickets(evutil_socket_t fd, short what, void *arg)
+forget_sessions(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
@@ -1016,9 +1016,9 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	{
 		struct timeval every = { (time_t)conf->ticket_rotation, 0 };
 
-		srv->tickets = event_new(srv->base, -1, EV_PERSIST, rotate_tickets, srv);
-		if (srv->tickets == NULL || event_add(srv->tickets, &every) == -1) {
-			snprintf(err, errlen, "cannot start the ticket key timer");
+		srv->forget = event_new(srv->base, -1, EV_PERSIST, forget_sessions, srv);
+		if (srv->forget == NULL || event_add(srv->forget, &every) == -1) {
+			snprintf(err, errlen, "cannot start the session timer");
 			return -1;
 		}
 	}
@@ -1120,8 +1120,8 @@ server_stop(struct server *srv)
 		evhttp_del_accept_socket(srv->http, srv->listener);
 		srv->listener = NULL;
 	}
-	if (srv->tickets != NULL)
-		event_del(srv->tickets);
+	if (srv->forget != NULL)
+		event_del(srv->forget);
 	if (srv->drain == NULL) {
 		srv->drain = event_new(srv->base, -1, EV_PERSIST, drain_check, srv);
 		event_add(srv->drain, &tick);
@@ -1146,8 +1146,8 @@ server_shutdown(struct server *srv)
 		event_free(srv->round);
 	if (srv->drain != NULL)
 		event_free(srv->drain);
-	if (srv->tickets != NULL)
-		event_free(srv->tickets);
+	if (srv->forget != NULL)
+		event_free(srv->forget);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->ssl != NULL)

@@ -38,9 +38,9 @@ struct server {
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
 	char			*public_pem;
 	struct logq		*logq;
-	struct event		*tickets;	/* session ticket key rotation */
+	struct event		*forget;	/* forgets TLS sessions (tls.ticket_rotation) */
 	struct event		*drain;		/* shutdown: waits for the log queue */
-	struct event		*round;		/* end of a loop round, see server_round() */
+	struct event		*round;		/* end of a loop round, see server_read_scope() */
 	int			 port;		/* bound port */
 	size_t			 nconns;	/* open connections, handshakes included */
 	int			 accepting;	/* the listener is enabled */
