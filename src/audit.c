@@ -1161,7 +1161,8 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
  * (log_id) and the seq up to which it is complete, and a query by subject
  * reads it up to there and the log's own tail after that, so a missing,
  * lagging or foreign index file gives the same answers, only slower. Like
- * any SQLite index it is outside the hash chain; verify checks the entries.
+ * any SQLite index it is outside the hash chain; verify checks the entries,
+ * and the index against them (audit_index_check()).
  */
 int
 audit_index_open(struct audit_index **out, const char *log, char *err, size_t errlen)
