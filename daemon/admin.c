@@ -18,7 +18,7 @@ admin_handle_reload(struct server *srv, struct evhttp_request *req)
 	uint64_t			 seq;
 	size_t				 len;
 	uint8_t				*buf;
-	char				 rid[33], by[64];
+	char				 rid[33], *by;
 
 	new_request_id(rid);
 	peer_of(req, &p);
@@ -28,8 +28,9 @@ admin_handle_reload(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	/* The reload frees the old protocol, and ag with it. */
-	snprintf(by, sizeof(by), "%s", ag->id);
+	by = xstrdup(ag->id);
 	r.ok = server_reload(srv, by, &d, &seq) == 0;
+	free(by);
 	r.protocol_id = srv->proto->id;
 	r.protocol_version = srv->proto->version;
 	r.protocol_sha256 = srv->proto->sha256;

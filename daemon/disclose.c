@@ -27,7 +27,7 @@ struct pending {
 	int			 have_subject;
 	int64_t			 now;
 	char			 rid[33];
-	char			 agency[64];
+	const struct agency	*ag;		/* in proto, or NULL before it is known */
 	struct decision		 d;
 };
 
@@ -52,14 +52,14 @@ logged(int ok, uint64_t seq, void *arg)
 
 	if (!ok) {
 		log_warnx("event=withheld_unlogged agency=%s request_id=%s",
-		    pd->agency, pd->rid);
+		    pd->ag->id, pd->rid);
 		reply_audit_unavailable(pd->req);
 		pending_free(pd);
 		return;
 	}
 	pd->srv->decisions[d->kind]++;
 	log_info("event=decision agency=%s decision=%s reason=%s rule=%s seq=%llu "
-	    "request_id=%s", pd->agency, decision_name(d->kind), d->reason,
+	    "request_id=%s", pd->ag->id, decision_name(d->kind), d->reason,
 	    d->rule ? d->rule->id : "-", (unsigned long long)seq, pd->rid);
 	if (strcmp(d->reason, "unknown_subject") == 0)
 		reply_error(pd->req, 404, d->reason, "no such subject is known for this "
@@ -147,7 +147,7 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 		pending_free(pd);
 		return;
 	}
-	snprintf(pd->agency, sizeof(pd->agency), "%s", ag->id);
+	pd->ag = ag;
 	if (!rate_take(srv, ag->id, mono_seconds())) {
 		log_warnx("event=rate_limited agency=%s", ag->id);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");

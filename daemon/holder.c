@@ -68,7 +68,7 @@ struct hpending {
 	struct evhttp_request		*req;
 	struct protocol			*proto;		/* the version checked against */
 	Safeshare__V1__HolderRequest	*hr;
-	char				 agency[64];
+	const struct agency		*ag;		/* in proto: lives as long */
 	char				 rid[33];	/* the batch's request id */
 	size_t				 waiting;	/* entries not yet committed */
 	int				 failed;
@@ -147,7 +147,6 @@ holder_logged(int ok, uint64_t seq, void *arg)
 {
 	struct hpending		*hp = arg;
 	struct server		*srv = hp->srv;
-	const struct agency	*ag;
 	struct holder_report	 r;
 	struct holder_batch	 batch;
 	int			 rc;
@@ -160,24 +159,23 @@ holder_logged(int ok, uint64_t seq, void *arg)
 		return;
 	if (hp->failed) {
 		/* D7's rule for writes too: nothing changes that was not logged. */
-		log_warnx("event=holder_unlogged agency=%s", hp->agency);
+		log_warnx("event=holder_unlogged agency=%s", hp->ag->id);
 		reply_audit_unavailable(hp->req);
 		hpending_free(hp);
 		return;
 	}
-	ag = protocol_agency(hp->proto, hp->agency);
 	batch.request_id = hp->rid;
 	batch.first_seq = hp->first_seq;
-	rc = holder_apply(srv->store, hp->proto, ag, hp->hr->ops, hp->hr->n_ops, 0,
+	rc = holder_apply(srv->store, hp->proto, hp->ag, hp->hr->ops, hp->hr->n_ops, 0,
 	    time(NULL), &batch, &r);
 	log_info("event=holder_write agency=%s ops=%zu applied=%zu problems=%zu seq=%llu",
-	    hp->agency, hp->hr->n_ops, r.applied, r.nproblems + r.more,
+	    hp->ag->id, hp->hr->n_ops, r.applied, r.nproblems + r.more,
 	    (unsigned long long)hp->first_seq);
 	if (rc != 0) {
 		struct audit_entry e;
 
 		/* Checked a moment ago, failed now: the log says it did not happen. */
-		holder_rolled_back(&e, hp->proto, hp->agency, hp->rid, hp->first_seq,
+		holder_rolled_back(&e, hp->proto, hp->ag->id, hp->rid, hp->first_seq,
 		    rc == -1 ? "store_unavailable" : r.problems[0].code);
 		logq_submit(srv->logq, &e, NULL, NULL);
 		if (rc == -1) {
@@ -206,7 +204,7 @@ log_ops(struct hpending *hp, const struct peer *p, const char *rid)
 		memset(&e, 0, sizeof(e));
 		e.time = time(NULL);
 		e.kind = "holder";
-		e.agency = hp->agency;
+		e.agency = hp->ag->id;
 		e.cert_fp = p->fp;
 		e.subject = op->subject_id;
 		e.record_type = op->record_type;
@@ -299,7 +297,8 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 	hp->req = req;
 	hp->proto = protocol_ref(srv->proto);
 	hp->hr = hr;
-	snprintf(hp->agency, sizeof(hp->agency), "%s", ag->id);
+	/* ag is srv->proto's, and hp holds a reference to that protocol. */
+	hp->ag = ag;
 	snprintf(hp->rid, sizeof(hp->rid), "%s", rid);
 	log_ops(hp, &p, rid);
 }

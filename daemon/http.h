@@ -20,7 +20,7 @@ struct evhttp_request;
 struct peer {
 	unsigned char	 spki[32];
 	char		 fp[65];
-	char		 subject[256];
+	char		 subject[PROTOCOL_SUBJECT_MAX + 1];	/* "" if longer */
 	int		 ok;
 };
 

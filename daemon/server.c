@@ -798,7 +798,7 @@ tls_bev(struct event_base *base, void *arg)
 
 /* Token buckets per agency (D10: one noisy agency cannot starve the rest). */
 struct rate {
-	char	agency[64];
+	char	*agency;	/* owned: buckets outlive a reloaded protocol */
 	double	tokens;
 	double	last;
 };
@@ -831,7 +831,7 @@ rate_take(struct server *srv, const char *agency, double now)
 			return 0;
 		srv->rates = v;
 		r = &srv->rates[srv->nrates++];
-		snprintf(r->agency, sizeof(r->agency), "%s", agency);
+		r->agency = xstrdup(agency);
 		r->tokens = burst;
 		r->last = now;
 	}
@@ -1152,6 +1152,8 @@ server_shutdown(struct server *srv)
 		event_base_free(srv->base);
 	if (srv->ssl != NULL)
 		SSL_CTX_free(srv->ssl);
+	for (size_t i = 0; i < srv->nrates; i++)
+		free(srv->rates[i].agency);
 	free(srv->rates);
 	store_close(srv->store);
 	audit_close(srv->audit);

@@ -57,7 +57,7 @@ problem(struct batch *b, int status, const char *code, const char *field,
 static int
 own(struct batch *b, const char *subject, int may_create)
 {
-	char	holder[128];
+	char	holder[PROTOCOL_ID_MAX + 2];	/* a longer stored id is cut, never equal */
 	int	rc;
 
 	if ((rc = store_subject_holder(b->st, subject, holder, sizeof(holder))) == -1)

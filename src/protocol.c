@@ -28,6 +28,9 @@ static const char *const override_names[] = {
 static const char *const role_names[] = { "requester", "holder", "auditor", "admin",
     "guardian" };
 #define NROLES	5
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
+#define ID_MAX_STR	STR(PROTOCOL_ID_MAX)
 
 const char *
 transform_name(enum transform t)
@@ -72,6 +75,8 @@ roles_string(unsigned roles, char *buf, size_t len)
 	return buf;
 }
 
+static int	has_ctrl(const char *, int);
+
 static int
 lookup_name(const char *s, const char *const *names, size_t n)
 {
@@ -114,6 +119,56 @@ req_str(struct yfile *yf, yaml_node_t *map, const char *key, const char *where)
 		yerr(yf, n, "%s: \"%s\" must not be empty", where, key);
 		return NULL;
 	}
+	return s;
+}
+
+const char *
+protocol_id_problem(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return "must not be empty";
+	if (n > PROTOCOL_ID_MAX)
+		return "is too long (at most " ID_MAX_STR " bytes)";
+	if (!isalnum((unsigned char)s[0]))
+		return "must start with a letter or digit";
+	for (; *s != '\0'; s++)
+		if (!isascii((unsigned char)*s) || (!isalnum((unsigned char)*s) &&
+		    strchr("_-.", *s) == NULL))
+			return "may only contain letters, digits, '_', '-' and '.'";
+	return NULL;
+}
+
+/*
+ * An id checked with protocol_id_problem(): 1 on success, else 0 with a
+ * diagnostic at n. Long ids are cut in the message, which says how long.
+ */
+static int
+id_ok(struct yfile *yf, yaml_node_t *n, const char *what, const char *s)
+{
+	const char *why = protocol_id_problem(s);
+
+	if (why == NULL)
+		return 1;
+	if (strlen(s) > PROTOCOL_ID_MAX)
+		yerr(yf, n, "%s \"%.20s...\" (%zu bytes) %s", what, s, strlen(s),
+		    why);
+	else
+		yerr(yf, n, "%s \"%s\" %s", what, s, why);
+	return 0;
+}
+
+/* req_str() for an id: present, non-empty and a valid id, or NULL. */
+static const char *
+req_id(struct yfile *yf, yaml_node_t *map, const char *key, const char *where)
+{
+	const char	*s = req_str(yf, map, key, where);
+	char		 what[64];
+
+	snprintf(what, sizeof(what), "%s %s", where, key);
+	if (s == NULL || !id_ok(yf, yget(yf, map, key), what, s))
+		return NULL;
 	return s;
 }
 
@@ -194,9 +249,9 @@ parse_header(struct yfile *yf, struct protocol *p, yaml_node_t *n, int64_t now)
 	if (!yis_map(yf, n, "protocol"))
 		return;
 	ykeys_check(yf, n, keys, "protocol");
-	if ((s = req_str(yf, n, "id", "protocol")) != NULL)
+	if ((s = req_id(yf, n, "id", "protocol")) != NULL)
 		p->id = xstrdup(s);
-	if ((s = req_str(yf, n, "version", "protocol")) != NULL)
+	if ((s = req_id(yf, n, "version", "protocol")) != NULL)
 		p->version = xstrdup(s);
 	if ((s = req_str(yf, n, "owner", "protocol")) != NULL)
 		p->owner = xstrdup(s);
@@ -224,7 +279,7 @@ parse_flags(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		yaml_node_t	*f = ynode(yf, *it);
 		const char	*s = ystr(yf, f, "flags");
 
-		if (s == NULL)
+		if (s == NULL || !id_ok(yf, f, "flag", s))
 			continue;
 		if (strlist_has(&p->flags, s))
 			yerr(yf, f, "duplicate flag \"%s\"", s);
@@ -277,15 +332,23 @@ parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, a, "agency"))
 			continue;
 		ykeys_check(yf, a, keys, "agency");
-		if ((s = req_str(yf, a, "id", "agency")) == NULL)
+		if ((s = req_id(yf, a, "id", "agency")) == NULL)
 			continue;
 		check_unique(yf, a, "agency", s, lines, ids, p->nagencies);
 		ag = &p->agencies[p->nagencies];
 		ids[p->nagencies] = ag->id = xstrdup(s);
 		lines[p->nagencies++] = yline(a);
 		ag->name = xstrdup((s = opt_str(yf, a, "name")) ? s : ag->id);
-		if ((s = opt_str(yf, a, "subject")) != NULL)
+		if ((s = opt_str(yf, a, "subject")) != NULL) {
+			/* A peer's subject longer than this is never compared. */
+			if (strlen(s) > PROTOCOL_SUBJECT_MAX)
+				yerr(yf, yget(yf, a, "subject"), "agency \"%s\": subject "
+				    "is longer than %d bytes", ag->id, PROTOCOL_SUBJECT_MAX);
+			else if (has_ctrl(s, 0))
+				yerr(yf, yget(yf, a, "subject"), "agency \"%s\": subject "
+				    "contains control characters", ag->id);
 			ag->subject = xstrdup(s);
+		}
 		if ((fp = yget(yf, a, "spki_sha256")) != NULL &&
 		    (s = ystr(yf, fp, "spki_sha256")) != NULL) {
 			if (hex_decode(s, ag->spki, sizeof(ag->spki)) == -1)
@@ -338,7 +401,7 @@ parse_purposes(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, pn, "purpose"))
 			continue;
 		ykeys_check(yf, pn, keys, "purpose");
-		if ((s = req_str(yf, pn, "id", "purpose")) == NULL)
+		if ((s = req_id(yf, pn, "id", "purpose")) == NULL)
 			continue;
 		check_unique(yf, pn, "purpose", s, lines, ids, p->npurposes);
 		pu = &p->purposes[p->npurposes];
@@ -393,7 +456,7 @@ parse_fields(struct yfile *yf, struct record_type *rt, yaml_node_t *n)
 		if (!yis_map(yf, fn, "field"))
 			continue;
 		ykeys_check(yf, fn, keys, "field");
-		if ((s = req_str(yf, fn, "name", "field")) == NULL)
+		if ((s = req_id(yf, fn, "name", "field")) == NULL)
 			continue;
 		if (record_type_field(rt, s, NULL) != NULL) {
 			yerr(yf, fn, "duplicate field \"%s\" in record type \"%s\"",
@@ -445,7 +508,7 @@ parse_record_types(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, rn, "record type"))
 			continue;
 		ykeys_check(yf, rn, keys, "record type");
-		if ((s = req_str(yf, rn, "id", "record type")) == NULL)
+		if ((s = req_id(yf, rn, "id", "record type")) == NULL)
 			continue;
 		check_unique(yf, rn, "record type", s, lines, ids, p->nrecord_types);
 		rt = &p->record_types[p->nrecord_types];
@@ -728,7 +791,7 @@ parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, rn, "rule"))
 			continue;
 		ykeys_check(yf, rn, keys, "rule");
-		if ((s = req_str(yf, rn, "id", "rule")) == NULL)
+		if ((s = req_id(yf, rn, "id", "rule")) == NULL)
 			continue;
 		check_unique(yf, rn, "rule", s, lines, ids, p->nrules);
 		r = &p->rules[p->nrules];

@@ -20,6 +20,15 @@
 #define ROLE_GUARDIAN	0x10	/* Caldicott Guardian: reviews overrides (D15) */
 
 #define PROTOCOL_MAX_FIELDS	64	/* per record type */
+/*
+ * Ids in a protocol (agencies, purposes, record types, fields, flags, rules,
+ * the protocol itself): 1 to PROTOCOL_ID_MAX bytes of letters, digits, '_',
+ * '-' and '.', starting with a letter or digit. They travel into the log,
+ * metrics labels and terminals, so the loader refuses anything else.
+ */
+#define PROTOCOL_ID_MAX		64
+/* An agency's certificate subject (RFC 2253), bytes. */
+#define PROTOCOL_SUBJECT_MAX	1023
 
 enum field_type {
 	FT_STRING, FT_TEXT, FT_NAME, FT_DATE, FT_POSTCODE, FT_PHONE, FT_INTEGER,
@@ -138,6 +147,8 @@ const struct rule	*protocol_find_rule(const struct protocol *, const struct agen
 			    const struct purpose *, const struct record_type *);
 int			 protocol_in_force(const struct protocol *, int64_t now);
 
+/* NULL if s is a valid protocol id (see PROTOCOL_ID_MAX), else why not. */
+const char	*protocol_id_problem(const char *s);
 const char	*transform_name(enum transform);
 const char	*field_type_name(enum field_type);
 #define FIELD_MAX_VALUE	8192	/* bytes in one field value */

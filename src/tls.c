@@ -165,11 +165,13 @@ tls_cert_identity(X509 *x, unsigned char spki[32], char *subject, size_t len)
 	if ((bio = BIO_new(BIO_s_mem())) == NULL)
 		return -1;
 	if (X509_NAME_print_ex(bio, X509_get_subject_name(x), 0,
-	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+	    XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	    BIO_pending(bio) < (int)len) {
 		int r = BIO_read(bio, subject, (int)len - 1);
 
 		subject[r > 0 ? r : 0] = '\0';
 	}
+	/* A subject that does not fit stays "": a cut one could match another. */
 	BIO_free(bio);
 	return 0;
 }

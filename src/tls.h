@@ -26,7 +26,10 @@ void	tls_forget_sessions(SSL_CTX *);
 SSL_CTX	*tls_client_ctx(const char *cert, const char *key, const char *ca,
 	    char *err, size_t errlen);
 
-/* The SHA-256 of a certificate's SubjectPublicKeyInfo and its RFC 2253 subject. */
+/*
+ * The SHA-256 of a certificate's SubjectPublicKeyInfo and its RFC 2253
+ * subject; the subject is "" when it does not fit in len bytes.
+ */
 int	 tls_cert_identity(X509 *, unsigned char spki[32], char *subject, size_t len);
 /* Same, read from a PEM file. */
 int	 tls_cert_file_identity(const char *path, unsigned char spki[32],
