@@ -510,6 +510,8 @@ verify_done(evutil_socket_t fd, short what, void *arg)
 	    (unsigned long long)j->res.index_missing,
 	    (unsigned long long)j->res.index_extra);
 	reply_msg(j->req, &r.base);
+	/* The thread is done with the server: shutdown may go on (drain_check). */
+	j->srv->verifying--;
 	event_free(j->ev);
 	free(j->path);
 	free(j);
@@ -538,6 +540,11 @@ handle_verify(struct server *srv, struct evhttp_request *req)
 		free(j);
 		return;
 	}
+	/*
+	 * The thread reads srv->public_key and wakes the loop: shutdown waits
+	 * until verify_done() has run (server.c: drain_check).
+	 */
+	srv->verifying++;
 	pthread_detach(t);
 }
 

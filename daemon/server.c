@@ -1104,7 +1104,11 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	struct server		*srv = arg;
 	const struct timeval	 flush = { 0, 200000 };
 
-	if (logq_pending(srv->logq) > 0)
+	/*
+	 * A verify thread still uses srv->public_key and srv->base, which
+	 * server_shutdown() frees: its reply is waited for like a decision's.
+	 */
+	if (logq_pending(srv->logq) > 0 || srv->verifying > 0)
 		return;		/* the timer fires again */
 	event_del(srv->drain);
 	/* Every decision is answered; give the replies a moment to leave. */

@@ -51,6 +51,7 @@ struct server {
 	uint64_t		 tls_failures[TLS_FAIL_COUNT];
 	uint64_t		 request_timeouts;
 	uint64_t		 decisions[4];
+	size_t			 verifying;	/* verify threads not yet answered */
 };
 
 /* CLOCK_MONOTONIC in seconds, for rate buckets. */
