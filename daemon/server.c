@@ -760,6 +760,21 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 		set_accepting(srv, 1);
 }
 
+/*
+ * Bytes read from a connection and not yet taken by evhttp, at most. While
+ * a reply is being written evhttp keeps reading (to notice a close) but
+ * takes nothing, so a client that pipelines requests and never reads its
+ * replies would otherwise fill memory; at the cap the bufferevent stops
+ * reading and TCP pushes back on the client. A request head must fit
+ * (limits.max_headers), plus a TLS record; a body moves on into the
+ * request as it arrives, bounded by the body limits.
+ */
+static size_t
+input_cap(const struct server *srv)
+{
+	return (size_t)srv->conf->max_headers + 16384 + 1024;
+}
+
 /* Each accepted connection gets its own TLS session in server mode. */
 static struct bufferevent *
 tls_bev(struct event_base *base, void *arg)
@@ -791,6 +806,7 @@ tls_bev(struct event_base *base, void *arg)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		fatalx("%s: bufferevent_openssl_socket_new failed", __func__);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, input_cap(srv));
 	arm(c, (double)(srv->conf->handshake_timeout < srv->conf->request_timeout ?
 	    srv->conf->handshake_timeout : srv->conf->request_timeout));
 	return c->bev;
