@@ -102,7 +102,12 @@ explain_text(const struct protocol *p, const struct policy_request *rq,
 			printf("%s\n", n ? "" : " (none)");
 			break;
 		}
-		case 5: printf("consent %s, rule %s%s%s\n", d->consent,
+		case 5: if (rq->consult) {
+			printf("consent %s: a consultation needs none (D11)\n",
+			    d->consent);
+			break;
+		}
+		printf("consent %s, rule %s%s%s\n", d->consent,
 		    d->rule->consent_required ? "requires consent" : "does not require consent",
 		    d->override_used ? "; override " : "",
 		    d->override_used ? override_name(d->override) : ""); break;
@@ -139,9 +144,8 @@ explain_text(const struct protocol *p, const struct policy_request *rq,
 		}
 	}
 	printf("\ndecision: %s (%s)\n", decision_name(d->kind), d->reason);
-	if (d->kind == DECISION_DENY)
-		return;
-	for (size_t i = 0; i < d->nfields; i++) {
+	/* Like the daemon's reply: fields only once a rule matched (D2). */
+	for (size_t i = 0; d->rule != NULL && i < d->nfields; i++) {
 		const struct decided_field *f = &d->fields[i];
 
 		if (f->released)
@@ -152,8 +156,12 @@ explain_text(const struct protocol *p, const struct policy_request *rq,
 		else
 			printf("  withhold %-22s %s\n", f->def->name, f->reason);
 	}
+	for (size_t i = 0; d->rule != NULL && i < d->nunknown &&
+	    i < POLICY_MAX_UNKNOWN; i++)
+		printf("  withhold %-22.64s unknown_field\n", d->unknown[i]);
 	if (d->review_required)
-		printf("an override: flagged for senior review (D15)\n");
+		printf("%s: flagged for senior review (D15)\n", d->override_used ?
+		    "an override" : "a denied request that invoked an override");
 	if (d->inform_subject)
 		printf("the subject would be informed (D6)\n");
 }
@@ -170,7 +178,7 @@ explain_json(const struct decision *d)
 	json_str(stdout, d->override_used ? override_name(d->override) : "");
 	printf(",\"review_required\":%s,\"inform_subject\":%s,\"fields\":[",
 	    d->review_required ? "true" : "false", d->inform_subject ? "true" : "false");
-	for (size_t i = 0; d->kind != DECISION_DENY && i < d->nfields; i++) {
+	for (size_t i = 0; d->rule != NULL && i < d->nfields; i++) {
 		const struct decided_field *f = &d->fields[i];
 
 		printf("%s{\"name\":\"%s\",\"released\":%s,\"label\":\"%s\","
@@ -179,6 +187,12 @@ explain_json(const struct decision *d)
 		    f->transform ? transform_name(f->transform) : "");
 		json_str(stdout, f->reason ? f->reason : "");
 		printf("}");
+	}
+	for (size_t i = 0; d->rule != NULL && i < d->nunknown &&
+	    i < POLICY_MAX_UNKNOWN; i++) {
+		printf("%s{\"name\":", d->nfields > 0 || i > 0 ? "," : "");
+		json_str(stdout, d->unknown[i]);
+		printf(",\"released\":false,\"reason\":\"unknown_field\"}");
 	}
 	printf("]}\n");
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "policy.h"
+#include "yamlutil.h"
 
 static const char *const decision_names[] = {
 	"deny", "allow", "partial", "consultation"
@@ -78,9 +79,14 @@ requested(const struct policy_request *req, const char *name)
 	return 0;
 }
 
-/* A justification must be a real sentence, not a placeholder (D5). */
-static int
-justification_ok(const char *s)
+/*
+ * A justification must be a real sentence, not a placeholder (D5): at least
+ * POLICY_MIN_JUSTIFICATION characters and POLICY_MIN_WORDS words, counting
+ * the text as written but without leading or trailing whitespace and with
+ * each run of whitespace as one space, so padding adds nothing.
+ */
+int
+policy_sentence_ok(const char *s)
 {
 	size_t	 len = 0, words = 0;
 	int	 inword = 0;
@@ -92,12 +98,45 @@ justification_ok(const char *s)
 			inword = 0;
 			continue;
 		}
-		len++;
-		if (!inword)
+		if (!inword) {
 			words++;
+			if (words > 1)
+				len++;		/* the gap before this word */
+		}
+		len++;
 		inword = 1;
 	}
-	return len >= POLICY_MIN_JUSTIFICATION && words >= 4;
+	return len >= POLICY_MIN_JUSTIFICATION && words >= POLICY_MIN_WORDS;
+}
+
+/*
+ * An inform waiver (D6) is a sentence too; one that begins with the log's
+ * not-accepted marker is refused, so the log can always tell the two apart.
+ */
+int
+policy_waiver_ok(const char *s)
+{
+	const char *t = s;
+
+	if (s == NULL)
+		return 0;
+	while (isspace((unsigned char)*t))
+		t++;
+	if (strncmp(t, POLICY_WAIVER_REJECTED, strlen(POLICY_WAIVER_REJECTED)) == 0)
+		return 0;
+	return policy_sentence_ok(s);
+}
+
+/* Records an asked-for name the record type lacks, once (D2, issue 15). */
+static void
+add_unknown(struct decision *d, const char *name)
+{
+	for (size_t i = 0; i < d->nunknown && i < POLICY_MAX_UNKNOWN; i++)
+		if (strcmp(d->unknown[i], name) == 0)
+			return;
+	if (d->nunknown < POLICY_MAX_UNKNOWN)
+		d->unknown[d->nunknown] = name;
+	d->nunknown++;
 }
 
 static int
@@ -122,6 +161,9 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 	 * Step 4: the rule's fields that were asked for (all when none were).
 	 * A field asked for but outside the rule is withheld not_in_rule and
 	 * still counts as wanted, so the answer is partial (D2, docs/api.md).
+	 * A name the record type does not have is withheld unknown_field and
+	 * counts as wanted too: a misspelt name is never answered as if all
+	 * that was asked for had been released (issue 15).
 	 */
 	d->nfields = rt->nfields;
 	for (size_t i = 0; i < rt->nfields; i++) {
@@ -144,6 +186,14 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 		    (req->nfields > 0 && requested(req, f->def->name)))
 			want++;
 	}
+	for (size_t j = 0; j < req->nfields; j++) {
+		size_t idx;
+
+		if (req->fields[j] != NULL &&
+		    record_type_field(rt, req->fields[j], &idx) == NULL)
+			add_unknown(d, req->fields[j]);
+	}
+	want += d->nunknown;
 	if (avail == 0) {
 		deny(d, 4, "no_fields", "none of the requested fields is released by "
 		    "rule %s", r->id);
@@ -159,13 +209,24 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 	 * Step 5: consent (D3, D4). A refusal is respected whatever the rule
 	 * says; an absent, expired or out-of-scope consent blocks only rules
 	 * that require consent. Either can be overridden with an exception the
-	 * rule allows and a written justification (D5).
+	 * rule allows and a written justification (D5). An override is used
+	 * only when consent blocked the request: otherwise it decides nothing,
+	 * is not reviewed and creates no inform item (issue 15).
+	 *
+	 * A consultation skips this step: it identifies no one, so it needs
+	 * no consent (D11); the consent state is still recorded.
 	 */
-	{
+	if (req->consult) {
+		enum consent_state	 c = subj->consent;
+
+		d->consent = c == CONSENT_GRANTED && subj->consent_expires != 0 &&
+		    date_day_over(subj->consent_expires, now) ? "expired" :
+		    consent_name(c);
+	} else {
 		enum consent_state	 c = subj->consent;
 		int			 expired = c == CONSENT_GRANTED &&
 					    subj->consent_expires != 0 &&
-					    now >= subj->consent_expires;
+					    date_day_over(subj->consent_expires, now);
 		const char		*block = NULL;
 
 		d->consent = expired ? "expired" : consent_name(c);
@@ -191,7 +252,7 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 				    "the override exception %s", override_name(oc));
 				return;
 			}
-			if (!justification_ok(req->justification)) {
+			if (!policy_sentence_ok(req->justification)) {
 				deny(d, 5, "justification_required", "an override needs a "
 				    "written justification of at least a sentence");
 				return;
@@ -203,7 +264,7 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 			 * D6: the subject is told unless a reason is given why
 			 * telling them would increase risk; "x" is not a reason.
 			 */
-			d->inform_subject = !justification_ok(req->inform_waiver);
+			d->inform_subject = !policy_waiver_ok(req->inform_waiver);
 		}
 	}
 
@@ -248,7 +309,11 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 		f->value = f->transform == TR_NONE ? v :
 		    policy_transform(f->transform, v, now, f->tbuf, sizeof(f->tbuf));
 	}
-	if (d->nreleased == 0) {
+	/*
+	 * A consultation that leaves nothing is still a consultation (D11):
+	 * it is answered and logged as one, every field in withheld[].
+	 */
+	if (d->nreleased == 0 && !req->consult) {
 		deny(d, 6, "all_withheld", "every field was withheld");
 		return;
 	}
@@ -267,8 +332,8 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 	    r->id, d->nreleased, want);
 }
 
-void
-policy_decide(const struct protocol *p, const struct agency *a,
+static void
+decide(const struct protocol *p, const struct agency *a,
     const struct policy_request *req, const struct policy_subject *subj,
     int64_t now, struct decision *d)
 {
@@ -315,6 +380,30 @@ policy_decide(const struct protocol *p, const struct agency *a,
 		return;
 	}
 	decide_fields(req, subj, now, d);
+}
+
+/*
+ * A denied request that invoked an override exception is a denied
+ * emergency request: it goes to the senior person's review queue (D15),
+ * and nothing was shared, so no one is to be informed (D6).
+ */
+static void
+refused_override(const struct policy_request *req, struct decision *d)
+{
+	if (d->kind != DECISION_DENY || empty(req->override_code))
+		return;
+	d->override_used = 0;
+	d->review_required = 1;
+	d->inform_subject = 0;
+}
+
+void
+policy_decide(const struct protocol *p, const struct agency *a,
+    const struct policy_request *req, const struct policy_subject *subj,
+    int64_t now, struct decision *d)
+{
+	decide(p, a, req, subj, now, d);
+	refused_override(req, d);
 }
 
 static const char *

@@ -13,7 +13,24 @@
 
 #include "protocol.h"
 
-#define POLICY_MIN_JUSTIFICATION	20	/* characters; "at least a sentence" */
+/*
+ * A justification or inform waiver is "at least a sentence" (D5, D6): at
+ * least 20 characters and 4 words, counted on the text as written with
+ * leading and trailing whitespace dropped and each run of whitespace
+ * counted as one space (docs/protocol.md).
+ */
+#define POLICY_MIN_JUSTIFICATION	20	/* characters */
+#define POLICY_MIN_WORDS		4
+
+/*
+ * The disclosure log keeps an inform waiver the policy did not accept
+ * behind this marker, so the inform list can show it (D6, issue 15); a
+ * waiver that itself begins with the marker is never accepted.
+ */
+#define POLICY_WAIVER_REJECTED		"not accepted: "
+
+/* Requested names the record type does not have, kept for the reply. */
+#define POLICY_MAX_UNKNOWN		16
 
 enum decision_kind {
 	DECISION_DENY, DECISION_ALLOW, DECISION_PARTIAL, DECISION_CONSULTATION
@@ -73,9 +90,12 @@ struct decision {
 	struct decided_field	 fields[PROTOCOL_MAX_FIELDS];
 	size_t			 nfields;
 	size_t			 nreleased;
-	int			 override_used;
+	/* Asked-for names that are no field of the record type (unknown_field). */
+	const char		*unknown[POLICY_MAX_UNKNOWN];	/* borrowed from the request */
+	size_t			 nunknown;
+	int			 override_used;	/* the override decided the outcome (D5) */
 	enum override_code	 override;
-	int			 review_required;	/* D5, D15 */
+	int			 review_required;	/* an override used or refused (D5, D15) */
 	int			 inform_subject;	/* D6 */
 	const char		*consent;		/* state as a word, for the log */
 };
@@ -86,6 +106,9 @@ void		 policy_decide(const struct protocol *, const struct agency *,
 const char	*decision_name(enum decision_kind);
 const char	*consent_name(enum consent_state);
 int		 consent_parse(const char *, enum consent_state *);
+
+int		 policy_sentence_ok(const char *);
+int		 policy_waiver_ok(const char *);
 
 /* Applies one transform to a value; writes into out and returns it. Pure. */
 const char	*policy_transform(enum transform, const char *value, int64_t now,

@@ -1036,11 +1036,11 @@ protocol_find_rule(const struct protocol *p, const struct agency *a,
 	return NULL;
 }
 
-/* In force through the whole review-by day (UTC). */
+/* In force through the whole review-by day (UTC), like a consent's expires. */
 int
 protocol_in_force(const struct protocol *p, int64_t now)
 {
-	return now < p->review_by + 86400;
+	return !date_day_over(p->review_by, now);
 }
 
 /* Field values, by type: what holders may store (D9: data fit to share). */

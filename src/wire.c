@@ -61,8 +61,15 @@ wire_response_encode(const struct decision *d, const char *protocol_id,
 	Safeshare__V1__DisclosureResponse	 resp = SAFESHARE__V1__DISCLOSURE_RESPONSE__INIT;
 	Safeshare__V1__ReleasedField		 rel[PROTOCOL_MAX_FIELDS];
 	Safeshare__V1__ReleasedField		*relp[PROTOCOL_MAX_FIELDS];
-	Safeshare__V1__WithheldField		 wh[PROTOCOL_MAX_FIELDS];
-	Safeshare__V1__WithheldField		*whp[PROTOCOL_MAX_FIELDS];
+	Safeshare__V1__WithheldField		 wh[PROTOCOL_MAX_FIELDS + POLICY_MAX_UNKNOWN];
+	Safeshare__V1__WithheldField		*whp[PROTOCOL_MAX_FIELDS + POLICY_MAX_UNKNOWN];
+	/*
+	 * What was withheld and why (D2) goes in every reply once a rule
+	 * matched, a deny's too: the requester may know the fields of a record
+	 * type a rule lets it ask for. Before that (no rule, no purpose) it
+	 * is told nothing of the record type.
+	 */
+	int					 say_withheld = d->rule != NULL;
 
 	resp.decision = kinds[d->kind];
 	resp.reason = (char *)d->reason;
@@ -90,7 +97,7 @@ wire_response_encode(const struct decision *d, const char *protocol_id,
 			r->transform = f->transform == TR_NONE ? "" :
 			    (char *)transform_name(f->transform);
 			relp[resp.n_released++] = r;
-		} else if (d->kind != DECISION_DENY) {
+		} else if (say_withheld) {
 			Safeshare__V1__WithheldField *w = &wh[resp.n_withheld];
 
 			safeshare__v1__withheld_field__init(w);
@@ -98,6 +105,15 @@ wire_response_encode(const struct decision *d, const char *protocol_id,
 			w->reason = (char *)f->reason;
 			whp[resp.n_withheld++] = w;
 		}
+	}
+	for (size_t i = 0; say_withheld && i < d->nunknown &&
+	    i < POLICY_MAX_UNKNOWN; i++) {
+		Safeshare__V1__WithheldField *w = &wh[resp.n_withheld];
+
+		safeshare__v1__withheld_field__init(w);
+		w->name = (char *)d->unknown[i];
+		w->reason = "unknown_field";
+		whp[resp.n_withheld++] = w;
 	}
 	if (resp.n_released > 0)
 		resp.record_age_seconds = now - last_verified;
@@ -135,6 +151,16 @@ wire_fields_summary(const struct decision *d, int released, char *out, size_t le
 		else
 			w = snprintf(out + n, len - n, "%s%s:%s", n ? "," : "",
 			    f->def->name, f->reason ? f->reason : "withheld");
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	/* Unknown names are the requester's own text: capped, never trusted. */
+	for (size_t i = 0; !released && i < d->nunknown && i < POLICY_MAX_UNKNOWN &&
+	    n < len; i++) {
+		int w = snprintf(out + n, len - n, "%s%.64s:unknown_field", n ? "," : "",
+		    d->unknown[i]);
+
 		if (w < 0)
 			break;
 		n += (size_t)w;

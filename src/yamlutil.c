@@ -187,6 +187,12 @@ yint(struct yfile *yf, yaml_node_t *n, const char *what, long long min,
 }
 
 int
+date_day_over(int64_t day, int64_t now)
+{
+	return now >= day + 86400;
+}
+
+int
 date_parse(const char *s, int64_t *out)
 {
 	struct tm	 tm;

@@ -41,6 +41,12 @@ int		 yint(struct yfile *, yaml_node_t *, const char *what,
 /* Parses YYYY-MM-DD into Unix seconds at 00:00 UTC of that day. */
 int		 ydate(struct yfile *, yaml_node_t *, const char *what, int64_t *out);
 int		 date_parse(const char *s, int64_t *out);
+/*
+ * One meaning for every date that ends something (a protocol's review_by,
+ * a consent's expires): the named day is the last one that counts, through
+ * 23:59:59 UTC. Returns 1 once that day (given as its 00:00 UTC) is over.
+ */
+int		 date_day_over(int64_t day, int64_t now);
 
 /*
  * Reports every key of a mapping not in the NULL-terminated list, with a

@@ -292,11 +292,91 @@ Test(holder_api, consultation_releases_no_identifying_field)
 	    "D8: opinion labelled as such");
 	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
 
-	a.record_type = "person";	/* every person field identifies */
+	/*
+	 * Every person field identifies: a consultation that releases
+	 * nothing is still a consultation, each field in withheld[] (D11,
+	 * issue 15 item 1), answered and logged as one.
+	 */
+	a.record_type = "person";
 	r = ask("police", &a, &status, NULL);
+	cr_assert_eq(status, 200);
 	cr_expect_eq(r->n_released, 0);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_CONSULTATION);
+	cr_expect_str_eq(r->reason, "consultation");
+	cr_expect_str_eq(withheld(r, "full_name"), "consultation");
+	cr_expect_str_eq(withheld(r, "phone"), "consultation");
 	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
-	cr_expect_eq(h_log_count(&d, "decision = 'consultation'"), 1);
+	cr_expect_eq(h_log_count(&d, "decision = 'consultation'"), 2);
+	cr_expect_eq(h_log_count(&d, "decision = 'deny'"), 0);
+}
+
+/*
+ * Issue 15 items 2 and 8: a deny says what was withheld and why (D2), and
+ * a consultation needs no consent (D11) but is logged as one.
+ */
+Test(holder_api, deny_says_what_was_withheld_and_consultation_needs_no_consent)
+{
+	struct ask				 a = { "S-A1", "adult_safeguarding", "person", 0, NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	int					 status;
+
+	put_adult();
+	cr_assert_eq(HOLD("health_trust", "op=consent", "subject=S-A1",
+	    "consent=refused"), 200);
+	r = ask("health_trust", &a, &status, NULL);
+	cr_assert_eq(status, 200);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_DENY);
+	cr_expect_str_eq(r->reason, "consent_refused");
+	cr_expect_str_eq(withheld(r, "full_name"), "consent_refused");
+	cr_expect_str_eq(withheld(r, "gp_practice"), "consent_refused");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	a.consult = 1;
+	r = ask("health_trust", &a, &status, NULL);
+	cr_assert_eq(status, 200);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_CONSULTATION,
+	    "a refusal does not block a consultation");
+	cr_expect_not_null(released(r, "gp_practice"));
+	cr_expect_null(released(r, "full_name"));
+	cr_expect(!r->review_required && !r->inform_subject);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "decision = 'consultation' AND consent = 'refused' "
+	    "AND released = 'gp_practice'"), 1);
+}
+
+/*
+ * Issue 15 item 9: a field name the record type does not have is withheld
+ * unknown_field and makes the answer partial, in the reply and the log.
+ */
+Test(holder_api, unknown_field_name_is_withheld_not_ignored)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse	*r = NULL;
+	Safeshare__V1__Error			*e = NULL;
+	struct ss_client			*c;
+	char					*fields[] = { "full_name", "nhs_number" };
+	char					 err[512];
+	int					 status;
+
+	put_child();
+	c = h_client(&d, "police");
+	rq.subject_id = "S-C1";
+	rq.purpose = "child_protection";
+	rq.record_type = "person";
+	rq.case_reference = "CASE-78";
+	rq.practitioner = "PC 123 Example";
+	rq.fields = fields;
+	rq.n_fields = 2;
+	cr_assert_eq(ss_disclose(c, &rq, &r, &e, &status, err, sizeof(err)), 0, "%s", err);
+	ss_client_free(c);
+	cr_assert_not_null(r);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_PARTIAL);
+	cr_expect_str_eq(r->reason, "partially_released");
+	cr_expect_not_null(released(r, "full_name"));
+	cr_expect_str_eq(withheld(r, "nhs_number"), "unknown_field");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "decision = 'partial' AND "
+	    "instr(withheld, 'nhs_number:unknown_field') > 0"), 1);
 }
 
 Test(holder_api, unknown_subject_is_404_whoever_holds_it)

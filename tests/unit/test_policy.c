@@ -218,6 +218,14 @@ ParameterizedTest(struct case_file *c, decisions, table)
 					    "%s: %s withheld for %s, expected %s", c->name, k,
 					    dec.fields[i].reason, v);
 				}
+			/* Names the record type lacks are withheld unknown_field. */
+			for (size_t i = 0; i < dec.nunknown && i < POLICY_MAX_UNKNOWN; i++)
+				if (strcmp(dec.unknown[i], k) == 0) {
+					found = 1;
+					cr_expect_str_eq("unknown_field", v,
+					    "%s: %s withheld for unknown_field, expected %s",
+					    c->name, k, v);
+				}
 			cr_expect(found, "%s: %s not withheld", c->name, k);
 		}
 	protocol_unref(p);
