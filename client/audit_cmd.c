@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "auditfile.h"
 #include "cli.h"
+#include "policy.h"
 #include "safeshare/client.h"
 #include "util.h"
 #include "yamlutil.h"
@@ -56,9 +57,11 @@ static const char *const help =
     "  query [filters] [--after SEQ] [--limit N] [--all]   entries, oldest first\n"
     "  stats --by agency|purpose|decision|reason|kind|day [filters]\n"
     "  subject-report SUBJECT       every disclosure about one person (D17)\n"
-    "  reviews                      overrides awaiting senior review (D15)\n"
+    "  reviews                      overrides used, and requests that invoked one\n"
+    "                               and were denied, awaiting senior review (D15)\n"
     "  review SEQ --outcome upheld|not-upheld --note TEXT\n"
-    "  inform                       inform-the-subject items outstanding (D6)\n"
+    "  inform                       inform-the-subject items outstanding (D6),\n"
+    "                               with any waiver reason that was not accepted\n"
     "  inform-done SEQ --note TEXT\n"
     "  export --out FILE            entries and signed checkpoints (JSON lines)\n"
     "  verify                       the daemon recomputes chain and signatures\n"
@@ -69,8 +72,9 @@ static const char *const help =
     "                               (--log: and checks the subject index DB-subjects)\n"
     "\n"
     "Filters: --subject --agency --practitioner --purpose --decision --reason\n"
-    "--kind --overrides --from YYYY-MM-DD --to YYYY-MM-DD. All commands take\n"
-    "--json. Exit 0 ok, 1 the log does not verify or a local error, 4 refused.\n";
+    "--kind --overrides (only overrides that decided the outcome) --from YYYY-MM-DD\n"
+    "--to YYYY-MM-DD. All commands take --json. Exit 0 ok, 1 the log does not\n"
+    "verify or a local error, 4 refused.\n";
 
 struct aopts {
 	struct conn_opts	 conn;
@@ -352,6 +356,19 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 		printf("#%-6" PRIu64 " %s  %s about %s for %s under %s\n         "
 		    "justification: %s\n", m->seq, when, m->agency, m->subject,
 		    m->purpose, m->override_code, m->justification);
+		/* A denied emergency request is reviewed too (D15). */
+		if (strcmp(m->decision, "deny") == 0)
+			printf("         refused: %s; nothing was released\n", m->reason);
+		/*
+		 * The practitioner said telling the subject would increase
+		 * risk, in words that did not pass (D6): whoever tells the
+		 * subject must see it first.
+		 */
+		if (strncmp(m->inform_waiver, POLICY_WAIVER_REJECTED,
+		    strlen(POLICY_WAIVER_REJECTED)) == 0)
+			printf("         WARNING: the practitioner gave a reason not to "
+			    "inform the subject, not accepted as one: %s\n",
+			    m->inform_waiver + strlen(POLICY_WAIVER_REJECTED));
 	}
 	if (o->json)
 		printf("]\n");
@@ -787,7 +804,8 @@ cmd_audit(int argc, char *argv[])
 	else if (strcmp(sub, "subject-report") == 0)
 		rc = a_subject_report(c, &o, arg);
 	else if (strcmp(sub, "reviews") == 0)
-		rc = a_pending(c, &o, "/v1/audit/reviews", "override(s) awaiting review");
+		rc = a_pending(c, &o, "/v1/audit/reviews",
+		    "request(s) awaiting review");
 	else if (strcmp(sub, "inform") == 0)
 		rc = a_pending(c, &o, "/v1/audit/inform", "subject(s) to be informed");
 	else if (strcmp(sub, "review") == 0)

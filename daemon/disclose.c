@@ -83,6 +83,7 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	struct decision		*d = &pd->d;
 	struct audit_entry	 e;
 	char			 released[2048], withheld[2048];
+	char			 waiver[MAX_LOG_FIELD + sizeof(POLICY_WAIVER_REJECTED)];
 
 	wire_fields_summary(d, 1, released, sizeof(released));
 	wire_fields_summary(d, 0, withheld, sizeof(withheld));
@@ -102,12 +103,32 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	e.released = released;
 	e.withheld = withheld;
 	e.consent = d->consent;
+	/*
+	 * override_code is the exception the request invoked, used or not;
+	 * the reason (override, override_partial) says whether it decided
+	 * the outcome, and only then is it reviewed, counted and an inform
+	 * item (D5, D6); a denied request that invoked one is reviewed too
+	 * (D15). docs/audit-format.md.
+	 */
 	e.override_code = d->override_used ? override_name(d->override) :
 	    log_cap(pr->override_code);
 	e.justification = log_cap(pr->justification);
-	/* The log keeps a waiver only when it was accepted (D6). */
-	e.inform_waiver = d->override_used && !d->inform_subject ?
-	    log_cap(pr->inform_waiver) : "";
+	/*
+	 * An accepted waiver is logged as given; one the policy did not
+	 * accept is logged behind the not-accepted marker, so whoever works
+	 * the inform list sees that the practitioner thought telling the
+	 * subject dangerous (D6).
+	 */
+	waiver[0] = '\0';
+	if (d->override_used && pr->inform_waiver != NULL &&
+	    pr->inform_waiver[0] != '\0') {
+		if (!d->inform_subject)
+			snprintf(waiver, sizeof(waiver), "%s", log_cap(pr->inform_waiver));
+		else
+			snprintf(waiver, sizeof(waiver), "%s%s", POLICY_WAIVER_REJECTED,
+			    log_cap(pr->inform_waiver));
+	}
+	e.inform_waiver = waiver;
 	e.rule_id = d->rule ? d->rule->id : "";
 	e.protocol_id = pd->proto->id;
 	e.protocol_version = pd->proto->version;

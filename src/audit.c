@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "policy.h"
 #include "util.h"
 
 const char *const audit_string_names[AUDIT_NSTRINGS] = {
@@ -30,6 +31,21 @@ const char *const audit_string_names[AUDIT_NSTRINGS] = {
 	"protocol_id", "protocol_version", "protocol_sha256", "request_id",
 	"inform_waiver"
 };
+
+/*
+ * What the queues read (docs/audit-format.md). An override is used when its
+ * reason says it decided the outcome: a request that named an exception it
+ * did not need (consent granted) is a plain release, neither reviewed nor
+ * an inform item nor counted (D5, D6, issue 15). Each predicate implies
+ * the partial index it is served by (entries_override, entries_refused).
+ */
+#define OVERRIDE_USED	"override_code != '' AND kind = 'disclosure' AND " \
+	"decision != 'deny' AND reason IN ('override', 'override_partial')"
+#define OVERRIDE_REFUSED "override_code != '' AND kind = 'disclosure' AND " \
+	"decision = 'deny'"
+/* No accepted waiver: none, or one logged behind the not-accepted marker. */
+#define NO_WAIVER	"(inform_waiver = '' OR inform_waiver GLOB '" \
+	POLICY_WAIVER_REJECTED "*')"
 
 static const char *const columns =
     "seq, time, kind, agency, cert_fp, practitioner, purpose, lawful_basis, "
@@ -377,6 +393,14 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		audit_close(a);
 		return -1;
 	}
+	/*
+	 * The review queue's second half (denied requests that invoked an
+	 * override, D15), added to logs of any version when a writer opens.
+	 */
+	if (!readonly && sqlite3_exec(a->db, "CREATE INDEX IF NOT EXISTS "
+	    "entries_refused ON entries(seq) WHERE " OVERRIDE_REFUSED, NULL, NULL,
+	    NULL) != SQLITE_OK)
+		goto dberr;
 	if (!readonly) {
 		char sql[1024];
 
@@ -794,8 +818,7 @@ where_filter(struct audit *a, const struct audit_filter *f, char *sql, size_t le
 			    eq[i].col, p++);
 	}
 	if (f->overrides_only)
-		snprintf(sql + strlen(sql), len - strlen(sql), " AND override_code != '' "
-		    "AND kind = 'disclosure' AND decision != 'deny'");
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND " OVERRIDE_USED);
 	if (f->from_time)
 		snprintf(sql + strlen(sql), len - strlen(sql), " AND time >= ?%d", p++);
 	if (f->to_time)
@@ -893,26 +916,30 @@ pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb
 	sqlite3_stmt	*st;
 	char		 sql[4096];
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM entries e WHERE override_code != '' "
-	    "AND kind = 'disclosure' AND decision != 'deny' %s AND NOT EXISTS ("
-	    "SELECT 1 FROM entries r WHERE r.ref_seq = e.seq AND r.kind = ?1) "
-	    "ORDER BY seq", columns, cond);
+	snprintf(sql, sizeof(sql), "SELECT %s FROM entries e WHERE seq IN (%s) "
+	    "AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref_seq = e.seq AND "
+	    "r.kind = ?1) ORDER BY seq", columns, cond);
 	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return fail(a, "pending");
 	sqlite3_bind_text(st, 1, done_kind, -1, SQLITE_STATIC);
 	return run_scan(a, st, cb, arg);
 }
 
+/* Overrides used, and denied requests that invoked one (D15). */
 int
 audit_reviews_pending(struct audit *a, audit_cb cb, void *arg)
 {
-	return pending_items(a, "", "review", cb, arg);
+	return pending_items(a, "SELECT seq FROM entries WHERE " OVERRIDE_USED
+	    " UNION ALL SELECT seq FROM entries WHERE " OVERRIDE_REFUSED, "review",
+	    cb, arg);
 }
 
+/* Overrides used without an accepted waiver (D6). */
 int
 audit_inform_pending(struct audit *a, audit_cb cb, void *arg)
 {
-	return pending_items(a, "AND inform_waiver = ''", "inform_done", cb, arg);
+	return pending_items(a, "SELECT seq FROM entries WHERE " OVERRIDE_USED
+	    " AND " NO_WAIVER, "inform_done", cb, arg);
 }
 
 int

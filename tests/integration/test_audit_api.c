@@ -38,10 +38,15 @@ teardown(void)
 
 TestSuite(audit_api, .init = setup, .fini = teardown, .timeout = 120);
 
-/* Asks for a record; returns the HTTP status, and the disclosure id in *id. */
+/*
+ * Asks for a record, with an override (and its inform waiver) when not
+ * NULL; returns the HTTP status, the disclosure id in *id and the reply in
+ * *rp when rp is not NULL (the caller frees it).
+ */
 static int
-ask_as(struct ss_client *c, const char *subject, const char *purpose,
-    const char *override, uint64_t *id)
+ask_full(struct ss_client *c, const char *subject, const char *purpose,
+    const char *override, const char *waiver, uint64_t *id,
+    Safeshare__V1__DisclosureResponse **rp)
 {
 	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
 	Safeshare__V1__DisclosureResponse	*r;
@@ -59,15 +64,26 @@ ask_as(struct ss_client *c, const char *subject, const char *purpose,
 		rq.override_justification = "Neighbour reports he has not been seen for "
 		    "four days and may be at serious risk.";
 	}
+	if (waiver != NULL)
+		rq.inform_waiver_reason = (char *)waiver;
 	if (ss_disclose(c, &rq, &r, &e, &status, err, sizeof(err)) == -1)
 		return 0;
 	if (id != NULL)
 		*id = r ? r->disclosure_id : e ? e->disclosure_id : 0;
-	if (r)
+	if (rp != NULL)
+		*rp = r;
+	else if (r)
 		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
 	if (e)
 		safeshare__v1__error__free_unpacked(e, NULL);
 	return status;
+}
+
+static int
+ask_as(struct ss_client *c, const char *subject, const char *purpose,
+    const char *override, uint64_t *id)
+{
+	return ask_full(c, subject, purpose, override, NULL, id, NULL);
 }
 
 static int
@@ -126,7 +142,7 @@ Test(audit_api, overrides_are_reviewed_and_subjects_informed)
 	ss_client_free(health);
 
 	cr_expect_eq(cli("auditor", "audit reviews", &out), 0, "%s", out);
-	cr_expect(strstr(out, "1 override(s) awaiting review") != NULL, "%s", out);
+	cr_expect(strstr(out, "1 request(s) awaiting review") != NULL, "%s", out);
 	free(out);
 
 	snprintf(args, sizeof(args), "audit review %llu --outcome upheld --note "
@@ -142,7 +158,7 @@ Test(audit_api, overrides_are_reviewed_and_subjects_informed)
 	cr_expect_eq(h_log_count(&d, "kind = 'review' AND agency = 'guardian' AND "
 	    "reason = 'upheld'"), 1, "the review is itself logged");
 	cr_expect_eq(cli("auditor", "audit reviews", &out), 0);
-	cr_expect(strstr(out, "0 override(s) awaiting review") != NULL, "%s", out);
+	cr_expect(strstr(out, "0 request(s) awaiting review") != NULL, "%s", out);
 	free(out);
 	cr_expect_eq(cli("guardian", args, &out), 4, "reviewed once: %s", out);
 	free(out);
@@ -157,6 +173,110 @@ Test(audit_api, overrides_are_reviewed_and_subjects_informed)
 	free(out);
 	cr_expect_eq(cli("auditor", "audit inform", &out), 0, "%s", out);
 	cr_expect(strstr(out, "0 subject(s) to be informed") != NULL, "%s", out);
+	free(out);
+}
+
+/*
+ * Issue 15 item 5: S1003 granted consent to health_trust, so an override
+ * decides nothing: the reply says released, and the queues and the
+ * override count agree with it (D5, D6).
+ */
+Test(audit_api, unneeded_override_is_neither_reviewed_informed_nor_counted)
+{
+	struct ss_client			*health = h_client(&d, "health_trust");
+	Safeshare__V1__DisclosureResponse	*r = NULL;
+	char					*out;
+
+	cr_assert_eq(ask_full(health, "S1003", "adult_safeguarding", "adult_serious_harm",
+	    NULL, NULL, &r), 200);
+	ss_client_free(health);
+	cr_assert_not_null(r);
+	cr_expect_str_eq(r->reason, "released");
+	cr_expect(!r->review_required && !r->inform_subject);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "override_code = 'adult_serious_harm' AND "
+	    "reason = 'released'"), 1, "the log still says which exception was invoked");
+
+	cr_expect_eq(cli("auditor", "audit reviews", &out), 0, "%s", out);
+	cr_expect(strstr(out, "0 request(s) awaiting review") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit inform", &out), 0, "%s", out);
+	cr_expect(strstr(out, "0 subject(s) to be informed") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit query --overrides --json", &out), 0, "%s", out);
+	cr_expect(strstr(out, "S1003") == NULL, "not counted as an override: %s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit stats --by decision --overrides", &out), 0,
+	    "%s", out);
+	cr_expect(strstr(out, "allow") == NULL, "%s", out);
+	free(out);
+}
+
+/*
+ * Issue 15 item 6: housing-support-person accepts no override, so an
+ * emergency request for S1002 (consent refused) is denied
+ * override_not_allowed; it reaches the senior person's review (D15), and
+ * no one is to be informed of a sharing that did not happen (D6).
+ */
+Test(audit_api, refused_emergency_request_is_reviewed)
+{
+	struct ss_client			*housing = h_client(&d, "housing");
+	Safeshare__V1__DisclosureResponse	*r = NULL;
+	uint64_t				 id = 0;
+	char					*out, args[256];
+
+	cr_assert_eq(ask_full(housing, "S1002", "housing_support", "emergency_life_threat",
+	    NULL, &id, &r), 200);
+	ss_client_free(housing);
+	cr_assert_not_null(r);
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_DENY);
+	cr_expect_str_eq(r->reason, "override_not_allowed");
+	cr_expect(r->review_required, "the reply says it is queued for review");
+	cr_expect(!r->inform_subject);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	cr_expect_eq(cli("auditor", "audit reviews", &out), 0, "%s", out);
+	cr_expect(strstr(out, "1 request(s) awaiting review") != NULL, "%s", out);
+	cr_expect(strstr(out, "refused: override_not_allowed") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit inform", &out), 0, "%s", out);
+	cr_expect(strstr(out, "0 subject(s) to be informed") != NULL, "%s", out);
+	free(out);
+	snprintf(args, sizeof(args), "audit review %llu --outcome upheld --note "
+	    "'Right to refuse: no emergency power in this rule'", (unsigned long long)id);
+	cr_expect_eq(cli("guardian", args, &out), 0, "%s", out);
+	free(out);
+	cr_expect_eq(h_log_count(&d, "kind = 'review' AND agency = 'guardian'"), 1);
+	cr_expect_eq(cli("auditor", "audit reviews", &out), 0, "%s", out);
+	cr_expect(strstr(out, "0 request(s) awaiting review") != NULL, "%s", out);
+	free(out);
+}
+
+/*
+ * Issue 15 item 7: a waiver that fails the sentence test still creates the
+ * inform item (D6), but the log keeps it marked not accepted and the
+ * inform list shows it, so no one tells the subject unaware of the danger.
+ */
+Test(audit_api, rejected_waiver_is_logged_and_shown)
+{
+	struct ss_client			*health = h_client(&d, "health_trust");
+	Safeshare__V1__DisclosureResponse	*r = NULL;
+	char					*out;
+
+	cr_assert_eq(ask_full(health, "S1002", "adult_safeguarding", "adult_serious_harm",
+	    "Abuser monitors phone", NULL, &r), 200);
+	ss_client_free(health);
+	cr_assert_not_null(r);
+	cr_expect_str_eq(r->reason, "override");
+	cr_expect(r->inform_subject, "three words are not a reason (D6)");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "inform_waiver = 'not accepted: Abuser monitors "
+	    "phone'"), 1);
+
+	cr_expect_eq(cli("auditor", "audit inform", &out), 0, "%s", out);
+	cr_expect(strstr(out, "1 subject(s) to be informed") != NULL, "%s", out);
+	cr_expect(strstr(out, "not accepted as one: Abuser monitors phone") != NULL,
+	    "%s", out);
 	free(out);
 }
 
