@@ -26,7 +26,7 @@ struct pending {
 	struct store_subject	 subj;
 	int			 have_subject;
 	int64_t			 now;
-	char			 rid[33];
+	char			 rid[WIRE_MAX_REQUEST_ID + 1];
 	const struct agency	*ag;		/* in proto, or NULL before it is known */
 	struct decision		 d;
 };
@@ -92,12 +92,12 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	e.kind = "disclosure";
 	e.agency = ag->id;
 	e.cert_fp = p->fp;
-	e.practitioner = log_cap(pr->practitioner);
-	e.purpose = log_cap(pr->purpose);
+	e.practitioner = pr->practitioner;
+	e.purpose = pr->purpose;
 	e.lawful_basis = d->purpose ? d->purpose->lawful_basis : "";
-	e.case_ref = log_cap(pr->case_ref);
-	e.subject = log_cap(pr->subject_id);
-	e.record_type = log_cap(pr->record_type);
+	e.case_ref = pr->case_ref;
+	e.subject = pr->subject_id;
+	e.record_type = pr->record_type;
 	e.decision = decision_name(d->kind);
 	e.reason = d->reason;
 	e.released = released;
@@ -111,8 +111,8 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	 * (D15). docs/audit-format.md.
 	 */
 	e.override_code = d->override_used ? override_name(d->override) :
-	    log_cap(pr->override_code);
-	e.justification = log_cap(pr->justification);
+	    pr->override_code;
+	e.justification = pr->justification;
 	/*
 	 * An accepted waiver is logged as given; one the policy did not
 	 * accept is logged behind the not-accepted marker, so whoever works
@@ -123,10 +123,10 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	if (d->override_used && pr->inform_waiver != NULL &&
 	    pr->inform_waiver[0] != '\0') {
 		if (!d->inform_subject)
-			snprintf(waiver, sizeof(waiver), "%s", log_cap(pr->inform_waiver));
+			snprintf(waiver, sizeof(waiver), "%s", pr->inform_waiver);
 		else
 			snprintf(waiver, sizeof(waiver), "%s%s", POLICY_WAIVER_REJECTED,
-			    log_cap(pr->inform_waiver));
+			    pr->inform_waiver);
 	}
 	e.inform_waiver = waiver;
 	e.rule_id = d->rule ? d->rule->id : "";
@@ -135,6 +135,43 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	e.protocol_sha256 = pd->proto->sha256;
 	e.request_id = pd->rid;
 	logq_submit(pd->srv->logq, &e, logged, pd);
+}
+
+/*
+ * Issue 14: over-long, blank or invisible-only text, control characters in
+ * an identifier, or a request id outside [A-Za-z0-9._:-]{1,64} is refused
+ * with a logged 400 whose code names the field (invalid_practitioner, ...).
+ * The log entry keeps every field of the request that is itself acceptable,
+ * never a placeholder. Returns -1 when it refused.
+ */
+static int
+refuse_bad_text(struct server *srv, struct evhttp_request *req, const struct peer *p,
+    const struct agency *ag, struct pending *pd)
+{
+	const wire_request	*w = pd->wr;
+	struct audit_entry	 e;
+	const char		*field, *why;
+	char			 code[64], msg[200];
+
+	if ((field = wire_request_problem(w, &why)) == NULL)
+		return 0;
+#define OK(f, v)	(wire_field_problem(f, v) == NULL ? (v) : NULL)
+	memset(&e, 0, sizeof(e));
+	e.agency = ag->id;
+	e.cert_fp = p->fp;
+	e.practitioner = OK("practitioner", w->practitioner);
+	e.purpose = OK("purpose", w->purpose);
+	e.case_ref = OK("case_reference", w->case_reference);
+	e.subject = OK("subject_id", w->subject_id);
+	e.record_type = OK("record_type", w->record_type);
+	e.override_code = OK("override_code", w->override_code);
+	e.justification = OK("override_justification", w->override_justification);
+#undef OK
+	e.request_id = pd->rid;		/* the client's only when it is acceptable */
+	snprintf(code, sizeof(code), "invalid_%s", field);
+	snprintf(msg, sizeof(msg), "%s %s", field, why);
+	refuse_entry(srv, req, &e, 400, code, msg);
+	return -1;
 }
 
 void
@@ -184,8 +221,12 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	wire_request_view(pd->wr, &pr);
-	if (pd->wr->request_id[0] != '\0' && strlen(pd->wr->request_id) < sizeof(pd->rid))
+	if (wire_request_id_ok(pd->wr->request_id))
 		snprintf(pd->rid, sizeof(pd->rid), "%s", pd->wr->request_id);
+	if (refuse_bad_text(srv, req, &p, ag, pd) == -1) {
+		pending_free(pd);
+		return;
+	}
 
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
 	    pr.subject_id[0] != '\0') {

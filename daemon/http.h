@@ -34,8 +34,6 @@ void		 reply_error(struct evhttp_request *, int status, const char *code,
 		    const char *msg, uint64_t disclosure_id);
 void		 reply_audit_unavailable(struct evhttp_request *);
 void		 new_request_id(char out[33]);
-/* Replaces over-long free text so the log stays bounded. */
-const char	*log_cap(const char *);
 
 /*
  * Logs a refusal made before the policy ran (no agency, bad body, missing
@@ -44,6 +42,14 @@ const char	*log_cap(const char *);
 void		 refuse(struct server *, struct evhttp_request *, const struct peer *,
 		    const char *agency, int status, const char *code, const char *msg,
 		    const char *request_id);
+
+/*
+ * refuse() for an entry the caller filled in (agency, cert_fp, request_id
+ * and whatever of the request it may log); this sets kind, decision, reason
+ * and the protocol. The entry's strings need only last for the call.
+ */
+void		 refuse_entry(struct server *, struct evhttp_request *,
+		    struct audit_entry *, int status, const char *code, const char *msg);
 
 /* Handlers, by file. */
 void		 disclose_handle(struct server *, struct evhttp_request *);

@@ -223,12 +223,6 @@ reply_audit_unavailable(struct evhttp_request *req)
 	    "written; nothing was released", 0);
 }
 
-const char *
-log_cap(const char *s)
-{
-	return s != NULL && strlen(s) > MAX_LOG_FIELD ? "(over length cap)" : s;
-}
-
 /*
  * A random 64-bit prefix per process and a counter: unique, unguessable
  * across restarts, and no RAND_bytes() on every request (it showed in the
@@ -274,27 +268,35 @@ refuse(struct server *srv, struct evhttp_request *req, const struct peer *p,
     const char *agency, int status, const char *code, const char *msg,
     const char *request_id)
 {
-	struct audit_entry	 e;
-	struct refusal		*r = xcalloc(1, sizeof(*r));
+	struct audit_entry e;
 
 	memset(&e, 0, sizeof(e));
-	e.time = time(NULL);
-	e.kind = "rejected";
 	e.agency = agency;
 	e.cert_fp = p->fp;
-	e.decision = "deny";
-	e.reason = code;
-	e.protocol_id = srv->proto->id;
-	e.protocol_version = srv->proto->version;
-	e.protocol_sha256 = srv->proto->sha256;
 	e.request_id = request_id;
+	refuse_entry(srv, req, &e, status, code, msg);
+}
+
+void
+refuse_entry(struct server *srv, struct evhttp_request *req, struct audit_entry *e,
+    int status, const char *code, const char *msg)
+{
+	struct refusal *r = xcalloc(1, sizeof(*r));
+
+	e->time = time(NULL);
+	e->kind = "rejected";
+	e->decision = "deny";
+	e->reason = code;
+	e->protocol_id = srv->proto->id;
+	e->protocol_version = srv->proto->version;
+	e->protocol_sha256 = srv->proto->sha256;
 	r->req = req;
 	r->status = status;
 	snprintf(r->code, sizeof(r->code), "%s", code);
 	snprintf(r->msg, sizeof(r->msg), "%s", msg);
 	log_info("event=refused agency=%s code=%s request_id=%s",
-	    agency ? agency : "-", code, request_id);
-	logq_submit(srv->logq, &e, refusal_logged, r);
+	    e->agency ? e->agency : "-", code, e->request_id);
+	logq_submit(srv->logq, e, refusal_logged, r);
 }
 
 static void

@@ -3,6 +3,8 @@
  * strerror(errno), log_warnx() does not.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,176 @@ log_level_parse(const char *s, enum log_level *out)
 static void	vlog(enum log_level, const char *, const char *, va_list)
 		    __attribute__((format(printf, 3, 0)));
 
+/* A value that needs no quotes in logfmt: nonempty, no space, '"', '=' or '\\'. */
+static int
+bare(const char *v)
+{
+	if (*v == '\0')
+		return 0;
+	for (const unsigned char *s = (const unsigned char *)v; *s != '\0'; s++)
+		if (*s <= 0x20 || *s == 0x7f || *s == '"' || *s == '=' || *s == '\\')
+			return 0;
+	return 1;
+}
+
+/*
+ * Appends v to line[*n..len) as one logfmt value: bare when it can be, else
+ * with '"', '\\' and control bytes escaped, and quoted unless the format
+ * already quotes it. No value can end the line or start a new key.
+ */
+static void
+put_value(char *line, size_t len, size_t *n, const char *v, int quoted)
+{
+	int q = !quoted && !bare(v);
+
+	if (q && *n < len)
+		line[(*n)++] = '"';
+	for (const unsigned char *s = (const unsigned char *)v; *s != '\0' && *n < len;
+	    s++) {
+		int k;
+
+		if (*s == '"' || *s == '\\')
+			k = snprintf(line + *n, len - *n, "\\%c", *s);
+		else if (*s == '\n')
+			k = snprintf(line + *n, len - *n, "\\n");
+		else if (*s == '\r')
+			k = snprintf(line + *n, len - *n, "\\r");
+		else if (*s == '\t')
+			k = snprintf(line + *n, len - *n, "\\t");
+		else if (*s < 0x20 || *s == 0x7f)
+			k = snprintf(line + *n, len - *n, "\\x%02x", *s);
+		else {
+			line[(*n)++] = (char)*s;
+			continue;
+		}
+		*n = k > 0 && (size_t)k < len - *n ? *n + (size_t)k : len;
+	}
+	if (q && *n < len)
+		line[(*n)++] = '"';
+}
+
+/*
+ * vsnprintf for the log: the format is the program's, the arguments may be
+ * anyone's. Each %s goes through put_value(); numbers are printed as they
+ * are. Supports the conversions the format attribute allows, with flags,
+ * width and precision (including '*') and the hh/h/l/ll/z/j/t/L modifiers.
+ * Each spec is a piece of the caller's format, which the format attribute
+ * checked at the call site: hence the pragma.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static size_t
+log_format(char *line, size_t len, size_t n, const char *fmt, va_list ap)
+{
+	const char *fmt0 = fmt;
+
+	while (*fmt != '\0' && n < len) {
+		char		 spec[32], mod[3] = "";
+		const char	*start = fmt;
+		size_t		 sl;
+		int		 k = 0, star[2], nstar = 0;
+
+		if (*fmt != '%') {
+			line[n++] = *fmt++;
+			continue;
+		}
+		fmt++;
+		if (*fmt == '%') {
+			line[n++] = '%';
+			fmt++;
+			continue;
+		}
+		fmt += strspn(fmt, "-+ #0");
+		if (*fmt == '*') {
+			star[nstar++] = va_arg(ap, int);
+			fmt++;
+		} else
+			fmt += strspn(fmt, "0123456789");
+		if (*fmt == '.') {
+			fmt++;
+			if (*fmt == '*') {
+				star[nstar++] = va_arg(ap, int);
+				fmt++;
+			} else
+				fmt += strspn(fmt, "0123456789");
+		}
+		while (strchr("hlzjtL", *fmt) != NULL && *fmt != '\0' &&
+		    strlen(mod) < 2) {
+			mod[strlen(mod) + 1] = '\0';
+			mod[strlen(mod)] = *fmt++;
+		}
+		if (*fmt == '\0')
+			break;
+		sl = (size_t)(fmt - start) + 1;
+		if (sl >= sizeof(spec))
+			break;
+		memcpy(spec, start, sl);
+		spec[sl] = '\0';
+		switch (*fmt++) {
+		case 's': {
+			const char	*v = va_arg(ap, const char *);
+			char		 cut[2048];
+			int		 quoted = start > fmt0 && start[-1] == '"';
+
+			if (v == NULL)
+				v = "(null)";
+			if (nstar > 0 || strchr(spec, '.') != NULL) {
+				/* Width or precision: apply it, then escape the result. */
+				if (nstar == 2)
+					snprintf(cut, sizeof(cut), spec, star[0], star[1], v);
+				else if (nstar == 1)
+					snprintf(cut, sizeof(cut), spec, star[0], v);
+				else
+					snprintf(cut, sizeof(cut), spec, v);
+				v = cut;
+			}
+			put_value(line, len, &n, v, quoted);
+			continue;
+		}
+		case 'd': case 'i': case 'c':
+			if (strcmp(mod, "ll") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, long long));
+			else if (strcmp(mod, "l") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, long));
+			else if (strcmp(mod, "z") == 0 || strcmp(mod, "t") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, ptrdiff_t));
+			else if (strcmp(mod, "j") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, intmax_t));
+			else
+				k = snprintf(line + n, len - n, spec, va_arg(ap, int));
+			break;
+		case 'u': case 'x': case 'X': case 'o':
+			if (strcmp(mod, "ll") == 0)
+				k = snprintf(line + n, len - n, spec,
+				    va_arg(ap, unsigned long long));
+			else if (strcmp(mod, "l") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, unsigned long));
+			else if (strcmp(mod, "z") == 0 || strcmp(mod, "t") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, size_t));
+			else if (strcmp(mod, "j") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, uintmax_t));
+			else
+				k = snprintf(line + n, len - n, spec, va_arg(ap, unsigned));
+			break;
+		case 'f': case 'F': case 'e': case 'E': case 'g': case 'G':
+			if (strcmp(mod, "L") == 0)
+				k = snprintf(line + n, len - n, spec, va_arg(ap, long double));
+			else
+				k = snprintf(line + n, len - n, spec, va_arg(ap, double));
+			break;
+		case 'p':
+			k = snprintf(line + n, len - n, spec, va_arg(ap, void *));
+			break;
+		default:
+			/* Not a conversion the log uses: leave the rest out. */
+			return n;
+		}
+		n = k > 0 && (size_t)k < len - n ? n + (size_t)k : len;
+	}
+	return n < len ? n : len;
+}
+#pragma GCC diagnostic pop
+
 static void
 vlog(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 {
@@ -112,11 +284,13 @@ vlog(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 	k = snprintf(line, sizeof(line), "ts=%s.%03ldZ prog=%s level=%s ", ts,
 	    now.tv_nsec / 1000000, log_prog, names[level]);
 	n = k > 0 ? (size_t)k : 0;
-	if (n < sizeof(line) && (k = vsnprintf(line + n, sizeof(line) - n, fmt, ap)) > 0)
-		n += (size_t)k;
-	if (errstr != NULL && n < sizeof(line) &&
-	    (k = snprintf(line + n, sizeof(line) - n, " error=\"%s\"", errstr)) > 0)
-		n += (size_t)k;
+	if (n < sizeof(line))
+		n = log_format(line, sizeof(line), n, fmt, ap);
+	if (errstr != NULL && n + 8 < sizeof(line)) {
+		memcpy(line + n, " error=", 7);
+		n += 7;
+		put_value(line, sizeof(line), &n, errstr, 0);
+	}
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';

@@ -211,6 +211,128 @@ file_is_secret(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Decodes one UTF-8 sequence at s; returns its length and the code point in
+ * *cp, or 0 for an invalid or overlong sequence, a surrogate or a value
+ * beyond U+10FFFF.
+ */
+static size_t
+utf8_next(const unsigned char *s, uint32_t *cp)
+{
+	size_t	 n, i;
+	uint32_t c;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		c = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		c = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		c = s[0] & 0x07;
+	} else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/* Control code points: C0, DEL, C1 and the bidirectional embeddings. */
+static int
+cp_control(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069);
+}
+
+/* Code points that print nothing visible: spaces, zero-width and fillers. */
+static int
+cp_invisible(uint32_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == 0xa0 || c == 0xad ||
+	    c == 0x34f || c == 0x115f || c == 0x1160 || c == 0x180e ||
+	    (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) ||
+	    (c >= 0x205f && c <= 0x2064) || c == 0x3000 || c == 0x3164 ||
+	    c == 0xfeff || c == 0xffa0 || (c >= 0xe0000 && c <= 0xe007f);
+}
+
+const char *
+text_problem(const char *s, size_t max, int flags)
+{
+	const unsigned char	*u = (const unsigned char *)s;
+	int			 visible = 0;
+
+	if (strlen(s) > max)
+		return "is too long";
+	while (*u != '\0') {
+		uint32_t	 c;
+		size_t		 n = utf8_next(u, &c);
+
+		if (n == 0)
+			return "is not valid UTF-8";
+		if (cp_control(c) && !((flags & TEXT_MULTILINE) && (c == '\n' || c == '\t')))
+			return "contains control characters";
+		if (!cp_invisible(c))
+			visible = 1;
+		u += n;
+	}
+	if (*s != '\0' && !visible)
+		return "is blank (only spaces or invisible characters)";
+	return NULL;
+}
+
+const char *
+term_safe(const char *s)
+{
+	static __thread char	*ring[16];
+	static __thread size_t	 next;
+	const unsigned char	*u = (const unsigned char *)(s ? s : "");
+	char			*out, *o;
+
+	next = (next + 1) % 16;
+	free(ring[next]);
+	/* Each input byte becomes at most 6 output bytes ("\u202e" is 3 in). */
+	out = o = ring[next] = xcalloc(strlen((const char *)u) * 4 + 1, 1);
+	while (*u != '\0') {
+		uint32_t	 c;
+		size_t		 n = utf8_next(u, &c);
+
+		if (n == 0) {
+			o += sprintf(o, "\\x%02x", *u++);
+			continue;
+		}
+		if (c == '\n')
+			o += sprintf(o, "\\n");
+		else if (c == '\r')
+			o += sprintf(o, "\\r");
+		else if (c == '\t')
+			o += sprintf(o, "\\t");
+		else if (c < 0x20 || c == 0x7f)
+			o += sprintf(o, "\\x%02x", c);
+		else if (cp_control(c))
+			o += sprintf(o, "\\u%04x", c);
+		else {
+			memcpy(o, u, n);
+			o += n;
+		}
+		u += n;
+	}
+	*o = '\0';
+	return out;
+}
+
 void
 json_str(FILE *fp, const char *s)
 {

@@ -44,6 +44,27 @@ int	 hex_decode(const char *in, unsigned char *out, size_t outlen);
 /* Resolves a path relative to the directory of another file; caller frees. */
 char	*path_relative_to(const char *base_file, const char *path);
 
+/*
+ * Free text and identifiers from clients (practitioner, case reference,
+ * justification, subject ids): NULL if s is acceptable, else why not. s must
+ * be at most max bytes of valid UTF-8 without control characters (C0, DEL,
+ * C1, bidirectional overrides; TEXT_MULTILINE allows newline and tab), and,
+ * when not empty, show at least one visible character: spaces and invisible
+ * code points such as U+200B alone are "blank". Empty is acceptable here;
+ * whether a field is required is the caller's decision.
+ */
+#define TEXT_MULTILINE	0x01
+const char	*text_problem(const char *s, size_t max, int flags);
+
+/*
+ * s made safe for a terminal: control characters, bidirectional overrides
+ * and invalid UTF-8 become visible escapes (\n, \x1b, \u202e); everything
+ * else is unchanged. Returns one of a few rotating thread-local buffers, so
+ * several may appear in one printf(); valid until the same thread's
+ * sixteenth call after it. NULL becomes "".
+ */
+const char	*term_safe(const char *s);
+
 /* Writes s as a JSON string literal, quotes included. */
 void	 json_str(FILE *, const char *s);
 

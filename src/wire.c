@@ -18,6 +18,81 @@ wire_request_free(wire_request *r)
 		safeshare__v1__disclosure_request__free_unpacked(r, NULL);
 }
 
+int
+wire_request_id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= WIRE_MAX_REQUEST_ID &&
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._:-") == n;
+}
+
+/* The request's strings, their bounds and whether they may span lines. */
+#define TOO_LONG(n)	"is too long (at most " #n " bytes)"
+static const struct {
+	const char	*name;
+	size_t		 max;
+	int		 flags;
+	const char	*too_long;
+} wire_fields[] = {
+	{ "request_id",		WIRE_MAX_REQUEST_ID, 0,	TOO_LONG(64) },
+	{ "purpose",		PROTOCOL_ID_MAX, 0,	TOO_LONG(64) },
+	{ "record_type",	PROTOCOL_ID_MAX, 0,	TOO_LONG(64) },
+	{ "subject_id",		WIRE_MAX_SUBJECT, 0,	TOO_LONG(128) },
+	{ "practitioner",	WIRE_MAX_NAME, 0,	TOO_LONG(200) },
+	{ "case_reference",	WIRE_MAX_NAME, 0,	TOO_LONG(200) },
+	{ "fields",		PROTOCOL_ID_MAX, 0,	TOO_LONG(64) },
+	{ "override_code",	PROTOCOL_ID_MAX, 0,	TOO_LONG(64) },
+	{ "override_justification", WIRE_MAX_TEXT, TEXT_MULTILINE, TOO_LONG(1000) },
+	{ "inform_waiver_reason", WIRE_MAX_TEXT, TEXT_MULTILINE, TOO_LONG(1000) },
+};
+#define NWIRE_FIELDS	(sizeof(wire_fields) / sizeof(wire_fields[0]))
+_Static_assert(PROTOCOL_ID_MAX == 64 && WIRE_MAX_REQUEST_ID == 64 &&
+    WIRE_MAX_SUBJECT == 128 && WIRE_MAX_NAME == 200 && WIRE_MAX_TEXT == 1000,
+    "the TOO_LONG messages above name these limits");
+
+const char *
+wire_field_problem(const char *field, const char *value)
+{
+	const char *why;
+
+	for (size_t i = 0; i < NWIRE_FIELDS; i++) {
+		if (strcmp(wire_fields[i].name, field) != 0)
+			continue;
+		if ((why = text_problem(value, wire_fields[i].max,
+		    wire_fields[i].flags)) != NULL)
+			return strcmp(why, "is too long") == 0 ?
+			    wire_fields[i].too_long : why;
+		/* Issue 14: a request id is echoed into every log; keep it plain. */
+		if (i == 0 && *value != '\0' && !wire_request_id_ok(value))
+			return "may only contain letters, digits, '.', '_', ':' and '-'";
+		return NULL;
+	}
+	return "is not a request field";
+}
+
+const char *
+wire_request_problem(const wire_request *r, const char **why)
+{
+	const char *const v[] = { r->request_id, r->purpose, r->record_type,
+	    r->subject_id, r->practitioner, r->case_reference, NULL, r->override_code,
+	    r->override_justification, r->inform_waiver_reason };
+
+	for (size_t i = 0; i < NWIRE_FIELDS; i++) {
+		if (v[i] == NULL) {
+			for (size_t f = 0; f < r->n_fields; f++)
+				if ((*why = wire_field_problem("fields",
+				    r->fields[f])) != NULL)
+					return "fields";
+			continue;
+		}
+		if ((*why = wire_field_problem(wire_fields[i].name, v[i])) != NULL)
+			return wire_fields[i].name;
+	}
+	return NULL;
+}
+
 void
 wire_request_view(const wire_request *r, struct policy_request *v)
 {

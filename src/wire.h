@@ -19,6 +19,30 @@ typedef Safeshare__V1__DisclosureRequest	wire_request;
  */
 wire_request	*wire_request_decode(const uint8_t *buf, size_t len);
 void		 wire_request_free(wire_request *);
+/*
+ * Limits on a request's strings, bytes (issue 14). Free text is bounded so
+ * the disclosure log keeps all of it; identifiers (subject id, purpose,
+ * record type, override code, field names) carry no control characters.
+ */
+#define WIRE_MAX_NAME		200	/* practitioner, case_reference */
+#define WIRE_MAX_TEXT		1000	/* override_justification, inform_waiver_reason */
+#define WIRE_MAX_SUBJECT	128	/* subject_id */
+#define WIRE_MAX_REQUEST_ID	64	/* request_id: [A-Za-z0-9._:-] */
+
+/*
+ * NULL if value is acceptable for the DisclosureRequest field of that name
+ * (as in proto/safeshare.proto; "fields" for one requested field), else why
+ * not, e.g. "is too long (at most 200 bytes)".
+ */
+const char	*wire_field_problem(const char *field, const char *value);
+/*
+ * The first field of the request that wire_field_problem() refuses, with the
+ * reason in why, or NULL when every field is acceptable. Pure.
+ */
+const char	*wire_request_problem(const wire_request *, const char **why);
+/* A request id chosen by a client: 1 to 64 of [A-Za-z0-9._:-]. */
+int		 wire_request_id_ok(const char *);
+
 /* A view of the request for the policy; borrows the request's strings. */
 void		 wire_request_view(const wire_request *, struct policy_request *);
 

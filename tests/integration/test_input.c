@@ -175,3 +175,137 @@ Test(input, longest_ids_serve_every_route)
 	    LONG_POLICE);
 	cr_expect_eq(h_log_count(&d, where), 2);
 }
+
+/* The daemon's stderr log, read whole. */
+static char *
+daemon_log(void)
+{
+	char	*s = NULL;
+	char	 cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "cat %s", d.log);
+	h_run(cmd, &s);
+	return s;
+}
+
+/*
+ * Issue 14 item 8: a practitioner, case reference or justification of 1,100
+ * bytes was accepted, released, and logged as "(over length cap)"; " " and
+ * U+200B were accepted as a practitioner. Each is now a logged 400 whose
+ * code names the field, nothing is released, and no placeholder is logged.
+ */
+Test(input, over_long_blank_or_invisible_text_is_refused_and_logged)
+{
+	Safeshare__V1__DisclosureRequest	 rq;
+	Safeshare__V1__Error			*e = NULL;
+	char					 big[1101], ok[201];
+	static const struct {
+		const char *field, *value;
+	} bad[] = {
+		{ "practitioner", " " },
+		{ "practitioner", "\xe2\x80\x8b" },		/* U+200B alone */
+		{ "practitioner", " \xe2\x80\x8b\xc2\xa0\t" },
+		{ "case_reference", "\xef\xbb\xbf" },		/* U+FEFF alone */
+		{ "practitioner", "A\x1b[2KB" },
+		{ "practitioner", "bad \xff utf-8" },
+		{ "subject_id", "S1001\n#999 deny" },
+		{ "subject_id", "S1001\xe2\x80\xae" },		/* U+202E */
+	};
+
+	h_load_demo(&d);
+	h_start(&d);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int f = 0; f < 3; f++) {
+		static const char *const code[] = { "invalid_practitioner",
+		    "invalid_case_reference", "invalid_override_justification" };
+
+		request(&rq, "S1001");
+		if (f == 0)
+			rq.practitioner = big;
+		else if (f == 1)
+			rq.case_reference = big;
+		else {
+			rq.override_code = "child_significant_harm";
+			rq.override_justification = big;
+		}
+		cr_expect_eq(ask("police", &rq, &e), 400, "%s", code[f]);
+		cr_assert_not_null(e);
+		cr_expect_str_eq(e->code, code[f]);
+		cr_expect_neq(e->disclosure_id, 0, "the refusal is logged");
+		safeshare__v1__error__free_unpacked(e, NULL);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char code[64];
+
+		request(&rq, "S1001");
+		if (strcmp(bad[i].field, "practitioner") == 0)
+			rq.practitioner = (char *)bad[i].value;
+		else if (strcmp(bad[i].field, "case_reference") == 0)
+			rq.case_reference = (char *)bad[i].value;
+		else
+			rq.subject_id = (char *)bad[i].value;
+		snprintf(code, sizeof(code), "invalid_%s", bad[i].field);
+		cr_expect_eq(ask("police", &rq, &e), 400, "case %zu", i);
+		cr_assert_not_null(e, "case %zu", i);
+		cr_expect_str_eq(e->code, code, "case %zu", i);
+		cr_expect(strstr(e->message, bad[i].field) != NULL, "%s", e->message);
+		safeshare__v1__error__free_unpacked(e, NULL);
+	}
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), 0, "nothing released");
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND reason LIKE 'invalid_%'"), 11);
+	cr_expect_eq(h_log_count(&d, "practitioner LIKE '%over length cap%' OR "
+	    "case_ref LIKE '%over length cap%' OR justification LIKE '%over length cap%'"),
+	    0, "no placeholder instead of what was asked");
+	/* What was acceptable in a refused request is kept: who asked. */
+	cr_expect_eq(h_log_count(&d, "reason = 'invalid_case_reference' AND "
+	    "practitioner = 'A Practitioner' AND agency = 'police'"), 2);
+
+	/* The longest acceptable practitioner is released and logged whole. */
+	memset(ok, 'y', sizeof(ok) - 1);
+	ok[sizeof(ok) - 1] = '\0';
+	request(&rq, "S1001");
+	rq.practitioner = ok;
+	cr_expect_eq(ask("police", &rq, NULL), 200);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND length(practitioner) = 200"),
+	    1);
+}
+
+/*
+ * Issue 14 item 9: request_id="q\nlevel=error event=forged x=1" produced a
+ * separate forged line in the daemon's log. A request id is now 1 to 64 of
+ * [A-Za-z0-9._:-] or the request is a logged 400, and no value can start a
+ * line in the daemon's log.
+ */
+Test(input, request_id_cannot_forge_log_lines)
+{
+	Safeshare__V1__DisclosureRequest	 rq;
+	Safeshare__V1__Error			*e = NULL;
+	char					*log, long_id[66];
+
+	h_load_demo(&d);
+	h_start(&d);
+	request(&rq, "S1001");
+	rq.request_id = "q\nlevel=error event=forged x=1";
+	cr_expect_eq(ask("police", &rq, &e), 400);
+	cr_assert_not_null(e);
+	cr_expect_str_eq(e->code, "invalid_request_id");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	memset(long_id, 'a', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	rq.request_id = long_id;
+	cr_expect_eq(ask("police", &rq, NULL), 400);
+	rq.request_id = "client-7:a.b_C";
+	cr_expect_eq(ask("police", &rq, NULL), 200);
+	cr_expect_eq(h_log_count(&d, "request_id = 'client-7:a.b_C' AND "
+	    "kind = 'disclosure'"), 1);
+	cr_expect_eq(h_log_count(&d, "reason = 'invalid_request_id'"), 2);
+	/* A subject id with a newline reaches the log only escaped. */
+	request(&rq, "S1001\nlevel=error event=forged2");
+	cr_expect_eq(ask("police", &rq, NULL), 400);
+	log = daemon_log();
+	cr_expect(strstr(log, "\nlevel=error") == NULL, "forged line:\n%s", log);
+	cr_expect(strstr(log, "event=forged") == NULL, "%s", log);
+	free(log);
+	cr_assert(alive());
+}

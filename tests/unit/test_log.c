@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,5 +135,51 @@ Test(log, a_full_buffer_is_written_not_dropped)
 		lines++;
 	cr_expect_eq(lines, 40, "every line, none cut in two");
 	cr_expect(strstr(s, "i=39 ") != NULL);
+	free(s);
+}
+
+/*
+ * Issue 14 item 9: a request id of "q\nlevel=error event=forged x=1" made a
+ * second, forged line. Every %s value is now one logfmt value: quoted and
+ * escaped when it has to be, so it cannot end the line or start a key.
+ */
+Test(log, values_cannot_forge_lines_or_keys)
+{
+	char *s, *nl;
+
+	log_info("event=refused request_id=%s agency=%s", "q\nlevel=error event=forged x=1",
+	    "police");
+	log_info("event=x a=%s b=%s c=\"%s\" d=%.3s e=%s", "with space", "",
+	    "say \"hi\"\r\x1b[2K", "abcdef", "back\\slash");
+	log_warnx("event=y n=%zu m=%llu k=%d f=%.1f p=%s%%", (size_t)3,
+	    (unsigned long long)18446744073709551615ULL, -4, 2.25, "ok");
+	s = written();
+	/* Three events, three lines: the forged one is not a line of its own. */
+	nl = s;
+	for (int i = 0; i < 3; i++) {
+		cr_assert_not_null(nl = strchr(nl, '\n'), "%s", s);
+		nl++;
+	}
+	cr_expect_eq(*nl, '\0', "more than three lines:\n%s", s);
+	cr_expect(strstr(s, "request_id=\"q\\nlevel\\=error") == NULL, "%s", s);
+	cr_expect(strstr(s, " request_id=\"q\\nlevel=error event=forged x=1\" "
+	    "agency=police\n") != NULL, "%s", s);
+	cr_expect(strstr(s, " a=\"with space\" b=\"\" c=\"say \\\"hi\\\"\\r\\x1b[2K\" "
+	    "d=abc e=\"back\\\\slash\"\n") != NULL, "%s", s);
+	cr_expect(strstr(s, " level=warn event=y n=3 m=18446744073709551615 k=-4 "
+	    "f=2.2 p=ok%\n") != NULL || strstr(s, "f=2.3 p=ok%\n") != NULL, "%s", s);
+	free(s);
+}
+
+/* log_warn()'s strerror is a value like any other. */
+Test(log, errno_text_is_a_value)
+{
+	char *s;
+
+	errno = ENOENT;
+	log_warn("event=open path=%s", "/tmp/a b");
+	s = written();
+	cr_expect(strstr(s, " event=open path=\"/tmp/a b\" error=\"No such file or "
+	    "directory\"\n") != NULL, "%s", s);
 	free(s);
 }

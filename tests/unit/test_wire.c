@@ -110,3 +110,68 @@ Test(wire, error_round_trip)
 	safeshare__v1__error__free_unpacked(e, NULL);
 	free(buf);
 }
+
+/* Issue 14 items 8-10: what a request's strings may be. */
+Test(wire, request_text_limits)
+{
+	static const struct {
+		const char	*field, *value;
+		const char	*why;	/* NULL: accepted */
+	} cases[] = {
+		{ "practitioner", "Dr A. Smith", NULL },
+		{ "practitioner", "Zoë Ó Súilleabháin", NULL },
+		{ "practitioner", "", NULL },		/* required-ness is the policy's */
+		{ "practitioner", " ", "is blank (only spaces or invisible characters)" },
+		{ "practitioner", "\xe2\x80\x8b", "is blank (only spaces or invisible "
+		    "characters)" },
+		{ "practitioner", "\xc2\xa0\xe3\x80\x80", "is blank (only spaces or "
+		    "invisible characters)" },
+		{ "practitioner", "a\nb", "contains control characters" },
+		{ "practitioner", "a\xc2\x85", "contains control characters" },	/* NEL */
+		{ "practitioner", "\xe2\x80\xae" "evil", "contains control characters" },
+		{ "practitioner", "\xc0\xaf", "is not valid UTF-8" },	/* overlong '/' */
+		{ "practitioner", "\xed\xa0\x80", "is not valid UTF-8" },	/* surrogate */
+		{ "override_justification", "line one\nline two\tand more", NULL },
+		{ "override_justification", "a\rb", "contains control characters" },
+		{ "request_id", "abc-1.2:3_Z", NULL },
+		{ "request_id", "a b", "may only contain letters, digits, '.', '_', ':' "
+		    "and '-'" },
+		{ "request_id", "q\nlevel=error", "contains control characters" },
+		{ "subject_id", "S1001\x1b[1A", "contains control characters" },
+		{ "no_such", "x", "is not a request field" },
+	};
+	char big[1002];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = wire_field_problem(cases[i].field, cases[i].value);
+
+		if (cases[i].why == NULL)
+			cr_expect_null(why, "case %zu: %s", i, why);
+		else
+			cr_expect(why != NULL && strcmp(why, cases[i].why) == 0,
+			    "case %zu: got %s", i, why ? why : "(accepted)");
+	}
+	memset(big, 'x', sizeof(big) - 1);
+	big[1000] = '\0';
+	cr_expect_null(wire_field_problem("override_justification", big));
+	big[1000] = 'x';
+	big[1001] = '\0';
+	cr_expect_str_eq(wire_field_problem("override_justification", big),
+	    "is too long (at most 1000 bytes)");
+	big[201] = '\0';
+	cr_expect_str_eq(wire_field_problem("practitioner", big),
+	    "is too long (at most 200 bytes)");
+	big[200] = '\0';
+	cr_expect_null(wire_field_problem("practitioner", big));
+}
+
+/* Issue 14 item 10: one escape for everything the CLI prints. */
+Test(wire, term_safe_escapes_controls)
+{
+	cr_expect_str_eq(term_safe("S1\n#999 deny"), "S1\\n#999 deny");
+	cr_expect_str_eq(term_safe("\r\x1b[1A\x1b[2K"), "\\r\\x1b[1A\\x1b[2K");
+	cr_expect_str_eq(term_safe("a\xe2\x80\xae" "b\xc2\x9b" "c"), "a\\u202eb\\u009bc");
+	cr_expect_str_eq(term_safe("bad \xff"), "bad \\xff");
+	cr_expect_str_eq(term_safe("Zoë\tok"), "Zoë\\tok");
+	cr_expect_str_eq(term_safe(NULL), "");
+}
