@@ -728,6 +728,8 @@ cmd_audit(int argc, char *argv[])
 		return argc < 2 ? EX_USAGE : EX_OK;
 	}
 	sub = argv[1];
+	if (strcmp(sub, "witness") == 0)
+		return cmd_witness(argc - 1, argv + 1);
 	argc--;
 	argv++;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

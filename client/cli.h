@@ -9,6 +9,8 @@ enum { EX_OK, EX_LOCAL, EX_USAGE, EX_DENIED, EX_REFUSED, EX_NOANSWER };
 int	cmd_policy(int argc, char *argv[]);
 int	cmd_audit(int argc, char *argv[]);
 int	cmd_holder(int argc, char *argv[]);
+int	cmd_receipt(int argc, char *argv[]);
+int	cmd_witness(int argc, char *argv[]);
 
 /* Connection options shared by the networked commands. */
 struct conn_opts {
@@ -31,5 +33,15 @@ int		 conn_opt(int ch, struct conn_opts *, int *json);
 /* Connects with the options or SAFESHARE_* environment; returns an exit code. */
 int		 connect_client(struct conn_opts *, struct ss_client **);
 const char	*env_or(const char *, const char *env);
+
+struct note_key;
+struct Safeshare__V1__Receipt;
+/* The log key from --pubkey (verifier key string or PEM file); 0 or -1. */
+int		 log_key_load(const char *arg, const char *origin, struct note_key *);
+/* Saves a reply's receipt as DIR/<seq>.receipt; 0 or -1 (said why). */
+int		 receipt_save(const char *dir, const struct Safeshare__V1__Receipt *);
+/* Replaces path with text whole or not at all; 0 or -1 with err. */
+int		 file_write_atomic(const char *path, const char *text, char *err,
+		    size_t errlen);
 
 #endif

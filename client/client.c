@@ -338,6 +338,19 @@ ss_health(struct ss_client *c, Safeshare__V1__Health **health, int *status,
 }
 
 int
+ss_log_consistency(struct ss_client *c, unsigned long long from_size,
+    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
+    int *status, char *err, size_t errlen)
+{
+	Safeshare__V1__ConsistencyRequest	rq = SAFESHARE__V1__CONSISTENCY_REQUEST__INIT;
+
+	rq.from_size = from_size;
+	return ss_call_message(c, "/v1/log/consistency", &rq.base,
+	    &safeshare__v1__consistency_proof__descriptor,
+	    (ProtobufCMessage **)proof, error, status, err, errlen);
+}
+
+int
 ss_admin_reload(struct ss_client *c, Safeshare__V1__ReloadResult **result,
     Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
 {

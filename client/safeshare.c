@@ -38,6 +38,9 @@ static const char *const top_usage =
     "Auditors and the Caldicott Guardian:\n"
     "  audit query|stats|subject-report|reviews|review|inform|inform-done|\n"
     "        export|verify|show   read, review and verify the disclosure log\n"
+    "  audit witness  keep the log's latest checkpoint, check it only grows\n"
+    "Partners keeping proof:\n"
+    "  receipt verify|check  check receipts offline, or against today's log\n"
     "\n"
     "Connection options (or environment SAFESHARE_SERVER, SAFESHARE_CERT,\n"
     "SAFESHARE_KEY, SAFESHARE_CA):\n"
@@ -213,19 +216,23 @@ cmd_request(int argc, char *argv[])
 		{ "justification", required_argument, NULL, 'j' },
 		{ "inform-waiver", required_argument, NULL, 'w' },
 		{ "request-id", required_argument, NULL, 'r' },
+		{ "receipts", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const char *const help =
 	    "usage: safeshare request --subject ID --record-type TYPE --purpose P\n"
 	    "         --case REF --practitioner NAME [--fields a,b,...] [--consult]\n"
 	    "         [--override CODE --justification TEXT [--inform-waiver TEXT]]\n"
-	    "         [--request-id ID] [--json] [connection options]\n"
+	    "         [--request-id ID] [--receipts DIR] [--json] [connection options]\n"
 	    "\n"
 	    "Asks the server for a subject's record for a purpose. Prints the\n"
 	    "released fields (fact/opinion label, transform), the withheld ones\n"
 	    "with the reason, and the disclosure id under which the decision was\n"
 	    "logged. --consult asks without identifying fields (D11). --override\n"
 	    "invokes an exception when consent is absent or refused (D5).\n"
+	    "--receipts DIR keeps the reply's receipt (also a refusal's) as\n"
+	    "DIR/<disclosure id>.receipt: proof that the decision is in the\n"
+	    "signed log, for `safeshare receipt verify|check`.\n"
 	    "Exit: 0 released, 3 denied, 4 refused by the server, 5 no answer.\n";
 	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
 	Safeshare__V1__DisclosureResponse	*resp;
@@ -233,6 +240,7 @@ cmd_request(int argc, char *argv[])
 	struct conn_opts			 o = { 0 };
 	struct ss_client			*c;
 	char					 err[512], *fields = NULL;
+	const char				*receipts = NULL;
 	int					 ch, json = 0, status, rc;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -250,6 +258,7 @@ cmd_request(int argc, char *argv[])
 		case 'j': rq.override_justification = optarg; break;
 		case 'w': rq.inform_waiver_reason = optarg; break;
 		case 'r': rq.request_id = optarg; break;
+		case 'R': receipts = optarg; break;
 		case O_HELP: fputs(help, stdout); return EX_OK;
 		default: fputs(help, stderr); return EX_USAGE;
 		}
@@ -275,6 +284,8 @@ cmd_request(int argc, char *argv[])
 		return EX_NOANSWER;
 	}
 	if (error != NULL) {
+		if (receipts != NULL && error->disclosure_id != 0)
+			receipt_save(receipts, error->receipt);
 		if (json) {
 			printf("{\"status\":%d,\"code\":", status);
 			json_str(stdout, error->code);
@@ -292,6 +303,8 @@ cmd_request(int argc, char *argv[])
 		safeshare__v1__error__free_unpacked(error, NULL);
 		return EX_REFUSED;
 	}
+	if (receipts != NULL)
+		receipt_save(receipts, resp->receipt);
 	print_response(resp, json);
 	rc = resp->decision == SAFESHARE__V1__DECISION__DECISION_DENY ? EX_DENIED : EX_OK;
 	if (rc == EX_DENIED && !json)
@@ -429,6 +442,7 @@ main(int argc, char *argv[])
 		{ "admin", cmd_admin },
 		{ "audit", cmd_audit },
 		{ "holder", cmd_holder },
+		{ "receipt", cmd_receipt },
 	};
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -73,6 +73,17 @@ int	ss_call_message(struct ss_client *, const char *path, const ProtobufCMessage
 	    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
+/*
+ * POST /v1/log/consistency (any agency): the log's latest signed
+ * checkpoint and the proof that the tree of from_size entries is a prefix
+ * of it (from_size 0: the checkpoint alone). Returns 0 with *proof (HTTP
+ * 200) or *error set, or -1 when there was no usable reply. The caller
+ * still checks the checkpoint's signature and the proof (receipt.h).
+ */
+int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
+	    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
+	    int *status, char *err, size_t errlen);
+
 /* GET /healthz. Returns 0 with *health set, or -1. */
 int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
 	    char *err, size_t errlen);

@@ -1,0 +1,694 @@
+/*
+ * safeshare receipt verify|check and safeshare audit witness: the
+ * outside checks of the disclosure log (D7, D15-D17, issue 13). A
+ * receipt proves one entry is in a signed checkpoint; a consistency proof
+ * from the daemon shows that the log today still extends that checkpoint.
+ * A witness keeps the latest checkpoint it has seen and fails loudly when
+ * the log no longer extends it. The checks themselves are in
+ * src/receipt.c; this file reads files, talks to the daemon and prints.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/pem.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "receipt.h"
+#include "safeshare/client.h"
+#include "util.h"
+#include "cli.h"
+
+/*
+ * The log's key from --pubkey: a verifier key string (name+id+key), or a
+ * PEM public key file, whose key name is then the log's origin (the
+ * daemon signs its checkpoints under the name "safeshare/<log id>").
+ */
+int
+log_key_load(const char *arg, const char *origin, struct note_key *k)
+{
+	EVP_PKEY	*pub;
+	char		 err[512];
+
+	if (strchr(arg, '+') != NULL && access(arg, F_OK) == -1) {
+		if (note_key_parse(arg, k, err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: --pubkey %s: %s\n", arg, err);
+			return -1;
+		}
+		return 0;
+	}
+	if ((pub = audit_load_public_key(arg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		return -1;
+	}
+	if (note_key_from_pkey(origin, pub, k, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: --pubkey %s: %s\n", arg, err);
+		EVP_PKEY_free(pub);
+		return -1;
+	}
+	EVP_PKEY_free(pub);
+	return 0;
+}
+
+/* The origin a checkpoint note names, before its signature is checked. */
+static int
+note_origin_of(const char *note, char origin[NOTE_LINE_MAX])
+{
+	struct note		nt;
+	struct note_checkpoint	c;
+	char			why[256];
+
+	if (note_parse(note, strlen(note), &nt, why, sizeof(why)) == -1 ||
+	    note_checkpoint_parse(nt.body, nt.bodylen, &c, why, sizeof(why)) == -1)
+		return -1;
+	memcpy(origin, c.origin, NOTE_LINE_MAX);
+	return 0;
+}
+
+/* Reads and checks one receipt file offline; 0, or -1 after saying why. */
+static int
+receipt_load(const char *path, const char *pubkey, struct receipt *rc,
+    struct note_checkpoint *cp, struct note_key *key)
+{
+	char	*text, err[512], origin[NOTE_LINE_MAX];
+	size_t	 len;
+
+	if ((text = file_read(path, RECEIPT_MAX, &len)) == NULL) {
+		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (receipt_parse(text, len, rc, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s: %s\n", path, err);
+		free(text);
+		return -1;
+	}
+	free(text);
+	if (note_origin_of(rc->checkpoint, origin) == -1) {
+		fprintf(stderr, "safeshare: %s: the checkpoint is malformed\n", path);
+		receipt_free(rc);
+		return -1;
+	}
+	if (log_key_load(pubkey, origin, key) == -1) {
+		receipt_free(rc);
+		return -1;
+	}
+	if (receipt_verify(rc, key, 1, cp, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s: FAILED: %s\n", path, err);
+		receipt_free(rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+
+	return n > m && strcmp(s + n - m, suf) == 0;
+}
+
+/* Writes a file whole or not at all: a temporary file, fsync, rename. */
+int
+file_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+	char	 tmp[4096];
+	FILE	*fp;
+	int	 ok;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	if ((fp = fopen(tmp, "w")) == NULL) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	ok = fputs(text, fp) >= 0 && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	ok = fclose(fp) == 0 && ok;
+	if (!ok || rename(tmp, path) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Prints both checkpoints of a failed comparison, for the record. */
+static void
+print_pair(FILE *fp, const char *held_what, const char *held, const char *now)
+{
+	fprintf(fp, "--- %s:\n%s--- the log's current checkpoint:\n%s---\n",
+	    held_what, held, now);
+}
+
+static const char *const receipt_help =
+    "usage: safeshare receipt verify FILE... --pubkey KEY [--json]\n"
+    "       safeshare receipt check DIR --pubkey KEY [--json] [connection options]\n"
+    "\n"
+    "verify: checks receipts offline (no server): the checkpoint is signed\n"
+    "by the log's key and the entry's inclusion proof leads to its root.\n"
+    "check: verifies every *.receipt in DIR, then asks the daemon for a\n"
+    "consistency proof from each receipt's checkpoint to its current one.\n"
+    "If the log no longer contains what a receipt proved (truncated,\n"
+    "forked or rewritten), it says so and prints both checkpoints.\n"
+    "KEY is the log's public key (PEM, from `safeshare audit checkpoints`\n"
+    "or the daemon's key) or its verifier key string name+id+base64.\n"
+    "Receipts are kept by `safeshare request --receipts DIR`.\n"
+    "Exit: 0 all hold, 1 a receipt failed, 2 usage, 4 refused, 5 no answer.\n";
+
+static int
+receipt_verify_files(int n, char *files[], const char *pubkey, int json)
+{
+	struct receipt		rc;
+	struct note_checkpoint	cp;
+	struct note_key		key;
+	int			i, bad = 0;
+
+	if (json)
+		printf("[");
+	for (i = 0; i < n; i++) {
+		int ok = receipt_load(files[i], pubkey, &rc, &cp, &key) == 0;
+
+		if (json) {
+			printf("%s{\"file\":", i ? "," : "");
+			json_str(stdout, files[i]);
+			printf(",\"ok\":%s", ok ? "true" : "false");
+			if (ok) {
+				printf(",\"seq\":%llu,\"log\":", (unsigned long long)rc.seq);
+				json_str(stdout, cp.origin);
+				printf(",\"size\":%llu", (unsigned long long)cp.size);
+			}
+			printf("}");
+		} else if (ok)
+			printf("%s: ok, entry %llu is in log %s of %llu entries, "
+			    "signed by %s\n", files[i], (unsigned long long)rc.seq,
+			    cp.origin, (unsigned long long)cp.size, key.name);
+		if (ok)
+			receipt_free(&rc);
+		else
+			bad++;
+	}
+	if (json)
+		printf("]\n");
+	return bad ? EX_LOCAL : EX_OK;
+}
+
+static int
+receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
+    int json)
+{
+	Safeshare__V1__ConsistencyProof	*pr = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct ss_client		*c = NULL;
+	struct receipt			 rc;
+	struct note_checkpoint		 cp, now;
+	struct note_key			 key;
+	struct dirent			*de;
+	DIR				*d;
+	uint8_t				 proof[MERKLE_MAX_PROOF][32];
+	char				 path[4096], err[512], why[512];
+	size_t				 i, nfiles = 0, nbad = 0;
+	int				 rc_exit = EX_OK, status;
+	enum receipt_verdict		 v;
+
+	if ((d = opendir(dir)) == NULL) {
+		fprintf(stderr, "safeshare: %s: %s\n", dir, strerror(errno));
+		return EX_LOCAL;
+	}
+	if ((rc_exit = connect_client(co, &c)) != EX_OK) {
+		closedir(d);
+		return rc_exit;
+	}
+	if (json)
+		printf("[");
+	while ((de = readdir(d)) != NULL) {
+		if (!has_suffix(de->d_name, ".receipt"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (json)
+			printf("%s{\"file\":", nfiles ? "," : "");
+		nfiles++;
+		if (json)
+			json_str(stdout, path);
+		if (receipt_load(path, pubkey, &rc, &cp, &key) == -1) {
+			nbad++;
+			if (json)
+				printf(",\"ok\":false,\"why\":\"receipt does not verify\"}");
+			continue;
+		}
+		if (ss_log_consistency(c, cp.size, &pr, &e, &status, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: %s\n", err);
+			receipt_free(&rc);
+			rc_exit = EX_NOANSWER;
+			break;
+		}
+		if (e != NULL) {
+			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n",
+			    status, e->code, e->message);
+			safeshare__v1__error__free_unpacked(e, NULL);
+			receipt_free(&rc);
+			rc_exit = EX_REFUSED;
+			break;
+		}
+		v = RECEIPT_REWRITTEN;
+		if (receipt_checkpoint(pr->checkpoint, &key, 1, &now, why,
+		    sizeof(why)) == -1)
+			;
+		else if (pr->n_proof > MERKLE_MAX_PROOF || now.size != pr->to_size ||
+		    pr->from_size != cp.size)
+			snprintf(why, sizeof(why), "the daemon's proof is malformed");
+		else {
+			for (i = 0; i < pr->n_proof; i++) {
+				if (pr->proof[i].len != 32)
+					break;
+				memcpy(proof[i], pr->proof[i].data, 32);
+			}
+			if (i == pr->n_proof)
+				v = receipt_consistent(&cp, &now,
+				    (const uint8_t (*)[32])proof, pr->n_proof, why,
+				    sizeof(why));
+			else
+				snprintf(why, sizeof(why), "the daemon's proof is malformed");
+		}
+		if (v != RECEIPT_CONSISTENT) {
+			nbad++;
+			fprintf(stderr, "safeshare: %s: RECEIPT FAILED: the log no "
+			    "longer contains entry %llu as this receipt proved: %s\n",
+			    path, (unsigned long long)rc.seq, why);
+			print_pair(stderr, "the receipt's checkpoint", rc.checkpoint,
+			    pr->checkpoint);
+		} else if (!json)
+			printf("%s: ok, entry %llu still in log %s (%llu entries "
+			    "now)\n", path, (unsigned long long)rc.seq, now.origin,
+			    (unsigned long long)now.size);
+		if (json) {
+			printf(",\"ok\":%s,\"seq\":%llu", v == RECEIPT_CONSISTENT ?
+			    "true" : "false", (unsigned long long)rc.seq);
+			if (v != RECEIPT_CONSISTENT) {
+				printf(",\"why\":");
+				json_str(stdout, why);
+			}
+			printf("}");
+		}
+		safeshare__v1__consistency_proof__free_unpacked(pr, NULL);
+		receipt_free(&rc);
+	}
+	if (json)
+		printf("]\n");
+	closedir(d);
+	ss_client_free(c);
+	if (rc_exit != EX_OK)
+		return rc_exit;
+	if (nfiles == 0) {
+		fprintf(stderr, "safeshare: %s: no *.receipt files\n", dir);
+		return EX_LOCAL;
+	}
+	if (nbad > 0) {
+		fprintf(stderr, "safeshare: %zu of %zu receipts FAILED\n", nbad, nfiles);
+		return EX_LOCAL;
+	}
+	return EX_OK;
+}
+
+int
+cmd_receipt(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		CONN_LONGOPTS,
+		{ "pubkey", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct conn_opts	 o = { 0 };
+	const char		*sub, *pubkey = NULL;
+	int			 ch, json = 0;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(receipt_help, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EX_USAGE : EX_OK;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (conn_opt(ch, &o, &json))
+			continue;
+		switch (ch) {
+		case 'k': pubkey = optarg; break;
+		case O_HELP: fputs(receipt_help, stdout); return EX_OK;
+		default: fputs(receipt_help, stderr); return EX_USAGE;
+		}
+	}
+	if (pubkey == NULL || optind >= argc) {
+		fprintf(stderr, "safeshare receipt %s: needs %s and --pubkey KEY\n",
+		    sub, strcmp(sub, "check") == 0 ? "DIR" : "FILE...");
+		return EX_USAGE;
+	}
+	if (strcmp(sub, "verify") == 0)
+		return receipt_verify_files(argc - optind, argv + optind, pubkey, json);
+	if (strcmp(sub, "check") == 0) {
+		if (argc - optind != 1) {
+			fprintf(stderr, "safeshare receipt check: one DIR\n");
+			return EX_USAGE;
+		}
+		return receipt_check_dir(argv[optind], pubkey, &o, json);
+	}
+	fprintf(stderr, "safeshare: unknown receipt command \"%s\"\n\n%s", sub,
+	    receipt_help);
+	return EX_USAGE;
+}
+
+/*
+ * Saves a receipt from a reply under DIR as <seq>.receipt, without
+ * replacing one already there. Returns 0, or -1 after saying why.
+ */
+int
+receipt_save(const char *dir, const Safeshare__V1__Receipt *m)
+{
+	struct receipt	 rc;
+	char		 path[4096], err[512], *text;
+	size_t		 i;
+	int		 ret = -1;
+
+	memset(&rc, 0, sizeof(rc));
+	if (m == NULL || m->seq == 0 || m->leaf_hash.len != 32 ||
+	    m->n_proof > MERKLE_MAX_PROOF || m->checkpoint == NULL ||
+	    m->checkpoint[0] == '\0') {
+		fprintf(stderr, "safeshare: the reply carries no usable receipt\n");
+		return -1;
+	}
+	rc.seq = m->seq;
+	memcpy(rc.leaf, m->leaf_hash.data, 32);
+	for (i = 0; i < m->n_proof; i++) {
+		if (m->proof[i].len != 32) {
+			fprintf(stderr, "safeshare: the reply's receipt is malformed\n");
+			return -1;
+		}
+		memcpy(rc.proof[i], m->proof[i].data, 32);
+	}
+	rc.nproof = m->n_proof;
+	rc.checkpoint = m->checkpoint;
+	if ((text = receipt_format(&rc)) == NULL) {
+		fprintf(stderr, "safeshare: the reply's receipt is malformed\n");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%llu.receipt", dir,
+	    (unsigned long long)m->seq);
+	if (access(path, F_OK) == 0)
+		fprintf(stderr, "safeshare: %s exists; not replaced\n", path);
+	else if (file_write_atomic(path, text, err, sizeof(err)) == -1)
+		fprintf(stderr, "safeshare: %s\n", err);
+	else
+		ret = 0;
+	free(text);
+	return ret;
+}
+
+/* ---- safeshare audit witness ---- */
+
+static volatile sig_atomic_t	witness_stop;
+
+static void
+witness_signal(int sig)
+{
+	(void)sig;
+	witness_stop = 1;
+}
+
+static const char *const witness_help =
+    "usage: safeshare audit witness --state FILE --pubkey KEY [--follow]\n"
+    "         [--interval SECONDS] [--rounds N] [--cosign KEYFILE --name NAME]\n"
+    "         [--json] [connection options]\n"
+    "\n"
+    "Keeps the disclosure log honest from outside (any agency of the\n"
+    "protocol may run it). FILE holds the latest checkpoint this witness has\n"
+    "seen. Each round asks the daemon for its current signed checkpoint and\n"
+    "a consistency proof from the one in FILE, checks both, and only then\n"
+    "replaces FILE. If the log was truncated, forked or rewritten it prints\n"
+    "both checkpoints and exits 1, leaving FILE as it was (the evidence).\n"
+    "--follow repeats every --interval seconds (default 10) until stopped\n"
+    "or --rounds rounds are done. --cosign adds this witness's Ed25519\n"
+    "signature (key name NAME) to the checkpoint kept in FILE; `audit verify\n"
+    "--witness FILE --witness-key K --min-witnesses k` checks such files.\n"
+    "Exit: 0 consistent, 1 inconsistent or bad state, 2 usage, 4 refused,\n"
+    "5 no answer.\n";
+
+static EVP_PKEY *
+load_private(const char *path)
+{
+	EVP_PKEY	*k;
+	FILE		*fp;
+	char		 err[512];
+
+	if (file_is_secret(path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		return NULL;
+	}
+	if ((fp = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+		fprintf(stderr, "safeshare: %s: not an Ed25519 private key (PEM)\n",
+		    path);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+struct witness {
+	const char		*state;
+	const char		*pubkey;
+	EVP_PKEY		*cosign;
+	const char		*name;
+	int			 json;
+	struct ss_client	*c;
+};
+
+/* One round. Returns an exit code; EX_LOCAL when the log is inconsistent. */
+static int
+witness_round(struct witness *w)
+{
+	Safeshare__V1__ConsistencyProof	*pr = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct note_checkpoint		 old, now;
+	struct note_key			 key;
+	uint8_t				 proof[MERKLE_MAX_PROOF][32];
+	char				*held = NULL, *keep = NULL, err[512], why[512];
+	char				 origin[NOTE_LINE_MAX];
+	size_t				 len, i;
+	int				 status, have_old = 0, ret = EX_LOCAL;
+	enum receipt_verdict		 v = RECEIPT_CONSISTENT;
+
+	if ((held = file_read(w->state, NOTE_MAX, &len)) == NULL && errno != ENOENT) {
+		fprintf(stderr, "safeshare: %s: %s\n", w->state, strerror(errno));
+		return EX_LOCAL;
+	}
+	if (held != NULL) {
+		if (note_origin_of(held, origin) == -1 ||
+		    log_key_load(w->pubkey, origin, &key) == -1 ||
+		    receipt_checkpoint(held, &key, 1, &old, err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: %s: the checkpoint kept there "
+			    "does not verify%s%s\n", w->state, held ? ": " : "",
+			    held ? err : "");
+			goto done;
+		}
+		have_old = 1;
+	}
+	if (ss_log_consistency(w->c, have_old ? old.size : 0, &pr, &e, &status,
+	    err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		ret = EX_NOANSWER;
+		goto done;
+	}
+	if (e != NULL) {
+		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
+		    e->code, e->message);
+		ret = EX_REFUSED;
+		goto done;
+	}
+	if (!have_old && (note_origin_of(pr->checkpoint, origin) == -1 ||
+	    log_key_load(w->pubkey, origin, &key) == -1)) {
+		fprintf(stderr, "safeshare: the daemon's checkpoint is malformed\n");
+		goto done;
+	}
+	if (receipt_checkpoint(pr->checkpoint, &key, 1, &now, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: the daemon's checkpoint does not "
+		    "verify: %s\n", err);
+		goto done;
+	}
+	if (have_old) {
+		if (pr->n_proof > MERKLE_MAX_PROOF || pr->from_size != old.size ||
+		    pr->to_size != now.size) {
+			v = RECEIPT_REWRITTEN;
+			snprintf(why, sizeof(why), "the daemon's proof is malformed");
+		} else {
+			for (i = 0; i < pr->n_proof && pr->proof[i].len == 32; i++)
+				memcpy(proof[i], pr->proof[i].data, 32);
+			if (i != pr->n_proof) {
+				v = RECEIPT_REWRITTEN;
+				snprintf(why, sizeof(why), "the daemon's proof is malformed");
+			} else
+				v = receipt_consistent(&old, &now,
+				    (const uint8_t (*)[32])proof, pr->n_proof,
+				    why, sizeof(why));
+		}
+		if (v != RECEIPT_CONSISTENT) {
+			fprintf(stderr, "safeshare: WITNESS ALARM: %s\n", why);
+			print_pair(stderr, "the checkpoint this witness kept", held,
+			    pr->checkpoint);
+			if (w->json) {
+				printf("{\"ok\":false,\"verdict\":\"%s\",\"why\":",
+				    receipt_verdict_name(v));
+				json_str(stdout, why);
+				printf(",\"kept\":");
+				json_str(stdout, held);
+				printf(",\"current\":");
+				json_str(stdout, pr->checkpoint);
+				printf("}\n");
+			}
+			goto done;
+		}
+	}
+	/* Consistent: keep the new checkpoint, co-signed if asked. */
+	if (w->cosign != NULL) {
+		if ((keep = note_sign(pr->checkpoint, strlen(pr->checkpoint), w->name,
+		    w->cosign, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "safeshare: cosigning: %s\n", err);
+			goto done;
+		}
+	} else
+		keep = xstrdup(pr->checkpoint);
+	if ((!have_old || now.size != old.size || w->cosign != NULL ||
+	    strcmp(held, keep) != 0) &&
+	    file_write_atomic(w->state, keep, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		goto done;
+	}
+	if (w->json)
+		printf("{\"ok\":true,\"log\":\"%s\",\"from\":%llu,\"size\":%llu,"
+		    "\"cosigned\":%s}\n", now.origin, have_old ?
+		    (unsigned long long)old.size : 0ULL, (unsigned long long)now.size,
+		    w->cosign ? "true" : "false");
+	else if (!have_old)
+		printf("witness: first checkpoint of log %s: %llu entries%s\n",
+		    now.origin, (unsigned long long)now.size,
+		    w->cosign ? ", cosigned" : "");
+	else
+		printf("witness: log %s consistent, %llu -> %llu entries%s\n",
+		    now.origin, (unsigned long long)old.size,
+		    (unsigned long long)now.size, w->cosign ? ", cosigned" : "");
+	fflush(stdout);
+	ret = EX_OK;
+done:
+	if (e != NULL)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	if (pr != NULL)
+		safeshare__v1__consistency_proof__free_unpacked(pr, NULL);
+	free(held);
+	free(keep);
+	return ret;
+}
+
+int
+cmd_witness(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		CONN_LONGOPTS,
+		{ "state", required_argument, NULL, 's' },
+		{ "pubkey", required_argument, NULL, 'k' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "cosign", required_argument, NULL, 'c' },
+		{ "name", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct witness		 w;
+	struct conn_opts	 o = { 0 };
+	struct note_key		 wk;
+	struct sigaction	 sa;
+	const char		*cosign = NULL;
+	char			*end, err[512], vkey[512];
+	unsigned long		 interval = 10, rounds = 0, done;
+	int			 ch, follow = 0, rc;
+
+	memset(&w, 0, sizeof(w));
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (conn_opt(ch, &o, &w.json))
+			continue;
+		switch (ch) {
+		case 's': w.state = optarg; break;
+		case 'k': w.pubkey = optarg; break;
+		case 'f': follow = 1; break;
+		case 'i':
+			interval = strtoul(optarg, &end, 10);
+			if (*end != '\0' || interval == 0 || interval > 86400) {
+				fprintf(stderr, "safeshare: --interval is 1..86400 seconds\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'r':
+			rounds = strtoul(optarg, &end, 10);
+			if (*end != '\0' || rounds == 0) {
+				fprintf(stderr, "safeshare: --rounds is a positive number\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'c': cosign = optarg; break;
+		case 'n': w.name = optarg; break;
+		case O_HELP: fputs(witness_help, stdout); return EX_OK;
+		default: fputs(witness_help, stderr); return EX_USAGE;
+		}
+	}
+	if (w.state == NULL || w.pubkey == NULL || optind < argc ||
+	    (cosign != NULL) != (w.name != NULL)) {
+		fputs(witness_help, stderr);
+		return EX_USAGE;
+	}
+	if (cosign != NULL) {
+		if ((w.cosign = load_private(cosign)) == NULL)
+			return EX_LOCAL;
+		if (note_key_from_pkey(w.name, w.cosign, &wk, err, sizeof(err)) == -1 ||
+		    note_key_format(&wk, vkey, sizeof(vkey)) == -1) {
+			fprintf(stderr, "safeshare: --name %s: %s\n", w.name, err);
+			EVP_PKEY_free(w.cosign);
+			return EX_USAGE;
+		}
+		if (!w.json)
+			printf("witness: cosigning as %s\n", vkey);
+	}
+	if ((rc = connect_client(&o, &w.c)) != EX_OK) {
+		EVP_PKEY_free(w.cosign);
+		return rc;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = witness_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (done = 0;;) {
+		rc = witness_round(&w);
+		done++;
+		if (rc != EX_OK || !follow || witness_stop ||
+		    (rounds > 0 && done >= rounds))
+			break;
+		for (unsigned long s = 0; s < interval && !witness_stop; s++)
+			sleep(1);
+		if (witness_stop)
+			break;
+	}
+	ss_client_free(w.c);
+	EVP_PKEY_free(w.cosign);
+	return rc;
+}
