@@ -24,9 +24,10 @@ static const char *const usage =
     "        create or replace a record; every field it holds, by name\n"
     "  delete-record SUBJECT RECORD_TYPE\n"
     "  consent SUBJECT granted|refused|withdrawn  [--agencies A,B]\n"
-    "        [--purposes P,Q] [--expires YYYY-MM-DD]\n"
+    "        [--purposes P,Q] [--expires YYYY-MM-DD] [--decided YYYY-MM-DD]\n"
     "        record a consent decision (scope: all agencies/purposes unless\n"
-    "        given); earlier decisions are kept as history\n"
+    "        given; --decided: the day it was made, not in the future, when\n"
+    "        not today); earlier decisions are kept as history\n"
     "  flag SUBJECT FLAG      set a risk flag declared in the protocol\n"
     "  unflag SUBJECT FLAG    remove it (the history is kept)\n"
     "  import FILE            load a .csv or .jsonl file (docs/holder-import.md):\n"
@@ -42,13 +43,14 @@ static const char *const usage =
     "Exit codes: 0 written (or checked, with --dry-run), 1 the file has\n"
     "problems, 2 usage, 4 refused by the server, 5 no answer.\n";
 
-enum { O_DRY = O_HELP + 1, O_VERIFIED, O_AGENCIES, O_PURPOSES, O_EXPIRES, O_FORMAT,
-    O_PROGRESS };
+enum { O_DRY = O_HELP + 1, O_VERIFIED, O_AGENCIES, O_PURPOSES, O_EXPIRES, O_DECIDED,
+    O_FORMAT, O_PROGRESS };
 
 struct hopts {
 	struct conn_opts	 conn;
 	int			 json, dry_run, progress;
-	const char		*verified, *agencies, *purposes, *expires, *format;
+	const char		*verified, *agencies, *purposes, *expires, *decided;
+	const char		*format;
 };
 
 static int
@@ -200,6 +202,7 @@ cmd_holder(int argc, char *argv[])
 		{ "agencies", required_argument, NULL, O_AGENCIES },
 		{ "purposes", required_argument, NULL, O_PURPOSES },
 		{ "expires", required_argument, NULL, O_EXPIRES },
+		{ "decided", required_argument, NULL, O_DECIDED },
 		{ "format", required_argument, NULL, O_FORMAT },
 		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ NULL, 0, NULL, 0 }
@@ -228,6 +231,7 @@ cmd_holder(int argc, char *argv[])
 		case O_AGENCIES: o.agencies = optarg; break;
 		case O_PURPOSES: o.purposes = optarg; break;
 		case O_EXPIRES: o.expires = optarg; break;
+		case O_DECIDED: o.decided = optarg; break;
 		case O_FORMAT: o.format = optarg; break;
 		case O_PROGRESS: o.progress = 1; break;
 		default: return fail_usage(NULL);
@@ -276,6 +280,8 @@ cmd_holder(int argc, char *argv[])
 			import_set_key(&im, op, 0, "purposes", o.purposes);
 		if (o.expires != NULL)
 			import_set_key(&im, op, 0, "expires", o.expires);
+		if (o.decided != NULL)
+			import_set_key(&im, op, 0, "decided", o.decided);
 	} else if (strcmp(cmd, "flag") == 0 || strcmp(cmd, "unflag") == 0) {
 		if (argc != 2)
 			return fail_usage("flag and unflag need SUBJECT FLAG");

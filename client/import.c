@@ -27,7 +27,8 @@ static const struct {
 
 /* Keys with a meaning of their own; in CSV any other column is a field. */
 static const char *const control_keys[] = { "op", "subject", "record_type",
-    "verified", "consent", "agencies", "purposes", "expires", "flag", "fields" };
+    "verified", "consent", "agencies", "purposes", "expires", "decided", "flag",
+    "fields" };
 
 static void	error(struct import *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -81,6 +82,7 @@ import_new_op(struct import *im, size_t line)
 	op->verified = xstrdup("");
 	op->consent = xstrdup("");
 	op->expires = xstrdup("");
+	op->decided = xstrdup("");
 	op->flag = xstrdup("");
 	op->line = (uint32_t)line;
 	op->kind = SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD;
@@ -119,6 +121,7 @@ free_op(Safeshare__V1__HolderOp *op)
 	free(op->verified);
 	free(op->consent);
 	free(op->expires);
+	free(op->decided);
 	free(op->flag);
 	free(op);
 }
@@ -208,6 +211,8 @@ import_set_key(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
 		replace(&op->consent, value);
 	else if (strcmp(key, "expires") == 0)
 		replace(&op->expires, value);
+	else if (strcmp(key, "decided") == 0)
+		replace(&op->decided, value);
 	else if (strcmp(key, "flag") == 0)
 		replace(&op->flag, value);
 	else if (strcmp(key, "agencies") == 0)

@@ -223,11 +223,12 @@ log_ops(struct hpending *hp, const struct peer *p, const char *rid)
 		}
 		e.released = fields;
 		if (op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT) {
-			snprintf(consent, sizeof(consent), "%s agencies=%s purposes=%s%s%s",
-			    op->consent, joined(op->agencies, op->n_agencies, agencies,
-			    sizeof(agencies)), joined(op->purposes, op->n_purposes,
-			    purposes, sizeof(purposes)), op->expires[0] ? " expires=" : "",
-			    op->expires);
+			snprintf(consent, sizeof(consent), "%s agencies=%s purposes=%s%s%s"
+			    "%s%s", op->consent, joined(op->agencies, op->n_agencies,
+			    agencies, sizeof(agencies)), joined(op->purposes,
+			    op->n_purposes, purposes, sizeof(purposes)),
+			    op->expires[0] ? " expires=" : "", op->expires,
+			    op->decided[0] ? " decided=" : "", op->decided);
 			e.consent = consent;
 		}
 		if (op->flag[0] != '\0')

@@ -122,7 +122,7 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
     const char *holder, yaml_node_t *list, int64_t now)
 {
 	static const char *const keys[] = { "state", "agencies", "purposes",
-	    "expires", "recorded_by", NULL };
+	    "expires", "decided", "recorded_by", NULL };
 
 	if (!yis_seq(yf, list, "consent"))
 		return;
@@ -130,7 +130,7 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
 		yaml_node_t		*cn = ynode(yf, *it), *sn, *en;
 		enum consent_state	 c;
 		char			 agencies[512], purposes[512];
-		int64_t			 expires = 0;
+		int64_t			 expires = 0, decided = 0;
 		const char		*s, *by;
 
 		if (!yis_map(yf, cn, "consent"))
@@ -149,12 +149,21 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
 		if ((en = yget(yf, cn, "expires")) != NULL &&
 		    ydate(yf, en, "expires", &expires) == -1)
 			continue;
+		/* When the decision was made; never in the future (issue 15). */
+		if ((en = yget(yf, cn, "decided")) != NULL) {
+			if (ydate(yf, en, "decided", &decided) == -1)
+				continue;
+			if (decided > now) {
+				yerr(yf, en, "decided: a date in the future");
+				continue;
+			}
+		}
 		by = (sn = yget(yf, cn, "recorded_by")) != NULL ?
 		    ystr(yf, sn, "recorded_by") : holder;
 		if (by == NULL)
 			continue;
 		if (yf->diag->nerrors == 0 && store_add_consent(st, subject, c, agencies,
-		    purposes, expires, by, now) == -1)
+		    purposes, expires, decided, by, now) == -1)
 			yerr(yf, cn, "%s", store_errmsg(st));
 	}
 }

@@ -193,7 +193,7 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 {
 	enum consent_state	 c;
 	char			 agencies[1024], purposes[1024];
-	int64_t			 expires = 0;
+	int64_t			 expires = 0, decided = 0;
 	int			 bad = 0, rc;
 
 	if (consent_parse(op->consent, &c) == -1 || c == CONSENT_NONE) {
@@ -207,12 +207,24 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 		problem(b, 400, "bad_value", "expires", "expires: not a date (YYYY-MM-DD)");
 		bad = 1;
 	}
+	/* When the decision was made, kept in the history (D3, issue 15). */
+	if (op->decided[0] != '\0') {
+		if (date_parse(op->decided, &decided) == -1) {
+			problem(b, 400, "bad_value", "decided", "decided: not a date "
+			    "(YYYY-MM-DD)");
+			bad = 1;
+		} else if (decided > b->now) {
+			problem(b, 400, "bad_value", "decided", "decided: %s is in the "
+			    "future", op->decided);
+			bad = 1;
+		}
+	}
 	if (bad)
 		return 0;
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
 	return store_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
-	    b->holder->id, b->now);
+	    decided, b->holder->id, b->now);
 }
 
 static int

@@ -19,8 +19,10 @@ static const char *const transform_names[] = {
 	"none", "year_only", "age_band", "postcode_district", "initials", "redact"
 };
 static const char *const type_names[] = {
-	"string", "text", "name", "date", "postcode", "phone", "integer", "address"
+	"string", "text", "name", "date", "postcode", "phone", "integer", "address",
+	"boolean"
 };
+#define NTYPES	(sizeof(type_names) / sizeof(type_names[0]))
 static const char *const override_names[] = {
 	"child_significant_harm", "adult_serious_harm", "serious_crime",
 	"legal_proceedings", "emergency_life_threat", "others_at_risk"
@@ -467,8 +469,8 @@ parse_fields(struct yfile *yf, struct record_type *rt, yaml_node_t *n)
 		f->name = xstrdup(s);
 		if ((v = yneed(yf, fn, "type", "field")) != NULL &&
 		    (s = ystr(yf, v, "type")) != NULL) {
-			if ((i = lookup_name(s, type_names, 8)) < 0)
-				bad_choice(yf, v, "type", s, type_names, 8);
+			if ((i = lookup_name(s, type_names, NTYPES)) < 0)
+				bad_choice(yf, v, "type", s, type_names, NTYPES);
 			else
 				f->type = (enum field_type)i;
 		}
@@ -1124,6 +1126,10 @@ field_value_problem(enum field_type t, const char *v)
 			if (!isdigit((unsigned char)*v))
 				return "is not an integer";
 		return NULL;
+	case FT_BOOLEAN:
+		/* One spelling each, so a released value reads the same everywhere. */
+		return strcmp(v, "true") == 0 || strcmp(v, "false") == 0 ? NULL :
+		    "is not a boolean (true or false)";
 	}
 	return "has an unknown type";
 }

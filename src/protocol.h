@@ -32,7 +32,7 @@
 
 enum field_type {
 	FT_STRING, FT_TEXT, FT_NAME, FT_DATE, FT_POSTCODE, FT_PHONE, FT_INTEGER,
-	FT_ADDRESS
+	FT_ADDRESS, FT_BOOLEAN
 };
 
 enum transform {

@@ -20,7 +20,11 @@ static const char *const queries[Q_COUNT] = {
 	    "ON s.id = r.subject WHERE r.subject = ?1 AND r.record_type = ?2",
 	[Q_FIELDS] = "SELECT field, value FROM record_fields "
 	    "WHERE subject = ?1 AND record_type = ?2",
-	/* The latest decision whose scope covers this agency and purpose (D3). */
+	/*
+	 * The latest decision recorded whose scope covers this agency and
+	 * purpose (D3). A holder's `decided` date is history, not order: a
+	 * holder importing past decisions sends them oldest first.
+	 */
 	[Q_CONSENT] = "SELECT state, expires_at FROM consents WHERE subject = ?1 "
 	    "AND (agencies = '*' OR instr(',' || agencies || ',', ',' || ?2 || ',') > 0) "
 	    "AND (purposes = '*' OR instr(',' || purposes || ',', ',' || ?3 || ',') > 0) "
@@ -36,7 +40,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_PUT_FIELD] = "INSERT INTO record_fields(subject, record_type, field, value) "
 	    "VALUES (?1, ?2, ?3, ?4)",
 	[Q_ADD_CONSENT] = "INSERT INTO consents(subject, state, agencies, purposes, "
-	    "expires_at, recorded_by, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    "expires_at, recorded_by, recorded_at, decided_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[Q_SET_FLAG] = "INSERT INTO flags(subject, flag, set_by, set_at) "
 	    "VALUES (?1, ?2, ?3, ?4)",
 	[Q_OWNER] = "SELECT holder FROM subjects WHERE id = ?1",
@@ -95,6 +100,11 @@ static const char *const migrations[] = {
 	"DROP TABLE record_fields;"
 	"ALTER TABLE record_fields_v3 RENAME TO record_fields;"
 	"CREATE INDEX flags_active ON flags(subject, flag) WHERE removed_at IS NULL;",
+	/*
+	 * Issue 15: the day a consent decision was made, when the holder gave
+	 * it (an import of historical decisions); NULL: when it was recorded.
+	 */
+	"ALTER TABLE consents ADD COLUMN decided_at INTEGER;",
 };
 
 struct store {
@@ -427,7 +437,7 @@ store_put_record(struct store *s, const char *subject, const char *record_type,
 int
 store_add_consent(struct store *s, const char *subject, enum consent_state c,
     const char *agencies, const char *purposes, int64_t expires_at,
-    const char *recorded_by, int64_t recorded_at)
+    int64_t decided_at, const char *recorded_by, int64_t recorded_at)
 {
 	sqlite3_stmt *st = s->q[Q_ADD_CONSENT];
 
@@ -446,6 +456,10 @@ store_add_consent(struct store *s, const char *subject, enum consent_state c,
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_text(st, 6, recorded_by, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, recorded_at);
+	if (decided_at != 0)
+		sqlite3_bind_int64(st, 8, decided_at);
+	else
+		sqlite3_bind_null(st, 8);
 	return run(s, Q_ADD_CONSENT, "consent");
 }
 

@@ -60,7 +60,7 @@ int	store_put_record(struct store *, const char *subject, const char *record_typ
 	    const char *const *values, size_t n);
 int	store_add_consent(struct store *, const char *subject, enum consent_state,
 	    const char *agencies, const char *purposes, int64_t expires_at,
-	    const char *recorded_by, int64_t recorded_at);
+	    int64_t decided_at, const char *recorded_by, int64_t recorded_at);
 int	store_set_flag(struct store *, const char *subject, const char *flag,
 	    const char *set_by, int64_t set_at);
 

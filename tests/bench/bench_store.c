@@ -53,7 +53,7 @@ make(struct store *st, long subjects, int64_t now)
 		if (store_put_record(st, id, "person", "csc", now - 86400, names,
 		    values, 6) == -1 ||
 		    (i % 4 == 0 && store_add_consent(st, id, CONSENT_GRANTED, "*", "*",
-		    0, "csc", now) == -1) ||
+		    0, 0, "csc", now) == -1) ||
 		    (i % 10 == 0 && store_set_flag(st, id, "domestic_abuse", "csc",
 		    now) == -1)) {
 			store_rollback(st);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 #include "import.h"
@@ -416,6 +417,43 @@ Test(holder_api, holders_only_touch_their_own_subjects)
 	cr_expect_str_eq(e->problems[0]->field, "shoe_size");
 	cr_expect_str_eq(e->problems[1]->field, "date_of_birth");
 	safeshare__v1__error__free_unpacked(e, NULL);
+}
+
+/*
+ * Issue 15 item 3: a consent decision's date is accepted from the holder
+ * (not in the future) and kept with it in the log; a boolean field takes
+ * exactly true or false.
+ */
+Test(holder_api, consent_decided_date_and_boolean_fields)
+{
+	Safeshare__V1__Error	*e = NULL;
+	time_t			 t = time(NULL) + 2 * 86400;
+	char			 future[32], decided[64];
+
+	put_adult();
+	strftime(future, sizeof(future), "%Y-%m-%d", gmtime(&t));
+	snprintf(decided, sizeof(decided), "decided=%s", future);
+	cr_expect_eq(hold("health_trust", &e, (const char *const[]){ "op=consent",
+	    "subject=S-A1", "consent=granted", decided, NULL }), 400);
+	cr_assert_not_null(e);
+	cr_expect_str_eq(e->problems[0]->field, "decided");
+	cr_expect(strstr(e->problems[0]->message, "in the future") != NULL, "%s",
+	    e->problems[0]->message);
+	safeshare__v1__error__free_unpacked(e, NULL);
+
+	cr_assert_eq(HOLD("health_trust", "op=consent", "subject=S-A1",
+	    "consent=refused", "decided=2019-04-01"), 200);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND reason = 'consent' AND "
+	    "consent = 'refused agencies=* purposes=* decided=2019-04-01'"), 1);
+
+	cr_expect_eq(hold("health_trust", &e, (const char *const[]){ "subject=S-A1",
+	    "record_type=concern", "summary=Seen at clinic", "marac_referred=yes",
+	    NULL }), 400);
+	cr_assert_not_null(e);
+	cr_expect_str_eq(e->problems[0]->field, "marac_referred");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(HOLD("health_trust", "subject=S-A1", "record_type=concern",
+	    "summary=Seen at clinic", "marac_referred=true"), 200);
 }
 
 static char *

@@ -335,6 +335,9 @@ Test(holder, value_checks_by_type)
 		{ FT_NAME, "R2D2", 0 }, { FT_STRING, "a\x01" "b", 0 },
 		{ FT_TEXT, "line one\nline two", 1 }, { FT_STRING, "", 0 },
 		{ FT_ADDRESS, "1 High St,\nTown", 1 },
+		/* Issue 15: a boolean is exactly true or false. */
+		{ FT_BOOLEAN, "true", 1 }, { FT_BOOLEAN, "false", 1 },
+		{ FT_BOOLEAN, "yes", 0 }, { FT_BOOLEAN, "True", 0 }, { FT_BOOLEAN, "1", 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -10,6 +10,7 @@
 #include "store.h"
 #include "testutil.h"
 #include "util.h"
+#include "yamlutil.h"
 
 static char		 dbpath[256];
 static struct store	*st;
@@ -93,7 +94,7 @@ Test(store, consent_scope_and_latest_wins)
 	store_subject_free(&s);
 
 	/* A later withdrawal wins; the grant stays in the history. */
-	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_WITHDRAWN, "*", "*", 0, "x", 200), 0);
+	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_WITHDRAWN, "*", "*", 0, 0, "x", 200), 0);
 	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s), 0);
 	cr_expect_eq(s.view.consent, CONSENT_WITHDRAWN);
 	store_subject_free(&s);
@@ -149,6 +150,64 @@ Test(store, bad_data_file_loads_nothing)
 	diag_free(&d);
 }
 
+/*
+ * Issue 15: a consent decision can carry the day it was made (an import of
+ * history), never in the future; the history keeps it.
+ */
+Test(store, consent_decided_date_kept_and_not_in_the_future)
+{
+	struct diag		 d = { 0 };
+	char			 path[300];
+	FILE			*fp;
+	sqlite3			*db;
+	sqlite3_stmt		*q;
+	int64_t			 day, now;
+	int			 found = 0;
+
+	cr_assert_eq(date_parse("2026-11-25", &now), 0);
+	snprintf(path, sizeof(path), "%s.yaml", dbpath);
+	fp = fopen(path, "w");
+	fputs("subjects:\n"
+	    "  - id: X1\n    holder: health_trust\n    records:\n      person:\n"
+	    "        verified: 2026-01-01\n        fields: {full_name: \"Ok Person\"}\n"
+	    "    consent:\n"
+	    "      - { state: granted, decided: 2026-11-26 }\n", fp);
+	fclose(fp);
+	cr_expect_eq(store_load_yaml(st, proto, path, now, &d), -1);
+	for (size_t i = 0; i < d.n; i++)
+		found |= strstr(d.msgs[i], ":9:36: decided: a date in the future") != NULL;
+	diag_print(&d, stderr);
+	cr_expect(found, "the future date is named with its line and column");
+	diag_free(&d);
+
+	fp = fopen(path, "w");
+	fputs("subjects:\n"
+	    "  - id: X1\n    holder: health_trust\n    records:\n      person:\n"
+	    "        verified: 2026-01-01\n        fields: {full_name: \"Ok Person\"}\n"
+	    "    consent:\n"
+	    "      - { state: refused, decided: 2019-04-01 }\n"
+	    "      - { state: granted, decided: 2026-11-25 }\n", fp);
+	fclose(fp);
+	memset(&d, 0, sizeof(d));
+	cr_expect_eq(store_load_yaml(st, proto, path, now, &d), 0);
+	diag_print(&d, stderr);
+	diag_free(&d);
+	unlink(path);
+
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT decided_at, recorded_at FROM "
+	    "consents WHERE subject = 'X1' ORDER BY id", -1, &q, NULL), SQLITE_OK);
+	cr_assert_eq(date_parse("2019-04-01", &day), 0);
+	cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+	cr_expect_eq(sqlite3_column_int64(q, 0), day, "the day it was decided");
+	cr_expect_eq(sqlite3_column_int64(q, 1), now, "and when it was recorded");
+	cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+	cr_assert_eq(date_parse("2026-11-25", &day), 0);
+	cr_expect_eq(sqlite3_column_int64(q, 0), day, "today is not the future");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
 Test(store, schema_version_recorded)
 {
 	char		 err[256];
@@ -187,7 +246,7 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 	store_read_begin(st);
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
 	cr_assert_eq(store_add_consent(other, "S1003", CONSENT_WITHDRAWN, "*", "*", 0,
-	    "x", 200), 0, "%s", store_errmsg(other));
+	    0, "x", 200), 0, "%s", store_errmsg(other));
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED, "the scope's snapshot");
 	cr_expect_eq(consent_of(other, "S1003"), CONSENT_WITHDRAWN);
 	store_read_end(st);
@@ -198,7 +257,7 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_WITHDRAWN);
 	cr_assert_eq(store_begin(st), 0, "a write inside a scope: %s", store_errmsg(st));
 	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_GRANTED, "*", "*", 0,
-	    "x", 300), 0);
+	    0, "x", 300), 0);
 	cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
 	cr_expect_eq(consent_of(other, "S1003"), CONSENT_GRANTED, "committed");
@@ -207,7 +266,10 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 	store_close(other);
 }
 
-/* Migration 3 (WITHOUT ROWID records and fields, a flag index) keeps every row. */
+/*
+ * Migrations 3 (WITHOUT ROWID records and fields, a flag index) and 4
+ * (consents.decided_at) keep every row.
+ */
 Test(store, migration_from_version_2_keeps_every_row)
 {
 	const struct record_type *rt = protocol_record_type(proto, "person");
@@ -243,7 +305,9 @@ Test(store, migration_from_version_2_keeps_every_row)
 			{ "SELECT count(*) FROM record_fields", "37" },
 			{ "SELECT count(*) FROM consents", "3" },
 			{ "SELECT count(*) FROM flags", "4" },
-			{ "PRAGMA user_version", "3" },
+			{ "PRAGMA user_version", "4" },
+			/* Migration 4: consents gain decided_at, unknown for old rows. */
+			{ "SELECT count(*) FROM consents WHERE decided_at IS NULL", "3" },
 			{ "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v3'", "0" },
 		};
 
