@@ -362,6 +362,11 @@ parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (ag->subject == NULL && fp == NULL)
 			yerr(yf, a, "agency \"%s\": needs a certificate identity "
 			    "(subject or spki_sha256)", ag->id);
+		else if (fp == NULL)
+			/* docs/protocol.md: why a pin is stronger. */
+			ywarn(yf, a, "agency \"%s\" is identified by subject alone: "
+			    "any key the CA certifies under that subject is this "
+			    "agency; pin its key with spki_sha256", ag->id);
 		if ((roles = yneed(yf, a, "roles", "agency")) != NULL)
 			ag->roles = parse_roles(yf, roles, "roles");
 		/* A certificate maps to exactly one agency. */
@@ -970,7 +975,12 @@ protocol_agency(const struct protocol *p, const char *id)
 	return NULL;
 }
 
-/* The fingerprint wins over the subject when both could match. */
+/*
+ * The fingerprint wins over the subject when both could match. An agency
+ * with a pin (spki_sha256) is found by its key only: its subject does not
+ * admit another key (issue 14: a new key under a pinned agency's subject
+ * was mapped to it). The subject matches only agencies without a pin.
+ */
 const struct agency *
 protocol_agency_by_cert(const struct protocol *p, const unsigned char spki[32],
     const char *subject)
@@ -978,10 +988,10 @@ protocol_agency_by_cert(const struct protocol *p, const unsigned char spki[32],
 	for (size_t i = 0; i < p->nagencies; i++)
 		if (p->agencies[i].has_spki && memcmp(p->agencies[i].spki, spki, 32) == 0)
 			return &p->agencies[i];
-	if (subject == NULL)
+	if (subject == NULL || *subject == '\0')
 		return NULL;
 	for (size_t i = 0; i < p->nagencies; i++)
-		if (p->agencies[i].subject != NULL &&
+		if (!p->agencies[i].has_spki && p->agencies[i].subject != NULL &&
 		    strcmp(p->agencies[i].subject, subject) == 0)
 			return &p->agencies[i];
 	return NULL;

@@ -309,3 +309,51 @@ Test(input, request_id_cannot_forge_log_lines)
 	free(log);
 	cr_assert(alive());
 }
+
+/*
+ * Issue 14 item 5: with police listed by spki_sha256 and subject, a new key
+ * that the same CA certified under police's subject was mapped to police
+ * and got records. A pin must match: that key is now no agency at all.
+ */
+Test(input, a_pinned_agency_admits_only_its_key)
+{
+	Safeshare__V1__DisclosureRequest	 rq;
+	Safeshare__V1__Error			*e = NULL;
+	char					 cmd[2048], *fp = NULL, *out = NULL;
+
+	/* A second police key, same subject, same CA (replaces other/). */
+	snprintf(cmd, sizeof(cmd), "cd %s && rm -rf other && mkdir other && "
+	    "cp pki/ca.crt pki/ca.key other/ && %s/deploy/pki.sh other police "
+	    ">/dev/null && openssl x509 -in pki/police.crt -noout -pubkey | "
+	    "openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -c1-64",
+	    d.dir, SOURCE_DIR);
+	cr_assert_eq(h_run(cmd, &fp), 0);
+	fp[strcspn(fp, "\n")] = '\0';
+	cr_assert_eq(strlen(fp), 64, "%s", fp);
+	snprintf(cmd, sizeof(cmd), "sed -i 's/^    subject: \"CN=police,O=safeshare dev\"$/"
+	    "&\\n    spki_sha256: %s/' %s && grep -c \"^    spki_sha256\" %s", fp, d.protocol,
+	    d.protocol);
+	cr_assert_eq(h_run(cmd, &out), 0);
+	cr_assert_eq(atoi(out), 1, "%s", out);
+	free(out);
+	/* policy check: the pinned agency is fine, the others are warned about. */
+	snprintf(cmd, sizeof(cmd), "%s policy check %s 2>&1", SAFESHARE_BIN, d.protocol);
+	cr_assert_eq(h_run(cmd, &out), 0);
+	cr_expect(strstr(out, "agency \"police\" is identified by subject alone") == NULL,
+	    "%s", out);
+	cr_expect(strstr(out, "warning: agency \"housing\" is identified by subject "
+	    "alone") != NULL, "%s", out);
+	free(out);
+	h_load_demo(&d);
+	h_start(&d);
+
+	request(&rq, "S1001");
+	cr_expect_eq(ask("police", &rq, NULL), 200, "the pinned key");
+	cr_expect_eq(ask("other:police", &rq, &e), 403, "a second key under the subject");
+	cr_assert_not_null(e);
+	cr_expect_str_eq(e->code, "unknown_agency");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), 1);
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND reason = 'unknown_agency'"), 1);
+	free(fp);
+}

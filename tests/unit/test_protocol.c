@@ -143,7 +143,8 @@ Test(protocol, expired_refused_and_warned_before)
 	p = protocol_load(SOURCE_DIR "/config/protocol.yaml", now, &d);
 	cr_assert_not_null(p, "in force through its review-by day");
 	cr_expect_eq(d.nerrors, 0);
-	cr_expect(d.n == 1 && strstr(d.msgs[0], "less than 30 days") != NULL,
+	/* Then the subject-only agencies' warnings (issue 14 item 5). */
+	cr_expect(d.n >= 1 && strstr(d.msgs[0], "less than 30 days") != NULL,
 	    "warns 30 days before");
 	protocol_unref(p);
 	diag_free(&d);
@@ -161,6 +162,38 @@ Test(protocol, certificate_lookup)
 	    "police");
 	cr_expect_null(protocol_agency_by_cert(p, spki, "CN=police,O=someone else"));
 	cr_expect_null(protocol_agency_by_cert(p, spki, NULL));
+	protocol_unref(p);
+	diag_free(&d);
+}
+
+/* Issue 14 item 5: a pin restricts; the subject alone is only warned about. */
+Test(protocol, a_pin_must_match)
+{
+	static const char y[] =
+	    "protocol: { id: t, version: \"1\", owner: o, review_by: 2099-01-01 }\n"
+	    "agencies:\n"
+	    "  - { id: pinned, subject: \"CN=p,O=t\", roles: [requester],\n"
+	    "      spki_sha256: \"0101010101010101010101010101010101010101010101010101010101010101\" }\n"
+	    "  - { id: plain, subject: \"CN=q,O=t\", roles: [requester] }\n"
+	    "purposes: []\nrecord_types: []\nrules: []\n";
+	unsigned char	 pin[32], other[32] = { 0 };
+	struct diag	 d = { 0 };
+	struct protocol	*p;
+
+	memset(pin, 1, sizeof(pin));
+	p = protocol_load_buffer("pin.yaml", (const unsigned char *)y, strlen(y), 0, &d);
+	cr_assert_not_null(p);
+	cr_expect_str_eq(protocol_agency_by_cert(p, pin, "CN=p,O=t")->id, "pinned");
+	cr_expect_str_eq(protocol_agency_by_cert(p, pin, "CN=else")->id, "pinned");
+	cr_expect_null(protocol_agency_by_cert(p, other, "CN=p,O=t"),
+	    "another key under the pinned subject");
+	cr_expect_str_eq(protocol_agency_by_cert(p, other, "CN=q,O=t")->id, "plain");
+	cr_expect_null(protocol_agency_by_cert(p, other, ""));
+	cr_expect_eq(d.nerrors, 0);
+	cr_assert_eq(d.n, 1);
+	cr_expect_str_eq(d.msgs[0], "pin.yaml:5:5: warning: agency \"plain\" is identified "
+	    "by subject alone: any key the CA certifies under that subject is this "
+	    "agency; pin its key with spki_sha256");
 	protocol_unref(p);
 	diag_free(&d);
 }
