@@ -261,7 +261,7 @@ gen_value(enum field_type t)
 {
 	static const char *const v[] = { "a value", "some text\nover lines",
 	    "Ann Example", "2001-02-03", "AB1 2CD", "01234 567890", "42",
-	    "1 Example Road" };
+	    "1 Example Road", "true" };
 
 	return v[t];
 }
@@ -272,7 +272,7 @@ gen_protocol(size_t *len)
 	static const char *const roles[] = { "requester", "holder", "auditor", "admin",
 	    "guardian" };
 	static const char *const types[] = { "string", "text", "name", "date",
-	    "postcode", "phone", "integer", "address" };
+	    "postcode", "phone", "integer", "address", "boolean" };
 	char	*buf = NULL;
 	FILE	*fp = open_memstream(&buf, len);
 	unsigned nag = 1 + gen(4), npu = 1 + gen(2), nrt = 1 + gen(2);
@@ -310,7 +310,7 @@ gen_protocol(size_t *len)
 		for (unsigned k = 0, nf = 1 + gen(4); k < nf; k++) {
 			fputs("      - { name: ", fp);
 			gen_id(fp, "x");
-			fprintf(fp, ", type: %s, label: %s }\n", types[gen(8)],
+			fprintf(fp, ", type: %s, label: %s }\n", types[gen(9)],
 			    gen(2) ? "fact" : "opinion");
 		}
 	}
