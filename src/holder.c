@@ -20,6 +20,7 @@ struct batch {
 	struct holder_report	*r;
 	size_t			 index;
 	unsigned		 line;
+	int			 changed;	/* the op in hand changes the store */
 };
 
 static void	problem(struct batch *, int, const char *, const char *, const char *, ...)
@@ -141,6 +142,10 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return 0;
 	if ((rc = own(b, op->subject_id, 1)) != 1)
 		return rc;
+	if ((rc = store_record_same(b->st, op->subject_id, rt->id, b->holder->id,
+	    verified, names, values, n)) != 0)
+		return rc == 1 ? 0 : -1;
+	b->changed = 1;
 	return store_put_record(b->st, op->subject_id, rt->id, b->holder->id, verified,
 	    names, values, n);
 }
@@ -155,6 +160,7 @@ delete_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return 0;
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
+	b->changed = 1;
 	if ((rc = store_delete_record(b->st, op->subject_id, rt->id)) == 0)
 		problem(b, 404, "no_record", "record_type", "subject %s has no %s record",
 		    op->subject_id, rt->id);
@@ -223,6 +229,11 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return 0;
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
+	/* The same decision again changes no answer and adds no history. */
+	if ((rc = store_consent_same(b->st, op->subject_id, c, agencies, purposes,
+	    expires)) != 0)
+		return rc == 1 ? 0 : -1;
+	b->changed = 1;
 	return store_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
 	    decided, b->holder->id, b->now);
 }
@@ -245,14 +256,19 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 		return rc;
 	if ((rc = store_flag_active(b->st, op->subject_id, op->flag)) == -1)
 		return -1;
-	if (set)	/* setting a set flag changes nothing and adds no history */
-		return rc ? 0 : store_set_flag(b->st, op->subject_id, op->flag,
-		    b->holder->id, b->now);
+	if (set) {	/* setting a set flag changes nothing and adds no history */
+		if (rc)
+			return 0;
+		b->changed = 1;
+		return store_set_flag(b->st, op->subject_id, op->flag, b->holder->id,
+		    b->now);
+	}
 	if (rc == 0) {
 		problem(b, 404, "flag_not_set", "flag", "subject %s has no active flag "
 		    "%s", op->subject_id, op->flag);
 		return 0;
 	}
+	b->changed = 1;
 	return store_remove_flag(b->st, op->subject_id, op->flag, b->holder->id,
 	    b->now) == -1 ? -1 : 0;
 }
@@ -293,7 +309,7 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
     Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
     const struct holder_batch *batch, struct holder_report *r)
 {
-	struct batch b = { st, p, holder, now, r, 0, 0 };
+	struct batch b = { st, p, holder, now, r, 0, 0, 0 };
 
 	memset(r, 0, sizeof(*r));
 	if (nops > HOLDER_MAX_OPS) {
@@ -303,17 +319,31 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 	}
 	if (store_begin(st) == -1)
 		goto dberr;
+	r->changes = xcalloc(nops ? nops : 1, 1);
 	for (size_t i = 0; i < nops; i++) {
 		b.index = i;
 		b.line = ops[i]->line;
+		b.changed = 0;
 		if (apply_one(&b, ops[i]) == -1) {
 			store_rollback(st);
 			goto dberr;
 		}
+		r->changes[i] = (unsigned char)b.changed;
+		r->unchanged += !b.changed;
+		/* Unlogged because a no-op when checked; a change now (D7). */
+		if (b.changed && batch != NULL && batch->logged != NULL &&
+		    !batch->logged[i])
+			problem(&b, 409, "changed_meanwhile", "", "op %zu: the store "
+			    "changed after the batch was checked; nothing was written, "
+			    "send it again", i);
 		r->checked++;
 	}
 	if (r->nproblems > 0 || dry_run) {
 		store_rollback(st);
+		if (r->nproblems > 0) {
+			free(r->changes);
+			r->changes = NULL;
+		}
 		return r->nproblems > 0;
 	}
 	if (batch != NULL && store_mark_batch(st, batch->request_id, batch->first_seq,
@@ -329,12 +359,15 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 	return 0;
 dberr:
 	snprintf(r->error, sizeof(r->error), "%s", store_errmsg(st));
+	free(r->changes);
+	r->changes = NULL;
 	return -1;
 }
 
 void
 holder_report_free(struct holder_report *r)
 {
+	free(r->changes);
 	free(r->problems);
 	memset(r, 0, sizeof(*r));
 }

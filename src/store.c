@@ -12,7 +12,7 @@ enum {
 	Q_RECORD, Q_FIELDS, Q_CONSENT, Q_FLAGS, Q_PUT_SUBJECT, Q_PUT_RECORD,
 	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_OWNER, Q_DEL_RECORD,
 	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_READ_BEGIN,
-	Q_READ_END, Q_COUNT
+	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -56,6 +56,11 @@ static const char *const queries[Q_COUNT] = {
 	[Q_BATCH_APPLIED] = "SELECT count(*) FROM holder_batches WHERE request_id = ?1",
 	[Q_READ_BEGIN] = "BEGIN",
 	[Q_READ_END] = "COMMIT",
+	/* The subject's latest decision of any scope, for same-as-latest checks. */
+	[Q_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at FROM consents "
+	    "WHERE subject = ?1 ORDER BY id DESC LIMIT 1",
+	[Q_RECORD_ROW] = "SELECT holder, verified_at FROM records "
+	    "WHERE subject = ?1 AND record_type = ?2",
 };
 
 /* Schema migrations, applied in order; PRAGMA user_version is the index reached. */
@@ -568,4 +573,71 @@ store_batch_applied(struct store *s, const char *request_id)
 	if (rc != SQLITE_ROW)
 		return fail(s, "batch");
 	return n > 0;
+}
+
+/* Text of column i, "" for NULL. */
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : "";
+}
+
+int
+store_consent_same(struct store *s, const char *subject, enum consent_state c,
+    const char *agencies, const char *purposes, int64_t expires_at)
+{
+	sqlite3_stmt	*st = s->q[Q_LAST_CONSENT];
+	int		 rc, same = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		same = strcmp(col_text(st, 0), consent_name(c)) == 0 &&
+		    strcmp(col_text(st, 1), agencies) == 0 &&
+		    strcmp(col_text(st, 2), purposes) == 0 &&
+		    (sqlite3_column_type(st, 3) == SQLITE_NULL ? expires_at == 0 :
+		    sqlite3_column_int64(st, 3) == expires_at && expires_at != 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, "consent");
+	return same;
+}
+
+int
+store_record_same(struct store *s, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, const char *const *names,
+    const char *const *values, size_t n)
+{
+	sqlite3_stmt	*st = s->q[Q_RECORD_ROW];
+	size_t		 found = 0;
+	int		 rc, same = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		same = strcmp(col_text(st, 0), holder) == 0 &&
+		    sqlite3_column_int64(st, 1) == verified_at;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, "record");
+	if (!same)
+		return 0;
+	/* The same fields with the same values, and no others. */
+	st = s->q[Q_FIELDS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	while (same && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = col_text(st, 0), *value = col_text(st, 1);
+		size_t i;
+
+		for (i = 0; i < n && strcmp(names[i], name) != 0; i++)
+			;
+		same = i < n && strcmp(values[i], value) == 0;
+		found++;
+	}
+	sqlite3_reset(st);
+	if (same && rc != SQLITE_DONE)
+		return fail(s, "record");
+	return same && found == n;
 }

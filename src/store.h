@@ -75,6 +75,22 @@ int	store_flag_active(struct store *, const char *subject, const char *flag);
 int	store_remove_flag(struct store *, const char *subject, const char *flag,
 	    const char *removed_by, int64_t removed_at);
 
+/*
+ * No-op detection for holder writes (they are not logged, issue 14): 1 if
+ * adding this consent decision would change nothing because the subject's
+ * latest decision is identical (state, scope and expiry), 0 if not, -1 on
+ * error.
+ */
+int	store_consent_same(struct store *, const char *subject, enum consent_state,
+	    const char *agencies, const char *purposes, int64_t expires_at);
+/*
+ * 1 if the stored record has this holder, verification time and exactly
+ * these fields and values, 0 if not (or there is none), -1 on error.
+ */
+int	store_record_same(struct store *, const char *subject, const char *record_type,
+	    const char *holder, int64_t verified_at, const char *const *names,
+	    const char *const *values, size_t n);
+
 /* Records, inside the batch's transaction, that a logged holder batch was applied. */
 int	store_mark_batch(struct store *, const char *request_id, uint64_t first_seq,
 	    int64_t now);

@@ -344,3 +344,83 @@ Test(holder, value_checks_by_type)
 		cr_expect_eq(field_value_problem(cases[i].t, cases[i].v) == NULL,
 		    cases[i].ok, "%s \"%s\"", field_type_name(cases[i].t), cases[i].v);
 }
+
+/*
+ * Issue 14 item 14: a no-op write (a set flag set again, the latest consent
+ * decision again, the stored record again) is found when checking, so the
+ * daemon logs no entry for it; a different write is a change.
+ */
+Test(holder, no_op_writes_are_found_when_checking)
+{
+	static const char *const ann2[] = { "full_name", "Ann Example", "date_of_birth",
+	    "2012-03-04", "postcode", "ZZ9 9ZZ", NULL };
+	static char		*police[] = { "police" };
+	struct opbuf		 b[4];
+	Safeshare__V1__HolderOp	*ops[4];
+	struct holder_report	 r;
+
+	ops[0] = op(&b[0], PUT, "S-1", "person", ann);
+	b[0].op.verified = "2026-11-01";
+	ops[1] = op(&b[1], FLAG, "S-1", NULL, NULL);
+	b[1].op.flag = "domestic_abuse";
+	ops[2] = op(&b[2], CONSENT, "S-1", NULL, NULL);
+	b[2].op.consent = "granted";
+	b[2].op.agencies = police;
+	b[2].op.n_agencies = 1;
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 1, now, NULL, &r), 0);
+	cr_assert_not_null(r.changes);
+	cr_expect(r.changes[0] && r.changes[1] && r.changes[2], "all new");
+	cr_expect_eq(r.unchanged, 0);
+	holder_report_free(&r);
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 0, now, NULL, &r), 0);
+	holder_report_free(&r);
+
+	/* The same three again: each changes nothing. */
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 1, now, NULL, &r), 0);
+	cr_expect(!r.changes[0], "the stored record again");
+	cr_expect(!r.changes[1], "a set flag set again");
+	cr_expect(!r.changes[2], "the latest consent decision again");
+	cr_expect_eq(r.unchanged, 3);
+	holder_report_free(&r);
+
+	/* A value, a verification date or a consent scope differing is a change. */
+	ops[3] = op(&b[3], PUT, "S-1", "person", ann2);
+	b[3].op.verified = "2026-11-01";
+	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 1, now, NULL, &r), 0);
+	cr_expect(r.changes[0], "another postcode");
+	holder_report_free(&r);
+	b[0].op.verified = "2026-11-02";
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 1, 1, now, NULL, &r), 0);
+	cr_expect(r.changes[0], "re-verified");
+	holder_report_free(&r);
+	b[2].op.n_agencies = 0;
+	cr_assert_eq(holder_apply(st, proto, csc, &ops[2], 1, 1, now, NULL, &r), 0);
+	cr_expect(r.changes[0], "a wider scope");
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM flags"), 1);
+	cr_expect_eq(count("SELECT count(*) FROM consents"), 1);
+}
+
+/*
+ * An op left unlogged as a no-op that has become a change by the time the
+ * batch is applied (another batch came between) stops the batch: nothing
+ * changes unlogged (D7).
+ */
+Test(holder, an_unlogged_op_that_became_a_change_stops_the_batch)
+{
+	static const unsigned char logged[] = { 0 };
+	struct holder_batch	 batch = { "rid-1", 7, logged };
+	struct opbuf		 b;
+	struct holder_report	 r;
+
+	cr_assert_eq(apply1(csc, op(&b, PUT, "S-1", "person", ann), &r), 0);
+	holder_report_free(&r);
+	op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuse";
+	Safeshare__V1__HolderOp *o = &b.op;
+	cr_assert_eq(holder_apply(st, proto, csc, &o, 1, 0, now, &batch, &r), 1);
+	cr_expect_eq(r.problems[0].status, 409);
+	cr_expect_str_eq(r.problems[0].code, "changed_meanwhile");
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM flags"), 0, "nothing written");
+	cr_expect_eq(count("SELECT count(*) FROM holder_batches"), 0);
+}
