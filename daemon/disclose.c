@@ -199,7 +199,6 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	if ((ag = protocol_agency_by_cert(pd->proto, p.spki, p.subject)) == NULL) {
-		log_warnx("event=unknown_agency fp=%s", p.fp);
 		refuse(srv, req, &p, NULL, 403, "unknown_agency", "this certificate "
 		    "does not belong to any agency in the sharing protocol", pd->rid);
 		pending_free(pd);

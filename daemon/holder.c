@@ -1,12 +1,16 @@
 /*
  * POST /v1/holder/ops (role holder): records, consent and flags for the
  * holder's own subjects, all or nothing per request (src/holder.c). A batch
- * is checked, logged op by op in the disclosure log, then applied in one
- * transaction, then answered.
+ * is checked (on the holder thread), its changing ops are logged op by op
+ * in the disclosure log, then it is applied in one transaction (on the
+ * holder thread), then answered. The event loop only hands it on, so
+ * disclosures keep flowing while a batch is checked or applied.
  */
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,9 @@
 #include "http.h"
 #include "log.h"
 #include "logq.h"
+
+/* Entries of one batch queued for the log at a time (see log_chunk()). */
+#define HOLDER_LOG_CHUNK	512
 
 static Safeshare__V1__HolderProblem **
 problems(const struct holder_report *r, Safeshare__V1__HolderProblem *pv)
@@ -60,20 +67,70 @@ reply_problems(struct evhttp_request *req, const struct holder_report *r)
 }
 
 /*
- * A checked batch waiting for its log entries: every holder change is in
- * the disclosure log (kind "holder") before it is applied and answered.
+ * A holder batch on its way: checked on the holder thread, its changing ops
+ * logged from the loop (HOLDER_LOG_CHUNK at a time), applied on the holder
+ * thread, answered on the loop. Owned by whichever side holds it.
  */
+enum hstage { H_CHECK, H_APPLY };
+
 struct hpending {
-	struct server			*srv;
+	struct hpending			*next;		/* in a worker queue */
+	struct hworker			*w;
 	struct evhttp_request		*req;
 	struct protocol			*proto;		/* the version checked against */
 	Safeshare__V1__HolderRequest	*hr;
+	enum hstage			 stage;
+	int				 rc;		/* holder_apply()'s, stage done */
+	struct holder_report		 r;
+	unsigned char			*logged;	/* per op: has an entry */
 	const struct agency		*ag;		/* in proto: lives as long */
+	char				 fp[65];
 	char				 rid[33];	/* the batch's request id */
+	size_t				 next_op;	/* the next op to log */
 	size_t				 waiting;	/* entries not yet committed */
 	int				 failed;
 	uint64_t			 first_seq;
 };
+
+/*
+ * A rolled_back entry owed to the log: written as soon as the log takes
+ * it (retried every second while it cannot), not at the next start.
+ */
+struct owed {
+	struct owed		*next;
+	struct hworker		*w;
+	struct protocol		*proto;
+	char			*agency;
+	char			 rid[33];
+	char			 reason[32];
+	uint64_t		 first_seq;
+	int			 submitted;	/* a submission is in the queue */
+};
+
+/*
+ * The holder thread: its own store connection, so a batch's checks and
+ * writes, and a lock held on the store by another process (up to the
+ * store's busy timeout), never stall the event loop (issue 14 item 15).
+ * One thread, jobs in order: batches are applied in the order they were
+ * logged.
+ */
+struct hworker {
+	struct server		*srv;
+	struct store		*st;
+	pthread_t		 thread;
+	int			 started;
+	pthread_mutex_t		 mtx;
+	pthread_cond_t		 cond;
+	struct hpending		*head, *tail;	/* for the thread */
+	struct hpending		*done;		/* for the loop, newest first */
+	int			 stop;
+	struct event		*ev;		/* made active by the thread */
+	struct event		*retry;		/* owed entries, every second */
+	struct owed		*owed;		/* loop thread only */
+	size_t			 busy;		/* batches not yet answered (loop) */
+};
+
+static void	hworker_queue(struct hworker *, struct hpending *);
 
 static const char *
 op_name(Safeshare__V1__HolderOpKind k)
@@ -106,7 +163,17 @@ hpending_free(struct hpending *hp)
 {
 	safeshare__v1__holder_request__free_unpacked(hp->hr, NULL);
 	protocol_unref(hp->proto);
+	holder_report_free(&hp->r);
+	free(hp->logged);
 	free(hp);
+}
+
+/* The batch is answered: it no longer holds up a shutdown. */
+static void
+hpending_done(struct hpending *hp)
+{
+	hp->w->busy--;
+	hpending_free(hp);
 }
 
 static void
@@ -141,15 +208,81 @@ holder_rolled_back(struct audit_entry *e, const struct protocol *p, const char *
 	e->protocol_sha256 = p->sha256;
 }
 
-/* Every entry is on disk (or one failed): apply, and answer. */
+static void	owed_submit(struct owed *);
+
+static void
+owed_logged(int ok, uint64_t seq, void *arg)
+{
+	struct owed	*o = arg, **pp;
+	struct hworker	*w = o->w;
+
+	(void)seq;
+	o->submitted = 0;
+	if (!ok)
+		return;		/* the retry timer submits it again */
+	log_info("event=holder_rolled_back agency=%s request_id=%s reason=%s",
+	    o->agency, o->rid, o->reason);
+	for (pp = &w->owed; *pp != NULL && *pp != o; pp = &(*pp)->next)
+		;
+	if (*pp == o)
+		*pp = o->next;
+	protocol_unref(o->proto);
+	free(o->agency);
+	free(o);
+}
+
+static void
+owed_submit(struct owed *o)
+{
+	struct audit_entry e;
+
+	holder_rolled_back(&e, o->proto, o->agency, o->rid, o->first_seq, o->reason);
+	o->submitted = 1;
+	logq_submit(o->w->srv->logq, &e, owed_logged, o);
+}
+
+/*
+ * Some of the batch's entries are in the log but the batch was not
+ * applied: the log must say so (issue 13 item 9). Submitted now; if the
+ * log cannot take it, the retry timer submits it again every second until
+ * it can. A daemon stopped before that leaves it to the start-up
+ * reconciliation (server.c).
+ */
+static void
+owe_rollback(struct hpending *hp, const char *reason)
+{
+	struct owed *o = xcalloc(1, sizeof(*o));
+
+	o->w = hp->w;
+	o->proto = protocol_ref(hp->proto);
+	o->agency = xstrdup(hp->ag->id);
+	snprintf(o->rid, sizeof(o->rid), "%s", hp->rid);
+	snprintf(o->reason, sizeof(o->reason), "%s", reason);
+	o->first_seq = hp->first_seq;
+	o->next = hp->w->owed;
+	hp->w->owed = o;
+	owed_submit(o);
+}
+
+static void
+owed_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct hworker *w = arg;
+
+	(void)fd;
+	(void)what;
+	for (struct owed *o = w->owed; o != NULL; o = o->next)
+		if (!o->submitted)
+			owed_submit(o);
+}
+
+static void	log_chunk(struct hpending *);
+
+/* A chunk's entries are on disk (or one failed): log more, or apply. */
 static void
 holder_logged(int ok, uint64_t seq, void *arg)
 {
-	struct hpending		*hp = arg;
-	struct server		*srv = hp->srv;
-	struct holder_report	 r;
-	struct holder_batch	 batch;
-	int			 rc;
+	struct hpending	*hp = arg;
 
 	if (!ok)
 		hp->failed = 1;
@@ -158,59 +291,58 @@ holder_logged(int ok, uint64_t seq, void *arg)
 	if (--hp->waiting > 0)
 		return;
 	if (hp->failed) {
-		/* D7's rule for writes too: nothing changes that was not logged. */
-		log_warnx("event=holder_unlogged agency=%s", hp->ag->id);
+		/*
+		 * D7's rule for writes too: nothing changes that was not
+		 * logged, and the part that was logged is declared rolled back.
+		 */
+		log_warnx("event=holder_unlogged agency=%s request_id=%s", hp->ag->id,
+		    hp->rid);
+		if (hp->first_seq != 0)
+			owe_rollback(hp, "audit_unavailable");
 		reply_audit_unavailable(hp->req);
-		hpending_free(hp);
+		hpending_done(hp);
 		return;
 	}
-	batch.request_id = hp->rid;
-	batch.first_seq = hp->first_seq;
-	rc = holder_apply(srv->store, hp->proto, hp->ag, hp->hr->ops, hp->hr->n_ops, 0,
-	    time(NULL), &batch, &r);
-	log_info("event=holder_write agency=%s ops=%zu applied=%zu problems=%zu seq=%llu",
-	    hp->ag->id, hp->hr->n_ops, r.applied, r.nproblems + r.more,
-	    (unsigned long long)hp->first_seq);
-	if (rc != 0) {
-		struct audit_entry e;
-
-		/* Checked a moment ago, failed now: the log says it did not happen. */
-		holder_rolled_back(&e, hp->proto, hp->ag->id, hp->rid, hp->first_seq,
-		    rc == -1 ? "store_unavailable" : r.problems[0].code);
-		logq_submit(srv->logq, &e, NULL, NULL);
-		if (rc == -1) {
-			log_warnx("event=store_failed error=\"%s\"", r.error);
-			reply_error(hp->req, 500, "store_unavailable", "the record store "
-			    "could not be written; nothing was changed", 0);
-		} else
-			reply_problems(hp->req, &r);
-	} else
-		reply_result(hp->req, &r);
-	holder_report_free(&r);
-	hpending_free(hp);
+	if (hp->next_op < hp->hr->n_ops) {
+		log_chunk(hp);
+		return;
+	}
+	hp->stage = H_APPLY;
+	hworker_queue(hp->w, hp);
 }
 
-/* One log entry per op: who changed what about whom; never field values. */
+/*
+ * One log entry per changing op: who changed what about whom; never field
+ * values. At most HOLDER_LOG_CHUNK entries are queued at a time, the next
+ * chunk when these are on disk, so a large batch shares the log writer
+ * with everyone else's requests instead of queueing ahead of them all.
+ */
 static void
-log_ops(struct hpending *hp, const struct peer *p, const char *rid)
+log_chunk(struct hpending *hp)
 {
 	struct audit_entry	 e;
 	char			 fields[2048], agencies[512], purposes[512], consent[1280];
+	size_t			 n = 0, i;
 
-	hp->waiting = hp->hr->n_ops;
-	for (size_t i = 0; i < hp->hr->n_ops; i++) {
+	for (i = hp->next_op; i < hp->hr->n_ops && n < HOLDER_LOG_CHUNK; i++)
+		n += hp->logged[i];
+	hp->waiting = n;
+	for (i = hp->next_op; i < hp->hr->n_ops && n > 0; i++) {
 		const Safeshare__V1__HolderOp *op = hp->hr->ops[i];
 
+		if (!hp->logged[i])
+			continue;
+		n--;
 		memset(&e, 0, sizeof(e));
 		e.time = time(NULL);
 		e.kind = "holder";
 		e.agency = hp->ag->id;
-		e.cert_fp = p->fp;
+		e.cert_fp = hp->fp;
 		e.subject = op->subject_id;
 		e.record_type = op->record_type;
 		e.decision = "write";
 		e.reason = op_name(op->kind);
-		e.request_id = rid;
+		e.request_id = hp->rid;
 		e.protocol_id = hp->proto->id;
 		e.protocol_version = hp->proto->version;
 		e.protocol_sha256 = hp->proto->sha256;
@@ -233,8 +365,224 @@ log_ops(struct hpending *hp, const struct peer *p, const char *rid)
 		}
 		if (op->flag[0] != '\0')
 			e.withheld = op->flag;
-		logq_submit(hp->srv->logq, &e, holder_logged, hp);
+		logq_submit(hp->w->srv->logq, &e, holder_logged, hp);
 	}
+	while (i < hp->hr->n_ops && !hp->logged[i])
+		i++;
+	hp->next_op = i;
+}
+
+/* Checked on the holder thread: answer a bad or dry batch, or log it. */
+static void
+checked(struct hpending *hp)
+{
+	struct holder_report	*r = &hp->r;
+
+	if (hp->rc != 0 || hp->hr->dry_run) {
+		/* Counts only: never subject ids or values in the daemon's log. */
+		log_info("event=holder_check agency=%s ops=%zu problems=%zu dry_run=%d",
+		    hp->ag->id, hp->hr->n_ops, r->nproblems + r->more,
+		    hp->hr->dry_run ? 1 : 0);
+		if (hp->rc == -1) {
+			log_warnx("event=store_failed error=\"%s\"", r->error);
+			reply_error(hp->req, 500, "store_unavailable", "the record store "
+			    "could not be read; nothing was changed", 0);
+		} else if (hp->rc == 1)
+			reply_problems(hp->req, r);
+		else
+			reply_result(hp->req, r);
+		hpending_done(hp);
+		return;
+	}
+	/* No-ops are not logged (issue 14): re-sending what is there adds nothing. */
+	hp->logged = r->changes;
+	r->changes = NULL;
+	if (r->unchanged == hp->hr->n_ops) {
+		log_info("event=holder_write agency=%s ops=%zu applied=%zu unchanged=%zu",
+		    hp->ag->id, hp->hr->n_ops, hp->hr->n_ops, r->unchanged);
+		r->applied = hp->hr->n_ops;
+		reply_result(hp->req, r);
+		hpending_done(hp);
+		return;
+	}
+	log_chunk(hp);
+}
+
+/* Applied (or not) on the holder thread: answer, and log a failure. */
+static void
+applied(struct hpending *hp)
+{
+	struct holder_report	*r = &hp->r;
+
+	log_info("event=holder_write agency=%s ops=%zu applied=%zu unchanged=%zu "
+	    "problems=%zu seq=%llu", hp->ag->id, hp->hr->n_ops, r->applied,
+	    r->unchanged, r->nproblems + r->more, (unsigned long long)hp->first_seq);
+	if (hp->rc != 0) {
+		/* Checked a moment ago, failed now: the log says it did not happen. */
+		owe_rollback(hp, hp->rc == -1 ? "store_unavailable" : r->problems[0].code);
+		if (hp->rc == -1) {
+			log_warnx("event=store_failed error=\"%s\"", r->error);
+			reply_error(hp->req, 500, "store_unavailable", "the record store "
+			    "could not be written; nothing was changed", 0);
+		} else
+			reply_problems(hp->req, r);
+	} else
+		reply_result(hp->req, r);
+	hpending_done(hp);
+}
+
+/* The holder thread: runs each job against its own store connection. */
+static void *
+hworker_main(void *arg)
+{
+	struct hworker	*w = arg;
+	struct hpending	*hp;
+
+	pthread_mutex_lock(&w->mtx);
+	for (;;) {
+		while (w->head == NULL && !w->stop)
+			pthread_cond_wait(&w->cond, &w->mtx);
+		if (w->head == NULL)
+			break;
+		hp = w->head;
+		if ((w->head = hp->next) == NULL)
+			w->tail = NULL;
+		pthread_mutex_unlock(&w->mtx);
+
+		if (hp->stage == H_CHECK)
+			hp->rc = holder_apply(w->st, hp->proto, hp->ag, hp->hr->ops,
+			    hp->hr->n_ops, 1, time(NULL), NULL, &hp->r);
+		else {
+			struct holder_batch batch = { hp->rid, hp->first_seq, hp->logged };
+
+			holder_report_free(&hp->r);
+			hp->rc = holder_apply(w->st, hp->proto, hp->ag, hp->hr->ops,
+			    hp->hr->n_ops, 0, time(NULL), &batch, &hp->r);
+		}
+
+		pthread_mutex_lock(&w->mtx);
+		hp->next = w->done;
+		w->done = hp;
+		event_active(w->ev, 0, 0);	/* thread-safe: evthread_use_pthreads */
+	}
+	pthread_mutex_unlock(&w->mtx);
+	return NULL;
+}
+
+static void
+hworker_queue(struct hworker *w, struct hpending *hp)
+{
+	hp->next = NULL;
+	pthread_mutex_lock(&w->mtx);
+	if (w->tail != NULL)
+		w->tail->next = hp;
+	else
+		w->head = hp;
+	w->tail = hp;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mtx);
+}
+
+/* On the loop: the jobs the thread finished, oldest first. */
+static void
+hworker_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct hworker	*w = arg;
+	struct hpending	*list, *rev = NULL, *next;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->mtx);
+	list = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->mtx);
+	for (; list != NULL; list = next) {
+		next = list->next;
+		list->next = rev;
+		rev = list;
+	}
+	for (; rev != NULL; rev = next) {
+		next = rev->next;
+		if (rev->stage == H_CHECK)
+			checked(rev);
+		else
+			applied(rev);
+	}
+}
+
+struct hworker *
+hworker_new(struct server *srv, char *err, size_t errlen)
+{
+	struct hworker		*w = xcalloc(1, sizeof(*w));
+	const struct timeval	 second = { 1, 0 };
+
+	w->srv = srv;
+	pthread_mutex_init(&w->mtx, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if (store_open(&w->st, srv->conf->store, err, errlen) == -1)
+		goto fail;
+	if ((w->ev = event_new(srv->base, -1, 0, hworker_done, w)) == NULL ||
+	    (w->retry = event_new(srv->base, -1, EV_PERSIST, owed_retry, w)) == NULL ||
+	    event_add(w->retry, &second) == -1) {
+		snprintf(err, errlen, "cannot start the holder thread: events");
+		goto fail;
+	}
+	if (pthread_create(&w->thread, NULL, hworker_main, w) != 0) {
+		snprintf(err, errlen, "cannot start the holder thread");
+		goto fail;
+	}
+	w->started = 1;
+	return w;
+fail:
+	hworker_free(w);
+	return NULL;
+}
+
+size_t
+hworker_busy(const struct hworker *w)
+{
+	return w != NULL ? w->busy : 0;
+}
+
+void
+hworker_free(struct hworker *w)
+{
+	struct hpending	*hp, *next;
+	struct owed	*o, *onext;
+
+	if (w == NULL)
+		return;
+	if (w->started) {
+		pthread_mutex_lock(&w->mtx);
+		w->stop = 1;
+		pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&w->mtx);
+		pthread_join(w->thread, NULL);
+	}
+	/* Left unanswered only when the loop did not drain (a failed start). */
+	for (hp = w->head; hp != NULL; hp = next) {
+		next = hp->next;
+		hpending_free(hp);
+	}
+	for (hp = w->done; hp != NULL; hp = next) {
+		next = hp->next;
+		hpending_free(hp);
+	}
+	/* Unwritten rolled_back entries are written by the next start's reconciliation. */
+	for (o = w->owed; o != NULL; o = onext) {
+		onext = o->next;
+		protocol_unref(o->proto);
+		free(o->agency);
+		free(o);
+	}
+	if (w->ev != NULL)
+		event_free(w->ev);
+	if (w->retry != NULL)
+		event_free(w->retry);
+	store_close(w->st);
+	pthread_mutex_destroy(&w->mtx);
+	pthread_cond_destroy(&w->cond);
+	free(w);
 }
 
 void
@@ -242,13 +590,11 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 {
 	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
 	Safeshare__V1__HolderRequest	*hr;
-	struct holder_report		 r;
 	struct hpending			*hp;
 	const struct agency		*ag;
 	struct peer			 p;
 	size_t				 len = evbuffer_get_length(in);
 	char				 rid[33];
-	int				 rc;
 
 	new_request_id(rid);
 	peer_of(req, &p);
@@ -258,6 +604,7 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	if (!rate_take(srv, ag->id, mono_seconds())) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 		reply_error(req, 429, "rate_limited", "too many requests from this "
 		    "agency; retry after a second", 0);
 		return;
@@ -273,33 +620,24 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 		reply_error(req, 400, "missing_field", "the request has no operations", 0);
 		return;
 	}
-	/* Check everything first; nothing is logged or written for a bad batch. */
-	rc = holder_apply(srv->store, srv->proto, ag, hr->ops, hr->n_ops, 1, time(NULL),
-	    NULL, &r);
-	if (rc != 0 || hr->dry_run) {
-		/* Counts only: never subject ids or values in the daemon's log. */
-		log_info("event=holder_check agency=%s ops=%zu problems=%zu dry_run=%d",
-		    ag->id, hr->n_ops, r.nproblems + r.more, hr->dry_run ? 1 : 0);
-		if (rc == -1) {
-			log_warnx("event=store_failed error=\"%s\"", r.error);
-			reply_error(req, 500, "store_unavailable", "the record store could "
-			    "not be read; nothing was changed", 0);
-		} else if (rc == 1)
-			reply_problems(req, &r);
-		else
-			reply_result(req, &r);
-		holder_report_free(&r);
-		safeshare__v1__holder_request__free_unpacked(hr, NULL);
-		return;
-	}
-	holder_report_free(&r);
+	/*
+	 * The agency's bucket counts ops, not requests (issue 14): the request
+	 * took one token; the rest of its ops are charged now and may leave
+	 * the bucket in debt, so a batch larger than the burst still goes
+	 * through, and the agency then waits until the rate has paid it off.
+	 */
+	rate_charge(srv, ag->id, (double)(hr->n_ops - 1), mono_seconds());
 	hp = xcalloc(1, sizeof(*hp));
-	hp->srv = srv;
+	hp->w = srv->holder;
 	hp->req = req;
 	hp->proto = protocol_ref(srv->proto);
 	hp->hr = hr;
+	hp->stage = H_CHECK;
 	/* ag is srv->proto's, and hp holds a reference to that protocol. */
 	hp->ag = ag;
+	snprintf(hp->fp, sizeof(hp->fp), "%s", p.fp);
 	snprintf(hp->rid, sizeof(hp->rid), "%s", rid);
-	log_ops(hp, &p, rid);
+	/* Checked first, off the loop; nothing is logged or written for a bad batch. */
+	srv->holder->busy++;
+	hworker_queue(srv->holder, hp);
 }

@@ -56,6 +56,15 @@ void		 disclose_handle(struct server *, struct evhttp_request *);
 void		 admin_handle_reload(struct server *, struct evhttp_request *);
 void		 holder_handle(struct server *, struct evhttp_request *);
 /*
+ * The holder thread (daemon/holder.c): checks and applies holder batches
+ * on its own store connection, off the event loop. hworker_new() opens
+ * the store and starts it (NULL and err on failure); hworker_busy() counts
+ * batches not yet answered; hworker_free() stops it.
+ */
+struct hworker	*hworker_new(struct server *, char *err, size_t errlen);
+size_t		 hworker_busy(const struct hworker *);
+void		 hworker_free(struct hworker *);
+/*
  * The log entry saying a logged holder batch was not applied (audit-format.md):
  * its agency, request id and first entry, and why.
  */

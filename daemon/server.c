@@ -244,6 +244,9 @@ new_request_id(char out[33])
 	snprintf(out + 16, 17, "%016llx", (unsigned long long)++counter);
 }
 
+static int	unknown_take(struct server *, struct evhttp_request *,
+		    const struct peer *);
+
 struct refusal {
 	struct evhttp_request	*req;
 	int			 status;
@@ -270,6 +273,14 @@ refuse(struct server *srv, struct evhttp_request *req, const struct peer *p,
 {
 	struct audit_entry e;
 
+	if (agency == NULL && !unknown_take(srv, req, p)) {
+		/* Counted, not logged: neither the log nor stderr floods. */
+		srv->refusals_unlogged++;
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		reply_error(req, 429, "rate_limited", "too many refused requests from "
+		    "this certificate or address; retry later", 0);
+		return;
+	}
 	memset(&e, 0, sizeof(e));
 	e.agency = agency;
 	e.cert_fp = p->fp;
@@ -294,8 +305,9 @@ refuse_entry(struct server *srv, struct evhttp_request *req, struct audit_entry 
 	r->status = status;
 	snprintf(r->code, sizeof(r->code), "%s", code);
 	snprintf(r->msg, sizeof(r->msg), "%s", msg);
-	log_info("event=refused agency=%s code=%s request_id=%s",
-	    e->agency ? e->agency : "-", code, e->request_id);
+	log_info("event=refused agency=%s code=%s fp=%s request_id=%s",
+	    e->agency ? e->agency : "-", code, e->cert_fp && e->cert_fp[0] ?
+	    e->cert_fp : "-", e->request_id);
 	logq_submit(srv->logq, e, refusal_logged, r);
 }
 
@@ -360,8 +372,11 @@ metrics_http(struct server *srv, struct evbuffer *out)
 	    "safeshare_connections_accepted_total %llu\n"
 	    "# TYPE safeshare_request_timeouts_total counter\n"
 	    "safeshare_request_timeouts_total %llu\n"
+	    "# TYPE safeshare_refusals_unlogged_total counter\n"
+	    "safeshare_refusals_unlogged_total %llu\n"
 	    "# TYPE safeshare_tls_handshake_failures_total counter\n", srv->nconns,
-	    (unsigned long long)srv->accepted, (unsigned long long)srv->request_timeouts);
+	    (unsigned long long)srv->accepted, (unsigned long long)srv->request_timeouts,
+	    (unsigned long long)srv->refusals_unlogged);
 	for (size_t i = 0; i < TLS_FAIL_COUNT; i++)
 		evbuffer_add_printf(out, "safeshare_tls_handshake_failures_total"
 		    "{reason=\"%s\"} %llu\n", tls_fail_names[i],
@@ -830,15 +845,14 @@ mono_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int
-rate_take(struct server *srv, const char *agency, double now)
+/* The agency's bucket, refilled to now; NULL without memory. */
+static struct rate *
+rate_bucket(struct server *srv, const char *agency, double now)
 {
 	struct rate	*r = NULL;
 	double		 rate = (double)srv->conf->rate_per_agency;
 	double		 burst = (double)srv->conf->rate_burst;
 
-	if (srv->conf->rate_per_agency == 0)
-		return 1;
 	for (size_t i = 0; i < srv->nrates && r == NULL; i++)
 		if (strcmp(srv->rates[i].agency, agency) == 0)
 			r = &srv->rates[i];
@@ -846,7 +860,7 @@ rate_take(struct server *srv, const char *agency, double now)
 		struct rate *v = realloc(srv->rates, (srv->nrates + 1) * sizeof(*v));
 
 		if (v == NULL)
-			return 0;
+			return NULL;
 		srv->rates = v;
 		r = &srv->rates[srv->nrates++];
 		r->agency = xstrdup(agency);
@@ -857,9 +871,112 @@ rate_take(struct server *srv, const char *agency, double now)
 	if (r->tokens > burst)
 		r->tokens = burst;
 	r->last = now;
-	if (r->tokens < 1.0)
+	return r;
+}
+
+int
+rate_take(struct server *srv, const char *agency, double now)
+{
+	struct rate *r;
+
+	if (srv->conf->rate_per_agency == 0)
+		return 1;
+	if ((r = rate_bucket(srv, agency, now)) == NULL || r->tokens < 1.0)
 		return 0;
 	r->tokens -= 1.0;
+	return 1;
+}
+
+void
+rate_charge(struct server *srv, const char *agency, double n, double now)
+{
+	struct rate *r;
+
+	if (srv->conf->rate_per_agency != 0 && n > 0 &&
+	    (r = rate_bucket(srv, agency, now)) != NULL)
+		r->tokens -= n;
+}
+
+/*
+ * Refusals before the agency is known (no certificate, or one the protocol
+ * does not name) are rate-limited by certificate and by address (issue 14
+ * item 14): each is logged only while both the certificate's and the
+ * address's buckets (limits.rate_unknown, limits.rate_unknown_burst) have
+ * a token; the rest are answered 429 unlogged and counted for /metrics.
+ * The buckets are a fixed open-addressing table: a slot whose bucket has
+ * refilled is as good as empty and is reused, and when every slot probed
+ * is in use the refusal counts as over the limit, so a flood of
+ * certificates or addresses costs fixed memory and writes no more.
+ */
+#define UNKNOWN_SLOTS	4096
+#define UNKNOWN_PROBES	16
+
+struct unknown_bucket {
+	char	key[80];	/* "c:" and a fingerprint, or "a:" and an address */
+	double	tokens;
+	double	last;
+};
+
+static struct unknown_bucket *
+unknown_bucket(struct server *srv, const char *key, double now)
+{
+	struct unknown_bucket	*b, *spare = NULL;
+	double			 rate = (double)srv->conf->rate_unknown;
+	double			 burst = (double)srv->conf->rate_unknown_burst;
+	uint32_t		 h = 2166136261u;	/* FNV-1a */
+
+	if (srv->unknown == NULL)
+		srv->unknown = xcalloc(UNKNOWN_SLOTS, sizeof(*srv->unknown));
+	for (const char *c = key; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	for (size_t i = 0; i < UNKNOWN_PROBES; i++) {
+		b = &srv->unknown[(h + i) % UNKNOWN_SLOTS];
+		if (strcmp(b->key, key) == 0) {
+			b->tokens += (now - b->last) * rate;
+			if (b->tokens > burst)
+				b->tokens = burst;
+			b->last = now;
+			return b;
+		}
+		if (spare == NULL && (b->key[0] == '\0' ||
+		    b->tokens + (now - b->last) * rate >= burst))
+			spare = b;
+	}
+	if (spare == NULL)
+		return NULL;
+	snprintf(spare->key, sizeof(spare->key), "%s", key);
+	spare->tokens = burst;
+	spare->last = now;
+	return spare;
+}
+
+/* 1 if a refusal from this peer before its agency is known may be logged. */
+static int
+unknown_take(struct server *srv, struct evhttp_request *req, const struct peer *p)
+{
+	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
+	struct unknown_bucket		*bc = NULL, *ba;
+	char				 key[80], *addr = NULL;
+	ev_uint16_t			 port;
+	double				 now = mono_seconds();
+
+	if (srv->conf->rate_unknown == 0)
+		return 1;
+	if (evc != NULL)
+		evhttp_connection_get_peer(evc, &addr, &port);
+	snprintf(key, sizeof(key), "a:%s", addr ? addr : "?");
+	if ((ba = unknown_bucket(srv, key, now)) == NULL)
+		return 0;
+	if (p->fp[0] != '\0') {
+		snprintf(key, sizeof(key), "c:%s", p->fp);
+		if ((bc = unknown_bucket(srv, key, now)) == NULL)
+			return 0;
+	}
+	if (ba->tokens < 1.0 || (bc != NULL && bc->tokens < 1.0))
+		return 0;
+	ba->tokens -= 1.0;
+	if (bc != NULL)
+		bc->tokens -= 1.0;
 	return 1;
 }
 
@@ -1031,6 +1148,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
 	}
+	if ((srv->holder = hworker_new(srv, err, errlen)) == NULL)
+		return -1;
 	{
 		struct timeval every = { (time_t)conf->ticket_rotation, 0 };
 
@@ -1124,9 +1243,11 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 
 	/*
 	 * A verify thread still uses srv->public_key and srv->base, which
-	 * server_shutdown() frees: its reply is waited for like a decision's.
+	 * server_shutdown() frees: its reply is waited for like a decision's,
+	 * and so is every holder batch not yet answered.
 	 */
-	if (logq_pending(srv->logq) > 0 || srv->verifying > 0)
+	if (logq_pending(srv->logq) > 0 || srv->verifying > 0 ||
+	    hworker_busy(srv->holder) > 0)
 		return;		/* the timer fires again */
 	event_del(srv->drain);
 	/* Every decision is answered; give the replies a moment to leave. */
@@ -1153,6 +1274,8 @@ server_stop(struct server *srv)
 void
 server_shutdown(struct server *srv)
 {
+	hworker_free(srv->holder);
+	srv->holder = NULL;
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
 	/*
@@ -1177,6 +1300,7 @@ server_shutdown(struct server *srv)
 	for (size_t i = 0; i < srv->nrates; i++)
 		free(srv->rates[i].agency);
 	free(srv->rates);
+	free(srv->unknown);
 	store_close(srv->store);
 	audit_close(srv->audit);
 	EVP_PKEY_free(srv->public_key);

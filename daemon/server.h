@@ -17,6 +17,7 @@ struct event_base;
 struct event;
 struct evhttp;
 struct logq;
+struct hworker;
 
 /* Why TLS handshakes failed, for /metrics. */
 enum {
@@ -38,6 +39,7 @@ struct server {
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
 	char			*public_pem;
 	struct logq		*logq;
+	struct hworker		*holder;	/* the holder thread (holder.c) */
 	struct event		*forget;	/* forgets TLS sessions (tls.ticket_rotation) */
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	struct event		*round;		/* end of a loop round, see server_read_scope() */
@@ -46,6 +48,8 @@ struct server {
 	int			 accepting;	/* the listener is enabled */
 	struct rate		*rates;		/* per agency, see rate_take() */
 	size_t			 nrates;
+	struct unknown_bucket	*unknown;	/* per cert and address, see refuse() */
+	uint64_t		 refusals_unlogged;	/* over that limit: 429, not logged */
 	uint64_t		 requests;
 	uint64_t		 accepted;	/* connections */
 	uint64_t		 tls_failures[TLS_FAIL_COUNT];
@@ -58,6 +62,11 @@ struct server {
 double	mono_seconds(void);
 /* Takes one request from the agency's bucket; 0 if it must wait (429). */
 int	rate_take(struct server *, const char *agency, double now);
+/*
+ * Takes n more from the agency's bucket after rate_take() admitted the
+ * request; the bucket may go into debt (holder ops, see holder.c).
+ */
+void	rate_charge(struct server *, const char *agency, double n, double now);
 
 /*
  * Opens the store's read scope for the rest of this event-loop round (one

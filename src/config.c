@@ -67,9 +67,17 @@ static const struct key keys[] = {
 	    "open connections at most (including those still in the TLS handshake); "
 	    "beyond it new ones wait in the kernel's queue" },
 	{ "limits.rate_per_agency", K_INT, OFF(rate_per_agency), "1000", 0, 1000000,
-	    "requests per second per agency (429 with Retry-After above); 0: no limit" },
+	    "requests per second per agency, a holder batch counting one per "
+	    "operation (429 with Retry-After above); 0: no limit" },
 	{ "limits.rate_burst", K_INT, OFF(rate_burst), "2000", 1, 10000000,
 	    "requests an agency may make at once before the rate applies" },
+	{ "limits.rate_unknown", K_INT, OFF(rate_unknown), "1", 0, 1000000,
+	    "refusals logged per second per certificate and per address before "
+	    "an agency is known (no or unknown certificate); the rest get 429 "
+	    "unlogged and are counted in /metrics; 0: no limit" },
+	{ "limits.rate_unknown_burst", K_INT, OFF(rate_unknown_burst), "10", 1, 1000000,
+	    "refusals logged at once per certificate and per address before "
+	    "limits.rate_unknown applies" },
 	{ "user", K_STR, OFF(user), "", 0, 0,
 	    "when started as root: the user to run as after binding and loading "
 	    "keys. Empty: stay as started" },

@@ -33,6 +33,8 @@ struct config {
 	long long	 max_connections;
 	long long	 rate_per_agency;	/* requests per second; 0: no limit */
 	long long	 rate_burst;
+	long long	 rate_unknown;		/* logged refusals per second, per cert/address */
+	long long	 rate_unknown_burst;
 	char		*user;			/* drop privileges to this user */
 	char		*log_level_str;
 	enum log_level	 log_level;

@@ -231,7 +231,7 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return rc;
 	/* The same decision again changes no answer and adds no history. */
 	if ((rc = store_consent_same(b->st, op->subject_id, c, agencies, purposes,
-	    expires)) != 0)
+	    expires, decided)) != 0)
 		return rc == 1 ? 0 : -1;
 	b->changed = 1;
 	return store_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,

@@ -57,7 +57,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_READ_BEGIN] = "BEGIN",
 	[Q_READ_END] = "COMMIT",
 	/* The subject's latest decision of any scope, for same-as-latest checks. */
-	[Q_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at FROM consents "
+	[Q_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at, decided_at "
+	    "FROM consents "
 	    "WHERE subject = ?1 ORDER BY id DESC LIMIT 1",
 	[Q_RECORD_ROW] = "SELECT holder, verified_at FROM records "
 	    "WHERE subject = ?1 AND record_type = ?2",
@@ -584,9 +585,17 @@ col_text(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : "";
 }
 
+/* Column i equals v, where NULL is 0. */
+static int
+col_is(sqlite3_stmt *st, int i, int64_t v)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? v == 0 :
+	    sqlite3_column_int64(st, i) == v && v != 0;
+}
+
 int
 store_consent_same(struct store *s, const char *subject, enum consent_state c,
-    const char *agencies, const char *purposes, int64_t expires_at)
+    const char *agencies, const char *purposes, int64_t expires_at, int64_t decided_at)
 {
 	sqlite3_stmt	*st = s->q[Q_LAST_CONSENT];
 	int		 rc, same = 0;
@@ -596,8 +605,7 @@ store_consent_same(struct store *s, const char *subject, enum consent_state c,
 		same = strcmp(col_text(st, 0), consent_name(c)) == 0 &&
 		    strcmp(col_text(st, 1), agencies) == 0 &&
 		    strcmp(col_text(st, 2), purposes) == 0 &&
-		    (sqlite3_column_type(st, 3) == SQLITE_NULL ? expires_at == 0 :
-		    sqlite3_column_int64(st, 3) == expires_at && expires_at != 0);
+		    col_is(st, 3, expires_at) && col_is(st, 4, decided_at);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(s, "consent");

@@ -78,11 +78,12 @@ int	store_remove_flag(struct store *, const char *subject, const char *flag,
 /*
  * No-op detection for holder writes (they are not logged, issue 14): 1 if
  * adding this consent decision would change nothing because the subject's
- * latest decision is identical (state, scope and expiry), 0 if not, -1 on
- * error.
+ * latest decision is identical (state, scope, expiry and the day it was
+ * decided, 0 for none), 0 if not, -1 on error.
  */
 int	store_consent_same(struct store *, const char *subject, enum consent_state,
-	    const char *agencies, const char *purposes, int64_t expires_at);
+	    const char *agencies, const char *purposes, int64_t expires_at,
+	    int64_t decided_at);
 /*
  * 1 if the stored record has this holder, verification time and exactly
  * these fields and values, 0 if not (or there is none), -1 on error.
