@@ -717,6 +717,8 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 		shutdown(fd, SHUT_RDWR);
 }
 
+static size_t	input_cap(const struct server *);
+
 /* The reply went out: the next request on this connection has a deadline. */
 static void
 reply_sent(struct evhttp_request *req, void *arg)
@@ -731,6 +733,7 @@ reply_sent(struct evhttp_request *req, void *arg)
 	 */
 	c->req_started = mono_seconds() + (double)c->srv->conf->timeout;
 	c->waiting = 1;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);	/* see input_cap() */
 	arm(c, (double)(c->srv->conf->timeout + c->srv->conf->request_timeout));
 }
 
@@ -745,6 +748,7 @@ request_arrived(struct evhttp_request *req)
 	c->waiting = 0;
 	c->arrived = mono_seconds();
 	c->route = route_index(req);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, input_cap(c->srv));
 	evhttp_request_set_on_complete_cb(req, reply_sent, c);
 }
 
@@ -785,6 +789,12 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
  * reading and TCP pushes back on the client. A request head must fit
  * (limits.max_headers), plus a TLS record; a body moves on into the
  * request as it arrives, bounded by the body limits.
+ *
+ * The cap is set only from a request's arrival to its reply's end, the
+ * time evhttp takes nothing: libevent 2.1's TLS bufferevent does not look
+ * at the bytes OpenSSL already holds when reading resumes under a
+ * watermark, so a capped body upload (a holder import above about 25 KiB)
+ * stalled until the client timed out.
  */
 static size_t
 input_cap(const struct server *srv)
@@ -823,7 +833,6 @@ tls_bev(struct event_base *base, void *arg)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		fatalx("%s: bufferevent_openssl_socket_new failed", __func__);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, input_cap(srv));
 	arm(c, (double)(srv->conf->handshake_timeout < srv->conf->request_timeout ?
 	    srv->conf->handshake_timeout : srv->conf->request_timeout));
 	return c->bev;

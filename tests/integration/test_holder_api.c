@@ -800,3 +800,23 @@ Test(holder_api, a_half_logged_batch_is_rolled_back_once_the_log_has_room)
 	cr_expect_eq(h_run(cmd, NULL), 0);
 	umount2(mnt, MNT_DETACH);
 }
+
+/*
+ * A holder import of 20,000 ops (about 1.2 MB) is read whole and applied:
+ * with the input cap of issue 14 item 2 held while the body was read, the
+ * upload stalled until the client gave up.
+ */
+Test(holder_api, a_large_import_is_read_whole_and_applied)
+{
+	char cmd[1024];
+
+	h_stop(&d);
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  rate_per_agency: 0\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	cr_expect_eq(hold_many("childrens_social_care", "S-L", 20000, NULL), 200);
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 %s \"SELECT count(*) FROM "
+	    "subjects WHERE id LIKE 'S-L%%'\")\" = 20000", d.store);
+	cr_expect_eq(h_run(cmd, NULL), 0);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND subject LIKE 'S-L%'"), 20000);
+}
