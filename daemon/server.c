@@ -82,7 +82,7 @@ static uint64_t replies_by_status[6];
 static const char *const route_names[] = { "disclosures", "holder", "admin", "audit",
     "healthz", "metrics", "other" };
 #define NROUTES		(sizeof(route_names) / sizeof(route_names[0]))
-static const int statuses[] = { 200, 400, 403, 404, 405, 413, 429, 500, 503, 0 };
+static const int statuses[] = { 200, 400, 403, 404, 405, 413, 415, 429, 500, 503, 0 };
 #define NSTATUSES	(sizeof(statuses) / sizeof(statuses[0]))
 /* Reply latency buckets, seconds: request fully read to reply queued. */
 static const double lat_bounds[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
@@ -465,6 +465,64 @@ body_too_large(struct server *srv, struct evhttp_request *req, int bulk)
 	return 1;
 }
 
+/*
+ * HTTP strictness (issue 14 item 11). evhttp frames the body by the first
+ * Content-Length header, parsed with strtoll: "+52" passes and a second,
+ * different Content-Length is ignored, which is how a proxy and this server
+ * come to disagree on where a request ends. Refuse what a strict server
+ * refuses: 400 for a Content-Length that is not plain digits, for several
+ * that differ, or for one next to Transfer-Encoding; 415 for a body that is
+ * not application/x-protobuf. Returns 1 when it replied.
+ */
+static int
+framing_refused(struct evhttp_request *req)
+{
+	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
+	struct evkeyval		*kv;
+	const char		*len = NULL, *type = NULL, *why = NULL;
+	int			 te = 0, status = 400;
+	size_t			 body;
+
+	for (kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		if (evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0)
+			te = 1;
+		else if (evutil_ascii_strcasecmp(kv->key, "Content-Type") == 0) {
+			if (type != NULL && strcmp(type, kv->value) != 0)
+				why = "several different Content-Type headers";
+			type = kv->value;
+		} else if (evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0) {
+			size_t n = strlen(kv->value);
+
+			if (n == 0 || n > 19 || strspn(kv->value, "0123456789") != n)
+				why = "Content-Length must be decimal digits only";
+			else if (len != NULL && strcmp(len, kv->value) != 0)
+				why = "several different Content-Length headers";
+			len = kv->value;
+		}
+	}
+	if (why == NULL && te && len != NULL)
+		why = "both Transfer-Encoding and Content-Length";
+	body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	if (why == NULL && (body > 0 || type != NULL)) {
+		size_t n = type ? strcspn(type, "; \t") : 0;
+
+		if (type == NULL || n != strlen("application/x-protobuf") ||
+		    evutil_ascii_strncasecmp(type, "application/x-protobuf", n) != 0) {
+			why = "the body must be Content-Type: application/x-protobuf";
+			status = 415;
+		}
+	}
+	if (why == NULL)
+		return 0;
+	log_info("event=bad_http status=%d why=%s", status, why);
+	if (status == 400)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+		    "close");
+	reply_error(req, status, status == 415 ? "unsupported_media_type" :
+	    "bad_request", why, 0);
+	return 1;
+}
+
 static void	request_arrived(struct evhttp_request *);
 
 static void
@@ -490,6 +548,8 @@ route(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
+	if (framing_refused(req))
+		return;
 	if (strncmp(path, "/v1/audit/", 10) == 0) {
 		if (body_too_large(srv, req, 0))
 			return;

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE	/* memmem */
 /*
  * Identity and input at the daemon's edges (issue 14): ids as long as the
  * protocol allows, certificate pins, holders probing for subjects, free text,
@@ -356,4 +357,57 @@ Test(input, a_pinned_agency_admits_only_its_key)
 	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), 1);
 	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND reason = 'unknown_agency'"), 1);
 	free(fp);
+}
+
+/*
+ * Issue 14 item 11: duplicate Content-Length headers with different values
+ * (evhttp used the first), a "+52" length and a wrong Content-Type were all
+ * accepted. Now 400, 400 and 415; a well-formed request still works.
+ */
+Test(input, http_framing_is_strict)
+{
+	static const struct {
+		const char	*req;
+		const char	*status;
+		const char	*code;	/* in the Error body, or NULL */
+	} cases[] = {
+		{ "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		  "application/x-protobuf\r\nContent-Length: 2\r\nContent-Length: 52\r\n"
+		  "\r\nxx", "HTTP/1.1 400", "bad_request" },
+		{ "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		  "application/x-protobuf\r\nContent-Length: +2\r\n\r\nxx", "HTTP/1.1 400",
+		  "bad_request" },
+		{ "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+		  "Content-Length: 2\r\n\r\nxx", "HTTP/1.1 415", "unsupported_media_type" },
+		{ "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nxx",
+		  "HTTP/1.1 415", "unsupported_media_type" },
+		{ "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		  "application/x-protobufX\r\nContent-Length: 2\r\n\r\nxx", "HTTP/1.1 415",
+		  "unsupported_media_type" },
+		/* Same value twice is not ambiguous; the body is then not a request. */
+		{ "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		  "Application/X-Protobuf; proto=safeshare.v1.DisclosureRequest\r\n"
+		  "Content-Length: 2\r\nContent-Length: 2\r\n\r\n\xff\xff", "HTTP/1.1 400",
+		  "malformed_request" },
+		{ "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", NULL },
+	};
+	char cert[600], key[600], out[2048];
+
+	h_start(&d);
+	snprintf(cert, sizeof(cert), "%s/pki/police.crt", d.dir);
+	snprintf(key, sizeof(key), "%s/pki/police.key", d.dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = h_tls_exchange(&d, cert, key, cases[i].req,
+		    strlen(cases[i].req), out, sizeof(out));
+
+		cr_expect_gt(n, 0, "case %zu: no reply", i);
+		if (cases[i].code != NULL)
+			cr_expect_not_null(memmem(out, (size_t)n, cases[i].code,
+			    strlen(cases[i].code)), "case %zu: no %s", i, cases[i].code);
+		cr_expect_eq(strncmp(out, cases[i].status, strlen(cases[i].status)), 0,
+		    "case %zu: %s", i, out);
+	}
+	/* The same-length duplicate reached the decoder: malformed, not framing. */
+	cr_expect_eq(h_log_count(&d, "reason = 'malformed_request'"), 1);
+	cr_assert(alive());
 }
