@@ -58,6 +58,17 @@ fi
 
 say() { printf '\n== %s\n' "$*"; }
 
+# keep_result: copy loadgen's progress to stderr as it comes and pass only its
+# RESULT line on to stdout. It writes to the inherited descriptor 2, never
+# reopens /dev/stderr: `tee /dev/stderr` truncated a log redirected with
+# `deploy/bench.sh > bench.log 2>&1` (issue 14 item 18).
+keep_result() {
+	while IFS= read -r line; do
+		printf '%s\n' "$line" >&2
+		case $line in "RESULT "*) printf '%s\n' "$line" ;; esac
+	done
+}
+
 # ---- 1. nginx ----
 NGINX=$(command -v nginx || true)
 [ -n "$NGINX" ] || NGINX=/usr/sbin/nginx
@@ -288,11 +299,11 @@ if [ $memory = 1 ]; then
 	# the "5 minute" run after 80-100 s at these rates.
 	mem_growth=$($LG --port "$SPORT" --watch "$SS_PID" --conns 64 --warmup 10 \
 	    --seconds "$growth" --requests 100000000 --label growth |
-	    tee /dev/stderr | grep '^RESULT ')
+	    keep_result)
 	mem_base=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$secs" \
 	    --label idle-baseline | grep '^RESULT ')
 	mem_idle=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$secs" \
-	    --idle 10000 --label idle-10000 | tee /dev/stderr | grep '^RESULT ')
+	    --idle 10000 --label idle-10000 | keep_result)
 	# nginx, for reference, holding as many.
 	mem_nginx=$($LG --port "$NPORT" --get /static.bin --watch "$NWORKER" --conns 16 \
 	    --seconds "$secs" --idle 10000 --label nginx-idle-10000 | grep '^RESULT ')
