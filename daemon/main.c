@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "log.h"
 #include "protocol.h"
@@ -26,21 +27,24 @@
 #include "store.h"
 #include "tls.h"
 
+/* The usage: on stdout and exit 0 when asked for, else on stderr, exit 2. */
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
+	fprintf(status == 0 ? stdout : stderr,
 	    "usage: safeshared [-dt] -c config [-l datafile] [-r portfile]\n"
 	    "       safeshared -K\n"
 	    "  -c config    daemon config (YAML)\n"
 	    "  -K           print every config key, its default and meaning (markdown)\n"
-	    "  -t           check the config and the sharing protocol, then exit:\n"
-	    "               0 if valid, 1 with each problem as file:line:col\n"
+	    "  -t           check everything start checks but the port (config,\n"
+	    "               protocol, TLS files, key modes, database directories,\n"
+	    "               user), then exit: 0 if valid, 1 with each problem\n"
 	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
 	    "               data file into the store (all or nothing), then exit\n"
 	    "  -r portfile  write the bound TCP port to portfile once listening\n"
-	    "  -d           debug logging\n");
-	exit(2);
+	    "  -d           debug logging\n"
+	    "  -h, --help   this text\n");
+	exit(status);
 }
 
 static void
@@ -111,6 +115,50 @@ drop_privileges(const char *user)
 	return 0;
 }
 
+/*
+ * safeshared -t: everything start checks before it serves, short of binding
+ * the port (the running daemon may hold it) and creating files (issue 14
+ * item 17: -t said ok to a 0644 signing key that start refused). Prints
+ * each problem as "config: key: problem; what to do" and returns how many.
+ */
+static int
+check_start(const struct config *conf, const char *confpath)
+{
+	SSL_CTX	*ctx;
+	char	 err[1024];
+	int	 bad = 0;
+
+	/* The TLS files, as server_init loads them. */
+	if ((ctx = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
+	    conf->tls_crl, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: tls: %s\n", confpath, err);
+		bad++;
+	}
+	SSL_CTX_free(ctx);
+	if (conf->audit_signing_key != NULL &&
+	    audit_check_signer(conf->audit_signing_key, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: audit.signing_key: %s\n", confpath, err);
+		bad++;
+	}
+	/* The databases: start creates them, so their directories must allow it. */
+	if (file_db_writable(conf->store, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: store: %s\n", confpath, err);
+		bad++;
+	}
+	if (file_db_writable(conf->audit_log, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
+		bad++;
+	}
+	if (conf->user != NULL && *conf->user != '\0' && geteuid() == 0 &&
+	    getpwnam(conf->user) == NULL) {
+		fprintf(stderr, "%s: user: no such user %s; create it (useradd "
+		    "--system %s) or leave user empty\n", confpath, conf->user,
+		    conf->user);
+		bad++;
+	}
+	return bad;
+}
+
 static int
 write_port(const char *path, int port)
 {
@@ -138,19 +186,22 @@ main(int argc, char *argv[])
 	char		 err[512];
 	int		 ch, check = 0, debug = 0;
 
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		usage(0);
 	while ((ch = getopt(argc, argv, "c:dhKl:r:t")) != -1) {
 		switch (ch) {
+		case 'h': usage(0); break;
 		case 'K': config_describe(stdout); return 0;
 		case 'c': confpath = optarg; break;
 		case 'd': debug = 1; break;
 		case 'l': datafile = optarg; break;
 		case 'r': portfile = optarg; break;
 		case 't': check = 1; break;
-		default: usage();
+		default: usage(2);
 		}
 	}
 	if (confpath == NULL || optind != argc)
-		usage();
+		usage(2);
 	/*
 	 * The store, the disclosure log and its subject index hold personal
 	 * data: nothing the daemon creates is readable by anyone else, under
@@ -158,6 +209,9 @@ main(int argc, char *argv[])
 	 */
 	umask(077);
 	log_init(LOG_LEVEL_INFO, "safeshared");
+	/* Before any key or record is read into memory. */
+	if (proc_no_dumps() == -1)
+		log_warn("event=no_dumps_failed");
 
 	if (config_load(confpath, &conf, &d) == -1) {
 		diag_print(&d, stderr);
@@ -175,21 +229,16 @@ main(int argc, char *argv[])
 	}
 	diag_free(&d);
 	if (check) {
-		/* The TLS files are part of the config too. */
-		SSL_CTX *ctx = tls_server_ctx(conf.tls_cert, conf.tls_key,
-		    conf.tls_ca, conf.tls_crl, err, sizeof(err));
+		int bad = check_start(&conf, confpath);
 
-		if (ctx == NULL)
-			fprintf(stderr, "%s: tls: %s\n", confpath, err);
-		else
+		if (bad == 0)
 			printf("%s: ok; protocol %s version %s (%zu agencies, %zu "
 			    "purposes, %zu record types, %zu rules)\n", confpath,
 			    proto->id, proto->version, proto->nagencies,
 			    proto->npurposes, proto->nrecord_types, proto->nrules);
-		SSL_CTX_free(ctx);
 		protocol_unref(proto);
 		config_free(&conf);
-		return ctx == NULL;
+		return bad != 0;
 	}
 	if (datafile != NULL) {
 		struct store *st;

@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1237,8 +1238,16 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	if ((srv->listener = evhttp_bind_socket_with_handle(srv->http, conf->listen,
 	    (ev_uint16_t)conf->port)) == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%lld", conf->listen,
-		    conf->port);
+		/* Issue 22: the system's reason and what to change (errno of bind). */
+		int e = errno;
+
+		snprintf(err, errlen, "cannot listen on %s:%lld: %s%s", conf->listen,
+		    conf->port, strerror(e), e == EADDRINUSE ? "; another process "
+		    "holds the port: stop it, or set port in the config (0 for any "
+		    "free port)" : e == EACCES ? "; ports below 1024 need root or "
+		    "CAP_NET_BIND_SERVICE: set port to 1024 or above" :
+		    e == EADDRNOTAVAIL ? "; listen is not an address of this host" :
+		    "");
 		return -1;
 	}
 	srv->accepting = 1;

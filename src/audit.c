@@ -509,26 +509,48 @@ audit_wal_checkpoint(struct audit *a, int *left)
 	return 0;
 }
 
-int
-audit_set_signer(struct audit *a, const char *keyfile, uint64_t every,
-    int64_t seconds, char *err, size_t errlen)
+/* Reads the checkpoint signing key; the caller frees it with EVP_PKEY_free(). */
+static EVP_PKEY *
+signer_load(const char *keyfile, char *err, size_t errlen)
 {
 	EVP_PKEY	*k;
 	FILE		*fp;
 
 	if (file_is_secret(keyfile, err, errlen) == -1)
-		return -1;
+		return NULL;
 	if ((fp = fopen(keyfile, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", keyfile, strerror(errno));
-		return -1;
+		return NULL;
 	}
 	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
 		snprintf(err, errlen, "%s: not an Ed25519 private key (PEM)", keyfile);
 		EVP_PKEY_free(k);
-		return -1;
+		return NULL;
 	}
+	return k;
+}
+
+int
+audit_check_signer(const char *keyfile, char *err, size_t errlen)
+{
+	EVP_PKEY	*k;
+
+	if ((k = signer_load(keyfile, err, errlen)) == NULL)
+		return -1;
+	EVP_PKEY_free(k);
+	return 0;
+}
+
+int
+audit_set_signer(struct audit *a, const char *keyfile, uint64_t every,
+    int64_t seconds, char *err, size_t errlen)
+{
+	EVP_PKEY	*k;
+
+	if ((k = signer_load(keyfile, err, errlen)) == NULL)
+		return -1;
 	EVP_PKEY_free(a->signer);
 	a->signer = k;
 	a->cp_every = every ? every : 1000;

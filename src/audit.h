@@ -166,6 +166,8 @@ void		 audit_log_id(struct audit *, unsigned char out[16]);
  */
 int		 audit_set_signer(struct audit *, const char *keyfile, uint64_t every,
 		    int64_t seconds, char *err, size_t errlen);
+/* Checks that keyfile would be accepted by audit_set_signer(); 0 or -1 with err. */
+int		 audit_check_signer(const char *keyfile, char *err, size_t errlen);
 /* The signer's public key as PEM (caller frees), or NULL. */
 char		*audit_public_pem(struct audit *);
 

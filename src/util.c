@@ -1,3 +1,5 @@
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -6,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -331,6 +334,74 @@ term_safe(const char *s)
 	}
 	*o = '\0';
 	return out;
+}
+
+int
+file_db_writable(const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*dir, *slash;
+	int		 rc = -1;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL) {
+		free(dir);
+		dir = xstrdup(".");
+	} else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1) {
+		snprintf(err, errlen, "%s: directory %s: %s; create it, owned by the "
+		    "daemon's user, mode 0700", path, dir, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s is not a directory", path, dir);
+		goto fail;
+	}
+	if (access(dir, W_OK | X_OK) == -1) {
+		snprintf(err, errlen, "%s: directory %s: %s; it must be writable by "
+		    "the daemon's user (SQLite creates -wal and -shm files there)",
+		    path, dir, strerror(errno));
+		goto fail;
+	}
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT) {
+			rc = 0;		/* created at start */
+			goto fail;
+		}
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (access(path, R_OK | W_OK) == -1) {
+		snprintf(err, errlen, "%s: %s; it must be readable and writable by "
+		    "the daemon's user", path, strerror(errno));
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(dir);
+	return rc;
+}
+
+int
+proc_no_dumps(void)
+{
+	struct rlimit	 rl;
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return -1;
+	/* Under the unit's LimitCORE=0 the limit is 0 already (and its
+	 * SystemCallFilter refuses setrlimit). */
+	if (getrlimit(RLIMIT_CORE, &rl) == 0 && rl.rlim_max == 0)
+		return 0;
+	rl.rlim_cur = rl.rlim_max = 0;
+	return setrlimit(RLIMIT_CORE, &rl);
 }
 
 void

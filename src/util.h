@@ -78,4 +78,19 @@ char	*file_read(const char *path, size_t max, size_t *len);
 /* Checks that a private key file is not group/world readable (smtpd's check_file_secrecy). */
 int	 file_is_secret(const char *path, char *err, size_t errlen);
 
+/*
+ * Checks, without creating anything, that a database can be opened for
+ * writing at path: its directory exists and is writable (SQLite adds -wal
+ * and -shm files beside it) and an existing file is a regular file this
+ * process may read and write. 0, or -1 with what to do in err.
+ */
+int	 file_db_writable(const char *path, char *err, size_t errlen);
+
+/*
+ * No core dumps and no ptrace by the same user: keys, records and
+ * justifications live in this process's memory (PR_SET_DUMPABLE 0,
+ * RLIMIT_CORE 0). 0, or -1 with errno.
+ */
+int	 proc_no_dumps(void);
+
 #endif

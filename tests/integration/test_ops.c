@@ -1,0 +1,147 @@
+/*
+ * Running it: what safeshared -t checks, what start says when it cannot
+ * listen, the process hardening the systemd unit relies on, and the errors
+ * people see on the way in (issue 14 items 16 and 17, issue 22).
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "util.h"
+
+static struct daemon d;
+
+static void
+setup(void)
+{
+	h_setup(&d);
+}
+
+static void
+teardown(void)
+{
+	h_stop(&d);
+	h_cleanup(&d);
+}
+
+TestSuite(ops, .init = setup, .fini = teardown);
+
+/* Replaces one line of the test's config (a sed expression). */
+static void
+edit_config(const char *sed)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "sed -i '%s' %s", sed, d.conf);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+}
+
+/* Runs safeshared -t on the test's config; the exit status, output in *out. */
+static int
+check_config(char **out)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "%s -t -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	return h_run(cmd, out);
+}
+
+/* Issue 14 item 17: -t said ok to a 0644 signing key that start refused. */
+Test(ops, check_refuses_readable_signing_key)
+{
+	char	 key[600], *out = NULL;
+
+	cr_assert_eq(check_config(&out), 0, "the test config is valid: %s", out);
+	free(out);
+	snprintf(key, sizeof(key), "%s/pki/audit-signing.key", d.dir);
+	cr_assert_eq(chmod(key, 0644), 0);
+	cr_assert_neq(check_config(&out), 0, "-t accepted a 0644 signing key");
+	cr_assert_not_null(strstr(out, "audit.signing_key"), "%s", out);
+	cr_assert_not_null(strstr(out, "chmod 600"), "%s", out);
+	free(out);
+}
+
+/* Issue 22: -t said ok, then start failed with "unable to open database file". */
+Test(ops, check_refuses_missing_database_directory)
+{
+	char	*out = NULL;
+
+	edit_config("s|^store: .*|store: nowhere/store.db|");
+	cr_assert_neq(check_config(&out), 0, "-t accepted a store in a missing directory");
+	cr_assert_not_null(strstr(out, "store:"), "%s", out);
+	cr_assert_not_null(strstr(out, "No such file or directory"), "%s", out);
+	free(out);
+}
+
+/* Issue 22: cannot listen says why, and what to change. */
+Test(ops, start_says_why_it_cannot_listen)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	char			 cmd[1024], *out = NULL;
+	int			 fd, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(fd, 1), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(cmd, sizeof(cmd), "s|^port: .*|port: %d|", ntohs(sin.sin_port));
+	edit_config(cmd);
+	/* Bounded: the daemon exits at once when it cannot bind. */
+	snprintf(cmd, sizeof(cmd), "timeout 20 %s -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	cr_assert_eq(h_run(cmd, &out), 1, "%s", out);
+	cr_assert_not_null(strstr(out, "Address already in use"), "%s", out);
+	cr_assert_not_null(strstr(out, "0 for any"), "%s", out);
+	free(out);
+	close(fd);
+}
+
+/* Issue 14 item 17: no core files of a process that holds keys and records. */
+Test(ops, daemon_makes_no_core_files)
+{
+	char	 path[64], line[256];
+	FILE	*fp;
+	int	 seen = 0;
+
+	h_start(&d);
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)d.pid);
+	cr_assert_not_null(fp = fopen(path, "r"));
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, "Max core file size", 18) == 0) {
+			unsigned long soft = 1, hard = 1;
+
+			seen = sscanf(line + 18, "%lu %lu", &soft, &hard) == 2 &&
+			    soft == 0 && hard == 0;
+			cr_assert(seen, "core limit not 0: %s", line);
+		}
+	fclose(fp);
+	cr_assert(seen);
+}
+
+/* The same call the daemon makes first thing, observed from inside. */
+Test(ops, no_dumps_clears_dumpable)
+{
+	struct rlimit rl;
+
+	cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
+	cr_assert_eq(proc_no_dumps(), 0);
+	cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	cr_assert_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+	cr_assert_eq(rl.rlim_cur, 0);
+}
