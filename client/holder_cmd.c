@@ -68,6 +68,29 @@ show_progress(const struct import *im, size_t line)
 	fprintf(stderr, "\rreading %s: line %zu", im->name, line);
 }
 
+/* Requests above this ask the server for its limit first (one more round trip). */
+#define BIG_REQUEST	(256 * 1024)
+
+/*
+ * The server's limits.max_import when a request of size bytes is over it,
+ * else 0 (also when the server does not say, or size is small).
+ */
+static unsigned long long
+server_max_import(struct ss_client *c, size_t size)
+{
+	Safeshare__V1__Health	*h = NULL;
+	unsigned long long	 limit = 0;
+	char			 err[256];
+	int			 status;
+
+	if (size <= BIG_REQUEST || ss_health(c, &h, &status, err, sizeof(err)) == -1)
+		return 0;
+	if (h->max_import > 0 && size > h->max_import)
+		limit = (unsigned long long)h->max_import;
+	safeshare__v1__health__free_unpacked(h, NULL);
+	return limit;
+}
+
 /* Sends the ops; prints the outcome. src names the file for problem lines. */
 static int
 send_ops(struct hopts *o, struct import *im, const char *src)
@@ -77,6 +100,8 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	Safeshare__V1__Error		*e = NULL;
 	struct ss_client		*c;
 	char				 err[512];
+	unsigned long long		 limit;
+	size_t				 size;
 	int				 status, rc;
 
 	rq.ops = im->ops;
@@ -84,15 +109,27 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	rq.dry_run = o->dry_run;
 	if ((rc = connect_client(&o->conn, &c)) != EX_OK)
 		return rc;
+	size = safeshare__v1__holder_request__get_packed_size(&rq);
 	if (src != NULL && o->progress)
-		fprintf(stderr, "sending %zu operations (%zu bytes) ...\n", im->nops,
-		    safeshare__v1__holder_request__get_packed_size(&rq));
+		fprintf(stderr, "sending %zu operations (%zu bytes) ...\n", im->nops, size);
+	if ((limit = server_max_import(c, size)) != 0) {
+		/* Issue 14: said before sending, not as a broken connection. */
+		fprintf(stderr, "safeshare: %s: too large: %zu bytes as a request, and "
+		    "the server accepts at most %llu (its limits.max_import); split "
+		    "the file\n", src ? src : "request", size, limit);
+		ss_client_free(c);
+		return EX_REFUSED;
+	}
 	rc = ss_call_message(c, "/v1/holder/ops", &rq.base,
 	    &safeshare__v1__holder_result__descriptor, (ProtobufCMessage **)&res, &e,
 	    &status, err, sizeof(err));
 	ss_client_free(c);
 	if (rc == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
+		if (size > BIG_REQUEST)
+			fprintf(stderr, "safeshare: the request was %zu bytes; a server "
+			    "closes the connection on a body over its limits.max_import "
+			    "(8388608 bytes by default)\n", size);
 		return EX_NOANSWER;
 	}
 	if (e != NULL) {

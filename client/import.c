@@ -509,6 +509,11 @@ import_parse(struct import *im, enum import_format fmt, const char *buf, size_t 
 		error(im, 1, "the file holds NUL bytes: not a text file");
 		return -1;
 	}
+	/* Issue 14: spreadsheet exports often start with a UTF-8 BOM. */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+		buf += 3;
+		len -= 3;
+	}
 	if (fmt == IMPORT_CSV)
 		parse_csv(im, buf, len);
 	else

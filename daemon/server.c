@@ -326,6 +326,8 @@ handle_health(struct server *srv, struct evhttp_request *req)
 	h.protocol_id = srv->proto->id;
 	h.protocol_version = srv->proto->version;
 	h.log_size = st.size;
+	/* So a client can say an import is too large before sending it. */
+	h.max_import = (uint64_t)srv->conf->max_import;
 	len = safeshare__v1__health__get_packed_size(&h);
 	buf = xcalloc(len + 1, 1);
 	safeshare__v1__health__pack(&h, buf);

@@ -411,3 +411,44 @@ Test(input, http_framing_is_strict)
 	cr_expect_eq(h_log_count(&d, "reason = 'malformed_request'"), 1);
 	cr_assert(alive());
 }
+
+/*
+ * Issue 14 item 12: a 10 MB import was reported as a "TLS failure" (exit 5).
+ * It is now too large, with the server's limit, before anything is sent
+ * (exit 4); and a BOM at the start of the file is skipped.
+ */
+Test(input, import_too_large_or_with_a_bom)
+{
+	char	 path[600], cmd[2048], *out = NULL;
+	FILE	*fp;
+	int	 rc;
+
+	h_start(&d);
+	snprintf(path, sizeof(path), "%s/big.csv", d.dir);
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fputs("op,subject,record_type,full_name,address\n", fp);
+	for (int i = 0; i < 60000; i++)
+		fprintf(fp, "put_record,S%06d,person,Ann Example,\"%0160d\"\n", i, i);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/"
+	    "childrens_social_care.crt SAFESHARE_KEY=%s/pki/childrens_social_care.key "
+	    "SAFESHARE_CA=%s/pki/ca.crt %s holder import %s 2>&1", d.server, d.dir, d.dir,
+	    d.dir, SAFESHARE_BIN, path);
+	rc = h_run(cmd, &out);
+	cr_expect_eq(rc, 4, "exit %d: %s", rc, out);
+	cr_expect(strstr(out, "too large") != NULL && strstr(out, "8388608") != NULL,
+	    "%s", out);
+	cr_expect(strstr(out, "TLS") == NULL, "%s", out);
+	free(out);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder'"), 0);
+
+	fp = fopen(path, "w");
+	fputs("\xef\xbb\xbfop,subject,record_type,full_name\n"
+	    "put_record,S7001,person,Ann Example\n", fp);
+	fclose(fp);
+	rc = h_run(cmd, &out);
+	cr_expect_eq(rc, 0, "exit %d: %s", rc, out);
+	free(out);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND subject = 'S7001'"), 1);
+}

@@ -175,3 +175,24 @@ Test(import, progress_every_thousand_rows)
 	import_free(&im);
 	free(buf);
 }
+
+/* Issue 14 item 12: a UTF-8 BOM (spreadsheet exports) made the header fail. */
+Test(import, utf8_bom_is_skipped)
+{
+	struct import	 im = { .name = "bom.csv" }, jm = { .name = "bom.jsonl" };
+	const char	*csv = "\xef\xbb\xbfop,subject,record_type,full_name\r\n"
+	    "put_record,S-1,person,Ann Example\r\n";
+	const char	*js = "\xef\xbb\xbf{\"op\":\"flag\",\"subject\":\"S-1\","
+	    "\"flag\":\"domestic_abuse\"}\n";
+
+	cr_assert_eq(import_parse(&im, IMPORT_CSV, csv, strlen(csv)), 0,
+	    "%s", im.nerrors ? im.errors[0] : "");
+	cr_assert_eq(im.nops, 1);
+	cr_expect_str_eq(im.ops[0]->subject_id, "S-1");
+	cr_expect_eq(im.ops[0]->line, 2);
+	cr_assert_eq(import_parse(&jm, IMPORT_JSONL, js, strlen(js)), 0,
+	    "%s", jm.nerrors ? jm.errors[0] : "");
+	cr_expect_eq(jm.nops, 1);
+	import_free(&im);
+	import_free(&jm);
+}
