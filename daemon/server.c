@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -386,6 +387,19 @@ metrics_http(struct server *srv, struct evbuffer *out)
 		    (unsigned long long)srv->tls_failures[i]);
 }
 
+static const char *const conn_close_names[CONN_CLOSE_COUNT];
+
+/* Connections the daemon closed itself, by why (connection fairness, identity). */
+static void
+metrics_conns(struct server *srv, struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "# TYPE safeshare_connections_closed_total counter\n");
+	for (size_t i = 0; i < CONN_CLOSE_COUNT; i++)
+		evbuffer_add_printf(out, "safeshare_connections_closed_total"
+		    "{reason=\"%s\"} %llu\n", conn_close_names[i],
+		    (unsigned long long)srv->conn_closed[i]);
+}
+
 static void
 handle_metrics(struct server *srv, struct evhttp_request *req)
 {
@@ -434,6 +448,7 @@ handle_metrics(struct server *srv, struct evhttp_request *req)
 	    "safeshare_protocol_info{id=\"%s\",version=\"%s\",sha256=\"%s\"} 1\n",
 	    srv->proto->id, srv->proto->version, srv->proto->sha256);
 	metrics_http(srv, out);
+	metrics_conns(srv, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	count_reply(req, 200);
@@ -526,7 +541,7 @@ framing_refused(struct evhttp_request *req)
 	return 1;
 }
 
-static void	request_arrived(struct evhttp_request *);
+static int	request_arrived(struct evhttp_request *);
 
 static void
 route(struct evhttp_request *req, void *arg)
@@ -536,7 +551,14 @@ route(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 
 	srv->requests++;
-	request_arrived(req);
+	if (request_arrived(req) == -1) {
+		/* Closed by conn_close() (revoked, unknown agency, ...): nothing more. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+		    "close");
+		reply_error(req, 403, "connection_closed", "this connection is being "
+		    "closed", 0);
+		return;
+	}
 	if (path == NULL)
 		path = "";
 	/* Belt and braces: nothing is served outside TLS. */
@@ -593,8 +615,9 @@ pem_public_key(const char *pem)
 /*
  * Connection accounting: every connection's SSL carries an ex_data slot
  * whose free callback runs when libevent frees the connection. Above
- * limits.max_connections the listener is paused, so new connections wait
- * in the kernel's queue instead of costing memory here.
+ * limits.max_connections a new connection closes an idle one (conn_limit);
+ * when none is idle the listener is paused, so new connections wait in the
+ * kernel's queue instead of costing memory here.
  */
 static int conn_idx = -1;
 
@@ -640,7 +663,195 @@ struct conn {
 	int			 alert;		/* last alert we sent, or -1 */
 	int			 have_peer;
 	struct peer		 peer;		/* the client certificate's identity */
+	TAILQ_ENTRY(conn)	 entry;		/* in srv->conns, by last activity */
+	unsigned char		 addr[16];	/* the client's address ... */
+	size_t			 addrlen;	/* ... 4 or 16 bytes; 0: not known */
+	int			 addressed;	/* conn_address() has run */
+	int			 busy;		/* a request is being answered */
+	int			 admitted;	/* conn_admit() has run */
+	int			 closing;	/* CONN_CLOSE_* + 1 once conn_close()d */
 };
+
+/*
+ * Fair shares of the connection slots (limits.max_connections, and
+ * .._per_address and .._per_certificate). srv->conns lists every open
+ * connection, the one active least recently first (accepted, a request in,
+ * a reply out). A new connection over a limit closes a victim within that
+ * limit's scope: the oldest one still in its TLS handshake (it has shown no
+ * certificate), else the one idle longest; one busy answering a request is
+ * never chosen. With no victim the new connection itself is closed, so one
+ * client cannot take every slot and a legitimate client still gets in.
+ */
+static const char *const conn_close_names[CONN_CLOSE_COUNT] = { "unknown_agency", "revoked",
+    "max_age", "per_address", "per_certificate", "evicted" };
+
+static void
+conn_touch(struct conn *c)
+{
+	TAILQ_REMOVE(&c->srv->conns, c, entry);
+	TAILQ_INSERT_TAIL(&c->srv->conns, c, entry);
+}
+
+/*
+ * Closes a connection, counted under reason: reading stops now, and the
+ * connection is torn down from its own timer event (deadline_fired), never
+ * from inside evhttp's or OpenSSL's callbacks, as if the client had hung up.
+ */
+static void
+conn_close(struct conn *c, int reason)
+{
+	if (c->closing)
+		return;
+	c->closing = reason + 1;
+	c->srv->conn_closed[reason]++;
+	bufferevent_disable(c->bev, EV_READ);
+	event_active(c->deadline, EV_TIMEOUT, 1);
+}
+
+static int
+same_address(const struct conn *a, const struct conn *b)
+{
+	return a->addrlen != 0 && a->addrlen == b->addrlen &&
+	    memcmp(a->addr, b->addr, a->addrlen) == 0;
+}
+
+static int
+same_certificate(const struct conn *a, const struct conn *b)
+{
+	return a->have_peer && b->have_peer && a->peer.ok && b->peer.ok &&
+	    memcmp(a->peer.spki, b->peer.spki, sizeof(a->peer.spki)) == 0;
+}
+
+/*
+ * How many open connections (not being closed) are like c, with c, and
+ * the one to close to make room for c (NULL if none may be closed).
+ */
+static size_t
+conn_scope(struct conn *c, int (*like)(const struct conn *, const struct conn *),
+    struct conn **victim)
+{
+	struct conn	*o, *idle = NULL, *shaking = NULL;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(o, &c->srv->conns, entry) {
+		if (o->closing || (like != NULL && o != c && !like(o, c)))
+			continue;
+		n++;
+		if (o == c || o->busy)
+			continue;
+		if (!o->handshake_done && shaking == NULL)
+			shaking = o;
+		else if (o->handshake_done && idle == NULL)
+			idle = o;
+	}
+	*victim = shaking != NULL ? shaking : idle;
+	return n;
+}
+
+/* Applies a per-scope limit to c: closes a victim, or c. */
+static void
+conn_limit(struct conn *c, int (*like)(const struct conn *, const struct conn *),
+    long long limit, int reason)
+{
+	struct conn *victim;
+
+	if (conn_scope(c, like, &victim) <= (size_t)limit)
+		return;
+	conn_close(victim != NULL ? victim : c, reason);
+}
+
+/* The client's address, once evhttp has given the connection its socket. */
+static void
+conn_address(struct conn *c)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	evutil_socket_t		 fd = bufferevent_getfd(c->bev);
+
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		memcpy(c->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		c->addrlen = 4;
+	} else if (ss.ss_family == AF_INET6) {
+		memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		c->addrlen = 16;
+	}
+	if (c->addrlen != 0)
+		conn_limit(c, same_address, c->srv->conf->max_conns_per_address,
+		    CONN_CLOSE_PER_ADDRESS);
+}
+
+/*
+ * The handshake is done (full or resumed): who is it? A certificate that
+ * maps to no agency gets nothing, not even /healthz (docs/security.md); it
+ * is closed before a byte of HTTP is read. Then the per-certificate limit.
+ */
+static void
+conn_admit(struct conn *c, const SSL *ssl)
+{
+	struct server	*srv = c->srv;
+	X509		*x = SSL_get0_peer_certificate(ssl);
+	int		 one = 1;
+
+	if (c->admitted)
+		return;
+	c->admitted = 1;
+	/* DESIGN.md pitfall: head and body go out as separate writes. */
+	setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (x != NULL && SSL_get_verify_result(ssl) == X509_V_OK &&
+	    tls_cert_identity(x, c->peer.spki, c->peer.subject,
+	    sizeof(c->peer.subject)) == 0) {
+		hex_encode(c->peer.spki, 32, c->peer.fp);
+		c->peer.ok = 1;
+	}
+	c->have_peer = 1;
+	if (peer_agency(srv, &c->peer) == NULL) {
+		char addr[INET6_ADDRSTRLEN] = "-";
+
+		if (c->addrlen != 0)
+			inet_ntop(c->addrlen == 4 ? AF_INET : AF_INET6, c->addr, addr,
+			    sizeof(addr));
+		log_info("event=connection_refused reason=unknown_agency fp=%s addr=%s",
+		    c->peer.ok ? c->peer.fp : "-", addr);
+		conn_close(c, CONN_CLOSE_UNKNOWN_AGENCY);
+		return;
+	}
+	conn_limit(c, same_certificate, srv->conf->max_conns_per_cert,
+	    CONN_CLOSE_PER_CERTIFICATE);
+}
+
+/*
+ * After a reload: every open connection's certificate is verified again
+ * against the new trust store and CRL, and mapped again under the new
+ * protocol; those that fail are closed (a revoked certificate does not keep
+ * its kept-alive connection). A request already being answered finishes.
+ */
+static void
+conns_recheck(struct server *srv)
+{
+	struct conn	*c, *next;
+	SSL		*ssl;
+	int		 v;
+
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->closing || !c->admitted ||
+		    (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL)
+			continue;
+		if ((v = tls_verify_peer(srv->ssl, ssl)) != X509_V_OK) {
+			log_info("event=connection_closed reason=revoked fp=%s verify=\"%s\"",
+			    c->peer.ok ? c->peer.fp : "-", v == -1 ? "no certificate" :
+			    X509_verify_cert_error_string(v));
+			conn_close(c, CONN_CLOSE_REVOKED);
+		} else if (peer_agency(srv, &c->peer) == NULL) {
+			log_info("event=connection_closed reason=unknown_agency fp=%s",
+			    c->peer.ok ? c->peer.fp : "-");
+			conn_close(c, CONN_CLOSE_UNKNOWN_AGENCY);
+		}
+	}
+}
 
 static int
 peer_cached(struct evhttp_request *req, struct peer *p)
@@ -724,8 +935,10 @@ info_cb(const SSL *ssl, int where, int ret)
 
 	if (c == NULL)
 		return;
-	if (where & SSL_CB_HANDSHAKE_DONE)
+	if (where & SSL_CB_HANDSHAKE_DONE) {
 		c->handshake_done = 1;
+		conn_admit(c, ssl);
+	}
 	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE))
 		c->alert = ret & 0xff;
 }
@@ -743,11 +956,24 @@ conn_of(struct evhttp_request *req)
 static void
 arm(struct conn *c, double seconds)
 {
-	struct timeval tv;
+	struct timeval	tv;
+	double		left = c->accepted + (double)c->srv->conf->max_conn_age -
+			    mono_seconds();
 
+	/* No later than the connection's end of life (limits.max_connection_age). */
+	if (seconds > left)
+		seconds = left > 0 ? left : 0;
 	tv.tv_sec = (time_t)seconds;
 	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
 	evtimer_add(c->deadline, &tv);
+}
+
+/* Seconds from the accept to a new connection's first deadline. */
+static double
+first_deadline(const struct server *srv)
+{
+	return (double)(srv->conf->handshake_timeout < srv->conf->request_timeout ?
+	    srv->conf->handshake_timeout : srv->conf->request_timeout);
 }
 
 static void
@@ -761,6 +987,23 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 
 	(void)unused;
 	(void)what;
+	if (c->closing) {
+		/* conn_close(): evhttp frees the connection (and c) as on EOF. */
+		bufferevent_trigger_event(c->bev, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
+		return;
+	}
+	if (!c->addressed) {
+		/* The first run, just after the accept; then the first deadline. */
+		c->addressed = 1;
+		conn_address(c);
+		if (!c->closing)
+			arm(c, first_deadline(srv) - (now - c->accepted));
+		return;
+	}
+	if (!c->busy && now >= c->accepted + (double)srv->conf->max_conn_age) {
+		conn_close(c, CONN_CLOSE_MAX_AGE);
+		return;
+	}
 	if (handshaking)
 		due = c->accepted + (double)srv->conf->handshake_timeout;
 	else if (c->waiting)
@@ -789,6 +1032,8 @@ reply_sent(struct evhttp_request *req, void *arg)
 	struct conn *c = arg;
 
 	(void)req;
+	c->busy = 0;
+	conn_touch(c);
 	/*
 	 * A kept-alive connection may first sit idle for limits.timeout
 	 * (evhttp closes it after that much silence); the next request's
@@ -800,19 +1045,25 @@ reply_sent(struct evhttp_request *req, void *arg)
 	arm(c, (double)(c->srv->conf->timeout + c->srv->conf->request_timeout));
 }
 
-/* A request is in: from here the reply's own path bounds it. */
-static void
+/*
+ * A request is in: from here the reply's own path bounds it. Returns -1 if
+ * the connection is being closed and the request must not be served.
+ */
+static int
 request_arrived(struct evhttp_request *req)
 {
 	struct conn *c = conn_of(req);
 
 	if (c == NULL)
-		return;
+		return 0;
 	c->waiting = 0;
+	c->busy = 1;
+	conn_touch(c);
 	c->arrived = mono_seconds();
 	c->route = route_index(req);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, input_cap(c->srv));
 	evhttp_request_set_on_complete_cb(req, reply_sent, c);
+	return c->closing ? -1 : 0;
 }
 
 static void
@@ -824,7 +1075,8 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 	if (c == NULL)
 		return;
 	srv = c->srv;
-	if (!c->handshake_done) {
+	TAILQ_REMOVE(&srv->conns, c, entry);
+	if (!c->handshake_done && !c->closing) {
 		int why = tls_failure(c);
 
 		srv->tls_failures[why]++;
@@ -890,14 +1142,20 @@ tls_bev(struct event_base *base, void *arg)
 	SSL_set_verify(ssl, SSL_get_verify_mode(ssl), verify_cb);
 	SSL_set_info_callback(ssl, info_cb);
 	srv->accepted++;
-	if (++srv->nconns >= (size_t)srv->conf->max_connections)
-		set_accepting(srv, 0);
+	srv->nconns++;
 	c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		fatalx("%s: bufferevent_openssl_socket_new failed", __func__);
-	arm(c, (double)(srv->conf->handshake_timeout < srv->conf->request_timeout ?
-	    srv->conf->handshake_timeout : srv->conf->request_timeout));
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	/* Full: the one idle longest makes room; if all are busy, wait. */
+	if (srv->nconns > (size_t)srv->conf->max_connections)
+		conn_limit(c, NULL, srv->conf->max_connections, CONN_CLOSE_EVICTED);
+	if (srv->nconns >= (size_t)srv->conf->max_connections && c->closing)
+		set_accepting(srv, 0);
+	arm(c, first_deadline(srv));
+	/* evhttp gives the bufferevent its socket next: see its address then. */
+	event_active(c->deadline, EV_TIMEOUT, 1);
 	return c->bev;
 }
 
@@ -1179,6 +1437,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 
 	srv->conf = conf;
 	srv->proto = proto;
+	TAILQ_INIT(&srv->conns);
 	if (conn_idx == -1)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_freed);
 	if ((srv->ssl = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
@@ -1312,6 +1571,7 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 	*seq = e.seq;
 	log_info("event=reloaded protocol=%s version=%s sha256=%s by=%s", p->id,
 	    p->version, p->sha256, by ? by : "SIGHUP");
+	conns_recheck(srv);
 	return 0;
 }
 

@@ -5,6 +5,8 @@
 #ifndef SAFESHARED_SERVER_H
 #define SAFESHARED_SERVER_H
 
+#include <sys/queue.h>
+
 #include <openssl/ssl.h>
 #include <stdint.h>
 
@@ -26,6 +28,16 @@ enum {
 	TLS_FAIL_CLOSED, TLS_FAIL_PROTOCOL, TLS_FAIL_COUNT
 };
 
+/* Why the daemon closed an established or half-open connection, for /metrics. */
+enum {
+	CONN_CLOSE_UNKNOWN_AGENCY, CONN_CLOSE_REVOKED, CONN_CLOSE_MAX_AGE,
+	CONN_CLOSE_PER_ADDRESS, CONN_CLOSE_PER_CERTIFICATE, CONN_CLOSE_EVICTED,
+	CONN_CLOSE_COUNT
+};
+
+struct conn;
+TAILQ_HEAD(connq, conn);
+
 struct server {
 	struct config		*conf;
 	struct event_base	*base;
@@ -45,6 +57,8 @@ struct server {
 	struct event		*round;		/* end of a loop round, see server_read_scope() */
 	int			 port;		/* bound port */
 	size_t			 nconns;	/* open connections, handshakes included */
+	struct connq		 conns;		/* the same, least recently active first */
+	uint64_t		 conn_closed[CONN_CLOSE_COUNT];
 	int			 accepting;	/* the listener is enabled */
 	struct rate		*rates;		/* per agency, see rate_take() */
 	size_t			 nrates;

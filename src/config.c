@@ -65,7 +65,21 @@ static const struct key keys[] = {
 	    "the end of the limits.timeout idle time)" },
 	{ "limits.max_connections", K_INT, OFF(max_connections), "1024", 1, 1000000,
 	    "open connections at most (including those still in the TLS handshake); "
-	    "beyond it new ones wait in the kernel's queue" },
+	    "a new one beyond it closes the one idle longest (a handshake not "
+	    "finished first), and only when every one is busy do new ones wait in "
+	    "the kernel's queue" },
+	{ "limits.max_connections_per_address", K_INT, OFF(max_conns_per_address),
+	    "256", 1, 1000000,
+	    "open connections from one client address at most; a new one beyond it "
+	    "closes that address's connection idle longest, or is closed itself" },
+	{ "limits.max_connections_per_certificate", K_INT, OFF(max_conns_per_cert),
+	    "256", 1, 1000000,
+	    "open connections with one client certificate (SPKI) at most, counted "
+	    "when the handshake ends; as for the address" },
+	{ "limits.max_connection_age", K_INT, OFF(max_conn_age), "3600", 1, 604800,
+	    "a connection is closed this many seconds after it was opened (once its "
+	    "request in hand is answered), so its certificate is checked again on "
+	    "the next one" },
 	{ "limits.rate_per_agency", K_INT, OFF(rate_per_agency), "1000", 0, 1000000,
 	    "requests per second per agency, a holder batch counting one per "
 	    "operation (429 with Retry-After above); 0: no limit" },

@@ -31,6 +31,9 @@ struct config {
 	long long	 max_headers;
 	long long	 timeout;
 	long long	 max_connections;
+	long long	 max_conns_per_address;
+	long long	 max_conns_per_cert;
+	long long	 max_conn_age;
 	long long	 rate_per_agency;	/* requests per second; 0: no limit */
 	long long	 rate_burst;
 	long long	 rate_unknown;		/* logged refusals per second, per cert/address */

@@ -194,3 +194,25 @@ tls_cert_file_identity(const char *path, unsigned char spki[32], char *subject,
 	X509_free(x);
 	return rc;
 }
+
+int
+tls_verify_peer(SSL_CTX *ctx, const SSL *ssl)
+{
+	X509		*leaf = SSL_get0_peer_certificate(ssl);
+	X509_STORE_CTX	*xs;
+	int		 rc = -1;
+
+	if (leaf == NULL || (xs = X509_STORE_CTX_new()) == NULL)
+		return -1;
+	/* On the server side the peer's chain does not include its leaf. */
+	if (X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(ctx), leaf,
+	    SSL_get_peer_cert_chain(ssl)) == 1 &&
+	    X509_STORE_CTX_set_purpose(xs, X509_PURPOSE_SSL_CLIENT) == 1) {
+		X509_VERIFY_PARAM_set_depth(X509_STORE_CTX_get0_param(xs), 4);
+		rc = X509_verify_cert(xs) == 1 ? X509_V_OK :
+		    X509_STORE_CTX_get_error(xs);
+	}
+	X509_STORE_CTX_free(xs);
+	ERR_clear_error();
+	return rc;
+}

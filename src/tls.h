@@ -36,6 +36,13 @@ int	 tls_cert_file_identity(const char *path, unsigned char spki[32],
 	    char *subject, size_t len);
 
 /* The last OpenSSL error as text (and the queue cleared). */
+/*
+ * Verifies the peer certificate of an established connection again, against
+ * ctx's trust store and CRL (a reloaded context), for client authentication.
+ * Returns X509_V_OK, an X509_V_ERR_* code, or -1 when there is no
+ * certificate or no memory.
+ */
+int	 tls_verify_peer(SSL_CTX *ctx, const SSL *ssl);
 const char *tls_error(char *buf, size_t len);
 
 #endif

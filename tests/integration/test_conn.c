@@ -5,6 +5,7 @@
  * real TLS (D10).
  */
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -238,4 +239,303 @@ Test(conn, pipelining_without_reading_keeps_memory_bounded)
 		SSL_free(ssl[i]);
 		close(fd);
 	}
+}
+
+/* An established TLS connection with agency's certificate, sending nothing. */
+static SSL *
+idle_tls(const char *agency)
+{
+	char	 cert[600], key[600];
+	SSL	*ssl;
+
+	pki_pair(agency, cert, key, sizeof(cert));
+	ssl = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(ssl), 1, "handshake with %s's certificate", agency);
+	return ssl;
+}
+
+/*
+ * 1 if the daemon has closed the connection (within max_ms), 0 if it is
+ * still open. TLS 1.3 session tickets arrive as data and are skipped.
+ */
+static int
+tls_closed(SSL *ssl, int max_ms)
+{
+	struct pollfd	 pfd = { SSL_get_fd(ssl), POLLIN, 0 };
+	double		 t0 = now_s();
+	char		 b[256];
+
+	fcntl(pfd.fd, F_SETFL, fcntl(pfd.fd, F_GETFL) | O_NONBLOCK);
+	while ((now_s() - t0) * 1000 < max_ms) {
+		int n, e;
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		n = SSL_read(ssl, b, sizeof(b));
+		e = SSL_get_error(ssl, n);
+		ERR_clear_error();
+		if (n <= 0 && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			return 1;
+	}
+	return 0;
+}
+
+/* One GET on an open connection; 1 if an HTTP 200 came back. */
+static int
+tls_get_ok(SSL *ssl, const char *path)
+{
+	char	 req[256], buf[512];
+	int	 n;
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	if (SSL_write(ssl, req, (int)strlen(req)) <= 0) {
+		ERR_clear_error();
+		return 0;
+	}
+	n = SSL_read(ssl, buf, sizeof(buf) - 1);
+	ERR_clear_error();
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+}
+
+/* A counter or gauge from /metrics (asked with the auditor's certificate). */
+static long
+metric(const char *name)
+{
+	char	*body, *p;
+	long	 v = -1;
+
+	cr_assert_eq(h_get(&d, "auditor", "/metrics", &body), 200);
+	if ((p = strstr(body, name)) != NULL && p[strlen(name)] == ' ')
+		v = strtol(p + strlen(name) + 1, NULL, 10);
+	free(body);
+	return v;
+}
+
+static int
+disclosure_ok(struct ss_client *c)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse	*r = NULL;
+	Safeshare__V1__Error			*e = NULL;
+	char					 err[512];
+	int					 status = 0;
+
+	rq.subject_id = "S1001";
+	rq.purpose = "child_protection";
+	rq.record_type = "person";
+	rq.case_reference = "C";
+	rq.practitioner = "P";
+	if (ss_disclose(c, &rq, &r, &e, &status, err, sizeof(err)) == -1)
+		cr_log_warn("disclosure: %s", err);
+	if (r)
+		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	if (e)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	return status == 200;
+}
+
+/*
+ * Issue 14 items 7 and 13: a certificate that chains to our CA but maps to
+ * no agency gets nothing, not /healthz, not /metrics; its connection is
+ * closed as its handshake ends, with one log line, counted.
+ */
+Test(conn, unknown_agency_gets_nothing_not_even_health)
+{
+	static const char	*paths[] = { "/healthz", "/metrics" };
+	char			 cert[600], key[600], req[128], buf[512], *log;
+
+	h_start(&d);
+	pki_pair("stranger", cert, key, sizeof(cert));
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
+		cr_expect_eq(h_tls_exchange(&d, cert, key, req, strlen(req), buf,
+		    sizeof(buf)), 0, "%s answered an unknown agency: %.40s", paths[i], buf);
+	}
+	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"unknown_agency\"}"),
+	    2);
+	cr_expect_eq(h_log_count(&d, NULL), 0, "nothing reached the policy step");
+	pki_pair("police", cert, key, sizeof(cert));
+	cr_expect_eq(h_tls_probe(&d, cert, key), 1, "a known agency is answered");
+	h_stop(&d);
+	h_run("true", NULL);
+	{
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "grep -c 'event=connection_refused "
+		    "reason=unknown_agency fp=[0-9a-f]\\{64\\} addr=127.0.0.1' %s", d.log);
+		h_run(cmd, &log);
+		cr_expect_eq(atoi(log), 2, "one log line per refused connection: %s", log);
+		free(log);
+	}
+}
+
+/*
+ * Issue 14 item 13: when every slot is taken by idle connections, a new
+ * one closes the connection idle longest instead of waiting in the
+ * kernel's queue until an idle timeout.
+ */
+Test(conn, idle_connections_do_not_lock_out_a_new_client)
+{
+	enum { SLOTS = 16, IDLE = 40 };
+	SSL			*idle[IDLE];
+	struct ss_client	*c;
+	int			 open = 0;
+
+	char			 cmd[700];
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  max_connections: %d\n"
+	    "  handshake_timeout: 60\n", SLOTS);
+	h_write_config(&d, d.audit);
+	/* Idle connections are not closed for silence during the test. */
+	snprintf(cmd, sizeof(cmd), "sed -i 's/^  timeout: 10$/  timeout: 60/' %s", d.conf);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	h_start(&d);
+	for (int i = 0; i < IDLE; i++)
+		idle[i] = idle_tls("housing");
+	c = h_client(&d, "police");
+	cr_expect(disclosure_ok(c), "a new client got in while %d idle connections "
+	    "held every slot", IDLE);
+	cr_expect(disclosure_ok(c));
+	for (int i = 0; i < IDLE; i++) {
+		open += !tls_closed(idle[i], i < IDLE - SLOTS ? 300 : 20);
+		h_tls_close(idle[i]);
+	}
+	cr_expect_leq(open, SLOTS, "%d idle connections kept", open);
+	ss_client_free(c);
+	cr_expect_geq(metric("safeshare_connections_closed_total{reason=\"evicted\"}"),
+	    IDLE - SLOTS);
+}
+
+/* Issue 14 item 13: one certificate gets limits.max_connections_per_certificate. */
+Test(conn, one_certificate_gets_its_share_of_connections)
+{
+	enum { CAP = 4, IDLE = 12 };
+	SSL			*idle[IDLE];
+	struct ss_client	*c;
+	int			 open = 0;
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  max_connections_per_certificate: %d\n",
+	    CAP);
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	for (int i = 0; i < IDLE; i++)
+		idle[i] = idle_tls("housing");
+	for (int i = 0; i < IDLE; i++) {
+		int closed = tls_closed(idle[i], 300);
+
+		/* The newest CAP stay; each one over the cap closed the one idle longest. */
+		cr_expect_eq(closed, i < IDLE - CAP, "connection %d %s", i,
+		    closed ? "closed" : "open");
+		open += !closed;
+	}
+	cr_expect_eq(open, CAP);
+	c = h_client(&d, "police");
+	cr_expect(disclosure_ok(c), "another agency is not affected");
+	ss_client_free(c);
+	for (int i = 0; i < IDLE; i++)
+		h_tls_close(idle[i]);
+	cr_expect_eq(metric("safeshare_connections_closed_total"
+	    "{reason=\"per_certificate\"}"), IDLE - CAP);
+}
+
+static int
+raw_connect(void)
+{
+	struct sockaddr_in	 sin;
+	int			 fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((unsigned short)d.port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/*
+ * Issue 14 item 13: one address gets limits.max_connections_per_address;
+ * connections that never start TLS go first, so a working client from the
+ * same address still gets in.
+ */
+Test(conn, one_address_gets_its_share_of_connections)
+{
+	enum { CAP = 8, RAW = 30 };
+	int			 fds[RAW];
+	struct ss_client	*c;
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  max_connections_per_address: %d\n"
+	    "  handshake_timeout: 60\n", CAP);
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	for (int i = 0; i < RAW; i++)
+		fds[i] = raw_connect();
+	usleep(300 * 1000);
+	cr_expect_leq(metric("safeshare_connections_open"), CAP, "the cap holds");
+	c = h_client(&d, "police");
+	cr_expect(disclosure_ok(c), "a client from the same address got in");
+	ss_client_free(c);
+	for (int i = 0; i < RAW; i++)
+		close(fds[i]);
+	cr_expect_geq(metric("safeshare_connections_closed_total{reason=\"per_address\"}"),
+	    RAW - CAP);
+}
+
+/*
+ * Issue 14 item 4: revoking a certificate and reloading closes its
+ * connections that are already open (kept alive), not only new ones.
+ */
+Test(conn, revoked_certificate_loses_its_open_connection)
+{
+	char	 cmd[4096], cert[600], key[600];
+	SSL	*police, *health;
+
+	snprintf(cmd, sizeof(cmd), "%s/tests/integration/badcerts.sh %s >/dev/null",
+	    SOURCE_DIR, d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0, "badcerts.sh failed");
+	snprintf(d.crl, sizeof(d.crl), "pki/crl.pem");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	police = idle_tls("police");
+	health = idle_tls("health_trust");
+	cr_assert(tls_get_ok(police, "/healthz"));
+	cr_assert(tls_get_ok(health, "/healthz"));
+	pki_pair("police", cert, key, sizeof(cert));
+	snprintf(cmd, sizeof(cmd), "openssl ca -batch -config %s/ca-work/ca.cnf -revoke %s "
+	    ">/dev/null 2>&1 && openssl ca -batch -config %s/ca-work/ca.cnf -gencrl -out "
+	    "%s/pki/crl.pem >/dev/null 2>&1", d.dir, cert, d.dir, d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_expect(tls_closed(police, 3000), "the revoked certificate's connection stays open");
+	cr_expect(tls_get_ok(health, "/healthz"), "another agency's connection is kept");
+	h_tls_close(police);
+	h_tls_close(health);
+	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"revoked\"}"), 1);
+}
+
+/* Issue 14 item 4: limits.max_connection_age ends even a busy client's connection. */
+Test(conn, connection_age_is_capped)
+{
+	SSL	*ssl;
+	double	 t0;
+	int	 ok = 0;
+
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  max_connection_age: 2\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	t0 = now_s();
+	ssl = idle_tls("police");
+	/* A request every 200 ms: never idle for long, yet closed at about 2 s. */
+	for (int i = 0; i < 30 && tls_get_ok(ssl, "/healthz"); i++) {
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+		ok++;
+		nanosleep(&ts, NULL);
+	}
+	cr_expect(ok >= 5 && ok <= 14, "%d requests answered before the close", ok);
+	cr_expect(now_s() - t0 < 4, "closed after %.1f s", now_s() - t0);
+	h_tls_close(ssl);
+	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"max_age\"}"), 1);
 }
