@@ -246,6 +246,7 @@ new_request_id(char out[33])
 	snprintf(out + 16, 17, "%016llx", (unsigned long long)++counter);
 }
 
+static int	unknown_allow(struct server *, const char *addr, const char *fp);
 static int	unknown_take(struct server *, struct evhttp_request *,
 		    const struct peer *);
 
@@ -813,8 +814,12 @@ conn_admit(struct conn *c, const SSL *ssl)
 		if (c->addrlen != 0)
 			inet_ntop(c->addrlen == 4 ? AF_INET : AF_INET6, c->addr, addr,
 			    sizeof(addr));
-		log_info("event=connection_refused reason=unknown_agency fp=%s addr=%s",
-		    c->peer.ok ? c->peer.fp : "-", addr);
+		/* One line each, within limits.rate_unknown (issue 14 item 14). */
+		if (unknown_allow(srv, addr, c->peer.fp))
+			log_info("event=connection_refused reason=unknown_agency fp=%s "
+			    "addr=%s", c->peer.ok ? c->peer.fp : "-", addr);
+		else
+			srv->refusals_unlogged++;
 		conn_close(c, CONN_CLOSE_UNKNOWN_AGENCY);
 		return;
 	}
@@ -1285,20 +1290,32 @@ static int
 unknown_take(struct server *srv, struct evhttp_request *req, const struct peer *p)
 {
 	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
-	struct unknown_bucket		*bc = NULL, *ba;
-	char				 key[80], *addr = NULL;
+	char				*addr = NULL;
 	ev_uint16_t			 port;
+
+	if (evc != NULL)
+		evhttp_connection_get_peer(evc, &addr, &port);
+	return unknown_allow(srv, addr, p->fp);
+}
+
+/*
+ * The same for a peer known by its address (text, NULL if unknown) and
+ * certificate fingerprint ("" if none); conn_admit() uses it too.
+ */
+static int
+unknown_allow(struct server *srv, const char *addr, const char *fp)
+{
+	struct unknown_bucket		*bc = NULL, *ba;
+	char				 key[80];
 	double				 now = mono_seconds();
 
 	if (srv->conf->rate_unknown == 0)
 		return 1;
-	if (evc != NULL)
-		evhttp_connection_get_peer(evc, &addr, &port);
 	snprintf(key, sizeof(key), "a:%s", addr ? addr : "?");
 	if ((ba = unknown_bucket(srv, key, now)) == NULL)
 		return 0;
-	if (p->fp[0] != '\0') {
-		snprintf(key, sizeof(key), "c:%s", p->fp);
+	if (fp[0] != '\0') {
+		snprintf(key, sizeof(key), "c:%s", fp);
 		if ((bc = unknown_bucket(srv, key, now)) == NULL)
 			return 0;
 	}
