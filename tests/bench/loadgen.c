@@ -17,6 +17,10 @@
  * comes first, after --warmup seconds that are not measured. --idle N holds N
  * more connections open, each after one request, while the load runs.
  * --watch PID,... samples the servers' CPU time and RSS from /proc.
+ * --holder-batch N (with --holder-cert/--holder-key) sends, when the
+ * measured time starts, one POST /v1/holder/ops of N put_record ops from a
+ * child process, so the disclosures' latency is measured while the daemon
+ * takes a large holder batch (issue 14 item 15).
  *
  * Only 127.0.0.1 is ever connected to. The report is text on stdout and one
  * line starting "RESULT " with key=value pairs for scripts.
@@ -25,6 +29,8 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -104,6 +110,8 @@ static struct {
 	const char	*label;
 	int		 tls12;
 	double		 idle_setup;
+	int		 holder_ops;
+	const char	*holder_cert, *holder_key;
 
 	/* state */
 	SSL_CTX		*ctx;
@@ -1020,6 +1028,110 @@ free_port(void)
 	return 0;
 }
 
+/*
+ * The holder batch, in a child process with blocking I/O and a TLS context
+ * of its own: N put_record ops for subjects H000000.., one request. Prints
+ * its status and duration, and a RESULT_HOLDER line. Returns the exit code.
+ */
+static int
+holder_batch(void)
+{
+	Safeshare__V1__HolderRequest	 hr = SAFESHARE__V1__HOLDER_REQUEST__INIT;
+	Safeshare__V1__HolderOp		*ops, **opp;
+	Safeshare__V1__FieldValue	*fv, **fvp;
+	struct timeval			 tv = { 600, 0 };
+	SSL_CTX				*ctx;
+	SSL				*ssl;
+	char				(*ids)[24], head[256], *resp;
+	uint8_t				*buf;
+	size_t				 n = (size_t)G.holder_ops, blen, got = 0;
+	double				 t0;
+	int				 fd, hlen, status = 0, r;
+
+	ops = xmalloc(n * sizeof(*ops));
+	opp = xmalloc(n * sizeof(*opp));
+	fv = xmalloc(2 * n * sizeof(*fv));
+	fvp = xmalloc(2 * n * sizeof(*fvp));
+	ids = xmalloc(n * sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		safeshare__v1__holder_op__init(&ops[i]);
+		snprintf(ids[i], sizeof(ids[i]), "H%06zu", i);
+		ops[i].kind = SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD;
+		ops[i].subject_id = ids[i];
+		ops[i].record_type = "person";
+		for (int k = 0; k < 2; k++) {
+			safeshare__v1__field_value__init(&fv[2 * i + k]);
+			fv[2 * i + k].name = k ? "date_of_birth" : "full_name";
+			fv[2 * i + k].value = k ? "2015-06-01" : "Holder Bench";
+			fvp[2 * i + k] = &fv[2 * i + k];
+		}
+		ops[i].fields = &fvp[2 * i];
+		ops[i].n_fields = 2;
+		opp[i] = &ops[i];
+	}
+	hr.ops = opp;
+	hr.n_ops = n;
+	blen = safeshare__v1__holder_request__get_packed_size(&hr);
+	hlen = snprintf(head, sizeof(head), "POST /v1/holder/ops HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", blen);
+	buf = xmalloc((size_t)hlen + blen);
+	memcpy(buf, head, (size_t)hlen);
+	safeshare__v1__holder_request__pack(&hr, buf + hlen);
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_use_certificate_chain_file(ctx, G.holder_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, G.holder_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_load_verify_locations(ctx, G.ca, NULL) != 1)
+		die("holder batch: cannot set up TLS with %s", G.holder_cert);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&G.sin, sizeof(G.sin)) == -1)
+		die("holder batch: connect: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	t0 = now_s();
+	if (SSL_connect(ssl) != 1)
+		die("holder batch: TLS handshake failed");
+	for (size_t off = 0; off < (size_t)hlen + blen; off += (size_t)r)
+		if ((r = SSL_write(ssl, buf + off, (int)((size_t)hlen + blen - off))) <= 0)
+			die("holder batch: write failed");
+	resp = xmalloc(65536);
+	while (got < 65535 && (r = SSL_read(ssl, resp + got, (int)(65535 - got))) > 0)
+		got += (size_t)r;
+	resp[got] = '\0';
+	sscanf(resp, "HTTP/1.%*d %d", &status);
+	printf("  holder      one batch of %zu put_record ops (%zu KiB): status %d "
+	    "after %.2f s\n", n, ((size_t)hlen + blen) >> 10, status, now_s() - t0);
+	printf("RESULT_HOLDER ops=%zu status=%d secs=%.3f\n", n, status, now_s() - t0);
+	fflush(stdout);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	free(resp);
+	free(buf);
+	free(ids);
+	free(fvp);
+	free(fv);
+	free(opp);
+	free(ops);
+	return status == 200 ? 0 : 1;
+}
+
+static pid_t
+holder_batch_start(void)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	if ((pid = fork()) == -1)
+		die("fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(holder_batch());
+	return pid;
+}
+
 static void
 usage(void)
 {
@@ -1046,6 +1158,9 @@ usage(void)
 	    "  --watch PID[,PID]    sample these processes' CPU time and RSS\n"
 	    "  --tls12              TLS 1.2 only (default: 1.2 or 1.3)\n"
 	    "  --label NAME         names the run in the report\n"
+	    "  --holder-batch N     when measuring starts, one holder request of N\n"
+	    "                       put_record ops (subjects H000000..), from a child\n"
+	    "  --holder-cert F, --holder-key F   the holder's certificate for it\n"
 	    "  --seed N             for the subject draw\n");
 	exit(2);
 }
@@ -1068,7 +1183,7 @@ enum {
 	O_PORT = 256, O_HOST, O_CERT, O_KEY, O_CA, O_CONNS, O_REQUESTS, O_SECONDS,
 	O_WARMUP, O_NEWCONN, O_GET, O_SUBJECTS, O_PURPOSE, O_RTYPE, O_TIMEOUT,
 	O_IDLE, O_IDLEPATH, O_IDLESETUP, O_WATCH, O_TLS12, O_LABEL, O_SEED,
-	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HELP
+	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HBATCH, O_HCERT, O_HKEY, O_HELP
 };
 
 int
@@ -1100,12 +1215,16 @@ main(int argc, char *argv[])
 		{ "fetch", required_argument, NULL, O_FETCH },
 		{ "make-data", required_argument, NULL, O_MAKEDATA },
 		{ "free-port", no_argument, NULL, O_FREEPORT },
+		{ "holder-batch", required_argument, NULL, O_HBATCH },
+		{ "holder-cert", required_argument, NULL, O_HCERT },
+		{ "holder-key", required_argument, NULL, O_HKEY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char	*make = NULL, *fetch_path = NULL;
 	double		 last_check = 0, last_sample = 0;
-	int		 ch, total;
+	pid_t		 holder = -1;
+	int		 ch, total, hstatus;
 
 	G.nconns = 1;
 	G.max_requests = 1000000;
@@ -1167,6 +1286,11 @@ main(int argc, char *argv[])
 		case O_FETCH: fetch_path = optarg; break;
 		case O_MAKEDATA: make = optarg; break;
 		case O_FREEPORT: return free_port();
+		case O_HBATCH:
+			G.holder_ops = (int)num(optarg, 1, 100000, "--holder-batch");
+			break;
+		case O_HCERT: G.holder_cert = optarg; break;
+		case O_HKEY: G.holder_key = optarg; break;
 		default: usage();
 		}
 	}
@@ -1178,6 +1302,8 @@ main(int argc, char *argv[])
 		usage();
 	if (G.nconns + G.nidle > MAX_CONNS)
 		die("--conns plus --idle: at most %d", MAX_CONNS);
+	if (G.holder_ops > 0 && (G.holder_cert == NULL || G.holder_key == NULL))
+		die("--holder-batch needs --holder-cert and --holder-key");
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
@@ -1239,6 +1365,8 @@ main(int argc, char *argv[])
 			G.t_last = now;
 			watch_sample(0);
 			last_sample = now;
+			if (G.holder_ops > 0)
+				holder = holder_batch_start();
 		}
 		if (G.t_measure > 0 && !G.stopping &&
 		    (now - G.t_measure >= G.seconds ||
@@ -1268,6 +1396,9 @@ main(int argc, char *argv[])
 		G.t_end = now_s();
 	watch_sample(1);
 	report();
+	/* The batch's own line comes after (it may outlast the measured time). */
+	if (holder > 0 && waitpid(holder, &hstatus, 0) == -1)
+		die("waitpid: %s", strerror(errno));
 	for (int i = 0; i < total; i++) {
 		conn_close(&G.conns[i]);
 		free(G.conns[i].rbuf);
