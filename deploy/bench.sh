@@ -131,7 +131,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "PKI, data and configs in $T"
-"$root/deploy/pki.sh" "$T/pki" police auditor >/dev/null
+"$root/deploy/pki.sh" "$T/pki" police auditor childrens_social_care >/dev/null
 P=$T/pki
 LG="$LOADGEN --cert $P/police.crt --key $P/police.key --ca $P/ca.crt"
 
@@ -308,6 +308,16 @@ if [ $memory = 1 ]; then
 	mem_nginx=$($LG --port "$NPORT" --get /static.bin --watch "$NWORKER" --conns 16 \
 	    --seconds "$secs" --idle 10000 --label nginx-idle-10000 | grep '^RESULT ')
 fi
+
+# ---- 7b. disclosures during one 100,000-op holder batch (issue 14 item 15) ----
+hsecs=$((secs < 10 ? 10 : secs))
+say "holder batch: 16 connections of disclosures for $hsecs s, one 100,000-op batch meanwhile"
+hb=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$hsecs" \
+    --holder-batch 100000 --holder-cert "$P/childrens_social_care.crt" \
+    --holder-key "$P/childrens_social_care.key" --label holder-batch)
+printf '%s\n' "$hb" | sed -n '/^  requests/p;/^  latency/p;/^  errors/p;/^  holder/p'
+hb_line=$(printf '%s\n' "$hb" | grep '^RESULT ' || true)
+hb_holder=$(printf '%s\n' "$hb" | grep '^RESULT_HOLDER ' || true)
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 8. medians and the table ----
@@ -394,6 +404,16 @@ targets=$T/targets.md
 		    "$(fmt "$(field "$mem_growth" rps)") disclosures/s, max latency" \
 		    "$(field "$mem_growth" max_ms) ms |" \
 		    "$(verdict "$(awk -v p="$gp" 'BEGIN { print ((p < 0 ? -p : p) <= 5) }')") |"
+	fi
+	if [ -n "$hb_line" ]; then
+		hmax=$(field "$hb_line" max_ms); herr=$(field "$hb_line" errors)
+		echo "| disclosures during a 100,000-op holder batch (issue 14): none" \
+		    "fails or waits over 1 s |" \
+		    "$(fmt "$(field "$hb_line" rps)") disclosures/s, p50 / p99 / max" \
+		    "$(field "$hb_line" p50_ms) / $(field "$hb_line" p99_ms) / $hmax ms," \
+		    "$herr errors; the batch: status $(field "$hb_holder" status) in" \
+		    "$(field "$hb_holder" secs) s |" \
+		    "$(verdict "$(awk -v m="$hmax" -v e="$herr" 'BEGIN { print (e == 0 && m <= 1000) }')") |"
 	fi
 } > "$targets"
 

@@ -19,8 +19,10 @@ conns=${3:-16}
 secs=${4:-15}
 SAFESHARED=${SAFESHARED:-$B/daemon/safeshared}
 LOADGEN=$B/tests/bench/loadgen
-[ -x "$SAFESHARED" ] && [ -x "$LOADGEN" ] ||
-	{ echo "holder_load: build safeshared and loadgen in $B first" >&2; exit 2; }
+if [ ! -x "$SAFESHARED" ] || [ ! -x "$LOADGEN" ]; then
+	echo "holder_load: build safeshared and loadgen in $B first" >&2
+	exit 2
+fi
 
 T=$(mktemp -d /tmp/safeshare-holderbench-XXXXXX)
 PID=
