@@ -13,15 +13,19 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "safeshare/client.h"
 #include "tls.h"
@@ -177,20 +181,134 @@ ss_client_free(struct ss_client *c)
 	free(c);
 }
 
+/*
+ * What a TLS error from the handshake means, in words a user can act on
+ * (issue 14 item 16), or NULL when it is none of the usual causes.
+ */
+static const char *
+tls_cause(unsigned long e, SSL *ssl)
+{
+	if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+		return NULL;
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+		return "the server requires a client certificate (certificate "
+		    "required): give one with --cert and --key";
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+		return "the server does not trust the CA that issued our "
+		    "certificate (unknown CA)";
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+		return "the server says our certificate has expired (expired)";
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+		return "the server says our certificate is revoked (revoked)";
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		return "the server refused our certificate (bad certificate)";
+	case SSL_R_CERTIFICATE_VERIFY_FAILED:
+		switch (ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK) {
+		case X509_V_ERR_CERT_HAS_EXPIRED:
+			return "the server's certificate has expired (expired)";
+		case X509_V_ERR_CERT_NOT_YET_VALID:
+			return "the server's certificate is not valid yet";
+		case X509_V_ERR_HOSTNAME_MISMATCH:
+		case X509_V_ERR_IP_ADDRESS_MISMATCH:
+			return "the server's certificate is not for this host name "
+			    "or address";
+		default:
+			return "the server's certificate is not from a CA we trust "
+			    "(unknown CA): check --ca";
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A plain TCP connect to host:port, at most `seconds` long: 0 if it
+ * connects, else the errno. Used only after a call failed without a TLS
+ * reason, to tell "nothing listens there" from "it hung up on us".
+ */
+static int
+tcp_probe(const char *host, int port, int seconds)
+{
+	struct addrinfo	 hints, *res = NULL;
+	struct pollfd	 pfd;
+	char		 sport[16];
+	socklen_t	 len = sizeof(int);
+	int		 fd = -1, rc, e = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(sport, sizeof(sport), "%d", port);
+	if (getaddrinfo(host, sport, &hints, &res) != 0 || res == NULL)
+		return EHOSTUNREACH;
+	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1) {
+		e = errno;
+		goto done;
+	}
+	if (connect(fd, res->ai_addr, res->ai_addrlen) == 0)
+		goto done;
+	if (errno != EINPROGRESS) {
+		e = errno;
+		goto done;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	if ((rc = poll(&pfd, 1, seconds * 1000)) <= 0)
+		e = rc == 0 ? ETIMEDOUT : errno;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		e = errno;
+done:
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return e;
+}
+
 static void
 describe_failure(struct call *k)
 {
-	unsigned long	 e;
-	char		 buf[256];
+	struct ss_client	*c = k->c;
+	SSL			*ssl = bufferevent_openssl_get_ssl(c->bev);
+	unsigned long		 e = 0, next;
+	const char		*cause = NULL;
+	char			 buf[256];
+	int			 te;
 
-	if ((e = bufferevent_get_openssl_error(k->c->bev)) != 0) {
+	if (k->err[0] != '\0')
+		return;
+	/* libevent keeps a few errors; the one with a known cause wins. */
+	while (cause == NULL && (next = bufferevent_get_openssl_error(c->bev)) != 0) {
+		cause = tls_cause(next, ssl);
+		if (e == 0 || ERR_GET_LIB(e) == 0)
+			e = next;
+	}
+	if (cause != NULL) {
+		snprintf(k->err, k->errlen, "TLS failure talking to %s:%d: %s",
+		    c->host, c->port, cause);
+		return;
+	}
+	/*
+	 * libevent reports a socket error (a refused connect among them) as
+	 * SSL_ERROR_SYSCALL with no library: not a TLS problem at all.
+	 */
+	if (e != 0 && ERR_GET_LIB(e) != 0) {
 		ERR_error_string_n(e, buf, sizeof(buf));
 		snprintf(k->err, k->errlen, "TLS failure talking to %s:%d: %s",
-		    k->c->host, k->c->port, buf);
-	} else if (k->err[0] == '\0')
-		snprintf(k->err, k->errlen, "no reply from %s:%d (connection refused, "
-		    "closed or timed out; a server that rejects our certificate "
-		    "closes the connection)", k->c->host, k->c->port);
+		    c->host, c->port, buf);
+		return;
+	}
+	if ((te = tcp_probe(c->host, c->port, c->timeout < 5 ? c->timeout : 5)) != 0)
+		snprintf(k->err, k->errlen, "cannot connect to %s:%d: %s", c->host,
+		    c->port, strerror(te));
+	else if (ssl != NULL && !SSL_is_init_finished(ssl))
+		snprintf(k->err, k->errlen, "%s:%d closed the connection during the "
+		    "TLS handshake (a server that refuses our certificate does "
+		    "that; is this the right server and certificate?)", c->host,
+		    c->port);
+	else
+		snprintf(k->err, k->errlen, "no reply from %s:%d (the connection "
+		    "was closed)", c->host, c->port);
 }
 
 static void

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "log.h"
@@ -671,6 +672,7 @@ struct conn {
 	int			 busy;		/* a request is being answered */
 	int			 admitted;	/* conn_admit() has run */
 	int			 closing;	/* CONN_CLOSE_* + 1 once conn_close()d */
+	char			 peer_addr[80];	/* "ADDR:PORT", for refusals */
 };
 
 /*
@@ -933,6 +935,138 @@ verify_cb(int ok, X509_STORE_CTX *x)
 	return ok;
 }
 
+/*
+ * A refused TLS handshake (issue 14 item 16): one log line with the reason
+ * and the peer's address, never certificate contents, at most
+ * REFUSAL_LINES a second (the rest are counted and reported with the next
+ * line); then a lingering close. OpenSSL has written the fatal alert
+ * (certificate required, unknown CA, ...) to the socket, but closing it
+ * with the client's next bytes unread (a TLS 1.3 client sends its request
+ * right after its Finished) makes the kernel answer with RST, and the
+ * client loses the alert: curl said "Broken pipe". So the socket is kept
+ * on a second descriptor, half-closed, and read to end of file for at
+ * most LINGER_SECONDS; at most LINGER_MAX at once, beyond that it closes
+ * at once.
+ */
+#define REFUSAL_LINES	10
+#define LINGER_SECONDS	2.0
+#define LINGER_MAX	64
+
+struct lingering_sock {
+	struct event	*ev;
+	evutil_socket_t	 fd;
+	double		 until;
+};
+static struct lingering_sock	*lingering[LINGER_MAX];
+
+static void
+linger_end(struct lingering_sock *l)
+{
+	for (size_t i = 0; i < LINGER_MAX; i++)
+		if (lingering[i] == l)
+			lingering[i] = NULL;
+	event_free(l->ev);
+	close(l->fd);
+	free(l);
+}
+
+static void
+linger_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct lingering_sock	*l = arg;
+	char		 buf[4096];
+	ssize_t		 n = -1;
+
+	if (what & EV_READ)
+		while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			;
+	if ((what & EV_TIMEOUT) || n == 0 || mono_seconds() > l->until ||
+	    (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		linger_end(l);
+}
+
+static void
+linger_start(struct server *srv, evutil_socket_t fd)
+{
+	struct timeval	 tv = { (time_t)LINGER_SECONDS, 0 };
+	struct lingering_sock	*l;
+	size_t		 slot;
+	evutil_socket_t	 dfd;
+
+	for (slot = 0; slot < LINGER_MAX && lingering[slot] != NULL; slot++)
+		;
+	if (slot == LINGER_MAX || fd < 0 || (dfd = dup(fd)) == -1)
+		return;
+	shutdown(dfd, SHUT_WR);		/* the alert, then our FIN */
+	l = xcalloc(1, sizeof(*l));
+	l->fd = dfd;
+	l->until = mono_seconds() + LINGER_SECONDS;
+	if ((l->ev = event_new(srv->base, dfd, EV_READ | EV_PERSIST, linger_read,
+	    l)) == NULL || event_add(l->ev, &tv) == -1) {
+		if (l->ev != NULL)
+			event_free(l->ev);
+		close(dfd);
+		free(l);
+		return;
+	}
+	lingering[slot] = l;
+}
+
+/* At shutdown: the lingering sockets are closed now. */
+static void
+linger_free_all(void)
+{
+	for (size_t i = 0; i < LINGER_MAX; i++)
+		if (lingering[i] != NULL)
+			linger_end(lingering[i]);
+}
+
+/* "ADDR:PORT" ("[ADDR]:PORT" for IPv6) of the socket's peer into buf, or "-". */
+static void
+peer_address(evutil_socket_t fd, char *buf, size_t len)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	char			 a[INET6_ADDRSTRLEN];
+	const void		*in = NULL;
+	int			 port = 0;
+
+	snprintf(buf, len, "-");
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		return;
+	if (ss.ss_family == AF_INET) {
+		in = &((struct sockaddr_in *)&ss)->sin_addr;
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		in = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	if (in != NULL && inet_ntop(ss.ss_family, in, a, sizeof(a)) != NULL)
+		snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", a,
+		    port);
+}
+
+static void
+handshake_refused(const struct conn *c, const char *reason)
+{
+	static double	 second;
+	static unsigned	 lines;
+	static uint64_t	 suppressed;
+	double		 now = mono_seconds();
+
+	if (now - second >= 1.0) {
+		second = now;
+		lines = 0;
+	}
+	if (lines++ < REFUSAL_LINES) {
+		log_info("event=tls_refused reason=%s addr=%s suppressed=%llu", reason,
+		    c->peer_addr[0] != '\0' ? c->peer_addr : "-",
+		    (unsigned long long)suppressed);
+		suppressed = 0;
+	} else
+		suppressed++;
+}
+
 static void
 info_cb(const SSL *ssl, int where, int ret)
 {
@@ -940,12 +1074,18 @@ info_cb(const SSL *ssl, int where, int ret)
 
 	if (c == NULL)
 		return;
+	if ((where & SSL_CB_HANDSHAKE_START) && c->peer_addr[0] == '\0')
+		peer_address(SSL_get_fd(ssl), c->peer_addr, sizeof(c->peer_addr));
 	if (where & SSL_CB_HANDSHAKE_DONE) {
 		c->handshake_done = 1;
 		conn_admit(c, ssl);
 	}
-	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE))
+	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE)) {
 		c->alert = ret & 0xff;
+		/* The fatal alert is on the wire: let it reach the client. */
+		if ((ret >> 8) == SSL3_AL_FATAL && !c->handshake_done)
+			linger_start(c->srv, SSL_get_fd(ssl));
+	}
 }
 
 static struct conn *
@@ -1085,7 +1225,7 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 		int why = tls_failure(c);
 
 		srv->tls_failures[why]++;
-		log_debug("event=tls_failed reason=%s", tls_fail_names[why]);
+		handshake_refused(c, tls_fail_names[why]);
 	} else if (parent != NULL && c->alert == -1)
 		/*
 		 * Closed without close_notify (clients mostly just close) but
@@ -1631,6 +1771,7 @@ server_stop(struct server *srv)
 void
 server_shutdown(struct server *srv)
 {
+	linger_free_all();
 	hworker_free(srv->holder);
 	srv->holder = NULL;
 	if (srv->http != NULL)

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -332,11 +333,41 @@ decide_fields(const struct policy_request *req, const struct policy_subject *sub
 	    r->id, d->nreleased, want);
 }
 
+/*
+ * "; did you mean \"ID\"?" for a misspelt purpose (pu == NULL) or record
+ * type (under purpose pu), or "". Only ids that some rule lets agency a use
+ * are offered, so the hint tells the agency nothing it could not ask for
+ * (issue 14 item 16), as `policy check` does for files.
+ */
+static void
+usable_hint(const struct protocol *p, const struct agency *a,
+    const struct purpose *pu, const char *word, char *buf, size_t len)
+{
+	const char	**cands = xcalloc(p->nrules, sizeof(*cands));
+	const char	 *hint;
+	size_t		  n = 0;
+
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct rule *r = &p->rules[i];
+
+		if (!rule_applies_to(r, a) || (pu != NULL && r->purpose != pu))
+			continue;
+		cands[n++] = pu == NULL ? r->purpose->id : r->record_type->id;
+	}
+	if ((hint = did_you_mean(word, cands, n)) != NULL)
+		snprintf(buf, len, "; did you mean \"%s\"?", hint);
+	else
+		buf[0] = '\0';
+	free(cands);
+}
+
 static void
 decide(const struct protocol *p, const struct agency *a,
     const struct policy_request *req, const struct policy_subject *subj,
     int64_t now, struct decision *d)
 {
+	char	 hint[96];
+
 	memset(d, 0, sizeof(*d));
 	d->kind = DECISION_DENY;
 	d->consent = subj != NULL ? consent_name(subj->consent) : "none";
@@ -365,13 +396,15 @@ decide(const struct protocol *p, const struct agency *a,
 	}
 	/* Step 3: a rule for (agency, purpose, record type) (D1). */
 	if ((d->purpose = protocol_purpose(p, req->purpose)) == NULL) {
-		deny(d, 3, "unknown_purpose", "no purpose \"%.64s\" in the protocol",
-		    req->purpose);
+		usable_hint(p, a, NULL, req->purpose, hint, sizeof(hint));
+		deny(d, 3, "unknown_purpose", "no purpose \"%.64s\" in the protocol%s",
+		    req->purpose, hint);
 		return;
 	}
 	if ((d->record_type = protocol_record_type(p, req->record_type)) == NULL) {
+		usable_hint(p, a, d->purpose, req->record_type, hint, sizeof(hint));
 		deny(d, 3, "unknown_record_type", "no record type \"%.64s\" in the "
-		    "protocol", req->record_type);
+		    "protocol%s", req->record_type, hint);
 		return;
 	}
 	if ((d->rule = protocol_find_rule(p, a, d->purpose, d->record_type)) == NULL) {

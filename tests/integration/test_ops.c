@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 
 #include <criterion/criterion.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,4 +146,101 @@ Test(ops, no_dumps_clears_dumpable)
 	cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
 	cr_assert_eq(getrlimit(RLIMIT_CORE, &rl), 0);
 	cr_assert_eq(rl.rlim_cur, 0);
+}
+
+/* Runs `safeshare health` with the given server, cert/key dir and CA; exit status. */
+static int
+health(const char *server, const char *certdir, const char *cadir, char **out)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/%s/police.crt "
+	    "SAFESHARE_KEY=%s/%s/police.key SAFESHARE_CA=%s/%s/ca.crt timeout 30 %s "
+	    "health 2>&1", server, d.dir, certdir, d.dir, certdir, d.dir, cadir,
+	    SAFESHARE_BIN);
+	return h_run(cmd, out);
+}
+
+/*
+ * Issue 14 item 16: with nothing listening the CLI said "TLS failure ...
+ * error:00000005:lib(0)::reason(5)". A refused connection is said so.
+ */
+Test(ops, client_says_connection_refused)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	char			 server[64], want[128], *out = NULL;
+	int			 fd;
+
+	/* A port that was free a moment ago and has no listener now. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	close(fd);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sin.sin_port));
+	cr_assert_eq(health(server, "pki", "pki", &out), 5, "%s", out);
+	snprintf(want, sizeof(want), "cannot connect to %s: Connection refused", server);
+	cr_assert_not_null(strstr(out, want), "%s", out);
+	cr_assert_null(strstr(out, "TLS"), "%s", out);
+	free(out);
+}
+
+/* ... and a real TLS failure keeps TLS wording and names its cause. */
+Test(ops, client_names_the_tls_cause)
+{
+	char *out = NULL;
+
+	h_start(&d);
+	/* Our certificate from a CA the server does not trust. */
+	cr_assert_eq(health(d.server, "other", "pki", &out), 5, "%s", out);
+	cr_assert_not_null(strstr(out, "TLS failure"), "%s", out);
+	cr_assert_not_null(strstr(out, "unknown CA"), "%s", out);
+	free(out);
+	/* The server's certificate from a CA we do not trust. */
+	cr_assert_eq(health(d.server, "pki", "other", &out), 5, "%s", out);
+	cr_assert_not_null(strstr(out, "server's certificate"), "%s", out);
+	cr_assert_not_null(strstr(out, "unknown CA"), "%s", out);
+	free(out);
+}
+
+/*
+ * Issue 14 item 16: without a client certificate curl mostly said "Broken
+ * pipe": the daemon closed with the client's request unread, the kernel
+ * sent RST and the alert was lost. Every round must see the alert
+ * (certificate required), and the daemon logs one line per refusal with
+ * the peer's address.
+ */
+Test(ops, certificate_required_alert_reaches_the_client)
+{
+	static const char	 get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	char			 buf[256], cmd[1024], *out = NULL;
+	int			 got = 0, rounds = 10;
+
+	h_start(&d);
+	for (int i = 0; i < rounds; i++) {
+		SSL		*ssl = h_tls_connect(&d, NULL, NULL);
+		unsigned long	 e;
+
+		ERR_clear_error();
+		if (SSL_connect(ssl) == 1) {
+			/* TLS 1.3: the client is done; its request goes at once. */
+			SSL_write(ssl, get, (int)sizeof(get) - 1);
+			if (SSL_read(ssl, buf, sizeof(buf)) <= 0)
+				while ((e = ERR_get_error()) != 0)
+					if (ERR_GET_REASON(e) ==
+					    SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+						got++;
+		}
+		h_tls_close(ssl);
+	}
+	cr_assert_eq(got, rounds, "the alert reached the client in %d of %d rounds",
+	    got, rounds);
+	snprintf(cmd, sizeof(cmd), "grep -c 'event=tls_refused reason=no_certificate "
+	    "addr=127.0.0.1:' %s", d.log);
+	cr_assert_eq(h_run(cmd, &out), 0, "no tls_refused line in the log");
+	cr_assert_geq(atoi(out), 1, "%s", out);
+	free(out);
 }

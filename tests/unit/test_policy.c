@@ -173,6 +173,12 @@ ParameterizedTest(struct case_file *c, decisions, table)
 	if ((s = sget(&yf, exp, "rule")) != NULL)
 		cr_expect(dec.rule != NULL && strcmp(dec.rule->id, s) == 0,
 		    "%s: rule", c->name);
+	if ((s = sget(&yf, exp, "detail")) != NULL)
+		cr_expect(strstr(dec.detail, s) != NULL, "%s: detail \"%s\" lacks \"%s\"",
+		    c->name, dec.detail, s);
+	if ((s = sget(&yf, exp, "detail_lacks")) != NULL)
+		cr_expect(strstr(dec.detail, s) == NULL, "%s: detail \"%s\" has \"%s\"",
+		    c->name, dec.detail, s);
 	if (sget(&yf, exp, "review_required") != NULL)
 		cr_expect_eq(dec.review_required, bget(&yf, exp, "review_required"),
 		    "%s: review_required", c->name);
