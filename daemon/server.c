@@ -277,12 +277,19 @@ refuse(struct server *srv, struct evhttp_request *req, const struct peer *p,
 {
 	struct audit_entry e;
 
-	if (agency == NULL && !unknown_take(srv, req, p)) {
+	/*
+	 * Refusals are rate-limited before they are logged: by certificate
+	 * and address while the agency is unknown, by the agency's own bucket
+	 * once it is known (a missing role), issue 14 item 14.
+	 */
+	if (agency == NULL ? !unknown_take(srv, req, p) :
+	    !rate_take(srv, agency, mono_seconds())) {
 		/* Counted, not logged: neither the log nor stderr floods. */
 		srv->refusals_unlogged++;
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		reply_error(req, 429, "rate_limited", "too many refused requests from "
-		    "this certificate or address; retry later", 0);
+		reply_error(req, 429, "rate_limited", agency == NULL ? "too many refused "
+		    "requests from this certificate or address; retry later" :
+		    "too many requests from this agency; retry after a second", 0);
 		return;
 	}
 	memset(&e, 0, sizeof(e));

@@ -694,6 +694,33 @@ Test(holder_api, the_rate_limit_counts_holder_ops)
 }
 
 /*
+ * Issue 14 item 14: a known agency's refusals (here police, which has no
+ * holder role) are logged only while its rate bucket has a token.
+ */
+Test(holder_api, refusals_of_a_known_agency_take_from_its_bucket)
+{
+	Safeshare__V1__Error	*e;
+	int			 refused = 0, limited = 0, st;
+
+	h_stop(&d);
+	snprintf(d.extra, sizeof(d.extra), "limits:\n  rate_per_agency: 1\n"
+	    "  rate_burst: 5\n");
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	for (int i = 0; i < 15; i++) {
+		e = NULL;
+		st = hold("police", &e, (const char *const[]){ "op=flag",
+		    "subject=S-C1", "flag=domestic_abuse", NULL });
+		refused += st == 403;
+		limited += st == 429;
+		safeshare__v1__error__free_unpacked(e, NULL);
+	}
+	cr_expect_eq(refused + limited, 15);
+	cr_expect_geq(limited, 5, "only %d of 15 refusals were over the rate", limited);
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND agency = 'police'"), refused);
+}
+
+/*
  * Issue 14 item 15: holder batches are checked and applied off the event
  * loop, so while another process holds the store's write lock (a holder
  * request then waits up to the store's 5 s busy timeout) disclosures still
