@@ -184,8 +184,9 @@ mkdir -p "$S"
 cp "$root/config/protocol.yaml" "$S/protocol.yaml"
 ss_config() {	# ss_config FILE MAX_CONNECTIONS TIMEOUT: TIMEOUT bounds idle connections
 	cat > "$1" <<EOF
-# Written by deploy/bench.sh: the example config, a free port, and no
-# per-agency rate limit (one agency makes all the load).
+# Written by deploy/bench.sh: the example config, a free port, no
+# per-agency rate limit and no smaller connection share per address or
+# certificate (one agency, from one address, makes all the load).
 listen: 127.0.0.1
 port: 0
 tls:
@@ -201,6 +202,8 @@ audit:
   checkpoint_seconds: 60
 limits:
   max_connections: $2
+  max_connections_per_address: $2
+  max_connections_per_certificate: $2
   timeout: $3
   request_timeout: $3
   handshake_timeout: $(($3 < 60 ? 10 : 60))
