@@ -372,12 +372,86 @@ log_chunk(struct hpending *hp)
 	hp->next_op = i;
 }
 
+/* A refusal about ownership, the kind a holder could probe with. */
+static int
+ownership_problem(const struct holder_problem *pr)
+{
+	return strcmp(pr->code, "not_your_subject") == 0 ||
+	    strcmp(pr->code, "unknown_subject") == 0;
+}
+
+/* The batch's ownership refusals are durable: now answer its problems. */
+static void
+probes_logged(int ok, uint64_t seq, void *arg)
+{
+	struct hpending *hp = arg;
+
+	(void)seq;
+	if (!ok)
+		hp->failed = 1;
+	if (--hp->waiting > 0)
+		return;
+	if (hp->failed)
+		reply_audit_unavailable(hp->req);
+	else
+		reply_problems(hp->req, &hp->r);
+	hpending_done(hp);
+}
+
+/*
+ * Issue 14 item 6: a holder asking about a subject that is not its own
+ * (another holder's, or none's) leaves a trace. Each such refusal in a
+ * batch, dry run or not, is a "rejected" entry naming the agency, the
+ * subject and the code, logged before the answer. Returns 1 if it took
+ * over the answer.
+ */
+static int
+log_probes(struct hpending *hp)
+{
+	struct audit_entry	 e;
+	size_t			 n = 0;
+
+	for (size_t i = 0; i < hp->r.nproblems; i++)
+		n += ownership_problem(&hp->r.problems[i]);
+	if (n == 0)
+		return 0;
+	hp->waiting = n;
+	for (size_t i = 0; i < hp->r.nproblems; i++) {
+		const struct holder_problem	*pr = &hp->r.problems[i];
+		const Safeshare__V1__HolderOp	*op = hp->hr->ops[pr->index];
+
+		if (!ownership_problem(pr))
+			continue;
+		memset(&e, 0, sizeof(e));
+		e.time = time(NULL);
+		e.kind = "rejected";
+		e.agency = hp->ag->id;
+		e.cert_fp = hp->fp;
+		e.subject = op->subject_id;
+		e.record_type = op->record_type;
+		e.decision = "deny";
+		e.reason = pr->code;
+		e.request_id = hp->rid;
+		e.protocol_id = hp->proto->id;
+		e.protocol_version = hp->proto->version;
+		e.protocol_sha256 = hp->proto->sha256;
+		logq_submit(hp->w->srv->logq, &e, probes_logged, hp);
+	}
+	return 1;
+}
+
 /* Checked on the holder thread: answer a bad or dry batch, or log it. */
 static void
 checked(struct hpending *hp)
 {
 	struct holder_report	*r = &hp->r;
 
+	if (hp->rc == 1 && log_probes(hp)) {
+		log_info("event=holder_check agency=%s ops=%zu problems=%zu dry_run=%d",
+		    hp->ag->id, hp->hr->n_ops, r->nproblems + r->more,
+		    hp->hr->dry_run ? 1 : 0);
+		return;
+	}
 	if (hp->rc != 0 || hp->hr->dry_run) {
 		/* Counts only: never subject ids or values in the daemon's log. */
 		log_info("event=holder_check agency=%s ops=%zu problems=%zu dry_run=%d",

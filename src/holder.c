@@ -54,6 +54,13 @@ problem(struct batch *b, int status, const char *code, const char *field,
 /*
  * The subject must belong to this holder. 1: yes; 0: a problem was
  * reported (unknown or another holder's, D1); -1: store error.
+ *
+ * Issue 14 item 6: for an op that needs an existing subject, another
+ * holder's subject is answered exactly as an unknown one, so flag, consent
+ * and delete cannot be used to probe which ids others hold. Creating one
+ * (put_record) must still be refused while subject ids are one namespace
+ * for all holders; that answer never names the holder, and the daemon logs
+ * every such refusal (docs/security.md).
  */
 static int
 own(struct batch *b, const char *subject, int may_create)
@@ -63,9 +70,9 @@ own(struct batch *b, const char *subject, int may_create)
 
 	if ((rc = store_subject_holder(b->st, subject, holder, sizeof(holder))) == -1)
 		return -1;
-	if (rc == 0) {
-		if (may_create)
-			return 1;
+	if (rc == 0 && may_create)
+		return 1;
+	if (rc == 0 || (!may_create && strcmp(holder, b->holder->id) != 0)) {
 		problem(b, 404, "unknown_subject", "subject_id", "subject %s has no "
 		    "records; put a record first", subject);
 		return 0;

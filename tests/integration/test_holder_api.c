@@ -404,9 +404,10 @@ Test(holder_api, holders_only_touch_their_own_subjects)
 	Safeshare__V1__Error	*e;
 
 	put_child();
+	/* Issue 14 item 6: answered as if the subject were unknown. */
 	cr_expect_eq(hold("health_trust", &e, (const char *const[]){ "op=flag",
-	    "subject=S-C1", "flag=domestic_abuse", NULL }), 403);
-	cr_expect_str_eq(e->code, "not_your_subject");
+	    "subject=S-C1", "flag=domestic_abuse", NULL }), 404);
+	cr_expect_str_eq(e->code, "unknown_subject");
 	cr_expect_null(strstr(e->message, "childrens_social_care"));
 	safeshare__v1__error__free_unpacked(e, NULL);
 	cr_expect_eq(hold("health_trust", &e, (const char *const[]){ "subject=S-C1",
@@ -537,7 +538,7 @@ Test(holder_api, cli_import_is_all_or_nothing)
 	    "{\"op\":\"flag\",\"subject\":\"S-C1\",\"flag\":\"hate_crime\"}\n", "",
 	    &out), 4, "%s", out);
 	cr_expect(strstr(out, "bad.jsonl:3: bad_value: postcode") != NULL, "%s", out);
-	cr_expect(strstr(out, "bad.jsonl:2: not_your_subject") != NULL, "%s", out);
+	cr_expect(strstr(out, "bad.jsonl:2: unknown_subject") != NULL, "%s", out);
 	cr_expect(strstr(out, "nothing was imported") != NULL, "%s", out);
 	free(out);
 	after = dump_store();

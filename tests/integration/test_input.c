@@ -459,3 +459,46 @@ Test(input, import_too_large_or_with_a_bom)
 	free(out);
 	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND subject = 'S7001'"), 1);
 }
+
+/*
+ * Issue 14 item 6: a dry-run put_record answered 403 not_your_subject for
+ * another holder's subject and 200 for an unknown one, and neither was
+ * logged. Ownership refusals are now logged (dry run or not), and ops on an
+ * existing subject answer another holder's subject as an unknown one.
+ */
+Test(input, holders_probing_for_subjects_leave_a_trace)
+{
+	Safeshare__V1__Error	*e = NULL, *u = NULL;
+	static const char *const put_csc[] = { "op=put_record", "subject=S-C1",
+	    "record_type=person", "full_name=Ann Example", NULL };
+	static const char *const put_other[] = { "op=put_record", "subject=S-C1",
+	    "record_type=person", "full_name=Someone Else", NULL };
+	static const char *const flag_other[] = { "op=flag", "subject=S-C1",
+	    "flag=domestic_abuse", NULL };
+	static const char *const flag_none[] = { "op=flag", "subject=S-NONE1",
+	    "flag=domestic_abuse", NULL };
+
+	h_start(&d);
+	cr_assert_eq(hold("childrens_social_care", 0, NULL, put_csc), 200);
+	cr_expect_eq(hold("health_trust", 1, &e, put_other), 403);
+	cr_assert_not_null(e);
+	cr_expect_str_eq(e->code, "not_your_subject");
+	cr_expect_null(strstr(e->message, "childrens_social_care"));
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND reason = 'not_your_subject' "
+	    "AND agency = 'health_trust' AND subject = 'S-C1'"), 1,
+	    "the dry-run probe is in the log");
+
+	cr_expect_eq(hold("health_trust", 1, &e, flag_other), 404);
+	cr_expect_eq(hold("health_trust", 1, &u, flag_none), 404);
+	cr_assert_not_null(e);
+	cr_assert_not_null(u);
+	cr_expect_str_eq(e->code, u->code, "another's subject looks unknown");
+	cr_expect_eq(strlen(e->message) + 3, strlen(u->message), "%s / %s", e->message,
+	    u->message);
+	safeshare__v1__error__free_unpacked(e, NULL);
+	safeshare__v1__error__free_unpacked(u, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND reason = 'unknown_subject' "
+	    "AND agency = 'health_trust'"), 2);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND agency = 'health_trust'"), 0);
+}

@@ -179,7 +179,7 @@ Test(holder, unknown_record_type_and_future_verified)
 	holder_report_free(&r);
 }
 
-Test(holder, another_holders_subject_is_403_without_naming_it)
+Test(holder, another_holders_subject_is_refused_without_naming_it)
 {
 	struct opbuf		 b;
 	struct holder_report	 r;
@@ -191,14 +191,35 @@ Test(holder, another_holders_subject_is_403_without_naming_it)
 	cr_expect_str_eq(r.problems[0].code, "not_your_subject");
 	cr_expect_null(strstr(r.problems[0].message, "childrens_social_care"));
 	holder_report_free(&r);
-	op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuse";
-	cr_assert_eq(apply1(health, &b.op, &r), 1);
-	cr_expect_eq(r.problems[0].status, 403);
-	holder_report_free(&r);
-	op(&b, DEL, "S-1", "person", NULL);
-	cr_assert_eq(apply1(health, &b.op, &r), 1);
-	cr_expect_eq(r.problems[0].status, 403);
-	holder_report_free(&r);
+	/*
+	 * Issue 14 item 6: ops on an existing subject answer another holder's
+	 * subject exactly as an unknown one, so they cannot probe.
+	 */
+	for (int k = 0; k < 3; k++) {
+		struct holder_report	 u;
+		struct opbuf		 ub;
+
+		if (k == 0) {
+			op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuse";
+			op(&ub, FLAG, "S-NONE", NULL, NULL)->flag = "domestic_abuse";
+		} else if (k == 1) {
+			op(&b, DEL, "S-1", "person", NULL);
+			op(&ub, DEL, "S-NONE", "person", NULL);
+		} else {
+			op(&b, CONSENT, "S-1", NULL, NULL)->consent = "granted";
+			op(&ub, CONSENT, "S-NONE", NULL, NULL)->consent = "granted";
+		}
+		cr_assert_eq(apply1(health, &b.op, &r), 1);
+		cr_assert_eq(apply1(health, &ub.op, &u), 1);
+		cr_expect_eq(r.problems[0].status, 404, "op %d", k);
+		cr_expect_str_eq(r.problems[0].code, u.problems[0].code, "op %d", k);
+		cr_expect_eq(r.problems[0].status, u.problems[0].status, "op %d", k);
+		/* The same words but for the id itself. */
+		cr_expect_eq(strlen(r.problems[0].message) + 3,
+		    strlen(u.problems[0].message), "op %d", k);
+		holder_report_free(&r);
+		holder_report_free(&u);
+	}
 	cr_expect_eq(count("SELECT count(*) FROM flags"), 0);
 	cr_expect_eq(count("SELECT count(*) FROM records"), 1);
 }
