@@ -773,19 +773,56 @@ rules_overlap(const struct protocol *p, const struct rule *a, const struct rule 
 	return 0;
 }
 
+/*
+ * An agency that no rule names but that a {role: ROLE} rule reaches gets
+ * that access silently, e.g. a newly onboarded school (issue 22): say so,
+ * for each such agency and rule, at the rule.
+ */
+static void
+warn_role_rules(struct yfile *yf, const struct protocol *p, yaml_node_t **nodes)
+{
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct rule *r = &p->rules[i];
+
+		if (r->agency_role == 0 || nodes[i] == NULL || r->purpose == NULL ||
+		    r->record_type == NULL)
+			continue;
+		for (size_t j = 0; j < p->nagencies; j++) {
+			const struct agency	*a = &p->agencies[j];
+			int			 named = 0;
+
+			if (!rule_applies_to(r, a))
+				continue;
+			for (size_t k = 0; k < p->nrules && !named; k++)
+				named = strlist_has(&p->rules[k].agencies, a->id);
+			if (named)
+				continue;
+			for (int b = 0; b < NROLES; b++)
+				if (r->agency_role == 1u << b)
+					ywarn(yf, nodes[i], "agency \"%s\" is named in no "
+					    "rule, yet rule \"%s\" ({role: %s}) lets it ask "
+					    "for %s / %s; list agencies in the rule if that "
+					    "is not meant", a->id, r->id, role_names[b],
+					    r->purpose->id, r->record_type->id);
+		}
+	}
+}
+
 static void
 parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	static const char *const keys[] = { "id", "agencies", "purpose",
 	    "record_type", "fields", "transforms", "consent", "overrides",
 	    "withhold_when_flagged", NULL };
-	size_t	 count, *lines;
-	char	**ids;
+	size_t		  count, *lines;
+	char		**ids;
+	yaml_node_t	**nodes;
 
 	if (!yis_seq(yf, n, "rules"))
 		return;
 	count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	p->rules = xcalloc(count, sizeof(*p->rules));
+	nodes = xcalloc(count, sizeof(*nodes));
 	lines = xcalloc(count, sizeof(*lines));
 	ids = xcalloc(count, sizeof(*ids));
 	YSEQ_FOREACH(yf, n, it) {
@@ -802,6 +839,7 @@ parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 			continue;
 		check_unique(yf, rn, "rule", s, lines, ids, p->nrules);
 		r = &p->rules[p->nrules];
+		nodes[p->nrules] = rn;
 		ids[p->nrules] = r->id = xstrdup(s);
 		r->line = lines[p->nrules++] = yline(rn);
 		if ((v = yneed(yf, rn, "agencies", "rule")) != NULL)
@@ -838,6 +876,8 @@ parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 				    r->purpose->id, r->record_type->id);
 		}
 	}
+	warn_role_rules(yf, p, nodes);
+	free(nodes);
 	free(lines);
 	free(ids);
 }

@@ -511,3 +511,46 @@ next:
 	cr_expect_geq(accepted, 50, "only %zu generated protocols accepted", accepted);
 	cr_expect_geq(refused, 50, "only %zu generated protocols refused", refused);
 }
+
+/*
+ * Issue 22: onboarding school_dsl, named in no rule, silently gave it what
+ * a {role: requester} rule releases. policy check says so; an agency that
+ * some rule names is not warned about.
+ */
+Test(protocol, role_rule_reaching_an_unnamed_agency_is_warned)
+{
+	static const char y[] =
+	    "protocol: { id: t, version: \"1\", owner: o, review_by: 2099-01-01 }\n"
+	    "agencies:\n"
+	    "  - { id: police, spki_sha256: \"0101010101010101010101010101010101010101010101010101010101010101\", roles: [requester] }\n"
+	    "  - { id: school_dsl, spki_sha256: \"0202020202020202020202020202020202020202020202020202020202020202\", roles: [requester] }\n"
+	    "purposes:\n"
+	    "  - { id: marac, description: d, lawful_basis: { article6: a, article9: b } }\n"
+	    "record_types:\n"
+	    "  - id: concern\n"
+	    "    fields: [ { name: summary, type: text, label: fact } ]\n"
+	    "  - id: note\n"
+	    "    fields: [ { name: summary, type: text, label: fact } ]\n"
+	    "rules:\n"
+	    "  - { id: police-marac, agencies: [police], purpose: marac, record_type: note,\n"
+	    "      fields: [summary], consent: not_required }\n"
+	    "  - id: marac-concern\n"
+	    "    agencies: { role: requester }\n"
+	    "    purpose: marac\n    record_type: concern\n"
+	    "    fields: [summary]\n    consent: not_required\n";
+	struct diag	 d = { 0 };
+	struct protocol	*p;
+	size_t		 hits = 0;
+
+	p = protocol_load_buffer("role.yaml", (const unsigned char *)y, strlen(y), 0, &d);
+	for (size_t i = 0; i < d.n; i++)
+		if (strstr(d.msgs[i], "named in no rule") != NULL) {
+			hits++;
+			cr_expect_not_null(strstr(d.msgs[i], "\"school_dsl\""), "%s", d.msgs[i]);
+			cr_expect_not_null(strstr(d.msgs[i], "marac-concern"), "%s", d.msgs[i]);
+		}
+	cr_expect_eq(hits, 1, "one warning, for school_dsl only");
+	cr_expect_eq(d.nerrors, 0, "%s", d.n ? d.msgs[0] : "");
+	protocol_unref(p);
+	diag_free(&d);
+}
