@@ -1,23 +1,43 @@
 #!/bin/sh
-# Makes a development PKI: a CA, a server certificate for 127.0.0.1 and
-# localhost, one client certificate per agency (ECDSA P-256), and the
-# Ed25519 key that signs disclosure-log checkpoints (audit-signing.key, with
-# audit-signing.pub for auditors). Private keys are mode 0600. For development and tests only: never commit the output.
+# Makes or extends a PKI for safeshare: a CA, a server certificate, one
+# client certificate per agency (ECDSA P-256), and the Ed25519 key that
+# signs disclosure-log checkpoints (audit-signing.key, with
+# audit-signing.pub for auditors). Private keys are mode 0600.
 #
-#   deploy/pki.sh OUTDIR [AGENCY ...]
+#   deploy/pki.sh [--server] OUTDIR [AGENCY ...]
 #
-# Agencies default to those of config/protocol.yaml. Client certificates get
-# the subject "CN=<agency>,O=safeshare dev" that the example protocol names.
+#   OUTDIR     made if missing; a CA, server certificate or signing key
+#              already there is kept, so running it again with a new
+#              agency's name only issues that agency's certificate
+#   AGENCY     issue (or re-issue) a client certificate, subject
+#              "CN=<agency>,O=$SAFESHARE_PKI_ORG"; default: the agencies of
+#              config/protocol.yaml (only when the directory has no CA yet)
+#   --server   issue server.crt again (e.g. new names or expiry)
+#
+# Environment: SAFESHARE_PKI_ORG (O= of every subject; "safeshare dev"),
+# SAFESHARE_PKI_DAYS (validity; 825), SAFESHARE_PKI_SERVER_NAMES (the
+# server certificate's subjectAltName; "IP:127.0.0.1,DNS:localhost").
+#
+# Onboarding a partner agency (docs/operations.md): deploy/pki.sh DIR
+# school_dsl, add the agency and its rules to the protocol with its
+# certificate's subject or SPKI pin, safeshare policy check, reload.
+# A partnership with its own CA issues certificates there instead.
 set -eu
 
-if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-	echo "usage: deploy/pki.sh OUTDIR [AGENCY ...]" >&2
-	exit 2
-fi
+usage() { echo "usage: deploy/pki.sh [--server] OUTDIR [AGENCY ...]"; }
+reissue_server=0
+case ${1:-} in
+-h|--help) usage; sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+--server) reissue_server=1; shift ;;
+-*) usage >&2; exit 2 ;;
+esac
+[ $# -ge 1 ] || { usage >&2; exit 2; }
 out=$1
 shift
-[ $# -gt 0 ] || set -- police childrens_social_care health_trust housing \
-	da_service auditor admin guardian
+if [ $# -eq 0 ] && [ ! -f "$out/ca.crt" ]; then
+	set -- police childrens_social_care health_trust housing \
+		da_service auditor admin guardian
+fi
 ORG=${SAFESHARE_PKI_ORG:-safeshare dev}
 DAYS=${SAFESHARE_PKI_DAYS:-825}
 
@@ -50,10 +70,16 @@ if [ ! -f ca.crt ] || [ ! -f ca.key ]; then
 	chmod 644 ca.crt
 fi
 
-sign server "/O=$ORG/CN=localhost" "basicConstraints=CA:FALSE
+# The server certificate is issued once: adding an agency must not replace
+# the certificate a running daemon serves (issue 22).
+server_note=kept
+if [ ! -f server.crt ] || [ ! -f server.key ] || [ $reissue_server = 1 ]; then
+	sign server "/O=$ORG/CN=localhost" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost"
+subjectAltName=${SAFESHARE_PKI_SERVER_NAMES:-IP:127.0.0.1,DNS:localhost}"
+	server_note=issued
+fi
 
 for agency in "$@"; do
 	sign "$agency" "/O=$ORG/CN=$agency" "basicConstraints=CA:FALSE
@@ -67,4 +93,4 @@ if [ ! -f audit-signing.key ]; then
 	chmod 644 audit-signing.pub
 fi
 rm -f ca.srl
-echo "pki: CA, server, $# client certificates and the log signing key in $out"
+echo "pki: $out: CA, server certificate ($server_note), $# client certificate(s)${*:+ ($*)}, log signing key"

@@ -7,6 +7,8 @@
 #   deploy/quickstart.sh        set up and start (safe to run again)
 #   deploy/quickstart.sh stop   stop the daemon it started
 #
+# SAFESHARE_PORT=N picks another port than 8443 (0: any free one).
+#
 # Everything it makes lives in run/ at the top of the repository.
 set -eu
 
@@ -73,13 +75,23 @@ say "4. Check the config and the sharing protocol (as an admin would)"
 show "$B/daemon/safeshared" -t -c config/safeshared.yaml
 show "$B/client/safeshare" policy check config/protocol.yaml
 
+# SAFESHARE_PORT: the example config with another port, in run/ (its
+# relative paths still reach run/ and config/ from there).
+conf=config/safeshared.yaml
+if [ -n "${SAFESHARE_PORT:-}" ]; then
+	case $SAFESHARE_PORT in *[!0-9]*) echo "quickstart: SAFESHARE_PORT: a number" >&2; exit 2 ;; esac
+	sed -e "s|^port: .*|port: $SAFESHARE_PORT|" -e "s|^protocol: protocol.yaml|protocol: ../config/protocol.yaml|" \
+		config/safeshared.yaml > "$run/safeshared.yaml"
+	conf=$run/safeshared.yaml
+fi
+
 say "5. Load the demo data (fictional subjects) into a fresh store"
 rm -f "$run/store.db" "$run/store.db-wal" "$run/store.db-shm"
-"$B/daemon/safeshared" -c config/safeshared.yaml -l config/demo-data.yaml
+"$B/daemon/safeshared" -c "$conf" -l config/demo-data.yaml
 
-say "6. Start safeshared on 127.0.0.1:8443"
+say "6. Start safeshared on 127.0.0.1:${SAFESHARE_PORT:-8443}"
 rm -f "$run/port"
-nohup "$B/daemon/safeshared" -c config/safeshared.yaml -r "$run/port" \
+nohup "$B/daemon/safeshared" -c "$conf" -r "$run/port" \
 	>>"$run/safeshared.log" 2>&1 </dev/null &
 echo $! > "$pidfile"
 i=0
