@@ -71,13 +71,20 @@ reply_problems(struct evhttp_request *req, const struct holder_report *r)
  * logged from the loop (HOLDER_LOG_CHUNK at a time), applied on the holder
  * thread, answered on the loop. Owned by whichever side holds it.
  */
-enum hstage { H_CHECK, H_APPLY };
+enum hstage { H_CHECK, H_APPLY, H_FREE };
+
+/* hp->rc after H_CHECK when the body is not a batch at all. */
+#define RC_MALFORMED	-2	/* not a HolderRequest */
+#define RC_EMPTY	-3	/* no ops */
 
 struct hpending {
 	struct hpending			*next;		/* in a worker queue */
+	struct hpending			*cnext;		/* in w->checking (loop) */
 	struct hworker			*w;
 	struct evhttp_request		*req;
 	struct protocol			*proto;		/* the version checked against */
+	uint8_t				*body;		/* until unpacked into hr */
+	size_t				 blen;
 	Safeshare__V1__HolderRequest	*hr;
 	enum hstage			 stage;
 	int				 rc;		/* holder_apply()'s, stage done */
@@ -128,6 +135,7 @@ struct hworker {
 	struct event		*retry;		/* owed entries, every second */
 	struct owed		*owed;		/* loop thread only */
 	size_t			 busy;		/* batches not yet answered (loop) */
+	struct hpending		*checking;	/* batches not yet charged (loop) */
 };
 
 static void	hworker_queue(struct hworker *, struct hpending *);
@@ -161,19 +169,26 @@ joined(char *const *v, size_t n, char *buf, size_t len)
 static void
 hpending_free(struct hpending *hp)
 {
-	safeshare__v1__holder_request__free_unpacked(hp->hr, NULL);
+	if (hp->hr != NULL)
+		safeshare__v1__holder_request__free_unpacked(hp->hr, NULL);
+	free(hp->body);
 	protocol_unref(hp->proto);
 	holder_report_free(&hp->r);
 	free(hp->logged);
 	free(hp);
 }
 
-/* The batch is answered: it no longer holds up a shutdown. */
+/*
+ * The batch is answered: it no longer holds up a shutdown, and the holder
+ * thread frees it (100,000 ops take tens of milliseconds to free, which
+ * the loop does not wait for).
+ */
 static void
 hpending_done(struct hpending *hp)
 {
 	hp->w->busy--;
-	hpending_free(hp);
+	hp->stage = H_FREE;
+	hworker_queue(hp->w, hp);
 }
 
 static void
@@ -445,7 +460,29 @@ static void
 checked(struct hpending *hp)
 {
 	struct holder_report	*r = &hp->r;
+	struct hpending		**pp;
 
+	for (pp = &hp->w->checking; *pp != NULL && *pp != hp; pp = &(*pp)->cnext)
+		;
+	if (*pp == hp)
+		*pp = hp->cnext;
+	if (hp->rc == RC_MALFORMED || hp->rc == RC_EMPTY) {
+		if (hp->rc == RC_MALFORMED)
+			reply_error(hp->req, 400, "malformed_request", "the body is not "
+			    "a valid safeshare.v1.HolderRequest", 0);
+		else
+			reply_error(hp->req, 400, "missing_field", "the request has no "
+			    "operations", 0);
+		hpending_done(hp);
+		return;
+	}
+	/*
+	 * The agency's bucket counts ops, not requests (issue 14): the request
+	 * took one token; the rest of its ops are charged now and may leave
+	 * the bucket in debt, so a batch larger than the burst still goes
+	 * through, and the agency then waits until the rate has paid it off.
+	 */
+	rate_charge(hp->w->srv, hp->ag->id, (double)(hp->hr->n_ops - 1), mono_seconds());
 	if (hp->rc == 1 && log_probes(hp)) {
 		log_info("event=holder_check agency=%s ops=%zu problems=%zu dry_run=%d",
 		    hp->ag->id, hp->hr->n_ops, r->nproblems + r->more,
@@ -523,10 +560,26 @@ hworker_main(void *arg)
 			w->tail = NULL;
 		pthread_mutex_unlock(&w->mtx);
 
-		if (hp->stage == H_CHECK)
-			hp->rc = holder_apply(w->st, hp->proto, hp->ag, hp->hr->ops,
-			    hp->hr->n_ops, 1, time(NULL), NULL, &hp->r);
-		else {
+		if (hp->stage == H_FREE) {
+			hpending_free(hp);
+			pthread_mutex_lock(&w->mtx);
+			continue;
+		}
+		if (hp->stage == H_CHECK) {
+			/* Unpacking 7 MiB takes the loop's time no more. */
+			hp->hr = safeshare__v1__holder_request__unpack(NULL, hp->blen,
+			    hp->body);
+			free(hp->body);
+			hp->body = NULL;
+			if (hp->hr == NULL)
+				hp->rc = RC_MALFORMED;
+			else if (hp->hr->n_ops == 0)
+				hp->rc = RC_EMPTY;
+			else
+				hp->rc = holder_apply(w->st, hp->proto, hp->ag,
+				    hp->hr->ops, hp->hr->n_ops, 1, time(NULL), NULL,
+				    &hp->r);
+		} else {
 			struct holder_batch batch = { hp->rid, hp->first_seq, hp->logged };
 
 			holder_report_free(&hp->r);
@@ -663,7 +716,6 @@ void
 holder_handle(struct server *srv, struct evhttp_request *req)
 {
 	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
-	Safeshare__V1__HolderRequest	*hr;
 	struct hpending			*hp;
 	const struct agency		*ag;
 	struct peer			 p;
@@ -683,34 +735,33 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 		    "agency; retry after a second", 0);
 		return;
 	}
-	hr = safeshare__v1__holder_request__unpack(NULL, len, evbuffer_pullup(in, -1));
-	if (hr == NULL) {
-		reply_error(req, 400, "malformed_request", "the body is not a valid "
-		    "safeshare.v1.HolderRequest", 0);
-		return;
-	}
-	if (hr->n_ops == 0) {
-		safeshare__v1__holder_request__free_unpacked(hr, NULL);
-		reply_error(req, 400, "missing_field", "the request has no operations", 0);
-		return;
-	}
 	/*
-	 * The agency's bucket counts ops, not requests (issue 14): the request
-	 * took one token; the rest of its ops are charged now and may leave
-	 * the bucket in debt, so a batch larger than the burst still goes
-	 * through, and the agency then waits until the rate has paid it off.
+	 * One batch of an agency's at a time until it is unpacked and its ops
+	 * are charged (checked()): batches sent at once would otherwise each
+	 * be admitted on the one token they take here.
 	 */
-	rate_charge(srv, ag->id, (double)(hr->n_ops - 1), mono_seconds());
+	for (hp = srv->holder->checking; hp != NULL; hp = hp->cnext)
+		if (strcmp(hp->ag->id, ag->id) == 0) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			    "Retry-After", "1");
+			reply_error(req, 429, "rate_limited", "another batch from this "
+			    "agency is being checked; retry after a second", 0);
+			return;
+		}
 	hp = xcalloc(1, sizeof(*hp));
 	hp->w = srv->holder;
 	hp->req = req;
 	hp->proto = protocol_ref(srv->proto);
-	hp->hr = hr;
+	hp->blen = len;
+	hp->body = xcalloc(len ? len : 1, 1);
+	evbuffer_remove(in, hp->body, len);
 	hp->stage = H_CHECK;
 	/* ag is srv->proto's, and hp holds a reference to that protocol. */
 	hp->ag = ag;
 	snprintf(hp->fp, sizeof(hp->fp), "%s", p.fp);
 	snprintf(hp->rid, sizeof(hp->rid), "%s", rid);
+	hp->cnext = srv->holder->checking;
+	srv->holder->checking = hp;
 	/* Checked first, off the loop; nothing is logged or written for a bad batch. */
 	srv->holder->busy++;
 	hworker_queue(srv->holder, hp);
