@@ -430,6 +430,82 @@ refused_override(const struct policy_request *req, struct decision *d)
 	d->inform_subject = 0;
 }
 
+/* Appends printf-style text to the decision's detail, truncating. */
+static void advise(struct decision *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+advise(struct decision *d, const char *fmt, ...)
+{
+	size_t	 used = strlen(d->detail);
+	va_list	 ap;
+
+	if (used + 1 >= sizeof(d->detail))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->detail + used, sizeof(d->detail) - used, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Issue 22: a denial tells the practitioner the next step, one line after
+ * the reason, in the reply's message and so in the CLI.
+ */
+static void
+advice(const struct agency *a, const struct policy_request *req,
+    struct decision *d)
+{
+	const char	*sep = ": ";
+
+	if (d->kind != DECISION_DENY || d->reason == NULL)
+		return;
+	if (strcmp(d->reason, "no_rule") == 0)
+		advise(d, ". Next: the protocol needs a rule for agency %s, purpose "
+		    "%s, record type %s; see `safeshare policy matrix --agency %s` "
+		    "for what your agency may ask, or ask the protocol's owner",
+		    a->id, d->purpose->id, d->record_type->id, a->id);
+	else if (strcmp(d->reason, "justification_required") == 0)
+		advise(d, ". Next: write at least %d characters in %d or more words "
+		    "saying why the exception applies (--justification)",
+		    POLICY_MIN_JUSTIFICATION, POLICY_MIN_WORDS);
+	else if ((strcmp(d->reason, "consent_required") == 0 ||
+	    strcmp(d->reason, "consent_refused") == 0 ||
+	    strcmp(d->reason, "unknown_override") == 0 ||
+	    strcmp(d->reason, "override_not_allowed") == 0) && d->rule != NULL) {
+		if (d->rule->overrides == 0) {
+			advise(d, ". Next: rule %s accepts no override exception; "
+			    "obtain the person's consent", d->rule->id);
+			return;
+		}
+		advise(d, ". Next: rule %s accepts the override exceptions", d->rule->id);
+		for (int i = 0; i < OV_COUNT; i++)
+			if (d->rule->overrides & (1u << i)) {
+				advise(d, "%s%s", sep, override_name((enum override_code)i));
+				sep = ", ";
+			}
+		advise(d, " (--override CODE with a --justification), or obtain "
+		    "the person's consent");
+	} else if (strcmp(d->reason, "all_withheld") == 0) {
+		advise(d, ". Withheld");
+		for (size_t i = 0; i < d->nfields; i++) {
+			if (d->fields[i].reason == NULL ||
+			    strcmp(d->fields[i].reason, "not_requested") == 0)
+				continue;
+			advise(d, "%s%s (%s)", sep, d->fields[i].def->name,
+			    d->fields[i].reason);
+			sep = ", ";
+		}
+		if (req->nfields > 0)
+			advise(d, ". Next: ask for other fields, or none for all the "
+			    "rule releases");
+	} else if (strcmp(d->reason, "not_requester") == 0)
+		advise(d, ". Next: use a certificate of an agency with the "
+		    "requester role");
+	else if (strcmp(d->reason, "protocol_expired") == 0)
+		advise(d, ". Next: the admins must review the protocol, update "
+		    "review_by and reload it");
+}
+
 void
 policy_decide(const struct protocol *p, const struct agency *a,
     const struct policy_request *req, const struct policy_subject *subj,
@@ -437,6 +513,8 @@ policy_decide(const struct protocol *p, const struct agency *a,
 {
 	decide(p, a, req, subj, now, d);
 	refused_override(req, d);
+	if (a != NULL)
+		advice(a, req, d);
 }
 
 static const char *

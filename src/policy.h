@@ -83,7 +83,7 @@ struct decision {
 	enum decision_kind	 kind;
 	const char		*reason;	/* reason code, e.g. "no_rule" */
 	int			 step;		/* the step that decided (1-8) */
-	char			 detail[256];	/* one line for humans */
+	char			 detail[768];	/* one line for humans: what, then what to do */
 	const struct rule	*rule;
 	const struct purpose	*purpose;
 	const struct record_type *record_type;
