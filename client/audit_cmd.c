@@ -59,7 +59,7 @@ static const char *const help =
     "  subject-report SUBJECT       every disclosure about one person (D17)\n"
     "  reviews                      overrides used, and requests that invoked one\n"
     "                               and were denied, awaiting senior review (D15)\n"
-    "  review SEQ --outcome upheld|not-upheld --note TEXT\n"
+    "  review SEQ --outcome upheld|not_upheld --note TEXT\n"
     "  inform                       inform-the-subject items outstanding (D6),\n"
     "                               with any waiver reason that was not accepted\n"
     "  inform-done SEQ --note TEXT\n"
@@ -391,11 +391,12 @@ a_note(struct ss_client *c, struct aopts *o, const char *path, const char *seqs,
 	if (rq.seq == 0 || o->note == NULL || (review && o->outcome == NULL)) {
 		fprintf(stderr, "safeshare: usage: safeshare audit %s SEQ %s--note TEXT\n",
 		    review ? "review" : "inform-done",
-		    review ? "--outcome upheld|not-upheld " : "");
+		    review ? "--outcome upheld|not_upheld " : "");
 		return EX_USAGE;
 	}
 	if (review) {
-		/* Accept the spelling in the docs and the one on the wire. */
+		/* One spelling, not_upheld (as on the wire and in the log); the
+		 * old not-upheld is still taken. */
 		snprintf(outcome, sizeof(outcome), "%s", o->outcome);
 		for (char *p = outcome; *p; p++)
 			if (*p == '-')

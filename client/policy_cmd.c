@@ -30,12 +30,16 @@ policy_check(int argc, char *argv[])
 	struct protocol	*p;
 	char		 roles[64];
 
-	if (argc != 2 || strcmp(argv[1], "--help") == 0) {
-		fprintf(argc == 2 ? stdout : stderr,
+	int		 help = argc == 2 && strcmp(argv[1], "--help") == 0;
+
+	/* An unknown option is not a file name: the usage, exit 2. */
+	if (argc != 2 || help || argv[1][0] == '-') {
+		fprintf(help ? stdout : stderr,
 		    "usage: safeshare policy check FILE\n"
 		    "Validates a sharing protocol offline; prints a summary, or every\n"
-		    "problem as file:line:col: message and exits 1.\n");
-		return argc == 2 ? EX_OK : EX_USAGE;
+		    "problem as file:line:col: message and exits 1. Warns when a\n"
+		    "{role: ...} rule reaches an agency that no rule names.\n");
+		return help ? EX_OK : EX_USAGE;
 	}
 	if ((p = load(argv[1], time(NULL))) == NULL)
 		return EX_LOCAL;
@@ -334,81 +338,143 @@ rule_fields(const struct rule *r, char *out, size_t len)
 	}
 }
 
+/* One matrix row as JSON: lists are arrays (issue 22), not joined strings. */
+static void
+matrix_json_row(const struct agency *ag, const struct rule *r, int first)
+{
+	const char *sep = "";
+
+	printf("%s\n{\"agency\":", first ? "" : ",");
+	json_str(stdout, ag->id);
+	printf(",\"purpose\":");
+	json_str(stdout, r->purpose->id);
+	printf(",\"record_type\":");
+	json_str(stdout, r->record_type->id);
+	printf(",\"rule\":");
+	json_str(stdout, r->id);
+	printf(",\"consent_required\":%s,\"fields\":[",
+	    r->consent_required ? "true" : "false");
+	for (size_t i = 0; i < r->nfields; i++) {
+		const struct rule_field *f = &r->fields[i];
+
+		printf("%s{\"name\":", i ? "," : "");
+		json_str(stdout, r->record_type->fields[f->idx].name);
+		printf(",\"transform\":");
+		json_str(stdout, f->transform ? transform_name(f->transform) : "none");
+		printf("}");
+	}
+	printf("],\"overrides\":[");
+	for (int o = 0; o < OV_COUNT; o++)
+		if (r->overrides & (1u << o)) {
+			printf("%s", sep);
+			json_str(stdout, override_name((enum override_code)o));
+			sep = ",";
+		}
+	printf("],\"withheld_when_flagged\":[");
+	for (size_t w = 0; w < r->nwithhold; w++) {
+		printf("%s{\"flag\":", w ? "," : "");
+		json_str(stdout, r->withhold[w].flag);
+		printf(",\"fields\":[");
+		for (size_t k = 0; k < r->withhold[w].nfields; k++) {
+			printf("%s", k ? "," : "");
+			json_str(stdout,
+			    r->record_type->fields[r->withhold[w].fields[k]].name);
+		}
+		printf("]}");
+	}
+	printf("]}");
+}
+
+/* One matrix row as text: rule id, fields, overrides, flag withholdings. */
+static void
+matrix_text_row(const struct agency *ag, const struct rule *r)
+{
+	char		 fields[1024];
+	const char	*sep = "  [overrides: ";
+
+	rule_fields(r, fields, sizeof(fields));
+	printf("%-22s %-18s %-10s %-22s %-9s %s", ag->id, r->purpose->id,
+	    r->record_type->id, r->id, r->consent_required ? "required" : "-",
+	    fields);
+	for (int o = 0; o < OV_COUNT; o++)
+		if (r->overrides & (1u << o)) {
+			printf("%s%s", sep, override_name((enum override_code)o));
+			sep = ",";
+		}
+	if (*sep == ',')
+		printf("]");
+	for (size_t w = 0; w < r->nwithhold; w++) {
+		printf("  [if %s withhold ", r->withhold[w].flag);
+		for (size_t k = 0; k < r->withhold[w].nfields; k++)
+			printf("%s%s", k ? "," : "",
+			    r->record_type->fields[r->withhold[w].fields[k]].name);
+		printf("]");
+	}
+	printf("\n");
+}
+
 static int
 policy_matrix(int argc, char *argv[])
 {
+	static const struct option longopts[] = {
+		{ "agency", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 } };
+	static const char *const help =
+	    "usage: safeshare policy matrix FILE [--agency A] [--json]\n"
+	    "For every agency (or only A), purpose and record type: the rule,\n"
+	    "the fields it releases (with transforms), whether consent is\n"
+	    "needed, the override exceptions accepted and the fields a risk\n"
+	    "flag withholds. The transparency view.\n";
 	struct protocol	*p;
-	const char	*file = NULL;
-	char		 fields[1024];
-	int		 json = 0, first = 1;
+	const char	*file, *only = NULL;
+	int		 ch, json = 0, first = 1;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--help") == 0) {
-			printf("usage: safeshare policy matrix FILE [--json]\n"
-			    "For every agency, purpose and record type: the fields it can\n"
-			    "see (with transforms), whether consent is needed, and the\n"
-			    "override exceptions accepted. The transparency view.\n");
-			return EX_OK;
-		} else if (file == NULL)
-			file = argv[i];
-		else
-			return EX_USAGE;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a': only = optarg; break;
+		case 'J': json = 1; break;
+		case 'h': fputs(help, stdout); return EX_OK;
+		default: fputs(help, stderr); return EX_USAGE;
+		}
 	}
-	if (file == NULL) {
-		fprintf(stderr, "usage: safeshare policy matrix FILE [--json]\n");
+	if (optind + 1 != argc) {
+		fputs(help, stderr);
 		return EX_USAGE;
 	}
+	file = argv[optind];
 	if ((p = load(file, 0)) == NULL)
 		return EX_LOCAL;
+	if (only != NULL && protocol_agency(p, only) == NULL) {
+		fprintf(stderr, "safeshare: no agency \"%s\" in %s\n", only, file);
+		protocol_unref(p);
+		return EX_USAGE;
+	}
 	if (json)
 		printf("[");
 	else
-		printf("%-24s %-20s %-12s %-9s %s\n", "AGENCY", "PURPOSE", "RECORD",
-		    "CONSENT", "FIELDS (/transform)  [overrides]");
+		printf("%-22s %-18s %-10s %-22s %-9s %s\n", "AGENCY", "PURPOSE", "RECORD",
+		    "RULE", "CONSENT", "FIELDS (/transform)  [overrides]  [if FLAG withhold]");
 	for (size_t a = 0; a < p->nagencies; a++) {
 		const struct agency *ag = &p->agencies[a];
 
-		if (!(ag->roles & ROLE_REQUESTER))
+		if (!(ag->roles & ROLE_REQUESTER) ||
+		    (only != NULL && strcmp(ag->id, only) != 0))
 			continue;
 		for (size_t u = 0; u < p->npurposes; u++)
 			for (size_t t = 0; t < p->nrecord_types; t++) {
 				const struct rule *r = protocol_find_rule(p, ag,
 				    &p->purposes[u], &p->record_types[t]);
-				char ov[256] = "";
 
 				if (r == NULL)
 					continue;
-				rule_fields(r, fields, sizeof(fields));
-				for (int o = 0; o < OV_COUNT; o++)
-					if (r->overrides & (1u << o)) {
-						if (ov[0])
-							strncat(ov, ",", sizeof(ov) - strlen(ov) - 1);
-						strncat(ov, override_name((enum override_code)o),
-						    sizeof(ov) - strlen(ov) - 1);
-					}
 				if (json) {
-					printf("%s\n{\"agency\":", first ? "" : ",");
-					json_str(stdout, ag->id);
-					printf(",\"purpose\":");
-					json_str(stdout, p->purposes[u].id);
-					printf(",\"record_type\":");
-					json_str(stdout, p->record_types[t].id);
-					printf(",\"rule\":");
-					json_str(stdout, r->id);
-					printf(",\"consent_required\":%s,\"fields\":",
-					    r->consent_required ? "true" : "false");
-					json_str(stdout, fields);
-					printf(",\"overrides\":");
-					json_str(stdout, ov);
-					printf("}");
+					matrix_json_row(ag, r, first);
 					first = 0;
 				} else
-					printf("%-24s %-20s %-12s %-9s %s%s%s%s\n", ag->id,
-					    p->purposes[u].id, p->record_types[t].id,
-					    r->consent_required ? "required" : "-", fields,
-					    ov[0] ? "  [" : "", ov, ov[0] ? "]" : "");
+					matrix_text_row(ag, r);
 			}
 	}
 	if (json)
@@ -423,7 +489,7 @@ cmd_policy(int argc, char *argv[])
 	static const char *const usage =
 	    "usage: safeshare policy check FILE\n"
 	    "       safeshare policy explain FILE --agency A --purpose P --record-type T ...\n"
-	    "       safeshare policy matrix FILE [--json]\n";
+	    "       safeshare policy matrix FILE [--agency A] [--json]\n";
 
 	if (argc < 2) {
 		fputs(usage, stderr);

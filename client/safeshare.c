@@ -399,12 +399,10 @@ cmd_health(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (conn_opt(ch, &o, &json))
 			continue;
-		if (ch == O_HELP) {
-			printf("usage: safeshare health [--json] [connection options]\n"
-			    "Prints the server's status, protocol in force and log size.\n");
-			return EX_OK;
-		}
-		return EX_USAGE;
+		fprintf(ch == O_HELP ? stdout : stderr,
+		    "usage: safeshare health [--json] [connection options]\n"
+		    "Prints the server's status, protocol in force and log size.\n");
+		return ch == O_HELP ? EX_OK : EX_USAGE;
 	}
 	if ((rc = connect_client(&o, &c)) != EX_OK)
 		return rc;
