@@ -97,18 +97,18 @@ print_entry(const struct audit_entry *e, int json, int *first)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	if (!json) {
 		printf("#%-6" PRIu64 " %s %-11s %-12s %-22s agency=%s subject=%s "
-		    "purpose=%s rule=%s", e->seq, when, e->kind, e->decision,
-		    e->reason, *e->agency ? e->agency : "-",
-		    *e->subject ? e->subject : "-", *e->purpose ? e->purpose : "-",
-		    *e->rule_id ? e->rule_id : "-");
+		    "purpose=%s rule=%s", e->seq, when, T(e->kind), T(e->decision),
+		    T(e->reason), *e->agency ? T(e->agency) : "-",
+		    *e->subject ? T(e->subject) : "-", *e->purpose ? T(e->purpose) : "-",
+		    *e->rule_id ? T(e->rule_id) : "-");
 		if (*e->override_code)
-			printf(" override=%s", e->override_code);
+			printf(" override=%s", T(e->override_code));
 		if (e->ref_seq)
 			printf(" about=#%" PRIu64, e->ref_seq);
 		if (*e->released)
-			printf(" released=[%s]", e->released);
+			printf(" released=[%s]", T(e->released));
 		if (*e->withheld)
-			printf(" withheld=[%s]", e->withheld);
+			printf(" withheld=[%s]", T(e->withheld));
 		printf("\n");
 		return;
 	}
@@ -168,8 +168,8 @@ call(struct ss_client *c, const char *path, const ProtobufCMessage *req,
 		return EX_NOANSWER;
 	}
 	if (e != NULL) {
-		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, e->code,
-		    e->message);
+		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, T(e->code),
+		    T(e->message));
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return EX_REFUSED;
 	}
@@ -248,7 +248,7 @@ a_stats(struct ss_client *c, struct aopts *o)
 	if (o->json)
 		printf("{\"group_by\":\"%s\",\"rows\":[", r->group_by);
 	else
-		printf("%-32s %10s\n", r->group_by, "entries");
+		printf("%-32s %10s\n", T(r->group_by), "entries");
 	for (size_t i = 0; i < r->n_rows; i++) {
 		if (o->json) {
 			printf("%s{\"key\":", i ? "," : "");
@@ -256,7 +256,7 @@ a_stats(struct ss_client *c, struct aopts *o)
 			printf(",\"count\":%" PRIu64 "}", r->rows[i]->count);
 		} else
 			printf("%-32s %10" PRIu64 "\n", r->rows[i]->key[0] ?
-			    r->rows[i]->key : "(none)", r->rows[i]->count);
+			    T(r->rows[i]->key) : "(none)", r->rows[i]->count);
 		total += r->rows[i]->count;
 	}
 	if (o->json)
@@ -281,13 +281,15 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 	q.subject = (char *)subject;
 	q.kind = "disclosure";
 	q.limit = 1000;
-	if (o->json)
-		printf("{\"subject\":\"%s\",\"disclosures\":[", subject);
-	else {
+	if (o->json) {
+		printf("{\"subject\":");
+		json_str(stdout, subject);
+		printf(",\"disclosures\":[");
+	} else {
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
 		printf("SUBJECT ACCESS REPORT (D17)\nsubject: %s\nproduced: %s\n\n"
 		    "Every request for information about this person, who made it, "
-		    "when, why,\nand what was released or withheld.\n\n", subject, when);
+		    "when, why,\nand what was released or withheld.\n\n", T(subject), when);
 	}
 	do {
 		if ((rc = call(c, "/v1/audit/query", &q.base,
@@ -306,18 +308,20 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 			}
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&t));
 			printf("%" PRIu64 ". %s  (log entry %" PRIu64 ")\n", n, when, m->seq);
-			printf("   requested by: %s, practitioner %s, case %s\n", m->agency,
-			    m->practitioner, m->case_ref);
-			printf("   purpose:      %s (%s)\n", m->purpose,
-			    m->lawful_basis[0] ? m->lawful_basis : "no lawful basis: denied");
-			printf("   decision:     %s (%s)%s%s\n", m->decision, m->reason,
-			    m->rule_id[0] ? ", rule " : "", m->rule_id);
+			printf("   requested by: %s, practitioner %s, case %s\n",
+			    T(m->agency), T(m->practitioner), T(m->case_ref));
+			printf("   purpose:      %s (%s)\n", T(m->purpose),
+			    m->lawful_basis[0] ? T(m->lawful_basis) :
+			    "no lawful basis: denied");
+			printf("   decision:     %s (%s)%s%s\n", T(m->decision),
+			    T(m->reason), m->rule_id[0] ? ", rule " : "", T(m->rule_id));
 			if (m->override_code[0] && strcmp(m->decision, "deny") != 0)
 				printf("   without consent under the exception: %s\n",
-				    m->override_code);
-			printf("   released:     %s\n", m->released[0] ? m->released : "nothing");
+				    T(m->override_code));
+			printf("   released:     %s\n", m->released[0] ? T(m->released) :
+			    "nothing");
 			if (m->withheld[0])
-				printf("   withheld:     %s\n", m->withheld);
+				printf("   withheld:     %s\n", T(m->withheld));
 			printf("\n");
 		}
 		q.after_seq = r->next_after_seq;
@@ -354,11 +358,11 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 		}
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
 		printf("#%-6" PRIu64 " %s  %s about %s for %s under %s\n         "
-		    "justification: %s\n", m->seq, when, m->agency, m->subject,
-		    m->purpose, m->override_code, m->justification);
+		    "justification: %s\n", m->seq, when, T(m->agency), T(m->subject),
+		    T(m->purpose), T(m->override_code), T(m->justification));
 		/* A denied emergency request is reviewed too (D15). */
 		if (strcmp(m->decision, "deny") == 0)
-			printf("         refused: %s; nothing was released\n", m->reason);
+			printf("         refused: %s; nothing was released\n", T(m->reason));
 		/*
 		 * The practitioner said telling the subject would increase
 		 * risk, in words that did not pass (D6): whoever tells the
@@ -368,7 +372,7 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 		    strlen(POLICY_WAIVER_REJECTED)) == 0)
 			printf("         WARNING: the practitioner gave a reason not to "
 			    "inform the subject, not accepted as one: %s\n",
-			    m->inform_waiver + strlen(POLICY_WAIVER_REJECTED));
+			    T(m->inform_waiver + strlen(POLICY_WAIVER_REJECTED)));
 	}
 	if (o->json)
 		printf("]\n");

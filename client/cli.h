@@ -4,6 +4,17 @@
 
 #include <stdio.h>
 
+#include "util.h"
+
+/*
+ * Every string that came from the server, the log or a file goes to the
+ * terminal through T() (term_safe() in util.c): control characters and
+ * bidirectional overrides are shown escaped, so no value can move the
+ * cursor, erase a line or fake an entry (issue 14 item 10). JSON output
+ * uses json_str() instead.
+ */
+#define T(s)	term_safe(s)
+
 enum { EX_OK, EX_LOCAL, EX_USAGE, EX_DENIED, EX_REFUSED, EX_NOANSWER };
 
 int	cmd_policy(int argc, char *argv[]);

@@ -152,20 +152,20 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 			printf("]}\n");
 		} else if (e->n_problems == 0) {
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-			    e->code, e->message);
+			    T(e->code), T(e->message));
 			if (status == 413)
 				fprintf(stderr, "safeshare: the server's limits.max_import "
 				    "is smaller; split the file or raise the limit\n");
 		} else {
 			for (size_t i = 0; i < e->n_problems; i++)
 				if (src != NULL)
-					fprintf(stderr, "%s:%u: %s: %s\n", src,
-					    e->problems[i]->line, e->problems[i]->code,
-					    e->problems[i]->message);
+					fprintf(stderr, "%s:%u: %s: %s\n", T(src),
+					    e->problems[i]->line, T(e->problems[i]->code),
+					    T(e->problems[i]->message));
 				else
 					fprintf(stderr, "safeshare: refused (HTTP %d): %s: "
-					    "%s\n", status, e->problems[i]->code,
-					    e->problems[i]->message);
+					    "%s\n", status, T(e->problems[i]->code),
+					    T(e->problems[i]->message));
 			if (src != NULL)
 				fprintf(stderr, "safeshare: %s: nothing was imported\n", src);
 		}
@@ -217,7 +217,7 @@ do_import(struct hopts *o, const char *path)
 		    rc == -1 ? ", with problems" : "");
 	if (rc == -1) {
 		for (size_t i = 0; i < im.nerrors; i++)
-			fprintf(stderr, "%s\n", im.errors[i]);
+			fprintf(stderr, "%s\n", T(im.errors[i]));
 		if (im.more > 0)
 			fprintf(stderr, "%s: ... and %zu more problems\n", path, im.more);
 		fprintf(stderr, "safeshare: %s: nothing was imported\n", path);

@@ -43,15 +43,15 @@ policy_check(int argc, char *argv[])
 	}
 	if ((p = load(argv[1], time(NULL))) == NULL)
 		return EX_LOCAL;
-	printf("%s: protocol %s version %s, owner %s, review by %s\n", argv[1], p->id,
-	    p->version, p->owner, p->review_by_str);
+	printf("%s: protocol %s version %s, owner %s, review by %s\n", T(argv[1]),
+	    p->id, p->version, T(p->owner), p->review_by_str);
 	printf("agencies (%zu):\n", p->nagencies);
 	for (size_t i = 0; i < p->nagencies; i++)
 		printf("  %-28s %s\n", p->agencies[i].id,
 		    roles_string(p->agencies[i].roles, roles, sizeof(roles)));
 	printf("purposes (%zu):\n", p->npurposes);
 	for (size_t i = 0; i < p->npurposes; i++)
-		printf("  %-28s %s\n", p->purposes[i].id, p->purposes[i].lawful_basis);
+		printf("  %-28s %s\n", p->purposes[i].id, T(p->purposes[i].lawful_basis));
 	printf("record types (%zu):\n", p->nrecord_types);
 	for (size_t i = 0; i < p->nrecord_types; i++)
 		printf("  %-28s %zu fields\n", p->record_types[i].id,
@@ -82,7 +82,7 @@ explain_text(const struct protocol *p, const struct policy_request *rq,
 
 		printf("%d. %-18s ", s, step_names[s]);
 		if (failed) {
-			printf("DENY %s: %s\n", d->reason, d->detail);
+			printf("DENY %s: %s\n", d->reason, T(d->detail));
 			break;
 		}
 		switch (s) {

@@ -151,12 +151,12 @@ print_response(const Safeshare__V1__DisclosureResponse *r, int json)
 		printf("]}\n");
 		return;
 	}
-	printf("decision:      %s (%s)\n", decision_word(r->decision), r->reason);
+	printf("decision:      %s (%s)\n", decision_word(r->decision), T(r->reason));
 	printf("disclosure id: %llu\n", (unsigned long long)r->disclosure_id);
-	printf("protocol:      %s version %s%s%s\n", r->protocol_id,
-	    r->protocol_version, r->rule_id[0] ? ", rule " : "", r->rule_id);
+	printf("protocol:      %s version %s%s%s\n", T(r->protocol_id),
+	    T(r->protocol_version), r->rule_id[0] ? ", rule " : "", T(r->rule_id));
 	if (r->lawful_basis[0])
-		printf("lawful basis:  %s\n", r->lawful_basis);
+		printf("lawful basis:  %s\n", T(r->lawful_basis));
 	if (r->n_released > 0) {
 		t = (time_t)r->released[0]->last_verified;
 		strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&t));
@@ -167,14 +167,14 @@ print_response(const Safeshare__V1__DisclosureResponse *r, int json)
 	for (size_t i = 0; i < r->n_released; i++) {
 		const Safeshare__V1__ReleasedField *f = r->released[i];
 
-		printf("  %-22s %-30s [%s]%s%s\n", f->name, f->value,
+		printf("  %-22s %-30s [%s]%s%s\n", T(f->name), T(f->value),
 		    f->label == SAFESHARE__V1__LABEL__LABEL_OPINION ? "opinion" : "fact",
-		    f->transform[0] ? " transformed: " : "", f->transform);
+		    f->transform[0] ? " transformed: " : "", T(f->transform));
 	}
 	if (r->n_withheld > 0)
 		printf("withheld:\n");
 	for (size_t i = 0; i < r->n_withheld; i++)
-		printf("  %-22s %s\n", r->withheld[i]->name, r->withheld[i]->reason);
+		printf("  %-22s %s\n", T(r->withheld[i]->name), T(r->withheld[i]->reason));
 	if (r->review_required)
 		printf("note: released under an override; flagged for senior review\n");
 	if (r->inform_subject)
@@ -295,7 +295,7 @@ cmd_request(int argc, char *argv[])
 			    (unsigned long long)error->disclosure_id);
 		} else {
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-			    error->code, error->message);
+			    T(error->code), T(error->message));
 			if (error->disclosure_id)
 				fprintf(stderr, "safeshare: logged as disclosure %llu\n",
 				    (unsigned long long)error->disclosure_id);
@@ -308,7 +308,7 @@ cmd_request(int argc, char *argv[])
 	print_response(resp, json);
 	rc = resp->decision == SAFESHARE__V1__DECISION__DECISION_DENY ? EX_DENIED : EX_OK;
 	if (rc == EX_DENIED && !json)
-		fprintf(stderr, "safeshare: denied: %s\n", resp->reason);
+		fprintf(stderr, "safeshare: denied: %s\n", T(resp->reason));
 	safeshare__v1__disclosure_response__free_unpacked(resp, NULL);
 	return rc;
 }
@@ -354,8 +354,8 @@ cmd_admin(int argc, char *argv[])
 		return EX_NOANSWER;
 	}
 	if (e != NULL) {
-		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, e->code,
-		    e->message);
+		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
+		    T(e->code), T(e->message));
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return EX_REFUSED;
 	}
@@ -372,14 +372,14 @@ cmd_admin(int argc, char *argv[])
 		printf("]}\n");
 	} else {
 		for (size_t i = 0; i < r->n_problems; i++)
-			fprintf(stderr, "%s\n", r->problems[i]);
+			fprintf(stderr, "%s\n", T(r->problems[i]));
 		if (r->ok)
 			printf("reloaded: protocol %s version %s (sha256 %s), log entry %llu\n",
-			    r->protocol_id, r->protocol_version, r->protocol_sha256,
+			    T(r->protocol_id), T(r->protocol_version), T(r->protocol_sha256),
 			    (unsigned long long)r->disclosure_id);
 		else
 			printf("rejected: protocol %s version %s stays in force\n",
-			    r->protocol_id, r->protocol_version);
+			    T(r->protocol_id), T(r->protocol_version));
 	}
 	rc = r->ok ? EX_OK : EX_LOCAL;
 	safeshare__v1__reload_result__free_unpacked(r, NULL);
@@ -412,16 +412,19 @@ cmd_health(int argc, char *argv[])
 		fprintf(stderr, "safeshare: %s\n", err);
 		return EX_NOANSWER;
 	}
-	if (json)
-		printf("{\"status\":\"%s\",\"audit_ok\":%s,\"protocol\":\"%s\","
-		    "\"protocol_version\":\"%s\",\"log_size\":%llu}\n", h->status,
-		    h->audit_ok ? "true" : "false", h->protocol_id,
-		    h->protocol_version, (unsigned long long)h->log_size);
-	else
+	if (json) {
+		printf("{\"status\":");
+		json_str(stdout, h->status);
+		printf(",\"audit_ok\":%s,\"protocol\":", h->audit_ok ? "true" : "false");
+		json_str(stdout, h->protocol_id);
+		printf(",\"protocol_version\":");
+		json_str(stdout, h->protocol_version);
+		printf(",\"log_size\":%llu}\n", (unsigned long long)h->log_size);
+	} else
 		printf("status %s; disclosure log %s (%llu entries); protocol %s "
-		    "version %s\n", h->status, h->audit_ok ? "writable" : "FAILING",
-		    (unsigned long long)h->log_size, h->protocol_id,
-		    h->protocol_version);
+		    "version %s\n", T(h->status), h->audit_ok ? "writable" : "FAILING",
+		    (unsigned long long)h->log_size, T(h->protocol_id),
+		    T(h->protocol_version));
 	rc = h->audit_ok ? EX_OK : EX_REFUSED;
 	safeshare__v1__health__free_unpacked(h, NULL);
 	return rc;

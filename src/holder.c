@@ -287,8 +287,10 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 		problem(b, 400, "missing_field", "subject_id", "subject_id is required");
 		return 0;
 	}
+	/* Issue 14 item 10: no control, bidi or blank ids to show auditors. */
 	if (strlen(op->subject_id) > 128 ||
-	    field_value_problem(FT_STRING, op->subject_id) != NULL) {
+	    field_value_problem(FT_STRING, op->subject_id) != NULL ||
+	    text_problem(op->subject_id, 128, 0) != NULL) {
 		problem(b, 400, "bad_value", "subject_id", "subject_id must be at most "
 		    "128 printable characters");
 		return 0;

@@ -84,8 +84,9 @@ diag_warn(struct diag *d, const char *file, size_t line, size_t col,
 void
 diag_print(const struct diag *d, FILE *fp)
 {
+	/* Messages quote the file's own text: show its control bytes, escaped. */
 	for (size_t i = 0; i < d->n; i++)
-		fprintf(fp, "%s\n", d->msgs[i]);
+		fprintf(fp, "%s\n", term_safe(d->msgs[i]));
 }
 
 void

@@ -502,3 +502,53 @@ Test(input, holders_probing_for_subjects_leave_a_trace)
 	    "AND agency = 'health_trust'"), 2);
 	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND agency = 'health_trust'"), 0);
 }
+
+/* Runs the CLI as agency with args; returns its exit status, output in *out. */
+static int
+cli(const char *agency, const char *args, char **out)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
+	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1",
+	    d.server, d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
+	return h_run(cmd, out);
+}
+
+/*
+ * Issue 14 item 10: a subject of "\n#999999 ... deny no_rule agency=housing"
+ * made a fake entry line in `safeshare audit query`, and "\r\e[1A\e[2K"
+ * erased the previous one. Control characters in identifiers are refused
+ * at the API, and the CLI shows every server string through one escape:
+ * a record value holding U+202E or a C1 CSI is printed escaped.
+ */
+Test(input, no_terminal_injection)
+{
+	Safeshare__V1__DisclosureRequest	 rq;
+	char					*out = NULL;
+	static const char *const put[] = { "op=put_record", "subject=S-T1",
+	    "record_type=person", "full_name=Ann \xe2\x80\xae" "elpmaxE",
+	    "address=1 Road\xc2\x9b" "2K", NULL };
+
+	h_start(&d);
+	request(&rq, "S1001\n#999999 2026-01-01T00:00:00Z disclosure deny "
+	    "no_rule agency=housing");
+	cr_expect_eq(ask("police", &rq, NULL), 400);
+	request(&rq, "S1001\r\x1b[1A\x1b[2K");
+	cr_expect_eq(ask("police", &rq, NULL), 400);
+	cr_expect_eq(cli("auditor", "audit query", &out), 0, "%s", out);
+	cr_expect(strstr(out, "\n#999999") == NULL && strncmp(out, "#999999", 7) != 0,
+	    "%s", out);
+	cr_expect(strchr(out, '\x1b') == NULL && strchr(out, '\r') == NULL, "%s", out);
+	free(out);
+
+	cr_assert_eq(hold("childrens_social_care", 0, NULL, put), 200);
+	cr_expect_eq(cli("childrens_social_care", "request --subject S-T1 "
+	    "--record-type person --purpose child_protection --case C-1 "
+	    "--practitioner P", &out), 0, "%s", out);
+	cr_expect(strstr(out, "\xe2\x80\xae") == NULL, "raw U+202E: %s", out);
+	cr_expect(strstr(out, "\xc2\x9b") == NULL, "raw CSI: %s", out);
+	cr_expect(strstr(out, "Ann \\u202eelpmaxE") != NULL, "%s", out);
+	cr_expect(strstr(out, "1 Road\\u009b2K") != NULL, "%s", out);
+	free(out);
+}

@@ -445,3 +445,21 @@ Test(holder, an_unlogged_op_that_became_a_change_stops_the_batch)
 	cr_expect_eq(count("SELECT count(*) FROM flags"), 0, "nothing written");
 	cr_expect_eq(count("SELECT count(*) FROM holder_batches"), 0);
 }
+
+/* Issue 14 item 10: subject ids an auditor's terminal would obey are refused. */
+Test(holder, subject_ids_without_controls)
+{
+	static const char *const bad[] = { "S-1\n#999 deny", "S-1\r\x1b[1A\x1b[2K",
+	    "S-1\xe2\x80\xae", "S-1\xc2\x9b" "2K", " ", "\xe2\x80\x8b", "S-\xff" };
+	struct opbuf		 b;
+	struct holder_report	 r;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(apply1(csc, op(&b, PUT, bad[i], "person", ann), &r), 1,
+		    "case %zu", i);
+		cr_expect_str_eq(r.problems[0].code, "bad_value", "case %zu", i);
+		cr_expect_str_eq(r.problems[0].field, "subject_id", "case %zu", i);
+		holder_report_free(&r);
+	}
+	cr_expect_eq(count("SELECT count(*) FROM subjects"), 0);
+}
