@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -243,4 +245,101 @@ Test(ops, certificate_required_alert_reaches_the_client)
 	cr_assert_eq(h_run(cmd, &out), 0, "no tls_refused line in the log");
 	cr_assert_geq(atoi(out), 1, "%s", out);
 	free(out);
+}
+
+/*
+ * Issue 22: the backup procedure of docs/operations.md, under load. While a
+ * client keeps asking, the store then the log are copied with SQLite's
+ * online backup; the daemon is stopped, the files (with their -wal, -shm
+ * and the subject index) replaced by the copies, and started again. The
+ * restored log verifies, and every request acknowledged before the backup
+ * began is in it.
+ */
+Test(ops, backup_under_load_keeps_every_acknowledged_request, .timeout = 120)
+{
+	char		 acked[600], cmd[4096], *out = NULL;
+	unsigned long	 ids[4096];
+	size_t		 n = 0, missing = 0;
+	FILE		*fp;
+	pid_t		 kid;
+	int		 st;
+
+	h_load_demo(&d);
+	h_start(&d);
+	snprintf(acked, sizeof(acked), "%s/acked", d.dir);
+	if ((kid = fork()) == 0) {
+		/* The load: bounded in count and time; each acknowledged id, a line. */
+		struct ss_client	*c = h_client(&d, "police");
+		time_t			 end = time(NULL) + 6;
+
+		fp = fopen(acked, "w");
+		for (int i = 0; i < 3000 && time(NULL) < end; i++) {
+			Safeshare__V1__DisclosureRequest rq =
+			    SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+			Safeshare__V1__DisclosureResponse *r = NULL;
+			Safeshare__V1__Error *e = NULL;
+			char err[256];
+			int status;
+
+			rq.subject_id = "S1001";
+			rq.purpose = "child_protection";
+			rq.record_type = "person";
+			rq.case_reference = "CASE-BACKUP";
+			rq.practitioner = "Test Practitioner";
+			if (ss_disclose(c, &rq, &r, &e, &status, err, sizeof(err)) == 0 &&
+			    r != NULL) {
+				fprintf(fp, "%llu\n", (unsigned long long)r->disclosure_id);
+				fflush(fp);
+			}
+			if (r != NULL)
+				safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+			if (e != NULL)
+				safeshare__v1__error__free_unpacked(e, NULL);
+		}
+		fclose(fp);
+		ss_client_free(c);
+		_exit(0);
+	}
+	cr_assert_gt(kid, 0);
+	/* Let some requests be acknowledged (bounded: 10 s). */
+	for (int i = 0; i < 100 && n < 20; i++) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		unsigned long id;
+
+		nanosleep(&ts, NULL);
+		n = 0;
+		if ((fp = fopen(acked, "r")) == NULL)
+			continue;
+		while (n < 4096 && fscanf(fp, "%lu", &id) == 1)
+			ids[n++] = id;
+		fclose(fp);
+	}
+	cr_assert_geq(n, 20, "the load did not get going");
+	/* Acknowledged before the backup: ids[0..n). Store first, then log. */
+	snprintf(cmd, sizeof(cmd), "cd %s && mkdir -m 700 backup && "
+	    "sqlite3 store.db \".backup 'backup/store.db'\" && "
+	    "sqlite3 audit.db \".backup 'backup/audit.db'\"", d.dir);
+	cr_assert_eq(h_run(cmd, &out), 0, "backup: %s", out);
+	free(out);
+	cr_assert_eq(waitpid(kid, &st, 0), kid);
+	cr_assert_eq(h_stop(&d), 0);
+	/* Restore as docs/operations.md says. */
+	snprintf(cmd, sizeof(cmd), "cd %s && rm -f store.db store.db-wal store.db-shm "
+	    "audit.db audit.db-wal audit.db-shm audit.db-subjects audit.db-subjects-wal "
+	    "audit.db-subjects-shm && cp backup/store.db backup/audit.db .", d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	h_start(&d);
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/auditor.crt "
+	    "SAFESHARE_KEY=%s/pki/auditor.key SAFESHARE_CA=%s/pki/ca.crt %s audit verify "
+	    "2>&1", d.server, d.dir, d.dir, d.dir, SAFESHARE_BIN);
+	cr_expect_eq(h_run(cmd, &out), 0, "restored log does not verify: %s", out);
+	free(out);
+	for (size_t i = 0; i < n; i++) {
+		char where[64];
+
+		snprintf(where, sizeof(where), "seq = %lu", ids[i]);
+		if (h_log_count(&d, where) != 1)
+			missing++;
+	}
+	cr_assert_eq(missing, 0, "%zu of %zu acknowledged requests lost", missing, n);
 }
