@@ -149,8 +149,9 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return 0;
 	if ((rc = own(b, op->subject_id, 1)) != 1)
 		return rc;
+	/* Without a verified day, sent again the same day, it changes nothing. */
 	if ((rc = store_record_same(b->st, op->subject_id, rt->id, b->holder->id,
-	    verified, names, values, n)) != 0)
+	    verified, op->verified[0] == '\0', names, values, n)) != 0)
 		return rc == 1 ? 0 : -1;
 	b->changed = 1;
 	return store_put_record(b->st, op->subject_id, rt->id, b->holder->id, verified,

@@ -614,7 +614,7 @@ store_consent_same(struct store *s, const char *subject, enum consent_state c,
 
 int
 store_record_same(struct store *s, const char *subject, const char *record_type,
-    const char *holder, int64_t verified_at, const char *const *names,
+    const char *holder, int64_t verified_at, int same_day, const char *const *names,
     const char *const *values, size_t n)
 {
 	sqlite3_stmt	*st = s->q[Q_RECORD_ROW];
@@ -624,8 +624,9 @@ store_record_same(struct store *s, const char *subject, const char *record_type,
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		same = strcmp(col_text(st, 0), holder) == 0 &&
-		    sqlite3_column_int64(st, 1) == verified_at;
+		same = strcmp(col_text(st, 0), holder) == 0 && (same_day ?
+		    sqlite3_column_int64(st, 1) / 86400 == verified_at / 86400 :
+		    sqlite3_column_int64(st, 1) == verified_at);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(s, "record");

@@ -85,12 +85,13 @@ int	store_consent_same(struct store *, const char *subject, enum consent_state,
 	    const char *agencies, const char *purposes, int64_t expires_at,
 	    int64_t decided_at);
 /*
- * 1 if the stored record has this holder, verification time and exactly
- * these fields and values, 0 if not (or there is none), -1 on error.
+ * 1 if the stored record has this holder, verification time (with
+ * same_day, any time on the same UTC day) and exactly these fields and
+ * values, 0 if not (or there is none), -1 on error.
  */
 int	store_record_same(struct store *, const char *subject, const char *record_type,
-	    const char *holder, int64_t verified_at, const char *const *names,
-	    const char *const *values, size_t n);
+	    const char *holder, int64_t verified_at, int same_day,
+	    const char *const *names, const char *const *values, size_t n);
 
 /* Records, inside the batch's transaction, that a logged holder batch was applied. */
 int	store_mark_batch(struct store *, const char *request_id, uint64_t first_seq,

@@ -420,6 +420,17 @@ Test(holder, no_op_writes_are_found_when_checking)
 	holder_report_free(&r);
 	cr_expect_eq(count("SELECT count(*) FROM flags"), 1);
 	cr_expect_eq(count("SELECT count(*) FROM consents"), 1);
+
+	/* Without verified: the same record again the same day is a no-op. */
+	ops[3] = op(&b[3], PUT, "S-2", "person", ann);
+	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 0, now, NULL, &r), 0);
+	holder_report_free(&r);
+	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 1, now + 3600, NULL, &r), 0);
+	cr_expect(!r.changes[0], "re-sent later the same day");
+	holder_report_free(&r);
+	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 1, now + 86400, NULL, &r), 0);
+	cr_expect(r.changes[0], "the next day it re-verifies the record");
+	holder_report_free(&r);
 }
 
 /*
