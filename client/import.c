@@ -342,8 +342,17 @@ parse_csv(struct import *im, const char *buf, size_t len)
 			if (strcmp(header[i], header[j]) == 0)
 				error(im, 1, "column \"%s\" appears twice", header[i]);
 	}
-	if (!has_subject)
-		error(im, 1, "the header has no \"subject\" column");
+	if (!has_subject) {
+		/* Issue 22: a misspelt header gets a did-you-mean. */
+		const char *want[] = { "subject" }, *close = NULL;
+
+		for (int i = 0; i < ncols && close == NULL; i++)
+			if (did_you_mean(header[i], want, 1) != NULL)
+				close = header[i];
+		error(im, 1, "the header has no \"subject\" column%s%s%s",
+		    close ? " (column \"" : "", close ? close : "",
+		    close ? "\": did you mean \"subject\"?)" : "");
+	}
 	while (im->nerrors < IMPORT_MAX_ERRORS) {
 		size_t				 at = line;
 		Safeshare__V1__HolderOp		*op;

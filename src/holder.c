@@ -175,11 +175,36 @@ delete_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	return rc == -1 ? -1 : 0;
 }
 
+/*
+ * "; did you mean \"ID\"?" for a misspelt agency (kind 1), purpose (0) or
+ * flag (2) of the protocol, or "" (issue 22). These ids are the
+ * partnership's, known to every holder: the hint tells it nothing new.
+ */
+static const char *
+id_hint(const struct protocol *p, int kind, const char *word, char *buf, size_t len)
+{
+	size_t		  n = kind == 1 ? p->nagencies : kind == 0 ? p->npurposes :
+			    p->flags.n;
+	const char	**cands = xcalloc(n, sizeof(*cands));
+	const char	 *hint;
+
+	for (size_t i = 0; i < n; i++)
+		cands[i] = kind == 1 ? p->agencies[i].id : kind == 0 ?
+		    p->purposes[i].id : p->flags.v[i];
+	if ((hint = did_you_mean(word, cands, n)) != NULL)
+		snprintf(buf, len, "; did you mean \"%s\"?", hint);
+	else
+		buf[0] = '\0';
+	free(cands);
+	return buf;
+}
+
 /* Joins scope ids with commas after checking each; "*" when empty (all). */
 static int
 scope(struct batch *b, char *const *ids, size_t n, int agencies, char *out, size_t len)
 {
-	size_t before = b->r->nproblems;
+	size_t	 before = b->r->nproblems;
+	char	 hint[96];
 
 	snprintf(out, len, "%s", n == 0 ? "*" : "");
 	for (size_t i = 0; i < n; i++) {
@@ -189,7 +214,8 @@ scope(struct batch *b, char *const *ids, size_t n, int agencies, char *out, size
 		if (!known)
 			problem(b, 400, agencies ? "unknown_agency" : "unknown_purpose",
 			    agencies ? "agencies" : "purposes", "the protocol has no %s "
-			    "\"%s\"", agencies ? "agency" : "purpose", ids[i]);
+			    "\"%s\"%s", agencies ? "agency" : "purpose", ids[i],
+			    id_hint(b->p, agencies, ids[i], hint, sizeof(hint)));
 		else if (strlen(out) + strlen(ids[i]) + 2 > len)
 			problem(b, 400, "bad_value", agencies ? "agencies" : "purposes",
 			    "too many ids in the consent scope");
@@ -256,8 +282,11 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 		return 0;
 	}
 	if (!strlist_has(&b->p->flags, op->flag)) {
+		char hint[96];
+
 		problem(b, 400, "unknown_flag", "flag", "the protocol declares no flag "
-		    "\"%s\"", op->flag);
+		    "\"%s\"%s", op->flag, id_hint(b->p, 2, op->flag, hint,
+		    sizeof(hint)));
 		return 0;
 	}
 	if ((rc = own(b, op->subject_id, 0)) != 1)

@@ -310,6 +310,15 @@ Test(holder, flags_set_remove_and_keep_history)
 	op(&b, FLAG, "S-1", NULL, NULL)->flag = "vip";
 	cr_assert_eq(apply1(csc, &b.op, &r), 1);
 	cr_expect_str_eq(r.problems[0].code, "unknown_flag");
+	cr_expect_null(strstr(r.problems[0].message, "did you mean"), "%s",
+	    r.problems[0].message);
+	holder_report_free(&r);
+	/* Issue 22: a misspelt flag gets a did-you-mean. */
+	op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuze";
+	cr_assert_eq(apply1(csc, &b.op, &r), 1);
+	cr_expect_str_eq(r.problems[0].code, "unknown_flag");
+	cr_expect_not_null(strstr(r.problems[0].message,
+	    "did you mean \"domestic_abuse\"?"), "%s", r.problems[0].message);
 	holder_report_free(&r);
 }
 
