@@ -792,10 +792,53 @@ conn_address(struct conn *c)
 		    CONN_CLOSE_PER_ADDRESS);
 }
 
+/* One line per refused unknown certificate, within limits.rate_unknown (item 14). */
+static void
+unknown_refused(struct conn *c)
+{
+	char addr[INET6_ADDRSTRLEN] = "-";
+
+	if (c->addrlen != 0)
+		inet_ntop(c->addrlen == 4 ? AF_INET : AF_INET6, c->addr, addr,
+		    sizeof(addr));
+	if (unknown_allow(c->srv, addr, c->peer.fp))
+		log_info("event=connection_refused reason=unknown_agency fp=%s addr=%s",
+		    c->peer.ok ? c->peer.fp : "-", addr);
+	else
+		c->srv->refusals_unlogged++;
+}
+
 /*
- * The handshake is done (full or resumed): who is it? A certificate that
- * maps to no agency gets nothing, not even /healthz (docs/security.md); it
- * is closed before a byte of HTTP is read. Then the per-certificate limit.
+ * A certificate that chains to our CA but maps to no agency gets nothing,
+ * not even /healthz (docs/security.md). In a full handshake it is refused
+ * there: verify_cb() calls this for the leaf once the chain has verified,
+ * and a 0 fails the handshake with a bad_certificate alert, so the client
+ * is told its certificate was refused. Returns 1 to go on.
+ */
+static int
+leaf_admitted(struct conn *c, X509 *leaf)
+{
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (tls_cert_identity(leaf, c->peer.spki, c->peer.subject,
+	    sizeof(c->peer.subject)) == -1)
+		return 1;		/* conn_admit() decides, without an identity */
+	hex_encode(c->peer.spki, 32, c->peer.fp);
+	c->peer.ok = 1;
+	c->have_peer = 1;
+	if (peer_agency(c->srv, &c->peer) != NULL)
+		return 1;
+	unknown_refused(c);
+	/* Counted here, not as a TLS failure (conn_freed). */
+	c->closing = CONN_CLOSE_UNKNOWN_AGENCY + 1;
+	c->srv->conn_closed[CONN_CLOSE_UNKNOWN_AGENCY]++;
+	return 0;
+}
+
+/*
+ * The handshake is done (full or resumed): who is it? A resumed session
+ * skips verify_cb(), so the agency is checked here too; without one the
+ * connection is closed before a byte of HTTP is read. Then the
+ * per-certificate limit.
  */
 static void
 conn_admit(struct conn *c, const SSL *ssl)
@@ -809,26 +852,19 @@ conn_admit(struct conn *c, const SSL *ssl)
 	c->admitted = 1;
 	/* DESIGN.md pitfall: head and body go out as separate writes. */
 	setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	memset(&c->peer, 0, sizeof(c->peer));
-	if (x != NULL && SSL_get_verify_result(ssl) == X509_V_OK &&
-	    tls_cert_identity(x, c->peer.spki, c->peer.subject,
-	    sizeof(c->peer.subject)) == 0) {
-		hex_encode(c->peer.spki, 32, c->peer.fp);
-		c->peer.ok = 1;
+	if (!c->have_peer) {
+		memset(&c->peer, 0, sizeof(c->peer));
+		if (x != NULL && tls_cert_identity(x, c->peer.spki, c->peer.subject,
+		    sizeof(c->peer.subject)) == 0) {
+			hex_encode(c->peer.spki, 32, c->peer.fp);
+			c->peer.ok = 1;
+		}
+		c->have_peer = 1;
 	}
-	c->have_peer = 1;
+	if (x == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+		c->peer.ok = 0;
 	if (peer_agency(srv, &c->peer) == NULL) {
-		char addr[INET6_ADDRSTRLEN] = "-";
-
-		if (c->addrlen != 0)
-			inet_ntop(c->addrlen == 4 ? AF_INET : AF_INET6, c->addr, addr,
-			    sizeof(addr));
-		/* One line each, within limits.rate_unknown (issue 14 item 14). */
-		if (unknown_allow(srv, addr, c->peer.fp))
-			log_info("event=connection_refused reason=unknown_agency fp=%s "
-			    "addr=%s", c->peer.ok ? c->peer.fp : "-", addr);
-		else
-			srv->refusals_unlogged++;
+		unknown_refused(c);
 		conn_close(c, CONN_CLOSE_UNKNOWN_AGENCY);
 		return;
 	}
@@ -939,6 +975,13 @@ verify_cb(int ok, X509_STORE_CTX *x)
 
 	if (!ok && c != NULL && c->verify_error == X509_V_OK)
 		c->verify_error = X509_STORE_CTX_get_error(x);
+	/* The leaf, its chain verified: does it map to an agency? */
+	if (ok && c != NULL && c->verify_error == X509_V_OK &&
+	    X509_STORE_CTX_get_error_depth(x) == 0 &&
+	    !leaf_admitted(c, X509_STORE_CTX_get_current_cert(x))) {
+		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
+		return 0;
+	}
 	return ok;
 }
 

@@ -88,7 +88,7 @@ static const struct key keys[] = {
 	{ "limits.rate_unknown", K_INT, OFF(rate_unknown), "1", 0, 1000000,
 	    "refusals logged per second per certificate and per address before "
 	    "an agency is known (no or unknown certificate; a certificate that "
-	    "maps to no agency is closed at its handshake and only that is "
+	    "maps to no agency is refused at its handshake and only that is "
 	    "logged); the rest are not logged, only counted in /metrics (a "
 	    "request gets 429); 0: no limit" },
 	{ "limits.rate_unknown_burst", K_INT, OFF(rate_unknown_burst), "10", 1, 1000000,

@@ -342,8 +342,8 @@ disclosure_ok(struct ss_client *c)
 
 /*
  * Issue 14 items 7 and 13: a certificate that chains to our CA but maps to
- * no agency gets nothing, not /healthz, not /metrics; its connection is
- * closed as its handshake ends, with one log line, counted.
+ * no agency gets nothing, not /healthz, not /metrics; its handshake is
+ * refused with a bad_certificate alert, with one log line, counted.
  */
 Test(conn, unknown_agency_gets_nothing_not_even_health)
 {
@@ -357,8 +357,19 @@ Test(conn, unknown_agency_gets_nothing_not_even_health)
 		cr_expect_eq(h_tls_exchange(&d, cert, key, req, strlen(req), buf,
 		    sizeof(buf)), 0, "%s answered an unknown agency: %.40s", paths[i], buf);
 	}
+	{
+		struct ss_client	*c = h_client(&d, "stranger");
+		Safeshare__V1__Health	*h = NULL;
+		char			 err[256];
+		int			 status = 0;
+
+		cr_expect_eq(ss_health(c, &h, &status, err, sizeof(err)), -1);
+		cr_expect(strstr(err, "refused our certificate") != NULL,
+		    "the client is told why: %s", err);
+		ss_client_free(c);
+	}
 	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"unknown_agency\"}"),
-	    2);
+	    3);
 	cr_expect_eq(h_log_count(&d, NULL), 0, "nothing reached the policy step");
 	pki_pair("police", cert, key, sizeof(cert));
 	cr_expect_eq(h_tls_probe(&d, cert, key), 1, "a known agency is answered");
@@ -370,7 +381,7 @@ Test(conn, unknown_agency_gets_nothing_not_even_health)
 		snprintf(cmd, sizeof(cmd), "grep -c 'event=connection_refused "
 		    "reason=unknown_agency fp=[0-9a-f]\\{64\\} addr=127.0.0.1' %s", d.log);
 		h_run(cmd, &log);
-		cr_expect_eq(atoi(log), 2, "one log line per refused connection: %s", log);
+		cr_expect_eq(atoi(log), 3, "one log line per refused connection: %s", log);
 		free(log);
 	}
 }

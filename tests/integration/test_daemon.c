@@ -188,7 +188,7 @@ Test(daemon, certificate_from_another_ca_is_refused)
 
 /*
  * A certificate from our CA that maps to no agency gets nothing: the
- * connection is closed when the handshake ends, before any HTTP (issue 14
+ * handshake is refused (bad_certificate), before any HTTP (issue 14
  * items 7 and 13; docs/security.md). test_conn checks /healthz and /metrics.
  */
 Test(daemon, unknown_agency_gets_nothing)

@@ -179,8 +179,8 @@ Test(hardening, per_agency_rate_limit_answers_429)
  * most limits.rate_unknown a second (after a burst) per certificate and
  * per address; the rest are not logged, only counted in /metrics. An
  * unknown certificate once wrote 32,147 entries in 10 s. Such a
- * certificate now gets nothing (items 7 and 13): its connection is closed
- * as the handshake ends, no request is read, and the disclosure log gets
+ * certificate now gets nothing (items 7 and 13): its handshake is refused
+ * once the chain verifies, no request is read, and the disclosure log gets
  * nothing; the one stderr line per refused connection is what is limited.
  */
 Test(hardening, refusals_of_unknown_certificates_are_rate_limited)

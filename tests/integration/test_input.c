@@ -351,8 +351,8 @@ Test(input, a_pinned_agency_admits_only_its_key)
 	request(&rq, "S1001");
 	cr_expect_eq(ask("police", &rq, NULL), 200, "the pinned key");
 	/*
-	 * No agency gets nothing: the connection is closed as its handshake
-	 * ends (items 7 and 13, test_conn), so no request is read or logged.
+	 * No agency gets nothing: the handshake is refused once the chain
+	 * verifies (items 7 and 13, test_conn), so no request is read or logged.
 	 */
 	cr_expect_eq(ask("other:police", &rq, &e), -1, "a second key under the subject");
 	cr_expect_null(e);
