@@ -343,3 +343,34 @@ Test(ops, backup_under_load_keeps_every_acknowledged_request, .timeout = 120)
 	}
 	cr_assert_eq(missing, 0, "%zu of %zu acknowledged requests lost", missing, n);
 }
+
+/*
+ * docs/operations.md: monitoring with the certificate of an agency that has
+ * no roles. It reads /healthz and /metrics and nothing else.
+ */
+Test(ops, a_monitoring_agency_without_roles_reads_health_and_metrics)
+{
+	char	 cmd[2048], *body = NULL;
+
+	snprintf(cmd, sizeof(cmd), "%s/deploy/pki.sh %s/pki monitoring >/dev/null && "
+	    "sed -i 's/^  - id: auditor$/  - id: monitoring\\n    name: \"Monitoring\"\\n"
+	    "    subject: \"CN=monitoring,O=safeshare dev\"\\n    roles: []\\n&/' %s && "
+	    "grep -q 'id: monitoring' %s", SOURCE_DIR, d.dir, d.protocol, d.protocol);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	h_load_demo(&d);
+	h_start(&d);
+	cr_expect_eq(h_get(&d, "monitoring", "/healthz", &body), 200);
+	free(body);
+	cr_expect_eq(h_get(&d, "monitoring", "/metrics", &body), 200);
+	cr_expect_not_null(body != NULL ? strstr(body, "safeshare_log_ok") : NULL);
+	free(body);
+	body = NULL;
+	/* ... and may not ask for records. */
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/monitoring.crt "
+	    "SAFESHARE_KEY=%s/pki/monitoring.key SAFESHARE_CA=%s/pki/ca.crt %s request "
+	    "--subject S1001 --record-type person --purpose child_protection --case C-1 "
+	    "--practitioner 'A. Person' 2>&1", d.server, d.dir, d.dir, d.dir, SAFESHARE_BIN);
+	cr_expect_neq(h_run(cmd, &body), 0, "%s", body);
+	cr_expect_not_null(strstr(body, "not_requester"), "%s", body);
+	free(body);
+}
