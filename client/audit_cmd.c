@@ -16,13 +16,14 @@
 #include "auditfile.h"
 #include "cli.h"
 #include "policy.h"
+#include "report_out.h"
 #include "safeshare/client.h"
 #include "util.h"
 #include "yamlutil.h"
 
 enum { A_LOG = 2000, A_LAST, A_PUBKEY, A_EXPORT, A_OUT, A_SUBJECT, A_AGENCY,
     A_PRACTITIONER, A_PURPOSE, A_DECISION, A_REASON, A_KIND, A_OVERRIDES, A_FROM,
-    A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE };
+    A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE, A_HTML };
 
 static const struct option longopts[] = {
 	CONN_LONGOPTS,
@@ -47,6 +48,7 @@ static const struct option longopts[] = {
 	{ "by", required_argument, NULL, A_BY },
 	{ "outcome", required_argument, NULL, A_OUTCOME },
 	{ "note", required_argument, NULL, A_NOTE },
+	{ "html", required_argument, NULL, A_HTML },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -65,6 +67,9 @@ static const char *const help =
     "  inform-done SEQ --note TEXT\n"
     "  export --out FILE            entries and signed checkpoints (JSON lines)\n"
     "  verify                       the daemon recomputes chain and signatures\n"
+    "  report [--from D] [--to D] [--agency A] (--html FILE | --json)\n"
+    "                               charts and tables of the period: one HTML file\n"
+    "                               with no script and no external resource, or JSON\n"
     "Offline, with only the files:\n"
     "  show --log DB [--last N]     print entries of a log database\n"
     "  export --log DB --out FILE   export a log database\n"
@@ -80,6 +85,7 @@ struct aopts {
 	struct conn_opts	 conn;
 	int			 json, all, overrides;
 	const char		*log, *pubkey, *export, *out, *by, *outcome, *note;
+	const char		*html;
 	const char		*subject, *agency, *practitioner, *purpose, *decision;
 	const char		*reason, *kind;
 	int64_t			 from, to;
@@ -710,6 +716,82 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	return r.ok && !index_bad(&r) ? EX_OK : EX_LOCAL;
 }
 
+/*
+ * The report (issue 21): the daemon's aggregates, its verification of the
+ * log and the latest signed checkpoint, as one HTML file (written whole or
+ * not at all) or one JSON document on stdout.
+ */
+static int
+a_report(struct ss_client *c, struct aopts *o)
+{
+	Safeshare__V1__AuditReport	*r = NULL;
+	Safeshare__V1__VerifyResult	*v = NULL;
+	Safeshare__V1__CheckpointList	*cl = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct report_context		 x;
+	char				 err[512], *text = NULL;
+	size_t				 len = 0;
+	FILE				*fp;
+	int				 rc, status;
+
+	if (ss_audit_report(c, o->from, o->to, o->agency, &r, &e, &status, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		return EX_NOANSWER;
+	}
+	if (e != NULL) {
+		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, T(e->code),
+		    T(e->message));
+		safeshare__v1__error__free_unpacked(e, NULL);
+		return EX_REFUSED;
+	}
+	if ((rc = call(c, "/v1/audit/verify", NULL, &safeshare__v1__verify_result__descriptor,
+	    (ProtobufCMessage **)&v)) != EX_OK)
+		goto done;
+	if ((rc = call(c, "/v1/audit/checkpoints", NULL,
+	    &safeshare__v1__checkpoint_list__descriptor, (ProtobufCMessage **)&cl)) != EX_OK)
+		goto done;
+	memset(&x, 0, sizeof(x));
+	x.rep = r;
+	x.verify = v;
+	/* Sorted by size: the last is the latest. */
+	if (cl->n_checkpoints > 0)
+		x.checkpoint = cl->checkpoints[cl->n_checkpoints - 1];
+	x.server = env_or(o->conn.server, "SAFESHARE_SERVER");
+	if (o->html == NULL) {
+		report_write_json(stdout, &x);
+		rc = EX_OK;
+		goto done;
+	}
+	if ((fp = open_memstream(&text, &len)) == NULL) {
+		fprintf(stderr, "safeshare: out of memory\n");
+		rc = EX_LOCAL;
+		goto done;
+	}
+	report_write_html(fp, &x);
+	if (fclose(fp) != 0) {
+		fprintf(stderr, "safeshare: out of memory\n");
+		rc = EX_LOCAL;
+		goto done;
+	}
+	if (file_write_atomic(o->html, text, err, sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s: %s\n", o->html, err);
+		rc = EX_LOCAL;
+		goto done;
+	}
+	printf("report: %s (%zu bytes, %llu entries)\n", T(o->html), len,
+	    (unsigned long long)r->entries);
+	rc = EX_OK;
+done:
+	free(text);
+	if (cl)
+		safeshare__v1__checkpoint_list__free_unpacked(cl, NULL);
+	if (v)
+		safeshare__v1__verify_result__free_unpacked(v, NULL);
+	safeshare__v1__audit_report__free_unpacked(r, NULL);
+	return rc;
+}
+
 static int
 parse_date(const char *s, int64_t *out)
 {
@@ -766,6 +848,7 @@ cmd_audit(int argc, char *argv[])
 		case A_BY: o.by = optarg; break;
 		case A_OUTCOME: o.outcome = optarg; break;
 		case A_NOTE: o.note = optarg; break;
+		case A_HTML: o.html = optarg; break;
 		case O_HELP: fputs(help, stdout); return EX_OK;
 		default: fputs(help, stderr); return EX_USAGE;
 		}
@@ -789,7 +872,7 @@ cmd_audit(int argc, char *argv[])
 	    strcmp(sub, "subject-report") != 0 && strcmp(sub, "reviews") != 0 &&
 	    strcmp(sub, "review") != 0 && strcmp(sub, "inform") != 0 &&
 	    strcmp(sub, "inform-done") != 0 && strcmp(sub, "export") != 0 &&
-	    strcmp(sub, "verify") != 0) {
+	    strcmp(sub, "verify") != 0 && strcmp(sub, "report") != 0) {
 		fprintf(stderr, "safeshare: unknown audit command \"%s\"\n\n%s", sub, help);
 		return EX_USAGE;
 	}
@@ -800,6 +883,10 @@ cmd_audit(int argc, char *argv[])
 	}
 	if (strcmp(sub, "export") == 0 && o.out == NULL) {
 		fprintf(stderr, "safeshare: audit export needs --out FILE\n");
+		return EX_USAGE;
+	}
+	if (strcmp(sub, "report") == 0 && (o.html == NULL) == (o.json == 0)) {
+		fprintf(stderr, "safeshare: audit report needs --html FILE or --json\n");
 		return EX_USAGE;
 	}
 	if ((rc = connect_client(&o.conn, &c)) != EX_OK)
@@ -821,6 +908,8 @@ cmd_audit(int argc, char *argv[])
 		rc = a_note(c, &o, "/v1/audit/inform/done", arg, 0);
 	else if (strcmp(sub, "export") == 0)
 		rc = a_export_online(c, &o);
+	else if (strcmp(sub, "report") == 0)
+		rc = a_report(c, &o);
 	else
 		rc = a_verify_online(c, &o);
 	ss_client_free(c);

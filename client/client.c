@@ -469,6 +469,22 @@ ss_log_consistency(struct ss_client *c, unsigned long long from_size,
 }
 
 int
+ss_audit_report(struct ss_client *c, long long from_time, long long to_time,
+    const char *agency, Safeshare__V1__AuditReport **report,
+    Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
+{
+	Safeshare__V1__ReportRequest	rq = SAFESHARE__V1__REPORT_REQUEST__INIT;
+
+	rq.from_time = from_time;
+	rq.to_time = to_time;
+	if (agency != NULL)
+		rq.agency = (char *)agency;
+	return ss_call_message(c, "/v1/audit/report", &rq.base,
+	    &safeshare__v1__audit_report__descriptor,
+	    (ProtobufCMessage **)report, error, status, err, errlen);
+}
+
+int
 ss_admin_reload(struct ss_client *c, Safeshare__V1__ReloadResult **result,
     Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
 {

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "logq.h"
+#include "report.h"
 #include "wire.h"
 
 #define PAGE_DEFAULT	100
@@ -548,6 +549,105 @@ handle_verify(struct server *srv, struct evhttp_request *req)
 	pthread_detach(t);
 }
 
+/*
+ * The report (issue 21) reads the whole range: on a thread of its own with
+ * its own reader, like verification, so the loop goes on serving.
+ */
+struct report_job {
+	struct server			*srv;
+	struct evhttp_request		*req;
+	struct event			*ev;
+	char				*path;
+	struct report			*rep;
+	Safeshare__V1__AuditReport	*out;
+	int64_t				 from;
+	int				 failed;
+};
+
+static void *
+report_thread(void *arg)
+{
+	struct report_job	*j = arg;
+	struct audit_filter	 f;
+	struct audit		*rd;
+	char			 err[256];
+
+	/* Notes after the range still close its items: only from_time filters. */
+	memset(&f, 0, sizeof(f));
+	f.from_time = j->from;
+	if (audit_open_reader(&rd, j->path, err, sizeof(err)) == -1) {
+		log_warnx("event=report_failed error=\"%s\"", err);
+		j->failed = 1;
+	} else {
+		if (audit_query(rd, &f, 0, 0, 0, report_cb, j->rep) == -1) {
+			log_warnx("event=report_failed error=\"%s\"", audit_errmsg(rd));
+			j->failed = 1;
+		} else
+			j->out = report_finish(j->rep);
+		audit_close(rd);
+	}
+	event_active(j->ev, EV_TIMEOUT, 1);
+	return NULL;
+}
+
+static void
+report_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct report_job *j = arg;
+
+	if (j->failed || j->out == NULL)
+		reply_error(j->req, 500, "audit_read_failed", "the log could not be read", 0);
+	else {
+		log_info("event=report entries=%llu", (unsigned long long)j->out->entries);
+		reply_msg(j->req, &j->out->base);
+	}
+	j->srv->verifying--;
+	report_msg_free(j->out);
+	report_free(j->rep);
+	event_free(j->ev);
+	free(j->path);
+	free(j);
+}
+
+static void
+handle_report(struct server *srv, struct evhttp_request *req)
+{
+	Safeshare__V1__ReportRequest	*q;
+	struct report_job		*j;
+	pthread_t			 t;
+
+	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
+	    "reports on the disclosure log need the auditor or guardian role") == NULL)
+		return;
+	if ((q = decode(req, &safeshare__v1__report_request__descriptor)) == NULL)
+		return;
+	if (q->to_time != 0 && q->to_time <= q->from_time) {
+		reply_error(req, 400, "bad_range", "the report's end is not after its start", 0);
+		safeshare__v1__report_request__free_unpacked(q, NULL);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->req = req;
+	j->path = xstrdup(srv->conf->audit_log);
+	j->from = q->from_time;
+	j->rep = report_new(q->from_time, q->to_time, q->agency, time(NULL));
+	safeshare__v1__report_request__free_unpacked(q, NULL);
+	j->ev = event_new(srv->base, -1, 0, report_done, j);
+	if (j->ev == NULL || pthread_create(&t, NULL, report_thread, j) != 0) {
+		reply_error(req, 500, "report_failed", "cannot start the report", 0);
+		if (j->ev)
+			event_free(j->ev);
+		report_free(j->rep);
+		free(j->path);
+		free(j);
+		return;
+	}
+	/* Shutdown waits for report_done() as for verify_done() (drain_check). */
+	srv->verifying++;
+	pthread_detach(t);
+}
+
 void
 auditor_handle(struct server *srv, struct evhttp_request *req, const char *path)
 {
@@ -563,6 +663,7 @@ auditor_handle(struct server *srv, struct evhttp_request *req, const char *path)
 		{ "/v1/audit/inform/done", handle_inform_done },
 		{ "/v1/audit/checkpoints", handle_checkpoints },
 		{ "/v1/audit/verify", handle_verify },
+		{ "/v1/audit/report", handle_report },
 	};
 
 	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)

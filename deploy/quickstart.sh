@@ -181,6 +181,10 @@ say "18. Verify the log: online, and offline with only the public key"
 show "$SS" audit verify
 show "$SS" audit verify --log "$run/audit.db" --pubkey "$run/pki/audit-signing.pub"
 
+say "19. The Caldicott Guardian's report: charts and tables in one self-contained HTML file (issue 21)"
+as guardian
+show "$SS" audit report --html "$run/report.html"
+
 as police >/dev/null
 show "$SS" health
 
@@ -199,3 +203,4 @@ Try it yourself:
 Daemon log: run/safeshared.log. Reload the protocol: kill -HUP \$(cat run/safeshared.pid)
 Stop it:    deploy/quickstart.sh stop
 EOT
+echo "The auditor's report: $run/report.html"

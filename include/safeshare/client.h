@@ -84,6 +84,17 @@ int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
 	    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
 	    int *status, char *err, size_t errlen);
 
+/*
+ * POST /v1/audit/report (auditor or guardian role): the log's aggregates
+ * over [from_time, to_time) (to_time 0: no bound), of requests by agency
+ * only if it is not NULL or empty. Returns 0 with *report (HTTP 200) or
+ * *error set, or -1 when there was no usable reply. Free *report with
+ * safeshare__v1__audit_report__free_unpacked().
+ */
+int	ss_audit_report(struct ss_client *, long long from_time, long long to_time,
+	    const char *agency, Safeshare__V1__AuditReport **report,
+	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
+
 /* GET /healthz. Returns 0 with *health set, or -1. */
 int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
 	    char *err, size_t errlen);

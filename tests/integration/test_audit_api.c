@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "util.h"
 
 static struct daemon d;
 
@@ -540,5 +541,111 @@ Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
 	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s --pubkey %s/pki/audit-signing.pub",
 	    SAFESHARE_BIN, d.audit, d.dir);
 	cr_expect_eq(h_run(cmd, &out), 0, "%s", out);
+	free(out);
+}
+
+static int
+count_of(const char *s, const char *what)
+{
+	int n = 0;
+
+	for (; (s = strstr(s, what)) != NULL; s += strlen(what))
+		n++;
+	return n;
+}
+
+/*
+ * Issue 21: `audit report` makes one self-contained HTML page (inline SVG
+ * and CSS, no script, nothing fetched) with every chart backed by a
+ * <details> table, names the patterns with their log entries, escapes
+ * every string from the log, and gives the same aggregates as JSON.
+ */
+Test(audit_api, report_is_self_contained_html_and_json)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	struct ss_client			*police = h_client(&d, "police");
+	struct ss_client			*health = h_client(&d, "health_trust");
+	char					*out, *html, path[600], args[1024], err[256];
+	size_t					 len;
+	int					 status;
+
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
+	cr_expect_eq(ask_as(police, "S1001", "adult_safeguarding", NULL, NULL), 200);
+	/* S1002 refused consent: a denial, then an override (D5, D15, D6). */
+	cr_expect_eq(ask_as(health, "S1002", "adult_safeguarding", NULL, NULL), 200);
+	cr_expect_eq(ask_as(health, "S1002", "adult_safeguarding", "adult_serious_harm",
+	    NULL), 200);
+	/* Many requests about one person, by a name that is markup. */
+	rq.subject_id = "S1003";
+	rq.purpose = "child_protection";
+	rq.record_type = "person";
+	rq.case_reference = "CASE-21";
+	rq.practitioner = "Dr <b>O'Neil</b>";
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(ss_disclose(police, &rq, &r, &e, &status, err, sizeof(err)), 0,
+		    "%s", err);
+		if (r)
+			safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+		if (e)
+			safeshare__v1__error__free_unpacked(e, NULL);
+	}
+	ss_client_free(police);
+	ss_client_free(health);
+
+	snprintf(path, sizeof(path), "%s/report.html", d.dir);
+	snprintf(args, sizeof(args), "audit report --html %s", path);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	free(out);
+	cr_assert_not_null(html = file_read(path, 2 << 20, &len));
+	cr_expect(strncmp(html, "<!DOCTYPE html>", 15) == 0);
+	/* Nothing runs and nothing is fetched. */
+	cr_expect(strstr(html, "<script") == NULL);
+	cr_expect(strstr(html, "http://") == NULL && strstr(html, "https://") == NULL);
+	cr_expect(strstr(html, "src=") == NULL && strstr(html, "href=") == NULL &&
+	    strstr(html, "url(") == NULL && strstr(html, "@import") == NULL);
+	/* The charts, drawn with a size, each with its table. */
+	cr_expect(strstr(html, "id=\"per-day\" role=\"img\" width=\"900\" height=\"300\"")
+	    != NULL, "%s", html);
+	cr_expect(strstr(html, "id=\"overrides\"") != NULL);
+	cr_expect(strstr(html, "id=\"reviews\"") != NULL);
+	cr_expect(strstr(html, "id=\"matrix\"") != NULL);
+	cr_expect(strstr(html, "id=\"deny-reasons\"") != NULL);
+	cr_expect(strstr(html, "id=\"kinds\"") != NULL);
+	cr_expect_geq(count_of(html, "<details>"), 6);
+	cr_expect_eq(count_of(html, "<svg"), count_of(html, "<details>"));
+	cr_expect(strstr(html, "<rect x=") != NULL);
+	cr_expect(strstr(html, "height=\"0.0\"") == NULL, "no bar of no height");
+	/* The log verifies; its latest checkpoint; the pending items. */
+	cr_expect(strstr(html, "class=\"ok\">verifies") != NULL, "%s", html);
+	cr_expect(strstr(html, "Latest signed checkpoint") != NULL);
+	cr_expect(strstr(html, "Overrides awaiting review<b>1</b>") != NULL, "%s", html);
+	cr_expect(strstr(html, "Inform-the-subject backlog (D6)<b>1</b>") != NULL);
+	/* The patterns, escaped. */
+	cr_expect(strstr(html, "Dr &lt;b&gt;O&#39;Neil&lt;/b&gt;") != NULL, "%s", html);
+	cr_expect(strstr(html, "<b>O'Neil") == NULL);
+	cr_expect(strstr(html, "about one person: 1</h3>") != NULL, "%s", html);
+	cr_expect(strstr(html, "within a day: 1</h3>") != NULL, "%s", html);
+	free(html);
+
+	cr_expect_eq(cli("guardian", "audit report --json", &out), 0, "%s", out);
+	cr_expect(strstr(out, "\"reviews\":{\"upheld\":0,\"not_upheld\":0,\"pending\":1,")
+	    != NULL, "%s", out);
+	cr_expect(strstr(out, "\"practitioner\":\"Dr <b>O'Neil</b>\"") != NULL, "%s", out);
+	cr_expect(strstr(out, "\"deny_then_override\":1") != NULL, "%s", out);
+	cr_expect(strstr(out, "\"verify\":{\"ok\":true") != NULL, "%s", out);
+	free(out);
+
+	/* Another agency's requests only. */
+	cr_expect_eq(cli("auditor", "audit report --json --agency housing", &out), 0);
+	cr_expect(strstr(out, "\"entries\":0,") != NULL, "%s", out);
+	free(out);
+
+	/* Only auditors and the guardian; one output form. */
+	cr_expect_eq(cli("police", "audit report --json", &out), 4, "%s", out);
+	cr_expect(strstr(out, "not_auditor") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("auditor", "audit report", &out), 2, "%s", out);
 	free(out);
 }
