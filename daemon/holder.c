@@ -252,6 +252,7 @@ owed_submit(struct owed *o)
 	struct audit_entry e;
 
 	holder_rolled_back(&e, o->proto, o->agency, o->rid, o->first_seq, o->reason);
+	e.case_ref = o->w->srv->store_ref;	/* the store it was not applied to */
 	o->submitted = 1;
 	logq_submit(o->w->srv->logq, &e, owed_logged, o);
 }
@@ -357,6 +358,8 @@ log_chunk(struct hpending *hp)
 		e.record_type = op->record_type;
 		e.decision = "write";
 		e.reason = op_name(op->kind);
+		/* Which store the batch is for: a replaced store is another (issue 15). */
+		e.case_ref = hp->w->srv->store_ref;
 		e.request_id = hp->rid;
 		e.protocol_id = hp->proto->id;
 		e.protocol_version = hp->proto->version;

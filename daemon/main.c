@@ -40,7 +40,8 @@ usage(int status)
 	    "               protocol, TLS files, key modes, database directories,\n"
 	    "               user), then exit: 0 if valid, 1 with each problem\n"
 	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
-	    "               data file into the store (all or nothing), then exit\n"
+	    "               data file into the store (all or nothing), then exit; the\n"
+	    "               daemon logs the load (kind store) when it next starts\n"
 	    "  -r portfile  write the bound TCP port to portfile once listening\n"
 	    "  -d           debug logging\n"
 	    "  -h, --help   this text\n");

@@ -1544,13 +1544,22 @@ struct reconcile {
 };
 
 static int
-reconcile_one(const char *rid, uint64_t first_seq, const char *agency, void *arg)
+reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
+    const char *store, int64_t when, void *arg)
 {
 	struct reconcile	*rc = arg;
 	struct server		*srv = rc->srv;
 	struct audit_entry	 e, *ep = &e;
 	int			 applied;
 
+	/*
+	 * Only batches meant for the store open now (issue 15): one logged
+	 * for another store, or (logged before stores had ids) before this
+	 * store was made, was not this store's to apply.
+	 */
+	if (store[0] != '\0' ? strcmp(store, srv->store_ref) != 0 :
+	    when < store_created_at(srv->store))
+		return 0;
 	if ((applied = store_batch_applied(srv->store, rid)) == 1)
 		return 0;
 	if (applied == -1) {
@@ -1558,6 +1567,7 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency, void *arg
 		return -1;
 	}
 	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
+	e.case_ref = srv->store_ref;
 	if (audit_append(srv->audit, &ep, 1) == -1) {
 		rc->failed = 1;
 		return -1;
@@ -1652,6 +1662,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (store_open(&srv->store, conf->store, err, errlen) == -1)
 		return -1;
+	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
+	    store_id(srv->store));
 	if (audit_open(&srv->audit, conf->audit_log, err, errlen) == -1)
 		return -1;
 	if (conf->audit_signing_key != NULL) {
@@ -1667,7 +1679,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	} else
 		log_warnx("event=no_checkpoints reason=\"audit.signing_key not set; the "
 		    "log is hash-chained but not signed\"");
-	if (reconcile_holder_batches(srv, err, errlen) == -1)
+	if (storelog_start(srv, err, errlen) == -1 ||
+	    reconcile_holder_batches(srv, err, errlen) == -1)
 		return -1;
 	if (audit_open_reader(&srv->reader, conf->audit_log, err, errlen) == -1)
 		return -1;

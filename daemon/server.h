@@ -46,6 +46,7 @@ struct server {
 	SSL_CTX			*ssl;
 	struct protocol		*proto;		/* in force; swapped on reload */
 	struct store		*store;
+	char			 store_ref[STORE_ID_LEN + 8];	/* "store:<id>", the log's name for it */
 	struct audit		*audit;		/* owned by the log writer thread */
 	struct audit		*reader;	/* read-only, for auditors' queries */
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
@@ -88,6 +89,12 @@ void	rate_charge(struct server *, const char *agency, double n, double now);
  * the held log lines end when the round's events have run.
  */
 void	server_read_scope(struct server *);
+/*
+ * At start, before any request (daemon/storelog.c): logs that a store not
+ * named by the log's last store entry is now open, and every data file
+ * loaded into it with -l not yet logged (issue 15). 0 or -1 with err.
+ */
+int	storelog_start(struct server *, char *err, size_t errlen);
 
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);

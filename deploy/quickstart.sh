@@ -169,7 +169,7 @@ show "$SS" audit stats --by decision
 show "$SS" audit subject-report S1002
 
 say "17. The Caldicott Guardian reviews the override (D15); the auditor tracks informing the subject (D6)"
-override=$(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries WHERE kind = 'disclosure' AND override_code != '' AND decision != 'deny'" 2>/dev/null || true)
+override=$(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries WHERE kind = 'disclosure' AND override_code != '' AND decision != 'deny' AND reason IN ('override', 'override_partial')" 2>/dev/null || true)
 show "$SS" audit reviews
 as guardian
 show "$SS" audit review "$override" --outcome upheld \

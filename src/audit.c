@@ -1182,24 +1182,43 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (sqlite3_prepare_v2(a->db, "SELECT request_id, min(seq), min(agency) FROM "
-	    "entries WHERE seq > ?1 AND kind = 'holder' GROUP BY request_id "
-	    "HAVING sum(decision = 'rolled_back') = 0 ORDER BY 2", -1, &st,
-	    NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(a->db, "SELECT request_id, min(seq), min(agency), "
+	    "min(case_ref), min(time) FROM entries WHERE seq > ?1 AND kind = 'holder' "
+	    "GROUP BY request_id HAVING sum(decision = 'rolled_back') = 0 ORDER BY 2",
+	    -1, &st, NULL) != SQLITE_OK)
 		return fail(a, "holder batches");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *rid = (const char *)sqlite3_column_text(st, 0);
 		const char *agency = (const char *)sqlite3_column_text(st, 2);
+		const char *store = (const char *)sqlite3_column_text(st, 3);
 
 		if (cb(rid ? rid : "", (uint64_t)sqlite3_column_int64(st, 1),
-		    agency ? agency : "", arg) == -1) {
+		    agency ? agency : "", store ? store : "",
+		    sqlite3_column_int64(st, 4), arg) == -1) {
 			rc = SQLITE_DONE;
 			break;
 		}
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : fail(a, "holder batches");
+}
+
+int
+audit_last_store(struct audit *a, char *out, size_t len)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(a->db, "SELECT case_ref FROM entries WHERE kind = "
+	    "'store' ORDER BY seq DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return fail(a, "last store");
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		snprintf(out, len, "%s", sqlite3_column_text(st, 0) ?
+		    (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(a, "last store");
 }
 
 /*

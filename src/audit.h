@@ -200,14 +200,21 @@ int		 audit_stats(struct audit *, const struct audit_filter *, const char *by,
 /* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
 /*
  * Holder batches (entries of kind holder sharing a request_id) after seq
- * `since` with no rolled_back entry: cb(request_id, first seq, agency).
- * The daemon checks each against the store at start (a crash between
- * logging a batch and applying it).
+ * `since` with no rolled_back entry: cb(request_id, first seq, agency,
+ * store, time): store is the entries' case_ref ("store:<id>", empty in
+ * entries written before stores had ids), time the first entry's. The
+ * daemon checks each batch meant for its store against that store at
+ * start (a crash between logging a batch and applying it).
  */
 typedef int	(*audit_batch_cb)(const char *request_id, uint64_t first_seq,
-		    const char *agency, void *);
+		    const char *agency, const char *store, int64_t time, void *);
 int		 audit_holder_batches(struct audit *, uint64_t since, audit_batch_cb,
 		    void *);
+/*
+ * The case_ref of the newest entry of kind `store` (a store opened or a
+ * data file loaded, issue 15) into out; "" when there is none. 0 or -1.
+ */
+int		 audit_last_store(struct audit *, char *out, size_t len);
 int		 audit_reviews_pending(struct audit *, audit_cb, void *);
 int		 audit_inform_pending(struct audit *, audit_cb, void *);
 /* Loads an entry by seq; 0 found, 1 not found, -1 error. */

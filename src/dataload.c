@@ -177,6 +177,7 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 	    "flags", NULL };
 	struct yfile	 yf;
 	yaml_node_t	*root, *subjects;
+	size_t		 nsubjects = 0;
 
 	if (yfile_load(&yf, path, d) == -1) {
 		yfile_free(&yf);
@@ -199,6 +200,7 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 
 				if (!yis_map(&yf, sn, "subject"))
 					continue;
+				nsubjects++;
 				ykeys_check(&yf, sn, keys, "subject");
 				if ((n = yneed(&yf, sn, "id", "subject")) == NULL ||
 				    (id = ystr(&yf, n, "id")) == NULL)
@@ -233,6 +235,9 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 			}
 	}
 	yfile_free(&yf);
+	/* The load itself is history: the daemon logs it (issue 15). */
+	if (d->nerrors == 0 && store_note_load(st, path, nsubjects, now) == -1)
+		diag_add(d, path, 0, 0, "%s", store_errmsg(st));
 	if (d->nerrors > 0) {
 		store_rollback(st);
 		return -1;

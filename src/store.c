@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "store.h"
@@ -12,7 +13,8 @@ enum {
 	Q_RECORD, Q_FIELDS, Q_CONSENT, Q_FLAGS, Q_PUT_SUBJECT, Q_PUT_RECORD,
 	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_OWNER, Q_DEL_RECORD,
 	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_READ_BEGIN,
-	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_COUNT
+	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_NOTE_LOAD, Q_UNLOGGED_LOADS,
+	Q_LOAD_LOGGED, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -54,6 +56,11 @@ static const char *const queries[Q_COUNT] = {
 	[Q_MARK_BATCH] = "INSERT INTO holder_batches(request_id, first_seq, applied_at) "
 	    "VALUES (?1, ?2, ?3)",
 	[Q_BATCH_APPLIED] = "SELECT count(*) FROM holder_batches WHERE request_id = ?1",
+	[Q_NOTE_LOAD] = "INSERT INTO store_loads(file, subjects, loaded_at) "
+	    "VALUES (?1, ?2, ?3)",
+	[Q_UNLOGGED_LOADS] = "SELECT id, file, subjects, loaded_at FROM store_loads "
+	    "WHERE logged_seq = 0 ORDER BY id",
+	[Q_LOAD_LOGGED] = "UPDATE store_loads SET logged_seq = ?2 WHERE id = ?1",
 	[Q_READ_BEGIN] = "BEGIN",
 	[Q_READ_END] = "COMMIT",
 	/* The subject's latest decision of any scope, for same-as-latest checks. */
@@ -111,6 +118,20 @@ static const char *const migrations[] = {
 	 * it (an import of historical decisions); NULL: when it was recorded.
 	 */
 	"ALTER TABLE consents ADD COLUMN decided_at INTEGER;",
+	/*
+	 * Issue 15: a store has an id, so the disclosure log can say which
+	 * store each holder batch was applied to and a replaced store is not
+	 * mistaken for the old one. created_at: 0 for a store that existed
+	 * before (its past is unknown); store_open() sets it for a new file.
+	 * store_loads: data files loaded with -l, until the daemon has logged
+	 * them (logged_seq, the log entry's seq).
+	 */
+	"CREATE TABLE store_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"INSERT INTO store_meta(key, value) VALUES"
+	"  ('store_id', lower(hex(randomblob(16)))), ('created_at', '0');"
+	"CREATE TABLE store_loads(id INTEGER PRIMARY KEY, file TEXT NOT NULL,"
+	"  subjects INTEGER NOT NULL, loaded_at INTEGER NOT NULL,"
+	"  logged_seq INTEGER NOT NULL DEFAULT 0);",
 };
 
 struct store {
@@ -118,6 +139,8 @@ struct store {
 	sqlite3_stmt	*q[Q_COUNT];
 	int		 scope;		/* a read scope is open */
 	char		 err[256];
+	char		 id[STORE_ID_LEN + 1];	/* store_meta's store_id */
+	int64_t		 created_at;	/* 0: before store ids */
 };
 
 const char *
@@ -133,9 +156,12 @@ fail(struct store *s, const char *what)
 	return -1;
 }
 
-/* Shared by the store and the audit log: applies pending migrations. */
+/*
+ * Applies pending migrations; *fresh is set when the file had none (a new
+ * store).
+ */
 static int
-migrate(struct store *s)
+migrate(struct store *s, int *fresh)
 {
 	sqlite3_stmt	*st;
 	int		 version = 0;
@@ -146,6 +172,7 @@ migrate(struct store *s)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	*fresh = version == 0;
 	if (version > (int)n) {
 		snprintf(s->err, sizeof(s->err), "store schema version %d is newer "
 		    "than this program (%zu)", version, n);
@@ -167,10 +194,54 @@ migrate(struct store *s)
 	return 0;
 }
 
+/*
+ * Reads the store's id and creation time; a store made by this open gets
+ * created_at = now, so the log's holder batches from before it are known
+ * not to be its own.
+ */
+static int
+load_meta(struct store *s, int fresh)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (fresh) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "UPDATE store_meta SET value = '%lld' "
+		    "WHERE key = 'created_at'", (long long)time(NULL));
+		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			return fail(s, "store_meta");
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT key, value FROM store_meta", -1, &st,
+	    NULL) != SQLITE_OK)
+		return fail(s, "store_meta");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 1);
+
+		if (k == NULL || v == NULL)
+			continue;
+		if (strcmp(k, "store_id") == 0)
+			snprintf(s->id, sizeof(s->id), "%s", v);
+		else if (strcmp(k, "created_at") == 0)
+			s->created_at = strtoll(v, NULL, 10);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, "store_meta");
+	if (strlen(s->id) != STORE_ID_LEN) {
+		snprintf(s->err, sizeof(s->err), "store_meta: no store id");
+		return -1;
+	}
+	return 0;
+}
+
 int
 store_open(struct store **out, const char *path, char *err, size_t errlen)
 {
-	struct store *s = xcalloc(1, sizeof(*s));
+	struct store	*s = xcalloc(1, sizeof(*s));
+	int		 fresh = 0;
 
 	*out = NULL;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -188,7 +259,7 @@ store_open(struct store **out, const char *path, char *err, size_t errlen)
 	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	    "PRAGMA mmap_size=268435456;"
 	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK ||
-	    migrate(s) == -1) {
+	    migrate(s, &fresh) == -1 || load_meta(s, fresh) == -1) {
 		if (s->err[0] == '\0')
 			fail(s, "pragma");
 		snprintf(err, errlen, "%s: %s", path, s->err);
@@ -559,6 +630,59 @@ store_mark_batch(struct store *s, const char *request_id, uint64_t first_seq,
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)first_seq);
 	sqlite3_bind_int64(st, 3, now);
 	return run(s, Q_MARK_BATCH, "batch");
+}
+
+const char *
+store_id(struct store *s)
+{
+	return s->id;
+}
+
+int64_t
+store_created_at(struct store *s)
+{
+	return s->created_at;
+}
+
+int
+store_note_load(struct store *s, const char *file, size_t subjects, int64_t now)
+{
+	sqlite3_stmt *st = s->q[Q_NOTE_LOAD];
+
+	sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)subjects);
+	sqlite3_bind_int64(st, 3, now);
+	return run(s, Q_NOTE_LOAD, "load");
+}
+
+int
+store_unlogged_loads(struct store *s, store_load_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = s->q[Q_UNLOGGED_LOADS];
+	int		 rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *file = (const char *)sqlite3_column_text(st, 1);
+
+		if (cb(sqlite3_column_int64(st, 0), file ? file : "",
+		    (size_t)sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+		    arg) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "loads");
+}
+
+int
+store_load_logged(struct store *s, int64_t id, uint64_t seq)
+{
+	sqlite3_stmt *st = s->q[Q_LOAD_LOGGED];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	return run(s, Q_LOAD_LOGGED, "load");
 }
 
 int

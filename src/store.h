@@ -100,6 +100,27 @@ int	store_mark_batch(struct store *, const char *request_id, uint64_t first_seq,
 int	store_batch_applied(struct store *, const char *request_id);
 
 /*
+ * Which store this is (issue 15): a random id made with the store, 32 hex
+ * digits, owned by the store; and when it was made (0: before store ids,
+ * unknown). The disclosure log names the store each holder batch went to.
+ */
+#define STORE_ID_LEN	32
+const char *store_id(struct store *);
+int64_t	store_created_at(struct store *);
+
+/*
+ * Data files loaded with `safeshared -l`: noted in the load's transaction,
+ * and put in the disclosure log by the daemon when it next starts (the
+ * only writer of the log). store_unlogged_loads() calls cb oldest first;
+ * cb returns -1 to stop.
+ */
+typedef int (*store_load_cb)(int64_t id, const char *file, size_t subjects,
+	    int64_t loaded_at, void *arg);
+int	store_note_load(struct store *, const char *file, size_t subjects, int64_t now);
+int	store_unlogged_loads(struct store *, store_load_cb, void *);
+int	store_load_logged(struct store *, int64_t id, uint64_t seq);
+
+/*
  * Loads a YAML data file (the demo data format of config/demo-data.yaml)
  * checked against the protocol, all or nothing. Problems go to diag.
  */

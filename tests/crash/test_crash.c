@@ -604,8 +604,8 @@ check_log(int last)
 	CHECK(n == max && min == 1, "after round %d the log's seq has gaps: %lld "
 	    "entries, seq %lld..%lld", last, n, min, max);
 	CHECK(q_int(db, "SELECT count(*) FROM entries WHERE kind NOT IN "
-	    "('disclosure', 'holder')") == 0, "after round %d: entries other than "
-	    "disclosures and holder changes", last);
+	    "('disclosure', 'holder', 'store')") == 0, "after round %d: entries other "
+	    "than disclosures, holder changes and the store opened", last);
 	CHECK(q_int(db, "SELECT count(*) FROM (SELECT request_id FROM entries WHERE "
 	    "kind = 'disclosure' GROUP BY request_id HAVING count(*) > 1)") == 0,
 	    "after round %d: a disclosure request was logged twice", last);

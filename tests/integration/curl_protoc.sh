@@ -41,7 +41,8 @@ protoc --decode=safeshare.v1.DisclosureResponse -I "$src/proto" safeshare.proto 
 cat "$dir/resp.txt"
 grep -q 'decision: DECISION_ALLOW' "$dir/resp.txt"
 grep -q 'value: "Amelia Hart"' "$dir/resp.txt"
-grep -q 'disclosure_id: 1' "$dir/resp.txt"
+# Entries 1 and 2: the store opened and the demo data loaded (issue 15).
+grep -q 'disclosure_id: 3' "$dir/resp.txt"
 
 # Without a client certificate curl gets no HTTP reply at all.
 if curl -sS --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$port/healthz" -o /dev/null 2>/dev/null; then

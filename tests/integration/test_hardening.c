@@ -117,7 +117,8 @@ Test(hardening, certificate_matrix_is_refused_before_the_policy)
 	cr_expect_eq(probe_bad("serveronly"), 0, "no clientAuth purpose");
 	cr_expect_eq(probe_bad("selfsigned"), 0, "self-signed");
 	cr_expect_eq(h_tls_probe(&d, NULL, NULL), 0, "no certificate");
-	cr_expect_eq(h_log_count(&d, NULL), 0, "none reached the policy step");
+	/* The store the daemon opened is logged at start (issue 15); nothing else. */
+	cr_expect_eq(h_log_count(&d, "kind != 'store'"), 0, "none reached the policy step");
 	/* Each refusal is counted under its reason in /metrics. */
 	{
 		static const char *const want[] = { "expired", "not_yet_valid", "revoked",
@@ -209,7 +210,8 @@ Test(hardening, refusals_of_unknown_certificates_are_rate_limited)
 		cr_expect_eq(ask(c), 0);
 		ss_client_free(c);
 	}
-	cr_expect_eq(h_log_count(&d, NULL), 0, "nothing reaches the disclosure log");
+	cr_expect_eq(h_log_count(&d, "kind != 'store'"), 0,
+	    "nothing reaches the disclosure log (but the store opened, issue 15)");
 	usleep(100 * 1000);	/* info lines leave at the end of a loop round */
 	snprintf(cmd, sizeof(cmd), "grep -c 'event=connection_refused' %s", d.log);
 	h_run(cmd, &out);

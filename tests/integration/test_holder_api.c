@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -461,6 +462,69 @@ Test(holder_api, consent_decided_date_and_boolean_fields)
 	safeshare__v1__error__free_unpacked(e, NULL);
 	cr_expect_eq(HOLD("health_trust", "subject=S-A1", "record_type=concern",
 	    "summary=Seen at clinic", "marac_referred=true"), 200);
+}
+
+/*
+ * Issue 15 item 4: a store has an id, the log names the store each holder
+ * batch was for, and replacing the store (deploy/quickstart.sh deletes
+ * store.db and loads the demo data again with -l, keeping audit.db) is a
+ * log entry of its own, as the load is; the earlier store's batches are
+ * not rolled back at the next start, for they were applied (to it).
+ */
+Test(holder_api, replaced_store_is_logged_and_not_reconciled)
+{
+	char	 path[600], old[128];
+	long	 holder_entries;
+
+	cr_expect_eq(h_log_count(&d, "kind = 'store' AND decision = 'opened' AND "
+	    "reason = 'first' AND case_ref GLOB 'store:*'"), 1,
+	    "a new store is named in the log when first opened");
+	put_child();
+	holder_entries = h_log_count(&d, "kind = 'holder'");
+	cr_assert_gt(holder_entries, 0);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND case_ref = (SELECT case_ref "
+	    "FROM entries WHERE kind = 'store')"), holder_entries,
+	    "every holder entry names the store its batch was for");
+	{
+		sqlite3		*db;
+		sqlite3_stmt	*st;
+
+		cr_assert_eq(sqlite3_open_v2(d.audit, &db, SQLITE_OPEN_READONLY, NULL),
+		    SQLITE_OK);
+		cr_assert_eq(sqlite3_prepare_v2(db, "SELECT case_ref FROM entries WHERE "
+		    "kind = 'store'", -1, &st, NULL), SQLITE_OK);
+		cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+		snprintf(old, sizeof(old), "%s", sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+
+	/* What deploy/quickstart.sh does: a new store, the log kept. */
+	cr_assert_eq(h_stop(&d), 0);
+	unlink(d.store);
+	snprintf(path, sizeof(path), "%s-wal", d.store);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s-shm", d.store);
+	unlink(path);
+	h_load_demo(&d);
+	h_start(&d);
+	cr_expect_eq(h_log_count(&d, "decision = 'rolled_back'"), 0,
+	    "the old store's batch was applied to it: nothing to roll back");
+	snprintf(path, sizeof(path), "kind = 'store' AND decision = 'opened' AND "
+	    "reason = 'replaced' AND justification = 'replaces %s' AND case_ref != '%s'",
+	    old, old);
+	cr_expect_eq(h_log_count(&d, path), 1, "the replacement is logged");
+	cr_expect_eq(h_log_count(&d, "kind = 'store' AND decision = 'loaded' AND "
+	    "reason = 'data_file' AND justification GLOB '*config/demo-data.yaml' AND "
+	    "released GLOB 'subjects=5 loaded_at=*' AND case_ref = (SELECT case_ref "
+	    "FROM entries WHERE kind = 'store' ORDER BY seq DESC LIMIT 1)"), 1,
+	    "the -l load is logged, naming the new store");
+
+	/* Restarting the same store adds nothing. */
+	cr_assert_eq(h_stop(&d), 0);
+	h_start(&d);
+	cr_expect_eq(h_log_count(&d, "kind = 'store'"), 3);
+	cr_expect_eq(h_log_count(&d, "decision = 'rolled_back'"), 0);
 }
 
 static char *

@@ -267,8 +267,8 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 }
 
 /*
- * Migrations 3 (WITHOUT ROWID records and fields, a flag index) and 4
- * (consents.decided_at) keep every row.
+ * Migrations 3 (WITHOUT ROWID records and fields, a flag index), 4
+ * (consents.decided_at) and 5 (a store id) keep every row.
  */
 Test(store, migration_from_version_2_keeps_every_row)
 {
@@ -305,9 +305,12 @@ Test(store, migration_from_version_2_keeps_every_row)
 			{ "SELECT count(*) FROM record_fields", "37" },
 			{ "SELECT count(*) FROM consents", "3" },
 			{ "SELECT count(*) FROM flags", "4" },
-			{ "PRAGMA user_version", "4" },
+			{ "PRAGMA user_version", "5" },
 			/* Migration 4: consents gain decided_at, unknown for old rows. */
 			{ "SELECT count(*) FROM consents WHERE decided_at IS NULL", "3" },
+			/* Migration 5: an id, and created_at 0 (made before ids). */
+			{ "SELECT length(value) FROM store_meta WHERE key = 'store_id'", "32" },
+			{ "SELECT value FROM store_meta WHERE key = 'created_at'", "0" },
 			{ "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v3'", "0" },
 		};
 
