@@ -4,6 +4,7 @@
  * mutual TLS; `show`, `export --log` and `verify --log|--export` read a log
  * database or an export file directly, with only the public key.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@
 
 enum { A_LOG = 2000, A_LAST, A_PUBKEY, A_EXPORT, A_OUT, A_SUBJECT, A_AGENCY,
     A_PRACTITIONER, A_PURPOSE, A_DECISION, A_REASON, A_KIND, A_OVERRIDES, A_FROM,
-    A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE, A_HTML };
+    A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE, A_HTML, A_SINCE };
+#define MAX_PUBKEYS	8
 
 static const struct option longopts[] = {
 	CONN_LONGOPTS,
@@ -49,6 +51,7 @@ static const struct option longopts[] = {
 	{ "outcome", required_argument, NULL, A_OUTCOME },
 	{ "note", required_argument, NULL, A_NOTE },
 	{ "html", required_argument, NULL, A_HTML },
+	{ "since", required_argument, NULL, A_SINCE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -86,6 +89,8 @@ struct aopts {
 	int			 json, all, overrides;
 	const char		*log, *pubkey, *export, *out, *by, *outcome, *note;
 	const char		*html;
+	const char		*pubkeys[MAX_PUBKEYS], *since;
+	size_t			 npubkeys;
 	const char		*subject, *agency, *practitioner, *purpose, *decision;
 	const char		*reason, *kind;
 	int64_t			 from, to;
@@ -476,6 +481,7 @@ a_export_online(struct ss_client *c, struct aopts *o)
 			memcpy(cp.head, cl->checkpoints[i]->head_hash.data, 32);
 		if (cl->checkpoints[i]->signature.len == 64)
 			memcpy(cp.sig, cl->checkpoints[i]->signature.data, 64);
+		cp.note = cl->checkpoints[i]->note;
 		auditfile_checkpoint(fp, &cp);
 	}
 	safeshare__v1__checkpoint_list__free_unpacked(cl, NULL);
@@ -566,9 +572,10 @@ print_result(const struct audit_verify_result *r, const char *what, const char *
 {
 	if (json) {
 		printf("{\"ok\":%s,\"entries\":%" PRIu64 ",\"checkpoints\":%" PRIu64
-		    ",\"signatures_checked\":%s,\"bad_seq\":%" PRIu64 ",\"why\":",
-		    r->ok ? "true" : "false", r->entries, r->checkpoints,
-		    r->signatures_checked ? "true" : "false", r->bad_seq);
+		    ",\"signatures_checked\":%s,\"bad_seq\":%" PRIu64 ",\"bad_checkpoint\":%"
+		    PRIu64 ",\"why\":", r->ok && !index_bad(r) ? "true" : "false",
+		    r->entries, r->checkpoints, r->signatures_checked ? "true" : "false",
+		    r->bad_seq, r->bad_checkpoint);
 		json_str(stdout, r->why);
 		if (r->index_error) {
 			printf(",\"index\":{\"ok\":false,\"error\":");
@@ -584,8 +591,11 @@ print_result(const struct audit_verify_result *r, const char *what, const char *
 	if (r->ok)
 		printf("%s: ok, %" PRIu64 " entries, chain intact, %" PRIu64 " signed "
 		    "checkpoints verified%s\n", what, r->entries, r->checkpoints,
-		    r->signatures_checked ? "" : " (NO public key given: signatures "
-		    "not checked)");
+		    r->signatures_checked ? "" : " (NOT signed: the log has no "
+		    "checkpoints and no key was given; only the chain was checked)");
+	else if (r->bad_seq == 0 && r->bad_checkpoint != 0)
+		fprintf(stderr, "%s: FAILED at checkpoint %" PRIu64 ": %s\n", what,
+		    r->bad_checkpoint, r->why);
 	else
 		fprintf(stderr, "%s: FAILED at entry %" PRIu64 ": %s\n", what, r->bad_seq,
 		    r->why);
@@ -602,31 +612,67 @@ print_result(const struct audit_verify_result *r, const char *what, const char *
 		    PRIu64 "\n", ix, r->index_upto);
 }
 
+/* Reads a checkpoint note the auditor kept (--since); the caller frees it. */
+static char *
+read_note(const char *path, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	*buf = xcalloc(AUDIT_NOTE_MAX + 2, 1);
+	size_t	 n;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(buf);
+		return NULL;
+	}
+	n = fread(buf, 1, AUDIT_NOTE_MAX + 1, fp);
+	fclose(fp);
+	if (n == 0 || n > AUDIT_NOTE_MAX) {
+		snprintf(err, errlen, "%s: not a checkpoint note (empty, or over %d "
+		    "bytes)", path, AUDIT_NOTE_MAX);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 static int
 a_offline(struct aopts *o, const char *sub)
 {
 	struct audit_verify_result	 r;
 	struct audit			*a = NULL;
-	EVP_PKEY			*pub = NULL;
-	char				 err[512];
+	EVP_PKEY			*pub = NULL, *keys[MAX_PUBKEYS];
+	char				 err[512], *since = NULL;
+	size_t				 nkeys = 0;
 	int				 rc = EX_OK;
 
-	if (o->pubkey != NULL &&
-	    (pub = audit_load_public_key(o->pubkey, err, sizeof(err))) == NULL) {
+	/* The first --pubkey starts the chain of keys; the others are trusted. */
+	for (size_t i = 0; i < o->npubkeys; i++) {
+		if ((keys[nkeys] = audit_load_public_key(o->pubkeys[i], err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "safeshare: %s\n", err);
+			rc = EX_LOCAL;
+			goto done;
+		}
+		nkeys++;
+	}
+	pub = nkeys > 0 ? keys[0] : NULL;
+	if (o->since != NULL && (since = read_note(o->since, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_LOCAL;
+		rc = EX_LOCAL;
+		goto done;
 	}
 	if (strcmp(sub, "verify") == 0 && o->export != NULL) {
-		auditfile_verify(o->export, pub, &r);
+		/* The verifier fails a log with checkpoints and no key: no pass. */
+		auditfile_verify_keys(o->export, keys, nkeys, since, &r);
 		print_result(&r, o->export, NULL, o->json);
-		EVP_PKEY_free(pub);
-		/* Without a key the signatures are unverified: not a pass. */
-		return r.ok && (pub != NULL || r.checkpoints == 0) ? EX_OK : EX_LOCAL;
+		rc = r.ok ? EX_OK : EX_LOCAL;
+		goto done;
 	}
 	if (audit_open_reader(&a, o->log, err, sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		EVP_PKEY_free(pub);
-		return EX_LOCAL;
+		rc = EX_LOCAL;
+		goto done;
 	}
 	if (strcmp(sub, "show") == 0) {
 		uint64_t size = audit_size(a);
@@ -641,11 +687,22 @@ a_offline(struct aopts *o, const char *sub)
 		if (o->json)
 			printf("]\n");
 	} else if (strcmp(sub, "verify") == 0) {
-		uint64_t	ncp = 0;
-		char		ix[4200];
+		struct audit_verifier	*v;
+		unsigned char		 id[16];
+		char			 ix[4200];
 
-		audit_checkpoints(a, count_cp, &ncp);
-		audit_verify(a, pub, &r);
+		audit_log_id(a, id);
+		v = audit_verifier_new(pub, id);
+		for (size_t i = 1; i < nkeys; i++)
+			audit_verifier_trust(v, keys[i]);
+		if (since != NULL && audit_verifier_since(v, since, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: %s\n", err);
+			audit_verifier_free(v);
+			rc = EX_LOCAL;
+			goto done;
+		}
+		audit_verify_with(a, v, &r);
 		/*
 		 * The subject index beside the log is outside the chain, and
 		 * subject-access reports (D17) read it: it must agree.
@@ -653,11 +710,8 @@ a_offline(struct aopts *o, const char *sub)
 		audit_verify_index(a, &r);	/* a failure is index_bad() */
 		snprintf(ix, sizeof(ix), "%s-subjects", o->log);
 		print_result(&r, o->log, ix, o->json);
-		if (!r.ok || (pub == NULL && ncp > 0) || index_bad(&r))
+		if (!r.ok || index_bad(&r))
 			rc = EX_LOCAL;
-		if (r.ok && pub == NULL && ncp > 0 && !o->json)
-			fprintf(stderr, "safeshare: the log has %" PRIu64 " signed checkpoints; "
-			    "give --pubkey to verify them (not a pass without it)\n", ncp);
 	} else {	/* export */
 		struct exp	 x = { NULL, 0, audit_size(a) };
 		unsigned char	 id[16];
@@ -682,8 +736,11 @@ a_offline(struct aopts *o, const char *sub)
 			}
 		}
 	}
+done:
 	audit_close(a);
-	EVP_PKEY_free(pub);
+	for (size_t i = 0; i < nkeys; i++)
+		EVP_PKEY_free(keys[i]);
+	free(since);
 	return rc;
 }
 
@@ -702,6 +759,7 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	r.entries = v->entries;
 	r.checkpoints = v->checkpoints;
 	r.bad_seq = v->bad_seq;
+	r.bad_checkpoint = v->bad_checkpoint;
 	r.signatures_checked = v->signatures_checked;
 	r.index_checked = v->index_checked;
 	r.index_upto = v->index_upto;
@@ -825,7 +883,17 @@ cmd_audit(int argc, char *argv[])
 		switch (ch) {
 		case A_LOG: o.log = optarg; break;
 		case A_LAST: o.last = strtoull(optarg, NULL, 10); break;
-		case A_PUBKEY: o.pubkey = optarg; break;
+		case A_PUBKEY:
+			if (o.npubkeys == MAX_PUBKEYS) {
+				fprintf(stderr, "safeshare: at most %d --pubkey\n",
+				    MAX_PUBKEYS);
+				return EX_USAGE;
+			}
+			o.pubkeys[o.npubkeys++] = optarg;
+			if (o.pubkey == NULL)
+				o.pubkey = optarg;
+			break;
+		case A_SINCE: o.since = optarg; break;
 		case A_EXPORT: o.export = optarg; break;
 		case A_OUT: o.out = optarg; break;
 		case A_SUBJECT: o.subject = optarg; break;

@@ -420,6 +420,7 @@ collect_cp(const struct audit_checkpoint *cp, void *arg)
 	m->signature.len = 64;
 	m->signature.data = xcalloc(64, 1);
 	memcpy(m->signature.data, cp->sig, 64);
+	m->note = xstrdup(cp->note ? cp->note : "");
 	return 0;
 }
 
@@ -450,6 +451,7 @@ handle_checkpoints(struct server *srv, struct evhttp_request *req)
 	for (size_t i = 0; i < c.n; i++) {
 		free(c.v[i].head_hash.data);
 		free(c.v[i].signature.data);
+		free(c.v[i].note);
 	}
 	free(c.v);
 	free(c.p);
@@ -475,7 +477,16 @@ verify_thread(void *arg)
 	if (audit_open_reader(&rd, j->path, err, sizeof(err)) == -1)
 		snprintf(j->res.why, sizeof(j->res.why), "%s", err);
 	else {
-		audit_verify(rd, j->srv->public_key, &j->res);
+		struct audit_verifier	*v;
+		unsigned char		 id[16];
+
+		/* The chain of keys starts at the first; the current one is trusted. */
+		audit_log_id(rd, id);
+		v = audit_verifier_new(j->srv->first_key ? j->srv->first_key :
+		    j->srv->public_key, id);
+		if (j->srv->first_key != NULL && j->srv->public_key != NULL)
+			audit_verifier_trust(v, j->srv->public_key);
+		audit_verify_with(rd, v, &j->res);
 		/* Subject-access reports (D17) read the index: it must agree too. */
 		if (audit_verify_index(rd, &j->res) == -1)
 			log_warnx("event=verify_index_failed error=\"%s\"", audit_errmsg(rd));
@@ -495,6 +506,7 @@ verify_done(evutil_socket_t fd, short what, void *arg)
 	r.entries = j->res.entries;
 	r.checkpoints = j->res.checkpoints;
 	r.bad_seq = j->res.bad_seq;
+	r.bad_checkpoint = j->res.bad_checkpoint;
 	r.why = j->res.why;
 	r.signatures_checked = j->res.signatures_checked;
 	r.index_checked = j->res.index_checked;

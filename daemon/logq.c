@@ -149,16 +149,20 @@ writer(void *arg)
 		while (q->head == NULL && !q->stop) {
 			struct timespec ts;
 
-			/* Idle: wake once a second for a timed checkpoint. */
+			/*
+			 * Idle: look once a second whether the log file is
+			 * still there, so /healthz fails closed without
+			 * waiting for a request (every commit signs its own
+			 * checkpoint: there is nothing timed to do).
+			 */
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			if (pthread_cond_timedwait(&q->work_cond, &q->mtx, &ts) == ETIMEDOUT &&
-			    q->head == NULL && !q->stop) {
-				pthread_mutex_unlock(&q->mtx);
-				if (audit_checkpoint_due(q->audit, time(NULL)) == -1)
-					log_warnx("event=checkpoint_failed error=\"%s\"",
-					    audit_errmsg(q->audit));
-				pthread_mutex_lock(&q->mtx);
+			    q->stats.ok && audit_file_gone(q->audit)) {
+				q->stats.ok = 0;
+				snprintf(q->stats.why, sizeof(q->stats.why), "the log file "
+				    "was deleted or replaced while open");
+				log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
 			}
 		}
 		if (q->head == NULL && q->stop)
@@ -188,12 +192,15 @@ writer(void *arg)
 				log_info("event=audit_recovered size=%llu",
 				    (unsigned long long)audit_size(q->audit));
 			q->stats.ok = 1;
+			q->stats.why[0] = '\0';
 		} else {
 			q->stats.failures += n;
 			if (q->stats.ok)
 				log_warnx("event=audit_failed error=\"%s\"",
 				    audit_errmsg(q->audit));
 			q->stats.ok = 0;
+			snprintf(q->stats.why, sizeof(q->stats.why), "%s",
+			    audit_errmsg(q->audit));
 		}
 		q->stats.size = audit_size(q->audit);
 		for (size_t i = 0; i < n; i++) {

@@ -28,6 +28,7 @@ struct logq_stats {
 	uint64_t	size;		/* entries in the log */
 	uint64_t	wal_checkpoints; /* run by the checkpointer thread */
 	int		ok;		/* the last commit worked */
+	char		why[256];	/* why not, when !ok */
 };
 
 /*

@@ -32,13 +32,18 @@ static void
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: safeshared [-dt] -c config [-l datafile] [-r portfile]\n"
+	    "usage: safeshared [-dNt] -c config [-l datafile] [-r portfile]\n"
 	    "       safeshared -K\n"
 	    "  -c config    daemon config (YAML)\n"
 	    "  -K           print every config key, its default and meaning (markdown)\n"
 	    "  -t           check everything start checks but the port (config,\n"
 	    "               protocol, TLS files, key modes, database directories,\n"
-	    "               user), then exit: 0 if valid, 1 with each problem\n"
+	    "               user, the disclosure log against its last checkpoint\n"
+	    "               and audit.signing_key), then exit: 0 if valid, 1 with\n"
+	    "               each problem\n"
+	    "  -N           start a new, empty disclosure log although the subject\n"
+	    "               index remembers another (the log was lost); the new\n"
+	    "               log's first entry records it\n"
 	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
 	    "               data file into the store (all or nothing), then exit; the\n"
 	    "               daemon logs the load (kind store) when it next starts\n"
@@ -117,6 +122,38 @@ drop_privileges(const char *user)
 }
 
 /*
+ * -t: the disclosure log as the start would find it, without writing:
+ * its last checkpoint, the key that must sign the next (D16).
+ */
+static int
+check_log(const struct config *conf, char *err, size_t errlen)
+{
+	struct audit	*a;
+	unsigned char	 id[16];
+	uint64_t	 upto = 0;
+	int		 rc = -1;
+
+	if (access(conf->audit_log, F_OK) == -1) {
+		if (audit_index_remembers(conf->audit_log, id, &upto) != 1)
+			return 0;
+		snprintf(err, errlen, "%s is missing and its subject index remembers "
+		    "a log of %llu entries: restore it, or start with -N",
+		    conf->audit_log, (unsigned long long)upto);
+		return -1;
+	}
+	if (audit_open_reader(&a, conf->audit_log, err, errlen) == -1)
+		return -1;
+	if ((conf->audit_signing_key == NULL || audit_set_signer(a,
+	    conf->audit_signing_key, 0, 0, err, errlen) == 0) &&
+	    (conf->audit_previous_signing_key == NULL || audit_set_previous_signer(a,
+	    conf->audit_previous_signing_key, err, errlen) == 0) &&
+	    audit_check_start(a, 1, err, errlen) == 0)
+		rc = 0;
+	audit_close(a);
+	return rc;
+}
+
+/*
  * safeshared -t: everything start checks before it serves, short of binding
  * the port (the running daemon may hold it) and creating files (issue 14
  * item 17: -t said ok to a 0644 signing key that start refused). Prints
@@ -147,6 +184,9 @@ check_start(const struct config *conf, const char *confpath)
 		bad++;
 	}
 	if (file_db_writable(conf->audit_log, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
+		bad++;
+	} else if (check_log(conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
 		bad++;
 	}
@@ -185,17 +225,18 @@ main(int argc, char *argv[])
 	struct event	*ev_term, *ev_int, *ev_hup;
 	const char	*confpath = NULL, *datafile = NULL, *portfile = NULL;
 	char		 err[512];
-	int		 ch, check = 0, debug = 0;
+	int		 ch, check = 0, debug = 0, new_log = 0;
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
 		usage(0);
-	while ((ch = getopt(argc, argv, "c:dhKl:r:t")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dhKl:Nr:t")) != -1) {
 		switch (ch) {
 		case 'h': usage(0); break;
 		case 'K': config_describe(stdout); return 0;
 		case 'c': confpath = optarg; break;
 		case 'd': debug = 1; break;
 		case 'l': datafile = optarg; break;
+		case 'N': new_log = 1; break;
 		case 'r': portfile = optarg; break;
 		case 't': check = 1; break;
 		default: usage(2);
@@ -273,6 +314,7 @@ main(int argc, char *argv[])
 	evthread_use_pthreads();
 	raise_fd_limit(conf.max_connections);
 	memset(&srv, 0, sizeof(srv));
+	srv.new_log_ok = new_log;
 	if (server_init(&srv, &conf, proto, err, sizeof(err)) == -1) {
 		log_warnx("event=start_failed error=\"%s\"", err);
 		if (srv.proto == NULL)

@@ -333,6 +333,7 @@ handle_health(struct server *srv, struct evhttp_request *req)
 	logq_stats(srv->logq, &st);
 	h.status = st.ok ? "ok" : "degraded";
 	h.audit_ok = st.ok;
+	h.audit_error = st.why;
 	h.protocol_id = srv->proto->id;
 	h.protocol_version = srv->proto->version;
 	h.log_size = st.size;
@@ -1644,6 +1645,59 @@ reconcile_holder_batches(struct server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A new, empty log where the subject index remembers another log, or a
+ * longer one (the log deleted or replaced while the daemon was stopped):
+ * refused unless -N was given, and then the new log says so first.
+ */
+static int
+new_log_check(struct server *srv, char *err, size_t errlen)
+{
+	unsigned char	 id[16], mine[16];
+	uint64_t	 upto = 0;
+	char		 hex[33];
+
+	if (audit_size(srv->audit) > 0 ||
+	    audit_index_remembers(srv->conf->audit_log, id, &upto) != 1)
+		return 0;
+	audit_log_id(srv->audit, mine);
+	if (memcmp(id, mine, 16) == 0 && upto <= audit_size(srv->audit))
+		return 0;
+	hex_encode(id, 16, hex);
+	if (!srv->new_log_ok) {
+		snprintf(err, errlen, "%s: the subject index beside it remembers log %s "
+		    "with %llu entries, and this log (%llu entries) is not it: the log "
+		    "was deleted or replaced; restore it, or start with -N to begin a "
+		    "new log (which records this)", srv->conf->audit_log, hex,
+		    (unsigned long long)upto, (unsigned long long)audit_size(srv->audit));
+		return -1;
+	}
+	snprintf(srv->new_log_note, sizeof(srv->new_log_note), "started with -N where "
+	    "the subject index remembered log %s with %llu entries", hex,
+	    (unsigned long long)upto);
+	return 0;
+}
+
+/* The -N start's own entry, before anything else is logged. */
+static int
+log_new_log(struct server *srv, char *err, size_t errlen)
+{
+	struct audit_entry e, *ep = &e;
+
+	memset(&e, 0, sizeof(e));
+	e.time = time(NULL);
+	e.kind = "new_log";
+	e.decision = "forced";
+	e.reason = "previous_log_missing";
+	e.justification = srv->new_log_note;
+	if (audit_append(srv->audit, &ep, 1) == -1) {
+		snprintf(err, errlen, "logging the new log: %s", audit_errmsg(srv->audit));
+		return -1;
+	}
+	log_warnx("event=new_log_forced %s", srv->new_log_note);
+	return 0;
+}
+
 int
 server_init(struct server *srv, struct config *conf, struct protocol *proto,
     char *err, size_t errlen)
@@ -1666,6 +1720,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	    store_id(srv->store));
 	if (audit_open(&srv->audit, conf->audit_log, err, errlen) == -1)
 		return -1;
+	if (new_log_check(srv, err, errlen) == -1)
+		return -1;
 	if (conf->audit_signing_key != NULL) {
 		if (audit_set_signer(srv->audit, conf->audit_signing_key,
 		    (uint64_t)conf->checkpoint_every, conf->checkpoint_seconds, err,
@@ -1679,6 +1735,19 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	} else
 		log_warnx("event=no_checkpoints reason=\"audit.signing_key not set; the "
 		    "log is hash-chained but not signed\"");
+	if (conf->audit_previous_signing_key != NULL &&
+	    audit_set_previous_signer(srv->audit, conf->audit_previous_signing_key,
+	    err, errlen) == -1)
+		return -1;
+	if (conf->audit_first_public_key != NULL &&
+	    (srv->first_key = audit_load_public_key(conf->audit_first_public_key,
+	    err, errlen)) == NULL)
+		return -1;
+	/* D7, D16: never sign over a log that does not verify from its last checkpoint. */
+	if (audit_check_start(srv->audit, 0, err, errlen) == -1)
+		return -1;
+	if (srv->new_log_note[0] != '\0' && log_new_log(srv, err, errlen) == -1)
+		return -1;
 	if (storelog_start(srv, err, errlen) == -1 ||
 	    reconcile_holder_batches(srv, err, errlen) == -1)
 		return -1;
@@ -1865,6 +1934,7 @@ server_shutdown(struct server *srv)
 	store_close(srv->store);
 	audit_close(srv->audit);
 	EVP_PKEY_free(srv->public_key);
+	EVP_PKEY_free(srv->first_key);
 	free(srv->public_pem);
 	protocol_unref(srv->proto);
 	memset(srv, 0, sizeof(*srv));

@@ -50,6 +50,9 @@ struct server {
 	struct audit		*audit;		/* owned by the log writer thread */
 	struct audit		*reader;	/* read-only, for auditors' queries */
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
+	EVP_PKEY		*first_key;	/* audit.first_public_key, or NULL */
+	int			 new_log_ok;	/* -N: a new log where another was */
+	char			 new_log_note[200]; /* ... and what it replaced */
 	char			*public_pem;
 	struct logq		*logq;
 	struct hworker		*holder;	/* the holder thread (holder.c) */

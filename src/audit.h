@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUDIT_SCHEMA_VERSION	2
+#define AUDIT_SCHEMA_VERSION	3
+#define AUDIT_NOTE_MAX		8192	/* bytes in a signed checkpoint note */
+#define AUDIT_MAX_PROOF		128	/* hashes in a Merkle proof (MERKLE_MAX_PROOF) */
 
 /* One entry. Strings may be NULL (encoded as empty). */
 struct audit_entry {
@@ -54,6 +56,13 @@ struct audit_entry {
 void	audit_entry_strings(struct audit_entry *, const char **ptrs[AUDIT_NSTRINGS]);
 extern const char *const audit_string_names[AUDIT_NSTRINGS];
 
+/*
+ * A checkpoint. Since schema version 3 every group commit has one, a C2SP
+ * signed note over the Merkle tree (note, see docs/audit-format.md); the
+ * other members then repeat what the note says, for listing, and verify
+ * reads only the note. A legacy checkpoint (note NULL) is the 87-byte
+ * message of version 2 signed over the chain head.
+ */
 struct audit_checkpoint {
 	uint64_t	 id;
 	unsigned char	 log_id[16];
@@ -61,6 +70,19 @@ struct audit_checkpoint {
 	unsigned char	 head[32];	/* hash of entry `size` */
 	int64_t		 time;
 	unsigned char	 sig[64];	/* Ed25519 */
+	const char	*note;		/* the signed note, or NULL (legacy) */
+};
+
+/*
+ * What a commit gives each of its entries: the checkpoint note that signs
+ * the tree including it, and its inclusion proof in that tree.
+ */
+struct audit_receipt {
+	uint64_t	 seq;
+	unsigned char	 leaf[32];	/* RFC 9162 leaf hash of the entry's hash */
+	const char	*checkpoint;	/* the note; NULL when the log is unsigned */
+	size_t		 nproof;
+	unsigned char	 proof[AUDIT_MAX_PROOF][32];
 };
 
 /* Filters for queries and stats; NULL/0 members do not filter. */
@@ -81,6 +103,8 @@ struct audit_verify_result {
 	uint64_t	 entries;	/* entries that verified */
 	uint64_t	 checkpoints;	/* checkpoints whose signature verified */
 	uint64_t	 bad_seq;	/* first bad entry, 0 if none */
+	uint64_t	 bad_checkpoint; /* first bad checkpoint (its number), 0 if none */
+	uint64_t	 checkpoints_seen; /* checkpoints read, verified or not */
 	int		 ok;
 	int		 signatures_checked;
 	char		 why[256];
@@ -156,6 +180,13 @@ int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
  * the reason in index_why.
  */
 int		 audit_verify_index(struct audit *, struct audit_verify_result *res);
+/*
+ * What the subject index beside the log at path remembers: the log id it
+ * indexes and the seq it is complete up to. Returns 1 if it names a log,
+ * 0 if there is no index (or it names none), -1 if it cannot be read.
+ */
+int		 audit_index_remembers(const char *log, unsigned char log_id[16],
+		    uint64_t *upto);
 uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 
@@ -170,6 +201,47 @@ int		 audit_set_signer(struct audit *, const char *keyfile, uint64_t every,
 int		 audit_check_signer(const char *keyfile, char *err, size_t errlen);
 /* The signer's public key as PEM (caller frees), or NULL. */
 char		*audit_public_pem(struct audit *);
+/*
+ * The key that signed the log until now, for the one start that rotates
+ * to the key given to audit_set_signer() (docs/security.md): the start-up
+ * check then logs a key_rotation entry whose checkpoint this key signs,
+ * naming the new key (next-key); after that it is not needed.
+ */
+int		 audit_set_previous_signer(struct audit *, const char *keyfile,
+		    char *err, size_t errlen);
+/*
+ * The start-up check (D7, D16): the last checkpoint is signed by this
+ * signer (or by the previous one, and the rotation is then logged), the
+ * tree at its size has its root, entry `size` hashes to what it says, and
+ * no entry lies past it; a log with checkpoints needs a signer; a log of
+ * schema version 2 gets its first tree checkpoint. With dry_run (safeshared
+ * -t) nothing is written. Returns 0, or -1 with the reason in err: the
+ * daemon must not start.
+ */
+int		 audit_check_start(struct audit *, int dry_run, char *err, size_t errlen);
+/*
+ * 1 when the file the log was opened from has since been deleted or
+ * replaced (another inode at the path): appends then fail, and keep
+ * failing, because they would go to a file no one will read.
+ */
+int		 audit_file_gone(struct audit *);
+/*
+ * The note of the latest checkpoint (size 0) or of the checkpoint at size:
+ * *note is the caller's to free. Returns 0, 1 if there is none, or -1.
+ */
+int		 audit_checkpoint_note(struct audit *, uint64_t size, char **note);
+/*
+ * RFC 9162 proofs from the stored tree: the consistency of the tree of
+ * size m with that of size n, and the inclusion of entry seq in the tree
+ * of size n (n at most the log's size). Each fills proof (room for
+ * AUDIT_MAX_PROOF hashes) and *len; returns 0 or -1 with err.
+ */
+int		 audit_consistency(struct audit *, uint64_t m, uint64_t n,
+		    unsigned char proof[][32], size_t *len, char *err, size_t errlen);
+int		 audit_inclusion(struct audit *, uint64_t seq, uint64_t n,
+		    unsigned char proof[][32], size_t *len, char *err, size_t errlen);
+/* The Merkle tree root of the first n entries: 0 or -1. */
+int		 audit_root(struct audit *, uint64_t n, unsigned char root[32]);
 
 /*
  * Appends entries in one durable transaction (group commit), with a
@@ -177,7 +249,15 @@ char		*audit_public_pem(struct audit *);
  * on disk. On -1 nothing was written and the in-memory head is unchanged.
  */
 int		 audit_append(struct audit *, struct audit_entry **, size_t n);
-/* Signs a checkpoint if entries were added and `seconds` passed since the last. */
+/*
+ * audit_append(), and on success a receipt per entry in rc[0..n): its
+ * checkpoint points into the log's memory and lasts until the next append.
+ * An entry's time is never earlier than the entry's before it: a clock
+ * that went back is overruled (and a warning logged), D7.
+ */
+int		 audit_append_receipts(struct audit *, struct audit_entry **, size_t n,
+		    struct audit_receipt *rc);
+/* Kept for callers of version 2: every commit now signs its own checkpoint. */
 int		 audit_checkpoint_due(struct audit *, int64_t now);
 
 /* Computes an entry's hash from its fields and prev_hash. */
@@ -227,6 +307,15 @@ int		 audit_checkpoints(struct audit *, audit_checkpoint_cb, void *);
  */
 struct audit_verifier;
 struct audit_verifier *audit_verifier_new(EVP_PKEY *pub, const unsigned char log_id[16]);
+/* Another key trusted to have signed checkpoints (a list, not a chain). */
+void		 audit_verifier_trust(struct audit_verifier *, EVP_PKEY *);
+/*
+ * A checkpoint note the auditor kept from before (--since): the log must
+ * still reach its size with its root. Returns 0, or -1 with err when the
+ * note cannot be read or no trusted key signed it.
+ */
+int		 audit_verifier_since(struct audit_verifier *, const char *note,
+		    char *err, size_t errlen);
 int		 audit_verifier_checkpoint(struct audit_verifier *,
 		    const struct audit_checkpoint *);
 int		 audit_verifier_entry(struct audit_verifier *, const struct audit_entry *);
@@ -238,6 +327,9 @@ void		 audit_verifier_free(struct audit_verifier *);
  * signature. Fills *res; returns 0 when everything verifies.
  */
 int		 audit_verify(struct audit *, EVP_PKEY *pub, struct audit_verify_result *);
+/* The same with a verifier set up by the caller (keys, --since); frees it. */
+int		 audit_verify_with(struct audit *, struct audit_verifier *,
+		    struct audit_verify_result *);
 
 /* Reads a PEM public key (or a private key, taking its public half). */
 EVP_PKEY	*audit_load_public_key(const char *path, char *err, size_t errlen);

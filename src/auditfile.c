@@ -23,7 +23,7 @@ auditfile_header(FILE *fp, const unsigned char log_id[16], uint64_t entries,
 	char hex[33];
 
 	hex_encode(log_id, 16, hex);
-	fprintf(fp, "{\"format\":\"safeshare-log-export\",\"version\":1,\"log_id\":\"%s\","
+	fprintf(fp, "{\"format\":\"safeshare-log-export\",\"version\":2,\"log_id\":\"%s\","
 	    "\"entries\":%" PRIu64 ",\"checkpoints\":%" PRIu64 ",\"public_key\":", hex,
 	    entries, checkpoints);
 	json_str(fp, public_pem ? public_pem : "");
@@ -35,8 +35,14 @@ auditfile_checkpoint(FILE *fp, const struct audit_checkpoint *cp)
 {
 	fprintf(fp, "{\"checkpoint\":%" PRIu64 ",\"size\":%" PRIu64 ",\"time\":%" PRId64,
 	    cp->id, cp->size, cp->time);
-	hex_field(fp, "head_hash", cp->head, 32);
-	hex_field(fp, "signature", cp->sig, 64);
+	if (cp->note != NULL && *cp->note != '\0') {
+		/* Version 2: the signed note is the checkpoint. */
+		fputs(",\"note\":", fp);
+		json_str(fp, cp->note);
+	} else {
+		hex_field(fp, "head_hash", cp->head, 32);
+		hex_field(fp, "signature", cp->sig, 64);
+	}
 	fputs("}\n", fp);
 }
 
@@ -91,6 +97,14 @@ get_hex(struct yfile *yf, yaml_node_t *m, const char *k, unsigned char *out, siz
 int
 auditfile_verify(const char *path, EVP_PKEY *pub, struct audit_verify_result *res)
 {
+	return auditfile_verify_keys(path, &pub, pub != NULL, NULL, res);
+}
+
+int
+auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
+    const char *since, struct audit_verify_result *res)
+{
+	uint64_t		 want_entries = 0, got_entries = 0;
 	struct audit_verifier	*v = NULL;
 	struct diag		 d = { 0 };
 	unsigned char		 log_id[16];
@@ -119,22 +133,34 @@ auditfile_verify(const char *path, EVP_PKEY *pub, struct audit_verify_result *re
 			const char *f = get(&yf, m, "format");
 
 			if (f == NULL || strcmp(f, "safeshare-log-export") != 0 ||
-			    get_hex(&yf, m, "log_id", log_id, 16) == -1) {
+			    get_hex(&yf, m, "log_id", log_id, 16) == -1 ||
+			    get_u64(&yf, m, "entries", &want_entries) == -1) {
 				snprintf(res->why, sizeof(res->why), "%s:1: not a safeshare "
 				    "log export", path);
 				bad = 1;
-			} else
-				v = audit_verifier_new(pub, log_id);
+			} else {
+				char err[256];
+
+				v = audit_verifier_new(nkeys > 0 ? keys[0] : NULL, log_id);
+				for (size_t i = 1; i < nkeys; i++)
+					audit_verifier_trust(v, keys[i]);
+				if (since != NULL && audit_verifier_since(v, since, err,
+				    sizeof(err)) == -1) {
+					snprintf(res->why, sizeof(res->why), "%s", err);
+					bad = 1;
+				}
+			}
 		} else if (yget(&yf, m, "checkpoint") != NULL) {
 			struct audit_checkpoint cp;
 
 			memset(&cp, 0, sizeof(cp));
 			memcpy(cp.log_id, log_id, 16);
+			cp.note = get(&yf, m, "note");
 			if (get_u64(&yf, m, "checkpoint", &cp.id) == -1 ||
 			    get_u64(&yf, m, "size", &cp.size) == -1 ||
 			    get_u64(&yf, m, "time", (uint64_t *)&cp.time) == -1 ||
-			    get_hex(&yf, m, "head_hash", cp.head, 32) == -1 ||
-			    get_hex(&yf, m, "signature", cp.sig, 64) == -1) {
+			    (cp.note == NULL && (get_hex(&yf, m, "head_hash", cp.head,
+			    32) == -1 || get_hex(&yf, m, "signature", cp.sig, 64) == -1))) {
 				snprintf(res->why, sizeof(res->why), "%s:%zu: malformed "
 				    "checkpoint", path, lineno);
 				bad = 1;
@@ -160,6 +186,7 @@ auditfile_verify(const char *path, EVP_PKEY *pub, struct audit_verify_result *re
 				bad = 1;
 			} else {
 				e.time = (int64_t)t;
+				got_entries++;
 				audit_verifier_entry(v, &e);
 			}
 		}
@@ -174,6 +201,14 @@ auditfile_verify(const char *path, EVP_PKEY *pub, struct audit_verify_result *re
 	}
 	if (!bad)
 		audit_verifier_finish(v, res);
+	/* Issue 13: entries cut from its end must not pass as a shorter export. */
+	if (!bad && res->ok && got_entries != want_entries) {
+		res->ok = 0;
+		res->bad_seq = got_entries + 1;
+		snprintf(res->why, sizeof(res->why), "the export's header says %llu "
+		    "entries but it holds %llu: cut or padded",
+		    (unsigned long long)want_entries, (unsigned long long)got_entries);
+	}
 	audit_verifier_free(v);
 	if (bad)
 		res->ok = 0;

@@ -20,5 +20,12 @@ void	auditfile_entry(FILE *, const struct audit_entry *);
  * everything verifies; a malformed file is reported with its line number.
  */
 int	auditfile_verify(const char *path, EVP_PKEY *pub, struct audit_verify_result *);
+/*
+ * With keys[0] the first key, the others trusted too, and since (may be
+ * NULL) a checkpoint note the auditor kept: the export must reach it. The
+ * export's entry count must match its header's.
+ */
+int	auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
+	    const char *since, struct audit_verify_result *);
 
 #endif

@@ -43,12 +43,19 @@ static const struct key keys[] = {
 	    "disclosure log database (SQLite); its subject index is kept beside it, "
 	    "in the same path with -subjects added" },
 	{ "audit.signing_key", K_PATH, OFF(audit_signing_key), "", 0, 0,
-	    "Ed25519 private key (PEM) that signs log checkpoints; must not be "
-	    "group/world readable. Empty: no checkpoints" },
+	    "Ed25519 private key (PEM) that signs a checkpoint in every commit of "
+	    "the log; must not be group/world readable. Empty: no checkpoints (a "
+	    "log that has some will not start without it)" },
+	{ "audit.previous_signing_key", K_PATH, OFF(audit_previous_signing_key), "", 0,
+	    0, "for the one start that changes audit.signing_key: the old key, which "
+	    "signs a checkpoint naming the new one (docs/security.md)" },
+	{ "audit.first_public_key", K_PATH, OFF(audit_first_public_key), "", 0, 0,
+	    "public key (PEM) the log's first checkpoint was signed with, where the "
+	    "daemon's own verify starts the chain of keys. Empty: the signing key's" },
 	{ "audit.checkpoint_every", K_INT, OFF(checkpoint_every), "1000", 1, 100000000,
-	    "sign a checkpoint every this many entries" },
+	    "ignored: every commit signs a checkpoint (kept so old configs load)" },
 	{ "audit.checkpoint_seconds", K_INT, OFF(checkpoint_seconds), "60", 1, 86400,
-	    "... and at least this often while entries are being added, seconds" },
+	    "ignored: every commit signs a checkpoint (kept so old configs load)" },
 	{ "limits.max_body", K_INT, OFF(max_body), "65536", 256, 16 * 1024 * 1024,
 	    "largest request body accepted, bytes (413 above)" },
 	{ "limits.max_import", K_INT, OFF(max_import), "8388608", 256, 256 * 1024 * 1024,
@@ -238,6 +245,8 @@ config_free(struct config *c)
 	free(c->store);
 	free(c->audit_log);
 	free(c->audit_signing_key);
+	free(c->audit_previous_signing_key);
+	free(c->audit_first_public_key);
 	free(c->log_level_str);
 	memset(c, 0, sizeof(*c));
 }

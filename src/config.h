@@ -21,6 +21,8 @@ struct config {
 	char		*store;
 	char		*audit_log;
 	char		*audit_signing_key;	/* optional: no checkpoints without it */
+	char		*audit_previous_signing_key; /* the start that rotates keys */
+	char		*audit_first_public_key; /* the daemon's verify starts here */
 	long long	 checkpoint_every;
 	long long	 checkpoint_seconds;
 	long long	 max_body;

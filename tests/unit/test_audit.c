@@ -142,7 +142,7 @@ Test(audit, append_chains_checkpoints_and_verifies)
 	r = verify();
 	cr_expect(r.ok, "%s", r.why);
 	cr_expect_eq(r.entries, 10);
-	cr_expect_eq(r.checkpoints, 2, "one signed checkpoint every 4 entries");
+	cr_expect_eq(r.checkpoints, 10, "one signed checkpoint per commit");
 	/* Reopening picks the chain up where it was. */
 	audit_close(a);
 	cr_assert_eq(audit_open(&again, path, err, sizeof(err)), 0);
@@ -152,20 +152,33 @@ Test(audit, append_chains_checkpoints_and_verifies)
 	r = verify();
 	cr_expect(r.ok, "%s", r.why);
 	cr_expect_eq(r.entries, 12);
-	cr_expect_eq(r.checkpoints, 3);
+	cr_expect_eq(r.checkpoints, 12);
 }
 
-Test(audit, timed_checkpoint_covers_the_tail)
+/*
+ * Issue 13 item 3: timed checkpoints never came under steady traffic. Now
+ * every commit signs its own, in its transaction: no unsigned tail, ever.
+ */
+Test(audit, every_commit_signs_a_checkpoint_no_unsigned_tail)
 {
-	struct audit_verify_result r;
+	struct audit_verify_result	 r;
+	char				*note = NULL;
 
-	append_n(2);
-	cr_expect_eq(audit_checkpoint_due(a, time(NULL)), 0);
-	cr_expect_eq(verify().checkpoints, 0, "not due yet");
-	cr_expect_eq(audit_checkpoint_due(a, time(NULL) + 7200), 0);
-	r = verify();
-	cr_expect(r.ok, "%s", r.why);
-	cr_expect_eq(r.checkpoints, 1);
+	for (int i = 1; i <= 5; i++) {
+		append_n(1);
+		cr_assert_eq(audit_checkpoint_note(a, 0, &note), 0);
+		cr_expect(strstr(note, "checkpoint ") != NULL, "%s", note);
+		{
+			char want[64];
+
+			snprintf(want, sizeof(want), "\n%d\n", i);
+			cr_expect(strstr(note, want) != NULL, "covers %d: %s", i, note);
+		}
+		free(note);
+		r = verify();
+		cr_expect(r.ok, "%s", r.why);
+		cr_expect_eq(r.checkpoints, (uint64_t)i);
+	}
 }
 
 Test(audit, group_append_is_one_transaction)
@@ -256,7 +269,8 @@ Test(audit, rewritten_chain_contradicts_the_signed_head)
 	}
 	r = verify();
 	cr_expect_not(r.ok);
-	cr_expect_eq(r.bad_seq, 4);
+	cr_expect_eq(r.bad_seq, 2, "%s", r.why);
+	cr_expect_eq(r.bad_checkpoint, 2, "%s", r.why);
 	cr_expect(strstr(r.why, "rewritten") != NULL, "%s", r.why);
 }
 
@@ -265,11 +279,12 @@ Test(audit, forged_checkpoint_is_detected)
 	struct audit_verify_result r;
 
 	append_n(4);
-	sql("UPDATE checkpoints SET size = 3, head_hash = (SELECT hash FROM entries "
-	    "WHERE seq = 3)");
+	sql("UPDATE checkpoints SET note = replace(note, 'time ', 'time 1') "
+	    "WHERE size = 3");
 	r = verify();
 	cr_expect_not(r.ok);
 	cr_expect_eq(r.bad_seq, 3);
+	cr_expect_eq(r.bad_checkpoint, 3);
 	cr_expect(strstr(r.why, "forged") != NULL, "%s", r.why);
 }
 
@@ -281,9 +296,13 @@ Test(audit, without_a_public_key_signatures_are_not_claimed)
 
 	append_n(4);
 	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0);
-	cr_expect_eq(audit_verify(rd, NULL, &r), 0);
+	/* Issue 13, attack 6: never a pass when the log has checkpoints. */
+	cr_expect_eq(audit_verify(rd, NULL, &r), -1);
+	cr_expect_not(r.ok);
 	cr_expect_not(r.signatures_checked);
 	cr_expect_eq(r.checkpoints, 0);
+	cr_expect_eq(r.checkpoints_seen, 4);
+	cr_expect(strstr(r.why, "no public key") != NULL, "%s", r.why);
 	audit_close(rd);
 }
 
@@ -464,30 +483,6 @@ Test(audit, subject_index_never_changes_an_answer)
 	cr_assert_eq(audit_index_update(x, 10, &left), 0);
 	expect_subject_answers("rebuilt part way");
 	audit_index_close(x);
-}
-
-/* Version 1 logs had the subject index inside; opening one for writing drops it. */
-Test(audit, version_1_log_loses_its_inner_subject_index)
-{
-	sqlite3		*db;
-	sqlite3_stmt	*st;
-	char		 err[256];
-
-	append_ab(6);
-	audit_close(a);
-	sql("CREATE INDEX entries_subject ON entries(subject, seq); PRAGMA user_version = 1;");
-	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_schema "
-	    "WHERE name = 'entries_subject'), (SELECT user_version FROM pragma_user_version)",
-	    -1, &st, NULL), SQLITE_OK);
-	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
-	cr_expect_eq(sqlite3_column_int(st, 0), 0);
-	cr_expect_eq(sqlite3_column_int(st, 1), 2);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	expect_subject_answers("an upgraded log");
-	cr_expect_eq(verify().entries, 6);
 }
 
 /* A log restored from a backup is shorter than its index: the index starts again. */
