@@ -323,9 +323,9 @@ patterns(FILE *fp, const Safeshare__V1__AuditReport *r, const char *kind,
 	}
 	if (shown)
 		fputs("</table>\n", fp);
-	if (total > shown)
-		fprintf(fp, "<p>%zu shown of %" PRIu64 "; <code>safeshare audit query</code> "
-		    "lists the rest.</p>\n", shown, total);
+	if (shown >= 20 && total > shown)
+		fprintf(fp, "<p>The first %zu rows; <code>safeshare audit query</code> "
+		    "lists the rest.</p>\n", shown);
 }
 
 static void
@@ -358,7 +358,8 @@ report_write_html(FILE *fp, const struct report_context *x)
 	    ".tiles{display:flex;gap:1em;flex-wrap:wrap}.tile{border:1px solid #ccc;"
 	    "padding:.6em 1em;border-radius:4px}\n.tile b{display:block;font-size:1.5em}\n"
 	    "</style></head><body>\n<h1>Disclosure log report</h1>\n<p>", fp);
-	fprintf(fp, "Period: %s", fmt_time(r->from_time, b1, sizeof(b1)));
+	fprintf(fp, "Period: %s", r->from_time ? fmt_time(r->from_time, b1, sizeof(b1)) :
+	    "the start of the log");
 	fprintf(fp, " to %s", r->to_time ? fmt_time(r->to_time, b2, sizeof(b2)) :
 	    "the end of the log");
 	if (r->agency[0]) {

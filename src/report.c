@@ -17,7 +17,6 @@
 /* One key of a table, with what is counted for it. */
 struct cell {
 	char		*k1, *k2;
-	char		*extra;		/* not part of the key: the first agency seen */
 	uint64_t	 a, b;
 	int64_t		 t;
 	uint64_t	 seq;
@@ -194,7 +193,7 @@ static void
 add_request(struct report *r, const struct audit_entry *e)
 {
 	struct cell	*c, *d;
-	char		 k[24];
+	char		 k[24], ps[4096];
 	int		 deny = is(e->decision, "deny");
 	int		 used = !deny && (is(e->reason, "override") ||
 			    is(e->reason, "override_partial"));
@@ -207,10 +206,18 @@ add_request(struct report *r, const struct audit_entry *e)
 	}
 	if (deny && (c = tab_get(r, &r->t[T_REASONS], e->reason, "", 1)))
 		c->a++;
+	/* A practitioner is one within an agency: the key is agency, then name US subject. */
 	if (!empty(e->practitioner) && !empty(e->subject) &&
-	    (c = tab_get(r, &r->t[T_PAIRS], e->practitioner, e->subject, 1))) {
-		if (c->extra == NULL)
-			c->extra = xstrdup(e->agency ? e->agency : "");
+	    strlen(e->practitioner) + strlen(e->subject) + 2 <= sizeof(ps)) {
+		size_t pl = strlen(e->practitioner);
+
+		memcpy(ps, e->practitioner, pl);
+		ps[pl] = '\x1f';
+		memcpy(ps + pl + 1, e->subject, strlen(e->subject) + 1);
+		c = tab_get(r, &r->t[T_PAIRS], e->agency, ps, 1);
+	} else
+		c = NULL;
+	if (c != NULL) {
 		c->a++;
 		cell_seq(c, e->seq);
 	}
@@ -412,9 +419,14 @@ report_finish(struct report *r)
 	m->patterns = xcalloc(3 * REPORT_TOP + 1, sizeof(*m->patterns));
 	v = tab_sorted(&r->t[T_PAIRS], by_count, REPORT_MANY, &n);
 	m->many_requests_total = n;
-	for (size_t i = 0; i < n && i < REPORT_TOP; i++)
-		m->patterns[np++] = pattern("many_requests", v[i], v[i]->k1,
-		    v[i]->extra ? v[i]->extra : "", v[i]->k2);
+	for (size_t i = 0; i < n && i < REPORT_TOP; i++) {
+		char *us = strrchr(v[i]->k2, '\x1f');
+
+		*us = '\0';	/* put back below: the cell's key is still needed */
+		m->patterns[np++] = pattern("many_requests", v[i], v[i]->k2, v[i]->k1,
+		    us + 1);
+		*us = '\x1f';
+	}
 	free(v);
 	for (size_t i = 0; i < r->ndto; i++) {
 		m->patterns[np++] = r->dto[i];
@@ -452,8 +464,7 @@ report_free(struct report *r)
 				continue;
 			free(c->k1);
 			free(c->k2);
-			free(c->extra);
-			free(c);
+				free(c);
 		}
 		free(r->t[i].slot);
 	}

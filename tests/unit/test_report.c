@@ -157,6 +157,10 @@ Test(report, patterns_name_their_entries)
 	for (int i = 0; i < REPORT_MANY - 1; i++)	/* one short of the threshold */
 		req(r, MON + 11 * H + i, "police", "DC Jones", "S2", "cp", "allow",
 		    "released", "", "");
+	/* The same name in two agencies is two practitioners: 5 + 5, no pattern. */
+	for (int i = 0; i < 10; i++)
+		req(r, MON + 12 * H + i, i % 2 ? "police" : "health", "Sam Lee", "S3", "cp",
+		    "allow", "released", "", "");
 	/* Denied, then overridden the same afternoon: one pattern. */
 	req(r, MON + 13 * H, "health", "B", "S7", "as", "deny", "consent_refused", "", "");
 	req(r, MON + 15 * H, "health", "B", "S7", "as", "allow", "override", "harm", "");
@@ -194,8 +198,8 @@ Test(report, patterns_name_their_entries)
 			p = m->patterns[i];
 	cr_expect_str_eq(p->subject, "S7");
 	cr_assert_eq(p->n_seqs, 2);
-	cr_expect_eq(p->seqs[0], 12 + REPORT_MANY - 1 + 1);
-	cr_expect_eq(p->seqs[1], 12 + REPORT_MANY - 1 + 2);
+	cr_expect_eq(p->seqs[0], 12 + REPORT_MANY - 1 + 10 + 1);
+	cr_expect_eq(p->seqs[1], 12 + REPORT_MANY - 1 + 10 + 2);
 
 	cr_expect_eq(m->out_of_hours_total, 3);
 	cr_expect_eq(patterns(m, "out_of_hours"), 1, "grouped by practitioner");
