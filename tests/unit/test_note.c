@@ -288,6 +288,7 @@ Test(note, key_malformed)
 		"PeterNeumannX+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",	/* name in id */
 	};
 	struct note_key	k;
+	EVP_PKEY	*pk;
 	char		err[256];
 	size_t		i;
 
@@ -297,8 +298,10 @@ Test(note, key_malformed)
 		    "case %zu accepted", i);
 		cr_expect_neq(err[0], '\0', "case %zu has no reason", i);
 	}
-	cr_expect_eq(note_key_from_pkey("bad name", t_peter(), &k, err, sizeof(err)), -1);
+	pk = t_peter();
+	cr_expect_eq(note_key_from_pkey("bad name", pk, &k, err, sizeof(err)), -1);
 	cr_expect_eq(note_key_from_pkey("ok", NULL, &k, err, sizeof(err)), -1);
+	EVP_PKEY_free(pk);
 }
 
 Test(note, base64_is_strict)
