@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "auditfile.h"
 #include "testutil.h"
 
 static char		 path[256], key[256], pub[256], key2[256], pub2[256];
@@ -691,4 +692,58 @@ Test(tamper, a_thousand_random_tamperings_are_all_found, .timeout = 110)
 	free(held);
 	t_db_remove(trial);
 	cr_expect_eq(found, 1000);
+}
+
+static int
+count_cps(const struct audit_checkpoint *cp, void *arg)
+{
+	(void)cp;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static int
+export_cp(const struct audit_checkpoint *cp, void *arg)
+{
+	auditfile_checkpoint(arg, cp);
+	return 0;
+}
+
+static int
+export_entry(const struct audit_entry *e, void *arg)
+{
+	auditfile_entry(arg, e);
+	return 0;
+}
+
+/* Attack 6: an export without a key, or cut short, does not pass. */
+Test(tamper, an_export_needs_its_key_and_all_its_entries)
+{
+	struct audit_verify_result	 r;
+	unsigned char			 id[16];
+	char				 exp[300], cmd[700];
+	uint64_t			 ncp = 0;
+	FILE				*fp;
+
+	append_n(6);
+	snprintf(exp, sizeof(exp), "%s.jsonl", path);
+	cr_assert_not_null(fp = fopen(exp, "w"));
+	audit_log_id(a, id);
+	audit_checkpoints(a, count_cps, &ncp);
+	auditfile_header(fp, id, audit_size(a), ncp, NULL);
+	cr_assert_eq(audit_checkpoints(a, export_cp, fp), 0);
+	cr_assert_eq(audit_scan(a, 1, 0, export_entry, fp), 0);
+	fclose(fp);
+	cr_expect_eq(auditfile_verify(exp, pk, &r), 0, "%s", r.why);
+	cr_expect_eq(r.checkpoints, 6);
+	cr_expect_eq(auditfile_verify(exp, NULL, &r), -1, "no key, checkpoints: no pass");
+	cr_expect(strstr(r.why, "no public key") != NULL, "%s", r.why);
+	/* Three entries and the checkpoints over them cut from the end. */
+	snprintf(cmd, sizeof(cmd), "sed -i -e '/\"size\":[456],/d' -e '/^{\"seq\":[456],/d' %s",
+	    exp);
+	cr_assert_eq(system(cmd), 0);
+	cr_expect_eq(auditfile_verify(exp, pk, &r), -1);
+	cr_expect(strstr(r.why, "header says 6 entries but it holds 3") != NULL, "%s",
+	    r.why);
+	unlink(exp);
 }
