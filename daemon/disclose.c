@@ -41,9 +41,12 @@ pending_free(struct pending *pd)
 	free(pd);
 }
 
-/* The decision is on disk: now, and only now, the reply may leave. */
+/*
+ * The decision is on disk: now, and only now, the reply may leave, with
+ * the receipt that proves it is in the signed log (issue 13).
+ */
 static void
-logged(int ok, uint64_t seq, void *arg)
+logged(int ok, uint64_t seq, const struct audit_receipt *rc, void *arg)
 {
 	struct pending	*pd = arg;
 	struct decision	*d = &pd->d;
@@ -62,15 +65,15 @@ logged(int ok, uint64_t seq, void *arg)
 	    "request_id=%s", pd->ag->id, decision_name(d->kind), d->reason,
 	    d->rule ? d->rule->id : "-", (unsigned long long)seq, pd->rid);
 	if (strcmp(d->reason, "unknown_subject") == 0)
-		reply_error(pd->req, 404, d->reason, "no such subject is known for this "
-		    "record type", seq);
+		reply_error_receipt(pd->req, 404, d->reason, "no such subject is "
+		    "known for this record type", seq, rc);
 	else if (strcmp(d->reason, "not_requester") == 0)
-		reply_error(pd->req, 403, d->reason, d->detail, seq);
+		reply_error_receipt(pd->req, 403, d->reason, d->detail, seq, rc);
 	else if (strcmp(d->reason, "incomplete_request") == 0)
-		reply_error(pd->req, 400, d->reason, d->detail, seq);
+		reply_error_receipt(pd->req, 400, d->reason, d->detail, seq, rc);
 	else {
 		out = wire_response_encode(d, pd->proto->id, pd->proto->version, seq,
-		    pd->subj.view.last_verified, pd->now, &len);
+		    pd->subj.view.last_verified, pd->now, rc, &len);
 		reply(pd->req, 200, out, len);
 	}
 	pending_free(pd);
@@ -134,7 +137,7 @@ submit(struct pending *pd, const struct agency *ag, const struct peer *p,
 	e.protocol_version = pd->proto->version;
 	e.protocol_sha256 = pd->proto->sha256;
 	e.request_id = pd->rid;
-	logq_submit(pd->srv->logq, &e, logged, pd);
+	logq_submit_receipt(pd->srv->logq, &e, logged, pd);
 }
 
 /*

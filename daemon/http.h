@@ -32,6 +32,10 @@ const struct agency *peer_agency(struct server *, const struct peer *);
 void		 reply(struct evhttp_request *, int status, uint8_t *body, size_t len);
 void		 reply_error(struct evhttp_request *, int status, const char *code,
 		    const char *msg, uint64_t disclosure_id);
+/* reply_error() with the logged refusal's receipt (NULL: none). */
+void		 reply_error_receipt(struct evhttp_request *, int status,
+		    const char *code, const char *msg, uint64_t disclosure_id,
+		    const struct audit_receipt *);
 void		 reply_audit_unavailable(struct evhttp_request *);
 void		 new_request_id(char out[33]);
 
@@ -71,6 +75,8 @@ void		 hworker_free(struct hworker *);
 void		 holder_rolled_back(struct audit_entry *, const struct protocol *,
 		    const char *agency, const char *request_id, uint64_t first_seq,
 		    const char *reason);
+/* POST /v1/log/consistency: the latest checkpoint, proof it extends an older one. */
+void		 logproof_handle_consistency(struct server *, struct evhttp_request *);
 /* Every POST /v1/audit/... route. */
 void		 auditor_handle(struct server *, struct evhttp_request *, const char *path);
 

@@ -32,6 +32,8 @@ struct qentry {
 	struct qentry		*next;
 	struct audit_entry	 e;
 	logq_cb			 cb;
+	logq_rcb		 rcb;		/* or this, with the receipt */
+	struct audit_receipt	*rc;		/* set on commit for rcb */
 	void			*arg;
 	int			 ok;
 	int			 sync;		/* a thread waits on done_cond */
@@ -133,6 +135,51 @@ wal_plan(struct logq *q)
 	return 0;
 }
 
+static void
+qentry_free(struct qentry *qe)
+{
+	if (qe->rc != NULL)
+		free((char *)qe->rc->checkpoint);
+	free(qe->rc);
+	free(qe);
+}
+
+/*
+ * audit_append(), and for the entries whose callers reply with a receipt
+ * (logq_submit_receipt), a copy of it: the log's own lasts only until its
+ * next append. A receipt that cannot be copied is left out (the reply
+ * then carries none), never the entry.
+ */
+static int
+append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
+    size_t n)
+{
+	struct audit_receipt	*rcs;
+	size_t			 i, want = 0;
+	int			 rc;
+
+	for (i = 0; i < n; i++)
+		want += taken[i]->rcb != NULL;
+	if (want == 0 || (rcs = calloc(n, sizeof(*rcs))) == NULL)
+		return audit_append(a, batch, n);
+	if ((rc = audit_append_receipts(a, batch, n, rcs)) == 0)
+		for (i = 0; i < n; i++) {
+			struct audit_receipt *r;
+
+			if (taken[i]->rcb == NULL || rcs[i].checkpoint == NULL ||
+			    (r = malloc(sizeof(*r))) == NULL)
+				continue;
+			*r = rcs[i];
+			if ((r->checkpoint = strdup(rcs[i].checkpoint)) == NULL) {
+				free(r);
+				continue;
+			}
+			taken[i]->rc = r;
+		}
+	free(rcs);
+	return rc;
+}
+
 static void *
 writer(void *arg)
 {
@@ -178,7 +225,7 @@ writer(void *arg)
 			q->tail = NULL;
 		pthread_mutex_unlock(&q->mtx);
 
-		rc = audit_append(q->audit, batch, n);
+		rc = append(q->audit, batch, taken, n);
 
 		pthread_mutex_lock(&q->mtx);
 		ckpt = rc == 0 && wal_plan(q);
@@ -363,7 +410,10 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		next = rev->next;
 		if (rev->cb != NULL)
 			rev->cb(rev->ok, rev->e.seq, rev->arg);
-		free(rev);
+		else if (rev->rcb != NULL)
+			rev->rcb(rev->ok, rev->e.seq, rev->ok ? rev->rc : NULL,
+			    rev->arg);
+		qentry_free(rev);
 	}
 }
 
@@ -466,6 +516,8 @@ fail:
 	return NULL;
 }
 
+static void	submit(struct logq *, struct qentry *);
+
 void
 logq_submit(struct logq *q, const struct audit_entry *e, logq_cb cb, void *arg)
 {
@@ -473,6 +525,23 @@ logq_submit(struct logq *q, const struct audit_entry *e, logq_cb cb, void *arg)
 
 	qe->cb = cb;
 	qe->arg = arg;
+	submit(q, qe);
+}
+
+void
+logq_submit_receipt(struct logq *q, const struct audit_entry *e, logq_rcb cb,
+    void *arg)
+{
+	struct qentry *qe = qentry_new(e);
+
+	qe->rcb = cb;
+	qe->arg = arg;
+	submit(q, qe);
+}
+
+static void
+submit(struct logq *q, struct qentry *qe)
+{
 	pthread_mutex_lock(&q->mtx);
 	q->pending++;
 	pthread_mutex_unlock(&q->mtx);
@@ -544,7 +613,7 @@ logq_free(struct logq *q)
 	audit_index_close(q->index);
 	for (e = q->done; e != NULL; e = next) {
 		next = e->next;
-		free(e);
+		qentry_free(e);
 	}
 	event_free(q->ev);
 	event_free(q->kick);

@@ -18,6 +18,13 @@ struct logq;
 
 /* Called on the event loop thread: ok is 0 when the entry could not be written. */
 typedef void (*logq_cb)(int ok, uint64_t seq, void *arg);
+/*
+ * The same, with the entry's receipt (issue 13: the checkpoint of its
+ * commit and its inclusion proof), valid only during the call; NULL when
+ * the entry could not be written or the log signs no checkpoints.
+ */
+typedef void (*logq_rcb)(int ok, uint64_t seq, const struct audit_receipt *,
+    void *arg);
 
 struct logq_stats {
 	uint64_t	commits;	/* transactions */
@@ -39,6 +46,9 @@ struct logq_stats {
 struct logq	*logq_new(struct event_base *, struct audit *, const char *path);
 /* Copies the entry and queues it; cb (if not NULL) runs after the commit or failure. */
 void		 logq_submit(struct logq *, const struct audit_entry *, logq_cb, void *arg);
+/* logq_submit() for a caller that replies with the entry's receipt. */
+void		 logq_submit_receipt(struct logq *, const struct audit_entry *,
+		    logq_rcb, void *arg);
 /* Queues the entry and waits for its commit; sets e->seq. Returns 0 or -1. */
 int		 logq_append_sync(struct logq *, struct audit_entry *);
 /* Entries queued or being written whose callback has not run yet. */

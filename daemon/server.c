@@ -213,8 +213,15 @@ void
 reply_error(struct evhttp_request *req, int status, const char *code,
     const char *msg, uint64_t disclosure_id)
 {
+	reply_error_receipt(req, status, code, msg, disclosure_id, NULL);
+}
+
+void
+reply_error_receipt(struct evhttp_request *req, int status, const char *code,
+    const char *msg, uint64_t disclosure_id, const struct audit_receipt *rc)
+{
 	size_t	 len;
-	uint8_t	*body = wire_error_encode(code, msg, disclosure_id, &len);
+	uint8_t	*body = wire_error_encode(code, msg, disclosure_id, rc, &len);
 
 	reply(req, status, body, len);
 }
@@ -259,14 +266,14 @@ struct refusal {
 };
 
 static void
-refusal_logged(int ok, uint64_t seq, void *arg)
+refusal_logged(int ok, uint64_t seq, const struct audit_receipt *rc, void *arg)
 {
 	struct refusal *r = arg;
 
 	if (!ok)
 		reply_audit_unavailable(r->req);
 	else
-		reply_error(r->req, r->status, r->code, r->msg, seq);
+		reply_error_receipt(r->req, r->status, r->code, r->msg, seq, rc);
 	free(r);
 }
 
@@ -319,7 +326,7 @@ refuse_entry(struct server *srv, struct evhttp_request *req, struct audit_entry 
 	log_info("event=refused agency=%s code=%s fp=%s request_id=%s",
 	    e->agency ? e->agency : "-", code, e->cert_fp && e->cert_fp[0] ?
 	    e->cert_fp : "-", e->request_id);
-	logq_submit(srv->logq, e, refusal_logged, r);
+	logq_submit_receipt(srv->logq, e, refusal_logged, r);
 }
 
 static void
@@ -475,6 +482,7 @@ static const struct route {
 	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle, 0 },
 	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload, 0 },
 	{ "/v1/holder/ops", EVHTTP_REQ_POST, holder_handle, 1 },
+	{ "/v1/log/consistency", EVHTTP_REQ_POST, logproof_handle_consistency, 0 },
 	{ "/healthz", EVHTTP_REQ_GET, handle_health, 0 },
 	{ "/metrics", EVHTTP_REQ_GET, handle_metrics, 0 },
 };

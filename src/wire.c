@@ -125,8 +125,10 @@ pack(const ProtobufCMessage *m, size_t *len)
 uint8_t *
 wire_response_encode(const struct decision *d, const char *protocol_id,
     const char *protocol_version, uint64_t disclosure_id, int64_t last_verified,
-    int64_t now, size_t *len)
+    int64_t now, const struct audit_receipt *rc, size_t *len)
 {
+	Safeshare__V1__Receipt			 receipt;
+	ProtobufCBinaryData			 bins[AUDIT_MAX_PROOF];
 	static const Safeshare__V1__Decision kinds[] = {
 		[DECISION_DENY] = SAFESHARE__V1__DECISION__DECISION_DENY,
 		[DECISION_ALLOW] = SAFESHARE__V1__DECISION__DECISION_ALLOW,
@@ -192,18 +194,46 @@ wire_response_encode(const struct decision *d, const char *protocol_id,
 	}
 	if (resp.n_released > 0)
 		resp.record_age_seconds = now - last_verified;
+	if (wire_receipt_view(rc, &receipt, bins) == 0)
+		resp.receipt = &receipt;
 	return pack(&resp.base, len);
+}
+
+int
+wire_receipt_view(const struct audit_receipt *rc, Safeshare__V1__Receipt *m,
+    ProtobufCBinaryData *bins)
+{
+	size_t i;
+
+	safeshare__v1__receipt__init(m);
+	if (rc == NULL || rc->checkpoint == NULL || rc->nproof > AUDIT_MAX_PROOF)
+		return -1;
+	m->seq = rc->seq;
+	m->leaf_hash.len = 32;
+	m->leaf_hash.data = (uint8_t *)rc->leaf;
+	m->checkpoint = (char *)rc->checkpoint;
+	for (i = 0; i < rc->nproof; i++) {
+		bins[i].len = 32;
+		bins[i].data = (uint8_t *)rc->proof[i];
+	}
+	m->proof = rc->nproof > 0 ? bins : NULL;
+	m->n_proof = rc->nproof;
+	return 0;
 }
 
 uint8_t *
 wire_error_encode(const char *code, const char *message, uint64_t disclosure_id,
-    size_t *len)
+    const struct audit_receipt *rc, size_t *len)
 {
-	Safeshare__V1__Error e = SAFESHARE__V1__ERROR__INIT;
+	Safeshare__V1__Error	e = SAFESHARE__V1__ERROR__INIT;
+	Safeshare__V1__Receipt	receipt;
+	ProtobufCBinaryData	bins[AUDIT_MAX_PROOF];
 
 	e.code = (char *)code;
 	e.message = (char *)message;
 	e.disclosure_id = disclosure_id;
+	if (wire_receipt_view(rc, &receipt, bins) == 0)
+		e.receipt = &receipt;
 	return pack(&e.base, len);
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "policy.h"
 #include "safeshare/safeshare.pb-c.h"
 
@@ -52,9 +53,18 @@ void		 wire_request_view(const wire_request *, struct policy_request *);
  */
 uint8_t		*wire_response_encode(const struct decision *, const char *protocol_id,
 		    const char *protocol_version, uint64_t disclosure_id,
-		    int64_t last_verified, int64_t now, size_t *len);
+		    int64_t last_verified, int64_t now, const struct audit_receipt *,
+		    size_t *len);
 uint8_t		*wire_error_encode(const char *code, const char *message,
-		    uint64_t disclosure_id, size_t *len);
+		    uint64_t disclosure_id, const struct audit_receipt *, size_t *len);
+/*
+ * The receipt of a logged entry as a message (docs/audit-format.md,
+ * "Receipts"): m points into rc and bins (room for AUDIT_MAX_PROOF), which
+ * must outlive it. Returns 0, or -1 when rc is NULL or has no checkpoint
+ * (an unsigned log): the reply then carries no receipt.
+ */
+int		 wire_receipt_view(const struct audit_receipt *rc,
+		    Safeshare__V1__Receipt *m, ProtobufCBinaryData *bins);
 
 /* "a,b/transform" for released or "c:reason,d:reason" for withheld, for the log. */
 void		 wire_fields_summary(const struct decision *, int released, char *out,

@@ -80,7 +80,7 @@ Test(wire, response_carries_labels_and_withheld_reasons)
 	d.fields[0].transform = TR_INITIALS;
 	d.fields[1].def = &defs[1];
 	d.fields[1].reason = "flag:domestic_abuse";
-	buf = wire_response_encode(&d, "p", "1", 42, 1000, 1000 + 86400, &len);
+	buf = wire_response_encode(&d, "p", "1", 42, 1000, 1000 + 86400, NULL, &len);
 	resp = safeshare__v1__disclosure_response__unpack(NULL, len, buf);
 	cr_assert_not_null(resp);
 	cr_expect_eq(resp->decision, SAFESHARE__V1__DECISION__DECISION_PARTIAL);
@@ -101,12 +101,47 @@ Test(wire, error_round_trip)
 {
 	Safeshare__V1__Error	*e;
 	size_t			 len;
-	uint8_t			*buf = wire_error_encode("bad_request", "no", 7, &len);
+	uint8_t			*buf = wire_error_encode("bad_request", "no", 7, NULL, &len);
 
 	e = safeshare__v1__error__unpack(NULL, len, buf);
 	cr_assert_not_null(e);
 	cr_expect_str_eq(e->code, "bad_request");
 	cr_expect_eq(e->disclosure_id, 7);
+	safeshare__v1__error__free_unpacked(e, NULL);
+	free(buf);
+}
+
+/* A logged refusal's reply carries its receipt; an unsigned log's none (issue 13). */
+Test(wire, error_carries_receipt)
+{
+	static struct audit_receipt	 rc;
+	Safeshare__V1__Error		*e;
+	size_t				 len;
+	uint8_t				*buf;
+
+	rc.seq = 9;
+	memset(rc.leaf, 0xab, 32);
+	rc.checkpoint = "safeshare/00\n9\nAAAA\n\n\xe2\x80\x94 x AAAA\n";
+	rc.nproof = 2;
+	memset(rc.proof[0], 1, 32);
+	memset(rc.proof[1], 2, 32);
+	buf = wire_error_encode("unknown_subject", "no", 9, &rc, &len);
+	e = safeshare__v1__error__unpack(NULL, len, buf);
+	cr_assert_not_null(e);
+	cr_assert_not_null(e->receipt);
+	cr_expect_eq(e->receipt->seq, 9);
+	cr_expect_eq(e->receipt->leaf_hash.len, 32);
+	cr_expect_eq(e->receipt->leaf_hash.data[31], 0xab);
+	cr_expect_str_eq(e->receipt->checkpoint, rc.checkpoint);
+	cr_assert_eq(e->receipt->n_proof, 2);
+	cr_expect_eq(e->receipt->proof[1].data[0], 2);
+	safeshare__v1__error__free_unpacked(e, NULL);
+	free(buf);
+	rc.checkpoint = NULL;
+	buf = wire_error_encode("unknown_subject", "no", 9, &rc, &len);
+	e = safeshare__v1__error__unpack(NULL, len, buf);
+	cr_assert_not_null(e);
+	cr_expect_null(e->receipt);
 	safeshare__v1__error__free_unpacked(e, NULL);
 	free(buf);
 }

@@ -1,0 +1,98 @@
+/*
+ * POST /v1/log/consistency: the log's latest signed checkpoint and the RFC
+ * 9162 proof that an earlier tree is a prefix of it (D7, D15-D17, issue
+ * 13). Any agency of the sharing protocol may ask, not only auditors, so
+ * that partners can witness the log and check their receipts. It reveals
+ * hashes only, never an entry. Reads use the auditors' read-only
+ * connection; the checkpoint and the tree nodes it covers were committed
+ * in one transaction by the log writer, so they always agree.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+#include "note.h"
+#include "wire.h"
+
+void
+logproof_handle_consistency(struct server *srv, struct evhttp_request *req)
+{
+	Safeshare__V1__ConsistencyProof		 out = SAFESHARE__V1__CONSISTENCY_PROOF__INIT;
+	Safeshare__V1__ConsistencyRequest	*rq = NULL;
+	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
+	struct note_checkpoint	 cp;
+	struct note		 nt;
+	struct peer		 p;
+	ProtobufCBinaryData	 bins[AUDIT_MAX_PROOF];
+	unsigned char		 proof[AUDIT_MAX_PROOF][32];
+	char			 rid[33], err[256], *note = NULL;
+	size_t			 len = 0, i;
+	uint8_t			*buf;
+	int			 rc;
+
+	peer_of(req, &p);
+	if (peer_agency(srv, &p) == NULL) {
+		new_request_id(rid);
+		refuse(srv, req, &p, NULL, 403, "unknown_agency", "this certificate "
+		    "does not belong to any agency in the sharing protocol", rid);
+		return;
+	}
+	rq = safeshare__v1__consistency_request__unpack(NULL,
+	    evbuffer_get_length(in), evbuffer_pullup(in, -1));
+	if (rq == NULL) {
+		reply_error(req, 400, "malformed_request", "the body is not a valid "
+		    "safeshare.v1.ConsistencyRequest", 0);
+		return;
+	}
+	if ((rc = audit_checkpoint_note(srv->reader, 0, &note)) != 0 ||
+	    note_parse(note, strlen(note), &nt, err, sizeof(err)) == -1 ||
+	    note_checkpoint_parse(nt.body, nt.bodylen, &cp, err, sizeof(err)) == -1) {
+		log_warnx("%s: event=checkpoint_unreadable rc=%d", __func__, rc);
+		reply_error(req, rc == 1 ? 404 : 500, rc == 1 ? "no_checkpoint" :
+		    "audit_unavailable", rc == 1 ? "the log has no signed checkpoint "
+		    "yet" : "the log's checkpoint could not be read", 0);
+		goto done;
+	}
+	out.checkpoint = note;
+	out.from_size = rq->from_size;
+	out.to_size = cp.size;
+	/*
+	 * A tree larger than the log's is answered with the checkpoint alone:
+	 * the caller sees for itself that the log is now shorter (truncated).
+	 */
+	if (rq->from_size > 0 && rq->from_size < cp.size) {
+		if (audit_consistency(srv->reader, rq->from_size, cp.size, proof,
+		    &len, err, sizeof(err)) == -1) {
+			log_warnx("%s: event=consistency_failed from=%llu to=%llu "
+			    "error=\"%s\"", __func__, (unsigned long long)rq->from_size,
+			    (unsigned long long)cp.size, err);
+			reply_error(req, 500, "audit_unavailable", "the consistency "
+			    "proof could not be made", 0);
+			goto done;
+		}
+		for (i = 0; i < len; i++) {
+			bins[i].len = 32;
+			bins[i].data = proof[i];
+		}
+		out.proof = NULL;
+		out.n_proof = len;
+	}
+	{
+		ProtobufCBinaryData	*pv = len ? bins : NULL;
+		size_t			 plen;
+
+		out.proof = pv;
+		plen = protobuf_c_message_get_packed_size(&out.base);
+		buf = xcalloc(plen + 1, 1);
+		protobuf_c_message_pack(&out.base, buf);
+		reply(req, 200, buf, plen);
+	}
+done:
+	free(note);
+	safeshare__v1__consistency_request__free_unpacked(rq, NULL);
+}
