@@ -24,7 +24,8 @@
 
 enum { A_LOG = 2000, A_LAST, A_PUBKEY, A_EXPORT, A_OUT, A_SUBJECT, A_AGENCY,
     A_PRACTITIONER, A_PURPOSE, A_DECISION, A_REASON, A_KIND, A_OVERRIDES, A_FROM,
-    A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE, A_HTML, A_SINCE };
+    A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE, A_HTML, A_SINCE,
+    A_WITNESS, A_WITNESS_KEY, A_MIN_WITNESSES };
 #define MAX_PUBKEYS	8
 
 static const struct option longopts[] = {
@@ -52,6 +53,9 @@ static const struct option longopts[] = {
 	{ "note", required_argument, NULL, A_NOTE },
 	{ "html", required_argument, NULL, A_HTML },
 	{ "since", required_argument, NULL, A_SINCE },
+	{ "witness", required_argument, NULL, A_WITNESS },
+	{ "witness-key", required_argument, NULL, A_WITNESS_KEY },
+	{ "min-witnesses", required_argument, NULL, A_MIN_WITNESSES },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -83,14 +87,26 @@ static const char *const help =
     "                               are trusted; --since: a checkpoint note kept\n"
     "                               from before, which the log must still reach\n"
     "                               (--log: and checks the subject index DB-subjects)\n"
+    "Witnesses (docs/audit-format.md):\n"
+    "  witness --state FILE --pubkey KEY [--follow]   keep the latest checkpoint;\n"
+    "                               alarm if the log is truncated, forked or rewritten\n"
+    "  verify ... --witness FILE... --witness-key K... --min-witnesses N\n"
+    "                               also: N of the keys co-signed the checkpoints in\n"
+    "                               the witnesses' FILEs and the log extends them all\n"
     "\n"
     "Filters: --subject --agency --practitioner --purpose --decision --reason\n"
     "--kind --overrides (only overrides that decided the outcome) --from YYYY-MM-DD\n"
     "--to YYYY-MM-DD. All commands take --json. Exit 0 ok, 1 the log does not\n"
     "verify or a local error, 4 refused.\n";
 
+#define MAX_WITNESSES	32
+
 struct aopts {
 	struct conn_opts	 conn;
+	char			*witness[MAX_WITNESSES];	/* witnesses' state files */
+	char			*wkeys[MAX_WITNESSES];	/* their verifier keys */
+	size_t			 nwitness, nwkeys;
+	unsigned		 min_witnesses;
 	int			 json, all, overrides;
 	const char		*log, *pubkey, *export, *out, *by, *outcome, *note;
 	const char		*html;
@@ -922,6 +938,21 @@ cmd_audit(int argc, char *argv[])
 		case A_OUTCOME: o.outcome = optarg; break;
 		case A_NOTE: o.note = optarg; break;
 		case A_HTML: o.html = optarg; break;
+		case A_WITNESS:
+		case A_WITNESS_KEY:
+			if ((ch == A_WITNESS ? o.nwitness : o.nwkeys) == MAX_WITNESSES) {
+				fprintf(stderr, "safeshare: at most %d witnesses\n",
+				    MAX_WITNESSES);
+				return EX_USAGE;
+			}
+			if (ch == A_WITNESS)
+				o.witness[o.nwitness++] = optarg;
+			else
+				o.wkeys[o.nwkeys++] = optarg;
+			break;
+		case A_MIN_WITNESSES:
+			o.min_witnesses = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case O_HELP: fputs(help, stdout); return EX_OK;
 		default: fputs(help, stderr); return EX_USAGE;
 		}
@@ -939,7 +970,21 @@ cmd_audit(int argc, char *argv[])
 			fprintf(stderr, "safeshare: audit %s needs --log FILE\n", sub);
 			return EX_USAGE;
 		}
-		return a_offline(&o, sub);
+		rc = a_offline(&o, sub);
+		/* Witness co-signatures (docs/audit-format.md, "Witnesses"). */
+		if (strcmp(sub, "verify") == 0 && o.log != NULL &&
+		    (o.nwitness > 0 || o.min_witnesses > 0)) {
+			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
+			    o.nwkeys, o.min_witnesses, o.pubkey, o.log, NULL, o.json);
+
+			if (rc == EX_OK)
+				rc = wrc;
+		} else if (o.nwitness > 0 || o.min_witnesses > 0) {
+			fprintf(stderr, "safeshare: --witness works with audit verify, "
+			    "online or --log\n");
+			rc = EX_USAGE;
+		}
+		return rc;
 	}
 	if (strcmp(sub, "query") != 0 && strcmp(sub, "stats") != 0 &&
 	    strcmp(sub, "subject-report") != 0 && strcmp(sub, "reviews") != 0 &&
@@ -983,8 +1028,16 @@ cmd_audit(int argc, char *argv[])
 		rc = a_export_online(c, &o);
 	else if (strcmp(sub, "report") == 0)
 		rc = a_report(c, &o);
-	else
+	else {
 		rc = a_verify_online(c, &o);
+		if (o.nwitness > 0 || o.min_witnesses > 0) {
+			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
+			    o.nwkeys, o.min_witnesses, o.pubkey, NULL, c, o.json);
+
+			if (rc == EX_OK)
+				rc = wrc;
+		}
+	}
 	ss_client_free(c);
 	return rc;
 }

@@ -51,6 +51,24 @@ struct Safeshare__V1__Receipt;
 int		 log_key_load(const char *arg, const char *origin, struct note_key *);
 /* Saves a reply's receipt as DIR/<seq>.receipt; 0 or -1 (said why). */
 int		 receipt_save(const char *dir, const struct Safeshare__V1__Receipt *);
+/*
+ * Counts the distinct witness keys that co-signed the checkpoints kept in
+ * the witnesses' state files (each also signed by the log key); *notes
+ * gets the files' notes. -1 after saying why.
+ */
+int		 witness_cosigners(char *const *files, size_t nfiles,
+		    char *const *wkeys, size_t nwkeys, const char *logkey,
+		    char ***notes);
+/*
+ * audit verify --witness FILE... --witness-key K... --min-witnesses k:
+ * at least k of the keys co-signed the files' checkpoints, and the log
+ * (the file logpath, or the daemon's through c) extends every one of
+ * them. Returns an exit code.
+ */
+int		 witness_verify(char *const *files, size_t nfiles,
+		    char *const *wkeys, size_t nwkeys, unsigned min,
+		    const char *logkey, const char *logpath, struct ss_client *c,
+		    int json);
 /* Replaces path with text whole or not at all; 0 or -1 with err. */
 int		 file_write_atomic(const char *path, const char *text, char *err,
 		    size_t errlen);

@@ -692,3 +692,201 @@ cmd_witness(int argc, char *argv[])
 	EVP_PKEY_free(w.cosign);
 	return rc;
 }
+
+/*
+ * For audit verify --witness FILE --witness-key K --min-witnesses k:
+ * reads the witnesses' state files, checks that each note is signed by
+ * the log key (logkey, as --pubkey) and counts the distinct witness keys
+ * whose cosignature verifies on at least one of them. The notes are
+ * returned in *notes (the caller frees each and the array) so verify can
+ * require the log to extend every one of them. Returns the count, or -1
+ * after saying why.
+ */
+int
+witness_cosigners(char *const *files, size_t nfiles, char *const *wkeys,
+    size_t nwkeys, const char *logkey, char ***notes)
+{
+	struct note_key		*keys, lk;
+	struct note_checkpoint	 cp;
+	struct note		 nt;
+	char			*text, err[512], origin[NOTE_LINE_MAX];
+	int			*ok, *seen, count = 0;
+	size_t			 i, j, len;
+
+	keys = xcalloc(nwkeys ? nwkeys : 1, sizeof(*keys));
+	ok = xcalloc(nwkeys ? nwkeys : 1, sizeof(*ok));
+	seen = xcalloc(nwkeys ? nwkeys : 1, sizeof(*seen));
+	*notes = xcalloc(nfiles ? nfiles : 1, sizeof(**notes));
+	for (j = 0; j < nwkeys; j++)
+		if (note_key_parse(wkeys[j], &keys[j], err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: --witness-key %s: %s\n", wkeys[j], err);
+			goto fail;
+		}
+	for (i = 0; i < nfiles; i++) {
+		if ((text = file_read(files[i], NOTE_MAX, &len)) == NULL) {
+			fprintf(stderr, "safeshare: %s: %s\n", files[i], strerror(errno));
+			goto fail;
+		}
+		(*notes)[i] = text;
+		if (note_origin_of(text, origin) == -1 ||
+		    log_key_load(logkey, origin, &lk) == -1 ||
+		    receipt_checkpoint(text, &lk, 1, &cp, err, sizeof(err)) == -1 ||
+		    note_parse(text, len, &nt, err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: %s: not a checkpoint signed by the "
+			    "log's key\n", files[i]);
+			goto fail;
+		}
+		if (note_verify(&nt, keys, nwkeys, ok, err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: %s: %s\n", files[i], err);
+			goto fail;
+		}
+		for (j = 0; j < nwkeys; j++)
+			if (ok[j] && !seen[j]) {
+				seen[j] = 1;
+				count++;
+			}
+	}
+	free(keys);
+	free(ok);
+	free(seen);
+	return count;
+fail:
+	for (i = 0; i < nfiles; i++)
+		free((*notes)[i]);
+	free(*notes);
+	*notes = NULL;
+	free(keys);
+	free(ok);
+	free(seen);
+	return -1;
+}
+
+/* The tree of a log file's first entries, from the entries themselves. */
+struct treescan {
+	struct merkle_range	r;
+	uint64_t		upto;
+};
+
+static int
+tree_entry(const struct audit_entry *e, void *arg)
+{
+	struct treescan	*t = arg;
+	uint8_t		 leaf[32];
+
+	if (t->r.size >= t->upto)
+		return 1;
+	merkle_leaf(e->hash, leaf);
+	merkle_range_append(&t->r, leaf, NULL, NULL);
+	return 0;
+}
+
+/*
+ * Whether the log (a file, or the daemon's live log through c) extends the
+ * checkpoint cp: offline by recomputing the tree of its first cp->size
+ * entries (the entries' chain is verify's business), online with a
+ * consistency proof to the daemon's latest checkpoint. 0, or -1 with why.
+ */
+static int
+log_extends(const char *logpath, struct ss_client *c, const struct note_key *lk,
+    const struct note_checkpoint *cp, char *why, size_t whylen)
+{
+	Safeshare__V1__ConsistencyProof	*pr = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct note_checkpoint		 now;
+	struct treescan			 t;
+	struct audit			*a = NULL;
+	uint8_t				 root[32], proof[MERKLE_MAX_PROOF][32];
+	char				 err[512];
+	size_t				 i;
+	int				 status, ret = -1;
+
+	if (logpath != NULL) {
+		if (audit_open_reader(&a, logpath, err, sizeof(err)) == -1) {
+			snprintf(why, whylen, "%s", err);
+			return -1;
+		}
+		merkle_range_init(&t.r);
+		t.upto = cp->size;
+		if (audit_scan(a, 1, 0, tree_entry, &t) == -1)
+			snprintf(why, whylen, "%s", audit_errmsg(a));
+		else if (t.r.size < cp->size)
+			snprintf(why, whylen, "the log has %llu entries, fewer than the "
+			    "%llu witnessed", (unsigned long long)t.r.size,
+			    (unsigned long long)cp->size);
+		else {
+			merkle_range_root(&t.r, root);
+			if (memcmp(root, cp->root, 32) != 0)
+				snprintf(why, whylen, "its first %llu entries are not the "
+				    "ones witnessed", (unsigned long long)cp->size);
+			else
+				ret = 0;
+		}
+		audit_close(a);
+		return ret;
+	}
+	if (ss_log_consistency(c, cp->size, &pr, &e, &status, err, sizeof(err)) == -1) {
+		snprintf(why, whylen, "%s", err);
+		return -1;
+	}
+	if (e != NULL) {
+		snprintf(why, whylen, "refused (HTTP %d): %s", status, e->code);
+		safeshare__v1__error__free_unpacked(e, NULL);
+		return -1;
+	}
+	if (receipt_checkpoint(pr->checkpoint, lk, 1, &now, why, whylen) == 0) {
+		for (i = 0; i < pr->n_proof && i < MERKLE_MAX_PROOF &&
+		    pr->proof[i].len == 32; i++)
+			memcpy(proof[i], pr->proof[i].data, 32);
+		if (i != pr->n_proof)
+			snprintf(why, whylen, "the daemon's proof is malformed");
+		else if (receipt_consistent(cp, &now, (const uint8_t (*)[32])proof,
+		    pr->n_proof, why, whylen) == RECEIPT_CONSISTENT)
+			ret = 0;
+	}
+	safeshare__v1__consistency_proof__free_unpacked(pr, NULL);
+	return ret;
+}
+
+int
+witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
+    size_t nwkeys, unsigned min, const char *logkey, const char *logpath,
+    struct ss_client *c, int json)
+{
+	struct note_checkpoint	 cp;
+	struct note_key		 lk;
+	char			**notes = NULL, why[512], origin[NOTE_LINE_MAX];
+	size_t			 i;
+	int			 count, bad = 0;
+
+	if (logkey == NULL) {
+		fprintf(stderr, "safeshare: --witness needs --pubkey (the log's key)\n");
+		return EX_USAGE;
+	}
+	if ((count = witness_cosigners(files, nfiles, wkeys, nwkeys, logkey,
+	    &notes)) == -1)
+		return EX_LOCAL;
+	for (i = 0; i < nfiles; i++) {
+		if (note_origin_of(notes[i], origin) == -1 ||
+		    log_key_load(logkey, origin, &lk) == -1 ||
+		    receipt_checkpoint(notes[i], &lk, 1, &cp, why, sizeof(why)) == -1 ||
+		    log_extends(logpath, c, &lk, &cp, why, sizeof(why)) == -1) {
+			fprintf(stderr, "safeshare: %s: FAILED: the log does not extend "
+			    "this witnessed checkpoint: %s\n", files[i], why);
+			bad++;
+		}
+		free(notes[i]);
+	}
+	free(notes);
+	if ((unsigned)count < min) {
+		fprintf(stderr, "safeshare: FAILED: %d of the %zu witness keys "
+		    "co-signed, %u required\n", count, nwkeys, min);
+		bad++;
+	}
+	if (json)
+		printf("{\"witnesses\":{\"ok\":%s,\"cosigners\":%d,\"required\":%u,"
+		    "\"checkpoints\":%zu}}\n", bad ? "false" : "true", count, min, nfiles);
+	else if (!bad)
+		printf("witnesses: ok, %d witness key(s) co-signed (%u required); the "
+		    "log extends all %zu witnessed checkpoint(s)\n", count, min, nfiles);
+	return bad ? EX_LOCAL : EX_OK;
+}

@@ -185,6 +185,18 @@ say "19. The Caldicott Guardian's report: charts and tables in one self-containe
 as guardian
 show "$SS" audit report --html "$run/report.html"
 
+# -- receipts and a witness (issue 13) --
+say "20. A receipt in every reply, verified offline; a partner witnesses the log"
+as police
+mkdir -p "$run/receipts"
+show "$SS" request --subject S1001 --record-type person --purpose child_protection \
+	--case CP-2026-0151 --practitioner "DC R. Jones" --receipts "$run/receipts"
+show "$SS" receipt verify "$run"/receipts/*.receipt --pubkey "$run/pki/audit-signing.pub"
+show "$SS" receipt check "$run/receipts" --pubkey "$run/pki/audit-signing.pub"
+as housing
+show "$SS" audit witness --state "$run/witness.state" --pubkey "$run/pki/audit-signing.pub"
+# -- end of receipts and a witness --
+
 as police >/dev/null
 show "$SS" health
 
