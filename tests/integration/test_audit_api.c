@@ -662,3 +662,32 @@ Test(audit_api, report_is_self_contained_html_and_json)
 	cr_expect_eq(cli("auditor", "audit report", &out), 2, "%s", out);
 	free(out);
 }
+
+/*
+ * Issue 13, attack 4: the log deleted while the daemon runs. Requests
+ * were answered 200 into unlinked files, and a restart began a new log
+ * from 0. Now every request gets 503, /healthz fails, and a start (or -t)
+ * on the empty path is refused while the subject index remembers the log.
+ */
+Test(audit_api, a_deleted_log_fails_closed_and_is_not_replaced_silently, .timeout = 60)
+{
+	struct ss_client	*police = h_client(&d, "police");
+	char			 cmd[2048], *body = NULL, *out = NULL;
+
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
+	/* Let the subject index take the log in (it is updated once a second). */
+	sleep(2);
+	snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm", d.audit, d.audit, d.audit);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 503,
+	    "nothing released into a deleted log");
+	cr_expect_eq(h_get(&d, "auditor", "/healthz", &body), 503);
+	free(body);
+	ss_client_free(police);
+	h_stop(&d);
+	snprintf(cmd, sizeof(cmd), "%s -t -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	cr_expect_neq(h_run(cmd, &out), 0, "-t refuses: %s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "start with -N") != NULL, "%s",
+	    out ? out : "");
+	free(out);
+}
