@@ -158,7 +158,7 @@ as police
 show "$SS" request --subject S2002 --record-type person --purpose child_protection \
 	--case CP-2026-0150 --practitioner "DC R. Jones"
 
-say "15. Health may not touch a subject children's social care holds -> refused (403)"
+say "15. Health may not touch a subject children's social care holds -> refused, answered as if the subject were unknown (404), and logged"
 as health_trust
 show "$SS" holder flag S2001 hate_crime
 

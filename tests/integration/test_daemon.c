@@ -415,11 +415,29 @@ Test(daemon, admin_reload_needs_admin_and_keeps_old_on_error)
 	ss_client_free(admin);
 }
 
+/* Reloads the daemon has finished, good or rejected, from its stderr log. */
+static int
+reloads_done(void)
+{
+	FILE	*f;
+	char	 line[2048];
+	int	 n = 0;
+
+	if ((f = fopen(d.log, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=reloaded ") != NULL ||
+		    strstr(line, "event=reload_rejected keeping=") != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
 Test(daemon, reload_under_concurrent_requests_loses_nothing)
 {
 	enum { REQUESTS = 300, RELOADS = 20 };
 	pid_t	 child;
-	int	 st;
+	int	 st, done0;
 
 	if ((child = fork()) == 0) {
 		struct ss_client *c = h_client(&d, "police");
@@ -441,13 +459,22 @@ Test(daemon, reload_under_concurrent_requests_loses_nothing)
 		ss_client_free(c);
 		_exit(failures > 0);
 	}
+	done0 = reloads_done();
 	for (int i = 0; i < RELOADS; i++) {
 		char v[16];
 
 		snprintf(v, sizeof(v), "1.%d", i + 1);
 		write_protocol_version(v, i % 2);
 		kill(d.pid, SIGHUP);
-		usleep(20 * 1000);
+		/*
+		 * Wait (at most 10 s) until this reload is done before the
+		 * file is written again: signals that arrive together merge,
+		 * and on a loaded machine the next write could otherwise
+		 * replace a good file before the daemon read it.
+		 */
+		for (int t = 0; t < 1000 && reloads_done() < done0 + i + 1; t++)
+			usleep(10 * 1000);
+		cr_assert_eq(reloads_done(), done0 + i + 1, "reload %d not done", i + 1);
 	}
 	cr_assert_eq(waitpid(child, &st, 0), child);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a request failed during reloads");
