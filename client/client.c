@@ -485,6 +485,19 @@ ss_audit_report(struct ss_client *c, long long from_time, long long to_time,
 }
 
 int
+ss_holder_show(struct ss_client *c, const char *subject,
+    Safeshare__V1__HolderShow **show, Safeshare__V1__Error **error, int *status,
+    char *err, size_t errlen)
+{
+	Safeshare__V1__HolderShowRequest rq = SAFESHARE__V1__HOLDER_SHOW_REQUEST__INIT;
+
+	rq.subject_id = (char *)subject;
+	return ss_call_message(c, "/v1/holder/show", &rq.base,
+	    &safeshare__v1__holder_show__descriptor,
+	    (ProtobufCMessage **)show, error, status, err, errlen);
+}
+
+int
 ss_admin_reload(struct ss_client *c, Safeshare__V1__ReloadResult **result,
     Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
 {

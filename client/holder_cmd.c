@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -32,6 +33,9 @@ static const char *const usage =
     "  unflag SUBJECT FLAG    remove it (the history is kept)\n"
     "  import FILE            load a .csv or .jsonl file (docs/holder-import.md):\n"
     "        every row is checked, then all are written or none\n"
+    "  show SUBJECT           read back what is held: records (verified, fields\n"
+    "        and values), the consent decisions in force with their history,\n"
+    "        and the flags set (with removed ones); not a disclosure, not logged\n"
     "\n"
     "Options:\n"
     "  --dry-run              check everything, write nothing\n"
@@ -40,8 +44,9 @@ static const char *const usage =
     "  --json                 print the result as JSON\n"
     "  --server HOST:PORT --cert FILE --key FILE --ca FILE\n"
     "\n"
-    "Exit codes: 0 written (or checked, with --dry-run), 1 the file has\n"
-    "problems, 2 usage, 4 refused by the server, 5 no answer.\n";
+    "Exit codes: 0 written (or checked, with --dry-run; shown), 1 the file has\n"
+    "problems, 2 usage, 4 refused by the server (show: 404 unknown_subject for\n"
+    "a subject that is not yours), 5 no answer.\n";
 
 enum { O_DRY = O_HELP + 1, O_VERIFIED, O_AGENCIES, O_PURPOSES, O_EXPIRES, O_DECIDED,
     O_FORMAT, O_PROGRESS };
@@ -187,6 +192,222 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	return EX_OK;
 }
 
+/* YYYY-MM-DD of t into buf, or "-" for 0. */
+static const char *
+day(int64_t t, char *buf, size_t len)
+{
+	time_t		tt = (time_t)t;
+	struct tm	tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL)
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%d", &tm);
+	return buf;
+}
+
+static void
+json_day(const char *key, int64_t t)
+{
+	char buf[32];
+
+	printf(",\"%s\":", key);
+	if (t == 0)
+		printf("null");
+	else
+		json_str(stdout, day(t, buf, sizeof(buf)));
+}
+
+static void
+json_list(const char *key, char **v, size_t n)
+{
+	printf(",\"%s\":[", key);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			putchar(',');
+		json_str(stdout, v[i]);
+	}
+	putchar(']');
+}
+
+static void
+show_json(const Safeshare__V1__HolderShow *h)
+{
+	printf("{\"ok\":true,\"subject\":");
+	json_str(stdout, h->subject_id);
+	printf(",\"records\":[");
+	for (size_t i = 0; i < h->n_records; i++) {
+		const Safeshare__V1__HolderShowRecord *r = h->records[i];
+
+		printf("%s{\"record_type\":", i ? "," : "");
+		json_str(stdout, r->record_type);
+		json_day("verified", r->verified);
+		printf(",\"fields\":{");
+		for (size_t j = 0; j < r->n_fields; j++) {
+			printf("%s", j ? "," : "");
+			json_str(stdout, r->fields[j]->name);
+			putchar(':');
+			json_str(stdout, r->fields[j]->value);
+		}
+		printf("}}");
+	}
+	printf("],\"consents\":[");
+	for (size_t i = 0; i < h->n_consents; i++) {
+		const Safeshare__V1__HolderShowConsent *c = h->consents[i];
+
+		printf("%s{\"state\":", i ? "," : "");
+		json_str(stdout, c->state);
+		json_list("agencies", c->agencies, c->n_agencies);
+		json_list("purposes", c->purposes, c->n_purposes);
+		json_day("expires", c->expires);
+		json_day("decided", c->decided);
+		json_day("recorded", c->recorded);
+		printf(",\"recorded_by\":");
+		json_str(stdout, c->recorded_by);
+		printf(",\"in_force\":%s,\"expired\":%s}", c->in_force ? "true" : "false",
+		    c->expired ? "true" : "false");
+	}
+	printf("],\"flags\":[");
+	for (size_t i = 0; i < h->n_flags; i++) {
+		const Safeshare__V1__HolderShowFlag *f = h->flags[i];
+
+		printf("%s{\"flag\":", i ? "," : "");
+		json_str(stdout, f->flag);
+		printf(",\"active\":%s", f->removed_at == 0 ? "true" : "false");
+		json_day("set", f->set_at);
+		printf(",\"set_by\":");
+		json_str(stdout, f->set_by);
+		json_day("removed", f->removed_at);
+		printf(",\"removed_by\":");
+		if (f->removed_at == 0)
+			printf("null");
+		else
+			json_str(stdout, f->removed_by);
+		putchar('}');
+	}
+	printf("],\"truncated\":%s}\n", h->truncated ? "true" : "false");
+}
+
+/* "a,b" from a scope list, "all" when empty; a T()'d string. */
+static const char *
+scope(char **v, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	snprintf(buf, len, "%s", n == 0 ? "all" : "");
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", v[i]);
+	return T(buf);
+}
+
+static void
+show_consent_line(const Safeshare__V1__HolderShowConsent *c)
+{
+	char	a[512], p[512], d1[32], d2[32], d3[32];
+
+	printf("  %-9s agencies=%s purposes=%s expires=%s decided=%s recorded=%s "
+	    "by %s%s\n", T(c->state), scope(c->agencies, c->n_agencies, a, sizeof(a)),
+	    scope(c->purposes, c->n_purposes, p, sizeof(p)),
+	    day(c->expires, d1, sizeof(d1)), day(c->decided, d2, sizeof(d2)),
+	    day(c->recorded, d3, sizeof(d3)), T(c->recorded_by),
+	    c->expired ? " (expired)" : "");
+}
+
+static void
+show_text(const Safeshare__V1__HolderShow *h)
+{
+	char	d1[32], d2[32];
+	size_t	n;
+
+	printf("subject %s\n\nrecords:\n", T(h->subject_id));
+	if (h->n_records == 0)
+		printf("  (none)\n");
+	for (size_t i = 0; i < h->n_records; i++) {
+		const Safeshare__V1__HolderShowRecord *r = h->records[i];
+
+		printf("  %s (verified %s)\n", T(r->record_type),
+		    day(r->verified, d1, sizeof(d1)));
+		for (size_t j = 0; j < r->n_fields; j++)
+			printf("    %s = %s\n", T(r->fields[j]->name),
+			    T(r->fields[j]->value));
+	}
+	printf("\nconsent in force:\n");
+	for (size_t i = n = 0; i < h->n_consents; i++)
+		if (h->consents[i]->in_force) {
+			show_consent_line(h->consents[i]);
+			n++;
+		}
+	if (n == 0)
+		printf("  (none: the protocol's default applies)\n");
+	printf("\nconsent history (newest first):\n");
+	if (h->n_consents == 0)
+		printf("  (none)\n");
+	for (size_t i = 0; i < h->n_consents; i++)
+		show_consent_line(h->consents[i]);
+	printf("\nflags set:\n");
+	for (size_t i = n = 0; i < h->n_flags; i++)
+		if (h->flags[i]->removed_at == 0) {
+			printf("  %s (set %s by %s)\n", T(h->flags[i]->flag),
+			    day(h->flags[i]->set_at, d1, sizeof(d1)),
+			    T(h->flags[i]->set_by));
+			n++;
+		}
+	if (n == 0)
+		printf("  (none)\n");
+	for (size_t i = n = 0; i < h->n_flags; i++)
+		if (h->flags[i]->removed_at != 0) {
+			if (n++ == 0)
+				printf("\nflags removed (newest first):\n");
+			printf("  %s (set %s by %s, removed %s by %s)\n",
+			    T(h->flags[i]->flag), day(h->flags[i]->set_at, d1, sizeof(d1)),
+			    T(h->flags[i]->set_by),
+			    day(h->flags[i]->removed_at, d2, sizeof(d2)),
+			    T(h->flags[i]->removed_by));
+		}
+	if (h->truncated)
+		printf("\n(older history was left out: only the newest entries are "
+		    "shown)\n");
+}
+
+/* safeshare holder show SUBJECT: the holder's own subject, read back. */
+static int
+do_show(struct hopts *o, const char *subject)
+{
+	Safeshare__V1__HolderShow	*h = NULL;
+	Safeshare__V1__Error		*e = NULL;
+	struct ss_client		*c;
+	char				 err[512];
+	int				 status, rc;
+
+	if ((rc = connect_client(&o->conn, &c)) != EX_OK)
+		return rc;
+	rc = ss_holder_show(c, subject, &h, &e, &status, err, sizeof(err));
+	ss_client_free(c);
+	if (rc == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		return EX_NOANSWER;
+	}
+	if (e != NULL) {
+		if (o->json) {
+			printf("{\"ok\":false,\"status\":%d,\"code\":", status);
+			json_str(stdout, e->code);
+			printf(",\"message\":");
+			json_str(stdout, e->message);
+			printf("}\n");
+		} else
+			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
+			    T(e->code), T(e->message));
+		safeshare__v1__error__free_unpacked(e, NULL);
+		return EX_REFUSED;
+	}
+	if (o->json)
+		show_json(h);
+	else
+		show_text(h);
+	safeshare__v1__holder_show__free_unpacked(h, NULL);
+	return EX_OK;
+}
+
 static int
 do_import(struct hopts *o, const char *path)
 {
@@ -281,6 +502,11 @@ cmd_holder(int argc, char *argv[])
 		if (argc != 1)
 			return fail_usage("import takes one FILE");
 		return do_import(&o, argv[0]);
+	}
+	if (strcmp(cmd, "show") == 0) {
+		if (argc != 1)
+			return fail_usage("show takes one SUBJECT");
+		return do_show(&o, argv[0]);
 	}
 	op = import_new_op(&im, 0);
 	if (strcmp(cmd, "put-record") == 0) {

@@ -59,6 +59,8 @@ void		 refuse_entry(struct server *, struct evhttp_request *,
 void		 disclose_handle(struct server *, struct evhttp_request *);
 void		 admin_handle_reload(struct server *, struct evhttp_request *);
 void		 holder_handle(struct server *, struct evhttp_request *);
+/* POST /v1/holder/show: one of the holder's own subjects, read back (holdershow.c). */
+void		 holder_handle_show(struct server *, struct evhttp_request *);
 /*
  * The holder thread (daemon/holder.c): checks and applies holder batches
  * on its own store connection, off the event loop. hworker_new() opens

@@ -6,6 +6,7 @@
  *   POST /v1/disclosures   DisclosureRequest -> DisclosureResponse | Error
  *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
  *   POST /v1/holder/ops    HolderRequest -> HolderResult | Error (role holder)
+ *   POST /v1/holder/show   HolderShowRequest -> HolderShow | Error (role holder)
  *   POST /v1/audit/...     auditors' reads, reviews, verify (auditor.c)
  *   GET  /healthz          Health
  *   GET  /metrics          Prometheus text
@@ -482,6 +483,7 @@ static const struct route {
 	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle, 0 },
 	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload, 0 },
 	{ "/v1/holder/ops", EVHTTP_REQ_POST, holder_handle, 1 },
+	{ "/v1/holder/show", EVHTTP_REQ_POST, holder_handle_show, 0 },
 	{ "/v1/log/consistency", EVHTTP_REQ_POST, logproof_handle_consistency, 0 },
 	{ "/healthz", EVHTTP_REQ_GET, handle_health, 0 },
 	{ "/metrics", EVHTTP_REQ_GET, handle_metrics, 0 },

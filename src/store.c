@@ -14,7 +14,8 @@ enum {
 	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_OWNER, Q_DEL_RECORD,
 	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_READ_BEGIN,
 	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_NOTE_LOAD, Q_UNLOGGED_LOADS,
-	Q_LOAD_LOGGED, Q_COUNT
+	Q_LOAD_LOGGED, Q_SHOW_RECORDS, Q_SHOW_FIELDS, Q_SHOW_CONSENTS, Q_SHOW_FLAGS,
+	Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -69,6 +70,16 @@ static const char *const queries[Q_COUNT] = {
 	    "WHERE subject = ?1 ORDER BY id DESC LIMIT 1",
 	[Q_RECORD_ROW] = "SELECT holder, verified_at FROM records "
 	    "WHERE subject = ?1 AND record_type = ?2",
+	/* `holder show` (store_show()): newest history first, bounded by ?2. */
+	[Q_SHOW_RECORDS] = "SELECT record_type, verified_at FROM records "
+	    "WHERE subject = ?1 ORDER BY record_type",
+	[Q_SHOW_FIELDS] = "SELECT record_type, field, value FROM record_fields "
+	    "WHERE subject = ?1 ORDER BY record_type, field",
+	[Q_SHOW_CONSENTS] = "SELECT state, agencies, purposes, expires_at, decided_at, "
+	    "recorded_by, recorded_at FROM consents WHERE subject = ?1 "
+	    "ORDER BY id DESC LIMIT ?2",
+	[Q_SHOW_FLAGS] = "SELECT flag, set_by, set_at, removed_by, removed_at FROM flags "
+	    "WHERE subject = ?1 ORDER BY id DESC LIMIT ?2",
 };
 
 /* Schema migrations, applied in order; PRAGMA user_version is the index reached. */
@@ -773,4 +784,70 @@ store_record_same(struct store *s, const char *subject, const char *record_type,
 	if (same && rc != SQLITE_DONE)
 		return fail(s, "record");
 	return same && found == n;
+}
+
+/* Steps one show query, handing each row to fn; 0 or -1 (fn's -1 stops it). */
+static int
+show_rows(struct store *s, int q, const char *subject, int64_t limit,
+    int (*fn)(sqlite3_stmt *, const struct store_show_cb *, void *),
+    const struct store_show_cb *cb, void *arg)
+{
+	sqlite3_stmt	*st = s->q[q];
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	if (limit > 0)
+		sqlite3_bind_int64(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(st, cb, arg) == -1)
+			break;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, "show");
+	if (rc == SQLITE_ROW) {
+		snprintf(s->err, sizeof(s->err), "show: stopped by the caller");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+show_record(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->record(arg, col_text(st, 0), sqlite3_column_int64(st, 1));
+}
+
+static int
+show_field(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->field(arg, col_text(st, 0), col_text(st, 1), col_text(st, 2));
+}
+
+static int
+show_consent(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->consent(arg, col_text(st, 0), col_text(st, 1), col_text(st, 2),
+	    sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4), col_text(st, 5),
+	    sqlite3_column_int64(st, 6));
+}
+
+static int
+show_flag(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->flag(arg, col_text(st, 0), col_text(st, 1),
+	    sqlite3_column_int64(st, 2), col_text(st, 3), sqlite3_column_int64(st, 4));
+}
+
+int
+store_show(struct store *s, const char *subject, size_t max_history,
+    const struct store_show_cb *cb, void *arg)
+{
+	int64_t lim = (int64_t)max_history + 1;	/* one more: the caller sees it cut */
+
+	if (show_rows(s, Q_SHOW_RECORDS, subject, 0, show_record, cb, arg) == -1 ||
+	    show_rows(s, Q_SHOW_FIELDS, subject, 0, show_field, cb, arg) == -1 ||
+	    show_rows(s, Q_SHOW_CONSENTS, subject, lim, show_consent, cb, arg) == -1 ||
+	    show_rows(s, Q_SHOW_FLAGS, subject, lim, show_flag, cb, arg) == -1)
+		return -1;
+	return 0;
 }

@@ -67,6 +67,26 @@ int	store_set_flag(struct store *, const char *subject, const char *flag,
 /* The holder that owns a subject: 1 found (into holder), 0 unknown, -1 error. */
 int	store_subject_holder(struct store *, const char *subject, char *holder,
 	    size_t len);
+/*
+ * What a holder reads back about one subject (`safeshare holder show`):
+ * each record (type, verified), each field of each record, then consent
+ * decisions and flag rows newest first, at most max_history + 1 of each
+ * (one more than the caller keeps, so it can say the history was cut).
+ * Strings last only for the call; NULL columns come as "" and 0. A
+ * callback returns 0, or -1 to stop. Returns 0, or -1 on a database error
+ * or a stop (store_errmsg() says which). Ownership is the caller's check.
+ */
+struct store_show_cb {
+	int	(*record)(void *, const char *type, int64_t verified_at);
+	int	(*field)(void *, const char *type, const char *name, const char *value);
+	int	(*consent)(void *, const char *state, const char *agencies,
+		    const char *purposes, int64_t expires_at, int64_t decided_at,
+		    const char *recorded_by, int64_t recorded_at);
+	int	(*flag)(void *, const char *flag, const char *set_by, int64_t set_at,
+		    const char *removed_by, int64_t removed_at);
+};
+int	store_show(struct store *, const char *subject, size_t max_history,
+	    const struct store_show_cb *, void *);
 /* Deletes a record and its fields; returns how many records went (0 or 1), or -1. */
 int	store_delete_record(struct store *, const char *subject, const char *record_type);
 /* 1 if the flag is set on the subject, 0 if not, -1 on error. */

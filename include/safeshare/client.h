@@ -95,6 +95,17 @@ int	ss_audit_report(struct ss_client *, long long from_time, long long to_time,
 	    const char *agency, Safeshare__V1__AuditReport **report,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
+/*
+ * POST /v1/holder/show (holder role): the records, consent history and
+ * flags held for one of the caller's own subjects. Another holder's subject
+ * and an unknown one both come back as *error 404 unknown_subject. Returns
+ * 0 with *show (HTTP 200) or *error set, or -1 when there was no usable
+ * reply. Free *show with safeshare__v1__holder_show__free_unpacked().
+ */
+int	ss_holder_show(struct ss_client *, const char *subject,
+	    Safeshare__V1__HolderShow **show, Safeshare__V1__Error **error,
+	    int *status, char *err, size_t errlen);
+
 /* GET /healthz. Returns 0 with *health set, or -1. */
 int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
 	    char *err, size_t errlen);

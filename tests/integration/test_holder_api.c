@@ -917,3 +917,127 @@ Test(holder_api, a_large_import_is_read_whole_and_applied)
 	cr_expect_eq(h_run(cmd, NULL), 0);
 	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND subject LIKE 'S-L%'"), 20000);
 }
+
+/* POST /v1/holder/show as agency; the status, the reply or the Error. */
+static int
+show(const char *agency, const char *subject, Safeshare__V1__HolderShow **hp,
+    Safeshare__V1__Error **ep)
+{
+	struct ss_client	*c = h_client(&d, agency);
+	char			 err[512];
+	int			 status;
+
+	*hp = NULL;
+	*ep = NULL;
+	cr_assert_eq(ss_holder_show(c, subject, hp, ep, &status, err, sizeof(err)), 0,
+	    "%s", err);
+	ss_client_free(c);
+	return status;
+}
+
+static const char *
+file_text(const char *path)
+{
+	static char	 buf[1 << 20];
+	FILE		*fp = fopen(path, "r");
+	size_t		 n;
+
+	cr_assert_not_null(fp, "%s", path);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+/*
+ * Issue 22 item 6: a holder reads back what is held for its own subject
+ * (records, consent in force and its history, flags, D3, D12), unlogged
+ * since it is no disclosure; another holder's subject and an unknown one
+ * get the same 404 unknown_subject, each a logged refusal (D1, D17, D20).
+ */
+Test(holder_api, holder_show_reads_back_own_subject_only)
+{
+	Safeshare__V1__HolderShow	*h;
+	Safeshare__V1__Error		*e, *e2;
+	char				 want[256], *out;
+	long				 entries;
+
+	put_child();
+	cr_assert_eq(HOLD("childrens_social_care", "op=consent", "subject=S-C1",
+	    "consent=granted", "agencies=police", "purposes=child_protection",
+	    "decided=2026-10-01"), 200);
+	cr_assert_eq(HOLD("childrens_social_care", "op=consent", "subject=S-C1",
+	    "consent=refused", "agencies=housing"), 200);
+	cr_assert_eq(HOLD("childrens_social_care", "op=consent", "subject=S-C1",
+	    "consent=withdrawn", "agencies=police"), 200);
+	cr_assert_eq(HOLD("childrens_social_care", "op=flag", "subject=S-C1",
+	    "flag=domestic_abuse"), 200);
+
+	entries = h_log_count(&d, NULL);
+	cr_assert_eq(show("childrens_social_care", "S-C1", &h, &e), 200);
+	cr_assert_null(e);
+	cr_expect_str_eq(h->subject_id, "S-C1");
+	cr_assert_eq(h->n_records, 2);
+	cr_expect_str_eq(h->records[0]->record_type, "concern");
+	cr_expect_str_eq(h->records[1]->record_type, "person");
+	cr_expect_eq(h->records[1]->verified, 1793491200 /* 2026-11-01 */);
+	cr_expect_eq(h->records[1]->n_fields, 5);
+	for (size_t i = 0; i < h->records[1]->n_fields; i++)
+		if (strcmp(h->records[1]->fields[i]->name, "full_name") == 0)
+			cr_expect_str_eq(h->records[1]->fields[i]->value, "Ruby Example");
+	/* Newest first: the withdrawal replaced the police grant, not housing's refusal. */
+	cr_assert_eq(h->n_consents, 3);
+	cr_expect_str_eq(h->consents[0]->state, "withdrawn");
+	cr_expect(h->consents[0]->in_force);
+	cr_expect_str_eq(h->consents[1]->state, "refused");
+	cr_expect(h->consents[1]->in_force);
+	cr_expect_str_eq(h->consents[1]->agencies[0], "housing");
+	cr_expect_eq(h->consents[1]->n_purposes, 0, "all purposes");
+	cr_expect_str_eq(h->consents[2]->state, "granted");
+	cr_expect_not(h->consents[2]->in_force);
+	cr_expect_eq(h->consents[2]->decided, 1790812800 /* 2026-10-01 */);
+	cr_assert_eq(h->n_flags, 1);
+	cr_expect_str_eq(h->flags[0]->flag, "domestic_abuse");
+	cr_expect_eq(h->flags[0]->removed_at, 0);
+	cr_expect_not(h->truncated);
+	safeshare__v1__holder_show__free_unpacked(h, NULL);
+	cr_expect_eq(h_log_count(&d, NULL), entries, "reading one's own is not logged");
+
+	/* Another holder's subject and nobody's: the same answer, both logged. */
+	cr_assert_eq(show("health_trust", "S-C1", &h, &e), 404);
+	cr_assert_eq(show("health_trust", "S-NOBODY", &h, &e2), 404);
+	cr_expect_str_eq(e->code, "unknown_subject");
+	cr_expect_str_eq(e2->code, "unknown_subject");
+	cr_expect_str_eq(e->message, "subject S-C1 has no records; put a record first");
+	snprintf(want, sizeof(want), "subject %s has no records; put a record first",
+	    "S-NOBODY");
+	cr_expect_str_eq(e2->message, want);
+	cr_expect_gt(e->disclosure_id, 0);
+	cr_expect_gt(e2->disclosure_id, 0);
+	safeshare__v1__error__free_unpacked(e, NULL);
+	safeshare__v1__error__free_unpacked(e2, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected' AND agency = 'health_trust' "
+	    "AND reason = 'unknown_subject'"), 2);
+	cr_assert_eq(show("police", "S-C1", &h, &e), 403);
+	cr_expect_str_eq(e->code, "not_holder");
+	safeshare__v1__error__free_unpacked(e, NULL);
+
+	/* The CLI: text through term_safe(), and JSON. */
+	cr_expect_eq(cli("childrens_social_care", "show S-C1", &out), 0, "%s", out);
+	cr_expect(strstr(out, "consent in force:\n  withdrawn") != NULL, "%s", out);
+	cr_expect(strstr(out, "full_name = Ruby Example") != NULL, "%s", out);
+	cr_expect(strstr(out, "flags set:\n  domestic_abuse (set ") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("childrens_social_care", "show S-C1 --json", &out), 0, "%s", out);
+	cr_expect(strstr(out, "\"state\":\"granted\",\"agencies\":[\"police\"],"
+	    "\"purposes\":[\"child_protection\"],\"expires\":null,\"decided\":"
+	    "\"2026-10-01\"") != NULL, "%s", out);
+	cr_expect(strstr(out, "\"in_force\":false") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(cli("health_trust", "show S-C1", &out), 4, "%s", out);
+	cr_expect(strstr(out, "unknown_subject") != NULL, "%s", out);
+	free(out);
+	/* The daemon's own log holds no values, no subject id. */
+	cr_expect_null(strstr(file_text(d.log), "Ruby Example"));
+	cr_expect_null(strstr(file_text(d.log), "S-C1"));
+}
