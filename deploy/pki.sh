@@ -27,7 +27,12 @@ set -eu
 usage() { echo "usage: deploy/pki.sh [--server] OUTDIR [AGENCY ...]"; }
 reissue_server=0
 case ${1:-} in
--h|--help) usage; sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+-h|--help)
+	# The help is the comment block at the top: every line from the
+	# second up to the first one that is not a comment.
+	usage
+	awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'
+	exit 0 ;;
 --server) reissue_server=1; shift ;;
 -*) usage >&2; exit 2 ;;
 esac

@@ -6,7 +6,7 @@
 # paths moved under the temporary root). Also checks that the unit's
 # Documentation= names an installed file, that -t refuses a key with the
 # wrong mode and a missing state directory, and that the installed pki.sh
-# explains itself.
+# explains itself (and prints no line of its code).
 set -eu
 src=${1:?usage: install.sh SOURCE_DIR BUILD_DIR}
 build=${2:?usage: install.sh SOURCE_DIR BUILD_DIR}
@@ -29,6 +29,9 @@ doc=$(sed -n 's|^Documentation=file://||p' "$unit")
 grep -q '^LimitCORE=0$' "$unit" || fail "unit lacks LimitCORE=0"
 grep -q '^MemoryMax=' "$unit" || fail "unit lacks MemoryMax="
 "$share/pki.sh" --help | grep -q "usage:" || fail "pki.sh --help says nothing"
+if "$share/pki.sh" --help | grep -q "set -eu"; then
+	fail "pki.sh --help prints the script's code"
+fi
 
 # /etc/safeshare and /var/lib/safeshare as docs/operations.md lays them out.
 etc=$root/etc/safeshare
