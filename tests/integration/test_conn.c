@@ -380,6 +380,8 @@ Test(conn, unknown_agency_gets_nothing_not_even_health)
 		cr_expect_eq(ss_health(c, &h, &status, err, sizeof(err)), -1);
 		cr_expect(strstr(err, "refused our certificate") != NULL,
 		    "the client is told why: %s", err);
+		cr_expect(strstr(err, "no agency in the sharing protocol") != NULL,
+		    "and what to check: %s", err);
 		ss_client_free(c);
 	}
 	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"unknown_agency\"}"),
