@@ -202,11 +202,13 @@ tls_cause(unsigned long e, SSL *ssl)
 	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
 		return "the server says our certificate is revoked (revoked)";
 	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
-	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		/* safeshared's answer to a certificate of no agency. */
 		return "the server refused our certificate (bad certificate): "
 		    "it maps to no agency in the sharing protocol; ask the "
 		    "admin to check the agency's subject or key pin";
+	case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+		return "the server refused our certificate (bad certificate)";
 	case SSL_R_CERTIFICATE_VERIFY_FAILED:
 		switch (ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK) {
 		case X509_V_ERR_CERT_HAS_EXPIRED:
