@@ -17,19 +17,6 @@
 #define SIG_PREFIX	"\xe2\x80\x94 "	/* U+2014 EM DASH, then a space */
 #define SIG_PREFIXLEN	4
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 int
 note_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
 {
@@ -126,12 +113,12 @@ note_key_from_pkey(const char *name, EVP_PKEY *k, struct note_key *out,
 
 	memset(out, 0, sizeof(*out));
 	if (!name_ok(name, strlen(name)))
-		return fail(err, errlen, "key name \"%.40s\" is empty, too long "
+		return errorf(err, errlen, "key name \"%.40s\" is empty, too long "
 		    "or has a space or '+'", name);
 	if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519)
-		return fail(err, errlen, "not an Ed25519 key");
+		return errorf(err, errlen, "not an Ed25519 key");
 	if (EVP_PKEY_get_raw_public_key(k, out->pub, &len) != 1 || len != 32)
-		return fail(err, errlen, "cannot read the Ed25519 public key");
+		return errorf(err, errlen, "cannot read the Ed25519 public key");
 	memcpy(out->name, name, strlen(name) + 1);
 	key_id(out->name, out->pub, out->id);
 	return 0;
@@ -163,27 +150,27 @@ note_key_parse(const char *s, struct note_key *k, char *err, size_t errlen)
 
 	memset(k, 0, sizeof(*k));
 	if ((p1 = strchr(s, '+')) == NULL || (p2 = strchr(p1 + 1, '+')) == NULL)
-		return fail(err, errlen, "a verifier key is name+keyid+base64key");
+		return errorf(err, errlen, "a verifier key is name+keyid+base64key");
 	if (!name_ok(s, (size_t)(p1 - s)))
-		return fail(err, errlen, "the key name is empty, too long or "
+		return errorf(err, errlen, "the key name is empty, too long or "
 		    "has a space or '+'");
 	if (p2 - p1 - 1 != 8)
-		return fail(err, errlen, "the key id is not 8 hex digits");
+		return errorf(err, errlen, "the key id is not 8 hex digits");
 	memcpy(hexid, p1 + 1, 8);
 	hexid[8] = '\0';
 	if (strspn(hexid, "0123456789abcdefABCDEF") != 8 ||
 	    hex_decode(hexid, id, 4) != 0)
-		return fail(err, errlen, "the key id is not 8 hex digits");
+		return errorf(err, errlen, "the key id is not 8 hex digits");
 	n = note_b64_decode(p2 + 1, strlen(p2 + 1), blob, sizeof(blob));
 	if (n < 0)
-		return fail(err, errlen, "the key is not valid base64");
+		return errorf(err, errlen, "the key is not valid base64");
 	if (n != 33 || blob[0] != NOTE_ALG_ED25519)
-		return fail(err, errlen, "not an Ed25519 verifier key");
+		return errorf(err, errlen, "not an Ed25519 verifier key");
 	memcpy(k->name, s, (size_t)(p1 - s));
 	memcpy(k->pub, blob + 1, 32);
 	key_id(k->name, k->pub, k->id);
 	if (memcmp(k->id, id, 4) != 0)
-		return fail(err, errlen, "the key id does not match the name and key");
+		return errorf(err, errlen, "the key id does not match the name and key");
 	return 0;
 }
 
@@ -254,45 +241,45 @@ note_checkpoint_parse(const char *body, size_t len, struct note_checkpoint *c,
 
 	memset(c, 0, sizeof(*c));
 	if (len == 0 || body[len - 1] != '\n')
-		return fail(err, errlen, "a checkpoint ends with a newline");
+		return errorf(err, errlen, "a checkpoint ends with a newline");
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		ln = (size_t)(nl - p);
 		line++;
 		if (!line_ok(p, ln))
-			return fail(err, errlen, "checkpoint line %d is empty, too "
+			return errorf(err, errlen, "checkpoint line %d is empty, too "
 			    "long or has a control character", line);
 		if (line == 1)
 			memcpy(c->origin, p, ln);
 		else if (line == 2) {
 			if (ln > 20 || (p[0] == '0' && ln > 1))
-				return fail(err, errlen, "the tree size is not a "
+				return errorf(err, errlen, "the tree size is not a "
 				    "plain decimal number");
 			for (i = 0; i < ln; i++) {
 				if (p[i] < '0' || p[i] > '9')
-					return fail(err, errlen, "the tree size "
+					return errorf(err, errlen, "the tree size "
 					    "is not a plain decimal number");
 				if (c->size > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-					return fail(err, errlen, "the tree size "
+					return errorf(err, errlen, "the tree size "
 					    "is too large");
 				c->size = c->size * 10 + (uint64_t)(p[i] - '0');
 			}
 		} else if (line == 3) {
 			n = note_b64_decode(p, ln, root, sizeof(root));
 			if (n != 32)
-				return fail(err, errlen, "the root hash is not 32 "
+				return errorf(err, errlen, "the root hash is not 32 "
 				    "bytes of base64");
 			memcpy(c->root, root, 32);
 		} else {
 			if (c->next == NOTE_MAX_EXT)
-				return fail(err, errlen, "more than %d checkpoint "
+				return errorf(err, errlen, "more than %d checkpoint "
 				    "extension lines", NOTE_MAX_EXT);
 			memcpy(c->ext[c->next++], p, ln);
 		}
 		p = nl + 1;
 	}
 	if (line < 3)
-		return fail(err, errlen, "a checkpoint has an origin, a size "
+		return errorf(err, errlen, "a checkpoint has an origin, a size "
 		    "and a root hash");
 	return 0;
 }
@@ -319,20 +306,20 @@ parse_sig(const char *p, size_t len, struct note_sig *s, char *err,
 	int		 n;
 
 	if (len < SIG_PREFIXLEN || memcmp(p, SIG_PREFIX, SIG_PREFIXLEN) != 0)
-		return fail(err, errlen, "signature line %zu does not start "
+		return errorf(err, errlen, "signature line %zu does not start "
 		    "with an em dash and a space", lineno);
 	p += SIG_PREFIXLEN;
 	len -= SIG_PREFIXLEN;
 	if ((sp = memchr(p, ' ', len)) == NULL)
-		return fail(err, errlen, "signature line %zu has no signature",
+		return errorf(err, errlen, "signature line %zu has no signature",
 		    lineno);
 	nl = (size_t)(sp - p);
 	if (!name_ok(p, nl))
-		return fail(err, errlen, "signature line %zu has a bad key "
+		return errorf(err, errlen, "signature line %zu has a bad key "
 		    "name", lineno);
 	n = note_b64_decode(sp + 1, len - nl - 1, blob, sizeof(blob));
 	if (n < 5 || n > NOTE_SIGBLOB_MAX + 4)
-		return fail(err, errlen, "signature line %zu is not a key id "
+		return errorf(err, errlen, "signature line %zu is not a key id "
 		    "and a signature in base64", lineno);
 	memcpy(s->name, p, nl);
 	s->name[nl] = '\0';
@@ -355,34 +342,34 @@ note_parse(const char *text, size_t len, struct note *nt, char *err,
 
 	memset(nt, 0, sizeof(*nt));
 	if (len > NOTE_MAX)
-		return fail(err, errlen, "the note is longer than %d bytes",
+		return errorf(err, errlen, "the note is longer than %d bytes",
 		    NOTE_MAX);
 	if (len == 0 || text[len - 1] != '\n')
-		return fail(err, errlen, "the note does not end with a newline");
+		return errorf(err, errlen, "the note does not end with a newline");
 	for (i = 0; i < len; i++)
 		if (((unsigned char)text[i] < 0x20 && text[i] != '\n') ||
 		    text[i] == 0x7f)
-			return fail(err, errlen, "the note has a control "
+			return errorf(err, errlen, "the note has a control "
 			    "character at byte %zu", i);
 	for (i = len - 1; i > 0; i--)
 		if (text[i] == '\n' && text[i - 1] == '\n')
 			break;
 	if (i == 0)
-		return fail(err, errlen, "the note has no signatures (no blank "
+		return errorf(err, errlen, "the note has no signatures (no blank "
 		    "line after its text)");
 	nt->body = text;
 	nt->bodylen = i;	/* up to and including the body's last '\n' */
 	if (nt->bodylen < 2 || text[0] == '\n')
-		return fail(err, errlen, "the note's text is empty or starts "
+		return errorf(err, errlen, "the note's text is empty or starts "
 		    "with a blank line");
 	p = text + i + 1;
 	if (p == end)
-		return fail(err, errlen, "the note has no signatures");
+		return errorf(err, errlen, "the note has no signatures");
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		lineno++;
 		if (nt->nsigs == NOTE_MAX_SIGS)
-			return fail(err, errlen, "more than %d signatures",
+			return errorf(err, errlen, "more than %d signatures",
 			    NOTE_MAX_SIGS);
 		if (parse_sig(p, (size_t)(nl - p), &nt->sigs[nt->nsigs], err,
 		    errlen, lineno) == -1)
@@ -419,7 +406,7 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 		body = nt.body;
 		bodylen = nt.bodylen;
 	} else if (len == 0 || text[len - 1] != '\n' || len > NOTE_MAX) {
-		fail(err, errlen, "a note's text is non-empty and ends with a newline");
+		errorf(err, errlen, "a note's text is non-empty and ends with a newline");
 		return NULL;
 	}
 	memcpy(blob, k.id, 4);
@@ -427,21 +414,21 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 	    EVP_DigestSignInit(md, NULL, NULL, NULL, key) != 1 ||
 	    EVP_DigestSign(md, blob + 4, &siglen, (const unsigned char *)body,
 	    bodylen) != 1 || siglen != 64) {
-		fail(err, errlen, "signing failed");
+		errorf(err, errlen, "signing failed");
 		goto done;
 	}
 	if (note_b64_encode(blob, sizeof(blob), b64, sizeof(b64)) < 0) {
-		fail(err, errlen, "signing failed");
+		errorf(err, errlen, "signing failed");
 		goto done;
 	}
 	outlen = len + 1 + SIG_PREFIXLEN + strlen(k.name) + 1 + strlen(b64) + 2;
 	if (outlen > NOTE_MAX + 1) {
-		fail(err, errlen, "the signed note would be longer than %d bytes",
+		errorf(err, errlen, "the signed note would be longer than %d bytes",
 		    NOTE_MAX);
 		goto done;
 	}
 	if ((out = malloc(outlen)) == NULL) {
-		fail(err, errlen, "out of memory");
+		errorf(err, errlen, "out of memory");
 		goto done;
 	}
 	n = snprintf(out, outlen, "%.*s%s%s%s %s\n", (int)len, text,
@@ -449,7 +436,7 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 	if (n < 0 || (size_t)n >= outlen) {
 		free(out);
 		out = NULL;
-		fail(err, errlen, "signing failed");
+		errorf(err, errlen, "signing failed");
 	}
 done:
 	EVP_MD_CTX_free(md);
@@ -499,7 +486,7 @@ note_verify(const struct note *nt, const struct note_key *keys, size_t nkeys,
 				EVP_PKEY_free(pk);
 			}
 			if (!good)
-				return fail(err, errlen, "the signature of key %s "
+				return errorf(err, errlen, "the signature of key %s "
 				    "does not verify: forged or altered", s->name);
 			if (!signed_before(nt, i, &keys[j]))
 				count++;

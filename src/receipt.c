@@ -15,19 +15,7 @@
 #include <string.h>
 
 #include "receipt.h"
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+#include "util.h"
 
 char *
 receipt_format(const struct receipt *r)
@@ -71,68 +59,68 @@ receipt_parse(const char *text, size_t len, struct receipt *r, char *err,
 
 	memset(r, 0, sizeof(*r));
 	if (len > RECEIPT_MAX)
-		return fail(err, errlen, "longer than a receipt can be");
+		return errorf(err, errlen, "longer than a receipt can be");
 	if (memchr(text, '\0', len) != NULL)
-		return fail(err, errlen, "not a text file");
+		return errorf(err, errlen, "not a text file");
 	while (p < end) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			return fail(err, errlen, "line %zu: no newline", line + 1);
+			return errorf(err, errlen, "line %zu: no newline", line + 1);
 		ln = (size_t)(nl - p);
 		line++;
 		if (line == 1) {
 			if (ln != strlen(RECEIPT_MAGIC) ||
 			    memcmp(p, RECEIPT_MAGIC, ln) != 0)
-				return fail(err, errlen, "line 1: not a safeshare "
+				return errorf(err, errlen, "line 1: not a safeshare "
 				    "receipt (expected \"" RECEIPT_MAGIC "\")");
 		} else if (ln > 4 && memcmp(p, "seq ", 4) == 0 && !have_seq) {
 			char	num[24];
 			char	*e;
 
 			if (ln - 4 >= sizeof(num) || p[4] < '1' || p[4] > '9')
-				return fail(err, errlen, "line %zu: bad seq", line);
+				return errorf(err, errlen, "line %zu: bad seq", line);
 			memcpy(num, p + 4, ln - 4);
 			num[ln - 4] = '\0';
 			r->seq = strtoull(num, &e, 10);
 			if (*e != '\0' || r->seq == 0 || r->seq == UINT64_MAX)
-				return fail(err, errlen, "line %zu: bad seq", line);
+				return errorf(err, errlen, "line %zu: bad seq", line);
 			have_seq = 1;
 		} else if (ln > 5 && memcmp(p, "leaf ", 5) == 0 && !have_leaf) {
 			if (note_b64_decode(p + 5, ln - 5, r->leaf, 32) != 32)
-				return fail(err, errlen, "line %zu: the leaf hash "
+				return errorf(err, errlen, "line %zu: the leaf hash "
 				    "is not 32 bytes of base64", line);
 			have_leaf = 1;
 		} else if (ln > 6 && memcmp(p, "proof ", 6) == 0) {
 			if (r->nproof == MERKLE_MAX_PROOF)
-				return fail(err, errlen, "line %zu: too many proof "
+				return errorf(err, errlen, "line %zu: too many proof "
 				    "hashes", line);
 			if (note_b64_decode(p + 6, ln - 6, r->proof[r->nproof],
 			    32) != 32)
-				return fail(err, errlen, "line %zu: a proof hash "
+				return errorf(err, errlen, "line %zu: a proof hash "
 				    "is not 32 bytes of base64", line);
 			r->nproof++;
 		} else if (ln == 10 && memcmp(p, "checkpoint", 10) == 0) {
 			p = nl + 1;
 			if (!have_seq || !have_leaf)
-				return fail(err, errlen, "the receipt lacks its seq "
+				return errorf(err, errlen, "the receipt lacks its seq "
 				    "or leaf line");
 			if (end - p <= 0 || (size_t)(end - p) > NOTE_MAX)
-				return fail(err, errlen, "the checkpoint is missing "
+				return errorf(err, errlen, "the checkpoint is missing "
 				    "or too long");
 			if ((r->checkpoint = malloc((size_t)(end - p) + 1)) == NULL)
-				return fail(err, errlen, "out of memory");
+				return errorf(err, errlen, "out of memory");
 			memcpy(r->checkpoint, p, (size_t)(end - p));
 			r->checkpoint[end - p] = '\0';
 			if (strlen(r->checkpoint) != (size_t)(end - p)) {
 				receipt_free(r);
-				return fail(err, errlen, "not a text file");
+				return errorf(err, errlen, "not a text file");
 			}
 			return 0;
 		} else
-			return fail(err, errlen, "line %zu: unexpected \"%.*s\"",
+			return errorf(err, errlen, "line %zu: unexpected \"%.*s\"",
 			    line, (int)(ln > 40 ? 40 : ln), p);
 		p = nl + 1;
 	}
-	return fail(err, errlen, "the receipt has no checkpoint");
+	return errorf(err, errlen, "the receipt has no checkpoint");
 }
 
 int
@@ -144,15 +132,15 @@ receipt_checkpoint(const char *note, const struct note_key *keys,
 	int		n;
 
 	if (note_parse(note, strlen(note), &nt, why, sizeof(why)) == -1)
-		return fail(err, errlen, "the checkpoint is not a signed note: %s",
+		return errorf(err, errlen, "the checkpoint is not a signed note: %s",
 		    why);
 	if ((n = note_verify(&nt, keys, nkeys, NULL, why, sizeof(why))) == -1)
-		return fail(err, errlen, "the checkpoint: %s", why);
+		return errorf(err, errlen, "the checkpoint: %s", why);
 	if (n == 0)
-		return fail(err, errlen, "the checkpoint is not signed by the "
+		return errorf(err, errlen, "the checkpoint is not signed by the "
 		    "given log key");
 	if (note_checkpoint_parse(nt.body, nt.bodylen, cp, why, sizeof(why)) == -1)
-		return fail(err, errlen, "the checkpoint: %s", why);
+		return errorf(err, errlen, "the checkpoint: %s", why);
 	return 0;
 }
 
@@ -161,16 +149,16 @@ receipt_verify(const struct receipt *r, const struct note_key *keys,
     size_t nkeys, struct note_checkpoint *cp, char *err, size_t errlen)
 {
 	if (r->checkpoint == NULL)
-		return fail(err, errlen, "the receipt has no checkpoint");
+		return errorf(err, errlen, "the receipt has no checkpoint");
 	if (receipt_checkpoint(r->checkpoint, keys, nkeys, cp, err, errlen) == -1)
 		return -1;
 	if (r->seq == 0 || r->seq > cp->size)
-		return fail(err, errlen, "entry %llu is not within the checkpoint's "
+		return errorf(err, errlen, "entry %llu is not within the checkpoint's "
 		    "%llu entries", (unsigned long long)r->seq,
 		    (unsigned long long)cp->size);
 	if (merkle_verify_inclusion(r->seq - 1, cp->size, r->leaf,
 	    (const uint8_t (*)[32])r->proof, r->nproof, cp->root) == -1)
-		return fail(err, errlen, "the inclusion proof of entry %llu does "
+		return errorf(err, errlen, "the inclusion proof of entry %llu does "
 		    "not lead to the checkpoint's root: forged or altered",
 		    (unsigned long long)r->seq);
 	return 0;
@@ -182,12 +170,12 @@ receipt_consistent(const struct note_checkpoint *a,
     char *why, size_t whylen)
 {
 	if (strcmp(a->origin, b->origin) != 0) {
-		fail(why, whylen, "the checkpoints are of different logs (%s, %s)",
+		errorf(why, whylen, "the checkpoints are of different logs (%s, %s)",
 		    a->origin, b->origin);
 		return RECEIPT_OTHER_LOG;
 	}
 	if (b->size < a->size) {
-		fail(why, whylen, "the log was truncated: it had %llu entries, it "
+		errorf(why, whylen, "the log was truncated: it had %llu entries, it "
 		    "now has %llu", (unsigned long long)a->size,
 		    (unsigned long long)b->size);
 		return RECEIPT_TRUNCATED;
@@ -195,13 +183,13 @@ receipt_consistent(const struct note_checkpoint *a,
 	if (b->size == a->size) {
 		if (memcmp(a->root, b->root, 32) == 0)
 			return RECEIPT_CONSISTENT;
-		fail(why, whylen, "the log was forked: two different trees of "
+		errorf(why, whylen, "the log was forked: two different trees of "
 		    "%llu entries are signed", (unsigned long long)a->size);
 		return RECEIPT_FORKED;
 	}
 	if (merkle_verify_consistency(a->size, b->size, a->root, b->root, proof,
 	    len) == -1) {
-		fail(why, whylen, "the log was rewritten: its tree of %llu entries "
+		errorf(why, whylen, "the log was rewritten: its tree of %llu entries "
 		    "does not extend the one of %llu entries seen before",
 		    (unsigned long long)b->size, (unsigned long long)a->size);
 		return RECEIPT_REWRITTEN;

@@ -194,6 +194,19 @@ path_relative_to(const char *base_file, const char *path)
 }
 
 int
+errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+int
 file_is_secret(const char *path, char *err, size_t errlen)
 {
 	struct stat st;

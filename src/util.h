@@ -75,6 +75,14 @@ void	 json_str(FILE *, const char *s);
  */
 char	*file_read(const char *path, size_t max, size_t *len);
 
+/*
+ * Formats a message into err (errlen bytes, NUL-terminated; err may be
+ * NULL) and returns -1: the "-1 plus err/errlen" convention in one call,
+ * as in `return errorf(err, errlen, "bad %s", what);`.
+ */
+int	 errorf(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
 /* Checks that a private key file is not group/world readable (smtpd's check_file_secrecy). */
 int	 file_is_secret(const char *path, char *err, size_t errlen);
 
