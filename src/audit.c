@@ -2603,6 +2603,35 @@ audit_index_remembers(const char *log, unsigned char log_id[16], uint64_t *upto)
 }
 
 int
+audit_memory_check(const struct audit_memory *mem, const char *who, int exists,
+    const unsigned char log_id[16], uint64_t size, char *why, size_t whylen)
+{
+	char	 hex[33], now[33];
+
+	hex_encode(mem->log_id, 16, hex);
+	if (!exists) {
+		snprintf(why, whylen, "%s remembers log %s with %llu entries, and "
+		    "the log is missing", who, hex, (unsigned long long)mem->size);
+		return -1;
+	}
+	if (memcmp(mem->log_id, log_id, 16) != 0) {
+		hex_encode(log_id, 16, now);
+		snprintf(why, whylen, "%s remembers log %s with %llu entries, and "
+		    "this is %s log %s with %llu entries", who, hex,
+		    (unsigned long long)mem->size, size == 0 ? "a new, empty" :
+		    "another", now, (unsigned long long)size);
+		return -1;
+	}
+	if (size < mem->size) {
+		snprintf(why, whylen, "%s remembers log %s with %llu entries, and "
+		    "it has only %llu: entries were cut from its end", who, hex,
+		    (unsigned long long)mem->size, (unsigned long long)size);
+		return -1;
+	}
+	return 0;
+}
+
+int
 audit_index_replaced(struct audit_index *x)
 {
 	return !same_file(x->path, x->dev, x->ino);

@@ -191,6 +191,22 @@ uint64_t	 audit_size(struct audit *);
 void		 audit_log_id(struct audit *, unsigned char out[16]);
 
 /*
+ * Issue 13 item 5: what the store (or the subject index) remembers of the
+ * log it was used with, and whether the log found at start may be used
+ * with it. Pure: who names the rememberer in why ("the store"); exists: the
+ * log file was there; log_id, size: the log's. Returns 0 (it is that log,
+ * at least as long as remembered) or -1 with why saying what happened: the
+ * log missing, another log, or shorter than remembered.
+ */
+struct audit_memory {
+	unsigned char	 log_id[16];
+	uint64_t	 size;		/* the largest size seen (high-water mark) */
+};
+int		 audit_memory_check(const struct audit_memory *, const char *who,
+		    int exists, const unsigned char log_id[16], uint64_t size,
+		    char *why, size_t whylen);
+
+/*
  * Signs a checkpoint every `every` entries (and on audit_checkpoint_due()
  * after `seconds`) with an Ed25519 private key read from keyfile, which must
  * not be group/world readable. The key is kept in memory only.

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store.h"
@@ -143,6 +144,15 @@ static const char *const migrations[] = {
 	"CREATE TABLE store_loads(id INTEGER PRIMARY KEY, file TEXT NOT NULL,"
 	"  subjects INTEGER NOT NULL, loaded_at INTEGER NOT NULL,"
 	"  logged_seq INTEGER NOT NULL DEFAULT 0);",
+	/*
+	 * Issue 13 item 5: the disclosure log this store is used with and the
+	 * largest size the daemon has seen it at, so a log deleted together
+	 * with its subject index is not silently replaced by an empty one.
+	 * No row: a store from before this (or never used by the daemon).
+	 */
+	"CREATE TABLE store_log(id INTEGER PRIMARY KEY CHECK(id = 1),"
+	"  log_id BLOB NOT NULL CHECK(length(log_id) = 16),"
+	"  size INTEGER NOT NULL);",
 };
 
 struct store {
@@ -849,5 +859,101 @@ store_show(struct store *s, const char *subject, size_t max_history,
 	    show_rows(s, Q_SHOW_CONSENTS, subject, lim, show_consent, cb, arg) == -1 ||
 	    show_rows(s, Q_SHOW_FLAGS, subject, lim, show_flag, cb, arg) == -1)
 		return -1;
+	return 0;
+}
+
+/*
+ * Issue 13 item 5: what the store at path remembers of its disclosure log,
+ * read-only (safeshared -t must not create or migrate the store). A store
+ * from before the store_log table remembers nothing.
+ */
+int
+store_log_memory(const char *path, unsigned char log_id[16], uint64_t *size,
+    char *err, size_t errlen)
+{
+	sqlite3		*db = NULL;
+	sqlite3_stmt	*st = NULL;
+	int		 rc = 0, version = 0;
+
+	if (access(path, F_OK) == -1)
+		return 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (version < STORE_LOG_VERSION)
+		goto done;
+	if (sqlite3_prepare_v2(db, "SELECT log_id, size FROM store_log WHERE id = 1",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (sqlite3_column_bytes(st, 0) != 16)
+			goto fail;
+		memcpy(log_id, sqlite3_column_blob(st, 0), 16);
+		*size = (uint64_t)sqlite3_column_int64(st, 1);
+		rc = 1;
+		break;
+	case SQLITE_DONE:
+		break;
+	default:
+		goto fail;
+	}
+ done:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+ fail:
+	snprintf(err, errlen, "%s: reading which log it was used with: %s", path,
+	    db ? sqlite3_errmsg(db) : "cannot open");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return -1;
+}
+
+/*
+ * The daemon's note of the log it uses: the size only grows for the same
+ * log; another log_id (a start with -N) replaces the row. wait == 0: give
+ * up at once if a holder batch holds the write lock (the periodic note on
+ * the event loop must not stall it); the next one catches up.
+ */
+int
+store_remember_log(struct store *s, const unsigned char log_id[16], uint64_t size,
+    int wait)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (!wait)
+		sqlite3_busy_timeout(s->db, 0);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO store_log(id, log_id, size) "
+	    "VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET "
+	    "size = CASE WHEN log_id = excluded.log_id "
+	    "THEN max(size, excluded.size) ELSE excluded.size END, "
+	    "log_id = excluded.log_id", -1, &st, NULL) != SQLITE_OK) {
+		rc = fail(s, "store_log");
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, log_id, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, "store_log");
+	sqlite3_finalize(st);
+ out:
+	if (!wait)
+		sqlite3_busy_timeout(s->db, 5000);
+	return rc;
+}
+
+/* A start with -N: the log remembered is given up, with the old one's size. */
+int
+store_forget_log(struct store *s)
+{
+	if (sqlite3_exec(s->db, "DELETE FROM store_log", NULL, NULL, NULL) != SQLITE_OK)
+		return fail(s, "store_log");
 	return 0;
 }

@@ -129,6 +129,21 @@ const char *store_id(struct store *);
 int64_t	store_created_at(struct store *);
 
 /*
+ * Issue 13 item 5: the store remembers the disclosure log it is used with
+ * (log_id) and the largest size the daemon has seen it at, a high-water
+ * mark written by the daemon at start, every minute and at a clean stop.
+ * store_log_memory() reads it read-only by path: 1 remembered, 0 nothing
+ * (no store yet, or one from before schema version STORE_LOG_VERSION),
+ * -1 unreadable (err says why).
+ */
+#define STORE_LOG_VERSION	6
+int	store_log_memory(const char *path, unsigned char log_id[16], uint64_t *size,
+	    char *err, size_t errlen);
+int	store_remember_log(struct store *, const unsigned char log_id[16],
+	    uint64_t size, int wait);
+int	store_forget_log(struct store *);
+
+/*
  * Data files loaded with `safeshared -l`: noted in the load's transaction,
  * and put in the disclosure log by the daemon when it next starts (the
  * only writer of the log). store_unlogged_loads() calls cb oldest first;

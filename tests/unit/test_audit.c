@@ -712,3 +712,49 @@ Test(audit, a_reader_moves_to_a_rebuilt_subject_index)
 	cr_expect_str_eq(got, want, "the same reader, after the rebuild");
 	audit_close(rd);
 }
+
+/*
+ * Issue 13 item 5: the start's decision from what the store remembers and
+ * the log it finds. Pure: no files. The same log, as long or longer, is
+ * used; a missing, new, other or shorter log is refused with the reason.
+ */
+Test(audit, memory_check_refuses_a_missing_other_or_shorter_log)
+{
+	struct audit_memory	 mem;
+	unsigned char		 same[16], other[16];
+	char			 why[300];
+
+	memset(mem.log_id, 0x11, sizeof(mem.log_id));
+	mem.size = 500;
+	memcpy(same, mem.log_id, 16);
+	memset(other, 0x22, sizeof(other));
+
+	why[0] = '\0';
+	cr_expect_eq(audit_memory_check(&mem, "the store", 1, same, 500, why,
+	    sizeof(why)), 0, "the log as remembered");
+	cr_expect_eq(audit_memory_check(&mem, "the store", 1, same, 900, why,
+	    sizeof(why)), 0, "grown since the last mark (a kill -9)");
+
+	cr_expect_eq(audit_memory_check(&mem, "the store", 0, same, 0, why,
+	    sizeof(why)), -1);
+	cr_expect(strstr(why, "the store remembers log 1111") != NULL, "%s", why);
+	cr_expect(strstr(why, "500 entries, and the log is missing") != NULL, "%s", why);
+
+	cr_expect_eq(audit_memory_check(&mem, "the store", 1, other, 0, why,
+	    sizeof(why)), -1, "deleted with its index and recreated empty");
+	cr_expect(strstr(why, "this is a new, empty log 2222") != NULL, "%s", why);
+
+	cr_expect_eq(audit_memory_check(&mem, "the store", 1, other, 600, why,
+	    sizeof(why)), -1, "another log, even a longer one");
+	cr_expect(strstr(why, "this is another log 2222") != NULL, "%s", why);
+	cr_expect(strstr(why, "with 600 entries") != NULL, "%s", why);
+
+	cr_expect_eq(audit_memory_check(&mem, "the subject index", 1, same, 499,
+	    why, sizeof(why)), -1, "cut from the end");
+	cr_expect(strstr(why, "the subject index remembers") != NULL, "%s", why);
+	cr_expect(strstr(why, "it has only 499") != NULL, "%s", why);
+
+	mem.size = 0;
+	cr_expect_eq(audit_memory_check(&mem, "the store", 1, same, 0, why,
+	    sizeof(why)), 0, "an empty log remembered empty");
+}

@@ -268,7 +268,8 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 
 /*
  * Migrations 3 (WITHOUT ROWID records and fields, a flag index), 4
- * (consents.decided_at) and 5 (a store id) keep every row.
+ * (consents.decided_at), 5 (a store id) and 6 (the log it is used with,
+ * issue 13 item 5) keep every row.
  */
 Test(store, migration_from_version_2_keeps_every_row)
 {
@@ -287,6 +288,13 @@ Test(store, migration_from_version_2_keeps_every_row)
 	    sqlite3_errmsg(db));
 	sqlite3_close(db);
 	free(sql);
+	{
+		unsigned char	 id[16];
+		uint64_t	 size;
+
+		cr_expect_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 0,
+		    "a store from before migration 6 remembers no log: %s", err);
+	}
 
 	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
 	read_s1001(rt, &s);
@@ -305,13 +313,15 @@ Test(store, migration_from_version_2_keeps_every_row)
 			{ "SELECT count(*) FROM record_fields", "37" },
 			{ "SELECT count(*) FROM consents", "3" },
 			{ "SELECT count(*) FROM flags", "4" },
-			{ "PRAGMA user_version", "5" },
+			{ "PRAGMA user_version", "6" },
 			/* Migration 4: consents gain decided_at, unknown for old rows. */
 			{ "SELECT count(*) FROM consents WHERE decided_at IS NULL", "3" },
 			/* Migration 5: an id, and created_at 0 (made before ids). */
 			{ "SELECT length(value) FROM store_meta WHERE key = 'store_id'", "32" },
 			{ "SELECT value FROM store_meta WHERE key = 'created_at'", "0" },
 			{ "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v3'", "0" },
+			/* Migration 6: no log remembered until the daemon starts. */
+			{ "SELECT count(*) FROM store_log", "0" },
 		};
 
 		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
@@ -326,4 +336,38 @@ Test(store, migration_from_version_2_keeps_every_row)
 		}
 	}
 	sqlite3_close(db);
+}
+
+/*
+ * Issue 13 item 5: the store remembers the log it is used with and the
+ * largest size seen; the size never goes down for the same log, and a
+ * new log (a start with -N) replaces the memory. Read read-only by path.
+ */
+Test(store, remembers_its_log_and_the_largest_size_seen)
+{
+	unsigned char	 a[16], b[16], id[16];
+	uint64_t	 size = 0;
+	char		 err[256];
+
+	memset(a, 0xaa, sizeof(a));
+	memset(b, 0xbb, sizeof(b));
+	cr_expect_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 0,
+	    "a new store remembers no log: %s", err);
+	cr_expect_eq(store_log_memory("/nonexistent/store.db", id, &size, err,
+	    sizeof(err)), 0, "no store, no memory");
+
+	cr_assert_eq(store_remember_log(st, a, 10, 1), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
+	cr_expect_eq(memcmp(id, a, 16), 0);
+	cr_expect_eq(size, 10);
+
+	cr_assert_eq(store_remember_log(st, a, 25, 0), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_remember_log(st, a, 7, 1), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
+	cr_expect_eq(size, 25, "a high-water mark: a smaller size is not taken");
+
+	cr_assert_eq(store_remember_log(st, b, 0, 1), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
+	cr_expect_eq(memcmp(id, b, 16), 0, "another log replaces the memory");
+	cr_expect_eq(size, 0);
 }
