@@ -38,12 +38,14 @@ usage(int status)
 	    "  -K           print every config key, its default and meaning (markdown)\n"
 	    "  -t           check everything start checks but the port (config,\n"
 	    "               protocol, TLS files, key modes, database directories,\n"
-	    "               user, the disclosure log against its last checkpoint\n"
-	    "               and audit.signing_key), then exit: 0 if valid, 1 with\n"
-	    "               each problem\n"
-	    "  -N           start a new, empty disclosure log although the subject\n"
-	    "               index remembers another (the log was lost); the new\n"
-	    "               log's first entry records it\n"
+	    "               user, the disclosure log against its last checkpoint,\n"
+	    "               audit.signing_key and what the store remembers of\n"
+	    "               it), then exit: 0 if valid, 1 with each problem\n"
+	    "  -N           use this disclosure log although the store remembers\n"
+	    "               another, or a longer one, or the subject index another\n"
+	    "               (the log was lost, replaced or restored from an older\n"
+	    "               backup); the log's next entry (new_log) records what was\n"
+	    "               remembered, and the store then remembers this log\n"
 	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
 	    "               data file into the store (all or nothing), then exit; the\n"
 	    "               daemon logs the load (kind store) when it next starts\n"
@@ -128,21 +130,42 @@ drop_privileges(const char *user)
 static int
 check_log(const struct config *conf, char *err, size_t errlen)
 {
-	struct audit	*a;
-	unsigned char	 id[16];
-	uint64_t	 upto = 0;
-	int		 rc = -1;
+	struct audit		*a;
+	struct audit_memory	 mem;
+	unsigned char		 id[16];
+	char			 why[300];
+	int			 rc = -1, known;
 
+	memset(id, 0, sizeof(id));
+	/* Issue 13 item 5: as the start's new_log_check(), read-only. */
+	if ((known = store_log_memory(conf->store, mem.log_id, &mem.size, err,
+	    errlen)) == -1)
+		return -1;
 	if (access(conf->audit_log, F_OK) == -1) {
-		if (audit_index_remembers(conf->audit_log, id, &upto) != 1)
+		if (known == 1)
+			audit_memory_check(&mem, "the store", 0, id, 0, why, sizeof(why));
+		else if (audit_index_remembers(conf->audit_log, mem.log_id,
+		    &mem.size) == 1)
+			audit_memory_check(&mem, "the subject index beside it", 0, id,
+			    0, why, sizeof(why));
+		else
 			return 0;
-		snprintf(err, errlen, "%s is missing and its subject index remembers "
-		    "a log of %llu entries: restore it, or start with -N",
-		    conf->audit_log, (unsigned long long)upto);
+		snprintf(err, errlen, "%s: %s: restore it from backup, or start "
+		    "with -N to begin a new log (which records this)",
+		    conf->audit_log, why);
 		return -1;
 	}
 	if (audit_open_reader(&a, conf->audit_log, err, errlen) == -1)
 		return -1;
+	audit_log_id(a, id);
+	if (known == 1 && audit_memory_check(&mem, "the store", 1, id,
+	    audit_size(a), why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s: the log was deleted, replaced or cut; "
+		    "restore it from backup, or start with -N to begin a new log "
+		    "(which records this)", conf->audit_log, why);
+		audit_close(a);
+		return -1;
+	}
 	if ((conf->audit_signing_key == NULL || audit_set_signer(a,
 	    conf->audit_signing_key, 0, 0, err, errlen) == 0) &&
 	    (conf->audit_previous_signing_key == NULL || audit_set_previous_signer(a,

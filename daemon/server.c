@@ -1656,36 +1656,64 @@ reconcile_holder_batches(struct server *srv, char *err, size_t errlen)
 }
 
 /*
- * A new, empty log where the subject index remembers another log, or a
- * longer one (the log deleted or replaced while the daemon was stopped):
- * refused unless -N was given, and then the new log says so first.
+ * Issue 13 item 5: the log must be the one the store remembers, at least
+ * as long as it was (the store keeps a high-water mark), and a new, empty
+ * log must not replace the one the subject index remembers. Otherwise the
+ * log was deleted, replaced or cut while the daemon was stopped: refused
+ * unless -N was given, and then the new log says so first (log_new_log).
  */
 static int
 new_log_check(struct server *srv, char *err, size_t errlen)
 {
-	unsigned char	 id[16], mine[16];
-	uint64_t	 upto = 0;
-	char		 hex[33];
+	struct audit_memory	 mem;
+	unsigned char		 mine[16];
+	uint64_t		 size = audit_size(srv->audit);
+	char			 why[300];
+	int			 rc;
 
-	if (audit_size(srv->audit) > 0 ||
-	    audit_index_remembers(srv->conf->audit_log, id, &upto) != 1)
-		return 0;
 	audit_log_id(srv->audit, mine);
-	if (memcmp(id, mine, 16) == 0 && upto <= audit_size(srv->audit))
-		return 0;
-	hex_encode(id, 16, hex);
+	if ((rc = store_log_memory(srv->conf->store, mem.log_id, &mem.size, err,
+	    errlen)) == -1)
+		return -1;
+	if (rc == 1 && audit_memory_check(&mem, "the store", 1, mine, size, why,
+	    sizeof(why)) == -1)
+		goto refuse;
+	if (size == 0 && audit_index_remembers(srv->conf->audit_log, mem.log_id,
+	    &mem.size) == 1 && audit_memory_check(&mem, "the subject index beside it",
+	    1, mine, size, why, sizeof(why)) == -1)
+		goto refuse;
+	return 0;
+ refuse:
 	if (!srv->new_log_ok) {
-		snprintf(err, errlen, "%s: the subject index beside it remembers log %s "
-		    "with %llu entries, and this log (%llu entries) is not it: the log "
-		    "was deleted or replaced; restore it, or start with -N to begin a "
-		    "new log (which records this)", srv->conf->audit_log, hex,
-		    (unsigned long long)upto, (unsigned long long)audit_size(srv->audit));
+		snprintf(err, errlen, "%s: %s: the log was deleted, replaced or cut; "
+		    "restore it from backup, or start with -N to begin a new log "
+		    "(which records this)", srv->conf->audit_log, why);
 		return -1;
 	}
-	snprintf(srv->new_log_note, sizeof(srv->new_log_note), "started with -N where "
-	    "the subject index remembered log %s with %llu entries", hex,
-	    (unsigned long long)upto);
+	snprintf(srv->new_log_note, sizeof(srv->new_log_note), "started with -N "
+	    "where %s", why);
 	return 0;
+}
+
+/*
+ * The store's high-water mark of the log (issue 13 item 5), every minute
+ * from the event loop: the size under the log writer's lock, and a write
+ * that gives up rather than wait for a holder batch.
+ */
+static void
+remember_log(evutil_socket_t fd, short what, void *arg)
+{
+	struct server		*srv = arg;
+	struct logq_stats	 ls;
+	unsigned char		 id[16];
+
+	(void)fd;
+	(void)what;
+	logq_stats(srv->logq, &ls);
+	audit_log_id(srv->audit, id);
+	if (store_remember_log(srv->store, id, ls.size, 0) == -1)
+		log_debug("event=log_mark_skipped error=\"%s\"",
+		    store_errmsg(srv->store));
 }
 
 /* The -N start's own entry, before anything else is logged. */
@@ -1698,7 +1726,9 @@ log_new_log(struct server *srv, char *err, size_t errlen)
 	e.time = time(NULL);
 	e.kind = "new_log";
 	e.decision = "forced";
-	e.reason = "previous_log_missing";
+	/* A new log, or one restored from a backup shorter than the store remembers. */
+	e.reason = audit_size(srv->audit) == 0 ? "previous_log_missing" :
+	    "log_restored";
 	e.justification = srv->new_log_note;
 	if (audit_append(srv->audit, &ep, 1) == -1) {
 		snprintf(err, errlen, "logging the new log: %s", audit_errmsg(srv->audit));
@@ -1758,6 +1788,23 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (srv->new_log_note[0] != '\0' && log_new_log(srv, err, errlen) == -1)
 		return -1;
+	{
+		unsigned char id[16];
+
+		/*
+		 * From here on the store remembers this log (issue 13 item 5);
+		 * after -N, at its size now, even if that is less than before
+		 * (a log restored from an older backup).
+		 */
+		audit_log_id(srv->audit, id);
+		if ((srv->new_log_note[0] != '\0' && store_forget_log(srv->store) == -1) ||
+		    store_remember_log(srv->store, id, audit_size(srv->audit), 1) == -1) {
+			snprintf(err, errlen, "%s: noting the log: %s", conf->store,
+			    store_errmsg(srv->store));
+			return -1;
+		}
+		srv->log_remembered = 1;
+	}
 	if (storelog_start(srv, err, errlen) == -1 ||
 	    reconcile_holder_batches(srv, err, errlen) == -1)
 		return -1;
@@ -1786,6 +1833,15 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		srv->forget = event_new(srv->base, -1, EV_PERSIST, forget_sessions, srv);
 		if (srv->forget == NULL || event_add(srv->forget, &every) == -1) {
 			snprintf(err, errlen, "cannot start the session timer");
+			return -1;
+		}
+	}
+	{
+		struct timeval every = { 60, 0 };
+
+		srv->logmark = event_new(srv->base, -1, EV_PERSIST, remember_log, srv);
+		if (srv->logmark == NULL || event_add(srv->logmark, &every) == -1) {
+			snprintf(err, errlen, "cannot start the log mark timer");
 			return -1;
 		}
 	}
@@ -1933,6 +1989,8 @@ server_shutdown(struct server *srv)
 		event_free(srv->drain);
 	if (srv->forget != NULL)
 		event_free(srv->forget);
+	if (srv->logmark != NULL)
+		event_free(srv->logmark);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	if (srv->ssl != NULL)
@@ -1941,6 +1999,15 @@ server_shutdown(struct server *srv)
 		free(srv->rates[i].agency);
 	free(srv->rates);
 	free(srv->unknown);
+	/* A clean stop: the writer is gone, the log's size is final. */
+	if (srv->log_remembered) {
+		unsigned char id[16];
+
+		audit_log_id(srv->audit, id);
+		if (store_remember_log(srv->store, id, audit_size(srv->audit), 1) == -1)
+			log_warnx("event=log_mark_failed error=\"%s\"",
+			    store_errmsg(srv->store));
+	}
 	store_close(srv->store);
 	audit_close(srv->audit);
 	EVP_PKEY_free(srv->public_key);

@@ -52,7 +52,9 @@ struct server {
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
 	EVP_PKEY		*first_key;	/* audit.first_public_key, or NULL */
 	int			 new_log_ok;	/* -N: a new log where another was */
-	char			 new_log_note[200]; /* ... and what it replaced */
+	char			 new_log_note[400]; /* ... and what it replaced */
+	int			 log_remembered; /* the store notes this log's size */
+	struct event		*logmark;	/* notes it every minute (issue 13) */
 	char			*public_pem;
 	struct logq		*logq;
 	struct hworker		*holder;	/* the holder thread (holder.c) */

@@ -118,8 +118,12 @@ h_start(struct daemon *d)
 		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 2);
 		dup2(fd, 1);
-		execl(SAFESHARED_BIN, "safeshared", "-c", d->conf, "-r", portfile,
-		    (char *)NULL);
+		if (d->new_log)
+			execl(SAFESHARED_BIN, "safeshared", "-N", "-c", d->conf, "-r",
+			    portfile, (char *)NULL);
+		else
+			execl(SAFESHARED_BIN, "safeshared", "-c", d->conf, "-r", portfile,
+			    (char *)NULL);
 		_exit(127);
 	}
 	cr_assert_gt(d->pid, 0);

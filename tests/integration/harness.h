@@ -20,6 +20,7 @@ struct daemon {
 	char	 log[512];
 	char	 crl[512];	/* tls.crl when set */
 	char	 extra[512];	/* more config lines */
+	int	 new_log;	/* h_start passes -N */
 	pid_t	 pid;
 	int	 port;
 	char	 server[64];

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -439,7 +440,10 @@ Test(audit_api, fails_closed_when_the_log_cannot_be_written)
 	h_stop(&d);
 	snprintf(logpath, sizeof(logpath), "%s/audit.db", mnt);
 	h_write_config(&d, logpath);
+	/* Another log for the same store: deliberate, so -N (issue 13 item 5). */
+	d.new_log = 1;
 	h_start(&d);
+	d.new_log = 0;
 	police = h_client(&d, "police");
 	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
 
@@ -690,4 +694,116 @@ Test(audit_api, a_deleted_log_fails_closed_and_is_not_replaced_silently, .timeou
 	cr_expect(out != NULL && strstr(out, "start with -N") != NULL, "%s",
 	    out ? out : "");
 	free(out);
+}
+
+/* The one new_log entry's justification, or NULL (the caller frees it). */
+static char *
+new_log_note(void)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	char		*note = NULL;
+
+	cr_assert_eq(sqlite3_open_v2(d.audit, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT justification FROM entries "
+	    "WHERE kind = 'new_log'", -1, &st, NULL), SQLITE_OK, "%s",
+	    sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		note = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return note;
+}
+
+/*
+ * Issue 13 item 5: the log AND its subject index deleted while the daemon
+ * is stopped (rm audit.db* audit.db-subjects*) used to give a fresh, empty
+ * log, accepted silently. The store remembers the log it was used with and
+ * its size: -t and the start refuse, saying what happened and what to do;
+ * -N starts a new log whose first entry names the old one.
+ */
+Test(audit_api, a_log_deleted_with_its_index_is_refused_by_the_store, .timeout = 90)
+{
+	struct ss_client	*police = h_client(&d, "police");
+	char			 cmd[4096], *out = NULL, *note;
+	long			 before;
+
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
+	ss_client_free(police);
+	cr_assert_eq(h_stop(&d), 0);
+	before = h_log_count(&d, NULL);
+	cr_assert_gt(before, 0);
+	snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm %s-subjects "
+	    "%s-subjects-wal %s-subjects-shm", d.audit, d.audit, d.audit, d.audit,
+	    d.audit, d.audit);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+
+	snprintf(cmd, sizeof(cmd), "%s -t -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	cr_expect_neq(h_run(cmd, &out), 0, "-t refuses: %s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "the store remembers log") != NULL &&
+	    strstr(out, "the log is missing") != NULL &&
+	    strstr(out, "restore it from backup, or start with -N") != NULL, "%s",
+	    out ? out : "");
+	free(out);
+	out = NULL;
+
+	/* The start itself, bounded: it must refuse, not serve. */
+	snprintf(cmd, sizeof(cmd), "timeout 30 %s -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	cr_expect_eq(h_run(cmd, &out), 1, "start refuses: %s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "the store remembers log") != NULL &&
+	    strstr(out, "this is a new, empty log") != NULL &&
+	    strstr(out, "start with -N") != NULL, "%s", out ? out : "");
+	free(out);
+
+	/* -N proceeds, and the new log's first entry says what it replaced. */
+	d.new_log = 1;
+	h_start(&d);
+	d.new_log = 0;
+	cr_assert_eq(h_stop(&d), 0);
+	note = new_log_note();
+	cr_assert_not_null(note, "no new_log entry");
+	cr_expect(strstr(note, "started with -N where the store remembers log ") !=
+	    NULL, "%s", note);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "with %ld entries", before);
+		cr_expect(strstr(note, want) != NULL, "%s (want %s)", note, want);
+	}
+	free(note);
+	cr_expect_eq(h_log_count(&d, "seq = 1 AND kind = 'new_log'"), 1,
+	    "the first entry of the new log");
+
+	/* From then on the store remembers the new log: a plain start is fine. */
+	h_start(&d);
+
+	/*
+	 * The log restored from an older copy (same log, fewer entries than
+	 * the store's high-water mark): refused; -N accepts it, says so in
+	 * it, and the store takes its size as the new mark.
+	 */
+	cr_assert_eq(h_stop(&d), 0);
+	snprintf(cmd, sizeof(cmd), "cp %s %s.old", d.audit, d.audit);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	h_start(&d);
+	police = h_client(&d, "police");
+	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
+	ss_client_free(police);
+	cr_assert_eq(h_stop(&d), 0);
+	snprintf(cmd, sizeof(cmd), "rm -f %s-wal %s-shm && mv %s.old %s", d.audit,
+	    d.audit, d.audit, d.audit);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "timeout 30 %s -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	cr_expect_eq(h_run(cmd, &out), 1, "a cut log is refused: %s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "entries were cut from its end") != NULL,
+	    "%s", out ? out : "");
+	free(out);
+	d.new_log = 1;
+	h_start(&d);
+	d.new_log = 0;
+	cr_assert_eq(h_stop(&d), 0);
+	cr_expect_eq(h_log_count(&d, "kind = 'new_log' AND reason = 'log_restored'"),
+	    1);
+	h_start(&d);
 }

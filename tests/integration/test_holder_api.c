@@ -857,7 +857,10 @@ Test(holder_api, a_half_logged_batch_is_rolled_back_once_the_log_has_room)
 	snprintf(logpath, sizeof(logpath), "%s/audit.db", mnt);
 	snprintf(d.extra, sizeof(d.extra), "limits:\n  rate_per_agency: 0\n");
 	h_write_config(&d, logpath);
+	/* Another log for the same store: deliberate, so -N (issue 13 item 5). */
+	d.new_log = 1;
 	h_start(&d);
+	d.new_log = 0;
 	put_child();
 	/* Leave room for a few of the batch's chunks, not for all of it. */
 	cr_assert_eq(statvfs(mnt, &sv), 0);
