@@ -208,11 +208,8 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 		return;
 	}
 	pd->ag = ag;
-	if (!rate_take(srv, ag->id, mono_seconds())) {
+	if (!rate_admit(srv, req, ag->id)) {
 		log_warnx("event=rate_limited agency=%s", ag->id);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		reply_error(req, 429, "rate_limited", "too many requests from this agency; "
-		    "retry after a second", 0);
 		pending_free(pd);
 		return;
 	}

@@ -715,6 +715,22 @@ hworker_free(struct hworker *w)
 	free(w);
 }
 
+const struct agency *
+holder_admit(struct server *srv, struct evhttp_request *req, struct peer *p,
+    const char *what, const char *rid)
+{
+	const struct agency	*ag;
+	char			 msg[128];
+
+	peer_of(req, p);
+	if ((ag = peer_agency(srv, p)) == NULL || !(ag->roles & ROLE_HOLDER)) {
+		snprintf(msg, sizeof(msg), "%s needs the holder role", what);
+		refuse(srv, req, p, ag ? ag->id : NULL, 403, "not_holder", msg, rid);
+		return NULL;
+	}
+	return rate_admit(srv, req, ag->id) ? ag : NULL;
+}
+
 void
 holder_handle(struct server *srv, struct evhttp_request *req)
 {
@@ -726,18 +742,8 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 	char				 rid[33];
 
 	new_request_id(rid);
-	peer_of(req, &p);
-	if ((ag = peer_agency(srv, &p)) == NULL || !(ag->roles & ROLE_HOLDER)) {
-		refuse(srv, req, &p, ag ? ag->id : NULL, 403, "not_holder",
-		    "writing records needs the holder role", rid);
+	if ((ag = holder_admit(srv, req, &p, "writing records", rid)) == NULL)
 		return;
-	}
-	if (!rate_take(srv, ag->id, mono_seconds())) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		reply_error(req, 429, "rate_limited", "too many requests from this "
-		    "agency; retry after a second", 0);
-		return;
-	}
 	/*
 	 * One batch of an agency's at a time until it is unpacked and its ops
 	 * are charged (checked()): batches sent at once would otherwise each

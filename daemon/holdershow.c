@@ -244,18 +244,8 @@ holder_handle_show(struct server *srv, struct evhttp_request *req)
 	int			 rc;
 
 	new_request_id(rid);
-	peer_of(req, &p);
-	if ((ag = peer_agency(srv, &p)) == NULL || !(ag->roles & ROLE_HOLDER)) {
-		refuse(srv, req, &p, ag ? ag->id : NULL, 403, "not_holder",
-		    "reading back records needs the holder role", rid);
+	if ((ag = holder_admit(srv, req, &p, "reading back records", rid)) == NULL)
 		return;
-	}
-	if (!rate_take(srv, ag->id, mono_seconds())) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		reply_error(req, 429, "rate_limited", "too many requests from this "
-		    "agency; retry after a second", 0);
-		return;
-	}
 	rq = safeshare__v1__holder_show_request__unpack(NULL, evbuffer_get_length(in),
 	    evbuffer_pullup(in, -1));
 	if (rq == NULL) {

@@ -58,6 +58,13 @@ void		 refuse_entry(struct server *, struct evhttp_request *,
 /* Handlers, by file. */
 void		 disclose_handle(struct server *, struct evhttp_request *);
 void		 admin_handle_reload(struct server *, struct evhttp_request *);
+/*
+ * The agency of a holder request's peer, with p filled in, after its role
+ * and a rate token; else NULL, the request answered (403 not_holder,
+ * logged, saying `what` needs the role, or 429).
+ */
+const struct agency *holder_admit(struct server *, struct evhttp_request *,
+		    struct peer *, const char *what, const char *request_id);
 void		 holder_handle(struct server *, struct evhttp_request *);
 /* POST /v1/holder/show: one of the holder's own subjects, read back (holdershow.c). */
 void		 holder_handle_show(struct server *, struct evhttp_request *);

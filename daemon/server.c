@@ -1423,6 +1423,17 @@ rate_take(struct server *srv, const char *agency, double now)
 	return 1;
 }
 
+int
+rate_admit(struct server *srv, struct evhttp_request *req, const char *agency)
+{
+	if (rate_take(srv, agency, mono_seconds()))
+		return 1;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	reply_error(req, 429, "rate_limited", "too many requests from this agency; "
+	    "retry after a second", 0);
+	return 0;
+}
+
 void
 rate_charge(struct server *srv, const char *agency, double n, double now)
 {

@@ -16,6 +16,7 @@
 #include "store.h"
 
 struct event_base;
+struct evhttp_request;
 struct event;
 struct evhttp;
 struct logq;
@@ -82,6 +83,8 @@ struct server {
 double	mono_seconds(void);
 /* Takes one request from the agency's bucket; 0 if it must wait (429). */
 int	rate_take(struct server *, const char *agency, double now);
+/* rate_take() now, or a 429 with Retry-After sent on req: 1 admitted, 0 answered. */
+int	rate_admit(struct server *, struct evhttp_request *, const char *agency);
 /*
  * Takes n more from the agency's bucket after rate_take() admitted the
  * request; the bucket may go into debt (holder ops, see holder.c).
