@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libssl-dev openssl libevent-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libsqlite3-dev
-sqlite3 libcriterion-dev libyaml-dev curl chromium"
+sqlite3 libcriterion-dev libyaml-dev libjansson-dev curl chromium"
 
 missing=""
 for p in $PKGS; do
