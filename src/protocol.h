@@ -1,5 +1,5 @@
 /*
- * The sharing protocol (DOMAIN.md D13): parties, purposes with their lawful
+ * The sharing protocol (docs/domain.md D13): parties, purposes with their lawful
  * basis, record types and their fields, and the rules that allow an agency to
  * see a record type for a purpose. Parsed from YAML, validated as a whole,
  * then read-only: a parsed protocol is shared by every request that started
