@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs one libFuzzer target under ASan/UBSan for a bounded time.
 #
-#   deploy/fuzz.sh TARGET SECONDS      TARGET: request protocol policy export import
+#   deploy/fuzz.sh TARGET SECONDS      TARGET: request protocol policy export import pbjson
 #
 # Seeds come from tests/fuzz/corpus/TARGET; the growing corpus is kept in
 # build-fuzz/corpus/TARGET and any crash input in build-fuzz/crashes/. A crash
@@ -11,12 +11,12 @@ set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 if [ $# -ne 2 ]; then
-	echo "usage: deploy/fuzz.sh TARGET SECONDS   (request protocol policy export import)" >&2
+	echo "usage: deploy/fuzz.sh TARGET SECONDS   (request protocol policy export import pbjson)" >&2
 	exit 2
 fi
 target=$1
 secs=$2
-case $target in request|protocol|policy|export|import) ;; *)
+case $target in request|protocol|policy|export|import|pbjson) ;; *)
 	echo "fuzz.sh: unknown target $target" >&2; exit 2 ;;
 esac
 deploy/install-deps.sh
