@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "match.h"
+#include "person.h"
 #include "store.h"
 #include "yamlutil.h"
 
@@ -168,13 +170,50 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
 	}
 }
 
+/*
+ * D18: the NHS number the holder links and, when the person record's
+ * full_name does not split into given and family names as the holder
+ * means, the details the subject is found by.
+ */
+static void
+load_identity(struct store *st, struct yfile *yf, const char *subject,
+    yaml_node_t *sn)
+{
+	static const char *const keys[] = { "family_name", "given_name",
+	    "date_of_birth", "postcode", NULL };
+	yaml_node_t	*n;
+	const char	*v, *why;
+	char		 nhs[MATCH_NHS_LEN + 1];
+
+	if ((n = yget(yf, sn, "details")) != NULL && yis_map(yf, n, "details")) {
+		const char *f[4];
+
+		ykeys_check(yf, n, keys, "details");
+		for (int i = 0; i < 4; i++) {
+			yaml_node_t *vn = yget(yf, n, keys[i]);
+
+			f[i] = vn ? ystr(yf, vn, keys[i]) : NULL;
+		}
+		if (yf->diag->nerrors == 0 &&
+		    person_set_details(st, subject, f[0], f[1], f[2], f[3]) == -1)
+			yerr(yf, n, "%s", store_errmsg(st));
+	}
+	if ((n = yget(yf, sn, "nhs_number")) == NULL ||
+	    (v = ystr(yf, n, "nhs_number")) == NULL)
+		return;
+	if (match_nhs_parse(v, nhs, &why) == -1)
+		yerr(yf, n, "nhs_number: %s", why);
+	else if (yf->diag->nerrors == 0 && person_link_nhs(st, subject, nhs) == -1)
+		yerr(yf, n, "nhs_number: %s", store_errmsg(st));
+}
+
 int
 store_load_yaml(struct store *st, const struct protocol *p, const char *path,
     int64_t now, struct diag *d)
 {
 	static const char *const top[] = { "subjects", NULL };
-	static const char *const keys[] = { "id", "holder", "records", "consent",
-	    "flags", NULL };
+	static const char *const keys[] = { "id", "holder", "nhs_number", "details",
+	    "records", "consent", "flags", NULL };
 	struct yfile	 yf;
 	yaml_node_t	*root, *subjects;
 	size_t		 nsubjects = 0;
@@ -216,6 +255,7 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 				}
 				if ((n = yget(&yf, sn, "records")) != NULL)
 					load_records(st, p, &yf, id, holder, n);
+				load_identity(st, &yf, id, sn);
 				if ((n = yget(&yf, sn, "consent")) != NULL)
 					load_consent(st, &yf, id, holder, n, now);
 				if ((n = yget(&yf, sn, "flags")) != NULL &&

@@ -1,5 +1,6 @@
 #include <sqlite3.h>
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,9 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "person.h"
 #include "store.h"
+#include "store_int.h"
 #include "yamlutil.h"
 
 enum {
@@ -16,7 +19,7 @@ enum {
 	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_READ_BEGIN,
 	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_NOTE_LOAD, Q_UNLOGGED_LOADS,
 	Q_LOAD_LOGGED, Q_SHOW_RECORDS, Q_SHOW_FIELDS, Q_SHOW_CONSENTS, Q_SHOW_FLAGS,
-	Q_COUNT
+	Q_PUT_PERSON, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -33,10 +36,19 @@ static const char *const queries[Q_COUNT] = {
 	    "AND (agencies = '*' OR instr(',' || agencies || ',', ',' || ?2 || ',') > 0) "
 	    "AND (purposes = '*' OR instr(',' || purposes || ',', ',' || ?3 || ',') > 0) "
 	    "ORDER BY id DESC LIMIT 1",
-	[Q_FLAGS] = "SELECT DISTINCT flag FROM flags WHERE subject = ?1 "
-	    "AND removed_at IS NULL",
-	[Q_PUT_SUBJECT] = "INSERT INTO subjects(id, holder) VALUES (?1, ?2) "
-	    "ON CONFLICT(id) DO NOTHING",
+	/*
+	 * D12, D18: flags belong to the person, whichever holder set them, so
+	 * a police domestic_abuse flag withholds the address health holds.
+	 */
+	[Q_FLAGS] = "SELECT DISTINCT f.flag FROM subjects a "
+	    "JOIN subjects b ON b.person = a.person "
+	    "JOIN flags f ON f.subject = b.id "
+	    "WHERE a.id = ?1 AND f.removed_at IS NULL",
+	/* A new subject is a person of its own until it links an NHS number. */
+	[Q_PUT_PERSON] = "INSERT INTO persons(id) SELECT NULL "
+	    "WHERE NOT EXISTS (SELECT 1 FROM subjects WHERE id = ?1)",
+	[Q_PUT_SUBJECT] = "INSERT INTO subjects(id, holder, person) "
+	    "VALUES (?1, ?2, last_insert_rowid()) ON CONFLICT(id) DO NOTHING",
 	[Q_PUT_RECORD] = "INSERT INTO records(subject, record_type, holder, verified_at) "
 	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(subject, record_type) DO UPDATE SET "
 	    "holder = excluded.holder, verified_at = excluded.verified_at",
@@ -153,11 +165,42 @@ static const char *const migrations[] = {
 	"CREATE TABLE store_log(id INTEGER PRIMARY KEY CHECK(id = 1),"
 	"  log_id BLOB NOT NULL CHECK(length(log_id) = 16),"
 	"  size INTEGER NOT NULL);",
+	/*
+	 * Issue 17 (D18): one person, many holders. A subject is one holder's
+	 * view of a person under its local id; subjects that link the same NHS
+	 * number share a person, every other subject is a person of its own
+	 * (so each existing subject gets one). A holder holds a person under
+	 * one local id. family, given, dob and postcode are what a subject is
+	 * found by (docs/matching.md), family_key the normalised family name
+	 * for the index; person_migrate_details() fills them from each
+	 * subject's `person` record.
+	 */
+	"CREATE TABLE persons(id INTEGER PRIMARY KEY);"
+	"ALTER TABLE subjects ADD COLUMN person INTEGER REFERENCES persons(id);"
+	"ALTER TABLE subjects ADD COLUMN nhs_number TEXT CHECK(nhs_number IS NULL OR"
+	"  (length(nhs_number) = 10 AND nhs_number NOT GLOB '*[^0-9]*'));"
+	"ALTER TABLE subjects ADD COLUMN family TEXT;"
+	"ALTER TABLE subjects ADD COLUMN given TEXT;"
+	"ALTER TABLE subjects ADD COLUMN dob TEXT;"
+	"ALTER TABLE subjects ADD COLUMN postcode TEXT;"
+	"ALTER TABLE subjects ADD COLUMN family_key TEXT;"
+	"INSERT INTO persons(id) SELECT rowid FROM subjects;"
+	"UPDATE subjects SET person = rowid;"
+	"CREATE UNIQUE INDEX subjects_person_holder ON subjects(person, holder);"
+	"CREATE INDEX subjects_nhs ON subjects(nhs_number) WHERE nhs_number IS NOT NULL;"
+	"CREATE INDEX subjects_find ON subjects(family_key, dob) "
+	"  WHERE family_key IS NOT NULL;",
+};
+
+/* Steps in C after a migration's SQL, in its transaction (index: migration). */
+static int (*const migration_steps[])(struct store *) = {
+	[6] = person_migrate_details,
 };
 
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*q[Q_COUNT];
+	sqlite3_stmt	*pq[STORE_PERSON_STMTS];	/* person.c's */
 	int		 scope;		/* a read scope is open */
 	char		 err[256];
 	char		 id[STORE_ID_LEN + 1];	/* store_meta's store_id */
@@ -177,6 +220,35 @@ fail(struct store *s, const char *what)
 	return -1;
 }
 
+int
+store_fail(struct store *s, const char *what)
+{
+	return fail(s, what);
+}
+
+int
+store_failx(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+sqlite3 *
+store_db(struct store *s)
+{
+	return s->db;
+}
+
+sqlite3_stmt **
+store_person_stmts(struct store *s)
+{
+	return s->pq;
+}
+
 /*
  * Applies pending migrations; *fresh is set when the file had none (a new
  * store).
@@ -187,6 +259,7 @@ migrate(struct store *s, int *fresh)
 	sqlite3_stmt	*st;
 	int		 version = 0;
 	size_t		 n = sizeof(migrations) / sizeof(migrations[0]);
+	size_t		 nsteps = sizeof(migration_steps) / sizeof(migration_steps[0]);
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
 		return fail(s, "user_version");
@@ -205,9 +278,12 @@ migrate(struct store *s, int *fresh)
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
 		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK ||
+		    (i < nsteps && migration_steps[i] != NULL &&
+		    migration_steps[i](s) == -1) ||
 		    sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			fail(s, "migration");
+			if (s->err[0] == '\0')
+				fail(s, "migration");
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
@@ -294,6 +370,11 @@ store_open(struct store **out, const char *path, char *err, size_t errlen)
 			store_close(s);
 			return -1;
 		}
+	if (person_prepare(s) == -1) {
+		snprintf(err, errlen, "%s: %s", path, s->err);
+		store_close(s);
+		return -1;
+	}
 	*out = s;
 	return 0;
 }
@@ -306,6 +387,8 @@ store_close(struct store *s)
 	store_read_end(s);
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->q[i]);
+	for (int i = 0; i < STORE_PERSON_STMTS; i++)
+		sqlite3_finalize(s->pq[i]);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -503,6 +586,9 @@ store_put_record(struct store *s, const char *subject, const char *record_type,
 {
 	sqlite3_stmt *st;
 
+	sqlite3_bind_text(s->q[Q_PUT_PERSON], 1, subject, -1, SQLITE_STATIC);
+	if (run(s, Q_PUT_PERSON, "person") == -1)
+		return -1;
 	st = s->q[Q_PUT_SUBJECT];
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
@@ -529,6 +615,9 @@ store_put_record(struct store *s, const char *subject, const char *record_type,
 		if (run(s, Q_PUT_FIELD, "field") == -1)
 			return -1;
 	}
+	/* What the subject is found by follows its person record (D18). */
+	if (strcmp(record_type, "person") == 0)
+		return person_details_from_record(s, subject);
 	return 0;
 }
 

@@ -268,8 +268,9 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 
 /*
  * Migrations 3 (WITHOUT ROWID records and fields, a flag index), 4
- * (consents.decided_at), 5 (a store id) and 6 (the log it is used with,
- * issue 13 item 5) keep every row.
+ * (consents.decided_at), 5 (a store id), 6 (the log it is used with,
+ * issue 13 item 5) and 7 (persons, issue 17; test_person checks it in
+ * detail) keep every row.
  */
 Test(store, migration_from_version_2_keeps_every_row)
 {
@@ -313,7 +314,9 @@ Test(store, migration_from_version_2_keeps_every_row)
 			{ "SELECT count(*) FROM record_fields", "37" },
 			{ "SELECT count(*) FROM consents", "3" },
 			{ "SELECT count(*) FROM flags", "4" },
-			{ "PRAGMA user_version", "6" },
+			{ "PRAGMA user_version", "7" },
+			/* Migration 7: each subject a person of its own. */
+			{ "SELECT count(DISTINCT person) FROM subjects", "5" },
 			/* Migration 4: consents gain decided_at, unknown for old rows. */
 			{ "SELECT count(*) FROM consents WHERE decided_at IS NULL", "3" },
 			/* Migration 5: an id, and created_at 0 (made before ids). */

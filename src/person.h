@@ -1,0 +1,72 @@
+/*
+ * People and holders (D18): one person is held by several holders, each
+ * under its own local id (a subject in store.h). A holder may link an NHS
+ * number to its subject; every subject that links the same number belongs to
+ * the same person, and a subject that links none is a person of its own.
+ * Records and consent stay per subject, that is per (person, holder); risk
+ * flags count for the person, whichever holder set them. The rules for
+ * finding a person are in match.h and docs/matching.md.
+ */
+#ifndef SAFESHARE_PERSON_H
+#define SAFESHARE_PERSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "match.h"
+
+struct store;
+
+/*
+ * Links an NHS number (already checked and normalised by match_nhs_parse())
+ * to a subject, moving the subject to the person of the other subjects that
+ * link it. Returns 1 if something changed, 0 if the subject already linked
+ * that number, -1 on a database error or a refusal (the subject is unknown;
+ * its holder already holds that person under another local id):
+ * store_errmsg() says which. Run inside store_begin()/store_commit().
+ */
+int	person_link_nhs(struct store *, const char *subject, const char *nhs);
+/*
+ * Unlinks the subject's NHS number; the subject becomes a person of its own.
+ * Returns 1 if a number was unlinked, 0 if none was linked, -1 on error.
+ */
+int	person_unlink_nhs(struct store *, const char *subject);
+/* The subject's linked NHS number into out (11 bytes): 1, 0 none, -1 error. */
+int	person_nhs_of(struct store *, const char *subject, char out[MATCH_NHS_LEN + 1]);
+
+/*
+ * Sets the details a subject is found by (family and given names, date of
+ * birth YYYY-MM-DD, postcode; NULL or "" clears one). They are checked as
+ * match.h checks a query. Returns 0 or -1 (store_errmsg() says why).
+ */
+int	person_set_details(struct store *, const char *subject, const char *family,
+	    const char *given, const char *dob, const char *postcode);
+/*
+ * The details from the subject's `person` record (full_name: the last word
+ * is the family name, the rest given names; date_of_birth; postcode), for a
+ * subject loaded without explicit details. Missing or unusable fields leave
+ * the details unset. 0 or -1.
+ */
+int	person_details_from_record(struct store *, const char *subject);
+
+/*
+ * Finds the person a query names (match_resolve() over the subjects the
+ * indexes offer). Returns 0 with res filled, or -1 on a database error.
+ */
+int	person_find(struct store *, const struct match_query *, struct match_result *);
+/* The person a subject belongs to: 1 found, 0 unknown subject, -1 error. */
+int	person_of(struct store *, const char *subject, int64_t *person);
+/*
+ * The subject by which holder holds person, into subject (len bytes):
+ * 1 found, 0 that holder does not hold the person, -1 error.
+ */
+int	person_holding(struct store *, int64_t person, const char *holder,
+	    char *subject, size_t len);
+/*
+ * Calls cb for every (holder, subject) holding the person, in holder order;
+ * strings last for the call. cb returns 0, or -1 to stop. 0 or -1.
+ */
+typedef int (*person_holding_cb)(const char *holder, const char *subject, void *);
+int	person_holdings(struct store *, int64_t person, person_holding_cb, void *);
+
+#endif
