@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connect.h"
 #include "http.h"
 #include "log.h"
 #include "logq.h"
@@ -97,9 +98,8 @@ static uint64_t lat_hist[NROUTES][NLAT + 1];
 static double	lat_sum[NROUTES];
 
 static size_t
-route_index(struct evhttp_request *req)
+route_index_path(const char *path)
 {
-	const char	*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	static const char *const prefixes[] = { "/v1/disclosures", "/v1/holder/",
 	    "/v1/admin/", "/v1/audit/", "/healthz", "/metrics" };
 
@@ -109,7 +109,15 @@ route_index(struct evhttp_request *req)
 	return NROUTES - 1;
 }
 
+static size_t
+route_index(struct evhttp_request *req)
+{
+	return route_index_path(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)));
+}
+
 static struct conn *conn_of(struct evhttp_request *);
+static struct connect_call *call_of(struct evhttp_request *);
+static void	set_route(struct evhttp_request *, size_t);
 static void	request_timing(struct evhttp_request *, size_t *route, double *age);
 
 static void
@@ -188,20 +196,26 @@ void
 reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 {
 	static const struct { int status; const char *text; } texts[] = {
-		{ 200, "OK" }, { 400, "Bad Request" }, { 403, "Forbidden" },
+		{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+		{ 403, "Forbidden" }, { 415, "Unsupported Media Type" },
+		{ 501, "Not Implemented" },
 		{ 404, "Not Found" }, { 405, "Method Not Allowed" }, { 409, "Conflict" },
 		{ 413, "Payload Too Large" }, { 429, "Too Many Requests" },
 		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
 	};
 	struct evbuffer	*out = evbuffer_new();
-	const char	*text = "Error";
+	struct connect_call *call = call_of(req);
+	const char	*text = "Error", *ctype = "application/x-protobuf";
 
+	/* A Connect call's reply in its codec, errors as Connect's (connect.c). */
+	if (call != NULL && call->out != NULL)
+		connect_reply(call, &status, &body, &len, &ctype);
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i].status == status)
 			text = texts[i].text;
 	count_reply(req, status);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "application/x-protobuf");
+	    ctype);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
 	    "no-store");
 	evbuffer_add(out, body, len);
@@ -513,7 +527,7 @@ body_too_large(struct server *srv, struct evhttp_request *req, int bulk)
  * not application/x-protobuf. Returns 1 when it replied.
  */
 static int
-framing_refused(struct evhttp_request *req)
+framing_refused(struct evhttp_request *req, int connect)
 {
 	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
 	struct evkeyval		*kv;
@@ -541,7 +555,8 @@ framing_refused(struct evhttp_request *req)
 	if (why == NULL && te && len != NULL)
 		why = "both Transfer-Encoding and Content-Length";
 	body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-	if (why == NULL && (body > 0 || type != NULL)) {
+	/* Connect paths take their own types (connect_route()). */
+	if (why == NULL && !connect && (body > 0 || type != NULL)) {
 		size_t n = type ? strcspn(type, "; \t") : 0;
 
 		if (type == NULL || n != strlen("application/x-protobuf") ||
@@ -568,8 +583,6 @@ route(struct evhttp_request *req, void *arg)
 {
 	struct server		*srv = arg;
 	const char		*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-
 	srv->requests++;
 	if (request_arrived(req) == -1) {
 		/* Closed by conn_close() (revoked, unknown agency, ...): nothing more. */
@@ -593,8 +606,31 @@ route(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
-	if (framing_refused(req))
+	if (framing_refused(req, strncmp(path, "/safeshare.v1.", 14) == 0))
 		return;
+	if (strncmp(path, "/safeshare.v1.", 14) == 0) {
+		struct connect_call *call = call_of(req);
+
+		if (call != NULL)
+			connect_route(srv, req, path, call);
+		else
+			reply_error(req, 400, "tls_required", "mutual TLS is required", 0);
+		return;
+	}
+	server_dispatch(srv, req, path);
+}
+
+/*
+ * The route table: serves a request as if it had come on path. route()
+ * calls it for the /v1 paths, connect_route() for the Connect paths.
+ */
+void
+server_dispatch(struct server *srv, struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	/* A Connect call counts in /metrics under the route that serves it. */
+	set_route(req, route_index_path(path));
 	if (strncmp(path, "/v1/audit/", 10) == 0) {
 		if (body_too_large(srv, req, 0))
 			return;
@@ -691,6 +727,7 @@ struct conn {
 	int			 admitted;	/* conn_admit() has run */
 	int			 closing;	/* CONN_CLOSE_* + 1 once conn_close()d */
 	char			 peer_addr[80];	/* "ADDR:PORT", for refusals */
+	struct connect_call	 call;		/* the Connect call in hand (connect.h) */
 };
 
 /*
@@ -1160,6 +1197,24 @@ conn_of(struct evhttp_request *req)
 }
 
 static void
+set_route(struct evhttp_request *req, size_t route)
+{
+	struct conn *c = conn_of(req);
+
+	if (c != NULL)
+		c->route = route;
+}
+
+/* The Connect call state of the request's connection, NULL if none. */
+static struct connect_call *
+call_of(struct evhttp_request *req)
+{
+	struct conn *c = conn_of(req);
+
+	return c != NULL ? &c->call : NULL;
+}
+
+static void
 arm(struct conn *c, double seconds)
 {
 	struct timeval	tv;
@@ -1267,6 +1322,7 @@ request_arrived(struct evhttp_request *req)
 	conn_touch(c);
 	c->arrived = mono_seconds();
 	c->route = route_index(req);
+	c->call.out = NULL;
 	bufferevent_setwatermark(c->bev, EV_READ, 0, input_cap(c->srv));
 	evhttp_request_set_on_complete_cb(req, reply_sent, c);
 	return c->closing ? -1 : 0;

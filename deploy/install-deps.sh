@@ -6,7 +6,13 @@ set -eu
 
 PKGS="build-essential cmake pkg-config libssl-dev openssl libevent-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libsqlite3-dev
-sqlite3 libcriterion-dev libyaml-dev libjansson-dev curl chromium"
+sqlite3 libcriterion-dev libyaml-dev libjansson-dev curl chromium
+nodejs python3-protobuf"
+
+# The Connect client tests (issue 20) run buf curl and a generated Node.js
+# client, whose npm packages the test installs into the build directory.
+# npm comes with nodejs from some sources and is a Debian package of its
+# own in others: ask for it only when no npm is found.
 
 missing=""
 for p in $PKGS; do
@@ -14,6 +20,7 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -z "$missing" ]; then
 	echo "install-deps: all packages present"

@@ -1,0 +1,344 @@
+/*
+ * The Connect protocol, unary (connect.h). The services and their message
+ * types come from the protobuf-c descriptors of proto/safeshare.proto; the
+ * JSON mapping from pbjson.c. Which /v1 route serves a method is the
+ * route table's business (server_dispatch()).
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "connect.h"
+#include "http.h"
+#include "log.h"
+#include "pbjson.h"
+#include "server.h"
+#include "wire.h"
+
+#define PREFIX		"/safeshare.v1."
+
+/* Each method, the /v1 route that serves it. */
+static const struct {
+	const ProtobufCServiceDescriptor	*svc;
+	const char				*method;
+	const char				*path;
+} methods[] = {
+	{ &safeshare__v1__disclosure_service__descriptor, "Request", "/v1/disclosures" },
+	{ &safeshare__v1__holder_service__descriptor, "Write", "/v1/holder/ops" },
+	{ &safeshare__v1__holder_service__descriptor, "Show", "/v1/holder/show" },
+	{ &safeshare__v1__audit_service__descriptor, "Query", "/v1/audit/query" },
+	{ &safeshare__v1__audit_service__descriptor, "Stats", "/v1/audit/stats" },
+	{ &safeshare__v1__audit_service__descriptor, "Reviews", "/v1/audit/reviews" },
+	{ &safeshare__v1__audit_service__descriptor, "Review", "/v1/audit/review" },
+	{ &safeshare__v1__audit_service__descriptor, "Inform", "/v1/audit/inform" },
+	{ &safeshare__v1__audit_service__descriptor, "InformDone", "/v1/audit/inform/done" },
+	{ &safeshare__v1__audit_service__descriptor, "Checkpoints", "/v1/audit/checkpoints" },
+	{ &safeshare__v1__audit_service__descriptor, "Verify", "/v1/audit/verify" },
+	{ &safeshare__v1__audit_service__descriptor, "Report", "/v1/audit/report" },
+	{ &safeshare__v1__log_service__descriptor, "Consistency", "/v1/log/consistency" },
+	{ &safeshare__v1__admin_service__descriptor, "Reload", "/v1/admin/reload" },
+};
+
+/*
+ * safeshare's error codes as Connect codes. Most follow from the /v1 HTTP
+ * status (connect_code()); these are the ones that do not.
+ */
+static const struct {
+	const char	*code;
+	const char	*connect;
+} code_map[] = {
+	{ "no_identity", "unauthenticated" },
+	{ "unknown_agency", "unauthenticated" },
+	{ "tls_required", "unauthenticated" },
+	{ "not_found", "unimplemented" },		/* no such endpoint */
+	{ "method_not_allowed", "unimplemented" },
+	{ "unsupported_media_type", "unimplemented" },
+	{ "unsupported_encoding", "unimplemented" },
+	{ "connection_closed", "unavailable" },
+	{ "audit_unavailable", "unavailable" },
+};
+
+/* Connect's codes and their HTTP statuses (connectrpc.com/docs/protocol). */
+static const struct {
+	const char	*code;
+	int		 status;
+} http_map[] = {
+	{ "canceled", 499 }, { "unknown", 500 }, { "invalid_argument", 400 },
+	{ "deadline_exceeded", 504 }, { "not_found", 404 }, { "already_exists", 409 },
+	{ "permission_denied", 403 }, { "resource_exhausted", 429 },
+	{ "failed_precondition", 400 }, { "aborted", 409 }, { "out_of_range", 400 },
+	{ "unimplemented", 501 }, { "internal", 500 }, { "unavailable", 503 },
+	{ "data_loss", 500 }, { "unauthenticated", 401 },
+};
+
+const char *
+connect_code(const char *code, int status)
+{
+	for (size_t i = 0; code != NULL && i < sizeof(code_map) / sizeof(code_map[0]); i++)
+		if (strcmp(code, code_map[i].code) == 0)
+			return code_map[i].connect;
+	switch (status) {
+	case 400:
+		return "invalid_argument";
+	case 401:
+		return "unauthenticated";
+	case 403:
+		return "permission_denied";
+	case 404:
+		return "not_found";
+	case 409:
+		return "aborted";
+	case 413:
+	case 429:
+		return "resource_exhausted";
+	case 503:
+		return "unavailable";
+	case 500:
+		return "internal";
+	default:
+		return "unknown";
+	}
+}
+
+int
+connect_http_status(const char *cc)
+{
+	for (size_t i = 0; i < sizeof(http_map) / sizeof(http_map[0]); i++)
+		if (strcmp(cc, http_map[i].code) == 0)
+			return http_map[i].status;
+	return 500;
+}
+
+/* The request's header, if given exactly once; NULL if absent; *dup if repeated. */
+static const char *
+header1(struct evhttp_request *req, const char *name, int *dup)
+{
+	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
+	struct evkeyval		*kv;
+	const char		*v = NULL;
+
+	for (kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next)
+		if (evutil_ascii_strcasecmp(kv->key, name) == 0) {
+			if (v != NULL)
+				*dup = 1;
+			v = kv->value;
+		}
+	return v;
+}
+
+/* Whether a media type (parameters after ';' ignored) is want. */
+static int
+media_is(const char *type, const char *want)
+{
+	size_t n = strcspn(type, "; \t");
+
+	return n == strlen(want) && evutil_ascii_strncasecmp(type, want, n) == 0;
+}
+
+void
+connect_route(struct server *srv, struct evhttp_request *req, const char *path,
+    struct connect_call *call)
+{
+	const ProtobufCServiceDescriptor	*sd = NULL;
+	const ProtobufCMethodDescriptor		*md = NULL;
+	const char				*slash, *type, *enc, *ver, *v1 = NULL;
+	struct evbuffer				*in = evhttp_request_get_input_buffer(req);
+	ProtobufCMessage			*m;
+	char					 svc[64];
+	size_t					 len = evbuffer_get_length(in), n;
+	int					 dup = 0;
+
+	memset(call, 0, sizeof(*call));
+	/* Until the method is known, errors are Connect errors all the same. */
+	call->out = &safeshare__v1__error__descriptor;
+	path += strlen(PREFIX);
+	if ((slash = strchr(path, '/')) != NULL &&
+	    (n = (size_t)(slash - path)) < sizeof(svc) - strlen("safeshare.v1.")) {
+		snprintf(svc, sizeof(svc), "safeshare.v1.%.*s", (int)n, path);
+		for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+			if (strcmp(methods[i].svc->name, svc) == 0 &&
+			    strcmp(methods[i].method, slash + 1) == 0) {
+				sd = methods[i].svc;
+				v1 = methods[i].path;
+				md = protobuf_c_service_descriptor_get_method_by_name(sd,
+				    slash + 1);
+			}
+	}
+	if (md == NULL) {
+		reply_error(req, 404, "not_found", "no such method", 0);
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		reply_error(req, 405, "method_not_allowed", "use POST", 0);
+		return;
+	}
+	type = header1(req, "Content-Type", &dup);
+	enc = header1(req, "Content-Encoding", &dup);
+	ver = header1(req, "Connect-Protocol-Version", &dup);
+	if (dup) {
+		reply_error(req, 400, "bad_request", "a Connect header given twice", 0);
+		return;
+	}
+	if (type == NULL || (!media_is(type, "application/proto") &&
+	    !media_is(type, "application/json"))) {
+		reply_error(req, 415, "unsupported_media_type", "the body must be "
+		    "Content-Type: application/proto or application/json", 0);
+		return;
+	}
+	if (enc != NULL && evutil_ascii_strcasecmp(enc, "identity") != 0) {
+		reply_error(req, 400, "unsupported_encoding", "bodies are not "
+		    "compressed here (Content-Encoding: identity)", 0);
+		return;
+	}
+	if (ver != NULL && strcmp(ver, "1") != 0) {
+		reply_error(req, 400, "bad_request", "Connect-Protocol-Version must be 1", 0);
+		return;
+	}
+	/* JSON is read whole into memory: no more of it than of protobuf. */
+	if ((long long)len > (strcmp(v1, "/v1/holder/ops") == 0 ? srv->conf->max_import :
+	    srv->conf->max_body)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+		    "close");
+		reply_error(req, 413, "body_too_large", "the request body is larger "
+		    "than this endpoint accepts", 0);
+		return;
+	}
+	call->out = md->output;
+	call->json = media_is(type, "application/json");
+	if (call->json) {
+		m = pbjson_decode(md->input, (const char *)evbuffer_pullup(in, -1), len,
+		    call->jsonerr, sizeof(call->jsonerr));
+		evbuffer_drain(in, len);
+		if (m != NULL) {
+			size_t	 plen = protobuf_c_message_get_packed_size(m);
+			uint8_t	*buf = xcalloc(plen + 1, 1);
+
+			protobuf_c_message_pack(m, buf);
+			evbuffer_add(in, buf, plen);
+			free(buf);
+			protobuf_c_message_free_unpacked(m, NULL);
+			call->jsonerr[0] = '\0';
+		} else if (md->input->n_fields == 0) {
+			/* No handler reads an empty message: say why here. */
+			reply_error(req, 400, "malformed_request", call->jsonerr, 0);
+			return;
+		} else {
+			/*
+			 * A body no protobuf decoder takes (a truncated varint),
+			 * so the handler refuses it as it refuses a bad /v1
+			 * body, logging what it logs; the reply then says what
+			 * was wrong with the JSON (connect_reply()).
+			 */
+			evbuffer_add(in, "\xff", 1);
+		}
+	}
+	server_dispatch(srv, req, v1);
+}
+
+/* The Connect error for an Error body: {"code", "message", "details"}. */
+static char *
+error_json(struct connect_call *call, int *status, const uint8_t *body, size_t len,
+    size_t *outlen)
+{
+	Safeshare__V1__Error	*e;
+	const char		*cc;
+	json_t			*root, *dbg = NULL;
+	char			*s, *ej, err[128];
+	size_t			 ejlen, plen;
+	uint8_t			*packed;
+	unsigned char		*b64;
+
+	e = safeshare__v1__error__unpack(NULL, len, body);
+	cc = connect_code(e ? e->code : NULL, *status);
+	if (e != NULL && call->jsonerr[0] != '\0' &&
+	    strcmp(e->code, "malformed_request") == 0) {
+		/* The handler's message is about protobuf; the body was JSON. */
+		if (e->message != protobuf_c_empty_string)
+			free(e->message);
+		e->message = xstrdup(call->jsonerr);
+	}
+	*status = e != NULL && strcmp(e->code, "unsupported_media_type") == 0 ? 415 :
+	    connect_http_status(cc);
+	root = json_pack("{s:s, s:s}", "code", cc, "message",
+	    e != NULL ? e->message : "");
+	if (root == NULL)
+		goto fail;
+	if (e != NULL) {
+		/* The whole Error (disclosure id, receipt, problems) as a detail. */
+		plen = safeshare__v1__error__get_packed_size(e);
+		packed = xcalloc(plen + 1, 1);
+		safeshare__v1__error__pack(e, packed);
+		b64 = xcalloc(plen / 3 * 4 + 5, 1);
+		EVP_EncodeBlock(b64, packed, (int)plen);
+		b64[strcspn((char *)b64, "=")] = '\0';	/* Connect: unpadded */
+		free(packed);
+		if ((ej = pbjson_encode(&e->base, &ejlen, err, sizeof(err))) != NULL)
+			dbg = json_loads(ej, 0, NULL);
+		free(ej);
+		json_object_set_new(root, "details", json_pack("[{s:s, s:s, s:o*}]",
+		    "type", "safeshare.v1.Error", "value", (char *)b64, "debug", dbg));
+		free(b64);
+	}
+	s = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (s == NULL)
+		goto fail;
+	if (e != NULL)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	*outlen = strlen(s);
+	return s;
+fail:
+	if (e != NULL)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	*status = 500;
+	s = xstrdup("{\"code\":\"internal\",\"message\":\"cannot write the error\"}");
+	*outlen = strlen(s);
+	return s;
+}
+
+void
+connect_reply(struct connect_call *call, int *status, uint8_t **body, size_t *len,
+    const char **ctype)
+{
+	ProtobufCMessage	*m;
+	char			*s, err[256];
+	size_t			 n;
+
+	if (*status != 200) {
+		s = error_json(call, status, *body, *len, &n);
+		*ctype = "application/json";
+		goto done;
+	}
+	*ctype = call->json ? "application/json" : "application/proto";
+	if (!call->json) {
+		call->out = NULL;
+		return;
+	}
+	snprintf(err, sizeof(err), "not a %s", call->out->name);
+	m = protobuf_c_message_unpack(call->out, NULL, *len, *body);
+	s = m ? pbjson_encode(m, &n, err, sizeof(err)) : NULL;
+	protobuf_c_message_free_unpacked(m, NULL);
+	if (s == NULL) {
+		/* Names only in err (pbjson.h): no value reaches the log. */
+		log_warnx("event=connect_encode_failed type=%s why=\"%s\"",
+		    call->out->name, err);
+		*status = 500;
+		*ctype = "application/json";
+		s = xstrdup("{\"code\":\"internal\",\"message\":\"the reply cannot be "
+		    "written as JSON\"}");
+		n = strlen(s);
+	}
+done:
+	free(*body);
+	*body = (uint8_t *)s;
+	*len = n;
+	call->out = NULL;
+}
