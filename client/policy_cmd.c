@@ -89,7 +89,8 @@ explain_text(const struct protocol *p, const struct policy_request *rq,
 		case 1: printf("agency %s may request\n", agency); break;
 		case 2: printf("%s %s in force through %s\n", p->id, p->version,
 		    p->review_by_str); break;
-		case 3: printf("rule %s\n", d->rule->id); break;
+		case 3: printf("rule %s%s\n", d->rule->id, d->rule->not_locatable ?
+		    " (locate: false, never named by locate)" : ""); break;
 		case 4: {
 			int n = 0;
 
@@ -178,6 +179,8 @@ explain_json(const struct decision *d)
 	json_str(stdout, d->detail);
 	printf(",\"rule\":");
 	json_str(stdout, d->rule ? d->rule->id : "");
+	/* D19: whether locate may name what the rule allows (none: no rule). */
+	printf(",\"locatable\":%s", d->rule && !d->rule->not_locatable ? "true" : "false");
 	printf(",\"consent\":\"%s\",\"override\":", d->consent);
 	json_str(stdout, d->override_used ? override_name(d->override) : "");
 	printf(",\"review_required\":%s,\"inform_subject\":%s,\"fields\":[",
@@ -352,8 +355,8 @@ matrix_json_row(const struct agency *ag, const struct rule *r, int first)
 	json_str(stdout, r->record_type->id);
 	printf(",\"rule\":");
 	json_str(stdout, r->id);
-	printf(",\"consent_required\":%s,\"fields\":[",
-	    r->consent_required ? "true" : "false");
+	printf(",\"consent_required\":%s,\"locatable\":%s,\"fields\":[",
+	    r->consent_required ? "true" : "false", r->not_locatable ? "false" : "true");
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct rule_field *f = &r->fields[i];
 
@@ -410,6 +413,8 @@ matrix_text_row(const struct agency *ag, const struct rule *r)
 			    r->record_type->fields[r->withhold[w].fields[k]].name);
 		printf("]");
 	}
+	if (r->not_locatable)
+		printf("  [locate: false]");
 	printf("\n");
 }
 
@@ -425,8 +430,9 @@ policy_matrix(int argc, char *argv[])
 	    "usage: safeshare policy matrix FILE [--agency A] [--json]\n"
 	    "For every agency (or only A), purpose and record type: the rule,\n"
 	    "the fields it releases (with transforms), whether consent is\n"
-	    "needed, the override exceptions accepted and the fields a risk\n"
-	    "flag withholds. The transparency view.\n";
+	    "needed, the override exceptions accepted, the fields a risk\n"
+	    "flag withholds and [locate: false] when locate never names what\n"
+	    "the rule allows. The transparency view.\n";
 	struct protocol	*p;
 	const char	*file, *only = NULL;
 	int		 ch, json = 0, first = 1;

@@ -17,7 +17,7 @@
 enum {
 	P_SUBJECT, P_BY_NHS, P_SHARED, P_NEW_PERSON, P_SET_NHS, P_CLASH,
 	P_SET_DETAILS, P_RECORD_FIELD, P_FIND_NHS, P_FIND_DEMO, P_HOLDING,
-	P_HOLDINGS, P_COUNT
+	P_HOLDINGS, P_RECORDS, P_COUNT
 };
 
 static const char *const pqueries[P_COUNT] = {
@@ -42,6 +42,9 @@ static const char *const pqueries[P_COUNT] = {
 	[P_HOLDING] = "SELECT id FROM subjects WHERE person = ?1 AND holder = ?2",
 	[P_HOLDINGS] = "SELECT holder, id FROM subjects WHERE person = ?1 "
 	    "ORDER BY holder",
+	[P_RECORDS] = "SELECT s.holder, s.id, r.record_type FROM subjects s "
+	    "JOIN records r ON r.subject = s.id WHERE s.person = ?1 "
+	    "ORDER BY s.holder, r.record_type",
 };
 
 _Static_assert(P_COUNT <= STORE_PERSON_STMTS, "person statements fit the store's slots");
@@ -514,4 +517,41 @@ person_holdings(struct store *s, int64_t person, person_holding_cb cb, void *arg
 	}
 	done(st);
 	return rc == SQLITE_DONE ? 0 : store_fail(s, "holdings");
+}
+
+int
+person_records(struct store *s, int64_t person, person_record_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = stmt(s, P_RECORDS);
+	int		 rc;
+
+	sqlite3_bind_int64(st, 1, person);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *h = sqlite3_column_text(st, 0);
+		const unsigned char *id = sqlite3_column_text(st, 1);
+		const unsigned char *t = sqlite3_column_text(st, 2);
+
+		if (cb(h ? (const char *)h : "", id ? (const char *)id : "",
+		    t ? (const char *)t : "", arg) == -1) {
+			done(st);
+			return store_failx(s, "records: stopped by the caller");
+		}
+	}
+	done(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, "records");
+}
+
+int
+person_of_holding(struct store *s, const char *holder, const char *subject,
+    int64_t *person)
+{
+	struct subj	 cur;
+	int		 rc;
+
+	if ((rc = subject_row(s, subject, &cur)) != 1)
+		return rc;
+	if (holder != NULL && *holder != '\0' && strcmp(holder, cur.holder) != 0)
+		return 0;
+	*person = cur.person;
+	return 1;
 }

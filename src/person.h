@@ -69,4 +69,19 @@ int	person_holding(struct store *, int64_t person, const char *holder,
 typedef int (*person_holding_cb)(const char *holder, const char *subject, void *);
 int	person_holdings(struct store *, int64_t person, person_holding_cb, void *);
 
+/*
+ * Calls cb for every record held about the person: (holder, subject, record
+ * type), in holder then record type order; strings last for the call. cb
+ * returns 0, or -1 to stop. 0 or -1.
+ */
+typedef int (*person_record_cb)(const char *holder, const char *subject,
+	    const char *record_type, void *);
+int	person_records(struct store *, int64_t person, person_record_cb, void *);
+/*
+ * Today's form of naming a person (holder + local id): the person of the
+ * subject, if holder (NULL or "": any) holds it. 1 found, 0 not, -1 error.
+ */
+int	person_of_holding(struct store *, const char *holder, const char *subject,
+	    int64_t *person);
+
 #endif

@@ -692,6 +692,12 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 		else
 			r->consent_required = i;
 	}
+	if ((n = yget(yf, rn, "locate")) != NULL) {
+		int locatable = 1;
+
+		if (ybool(yf, n, "locate", &locatable) == 0)
+			r->not_locatable = !locatable;
+	}
 	if ((n = yget(yf, rn, "overrides")) != NULL && yis_seq(yf, n, "overrides")) {
 		YSEQ_FOREACH(yf, n, it) {
 			yaml_node_t		*on = ynode(yf, *it);
@@ -812,7 +818,7 @@ static void
 parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	static const char *const keys[] = { "id", "agencies", "purpose",
-	    "record_type", "fields", "transforms", "consent", "overrides",
+	    "record_type", "fields", "transforms", "consent", "locate", "overrides",
 	    "withhold_when_flagged", NULL };
 	size_t		  count, *lines;
 	char		**ids;

@@ -98,6 +98,11 @@ struct rule {
 	struct rule_field	*fields;
 	size_t			 nfields;
 	int			 consent_required;
+	/*
+	 * D19: `locate: false`: what this rule allows is never named in a
+	 * locate answer (a service whose involvement is itself sensitive).
+	 */
+	int			 not_locatable;
 	unsigned		 overrides;	/* bit (1 << enum override_code) */
 	struct flag_withhold	*withhold;
 	size_t			 nwithhold;
