@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "digest.h"
 #include "log.h"
 #include "merkle.h"
 #include "policy.h"
@@ -282,7 +283,7 @@ audit_hash(const struct audit_entry *e, unsigned char out[32])
 			memcpy(buf + n + 4, *s[i], len);
 		n += 4 + len;
 	}
-	SHA256(buf, n, out);
+	digest_sha256(buf, n, out);
 	if (buf != stackbuf)
 		free(buf);
 }

@@ -5,10 +5,10 @@
  * the verifiers follow the iterative algorithms of 2.1.3.2 and 2.1.4.2.
  */
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "merkle.h"
 
 void
@@ -18,7 +18,7 @@ merkle_leaf(const uint8_t entry_hash[32], uint8_t out[32])
 
 	buf[0] = 0x00;
 	memcpy(buf + 1, entry_hash, 32);
-	SHA256(buf, sizeof(buf), out);
+	digest_sha256(buf, sizeof(buf), out);
 }
 
 void
@@ -29,13 +29,13 @@ merkle_node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
 	buf[0] = 0x01;
 	memcpy(buf + 1, l, 32);
 	memcpy(buf + 33, r, 32);
-	SHA256(buf, sizeof(buf), out);
+	digest_sha256(buf, sizeof(buf), out);
 }
 
 void
 merkle_empty_root(uint8_t out[32])
 {
-	SHA256((const unsigned char *)"", 0, out);
+	digest_sha256("", 0, out);
 }
 
 /* The largest power of two strictly less than n (n >= 2). */
