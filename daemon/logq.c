@@ -28,12 +28,27 @@
  */
 #define INDEX_BATCH	2048
 
+/*
+ * The receipts of one commit: its checkpoint note, held once for all its
+ * entries, and their inclusion proofs, each as long as it is (a fixed
+ * struct audit_receipt is 4 KiB). Made by the writer; the entries that
+ * point into it are freed on the event loop, and the last frees it.
+ */
+struct rbatch {
+	size_t		 refs;		/* entries pointing here */
+	char		*note;		/* into data */
+	uint8_t		 data[];	/* the proofs, then the note */
+};
+
 struct qentry {
 	struct qentry		*next;
 	struct audit_entry	 e;
 	logq_cb			 cb;
 	logq_rcb		 rcb;		/* or this, with the receipt */
-	struct audit_receipt	*rc;		/* set on commit for rcb */
+	struct rbatch		*rb;		/* set on commit for rcb */
+	uint8_t			 leaf[32];	/* and the receipt's own part */
+	size_t			 nproof;
+	const uint8_t		(*proof)[32];	/* into rb */
 	void			*arg;
 	int			 ok;
 	int			 sync;		/* a thread waits on done_cond */
@@ -135,20 +150,60 @@ wal_plan(struct logq *q)
 	return 0;
 }
 
+/* On the event loop, or in logq_free() once the threads are gone. */
 static void
 qentry_free(struct qentry *qe)
 {
-	if (qe->rc != NULL)
-		free((char *)qe->rc->checkpoint);
-	free(qe->rc);
+	if (qe->rb != NULL && --qe->rb->refs == 0)
+		free(qe->rb);
 	free(qe);
 }
 
 /*
+ * Keeps the receipts of the entries in taken[0..n) that want one: the
+ * log's own (rcs, and the note they point to) last only until its next
+ * append. One allocation for the commit. Without memory the replies carry
+ * no receipt; the entries are written all the same.
+ */
+static void
+keep_receipts(struct qentry **taken, const struct audit_receipt *rcs, size_t n)
+{
+	struct rbatch	*rb;
+	size_t		 i, refs = 0, hashes = 0, notelen;
+	uint8_t		 (*p)[32];
+
+	if (n == 0 || rcs[0].checkpoint == NULL)
+		return;		/* an unsigned log: no receipts */
+	for (i = 0; i < n; i++)
+		if (taken[i]->rcb != NULL) {
+			refs++;
+			hashes += rcs[i].nproof;
+		}
+	notelen = strlen(rcs[0].checkpoint) + 1;
+	if (refs == 0 || (rb = malloc(sizeof(*rb) + hashes * 32 + notelen)) == NULL)
+		return;
+	rb->refs = refs;
+	p = (uint8_t (*)[32])rb->data;
+	rb->note = (char *)rb->data + hashes * 32;
+	memcpy(rb->note, rcs[0].checkpoint, notelen);
+	for (i = 0; i < n; i++) {
+		struct qentry *qe = taken[i];
+
+		if (qe->rcb == NULL)
+			continue;
+		qe->rb = rb;
+		memcpy(qe->leaf, rcs[i].leaf, 32);
+		qe->nproof = rcs[i].nproof;
+		qe->proof = (const uint8_t (*)[32])p;
+		memcpy(p, rcs[i].proof, rcs[i].nproof * 32);
+		p += rcs[i].nproof;
+	}
+}
+
+/*
  * audit_append(), and for the entries whose callers reply with a receipt
- * (logq_submit_receipt), a copy of it: the log's own lasts only until its
- * next append. A receipt that cannot be copied is left out (the reply
- * then carries none), never the entry.
+ * (logq_submit_receipt), keep_receipts(). rcs is not zeroed: audit_append_receipts()
+ * sets every receipt it returns.
  */
 static int
 append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
@@ -160,22 +215,10 @@ append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
 
 	for (i = 0; i < n; i++)
 		want += taken[i]->rcb != NULL;
-	if (want == 0 || (rcs = calloc(n, sizeof(*rcs))) == NULL)
+	if (want == 0 || (rcs = malloc(n * sizeof(*rcs))) == NULL)
 		return audit_append(a, batch, n);
 	if ((rc = audit_append_receipts(a, batch, n, rcs)) == 0)
-		for (i = 0; i < n; i++) {
-			struct audit_receipt *r;
-
-			if (taken[i]->rcb == NULL || rcs[i].checkpoint == NULL ||
-			    (r = malloc(sizeof(*r))) == NULL)
-				continue;
-			*r = rcs[i];
-			if ((r->checkpoint = strdup(rcs[i].checkpoint)) == NULL) {
-				free(r);
-				continue;
-			}
-			taken[i]->rc = r;
-		}
+		keep_receipts(taken, rcs, n);
 	free(rcs);
 	return rc;
 }
@@ -382,12 +425,27 @@ checkpointer(void *arg)
 	return NULL;
 }
 
+/* The receipt of a written entry, put together in r; NULL if it has none. */
+static const struct audit_receipt *
+receipt(const struct qentry *qe, struct audit_receipt *r)
+{
+	if (!qe->ok || qe->rb == NULL)
+		return NULL;
+	r->seq = qe->e.seq;
+	memcpy(r->leaf, qe->leaf, 32);
+	r->checkpoint = qe->rb->note;
+	r->nproof = qe->nproof;
+	memcpy(r->proof, qe->proof, qe->nproof * 32);
+	return r;
+}
+
 /* On the event loop: run the callbacks of committed entries, oldest first. */
 static void
 on_done(evutil_socket_t fd, short what, void *arg)
 {
-	struct logq	*q = arg;
-	struct qentry	*list, *rev = NULL, *next;
+	struct logq		*q = arg;
+	struct qentry		*list, *rev = NULL, *next;
+	struct audit_receipt	 r;
 	uint64_t	 n;
 	size_t		 k = 0;
 
@@ -411,8 +469,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		if (rev->cb != NULL)
 			rev->cb(rev->ok, rev->e.seq, rev->arg);
 		else if (rev->rcb != NULL)
-			rev->rcb(rev->ok, rev->e.seq, rev->ok ? rev->rc : NULL,
-			    rev->arg);
+			rev->rcb(rev->ok, rev->e.seq, receipt(rev, &r), rev->arg);
 		qentry_free(rev);
 	}
 }
