@@ -111,10 +111,19 @@ bare(const char *v)
 static void
 put_value(char *line, size_t len, size_t *n, const char *v, int quoted)
 {
-	int q = !quoted && !bare(v);
+	int	q = !quoted && !bare(v);
+	size_t	vl = strcspn(v, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b"
+		    "\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19"
+		    "\x1a\x1b\x1c\x1d\x1e\x1f\x7f");
 
 	if (q && *n < len)
 		line[(*n)++] = '"';
+	/* Up to the first byte that needs an escape (most values: all of it), a copy. */
+	if (vl > len - *n)
+		vl = len - *n;
+	memcpy(line + *n, v, vl);
+	*n += vl;
+	v += vl;
 	for (const unsigned char *s = (const unsigned char *)v; *s != '\0' && *n < len;
 	    s++) {
 		int k;
@@ -265,7 +274,9 @@ static void
 vlog(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
-	char		 ts[32], line[2048];
+	static __thread char	 ts[32];	/* the date of ts_sec */
+	static __thread time_t	 ts_sec;
+	char		 line[2048];
 	struct timespec	 now;
 	struct tm	 tm;
 	size_t		 n;
@@ -274,8 +285,12 @@ vlog(enum log_level level, const char *errstr, const char *fmt, va_list ap)
 	if (level > log_max)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* The date changes once a second; gmtime_r() and strftime() then. */
+	if (now.tv_sec != ts_sec || ts[0] == '\0') {
+		gmtime_r(&now.tv_sec, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		ts_sec = now.tv_sec;
+	}
 	/*
 	 * The line is built first and written with one write(2): stderr is
 	 * unbuffered, and three writes per line showed in the profile. A
