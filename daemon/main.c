@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "audit.h"
 #include "config.h"
 #include "log.h"
@@ -273,6 +275,13 @@ main(int argc, char *argv[])
 	 * systemd (UMask=0077) or not.
 	 */
 	umask(077);
+	/*
+	 * SQLite keeps allocation statistics under one global mutex unless
+	 * told not to, before its first use; the daemon never reads them,
+	 * and every statement on the event loop, the log writer and the
+	 * checkpointer took that mutex for each of its allocations.
+	 */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	log_init(LOG_LEVEL_INFO, "safeshared");
 	/* Before any key or record is read into memory. */
 	if (proc_no_dumps() == -1)
