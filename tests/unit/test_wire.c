@@ -97,6 +97,44 @@ Test(wire, response_carries_labels_and_withheld_reasons)
 	free(buf);
 }
 
+/*
+ * The summaries are logged and hashed into the chain (docs/audit-format.md):
+ * their text is fixed, and a short buffer cuts them as snprintf() would.
+ */
+Test(wire, fields_summary_text)
+{
+	struct field_def	 defs[3] = {
+		{ "full_name", FT_NAME, 0, 1, 1 }, { "dob", FT_DATE, 0, 1, 1 },
+		{ "assessment", FT_TEXT, 1, 0, 0 }
+	};
+	struct decision		 d;
+	char			 out[128], small[12];
+
+	memset(&d, 0, sizeof(d));
+	d.nfields = 3;
+	d.fields[0].def = &defs[0];
+	d.fields[0].released = 1;
+	d.fields[0].transform = TR_INITIALS;
+	d.fields[1].def = &defs[1];
+	d.fields[1].released = 1;
+	d.fields[2].def = &defs[2];
+	d.fields[2].reason = "flag:domestic_abuse";
+	d.unknown[0] = "shoe_size";
+	d.nunknown = 1;
+	wire_fields_summary(&d, 1, out, sizeof(out));
+	cr_expect_str_eq(out, "full_name/initials,dob");
+	wire_fields_summary(&d, 0, out, sizeof(out));
+	cr_expect_str_eq(out, "assessment:flag:domestic_abuse,shoe_size:unknown_field");
+	wire_fields_summary(&d, 1, small, sizeof(small));
+	cr_expect_str_eq(small, "full_name/i");
+	d.fields[2].reason = NULL;
+	wire_fields_summary(&d, 0, small, sizeof(small));
+	cr_expect_str_eq(small, "assessment:");
+	memset(&d, 0, sizeof(d));
+	wire_fields_summary(&d, 1, out, sizeof(out));
+	cr_expect_str_eq(out, "");
+}
+
 Test(wire, error_round_trip)
 {
 	Safeshare__V1__Error	*e;
