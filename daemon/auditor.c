@@ -15,7 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "req.h"
+#include "routes.h"
 #include "log.h"
 #include "logq.h"
 #include "report.h"
@@ -23,23 +24,6 @@
 
 #define PAGE_DEFAULT	100
 #define PAGE_MAX	1000
-
-/* The caller's agency if it has one of `roles`; otherwise refuses and returns NULL. */
-static const struct agency *
-need_role(struct server *srv, struct evhttp_request *req, unsigned roles,
-    const char *code, const char *msg)
-{
-	const struct agency	*ag;
-	struct peer		 p;
-	char			 rid[33];
-
-	peer_of(req, &p);
-	if ((ag = peer_agency(srv, &p)) != NULL && (ag->roles & roles))
-		return ag;
-	new_request_id(rid);
-	refuse(srv, req, &p, ag ? ag->id : NULL, 403, code, msg, rid);
-	return NULL;
-}
 
 static void *
 decode(struct evhttp_request *req, const ProtobufCMessageDescriptor *desc)
@@ -176,17 +160,16 @@ filter_of(const Safeshare__V1__AuditQuery *q, struct audit_filter *f)
 	f->to_time = q->to_time;
 }
 
-static void
-handle_query(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_query(struct req *r)
 {
+	struct server			*srv = r->srv;
+	struct evhttp_request		*req = r->ev;
 	Safeshare__V1__AuditQuery	*q;
 	struct audit_filter		 f;
 	struct page			 pg;
 	size_t				 limit;
 
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "reading the disclosure log needs the auditor role") == NULL)
-		return;
 	if ((q = decode(req, &safeshare__v1__audit_query__descriptor)) == NULL)
 		return;
 	limit = q->limit == 0 ? PAGE_DEFAULT : q->limit > PAGE_MAX ? PAGE_MAX : q->limit;
@@ -226,18 +209,17 @@ stat_row(const char *key, uint64_t count, void *arg)
 	return 0;
 }
 
-static void
-handle_stats(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_stats(struct req *rq)
 {
+	struct server			*srv = rq->srv;
+	struct evhttp_request		*req = rq->ev;
 	Safeshare__V1__AuditQuery	*q;
 	Safeshare__V1__AuditStats	 out = SAFESHARE__V1__AUDIT_STATS__INIT;
 	struct audit_filter		 f;
 	struct stats_rows		 r = { NULL, NULL, 0 };
 	const char			*by;
 
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "reading the disclosure log needs the auditor role") == NULL)
-		return;
 	if ((q = decode(req, &safeshare__v1__audit_query__descriptor)) == NULL)
 		return;
 	by = q->group_by[0] ? q->group_by : "agency";
@@ -273,20 +255,16 @@ list_pending(struct server *srv, struct evhttp_request *req,
 	page_free(&pg);
 }
 
-static void
-handle_reviews(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_reviews(struct req *r)
 {
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN | ROLE_ADMIN, "not_auditor",
-	    "listing reviews needs the auditor, guardian or admin role") != NULL)
-		list_pending(srv, req, audit_reviews_pending);
+	list_pending(r->srv, r->ev, audit_reviews_pending);
 }
 
-static void
-handle_inform(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_inform(struct req *r)
 {
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "listing inform-the-subject items needs the auditor role") != NULL)
-		list_pending(srv, req, audit_inform_pending);
+	list_pending(r->srv, r->ev, audit_inform_pending);
 }
 
 struct find {
@@ -374,24 +352,16 @@ done:
 	safeshare__v1__review_request__free_unpacked(rq, NULL);
 }
 
-static void
-handle_review(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_review(struct req *r)
 {
-	const struct agency *ag;
-
-	if ((ag = need_role(srv, req, ROLE_GUARDIAN | ROLE_ADMIN, "not_guardian",
-	    "reviewing overrides needs the guardian or admin role")) != NULL)
-		add_note(srv, req, ag, "review", audit_reviews_pending);
+	add_note(r->srv, r->ev, r->agency, "review", audit_reviews_pending);
 }
 
-static void
-handle_inform_done(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_inform_done(struct req *r)
 {
-	const struct agency *ag;
-
-	if ((ag = need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "marking inform-the-subject items needs the auditor role")) != NULL)
-		add_note(srv, req, ag, "inform_done", audit_inform_pending);
+	add_note(r->srv, r->ev, r->agency, "inform_done", audit_inform_pending);
 }
 
 struct cps {
@@ -424,16 +394,15 @@ collect_cp(const struct audit_checkpoint *cp, void *arg)
 	return 0;
 }
 
-static void
-handle_checkpoints(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_checkpoints(struct req *r)
 {
+	struct server			*srv = r->srv;
+	struct evhttp_request		*req = r->ev;
 	Safeshare__V1__CheckpointList	 out = SAFESHARE__V1__CHECKPOINT_LIST__INIT;
 	struct cps			 c = { NULL, NULL, 0 };
 	unsigned char			 id[16];
 
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "reading the disclosure log needs the auditor role") == NULL)
-		return;
 	audit_log_id(srv->reader, id);
 	if (audit_checkpoints(srv->reader, collect_cp, &c) == -1) {
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
@@ -531,15 +500,14 @@ verify_done(evutil_socket_t fd, short what, void *arg)
 	j = NULL;
 }
 
-static void
-handle_verify(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_verify(struct req *r)
 {
+	struct server			*srv = r->srv;
+	struct evhttp_request		*req = r->ev;
 	struct verify_job	*j;
 	pthread_t		 t;
 
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "verifying the disclosure log needs the auditor role") == NULL)
-		return;
 	j = xcalloc(1, sizeof(*j));
 	j->srv = srv;
 	j->req = req;
@@ -621,16 +589,15 @@ report_done(evutil_socket_t fd, short what, void *arg)
 	free(j);
 }
 
-static void
-handle_report(struct server *srv, struct evhttp_request *req)
+void
+auditor_handle_report(struct req *r)
 {
+	struct server			*srv = r->srv;
+	struct evhttp_request		*req = r->ev;
 	Safeshare__V1__ReportRequest	*q;
 	struct report_job		*j;
 	pthread_t			 t;
 
-	if (need_role(srv, req, ROLE_AUDITOR | ROLE_GUARDIAN, "not_auditor",
-	    "reports on the disclosure log need the auditor or guardian role") == NULL)
-		return;
 	if ((q = decode(req, &safeshare__v1__report_request__descriptor)) == NULL)
 		return;
 	if (q->to_time != 0 && q->to_time <= q->from_time) {
@@ -658,30 +625,4 @@ handle_report(struct server *srv, struct evhttp_request *req)
 	/* Shutdown waits for report_done() as for verify_done() (drain_check). */
 	srv->verifying++;
 	pthread_detach(t);
-}
-
-void
-auditor_handle(struct server *srv, struct evhttp_request *req, const char *path)
-{
-	static const struct {
-		const char *path;
-		void (*fn)(struct server *, struct evhttp_request *);
-	} r[] = {
-		{ "/v1/audit/query", handle_query },
-		{ "/v1/audit/stats", handle_stats },
-		{ "/v1/audit/reviews", handle_reviews },
-		{ "/v1/audit/review", handle_review },
-		{ "/v1/audit/inform", handle_inform },
-		{ "/v1/audit/inform/done", handle_inform_done },
-		{ "/v1/audit/checkpoints", handle_checkpoints },
-		{ "/v1/audit/verify", handle_verify },
-		{ "/v1/audit/report", handle_report },
-	};
-
-	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		if (strcmp(path, r[i].path) == 0) {
-			r[i].fn(srv, req);
-			return;
-		}
-	reply_error(req, 404, "not_found", "no such endpoint", 0);
 }

@@ -1,8 +1,8 @@
 /*
  * The Connect protocol, unary (connect.h). The services and their message
  * types come from the protobuf-c descriptors of proto/safeshare.proto; the
- * JSON mapping from pbjson.c. Which /v1 route serves a method is the
- * route table's business (server_dispatch()).
+ * JSON mapping from pbjson.c. Which /v1 route serves a method is a
+ * column of the route table (routes.c: svc, method).
  */
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -17,35 +17,14 @@
 #include <openssl/evp.h>
 
 #include "connect.h"
-#include "http.h"
+#include "req.h"
 #include "log.h"
 #include "pbjson.h"
+#include "routes.h"
 #include "server.h"
 #include "wire.h"
 
 #define PREFIX		"/safeshare.v1."
-
-/* Each method, the /v1 route that serves it. */
-static const struct {
-	const ProtobufCServiceDescriptor	*svc;
-	const char				*method;
-	const char				*path;
-} methods[] = {
-	{ &safeshare__v1__disclosure_service__descriptor, "Request", "/v1/disclosures" },
-	{ &safeshare__v1__holder_service__descriptor, "Write", "/v1/holder/ops" },
-	{ &safeshare__v1__holder_service__descriptor, "Show", "/v1/holder/show" },
-	{ &safeshare__v1__audit_service__descriptor, "Query", "/v1/audit/query" },
-	{ &safeshare__v1__audit_service__descriptor, "Stats", "/v1/audit/stats" },
-	{ &safeshare__v1__audit_service__descriptor, "Reviews", "/v1/audit/reviews" },
-	{ &safeshare__v1__audit_service__descriptor, "Review", "/v1/audit/review" },
-	{ &safeshare__v1__audit_service__descriptor, "Inform", "/v1/audit/inform" },
-	{ &safeshare__v1__audit_service__descriptor, "InformDone", "/v1/audit/inform/done" },
-	{ &safeshare__v1__audit_service__descriptor, "Checkpoints", "/v1/audit/checkpoints" },
-	{ &safeshare__v1__audit_service__descriptor, "Verify", "/v1/audit/verify" },
-	{ &safeshare__v1__audit_service__descriptor, "Report", "/v1/audit/report" },
-	{ &safeshare__v1__log_service__descriptor, "Consistency", "/v1/log/consistency" },
-	{ &safeshare__v1__admin_service__descriptor, "Reload", "/v1/admin/reload" },
-};
 
 /*
  * safeshare's error codes as Connect codes. Most follow from the /v1 HTTP
@@ -147,9 +126,9 @@ void
 connect_route(struct server *srv, struct evhttp_request *req, const char *path,
     struct connect_call *call)
 {
-	const ProtobufCServiceDescriptor	*sd = NULL;
 	const ProtobufCMethodDescriptor		*md = NULL;
-	const char				*slash, *type, *enc, *ver, *v1 = NULL;
+	const struct route			*rt = NULL;
+	const char				*slash, *type, *enc, *ver;
 	struct evbuffer				*in = evhttp_request_get_input_buffer(req);
 	ProtobufCMessage			*m;
 	char					 svc[64];
@@ -163,14 +142,9 @@ connect_route(struct server *srv, struct evhttp_request *req, const char *path,
 	if ((slash = strchr(path, '/')) != NULL &&
 	    (n = (size_t)(slash - path)) < sizeof(svc) - strlen("safeshare.v1.")) {
 		snprintf(svc, sizeof(svc), "safeshare.v1.%.*s", (int)n, path);
-		for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-			if (strcmp(methods[i].svc->name, svc) == 0 &&
-			    strcmp(methods[i].method, slash + 1) == 0) {
-				sd = methods[i].svc;
-				v1 = methods[i].path;
-				md = protobuf_c_service_descriptor_get_method_by_name(sd,
-				    slash + 1);
-			}
+		if ((rt = route_connect(svc, slash + 1)) != NULL)
+			md = protobuf_c_service_descriptor_get_method_by_name(rt->svc,
+			    rt->method);
 	}
 	if (md == NULL) {
 		reply_error(req, 404, "not_found", "no such method", 0);
@@ -203,7 +177,7 @@ connect_route(struct server *srv, struct evhttp_request *req, const char *path,
 		return;
 	}
 	/* JSON is read whole into memory: no more of it than of protobuf. */
-	if ((long long)len > (strcmp(v1, "/v1/holder/ops") == 0 ? srv->conf->max_import :
+	if ((long long)len > (rt->body == BODY_IMPORT ? srv->conf->max_import :
 	    srv->conf->max_body)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
 		    "close");
@@ -240,7 +214,7 @@ connect_route(struct server *srv, struct evhttp_request *req, const char *path,
 			evbuffer_add(in, "\xff", 1);
 		}
 	}
-	server_dispatch(srv, req, v1);
+	route_dispatch(srv, req, rt->path);
 }
 
 /* The Connect error for an Error body: {"code", "message", "details"}. */

@@ -30,7 +30,7 @@ struct connect_call {
 /*
  * Serves a Connect path: checks the method, Content-Type and encoding,
  * turns a JSON body into protobuf, then hands the request to the /v1
- * route through server_dispatch(). Every reply goes through reply(),
+ * route through route_dispatch() (routes.h). Every reply goes through reply(),
  * which calls connect_reply() while call->out is set.
  */
 void		 connect_route(struct server *, struct evhttp_request *,
@@ -49,9 +49,5 @@ void		 connect_reply(struct connect_call *call, int *status, uint8_t **body,
 const char	*connect_code(const char *code, int status);
 /* The HTTP status Connect gives a Connect code (500 for an unknown one). */
 int		 connect_http_status(const char *connect_code);
-
-/* server.c: serves a request as if it had come on path (a /v1 route). */
-void		 server_dispatch(struct server *, struct evhttp_request *,
-		    const char *path);
 
 #endif

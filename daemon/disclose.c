@@ -14,7 +14,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "req.h"
+#include "routes.h"
 #include "log.h"
 #include "logq.h"
 #include "policy.h"
@@ -209,55 +210,43 @@ refuse_bad_text(struct server *srv, struct evhttp_request *req, const struct pee
 	return -1;
 }
 
+/*
+ * POST /v1/disclosures. The route table has found the peer's agency and
+ * taken a rate token (routes.c); here the body is checked, the subject
+ * read and the policy decides (D1-D20); submit() logs the decision and
+ * the reply follows once it is durable (D7). One exit for every refusal:
+ * fail frees the pending request.
+ */
 void
-disclose_handle(struct server *srv, struct evhttp_request *req)
+disclose_handle(struct req *r)
 {
-	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
-	const struct agency	*ag;
+	struct server		*srv = r->srv;
+	struct evhttp_request	*req = r->ev;
+	const struct agency	*ag = r->agency;
 	const struct record_type *rt;
+	const uint8_t		*body;
 	struct policy_request	 pr;
 	struct pending		*pd;
-	struct peer		 p;
-	size_t			 len = evbuffer_get_length(in);
+	size_t			 len;
 
 	pd = xcalloc(1, sizeof(*pd));
 	pd->srv = srv;
 	pd->req = req;
 	pd->proto = protocol_ref(srv->proto);
 	pd->now = time(NULL);
-	new_request_id(pd->rid);
-	peer_of(req, &p);
-	if (!p.ok) {
-		refuse(srv, req, &p, NULL, 403, "no_identity",
-		    "no verified client certificate", pd->rid);
-		pending_free(pd);
-		return;
-	}
-	if ((ag = protocol_agency_by_cert(pd->proto, p.spki, p.subject)) == NULL) {
-		refuse(srv, req, &p, NULL, 403, "unknown_agency", "this certificate "
-		    "does not belong to any agency in the sharing protocol", pd->rid);
-		pending_free(pd);
-		return;
-	}
 	pd->ag = ag;
-	if (!rate_admit(srv, req, ag->id)) {
-		log_warnx("event=rate_limited agency=%s", ag->id);
-		pending_free(pd);
-		return;
-	}
-	if ((pd->wr = wire_request_decode(evbuffer_pullup(in, -1), len)) == NULL) {
-		refuse(srv, req, &p, ag->id, 400, "malformed_request",
+	snprintf(pd->rid, sizeof(pd->rid), "%s", r->rid);
+	body = req_body(r, &len);
+	if ((pd->wr = wire_request_decode(body, len)) == NULL) {
+		refuse(srv, req, &r->peer, ag->id, 400, "malformed_request",
 		    "the body is not a valid safeshare.v1.DisclosureRequest", pd->rid);
-		pending_free(pd);
-		return;
+		goto fail;
 	}
 	wire_request_view(pd->wr, &pr);
 	if (wire_request_id_ok(pd->wr->request_id))
 		snprintf(pd->rid, sizeof(pd->rid), "%s", pd->wr->request_id);
-	if (refuse_bad_text(srv, req, &p, ag, pd) == -1) {
-		pending_free(pd);
-		return;
-	}
+	if (refuse_bad_text(srv, req, &r->peer, ag, pd) == -1)
+		goto fail;
 
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
 	    pr.subject_id[0] != '\0') {
@@ -268,12 +257,14 @@ disclose_handle(struct server *srv, struct evhttp_request *req)
 			    store_errmsg(srv->store));
 			reply_error(req, 500, "store_unavailable", "the record store "
 			    "could not be read; nothing was released", 0);
-			pending_free(pd);
-			return;
+			goto fail;
 		}
 		pd->have_subject = 1;
 	}
 	policy_decide(pd->proto, ag, &pr, pd->have_subject ? &pd->subj.view : NULL,
 	    pd->now, &pd->d);
-	submit(pd, ag, &p, &pr);
+	submit(pd, ag, &r->peer, &pr);
+	return;
+fail:
+	pending_free(pd);
 }

@@ -17,7 +17,8 @@
 #include <time.h>
 
 #include "holder.h"
-#include "http.h"
+#include "req.h"
+#include "routes.h"
 #include "log.h"
 #include "logq.h"
 
@@ -715,35 +716,19 @@ hworker_free(struct hworker *w)
 	free(w);
 }
 
-const struct agency *
-holder_admit(struct server *srv, struct evhttp_request *req, struct peer *p,
-    const char *what, const char *rid)
-{
-	const struct agency	*ag;
-	char			 msg[128];
-
-	peer_of(req, p);
-	if ((ag = peer_agency(srv, p)) == NULL || !(ag->roles & ROLE_HOLDER)) {
-		snprintf(msg, sizeof(msg), "%s needs the holder role", what);
-		refuse(srv, req, p, ag ? ag->id : NULL, 403, "not_holder", msg, rid);
-		return NULL;
-	}
-	return rate_admit(srv, req, ag->id) ? ag : NULL;
-}
-
+/*
+ * POST /v1/holder/ops: the route table has admitted the holder role and
+ * taken a rate token (routes.c); the batch goes to the holder thread.
+ */
 void
-holder_handle(struct server *srv, struct evhttp_request *req)
+holder_handle(struct req *r)
 {
+	struct server			*srv = r->srv;
+	struct evhttp_request		*req = r->ev;
 	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
+	const struct agency		*ag = r->agency;
 	struct hpending			*hp;
-	const struct agency		*ag;
-	struct peer			 p;
 	size_t				 len = evbuffer_get_length(in);
-	char				 rid[33];
-
-	new_request_id(rid);
-	if ((ag = holder_admit(srv, req, &p, "writing records", rid)) == NULL)
-		return;
 	/*
 	 * One batch of an agency's at a time until it is unpacked and its ops
 	 * are charged (checked()): batches sent at once would otherwise each
@@ -767,8 +752,8 @@ holder_handle(struct server *srv, struct evhttp_request *req)
 	hp->stage = H_CHECK;
 	/* ag is srv->proto's, and hp holds a reference to that protocol. */
 	hp->ag = ag;
-	snprintf(hp->fp, sizeof(hp->fp), "%s", p.fp);
-	snprintf(hp->rid, sizeof(hp->rid), "%s", rid);
+	snprintf(hp->fp, sizeof(hp->fp), "%s", r->peer.fp);
+	snprintf(hp->rid, sizeof(hp->rid), "%s", r->rid);
 	hp->cnext = srv->holder->checking;
 	srv->holder->checking = hp;
 	/* Checked first, off the loop; nothing is logged or written for a bad batch. */

@@ -18,7 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "req.h"
+#include "routes.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -226,32 +227,33 @@ show_free(struct show *s)
 	free(s);
 }
 
+/*
+ * The route table has admitted the holder role and taken a rate token
+ * (routes.c). One exit: everything is freed at done.
+ */
 void
-holder_handle_show(struct server *srv, struct evhttp_request *req)
+holder_handle_show(struct req *r)
 {
 	static const struct store_show_cb cb = { on_record, on_field, on_consent,
 	    on_flag };
 	Safeshare__V1__HolderShowRequest *rq = NULL;
-	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
+	struct server		*srv = r->srv;
+	struct evhttp_request	*req = r->ev;
+	const struct agency	*ag = r->agency;
+	const uint8_t		*body;
 	struct audit_entry	 e;
-	const struct agency	*ag;
 	struct show		*s = NULL;
-	struct peer		 p;
-	char			 rid[33], holder[PROTOCOL_ID_MAX + 2], msg[256];
+	char			 holder[PROTOCOL_ID_MAX + 2], msg[256];
 	const char		*subject;
 	size_t			 len;
 	uint8_t			*buf;
 	int			 rc;
 
-	new_request_id(rid);
-	if ((ag = holder_admit(srv, req, &p, "reading back records", rid)) == NULL)
-		return;
-	rq = safeshare__v1__holder_show_request__unpack(NULL, evbuffer_get_length(in),
-	    evbuffer_pullup(in, -1));
-	if (rq == NULL) {
+	body = req_body(r, &len);
+	if ((rq = safeshare__v1__holder_show_request__unpack(NULL, len, body)) == NULL) {
 		reply_error(req, 400, "malformed_request", "the body is not a valid "
 		    "safeshare.v1.HolderShowRequest", 0);
-		return;
+		goto done;
 	}
 	subject = rq->subject_id;
 	if (subject[0] == '\0') {
@@ -273,9 +275,9 @@ holder_handle_show(struct server *srv, struct evhttp_request *req)
 		/* Another holder's subject reads exactly as an unknown one. */
 		memset(&e, 0, sizeof(e));
 		e.agency = ag->id;
-		e.cert_fp = p.fp;
+		e.cert_fp = r->peer.fp;
 		e.subject = subject;
-		e.request_id = rid;
+		e.request_id = r->rid;
 		snprintf(msg, sizeof(msg), "subject %s has no records; put a record "
 		    "first", subject);
 		refuse_entry(srv, req, &e, 404, "unknown_subject", msg);
@@ -293,7 +295,7 @@ holder_handle_show(struct server *srv, struct evhttp_request *req)
 	mark_in_force(s, s->out.now);
 	/* Counts only: never the subject or its values in the daemon's log. */
 	log_info("event=holder_show agency=%s request_id=%s records=%zu fields=%zu "
-	    "consents=%zu flags=%zu truncated=%d", ag->id, rid, s->out.n_records,
+	    "consents=%zu flags=%zu truncated=%d", ag->id, r->rid, s->out.n_records,
 	    s->nfields, s->out.n_consents, s->out.n_flags, s->out.truncated);
 	len = safeshare__v1__holder_show__get_packed_size(&s->out);
 	buf = xcalloc(len + 1, 1);

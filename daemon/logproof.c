@@ -14,34 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "req.h"
+#include "routes.h"
 #include "log.h"
 #include "note.h"
 #include "wire.h"
 
 void
-logproof_handle_consistency(struct server *srv, struct evhttp_request *req)
+logproof_handle_consistency(struct req *r)
 {
+	struct server				*srv = r->srv;
+	struct evhttp_request			*req = r->ev;
 	Safeshare__V1__ConsistencyProof		 out = SAFESHARE__V1__CONSISTENCY_PROOF__INIT;
 	Safeshare__V1__ConsistencyRequest	*rq = NULL;
 	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
 	struct note_checkpoint	 cp;
 	struct note		 nt;
-	struct peer		 p;
 	ProtobufCBinaryData	 bins[AUDIT_MAX_PROOF];
 	unsigned char		 proof[AUDIT_MAX_PROOF][32];
-	char			 rid[33], err[256], *note = NULL;
+	char			 err[256], *note = NULL;
 	size_t			 len = 0, i;
 	uint8_t			*buf;
 	int			 rc;
 
-	peer_of(req, &p);
-	if (peer_agency(srv, &p) == NULL) {
-		new_request_id(rid);
-		refuse(srv, req, &p, NULL, 403, "unknown_agency", "this certificate "
-		    "does not belong to any agency in the sharing protocol", rid);
-		return;
-	}
 	rq = safeshare__v1__consistency_request__unpack(NULL,
 	    evbuffer_get_length(in), evbuffer_pullup(in, -1));
 	if (rq == NULL) {

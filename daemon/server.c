@@ -1,15 +1,8 @@
 /*
- * The server: TLS contexts per connection, the route table, the replies and
- * helpers the handlers share, health, reload and shutdown.
- *
- * Routes:
- *   POST /v1/disclosures   DisclosureRequest -> DisclosureResponse | Error
- *   POST /v1/admin/reload  (empty) -> ReloadResult (role admin)
- *   POST /v1/holder/ops    HolderRequest -> HolderResult | Error (role holder)
- *   POST /v1/holder/show   HolderShowRequest -> HolderShow | Error (role holder)
- *   POST /v1/audit/...     auditors' reads, reviews, verify (auditor.c)
- *   GET  /healthz          Health
- *   GET  /metrics          Prometheus text
+ * The server: TLS contexts per connection, the replies and helpers the
+ * handlers share (req.h), health, metrics, reload and shutdown. Which path
+ * is served by what, and who may call it, is the route table's
+ * (routes.c); route() here only checks the transport and hands over.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -35,9 +28,10 @@
 #include <unistd.h>
 
 #include "connect.h"
-#include "http.h"
 #include "log.h"
 #include "logq.h"
+#include "req.h"
+#include "routes.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -83,10 +77,12 @@ peer_agency(struct server *srv, const struct peer *p)
 /* Replies by status class, for /metrics; touched on the loop thread only. */
 static uint64_t replies_by_status[6];
 
-/* Counts for /metrics, by route and by status (bounded label sets). */
-static const char *const route_names[] = { "disclosures", "holder", "admin", "audit",
-    "healthz", "metrics", "other" };
-#define NROUTES		(sizeof(route_names) / sizeof(route_names[0]))
+/*
+ * Counts for /metrics, by route and by status (bounded label sets): one
+ * slot per row of the route table (route_index()) and one for no route,
+ * reported by the rows' metric labels.
+ */
+#define NROUTES		(ROUTE_MAX + 1)
 static const int statuses[] = { 200, 400, 403, 404, 405, 413, 415, 429, 500, 503, 0 };
 #define NSTATUSES	(sizeof(statuses) / sizeof(statuses[0]))
 /* Reply latency buckets, seconds: request fully read to reply queued. */
@@ -97,27 +93,36 @@ static uint64_t by_route_status[NROUTES][NSTATUSES];
 static uint64_t lat_hist[NROUTES][NLAT + 1];
 static double	lat_sum[NROUTES];
 
+/* The slot of the request's path (route_index() of its row). */
 static size_t
-route_index_path(const char *path)
+path_slot(struct evhttp_request *req)
 {
-	static const char *const prefixes[] = { "/v1/disclosures", "/v1/holder/",
-	    "/v1/admin/", "/v1/audit/", "/healthz", "/metrics" };
-
-	for (size_t i = 0; path != NULL && i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-		if (strncmp(path, prefixes[i], strlen(prefixes[i])) == 0)
-			return i;
-	return NROUTES - 1;
+	return route_index(route_find(evhttp_uri_get_path(
+	    evhttp_request_get_evhttp_uri(req))));
 }
 
-static size_t
-route_index(struct evhttp_request *req)
+/* A slot's /metrics label: its row's, "other" for no row. */
+static const char *
+slot_label(size_t r)
 {
-	return route_index_path(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)));
+	return r < nroutes ? routes[r].metric : "other";
+}
+
+/*
+ * Whether slot r is the first with its label: /metrics sums the slots of
+ * a label and reports it once, where it first appears.
+ */
+static int
+slot_first(size_t r)
+{
+	for (size_t i = 0; i < r; i++)
+		if (strcmp(slot_label(i), slot_label(r)) == 0)
+			return 0;
+	return 1;
 }
 
 static struct conn *conn_of(struct evhttp_request *);
 static struct connect_call *call_of(struct evhttp_request *);
-static void	set_route(struct evhttp_request *, size_t);
 static void	request_timing(struct evhttp_request *, size_t *route, double *age);
 
 static void
@@ -344,9 +349,12 @@ refuse_entry(struct server *srv, struct evhttp_request *req, struct audit_entry 
 	logq_submit_receipt(srv->logq, e, refusal_logged, r);
 }
 
-static void
-handle_health(struct server *srv, struct evhttp_request *req)
+/* GET /healthz: the log's state and the protocol in force. */
+void
+server_handle_health(struct req *r)
 {
+	struct server		*srv = r->srv;
+	struct evhttp_request	*req = r->ev;
 	Safeshare__V1__Health	 h = SAFESHARE__V1__HEALTH__INIT;
 	struct logq_stats	 st;
 	size_t			 len;
@@ -376,31 +384,53 @@ static const char *const tls_fail_names[] = { "no_certificate", "unknown_ca",
 static void
 metrics_http(struct server *srv, struct evbuffer *out)
 {
-	evbuffer_add_printf(out, "# TYPE safeshare_http_responses_total counter\n");
-	for (size_t r = 0; r < NROUTES; r++)
-		for (size_t k = 0; k < NSTATUSES; k++)
-			if (by_route_status[r][k] != 0)
-				evbuffer_add_printf(out, "safeshare_http_responses_total"
-				    "{route=\"%s\",status=\"%s%d\"} %llu\n", route_names[r],
-				    statuses[k] ? "" : "other", statuses[k] ? statuses[k] : 0,
-				    (unsigned long long)by_route_status[r][k]);
-	evbuffer_add_printf(out, "# TYPE safeshare_request_duration_seconds histogram\n");
-	for (size_t r = 0; r < NROUTES; r++) {
-		uint64_t cum = 0;
+	const size_t	 nslots = nroutes + 1;
 
+	evbuffer_add_printf(out, "# TYPE safeshare_http_responses_total counter\n");
+	for (size_t r = 0; r < nslots; r++) {
+		const char *label = slot_label(r);
+
+		if (!slot_first(r))
+			continue;
+		for (size_t k = 0; k < NSTATUSES; k++) {
+			uint64_t n = 0;
+
+			for (size_t i = r; i < nslots; i++)
+				if (strcmp(slot_label(i), label) == 0)
+					n += by_route_status[i][k];
+			if (n != 0)
+				evbuffer_add_printf(out, "safeshare_http_responses_total"
+				    "{route=\"%s\",status=\"%s%d\"} %llu\n", label,
+				    statuses[k] ? "" : "other", statuses[k] ? statuses[k] : 0,
+				    (unsigned long long)n);
+		}
+	}
+	evbuffer_add_printf(out, "# TYPE safeshare_request_duration_seconds histogram\n");
+	for (size_t r = 0; r < nslots; r++) {
+		const char	*label = slot_label(r);
+		uint64_t	 cum = 0;
+		double		 sum = 0;
+
+		if (!slot_first(r))
+			continue;
 		for (size_t b = 0; b <= NLAT; b++) {
-			cum += lat_hist[r][b];
+			for (size_t i = r; i < nslots; i++)
+				if (strcmp(slot_label(i), label) == 0)
+					cum += lat_hist[i][b];
 			if (b < NLAT)
 				evbuffer_add_printf(out, "safeshare_request_duration_seconds_bucket"
-				    "{route=\"%s\",le=\"%g\"} %llu\n", route_names[r],
+				    "{route=\"%s\",le=\"%g\"} %llu\n", label,
 				    lat_bounds[b], (unsigned long long)cum);
 		}
+		for (size_t i = r; i < nslots; i++)
+			if (strcmp(slot_label(i), label) == 0)
+				sum += lat_sum[i];
 		evbuffer_add_printf(out, "safeshare_request_duration_seconds_bucket"
 		    "{route=\"%s\",le=\"+Inf\"} %llu\n"
 		    "safeshare_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
 		    "safeshare_request_duration_seconds_count{route=\"%s\"} %llu\n",
-		    route_names[r], (unsigned long long)cum, route_names[r], lat_sum[r],
-		    route_names[r], (unsigned long long)cum);
+		    label, (unsigned long long)cum, label, sum, label,
+		    (unsigned long long)cum);
 	}
 	evbuffer_add_printf(out, "# TYPE safeshare_connections_open gauge\n"
 	    "safeshare_connections_open %zu\n"
@@ -432,9 +462,11 @@ metrics_conns(struct server *srv, struct evbuffer *out)
 		    (unsigned long long)srv->conn_closed[i]);
 }
 
-static void
-handle_metrics(struct server *srv, struct evhttp_request *req)
+void
+server_handle_metrics(struct req *r)
 {
+	struct server		*srv = r->srv;
+	struct evhttp_request	*req = r->ev;
 	static const char *const outcomes[] = { "deny", "allow", "partial", "consultation" };
 	struct evbuffer		*out = evbuffer_new();
 	struct logq_stats	 st;
@@ -486,35 +518,6 @@ handle_metrics(struct server *srv, struct evhttp_request *req)
 	count_reply(req, 200);
 	evhttp_send_reply(req, 200, "OK", out);
 	evbuffer_free(out);
-}
-
-static const struct route {
-	const char		*path;
-	enum evhttp_cmd_type	 cmd;
-	void			(*fn)(struct server *, struct evhttp_request *);
-	int			 bulk;	/* body up to limits.max_import */
-} routes[] = {
-	{ "/v1/disclosures", EVHTTP_REQ_POST, disclose_handle, 0 },
-	{ "/v1/admin/reload", EVHTTP_REQ_POST, admin_handle_reload, 0 },
-	{ "/v1/holder/ops", EVHTTP_REQ_POST, holder_handle, 1 },
-	{ "/v1/holder/show", EVHTTP_REQ_POST, holder_handle_show, 0 },
-	{ "/v1/log/consistency", EVHTTP_REQ_POST, logproof_handle_consistency, 0 },
-	{ "/healthz", EVHTTP_REQ_GET, handle_health, 0 },
-	{ "/metrics", EVHTTP_REQ_GET, handle_metrics, 0 },
-};
-
-/* evhttp enforces the larger limit; the others are enforced per route. */
-static int
-body_too_large(struct server *srv, struct evhttp_request *req, int bulk)
-{
-	size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-
-	if (len <= (size_t)(bulk ? srv->conf->max_import : srv->conf->max_body))
-		return 0;
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-	reply_error(req, 413, "body_too_large", "the request body is larger than "
-	    "this endpoint accepts", 0);
-	return 1;
 }
 
 /*
@@ -617,42 +620,7 @@ route(struct evhttp_request *req, void *arg)
 			reply_error(req, 400, "tls_required", "mutual TLS is required", 0);
 		return;
 	}
-	server_dispatch(srv, req, path);
-}
-
-/*
- * The route table: serves a request as if it had come on path. route()
- * calls it for the /v1 paths, connect_route() for the Connect paths.
- */
-void
-server_dispatch(struct server *srv, struct evhttp_request *req, const char *path)
-{
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-
-	/* A Connect call counts in /metrics under the route that serves it. */
-	set_route(req, route_index_path(path));
-	if (strncmp(path, "/v1/audit/", 10) == 0) {
-		if (body_too_large(srv, req, 0))
-			return;
-		if (cmd != EVHTTP_REQ_POST)
-			reply_error(req, 405, "method_not_allowed", "use POST", 0);
-		else
-			auditor_handle(srv, req, path);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strcmp(path, routes[i].path) != 0)
-			continue;
-		if (body_too_large(srv, req, routes[i].bulk))
-			return;
-		if (cmd != routes[i].cmd)
-			reply_error(req, 405, "method_not_allowed",
-			    routes[i].cmd == EVHTTP_REQ_GET ? "use GET" : "use POST", 0);
-		else
-			routes[i].fn(srv, req);
-		return;
-	}
-	reply_error(req, 404, "not_found", "no such endpoint", 0);
+	route_dispatch(srv, req, path);
 }
 
 static EVP_PKEY *
@@ -979,7 +947,7 @@ request_timing(struct evhttp_request *req, size_t *route, double *age)
 {
 	struct conn *c = conn_of(req);
 
-	*route = c != NULL && c->arrived > 0 ? c->route : route_index(req);
+	*route = c != NULL && c->arrived > 0 ? c->route : path_slot(req);
 	*age = c != NULL && c->arrived > 0 ? mono_seconds() - c->arrived : -1;
 }
 
@@ -1196,13 +1164,13 @@ conn_of(struct evhttp_request *req)
 	return ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
 }
 
-static void
-set_route(struct evhttp_request *req, size_t route)
+void
+server_note_route(struct evhttp_request *req, const struct route *rt)
 {
 	struct conn *c = conn_of(req);
 
 	if (c != NULL)
-		c->route = route;
+		c->route = route_index(rt);
 }
 
 /* The Connect call state of the request's connection, NULL if none. */
@@ -1321,7 +1289,7 @@ request_arrived(struct evhttp_request *req)
 	c->busy = 1;
 	conn_touch(c);
 	c->arrived = mono_seconds();
-	c->route = route_index(req);
+	c->route = path_slot(req);
 	c->call.out = NULL;
 	bufferevent_setwatermark(c->bev, EV_READ, 0, input_cap(c->srv));
 	evhttp_request_set_on_complete_cb(req, reply_sent, c);

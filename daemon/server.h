@@ -104,6 +104,27 @@ void	server_read_scope(struct server *);
  */
 int	storelog_start(struct server *, char *err, size_t errlen);
 
+/*
+ * The holder thread (daemon/holder.c): checks and applies holder batches
+ * on its own store connection, off the event loop. hworker_new() opens
+ * the store and starts it (NULL and err on failure); hworker_busy() counts
+ * batches not yet answered; hworker_free() stops it.
+ */
+struct hworker	*hworker_new(struct server *, char *err, size_t errlen);
+size_t		 hworker_busy(const struct hworker *);
+void		 hworker_free(struct hworker *);
+/*
+ * The log entry saying a logged holder batch was not applied (audit-format.md):
+ * its agency, request id and first entry, and why.
+ */
+void		 holder_rolled_back(struct audit_entry *, const struct protocol *,
+		    const char *agency, const char *request_id, uint64_t first_seq,
+		    const char *reason);
+
+struct route;
+/* Counts the request's replies in /metrics under rt (NULL: "other"). */
+void	server_note_route(struct evhttp_request *, const struct route *rt);
+
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);
 /* Stops accepting; the loop exits once every queued log entry is answered. */

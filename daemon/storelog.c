@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "req.h"
 #include "log.h"
 #include "server.h"
 
