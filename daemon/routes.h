@@ -65,7 +65,7 @@ void		 route_dispatch(struct server *, struct evhttp_request *,
 /* Handlers, by file: each is one row's fn. */
 void	disclose_handle(struct req *);			/* disclose.c */
 void	admin_handle_reload(struct req *);		/* admin.c */
-void	holder_handle(struct req *);			/* holder.c */
+void	holder_handle(struct req *);			/* holder_api.c */
 void	holder_handle_show(struct req *);		/* holdershow.c */
 void	logproof_handle_consistency(struct req *);	/* logproof.c */
 void	auditor_handle_query(struct req *);		/* auditor.c */

@@ -58,7 +58,7 @@ struct server {
 	struct event		*logmark;	/* notes it every minute (issue 13) */
 	char			*public_pem;
 	struct logq		*logq;
-	struct hworker		*holder;	/* the holder thread (holder.c) */
+	struct hworker		*holder;	/* the holder thread (holder_api.c) */
 	struct event		*forget;	/* forgets TLS sessions (tls.ticket_rotation) */
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	struct event		*round;		/* end of a loop round, see server_read_scope() */
@@ -87,7 +87,7 @@ int	rate_take(struct server *, const char *agency, double now);
 int	rate_admit(struct server *, struct evhttp_request *, const char *agency);
 /*
  * Takes n more from the agency's bucket after rate_take() admitted the
- * request; the bucket may go into debt (holder ops, see holder.c).
+ * request; the bucket may go into debt (holder ops, see holder_api.c).
  */
 void	rate_charge(struct server *, const char *agency, double n, double now);
 
@@ -105,7 +105,7 @@ void	server_read_scope(struct server *);
 int	storelog_start(struct server *, char *err, size_t errlen);
 
 /*
- * The holder thread (daemon/holder.c): checks and applies holder batches
+ * The holder thread (daemon/holder_api.c): checks and applies holder batches
  * on its own store connection, off the event loop. hworker_new() opens
  * the store and starts it (NULL and err on failure); hworker_busy() counts
  * batches not yet answered; hworker_free() stops it.
