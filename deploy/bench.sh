@@ -8,7 +8,7 @@
 # both with tests/bench/loadgen and writes a table into BENCHMARKS.md.
 #
 #   deploy/bench.sh [--runs N] [--seconds S] [--no-memory] [--long]
-#                   [--no-install] [--no-write]
+#                   [--no-install] [--no-write] [--api-only]
 #
 #   --runs N      runs per row, the median is reported (3; at least 3 to write)
 #   --seconds S   measured seconds per run, after 1 s of warm-up (5)
@@ -16,9 +16,15 @@
 #   --long        RSS growth over 300 s instead of 60 s
 #   --no-install  do not apt-get nginx
 #   --no-write    print the table; leave BENCHMARKS.md alone
+#   --api-only    only the /v1 and Connect rows: no nginx, no memory, no
+#                 holder batch; prints, never writes
 #
 # Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
-# make a new connection (full handshake, no resumption) per request. Every
+# make a new connection (full handshake, no resumption) per request; then
+# the same disclosure on 16 keep-alive connections by POST /v1/disclosures,
+# Connect with application/proto and Connect with application/json (issue
+# 20), taking turns, compared by the daemon's CPU time per request from
+# /proc/PID/stat (which other load on the machine barely moves). Every
 # server this script starts is stopped by its pid on exit. Loopback only.
 set -eu
 
@@ -31,6 +37,7 @@ memory=1
 growth=60
 install=1
 write=1
+api_only=0
 cmdline="deploy/bench.sh${*:+ $*}"
 
 while [ $# -gt 0 ]; do
@@ -41,9 +48,10 @@ while [ $# -gt 0 ]; do
 	--long) growth=300 ;;
 	--no-install) install=0 ;;
 	--no-write) write=0 ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	--api-only) api_only=1; memory=0; write=0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "usage: deploy/bench.sh [--runs N] [--seconds S] [--no-memory]" \
-		"[--long] [--no-install] [--no-write]" >&2; exit 2 ;;
+		"[--long] [--no-install] [--no-write] [--api-only]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -72,7 +80,7 @@ keep_result() {
 # ---- 1. nginx ----
 NGINX=$(command -v nginx || true)
 [ -n "$NGINX" ] || NGINX=/usr/sbin/nginx
-if [ ! -x "$NGINX" ]; then
+if [ $api_only = 0 ] && [ ! -x "$NGINX" ]; then
 	[ $install = 1 ] || { echo "bench: nginx is not installed" >&2; exit 1; }
 	say "installing nginx (Debian package nginx-light)"
 	# Never let the package start the system nginx (port 80).
@@ -136,6 +144,7 @@ P=$T/pki
 LG="$LOADGEN --cert $P/police.crt --key $P/police.key --ca $P/ca.crt"
 
 # ---- 4. nginx: 1 worker, mTLS required, a 1 KiB file, its own prefix ----
+if [ $api_only = 0 ]; then
 N=$T/nginx
 mkdir -p "$N/www" "$N/tmp" "$N/logs"
 chmod 755 "$N" "$N/www"
@@ -177,6 +186,7 @@ EOF
 "$NGINX" -p "$N" -e "$N/logs/error.log" -c "$N/nginx.conf" -g 'daemon off;' \
 	>"$N/logs/stderr" 2>&1 &
 NGINX_PID=$!
+fi
 
 # ---- 5. safeshared: the example protocol, 10,000 subjects ----
 S=$T/ss
@@ -231,6 +241,7 @@ ss_start() {	# ss_start CONFIG: starts safeshared, sets SS_PID and SPORT
 }
 ss_start "$S/safeshared.yaml"
 
+if [ $api_only = 0 ]; then
 i=0
 until $LG --port "$NPORT" --fetch /static.bin >/dev/null 2>&1; do
 	kill -0 "$NGINX_PID" 2>/dev/null || { cat "$N/logs/stderr" "$N/logs/error.log" >&2; exit 1; }
@@ -242,6 +253,7 @@ NWORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
 [ -n "$NWORKER" ] || { echo "bench: no nginx worker" >&2; exit 1; }
 echo "nginx pid $NGINX_PID (worker $NWORKER) on 127.0.0.1:$NPORT;" \
 	"safeshared pid $SS_PID on 127.0.0.1:$SPORT"
+fi
 
 metric() {	# metric NAME: a counter from safeshared's /metrics
 	$LG --port "$SPORT" --fetch /metrics | awk -v n="$1" '$1 == n { print $2 }'
@@ -282,6 +294,7 @@ run_one() {	# run_one SERVER ROW RUN: one loadgen run, its RESULT line to $R
 		sed "s/^/  [$1 $2 $3] /"
 }
 
+[ $api_only = 1 ] ||
 for row in ka1 ka16 ka64 new16; do
 	say "row $row: $runs runs of $secs s each, nginx and safeshared in turn"
 	r=1
@@ -292,9 +305,30 @@ for row in ka1 ka16 ka64 new16; do
 	done
 done
 
+# ---- 6b. the same disclosure by /v1 and by Connect, proto and JSON (issue 20) ----
+run_api() {	# run_api API RUN: 16 keep-alive connections, disclosures by API
+	out=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --api "$1" \
+	    --seconds "$secs" --warmup 1 --label "api-$1-$2")
+	line=$(printf '%s\n' "$out" | grep '^RESULT ')
+	cpu_us=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '$1 == "cpu_s" { c = $2 }
+	    $1 == "completed" { n = $2 } END { if (n > 0) printf "%.1f", c * 1e6 / n; else print 0 }')
+	printf '%s cpu_us=%s server=safeshared row=api-%s\n' "$line" "$cpu_us" "$1" >> "$R"
+	printf '%s\n' "$out" | sed -n '/^  requests/p;/^  errors/p;/^  decisions/p' |
+		sed "s/^/  [$1 $2] /"
+	echo "  [$1 $2] daemon CPU $cpu_us us per request"
+}
+say "/v1 and Connect: $runs runs of $secs s each, 16 connections, taking turns"
+r=1
+while [ $r -le "$runs" ]; do
+	for api in v1 connect-proto connect-json; do
+		run_api $api $r
+	done
+	r=$((r + 1))
+done
+
 # ---- 7. memory: a fresh daemon with room for 10,000 connections ----
 mem_growth= mem_idle= mem_base= mem_nginx=
-if [ $memory = 1 ]; then
+if [ $memory = 1 ] && [ $api_only = 0 ]; then
 	say "memory: RSS over ${growth} s of keep-alive load, then 10,000 idle connections"
 	stop_pid "$SS_PID" safeshared
 	ss_start "$S/safeshared-mem.yaml"
@@ -313,6 +347,8 @@ if [ $memory = 1 ]; then
 fi
 
 # ---- 7b. disclosures during one 100,000-op holder batch (issue 14 item 15) ----
+hb_line= hb_holder=
+if [ $api_only = 0 ]; then
 hsecs=$((secs < 10 ? 10 : secs))
 say "holder batch: 16 connections of disclosures for $hsecs s, one 100,000-op batch meanwhile"
 hb=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$hsecs" \
@@ -321,6 +357,7 @@ hb=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --seconds "$hsecs" \
 printf '%s\n' "$hb" | sed -n '/^  requests/p;/^  latency/p;/^  errors/p;/^  holder/p'
 hb_line=$(printf '%s\n' "$hb" | grep '^RESULT ' || true)
 hb_holder=$(printf '%s\n' "$hb" | grep '^RESULT_HOLDER ' || true)
+fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 8. medians and the table ----
@@ -338,6 +375,39 @@ sum() {		# sum SERVER ROW KEY
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 fmt() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
 verdict() { awk -v c="$1" 'BEGIN { print (c ? "**met**" : "**missed**") }'; }
+
+# /v1 against Connect: the daemon's CPU per request, and Connect proto's target.
+apitable=$T/api.md
+{
+	v1cpu=$(med safeshared api-v1 cpu_us)
+	echo "| disclosures by (16 keep-alive connections) | req/s | p50 / p99 ms |" \
+	    "daemon CPU µs per request | CPU vs /v1 | errors |"
+	echo "|---|---|---|---|---|---|"
+	for api in v1 connect-proto connect-json; do
+		case $api in
+		v1) name='`POST /v1/disclosures`, application/x-protobuf' ;;
+		connect-proto) name='Connect `DisclosureService/Request`, application/proto' ;;
+		connect-json) name='Connect `DisclosureService/Request`, application/json' ;;
+		esac
+		c=$(med safeshared "api-$api" cpu_us)
+		echo "| $name | $(fmt "$(med safeshared "api-$api" rps)") |" \
+		    "$(med safeshared "api-$api" p50_ms) / $(med safeshared "api-$api" p99_ms) |" \
+		    "$c | $(awk -v a="$c" -v b="$v1cpu" 'BEGIN { if (b > 0) printf "%+.1f %%", (a - b) * 100 / b; else print "-" }') |" \
+		    "$(sum safeshared "api-$api" errors) |"
+	done
+	pc=$(awk -v a="$(med safeshared api-connect-proto cpu_us)" -v b="$v1cpu" \
+	    'BEGIN { if (b > 0) printf "%.1f", (a - b) * 100 / b; else print 999 }')
+	echo
+	echo "| target (issue 20) | measured | verdict |"
+	echo "|---|---|---|"
+	echo "| Connect with application/proto costs at most 5 % over \`/v1\`" \
+	    "(daemon CPU per request) | $pc % | $(verdict "$(awk -v p="$pc" 'BEGIN { print (p <= 5) }')") |"
+} > "$apitable"
+if [ $api_only = 1 ]; then
+	say "/v1 and Connect (medians of $runs runs of $secs s)"
+	cat "$apitable"
+	exit 0
+fi
 
 table=$T/table.md
 {
@@ -424,6 +494,8 @@ say "results (medians of $runs runs of $secs s)"
 cat "$table"
 echo
 cat "$targets"
+echo
+cat "$apitable"
 
 [ $write = 1 ] || exit 0
 
@@ -462,6 +534,8 @@ block=$T/block.md
 	cat "$table"
 	echo
 	cat "$targets"
+	echo
+	cat "$apitable"
 	echo
 	echo "<!-- deploy/bench.sh: end -->"
 } > "$block"

@@ -13,6 +13,8 @@
  * ids (the ones --make-data writes), over keep-alive connections. --new-conn
  * makes every request a fresh TCP connection and a full handshake (no
  * session resumption); --get PATH fetches a static file instead (nginx).
+ * --api connect-proto or connect-json sends the same request over the
+ * Connect protocol (issue 20), application/proto or application/json.
  * The run stops at --requests measured requests or after --seconds, whichever
  * comes first, after --warmup seconds that are not measured. --idle N holds N
  * more connections open, each after one request, while the load runs.
@@ -51,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pbjson.h"
 #include "safeshare.pb-c.h"
 
 #define MAX_CONNS	20000
@@ -94,6 +97,14 @@ struct watch {
 	long	rss_max;
 };
 
+/* --api: which protocol a disclosure goes by (issue 20). */
+enum { API_V1, API_PROTO, API_JSON };
+static const char *const api_names[] = { "v1", "connect-proto", "connect-json" };
+static const char *const api_paths[] = { "/v1/disclosures",
+    "/safeshare.v1.DisclosureService/Request", "/safeshare.v1.DisclosureService/Request" };
+static const char *const api_types[] = { "application/x-protobuf", "application/proto",
+    "application/json" };
+
 static struct {
 	/* options */
 	int		 port;
@@ -112,6 +123,7 @@ static struct {
 	double		 idle_setup;
 	int		 holder_ops;
 	const char	*holder_cert, *holder_key;
+	int		 api;		/* API_V1, API_PROTO, API_JSON */
 
 	/* state */
 	SSL_CTX		*ctx;
@@ -291,7 +303,7 @@ build_get(struct reqbuf *r, const char *path, int close_after)
 	r->len = (size_t)n;
 }
 
-/* One POST /v1/disclosures per subject, head and body in one buffer. */
+/* One disclosure request per subject (--api), head and body in one buffer. */
 static void
 build_requests(void)
 {
@@ -305,7 +317,7 @@ build_requests(void)
 	}
 	for (size_t i = 0; i < G.nreqs; i++) {
 		Safeshare__V1__DisclosureRequest dr = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
-		char	subj[16], cref[32], prac[32], head[256];
+		char	subj[16], cref[32], prac[32], head[256], err[128], *json = NULL;
 		size_t	blen;
 		int	hlen;
 
@@ -317,16 +329,24 @@ build_requests(void)
 		dr.practitioner = prac;
 		dr.subject_id = subj;
 		dr.record_type = (char *)G.record_type;
-		blen = safeshare__v1__disclosure_request__get_packed_size(&dr);
-		hlen = snprintf(head, sizeof(head), "POST /v1/disclosures HTTP/1.1\r\n"
-		    "Host: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
-		    "Content-Length: %zu\r\n%s\r\n", blen,
-		    G.new_conn ? "Connection: close\r\n" : "");
+		if (G.api == API_JSON) {
+			if ((json = pbjson_encode(&dr.base, &blen, err, sizeof(err))) == NULL)
+				die("%s", err);
+		} else
+			blen = safeshare__v1__disclosure_request__get_packed_size(&dr);
+		hlen = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\n"
+		    "Host: 127.0.0.1\r\nContent-Type: %s\r\n"
+		    "Content-Length: %zu\r\n%s\r\n", api_paths[G.api], api_types[G.api],
+		    blen, G.new_conn ? "Connection: close\r\n" : "");
 		G.reqs[i].len = (size_t)hlen + blen;
 		G.reqs[i].data = xmalloc(G.reqs[i].len);
 		memcpy(G.reqs[i].data, head, (size_t)hlen);
-		safeshare__v1__disclosure_request__pack(&dr,
-		    (uint8_t *)G.reqs[i].data + hlen);
+		if (json != NULL)
+			memcpy(G.reqs[i].data + hlen, json, blen);
+		else
+			safeshare__v1__disclosure_request__pack(&dr,
+			    (uint8_t *)G.reqs[i].data + hlen);
+		free(json);
 	}
 }
 
@@ -544,8 +564,15 @@ record(struct conn *c, int status, const char *body, size_t blen, double now)
 	if (!G.get_path && status == 200) {
 		Safeshare__V1__DisclosureResponse *r;
 
-		r = safeshare__v1__disclosure_response__unpack(NULL, blen,
-		    (const uint8_t *)body);
+		if (G.api == API_JSON) {
+			char err[128];
+
+			r = (Safeshare__V1__DisclosureResponse *)pbjson_decode(
+			    &safeshare__v1__disclosure_response__descriptor, body, blen,
+			    err, sizeof(err));
+		} else
+			r = safeshare__v1__disclosure_response__unpack(NULL, blen,
+			    (const uint8_t *)body);
 		if (r == NULL)
 			G.errors[E_PARSE]++;
 		else {
@@ -887,7 +914,7 @@ report(void)
 
 	printf("loadgen %s: %s, %d connection%s, %s %s\n", G.label, mode, G.nconns,
 	    G.nconns == 1 ? "" : "s", G.get_path ? "GET" : "POST",
-	    G.get_path ? G.get_path : "/v1/disclosures");
+	    G.get_path ? G.get_path : api_paths[G.api]);
 	printf("  measured    %.2f s after %.1f s warm-up (%llu warm-up requests)\n",
 	    secs, G.warmup, (unsigned long long)G.warm_done);
 	printf("  requests    %llu completed, %llu ok (2xx): %.0f requests/s\n",
@@ -1147,6 +1174,9 @@ usage(void)
 	    "  --warmup S           unmeasured time first (1)\n"
 	    "  --new-conn           a new connection and full handshake per request\n"
 	    "  --get PATH           GET PATH instead of POST /v1/disclosures\n"
+	    "  --api NAME           how disclosures are sent: v1 (POST /v1/disclosures,\n"
+	    "                       the default), connect-proto or connect-json (POST\n"
+	    "                       /safeshare.v1.DisclosureService/Request)\n"
 	    "  --subjects N         subject ids B000000.. to draw from (10000)\n"
 	    "  --purpose ID         (child_protection)\n"
 	    "  --record-type ID     (person)\n"
@@ -1183,7 +1213,7 @@ enum {
 	O_PORT = 256, O_HOST, O_CERT, O_KEY, O_CA, O_CONNS, O_REQUESTS, O_SECONDS,
 	O_WARMUP, O_NEWCONN, O_GET, O_SUBJECTS, O_PURPOSE, O_RTYPE, O_TIMEOUT,
 	O_IDLE, O_IDLEPATH, O_IDLESETUP, O_WATCH, O_TLS12, O_LABEL, O_SEED,
-	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HBATCH, O_HCERT, O_HKEY, O_HELP
+	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HBATCH, O_HCERT, O_HKEY, O_API, O_HELP
 };
 
 int
@@ -1213,6 +1243,7 @@ main(int argc, char *argv[])
 		{ "label", required_argument, NULL, O_LABEL },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "fetch", required_argument, NULL, O_FETCH },
+		{ "api", required_argument, NULL, O_API },
 		{ "make-data", required_argument, NULL, O_MAKEDATA },
 		{ "free-port", no_argument, NULL, O_FREEPORT },
 		{ "holder-batch", required_argument, NULL, O_HBATCH },
@@ -1256,6 +1287,13 @@ main(int argc, char *argv[])
 		case O_WARMUP: G.warmup = num(optarg, 0, 600, "--warmup"); break;
 		case O_NEWCONN: G.new_conn = 1; break;
 		case O_GET: G.get_path = optarg; break;
+		case O_API:
+			for (G.api = 0; G.api < 3 && strcmp(optarg, api_names[G.api]) != 0;
+			    G.api++)
+				;
+			if (G.api == 3)
+				usage();
+			break;
 		case O_SUBJECTS:
 			G.nsubjects = (int)num(optarg, 1, 1000000, "--subjects");
 			break;
