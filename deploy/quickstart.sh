@@ -197,6 +197,15 @@ as housing
 show "$SS" audit witness --state "$run/witness.state" --pubkey "$run/pki/audit-signing.pub"
 # -- end of receipts and a witness --
 
+# -- without our client: Connect and JSON (issue 20) --
+say "21. Any HTTP client: curl posts JSON to the Connect path, the same request as step 7"
+show curl -sS --cacert "$run/pki/ca.crt" --cert "$run/pki/police.crt" \
+	--key "$run/pki/police.key" -H 'Content-Type: application/json' \
+	-d '{"purpose":"child_protection","caseReference":"CP-2026-0142","practitioner":"DC R. Jones","subjectId":"S1001","recordType":"person","fields":["full_name"]}' \
+	"https://$SAFESHARE_SERVER/safeshare.v1.DisclosureService/Request"
+echo
+# -- end of Connect and JSON --
+
 as police >/dev/null
 show "$SS" health
 
@@ -210,6 +219,9 @@ Try it yourself:
   $SS request --subject S1001 --record-type person --purpose child_protection \\
       --case CP-1 --practitioner "Your Name" --json
   SAFESHARE_CERT=$run/pki/auditor.crt SAFESHARE_KEY=$run/pki/auditor.key $SS audit query
+  curl --cacert $run/pki/ca.crt --cert $run/pki/police.crt --key $run/pki/police.key \\
+      -H 'Content-Type: application/json' -d '{"purpose":"child_protection", ...}' \\
+      https://$SAFESHARE_SERVER/safeshare.v1.DisclosureService/Request   (docs/api.md, "Connect")
   $SS --help
 
 Daemon log: run/safeshared.log. Reload the protocol: kill -HUP \$(cat run/safeshared.pid)
