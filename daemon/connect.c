@@ -87,6 +87,22 @@ connect_code(const char *code, int status)
 	}
 }
 
+/* gRPC's status number for a Connect code (the same codes, numbered). */
+static int
+grpc_status(const char *cc)
+{
+	static const char *const names[] = { "ok", "canceled", "unknown",
+	    "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
+	    "permission_denied", "resource_exhausted", "failed_precondition",
+	    "aborted", "out_of_range", "unimplemented", "internal", "unavailable",
+	    "data_loss", "unauthenticated" };
+
+	for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(cc, names[i]) == 0)
+			return (int)i;
+	return 2;
+}
+
 int
 connect_http_status(const char *cc)
 {
@@ -122,6 +138,37 @@ media_is(const char *type, const char *want)
 	return n == strlen(want) && evutil_ascii_strncasecmp(type, want, n) == 0;
 }
 
+/*
+ * gRPC-Web: the body is one uncompressed message frame (flag 0, 4-byte
+ * big-endian length, the message); leaves the message alone in the buffer.
+ * Returns -1 when it replied.
+ */
+static int
+grpcweb_unframe(struct evhttp_request *req, struct evbuffer *in, size_t len)
+{
+	unsigned char	h[5];
+	size_t		n;
+
+	if (len < 5 || evbuffer_copyout(in, h, 5) != 5) {
+		reply_error(req, 400, "malformed_request", "a gRPC-Web body is one "
+		    "5-byte frame header and the message", 0);
+		return -1;
+	}
+	n = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
+	if (h[0] & 1) {
+		reply_error(req, 400, "unsupported_encoding", "compressed gRPC-Web "
+		    "messages are not accepted", 0);
+		return -1;
+	}
+	if (h[0] != 0 || n != len - 5) {
+		reply_error(req, 400, "malformed_request", "a unary gRPC-Web request "
+		    "is exactly one message frame", 0);
+		return -1;
+	}
+	evbuffer_drain(in, 5);
+	return 0;
+}
+
 void
 connect_route(struct server *srv, struct evhttp_request *req, const char *path,
     struct connect_call *call)
@@ -138,6 +185,9 @@ connect_route(struct server *srv, struct evhttp_request *req, const char *path,
 	memset(call, 0, sizeof(*call));
 	/* Until the method is known, errors are Connect errors all the same. */
 	call->out = &safeshare__v1__error__descriptor;
+	type = header1(req, "Content-Type", &dup);
+	call->grpcweb = type != NULL && (media_is(type, "application/grpc-web") ||
+	    media_is(type, "application/grpc-web+proto"));
 	path += strlen(PREFIX);
 	if ((slash = strchr(path, '/')) != NULL &&
 	    (n = (size_t)(slash - path)) < sizeof(svc) - strlen("safeshare.v1.")) {
@@ -154,17 +204,17 @@ connect_route(struct server *srv, struct evhttp_request *req, const char *path,
 		reply_error(req, 405, "method_not_allowed", "use POST", 0);
 		return;
 	}
-	type = header1(req, "Content-Type", &dup);
 	enc = header1(req, "Content-Encoding", &dup);
 	ver = header1(req, "Connect-Protocol-Version", &dup);
 	if (dup) {
 		reply_error(req, 400, "bad_request", "a Connect header given twice", 0);
 		return;
 	}
-	if (type == NULL || (!media_is(type, "application/proto") &&
-	    !media_is(type, "application/json"))) {
+	if (!call->grpcweb && (type == NULL || (!media_is(type, "application/proto") &&
+	    !media_is(type, "application/json")))) {
 		reply_error(req, 415, "unsupported_media_type", "the body must be "
-		    "Content-Type: application/proto or application/json", 0);
+		    "Content-Type: application/proto, application/json or "
+		    "application/grpc-web+proto", 0);
 		return;
 	}
 	if (enc != NULL && evutil_ascii_strcasecmp(enc, "identity") != 0) {
@@ -186,7 +236,9 @@ connect_route(struct server *srv, struct evhttp_request *req, const char *path,
 		return;
 	}
 	call->out = md->output;
-	call->json = media_is(type, "application/json");
+	if (call->grpcweb && grpcweb_unframe(req, in, len) == -1)
+		return;
+	call->json = !call->grpcweb && media_is(type, "application/json");
 	if (call->json) {
 		m = pbjson_decode(md->input, (const char *)evbuffer_pullup(in, -1), len,
 		    call->jsonerr, sizeof(call->jsonerr));
@@ -278,6 +330,65 @@ fail:
 	return s;
 }
 
+/* Appends a gRPC-Web frame (flag, 4-byte length, data) to out at *o. */
+static void
+frame(uint8_t *out, size_t *o, uint8_t flag, const void *data, size_t n)
+{
+	out[(*o)++] = flag;
+	out[(*o)++] = (uint8_t)(n >> 24);
+	out[(*o)++] = (uint8_t)(n >> 16);
+	out[(*o)++] = (uint8_t)(n >> 8);
+	out[(*o)++] = (uint8_t)n;
+	memcpy(out + *o, data, n);
+	*o += n;
+}
+
+/*
+ * gRPC-Web's reply: always HTTP 200; the message frame if there is one,
+ * then the trailers (grpc-status, and for an error grpc-message,
+ * percent-encoded) in a frame flagged 0x80.
+ */
+static void
+grpcweb_reply(int *status, uint8_t **body, size_t *len)
+{
+	Safeshare__V1__Error	*e = NULL;
+	const char		*msg = "";
+	char			 trailer[1024];
+	size_t			 t, o = 0;
+	uint8_t			*out;
+	int			 gs = 0;
+
+	if (*status != 200) {
+		e = safeshare__v1__error__unpack(NULL, *len, *body);
+		gs = grpc_status(connect_code(e ? e->code : NULL, *status));
+		msg = e ? e->message : "";
+	}
+	t = (size_t)snprintf(trailer, sizeof(trailer), "grpc-status:%d\r\n", gs);
+	if (gs != 0) {
+		t += (size_t)snprintf(trailer + t, sizeof(trailer) - t, "grpc-message:");
+		for (; *msg != '\0' && t + 8 < sizeof(trailer); msg++) {
+			unsigned char c = (unsigned char)*msg;
+
+			if (c < 0x20 || c > 0x7e || c == '%')
+				t += (size_t)snprintf(trailer + t, sizeof(trailer) - t,
+				    "%%%02X", c);
+			else
+				trailer[t++] = (char)c;
+		}
+		t += (size_t)snprintf(trailer + t, sizeof(trailer) - t, "\r\n");
+	}
+	out = xcalloc((gs == 0 ? *len + 5 : 0) + t + 5 + 1, 1);
+	if (gs == 0)
+		frame(out, &o, 0x00, *body, *len);
+	frame(out, &o, 0x80, trailer, t);
+	if (e != NULL)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	free(*body);
+	*body = out;
+	*len = o;
+	*status = 200;
+}
+
 void
 connect_reply(struct connect_call *call, int *status, uint8_t **body, size_t *len,
     const char **ctype)
@@ -285,6 +396,13 @@ connect_reply(struct connect_call *call, int *status, uint8_t **body, size_t *le
 	ProtobufCMessage	*m;
 	char			*s, err[256];
 	size_t			 n;
+
+	if (call->grpcweb) {
+		grpcweb_reply(status, body, len);
+		*ctype = "application/grpc-web+proto";
+		call->out = NULL;
+		return;
+	}
 
 	if (*status != 200) {
 		s = error_json(call, status, *body, *len, &n);

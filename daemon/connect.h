@@ -2,7 +2,7 @@
  * The Connect protocol, unary (issue 20; docs/api.md, "Connect"):
  * POST /safeshare.v1.<Service>/<Method> with an application/proto or
  * application/json body, served by the same handler as the method's /v1
- * route. The request body is turned into the /v1 protobuf body before the
+ * route. gRPC-Web (application/grpc-web+proto) on the same paths too. The request body is turned into the /v1 protobuf body before the
  * handler runs and its reply back into the caller's codec after, so the
  * handlers do not know which protocol they answer.
  */
@@ -24,6 +24,7 @@ struct server;
 struct connect_call {
 	const ProtobufCMessageDescriptor *out;	/* reply type; NULL: not Connect */
 	int		 json;			/* application/json, else proto */
+	int		 grpcweb;		/* application/grpc-web+proto */
 	char		 jsonerr[256];		/* why the JSON body was refused */
 };
 
@@ -39,7 +40,7 @@ void		 connect_route(struct server *, struct evhttp_request *,
 /*
  * Rewrites a reply for the call: 200 bodies into the call's codec, error
  * bodies (a safeshare.v1.Error) into Connect's JSON error with its HTTP
- * status. *body is replaced (the old one freed) when it changes; *ctype
+ * status (gRPC-Web: a message frame and a trailer frame, status 200). *body is replaced (the old one freed) when it changes; *ctype
  * is set to the reply's Content-Type. Clears call->out.
  */
 void		 connect_reply(struct connect_call *call, int *status, uint8_t **body,

@@ -2,7 +2,7 @@
  * The Connect protocol's replies (daemon/connect.c, issue 20): error
  * bodies become Connect's JSON error with the safeshare Error as a detail,
  * 200 bodies the caller's codec, and the code table in docs/api.md is the
- * one the code applies, row by row.
+ * one the code applies, row by row; gRPC-Web replies are framed.
  */
 #include <criterion/criterion.h>
 
@@ -240,4 +240,44 @@ Test(connect, docs_table)
 	cr_expect_geq(rows, 9);
 	cr_expect_geq(codes, 40);
 	free(doc);
+}
+
+/* gRPC-Web: HTTP 200 always; a message frame, then a trailer frame. */
+Test(connect, grpcweb_frames)
+{
+	Safeshare__V1__ReviewResult	 r = SAFESHARE__V1__REVIEW_RESULT__INIT;
+	struct connect_call		 call = { .out = &safeshare__v1__review_result__descriptor,
+					    .grpcweb = 1 };
+	const char			*ctype = NULL;
+	const char			*want = "grpc-status:0\r\n";
+	size_t				 len, n;
+	uint8_t				*body;
+	int				 status = 200;
+
+	r.disclosure_id = 300;
+	n = safeshare__v1__review_result__get_packed_size(&r);	/* 08 ac 02 */
+	body = xcalloc(n + 1, 1);
+	safeshare__v1__review_result__pack(&r, body);
+	len = n;
+	connect_reply(&call, &status, &body, &len, &ctype);
+	cr_expect_eq(status, 200);
+	cr_expect_str_eq(ctype, "application/grpc-web+proto");
+	cr_assert_eq(len, 5 + n + 5 + strlen(want));
+	cr_expect(memcmp(body, "\x00\x00\x00\x00\x03\x08\xac\x02", 8) == 0);
+	cr_expect_eq(body[8], 0x80);
+	cr_expect_eq(body[12], strlen(want));
+	cr_expect(memcmp(body + 13, want, strlen(want)) == 0);
+	free(body);
+
+	call.out = &safeshare__v1__review_result__descriptor;
+	status = 403;
+	body = error_body("not_guardian", "100% needs the guardian", 9, &len);
+	connect_reply(&call, &status, &body, &len, &ctype);
+	cr_expect_eq(status, 200, "gRPC-Web errors travel in the trailers");
+	want = "grpc-status:7\r\ngrpc-message:100%25 needs the guardian\r\n";
+	cr_assert_eq(len, 5 + strlen(want));
+	cr_expect_eq(body[0], 0x80);
+	cr_expect(memcmp(body + 5, want, strlen(want)) == 0, "%.*s", (int)len - 5,
+	    (char *)body + 5);
+	free(body);
 }
