@@ -515,11 +515,7 @@ auditor_handle_verify(struct req *r)
 	j->ev = event_new(srv->base, -1, 0, verify_done, j);
 	if (j->ev == NULL || pthread_create(&t, NULL, verify_thread, j) != 0) {
 		reply_error(req, 500, "verify_failed", "cannot start verification", 0);
-		if (j->ev)
-			event_free(j->ev);
-		free(j->path);
-		free(j);
-		return;
+		goto fail;
 	}
 	/*
 	 * The thread reads srv->public_key and wakes the loop: shutdown waits
@@ -527,6 +523,12 @@ auditor_handle_verify(struct req *r)
 	 */
 	srv->verifying++;
 	pthread_detach(t);
+	return;
+fail:
+	if (j->ev != NULL)
+		event_free(j->ev);
+	free(j->path);
+	free(j);
 }
 
 /*
@@ -595,15 +597,14 @@ auditor_handle_report(struct req *r)
 	struct server			*srv = r->srv;
 	struct evhttp_request		*req = r->ev;
 	Safeshare__V1__ReportRequest	*q;
-	struct report_job		*j;
+	struct report_job		*j = NULL;
 	pthread_t			 t;
 
 	if ((q = decode(req, &safeshare__v1__report_request__descriptor)) == NULL)
 		return;
 	if (q->to_time != 0 && q->to_time <= q->from_time) {
 		reply_error(req, 400, "bad_range", "the report's end is not after its start", 0);
-		safeshare__v1__report_request__free_unpacked(q, NULL);
-		return;
+		goto fail;
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->srv = srv;
@@ -612,17 +613,24 @@ auditor_handle_report(struct req *r)
 	j->from = q->from_time;
 	j->rep = report_new(q->from_time, q->to_time, q->agency, time(NULL));
 	safeshare__v1__report_request__free_unpacked(q, NULL);
+	q = NULL;
 	j->ev = event_new(srv->base, -1, 0, report_done, j);
 	if (j->ev == NULL || pthread_create(&t, NULL, report_thread, j) != 0) {
 		reply_error(req, 500, "report_failed", "cannot start the report", 0);
-		if (j->ev)
-			event_free(j->ev);
-		report_free(j->rep);
-		free(j->path);
-		free(j);
-		return;
+		goto fail;
 	}
 	/* Shutdown waits for report_done() as for verify_done() (drain_check). */
 	srv->verifying++;
 	pthread_detach(t);
+	return;
+fail:
+	/* Not started: nothing of the job is anyone else's. */
+	safeshare__v1__report_request__free_unpacked(q, NULL);
+	if (j != NULL) {
+		if (j->ev != NULL)
+			event_free(j->ev);
+		report_free(j->rep);
+		free(j->path);
+		free(j);
+	}
 }

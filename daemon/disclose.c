@@ -63,7 +63,7 @@ logged(int ok, uint64_t seq, const struct audit_receipt *rc, void *arg)
 		pending_free(pd);
 		return;
 	}
-	pd->srv->decisions[d->kind]++;
+	pd->srv->metrics.decisions[d->kind]++;
 	log_info("event=decision agency=%s decision=%s reason=%s rule=%s seq=%llu "
 	    "request_id=%s", pd->ag->id, decision_name(d->kind), d->reason,
 	    d->rule ? d->rule->id : "-", (unsigned long long)seq, pd->rid);

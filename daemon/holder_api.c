@@ -21,6 +21,7 @@
 #include "routes.h"
 #include "log.h"
 #include "logq.h"
+#include "rate.h"
 
 /* Entries of one batch queued for the log at a time (see log_chunk()). */
 #define HOLDER_LOG_CHUNK	512
@@ -263,7 +264,7 @@ owed_submit(struct owed *o)
  * applied: the log must say so (issue 13 item 9). Submitted now; if the
  * log cannot take it, the retry timer submits it again every second until
  * it can. A daemon stopped before that leaves it to the start-up
- * reconciliation (server.c).
+ * reconciliation (holder_reconcile.c).
  */
 static void
 owe_rollback(struct hpending *hp, const char *reason)

@@ -42,7 +42,7 @@ logproof_handle_consistency(struct req *r)
 	if (rq == NULL) {
 		reply_error(req, 400, "malformed_request", "the body is not a valid "
 		    "safeshare.v1.ConsistencyRequest", 0);
-		return;
+		goto done;
 	}
 	if ((rc = audit_checkpoint_note(srv->reader, 0, &note)) != 0 ||
 	    note_parse(note, strlen(note), &nt, err, sizeof(err)) == -1 ||

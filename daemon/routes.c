@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "rate.h"
 #include "req.h"
 #include "routes.h"
 #include "wire.h"

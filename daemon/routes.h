@@ -78,6 +78,6 @@ void	auditor_handle_checkpoints(struct req *);
 void	auditor_handle_verify(struct req *);
 void	auditor_handle_report(struct req *);
 void	server_handle_health(struct req *);		/* server.c */
-void	server_handle_metrics(struct req *);
+void	server_handle_metrics(struct req *);		/* metrics.c */
 
 #endif

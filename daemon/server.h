@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "store.h"
 
@@ -21,20 +22,6 @@ struct event;
 struct evhttp;
 struct logq;
 struct hworker;
-
-/* Why TLS handshakes failed, for /metrics. */
-enum {
-	TLS_FAIL_NO_CERT, TLS_FAIL_UNKNOWN_CA, TLS_FAIL_EXPIRED, TLS_FAIL_NOT_YET_VALID,
-	TLS_FAIL_REVOKED, TLS_FAIL_BAD_PURPOSE, TLS_FAIL_BAD_CERT, TLS_FAIL_TIMEOUT,
-	TLS_FAIL_CLOSED, TLS_FAIL_PROTOCOL, TLS_FAIL_COUNT
-};
-
-/* Why the daemon closed an established or half-open connection, for /metrics. */
-enum {
-	CONN_CLOSE_UNKNOWN_AGENCY, CONN_CLOSE_REVOKED, CONN_CLOSE_MAX_AGE,
-	CONN_CLOSE_PER_ADDRESS, CONN_CLOSE_PER_CERTIFICATE, CONN_CLOSE_EVICTED,
-	CONN_CLOSE_COUNT
-};
 
 struct conn;
 TAILQ_HEAD(connq, conn);
@@ -65,31 +52,13 @@ struct server {
 	int			 port;		/* bound port */
 	size_t			 nconns;	/* open connections, handshakes included */
 	struct connq		 conns;		/* the same, least recently active first */
-	uint64_t		 conn_closed[CONN_CLOSE_COUNT];
 	int			 accepting;	/* the listener is enabled */
 	struct rate		*rates;		/* per agency, see rate_take() */
 	size_t			 nrates;
 	struct unknown_bucket	*unknown;	/* per cert and address, see refuse() */
-	uint64_t		 refusals_unlogged;	/* over that limit: 429, not logged */
-	uint64_t		 requests;
-	uint64_t		 accepted;	/* connections */
-	uint64_t		 tls_failures[TLS_FAIL_COUNT];
-	uint64_t		 request_timeouts;
-	uint64_t		 decisions[4];
+	struct metrics		 metrics;	/* for /metrics (metrics.h) */
 	size_t			 verifying;	/* verify threads not yet answered */
 };
-
-/* CLOCK_MONOTONIC in seconds, for rate buckets. */
-double	mono_seconds(void);
-/* Takes one request from the agency's bucket; 0 if it must wait (429). */
-int	rate_take(struct server *, const char *agency, double now);
-/* rate_take() now, or a 429 with Retry-After sent on req: 1 admitted, 0 answered. */
-int	rate_admit(struct server *, struct evhttp_request *, const char *agency);
-/*
- * Takes n more from the agency's bucket after rate_take() admitted the
- * request; the bucket may go into debt (holder ops, see holder_api.c).
- */
-void	rate_charge(struct server *, const char *agency, double n, double now);
 
 /*
  * Opens the store's read scope for the rest of this event-loop round (one
@@ -124,6 +93,12 @@ void		 holder_rolled_back(struct audit_entry *, const struct protocol *,
 struct route;
 /* Counts the request's replies in /metrics under rt (NULL: "other"). */
 void	server_note_route(struct evhttp_request *, const struct route *rt);
+
+/*
+ * At start, before any request (holder_reconcile.c): a rolled_back entry
+ * for each logged holder batch the store did not apply. 0 or -1 with err.
+ */
+int	holder_reconcile(struct server *, char *err, size_t errlen);
 
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rate.h"
 #include "req.h"
 #include "routes.h"
 #include "wire.h"

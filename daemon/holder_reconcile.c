@@ -1,0 +1,75 @@
+/*
+ * Holder batches interrupted by a crash (holder_api.c logs a batch, then
+ * applies it, then answers): at start, before any request, each logged
+ * batch the store did not apply gets a rolled_back entry, so the log says
+ * what the store holds. Called once by server_init().
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+
+/*
+ * A holder batch is logged, then applied, then answered. A crash between
+ * the first two leaves write entries for a change that never happened; at
+ * start, each such batch gets a rolled_back entry (reason interrupted), so
+ * the log says what the store holds. Only the log's tail can be affected.
+ */
+#define RECONCILE_WINDOW	1000000
+
+struct reconcile {
+	struct server	*srv;
+	size_t		 rolled_back;
+	int		 failed;
+};
+
+static int
+reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
+    const char *store, int64_t when, void *arg)
+{
+	struct reconcile	*rc = arg;
+	struct server		*srv = rc->srv;
+	struct audit_entry	 e, *ep = &e;
+	int			 applied;
+
+	/*
+	 * Only batches meant for the store open now (issue 15): one logged
+	 * for another store, or (logged before stores had ids) before this
+	 * store was made, was not this store's to apply.
+	 */
+	if (store[0] != '\0' ? strcmp(store, srv->store_ref) != 0 :
+	    when < store_created_at(srv->store))
+		return 0;
+	if ((applied = store_batch_applied(srv->store, rid)) == 1)
+		return 0;
+	if (applied == -1) {
+		rc->failed = 1;
+		return -1;
+	}
+	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
+	e.case_ref = srv->store_ref;
+	if (audit_append(srv->audit, &ep, 1) == -1) {
+		rc->failed = 1;
+		return -1;
+	}
+	rc->rolled_back++;
+	return 0;
+}
+
+int
+holder_reconcile(struct server *srv, char *err, size_t errlen)
+{
+	struct reconcile	 rc = { srv, 0, 0 };
+	uint64_t		 size = audit_size(srv->audit);
+
+	if (audit_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
+	    size - RECONCILE_WINDOW : 0, reconcile_one, &rc) == -1 || rc.failed) {
+		snprintf(err, errlen, "reconciling holder batches: %s / %s",
+		    audit_errmsg(srv->audit), store_errmsg(srv->store));
+		return -1;
+	}
+	if (rc.rolled_back > 0)
+		log_warnx("event=holder_batches_interrupted count=%zu", rc.rolled_back);
+	return 0;
+}

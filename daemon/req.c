@@ -1,0 +1,226 @@
+/*
+ * The replies and refusals every handler answers with (req.h): a reply is
+ * counted in /metrics, re-encoded for a Connect call, and sent as one TLS
+ * record where it fits; a refusal is logged before it is answered (D7).
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "connect.h"
+#include "log.h"
+#include "logq.h"
+#include "rate.h"
+#include "req.h"
+#include "wire.h"
+
+/*
+ * evhttp queues the head and the body as two chains, and the TLS
+ * bufferevent makes each its own record and write(2). A small reply is
+ * made one chain: one record, one system call.
+ *
+ * And it is written now, not in the next loop round: evhttp_send_reply()
+ * only arms the write event, which costs an epoll_ctl() to arm, a trip
+ * through epoll_wait() and another epoll_ctl() to disarm, per reply. If
+ * the record goes out whole, it is drained and the bufferevent's write
+ * callback is run (evhttp then completes the request, and the change list
+ * folds arming and disarming into nothing). If not (a full socket buffer,
+ * an error), the bytes stay queued and the bufferevent retries them, the
+ * same bytes, as it would have anyway. The write may complete the request
+ * and even free the connection, so the bufferevent is held by a reference
+ * until we are done; one evhttp has let go meanwhile (callbacks cleared)
+ * is left alone.
+ */
+static void
+send_one_record(struct evhttp_request *req, int status, const char *text,
+    struct evbuffer *body)
+{
+	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
+	struct bufferevent		*bev = evc ? evhttp_connection_get_bufferevent(evc) :
+					    NULL;
+	bufferevent_data_cb		 wcb = NULL;
+	struct evbuffer			*o;
+	unsigned char			*p;
+	SSL				*ssl;
+	size_t				 len;
+
+	if (bev != NULL)
+		bufferevent_incref(bev);
+	/* If the client went away meanwhile, libevent frees the request here. */
+	evhttp_send_reply(req, status, text, body);
+	if (bev == NULL)
+		return;
+	bufferevent_getcb(bev, NULL, &wcb, NULL, NULL);
+	o = bufferevent_get_output(bev);
+	len = evbuffer_get_length(o);
+	if (wcb != NULL && len > 0 && len <= 16384 &&
+	    (p = evbuffer_pullup(o, -1)) != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL) {
+		ERR_clear_error();
+		if (SSL_write(ssl, p, (int)len) == (int)len) {
+			evbuffer_drain(o, len);
+			bufferevent_trigger(bev, EV_WRITE, 0);
+		} else
+			ERR_clear_error();
+	}
+	bufferevent_decref(bev);
+}
+
+void
+reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
+{
+	static const struct { int status; const char *text; } texts[] = {
+		{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+		{ 403, "Forbidden" }, { 415, "Unsupported Media Type" },
+		{ 501, "Not Implemented" },
+		{ 404, "Not Found" }, { 405, "Method Not Allowed" }, { 409, "Conflict" },
+		{ 413, "Payload Too Large" }, { 429, "Too Many Requests" },
+		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+	};
+	struct evbuffer	*out = evbuffer_new();
+	struct connect_call *call = conn_call(req);
+	const char	*text = "Error", *ctype = "application/x-protobuf";
+
+	/* A Connect call's reply in its codec, errors as Connect's (connect.c). */
+	if (call != NULL && call->out != NULL)
+		connect_reply(call, &status, &body, &len, &ctype);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (texts[i].status == status)
+			text = texts[i].text;
+	metrics_reply(req, status);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    ctype);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
+	    "no-store");
+	evbuffer_add(out, body, len);
+	send_one_record(req, status, text, out);
+	evbuffer_free(out);
+	free(body);
+}
+
+void
+reply_error(struct evhttp_request *req, int status, const char *code,
+    const char *msg, uint64_t disclosure_id)
+{
+	reply_error_receipt(req, status, code, msg, disclosure_id, NULL);
+}
+
+void
+reply_error_receipt(struct evhttp_request *req, int status, const char *code,
+    const char *msg, uint64_t disclosure_id, const struct audit_receipt *rc)
+{
+	size_t	 len;
+	uint8_t	*body = wire_error_encode(code, msg, disclosure_id, rc, &len);
+
+	reply(req, status, body, len);
+}
+
+void
+reply_audit_unavailable(struct evhttp_request *req)
+{
+	reply_error(req, 503, "audit_unavailable", "the disclosure log cannot be "
+	    "written; nothing was released", 0);
+}
+
+/*
+ * A random 64-bit prefix per process and a counter: unique, unguessable
+ * across restarts, and no RAND_bytes() on every request (it showed in the
+ * profile).
+ */
+void
+new_request_id(char out[33])
+{
+	static unsigned char	 prefix[8];
+	static uint64_t		 counter;
+	static int		 ready;
+
+	if (!ready) {
+		if (RAND_bytes(prefix, sizeof(prefix)) != 1)
+			fatalx("%s: no randomness", __func__);
+		ready = 1;
+	}
+	hex_encode(prefix, sizeof(prefix), out);
+	snprintf(out + 16, 17, "%016llx", (unsigned long long)++counter);
+}
+
+struct refusal {
+	struct evhttp_request	*req;
+	int			 status;
+	char			 code[32];
+	char			 msg[200];
+};
+
+static void
+refusal_logged(int ok, uint64_t seq, const struct audit_receipt *rc, void *arg)
+{
+	struct refusal *r = arg;
+
+	if (!ok)
+		reply_audit_unavailable(r->req);
+	else
+		reply_error_receipt(r->req, r->status, r->code, r->msg, seq, rc);
+	free(r);
+}
+
+void
+refuse(struct server *srv, struct evhttp_request *req, const struct peer *p,
+    const char *agency, int status, const char *code, const char *msg,
+    const char *request_id)
+{
+	struct audit_entry e;
+
+	/*
+	 * Refusals are rate-limited before they are logged: by certificate
+	 * and address while the agency is unknown, by the agency's own bucket
+	 * once it is known (a missing role), issue 14 item 14.
+	 */
+	if (agency == NULL ? !unknown_take(srv, req, p) :
+	    !rate_take(srv, agency, mono_seconds())) {
+		/* Counted, not logged: neither the log nor stderr floods. */
+		srv->metrics.refusals_unlogged++;
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		reply_error(req, 429, "rate_limited", agency == NULL ? "too many refused "
+		    "requests from this certificate or address; retry later" :
+		    "too many requests from this agency; retry after a second", 0);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.agency = agency;
+	e.cert_fp = p->fp;
+	e.request_id = request_id;
+	refuse_entry(srv, req, &e, status, code, msg);
+}
+
+void
+refuse_entry(struct server *srv, struct evhttp_request *req, struct audit_entry *e,
+    int status, const char *code, const char *msg)
+{
+	struct refusal *r = xcalloc(1, sizeof(*r));
+
+	e->time = time(NULL);
+	e->kind = "rejected";
+	e->decision = "deny";
+	e->reason = code;
+	e->protocol_id = srv->proto->id;
+	e->protocol_version = srv->proto->version;
+	e->protocol_sha256 = srv->proto->sha256;
+	r->req = req;
+	r->status = status;
+	snprintf(r->code, sizeof(r->code), "%s", code);
+	snprintf(r->msg, sizeof(r->msg), "%s", msg);
+	log_info("event=refused agency=%s code=%s fp=%s request_id=%s",
+	    e->agency ? e->agency : "-", code, e->cert_fp && e->cert_fp[0] ?
+	    e->cert_fp : "-", e->request_id);
+	logq_submit_receipt(srv->logq, e, refusal_logged, r);
+}
