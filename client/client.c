@@ -1,6 +1,12 @@
 /*
  * The client library: libevent's HTTP client over bufferevent_openssl,
  * driven to completion for each call so that callers see a blocking API.
+ *
+ * Partners link it as libsafeshare-client (docs/cli.md): it
+ * carries only this file, tls.c, secret.c and the protobuf code, exports
+ * only the ss_ functions and the safeshare__v1__ message code, and never
+ * calls exit(): out of memory is an error returned to the caller, hence
+ * calloc here and not util.c's xcalloc.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -29,7 +35,6 @@
 
 #include "safeshare/client.h"
 #include "tls.h"
-#include "util.h"
 
 struct ss_client {
 	struct event_base		*base;
@@ -84,7 +89,10 @@ ss_client_new(struct ss_client **out, const struct ss_client_config *cfg, char *
 		snprintf(err, errlen, "server, cert, key and ca are all required");
 		return -1;
 	}
-	c = xcalloc(1, sizeof(*c));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	c->timeout = cfg->timeout > 0 ? cfg->timeout : 30;
 	if (split_server(cfg->server, c->host, sizeof(c->host), &c->port) == -1) {
 		snprintf(err, errlen, "bad server address \"%s\" (expected HOST:PORT)",
@@ -329,8 +337,14 @@ on_done(struct evhttp_request *req, void *arg)
 		k->status = evhttp_request_get_response_code(req);
 		in = evhttp_request_get_input_buffer(req);
 		k->len = evbuffer_get_length(in);
-		k->body = xcalloc(k->len + 1, 1);
-		evbuffer_remove(in, k->body, k->len);
+		if ((k->body = malloc(k->len + 1)) == NULL) {
+			snprintf(k->err, k->errlen, "out of memory for a reply "
+			    "of %zu bytes", k->len);
+			k->status = 0;	/* no usable reply */
+		} else {
+			evbuffer_remove(in, k->body, k->len);
+			k->body[k->len] = '\0';
+		}
 	}
 	event_base_loopbreak(k->c->base);
 }
@@ -411,31 +425,9 @@ ss_disclose(struct ss_client *c, const Safeshare__V1__DisclosureRequest *rq,
     Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **error,
     int *status, char *err, size_t errlen)
 {
-	unsigned char	*buf, *body;
-	size_t		 len, blen;
-	int		 rc;
-
-	*resp = NULL;
-	*error = NULL;
-	len = safeshare__v1__disclosure_request__get_packed_size(rq);
-	buf = xcalloc(len + 1, 1);
-	safeshare__v1__disclosure_request__pack(rq, buf);
-	rc = ss_client_call(c, "POST", "/v1/disclosures", buf, len, status, &body,
-	    &blen, err, errlen);
-	free(buf);
-	if (rc == -1)
-		return -1;
-	if (*status == 200)
-		*resp = safeshare__v1__disclosure_response__unpack(NULL, blen, body);
-	else
-		*error = safeshare__v1__error__unpack(NULL, blen, body);
-	free(body);
-	if (*resp == NULL && *error == NULL) {
-		snprintf(err, errlen, "HTTP %d with a body that is not a safeshare "
-		    "message", *status);
-		return -1;
-	}
-	return 0;
+	return ss_call_message(c, "/v1/disclosures", &rq->base,
+	    &safeshare__v1__disclosure_response__descriptor,
+	    (ProtobufCMessage **)resp, error, status, err, errlen);
 }
 
 int
@@ -505,25 +497,9 @@ int
 ss_admin_reload(struct ss_client *c, Safeshare__V1__ReloadResult **result,
     Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
 {
-	unsigned char	*body;
-	size_t		 blen;
-
-	*result = NULL;
-	*error = NULL;
-	if (ss_client_call(c, "POST", "/v1/admin/reload", "", 0, status, &body, &blen,
-	    err, errlen) == -1)
-		return -1;
-	if (*status == 200)
-		*result = safeshare__v1__reload_result__unpack(NULL, blen, body);
-	else
-		*error = safeshare__v1__error__unpack(NULL, blen, body);
-	free(body);
-	if (*result == NULL && *error == NULL) {
-		snprintf(err, errlen, "HTTP %d with a body that is not a safeshare "
-		    "message", *status);
-		return -1;
-	}
-	return 0;
+	return ss_call_message(c, "/v1/admin/reload", NULL,
+	    &safeshare__v1__reload_result__descriptor,
+	    (ProtobufCMessage **)result, error, status, err, errlen);
 }
 
 int
@@ -539,7 +515,11 @@ ss_call_message(struct ss_client *c, const char *path, const ProtobufCMessage *r
 	*error = NULL;
 	if (req != NULL) {
 		len = protobuf_c_message_get_packed_size(req);
-		buf = xcalloc(len + 1, 1);
+		if ((buf = malloc(len + 1)) == NULL) {
+			snprintf(err, errlen, "out of memory for a request of "
+			    "%zu bytes", len);
+			return -1;
+		}
 		protobuf_c_message_pack(req, buf);
 	}
 	rc = ss_client_call(c, "POST", path, buf ? buf : (unsigned char *)"", len,

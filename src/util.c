@@ -206,28 +206,6 @@ errorf(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-int
-file_is_secret(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (stat(path, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		return -1;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen,
-		    "%s: private key is group or world accessible (mode %03o); "
-		    "run chmod 600 on it", path, (unsigned)(st.st_mode & 0777));
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * Decodes one UTF-8 sequence at s; returns its length and the code point in
  * *cp, or 0 for an invalid or overlong sequence, a surrogate or a value

@@ -83,7 +83,10 @@ char	*file_read(const char *path, size_t max, size_t *len);
 int	 errorf(char *err, size_t errlen, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
-/* Checks that a private key file is not group/world readable (smtpd's check_file_secrecy). */
+/*
+ * Checks that a private key file is not group/world readable (smtpd's
+ * check_file_secrecy). In secret.c, which the client library also carries.
+ */
 int	 file_is_secret(const char *path, char *err, size_t errlen);
 
 /*

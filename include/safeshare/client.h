@@ -23,6 +23,16 @@
 extern "C" {
 #endif
 
+/*
+ * The library is built with hidden symbols; only what this header marks
+ * SS_API (and the generated safeshare__v1__ message code) is exported.
+ */
+#if defined(__GNUC__) && !defined(SS_API)
+#define SS_API	__attribute__((visibility("default")))
+#elif !defined(SS_API)
+#define SS_API
+#endif
+
 struct ss_client;
 
 struct ss_client_config {
@@ -34,16 +44,16 @@ struct ss_client_config {
 };
 
 /* Returns 0, or -1 with a message in err (bad files, bad address). */
-int	ss_client_new(struct ss_client **, const struct ss_client_config *,
+SS_API int	ss_client_new(struct ss_client **, const struct ss_client_config *,
 	    char *err, size_t errlen);
-void	ss_client_free(struct ss_client *);
+SS_API void	ss_client_free(struct ss_client *);
 
 /*
  * One HTTP exchange. On 0, *status is the HTTP status and *resp (malloc'd,
  * caller frees) holds *resplen bytes of body. On -1 there was no reply
  * (connection, TLS or timeout) and err says why.
  */
-int	ss_client_call(struct ss_client *, const char *method, const char *path,
+SS_API int	ss_client_call(struct ss_client *, const char *method, const char *path,
 	    const void *body, size_t len, int *status, unsigned char **resp,
 	    size_t *resplen, char *err, size_t errlen);
 
@@ -52,7 +62,7 @@ int	ss_client_call(struct ss_client *, const char *method, const char *path,
  * (any other status) set; free them with the protobuf-c free_unpacked
  * functions. Returns -1 when there was no usable reply.
  */
-int	ss_disclose(struct ss_client *, const Safeshare__V1__DisclosureRequest *,
+SS_API int	ss_disclose(struct ss_client *, const Safeshare__V1__DisclosureRequest *,
 	    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **error,
 	    int *status, char *err, size_t errlen);
 
@@ -60,7 +70,7 @@ int	ss_disclose(struct ss_client *, const Safeshare__V1__DisclosureRequest *,
  * POST /v1/admin/reload (admin role). Returns 0 with *result (HTTP 200) or
  * *error set, or -1 when there was no usable reply.
  */
-int	ss_admin_reload(struct ss_client *, Safeshare__V1__ReloadResult **result,
+SS_API int	ss_admin_reload(struct ss_client *, Safeshare__V1__ReloadResult **result,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
 /*
@@ -69,7 +79,7 @@ int	ss_admin_reload(struct ss_client *, Safeshare__V1__ReloadResult **result,
  * *error. Returns -1 when there was no usable reply. Free the results with
  * protobuf_c_message_free_unpacked().
  */
-int	ss_call_message(struct ss_client *, const char *path, const ProtobufCMessage *req,
+SS_API int	ss_call_message(struct ss_client *, const char *path, const ProtobufCMessage *req,
 	    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
@@ -80,7 +90,7 @@ int	ss_call_message(struct ss_client *, const char *path, const ProtobufCMessage
  * 200) or *error set, or -1 when there was no usable reply. The caller
  * still checks the checkpoint's signature and the proof (receipt.h).
  */
-int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
+SS_API int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
 	    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
 	    int *status, char *err, size_t errlen);
 
@@ -91,7 +101,7 @@ int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
  * *error set, or -1 when there was no usable reply. Free *report with
  * safeshare__v1__audit_report__free_unpacked().
  */
-int	ss_audit_report(struct ss_client *, long long from_time, long long to_time,
+SS_API int	ss_audit_report(struct ss_client *, long long from_time, long long to_time,
 	    const char *agency, Safeshare__V1__AuditReport **report,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
@@ -102,12 +112,12 @@ int	ss_audit_report(struct ss_client *, long long from_time, long long to_time,
  * 0 with *show (HTTP 200) or *error set, or -1 when there was no usable
  * reply. Free *show with safeshare__v1__holder_show__free_unpacked().
  */
-int	ss_holder_show(struct ss_client *, const char *subject,
+SS_API int	ss_holder_show(struct ss_client *, const char *subject,
 	    Safeshare__V1__HolderShow **show, Safeshare__V1__Error **error,
 	    int *status, char *err, size_t errlen);
 
 /* GET /healthz. Returns 0 with *health set, or -1. */
-int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
+SS_API int	ss_health(struct ss_client *, Safeshare__V1__Health **health, int *status,
 	    char *err, size_t errlen);
 
 #ifdef __cplusplus
