@@ -77,6 +77,9 @@ static const char *const help =
     "  report [--from D] [--to D] [--agency A] (--html FILE | --json)\n"
     "                               charts and tables of the period: one HTML file\n"
     "                               with no script and no external resource, or JSON\n"
+    "  alerts [--since SEQ] [--follow [--exec CMD]]   overrides, reviews, reloads,\n"
+    "                               refused holder ops as they happen (guardian or\n"
+    "                               auditor; see safeshare audit alerts --help)\n"
     "Offline, with only the files:\n"
     "  show --log DB [--last N]     print entries of a log database\n"
     "  export --log DB --out FILE   export a log database\n"
@@ -896,6 +899,8 @@ cmd_audit(int argc, char *argv[])
 	sub = argv[1];
 	if (strcmp(sub, "witness") == 0)
 		return cmd_witness(argc - 1, argv + 1);
+	if (strcmp(sub, "alerts") == 0)
+		return cmd_feed(1, argc - 1, argv + 1);
 	argc--;
 	argv++;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

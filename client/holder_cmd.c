@@ -36,6 +36,9 @@ static const char *const usage =
     "  show SUBJECT           read back what is held: records (verified, fields\n"
     "        and values), the consent decisions in force with their history,\n"
     "        and the flags set (with removed ones); not a disclosure, not logged\n"
+    "  accesses [--since SEQ] [--follow]\n"
+    "        every use of your records by other agencies, as the log has it\n"
+    "        (see safeshare holder accesses --help)\n"
     "\n"
     "Options:\n"
     "  --dry-run              check everything, write nothing\n"
@@ -476,6 +479,8 @@ cmd_holder(int argc, char *argv[])
 		return argc < 2 ? EX_USAGE : EX_OK;
 	}
 	cmd = argv[1];
+	if (strcmp(cmd, "accesses") == 0)
+		return cmd_feed(0, argc - 1, argv + 1);
 	argc--;
 	argv++;
 	o.progress = isatty(STDERR_FILENO);

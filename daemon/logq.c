@@ -80,6 +80,8 @@ struct logq {
 	struct event	*kick;		/* hands the staged entries over */
 	struct qentry	*shead, *stail;	/* staged: the loop thread's only */
 	struct logq_stats stats;
+	logq_hook	 hook;		/* the loop's, after each wake-up */
+	void		*hook_arg;
 };
 
 /* Deep-copies an entry's strings into one allocation. */
@@ -253,6 +255,10 @@ writer(void *arg)
 				snprintf(q->stats.why, sizeof(q->stats.why), "the log file "
 				    "was deleted or replaced while open");
 				log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
+				/* The loop's hook hears of it (guardian alerts). */
+				if (write(q->efd, &one, sizeof(one)) == -1 &&
+				    errno != EAGAIN)
+					log_warn("event=logq_wake_failed");
 			}
 		}
 		if (q->head == NULL && q->stop)
@@ -472,6 +478,15 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			rev->rcb(rev->ok, rev->e.seq, receipt(rev, &r), rev->arg);
 		qentry_free(rev);
 	}
+	if (q->hook != NULL)
+		q->hook(q->hook_arg);
+}
+
+void
+logq_set_hook(struct logq *q, logq_hook hook, void *arg)
+{
+	q->hook = hook;
+	q->hook_arg = arg;
 }
 
 /* Appends the chain first..last to the writer's queue; q->mtx held. */

@@ -54,6 +54,13 @@ int		 logq_append_sync(struct logq *, struct audit_entry *);
 /* Entries queued or being written whose callback has not run yet. */
 size_t		 logq_pending(struct logq *);
 void		 logq_stats(struct logq *, struct logq_stats *);
+/*
+ * Called on the event loop thread after every wake-up of the writer's
+ * (commits and their callbacks done, or the log's state changed): the
+ * feeds wake their parked requests here (issue 18). One hook; NULL: none.
+ */
+typedef void (*logq_hook)(void *arg);
+void		 logq_set_hook(struct logq *, logq_hook, void *arg);
 /* Writes what is queued, stops the thread; does not run pending callbacks. */
 void		 logq_free(struct logq *);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "feeds.h"
 #include "logq.h"
 #include "metrics.h"
 #include "req.h"
@@ -207,6 +208,7 @@ server_handle_metrics(struct req *r)
 	    srv->proto->id, srv->proto->version, srv->proto->sha256);
 	metrics_http(srv, out);
 	metrics_conns(srv, out);
+	feeds_metrics(srv->feeds, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	metrics_reply(req, 200);

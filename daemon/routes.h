@@ -77,6 +77,8 @@ void	auditor_handle_inform_done(struct req *);
 void	auditor_handle_checkpoints(struct req *);
 void	auditor_handle_verify(struct req *);
 void	auditor_handle_report(struct req *);
+void	feed_handle_accesses(struct req *);		/* feed.c (issue 18) */
+void	feed_handle_alerts(struct req *);
 void	server_handle_health(struct req *);		/* server.c */
 void	server_handle_metrics(struct req *);		/* metrics.c */
 

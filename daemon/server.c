@@ -31,6 +31,7 @@
 
 #include "conn.h"
 #include "connect.h"
+#include "feeds.h"
 #include "log.h"
 #include "logq.h"
 #include "rate.h"
@@ -411,6 +412,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
 	}
+	srv->feeds = feeds_new(srv);
 	if ((srv->holder = hworker_new(srv, err, errlen)) == NULL)
 		return -1;
 	{
@@ -550,6 +552,7 @@ server_stop(struct server *srv)
 		srv->drain = event_new(srv->base, -1, EV_PERSIST, drain_check, srv);
 		event_add(srv->drain, &tick);
 	}
+	feeds_stop(srv->feeds);
 }
 
 void
@@ -560,6 +563,8 @@ server_shutdown(struct server *srv)
 	srv->holder = NULL;
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
+	feeds_free(srv->feeds);
+	srv->feeds = NULL;
 	/*
 	 * The auditors' reader goes first: the last connection to close a WAL
 	 * database copies its WAL in and removes it, which a read-only one

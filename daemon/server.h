@@ -22,6 +22,7 @@ struct event;
 struct evhttp;
 struct logq;
 struct hworker;
+struct feeds;
 
 struct conn;
 TAILQ_HEAD(connq, conn);
@@ -46,6 +47,7 @@ struct server {
 	char			*public_pem;
 	struct logq		*logq;
 	struct hworker		*holder;	/* the holder thread (holder_api.c) */
+	struct feeds		*feeds;		/* parked feed requests (feed.c) */
 	struct event		*forget;	/* forgets TLS sessions (tls.ticket_rotation) */
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	struct event		*round;		/* end of a loop round, see server_read_scope() */

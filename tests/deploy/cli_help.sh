@@ -29,7 +29,9 @@ policy explain
 policy matrix
 admin reload
 audit
-audit witness'
+audit witness
+audit alerts
+holder accesses'
 
 {
 	printf '%s\n\n' "$marker"

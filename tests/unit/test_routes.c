@@ -34,6 +34,8 @@ STUB(auditor_handle_inform_done)
 STUB(auditor_handle_checkpoints)
 STUB(auditor_handle_verify)
 STUB(auditor_handle_report)
+STUB(feed_handle_accesses)
+STUB(feed_handle_alerts)
 STUB(server_handle_health)
 STUB(server_handle_metrics)
 
@@ -132,6 +134,9 @@ Test(routes, roles_as_documented)
 	cr_expect_eq(route_find("/v1/disclosures")->roles, ROUTE_AGENCY);
 	cr_expect_eq(route_find("/v1/log/consistency")->roles, ROUTE_AGENCY);
 	cr_expect_eq(route_find("/healthz")->roles, ROUTE_PUBLIC);
+	/* Feeds (issue 18): a holder's own accesses; alerts for the guardian. */
+	cr_expect_eq(route_find("/v1/holder/accesses")->roles, ROLE_HOLDER);
+	cr_expect_eq(route_find("/v1/audit/alerts")->roles, ROLE_AUDITOR | ROLE_GUARDIAN);
 	/* Rate tokens: the calls that read or write records. */
 	cr_expect(route_find("/v1/disclosures")->rate);
 	cr_expect(route_find("/v1/holder/ops")->rate);

@@ -1,0 +1,535 @@
+/*
+ * Feeds (issue 18, D20): POST /v1/holder/accesses, every use of a holder's
+ * own records, and POST /v1/audit/alerts, what the Caldicott Guardian must
+ * hear of at once. Both are a filtered read of the disclosure log after a
+ * cursor (the log seq; src/feed.c says which entries), paged, and may
+ * long-poll: a request with wait_seconds and nothing to return is parked
+ * (the evhttp request stays pending on the loop, no thread waits) until
+ * the log writer's next commit brings an item (logq_set_hook()) or its
+ * deadline passes, when it is answered empty.
+ *
+ * Parked requests are bounded, per agency and in all (429 beyond, with
+ * Retry-After), and each keeps the seq it has read up to, so a wake-up
+ * reads only the entries committed since. Reads use the auditors'
+ * read-only connection (WAL readers never block the writer).
+ */
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "feed.h"
+#include "feeds.h"
+#include "req.h"
+#include "routes.h"
+#include "log.h"
+#include "logq.h"
+#include "store.h"
+#include "util.h"
+#include "wire.h"
+
+#define WAITERS_PER_AGENCY	8	/* parked requests of one agency */
+#define WAITERS_MAX		256	/* parked requests in all */
+#define SCAN_CHUNK		1024	/* entries read per query */
+#define SCAN_MAX		65536	/* entries read for one answer at most */
+
+enum feed_kind { FEED_ACCESSES, FEED_ALERTS };
+
+struct waiter {
+	TAILQ_ENTRY(waiter)	 next;
+	struct feeds		*f;
+	struct evhttp_request	*req;
+	struct event		*timer;
+	enum feed_kind		 kind;
+	char			 agency[PROTOCOL_ID_MAX + 1];
+	uint64_t		 after;		/* read up to here, nothing found */
+	size_t			 limit;
+};
+TAILQ_HEAD(waiterq, waiter);
+
+struct feeds {
+	struct server		*srv;
+	struct waiterq		 waiters;
+	size_t			 nwaiting;
+	int			 log_ok;	/* as the hook last saw it */
+	uint64_t		 served[2];	/* replies, by feed */
+	uint64_t		 items[2];	/* items sent, by feed */
+	uint64_t		 parked;	/* requests that waited */
+	uint64_t		 refused;	/* 429: too many waiting */
+};
+
+/* One answer being collected; owns every message and string in it. */
+struct page {
+	enum feed_kind		 kind;
+	const char		*agency;	/* accesses: the holder */
+	struct server		*srv;
+	size_t			 limit, n;
+	uint64_t		 last;		/* the last seq read */
+	uint64_t		 read;		/* entries read */
+	int			 failed;	/* the store could not be read */
+	char			 subj[256];	/* owner cache: the last subject ... */
+	int			 mine;		/* ... and whether it is the holder's */
+	void			**items;
+};
+
+static char *
+dup0(const char *s)
+{
+	return xstrdup(s != NULL ? s : "");
+}
+
+/*
+ * 1 if subject is held by the page's holder. The holder is the store's
+ * answer now, when the feed is read (docs/api.md): the log names the
+ * subject, not its holder.
+ */
+static int
+held_by(struct page *pg, const char *subject)
+{
+	char	holder[PROTOCOL_ID_MAX + 1];
+	int	rc;
+
+	if (strlen(subject) < sizeof(pg->subj) && strcmp(pg->subj, subject) == 0)
+		return pg->mine;
+	rc = store_subject_holder(pg->srv->store, subject, holder, sizeof(holder));
+	if (rc == -1) {
+		pg->failed = 1;
+		return 0;
+	}
+	pg->mine = rc == 1 && strcmp(holder, pg->agency) == 0;
+	snprintf(pg->subj, sizeof(pg->subj), "%s", strlen(subject) <
+	    sizeof(pg->subj) ? subject : "");
+	return pg->mine;
+}
+
+static Safeshare__V1__HolderAccess *
+access_of(const struct audit_entry *e)
+{
+	Safeshare__V1__HolderAccess *a = xcalloc(1, sizeof(*a));
+
+	safeshare__v1__holder_access__init(a);
+	a->seq = e->seq;
+	a->time = e->time;
+	a->kind = dup0(e->kind);
+	a->agency = dup0(e->agency);
+	a->practitioner = dup0(e->practitioner);
+	a->purpose = dup0(e->purpose);
+	a->lawful_basis = dup0(e->lawful_basis);
+	a->case_ref = dup0(e->case_ref);
+	a->subject = dup0(e->subject);
+	a->record_type = dup0(e->record_type);
+	a->decision = dup0(e->decision);
+	a->reason = dup0(e->reason);
+	a->released = dup0(e->released);
+	a->withheld = dup0(e->withheld);
+	a->override_code = dup0(e->override_code);
+	a->rule_id = dup0(e->rule_id);
+	return a;
+}
+
+static void
+access_free(Safeshare__V1__HolderAccess *a)
+{
+	char *s[] = { a->kind, a->agency, a->practitioner, a->purpose,
+	    a->lawful_basis, a->case_ref, a->subject, a->record_type, a->decision,
+	    a->reason, a->released, a->withheld, a->override_code, a->rule_id };
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		free(s[i]);
+	free(a);
+}
+
+/* The log entry whole, as auditors read it (the guardian is one). */
+static Safeshare__V1__LogEntry *
+entry_of(const struct audit_entry *e)
+{
+	Safeshare__V1__LogEntry	*m = xcalloc(1, sizeof(*m));
+	struct audit_entry	 tmp = *e;
+	const char		**s[AUDIT_NSTRINGS];
+	char			**d[AUDIT_NSTRINGS] = {
+		&m->kind, &m->agency, &m->cert_fp, &m->practitioner, &m->purpose,
+		&m->lawful_basis, &m->case_ref, &m->subject, &m->record_type,
+		&m->decision, &m->reason, &m->released, &m->withheld, &m->consent,
+		&m->override_code, &m->justification, &m->rule_id,
+		&m->protocol_id, &m->protocol_version, &m->protocol_sha256,
+		&m->request_id, &m->inform_waiver
+	};
+
+	safeshare__v1__log_entry__init(m);
+	m->seq = e->seq;
+	m->time = e->time;
+	m->ref_seq = e->ref_seq;
+	audit_entry_strings(&tmp, s);
+	for (int i = 0; i < AUDIT_NSTRINGS; i++)
+		*d[i] = dup0(*s[i]);
+	m->prev_hash.len = m->hash.len = 32;
+	m->prev_hash.data = xcalloc(32, 1);
+	m->hash.data = xcalloc(32, 1);
+	memcpy(m->prev_hash.data, e->prev_hash, 32);
+	memcpy(m->hash.data, e->hash, 32);
+	return m;
+}
+
+static void
+alert_free(Safeshare__V1__Alert *a)
+{
+	if (a->entry != NULL) {
+		Safeshare__V1__LogEntry *m = a->entry;
+		char *s[AUDIT_NSTRINGS] = {
+			m->kind, m->agency, m->cert_fp, m->practitioner, m->purpose,
+			m->lawful_basis, m->case_ref, m->subject, m->record_type,
+			m->decision, m->reason, m->released, m->withheld, m->consent,
+			m->override_code, m->justification, m->rule_id,
+			m->protocol_id, m->protocol_version, m->protocol_sha256,
+			m->request_id, m->inform_waiver
+		};
+
+		for (int i = 0; i < AUDIT_NSTRINGS; i++)
+			free(s[i]);
+		free(m->prev_hash.data);
+		free(m->hash.data);
+		free(m);
+	}
+	free(a->type);
+	free(a->message);
+	free(a);
+}
+
+static Safeshare__V1__Alert *
+alert_new(uint64_t seq, int64_t t, const char *type, const char *message)
+{
+	Safeshare__V1__Alert *a = xcalloc(1, sizeof(*a));
+
+	safeshare__v1__alert__init(a);
+	a->seq = seq;
+	a->time = t;
+	a->type = xstrdup(type);
+	a->message = xstrdup(message);
+	return a;
+}
+
+/* audit_scan() callback: keeps the entries the page's feed carries. */
+static int
+take(const struct audit_entry *e, void *arg)
+{
+	struct page	*pg = arg;
+	const char	*type;
+
+	pg->last = e->seq;
+	pg->read++;
+	if (pg->kind == FEED_ACCESSES) {
+		if (!feed_is_access(e) || !held_by(pg, e->subject))
+			return pg->failed;
+		pg->items[pg->n++] = access_of(e);
+	} else {
+		if ((type = feed_alert_type(e)) == NULL)
+			return 0;
+		Safeshare__V1__Alert *a = alert_new(e->seq, e->time, type, "");
+
+		a->entry = entry_of(e);
+		pg->items[pg->n++] = a;
+	}
+	return pg->n == pg->limit;
+}
+
+static void
+page_init(struct page *pg, struct server *srv, enum feed_kind kind,
+    const char *agency, size_t limit, uint64_t after)
+{
+	memset(pg, 0, sizeof(*pg));
+	pg->srv = srv;
+	pg->kind = kind;
+	pg->agency = agency;
+	pg->limit = limit;
+	pg->last = after;
+	pg->items = xcalloc(limit + 1, sizeof(*pg->items));
+}
+
+static void
+page_free(struct page *pg)
+{
+	for (size_t i = 0; i < pg->n; i++)
+		if (pg->kind == FEED_ACCESSES)
+			access_free(pg->items[i]);
+		else
+			alert_free(pg->items[i]);
+	free(pg->items);
+}
+
+/*
+ * Reads the log after pg->last until the page has an item (or is full),
+ * the log ends, or SCAN_MAX entries were read. Returns 0 or -1 (the log or
+ * the store could not be read).
+ */
+static int
+page_fill(struct page *pg)
+{
+	server_read_scope(pg->srv);
+	while (pg->n == 0 && pg->read < SCAN_MAX) {
+		uint64_t before = pg->read;
+
+		if (audit_scan(pg->srv->reader, pg->last + 1, SCAN_CHUNK, take,
+		    pg) == -1 || pg->failed)
+			return -1;
+		if (pg->read - before < SCAN_CHUNK && pg->n < pg->limit)
+			break;		/* the end of the log */
+	}
+	return 0;
+}
+
+/* Sends the page; next_after_seq is the last seq read (never less than after). */
+static void
+page_reply(struct feeds *f, struct evhttp_request *req, struct page *pg)
+{
+	struct logq_stats	 st;
+	uint8_t			*buf;
+	size_t			 len;
+
+	logq_stats(f->srv->logq, &st);
+	if (pg->kind == FEED_ACCESSES) {
+		Safeshare__V1__HolderAccesses out = SAFESHARE__V1__HOLDER_ACCESSES__INIT;
+
+		out.items = (Safeshare__V1__HolderAccess **)pg->items;
+		out.n_items = pg->n;
+		out.next_after_seq = pg->last;
+		out.log_size = st.size;
+		len = safeshare__v1__holder_accesses__get_packed_size(&out);
+		buf = xcalloc(len + 1, 1);
+		safeshare__v1__holder_accesses__pack(&out, buf);
+	} else {
+		Safeshare__V1__Alerts out = SAFESHARE__V1__ALERTS__INIT;
+
+		out.alerts = (Safeshare__V1__Alert **)pg->items;
+		out.n_alerts = pg->n;
+		out.next_after_seq = pg->last;
+		out.log_size = st.size;
+		len = safeshare__v1__alerts__get_packed_size(&out);
+		buf = xcalloc(len + 1, 1);
+		safeshare__v1__alerts__pack(&out, buf);
+	}
+	f->served[pg->kind]++;
+	f->items[pg->kind] += pg->n;
+	reply(req, 200, buf, len);
+}
+
+static void
+waiter_free(struct waiter *w)
+{
+	TAILQ_REMOVE(&w->f->waiters, w, next);
+	w->f->nwaiting--;
+	event_free(w->timer);
+	free(w);
+}
+
+/* Answers a parked request with what is there now (maybe nothing). */
+static void
+waiter_answer(struct waiter *w, int only_if_items)
+{
+	struct page	pg;
+	int		rc;
+
+	page_init(&pg, w->f->srv, w->kind, w->agency, w->limit, w->after);
+	rc = page_fill(&pg);
+	if (rc == 0 && pg.n == 0 && only_if_items) {
+		w->after = pg.last;	/* read: the next wake-up starts here */
+		page_free(&pg);
+		return;
+	}
+	if (rc == -1) {
+		log_warnx("event=feed_read_failed feed=%s",
+		    w->kind == FEED_ACCESSES ? "accesses" : "alerts");
+		reply_error(w->req, 500, "audit_read_failed", "the log could not be "
+		    "read", 0);
+	} else
+		page_reply(w->f, w->req, &pg);
+	page_free(&pg);
+	waiter_free(w);
+}
+
+static void
+waiter_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	waiter_answer(arg, 0);
+}
+
+/*
+ * The log writer's hook, on the loop after each commit: every parked
+ * request with something new is answered. A request reads only what was
+ * committed since its last look.
+ */
+static void
+feeds_wake(void *arg)
+{
+	struct feeds		*f = arg;
+	struct waiter		*w, *next;
+	struct logq_stats	 st;
+
+	logq_stats(f->srv->logq, &st);
+	if (st.ok != f->log_ok)
+		log_info("event=feed_log_state ok=%d waiting=%zu", st.ok, f->nwaiting);
+	f->log_ok = st.ok;
+	for (w = TAILQ_FIRST(&f->waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, next);
+		if (w->after < st.size)
+			waiter_answer(w, 1);
+	}
+}
+
+struct feeds *
+feeds_new(struct server *srv)
+{
+	struct feeds *f = xcalloc(1, sizeof(*f));
+
+	f->srv = srv;
+	f->log_ok = 1;
+	TAILQ_INIT(&f->waiters);
+	logq_set_hook(srv->logq, feeds_wake, f);
+	return f;
+}
+
+void
+feeds_stop(struct feeds *f)
+{
+	/* Answered now with what there is: the clients ask again elsewhere. */
+	while (f != NULL && !TAILQ_EMPTY(&f->waiters))
+		waiter_answer(TAILQ_FIRST(&f->waiters), 0);
+}
+
+void
+feeds_free(struct feeds *f)
+{
+	struct waiter *w;
+
+	if (f == NULL)
+		return;
+	/* After evhttp_free(): the requests are gone with their connections. */
+	while ((w = TAILQ_FIRST(&f->waiters)) != NULL)
+		waiter_free(w);
+	free(f);
+}
+
+void
+feeds_metrics(struct feeds *f, struct evbuffer *out)
+{
+	if (f == NULL)
+		return;
+	evbuffer_add_printf(out,
+	    "# HELP safeshare_feed_replies_total Feed replies (issue 18), by feed.\n"
+	    "# TYPE safeshare_feed_replies_total counter\n"
+	    "safeshare_feed_replies_total{feed=\"accesses\"} %llu\n"
+	    "safeshare_feed_replies_total{feed=\"alerts\"} %llu\n"
+	    "# HELP safeshare_feed_items_total Feed items sent, by feed.\n"
+	    "# TYPE safeshare_feed_items_total counter\n"
+	    "safeshare_feed_items_total{feed=\"accesses\"} %llu\n"
+	    "safeshare_feed_items_total{feed=\"alerts\"} %llu\n"
+	    "# HELP safeshare_feed_waiting Feed requests parked now (long-poll).\n"
+	    "# TYPE safeshare_feed_waiting gauge\n"
+	    "safeshare_feed_waiting %zu\n"
+	    "# HELP safeshare_feed_parked_total Feed requests that waited.\n"
+	    "# TYPE safeshare_feed_parked_total counter\n"
+	    "safeshare_feed_parked_total %llu\n"
+	    "# HELP safeshare_feed_refused_total Feed requests refused: too many waiting.\n"
+	    "# TYPE safeshare_feed_refused_total counter\n"
+	    "safeshare_feed_refused_total %llu\n",
+	    (unsigned long long)f->served[0], (unsigned long long)f->served[1],
+	    (unsigned long long)f->items[0], (unsigned long long)f->items[1],
+	    f->nwaiting, (unsigned long long)f->parked,
+	    (unsigned long long)f->refused);
+}
+
+/*
+ * Answers a feed request for the agency (its role checked by the caller):
+ * at once if there is an item or no wait, else parked.
+ */
+static void
+feed_request(struct server *srv, struct evhttp_request *req, enum feed_kind kind,
+    const char *agency)
+{
+	struct feeds			*f = srv->feeds;
+	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
+	Safeshare__V1__FeedRequest	*rq;
+	struct waiter			*w;
+	struct page			 pg;
+	struct timeval			 tv;
+	size_t				 limit, mine = 0;
+
+	rq = safeshare__v1__feed_request__unpack(NULL, evbuffer_get_length(in),
+	    evbuffer_pullup(in, -1));
+	if (rq == NULL) {
+		reply_error(req, 400, "malformed_request", "the body is not a valid "
+		    "safeshare.v1.FeedRequest", 0);
+		return;
+	}
+	if (rq->wait_seconds > FEED_WAIT_MAX) {
+		reply_error(req, 400, "bad_wait", "wait_seconds is at most 60", 0);
+		goto done;
+	}
+	limit = rq->limit == 0 ? FEED_PAGE : rq->limit > FEED_PAGE_MAX ?
+	    FEED_PAGE_MAX : rq->limit;
+	page_init(&pg, srv, kind, agency, limit, rq->after_seq);
+	if (page_fill(&pg) == -1) {
+		log_warnx("event=feed_read_failed feed=%s",
+		    kind == FEED_ACCESSES ? "accesses" : "alerts");
+		reply_error(req, 500, "audit_read_failed", "the log could not be "
+		    "read", 0);
+		page_free(&pg);
+		goto done;
+	}
+	if (pg.n > 0 || rq->wait_seconds == 0 || pg.read >= SCAN_MAX ||
+	    srv->drain != NULL) {
+		page_reply(f, req, &pg);
+		page_free(&pg);
+		goto done;
+	}
+	page_free(&pg);
+	TAILQ_FOREACH(w, &f->waiters, next)
+		mine += strcmp(w->agency, agency) == 0;
+	if (mine >= WAITERS_PER_AGENCY || f->nwaiting >= WAITERS_MAX) {
+		f->refused++;
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", "1");
+		reply_error(req, 429, "too_many_waiting", mine >= WAITERS_PER_AGENCY ?
+		    "this agency already has 8 feed requests waiting" :
+		    "too many feed requests are waiting", 0);
+		goto done;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->f = f;
+	w->req = req;
+	w->kind = kind;
+	w->limit = limit;
+	w->after = pg.last;
+	snprintf(w->agency, sizeof(w->agency), "%s", agency);
+	if ((w->timer = evtimer_new(srv->base, waiter_deadline, w)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	tv.tv_sec = rq->wait_seconds;
+	tv.tv_usec = 0;
+	evtimer_add(w->timer, &tv);
+	TAILQ_INSERT_TAIL(&f->waiters, w, next);
+	f->nwaiting++;
+	f->parked++;
+done:
+	safeshare__v1__feed_request__free_unpacked(rq, NULL);
+}
+
+/* The route table checked the role (holder) and took a rate token. */
+void
+feed_handle_accesses(struct req *r)
+{
+	feed_request(r->srv, r->ev, FEED_ACCESSES, r->agency->id);
+}
+
+/* The route table checked the role (guardian or auditor). */
+void
+feed_handle_alerts(struct req *r)
+{
+	feed_request(r->srv, r->ev, FEED_ALERTS, r->agency->id);
+}
