@@ -367,7 +367,7 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 	rq.limit = o->limit;
 	rq.wait_seconds = wait;
 	if (ss_call_message(c, o->alerts ? "/v1/audit/alerts" : "/v1/holder/accesses",
-	    &rq.base, o->alerts ? &safeshare__v1__alerts__descriptor :
+	    &rq.base, o->alerts ? &safeshare__v1__audit_alerts__descriptor :
 	    &safeshare__v1__holder_accesses__descriptor, &resp, &e, &status, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
@@ -381,7 +381,7 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 		return rc;
 	}
 	if (o->alerts) {
-		Safeshare__V1__Alerts *r = (Safeshare__V1__Alerts *)resp;
+		Safeshare__V1__AuditAlerts *r = (Safeshare__V1__AuditAlerts *)resp;
 
 		n = r->n_alerts;
 		next = r->next_after_seq;
@@ -401,7 +401,7 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 		json_t		*j;
 
 		if (o->alerts) {
-			item = ((Safeshare__V1__Alerts *)resp)->alerts[i];
+			item = ((Safeshare__V1__AuditAlerts *)resp)->alerts[i];
 			j = alert_json(item);
 			seq = ((const Safeshare__V1__Alert *)item)->seq;
 		} else {

@@ -53,8 +53,18 @@ struct waiter {
 };
 TAILQ_HEAD(waiterq, waiter);
 
+/* An agency's last cursor per feed, for the lag in /metrics. */
+struct reader {
+	char			 agency[PROTOCOL_ID_MAX + 1];
+	uint64_t		 cursor[2];
+	int			 seen[2];
+};
+#define READERS_MAX		256	/* agencies tracked (a protocol has fewer) */
+
 struct feeds {
 	struct server		*srv;
+	struct reader		 readers[READERS_MAX];
+	size_t			 nreaders;
 	struct waiterq		 waiters;
 	size_t			 nwaiting;
 	int			 log_ok;	/* as the hook last saw it */
@@ -283,6 +293,25 @@ page_fill(struct page *pg)
 	return 0;
 }
 
+/* Notes where the agency's reader of this feed is now (its lag, /metrics). */
+static void
+note_cursor(struct feeds *f, const char *agency, enum feed_kind kind, uint64_t seq)
+{
+	struct reader	*r = NULL;
+
+	for (size_t i = 0; i < f->nreaders && r == NULL; i++)
+		if (strcmp(f->readers[i].agency, agency) == 0)
+			r = &f->readers[i];
+	if (r == NULL) {
+		if (f->nreaders == READERS_MAX)
+			return;
+		r = &f->readers[f->nreaders++];
+		snprintf(r->agency, sizeof(r->agency), "%s", agency);
+	}
+	r->cursor[kind] = seq;
+	r->seen[kind] = 1;
+}
+
 /* Sends the page; next_after_seq is the last seq read (never less than after). */
 static void
 page_reply(struct feeds *f, struct evhttp_request *req, struct page *pg)
@@ -303,18 +332,19 @@ page_reply(struct feeds *f, struct evhttp_request *req, struct page *pg)
 		buf = xcalloc(len + 1, 1);
 		safeshare__v1__holder_accesses__pack(&out, buf);
 	} else {
-		Safeshare__V1__Alerts out = SAFESHARE__V1__ALERTS__INIT;
+		Safeshare__V1__AuditAlerts out = SAFESHARE__V1__AUDIT_ALERTS__INIT;
 
 		out.alerts = (Safeshare__V1__Alert **)pg->items;
 		out.n_alerts = pg->n;
 		out.next_after_seq = pg->last;
 		out.log_size = st.size;
-		len = safeshare__v1__alerts__get_packed_size(&out);
+		len = safeshare__v1__audit_alerts__get_packed_size(&out);
 		buf = xcalloc(len + 1, 1);
-		safeshare__v1__alerts__pack(&out, buf);
+		safeshare__v1__audit_alerts__pack(&out, buf);
 	}
 	f->served[pg->kind]++;
 	f->items[pg->kind] += pg->n;
+	note_cursor(f, pg->agency, pg->kind, pg->last);
 	reply(req, 200, buf, len);
 }
 
@@ -419,8 +449,22 @@ feeds_free(struct feeds *f)
 void
 feeds_metrics(struct feeds *f, struct evbuffer *out)
 {
+	struct logq_stats st;
+
 	if (f == NULL)
 		return;
+	logq_stats(f->srv->logq, &st);
+	evbuffer_add_printf(out, "# HELP safeshare_feed_lag_entries Log entries after "
+	    "the cursor an agency last read its feed up to.\n"
+	    "# TYPE safeshare_feed_lag_entries gauge\n");
+	for (size_t i = 0; i < f->nreaders; i++)
+		for (int k = 0; k < 2; k++)
+			if (f->readers[i].seen[k])
+				evbuffer_add_printf(out, "safeshare_feed_lag_entries"
+				    "{feed=\"%s\",agency=\"%s\"} %llu\n", k == FEED_ACCESSES ?
+				    "accesses" : "alerts", f->readers[i].agency,
+				    (unsigned long long)(st.size > f->readers[i].cursor[k] ?
+				    st.size - f->readers[i].cursor[k] : 0));
 	evbuffer_add_printf(out,
 	    "# HELP safeshare_feed_replies_total Feed replies (issue 18), by feed.\n"
 	    "# TYPE safeshare_feed_replies_total counter\n"

@@ -162,6 +162,12 @@ say "15. Health may not touch a subject children's social care holds -> refused,
 as health_trust
 show "$SS" holder flag S2001 hate_crime
 
+say "15a. Each holder follows every use of its own records, and only its own (D20; --follow keeps reading)"
+as childrens_social_care
+show "$SS" holder accesses --since $((first - 1))
+as health_trust
+show "$SS" holder accesses --since $((first - 1))
+
 say "16. An auditor reads the disclosure log over mTLS (D16, D17)"
 as auditor
 show "$SS" audit query --after $((first - 1)) --limit 20
@@ -172,6 +178,7 @@ say "17. The Caldicott Guardian reviews the override (D15); the auditor tracks i
 override=$(sqlite3 "$run/audit.db" "SELECT max(seq) FROM entries WHERE kind = 'disclosure' AND override_code != '' AND decision != 'deny' AND reason IN ('override', 'override_partial')" 2>/dev/null || true)
 show "$SS" audit reviews
 as guardian
+show "$SS" audit alerts --since $((first - 1))
 show "$SS" audit review "$override" --outcome upheld \
 	--note "Proportionate: risk of serious harm, consent could not be sought in time"
 as auditor

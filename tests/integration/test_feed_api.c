@@ -236,6 +236,18 @@ Test(feed_api, holder_sees_own_subjects_only)
 	safeshare__v1__holder_accesses__free_unpacked(csc, NULL);
 	safeshare__v1__holder_accesses__free_unpacked(health, NULL);
 
+	/* Item 4: each reader's lag behind the log, in entries. */
+	{
+		char *m = NULL;
+
+		cr_assert_eq(h_get(&d, "auditor", "/metrics", &m), 200);
+		cr_expect(strstr(m, "safeshare_feed_lag_entries{feed=\"accesses\","
+		    "agency=\"childrens_social_care\"} 0\n") != NULL, "%s", m);
+		cr_expect(strstr(m, "safeshare_feed_items_total{feed=\"accesses\"} 3\n")
+		    != NULL, "%s", m);
+		free(m);
+	}
+
 	/* Not a holder: refused (D1), and that refusal is logged. */
 	csc = accesses("police", 0, 0, 0, &status);
 	cr_expect_eq(status, 403);
