@@ -95,7 +95,8 @@ static const char *const help =
     "                               alarm if the log is truncated, forked or rewritten\n"
     "  verify ... --witness FILE... --witness-key K... --min-witnesses N\n"
     "                               also: N of the keys co-signed the checkpoints in\n"
-    "                               the witnesses' FILEs and the log extends them all\n"
+    "                               the witnesses' FILEs and the log (online, --log\n"
+    "                               or --export) extends them all\n"
     "\n"
     "Filters: --subject --agency --practitioner --purpose --decision --reason\n"
     "--kind --overrides (only overrides that decided the outcome) --from YYYY-MM-DD\n"
@@ -977,16 +978,17 @@ cmd_audit(int argc, char *argv[])
 		}
 		rc = a_offline(&o, sub);
 		/* Witness co-signatures (docs/audit-format.md, "Witnesses"). */
-		if (strcmp(sub, "verify") == 0 && o.log != NULL &&
-		    (o.nwitness > 0 || o.min_witnesses > 0)) {
+		if (strcmp(sub, "verify") == 0 && (o.nwitness > 0 ||
+		    o.min_witnesses > 0)) {
 			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
-			    o.nwkeys, o.min_witnesses, o.pubkey, o.log, NULL, o.json);
+			    o.nwkeys, o.min_witnesses, o.pubkey, o.log, o.export,
+			    NULL, o.json);
 
 			if (rc == EX_OK)
 				rc = wrc;
 		} else if (o.nwitness > 0 || o.min_witnesses > 0) {
 			fprintf(stderr, "safeshare: --witness works with audit verify, "
-			    "online or --log\n");
+			    "online, --log or --export\n");
 			rc = EX_USAGE;
 		}
 		return rc;
@@ -1037,7 +1039,7 @@ cmd_audit(int argc, char *argv[])
 		rc = a_verify_online(c, &o);
 		if (o.nwitness > 0 || o.min_witnesses > 0) {
 			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
-			    o.nwkeys, o.min_witnesses, o.pubkey, NULL, c, o.json);
+			    o.nwkeys, o.min_witnesses, o.pubkey, NULL, NULL, c, o.json);
 
 			if (rc == EX_OK)
 				rc = wrc;

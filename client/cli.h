@@ -69,8 +69,8 @@ int		 witness_cosigners(char *const *files, size_t nfiles,
  */
 int		 witness_verify(char *const *files, size_t nfiles,
 		    char *const *wkeys, size_t nwkeys, unsigned min,
-		    const char *logkey, const char *logpath, struct ss_client *c,
-		    int json);
+		    const char *logkey, const char *logpath, const char *exportpath,
+		    struct ss_client *c, int json);
 /* Replaces path with text whole or not at all; 0 or -1 with err. */
 int		 file_write_atomic(const char *path, const char *text, char *err,
 		    size_t errlen);

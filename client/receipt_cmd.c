@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "auditfile.h"
 #include "receipt.h"
 #include "safeshare/client.h"
 #include "util.h"
@@ -781,6 +782,30 @@ tree_entry(const struct audit_entry *e, void *arg)
 }
 
 /*
+ * Whether an export extends the witnessed checkpoint note: verified with
+ * the log's key as the checkpoint the auditor holds (--since), so its
+ * first entries must rebuild the witnessed root. 0, or -1 with why.
+ */
+static int
+export_extends(const char *exportpath, const char *logkey, const char *note,
+    char *why, size_t whylen)
+{
+	struct audit_verify_result	 r;
+	EVP_PKEY			*k;
+	char				 err[512];
+	int				 ret;
+
+	if ((k = audit_load_public_key(logkey, err, sizeof(err))) == NULL) {
+		snprintf(why, whylen, "%s", err);
+		return -1;
+	}
+	if ((ret = auditfile_verify_keys(exportpath, &k, 1, note, &r)) == -1)
+		snprintf(why, whylen, "%s", r.why);
+	EVP_PKEY_free(k);
+	return ret;
+}
+
+/*
  * Whether the log (a file, or the daemon's live log through c) extends the
  * checkpoint cp: offline by recomputing the tree of its first cp->size
  * entries (the entries' chain is verify's business), online with a
@@ -850,7 +875,7 @@ log_extends(const char *logpath, struct ss_client *c, const struct note_key *lk,
 int
 witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
     size_t nwkeys, unsigned min, const char *logkey, const char *logpath,
-    struct ss_client *c, int json)
+    const char *exportpath, struct ss_client *c, int json)
 {
 	struct note_checkpoint	 cp;
 	struct note_key		 lk;
@@ -869,7 +894,9 @@ witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
 		if (note_origin_of(notes[i], origin) == -1 ||
 		    log_key_load(logkey, origin, &lk) == -1 ||
 		    receipt_checkpoint(notes[i], &lk, 1, &cp, why, sizeof(why)) == -1 ||
-		    log_extends(logpath, c, &lk, &cp, why, sizeof(why)) == -1) {
+		    (exportpath != NULL ? export_extends(exportpath, logkey, notes[i],
+		    why, sizeof(why)) : log_extends(logpath, c, &lk, &cp, why,
+		    sizeof(why))) == -1) {
 			fprintf(stderr, "safeshare: %s: FAILED: the log does not extend "
 			    "this witnessed checkpoint: %s\n", files[i], why);
 			bad++;

@@ -244,3 +244,68 @@ Test(receipts, witness_cosigns_and_follows)
 	}
 	free(out);
 }
+
+/*
+ * `audit verify --export FILE --witness ...` (issue 13): an export, like
+ * --log, must extend every witnessed checkpoint, and the cosignatures are
+ * counted. An export taken before the witness's checkpoint verifies on
+ * its own but does not reach it.
+ */
+Test(receipts, verify_export_with_witness)
+{
+	char	cmd[2048], args[2048], wkey[512], *out, *p;
+	size_t	n;
+
+	snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm ed25519 -out %s/w.key "
+	    "2>/dev/null && chmod 600 %s/w.key", d.dir, d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	cr_expect_eq(ask("S1001", NULL), 0);
+	snprintf(args, sizeof(args), "audit export --out %s/before.jsonl", d.dir);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	free(out);
+	cr_expect_eq(ask("S1002", NULL), 0);
+	snprintf(args, sizeof(args), "audit witness --state %s/w.state --pubkey "
+	    "%s/pki/audit-signing.pub --cosign %s/w.key --name witness.housing",
+	    d.dir, d.dir, d.dir);
+	cr_expect_eq(cli("housing", args, &out), 0, "%s", out);
+	cr_assert((p = strstr(out, "cosigning as ")) != NULL, "%s", out);
+	p += strlen("cosigning as ");
+	n = strcspn(p, " \n");
+	cr_assert(n > 0 && n < sizeof(wkey));
+	memcpy(wkey, p, n);
+	wkey[n] = '\0';
+	free(out);
+	cr_expect_eq(ask("S1004", NULL), 0);
+	snprintf(args, sizeof(args), "audit export --out %s/after.jsonl", d.dir);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	free(out);
+
+	snprintf(args, sizeof(args), "audit verify --export %s/after.jsonl --pubkey "
+	    "%s/pki/audit-signing.pub --witness %s/w.state --witness-key %s "
+	    "--min-witnesses 1", d.dir, d.dir, d.dir, wkey);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "witnesses: ok, 1 witness key(s) co-signed") != NULL,
+	    "%s", out);
+	free(out);
+
+	snprintf(args, sizeof(args), "audit verify --export %s/after.jsonl --pubkey "
+	    "%s/pki/audit-signing.pub --witness %s/w.state --witness-key %s "
+	    "--min-witnesses 2", d.dir, d.dir, d.dir, wkey);
+	cr_expect_eq(cli("auditor", args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "1 of the 1 witness keys co-signed, 2 required") != NULL,
+	    "%s", out);
+	free(out);
+
+	/* On its own the earlier export is fine; it stops short of the witness. */
+	snprintf(args, sizeof(args), "audit verify --export %s/before.jsonl --pubkey "
+	    "%s/pki/audit-signing.pub", d.dir, d.dir);
+	cr_expect_eq(cli("auditor", args, &out), 0, "%s", out);
+	free(out);
+	snprintf(args, sizeof(args), "audit verify --export %s/before.jsonl --pubkey "
+	    "%s/pki/audit-signing.pub --witness %s/w.state --witness-key %s "
+	    "--min-witnesses 1", d.dir, d.dir, d.dir, wkey);
+	cr_expect_eq(cli("auditor", args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "does not extend this witnessed checkpoint") != NULL,
+	    "%s", out);
+	free(out);
+}
