@@ -124,23 +124,33 @@ Test(routes, rows_are_whole_and_unique)
 	cr_expect_lt(nroutes, ROUTE_MAX);
 }
 
+/* The row for path, which must exist. */
+static const struct route *
+row(const char *path)
+{
+	const struct route *rt = route_find(path);
+
+	cr_assert_not_null(rt, "no row for %s", path);
+	return rt;
+}
+
 Test(routes, roles_as_documented)
 {
-	cr_expect_eq(route_find("/v1/admin/reload")->roles, ROLE_ADMIN);
-	cr_expect_eq(route_find("/v1/holder/ops")->roles, ROLE_HOLDER);
-	cr_expect_eq(route_find("/v1/holder/show")->roles, ROLE_HOLDER);
-	cr_expect_eq(route_find("/v1/audit/review")->roles, ROLE_GUARDIAN | ROLE_ADMIN);
-	cr_expect_eq(route_find("/v1/audit/query")->roles, ROLE_AUDITOR | ROLE_GUARDIAN);
-	cr_expect_eq(route_find("/v1/disclosures")->roles, ROUTE_AGENCY);
-	cr_expect_eq(route_find("/v1/log/consistency")->roles, ROUTE_AGENCY);
-	cr_expect_eq(route_find("/healthz")->roles, ROUTE_PUBLIC);
+	cr_expect_eq(row("/v1/admin/reload")->roles, ROLE_ADMIN);
+	cr_expect_eq(row("/v1/holder/ops")->roles, ROLE_HOLDER);
+	cr_expect_eq(row("/v1/holder/show")->roles, ROLE_HOLDER);
+	cr_expect_eq(row("/v1/audit/review")->roles, ROLE_GUARDIAN | ROLE_ADMIN);
+	cr_expect_eq(row("/v1/audit/query")->roles, ROLE_AUDITOR | ROLE_GUARDIAN);
+	cr_expect_eq(row("/v1/disclosures")->roles, ROUTE_AGENCY);
+	cr_expect_eq(row("/v1/log/consistency")->roles, ROUTE_AGENCY);
+	cr_expect_eq(row("/healthz")->roles, ROUTE_PUBLIC);
 	/* Feeds (issue 18): a holder's own accesses; alerts for the guardian. */
-	cr_expect_eq(route_find("/v1/holder/accesses")->roles, ROLE_HOLDER);
-	cr_expect_eq(route_find("/v1/audit/alerts")->roles, ROLE_AUDITOR | ROLE_GUARDIAN);
+	cr_expect_eq(row("/v1/holder/accesses")->roles, ROLE_HOLDER);
+	cr_expect_eq(row("/v1/audit/alerts")->roles, ROLE_AUDITOR | ROLE_GUARDIAN);
 	/* Rate tokens: the calls that read or write records. */
-	cr_expect(route_find("/v1/disclosures")->rate);
-	cr_expect(route_find("/v1/holder/ops")->rate);
-	cr_expect(!route_find("/v1/audit/query")->rate);
+	cr_expect(row("/v1/disclosures")->rate);
+	cr_expect(row("/v1/holder/ops")->rate);
+	cr_expect(!row("/v1/audit/query")->rate);
 }
 
 Test(routes, documented)
