@@ -32,6 +32,9 @@ struct walk {
 	size_t	 errlen;
 };
 
+static int	fail(struct walk *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 static int
 fail(struct walk *w, const char *fmt, ...)
 {
@@ -671,7 +674,7 @@ write_message(struct walk *w, const ProtobufCMessage *m, int depth)
 		old = path_push(w, jn, 0);
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t		 n = CMEMBER(size_t, m, f->quantifier_offset);
-			const char	*arr = CMEMBER(const char *, m, f->offset);
+			const char	*arr = CMEMBER(char *, m, f->offset);
 
 			if (n == 0) {
 				path_pop(w, old);
