@@ -61,7 +61,7 @@ cp "$here/client.mjs" "$cache/client.mjs"
 
 # -- the daemon, with a signing key so that the log has checkpoints --
 "$src/deploy/pki.sh" "$dir/pki" police childrens_social_care health_trust auditor \
-	admin >/dev/null
+	admin guardian >/dev/null
 cp "$src/config/protocol.yaml" "$dir/"
 cat > "$dir/safeshared.yaml" <<EOT
 listen: 127.0.0.1
@@ -144,6 +144,16 @@ bufcall health_trust LogService/Consistency '{"fromSize":"1"}' buf4
 grep -q '"toSize"' "$dir/buf4" || fail "buf curl LogService/Consistency"
 bufcall admin AdminService/Reload '{}' buf5
 grep -q '"ok": true' "$dir/buf5" || fail "buf curl AdminService/Reload"
+bufcall childrens_social_care HolderService/Accesses '{"limit":5}' buf7
+bufcall guardian AuditService/Alerts '{"limit":5}' buf8
+
+# Every rpc of the proto has its row in docs/api.md's Connect table.
+awk '/^service /{ s = $2 } /^  rpc /{ m = $2; sub(/\(.*/, "", m); print s "/" m }' \
+	"$src/proto/safeshare.proto" | while read -r rpc; do
+	grep -q "^| \`$rpc\` |" "$src/docs/api.md" ||
+		fail "docs/api.md's Connect table lacks $rpc"
+done
+
 # A Connect error reaches buf curl as its code.
 if "$buf" curl --schema "$src/proto/safeshare.proto" --protocol connect \
     --cacert "$pki/ca.crt" --cert "$pki/police.crt" --key "$pki/police.key" \
