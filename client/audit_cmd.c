@@ -201,15 +201,15 @@ call(struct ss_client *c, const char *path, const ProtobufCMessage *req,
 
 	if (ss_call_message(c, path, req, desc, resp, &e, &status, err, sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
 		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, T(e->code),
 		    T(e->message));
 		safeshare__v1__error__free_unpacked(e, NULL);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static void
@@ -242,7 +242,7 @@ a_query(struct ss_client *c, struct aopts *o)
 		printf("[");
 	for (;;) {
 		if ((rc = call(c, "/v1/audit/query", &q.base,
-		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != EX_OK)
+		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 			return rc;
 		for (size_t i = 0; i < r->n_entries; i++) {
 			struct audit_entry e;
@@ -266,7 +266,7 @@ a_query(struct ss_client *c, struct aopts *o)
 		printf("]\n");
 	else if (n == 0)
 		fprintf(stderr, "no entries match\n");
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static int
@@ -279,7 +279,7 @@ a_stats(struct ss_client *c, struct aopts *o)
 
 	query_of(o, &q);
 	if ((rc = call(c, "/v1/audit/stats", &q.base,
-	    &safeshare__v1__audit_stats__descriptor, (ProtobufCMessage **)&r)) != EX_OK)
+	    &safeshare__v1__audit_stats__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 		return rc;
 	if (o->json)
 		printf("{\"group_by\":\"%s\",\"rows\":[", r->group_by);
@@ -300,7 +300,7 @@ a_stats(struct ss_client *c, struct aopts *o)
 	else
 		printf("%-32s %10" PRIu64 "\n", "total", total);
 	safeshare__v1__audit_stats__free_unpacked(r, NULL);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static int
@@ -329,7 +329,7 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 	}
 	do {
 		if ((rc = call(c, "/v1/audit/query", &q.base,
-		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != EX_OK)
+		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 			return rc;
 		for (size_t i = 0; i < r->n_entries; i++) {
 			const Safeshare__V1__LogEntry	*m = r->entries[i];
@@ -367,7 +367,7 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 		printf("]}\n");
 	else
 		printf("%" PRIu64 " request%s recorded.\n", n, n == 1 ? "" : "s");
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static int
@@ -377,7 +377,7 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 	int				 rc, first = 1;
 
 	if ((rc = call(c, path, NULL, &safeshare__v1__audit_entries__descriptor,
-	    (ProtobufCMessage **)&r)) != EX_OK)
+	    (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 		return rc;
 	if (o->json)
 		printf("[");
@@ -415,7 +415,7 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 	else
 		printf("%zu %s\n", r->n_entries, what);
 	safeshare__v1__audit_entries__free_unpacked(r, NULL);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static int
@@ -432,7 +432,7 @@ a_note(struct ss_client *c, struct aopts *o, const char *path, const char *seqs,
 		fprintf(stderr, "safeshare: usage: safeshare audit %s SEQ %s--note TEXT\n",
 		    review ? "review" : "inform-done",
 		    review ? "--outcome upheld|not_upheld " : "");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (review) {
 		/* One spelling, not_upheld (as on the wire and in the log); the
@@ -445,14 +445,14 @@ a_note(struct ss_client *c, struct aopts *o, const char *path, const char *seqs,
 	}
 	rq.note = (char *)o->note;
 	if ((rc = call(c, path, &rq.base, &safeshare__v1__review_result__descriptor,
-	    (ProtobufCMessage **)&r)) != EX_OK)
+	    (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 		return rc;
 	if (o->json)
 		printf("{\"disclosure_id\":%" PRIu64 "}\n", r->disclosure_id);
 	else
 		printf("recorded as log entry %" PRIu64 "\n", r->disclosure_id);
 	safeshare__v1__review_result__free_unpacked(r, NULL);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static void
@@ -475,12 +475,12 @@ a_export_online(struct ss_client *c, struct aopts *o)
 	int				 rc;
 
 	if ((rc = call(c, "/v1/audit/checkpoints", NULL,
-	    &safeshare__v1__checkpoint_list__descriptor, (ProtobufCMessage **)&cl)) != EX_OK)
+	    &safeshare__v1__checkpoint_list__descriptor, (ProtobufCMessage **)&cl)) != SS_EXIT_OK)
 		return rc;
 	if ((fp = fopen(o->out, "w")) == NULL) {
 		perror(o->out);
 		safeshare__v1__checkpoint_list__free_unpacked(cl, NULL);
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
 	if (cl->log_id.len == 16)
 		memcpy(id, cl->log_id.data, 16);
@@ -488,7 +488,7 @@ a_export_online(struct ss_client *c, struct aopts *o)
 	q.limit = 1000;
 	/* The first page tells the log's size, which the header records. */
 	if ((rc = call(c, "/v1/audit/query", &q.base,
-	    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != EX_OK) {
+	    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK) {
 		fclose(fp);
 		safeshare__v1__checkpoint_list__free_unpacked(cl, NULL);
 		return rc;
@@ -524,19 +524,19 @@ a_export_online(struct ss_client *c, struct aopts *o)
 		if (q.after_seq == 0)
 			break;
 		if ((rc = call(c, "/v1/audit/query", &q.base,
-		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != EX_OK) {
+		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK) {
 			fclose(fp);
 			return rc;
 		}
 	}
 	if (fclose(fp) != 0) {
 		perror(o->out);
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
 	if (isatty(2))
 		fputc('\n', stderr);
 	printf("exported %" PRIu64 " entries to %s\n", n, o->out);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static int
@@ -669,14 +669,14 @@ a_offline(struct aopts *o, const char *sub)
 	EVP_PKEY			*pub = NULL, *keys[MAX_PUBKEYS];
 	char				 err[512], *since = NULL;
 	size_t				 nkeys = 0;
-	int				 rc = EX_OK;
+	int				 rc = SS_EXIT_OK;
 
 	/* The first --pubkey starts the chain of keys; the others are trusted. */
 	for (size_t i = 0; i < o->npubkeys; i++) {
 		if ((keys[nkeys] = audit_load_public_key(o->pubkeys[i], err,
 		    sizeof(err))) == NULL) {
 			fprintf(stderr, "safeshare: %s\n", err);
-			rc = EX_LOCAL;
+			rc = SS_EXIT_LOCAL;
 			goto done;
 		}
 		nkeys++;
@@ -684,19 +684,19 @@ a_offline(struct aopts *o, const char *sub)
 	pub = nkeys > 0 ? keys[0] : NULL;
 	if (o->since != NULL && (since = read_note(o->since, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		rc = EX_LOCAL;
+		rc = SS_EXIT_LOCAL;
 		goto done;
 	}
 	if (strcmp(sub, "verify") == 0 && o->export != NULL) {
 		/* The verifier fails a log with checkpoints and no key: no pass. */
 		auditfile_verify_keys(o->export, keys, nkeys, since, &r);
 		print_result(&r, o->export, NULL, o->json);
-		rc = r.ok ? EX_OK : EX_LOCAL;
+		rc = r.ok ? SS_EXIT_OK : SS_EXIT_LOCAL;
 		goto done;
 	}
 	if (audit_open_reader(&a, o->log, err, sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		rc = EX_LOCAL;
+		rc = SS_EXIT_LOCAL;
 		goto done;
 	}
 	if (strcmp(sub, "show") == 0) {
@@ -707,7 +707,7 @@ a_offline(struct aopts *o, const char *sub)
 			printf("[");
 		if (audit_scan(a, from, 0, print_offline, o) == -1) {
 			fprintf(stderr, "safeshare: %s\n", audit_errmsg(a));
-			rc = EX_LOCAL;
+			rc = SS_EXIT_LOCAL;
 		}
 		if (o->json)
 			printf("]\n");
@@ -724,7 +724,7 @@ a_offline(struct aopts *o, const char *sub)
 		    sizeof(err)) == -1) {
 			fprintf(stderr, "safeshare: %s\n", err);
 			audit_verifier_free(v);
-			rc = EX_LOCAL;
+			rc = SS_EXIT_LOCAL;
 			goto done;
 		}
 		audit_verify_with(a, v, &r);
@@ -736,7 +736,7 @@ a_offline(struct aopts *o, const char *sub)
 		snprintf(ix, sizeof(ix), "%s-subjects", o->log);
 		print_result(&r, o->log, ix, o->json);
 		if (!r.ok || index_bad(&r))
-			rc = EX_LOCAL;
+			rc = SS_EXIT_LOCAL;
 	} else {	/* export */
 		struct exp	 x = { NULL, 0, audit_size(a) };
 		unsigned char	 id[16];
@@ -744,7 +744,7 @@ a_offline(struct aopts *o, const char *sub)
 
 		if (o->out == NULL || (x.fp = fopen(o->out, "w")) == NULL) {
 			fprintf(stderr, "safeshare: export needs --out FILE\n");
-			rc = o->out == NULL ? EX_USAGE : EX_LOCAL;
+			rc = o->out == NULL ? SS_EXIT_USAGE : SS_EXIT_LOCAL;
 		} else {
 			audit_log_id(a, id);
 			audit_checkpoints(a, count_cp, &ncp);
@@ -752,7 +752,7 @@ a_offline(struct aopts *o, const char *sub)
 			if (audit_checkpoints(a, export_cp, &x) == -1 ||
 			    audit_scan(a, 1, 0, export_entry, &x) == -1 || fclose(x.fp) != 0) {
 				fprintf(stderr, "safeshare: export failed: %s\n", audit_errmsg(a));
-				rc = EX_LOCAL;
+				rc = SS_EXIT_LOCAL;
 			} else {
 				if (isatty(2))
 					fputc('\n', stderr);
@@ -777,7 +777,7 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	int				 rc;
 
 	if ((rc = call(c, "/v1/audit/verify", NULL, &safeshare__v1__verify_result__descriptor,
-	    (ProtobufCMessage **)&v)) != EX_OK)
+	    (ProtobufCMessage **)&v)) != SS_EXIT_OK)
 		return rc;
 	memset(&r, 0, sizeof(r));
 	r.ok = v->ok;
@@ -796,7 +796,7 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	print_result(&r, "disclosure log (verified by the daemon)",
 	    "subject index (checked by the daemon)", o->json);
 	safeshare__v1__verify_result__free_unpacked(v, NULL);
-	return r.ok && !index_bad(&r) ? EX_OK : EX_LOCAL;
+	return r.ok && !index_bad(&r) ? SS_EXIT_OK : SS_EXIT_LOCAL;
 }
 
 /*
@@ -820,19 +820,19 @@ a_report(struct ss_client *c, struct aopts *o)
 	if (ss_audit_report(c, o->from, o->to, o->agency, &r, &e, &status, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
 		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, T(e->code),
 		    T(e->message));
 		safeshare__v1__error__free_unpacked(e, NULL);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
 	if ((rc = call(c, "/v1/audit/verify", NULL, &safeshare__v1__verify_result__descriptor,
-	    (ProtobufCMessage **)&v)) != EX_OK)
+	    (ProtobufCMessage **)&v)) != SS_EXIT_OK)
 		goto done;
 	if ((rc = call(c, "/v1/audit/checkpoints", NULL,
-	    &safeshare__v1__checkpoint_list__descriptor, (ProtobufCMessage **)&cl)) != EX_OK)
+	    &safeshare__v1__checkpoint_list__descriptor, (ProtobufCMessage **)&cl)) != SS_EXIT_OK)
 		goto done;
 	memset(&x, 0, sizeof(x));
 	x.rep = r;
@@ -843,28 +843,28 @@ a_report(struct ss_client *c, struct aopts *o)
 	x.server = env_or(o->conn.server, "SAFESHARE_SERVER");
 	if (o->html == NULL) {
 		report_write_json(stdout, &x);
-		rc = EX_OK;
+		rc = SS_EXIT_OK;
 		goto done;
 	}
 	if ((fp = open_memstream(&text, &len)) == NULL) {
 		fprintf(stderr, "safeshare: out of memory\n");
-		rc = EX_LOCAL;
+		rc = SS_EXIT_LOCAL;
 		goto done;
 	}
 	report_write_html(fp, &x);
 	if (fclose(fp) != 0) {
 		fprintf(stderr, "safeshare: out of memory\n");
-		rc = EX_LOCAL;
+		rc = SS_EXIT_LOCAL;
 		goto done;
 	}
 	if (file_write_atomic(o->html, text, err, sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s: %s\n", o->html, err);
-		rc = EX_LOCAL;
+		rc = SS_EXIT_LOCAL;
 		goto done;
 	}
 	printf("report: %s (%zu bytes, %llu entries)\n", T(o->html), len,
 	    (unsigned long long)r->entries);
-	rc = EX_OK;
+	rc = SS_EXIT_OK;
 done:
 	free(text);
 	if (cl)
@@ -895,7 +895,7 @@ cmd_audit(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(help, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EX_USAGE : EX_OK;
+		return argc < 2 ? SS_EXIT_USAGE : SS_EXIT_OK;
 	}
 	sub = argv[1];
 	if (strcmp(sub, "witness") == 0)
@@ -914,7 +914,7 @@ cmd_audit(int argc, char *argv[])
 			if (o.npubkeys == MAX_PUBKEYS) {
 				fprintf(stderr, "safeshare: at most %d --pubkey\n",
 				    MAX_PUBKEYS);
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			o.pubkeys[o.npubkeys++] = optarg;
 			if (o.pubkey == NULL)
@@ -931,10 +931,10 @@ cmd_audit(int argc, char *argv[])
 		case A_REASON: o.reason = optarg; break;
 		case A_KIND: o.kind = optarg; break;
 		case A_OVERRIDES: o.overrides = 1; break;
-		case A_FROM: if (parse_date(optarg, &o.from) == -1) return EX_USAGE; break;
+		case A_FROM: if (parse_date(optarg, &o.from) == -1) return SS_EXIT_USAGE; break;
 		case A_TO:
 			if (parse_date(optarg, &o.to) == -1)
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			o.to += 86400;	/* --to is inclusive of that day */
 			break;
 		case A_AFTER: o.after = strtoull(optarg, NULL, 10); break;
@@ -949,7 +949,7 @@ cmd_audit(int argc, char *argv[])
 			if ((ch == A_WITNESS ? o.nwitness : o.nwkeys) == MAX_WITNESSES) {
 				fprintf(stderr, "safeshare: at most %d witnesses\n",
 				    MAX_WITNESSES);
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			if (ch == A_WITNESS)
 				o.witness[o.nwitness++] = optarg;
@@ -959,22 +959,22 @@ cmd_audit(int argc, char *argv[])
 		case A_MIN_WITNESSES:
 			o.min_witnesses = (unsigned)strtoul(optarg, NULL, 10);
 			break;
-		case O_HELP: fputs(help, stdout); return EX_OK;
-		default: fputs(help, stderr); return EX_USAGE;
+		case O_HELP: fputs(help, stdout); return SS_EXIT_OK;
+		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
 		arg = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "safeshare: unexpected argument \"%s\"\n", argv[optind]);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	/* Offline forms work on files and need no server. */
 	if (strcmp(sub, "show") == 0 || ((strcmp(sub, "verify") == 0 ||
 	    strcmp(sub, "export") == 0) && (o.log != NULL || o.export != NULL))) {
 		if (o.log == NULL && o.export == NULL) {
 			fprintf(stderr, "safeshare: audit %s needs --log FILE\n", sub);
-			return EX_USAGE;
+			return SS_EXIT_USAGE;
 		}
 		rc = a_offline(&o, sub);
 		/* Witness co-signatures (docs/audit-format.md, "Witnesses"). */
@@ -984,12 +984,12 @@ cmd_audit(int argc, char *argv[])
 			    o.nwkeys, o.min_witnesses, o.pubkey, o.log, o.export,
 			    NULL, o.json);
 
-			if (rc == EX_OK)
+			if (rc == SS_EXIT_OK)
 				rc = wrc;
 		} else if (o.nwitness > 0 || o.min_witnesses > 0) {
 			fprintf(stderr, "safeshare: --witness works with audit verify, "
 			    "online, --log or --export\n");
-			rc = EX_USAGE;
+			rc = SS_EXIT_USAGE;
 		}
 		return rc;
 	}
@@ -999,22 +999,22 @@ cmd_audit(int argc, char *argv[])
 	    strcmp(sub, "inform-done") != 0 && strcmp(sub, "export") != 0 &&
 	    strcmp(sub, "verify") != 0 && strcmp(sub, "report") != 0) {
 		fprintf(stderr, "safeshare: unknown audit command \"%s\"\n\n%s", sub, help);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if ((strcmp(sub, "subject-report") == 0 || strcmp(sub, "review") == 0 ||
 	    strcmp(sub, "inform-done") == 0) && arg == NULL) {
 		fprintf(stderr, "safeshare: audit %s needs an argument\n", sub);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (strcmp(sub, "export") == 0 && o.out == NULL) {
 		fprintf(stderr, "safeshare: audit export needs --out FILE\n");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (strcmp(sub, "report") == 0 && (o.html == NULL) == (o.json == 0)) {
 		fprintf(stderr, "safeshare: audit report needs --html FILE or --json\n");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
-	if ((rc = connect_client(&o.conn, &c)) != EX_OK)
+	if ((rc = connect_client(&o.conn, &c)) != SS_EXIT_OK)
 		return rc;
 	if (strcmp(sub, "query") == 0)
 		rc = a_query(c, &o);
@@ -1041,7 +1041,7 @@ cmd_audit(int argc, char *argv[])
 			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
 			    o.nwkeys, o.min_witnesses, o.pubkey, NULL, NULL, c, o.json);
 
-			if (rc == EX_OK)
+			if (rc == SS_EXIT_OK)
 				rc = wrc;
 		}
 	}

@@ -15,7 +15,18 @@
  */
 #define T(s)	term_safe(s)
 
-enum { EX_OK, EX_LOCAL, EX_USAGE, EX_DENIED, EX_REFUSED, EX_NOANSWER };
+/*
+ * The CLI's exit codes (docs/cli.md, "Exit codes"). SS_EXIT_ and not EX_:
+ * <sysexits.h> defines EX_OK, EX_USAGE and others with other values.
+ */
+enum {
+	SS_EXIT_OK,		/* 0 done */
+	SS_EXIT_LOCAL,		/* 1 local error */
+	SS_EXIT_USAGE,		/* 2 usage error */
+	SS_EXIT_DENIED,		/* 3 denied by the sharing protocol */
+	SS_EXIT_REFUSED,	/* 4 the server refused the request */
+	SS_EXIT_NOANSWER	/* 5 no answer */
+};
 
 int	cmd_policy(int argc, char *argv[]);
 int	cmd_audit(int argc, char *argv[]);

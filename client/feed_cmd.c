@@ -361,7 +361,7 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 	char				 err[512];
 	size_t				 n, i;
 	uint64_t			 next, size;
-	int				 status, rc = EX_OK;
+	int				 status, rc = SS_EXIT_OK;
 
 	rq.after_seq = *after;
 	rq.limit = o->limit;
@@ -376,7 +376,7 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 	if (e != NULL) {
 		fprintf(stderr, "safeshare: %d %s: %s\n", status, T(e->code),
 		    T(e->message));
-		rc = status == 429 || status >= 500 ? -1 : EX_REFUSED;
+		rc = status == 429 || status >= 500 ? -1 : SS_EXIT_REFUSED;
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return rc;
 	}
@@ -395,7 +395,7 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 	}
 	if (last && o->json)
 		arr = json_array();
-	for (i = 0; i < n && rc == EX_OK; i++) {
+	for (i = 0; i < n && rc == SS_EXIT_OK; i++) {
 		const void	*item;
 		uint64_t	 seq;
 		json_t		*j;
@@ -418,14 +418,14 @@ one_round(const struct fopts *o, struct ss_client *c, uint64_t *after,
 		else if (seq > *after) {
 			*after = seq;
 			if (o->state != NULL && state_write(o->state, seq) == -1)
-				rc = EX_LOCAL;
+				rc = SS_EXIT_LOCAL;
 		}
 		json_decref(j);
 	}
-	if (rc == EX_OK && next > *after) {
+	if (rc == SS_EXIT_OK && next > *after) {
 		*after = next;	/* every entry up to it was read */
 		if (o->state != NULL && state_write(o->state, next) == -1)
-			rc = EX_LOCAL;
+			rc = SS_EXIT_LOCAL;
 	}
 	if (arr != NULL) {
 		char *text;
@@ -455,10 +455,10 @@ follow(struct fopts *o, uint64_t after)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	while (!stopping) {
-		if (c == NULL && (rc = connect_client(&o->conn, &c)) != EX_OK)
+		if (c == NULL && (rc = connect_client(&o->conn, &c)) != SS_EXIT_OK)
 			return rc;
 		rc = one_round(o, c, &after, FOLLOW_WAIT, 0);
-		if (rc == EX_OK) {
+		if (rc == SS_EXIT_OK) {
 			backoff = 0.2;
 			continue;
 		}
@@ -471,7 +471,7 @@ follow(struct fopts *o, uint64_t after)
 		backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 	}
 	ss_client_free(c);
-	return stopping ? EX_OK : rc;
+	return stopping ? SS_EXIT_OK : rc;
 }
 
 /* safeshare holder accesses / safeshare audit alerts: argv[0] is the subcommand. */
@@ -502,13 +502,13 @@ cmd_feed(int alerts, int argc, char *argv[])
 		if (conn_opt(ch, &o.conn, &o.json))
 			continue;
 		switch (ch) {
-		case O_HELP: fputs(help, stdout); return EX_OK;
+		case O_HELP: fputs(help, stdout); return SS_EXIT_OK;
 		case F_SINCE:
 			errno = 0;
 			o.since = strtoull(optarg, &end, 10);
 			if (errno != 0 || *end != '\0' || optarg[0] == '-') {
 				fprintf(stderr, "safeshare: --since takes a log seq\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			o.since_set = 1;
 			break;
@@ -517,7 +517,7 @@ cmd_feed(int alerts, int argc, char *argv[])
 		case F_EXEC:
 			if (!alerts) {
 				fputs(help, stderr);
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			o.exec = optarg;
 			break;
@@ -525,23 +525,23 @@ cmd_feed(int alerts, int argc, char *argv[])
 			o.wait = (unsigned)strtoul(optarg, &end, 10);
 			if (*end != '\0' || o.wait > 60) {
 				fprintf(stderr, "safeshare: --wait takes 0 to 60 seconds\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
 		case F_LIMIT:
 			o.limit = (unsigned)strtoul(optarg, &end, 10);
 			if (*end != '\0' || o.limit > 1000) {
 				fprintf(stderr, "safeshare: --limit takes 0 to 1000\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
-		default: fputs(help, stderr); return EX_USAGE;
+		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (optind < argc || ((o.state != NULL || o.exec != NULL) && !o.follow)) {
 		fprintf(stderr, "safeshare: %s\n", optind < argc ? "unexpected argument" :
 		    "--state and --exec go with --follow");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (o.follow) {
 		if (o.state == NULL)
@@ -550,13 +550,13 @@ cmd_feed(int alerts, int argc, char *argv[])
 		if (o.since_set)
 			after = o.since;
 		else if (state_read(o.state, &after) == -1)
-			return EX_LOCAL;
+			return SS_EXIT_LOCAL;
 		return follow(&o, after);
 	}
-	if ((rc = connect_client(&o.conn, &c)) != EX_OK)
+	if ((rc = connect_client(&o.conn, &c)) != SS_EXIT_OK)
 		return rc;
 	after = o.since;
 	rc = one_round(&o, c, &after, o.wait, 1);
 	ss_client_free(c);
-	return rc == -1 ? EX_NOANSWER : rc;
+	return rc == -1 ? SS_EXIT_NOANSWER : rc;
 }

@@ -67,7 +67,7 @@ fail_usage(const char *msg)
 	if (msg != NULL)
 		fprintf(stderr, "safeshare holder: %s\n", msg);
 	fputs(usage, stderr);
-	return EX_USAGE;
+	return SS_EXIT_USAGE;
 }
 
 static void
@@ -115,7 +115,7 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	rq.ops = im->ops;
 	rq.n_ops = im->nops;
 	rq.dry_run = o->dry_run;
-	if ((rc = connect_client(&o->conn, &c)) != EX_OK)
+	if ((rc = connect_client(&o->conn, &c)) != SS_EXIT_OK)
 		return rc;
 	size = safeshare__v1__holder_request__get_packed_size(&rq);
 	if (src != NULL && o->progress)
@@ -126,7 +126,7 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 		    "the server accepts at most %llu (its limits.max_import); split "
 		    "the file\n", src ? src : "request", size, limit);
 		ss_client_free(c);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
 	rc = ss_call_message(c, "/v1/holder/ops", &rq.base,
 	    &safeshare__v1__holder_result__descriptor, (ProtobufCMessage **)&res, &e,
@@ -138,7 +138,7 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 			fprintf(stderr, "safeshare: the request was %zu bytes; a server "
 			    "closes the connection on a body over its limits.max_import "
 			    "(8388608 bytes by default)\n", size);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
 		if (o->json) {
@@ -178,7 +178,7 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 				fprintf(stderr, "safeshare: %s: nothing was imported\n", src);
 		}
 		safeshare__v1__error__free_unpacked(e, NULL);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
 	if (o->json)
 		printf("{\"ok\":true,\"checked\":%u,\"applied\":%u,\"dry_run\":%s}\n",
@@ -192,7 +192,7 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	else
 		printf("ok\n");
 	safeshare__v1__holder_result__free_unpacked(res, NULL);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 /* YYYY-MM-DD of t into buf, or "-" for 0. */
@@ -382,13 +382,13 @@ do_show(struct hopts *o, const char *subject)
 	char				 err[512];
 	int				 status, rc;
 
-	if ((rc = connect_client(&o->conn, &c)) != EX_OK)
+	if ((rc = connect_client(&o->conn, &c)) != SS_EXIT_OK)
 		return rc;
 	rc = ss_holder_show(c, subject, &h, &e, &status, err, sizeof(err));
 	ss_client_free(c);
 	if (rc == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
 		if (o->json) {
@@ -401,14 +401,14 @@ do_show(struct hopts *o, const char *subject)
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 			    T(e->code), T(e->message));
 		safeshare__v1__error__free_unpacked(e, NULL);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
 	if (o->json)
 		show_json(h);
 	else
 		show_text(h);
 	safeshare__v1__holder_show__free_unpacked(h, NULL);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static int
@@ -429,7 +429,7 @@ do_import(struct hopts *o, const char *path)
 		    "cannot tell the format from the name; use --format csv|jsonl");
 	if ((buf = file_read(path, SIZE_MAX, &len)) == NULL) {
 		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
 	im.name = path;
 	if (o->progress)
@@ -446,7 +446,7 @@ do_import(struct hopts *o, const char *path)
 			fprintf(stderr, "%s: ... and %zu more problems\n", path, im.more);
 		fprintf(stderr, "safeshare: %s: nothing was imported\n", path);
 		import_free(&im);
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
 	rc = send_ops(o, &im, path);
 	import_free(&im);
@@ -476,7 +476,7 @@ cmd_holder(int argc, char *argv[])
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EX_USAGE : EX_OK;
+		return argc < 2 ? SS_EXIT_USAGE : SS_EXIT_OK;
 	}
 	cmd = argv[1];
 	if (strcmp(cmd, "accesses") == 0)
@@ -488,7 +488,7 @@ cmd_holder(int argc, char *argv[])
 		if (conn_opt(ch, &o.conn, &o.json))
 			continue;
 		switch (ch) {
-		case O_HELP: fputs(usage, stdout); return EX_OK;
+		case O_HELP: fputs(usage, stdout); return SS_EXIT_OK;
 		case O_DRY: o.dry_run = 1; break;
 		case O_VERIFIED: o.verified = optarg; break;
 		case O_AGENCIES: o.agencies = optarg; break;
@@ -524,7 +524,7 @@ cmd_holder(int argc, char *argv[])
 				fprintf(stderr, "safeshare holder: \"%s\": expected "
 				    "NAME=VALUE\n", argv[i]);
 				import_free(&im);
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			*eq = '\0';
 			import_add_field(op, argv[i], eq + 1);

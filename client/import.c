@@ -30,11 +30,12 @@ static const char *const control_keys[] = { "op", "subject", "record_type",
     "verified", "consent", "agencies", "purposes", "expires", "decided", "flag",
     "fields" };
 
-static void	error(struct import *, size_t, const char *, ...)
+/* Records a problem at a line; problem() and not error(), which is error(3). */
+static void	problem(struct import *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
 static void
-error(struct import *im, size_t line, const char *fmt, ...)
+problem(struct import *im, size_t line, const char *fmt, ...)
 {
 	char	 msg[256], *s;
 	size_t	 len;
@@ -199,7 +200,7 @@ import_set_key(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
 				op->kind = kinds[i].kind;
 				return 1;
 			}
-		error(im, line, "op: \"%s\" is not one of put_record, delete_record, "
+		problem(im, line, "op: \"%s\" is not one of put_record, delete_record, "
 		    "consent, flag, unflag", value);
 	} else if (strcmp(key, "subject") == 0)
 		replace(&op->subject_id, value);
@@ -229,18 +230,18 @@ void
 import_check_op(struct import *im, const Safeshare__V1__HolderOp *op, size_t line)
 {
 	if (op->subject_id[0] == '\0')
-		error(im, line, "subject: missing");
+		problem(im, line, "subject: missing");
 	if ((op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD ||
 	    op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_DELETE_RECORD) &&
 	    op->record_type[0] == '\0')
-		error(im, line, "record_type: missing");
+		problem(im, line, "record_type: missing");
 	if (op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT &&
 	    op->consent[0] == '\0')
-		error(im, line, "consent: missing (granted, refused or withdrawn)");
+		problem(im, line, "consent: missing (granted, refused or withdrawn)");
 	if ((op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG ||
 	    op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG) &&
 	    op->flag[0] == '\0')
-		error(im, line, "flag: missing");
+		problem(im, line, "flag: missing");
 }
 
 static void
@@ -269,7 +270,7 @@ csv_row(struct import *im, const char **pp, const char *end, char *scratch,
 		return 0;
 	for (;;) {
 		if (n == MAX_COLUMNS) {
-			error(im, start, "more than %d columns", MAX_COLUMNS);
+			problem(im, start, "more than %d columns", MAX_COLUMNS);
 			return -1;
 		}
 		cells[n++] = out;
@@ -277,7 +278,7 @@ csv_row(struct import *im, const char **pp, const char *end, char *scratch,
 		if (quoted) {
 			for (p++;; p++) {
 				if (p >= end) {
-					error(im, start, "a quoted cell is not closed");
+					problem(im, start, "a quoted cell is not closed");
 					return -1;
 				}
 				if (*p == '"' && p + 1 < end && p[1] == '"')
@@ -294,7 +295,7 @@ csv_row(struct import *im, const char **pp, const char *end, char *scratch,
 		} else
 			while (p < end && *p != ',' && *p != '\n' && *p != '\r') {
 				if (*p == '"') {
-					error(im, start, "a quote inside an unquoted cell "
+					problem(im, start, "a quote inside an unquoted cell "
 					    "(quote the whole cell and double the quote)");
 					return -1;
 				}
@@ -310,7 +311,7 @@ csv_row(struct import *im, const char **pp, const char *end, char *scratch,
 		if (p < end && *p == '\n')
 			p++;
 		else if (p < end) {
-			error(im, start, "text after a closing quote");
+			problem(im, start, "text after a closing quote");
 			return -1;
 		}
 		(*line)++;
@@ -331,7 +332,7 @@ parse_csv(struct import *im, const char *buf, size_t len)
 	/* The header names the columns. */
 	if ((ncols = csv_row(im, &p, end, scratch, cells, &line)) <= 0) {
 		if (ncols == 0)
-			error(im, 1, "empty file: expected a header row");
+			problem(im, 1, "empty file: expected a header row");
 		free(scratch);
 		return;
 	}
@@ -340,7 +341,7 @@ parse_csv(struct import *im, const char *buf, size_t len)
 		has_subject |= strcmp(header[i], "subject") == 0;
 		for (int j = 0; j < i; j++)
 			if (strcmp(header[i], header[j]) == 0)
-				error(im, 1, "column \"%s\" appears twice", header[i]);
+				problem(im, 1, "column \"%s\" appears twice", header[i]);
 	}
 	if (!has_subject) {
 		/* Issue 22: a misspelt header gets a did-you-mean. */
@@ -349,7 +350,7 @@ parse_csv(struct import *im, const char *buf, size_t len)
 		for (int i = 0; i < ncols && close == NULL; i++)
 			if (did_you_mean(header[i], want, 1) != NULL)
 				close = header[i];
-		error(im, 1, "the header has no \"subject\" column%s%s%s",
+		problem(im, 1, "the header has no \"subject\" column%s%s%s",
 		    close ? " (column \"" : "", close ? close : "",
 		    close ? "\": did you mean \"subject\"?)" : "");
 	}
@@ -376,7 +377,7 @@ parse_csv(struct import *im, const char *buf, size_t len)
 		}
 		progress(im, ++row, at);
 		if (n != ncols) {
-			error(im, at, "%d cells, the header has %d", n, ncols);
+			problem(im, at, "%d cells, the header has %d", n, ncols);
 			continue;
 		}
 		op = import_new_op(im, at);
@@ -390,7 +391,7 @@ parse_csv(struct import *im, const char *buf, size_t len)
 			else if (import_set_key(im, op, at, name, cells[i]))
 				continue;
 			if (op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD)
-				error(im, at, "%s: fields belong to put_record rows only",
+				problem(im, at, "%s: fields belong to put_record rows only",
 				    name);
 			else
 				import_add_field(op, name, cells[i]);
@@ -413,9 +414,9 @@ jsonl_syntax(struct import *im, struct diag *d, size_t line)
 
 	if (strncmp(m, im->name, skip) == 0 &&
 	    sscanf(m + skip, ":%u:%u: %n", &l, &col, &used) == 2 && used > 0)
-		error(im, line, "not valid JSON: %s", m + skip + used);
+		problem(im, line, "not valid JSON: %s", m + skip + used);
 	else
-		error(im, line, "not valid JSON: %s", m);
+		problem(im, line, "not valid JSON: %s", m);
 }
 
 static void
@@ -424,7 +425,7 @@ parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t
 	Safeshare__V1__HolderOp *op;
 
 	if (root == NULL || root->type != YAML_MAPPING_NODE) {
-		error(im, line, "expected a JSON object");
+		problem(im, line, "expected a JSON object");
 		return;
 	}
 	op = import_new_op(im, line);
@@ -435,7 +436,7 @@ parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t
 
 		if (strcmp(key, "fields") == 0) {
 			if (v->type != YAML_MAPPING_NODE) {
-				error(im, line, "fields: expected an object of "
+				problem(im, line, "fields: expected an object of "
 				    "\"name\": \"value\"");
 				continue;
 			}
@@ -443,7 +444,7 @@ parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t
 				yaml_node_t *fk = ynode(yf, fp->key), *fv = ynode(yf, fp->value);
 
 				if (fk->type != YAML_SCALAR_NODE || fv->type != YAML_SCALAR_NODE)
-					error(im, line, "fields: values must be strings");
+					problem(im, line, "fields: values must be strings");
 				else
 					import_add_field(op, (const char *)fk->data.scalar.value,
 					    (const char *)fv->data.scalar.value);
@@ -456,7 +457,7 @@ parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t
 				yaml_node_t *e = ynode(yf, *it);
 
 				if (e->type != YAML_SCALAR_NODE)
-					error(im, line, "%s: expected a list of ids", key);
+					problem(im, line, "%s: expected a list of ids", key);
 				else
 					import_set_key(im, op, line, key,
 					    (const char *)e->data.scalar.value);
@@ -464,14 +465,14 @@ parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t
 			continue;
 		}
 		if (v->type != YAML_SCALAR_NODE) {
-			error(im, line, "%s: expected a string", key);
+			problem(im, line, "%s: expected a string", key);
 			continue;
 		}
 		if (!import_set_key(im, op, line, key, (const char *)v->data.scalar.value)) {
 			const char *dym = did_you_mean(key, control_keys,
 			    sizeof(control_keys) / sizeof(control_keys[0]));
 
-			error(im, line, "unknown key \"%s\"%s%s%s", key,
+			problem(im, line, "unknown key \"%s\"%s%s%s", key,
 			    dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
 		}
 	}
@@ -498,7 +499,7 @@ parse_jsonl(struct import *im, const char *buf, size_t len)
 			continue;	/* blank line */
 		progress(im, ++row, line);
 		if (*s != '{') {
-			error(im, line, "expected a JSON object");
+			problem(im, line, "expected a JSON object");
 			continue;
 		}
 		if (yfile_load_buffer(&yf, im->name, (const unsigned char *)s,
@@ -515,7 +516,7 @@ int
 import_parse(struct import *im, enum import_format fmt, const char *buf, size_t len)
 {
 	if (memchr(buf, '\0', len) != NULL) {
-		error(im, 1, "the file holds NUL bytes: not a text file");
+		problem(im, 1, "the file holds NUL bytes: not a text file");
 		return -1;
 	}
 	/* Issue 14: spreadsheet exports often start with a UTF-8 BOM. */
@@ -528,6 +529,6 @@ import_parse(struct import *im, enum import_format fmt, const char *buf, size_t 
 	else
 		parse_jsonl(im, buf, len);
 	if (im->nerrors == 0 && im->nops == 0)
-		error(im, 1, "no rows to import");
+		problem(im, 1, "no rows to import");
 	return im->nerrors > 0 ? -1 : 0;
 }

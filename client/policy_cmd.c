@@ -39,10 +39,10 @@ policy_check(int argc, char *argv[])
 		    "Validates a sharing protocol offline; prints a summary, or every\n"
 		    "problem as file:line:col: message and exits 1. Warns when a\n"
 		    "{role: ...} rule reaches an agency that no rule names.\n");
-		return help ? EX_OK : EX_USAGE;
+		return help ? SS_EXIT_OK : SS_EXIT_USAGE;
 	}
 	if ((p = load(argv[1], time(NULL))) == NULL)
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	printf("%s: protocol %s version %s, owner %s, review by %s\n", T(argv[1]),
 	    p->id, p->version, T(p->owner), p->review_by_str);
 	printf("agencies (%zu):\n", p->nagencies);
@@ -63,7 +63,7 @@ policy_check(int argc, char *argv[])
 		    p->rules[i].nfields, p->rules[i].consent_required ? "required" :
 		    "not required");
 	protocol_unref(p);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 static const char *const step_names[] = {
@@ -264,13 +264,13 @@ policy_explain(int argc, char *argv[])
 			if (consent_parse(optarg, &subj.consent) == -1) {
 				fprintf(stderr, "safeshare: --consent: granted, refused, "
 				    "withdrawn or none\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
 		case 'e':
 			if (date_parse(optarg, &subj.consent_expires) == -1) {
 				fprintf(stderr, "safeshare: --consent-expires: YYYY-MM-DD\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
 		case 'F':
@@ -285,23 +285,23 @@ policy_explain(int argc, char *argv[])
 		case 'n':
 			if (date_parse(optarg, &now) == -1) {
 				fprintf(stderr, "safeshare: --now: YYYY-MM-DD\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
 		case 'J': json = 1; break;
-		case 'h': fputs(help, stdout); return EX_OK;
-		default: fputs(help, stderr); return EX_USAGE;
+		case 'h': fputs(help, stdout); return SS_EXIT_OK;
+		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (optind + 1 != argc || agency == NULL || rq.purpose == NULL ||
 	    rq.record_type == NULL) {
 		fputs(help, stderr);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	file = argv[optind];
 	/* Load as of now, but explain as of --now (which may be after review-by). */
 	if ((p = load(file, 0)) == NULL)
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	if (protocol_agency(p, agency) == NULL)
 		fprintf(stderr, "safeshare: note: no agency \"%s\" in %s\n", agency, file);
 	for (char *t = fieldlist ? strtok_r(fieldlist, ",", &save) : NULL;
@@ -320,7 +320,7 @@ policy_explain(int argc, char *argv[])
 	else
 		explain_text(p, &rq, &d, agency);
 	protocol_unref(p);
-	return d.kind == DECISION_DENY ? EX_DENIED : EX_OK;
+	return d.kind == DECISION_DENY ? SS_EXIT_DENIED : SS_EXIT_OK;
 }
 
 static void
@@ -442,21 +442,21 @@ policy_matrix(int argc, char *argv[])
 		switch (ch) {
 		case 'a': only = optarg; break;
 		case 'J': json = 1; break;
-		case 'h': fputs(help, stdout); return EX_OK;
-		default: fputs(help, stderr); return EX_USAGE;
+		case 'h': fputs(help, stdout); return SS_EXIT_OK;
+		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (optind + 1 != argc) {
 		fputs(help, stderr);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	file = argv[optind];
 	if ((p = load(file, 0)) == NULL)
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	if (only != NULL && protocol_agency(p, only) == NULL) {
 		fprintf(stderr, "safeshare: no agency \"%s\" in %s\n", only, file);
 		protocol_unref(p);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (json)
 		printf("[");
@@ -486,7 +486,7 @@ policy_matrix(int argc, char *argv[])
 	if (json)
 		printf("\n]\n");
 	protocol_unref(p);
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 int
@@ -499,7 +499,7 @@ cmd_policy(int argc, char *argv[])
 
 	if (argc < 2) {
 		fputs(usage, stderr);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "check") == 0)
 		return policy_check(argc - 1, argv + 1);
@@ -508,5 +508,5 @@ cmd_policy(int argc, char *argv[])
 	if (strcmp(argv[1], "matrix") == 0)
 		return policy_matrix(argc - 1, argv + 1);
 	fputs(usage, strcmp(argv[1], "--help") == 0 ? stdout : stderr);
-	return strcmp(argv[1], "--help") == 0 ? EX_OK : EX_USAGE;
+	return strcmp(argv[1], "--help") == 0 ? SS_EXIT_OK : SS_EXIT_USAGE;
 }

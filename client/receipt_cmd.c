@@ -199,7 +199,7 @@ receipt_verify_files(int n, char *files[], const char *pubkey, int json)
 	}
 	if (json)
 		printf("]\n");
-	return bad ? EX_LOCAL : EX_OK;
+	return bad ? SS_EXIT_LOCAL : SS_EXIT_OK;
 }
 
 static int
@@ -217,14 +217,14 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 	uint8_t				 proof[MERKLE_MAX_PROOF][32];
 	char				 path[4096], err[512], why[512];
 	size_t				 i, nfiles = 0, nbad = 0;
-	int				 rc_exit = EX_OK, status;
+	int				 rc_exit = SS_EXIT_OK, status;
 	enum receipt_verdict		 v;
 
 	if ((d = opendir(dir)) == NULL) {
 		fprintf(stderr, "safeshare: %s: %s\n", dir, strerror(errno));
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
-	if ((rc_exit = connect_client(co, &c)) != EX_OK) {
+	if ((rc_exit = connect_client(co, &c)) != SS_EXIT_OK) {
 		closedir(d);
 		return rc_exit;
 	}
@@ -249,7 +249,7 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 		    sizeof(err)) == -1) {
 			fprintf(stderr, "safeshare: %s\n", err);
 			receipt_free(&rc);
-			rc_exit = EX_NOANSWER;
+			rc_exit = SS_EXIT_NOANSWER;
 			break;
 		}
 		if (e != NULL) {
@@ -257,7 +257,7 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 			    status, e->code, e->message);
 			safeshare__v1__error__free_unpacked(e, NULL);
 			receipt_free(&rc);
-			rc_exit = EX_REFUSED;
+			rc_exit = SS_EXIT_REFUSED;
 			break;
 		}
 		v = RECEIPT_REWRITTEN;
@@ -307,17 +307,17 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 		printf("]\n");
 	closedir(d);
 	ss_client_free(c);
-	if (rc_exit != EX_OK)
+	if (rc_exit != SS_EXIT_OK)
 		return rc_exit;
 	if (nfiles == 0) {
 		fprintf(stderr, "safeshare: %s: no *.receipt files\n", dir);
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
 	if (nbad > 0) {
 		fprintf(stderr, "safeshare: %zu of %zu receipts FAILED\n", nbad, nfiles);
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 int
@@ -334,7 +334,7 @@ cmd_receipt(int argc, char *argv[])
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(receipt_help, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EX_USAGE : EX_OK;
+		return argc < 2 ? SS_EXIT_USAGE : SS_EXIT_OK;
 	}
 	sub = argv[1];
 	argc--;
@@ -344,27 +344,27 @@ cmd_receipt(int argc, char *argv[])
 			continue;
 		switch (ch) {
 		case 'k': pubkey = optarg; break;
-		case O_HELP: fputs(receipt_help, stdout); return EX_OK;
-		default: fputs(receipt_help, stderr); return EX_USAGE;
+		case O_HELP: fputs(receipt_help, stdout); return SS_EXIT_OK;
+		default: fputs(receipt_help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (pubkey == NULL || optind >= argc) {
 		fprintf(stderr, "safeshare receipt %s: needs %s and --pubkey KEY\n",
 		    sub, strcmp(sub, "check") == 0 ? "DIR" : "FILE...");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (strcmp(sub, "verify") == 0)
 		return receipt_verify_files(argc - optind, argv + optind, pubkey, json);
 	if (strcmp(sub, "check") == 0) {
 		if (argc - optind != 1) {
 			fprintf(stderr, "safeshare receipt check: one DIR\n");
-			return EX_USAGE;
+			return SS_EXIT_USAGE;
 		}
 		return receipt_check_dir(argv[optind], pubkey, &o, json);
 	}
 	fprintf(stderr, "safeshare: unknown receipt command \"%s\"\n\n%s", sub,
 	    receipt_help);
-	return EX_USAGE;
+	return SS_EXIT_USAGE;
 }
 
 /*
@@ -477,7 +477,7 @@ struct witness {
 	struct ss_client	*c;
 };
 
-/* One round. Returns an exit code; EX_LOCAL when the log is inconsistent. */
+/* One round. Returns an exit code; SS_EXIT_LOCAL when the log is inconsistent. */
 static int
 witness_round(struct witness *w)
 {
@@ -489,12 +489,12 @@ witness_round(struct witness *w)
 	char				*held = NULL, *keep = NULL, err[512], why[512];
 	char				 origin[NOTE_LINE_MAX];
 	size_t				 len, i;
-	int				 status, have_old = 0, ret = EX_LOCAL;
+	int				 status, have_old = 0, ret = SS_EXIT_LOCAL;
 	enum receipt_verdict		 v = RECEIPT_CONSISTENT;
 
 	if ((held = file_read(w->state, NOTE_MAX, &len)) == NULL && errno != ENOENT) {
 		fprintf(stderr, "safeshare: %s: %s\n", w->state, strerror(errno));
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
 	if (held != NULL) {
 		if (note_origin_of(held, origin) == -1 ||
@@ -510,13 +510,13 @@ witness_round(struct witness *w)
 	if (ss_log_consistency(w->c, have_old ? old.size : 0, &pr, &e, &status,
 	    err, sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		ret = EX_NOANSWER;
+		ret = SS_EXIT_NOANSWER;
 		goto done;
 	}
 	if (e != NULL) {
 		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 		    e->code, e->message);
-		ret = EX_REFUSED;
+		ret = SS_EXIT_REFUSED;
 		goto done;
 	}
 	if (!have_old && (note_origin_of(pr->checkpoint, origin) == -1 ||
@@ -591,7 +591,7 @@ witness_round(struct witness *w)
 		    now.origin, (unsigned long long)old.size,
 		    (unsigned long long)now.size, w->cosign ? ", cosigned" : "");
 	fflush(stdout);
-	ret = EX_OK;
+	ret = SS_EXIT_OK;
 done:
 	if (e != NULL)
 		safeshare__v1__error__free_unpacked(e, NULL);
@@ -637,40 +637,40 @@ cmd_witness(int argc, char *argv[])
 			interval = strtoul(optarg, &end, 10);
 			if (*end != '\0' || interval == 0 || interval > 86400) {
 				fprintf(stderr, "safeshare: --interval is 1..86400 seconds\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
 		case 'r':
 			rounds = strtoul(optarg, &end, 10);
 			if (*end != '\0' || rounds == 0) {
 				fprintf(stderr, "safeshare: --rounds is a positive number\n");
-				return EX_USAGE;
+				return SS_EXIT_USAGE;
 			}
 			break;
 		case 'c': cosign = optarg; break;
 		case 'n': w.name = optarg; break;
-		case O_HELP: fputs(witness_help, stdout); return EX_OK;
-		default: fputs(witness_help, stderr); return EX_USAGE;
+		case O_HELP: fputs(witness_help, stdout); return SS_EXIT_OK;
+		default: fputs(witness_help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (w.state == NULL || w.pubkey == NULL || optind < argc ||
 	    (cosign != NULL) != (w.name != NULL)) {
 		fputs(witness_help, stderr);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (cosign != NULL) {
 		if ((w.cosign = load_private(cosign)) == NULL)
-			return EX_LOCAL;
+			return SS_EXIT_LOCAL;
 		if (note_key_from_pkey(w.name, w.cosign, &wk, err, sizeof(err)) == -1 ||
 		    note_key_format(&wk, vkey, sizeof(vkey)) == -1) {
 			fprintf(stderr, "safeshare: --name %s: %s\n", w.name, err);
 			EVP_PKEY_free(w.cosign);
-			return EX_USAGE;
+			return SS_EXIT_USAGE;
 		}
 		if (!w.json)
 			printf("witness: cosigning as %s\n", vkey);
 	}
-	if ((rc = connect_client(&o, &w.c)) != EX_OK) {
+	if ((rc = connect_client(&o, &w.c)) != SS_EXIT_OK) {
 		EVP_PKEY_free(w.cosign);
 		return rc;
 	}
@@ -681,7 +681,7 @@ cmd_witness(int argc, char *argv[])
 	for (done = 0;;) {
 		rc = witness_round(&w);
 		done++;
-		if (rc != EX_OK || !follow || witness_stop ||
+		if (rc != SS_EXIT_OK || !follow || witness_stop ||
 		    (rounds > 0 && done >= rounds))
 			break;
 		for (unsigned long s = 0; s < interval && !witness_stop; s++)
@@ -885,11 +885,11 @@ witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
 
 	if (logkey == NULL) {
 		fprintf(stderr, "safeshare: --witness needs --pubkey (the log's key)\n");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if ((count = witness_cosigners(files, nfiles, wkeys, nwkeys, logkey,
 	    &notes)) == -1)
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	for (i = 0; i < nfiles; i++) {
 		if (note_origin_of(notes[i], origin) == -1 ||
 		    log_key_load(logkey, origin, &lk) == -1 ||
@@ -915,5 +915,5 @@ witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
 	else if (!bad)
 		printf("witnesses: ok, %d witness key(s) co-signed (%u required); the "
 		    "log extends all %zu witnessed checkpoint(s)\n", count, min, nfiles);
-	return bad ? EX_LOCAL : EX_OK;
+	return bad ? SS_EXIT_LOCAL : SS_EXIT_OK;
 }

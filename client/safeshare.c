@@ -70,13 +70,13 @@ connect_client(struct conn_opts *o, struct ss_client **c)
 	if (!cfg.server || !cfg.cert || !cfg.key || !cfg.ca) {
 		fprintf(stderr, "safeshare: need --server, --cert, --key and --ca "
 		    "(or SAFESHARE_SERVER, SAFESHARE_CERT, SAFESHARE_KEY, SAFESHARE_CA)\n");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (ss_client_new(c, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_LOCAL;
+		return SS_EXIT_LOCAL;
 	}
-	return EX_OK;
+	return SS_EXIT_OK;
 }
 
 
@@ -260,8 +260,8 @@ cmd_request(int argc, char *argv[])
 		case 'w': rq.inform_waiver_reason = optarg; break;
 		case 'r': rq.request_id = optarg; break;
 		case 'R': receipts = optarg; break;
-		case O_HELP: fputs(help, stdout); return EX_OK;
-		default: fputs(help, stderr); return EX_USAGE;
+		case O_HELP: fputs(help, stdout); return SS_EXIT_OK;
+		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
 	if (rq.subject_id[0] == '\0' || rq.record_type[0] == '\0' ||
@@ -269,11 +269,11 @@ cmd_request(int argc, char *argv[])
 	    rq.practitioner[0] == '\0') {
 		fprintf(stderr, "safeshare request: --subject, --record-type, "
 		    "--purpose, --case and --practitioner are required (D1)\n");
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
 	if (fields != NULL && split_fields(fields, &rq.fields, &rq.n_fields) == -1)
-		return EX_LOCAL;
-	if ((rc = connect_client(&o, &c)) != EX_OK) {
+		return SS_EXIT_LOCAL;
+	if ((rc = connect_client(&o, &c)) != SS_EXIT_OK) {
 		free(rq.fields);
 		return rc;
 	}
@@ -282,7 +282,7 @@ cmd_request(int argc, char *argv[])
 	free(rq.fields);
 	if (rc == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (error != NULL) {
 		if (receipts != NULL && error->disclosure_id != 0)
@@ -302,13 +302,13 @@ cmd_request(int argc, char *argv[])
 				    (unsigned long long)error->disclosure_id);
 		}
 		safeshare__v1__error__free_unpacked(error, NULL);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
 	if (receipts != NULL)
 		receipt_save(receipts, resp->receipt);
 	print_response(resp, json);
-	rc = resp->decision == SAFESHARE__V1__DECISION__DECISION_DENY ? EX_DENIED : EX_OK;
-	if (rc == EX_DENIED && !json)
+	rc = resp->decision == SAFESHARE__V1__DECISION__DECISION_DENY ? SS_EXIT_DENIED : SS_EXIT_OK;
+	if (rc == SS_EXIT_DENIED && !json)
 		fprintf(stderr, "safeshare: denied: %s\n", T(resp->reason));
 	safeshare__v1__disclosure_response__free_unpacked(resp, NULL);
 	return rc;
@@ -332,7 +332,7 @@ cmd_admin(int argc, char *argv[])
 
 	if (argc < 2 || strcmp(argv[1], "reload") != 0) {
 		fputs(help, argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
-		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? EX_OK : EX_USAGE;
+		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? SS_EXIT_OK : SS_EXIT_USAGE;
 	}
 	argc--;
 	argv++;
@@ -341,24 +341,24 @@ cmd_admin(int argc, char *argv[])
 			continue;
 		if (ch == O_HELP) {
 			fputs(help, stdout);
-			return EX_OK;
+			return SS_EXIT_OK;
 		}
 		fputs(help, stderr);
-		return EX_USAGE;
+		return SS_EXIT_USAGE;
 	}
-	if ((rc = connect_client(&o, &c)) != EX_OK)
+	if ((rc = connect_client(&o, &c)) != SS_EXIT_OK)
 		return rc;
 	rc = ss_admin_reload(c, &r, &e, &status, err, sizeof(err));
 	ss_client_free(c);
 	if (rc == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
 		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 		    T(e->code), T(e->message));
 		safeshare__v1__error__free_unpacked(e, NULL);
-		return EX_REFUSED;
+		return SS_EXIT_REFUSED;
 	}
 	if (json) {
 		printf("{\"ok\":%s,\"protocol\":", r->ok ? "true" : "false");
@@ -382,7 +382,7 @@ cmd_admin(int argc, char *argv[])
 			printf("rejected: protocol %s version %s stays in force\n",
 			    T(r->protocol_id), T(r->protocol_version));
 	}
-	rc = r->ok ? EX_OK : EX_LOCAL;
+	rc = r->ok ? SS_EXIT_OK : SS_EXIT_LOCAL;
 	safeshare__v1__reload_result__free_unpacked(r, NULL);
 	return rc;
 }
@@ -403,15 +403,15 @@ cmd_health(int argc, char *argv[])
 		fprintf(ch == O_HELP ? stdout : stderr,
 		    "usage: safeshare health [--json] [connection options]\n"
 		    "Prints the server's status, protocol in force and log size.\n");
-		return ch == O_HELP ? EX_OK : EX_USAGE;
+		return ch == O_HELP ? SS_EXIT_OK : SS_EXIT_USAGE;
 	}
-	if ((rc = connect_client(&o, &c)) != EX_OK)
+	if ((rc = connect_client(&o, &c)) != SS_EXIT_OK)
 		return rc;
 	rc = ss_health(c, &h, &status, err, sizeof(err));
 	ss_client_free(c);
 	if (rc == -1) {
 		fprintf(stderr, "safeshare: %s\n", err);
-		return EX_NOANSWER;
+		return SS_EXIT_NOANSWER;
 	}
 	if (json) {
 		printf("{\"status\":");
@@ -426,7 +426,7 @@ cmd_health(int argc, char *argv[])
 		    "version %s\n", T(h->status), h->audit_ok ? "writable" : "FAILING",
 		    (unsigned long long)h->log_size, T(h->protocol_id),
 		    T(h->protocol_version));
-	rc = h->audit_ok ? EX_OK : EX_REFUSED;
+	rc = h->audit_ok ? SS_EXIT_OK : SS_EXIT_REFUSED;
 	safeshare__v1__health__free_unpacked(h, NULL);
 	return rc;
 }
@@ -449,11 +449,11 @@ main(int argc, char *argv[])
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(top_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EX_USAGE : EX_OK;
+		return argc < 2 ? SS_EXIT_USAGE : SS_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "safeshare: unknown command \"%s\"\n\n%s", argv[1], top_usage);
-	return EX_USAGE;
+	return SS_EXIT_USAGE;
 }

@@ -550,9 +550,8 @@ age_band(const char *v, int64_t now, char *out, size_t outlen)
 	struct tm	 tm;
 	time_t		 t = (time_t)now;
 	int		 y, m, d, age;
-	char		 tail;
 
-	if (sscanf(v, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+	if (date_ymd(v, &y, &m, &d, NULL) == -1)
 		return snprintf(out, outlen, "[redacted]"), out;
 	gmtime_r(&t, &tm);
 	age = tm.tm_year + 1900 - y;
@@ -599,11 +598,11 @@ policy_transform(enum transform t, const char *v, int64_t now, char *out,
     size_t outlen)
 {
 	int	 y, m, d;
-	char	 tail;
 
 	switch (t) {
 	case TR_YEAR_ONLY:
-		if (sscanf(v, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+		/* A value that is not a date cannot be coarsened: redacted (D2). */
+		if (date_ymd(v, &y, &m, &d, NULL) == -1)
 			break;
 		snprintf(out, outlen, "%04d", y);
 		return out;

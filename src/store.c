@@ -11,6 +11,7 @@
 #include "person.h"
 #include "store.h"
 #include "store_int.h"
+#include "util.h"
 #include "yamlutil.h"
 
 enum {
@@ -348,7 +349,7 @@ store_open(struct store **out, const char *path, char *err, size_t errlen)
 		store_close(s);
 		return -1;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(s->db, DB_BUSY_MS);
 	/*
 	 * FULL: a holder write acknowledged is on disk, power cut or not.
 	 * mmap: reads of a store larger than the page cache skip pread(2).
@@ -968,7 +969,7 @@ store_log_memory(const char *path, unsigned char log_id[16], uint64_t *size,
 		return 0;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		goto fail;
-	sqlite3_busy_timeout(db, 5000);
+	sqlite3_busy_timeout(db, DB_BUSY_MS);
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -1034,7 +1035,7 @@ store_remember_log(struct store *s, const unsigned char log_id[16], uint64_t siz
 	sqlite3_finalize(st);
  out:
 	if (!wait)
-		sqlite3_busy_timeout(s->db, 5000);
+		sqlite3_busy_timeout(s->db, DB_BUSY_MS);
 	return rc;
 }
 

@@ -36,6 +36,12 @@ int	strlist_add(struct strlist *, const char *);
 int	strlist_has(const struct strlist *, const char *);
 void	strlist_free(struct strlist *);
 
+/*
+ * How long an SQLite connection (store or log) waits for another's lock
+ * before SQLITE_BUSY, in milliseconds: sqlite3_busy_timeout()'s argument.
+ */
+#define DB_BUSY_MS	5000
+
 void	*xcalloc(size_t n, size_t size);
 char	*xstrdup(const char *);
 void	 hex_encode(const unsigned char *in, size_t n, char *out);

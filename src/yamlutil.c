@@ -192,33 +192,44 @@ date_day_over(int64_t day, int64_t now)
 	return now >= day + 86400;
 }
 
+/*
+ * The one date parser (config, protocol, holder ops, policy transforms):
+ * exactly YYYY-MM-DD naming a real day, years 1900-9999. Fills *y, *m, *d
+ * and *out (Unix seconds at 00:00 UTC; out may be NULL) and returns 0, or
+ * returns -1.
+ */
 int
-date_parse(const char *s, int64_t *out)
+date_ymd(const char *s, int *y, int *m, int *d, int64_t *out)
 {
-	struct tm	 tm;
-	int		 y, m, d;
+	struct tm	 tm, back;
+	time_t		 t;
 	char		 tail;
 
 	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
-	    sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+	    sscanf(s, "%4d-%2d-%2d%c", y, m, d, &tail) != 3)
 		return -1;
-	if (y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+	if (*y < 1900 || *y > 9999 || *m < 1 || *m > 12 || *d < 1 || *d > 31)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	*out = (int64_t)timegm(&tm);
+	tm.tm_year = *y - 1900;
+	tm.tm_mon = *m - 1;
+	tm.tm_mday = *d;
+	t = timegm(&tm);
 	/* timegm normalises 2026-02-31 to March: reject such dates. */
-	{
-		struct tm back;
-		time_t t = (time_t)*out;
-
-		gmtime_r(&t, &back);
-		if (back.tm_mday != d || back.tm_mon != m - 1)
-			return -1;
-	}
+	gmtime_r(&t, &back);
+	if (back.tm_mday != *d || back.tm_mon != *m - 1)
+		return -1;
+	if (out != NULL)
+		*out = (int64_t)t;
 	return 0;
+}
+
+int
+date_parse(const char *s, int64_t *out)
+{
+	int y, m, d;
+
+	return date_ymd(s, &y, &m, &d, out);
 }
 
 int

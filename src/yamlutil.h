@@ -40,7 +40,10 @@ int		 yint(struct yfile *, yaml_node_t *, const char *what,
 		    long long min, long long max, long long *out);
 /* Parses YYYY-MM-DD into Unix seconds at 00:00 UTC of that day. */
 int		 ydate(struct yfile *, yaml_node_t *, const char *what, int64_t *out);
+/* YYYY-MM-DD (a real day) into Unix seconds at 00:00 UTC: 0, or -1. */
 int		 date_parse(const char *s, int64_t *out);
+/* The same, also giving year, month and day; out may be NULL. */
+int		 date_ymd(const char *s, int *y, int *m, int *d, int64_t *out);
 /*
  * One meaning for every date that ends something (a protocol's review_by,
  * a consent's expires): the named day is the last one that counts, through

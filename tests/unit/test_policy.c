@@ -262,6 +262,29 @@ Test(transforms, age_band)
 	cr_assert_str_eq(policy_transform(TR_AGE_BAND, "2030-01-01", now, b, sizeof(b)), "[redacted]");
 }
 
+/*
+ * Issue 16 item 8: transforms read dates with date_parse()'s rules, the
+ * ones holders' data was checked by; sscanf took "2015-3-9" and the
+ * impossible 2015-02-31. A value that is not a date cannot be coarsened,
+ * so nothing of it goes (D2).
+ */
+Test(transforms, dates_read_like_date_parse)
+{
+	const char	*bad[] = { "2015-3-9", "2015-02-31", "2015-03-09x", " 2015-03-09",
+	    "0015-03-09" };
+	char		 b[48];
+	int64_t		 now, t;
+
+	cr_assert_eq(date_parse("2026-11-25", &now), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_str_eq(policy_transform(TR_YEAR_ONLY, bad[i], now, b, sizeof(b)),
+		    "[redacted]", "year_only of \"%s\"", bad[i]);
+		cr_assert_str_eq(policy_transform(TR_AGE_BAND, bad[i], now, b, sizeof(b)),
+		    "[redacted]", "age_band of \"%s\"", bad[i]);
+		cr_assert_eq(date_parse(bad[i], &t), -1, "date_parse(\"%s\")", bad[i]);
+	}
+}
+
 Test(transforms, postcode_district)
 {
 	char b[48];
