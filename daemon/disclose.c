@@ -88,8 +88,8 @@ logged(int ok, uint64_t seq, const struct audit_receipt *rc, void *arg)
  * to add it back, for every disclosure (1.2 us of its CPU). While the log
  * writes the entry, read on as evhttp itself does while it writes a reply
  * (to see a close): with no read callback, so bytes that come meanwhile
- * wait in the input buffer, bounded by the watermark request_arrived()
- * set, and evhttp takes them after the reply. A close then frees the
+ * wait in the input buffer, bounded by the watermark conn.c sets when a
+ * request arrives (input_cap()), and evhttp takes them after the reply. A close then frees the
  * connection at once and the reply, when its entry is written, goes
  * nowhere (reply() copes). Only here: a disclosure is written in
  * milliseconds, within limits.timeout, which reading arms.

@@ -25,6 +25,7 @@
 
 #include "audit.h"
 #include "harness.h"
+#include "safeshare.pb-c.h"
 
 static struct daemon d;
 
@@ -569,4 +570,88 @@ Test(conn, connection_age_is_capped)
 	cr_expect(now_s() - t0 < 4, "closed after %.1f s", now_s() - t0);
 	h_tls_close(ssl);
 	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"max_age\"}"), 1);
+}
+
+/* One POST /v1/disclosures as raw HTTP/1.1, its body a packed request. */
+static size_t
+disclosure_http(const char *subject, char *out, size_t len)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	uint8_t					 body[512];
+	size_t					 blen;
+	int					 n;
+
+	rq.purpose = "child_protection";
+	rq.case_reference = "CASE-1";
+	rq.practitioner = "DC Jones";
+	rq.subject_id = (char *)subject;
+	rq.record_type = "person";
+	cr_assert(safeshare__v1__disclosure_request__get_packed_size(&rq) <= sizeof(body));
+	blen = safeshare__v1__disclosure_request__pack(&rq, body);
+	n = snprintf(out, len, "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: application/x-protobuf\r\nContent-Length: %zu\r\n\r\n", blen);
+	cr_assert(n > 0 && (size_t)n + blen <= len);
+	memcpy(out + n, body, blen);
+	return (size_t)n + blen;
+}
+
+static int
+count_str(const char *hay, size_t len, const char *needle)
+{
+	int	 n = 0;
+	size_t	 nl = strlen(needle);
+
+	for (size_t i = 0; i + nl <= len; i++)
+		if (memcmp(hay + i, needle, nl) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * The daemon reads on while a disclosure's entry is being logged (one
+ * epoll_ctl per request instead of two): requests pipelined behind it
+ * wait in the input buffer and are each answered, in order, after it;
+ * a client that closes meanwhile costs nothing but its reply, and the
+ * entry is logged all the same (D7).
+ */
+Test(conn, pipelined_disclosures_answered_in_order)
+{
+	char	 cert[600], key[600], req[4096], buf[65536];
+	size_t	 len = 0, got = 0;
+	long	 before;
+	SSL	*ssl;
+	int	 n;
+
+	h_start(&d);
+	before = h_log_count(&d, "kind = 'disclosure'");
+	pki_pair("police", cert, key, sizeof(cert));
+	ssl = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(ssl), 1);
+	len += disclosure_http("S1001", req + len, sizeof(req) - len);
+	len += disclosure_http("S1004", req + len, sizeof(req) - len);
+	len += disclosure_http("S1002", req + len, sizeof(req) - len);
+	cr_assert_eq(SSL_write(ssl, req, (int)len), (int)len, "one write, three requests");
+	/* Bounded: three replies, or the socket's 5 s read timeout. */
+	while (count_str(buf, got, "HTTP/1.1 ") < 3 && got < sizeof(buf) &&
+	    (n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - got))) > 0)
+		got += (size_t)n;
+	cr_expect_eq(count_str(buf, got, "HTTP/1.1 200 OK"), 3, "%d replies",
+	    count_str(buf, got, "HTTP/1.1 "));
+	h_tls_close(ssl);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), before + 3);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND subject = 'S1004' AND "
+	    "seq = (SELECT max(seq) - 1 FROM entries WHERE kind = 'disclosure')"), 1,
+	    "logged in the order asked");
+
+	/* Asked, then gone before the reply: logged, and the daemon serves on. */
+	ssl = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(ssl), 1);
+	len = disclosure_http("S1001", req, sizeof(req));
+	cr_assert_eq(SSL_write(ssl, req, (int)len), (int)len);
+	close(SSL_get_fd(ssl));
+	SSL_free(ssl);
+	for (int i = 0; i < 50 && h_log_count(&d, "kind = 'disclosure'") < before + 4; i++)
+		usleep(100000);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), before + 4);
+	cr_expect(h_tls_probe(&d, cert, key), "the daemon still answers");
 }
