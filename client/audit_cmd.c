@@ -65,7 +65,8 @@ static const char *const help =
     "Over mutual TLS (auditor role; review: guardian or admin role):\n"
     "  query [filters] [--after SEQ] [--limit N] [--all]   entries, oldest first\n"
     "  stats --by agency|purpose|decision|reason|kind|day [filters]\n"
-    "  subject-report SUBJECT       every disclosure about one person (D17)\n"
+    "  subject-report SUBJECT       every disclosure and locate about one\n"
+    "                               person (D17, D19)\n"
     "  reviews                      overrides used, and requests that invoked one\n"
     "                               and were denied, awaiting senior review (D15)\n"
     "  review SEQ --outcome upheld|not_upheld --note TEXT\n"
@@ -327,6 +328,20 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 		    "Every request for information about this person, who made it, "
 		    "when, why,\nand what was released or withheld.\n\n", T(subject), when);
 	}
+	/* Disclosures, then locates: who asked which holders hold records (D19). */
+	for (int pass = 0; pass < 2; pass++) {
+	if (pass == 1) {
+		q.kind = "locate";
+		q.after_seq = 0;
+		first = 1;
+		if (o->json)
+			printf("],\"locates\":[");
+		else
+			printf("%" PRIu64 " request%s recorded.\n\nLOCATES (D19): who asked "
+			    "which holders hold records about this person.\n\n", n,
+			    n == 1 ? "" : "s");
+		n = 0;
+	}
 	do {
 		if ((rc = call(c, "/v1/audit/query", &q.base,
 		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
@@ -349,6 +364,14 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 			printf("   purpose:      %s (%s)\n", T(m->purpose),
 			    m->lawful_basis[0] ? T(m->lawful_basis) :
 			    "no lawful basis: denied");
+			if (pass == 1) {
+				printf("   answered:     %s (%s)\n", m->released[0] ?
+				    T(m->released) : "no holder", T(m->reason));
+				if (m->withheld[0])
+					printf("   left out:     %s\n", T(m->withheld));
+				printf("\n");
+				continue;
+			}
 			printf("   decision:     %s (%s)%s%s\n", T(m->decision),
 			    T(m->reason), m->rule_id[0] ? ", rule " : "", T(m->rule_id));
 			if (m->override_code[0] && strcmp(m->decision, "deny") != 0)
@@ -363,10 +386,11 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 		q.after_seq = r->next_after_seq;
 		safeshare__v1__audit_entries__free_unpacked(r, NULL);
 	} while (q.after_seq != 0);
+	}
 	if (o->json)
 		printf("]}\n");
 	else
-		printf("%" PRIu64 " request%s recorded.\n", n, n == 1 ? "" : "s");
+		printf("%" PRIu64 " locate%s recorded.\n", n, n == 1 ? "" : "s");
 	return SS_EXIT_OK;
 }
 

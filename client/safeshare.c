@@ -26,6 +26,7 @@ static const char *const top_usage =
     "\n"
     "Practitioners:\n"
     "  request        ask for a subject's record for a purpose\n"
+    "  locate         which holders hold records about a person (D19)\n"
     "  health         check that the server is up and its log is writable\n"
     "Data holders:\n"
     "  holder put-record|delete-record|consent|flag|unflag|import|show\n"
@@ -439,6 +440,7 @@ main(int argc, char *argv[])
 		int (*fn)(int, char *[]);
 	} cmds[] = {
 		{ "request", cmd_request },
+		{ "locate", cmd_locate },
 		{ "health", cmd_health },
 		{ "policy", cmd_policy },
 		{ "admin", cmd_admin },

@@ -37,6 +37,10 @@ const struct route routes[] = {
 	{ EVHTTP_REQ_POST, "/v1/disclosures", ROUTE_AGENCY, "unknown_agency",
 	    "this certificate does not belong to any agency in the sharing protocol",
 	    1, BODY_SMALL, "disclosures", SVC(disclosure), "Request", disclose_handle },
+	/* Who holds records about a person (issue 17); requester checked and logged as a locate. */
+	{ EVHTTP_REQ_POST, "/v1/locate", ROUTE_AGENCY, "unknown_agency",
+	    "this certificate does not belong to any agency in the sharing protocol",
+	    1, BODY_SMALL, "locate", SVC(disclosure), "Locate", locate_handle },
 	{ EVHTTP_REQ_POST, "/v1/holder/ops", ROLE_HOLDER, "not_holder",
 	    "writing records needs the holder role",
 	    1, BODY_IMPORT, "holder", SVC(holder), "Write", holder_handle },

@@ -64,6 +64,7 @@ void		 route_dispatch(struct server *, struct evhttp_request *,
 
 /* Handlers, by file: each is one row's fn. */
 void	disclose_handle(struct req *);			/* disclose.c */
+void	locate_handle(struct req *);			/* locate.c (D19) */
 void	admin_handle_reload(struct req *);		/* admin.c */
 void	holder_handle(struct req *);			/* holder_api.c */
 void	holder_handle_show(struct req *);		/* holdershow.c */

@@ -20,6 +20,7 @@ trap 'rm -rf "$t"' EXIT INT TERM
 
 # Commands whose help differs (holder and audit subcommands share one).
 cmds='request
+locate
 health
 receipt verify
 receipt check
