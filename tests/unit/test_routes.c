@@ -21,6 +21,7 @@
 /* Stubs for what routes.c calls; the table tests never dispatch. */
 #define STUB(name)	void name(struct req *r) { (void)r; }
 STUB(disclose_handle)
+STUB(locate_handle)
 STUB(admin_handle_reload)
 STUB(holder_handle)
 STUB(holder_handle_show)
