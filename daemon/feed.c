@@ -357,19 +357,39 @@ waiter_free(struct waiter *w)
 	free(w);
 }
 
-/* Answers a parked request with what is there now (maybe nothing). */
+/*
+ * Answers a parked request with what is there now (maybe nothing); with
+ * only_if_items, leaves it parked when there is nothing. oob_type, for an
+ * alerts request, puts first an alert no log entry can carry (seq 0: the
+ * log became unwritable, or writable again), sent even if the log cannot
+ * be read.
+ */
 static void
-waiter_answer(struct waiter *w, int only_if_items)
+waiter_answer(struct waiter *w, int only_if_items, const char *oob_type,
+    const char *oob_msg)
 {
 	struct page	pg;
 	int		rc;
 
+	if (w->kind != FEED_ALERTS)
+		oob_type = NULL;
 	page_init(&pg, w->f->srv, w->kind, w->agency, w->limit, w->after);
 	rc = page_fill(&pg);
-	if (rc == 0 && pg.n == 0 && only_if_items) {
+	if (rc == 0 && pg.n == 0 && only_if_items && oob_type == NULL) {
 		w->after = pg.last;	/* read: the next wake-up starts here */
 		page_free(&pg);
 		return;
+	}
+	if (rc == -1 && oob_type != NULL) {
+		page_free(&pg);
+		page_init(&pg, w->f->srv, w->kind, w->agency, w->limit, w->after);
+		rc = 0;
+	}
+	if (oob_type != NULL) {
+		/* items has room for limit + 1. */
+		memmove(pg.items + 1, pg.items, pg.n * sizeof(*pg.items));
+		pg.items[0] = alert_new(0, (int64_t)time(NULL), oob_type, oob_msg);
+		pg.n++;
 	}
 	if (rc == -1) {
 		log_warnx("event=feed_read_failed feed=%s",
@@ -387,7 +407,7 @@ waiter_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	waiter_answer(arg, 0);
+	waiter_answer(arg, 0, NULL, NULL);
 }
 
 /*
@@ -403,13 +423,21 @@ feeds_wake(void *arg)
 	struct logq_stats	 st;
 
 	logq_stats(f->srv->logq, &st);
-	if (st.ok != f->log_ok)
+	if (st.ok != f->log_ok) {
+		/* The guardian hears at once; nothing can be logged meanwhile. */
 		log_info("event=feed_log_state ok=%d waiting=%zu", st.ok, f->nwaiting);
-	f->log_ok = st.ok;
+		f->log_ok = st.ok;
+		for (w = TAILQ_FIRST(&f->waiters); w != NULL; w = next) {
+			next = TAILQ_NEXT(w, next);
+			if (w->kind == FEED_ALERTS)
+				waiter_answer(w, 0, st.ok ? "log_writable" :
+				    "log_unwritable", st.ok ? "" : st.why);
+		}
+	}
 	for (w = TAILQ_FIRST(&f->waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, next);
 		if (w->after < st.size)
-			waiter_answer(w, 1);
+			waiter_answer(w, 1, NULL, NULL);
 	}
 }
 
@@ -430,7 +458,7 @@ feeds_stop(struct feeds *f)
 {
 	/* Answered now with what there is: the clients ask again elsewhere. */
 	while (f != NULL && !TAILQ_EMPTY(&f->waiters))
-		waiter_answer(TAILQ_FIRST(&f->waiters), 0);
+		waiter_answer(TAILQ_FIRST(&f->waiters), 0, NULL, NULL);
 }
 
 void

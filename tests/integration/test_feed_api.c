@@ -469,3 +469,82 @@ Test(feed_api, override_alerts_guardian_and_exec_retries)
 	cr_expect_eq(cli("police", "audit alerts", &s), 4, "%s", s);
 	free(s);
 }
+
+Test(feed_api, parked_requests_bounded_per_agency)
+{
+	struct ss_client	*police;
+	char			 out[512], args[256], *s;
+	pid_t			 pid[8];
+	uint64_t		 seq;
+	int			 status;
+	Safeshare__V1__HolderAccesses *p;
+
+	p = accesses("childrens_social_care", 0, 0, 0, &status);
+	cr_assert_eq(status, 200);
+	snprintf(args, sizeof(args), "holder accesses --since %" PRIu64 " --wait 30 "
+	    "--json", p->next_after_seq);
+	safeshare__v1__holder_accesses__free_unpacked(p, NULL);
+	snprintf(out, sizeof(out), "%s/parked.out", d.dir);
+	for (int i = 0; i < 8; i++)
+		pid[i] = cli_bg("childrens_social_care", args, out);
+	/* Bounded wait until all 8 are parked (no thread each: the loop holds them). */
+	for (int i = 0; i < 200; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		char *m = NULL;
+		int parked;
+
+		cr_assert_eq(h_get(&d, "auditor", "/metrics", &m), 200);
+		parked = strstr(m, "safeshare_feed_waiting 8\n") != NULL;
+		free(m);
+		if (parked)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	/* The ninth of one agency is refused with a clear 429; others still park. */
+	p = accesses("childrens_social_care", 0, 0, 30, &status);
+	cr_expect_eq(status, 429);
+	cr_expect_null(p);
+	cr_expect_eq(cli("childrens_social_care", args, &s), 5, "%s", s);
+	cr_expect(strstr(s, "too_many_waiting") != NULL, "%s", s);
+	free(s);
+
+	/* One disclosure answers all eight. */
+	police = h_client(&d, "police");
+	seq = ask(police, "S1001", "child_protection", NULL);
+	ss_client_free(police);
+	for (int i = 0; i < 8; i++) {
+		waitpid(pid[i], &status, 0);
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	s = slurp(out);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"seq\": %" PRIu64, seq);
+		cr_expect_eq(count_of(s, want), 8, "%s", s);
+	}
+	free(s);
+}
+
+Test(feed_api, guardian_hears_the_log_becoming_unwritable)
+{
+	char	out[512], args[1024], *s;
+	pid_t	pid;
+
+	snprintf(out, sizeof(out), "%s/outage.out", d.dir);
+	snprintf(args, sizeof(args), "audit alerts --follow --json --state %s/outage.state",
+	    d.dir);
+	pid = cli_bg("guardian", args, out);
+	{
+		struct timespec ts = { 0, 700 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	/* The log file deleted under the daemon: appends now fail (D7). */
+	cr_assert_eq(unlink(d.audit), 0, "%s", strerror(errno));
+	s = wait_for(out, "\"type\":\"log_unwritable\"", 1);
+	stop_bg(pid);
+	cr_expect(strstr(s, "{\"seq\":0,") != NULL, "%s", s);
+	cr_expect_eq(count_of(s, "\"type\":\"log_unwritable\""), 1, "%s", s);
+	free(s);
+}
