@@ -7,6 +7,9 @@
  *
  * One connection writes (the daemon's log writer thread); readers open
  * their own connection with audit_open_reader().
+ *
+ * The code is split by concern (src/audit.c's first comment says which
+ * file holds what); audit_int.h is what those files share.
  */
 #ifndef SAFESHARE_AUDIT_H
 #define SAFESHARE_AUDIT_H

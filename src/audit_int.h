@@ -1,0 +1,180 @@
+/*
+ * Private to the audit_*.c files: the log's handles, the macros their SQL
+ * shares, and the helpers one file provides to the others. Nothing outside
+ * src/audit_*.c includes it (tests do, to pin formats).
+ */
+#ifndef SAFESHARE_AUDIT_INT_H
+#define SAFESHARE_AUDIT_INT_H
+
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "merkle.h"
+
+/*
+ * What the queues read (docs/audit-format.md). An override is used when its
+ * reason says it decided the outcome: a request that named an exception it
+ * did not need (consent granted) is a plain release, neither reviewed nor
+ * an inform item nor counted (D5, D6, issue 15). Each predicate implies
+ * the partial index it is served by (entries_override, entries_refused).
+ */
+#define OVERRIDE_USED	"override_code != '' AND kind = 'disclosure' AND " \
+	"decision != 'deny' AND reason IN ('override', 'override_partial')"
+#define OVERRIDE_REFUSED "override_code != '' AND kind = 'disclosure' AND " \
+	"decision = 'deny'"
+/*
+ * No accepted waiver: none, or one logged behind the not-accepted marker
+ * (POLICY_WAIVER_REJECTED: the user includes policy.h).
+ */
+#define NO_WAIVER	"(inform_waiver = '' OR inform_waiver GLOB '" \
+	POLICY_WAIVER_REJECTED "*')"
+
+/*
+ * The tree keeps only every TREE_STRIDE-th level of perfect subtrees
+ * (16, 256, 4096, ... leaves): a commit adds a row every 16 entries, at
+ * the end of its level, and a node at any other level is recomputed from
+ * at most 2^(TREE_STRIDE-1) nodes below it, or from the entries' hashes.
+ */
+#define TREE_STRIDE	4
+
+/*
+ * The subject index file: next to the log, derived from it, rebuilt if
+ * lost. Its rows lead with the entry's generation (seq / INDEX_GEN), so
+ * that rows are only ever added among the newest generation's, at the end
+ * of the B-tree: an update writes a few pages, where keying by subject first
+ * rewrote one leaf at random per entry (4 KiB written per 60-byte row;
+ * those bursts stalled the log's own fdatasync, BENCHMARKS.md). A query
+ * looks its subject up in each generation in turn.
+ *
+ * Version 1 was keyed (subject, seq); any other version is emptied and
+ * rebuilt, as is an index of another log.
+ */
+#define INDEX_GEN	4096
+#define INDEX_VERSION	2
+#define STR(x)		STR_(x)
+#define STR_(x)		#x
+
+/* The entries the subject index holds; its update and its check agree on it. */
+#define INDEXED	"subject IS NOT NULL AND subject != ''"
+
+struct audit {
+	sqlite3		*db;
+	sqlite3_stmt	*ins;
+	sqlite3_stmt	*ins_cp;
+	uint64_t	 size;
+	unsigned char	 head[32];
+	unsigned char	 log_id[16];
+	char		 err[256];
+	EVP_PKEY	*signer;
+	uint64_t	 cp_every;
+	int64_t		 cp_seconds;
+	uint64_t	 cp_size;	/* entries covered by the last checkpoint */
+	int64_t		 cp_time;
+	int		 wal_pages;	/* in the WAL after the last commit */
+	char		*path;
+	int		 index;		/* subject index attached: 1, absent: 0 */
+	dev_t		 index_dev;	/* the file attached */
+	ino_t		 index_ino;
+	dev_t		 dev;		/* the log file opened */
+	ino_t		 ino;
+	int		 gone;		/* ... since deleted or replaced */
+	int		 migrated;	/* upgraded to version 3 by this open */
+	int		 legacy;	/* a version-2 log read as it is (no tree) */
+	sqlite3_stmt	*ins_node;
+	sqlite3_stmt	*get_node;	/* prepared on first use */
+	sqlite3_stmt	*get_nodes;
+	sqlite3_stmt	*get_leaves;
+	int		 node_failed;	/* an insert into tree failed in this commit */
+	struct merkle_range range;	/* the tree of the first `size` entries */
+	EVP_PKEY	*prev_signer;	/* the key being rotated from */
+	uint64_t	 cp_n;		/* tree checkpoints so far (the last one's number) */
+	uint64_t	 cp_tree_size;	/* entries the last tree checkpoint covers */
+	int64_t		 last_time;	/* of the last entry or checkpoint */
+	int		 clock_back;	/* warned that the clock went back */
+	char		*note;		/* the last checkpoint's note */
+};
+
+struct audit_index {
+	sqlite3		*db;		/* the index file, the log attached as lg */
+	unsigned char	 log_id[16];
+	char		 path[4096];
+	dev_t		 dev;		/* the file opened at path */
+	ino_t		 ino;
+	char		 err[256];
+};
+
+/*
+ * Checkpoint notes: a C2SP tlog-checkpoint body signed as a C2SP signed
+ * note (docs/audit-format.md). The body is
+ *
+ *	safeshare/<log id, 32 hex>\n<size>\n<base64 root>\n
+ *	time <unix seconds>\ncheckpoint <n>\n[next-key <verifier key>\n]
+ *
+ * and one signature line per signer, "— <name> <base64(key id || sig)>",
+ * where the key name is the origin and the key id the first 4 bytes of
+ * SHA-256(name || "\n" || 0x01 || public key).
+ */
+#define EM_DASH		"\xe2\x80\x94"
+#define NOTE_SIGS	8
+
+struct cpnote {
+	char		 origin[80];
+	uint64_t	 size;
+	unsigned char	 root[32];
+	int64_t		 time;
+	uint64_t	 n;
+	char		 next_key[256];	/* empty: no rotation */
+	size_t		 bodylen;	/* the signed bytes */
+	size_t		 nsig;
+	struct {
+		unsigned char	 id[4];
+		unsigned char	 sig[64];
+	}		 sig[NOTE_SIGS];
+};
+
+/* The audit_columns of an entry, in the order audit_row_entry() reads them. */
+extern const char *const audit_columns;
+
+/* audit.c */
+int	 audit_fail(struct audit *, const char *what);
+int	 audit_int_query(struct audit *, const char *sql, long long *out);
+/* Reads the rows of st (selected with audit_columns) into cb; finalizes st. */
+int	 audit_run_scan(struct audit *, sqlite3_stmt *, audit_cb, void *);
+/*
+ * One group commit (see audit_append()); key and next_key sign a key
+ * rotation's checkpoint (audit_check_start()), NULL: the signer.
+ */
+int	 audit_commit(struct audit *, struct audit_entry **, size_t n,
+	    struct audit_receipt *, EVP_PKEY *key, const char *next_key);
+
+/* audit_entry.c */
+void	 audit_row_entry(sqlite3_stmt *, struct audit_entry *);
+
+/* audit_note.c */
+void	 audit_note_origin(const unsigned char log_id[16], char out[80]);
+int	 audit_note_parse(const char *note, struct cpnote *, char *why, size_t wlen);
+int	 audit_note_signed_by(const char *note, const struct cpnote *, EVP_PKEY *);
+int	 audit_note_sign(EVP_PKEY *, const unsigned char log_id[16], uint64_t size,
+	    const unsigned char root[32], int64_t t, uint64_t n, const char *next_key,
+	    char **out);
+int	 audit_verifier_key(const char *name, EVP_PKEY *, char *out, size_t len);
+EVP_PKEY *audit_verifier_key_parse(const char *);
+
+/* audit_tree.c */
+int	 audit_tree_get(void *arg, unsigned level, uint64_t index, uint8_t out[32]);
+void	 audit_tree_put(void *arg, unsigned level, uint64_t index,
+	    const uint8_t hash[32]);
+int	 audit_tree_sync(struct audit *);
+
+/* audit_index.c */
+void	 audit_index_path(const char *log, char *out, size_t len);
+int	 audit_same_file(const char *path, dev_t dev, ino_t ino);
+void	 audit_index_upto(const struct audit *, char *out, size_t len);
+void	 audit_index_attach(struct audit *);
+
+#endif

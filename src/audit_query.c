@@ -1,0 +1,274 @@
+/*
+ * Reading the log for auditors and for the daemon: filtered queries and
+ * stats (by subject through the subject index, audit_index.c), the review
+ * and inform queues (D6, D15), the checkpoints, and the holder batches and
+ * store entries the daemon checks at start.
+ */
+#include <sqlite3.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "audit_int.h"
+#include "policy.h"
+
+/*
+ * The condition for entries naming subject ?p: from the subject index up
+ * to the seq it is complete for (when it belongs to this log), and from
+ * the log's own rows after that.
+ */
+static void
+where_subject(struct audit *a, int p, char *sql, size_t len)
+{
+	char	 upto[256];
+
+	if (!a->index) {
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d", p);
+		return;
+	}
+	audit_index_upto(a, upto, sizeof(upto));
+	/*
+	 * One lookup per generation, then the log's tail. An index of another
+	 * log counts as complete up to nothing. The bound is spelled out as a
+	 * scalar each time: joined in from a CTE, the planner scanned the whole
+	 * log for the tail (an automatic index on subject).
+	 */
+	snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d AND seq IN "
+	    "(WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g "
+	    "WHERE n < coalesce(%s, 0) / " STR(INDEX_GEN) ") "
+	    "SELECT seq FROM subj.subject_index WHERE gen IN g AND subject = ?%d "
+	    "AND seq <= coalesce(%s, 0) UNION ALL SELECT seq FROM main.entries WHERE "
+	    "seq > coalesce(%s, 0) AND subject = ?%d)", p, upto, p, upto, upto, p);
+}
+
+/* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
+static void
+where_filter(struct audit *a, const struct audit_filter *f, char *sql, size_t len)
+{
+	static const struct { size_t off; const char *col; } eq[] = {
+		{ offsetof(struct audit_filter, subject), "subject" },
+		{ offsetof(struct audit_filter, agency), "agency" },
+		{ offsetof(struct audit_filter, practitioner), "practitioner" },
+		{ offsetof(struct audit_filter, purpose), "purpose" },
+		{ offsetof(struct audit_filter, decision), "decision" },
+		{ offsetof(struct audit_filter, reason), "reason" },
+		{ offsetof(struct audit_filter, kind), "kind" },
+	};
+	int p = 3;	/* ?1 and ?2 are the caller's */
+
+	for (size_t i = 0; i < sizeof(eq) / sizeof(eq[0]); i++) {
+		const char *v = *(const char *const *)(const void *)((const char *)f + eq[i].off);
+
+		if (v == NULL || *v == '\0')
+			continue;
+		if (i == 0)
+			where_subject(a, p++, sql, len);
+		else
+			snprintf(sql + strlen(sql), len - strlen(sql), " AND %s = ?%d",
+			    eq[i].col, p++);
+	}
+	if (f->overrides_only)
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND " OVERRIDE_USED);
+	if (f->from_time)
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND time >= ?%d", p++);
+	if (f->to_time)
+		snprintf(sql + strlen(sql), len - strlen(sql), " AND time < ?%d", p++);
+}
+
+static void
+bind_filter(sqlite3_stmt *st, const struct audit_filter *f)
+{
+	const char *const v[] = { f->subject, f->agency, f->practitioner, f->purpose,
+	    f->decision, f->reason, f->kind };
+	int p = 3;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (v[i] != NULL && *v[i] != '\0')
+			sqlite3_bind_text(st, p++, v[i], -1, SQLITE_STATIC);
+	if (f->from_time)
+		sqlite3_bind_int64(st, p++, f->from_time);
+	if (f->to_time)
+		sqlite3_bind_int64(st, p++, f->to_time);
+}
+
+int
+audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
+    uint64_t limit, int newest_first, audit_cb cb, void *arg)
+{
+	sqlite3_stmt	*st;
+	char		 sql[4096];
+
+	/* ?1 is the paging cursor and ?2 the limit; filters bind from ?3. */
+	if (f->subject != NULL && *f->subject != '\0')
+		audit_index_attach(a);
+	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE %s", audit_columns,
+	    newest_first ? "(?1 = 0 OR seq < ?1)" : "seq > ?1");
+	where_filter(a, f, sql, sizeof(sql));
+	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " ORDER BY seq %s LIMIT ?2",
+	    newest_first ? "DESC" : "ASC");
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return audit_fail(a, "query");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+	bind_filter(st, f);
+	return audit_run_scan(a, st, cb, arg);
+}
+
+int
+audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
+    audit_stat_cb cb, void *arg)
+{
+	static const struct { const char *name, *expr; } groups[] = {
+		{ "agency", "agency" }, { "purpose", "purpose" },
+		{ "decision", "decision" }, { "reason", "reason" }, { "kind", "kind" },
+		{ "day", "date(time, 'unixepoch')" },
+	};
+	const char	*expr = NULL;
+	sqlite3_stmt	*st;
+	char		 sql[4096];
+	int		 rc;
+
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strcmp(by, groups[i].name) == 0)
+			expr = groups[i].expr;
+	if (expr == NULL) {
+		snprintf(a->err, sizeof(a->err), "cannot group by \"%s\" (agency, purpose, "
+		    "decision, reason, kind or day)", by);
+		return -1;
+	}
+	if (f->subject != NULL && *f->subject != '\0')
+		audit_index_attach(a);
+	snprintf(sql, sizeof(sql), "SELECT %s AS k, count(*) FROM entries WHERE "
+	    "?1 = ?1 AND ?2 = ?2", expr);
+	where_filter(a, f, sql, sizeof(sql));
+	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " GROUP BY k ORDER BY k");
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return audit_fail(a, "stats");
+	sqlite3_bind_int(st, 1, 0);
+	sqlite3_bind_int(st, 2, 0);
+	bind_filter(st, f);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		if (cb(k ? k : "", (uint64_t)sqlite3_column_int64(st, 1), arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : audit_fail(a, "stats");
+}
+
+static int
+pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb cb,
+    void *arg)
+{
+	sqlite3_stmt	*st;
+	char		 sql[4096];
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM entries e WHERE seq IN (%s) "
+	    "AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref_seq = e.seq AND "
+	    "r.kind = ?1) ORDER BY seq", audit_columns, cond);
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return audit_fail(a, "pending");
+	sqlite3_bind_text(st, 1, done_kind, -1, SQLITE_STATIC);
+	return audit_run_scan(a, st, cb, arg);
+}
+
+/* Overrides used, and denied requests that invoked one (D15). */
+int
+audit_reviews_pending(struct audit *a, audit_cb cb, void *arg)
+{
+	return pending_items(a, "SELECT seq FROM entries WHERE " OVERRIDE_USED
+	    " UNION ALL SELECT seq FROM entries WHERE " OVERRIDE_REFUSED, "review",
+	    cb, arg);
+}
+
+/* Overrides used without an accepted waiver (D6). */
+int
+audit_inform_pending(struct audit *a, audit_cb cb, void *arg)
+{
+	return pending_items(a, "SELECT seq FROM entries WHERE " OVERRIDE_USED
+	    " AND " NO_WAIVER, "inform_done", cb, arg);
+}
+
+int
+audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(a->db, a->legacy ? "SELECT id, size, head_hash, time, "
+	    "signature, NULL FROM checkpoints ORDER BY size, id" : "SELECT id, size, "
+	    "head_hash, time, signature, note FROM checkpoints ORDER BY size, id", -1,
+	    &st, NULL) != SQLITE_OK)
+		return audit_fail(a, "checkpoints");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct audit_checkpoint cp;
+
+		memset(&cp, 0, sizeof(cp));
+		cp.id = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(cp.log_id, a->log_id, 16);
+		cp.size = (uint64_t)sqlite3_column_int64(st, 1);
+		if (sqlite3_column_bytes(st, 2) == 32)
+			memcpy(cp.head, sqlite3_column_blob(st, 2), 32);
+		cp.time = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_bytes(st, 4) == 64)
+			memcpy(cp.sig, sqlite3_column_blob(st, 4), 64);
+		cp.note = (const char *)sqlite3_column_text(st, 5);
+		if (cb(&cp, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : audit_fail(a, "checkpoints");
+}
+
+int
+audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *arg)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if (sqlite3_prepare_v2(a->db, "SELECT request_id, min(seq), min(agency), "
+	    "min(case_ref), min(time) FROM entries WHERE seq > ?1 AND kind = 'holder' "
+	    "GROUP BY request_id HAVING sum(decision = 'rolled_back') = 0 ORDER BY 2",
+	    -1, &st, NULL) != SQLITE_OK)
+		return audit_fail(a, "holder batches");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *rid = (const char *)sqlite3_column_text(st, 0);
+		const char *agency = (const char *)sqlite3_column_text(st, 2);
+		const char *store = (const char *)sqlite3_column_text(st, 3);
+
+		if (cb(rid ? rid : "", (uint64_t)sqlite3_column_int64(st, 1),
+		    agency ? agency : "", store ? store : "",
+		    sqlite3_column_int64(st, 4), arg) == -1) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : audit_fail(a, "holder batches");
+}
+
+int
+audit_last_store(struct audit *a, char *out, size_t len)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(a->db, "SELECT case_ref FROM entries WHERE kind = "
+	    "'store' ORDER BY seq DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return audit_fail(a, "last store");
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		snprintf(out, len, "%s", sqlite3_column_text(st, 0) ?
+		    (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : audit_fail(a, "last store");
+}
