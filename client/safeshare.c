@@ -219,10 +219,18 @@ cmd_request(int argc, char *argv[])
 		{ "inform-waiver", required_argument, NULL, 'w' },
 		{ "request-id", required_argument, NULL, 'r' },
 		{ "receipts", required_argument, NULL, 'R' },
+		{ "holder", required_argument, NULL, 'H' },
+		{ "nhs-number", required_argument, NULL, 'n' },
+		{ "family-name", required_argument, NULL, 'F' },
+		{ "given-name", required_argument, NULL, 'g' },
+		{ "dob", required_argument, NULL, 'd' },
+		{ "postcode", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const char *const help =
-	    "usage: safeshare request --subject ID --record-type TYPE --purpose P\n"
+	    "usage: safeshare request (--subject ID | --holder H (--nhs-number N |\n"
+	    "         --family-name F --given-name G --dob DATE [--postcode PC]))\n"
+	    "         --record-type TYPE --purpose P\n"
 	    "         --case REF --practitioner NAME [--fields a,b,...] [--consult]\n"
 	    "         [--override CODE --justification TEXT [--inform-waiver TEXT]]\n"
 	    "         [--request-id ID] [--receipts DIR] [--json] [connection options]\n"
@@ -232,11 +240,14 @@ cmd_request(int argc, char *argv[])
 	    "with the reason, and the disclosure id under which the decision was\n"
 	    "logged. --consult asks without identifying fields (D11). --override\n"
 	    "invokes an exception when consent is absent or refused (D5).\n"
+	    "--holder with --nhs-number or the demographics asks that holder for\n"
+	    "its record of the person, found as docs/matching.md says (D18).\n"
 	    "--receipts DIR keeps the reply's receipt (also a refusal's) as\n"
 	    "DIR/<disclosure id>.receipt: proof that the decision is in the\n"
 	    "signed log, for `safeshare receipt verify|check`.\n"
 	    "Exit: 0 released, 3 denied, 4 refused by the server, 5 no answer.\n";
 	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__PersonRef		 person = SAFESHARE__V1__PERSON_REF__INIT;
 	Safeshare__V1__DisclosureResponse	*resp;
 	Safeshare__V1__Error			*error;
 	struct conn_opts			 o = { 0 };
@@ -261,14 +272,32 @@ cmd_request(int argc, char *argv[])
 		case 'w': rq.inform_waiver_reason = optarg; break;
 		case 'r': rq.request_id = optarg; break;
 		case 'R': receipts = optarg; break;
+		case 'H': person.holder = optarg; break;
+		case 'n': person.nhs_number = optarg; break;
+		case 'F': person.family_name = optarg; break;
+		case 'g': person.given_name = optarg; break;
+		case 'd': person.date_of_birth = optarg; break;
+		case 'c': person.postcode = optarg; break;
 		case O_HELP: fputs(help, stdout); return SS_EXIT_OK;
 		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
-	if (rq.subject_id[0] == '\0' || rq.record_type[0] == '\0' ||
+	/* Issue 17: the person by NHS number or demographics at one holder. */
+	if (person.nhs_number[0] != '\0' || person.family_name[0] != '\0' ||
+	    person.given_name[0] != '\0' || person.date_of_birth[0] != '\0') {
+		if (rq.subject_id[0] != '\0' || person.holder[0] == '\0') {
+			fprintf(stderr, "safeshare request: --nhs-number or the "
+			    "demographics go with --holder, instead of --subject\n");
+			return SS_EXIT_USAGE;
+		}
+		rq.person = &person;
+	}
+	if ((rq.subject_id[0] == '\0' && rq.person == NULL) ||
+	    rq.record_type[0] == '\0' ||
 	    rq.purpose[0] == '\0' || rq.case_reference[0] == '\0' ||
 	    rq.practitioner[0] == '\0') {
-		fprintf(stderr, "safeshare request: --subject, --record-type, "
+		fprintf(stderr, "safeshare request: --subject (or --holder with "
+		    "--nhs-number or the demographics), --record-type, "
 		    "--purpose, --case and --practitioner are required (D1)\n");
 		return SS_EXIT_USAGE;
 	}

@@ -18,6 +18,7 @@
 #include "routes.h"
 #include "log.h"
 #include "logq.h"
+#include "person.h"
 #include "policy.h"
 #include "wire.h"
 
@@ -28,6 +29,7 @@ struct pending {
 	wire_request		*wr;
 	struct store_subject	 subj;
 	int			 have_subject;
+	char			 resolved[WIRE_MAX_SUBJECT + 1];	/* issue 17 */
 	int64_t			 now;
 	char			 rid[WIRE_MAX_REQUEST_ID + 1];
 	const struct agency	*ag;		/* in proto, or NULL before it is known */
@@ -211,6 +213,71 @@ refuse_bad_text(struct server *srv, struct evhttp_request *req, const struct pee
 }
 
 /*
+ * Issue 17 (D18): a request naming the person by NHS number or
+ * demographics and the holder asked goes on as a request for that
+ * holder's local id (into pd->resolved), only when exactly one person
+ * matches and that holder holds them. Otherwise a logged refusal that
+ * names no one: 404 no_match (also when the holder does not hold the
+ * person), 409 ambiguous, 400 invalid_person or holder_required.
+ * Returns 1 resolved, 0 not this form, -1 answered (or a store error).
+ */
+static int
+resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
+{
+	const Safeshare__V1__PersonRef	*p = pd->wr->person;
+	struct match_query		 q;
+	struct match_result		 res;
+	struct audit_entry		 e;
+	int				 rc;
+
+	if (pr->subject_id[0] != '\0' || p == NULL || (p->nhs_number[0] == '\0' &&
+	    p->family_name[0] == '\0' && p->given_name[0] == '\0' &&
+	    p->date_of_birth[0] == '\0'))
+		return 0;
+	memset(&e, 0, sizeof(e));
+	e.agency = pd->ag->id;
+	e.cert_fp = r->peer.fp;
+	e.request_id = pd->rid;
+	if (wire_field_problem("purpose", p->holder) != NULL || p->holder[0] == '\0') {
+		refuse_entry(r->srv, r->ev, &e, 400, "holder_required", "name the "
+		    "holder asked (person.holder) with an NHS number or demographics");
+		return -1;
+	}
+	memset(&q, 0, sizeof(q));
+	q.nhs = p->nhs_number;
+	q.family = p->family_name;
+	q.given = p->given_name;
+	q.dob = p->date_of_birth;
+	q.postcode = p->postcode;
+	server_read_scope(r->srv);
+	if (person_find(r->srv->store, &q, &res) == -1)
+		goto dberr;
+	rc = 0;
+	if (res.outcome == MATCH_ONE && (rc = person_holding(r->srv->store, res.person,
+	    p->holder, pd->resolved, sizeof(pd->resolved))) == -1)
+		goto dberr;
+	if (rc == 1) {
+		pr->subject_id = pd->resolved;
+		return 1;
+	}
+	e.purpose = pr->purpose;
+	e.record_type = pr->record_type;
+	if (res.outcome == MATCH_AMBIGUOUS)
+		refuse_entry(r->srv, r->ev, &e, 409, "ambiguous", "more than one person "
+		    "matches; give the NHS number or the postcode");
+	else if (res.outcome == MATCH_INVALID)
+		refuse_entry(r->srv, r->ev, &e, 400, "invalid_person", res.why);
+	else	/* D18: no data, no count, no hint */
+		refuse_entry(r->srv, r->ev, &e, 404, "no_match", "no one matches");
+	return -1;
+dberr:
+	log_warnx("event=store_failed error=\"%s\"", store_errmsg(r->srv->store));
+	reply_error(r->ev, 500, "store_unavailable", "the record store could not be "
+	    "read; nothing was released", 0);
+	return -1;
+}
+
+/*
  * POST /v1/disclosures. The route table has found the peer's agency and
  * taken a rate token (routes.c); here the body is checked, the subject
  * read and the policy decides (D1-D20); submit() logs the decision and
@@ -246,6 +313,8 @@ disclose_handle(struct req *r)
 	if (wire_request_id_ok(pd->wr->request_id))
 		snprintf(pd->rid, sizeof(pd->rid), "%s", pd->wr->request_id);
 	if (refuse_bad_text(srv, req, &r->peer, ag, pd) == -1)
+		goto fail;
+	if (resolve_person(r, pd, &pr) == -1)
 		goto fail;
 
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&

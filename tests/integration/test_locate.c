@@ -419,3 +419,68 @@ Test(locate, a_holder_cannot_read_or_change_another_holders_view)
 	cr_expect_eq(h_run(cmd, &out), 4, "%s", out ? out : "");
 	free(out);
 }
+
+/* A request naming the person by NHS number or demographics at one holder. */
+static int
+ask_person(const char *agency, const char *holder, const struct who *w,
+    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **ep)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__PersonRef		 pr = SAFESHARE__V1__PERSON_REF__INIT;
+	struct ss_client			*c = h_client(&d, agency);
+	char					 err[512];
+	int					 status;
+
+#define S(v)	((char *)((v) ? (v) : ""))
+	rq.purpose = "child_protection";
+	rq.record_type = "person";
+	rq.case_reference = "MASH-2026-17";
+	rq.practitioner = "J. Doe, MASH";
+	pr.holder = S(holder);
+	pr.nhs_number = S(w->nhs);
+	pr.family_name = S(w->family);
+	pr.given_name = S(w->given);
+	pr.date_of_birth = S(w->dob);
+	pr.postcode = S(w->postcode);
+#undef S
+	rq.person = &pr;
+	*resp = NULL;
+	*ep = NULL;
+	cr_assert_eq(ss_disclose(c, &rq, resp, ep, &status, err, sizeof(err)), 0, "%s",
+	    err);
+	ss_client_free(c);
+	return status;
+}
+
+/* Issue 17 item 4: request --nhs-number ... --holder H. */
+Test(locate, request_by_nhs_number_at_one_holder)
+{
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+
+	cr_assert_eq(ask_person("police", "health_trust", &amelia_nhs, &r, &e), 200);
+	cr_expect_str_eq(withheld(r, "address"), "flag:domestic_abuse");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND subject = 'HLT-7'"), 1,
+	    "logged under health's local id");
+
+	cr_expect_eq(ask_person("police", "housing", &amelia_nhs, &r, &e), 404,
+	    "housing holds no one");
+	cr_expect_str_eq(e->code, "no_match");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(ask_person("police", "childrens_social_care", &(struct who){
+	    .family = "O'Neil", .given = "Sam", .dob = "2010-05-04" }, &r, &e), 409);
+	cr_expect_str_eq(e->code, "ambiguous");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(ask_person("police", "childrens_social_care", &(struct who){
+	    .family = "O'Neil", .given = "Sam", .dob = "2010-05-04",
+	    .postcode = "EX4 1AA" }, &r, &e), 200);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(ask_person("police", NULL, &amelia_nhs, &r, &e), 400);
+	cr_expect_str_eq(e->code, "holder_required");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(ask_person("police", "health_trust", &(struct who){
+	    .nhs = "9434765918" }, &r, &e), 400);
+	cr_expect_str_eq(e->code, "invalid_person");
+	safeshare__v1__error__free_unpacked(e, NULL);
+}
