@@ -119,7 +119,7 @@ held_by(struct page *pg, const char *subject)
 }
 
 static Safeshare__V1__HolderAccess *
-access_of(const struct audit_entry *e)
+access_of(const struct audit_entry *e, const char *holder)
 {
 	Safeshare__V1__HolderAccess *a = xcalloc(1, sizeof(*a));
 
@@ -136,8 +136,14 @@ access_of(const struct audit_entry *e)
 	a->record_type = dup0(e->record_type);
 	a->decision = dup0(e->decision);
 	a->reason = dup0(e->reason);
-	a->released = dup0(e->released);
-	a->withheld = dup0(e->withheld);
+	if (e->kind != NULL && strcmp(e->kind, "locate") == 0) {
+		/* Only this holder's part of the answer (D19). */
+		a->released = feed_own_part(e->released, holder);
+		a->withheld = feed_own_part(e->withheld, holder);
+	} else {
+		a->released = dup0(e->released);
+		a->withheld = dup0(e->withheld);
+	}
 	a->override_code = dup0(e->override_code);
 	a->rule_id = dup0(e->rule_id);
 	return a;
@@ -236,7 +242,7 @@ take(const struct audit_entry *e, void *arg)
 	if (pg->kind == FEED_ACCESSES) {
 		if (!feed_is_access(e) || !held_by(pg, e->subject))
 			return pg->failed;
-		pg->items[pg->n++] = access_of(e);
+		pg->items[pg->n++] = access_of(e, pg->agency);
 	} else {
 		if ((type = feed_alert_type(e)) == NULL)
 			return 0;

@@ -3,7 +3,10 @@
  * ones docs/audit-format.md lists; an override is "used" exactly when the
  * review queue says so (reason override or override_partial, not denied).
  */
+#include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 #include "feed.h"
 
@@ -48,4 +51,30 @@ feed_alert_type(const struct audit_entry *e)
 	if (is(e->kind, "holder") && is(e->decision, "rolled_back"))
 		return "holder_rolled_back";
 	return NULL;
+}
+
+char *
+feed_own_part(const char *list, const char *holder)
+{
+	size_t	 hl = strlen(holder), n = 0;
+	char	*out;
+
+	if (list == NULL)
+		return xstrdup("");
+	out = xcalloc(strlen(list) + 1, 1);
+	while (*list != '\0') {
+		size_t len = strcspn(list, ";,");
+
+		if (len > hl && strncmp(list, holder, hl) == 0 && list[hl] == ':') {
+			if (n > 0)
+				out[n++] = list[-1] == ',' ? ',' : ';';
+			memcpy(out + n, list, len);
+			n += len;
+		}
+		list += len;
+		if (*list != '\0')
+			list++;
+	}
+	out[n] = '\0';
+	return out;
 }

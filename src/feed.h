@@ -32,4 +32,13 @@ int		 feed_is_access(const struct audit_entry *);
  */
 const char	*feed_alert_type(const struct audit_entry *);
 
+/*
+ * A locate entry's released or withheld list (docs/audit-format.md:
+ * "holder:type+type;holder:type", "holder:type:why,...") cut to the parts
+ * of one holder, for that holder's feed: the rest would tell it which
+ * other holders hold the person (D19). Items are split at ';' and ','
+ * and kept with their separator. Returns a new string; the caller frees it.
+ */
+char		*feed_own_part(const char *list, const char *holder);
+
 #endif

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "feed.h"
@@ -86,5 +87,28 @@ Test(feed, alerts)
 		else
 			cr_expect(got != NULL && strcmp(got, cases[i].alert) == 0,
 			    "case %zu: %s", i, got ? got : "(none)");
+	}
+}
+
+/* A locate's answer names every holder; each holder's feed gets its own part. */
+Test(feed, own_part_of_a_locate)
+{
+	static const struct {
+		const char *list, *holder, *want;
+	} cases[] = {
+		{ "health_trust:person+concern;police:person", "health_trust",
+		    "health_trust:person+concern" },
+		{ "health_trust:person+concern;police:person", "police", "police:person" },
+		{ "health_trust:person;police:person", "housing", "" },
+		{ "", "police", "" },
+		{ "a:x:no_rule,ab:y:not_locatable,a:z:no_rule", "a", "a:x:no_rule,a:z:no_rule" },
+		{ "health:person", "health_trust", "" },	/* a prefix is not the id */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = feed_own_part(cases[i].list, cases[i].holder);
+
+		cr_expect_str_eq(got, cases[i].want, "case %zu", i);
+		free(got);
 	}
 }
