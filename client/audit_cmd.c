@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_pb.h"
 #include "auditfile.h"
 #include "cli.h"
 #include "policy.h"
@@ -166,31 +167,6 @@ print_entry(const struct audit_entry *e, int json, int *first)
 	}
 }
 
-static void
-from_pb(const Safeshare__V1__LogEntry *m, struct audit_entry *e)
-{
-	const char	**s[AUDIT_NSTRINGS];
-	char		*v[AUDIT_NSTRINGS] = {
-		m->kind, m->agency, m->cert_fp, m->practitioner, m->purpose,
-		m->lawful_basis, m->case_ref, m->subject, m->record_type, m->decision,
-		m->reason, m->released, m->withheld, m->consent, m->override_code,
-		m->justification, m->rule_id, m->protocol_id, m->protocol_version,
-		m->protocol_sha256, m->request_id, m->inform_waiver
-	};
-
-	memset(e, 0, sizeof(*e));
-	audit_entry_strings(e, s);
-	for (int i = 0; i < AUDIT_NSTRINGS; i++)
-		*s[i] = v[i];
-	e->seq = m->seq;
-	e->time = m->time;
-	e->ref_seq = m->ref_seq;
-	if (m->prev_hash.len == 32)
-		memcpy(e->prev_hash, m->prev_hash.data, 32);
-	if (m->hash.len == 32)
-		memcpy(e->hash, m->hash.data, 32);
-}
-
 /* Calls an audit endpoint; returns an exit code, *resp set on success. */
 static int
 call(struct ss_client *c, const char *path, const ProtobufCMessage *req,
@@ -248,7 +224,7 @@ a_query(struct ss_client *c, struct aopts *o)
 		for (size_t i = 0; i < r->n_entries; i++) {
 			struct audit_entry e;
 
-			from_pb(r->entries[i], &e);
+			audit_entry_from_pb(r->entries[i], &e);
 			print_entry(&e, o->json, &first);
 			n++;
 		}
@@ -353,7 +329,7 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 
 			n++;
 			if (o->json) {
-				from_pb(m, &e);
+				audit_entry_from_pb(m, &e);
 				print_entry(&e, 1, &first);
 				continue;
 			}
@@ -412,7 +388,7 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 		time_t				 t = (time_t)m->time;
 
 		if (o->json) {
-			from_pb(m, &e);
+			audit_entry_from_pb(m, &e);
 			print_entry(&e, 1, &first);
 			continue;
 		}
@@ -538,7 +514,7 @@ a_export_online(struct ss_client *c, struct aopts *o)
 		for (size_t i = 0; i < r->n_entries; i++) {
 			struct audit_entry e;
 
-			from_pb(r->entries[i], &e);
+			audit_entry_from_pb(r->entries[i], &e);
 			auditfile_entry(fp, &e);
 			n++;
 		}

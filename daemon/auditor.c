@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit_pb.h"
 #include "req.h"
 #include "routes.h"
 #include "log.h"
@@ -61,38 +62,12 @@ collect(const struct audit_entry *e, void *arg)
 {
 	struct page			*pg = arg;
 	Safeshare__V1__LogEntry		*m;
-	struct audit_entry		 tmp = *e;
-	const char			**s[AUDIT_NSTRINGS];
-	char				**d[AUDIT_NSTRINGS];
 
 	if (pg->n == pg->cap)
 		return 1;
 	m = &pg->v[pg->n];
-	safeshare__v1__log_entry__init(m);
 	pg->p[pg->n++] = m;
-	m->seq = e->seq;
-	m->time = e->time;
-	m->ref_seq = e->ref_seq;
-	{
-		char **dv[AUDIT_NSTRINGS] = {
-			&m->kind, &m->agency, &m->cert_fp, &m->practitioner, &m->purpose,
-			&m->lawful_basis, &m->case_ref, &m->subject, &m->record_type,
-			&m->decision, &m->reason, &m->released, &m->withheld, &m->consent,
-			&m->override_code, &m->justification, &m->rule_id,
-			&m->protocol_id, &m->protocol_version, &m->protocol_sha256,
-			&m->request_id, &m->inform_waiver
-		};
-		memcpy(d, dv, sizeof(dv));
-	}
-	audit_entry_strings(&tmp, s);
-	for (int i = 0; i < AUDIT_NSTRINGS; i++)
-		*d[i] = xstrdup(*s[i] ? *s[i] : "");
-	m->prev_hash.len = 32;
-	m->prev_hash.data = xcalloc(32, 1);
-	memcpy(m->prev_hash.data, e->prev_hash, 32);
-	m->hash.len = 32;
-	m->hash.data = xcalloc(32, 1);
-	memcpy(m->hash.data, e->hash, 32);
+	audit_entry_to_pb(e, m);
 	return 0;
 }
 
@@ -109,20 +84,7 @@ static void
 page_free(struct page *pg)
 {
 	for (size_t i = 0; i < pg->n; i++) {
-		Safeshare__V1__LogEntry *m = &pg->v[i];
-		char **dv[AUDIT_NSTRINGS] = {
-			&m->kind, &m->agency, &m->cert_fp, &m->practitioner, &m->purpose,
-			&m->lawful_basis, &m->case_ref, &m->subject, &m->record_type,
-			&m->decision, &m->reason, &m->released, &m->withheld, &m->consent,
-			&m->override_code, &m->justification, &m->rule_id,
-			&m->protocol_id, &m->protocol_version, &m->protocol_sha256,
-			&m->request_id, &m->inform_waiver
-		};
-
-		for (int j = 0; j < AUDIT_NSTRINGS; j++)
-			free(*dv[j]);
-		free(m->prev_hash.data);
-		free(m->hash.data);
+		audit_entry_pb_clear(&pg->v[i]);
 	}
 	free(pg->v);
 	free(pg->p);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit_pb.h"
 #include "feed.h"
 #include "feeds.h"
 #include "req.h"
@@ -165,30 +166,9 @@ access_free(Safeshare__V1__HolderAccess *a)
 static Safeshare__V1__LogEntry *
 entry_of(const struct audit_entry *e)
 {
-	Safeshare__V1__LogEntry	*m = xcalloc(1, sizeof(*m));
-	struct audit_entry	 tmp = *e;
-	const char		**s[AUDIT_NSTRINGS];
-	char			**d[AUDIT_NSTRINGS] = {
-		&m->kind, &m->agency, &m->cert_fp, &m->practitioner, &m->purpose,
-		&m->lawful_basis, &m->case_ref, &m->subject, &m->record_type,
-		&m->decision, &m->reason, &m->released, &m->withheld, &m->consent,
-		&m->override_code, &m->justification, &m->rule_id,
-		&m->protocol_id, &m->protocol_version, &m->protocol_sha256,
-		&m->request_id, &m->inform_waiver
-	};
+	Safeshare__V1__LogEntry *m = xcalloc(1, sizeof(*m));
 
-	safeshare__v1__log_entry__init(m);
-	m->seq = e->seq;
-	m->time = e->time;
-	m->ref_seq = e->ref_seq;
-	audit_entry_strings(&tmp, s);
-	for (int i = 0; i < AUDIT_NSTRINGS; i++)
-		*d[i] = dup0(*s[i]);
-	m->prev_hash.len = m->hash.len = 32;
-	m->prev_hash.data = xcalloc(32, 1);
-	m->hash.data = xcalloc(32, 1);
-	memcpy(m->prev_hash.data, e->prev_hash, 32);
-	memcpy(m->hash.data, e->hash, 32);
+	audit_entry_to_pb(e, m);
 	return m;
 }
 
@@ -196,21 +176,8 @@ static void
 alert_free(Safeshare__V1__Alert *a)
 {
 	if (a->entry != NULL) {
-		Safeshare__V1__LogEntry *m = a->entry;
-		char *s[AUDIT_NSTRINGS] = {
-			m->kind, m->agency, m->cert_fp, m->practitioner, m->purpose,
-			m->lawful_basis, m->case_ref, m->subject, m->record_type,
-			m->decision, m->reason, m->released, m->withheld, m->consent,
-			m->override_code, m->justification, m->rule_id,
-			m->protocol_id, m->protocol_version, m->protocol_sha256,
-			m->request_id, m->inform_waiver
-		};
-
-		for (int i = 0; i < AUDIT_NSTRINGS; i++)
-			free(s[i]);
-		free(m->prev_hash.data);
-		free(m->hash.data);
-		free(m);
+		audit_entry_pb_clear(a->entry);
+		free(a->entry);
 	}
 	free(a->type);
 	free(a->message);

@@ -94,13 +94,7 @@ qentry_new(const struct audit_entry *src)
 	size_t		 need = 0, off = 0;
 	int		 i = 0;
 
-#define S(m) sp[i++] = &tmp.m
-	S(kind); S(agency); S(cert_fp); S(practitioner); S(purpose);
-	S(lawful_basis); S(case_ref); S(subject); S(record_type); S(decision);
-	S(reason); S(released); S(withheld); S(consent); S(override_code);
-	S(justification); S(rule_id); S(protocol_id); S(protocol_version);
-	S(protocol_sha256); S(request_id); S(inform_waiver);
-#undef S
+	audit_entry_strings(&tmp, sp);
 	for (i = 0; i < AUDIT_NSTRINGS; i++)
 		need += (*sp[i] ? strlen(*sp[i]) : 0) + 1;
 	q = xcalloc(1, sizeof(*q) + need);

@@ -24,14 +24,12 @@
 #include "merkle.h"
 #include "util.h"
 
+/* The text columns are audit_fields.h's, in its order. */
+#define TEXT_COLUMN(name)	" " #name " TEXT,"
 static const char *const schema =
     "CREATE TABLE entries(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
-    " kind TEXT, agency TEXT, cert_fp TEXT, practitioner TEXT, purpose TEXT,"
-    " lawful_basis TEXT, case_ref TEXT, subject TEXT, record_type TEXT,"
-    " decision TEXT, reason TEXT, released TEXT, withheld TEXT, consent TEXT,"
-    " override_code TEXT, justification TEXT, rule_id TEXT, protocol_id TEXT,"
-    " protocol_version TEXT, protocol_sha256 TEXT, request_id TEXT,"
-    " inform_waiver TEXT, ref_seq INTEGER NOT NULL DEFAULT 0,"
+    AUDIT_STRING_FIELDS(TEXT_COLUMN)
+    " ref_seq INTEGER NOT NULL DEFAULT 0,"
     " prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
     "CREATE INDEX entries_ref ON entries(ref_seq) WHERE ref_seq != 0;"
     "CREATE INDEX entries_agency ON entries(agency, seq);"
@@ -259,12 +257,7 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		}
 	}
 	if (!readonly) {
-		char sql[1024];
-
-		snprintf(sql, sizeof(sql), "INSERT INTO entries(%s) VALUES (?1, ?2, ?3, "
-		    "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-		    "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)", audit_columns);
-		if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+		if (sqlite3_prepare_v3(a->db, audit_insert_sql, -1, SQLITE_PREPARE_PERSISTENT,
 		    &a->ins, NULL) != SQLITE_OK ||
 		    sqlite3_prepare_v3(a->db, "INSERT INTO checkpoints(size, head_hash, "
 		    "time, signature, root, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1,
@@ -383,18 +376,9 @@ audit_wal_checkpoint(struct audit *a, int *left)
 static int
 insert(struct audit *a, const struct audit_entry *e)
 {
-	struct audit_entry	 tmp = *e;
-	const char		**s[AUDIT_NSTRINGS];
-	int			 rc;
+	int rc;
 
-	audit_entry_strings(&tmp, s);
-	sqlite3_bind_int64(a->ins, 1, (sqlite3_int64)e->seq);
-	sqlite3_bind_int64(a->ins, 2, e->time);
-	for (int i = 0; i < AUDIT_NSTRINGS; i++)
-		sqlite3_bind_text(a->ins, 3 + i, *s[i] ? *s[i] : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(a->ins, 25, (sqlite3_int64)e->ref_seq);
-	sqlite3_bind_blob(a->ins, 26, e->prev_hash, 32, SQLITE_STATIC);
-	sqlite3_bind_blob(a->ins, 27, e->hash, 32, SQLITE_STATIC);
+	audit_entry_bind(a->ins, e);
 	rc = sqlite3_step(a->ins);
 	sqlite3_reset(a->ins);
 	return rc == SQLITE_DONE ? 0 : -1;

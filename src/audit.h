@@ -2,8 +2,9 @@
  * The disclosure log (D7, D15-D17): an append-only SQLite file of its own
  * (WAL, synchronous=FULL). Each entry is chained to the one before by
  * entry_hash = SHA-256(prev_hash || canonical entry bytes), and signed
- * checkpoints (Ed25519) commit to (log id, size, head hash, time). The
- * formats are specified in docs/audit-format.md.
+ * checkpoints, one per group commit, are C2SP signed notes (Ed25519) over
+ * the Merkle tree of the entries (RFC 9162). The formats are specified in
+ * docs/audit-format.md.
  *
  * One connection writes (the daemon's log writer thread); readers open
  * their own connection with audit_open_reader().
@@ -18,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit_fields.h"
+
 #define AUDIT_SCHEMA_VERSION	3
 #define AUDIT_NOTE_MAX		8192	/* bytes in a signed checkpoint note */
 #define AUDIT_MAX_PROOF		128	/* hashes in a Merkle proof (MERKLE_MAX_PROOF) */
@@ -26,34 +29,13 @@
 struct audit_entry {
 	uint64_t	 seq;		/* assigned by audit_append() */
 	int64_t		 time;		/* Unix seconds */
-	const char	*kind;		/* disclosure, rejected, reload, review, ... */
-	const char	*agency;
-	const char	*cert_fp;	/* SHA-256 SPKI fingerprint, hex */
-	const char	*practitioner;
-	const char	*purpose;
-	const char	*lawful_basis;
-	const char	*case_ref;
-	const char	*subject;
-	const char	*record_type;
-	const char	*decision;
-	const char	*reason;
-	const char	*released;	/* "name[/transform],..." */
-	const char	*withheld;	/* "name:reason,..." */
-	const char	*consent;
-	const char	*override_code;
-	const char	*justification;
-	const char	*rule_id;
-	const char	*protocol_id;
-	const char	*protocol_version;
-	const char	*protocol_sha256;
-	const char	*request_id;
-	const char	*inform_waiver;	/* why the subject is not to be told (D6) */
+#define F(name)	const char *name;
+	AUDIT_STRING_FIELDS(F)	/* audit_fields.h */
+#undef F
 	uint64_t	 ref_seq;	/* the entry a review or inform note is about */
 	unsigned char	 prev_hash[32];
 	unsigned char	 hash[32];
 };
-
-#define AUDIT_NSTRINGS	22	/* the string members, kind .. inform_waiver */
 
 /* The string members of an entry in canonical order, as pointers to them. */
 void	audit_entry_strings(struct audit_entry *, const char **ptrs[AUDIT_NSTRINGS]);
@@ -210,9 +192,10 @@ int		 audit_memory_check(const struct audit_memory *, const char *who,
 		    char *why, size_t whylen);
 
 /*
- * Signs a checkpoint every `every` entries (and on audit_checkpoint_due()
- * after `seconds`) with an Ed25519 private key read from keyfile, which must
- * not be group/world readable. The key is kept in memory only.
+ * Sets the Ed25519 private key, read from keyfile, which must not be
+ * group/world readable, that signs the checkpoint of every commit; the key
+ * is kept in memory only. every and seconds are kept for old configs and
+ * ignored (audit.checkpoint_every and _seconds, docs/config.md).
  */
 int		 audit_set_signer(struct audit *, const char *keyfile, uint64_t every,
 		    int64_t seconds, char *err, size_t errlen);
@@ -281,7 +264,7 @@ int		 audit_checkpoint_due(struct audit *, int64_t now);
 
 /* Computes an entry's hash from its fields and prev_hash. */
 void		 audit_hash(const struct audit_entry *, unsigned char out[32]);
-/* The bytes a checkpoint signature covers (87 bytes). */
+/* The bytes a legacy (version 2) checkpoint signature covers (87 bytes). */
 size_t		 audit_checkpoint_message(const struct audit_checkpoint *,
 		    unsigned char out[128]);
 
@@ -296,7 +279,6 @@ int		 audit_query(struct audit *, const struct audit_filter *, uint64_t after,
 typedef int (*audit_stat_cb)(const char *key, uint64_t count, void *);
 int		 audit_stats(struct audit *, const struct audit_filter *, const char *by,
 		    audit_stat_cb, void *);
-/* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
 /*
  * Holder batches (entries of kind holder sharing a request_id) after seq
  * `since` with no rolled_back entry: cb(request_id, first seq, agency,
@@ -314,9 +296,10 @@ int		 audit_holder_batches(struct audit *, uint64_t since, audit_batch_cb,
  * data file loaded, issue 15) into out; "" when there is none. 0 or -1.
  */
 int		 audit_last_store(struct audit *, char *out, size_t len);
+/* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
 int		 audit_reviews_pending(struct audit *, audit_cb, void *);
 int		 audit_inform_pending(struct audit *, audit_cb, void *);
-/* Loads an entry by seq; 0 found, 1 not found, -1 error. */
+/* Every checkpoint, legacy ones too, sorted by size. */
 typedef int (*audit_checkpoint_cb)(const struct audit_checkpoint *, void *);
 int		 audit_checkpoints(struct audit *, audit_checkpoint_cb, void *);
 

@@ -1,6 +1,6 @@
 /*
  * A log entry: its string members in canonical order, the chain hash over
- * them, the SQL audit_columns it is stored in, and the legacy checkpoint
+ * them, the SQL columns it is stored in, and the legacy checkpoint
  * message. docs/audit-format.md specifies the bytes; tests/unit/test_entry.c
  * pins them.
  */
@@ -15,33 +15,33 @@
 #include "util.h"
 
 const char *const audit_string_names[AUDIT_NSTRINGS] = {
-	"kind", "agency", "cert_fp", "practitioner", "purpose", "lawful_basis",
-	"case_ref", "subject", "record_type", "decision", "reason", "released",
-	"withheld", "consent", "override_code", "justification", "rule_id",
-	"protocol_id", "protocol_version", "protocol_sha256", "request_id",
-	"inform_waiver"
+#define F(name)	#name,
+	AUDIT_STRING_FIELDS(F)
+#undef F
 };
 
+#define F(name)	#name ", "
 const char *const audit_columns =
-    "seq, time, kind, agency, cert_fp, practitioner, purpose, lawful_basis, "
-    "case_ref, subject, record_type, decision, reason, released, withheld, "
-    "consent, override_code, justification, rule_id, protocol_id, "
-    "protocol_version, protocol_sha256, request_id, inform_waiver, ref_seq, "
-    "prev_hash, hash";
+    "seq, time, " AUDIT_STRING_FIELDS(F) "ref_seq, prev_hash, hash";
+#undef F
+
+/* One anonymous parameter per column: ?N is column N - 1 (enum audit_col). */
+#define F(name)	#name ", "
+#define P(name)	"?, "
+const char *const audit_insert_sql =
+    "INSERT INTO entries(seq, time, " AUDIT_STRING_FIELDS(F) "ref_seq, prev_hash, "
+    "hash) VALUES (?, ?, " AUDIT_STRING_FIELDS(P) "?, ?, ?)";
+#undef P
+#undef F
 
 void
 audit_entry_strings(struct audit_entry *e, const char **p[AUDIT_NSTRINGS])
 {
-	const char **v[AUDIT_NSTRINGS] = {
-		&e->kind, &e->agency, &e->cert_fp, &e->practitioner, &e->purpose,
-		&e->lawful_basis, &e->case_ref, &e->subject, &e->record_type,
-		&e->decision, &e->reason, &e->released, &e->withheld, &e->consent,
-		&e->override_code, &e->justification, &e->rule_id, &e->protocol_id,
-		&e->protocol_version, &e->protocol_sha256, &e->request_id,
-		&e->inform_waiver
-	};
+	size_t i = 0;
 
-	memcpy(p, v, sizeof(v));
+#define F(name)	p[i++] = &e->name;
+	AUDIT_STRING_FIELDS(F)
+#undef F
 }
 
 static void
@@ -105,24 +105,49 @@ audit_checkpoint_message(const struct audit_checkpoint *cp, unsigned char out[12
 	return 87;
 }
 
-/* Fills an entry from a row selected with `audit_columns`; strings live until the next step. */
+static const char *
+col_text(sqlite3_stmt *st, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+
+	return t != NULL ? t : "";
+}
+
+static void
+col_hash(sqlite3_stmt *st, int col, unsigned char out[32])
+{
+	if (sqlite3_column_bytes(st, col) == 32)
+		memcpy(out, sqlite3_column_blob(st, col), 32);
+}
+
+/*
+ * Fills an entry from a row selected with audit_columns, each member from
+ * its own column by name; the strings live until the next step.
+ */
 void
 audit_row_entry(sqlite3_stmt *st, struct audit_entry *e)
 {
-	const char **s[AUDIT_NSTRINGS];
-
 	memset(e, 0, sizeof(*e));
-	audit_entry_strings(e, s);
-	e->seq = (uint64_t)sqlite3_column_int64(st, 0);
-	e->time = sqlite3_column_int64(st, 1);
-	for (int i = 0; i < AUDIT_NSTRINGS; i++) {
-		const char *t = (const char *)sqlite3_column_text(st, 2 + i);
+	e->seq = (uint64_t)sqlite3_column_int64(st, AUDIT_COL_seq);
+	e->time = sqlite3_column_int64(st, AUDIT_COL_time);
+#define F(name)	e->name = col_text(st, AUDIT_COL_##name);
+	AUDIT_STRING_FIELDS(F)
+#undef F
+	e->ref_seq = (uint64_t)sqlite3_column_int64(st, AUDIT_COL_ref_seq);
+	col_hash(st, AUDIT_COL_prev_hash, e->prev_hash);
+	col_hash(st, AUDIT_COL_hash, e->hash);
+}
 
-		*s[i] = t ? t : "";
-	}
-	e->ref_seq = (uint64_t)sqlite3_column_int64(st, 24);
-	if (sqlite3_column_bytes(st, 25) == 32)
-		memcpy(e->prev_hash, sqlite3_column_blob(st, 25), 32);
-	if (sqlite3_column_bytes(st, 26) == 32)
-		memcpy(e->hash, sqlite3_column_blob(st, 26), 32);
+void
+audit_entry_bind(sqlite3_stmt *st, const struct audit_entry *e)
+{
+	sqlite3_bind_int64(st, AUDIT_COL_seq + 1, (sqlite3_int64)e->seq);
+	sqlite3_bind_int64(st, AUDIT_COL_time + 1, e->time);
+#define F(name)	sqlite3_bind_text(st, AUDIT_COL_##name + 1, e->name != NULL ? \
+	    e->name : "", -1, SQLITE_STATIC);
+	AUDIT_STRING_FIELDS(F)
+#undef F
+	sqlite3_bind_int64(st, AUDIT_COL_ref_seq + 1, (sqlite3_int64)e->ref_seq);
+	sqlite3_bind_blob(st, AUDIT_COL_prev_hash + 1, e->prev_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, AUDIT_COL_hash + 1, e->hash, 32, SQLITE_STATIC);
 }

@@ -137,8 +137,23 @@ struct cpnote {
 	}		 sig[NOTE_SIGS];
 };
 
-/* The audit_columns of an entry, in the order audit_row_entry() reads them. */
-extern const char *const audit_columns;
+/*
+ * The columns of table entries, in this order in audit_columns: the text
+ * members' come from audit_fields.h, so a row is read by name, not number.
+ */
+enum audit_col {
+	AUDIT_COL_seq,
+	AUDIT_COL_time,
+#define F(name)	AUDIT_COL_##name,
+	AUDIT_STRING_FIELDS(F)
+#undef F
+	AUDIT_COL_ref_seq,
+	AUDIT_COL_prev_hash,
+	AUDIT_COL_hash,
+	AUDIT_NCOLS
+};
+extern const char *const audit_columns;	/* "seq, time, kind, ..., hash" */
+extern const char *const audit_insert_sql;	/* INSERT of every column */
 
 /* audit.c */
 int	 audit_fail(struct audit *, const char *what);
@@ -154,6 +169,8 @@ int	 audit_commit(struct audit *, struct audit_entry **, size_t n,
 
 /* audit_entry.c */
 void	 audit_row_entry(sqlite3_stmt *, struct audit_entry *);
+/* Binds every column of audit_insert_sql; the strings must outlive the step. */
+void	 audit_entry_bind(sqlite3_stmt *, const struct audit_entry *);
 
 /* audit_note.c */
 void	 audit_note_origin(const unsigned char log_id[16], char out[80]);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_pb.h"
 #include "util.h"
 
 /* Every member set, each string distinct, so a swapped pair shows. */
@@ -197,4 +198,33 @@ Test(entry, a_small_known_log_is_pinned_and_reads_back)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
 	unlink(p);
+}
+
+/*
+ * The LogEntry message carries every member under the member's own name
+ * (looked up in the message's descriptor), and back.
+ */
+Test(entry, the_protobuf_copy_carries_every_member_by_name)
+{
+	Safeshare__V1__LogEntry	 m;
+	struct audit_entry	 e, back;
+	const char		**s[AUDIT_NSTRINGS];
+
+	known_entry(&e);
+	for (int i = 0; i < 32; i++)
+		e.hash[i] = (unsigned char)i;
+	audit_entry_to_pb(&e, &m);
+	audit_entry_strings(&e, s);
+	for (int i = 0; i < AUDIT_NSTRINGS; i++) {
+		const ProtobufCFieldDescriptor *fd =
+		    protobuf_c_message_descriptor_get_field_by_name(
+		    &safeshare__v1__log_entry__descriptor, audit_string_names[i]);
+
+		cr_assert_not_null(fd, "LogEntry has no field %s", audit_string_names[i]);
+		cr_expect_str_eq(*(char **)(void *)((char *)&m + fd->offset), *s[i],
+		    "field %s", audit_string_names[i]);
+	}
+	audit_entry_from_pb(&m, &back);
+	expect_same(&back, &e);
+	audit_entry_pb_clear(&m);
 }
