@@ -121,8 +121,11 @@ static const char *const migrations[] = {
 	 * Read speed (issue 7): records and their fields clustered by their
 	 * primary key (WITHOUT ROWID), so a record is one B-tree seek and its
 	 * fields one range scan, not an index seek plus a table seek per row;
-	 * active flags in a covering index in flag order, so the DISTINCT
-	 * needs neither the table nor a temporary B-tree.
+	 * active flags in a covering index in flag order. (That index served
+	 * the one-subject Q_FLAGS of then; since flags belong to the person,
+	 * D18, Q_FLAGS joins the person's subjects and SQLite reads flags by
+	 * flags_subject and sorts for the DISTINCT in a temporary B-tree: a
+	 * person has few flags.)
 	 */
 	"CREATE TABLE records_v3(subject TEXT NOT NULL REFERENCES subjects(id),"
 	"  record_type TEXT NOT NULL, holder TEXT NOT NULL, verified_at INTEGER NOT NULL,"
