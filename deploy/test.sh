@@ -58,7 +58,8 @@ run_tsan() {
 	rm -rf "$d/reports" && mkdir -p "$d/reports"
 	echo "== test $d: integration suites against the TSan daemon"
 	rc=0
-	(cd "$d/tests" && TSAN_OPTIONS="log_path=$d/reports/tsan second_deadlock_stack=1 suppressions=$root/deploy/tsan.supp" \
+	# SAFESHARE_TEST_SLOW: the clients wait 6 times longer (harness.c).
+	(cd "$d/tests" && SAFESHARE_TEST_SLOW=6 TSAN_OPTIONS="log_path=$d/reports/tsan second_deadlock_stack=1 suppressions=$root/deploy/tsan.supp" \
 		ctest --output-on-failure -j "$jobs" --timeout 900 -R '^integration_') || rc=1
 	if ls "$d/reports"/tsan.* >/dev/null 2>&1; then
 		cat "$d/reports"/tsan.*

@@ -183,6 +183,21 @@ h_cleanup(struct daemon *d)
 	}
 }
 
+/*
+ * How many times slower than usual the daemon under test runs:
+ * SAFESHARE_TEST_SLOW (1-20), which deploy/test.sh --tsan sets for its
+ * ThreadSanitizer daemon, so that a client's timeout means a hang there
+ * too and not only TSan's cost. 1 when unset.
+ */
+static int
+slowdown(void)
+{
+	const char	*s = getenv("SAFESHARE_TEST_SLOW");
+	int		 f = s != NULL ? atoi(s) : 1;
+
+	return f >= 1 && f <= 20 ? f : 1;
+}
+
 struct ss_client *
 h_client(struct daemon *d, const char *agency)
 {
@@ -203,7 +218,7 @@ h_client(struct daemon *d, const char *agency)
 	cfg.cert = cert;
 	cfg.key = key;
 	cfg.ca = ca;
-	cfg.timeout = 10;
+	cfg.timeout = 10 * slowdown();
 	cr_assert_eq(ss_client_new(&c, &cfg, err, sizeof(err)), 0, "%s", err);
 	return c;
 }
