@@ -213,6 +213,25 @@ show curl -sS --cacert "$run/pki/ca.crt" --cert "$run/pki/police.crt" \
 echo
 # -- end of Connect and JSON --
 
+# -- one person, many holders (issue 17) --
+say "22. Who holds records about Amelia Hart? Locate by NHS number (D19): holders and record types only"
+as police
+show "$SS" locate --nhs-number "943 476 5919" --purpose child_protection \
+	--case CP-2026-0142 --practitioner "DC R. Jones"
+say "23. The same NHS number at each holder: two holders' records of one person (D18)"
+show "$SS" request --holder childrens_social_care --nhs-number "943 476 5919" \
+	--record-type person --purpose child_protection --case CP-2026-0142 \
+	--practitioner "DC R. Jones"
+show "$SS" request --holder health_trust --nhs-number "943 476 5919" \
+	--record-type person --purpose child_protection --case CP-2026-0142 \
+	--practitioner "DC R. Jones"
+say "24. Sam O'Neil is no one known, and a bad check digit is refused: no hint either way"
+show "$SS" locate --family-name "O'Neil" --given-name Sam --dob 2010-05-04 \
+	--purpose child_protection --case CP-2026-0142 --practitioner "DC R. Jones"
+show "$SS" locate --nhs-number "943 476 5918" --purpose child_protection \
+	--case CP-2026-0142 --practitioner "DC R. Jones"
+# -- end of one person, many holders --
+
 as police >/dev/null
 show "$SS" health
 

@@ -516,7 +516,7 @@ Test(holder_api, replaced_store_is_logged_and_not_reconciled)
 	cr_expect_eq(h_log_count(&d, path), 1, "the replacement is logged");
 	cr_expect_eq(h_log_count(&d, "kind = 'store' AND decision = 'loaded' AND "
 	    "reason = 'data_file' AND justification GLOB '*config/demo-data.yaml' AND "
-	    "released GLOB 'subjects=5 loaded_at=*' AND case_ref = (SELECT case_ref "
+	    "released GLOB 'subjects=6 loaded_at=*' AND case_ref = (SELECT case_ref "
 	    "FROM entries WHERE kind = 'store' ORDER BY seq DESC LIMIT 1)"), 1,
 	    "the -l load is logged, naming the new store");
 

@@ -484,3 +484,40 @@ Test(locate, request_by_nhs_number_at_one_holder)
 	cr_expect_str_eq(e->code, "invalid_person");
 	safeshare__v1__error__free_unpacked(e, NULL);
 }
+
+/* The command line: safeshare locate and request --holder --nhs-number. */
+Test(locate, command_line)
+{
+	char	*out = NULL, cmd[2048], conn[1024];
+
+	snprintf(conn, sizeof(conn), "--server %s --cert %s/pki/police.crt "
+	    "--key %s/pki/police.key --ca %s/pki/ca.crt", d.server, d.dir, d.dir, d.dir);
+	snprintf(cmd, sizeof(cmd), "%s locate --nhs-number '943 476 5919' --purpose "
+	    "child_protection --case C-1 --practitioner 'DC Jones' --json %s",
+	    SAFESHARE_BIN, conn);
+	cr_expect_eq(h_run(cmd, &out), 0, "%s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "\"holder\":\"health_trust\","
+	    "\"record_types\":[\"concern\",\"person\"]") != NULL, "%s", out ? out : "");
+	free(out);
+	out = NULL;
+	snprintf(cmd, sizeof(cmd), "%s locate --family-name Nobody --given-name Nemo "
+	    "--dob 2000-01-01 --purpose child_protection --case C-1 --practitioner "
+	    "'DC Jones' %s 2>&1", SAFESHARE_BIN, conn);
+	cr_expect_eq(h_run(cmd, &out), 4, "%s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "no_match: no one matches") != NULL, "%s",
+	    out ? out : "");
+	free(out);
+	out = NULL;
+	snprintf(cmd, sizeof(cmd), "%s request --holder health_trust --nhs-number "
+	    "'943 476 5919' --record-type person --purpose child_protection --case C-1 "
+	    "--practitioner 'DC Jones' %s", SAFESHARE_BIN, conn);
+	cr_expect_eq(h_run(cmd, &out), 0, "%s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "Riverside Surgery") == NULL &&
+	    strstr(out, "flag:domestic_abuse") != NULL, "%s", out ? out : "");
+	free(out);
+	out = NULL;
+	snprintf(cmd, sizeof(cmd), "%s locate --nhs-number 1 --subject X --purpose p "
+	    "--case c --practitioner p %s 2>&1", SAFESHARE_BIN, conn);
+	cr_expect_eq(h_run(cmd, &out), 2, "one form only: %s", out ? out : "");
+	free(out);
+}
