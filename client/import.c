@@ -1,16 +1,19 @@
 /*
  * Import files for holders. CSV is read by the small RFC 4180 reader below
  * (no library in our set reads CSV); JSON lines are read one line at a time
- * with libyaml, since a JSON object is a YAML flow mapping.
+ * with jansson (strict JSON: no duplicate keys, nothing after the object,
+ * typed values; see json_text() for what a non-string means).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "import.h"
 #include "util.h"
-#include "yamlutil.h"
+#include "yamlutil.h"	/* did_you_mean() */
 
 #define MAX_COLUMNS	64
 
@@ -403,82 +406,127 @@ parse_csv(struct import *im, const char *buf, size_t len)
 	free(scratch);
 }
 
-/* Rewrites libyaml's "NAME:1:COL: msg" for the file's line. */
-static void
-jsonl_syntax(struct import *im, struct diag *d, size_t line)
+static int
+control_key(const char *key)
 {
-	const char	*m = d->n ? d->msgs[0] : "not a JSON object";
-	size_t		 skip = strlen(im->name);
-	unsigned	 l, col;
-	int		 used = 0;
+	for (size_t i = 0; i < sizeof(control_keys) / sizeof(control_keys[0]); i++)
+		if (strcmp(key, control_keys[i]) == 0)
+			return 1;
+	return 0;
+}
 
-	if (strncmp(m, im->name, skip) == 0 &&
-	    sscanf(m + skip, ":%u:%u: %n", &l, &col, &used) == 2 && used > 0)
-		problem(im, line, "not valid JSON: %s", m + skip + used);
-	else
-		problem(im, line, "not valid JSON: %s", m);
+/* What a JSON value is, for a message: "a number", "true", "an array". */
+static const char *
+json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:	return "an object";
+	case JSON_ARRAY:	return "an array";
+	case JSON_STRING:	return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:		return "a number";
+	case JSON_TRUE:		return "true";
+	case JSON_FALSE:	return "false";
+	default:		return "null";
+	}
+}
+
+/*
+ * One value where the format wants a string. A string is taken as it is;
+ * null means "not given", like an empty CSV cell (it never becomes the text
+ * "null"); true, false and numbers are refused, since 0123 or 1e3 would not
+ * come back as the text the holder meant. Returns the string, or NULL when
+ * there is nothing to store (a problem was recorded if it was not null).
+ */
+static const char *
+json_text(struct import *im, size_t line, const char *what, const char *key,
+    const json_t *v)
+{
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (!json_is_null(v))
+		problem(im, line, "%s%s: expected a string, got %s%s", what, key,
+		    json_kind(v), json_is_number(v) || json_is_boolean(v) ?
+		    " (write it in quotes)" : "");
+	return NULL;
 }
 
 static void
-parse_json_object(struct import *im, struct yfile *yf, yaml_node_t *root, size_t line)
+json_ids(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
+    const char *key, const json_t *v)
 {
-	Safeshare__V1__HolderOp *op;
+	const char	*s;
+	size_t		 i;
+	json_t		*e;
 
-	if (root == NULL || root->type != YAML_MAPPING_NODE) {
+	if (!json_is_array(v)) {
+		if ((s = json_text(im, line, "", key, v)) != NULL)
+			import_set_key(im, op, line, key, s);
+		return;
+	}
+	json_array_foreach(v, i, e) {
+		if (!json_is_string(e)) {
+			problem(im, line, "%s: expected a list of ids (strings), got %s",
+			    key, json_kind(e));
+			return;
+		}
+		import_set_key(im, op, line, key, json_string_value(e));
+	}
+}
+
+/* One JSON line's object into an op; every problem is recorded. */
+static void
+parse_json_object(struct import *im, json_t *root, size_t line)
+{
+	Safeshare__V1__HolderOp	*op;
+	const char		*key, *s;
+	json_t			*v;
+
+	if (!json_is_object(root)) {
 		problem(im, line, "expected a JSON object");
 		return;
 	}
 	op = import_new_op(im, line);
-	YMAP_FOREACH(yf, root, pair) {
-		yaml_node_t	*k = ynode(yf, pair->key), *v = ynode(yf, pair->value);
-		const char	*key = k->type == YAML_SCALAR_NODE ?
-		    (const char *)k->data.scalar.value : "";
-
+	json_object_foreach(root, key, v) {
 		if (strcmp(key, "fields") == 0) {
-			if (v->type != YAML_MAPPING_NODE) {
+			const char	*fk;
+			json_t		*fv;
+
+			if (json_is_null(v))
+				continue;
+			if (!json_is_object(v)) {
 				problem(im, line, "fields: expected an object of "
 				    "\"name\": \"value\"");
 				continue;
 			}
-			YMAP_FOREACH(yf, v, fp) {
-				yaml_node_t *fk = ynode(yf, fp->key), *fv = ynode(yf, fp->value);
-
-				if (fk->type != YAML_SCALAR_NODE || fv->type != YAML_SCALAR_NODE)
-					problem(im, line, "fields: values must be strings");
-				else
-					import_add_field(op, (const char *)fk->data.scalar.value,
-					    (const char *)fv->data.scalar.value);
-			}
+			json_object_foreach(v, fk, fv)
+				if ((s = json_text(im, line, "fields.", fk, fv)) != NULL)
+					import_add_field(op, fk, s);
 			continue;
 		}
-		if ((strcmp(key, "agencies") == 0 || strcmp(key, "purposes") == 0) &&
-		    v->type == YAML_SEQUENCE_NODE) {
-			YSEQ_FOREACH(yf, v, it) {
-				yaml_node_t *e = ynode(yf, *it);
-
-				if (e->type != YAML_SCALAR_NODE)
-					problem(im, line, "%s: expected a list of ids", key);
-				else
-					import_set_key(im, op, line, key,
-					    (const char *)e->data.scalar.value);
-			}
+		if (strcmp(key, "agencies") == 0 || strcmp(key, "purposes") == 0) {
+			json_ids(im, op, line, key, v);
 			continue;
 		}
-		if (v->type != YAML_SCALAR_NODE) {
-			problem(im, line, "%s: expected a string", key);
-			continue;
-		}
-		if (!import_set_key(im, op, line, key, (const char *)v->data.scalar.value)) {
+		if (!control_key(key)) {
 			const char *dym = did_you_mean(key, control_keys,
 			    sizeof(control_keys) / sizeof(control_keys[0]));
 
 			problem(im, line, "unknown key \"%s\"%s%s%s", key,
 			    dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
+			continue;
 		}
+		if ((s = json_text(im, line, "", key, v)) != NULL)
+			import_set_key(im, op, line, key, s);
 	}
 	import_check_op(im, op, line);
 }
 
+/*
+ * JSON lines through jansson: each line is one document, so a duplicate
+ * key, trailing text after the object, a lone surrogate or a \u0000 is a
+ * problem on that line, with jansson's column.
+ */
 static void
 parse_jsonl(struct import *im, const char *buf, size_t len)
 {
@@ -487,9 +535,9 @@ parse_jsonl(struct import *im, const char *buf, size_t len)
 
 	while (p < end && im->nerrors < IMPORT_MAX_ERRORS) {
 		const char	*nl = memchr(p, '\n', (size_t)(end - p));
-		const char	*eol = nl ? nl : end, *s = p;
-		struct diag	 d = { 0 };
-		struct yfile	 yf;
+		const char	*eol = nl ? nl : end, *s = p, *bol = p;
+		json_error_t	 je;
+		json_t		*root;
 
 		line++;
 		p = nl ? nl + 1 : end;
@@ -502,13 +550,16 @@ parse_jsonl(struct import *im, const char *buf, size_t len)
 			problem(im, line, "expected a JSON object");
 			continue;
 		}
-		if (yfile_load_buffer(&yf, im->name, (const unsigned char *)s,
-		    (size_t)(eol - s), &d) == -1)
-			jsonl_syntax(im, &d, line);
-		else
-			parse_json_object(im, &yf, yfile_root(&yf), line);
-		yfile_free(&yf);
-		diag_free(&d);
+		if ((root = json_loadb(s, (size_t)(eol - s), JSON_REJECT_DUPLICATES,
+		    &je)) == NULL) {
+			problem(im, line, "not valid JSON: column %d: %s",
+			    (int)(s - bol) + je.column,
+			    json_error_code(&je) == json_error_null_character ?
+			    "a string holds \\u0000 (NUL)" : je.text);
+			continue;
+		}
+		parse_json_object(im, root, line);
+		json_decref(root);
 	}
 }
 

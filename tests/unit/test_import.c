@@ -196,3 +196,20 @@ Test(import, utf8_bom_is_skipped)
 	import_free(&im);
 	import_free(&jm);
 }
+
+/* Issue 16: JSON values keep their JSON meaning (jansson, not libyaml). */
+Test(import, json_null_and_surrogates)
+{
+	struct import	 im = { .name = "t.jsonl" };
+	const char	*j = "{\"subject\":\"S-1\",\"record_type\":\"person\","
+	    "\"verified\":null,\"fields\":{\"full_name\":\"Zo\\u00eb \\ud83d\\ude00\","
+	    "\"middle_name\":null}}\n";
+
+	cr_assert_eq(import_parse(&im, IMPORT_JSONL, j, strlen(j)), 0);
+	cr_assert_eq(im.nops, 1);
+	cr_expect_null(field(im.ops[0], "middle_name"), "null stored as a value");
+	cr_expect_str_eq(im.ops[0]->verified, "");
+	cr_expect_str_eq(field(im.ops[0], "full_name")->value,
+	    "Zo\xc3\xab \xf0\x9f\x98\x80");
+	import_free(&im);
+}
