@@ -123,48 +123,59 @@ struct aopts {
 	int64_t			 from, to;
 	uint64_t		 after, last;
 	uint32_t		 limit;
+	struct jsonw_seq	 seq;		/* audit show --json */
+	json_t			*verdict;	/* verify --json, held for witnesses */
 };
 
-/* One entry as a text line or a JSON object; used online and offline. */
-static void
-print_entry(const struct audit_entry *e, int json, int *first)
+/* One entry as a JSON object: its fields by name, time as ISO 8601 UTC. */
+static json_t *
+entry_json(const struct audit_entry *e)
 {
-	char	 when[32], hash[65];
-	time_t	 t = (time_t)e->time;
+	struct audit_entry	 tmp = *e;
+	const char		**s[AUDIT_NSTRINGS];
+	char			 when[32];
+	time_t			 t = (time_t)e->time;
+	json_t			*o;
 
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-	if (!json) {
-		printf("#%-6" PRIu64 " %s %-11s %-12s %-22s agency=%s subject=%s "
-		    "purpose=%s rule=%s", e->seq, when, T(e->kind), T(e->decision),
-		    T(e->reason), *e->agency ? T(e->agency) : "-",
-		    *e->subject ? T(e->subject) : "-", *e->purpose ? T(e->purpose) : "-",
-		    *e->rule_id ? T(e->rule_id) : "-");
-		if (*e->override_code)
-			printf(" override=%s", T(e->override_code));
-		if (e->ref_seq)
-			printf(" about=#%" PRIu64, e->ref_seq);
-		if (*e->released)
-			printf(" released=[%s]", T(e->released));
-		if (*e->withheld)
-			printf(" withheld=[%s]", T(e->withheld));
-		printf("\n");
+	audit_entry_strings(&tmp, s);
+	o = json_pack("{s:o,s:s,s:o}", "seq", jsonw_u64(e->seq), "time", when,
+	    "ref_seq", jsonw_u64(e->ref_seq));
+	for (int i = 0; i < AUDIT_NSTRINGS; i++)
+		jsonw_set(o, audit_string_names[i], jsonw_str(*s[i]));
+	jsonw_set(o, "hash", jsonw_hex(e->hash, 32));
+	return o;
+}
+
+/*
+ * One entry as the next element of seq, or as a text line when seq is
+ * NULL; used online and offline.
+ */
+static void
+print_entry(const struct audit_entry *e, struct jsonw_seq *seq)
+{
+	char	 when[32];
+	time_t	 t = (time_t)e->time;
+
+	if (seq != NULL) {
+		jsonw_seq_add(seq, entry_json(e));
 		return;
 	}
-	{
-		struct audit_entry	 tmp = *e;
-		const char		**s[AUDIT_NSTRINGS];
-
-		audit_entry_strings(&tmp, s);
-		hex_encode(e->hash, 32, hash);
-		printf("%s{\"seq\":%" PRIu64 ",\"time\":\"%s\",\"ref_seq\":%" PRIu64,
-		    *first ? "" : ",\n", e->seq, when, e->ref_seq);
-		for (int i = 0; i < AUDIT_NSTRINGS; i++) {
-			printf(",\"%s\":", audit_string_names[i]);
-			json_str(stdout, *s[i]);
-		}
-		printf(",\"hash\":\"%s\"}", hash);
-		*first = 0;
-	}
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	printf("#%-6" PRIu64 " %s %-11s %-12s %-22s agency=%s subject=%s "
+	    "purpose=%s rule=%s", e->seq, when, T(e->kind), T(e->decision),
+	    T(e->reason), *e->agency ? T(e->agency) : "-",
+	    *e->subject ? T(e->subject) : "-", *e->purpose ? T(e->purpose) : "-",
+	    *e->rule_id ? T(e->rule_id) : "-");
+	if (*e->override_code)
+		printf(" override=%s", T(e->override_code));
+	if (e->ref_seq)
+		printf(" about=#%" PRIu64, e->ref_seq);
+	if (*e->released)
+		printf(" released=[%s]", T(e->released));
+	if (*e->withheld)
+		printf(" withheld=[%s]", T(e->withheld));
+	printf("\n");
 }
 
 /* Calls an audit endpoint; returns an exit code, *resp set on success. */
@@ -212,20 +223,24 @@ a_query(struct ss_client *c, struct aopts *o)
 {
 	Safeshare__V1__AuditQuery	 q;
 	Safeshare__V1__AuditEntries	*r;
-	int				 rc, first = 1, n = 0;
+	struct jsonw_seq		 seq, *sp = o->json ? &seq : NULL;
+	int				 rc, n = 0;
 
 	query_of(o, &q);
-	if (o->json)
-		printf("[");
+	if (sp != NULL)
+		jsonw_seq_begin(sp, stdout);
 	for (;;) {
 		if ((rc = call(c, "/v1/audit/query", &q.base,
-		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
+		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK) {
+			if (sp != NULL)
+				jsonw_seq_end(sp);
 			return rc;
+		}
 		for (size_t i = 0; i < r->n_entries; i++) {
 			struct audit_entry e;
 
 			audit_entry_from_pb(r->entries[i], &e);
-			print_entry(&e, o->json, &first);
+			print_entry(&e, sp);
 			n++;
 		}
 		q.after_seq = r->next_after_seq;
@@ -239,8 +254,8 @@ a_query(struct ss_client *c, struct aopts *o)
 			break;
 		}
 	}
-	if (o->json)
-		printf("]\n");
+	if (sp != NULL)
+		jsonw_seq_end(sp);
 	else if (n == 0)
 		fprintf(stderr, "no entries match\n");
 	return SS_EXIT_OK;
@@ -252,30 +267,34 @@ a_stats(struct ss_client *c, struct aopts *o)
 	Safeshare__V1__AuditQuery	 q;
 	Safeshare__V1__AuditStats	*r;
 	uint64_t			 total = 0;
+	json_t				*rows = json_array();
 	int				 rc;
 
 	query_of(o, &q);
 	if ((rc = call(c, "/v1/audit/stats", &q.base,
-	    &safeshare__v1__audit_stats__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
+	    &safeshare__v1__audit_stats__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK) {
+		json_decref(rows);
 		return rc;
-	if (o->json)
-		printf("{\"group_by\":\"%s\",\"rows\":[", r->group_by);
-	else
+	}
+	if (!o->json)
 		printf("%-32s %10s\n", T(r->group_by), "entries");
 	for (size_t i = 0; i < r->n_rows; i++) {
-		if (o->json) {
-			printf("%s{\"key\":", i ? "," : "");
-			json_str(stdout, r->rows[i]->key);
-			printf(",\"count\":%" PRIu64 "}", r->rows[i]->count);
-		} else
+		if (o->json)
+			json_array_append_new(rows, json_pack("{s:o,s:o}",
+			    "key", jsonw_str(r->rows[i]->key),
+			    "count", jsonw_u64(r->rows[i]->count)));
+		else
 			printf("%-32s %10" PRIu64 "\n", r->rows[i]->key[0] ?
 			    T(r->rows[i]->key) : "(none)", r->rows[i]->count);
 		total += r->rows[i]->count;
 	}
 	if (o->json)
-		printf("]}\n");
-	else
+		jsonw_print(stdout, json_pack("{s:o,s:o}", "group_by",
+		    jsonw_str(r->group_by), "rows", rows));
+	else {
+		json_decref(rows);
 		printf("%-32s %10" PRIu64 "\n", "total", total);
+	}
 	safeshare__v1__audit_stats__free_unpacked(r, NULL);
 	return SS_EXIT_OK;
 }
@@ -285,7 +304,8 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 {
 	Safeshare__V1__AuditQuery	 q;
 	Safeshare__V1__AuditEntries	*r;
-	int				 rc, first = 1;
+	json_t				*list[2] = { json_array(), json_array() };
+	int				 rc;
 	uint64_t			 n = 0;
 	char				 when[32];
 	time_t				 now = time(NULL);
@@ -294,11 +314,7 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 	q.subject = (char *)subject;
 	q.kind = "disclosure";
 	q.limit = 1000;
-	if (o->json) {
-		printf("{\"subject\":");
-		json_str(stdout, subject);
-		printf(",\"disclosures\":[");
-	} else {
+	if (!o->json) {
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
 		printf("SUBJECT ACCESS REPORT (D17)\nsubject: %s\nproduced: %s\n\n"
 		    "Every request for information about this person, who made it, "
@@ -309,10 +325,7 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 	if (pass == 1) {
 		q.kind = "locate";
 		q.after_seq = 0;
-		first = 1;
-		if (o->json)
-			printf("],\"locates\":[");
-		else
+		if (!o->json)
 			printf("%" PRIu64 " request%s recorded.\n\nLOCATES (D19): who asked "
 			    "which holders hold records about this person.\n\n", n,
 			    n == 1 ? "" : "s");
@@ -320,8 +333,11 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 	}
 	do {
 		if ((rc = call(c, "/v1/audit/query", &q.base,
-		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK)
+		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK) {
+			json_decref(list[0]);
+			json_decref(list[1]);
 			return rc;
+		}
 		for (size_t i = 0; i < r->n_entries; i++) {
 			const Safeshare__V1__LogEntry	*m = r->entries[i];
 			struct audit_entry		 e;
@@ -330,7 +346,7 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 			n++;
 			if (o->json) {
 				audit_entry_from_pb(m, &e);
-				print_entry(&e, 1, &first);
+				json_array_append_new(list[pass], entry_json(&e));
 				continue;
 			}
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&t));
@@ -364,9 +380,13 @@ a_subject_report(struct ss_client *c, struct aopts *o, const char *subject)
 	} while (q.after_seq != 0);
 	}
 	if (o->json)
-		printf("]}\n");
-	else
+		jsonw_print(stdout, json_pack("{s:o,s:o,s:o}", "subject",
+		    jsonw_str(subject), "disclosures", list[0], "locates", list[1]));
+	else {
+		json_decref(list[0]);
+		json_decref(list[1]);
 		printf("%" PRIu64 " locate%s recorded.\n", n, n == 1 ? "" : "s");
+	}
 	return SS_EXIT_OK;
 }
 
@@ -374,13 +394,14 @@ static int
 a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *what)
 {
 	Safeshare__V1__AuditEntries	*r;
-	int				 rc, first = 1;
+	struct jsonw_seq		 seq;
+	int				 rc;
 
 	if ((rc = call(c, path, NULL, &safeshare__v1__audit_entries__descriptor,
 	    (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 		return rc;
 	if (o->json)
-		printf("[");
+		jsonw_seq_begin(&seq, stdout);
 	for (size_t i = 0; i < r->n_entries; i++) {
 		const Safeshare__V1__LogEntry	*m = r->entries[i];
 		struct audit_entry		 e;
@@ -389,7 +410,7 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 
 		if (o->json) {
 			audit_entry_from_pb(m, &e);
-			print_entry(&e, 1, &first);
+			print_entry(&e, &seq);
 			continue;
 		}
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime(&t));
@@ -411,7 +432,7 @@ a_pending(struct ss_client *c, struct aopts *o, const char *path, const char *wh
 			    T(m->inform_waiver + strlen(POLICY_WAIVER_REJECTED)));
 	}
 	if (o->json)
-		printf("]\n");
+		jsonw_seq_end(&seq);
 	else
 		printf("%zu %s\n", r->n_entries, what);
 	safeshare__v1__audit_entries__free_unpacked(r, NULL);
@@ -448,11 +469,22 @@ a_note(struct ss_client *c, struct aopts *o, const char *path, const char *seqs,
 	    (ProtobufCMessage **)&r)) != SS_EXIT_OK)
 		return rc;
 	if (o->json)
-		printf("{\"disclosure_id\":%" PRIu64 "}\n", r->disclosure_id);
+		jsonw_print(stdout, json_pack("{s:o}", "disclosure_id",
+		    jsonw_u64(r->disclosure_id)));
 	else
 		printf("recorded as log entry %" PRIu64 "\n", r->disclosure_id);
 	safeshare__v1__review_result__free_unpacked(r, NULL);
 	return SS_EXIT_OK;
+}
+
+/* The verify document the witnesses' verdict is added to (taken). */
+static json_t *
+verdict(struct aopts *o)
+{
+	json_t *v = o->verdict != NULL ? o->verdict : json_object();
+
+	o->verdict = NULL;
+	return v;
 }
 
 static void
@@ -543,9 +575,8 @@ static int
 print_offline(const struct audit_entry *e, void *arg)
 {
 	struct aopts	*o = arg;
-	static int	 first = 1;
 
-	print_entry(e, o->json, &first);
+	print_entry(e, o->json ? &o->seq : NULL);
 	return 0;
 }
 
@@ -593,24 +624,30 @@ index_bad(const struct audit_verify_result *r)
 /* The chain's verdict, then the subject index's (ix names the index). */
 static void
 print_result(const struct audit_verify_result *r, const char *what, const char *ix,
-    int json)
+    struct aopts *o)
 {
-	if (json) {
-		printf("{\"ok\":%s,\"entries\":%" PRIu64 ",\"checkpoints\":%" PRIu64
-		    ",\"signatures_checked\":%s,\"bad_seq\":%" PRIu64 ",\"bad_checkpoint\":%"
-		    PRIu64 ",\"why\":", r->ok && !index_bad(r) ? "true" : "false",
-		    r->entries, r->checkpoints, r->signatures_checked ? "true" : "false",
-		    r->bad_seq, r->bad_checkpoint);
-		json_str(stdout, r->why);
-		if (r->index_error) {
-			printf(",\"index\":{\"ok\":false,\"error\":");
-			json_str(stdout, r->index_why);
-			printf("}");
-		} else if (r->index_checked)
-			printf(",\"index\":{\"ok\":%s,\"upto\":%" PRIu64 ",\"missing\":%"
-			    PRIu64 ",\"extra\":%" PRIu64 "}", index_bad(r) ? "false" : "true",
-			    r->index_upto, r->index_missing, r->index_extra);
-		printf("}\n");
+	if (o->json) {
+		json_t *v = json_pack("{s:b,s:o,s:o,s:b,s:o,s:o,s:o}",
+		    "ok", r->ok && !index_bad(r), "entries", jsonw_u64(r->entries),
+		    "checkpoints", jsonw_u64(r->checkpoints),
+		    "signatures_checked", r->signatures_checked,
+		    "bad_seq", jsonw_u64(r->bad_seq),
+		    "bad_checkpoint", jsonw_u64(r->bad_checkpoint),
+		    "why", jsonw_str(r->why));
+
+		if (r->index_error)
+			jsonw_set(v, "index", json_pack("{s:b,s:o}", "ok", 0,
+			    "error", jsonw_str(r->index_why)));
+		else if (r->index_checked)
+			jsonw_set(v, "index", json_pack("{s:b,s:o,s:o,s:o}",
+			    "ok", !index_bad(r), "upto", jsonw_u64(r->index_upto),
+			    "missing", jsonw_u64(r->index_missing),
+			    "extra", jsonw_u64(r->index_extra)));
+		/* With witnesses, their verdict joins this one document. */
+		if (o->nwitness > 0 || o->min_witnesses > 0)
+			o->verdict = v;
+		else
+			jsonw_print(stdout, v);
 		return;
 	}
 	if (r->ok)
@@ -690,7 +727,7 @@ a_offline(struct aopts *o, const char *sub)
 	if (strcmp(sub, "verify") == 0 && o->export != NULL) {
 		/* The verifier fails a log with checkpoints and no key: no pass. */
 		auditfile_verify_keys(o->export, keys, nkeys, since, &r);
-		print_result(&r, o->export, NULL, o->json);
+		print_result(&r, o->export, NULL, o);
 		rc = r.ok ? SS_EXIT_OK : SS_EXIT_LOCAL;
 		goto done;
 	}
@@ -704,13 +741,13 @@ a_offline(struct aopts *o, const char *sub)
 		uint64_t from = o->last > 0 && o->last < size ? size - o->last + 1 : 1;
 
 		if (o->json)
-			printf("[");
+			jsonw_seq_begin(&o->seq, stdout);
 		if (audit_scan(a, from, 0, print_offline, o) == -1) {
 			fprintf(stderr, "safeshare: %s\n", audit_errmsg(a));
 			rc = SS_EXIT_LOCAL;
 		}
 		if (o->json)
-			printf("]\n");
+			jsonw_seq_end(&o->seq);
 	} else if (strcmp(sub, "verify") == 0) {
 		struct audit_verifier	*v;
 		unsigned char		 id[16];
@@ -734,7 +771,7 @@ a_offline(struct aopts *o, const char *sub)
 		 */
 		audit_verify_index(a, &r);	/* a failure is index_bad() */
 		snprintf(ix, sizeof(ix), "%s-subjects", o->log);
-		print_result(&r, o->log, ix, o->json);
+		print_result(&r, o->log, ix, o);
 		if (!r.ok || index_bad(&r))
 			rc = SS_EXIT_LOCAL;
 	} else {	/* export */
@@ -794,7 +831,7 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	snprintf(r.index_why, sizeof(r.index_why), "%s", v->index_why);
 	snprintf(r.why, sizeof(r.why), "%s", v->why);
 	print_result(&r, "disclosure log (verified by the daemon)",
-	    "subject index (checked by the daemon)", o->json);
+	    "subject index (checked by the daemon)", o);
 	safeshare__v1__verify_result__free_unpacked(v, NULL);
 	return r.ok && !index_bad(&r) ? SS_EXIT_OK : SS_EXIT_LOCAL;
 }
@@ -982,7 +1019,7 @@ cmd_audit(int argc, char *argv[])
 		    o.min_witnesses > 0)) {
 			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
 			    o.nwkeys, o.min_witnesses, o.pubkey, o.log, o.export,
-			    NULL, o.json);
+			    NULL, o.json ? verdict(&o) : NULL);
 
 			if (rc == SS_EXIT_OK)
 				rc = wrc;
@@ -1039,7 +1076,8 @@ cmd_audit(int argc, char *argv[])
 		rc = a_verify_online(c, &o);
 		if (o.nwitness > 0 || o.min_witnesses > 0) {
 			int wrc = witness_verify(o.witness, o.nwitness, o.wkeys,
-			    o.nwkeys, o.min_witnesses, o.pubkey, NULL, NULL, c, o.json);
+			    o.nwkeys, o.min_witnesses, o.pubkey, NULL, NULL, c,
+			    o.json ? verdict(&o) : NULL);
 
 			if (rc == SS_EXIT_OK)
 				rc = wrc;

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "jsonw.h"
 #include "util.h"
 
 /*
@@ -11,7 +12,8 @@
  * terminal through T() (term_safe() in util.c): control characters and
  * bidirectional overrides are shown escaped, so no value can move the
  * cursor, erase a line or fake an entry (issue 14 item 10). JSON output
- * uses json_str() instead.
+ * is built as jansson values and written by jsonw_print() (jsonw.h)
+ * instead, never by printf (issue 16 item 4).
  */
 #define T(s)	term_safe(s)
 
@@ -77,12 +79,13 @@ int		 witness_cosigners(char *const *files, size_t nfiles,
  * audit verify --witness FILE... --witness-key K... --min-witnesses k:
  * at least k of the keys co-signed the files' checkpoints, and the log
  * (the file logpath, or the daemon's through c) extends every one of
- * them. Returns an exit code.
+ * them. Returns an exit code. With doc (--json), the verdict is added to
+ * doc as "witnesses" and doc is printed and released.
  */
 int		 witness_verify(char *const *files, size_t nfiles,
 		    char *const *wkeys, size_t nwkeys, unsigned min,
 		    const char *logkey, const char *logpath, const char *exportpath,
-		    struct ss_client *c, int json);
+		    struct ss_client *c, json_t *doc);
 /* Replaces path with text whole or not at all; 0 or -1 with err. */
 int		 file_write_atomic(const char *path, const char *text, char *err,
 		    size_t errlen);

@@ -142,22 +142,17 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 	}
 	if (e != NULL) {
 		if (o->json) {
-			printf("{\"ok\":false,\"status\":%d,\"code\":", status);
-			json_str(stdout, e->code);
-			printf(",\"message\":");
-			json_str(stdout, e->message);
-			printf(",\"problems\":[");
-			for (size_t i = 0; i < e->n_problems; i++) {
-				printf("%s{\"line\":%u,\"code\":", i ? "," : "",
-				    e->problems[i]->line);
-				json_str(stdout, e->problems[i]->code);
-				printf(",\"field\":");
-				json_str(stdout, e->problems[i]->field);
-				printf(",\"message\":");
-				json_str(stdout, e->problems[i]->message);
-				printf("}");
-			}
-			printf("]}\n");
+			json_t *pr = json_array();
+
+			for (size_t i = 0; i < e->n_problems; i++)
+				json_array_append_new(pr, json_pack("{s:i,s:o,s:o,s:o}",
+				    "line", (int)e->problems[i]->line,
+				    "code", jsonw_str(e->problems[i]->code),
+				    "field", jsonw_str(e->problems[i]->field),
+				    "message", jsonw_str(e->problems[i]->message)));
+			jsonw_print(stdout, json_pack("{s:b,s:i,s:o,s:o,s:o}", "ok", 0,
+			    "status", status, "code", jsonw_str(e->code),
+			    "message", jsonw_str(e->message), "problems", pr));
 		} else if (e->n_problems == 0) {
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 			    T(e->code), T(e->message));
@@ -181,8 +176,9 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 		return SS_EXIT_REFUSED;
 	}
 	if (o->json)
-		printf("{\"ok\":true,\"checked\":%u,\"applied\":%u,\"dry_run\":%s}\n",
-		    res->checked, res->applied, o->dry_run ? "true" : "false");
+		jsonw_print(stdout, json_pack("{s:b,s:I,s:I,s:b}", "ok", 1,
+		    "checked", (json_int_t)res->checked,
+		    "applied", (json_int_t)res->applied, "dry_run", o->dry_run));
 	else if (o->dry_run)
 		printf("checked %u operation%s: all would be accepted; nothing was "
 		    "written (--dry-run)\n", res->checked, res->checked == 1 ? "" : "s");
@@ -209,86 +205,79 @@ day(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
-static void
-json_day(const char *key, int64_t t)
+/* A day as "YYYY-MM-DD", or null for 0 (never set). */
+static json_t *
+json_day(int64_t t)
 {
 	char buf[32];
 
-	printf(",\"%s\":", key);
-	if (t == 0)
-		printf("null");
-	else
-		json_str(stdout, day(t, buf, sizeof(buf)));
+	return t == 0 ? json_null() : jsonw_str(day(t, buf, sizeof(buf)));
 }
 
-static void
-json_list(const char *key, char **v, size_t n)
+static json_t *
+json_list(char **v, size_t n)
 {
-	printf(",\"%s\":[", key);
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			putchar(',');
-		json_str(stdout, v[i]);
-	}
-	putchar(']');
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, jsonw_str(v[i]));
+	return a;
 }
 
 static void
 show_json(const Safeshare__V1__HolderShow *h)
 {
-	printf("{\"ok\":true,\"subject\":");
-	json_str(stdout, h->subject_id);
-	printf(",\"records\":[");
+	json_t	*o = json_object(), *recs = json_array(), *cons = json_array();
+	json_t	*flags = json_array();
+
+	jsonw_set(o, "ok", json_true());
+	jsonw_set(o, "subject", jsonw_str(h->subject_id));
 	for (size_t i = 0; i < h->n_records; i++) {
-		const Safeshare__V1__HolderShowRecord *r = h->records[i];
+		const Safeshare__V1__HolderShowRecord	*r = h->records[i];
+		json_t					*x = json_object();
+		json_t					*fields = json_object();
 
-		printf("%s{\"record_type\":", i ? "," : "");
-		json_str(stdout, r->record_type);
-		json_day("verified", r->verified);
-		printf(",\"fields\":{");
-		for (size_t j = 0; j < r->n_fields; j++) {
-			printf("%s", j ? "," : "");
-			json_str(stdout, r->fields[j]->name);
-			putchar(':');
-			json_str(stdout, r->fields[j]->value);
-		}
-		printf("}}");
+		jsonw_set(x, "record_type", jsonw_str(r->record_type));
+		jsonw_set(x, "verified", json_day(r->verified));
+		for (size_t j = 0; j < r->n_fields; j++)
+			jsonw_set(fields, r->fields[j]->name,
+			    jsonw_str(r->fields[j]->value));
+		jsonw_set(x, "fields", fields);
+		json_array_append_new(recs, x);
 	}
-	printf("],\"consents\":[");
+	jsonw_set(o, "records", recs);
 	for (size_t i = 0; i < h->n_consents; i++) {
-		const Safeshare__V1__HolderShowConsent *c = h->consents[i];
+		const Safeshare__V1__HolderShowConsent	*c = h->consents[i];
+		json_t					*x = json_object();
 
-		printf("%s{\"state\":", i ? "," : "");
-		json_str(stdout, c->state);
-		json_list("agencies", c->agencies, c->n_agencies);
-		json_list("purposes", c->purposes, c->n_purposes);
-		json_day("expires", c->expires);
-		json_day("decided", c->decided);
-		json_day("recorded", c->recorded);
-		printf(",\"recorded_by\":");
-		json_str(stdout, c->recorded_by);
-		printf(",\"in_force\":%s,\"expired\":%s}", c->in_force ? "true" : "false",
-		    c->expired ? "true" : "false");
+		jsonw_set(x, "state", jsonw_str(c->state));
+		jsonw_set(x, "agencies", json_list(c->agencies, c->n_agencies));
+		jsonw_set(x, "purposes", json_list(c->purposes, c->n_purposes));
+		jsonw_set(x, "expires", json_day(c->expires));
+		jsonw_set(x, "decided", json_day(c->decided));
+		jsonw_set(x, "recorded", json_day(c->recorded));
+		jsonw_set(x, "recorded_by", jsonw_str(c->recorded_by));
+		jsonw_set(x, "in_force", json_boolean(c->in_force));
+		jsonw_set(x, "expired", json_boolean(c->expired));
+		json_array_append_new(cons, x);
 	}
-	printf("],\"flags\":[");
+	jsonw_set(o, "consents", cons);
 	for (size_t i = 0; i < h->n_flags; i++) {
-		const Safeshare__V1__HolderShowFlag *f = h->flags[i];
+		const Safeshare__V1__HolderShowFlag	*f = h->flags[i];
+		json_t					*x = json_object();
 
-		printf("%s{\"flag\":", i ? "," : "");
-		json_str(stdout, f->flag);
-		printf(",\"active\":%s", f->removed_at == 0 ? "true" : "false");
-		json_day("set", f->set_at);
-		printf(",\"set_by\":");
-		json_str(stdout, f->set_by);
-		json_day("removed", f->removed_at);
-		printf(",\"removed_by\":");
-		if (f->removed_at == 0)
-			printf("null");
-		else
-			json_str(stdout, f->removed_by);
-		putchar('}');
+		jsonw_set(x, "flag", jsonw_str(f->flag));
+		jsonw_set(x, "active", json_boolean(f->removed_at == 0));
+		jsonw_set(x, "set", json_day(f->set_at));
+		jsonw_set(x, "set_by", jsonw_str(f->set_by));
+		jsonw_set(x, "removed", json_day(f->removed_at));
+		jsonw_set(x, "removed_by", f->removed_at == 0 ? json_null() :
+		    jsonw_str(f->removed_by));
+		json_array_append_new(flags, x);
 	}
-	printf("],\"truncated\":%s}\n", h->truncated ? "true" : "false");
+	jsonw_set(o, "flags", flags);
+	jsonw_set(o, "truncated", json_boolean(h->truncated));
+	jsonw_print(stdout, o);
 }
 
 /* "a,b" from a scope list, "all" when empty; a T()'d string. */
@@ -392,11 +381,9 @@ do_show(struct hopts *o, const char *subject)
 	}
 	if (e != NULL) {
 		if (o->json) {
-			printf("{\"ok\":false,\"status\":%d,\"code\":", status);
-			json_str(stdout, e->code);
-			printf(",\"message\":");
-			json_str(stdout, e->message);
-			printf("}\n");
+			jsonw_print(stdout, json_pack("{s:b,s:i,s:o,s:o}", "ok", 0,
+			    "status", status, "code", jsonw_str(e->code),
+			    "message", jsonw_str(e->message)));
 		} else
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 			    T(e->code), T(e->message));

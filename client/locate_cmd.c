@@ -29,21 +29,21 @@ static void
 print_located(const Safeshare__V1__LocateResponse *r, int json)
 {
 	if (json) {
-		printf("{\"disclosure_id\":%llu,\"request_id\":",
-		    (unsigned long long)r->disclosure_id);
-		json_str(stdout, r->request_id);
-		printf(",\"holders\":[");
+		json_t *hs = json_array();
+
 		for (size_t i = 0; i < r->n_holders; i++) {
-			printf("%s{\"holder\":", i ? "," : "");
-			json_str(stdout, r->holders[i]->holder);
-			printf(",\"record_types\":[");
-			for (size_t k = 0; k < r->holders[i]->n_record_types; k++) {
-				printf("%s", k ? "," : "");
-				json_str(stdout, r->holders[i]->record_types[k]);
-			}
-			printf("]}");
+			json_t *rts = json_array();
+
+			for (size_t k = 0; k < r->holders[i]->n_record_types; k++)
+				json_array_append_new(rts,
+				    jsonw_str(r->holders[i]->record_types[k]));
+			json_array_append_new(hs, json_pack("{s:o,s:o}",
+			    "holder", jsonw_str(r->holders[i]->holder),
+			    "record_types", rts));
 		}
-		printf("]}\n");
+		jsonw_print(stdout, json_pack("{s:o,s:o,s:o}",
+		    "disclosure_id", jsonw_u64(r->disclosure_id),
+		    "request_id", jsonw_str(r->request_id), "holders", hs));
 		return;
 	}
 	printf("logged as:     %llu\n", (unsigned long long)r->disclosure_id);
@@ -131,12 +131,10 @@ cmd_locate(int argc, char *argv[])
 	}
 	if (error != NULL) {
 		if (json) {
-			printf("{\"status\":%d,\"code\":", status);
-			json_str(stdout, error->code);
-			printf(",\"message\":");
-			json_str(stdout, error->message);
-			printf(",\"disclosure_id\":%llu}\n",
-			    (unsigned long long)error->disclosure_id);
+			jsonw_print(stdout, json_pack("{s:i,s:o,s:o,s:o}",
+			    "status", status, "code", jsonw_str(error->code),
+			    "message", jsonw_str(error->message),
+			    "disclosure_id", jsonw_u64(error->disclosure_id)));
 		} else {
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 			    T(error->code), T(error->message));

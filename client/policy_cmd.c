@@ -174,34 +174,36 @@ explain_text(const struct protocol *p, const struct policy_request *rq,
 static void
 explain_json(const struct decision *d)
 {
-	printf("{\"decision\":\"%s\",\"reason\":\"%s\",\"step\":%d,\"detail\":",
-	    decision_name(d->kind), d->reason, d->step);
-	json_str(stdout, d->detail);
-	printf(",\"rule\":");
-	json_str(stdout, d->rule ? d->rule->id : "");
+	json_t	*o = json_object(), *fields = json_array();
+
+	jsonw_set(o, "decision", jsonw_str(decision_name(d->kind)));
+	jsonw_set(o, "reason", jsonw_str(d->reason));
+	jsonw_set(o, "step", json_integer(d->step));
+	jsonw_set(o, "detail", jsonw_str(d->detail));
+	jsonw_set(o, "rule", jsonw_str(d->rule ? d->rule->id : ""));
 	/* D19: whether locate may name what the rule allows (none: no rule). */
-	printf(",\"locatable\":%s", d->rule && !d->rule->not_locatable ? "true" : "false");
-	printf(",\"consent\":\"%s\",\"override\":", d->consent);
-	json_str(stdout, d->override_used ? override_name(d->override) : "");
-	printf(",\"review_required\":%s,\"inform_subject\":%s,\"fields\":[",
-	    d->review_required ? "true" : "false", d->inform_subject ? "true" : "false");
+	jsonw_set(o, "locatable", json_boolean(d->rule && !d->rule->not_locatable));
+	jsonw_set(o, "consent", jsonw_str(d->consent));
+	jsonw_set(o, "override", jsonw_str(d->override_used ?
+	    override_name(d->override) : ""));
+	jsonw_set(o, "review_required", json_boolean(d->review_required));
+	jsonw_set(o, "inform_subject", json_boolean(d->inform_subject));
 	for (size_t i = 0; d->rule != NULL && i < d->nfields; i++) {
 		const struct decided_field *f = &d->fields[i];
 
-		printf("%s{\"name\":\"%s\",\"released\":%s,\"label\":\"%s\","
-		    "\"transform\":\"%s\",\"reason\":", i ? "," : "", f->def->name,
-		    f->released ? "true" : "false", f->def->opinion ? "opinion" : "fact",
-		    f->transform ? transform_name(f->transform) : "");
-		json_str(stdout, f->reason ? f->reason : "");
-		printf("}");
+		json_array_append_new(fields, json_pack("{s:o,s:b,s:o,s:o,s:o}",
+		    "name", jsonw_str(f->def->name), "released", f->released,
+		    "label", jsonw_str(f->def->opinion ? "opinion" : "fact"),
+		    "transform", jsonw_str(f->transform ? transform_name(f->transform) :
+		    ""), "reason", jsonw_str(f->reason ? f->reason : "")));
 	}
 	for (size_t i = 0; d->rule != NULL && i < d->nunknown &&
-	    i < POLICY_MAX_UNKNOWN; i++) {
-		printf("%s{\"name\":", d->nfields > 0 || i > 0 ? "," : "");
-		json_str(stdout, d->unknown[i]);
-		printf(",\"released\":false,\"reason\":\"unknown_field\"}");
-	}
-	printf("]}\n");
+	    i < POLICY_MAX_UNKNOWN; i++)
+		json_array_append_new(fields, json_pack("{s:o,s:b,s:s}",
+		    "name", jsonw_str(d->unknown[i]), "released", 0,
+		    "reason", "unknown_field"));
+	jsonw_set(o, "fields", fields);
+	jsonw_print(stdout, o);
 }
 
 static int
@@ -342,50 +344,43 @@ rule_fields(const struct rule *r, char *out, size_t len)
 }
 
 /* One matrix row as JSON: lists are arrays (issue 22), not joined strings. */
-static void
-matrix_json_row(const struct agency *ag, const struct rule *r, int first)
+static json_t *
+matrix_json_row(const struct agency *ag, const struct rule *r)
 {
-	const char *sep = "";
+	json_t	*o = json_object(), *fields = json_array(), *ovs = json_array();
+	json_t	*wh = json_array();
 
-	printf("%s\n{\"agency\":", first ? "" : ",");
-	json_str(stdout, ag->id);
-	printf(",\"purpose\":");
-	json_str(stdout, r->purpose->id);
-	printf(",\"record_type\":");
-	json_str(stdout, r->record_type->id);
-	printf(",\"rule\":");
-	json_str(stdout, r->id);
-	printf(",\"consent_required\":%s,\"locatable\":%s,\"fields\":[",
-	    r->consent_required ? "true" : "false", r->not_locatable ? "false" : "true");
+	jsonw_set(o, "agency", jsonw_str(ag->id));
+	jsonw_set(o, "purpose", jsonw_str(r->purpose->id));
+	jsonw_set(o, "record_type", jsonw_str(r->record_type->id));
+	jsonw_set(o, "rule", jsonw_str(r->id));
+	jsonw_set(o, "consent_required", json_boolean(r->consent_required));
+	jsonw_set(o, "locatable", json_boolean(!r->not_locatable));
 	for (size_t i = 0; i < r->nfields; i++) {
 		const struct rule_field *f = &r->fields[i];
 
-		printf("%s{\"name\":", i ? "," : "");
-		json_str(stdout, r->record_type->fields[f->idx].name);
-		printf(",\"transform\":");
-		json_str(stdout, f->transform ? transform_name(f->transform) : "none");
-		printf("}");
+		json_array_append_new(fields, json_pack("{s:o,s:o}",
+		    "name", jsonw_str(r->record_type->fields[f->idx].name),
+		    "transform", jsonw_str(f->transform ? transform_name(f->transform) :
+		    "none")));
 	}
-	printf("],\"overrides\":[");
-	for (int o = 0; o < OV_COUNT; o++)
-		if (r->overrides & (1u << o)) {
-			printf("%s", sep);
-			json_str(stdout, override_name((enum override_code)o));
-			sep = ",";
-		}
-	printf("],\"withheld_when_flagged\":[");
+	jsonw_set(o, "fields", fields);
+	for (int v = 0; v < OV_COUNT; v++)
+		if (r->overrides & (1u << v))
+			json_array_append_new(ovs,
+			    jsonw_str(override_name((enum override_code)v)));
+	jsonw_set(o, "overrides", ovs);
 	for (size_t w = 0; w < r->nwithhold; w++) {
-		printf("%s{\"flag\":", w ? "," : "");
-		json_str(stdout, r->withhold[w].flag);
-		printf(",\"fields\":[");
-		for (size_t k = 0; k < r->withhold[w].nfields; k++) {
-			printf("%s", k ? "," : "");
-			json_str(stdout,
-			    r->record_type->fields[r->withhold[w].fields[k]].name);
-		}
-		printf("]}");
+		json_t *names = json_array();
+
+		for (size_t k = 0; k < r->withhold[w].nfields; k++)
+			json_array_append_new(names, jsonw_str(
+			    r->record_type->fields[r->withhold[w].fields[k]].name));
+		json_array_append_new(wh, json_pack("{s:o,s:o}",
+		    "flag", jsonw_str(r->withhold[w].flag), "fields", names));
 	}
-	printf("]}");
+	jsonw_set(o, "withheld_when_flagged", wh);
+	return o;
 }
 
 /* One matrix row as text: rule id, fields, overrides, flag withholdings. */
@@ -435,7 +430,8 @@ policy_matrix(int argc, char *argv[])
 	    "the rule allows. The transparency view.\n";
 	struct protocol	*p;
 	const char	*file, *only = NULL;
-	int		 ch, json = 0, first = 1;
+	struct jsonw_seq seq;
+	int		 ch, json = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -459,7 +455,7 @@ policy_matrix(int argc, char *argv[])
 		return SS_EXIT_USAGE;
 	}
 	if (json)
-		printf("[");
+		jsonw_seq_begin(&seq, stdout);
 	else
 		printf("%-22s %-18s %-10s %-22s %-9s %s\n", "AGENCY", "PURPOSE", "RECORD",
 		    "RULE", "CONSENT", "FIELDS (/transform)  [overrides]  [if FLAG withhold]");
@@ -476,15 +472,14 @@ policy_matrix(int argc, char *argv[])
 
 				if (r == NULL)
 					continue;
-				if (json) {
-					matrix_json_row(ag, r, first);
-					first = 0;
-				} else
+				if (json)
+					jsonw_seq_add(&seq, matrix_json_row(ag, r));
+				else
 					matrix_text_row(ag, r);
 			}
 	}
 	if (json)
-		printf("\n]\n");
+		jsonw_seq_end(&seq);
 	protocol_unref(p);
 	return SS_EXIT_OK;
 }

@@ -171,23 +171,24 @@ receipt_verify_files(int n, char *files[], const char *pubkey, int json)
 	struct receipt		rc;
 	struct note_checkpoint	cp;
 	struct note_key		key;
+	struct jsonw_seq	seq;
 	int			i, bad = 0;
 
 	if (json)
-		printf("[");
+		jsonw_seq_begin(&seq, stdout);
 	for (i = 0; i < n; i++) {
 		int ok = receipt_load(files[i], pubkey, &rc, &cp, &key) == 0;
 
 		if (json) {
-			printf("%s{\"file\":", i ? "," : "");
-			json_str(stdout, files[i]);
-			printf(",\"ok\":%s", ok ? "true" : "false");
+			json_t *o = json_pack("{s:o,s:b}", "file", jsonw_str(files[i]),
+			    "ok", ok);
+
 			if (ok) {
-				printf(",\"seq\":%llu,\"log\":", (unsigned long long)rc.seq);
-				json_str(stdout, cp.origin);
-				printf(",\"size\":%llu", (unsigned long long)cp.size);
+				jsonw_set(o, "seq", jsonw_u64(rc.seq));
+				jsonw_set(o, "log", jsonw_str(cp.origin));
+				jsonw_set(o, "size", jsonw_u64(cp.size));
 			}
-			printf("}");
+			jsonw_seq_add(&seq, o);
 		} else if (ok)
 			printf("%s: ok, entry %llu is in log %s of %llu entries, "
 			    "signed by %s\n", files[i], (unsigned long long)rc.seq,
@@ -198,7 +199,7 @@ receipt_verify_files(int n, char *files[], const char *pubkey, int json)
 			bad++;
 	}
 	if (json)
-		printf("]\n");
+		jsonw_seq_end(&seq);
 	return bad ? SS_EXIT_LOCAL : SS_EXIT_OK;
 }
 
@@ -219,6 +220,8 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 	size_t				 i, nfiles = 0, nbad = 0;
 	int				 rc_exit = SS_EXIT_OK, status;
 	enum receipt_verdict		 v;
+	struct jsonw_seq		 seq;
+	json_t				*o;
 
 	if ((d = opendir(dir)) == NULL) {
 		fprintf(stderr, "safeshare: %s: %s\n", dir, strerror(errno));
@@ -229,20 +232,18 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 		return rc_exit;
 	}
 	if (json)
-		printf("[");
+		jsonw_seq_begin(&seq, stdout);
 	while ((de = readdir(d)) != NULL) {
 		if (!has_suffix(de->d_name, ".receipt"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (json)
-			printf("%s{\"file\":", nfiles ? "," : "");
 		nfiles++;
-		if (json)
-			json_str(stdout, path);
 		if (receipt_load(path, pubkey, &rc, &cp, &key) == -1) {
 			nbad++;
 			if (json)
-				printf(",\"ok\":false,\"why\":\"receipt does not verify\"}");
+				jsonw_seq_add(&seq, json_pack("{s:o,s:b,s:s}",
+				    "file", jsonw_str(path), "ok", 0,
+				    "why", "receipt does not verify"));
 			continue;
 		}
 		if (ss_log_consistency(c, cp.size, &pr, &e, &status, err,
@@ -292,19 +293,17 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 			    "now)\n", path, (unsigned long long)rc.seq, now.origin,
 			    (unsigned long long)now.size);
 		if (json) {
-			printf(",\"ok\":%s,\"seq\":%llu", v == RECEIPT_CONSISTENT ?
-			    "true" : "false", (unsigned long long)rc.seq);
-			if (v != RECEIPT_CONSISTENT) {
-				printf(",\"why\":");
-				json_str(stdout, why);
-			}
-			printf("}");
+			o = json_pack("{s:o,s:b,s:o}", "file", jsonw_str(path),
+			    "ok", v == RECEIPT_CONSISTENT, "seq", jsonw_u64(rc.seq));
+			if (v != RECEIPT_CONSISTENT)
+				jsonw_set(o, "why", jsonw_str(why));
+			jsonw_seq_add(&seq, o);
 		}
 		safeshare__v1__consistency_proof__free_unpacked(pr, NULL);
 		receipt_free(&rc);
 	}
 	if (json)
-		printf("]\n");
+		jsonw_seq_end(&seq);
 	closedir(d);
 	ss_client_free(c);
 	if (rc_exit != SS_EXIT_OK)
@@ -550,14 +549,10 @@ witness_round(struct witness *w)
 			print_pair(stderr, "the checkpoint this witness kept", held,
 			    pr->checkpoint);
 			if (w->json) {
-				printf("{\"ok\":false,\"verdict\":\"%s\",\"why\":",
-				    receipt_verdict_name(v));
-				json_str(stdout, why);
-				printf(",\"kept\":");
-				json_str(stdout, held);
-				printf(",\"current\":");
-				json_str(stdout, pr->checkpoint);
-				printf("}\n");
+				jsonw_print(stdout, json_pack("{s:b,s:o,s:o,s:o,s:o}",
+				    "ok", 0, "verdict", jsonw_str(receipt_verdict_name(v)),
+				    "why", jsonw_str(why), "kept", jsonw_str(held),
+				    "current", jsonw_str(pr->checkpoint)));
 			}
 			goto done;
 		}
@@ -578,10 +573,10 @@ witness_round(struct witness *w)
 		goto done;
 	}
 	if (w->json)
-		printf("{\"ok\":true,\"log\":\"%s\",\"from\":%llu,\"size\":%llu,"
-		    "\"cosigned\":%s}\n", now.origin, have_old ?
-		    (unsigned long long)old.size : 0ULL, (unsigned long long)now.size,
-		    w->cosign ? "true" : "false");
+		jsonw_print(stdout, json_pack("{s:b,s:o,s:o,s:o,s:b}", "ok", 1,
+		    "log", jsonw_str(now.origin),
+		    "from", jsonw_u64(have_old ? old.size : 0),
+		    "size", jsonw_u64(now.size), "cosigned", w->cosign != NULL));
 	else if (!have_old)
 		printf("witness: first checkpoint of log %s: %llu entries%s\n",
 		    now.origin, (unsigned long long)now.size,
@@ -875,7 +870,7 @@ log_extends(const char *logpath, struct ss_client *c, const struct note_key *lk,
 int
 witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
     size_t nwkeys, unsigned min, const char *logkey, const char *logpath,
-    const char *exportpath, struct ss_client *c, int json)
+    const char *exportpath, struct ss_client *c, json_t *doc)
 {
 	struct note_checkpoint	 cp;
 	struct note_key		 lk;
@@ -885,11 +880,18 @@ witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
 
 	if (logkey == NULL) {
 		fprintf(stderr, "safeshare: --witness needs --pubkey (the log's key)\n");
+		json_decref(doc);
 		return SS_EXIT_USAGE;
 	}
 	if ((count = witness_cosigners(files, nfiles, wkeys, nwkeys, logkey,
-	    &notes)) == -1)
+	    &notes)) == -1) {
+		/* The witnesses could not be read: the document says so. */
+		if (doc != NULL) {
+			jsonw_set(doc, "witnesses", json_pack("{s:b}", "ok", 0));
+			jsonw_print(stdout, doc);
+		}
 		return SS_EXIT_LOCAL;
+	}
 	for (i = 0; i < nfiles; i++) {
 		if (note_origin_of(notes[i], origin) == -1 ||
 		    log_key_load(logkey, origin, &lk) == -1 ||
@@ -909,9 +911,12 @@ witness_verify(char *const *files, size_t nfiles, char *const *wkeys,
 		    "co-signed, %u required\n", count, nwkeys, min);
 		bad++;
 	}
-	if (json)
-		printf("{\"witnesses\":{\"ok\":%s,\"cosigners\":%d,\"required\":%u,"
-		    "\"checkpoints\":%zu}}\n", bad ? "false" : "true", count, min, nfiles);
+	if (doc != NULL) {
+		jsonw_set(doc, "witnesses", json_pack("{s:b,s:i,s:I,s:I}",
+		    "ok", !bad, "cosigners", count, "required", (json_int_t)min,
+		    "checkpoints", (json_int_t)nfiles));
+		jsonw_print(stdout, doc);
+	}
 	else if (!bad)
 		printf("witnesses: ok, %d witness key(s) co-signed (%u required); the "
 		    "log extends all %zu witnessed checkpoint(s)\n", count, min, nfiles);

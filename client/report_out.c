@@ -1,6 +1,6 @@
 /*
  * The report's HTML and JSON. Every string from the log or the server goes
- * through html_str() or json_str(); the page has no <script> and names no
+ * through html_str() or jansson (jsonw.h); the page has no <script> and names no
  * URL, so it opens the same with no network.
  */
 #include <inttypes.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonw.h"
 #include "report_out.h"
 #include "util.h"
 
@@ -432,82 +433,82 @@ report_write_html(FILE *fp, const struct report_context *x)
 }
 
 static void
-json_counts(FILE *fp, const char *name, Safeshare__V1__ReportCount *const *c,
+json_counts(json_t *o, const char *name, Safeshare__V1__ReportCount *const *c,
     size_t n, const char *k1, const char *k2, const char *c2)
 {
-	fprintf(fp, ",\"%s\":[", name);
+	json_t *a = json_array();
+
 	for (size_t i = 0; i < n; i++) {
-		fprintf(fp, "%s{\"%s\":", i ? "," : "", k1);
-		json_str(fp, c[i]->key);
-		if (k2) {
-			fprintf(fp, ",\"%s\":", k2);
-			json_str(fp, c[i]->key2);
-		}
-		fprintf(fp, ",\"count\":%" PRIu64, c[i]->count);
+		json_t *x = json_object();
+
+		jsonw_set(x, k1, jsonw_str(c[i]->key));
+		if (k2)
+			jsonw_set(x, k2, jsonw_str(c[i]->key2));
+		jsonw_set(x, "count", jsonw_u64(c[i]->count));
 		if (c2)
-			fprintf(fp, ",\"%s\":%" PRIu64, c2, c[i]->count2);
-		fputc('}', fp);
+			jsonw_set(x, c2, jsonw_u64(c[i]->count2));
+		json_array_append_new(a, x);
 	}
-	fputc(']', fp);
+	jsonw_set(o, name, a);
 }
 
 void
 report_write_json(FILE *fp, const struct report_context *x)
 {
-	const Safeshare__V1__AuditReport *r = x->rep;
+	const Safeshare__V1__AuditReport	*r = x->rep;
+	json_t					*o = json_object(), *pats;
 
-	fprintf(fp, "{\"from_time\":%" PRId64 ",\"to_time\":%" PRId64 ",\"agency\":",
-	    r->from_time, r->to_time);
-	json_str(fp, r->agency);
-	fprintf(fp, ",\"generated\":%" PRId64 ",\"entries\":%" PRIu64 ",\"truncated\":%s",
-	    r->generated, r->entries, r->truncated ? "true" : "false");
-	json_counts(fp, "per_day", r->per_day, r->n_per_day, "day", "decision", NULL);
-	json_counts(fp, "kinds", r->kinds, r->n_kinds, "kind", NULL, NULL);
-	json_counts(fp, "overrides_by_code", r->overrides_by_code, r->n_overrides_by_code,
+	jsonw_set(o, "from_time", json_integer(r->from_time));
+	jsonw_set(o, "to_time", json_integer(r->to_time));
+	jsonw_set(o, "agency", jsonw_str(r->agency));
+	jsonw_set(o, "generated", json_integer(r->generated));
+	jsonw_set(o, "entries", jsonw_u64(r->entries));
+	jsonw_set(o, "truncated", json_boolean(r->truncated));
+	json_counts(o, "per_day", r->per_day, r->n_per_day, "day", "decision", NULL);
+	json_counts(o, "kinds", r->kinds, r->n_kinds, "kind", NULL, NULL);
+	json_counts(o, "overrides_by_code", r->overrides_by_code, r->n_overrides_by_code,
 	    "code", "outcome", NULL);
-	fprintf(fp, ",\"reviews\":{\"upheld\":%" PRIu64 ",\"not_upheld\":%" PRIu64
-	    ",\"pending\":%" PRIu64 ",\"oldest_pending_time\":%" PRId64 "}",
-	    r->reviews_upheld, r->reviews_not_upheld, r->reviews_pending,
-	    r->oldest_pending_time);
-	fprintf(fp, ",\"inform_backlog\":{\"pending\":%" PRIu64 ",\"oldest_time\":%"
-	    PRId64 "}", r->inform_pending, r->oldest_inform_time);
-	json_counts(fp, "agency_purpose", r->agency_purpose, r->n_agency_purpose,
+	jsonw_set(o, "reviews", json_pack("{s:o,s:o,s:o,s:I}",
+	    "upheld", jsonw_u64(r->reviews_upheld),
+	    "not_upheld", jsonw_u64(r->reviews_not_upheld),
+	    "pending", jsonw_u64(r->reviews_pending),
+	    "oldest_pending_time", (json_int_t)r->oldest_pending_time));
+	jsonw_set(o, "inform_backlog", json_pack("{s:o,s:I}",
+	    "pending", jsonw_u64(r->inform_pending),
+	    "oldest_time", (json_int_t)r->oldest_inform_time));
+	json_counts(o, "agency_purpose", r->agency_purpose, r->n_agency_purpose,
 	    "agency", "purpose", "denied");
-	json_counts(fp, "deny_reasons", r->deny_reasons, r->n_deny_reasons, "reason",
+	json_counts(o, "deny_reasons", r->deny_reasons, r->n_deny_reasons, "reason",
 	    NULL, NULL);
-	fprintf(fp, ",\"pattern_totals\":{\"many_requests\":%" PRIu64
-	    ",\"many_requests_threshold\":%u,\"deny_then_override\":%" PRIu64
-	    ",\"out_of_hours\":%" PRIu64 "},\"patterns\":[", r->many_requests_total,
-	    r->many_requests_threshold, r->deny_then_override_total, r->out_of_hours_total);
+	jsonw_set(o, "pattern_totals", json_pack("{s:o,s:I,s:o,s:o}",
+	    "many_requests", jsonw_u64(r->many_requests_total),
+	    "many_requests_threshold", (json_int_t)r->many_requests_threshold,
+	    "deny_then_override", jsonw_u64(r->deny_then_override_total),
+	    "out_of_hours", jsonw_u64(r->out_of_hours_total)));
+	pats = json_array();
 	for (size_t i = 0; i < r->n_patterns; i++) {
-		const Safeshare__V1__ReportPattern *p = r->patterns[i];
+		const Safeshare__V1__ReportPattern	*p = r->patterns[i];
+		json_t					*seqs = json_array();
 
-		fputs(i ? ",{\"kind\":" : "{\"kind\":", fp);
-		json_str(fp, p->kind);
-		fputs(",\"practitioner\":", fp);
-		json_str(fp, p->practitioner);
-		fputs(",\"agency\":", fp);
-		json_str(fp, p->agency);
-		fputs(",\"subject\":", fp);
-		json_str(fp, p->subject);
-		fprintf(fp, ",\"count\":%" PRIu64 ",\"seqs\":[", p->count);
 		for (size_t j = 0; j < p->n_seqs; j++)
-			fprintf(fp, "%s%" PRIu64, j ? "," : "", p->seqs[j]);
-		fputs("]}", fp);
+			json_array_append_new(seqs, jsonw_u64(p->seqs[j]));
+		json_array_append_new(pats, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
+		    "kind", jsonw_str(p->kind), "practitioner", jsonw_str(p->practitioner),
+		    "agency", jsonw_str(p->agency), "subject", jsonw_str(p->subject),
+		    "count", jsonw_u64(p->count), "seqs", seqs));
 	}
-	fputc(']', fp);
-	if (x->verify) {
-		fprintf(fp, ",\"verify\":{\"ok\":%s,\"entries\":%" PRIu64 ",\"checkpoints\":%"
-		    PRIu64 ",\"bad_seq\":%" PRIu64 ",\"why\":", x->verify->ok ? "true" :
-		    "false", x->verify->entries, x->verify->checkpoints, x->verify->bad_seq);
-		json_str(fp, x->verify->why);
-		fputc('}', fp);
-	}
-	if (x->checkpoint) {
-		fprintf(fp, ",\"checkpoint\":{\"size\":%" PRIu64 ",\"time\":%" PRId64
-		    ",\"head_hash\":\"", x->checkpoint->size, x->checkpoint->time);
-		hex(fp, &x->checkpoint->head_hash);
-		fputs("\"}", fp);
-	}
-	fputs("}\n", fp);
+	jsonw_set(o, "patterns", pats);
+	if (x->verify)
+		jsonw_set(o, "verify", json_pack("{s:b,s:o,s:o,s:o,s:o}",
+		    "ok", x->verify->ok, "entries", jsonw_u64(x->verify->entries),
+		    "checkpoints", jsonw_u64(x->verify->checkpoints),
+		    "bad_seq", jsonw_u64(x->verify->bad_seq),
+		    "why", jsonw_str(x->verify->why)));
+	if (x->checkpoint)
+		jsonw_set(o, "checkpoint", json_pack("{s:o,s:I,s:o}",
+		    "size", jsonw_u64(x->checkpoint->size),
+		    "time", (json_int_t)x->checkpoint->time,
+		    "head_hash", jsonw_hex(x->checkpoint->head_hash.data,
+		    x->checkpoint->head_hash.len)));
+	jsonw_print(fp, o);
 }

@@ -114,43 +114,37 @@ print_response(const Safeshare__V1__DisclosureResponse *r, int json)
 	time_t	 t;
 
 	if (json) {
-		printf("{\"decision\":\"%s\",\"reason\":", decision_word(r->decision));
-		json_str(stdout, r->reason);
-		printf(",\"disclosure_id\":%llu,\"rule\":",
-		    (unsigned long long)r->disclosure_id);
-		json_str(stdout, r->rule_id);
-		printf(",\"protocol\":");
-		json_str(stdout, r->protocol_id);
-		printf(",\"protocol_version\":");
-		json_str(stdout, r->protocol_version);
-		printf(",\"lawful_basis\":");
-		json_str(stdout, r->lawful_basis);
-		printf(",\"record_age_seconds\":%lld,\"review_required\":%s,"
-		    "\"inform_subject\":%s,\"released\":[",
-		    (long long)r->record_age_seconds, r->review_required ? "true" :
-		    "false", r->inform_subject ? "true" : "false");
-		for (size_t i = 0; i < r->n_released; i++) {
-			const Safeshare__V1__ReleasedField *f = r->released[i];
+		json_t	*o = json_object(), *rel = json_array(), *wh = json_array();
 
-			printf("%s{\"name\":", i ? "," : "");
-			json_str(stdout, f->name);
-			printf(",\"value\":");
-			json_str(stdout, f->value);
-			printf(",\"label\":\"%s\",\"last_verified\":%lld,\"transform\":",
-			    f->label == SAFESHARE__V1__LABEL__LABEL_OPINION ? "opinion" :
-			    "fact", (long long)f->last_verified);
-			json_str(stdout, f->transform);
-			printf("}");
+		jsonw_set(o, "decision", jsonw_str(decision_word(r->decision)));
+		jsonw_set(o, "reason", jsonw_str(r->reason));
+		jsonw_set(o, "disclosure_id", jsonw_u64(r->disclosure_id));
+		jsonw_set(o, "rule", jsonw_str(r->rule_id));
+		jsonw_set(o, "protocol", jsonw_str(r->protocol_id));
+		jsonw_set(o, "protocol_version", jsonw_str(r->protocol_version));
+		jsonw_set(o, "lawful_basis", jsonw_str(r->lawful_basis));
+		jsonw_set(o, "record_age_seconds", json_integer(r->record_age_seconds));
+		jsonw_set(o, "review_required", json_boolean(r->review_required));
+		jsonw_set(o, "inform_subject", json_boolean(r->inform_subject));
+		for (size_t i = 0; i < r->n_released; i++) {
+			const Safeshare__V1__ReleasedField	*f = r->released[i];
+			json_t					*x = json_object();
+
+			jsonw_set(x, "name", jsonw_str(f->name));
+			jsonw_set(x, "value", jsonw_str(f->value));
+			jsonw_set(x, "label", jsonw_str(f->label ==
+			    SAFESHARE__V1__LABEL__LABEL_OPINION ? "opinion" : "fact"));
+			jsonw_set(x, "last_verified", json_integer(f->last_verified));
+			jsonw_set(x, "transform", jsonw_str(f->transform));
+			json_array_append_new(rel, x);
 		}
-		printf("],\"withheld\":[");
-		for (size_t i = 0; i < r->n_withheld; i++) {
-			printf("%s{\"name\":", i ? "," : "");
-			json_str(stdout, r->withheld[i]->name);
-			printf(",\"reason\":");
-			json_str(stdout, r->withheld[i]->reason);
-			printf("}");
-		}
-		printf("]}\n");
+		jsonw_set(o, "released", rel);
+		for (size_t i = 0; i < r->n_withheld; i++)
+			json_array_append_new(wh, json_pack("{s:o,s:o}",
+			    "name", jsonw_str(r->withheld[i]->name),
+			    "reason", jsonw_str(r->withheld[i]->reason)));
+		jsonw_set(o, "withheld", wh);
+		jsonw_print(stdout, o);
 		return;
 	}
 	printf("decision:      %s (%s)\n", decision_word(r->decision), T(r->reason));
@@ -318,12 +312,10 @@ cmd_request(int argc, char *argv[])
 		if (receipts != NULL && error->disclosure_id != 0)
 			receipt_save(receipts, error->receipt);
 		if (json) {
-			printf("{\"status\":%d,\"code\":", status);
-			json_str(stdout, error->code);
-			printf(",\"message\":");
-			json_str(stdout, error->message);
-			printf(",\"disclosure_id\":%llu}\n",
-			    (unsigned long long)error->disclosure_id);
+			jsonw_print(stdout, json_pack("{s:i,s:o,s:o,s:o}",
+			    "status", status, "code", jsonw_str(error->code),
+			    "message", jsonw_str(error->message),
+			    "disclosure_id", jsonw_u64(error->disclosure_id)));
 		} else {
 			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
 			    T(error->code), T(error->message));
@@ -391,16 +383,14 @@ cmd_admin(int argc, char *argv[])
 		return SS_EXIT_REFUSED;
 	}
 	if (json) {
-		printf("{\"ok\":%s,\"protocol\":", r->ok ? "true" : "false");
-		json_str(stdout, r->protocol_id);
-		printf(",\"protocol_version\":");
-		json_str(stdout, r->protocol_version);
-		printf(",\"sha256\":\"%s\",\"problems\":[", r->protocol_sha256);
-		for (size_t i = 0; i < r->n_problems; i++) {
-			printf("%s", i ? "," : "");
-			json_str(stdout, r->problems[i]);
-		}
-		printf("]}\n");
+		json_t *pr = json_array();
+
+		for (size_t i = 0; i < r->n_problems; i++)
+			json_array_append_new(pr, jsonw_str(r->problems[i]));
+		jsonw_print(stdout, json_pack("{s:b,s:o,s:o,s:o,s:o}", "ok", r->ok,
+		    "protocol", jsonw_str(r->protocol_id),
+		    "protocol_version", jsonw_str(r->protocol_version),
+		    "sha256", jsonw_str(r->protocol_sha256), "problems", pr));
 	} else {
 		for (size_t i = 0; i < r->n_problems; i++)
 			fprintf(stderr, "%s\n", T(r->problems[i]));
@@ -444,13 +434,11 @@ cmd_health(int argc, char *argv[])
 		return SS_EXIT_NOANSWER;
 	}
 	if (json) {
-		printf("{\"status\":");
-		json_str(stdout, h->status);
-		printf(",\"audit_ok\":%s,\"protocol\":", h->audit_ok ? "true" : "false");
-		json_str(stdout, h->protocol_id);
-		printf(",\"protocol_version\":");
-		json_str(stdout, h->protocol_version);
-		printf(",\"log_size\":%llu}\n", (unsigned long long)h->log_size);
+		jsonw_print(stdout, json_pack("{s:o,s:b,s:o,s:o,s:o}",
+		    "status", jsonw_str(h->status), "audit_ok", h->audit_ok,
+		    "protocol", jsonw_str(h->protocol_id),
+		    "protocol_version", jsonw_str(h->protocol_version),
+		    "log_size", jsonw_u64(h->log_size)));
 	} else
 		printf("status %s; disclosure log %s (%llu entries); protocol %s "
 		    "version %s\n", T(h->status), h->audit_ok ? "writable" : "FAILING",

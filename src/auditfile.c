@@ -4,46 +4,38 @@
 #include <string.h>
 
 #include "auditfile.h"
+#include "jsonw.h"
 #include "util.h"
-#include "yamlutil.h"
 
-static void
-hex_field(FILE *fp, const char *name, const unsigned char *b, size_t n)
-{
-	char hex[2 * 64 + 1];
-
-	hex_encode(b, n, hex);
-	fprintf(fp, ",\"%s\":\"%s\"", name, hex);
-}
-
+/*
+ * The writers build each line as a jansson object and write it compactly,
+ * keys in the order below (the order docs/audit-format.md shows).
+ */
 void
 auditfile_header(FILE *fp, const unsigned char log_id[16], uint64_t entries,
     uint64_t checkpoints, const char *public_pem)
 {
-	char hex[33];
-
-	hex_encode(log_id, 16, hex);
-	fprintf(fp, "{\"format\":\"safeshare-log-export\",\"version\":2,\"log_id\":\"%s\","
-	    "\"entries\":%" PRIu64 ",\"checkpoints\":%" PRIu64 ",\"public_key\":", hex,
-	    entries, checkpoints);
-	json_str(fp, public_pem ? public_pem : "");
-	fputs("}\n", fp);
+	jsonw_print(fp, json_pack("{s:s,s:i,s:o,s:o,s:o,s:o}",
+	    "format", "safeshare-log-export", "version", 2,
+	    "log_id", jsonw_hex(log_id, 16), "entries", jsonw_u64(entries),
+	    "checkpoints", jsonw_u64(checkpoints),
+	    "public_key", jsonw_str(public_pem ? public_pem : "")));
 }
 
 void
 auditfile_checkpoint(FILE *fp, const struct audit_checkpoint *cp)
 {
-	fprintf(fp, "{\"checkpoint\":%" PRIu64 ",\"size\":%" PRIu64 ",\"time\":%" PRId64,
-	    cp->id, cp->size, cp->time);
-	if (cp->note != NULL && *cp->note != '\0') {
+	json_t *o = json_pack("{s:o,s:o,s:I}", "checkpoint", jsonw_u64(cp->id),
+	    "size", jsonw_u64(cp->size), "time", (json_int_t)cp->time);
+
+	if (cp->note != NULL && *cp->note != '\0')
 		/* Version 2: the signed note is the checkpoint. */
-		fputs(",\"note\":", fp);
-		json_str(fp, cp->note);
-	} else {
-		hex_field(fp, "head_hash", cp->head, 32);
-		hex_field(fp, "signature", cp->sig, 64);
+		jsonw_set(o, "note", jsonw_str(cp->note));
+	else {
+		jsonw_set(o, "head_hash", jsonw_hex(cp->head, 32));
+		jsonw_set(o, "signature", jsonw_hex(cp->sig, 64));
 	}
-	fputs("}\n", fp);
+	jsonw_print(fp, o);
 }
 
 void
@@ -51,45 +43,41 @@ auditfile_entry(FILE *fp, const struct audit_entry *e)
 {
 	struct audit_entry	 tmp = *e;
 	const char		**s[AUDIT_NSTRINGS];
+	json_t			*o;
 
 	audit_entry_strings(&tmp, s);
-	fprintf(fp, "{\"seq\":%" PRIu64 ",\"time\":%" PRId64 ",\"ref_seq\":%" PRIu64,
-	    e->seq, e->time, e->ref_seq);
-	for (int i = 0; i < AUDIT_NSTRINGS; i++) {
-		fprintf(fp, ",\"%s\":", audit_string_names[i]);
-		json_str(fp, *s[i]);
-	}
-	hex_field(fp, "prev_hash", e->prev_hash, 32);
-	hex_field(fp, "hash", e->hash, 32);
-	fputs("}\n", fp);
+	o = json_pack("{s:o,s:I,s:o}", "seq", jsonw_u64(e->seq),
+	    "time", (json_int_t)e->time, "ref_seq", jsonw_u64(e->ref_seq));
+	for (int i = 0; i < AUDIT_NSTRINGS; i++)
+		jsonw_set(o, audit_string_names[i], jsonw_str(*s[i]));
+	jsonw_set(o, "prev_hash", jsonw_hex(e->prev_hash, 32));
+	jsonw_set(o, "hash", jsonw_hex(e->hash, 32));
+	jsonw_print(fp, o);
 }
 
+/* The string at key k of m, or NULL when absent or not a string. */
 static const char *
-get(struct yfile *yf, yaml_node_t *m, const char *k)
+get(json_t *m, const char *k)
 {
-	yaml_node_t *n = yget(yf, m, k);
-
-	return n != NULL && n->type == YAML_SCALAR_NODE ?
-	    (const char *)n->data.scalar.value : NULL;
+	return json_string_value(json_object_get(m, k));
 }
 
+/* A JSON integer >= 0 (a string or a fraction is malformed). */
 static int
-get_u64(struct yfile *yf, yaml_node_t *m, const char *k, uint64_t *out)
+get_u64(json_t *m, const char *k, uint64_t *out)
 {
-	const char	*s = get(yf, m, k);
-	char		*end;
+	json_t *v = json_object_get(m, k);
 
-	if (s == NULL)
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return *s == '\0' || *end != '\0' || errno ? -1 : 0;
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
 }
 
 static int
-get_hex(struct yfile *yf, yaml_node_t *m, const char *k, unsigned char *out, size_t n)
+get_hex(json_t *m, const char *k, unsigned char *out, size_t n)
 {
-	const char *s = get(yf, m, k);
+	const char *s = get(m, k);
 
 	return s == NULL ? -1 : hex_decode(s, out, n);
 }
@@ -106,7 +94,6 @@ auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
 {
 	uint64_t		 want_entries = 0, got_entries = 0;
 	struct audit_verifier	*v = NULL;
-	struct diag		 d = { 0 };
 	unsigned char		 log_id[16];
 	FILE			*fp;
 	char			*line = NULL;
@@ -120,21 +107,27 @@ auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
 		return -1;
 	}
 	while (!bad && (len = getline(&line, &cap, fp)) > 0) {
-		struct yfile	 yf;
-		yaml_node_t	*m;
+		json_error_t	 je;
+		json_t		*m;
 
 		lineno++;
-		if (yfile_load_buffer(&yf, path, (unsigned char *)line, (size_t)len, &d) == -1 ||
-		    (m = yfile_root(&yf))->type != YAML_MAPPING_NODE) {
+		/* Strict JSON (issue 16): a key twice or text after the object
+		 * is malformed, not silently read one way. */
+		if ((m = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES,
+		    &je)) == NULL) {
+			snprintf(res->why, sizeof(res->why), "%s:%zu:%d: not valid JSON: "
+			    "%s", path, lineno, je.column, je.text);
+			bad = 1;
+		} else if (!json_is_object(m)) {
 			snprintf(res->why, sizeof(res->why), "%s:%zu: not a JSON object",
 			    path, lineno);
 			bad = 1;
 		} else if (lineno == 1) {
-			const char *f = get(&yf, m, "format");
+			const char *f = get(m, "format");
 
 			if (f == NULL || strcmp(f, "safeshare-log-export") != 0 ||
-			    get_hex(&yf, m, "log_id", log_id, 16) == -1 ||
-			    get_u64(&yf, m, "entries", &want_entries) == -1) {
+			    get_hex(m, "log_id", log_id, 16) == -1 ||
+			    get_u64(m, "entries", &want_entries) == -1) {
 				snprintf(res->why, sizeof(res->why), "%s:1: not a safeshare "
 				    "log export", path);
 				bad = 1;
@@ -150,17 +143,17 @@ auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
 					bad = 1;
 				}
 			}
-		} else if (yget(&yf, m, "checkpoint") != NULL) {
+		} else if (json_object_get(m, "checkpoint") != NULL) {
 			struct audit_checkpoint cp;
 
 			memset(&cp, 0, sizeof(cp));
 			memcpy(cp.log_id, log_id, 16);
-			cp.note = get(&yf, m, "note");
-			if (get_u64(&yf, m, "checkpoint", &cp.id) == -1 ||
-			    get_u64(&yf, m, "size", &cp.size) == -1 ||
-			    get_u64(&yf, m, "time", (uint64_t *)&cp.time) == -1 ||
-			    (cp.note == NULL && (get_hex(&yf, m, "head_hash", cp.head,
-			    32) == -1 || get_hex(&yf, m, "signature", cp.sig, 64) == -1))) {
+			cp.note = get(m, "note");
+			if (get_u64(m, "checkpoint", &cp.id) == -1 ||
+			    get_u64(m, "size", &cp.size) == -1 ||
+			    get_u64(m, "time", (uint64_t *)&cp.time) == -1 ||
+			    (cp.note == NULL && (get_hex(m, "head_hash", cp.head,
+			    32) == -1 || get_hex(m, "signature", cp.sig, 64) == -1))) {
 				snprintf(res->why, sizeof(res->why), "%s:%zu: malformed "
 				    "checkpoint", path, lineno);
 				bad = 1;
@@ -174,13 +167,13 @@ auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
 			memset(&e, 0, sizeof(e));
 			audit_entry_strings(&e, s);
 			for (int i = 0; i < AUDIT_NSTRINGS; i++)
-				if ((*s[i] = get(&yf, m, audit_string_names[i])) == NULL)
+				if ((*s[i] = get(m, audit_string_names[i])) == NULL)
 					bad = 1;
-			if (bad || get_u64(&yf, m, "seq", &e.seq) == -1 ||
-			    get_u64(&yf, m, "time", &t) == -1 ||
-			    get_u64(&yf, m, "ref_seq", &e.ref_seq) == -1 ||
-			    get_hex(&yf, m, "prev_hash", e.prev_hash, 32) == -1 ||
-			    get_hex(&yf, m, "hash", e.hash, 32) == -1) {
+			if (bad || get_u64(m, "seq", &e.seq) == -1 ||
+			    get_u64(m, "time", &t) == -1 ||
+			    get_u64(m, "ref_seq", &e.ref_seq) == -1 ||
+			    get_hex(m, "prev_hash", e.prev_hash, 32) == -1 ||
+			    get_hex(m, "hash", e.hash, 32) == -1) {
 				snprintf(res->why, sizeof(res->why), "%s:%zu: malformed "
 				    "entry", path, lineno);
 				bad = 1;
@@ -190,8 +183,7 @@ auditfile_verify_keys(const char *path, EVP_PKEY **keys, size_t nkeys,
 				audit_verifier_entry(v, &e);
 			}
 		}
-		yfile_free(&yf);
-		diag_free(&d);
+		json_decref(m);
 	}
 	free(line);
 	fclose(fp);

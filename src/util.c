@@ -396,23 +396,30 @@ proc_no_dumps(void)
 	return setrlimit(RLIMIT_CORE, &rl);
 }
 
-void
-json_str(FILE *fp, const char *s)
+char *
+utf8_lossy(const char *s)
 {
-	fputc('"', fp);
-	for (; s != NULL && *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	const unsigned char	*u = (const unsigned char *)(s ? s : "");
+	char			*out, *o;
 
-		if (c == '"' || c == '\\')
-			fprintf(fp, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", fp);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(fp, "\\u%04x", c);
-		else
-			fputc(c, fp);
+	/* An invalid byte (1 in) becomes U+FFFD (3 out). */
+	out = o = xcalloc(strlen((const char *)u) * 3 + 1, 1);
+	while (*u != '\0') {
+		uint32_t	 c;
+		size_t		 n = utf8_next(u, &c);
+
+		if (n == 0) {
+			memcpy(o, "\xef\xbf\xbd", 3);
+			o += 3;
+			u++;
+			continue;
+		}
+		memcpy(o, u, n);
+		o += n;
+		u += n;
 	}
-	fputc('"', fp);
+	*o = '\0';
+	return out;
 }
 
 char *

@@ -71,8 +71,11 @@ const char	*text_problem(const char *s, size_t max, int flags);
  */
 const char	*term_safe(const char *s);
 
-/* Writes s as a JSON string literal, quotes included. */
-void	 json_str(FILE *, const char *s);
+/*
+ * A copy of s (NULL is "") with every byte that is not part of valid UTF-8
+ * replaced by U+FFFD; the caller frees it. JSON output uses it (jsonw_str()).
+ */
+char	*utf8_lossy(const char *s);
 
 /*
  * Reads a whole regular file of at most max bytes; the buffer (malloc'd,
