@@ -747,3 +747,40 @@ Test(tamper, an_export_needs_its_key_and_all_its_entries)
 	    r.why);
 	unlink(exp);
 }
+
+/*
+ * Issue 16: an export line is strict JSON. A key given twice (the hash
+ * covers the first "subject", a reader might show the second) or text
+ * after the object is malformed, named by its line, never read one way.
+ */
+Test(tamper, an_export_line_says_one_thing)
+{
+	struct audit_verify_result	 r;
+	unsigned char			 id[16];
+	char				 exp[300], bad[320], cmd[1000];
+	uint64_t			 ncp = 0;
+	FILE				*fp;
+
+	append_n(3);
+	snprintf(exp, sizeof(exp), "%s.jsonl", path);
+	snprintf(bad, sizeof(bad), "%s.bad.jsonl", path);
+	cr_assert_not_null(fp = fopen(exp, "w"));
+	audit_log_id(a, id);
+	audit_checkpoints(a, count_cps, &ncp);
+	auditfile_header(fp, id, audit_size(a), ncp, NULL);
+	cr_assert_eq(audit_checkpoints(a, export_cp, fp), 0);
+	cr_assert_eq(audit_scan(a, 1, 0, export_entry, fp), 0);
+	fclose(fp);
+	cr_expect_eq(auditfile_verify(exp, pk, &r), 0, "%s", r.why);
+	snprintf(cmd, sizeof(cmd), "sed -e '/^{\"seq\":2,/s/}$/,\"subject\":\"S-OTHER\"}/' "
+	    "%s > %s", exp, bad);
+	cr_assert_eq(system(cmd), 0);
+	cr_expect_eq(auditfile_verify(bad, pk, &r), -1, "a duplicate key was read");
+	cr_expect(strstr(r.why, "duplicate object key") != NULL, "%s", r.why);
+	snprintf(cmd, sizeof(cmd), "sed -e '/^{\"seq\":2,/s/$/ {}/' %s > %s", exp, bad);
+	cr_assert_eq(system(cmd), 0);
+	cr_expect_eq(auditfile_verify(bad, pk, &r), -1, "text after the object was read");
+	cr_expect(strstr(r.why, "not valid JSON") != NULL, "%s", r.why);
+	unlink(exp);
+	unlink(bad);
+}
