@@ -95,10 +95,11 @@ on_signal(int sig)
 	stopping = 1;
 }
 
+/* Through jsonw_str(): a value that is not UTF-8 keeps its key (U+FFFD). */
 static void
 set_str(json_t *o, const char *k, const char *v)
 {
-	json_object_set_new(o, k, json_string(v != NULL ? v : ""));
+	jsonw_set(o, k, jsonw_str(v));
 }
 
 static char *

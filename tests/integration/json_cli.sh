@@ -169,6 +169,11 @@ as housing witness 0 audit witness --state "$dir/w.state" --pubkey "$pub" \
     --cosign "$dir/w.key" --name witness.housing --json
 [ -n "$wkey" ] || fail "no witness key in: $(cat "$dir/out/witness_text")"
 
+as childrens_social_care accesses 0 holder accesses --json
+has "$dir/out/accesses" '[i["practitioner"] for i in d["items"] if i["agency"] == "police"][0]' \
+    "Pat O'Brien"
+as guardian alerts 0 audit alerts --json
+
 strict matrix 0 policy matrix "$dir/protocol.yaml" --json
 strict explain 0 policy explain "$dir/protocol.yaml" --agency police \
     --purpose child_protection --record-type person --fields full_name,nonesuch --json
