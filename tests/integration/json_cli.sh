@@ -137,6 +137,10 @@ as health_trust request_override2 0 request --subject S1002 --record-type person
     --override adult_serious_harm --justification "$why" --json
 as police request_refused 4 request --subject S-NONE --record-type person \
     --purpose child_protection --case CP-9 --practitioner P --json
+as police locate 0 locate --purpose child_protection --case "CP \"10\"" \
+    --practitioner P --subject S1001 --json
+as police locate_refused 4 locate --purpose child_protection --case CP-11 \
+    --practitioner P --nhs-number 1234567890 --json
 as admin reload 0 admin reload --json
 
 as auditor query 0 audit query --all --json
