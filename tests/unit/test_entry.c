@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_int.h"
 #include "audit_pb.h"
 #include "util.h"
 
@@ -227,4 +228,56 @@ Test(entry, the_protobuf_copy_carries_every_member_by_name)
 	audit_entry_from_pb(&m, &back);
 	expect_same(&back, &e);
 	audit_entry_pb_clear(&m);
+}
+
+/*
+ * The checkpoint note the log signs, byte for byte (issue 16: switching
+ * the log to note.h must change nothing). Ed25519 signatures are
+ * deterministic, so a fixed key, log id, size, root, time and number give
+ * one note; with and without a next-key line.
+ */
+Test(entry, checkpoint_note_bytes_are_pinned)
+{
+	unsigned char	 seed[32], log_id[16], root[32];
+	EVP_PKEY	*k;
+	char		*note = NULL, vk[256], origin[80];
+
+	for (int i = 0; i < 32; i++) {
+		seed[i] = (unsigned char)(7 * i + 1);
+		root[i] = (unsigned char)(0x40 + i);
+	}
+	for (int i = 0; i < 16; i++)
+		log_id[i] = (unsigned char)(0xf0 - i);
+	k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+	cr_assert_not_null(k);
+	cr_assert_eq(audit_note_sign(k, log_id, 1234, root, 1764000002, 56, NULL,
+	    &note), 0);
+	cr_expect_str_eq(note, "safeshare/f0efeeedecebeae9e8e7e6e5e4e3e2e1\n"
+	    "1234\n"
+	    "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=\n"
+	    "time 1764000002\n"
+	    "checkpoint 56\n"
+	    "\n"
+	    "\xe2\x80\x94 safeshare/f0efeeedecebeae9e8e7e6e5e4e3e2e1 "
+	    "/VG1G8ESILNBtTVjc5/GSzQkycatUODFFllMpFuFYOk9fHOFL6e80leI4eauK5azeH2P"
+	    "sHQ0DykU7sKi5yfGkCCSggs=\n", "note: got\n%s", note);
+	free(note);
+	audit_note_origin(log_id, origin);
+	cr_assert_eq(audit_verifier_key(origin, k, vk, sizeof(vk)), 0);
+	cr_expect_str_eq(vk, "safeshare/f0efeeedecebeae9e8e7e6e5e4e3e2e1+fd51b51b+"
+	    "AeQDCZjP1a0XI8Fp+VaqC564YZtZkr1hLCr0KOvHn43w", "verifier key: got %s", vk);
+	cr_assert_eq(audit_note_sign(k, log_id, 1235, root, 1764000003, 57, vk,
+	    &note), 0);
+	cr_expect_str_eq(note, "safeshare/f0efeeedecebeae9e8e7e6e5e4e3e2e1\n"
+	    "1235\n"
+	    "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=\n"
+	    "time 1764000003\n"
+	    "checkpoint 57\n"
+	    "next-key safeshare/f0efeeedecebeae9e8e7e6e5e4e3e2e1+fd51b51b+AeQDCZjP1a0XI8Fp+VaqC564YZtZkr1hLCr0KOvHn43w\n"
+	    "\n"
+	    "\xe2\x80\x94 safeshare/f0efeeedecebeae9e8e7e6e5e4e3e2e1 "
+	    "/VG1G+H7kLsgAimED3cRMnF8yQ1Mo10aUCRgIRMKgkzCiDx4YR94+/83e6CvZ3Jwv8nj"
+	    "ouMHkDtgvqOcYQpYn/qN6Q8=\n", "note: got\n%s", note);
+	free(note);
+	EVP_PKEY_free(k);
 }
