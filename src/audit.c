@@ -181,7 +181,7 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		audit_close(a);
 		return -1;
 	}
-	sqlite3_busy_timeout(a->db, 5000);
+	sqlite3_busy_timeout(a->db, DB_BUSY_MS);
 	/* Durable on commit: WAL with synchronous=FULL fsyncs the WAL on COMMIT. */
 	if (!readonly && sqlite3_exec(a->db, "PRAGMA journal_mode=WAL; "
 	    "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
@@ -353,7 +353,7 @@ audit_open_checkpointer(struct audit **out, const char *path, char *err,
 		audit_close(a);
 		return -1;
 	}
-	sqlite3_busy_timeout(a->db, 5000);
+	sqlite3_busy_timeout(a->db, DB_BUSY_MS);
 	*out = a;
 	return 0;
 }

@@ -143,7 +143,7 @@ audit_index_open(struct audit_index **out, const char *log, char *err, size_t er
 	}
 	x->dev = sb.st_dev;
 	x->ino = sb.st_ino;
-	sqlite3_busy_timeout(x->db, 5000);
+	sqlite3_busy_timeout(x->db, DB_BUSY_MS);
 	/*
 	 * NORMAL: a power cut may lose the last updates, which are redone.
 	 */
