@@ -16,16 +16,18 @@
 #   --long        RSS growth over 300 s instead of 60 s
 #   --no-install  do not apt-get nginx
 #   --no-write    print the table; leave BENCHMARKS.md alone
-#   --api-only    only the /v1 and Connect rows: no nginx, no memory, no
-#                 holder batch; prints, never writes
+#   --api-only    only the /v1, Connect, locate and NHS-number rows: no
+#                 nginx, no memory, no holder batch; prints, never writes
 #
 # Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
 # make a new connection (full handshake, no resumption) per request; then
 # the same disclosure on 16 keep-alive connections by POST /v1/disclosures,
 # Connect with application/proto and Connect with application/json (issue
-# 20), taking turns, compared by the daemon's CPU time per request from
-# /proc/PID/stat (which other load on the machine barely moves). Every
-# server this script starts is stopped by its pid on exit. Loopback only.
+# 20), then POST /v1/locate by NHS number and the disclosure by NHS number
+# and holder (issue 17), taking turns, compared by the daemon's CPU time per
+# request from /proc/PID/stat (which other load on the machine barely
+# moves) and by req/s with the request by id. Every server this script
+# starts is stopped by its pid on exit. Loopback only.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -49,7 +51,7 @@ while [ $# -gt 0 ]; do
 	--no-install) install=0 ;;
 	--no-write) write=0 ;;
 	--api-only) api_only=1; memory=0; write=0 ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "usage: deploy/bench.sh [--runs N] [--seconds S] [--no-memory]" \
 		"[--long] [--no-install] [--no-write] [--api-only]" >&2; exit 2 ;;
 	esac
@@ -305,22 +307,23 @@ for row in ka1 ka16 ka64 new16; do
 	done
 done
 
-# ---- 6b. the same disclosure by /v1 and by Connect, proto and JSON (issue 20) ----
-run_api() {	# run_api API RUN: 16 keep-alive connections, disclosures by API
+# ---- 6b. the same disclosure by /v1 and by Connect, proto and JSON (issue 20),
+# and by /v1 a locate and a disclosure that name the person by NHS number (issue 17) ----
+run_api() {	# run_api API RUN: 16 keep-alive connections, requests by API
 	out=$($LG --port "$SPORT" --watch "$SS_PID" --conns 16 --api "$1" \
 	    --seconds "$secs" --warmup 1 --label "api-$1-$2")
 	line=$(printf '%s\n' "$out" | grep '^RESULT ')
 	cpu_us=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '$1 == "cpu_s" { c = $2 }
 	    $1 == "completed" { n = $2 } END { if (n > 0) printf "%.1f", c * 1e6 / n; else print 0 }')
 	printf '%s cpu_us=%s server=safeshared row=api-%s\n' "$line" "$cpu_us" "$1" >> "$R"
-	printf '%s\n' "$out" | sed -n '/^  requests/p;/^  errors/p;/^  decisions/p' |
+	printf '%s\n' "$out" | sed -n '/^  requests/p;/^  errors/p;/^  decisions/p;/^  located/p' |
 		sed "s/^/  [$1 $2] /"
 	echo "  [$1 $2] daemon CPU $cpu_us us per request"
 }
-say "/v1 and Connect: $runs runs of $secs s each, 16 connections, taking turns"
+say "/v1, Connect, locate and by NHS number: $runs runs of $secs s each, 16 connections, taking turns"
 r=1
 while [ $r -le "$runs" ]; do
-	for api in v1 connect-proto connect-json; do
+	for api in v1 connect-proto connect-json locate nhs; do
 		run_api $api $r
 	done
 	r=$((r + 1))
@@ -383,11 +386,13 @@ apitable=$T/api.md
 	echo "| disclosures by (16 keep-alive connections) | req/s | p50 / p99 ms |" \
 	    "daemon CPU µs per request | CPU vs /v1 | errors |"
 	echo "|---|---|---|---|---|---|"
-	for api in v1 connect-proto connect-json; do
+	for api in v1 connect-proto connect-json locate nhs; do
 		case $api in
 		v1) name='`POST /v1/disclosures`, application/x-protobuf' ;;
 		connect-proto) name='Connect `DisclosureService/Request`, application/proto' ;;
 		connect-json) name='Connect `DisclosureService/Request`, application/json' ;;
+		locate) name='`POST /v1/locate` by NHS number (issue 17)' ;;
+		nhs) name='`POST /v1/disclosures` by NHS number and holder (issue 17)' ;;
 		esac
 		c=$(med safeshared "api-$api" cpu_us)
 		echo "| $name | $(fmt "$(med safeshared "api-$api" rps)") |" \
@@ -398,13 +403,26 @@ apitable=$T/api.md
 	pc=$(awk -v a="$(med safeshared api-connect-proto cpu_us)" -v b="$v1cpu" \
 	    'BEGIN { if (b > 0) printf "%.1f", (a - b) * 100 / b; else print 999 }')
 	echo
-	echo "| target (issue 20) | measured | verdict |"
+	echo "| target | measured | verdict |"
 	echo "|---|---|---|"
 	echo "| Connect with application/proto costs at most 5 % over \`/v1\`" \
 	    "(daemon CPU per request) | $pc % | $(verdict "$(awk -v p="$pc" 'BEGIN { print (p <= 5) }')") |"
+	# Issue 17: locate and the request by NHS number keep up with the
+	# request by id: req/s at least 90 % of /v1's.
+	v1rps=$(med safeshared api-v1 rps)
+	for api in locate nhs; do
+		case $api in
+		locate) name='`/v1/locate` by NHS number' ;;
+		nhs) name='a disclosure request by NHS number' ;;
+		esac
+		pr=$(awk -v a="$(med safeshared "api-$api" rps)" -v b="$v1rps" \
+		    'BEGIN { if (b > 0) printf "%.1f", a * 100 / b; else print 0 }')
+		echo "| $name reaches at least 90 % of the request by id's req/s" \
+		    "(issue 17) | $pr % | $(verdict "$(awk -v p="$pr" 'BEGIN { print (p >= 90) }')") |"
+	done
 } > "$apitable"
 if [ $api_only = 1 ]; then
-	say "/v1 and Connect (medians of $runs runs of $secs s)"
+	say "/v1, Connect, locate and by NHS number (medians of $runs runs of $secs s)"
 	cat "$apitable"
 	exit 0
 fi

@@ -10,11 +10,14 @@
  *
  * By default each request is a POST /v1/disclosures with a protobuf
  * DisclosureRequest for a subject drawn at random from --subjects generated
- * ids (the ones --make-data writes), over keep-alive connections. --new-conn
- * makes every request a fresh TCP connection and a full handshake (no
- * session resumption); --get PATH fetches a static file instead (nginx).
+ * ids (the ones --make-data writes, with their NHS numbers), over keep-alive
+ * connections. --new-conn makes every request a fresh TCP connection and a
+ * full handshake (no session resumption); --get PATH fetches a static file
+ * instead (nginx).
  * --api connect-proto or connect-json sends the same request over the
- * Connect protocol (issue 20), application/proto or application/json.
+ * Connect protocol (issue 20), application/proto or application/json;
+ * --api nhs names the subject by its NHS number and holder instead of its
+ * id, and --api locate sends a POST /v1/locate by NHS number (issue 17).
  * The run stops at --requests measured requests or after --seconds, whichever
  * comes first, after --warmup seconds that are not measured. --idle N holds N
  * more connections open, each after one request, while the load runs.
@@ -97,13 +100,18 @@ struct watch {
 	long	rss_max;
 };
 
-/* --api: which protocol a disclosure goes by (issue 20). */
-enum { API_V1, API_PROTO, API_JSON };
-static const char *const api_names[] = { "v1", "connect-proto", "connect-json" };
-static const char *const api_paths[] = { "/v1/disclosures",
-    "/safeshare.v1.DisclosureService/Request", "/safeshare.v1.DisclosureService/Request" };
-static const char *const api_types[] = { "application/x-protobuf", "application/proto",
-    "application/json" };
+/*
+ * --api: which protocol a disclosure goes by (issue 20), or, by /v1, a
+ * locate or a disclosure that names the person by NHS number (issue 17).
+ */
+enum { API_V1, API_PROTO, API_JSON, API_LOCATE, API_NHS, API_N };
+static const char *const api_names[API_N] = { "v1", "connect-proto", "connect-json",
+    "locate", "nhs" };
+static const char *const api_paths[API_N] = { "/v1/disclosures",
+    "/safeshare.v1.DisclosureService/Request", "/safeshare.v1.DisclosureService/Request",
+    "/v1/locate", "/v1/disclosures" };
+static const char *const api_types[API_N] = { "application/x-protobuf", "application/proto",
+    "application/json", "application/x-protobuf", "application/x-protobuf" };
 
 static struct {
 	/* options */
@@ -123,7 +131,7 @@ static struct {
 	double		 idle_setup;
 	int		 holder_ops;
 	const char	*holder_cert, *holder_key;
-	int		 api;		/* API_V1, API_PROTO, API_JSON */
+	int		 api;		/* API_V1 .. API_NHS */
 
 	/* state */
 	SSL_CTX		*ctx;
@@ -146,6 +154,7 @@ static struct {
 	uint64_t	 errors[E_NKINDS];
 	uint64_t	 other_status[1000];
 	uint64_t	 decisions[5];
+	uint64_t	 located, unlocated;	/* --api locate: holders found or none */
 	int		 idle_open, idle_failed;
 	struct watch	 watch[MAX_WATCH];
 	int		 nwatch;
@@ -213,6 +222,46 @@ subject_id(int i, char *out, size_t len)
 	snprintf(out, len, "B%06d", i);
 }
 
+/* Their holders: children's social care and the health trust in turn. */
+static const char *
+subject_holder(int i)
+{
+	return i % 2 ? "health_trust" : "childrens_social_care";
+}
+
+/* The modulus-11 check digit of nine digits; 10 means none is valid. */
+static int
+nhs_check(const char *d)
+{
+	int sum = 0, check;
+
+	for (int k = 0; k < 9; k++)
+		sum += (d[k] - '0') * (10 - k);
+	check = 11 - sum % 11;
+	return check == 11 ? 0 : check;
+}
+
+/*
+ * Subject i's NHS number (issue 17), 10 digits with no spaces, the same in
+ * --make-data and in the requests: the nine digits 400000000 + 2i, or, when
+ * their check digit would be 10, 400000000 + 2i + 1. The two differ only in
+ * the ninth digit (the even one never carries), which moves the sum by 2, so
+ * at most one of them has no check digit and the numbers of two subjects
+ * never meet.
+ */
+static void
+nhs_number(int i, char out[11])
+{
+	char nine[24];
+
+	snprintf(nine, sizeof(nine), "%09ld", 400000000L + 2L * i);
+	if (nhs_check(nine) == 10)
+		snprintf(nine, sizeof(nine), "%09ld", 400000000L + 2L * i + 1);
+	memcpy(out, nine, 9);
+	out[9] = (char)('0' + nhs_check(nine));
+	out[10] = '\0';
+}
+
 /* ---- demo data ---- */
 
 static const char *const first_names[] = {
@@ -233,14 +282,15 @@ static const char *const streets[] = {
  * `safeshared -l`: a person and a concern record each, held alternately by
  * children's social care and the health trust; every 10th flagged for
  * domestic abuse (so the police rule withholds address and phone), every 4th
- * with a consent decision. The police' child_protection rule can read every
- * person record (consent not required).
+ * with a consent decision; each links an NHS number of its own
+ * (nhs_number()). The police' child_protection rule can read every person
+ * record (consent not required).
  */
 static int
 make_data(const char *path, int n)
 {
 	FILE	*fp;
-	char	 id[16];
+	char	 id[16], nhs[11];
 
 	if ((fp = fopen(path, "w")) == NULL) {
 		fprintf(stderr, "loadgen: %s: %s\n", path, strerror(errno));
@@ -252,7 +302,9 @@ make_data(const char *path, int n)
 		const char *fn = first_names[i % 16], *sn = surnames[(i / 16) % 16];
 
 		subject_id(i, id, sizeof(id));
-		fprintf(fp, "  - id: %s\n    holder: %s\n    records:\n"
+		nhs_number(i, nhs);
+		fprintf(fp, "  - id: %s\n    holder: %s\n    nhs_number: \"%s\"\n"
+		    "    records:\n"
 		    "      person:\n        verified: 2026-%02d-%02d\n        fields:\n"
 		    "          full_name: \"%s %s\"\n"
 		    "          date_of_birth: \"%04d-%02d-%02d\"\n"
@@ -260,7 +312,7 @@ make_data(const char *path, int n)
 		    "          postcode: \"EX%d %d%c%c\"\n"
 		    "          phone: \"07700 9%05d\"\n"
 		    "          gp_practice: \"%s Surgery\"\n",
-		    id, i % 2 ? "health_trust" : "childrens_social_care",
+		    id, subject_holder(i), nhs,
 		    1 + i % 10, 1 + i % 28, fn, sn, 1940 + i % 80, 1 + i % 12,
 		    1 + i % 28, 1 + i % 200, streets[i % 8], 1 + i % 9, i % 10,
 		    'A' + i % 26, 'A' + (i / 26) % 26, i % 100000, streets[(i / 8) % 8]);
@@ -303,7 +355,11 @@ build_get(struct reqbuf *r, const char *path, int close_after)
 	r->len = (size_t)n;
 }
 
-/* One disclosure request per subject (--api), head and body in one buffer. */
+/*
+ * One request per subject (--api), head and body in one buffer: a
+ * DisclosureRequest by subject id, or by NHS number and holder (nhs), or a
+ * LocateRequest by NHS number (locate).
+ */
 static void
 build_requests(void)
 {
@@ -317,7 +373,11 @@ build_requests(void)
 	}
 	for (size_t i = 0; i < G.nreqs; i++) {
 		Safeshare__V1__DisclosureRequest dr = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
-		char	subj[16], cref[32], prac[32], head[256], err[128], *json = NULL;
+		Safeshare__V1__LocateRequest lr = SAFESHARE__V1__LOCATE_REQUEST__INIT;
+		Safeshare__V1__PersonRef pr = SAFESHARE__V1__PERSON_REF__INIT;
+		ProtobufCMessage *msg = &dr.base;
+		char	subj[16], nhs[11], cref[32], prac[32], head[256], err[128];
+		char	*json = NULL;
 		size_t	blen;
 		int	hlen;
 
@@ -329,11 +389,27 @@ build_requests(void)
 		dr.practitioner = prac;
 		dr.subject_id = subj;
 		dr.record_type = (char *)G.record_type;
+		if (G.api == API_LOCATE || G.api == API_NHS) {
+			/* As `safeshare locate|request --holder H --nhs-number N`. */
+			nhs_number((int)i, nhs);
+			pr.nhs_number = nhs;
+			if (G.api == API_NHS) {
+				pr.holder = (char *)subject_holder((int)i);
+				dr.subject_id = "";
+				dr.person = &pr;
+			} else {
+				lr.purpose = dr.purpose;
+				lr.case_reference = cref;
+				lr.practitioner = prac;
+				lr.person = &pr;
+				msg = &lr.base;
+			}
+		}
 		if (G.api == API_JSON) {
-			if ((json = pbjson_encode(&dr.base, &blen, err, sizeof(err))) == NULL)
+			if ((json = pbjson_encode(msg, &blen, err, sizeof(err))) == NULL)
 				die("%s", err);
 		} else
-			blen = safeshare__v1__disclosure_request__get_packed_size(&dr);
+			blen = protobuf_c_message_get_packed_size(msg);
 		hlen = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\n"
 		    "Host: 127.0.0.1\r\nContent-Type: %s\r\n"
 		    "Content-Length: %zu\r\n%s\r\n", api_paths[G.api], api_types[G.api],
@@ -344,8 +420,7 @@ build_requests(void)
 		if (json != NULL)
 			memcpy(G.reqs[i].data + hlen, json, blen);
 		else
-			safeshare__v1__disclosure_request__pack(&dr,
-			    (uint8_t *)G.reqs[i].data + hlen);
+			protobuf_c_message_pack(msg, (uint8_t *)G.reqs[i].data + hlen);
 		free(json);
 	}
 }
@@ -561,7 +636,21 @@ record(struct conn *c, int status, const char *body, size_t blen, double now)
 		if (status >= 100 && status < 1000)
 			G.other_status[status]++;
 	}
-	if (!G.get_path && status == 200) {
+	if (!G.get_path && status == 200 && G.api == API_LOCATE) {
+		Safeshare__V1__LocateResponse *l;
+
+		l = safeshare__v1__locate_response__unpack(NULL, blen,
+		    (const uint8_t *)body);
+		if (l == NULL)
+			G.errors[E_PARSE]++;
+		else {
+			if (l->n_holders > 0)
+				G.located++;
+			else
+				G.unlocated++;
+			safeshare__v1__locate_response__free_unpacked(l, NULL);
+		}
+	} else if (!G.get_path && status == 200) {
 		Safeshare__V1__DisclosureResponse *r;
 
 		if (G.api == API_JSON) {
@@ -930,7 +1019,10 @@ report(void)
 		if (G.other_status[s])
 			printf("  status      %d: %llu\n", s,
 			    (unsigned long long)G.other_status[s]);
-	if (!G.get_path)
+	if (!G.get_path && G.api == API_LOCATE)
+		printf("  located     %llu with holders, %llu with none\n",
+		    (unsigned long long)G.located, (unsigned long long)G.unlocated);
+	else if (!G.get_path)
 		printf("  decisions   allow %llu, partial %llu, deny %llu, "
 		    "consultation %llu\n", (unsigned long long)G.decisions[1],
 		    (unsigned long long)G.decisions[2], (unsigned long long)G.decisions[3],
@@ -958,7 +1050,10 @@ report(void)
 	    (unsigned long long)nerr);
 	for (int i = 0; i < E_NKINDS; i++)
 		printf(" err_%s=%llu", err_names[i], (unsigned long long)G.errors[i]);
-	if (!G.get_path)
+	if (!G.get_path && G.api == API_LOCATE)
+		printf(" located=%llu unlocated=%llu", (unsigned long long)G.located,
+		    (unsigned long long)G.unlocated);
+	else if (!G.get_path)
 		printf(" allow=%llu partial=%llu deny=%llu",
 		    (unsigned long long)G.decisions[1], (unsigned long long)G.decisions[2],
 		    (unsigned long long)G.decisions[3]);
@@ -1176,8 +1271,11 @@ usage(void)
 	    "  --get PATH           GET PATH instead of POST /v1/disclosures\n"
 	    "  --api NAME           how disclosures are sent: v1 (POST /v1/disclosures,\n"
 	    "                       the default), connect-proto or connect-json (POST\n"
-	    "                       /safeshare.v1.DisclosureService/Request)\n"
-	    "  --subjects N         subject ids B000000.. to draw from (10000)\n"
+	    "                       /safeshare.v1.DisclosureService/Request); nhs (POST\n"
+	    "                       /v1/disclosures naming the person by NHS number and\n"
+	    "                       holder); locate (POST /v1/locate by NHS number)\n"
+	    "  --subjects N         subject ids B000000.. (and their NHS numbers) to\n"
+	    "                       draw from (10000)\n"
 	    "  --purpose ID         (child_protection)\n"
 	    "  --record-type ID     (person)\n"
 	    "  --timeout S          per request, and per handshake (5)\n"
@@ -1288,10 +1386,10 @@ main(int argc, char *argv[])
 		case O_NEWCONN: G.new_conn = 1; break;
 		case O_GET: G.get_path = optarg; break;
 		case O_API:
-			for (G.api = 0; G.api < 3 && strcmp(optarg, api_names[G.api]) != 0;
-			    G.api++)
+			for (G.api = 0; G.api < API_N &&
+			    strcmp(optarg, api_names[G.api]) != 0; G.api++)
 				;
-			if (G.api == 3)
+			if (G.api == API_N)
 				usage();
 			break;
 		case O_SUBJECTS:
