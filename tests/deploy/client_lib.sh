@@ -42,7 +42,9 @@ for lib in "$libdir/libsafeshare-client.so" "$libdir/libsafeshare-client.a"; do
 done
 
 # A partner's build: the installed header alone, strict warnings.
-cc=${CC:-cc}
+# A sanitizer build's library is instrumented, so the program that links
+# it is built with the same sanitizers (tests/CMakeLists.txt passes them).
+cc="${CC:-cc} ${SAFESHARE_SANITIZE_FLAGS:-}"
 $cc -std=c11 -Wall -Wextra -Werror -o "$t/disclose" "$src/tests/deploy/client_lib/disclose.c" \
 	$(pkg-config --cflags --libs safeshare-client) -Wl,-rpath,"$libdir" ||
 	fail "cannot build against the shared library"

@@ -55,8 +55,9 @@ known_entry(struct audit_entry *e)
 static void
 expect_hex(const unsigned char *h, size_t n, const char *want, const char *what)
 {
-	char got[129];
+	char got[2 * 128 + 1];
 
+	cr_assert_leq(n, 128, "%s: %zu bytes is more than this helper holds", what, n);
 	hex_encode(h, n, got);
 	cr_expect_str_eq(got, want, "%s: got %s", what, got);
 }
