@@ -13,41 +13,18 @@
 #include <string.h>
 
 #include "match.h"
+#include "testutil.h"
 #include "yamlutil.h"
 
 #define MDIR DATA_DIR "/matching"
 #define MAX_HOLDINGS 64
 
-struct case_file {
-	char name[256];
-};
-
-static int
-cmp_case(const void *a, const void *b)
-{
-	return strcmp(((const struct case_file *)a)->name,
-	    ((const struct case_file *)b)->name);
-}
-
 ParameterizedTestParameters(matching, table)
 {
-	static struct case_file	 cases[256];
-	size_t			 n = 0;
-	DIR			*dir = opendir(MDIR);
-	struct dirent		*de;
+	static struct t_case_file cases[256];
 
-	/* No assertion here: a failing generator hangs Criterion. */
-	if (dir == NULL)
-		return cr_make_param_array(struct case_file, cases, 0);
-	while ((de = readdir(dir)) != NULL && n < 256) {
-		size_t len = strlen(de->d_name);
-
-		if (len > 5 && strcmp(de->d_name + len - 5, ".case") == 0)
-			snprintf(cases[n++].name, sizeof(cases[0].name), "%s", de->d_name);
-	}
-	closedir(dir);
-	qsort(cases, n, sizeof(cases[0]), cmp_case);
-	return cr_make_param_array(struct case_file, cases, n);
+	return cr_make_param_array(struct t_case_file, cases,
+	    t_case_files(MDIR, cases, 256));
 }
 
 /* Issue 17 asks for at least 40 matching cases. */
@@ -90,7 +67,7 @@ holdings(struct yfile *yf, yaml_node_t *seq, struct match_holding *hs, const cha
 	return n;
 }
 
-ParameterizedTest(struct case_file *c, matching, table)
+ParameterizedTest(struct t_case_file *c, matching, table)
 {
 	struct diag		 d = { 0 };
 	struct yfile		 yf, pop;

@@ -15,41 +15,18 @@
 
 #include "pbjson.h"
 #include "safeshare.pb-c.h"
+#include "testutil.h"
 #include "util.h"
 
 #define PDIR	DATA_DIR "/pbjson"
 #define MAXDESC	128
 
-struct case_file {
-	char name[256];
-};
-
-static int
-cmp_case(const void *a, const void *b)
-{
-	return strcmp(((const struct case_file *)a)->name,
-	    ((const struct case_file *)b)->name);
-}
-
 ParameterizedTestParameters(pbjson, table)
 {
-	static struct case_file	 cases[256];
-	size_t			 n = 0;
-	DIR			*dir = opendir(PDIR);
-	struct dirent		*de;
+	static struct t_case_file cases[256];
 
-	/* No assertion here: a failing generator hangs Criterion. */
-	if (dir == NULL)
-		return cr_make_param_array(struct case_file, cases, 0);
-	while ((de = readdir(dir)) != NULL && n < 256) {
-		size_t len = strlen(de->d_name);
-
-		if (len > 5 && strcmp(de->d_name + len - 5, ".case") == 0)
-			snprintf(cases[n++].name, sizeof(cases[0].name), "%s", de->d_name);
-	}
-	closedir(dir);
-	qsort(cases, n, sizeof(cases[0]), cmp_case);
-	return cr_make_param_array(struct case_file, cases, n);
+	return cr_make_param_array(struct t_case_file, cases,
+	    t_case_files(PDIR, cases, 256));
 }
 
 Test(pbjson, cases_present)
@@ -132,7 +109,7 @@ field_of(const char *text, const char *key)
 	return NULL;
 }
 
-ParameterizedTest(struct case_file *c, pbjson, table)
+ParameterizedTest(struct t_case_file *c, pbjson, table)
 {
 	const ProtobufCMessageDescriptor	*d;
 	ProtobufCMessage			*m;

@@ -12,40 +12,17 @@
 #include <string.h>
 
 #include "policy.h"
+#include "testutil.h"
 #include "yamlutil.h"
 
 #define DDIR DATA_DIR "/decisions"
 
-struct case_file {
-	char name[256];
-};
-
-static int
-cmp_case(const void *a, const void *b)
-{
-	return strcmp(((const struct case_file *)a)->name,
-	    ((const struct case_file *)b)->name);
-}
-
 ParameterizedTestParameters(decisions, table)
 {
-	static struct case_file	 cases[512];
-	size_t			 n = 0;
-	DIR			*dir = opendir(DDIR);
-	struct dirent		*de;
+	static struct t_case_file cases[512];
 
-	/* No assertion here: a failing generator hangs Criterion. */
-	if (dir == NULL)
-		return cr_make_param_array(struct case_file, cases, 0);
-	while ((de = readdir(dir)) != NULL && n < 512) {
-		size_t len = strlen(de->d_name);
-
-		if (len > 5 && strcmp(de->d_name + len - 5, ".case") == 0)
-			snprintf(cases[n++].name, sizeof(cases[0].name), "%s", de->d_name);
-	}
-	closedir(dir);
-	qsort(cases, n, sizeof(cases[0]), cmp_case);
-	return cr_make_param_array(struct case_file, cases, n);
+	return cr_make_param_array(struct t_case_file, cases,
+	    t_case_files(DDIR, cases, 512));
 }
 
 /* Issue 4 asks for at least 60 decision cases. */
@@ -90,7 +67,7 @@ list(struct yfile *yf, yaml_node_t *map, const char *key, const char **out, size
 	return k;
 }
 
-ParameterizedTest(struct case_file *c, decisions, table)
+ParameterizedTest(struct t_case_file *c, decisions, table)
 {
 	struct diag		 d = { 0 };
 	struct yfile		 yf;
