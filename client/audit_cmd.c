@@ -192,8 +192,7 @@ call(struct ss_client *c, const char *path, const ProtobufCMessage *req,
 		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
-		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, T(e->code),
-		    T(e->message));
+		cli_refused(status, e);
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return SS_EXIT_REFUSED;
 	}
@@ -860,8 +859,7 @@ a_report(struct ss_client *c, struct aopts *o)
 		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
-		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status, T(e->code),
-		    T(e->message));
+		cli_refused(status, e);
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return SS_EXIT_REFUSED;
 	}

@@ -61,6 +61,14 @@ int		 conn_opt(int ch, struct conn_opts *, int *json);
 int		 connect_client(struct conn_opts *, struct ss_client **);
 const char	*env_or(const char *, const char *env);
 
+struct Safeshare__V1__Error;
+/*
+ * Says on stderr that the daemon refused: "safeshare: refused (HTTP n):
+ * code: message", the daemon's words through T() like every other text
+ * that reaches the terminal.
+ */
+void		 cli_refused(int status, const struct Safeshare__V1__Error *);
+
 struct note_key;
 struct Safeshare__V1__Receipt;
 /* The log key from --pubkey (verifier key string or PEM file); 0 or -1. */

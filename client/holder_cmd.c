@@ -154,8 +154,7 @@ send_ops(struct hopts *o, struct import *im, const char *src)
 			    "status", status, "code", jsonw_str(e->code),
 			    "message", jsonw_str(e->message), "problems", pr));
 		} else if (e->n_problems == 0) {
-			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-			    T(e->code), T(e->message));
+			cli_refused(status, e);
 			if (status == 413)
 				fprintf(stderr, "safeshare: the server's limits.max_import "
 				    "is smaller; split the file or raise the limit\n");
@@ -385,8 +384,7 @@ do_show(struct hopts *o, const char *subject)
 			    "status", status, "code", jsonw_str(e->code),
 			    "message", jsonw_str(e->message)));
 		} else
-			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-			    T(e->code), T(e->message));
+			cli_refused(status, e);
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return SS_EXIT_REFUSED;
 	}

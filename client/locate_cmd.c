@@ -136,8 +136,7 @@ cmd_locate(int argc, char *argv[])
 			    "message", jsonw_str(error->message),
 			    "disclosure_id", jsonw_u64(error->disclosure_id)));
 		} else {
-			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-			    T(error->code), T(error->message));
+			cli_refused(status, error);
 			if (error->disclosure_id)
 				fprintf(stderr, "safeshare: logged as %llu\n",
 				    (unsigned long long)error->disclosure_id);

@@ -254,8 +254,7 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 			break;
 		}
 		if (e != NULL) {
-			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n",
-			    status, e->code, e->message);
+			cli_refused(status, e);
 			safeshare__v1__error__free_unpacked(e, NULL);
 			receipt_free(&rc);
 			rc_exit = SS_EXIT_REFUSED;
@@ -513,8 +512,7 @@ witness_round(struct witness *w)
 		goto done;
 	}
 	if (e != NULL) {
-		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-		    e->code, e->message);
+		cli_refused(status, e);
 		ret = SS_EXIT_REFUSED;
 		goto done;
 	}
@@ -849,7 +847,7 @@ log_extends(const char *logpath, struct ss_client *c, const struct note_key *lk,
 		return -1;
 	}
 	if (e != NULL) {
-		snprintf(why, whylen, "refused (HTTP %d): %s", status, e->code);
+		snprintf(why, whylen, "refused (HTTP %d): %s", status, T(e->code));
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return -1;
 	}

@@ -51,6 +51,13 @@ static const char *const top_usage =
     "Exit codes: 0 ok, 1 local error, 2 usage, 3 denied by the protocol,\n"
     "4 refused by the server, 5 no answer. 'safeshare COMMAND --help' for more.\n";
 
+void
+cli_refused(int status, const Safeshare__V1__Error *e)
+{
+	fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
+	    T(e->code), T(e->message));
+}
+
 const char *
 env_or(const char *v, const char *env)
 {
@@ -317,8 +324,7 @@ cmd_request(int argc, char *argv[])
 			    "message", jsonw_str(error->message),
 			    "disclosure_id", jsonw_u64(error->disclosure_id)));
 		} else {
-			fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-			    T(error->code), T(error->message));
+			cli_refused(status, error);
 			if (error->disclosure_id)
 				fprintf(stderr, "safeshare: logged as disclosure %llu\n",
 				    (unsigned long long)error->disclosure_id);
@@ -377,8 +383,7 @@ cmd_admin(int argc, char *argv[])
 		return SS_EXIT_NOANSWER;
 	}
 	if (e != NULL) {
-		fprintf(stderr, "safeshare: refused (HTTP %d): %s: %s\n", status,
-		    T(e->code), T(e->message));
+		cli_refused(status, e);
 		safeshare__v1__error__free_unpacked(e, NULL);
 		return SS_EXIT_REFUSED;
 	}
