@@ -68,6 +68,12 @@ struct Safeshare__V1__Error;
  * that reaches the terminal.
  */
 void		 cli_refused(int status, const struct Safeshare__V1__Error *);
+/*
+ * A refusal that was logged (request, locate): the JSON object with
+ * --json, else cli_refused() and "logged as <what><seq>" when it was.
+ */
+void		 cli_logged_refusal(int status, const struct Safeshare__V1__Error *,
+		    int json, const char *what);
 
 struct note_key;
 struct Safeshare__V1__Receipt;

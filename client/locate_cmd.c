@@ -130,17 +130,7 @@ cmd_locate(int argc, char *argv[])
 		return SS_EXIT_NOANSWER;
 	}
 	if (error != NULL) {
-		if (json) {
-			jsonw_print(stdout, json_pack("{s:i,s:o,s:o,s:o}",
-			    "status", status, "code", jsonw_str(error->code),
-			    "message", jsonw_str(error->message),
-			    "disclosure_id", jsonw_u64(error->disclosure_id)));
-		} else {
-			cli_refused(status, error);
-			if (error->disclosure_id)
-				fprintf(stderr, "safeshare: logged as %llu\n",
-				    (unsigned long long)error->disclosure_id);
-		}
+		cli_logged_refusal(status, error, json, "");
 		safeshare__v1__error__free_unpacked(error, NULL);
 		return SS_EXIT_REFUSED;
 	}

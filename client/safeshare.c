@@ -58,6 +58,22 @@ cli_refused(int status, const Safeshare__V1__Error *e)
 	    T(e->code), T(e->message));
 }
 
+void
+cli_logged_refusal(int status, const Safeshare__V1__Error *e, int json,
+    const char *what)
+{
+	if (json) {
+		jsonw_print(stdout, json_pack("{s:i,s:o,s:o,s:o}", "status", status,
+		    "code", jsonw_str(e->code), "message", jsonw_str(e->message),
+		    "disclosure_id", jsonw_u64(e->disclosure_id)));
+		return;
+	}
+	cli_refused(status, e);
+	if (e->disclosure_id)
+		fprintf(stderr, "safeshare: logged as %s%llu\n", what,
+		    (unsigned long long)e->disclosure_id);
+}
+
 const char *
 env_or(const char *v, const char *env)
 {
@@ -318,17 +334,7 @@ cmd_request(int argc, char *argv[])
 	if (error != NULL) {
 		if (receipts != NULL && error->disclosure_id != 0)
 			receipt_save(receipts, error->receipt);
-		if (json) {
-			jsonw_print(stdout, json_pack("{s:i,s:o,s:o,s:o}",
-			    "status", status, "code", jsonw_str(error->code),
-			    "message", jsonw_str(error->message),
-			    "disclosure_id", jsonw_u64(error->disclosure_id)));
-		} else {
-			cli_refused(status, error);
-			if (error->disclosure_id)
-				fprintf(stderr, "safeshare: logged as disclosure %llu\n",
-				    (unsigned long long)error->disclosure_id);
-		}
+		cli_logged_refusal(status, error, json, "disclosure ");
 		safeshare__v1__error__free_unpacked(error, NULL);
 		return SS_EXIT_REFUSED;
 	}
