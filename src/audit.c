@@ -7,8 +7,11 @@
  * audit_query.c; verification in audit_verify.c; the subject index in
  * audit_index.c. See audit.h and docs/audit-format.md.
  */
+#define _GNU_SOURCE		/* O_PATH */
+
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "audit_int.h"
@@ -174,6 +178,7 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
 	*out = NULL;
+	a->fd = -1;
 	a->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &a->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) :
@@ -250,8 +255,18 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 	{
 		struct stat sb;
 
-		/* The file audit_file_gone() compares with. */
-		if (stat(path, &sb) == 0) {
+		/*
+		 * The file audit_file_gone() compares with: its device and
+		 * inode, and an O_PATH descriptor on it for its link count.
+		 * O_PATH, because closing any other descriptor on the file
+		 * would drop the POSIX locks SQLite holds on it in this
+		 * process; Linux does not touch locks when an O_PATH one
+		 * closes. Without O_PATH only the path is compared.
+		 */
+#ifdef O_PATH
+		a->fd = open(path, O_PATH | O_CLOEXEC);
+#endif
+		if ((a->fd != -1 ? fstat(a->fd, &sb) : stat(path, &sb)) == 0) {
 			a->dev = sb.st_dev;
 			a->ino = sb.st_ino;
 		}
@@ -304,6 +319,8 @@ audit_close(struct audit *a)
 	sqlite3_finalize(a->get_nodes);
 	sqlite3_finalize(a->get_leaves);
 	sqlite3_close(a->db);
+	if (a->fd != -1)
+		close(a->fd);
 	EVP_PKEY_free(a->signer);
 	EVP_PKEY_free(a->prev_signer);
 	free(a->note);
@@ -345,6 +362,7 @@ audit_open_checkpointer(struct audit **out, const char *path, char *err,
 	struct audit *a = xcalloc(1, sizeof(*a));
 
 	*out = NULL;
+	a->fd = -1;
 	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	    NULL) != SQLITE_OK || sqlite3_exec(a->db, "PRAGMA synchronous=FULL",
 	    NULL, NULL, NULL) != SQLITE_OK) {
@@ -598,10 +616,23 @@ audit_checkpoint_due(struct audit *a, int64_t now)
 	return 0;
 }
 
+/*
+ * Item 6 of issue 13: the log file was deleted or replaced. The path must
+ * still name the device and inode opened, and that inode must still have
+ * a link: a path check alone passes a new file that took the path and got
+ * the old inode number (a filesystem that reuses them, or one whose
+ * numbers are not stable), where the file we write has no name left.
+ */
 int
 audit_file_gone(struct audit *a)
 {
-	if (!a->gone && a->ino != 0 && !audit_same_file(a->path, a->dev, a->ino))
+	struct stat sb;
+
+	if (a->gone || a->ino == 0)
+		return a->gone;
+	if (!audit_same_file(a->path, a->dev, a->ino))
+		a->gone = 1;
+	else if (a->fd != -1 && fstat(a->fd, &sb) == 0 && sb.st_nlink == 0)
 		a->gone = 1;
 	return a->gone;
 }

@@ -83,6 +83,7 @@ struct audit {
 	dev_t		 dev;		/* the log file opened */
 	ino_t		 ino;
 	int		 gone;		/* ... since deleted or replaced */
+	int		 fd;		/* O_PATH on the file opened, for its link count; or -1 */
 	int		 migrated;	/* upgraded to version 3 by this open */
 	int		 legacy;	/* a version-2 log read as it is (no tree) */
 	sqlite3_stmt	*ins_node;

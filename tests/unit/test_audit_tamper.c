@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <sqlite3.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_int.h"
 #include "auditfile.h"
 #include "testutil.h"
 
@@ -401,6 +403,41 @@ Test(tamper, a_deleted_log_file_fails_closed)
 	unlink(path);
 	snprintf(p, sizeof(p), "%s-wal", path);
 	unlink(p);
+	cr_expect_eq(audit_file_gone(a), 1);
+	{
+		struct audit_entry e, *ep = &e;
+
+		memset(&e, 0, sizeof(e));
+		e.kind = "disclosure";
+		cr_expect_eq(audit_append(a, &ep, 1), -1);
+		cr_expect(strstr(audit_errmsg(a), "deleted or replaced") != NULL, "%s",
+		    audit_errmsg(a));
+	}
+}
+
+/*
+ * Attack 4, item 6 of issue 13: the log is deleted and a new file takes
+ * its path with the old inode number (a filesystem that reuses numbers).
+ * The path then names the same device and inode, so only the link count
+ * of the file still open (0: it has no name left) shows it is gone. The
+ * reuse is simulated by pointing the handle's dev/ino at the new file.
+ */
+Test(tamper, a_replaced_log_with_a_reused_inode_fails_closed)
+{
+	struct stat	sb;
+	char		p[300];
+	int		fd;
+
+	append_n(2);
+	cr_expect_eq(audit_file_gone(a), 0);
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	cr_assert_neq(fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600), -1);
+	close(fd);
+	cr_assert_eq(stat(path, &sb), 0);
+	a->dev = sb.st_dev;
+	a->ino = sb.st_ino;
 	cr_expect_eq(audit_file_gone(a), 1);
 	{
 		struct audit_entry e, *ep = &e;
