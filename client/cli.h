@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "jsonw.h"
+#include "note.h"
 #include "util.h"
 
 /*
@@ -100,6 +101,11 @@ int		 witness_verify(char *const *files, size_t nfiles,
 		    char *const *wkeys, size_t nwkeys, unsigned min,
 		    const char *logkey, const char *logpath, const char *exportpath,
 		    struct ss_client *c, json_t *doc);
+/* The origin a checkpoint note names, before its signature is checked; 0 or -1. */
+int		 note_origin_of(const char *note, char origin[NOTE_LINE_MAX]);
+/* Prints both checkpoints of a failed comparison to fp, for the record. */
+void		 print_pair(FILE *fp, const char *held_what, const char *held,
+		    const char *now);
 /* Replaces path with text whole or not at all; 0 or -1 with err. */
 int		 file_write_atomic(const char *path, const char *text, char *err,
 		    size_t errlen);
