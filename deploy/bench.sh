@@ -8,7 +8,7 @@
 # both with tests/bench/loadgen and writes a table into BENCHMARKS.md.
 #
 #   deploy/bench.sh [--runs N] [--seconds S] [--no-memory] [--long]
-#                   [--no-install] [--no-write] [--api-only]
+#                   [--no-install] [--no-write] [--api-only] [--no-alerts]
 #
 #   --runs N      runs per row, the median is reported (3; at least 3 to write)
 #   --seconds S   measured seconds per run, after 1 s of warm-up (5)
@@ -18,6 +18,7 @@
 #   --no-write    print the table; leave BENCHMARKS.md alone
 #   --api-only    only the /v1, Connect, locate and NHS-number rows: no
 #                 nginx, no memory, no holder batch; prints, never writes
+#   --no-alerts   skip the override-to-alert latency row (issue 18)
 #
 # Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
 # make a new connection (full handshake, no resumption) per request; then
@@ -26,8 +27,11 @@
 # 20), then POST /v1/locate by NHS number and the disclosure by NHS number
 # and holder (issue 17), taking turns, compared by the daemon's CPU time per
 # request from /proc/PID/stat (which other load on the machine barely
-# moves) and by req/s with the request by id. Every server this script
-# starts is stopped by its pid on exit. Loopback only.
+# moves) and by req/s with the request by id. Then (issue 18 item 7) the
+# time from an override's reply to the Caldicott Guardian's alert arriving
+# on a long-poll, while 64 keep-alive connections make disclosures
+# (tests/bench/alertlat). Every server this script starts is stopped by its
+# pid on exit. Loopback only.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -40,6 +44,7 @@ growth=60
 install=1
 write=1
 api_only=0
+alerts=1
 cmdline="deploy/bench.sh${*:+ $*}"
 
 while [ $# -gt 0 ]; do
@@ -50,10 +55,12 @@ while [ $# -gt 0 ]; do
 	--long) growth=300 ;;
 	--no-install) install=0 ;;
 	--no-write) write=0 ;;
-	--api-only) api_only=1; memory=0; write=0 ;;
+	--api-only) api_only=1; memory=0; write=0; alerts=0 ;;
+	--no-alerts) alerts=0 ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "usage: deploy/bench.sh [--runs N] [--seconds S] [--no-memory]" \
-		"[--long] [--no-install] [--no-write] [--api-only]" >&2; exit 2 ;;
+		"[--long] [--no-install] [--no-write] [--api-only] [--no-alerts]" >&2
+		exit 2 ;;
 	esac
 	shift
 done
@@ -102,15 +109,17 @@ fi
 # ---- 2. build ----
 say "building in $B (RelWithDebInfo)"
 cmake -S "$root" -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$B" -j "$(nproc 2>/dev/null || echo 2)" --target safeshared loadgen >/dev/null
+cmake --build "$B" -j "$(nproc 2>/dev/null || echo 2)" --target safeshared loadgen alertlat >/dev/null
 SAFESHARED=$B/daemon/safeshared
 LOADGEN=$B/tests/bench/loadgen
+ALERTLAT=$B/tests/bench/alertlat
 
 # ---- 3. scratch space, cleanup ----
 T=$(mktemp -d /tmp/safeshare-bench-XXXXXX)
 chmod 755 "$T"		# the nginx worker runs as nobody and reads www/
 NGINX_PID=
 SS_PID=
+BG_PID=
 
 stop_pid() {	# stop_pid PID NAME: TERM, bounded wait, then KILL
 	[ -n "$1" ] || return 0
@@ -129,6 +138,7 @@ stop_pid() {	# stop_pid PID NAME: TERM, bounded wait, then KILL
 }
 
 cleanup() {
+	stop_pid "$BG_PID" loadgen
 	stop_pid "$SS_PID" safeshared
 	stop_pid "$NGINX_PID" nginx
 	if [ -n "${BENCH_KEEP:-}" ]; then
@@ -141,7 +151,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "PKI, data and configs in $T"
-"$root/deploy/pki.sh" "$T/pki" police auditor childrens_social_care >/dev/null
+"$root/deploy/pki.sh" "$T/pki" police auditor childrens_social_care health_trust \
+	guardian >/dev/null
 P=$T/pki
 LG="$LOADGEN --cert $P/police.crt --key $P/police.key --ca $P/ca.crt"
 
@@ -361,6 +372,31 @@ printf '%s\n' "$hb" | sed -n '/^  requests/p;/^  latency/p;/^  errors/p;/^  hold
 hb_line=$(printf '%s\n' "$hb" | grep '^RESULT ' || true)
 hb_holder=$(printf '%s\n' "$hb" | grep '^RESULT_HOLDER ' || true)
 fi
+
+# ---- 7c. override reply to guardian alert, under the 64-connection load (issue 18 item 7) ----
+# alertlat overrides at 20/s for 10 s (200 at most) as health_trust and
+# long-polls the alerts as the guardian; the load starts 2 s before it and
+# outlasts it. Bounded: the load by its --seconds, alertlat by its count
+# and a 10 s grace for late alerts.
+al_line= al_load=
+if [ $alerts = 1 ]; then
+	say "alerts: overrides at 20/s for 10 s and a guardian long-poll, 64 connections of disclosures meanwhile"
+	$LG --port "$SPORT" --watch "$SS_PID" --conns 64 --warmup 1 --seconds 13 \
+	    --label alerts-load > "$T/alerts-load.out" 2>&1 &
+	BG_PID=$!
+	sleep 2
+	al=$($ALERTLAT --server "127.0.0.1:$SPORT" --ca "$P/ca.crt" \
+	    --cert "$P/health_trust.crt" --key "$P/health_trust.key" \
+	    --guardian-cert "$P/guardian.crt" --guardian-key "$P/guardian.key" \
+	    --rate 20 --seconds 10 --label alerts) || true
+	wait "$BG_PID" || true
+	BG_PID=
+	printf '%s\n' "$al" | sed -n '/^  /p'
+	sed -n '/^  requests/p;/^  latency/p;/^  errors/p' "$T/alerts-load.out" |
+		sed 's/^/  [load] /'
+	al_line=$(printf '%s\n' "$al" | grep '^RESULT ' || true)
+	al_load=$(grep '^RESULT ' "$T/alerts-load.out" || true)
+fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 8. medians and the table ----
@@ -505,6 +541,18 @@ targets=$T/targets.md
 		    "$herr errors; the batch: status $(field "$hb_holder" status) in" \
 		    "$(field "$hb_holder" secs) s |" \
 		    "$(verdict "$(awk -v m="$hmax" -v e="$herr" 'BEGIN { print (e == 0 && m <= 1000) }')") |"
+	fi
+	if [ -n "$al_line" ]; then
+		a99=$(field "$al_line" p99_ms); amiss=$(field "$al_line" missing)
+		aerr=$(field "$al_line" errors)
+		echo "| an override's reply to the guardian's alert arriving on a" \
+		    "long-poll, under 64 keep-alive connections of disclosures" \
+		    "(issue 18): p99 ≤ 1 s |" \
+		    "p50 / p99 / max $(field "$al_line" p50_ms) / $a99 /" \
+		    "$(field "$al_line" max_ms) ms; $(field "$al_line" alerts) of" \
+		    "$(field "$al_line" ok) overrides alerted, $aerr errors;" \
+		    "$(fmt "$(field "$al_load" rps)") disclosures/s meanwhile |" \
+		    "$(verdict "$(awk -v p="$a99" -v m="$amiss" -v e="$aerr" 'BEGIN { print (m == 0 && e == 0 && p <= 1000) }')") |"
 	fi
 } > "$targets"
 
