@@ -7,6 +7,8 @@
  *   alertlat --server 127.0.0.1:P --ca F --cert F --key F
  *            --guardian-cert F --guardian-key F [--rate R] [--seconds S]
  *            [--subjects N] [--label NAME]
+ *            [--sink-port P --sink-cert F --sink-key F]
+ *   alertlat --hang-port P --sink-cert F --sink-key F --ca F [--seconds S]
  *
  * The sender thread, as the requester of --cert (health_trust in the
  * bench), asks at --rate per second for --seconds for a person record for
@@ -19,6 +21,13 @@
  * alert arrived; an alert is matched to its override by the log seq (the
  * reply's disclosure_id). The report: alert minus reply, p50, p99 and max
  * (negative when the alert came first: the same commit releases both).
+ *
+ * With --sink-port it also receives the daemon's outbound notifications
+ * (the guardian's notify.url pointing there, issue 18 item 3; sink.c) and
+ * reports override reply to POST arrival the same way. --hang-port only
+ * runs a receiver that takes each POST and never answers, for --seconds
+ * (default 600) or until killed: deploy/bench.sh measures the disclosure
+ * rate beside it.
  *
  * Bounded: at most MAX_PROBES overrides, and the guardian gives up
  * GRACE_S seconds after the last reply. Uses the project's client library,
@@ -36,7 +45,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/thread.h>
+
+#include <signal.h>
+
 #include "safeshare/client.h"
+#include "sink.h"
 
 #define MAX_PROBES	2000	/* overrides per run */
 #define MAX_ALERTS	4096	/* alerts kept per run */
@@ -50,18 +64,15 @@ struct probe {
 	int		ok;		/* released by the override */
 };
 
-/* One alert as it arrived: written by the guardian thread only. */
-struct arrival {
-	uint64_t	seq;
-	double		t;
-};
-
 static struct {
 	/* options, set before the threads start and only read after */
 	struct ss_client_config	 req, guard;
 	double			 rate, seconds;
 	int			 nsubjects;
 	const char		*label;
+	int			 sink_port, hang_port;
+	const char		*sink_cert, *sink_key;
+	struct sink		*sink;	/* its own thread; read by sink_copy() */
 
 	/* mu guards sending, nreplied and fail: the guardian's stop test */
 	pthread_mutex_t		 mu;
@@ -75,20 +86,18 @@ static struct {
 	size_t			 nprobes;
 	size_t			 errors;
 
-	/* the guardian's alone until joined */
-	struct arrival		 alerts[MAX_ALERTS];
+	/* the guardian's alone until joined: alerts as they arrived */
+	struct sink_arrival		 alerts[MAX_ALERTS];
 	size_t			 nalerts;
 	uint64_t		 cursor, log_size;
 	char			 gerr[256];
 } A = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
+/* The sink's clock, so that replies, alerts and POSTs compare. */
 static double
 now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return sink_now();
 }
 
 static void
@@ -153,6 +162,23 @@ poll_alerts(struct ss_client *c, uint32_t wait_s)
 	return 0;
 }
 
+/* Items the sink took that this run made (after the start cursor); 0 without one. */
+static size_t
+sink_count(void)
+{
+	struct sink_arrival	*arr;
+	size_t			 n, posts, mine = 0;
+
+	if (A.sink == NULL || (arr = calloc(SINK_MAX, sizeof(*arr))) == NULL)
+		return A.sink == NULL ? SIZE_MAX : 0;
+	n = sink_copy(A.sink, arr, SINK_MAX, &posts);
+	for (size_t i = 0; i < n; i++)
+		if (arr[i].seq > A.log_size)
+			mine++;
+	free(arr);
+	return mine;
+}
+
 /*
  * The guardian: long-polls until every logged override has its alert, or
  * GRACE_S after the sender's last reply. The cursor was set by main.
@@ -166,11 +192,13 @@ guardian(void *arg)
 		int	stop, done;
 		double	last;
 
+		size_t	posted = sink_count();
+
 		pthread_mutex_lock(&A.mu);
 		done = !A.sending;
 		last = A.t_last_reply;
-		stop = A.fail || (done && (A.nalerts >= A.nreplied ||
-		    now_s() - last > GRACE_S));
+		stop = A.fail || (done && ((A.nalerts >= A.nreplied &&
+		    posted >= A.nreplied) || now_s() - last > GRACE_S));
 		pthread_mutex_unlock(&A.mu);
 		if (stop)
 			break;
@@ -276,19 +304,17 @@ pct(const double *v, size_t n, double q)
 	return v[i == 0 ? 0 : i - 1];
 }
 
-/* Matches alerts to overrides by seq and prints the report; returns 0 if all came. */
-static int
-report(void)
+/*
+ * The delays in ms from each released override's reply to the first of
+ * arr with its seq, sorted, into lat (MAX_PROBES long); returns how many
+ * overrides had one, and counts in *dup those that had more than one.
+ */
+static size_t
+delays(const struct sink_arrival *arr, size_t narr, double *lat, size_t *dup)
 {
-	double	*lat, *rtt;
-	size_t	 nlat = 0, nok = 0, dup = 0;
+	size_t nlat = 0;
 
-	if ((lat = calloc(MAX_PROBES, sizeof(*lat))) == NULL ||
-	    (rtt = calloc(MAX_PROBES, sizeof(*rtt))) == NULL) {
-		fprintf(stderr, "alertlat: out of memory\n");
-		free(lat);
-		return 1;
-	}
+	*dup = 0;
 	for (size_t k = 0; k < A.nprobes; k++) {
 		const struct probe	*p = &A.probes[k];
 		size_t			 hits = 0;
@@ -296,17 +322,47 @@ report(void)
 
 		if (!p->ok)
 			continue;
-		rtt[nok++] = (p->t_reply - p->t_sent) * 1e3;
-		for (size_t i = 0; i < A.nalerts; i++)
-			if (A.alerts[i].seq == p->seq && hits++ == 0)
-				t = A.alerts[i].t;
+		for (size_t i = 0; i < narr; i++)
+			if (arr[i].seq == p->seq && hits++ == 0)
+				t = arr[i].t;
 		if (hits > 1)
-			dup++;
+			(*dup)++;
 		if (hits > 0)
 			lat[nlat++] = (t - p->t_reply) * 1e3;
 	}
 	qsort(lat, nlat, sizeof(*lat), cmp_double);
+	return nlat;
+}
+
+/*
+ * Matches alerts and POSTed items to overrides by seq and prints the
+ * report; returns 0 if every override's alert (and POST) came.
+ */
+static int
+report(void)
+{
+	struct sink_arrival	*posted = NULL;
+	double			*lat, *rtt, *plat;
+	size_t			 nlat, nok = 0, dup, npost = 0, nplat = 0, pdup = 0;
+	size_t			 posts = 0;
+	int			 rc;
+
+	lat = calloc(MAX_PROBES, sizeof(*lat));
+	rtt = calloc(MAX_PROBES, sizeof(*rtt));
+	plat = calloc(MAX_PROBES, sizeof(*plat));
+	if (A.sink != NULL && (posted = calloc(SINK_MAX, sizeof(*posted))) != NULL)
+		npost = sink_copy(A.sink, posted, SINK_MAX, &posts);
+	if (lat == NULL || rtt == NULL || plat == NULL ||
+	    (A.sink != NULL && posted == NULL)) {
+		fprintf(stderr, "alertlat: out of memory\n");
+		rc = 1;
+		goto done;
+	}
+	for (size_t k = 0; k < A.nprobes; k++)
+		if (A.probes[k].ok)
+			rtt[nok++] = (A.probes[k].t_reply - A.probes[k].t_sent) * 1e3;
 	qsort(rtt, nok, sizeof(*rtt), cmp_double);
+	nlat = delays(A.alerts, A.nalerts, lat, &dup);
 	printf("  overrides   %zu sent at %.0f/s, %zu released by the override, "
 	    "%zu errors; reply p50 %.1f ms p99 %.1f ms\n", A.nprobes, A.rate, nok,
 	    A.errors, pct(rtt, nok, 0.5), pct(rtt, nok, 0.99));
@@ -316,13 +372,69 @@ report(void)
 	    nlat ? lat[0] : 0);
 	printf("RESULT label=%s sent=%zu ok=%zu errors=%zu alerts=%zu missing=%zu "
 	    "dup=%zu p50_ms=%.1f p99_ms=%.1f max_ms=%.1f min_ms=%.1f "
-	    "reply_p50_ms=%.1f reply_p99_ms=%.1f\n", A.label, A.nprobes, nok,
+	    "reply_p50_ms=%.1f reply_p99_ms=%.1f", A.label, A.nprobes, nok,
 	    A.errors, nlat, nok - nlat, dup, pct(lat, nlat, 0.5), pct(lat, nlat, 0.99),
 	    nlat ? lat[nlat - 1] : 0, nlat ? lat[0] : 0, pct(rtt, nok, 0.5),
 	    pct(rtt, nok, 0.99));
+	rc = nok > 0 && nlat == nok && A.errors == 0 ? 0 : 1;
+	if (A.sink != NULL) {
+		nplat = delays(posted, npost, plat, &pdup);
+		printf(" posts=%zu posted=%zu post_missing=%zu post_dup=%zu "
+		    "post_p50_ms=%.1f post_p99_ms=%.1f post_max_ms=%.1f",
+		    posts, nplat, nok - nplat, pdup, pct(plat, nplat, 0.5),
+		    pct(plat, nplat, 0.99), nplat ? plat[nplat - 1] : 0);
+		if (nplat != nok)
+			rc = 1;
+	}
+	printf("\n");
+	if (A.sink != NULL)
+		printf("  notify      %zu of %zu arrived by POST (%zu twice, %zu POSTs); "
+		    "reply to POST p50 %.1f ms p99 %.1f ms max %.1f ms\n", nplat, nok,
+		    pdup, posts, pct(plat, nplat, 0.5), pct(plat, nplat, 0.99),
+		    nplat ? plat[nplat - 1] : 0);
+done:
+	free(posted);
+	free(plat);
 	free(lat);
 	free(rtt);
-	return nok > 0 && nlat == nok && A.errors == 0 ? 0 : 1;
+	return rc;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/*
+ * --hang-port: a receiver that takes every POST and never answers, for
+ * --seconds or until SIGTERM or SIGINT. Prints how many POSTs it held.
+ */
+static int
+hang(void)
+{
+	struct sink_arrival	 none;
+	struct sink		*s;
+	char			 err[256];
+	double			 end = now_s() + A.seconds;
+	size_t			 posts = 0;
+
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	if ((s = sink_start(A.hang_port, A.sink_cert, A.sink_key, A.req.ca, 1, err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "alertlat: hang: %s\n", err);
+		return 1;
+	}
+	while (!interrupted && now_s() < end)
+		sleep_until(now_s() + 0.1);
+	sink_copy(s, &none, 0, &posts);
+	sink_stop(s);
+	printf("RESULT_HANG posts=%zu\n", posts);
+	return 0;
 }
 
 static void
@@ -336,7 +448,13 @@ usage(void)
 	    "  --rate R            overrides per second (20, at most 200)\n"
 	    "  --seconds S         for how long (10; at most %d overrides in all)\n"
 	    "  --subjects N        loadgen --make-data's subjects (10000)\n"
-	    "  --label NAME        names the run in the RESULT line\n", MAX_PROBES);
+	    "  --label NAME        names the run in the RESULT line\n"
+	    "  --sink-port P       receive the daemon's notify POSTs on 127.0.0.1:P\n"
+	    "                      too (TLS with --sink-cert/--sink-key, clients\n"
+	    "                      signed by --ca) and time them the same way\n"
+	    "       alertlat --hang-port P --sink-cert F --sink-key F --ca F [--seconds S]\n"
+	    "  a receiver that takes each POST and never answers, for S seconds\n"
+	    "  (600) or until killed\n", MAX_PROBES);
 	exit(2);
 }
 
@@ -360,7 +478,8 @@ int
 main(int argc, char *argv[])
 {
 	enum { O_SERVER = 256, O_CA, O_CERT, O_KEY, O_GCERT, O_GKEY, O_RATE,
-	    O_SECONDS, O_SUBJECTS, O_LABEL };
+	    O_SECONDS, O_SUBJECTS, O_LABEL, O_SINKPORT, O_SINKCERT, O_SINKKEY,
+	    O_HANGPORT };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "ca", required_argument, NULL, O_CA },
@@ -372,12 +491,16 @@ main(int argc, char *argv[])
 		{ "seconds", required_argument, NULL, O_SECONDS },
 		{ "subjects", required_argument, NULL, O_SUBJECTS },
 		{ "label", required_argument, NULL, O_LABEL },
+		{ "sink-port", required_argument, NULL, O_SINKPORT },
+		{ "sink-cert", required_argument, NULL, O_SINKCERT },
+		{ "sink-key", required_argument, NULL, O_SINKKEY },
+		{ "hang-port", required_argument, NULL, O_HANGPORT },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct ss_client	*rc = NULL, *gc = NULL;
 	pthread_t		 st, gt;
 	char			 err[256];
-	int			 ch, ret = 1;
+	int			 ch, ret = 1, seconds_set = 0;
 
 	A.rate = 20;
 	A.seconds = 10;
@@ -398,13 +521,37 @@ main(int argc, char *argv[])
 		case O_GCERT: A.guard.cert = optarg; break;
 		case O_GKEY: A.guard.key = optarg; break;
 		case O_RATE: A.rate = num(optarg, 0.1, 200, "--rate"); break;
-		case O_SECONDS: A.seconds = num(optarg, 0.1, 600, "--seconds"); break;
+		case O_SECONDS:
+			A.seconds = num(optarg, 0.1, 600, "--seconds");
+			seconds_set = 1;
+			break;
 		case O_SUBJECTS:
 			A.nsubjects = (int)num(optarg, 3, 1000000, "--subjects");
 			break;
 		case O_LABEL: A.label = optarg; break;
+		case O_SINKPORT:
+			A.sink_port = (int)num(optarg, 1, 65535, "--sink-port");
+			break;
+		case O_SINKCERT: A.sink_cert = optarg; break;
+		case O_SINKKEY: A.sink_key = optarg; break;
+		case O_HANGPORT:
+			A.hang_port = (int)num(optarg, 1, 65535, "--hang-port");
+			break;
 		default: usage();
 		}
+	}
+	/* libevent locks, for the sink's loop stopped from this thread. */
+	if (evthread_use_pthreads() != 0) {
+		fprintf(stderr, "alertlat: libevent without pthreads\n");
+		return 1;
+	}
+	if ((A.sink_port || A.hang_port) && (A.sink_cert == NULL ||
+	    A.sink_key == NULL || A.req.ca == NULL))
+		usage();
+	if (A.hang_port) {
+		if (!seconds_set)
+			A.seconds = 600;
+		return optind == argc ? hang() : 2;
 	}
 	if (optind != argc || A.req.server == NULL || A.req.ca == NULL ||
 	    A.req.cert == NULL || A.req.key == NULL || A.guard.cert == NULL ||
@@ -426,6 +573,11 @@ main(int argc, char *argv[])
 	}
 	A.nalerts = 0;
 	A.cursor = A.log_size;
+	if (A.sink_port && (A.sink = sink_start(A.sink_port, A.sink_cert, A.sink_key,
+	    A.req.ca, 0, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "alertlat: sink: %s\n", err);
+		goto fail;
+	}
 	A.sending = 1;
 	if (pthread_create(&gt, NULL, guardian, gc) != 0) {
 		fprintf(stderr, "alertlat: cannot start the guardian thread\n");
@@ -446,6 +598,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "alertlat: guardian: %s\n", A.gerr);
 	ret = report();
 fail:
+	sink_stop(A.sink);
 	ss_client_free(gc);
 	ss_client_free(rc);
 	return ret;
