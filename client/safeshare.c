@@ -130,6 +130,45 @@ decision_word(Safeshare__V1__Decision d)
 	}
 }
 
+/* One decision as a JSON object (docs/cli.md). */
+static json_t *
+response_json(const Safeshare__V1__DisclosureResponse *r)
+{
+	json_t	*o = json_object(), *rel = json_array(), *wh = json_array();
+
+	if (r->holder[0] != '\0')
+		jsonw_set(o, "holder", jsonw_str(r->holder));
+	jsonw_set(o, "decision", jsonw_str(decision_word(r->decision)));
+	jsonw_set(o, "reason", jsonw_str(r->reason));
+	jsonw_set(o, "disclosure_id", jsonw_u64(r->disclosure_id));
+	jsonw_set(o, "rule", jsonw_str(r->rule_id));
+	jsonw_set(o, "protocol", jsonw_str(r->protocol_id));
+	jsonw_set(o, "protocol_version", jsonw_str(r->protocol_version));
+	jsonw_set(o, "lawful_basis", jsonw_str(r->lawful_basis));
+	jsonw_set(o, "record_age_seconds", json_integer(r->record_age_seconds));
+	jsonw_set(o, "review_required", json_boolean(r->review_required));
+	jsonw_set(o, "inform_subject", json_boolean(r->inform_subject));
+	for (size_t i = 0; i < r->n_released; i++) {
+		const Safeshare__V1__ReleasedField	*f = r->released[i];
+		json_t					*x = json_object();
+
+		jsonw_set(x, "name", jsonw_str(f->name));
+		jsonw_set(x, "value", jsonw_str(f->value));
+		jsonw_set(x, "label", jsonw_str(f->label ==
+		    SAFESHARE__V1__LABEL__LABEL_OPINION ? "opinion" : "fact"));
+		jsonw_set(x, "last_verified", json_integer(f->last_verified));
+		jsonw_set(x, "transform", jsonw_str(f->transform));
+		json_array_append_new(rel, x);
+	}
+	jsonw_set(o, "released", rel);
+	for (size_t i = 0; i < r->n_withheld; i++)
+		json_array_append_new(wh, json_pack("{s:o,s:o}",
+		    "name", jsonw_str(r->withheld[i]->name),
+		    "reason", jsonw_str(r->withheld[i]->reason)));
+	jsonw_set(o, "withheld", wh);
+	return o;
+}
+
 static void
 print_response(const Safeshare__V1__DisclosureResponse *r, int json)
 {
@@ -137,39 +176,11 @@ print_response(const Safeshare__V1__DisclosureResponse *r, int json)
 	time_t	 t;
 
 	if (json) {
-		json_t	*o = json_object(), *rel = json_array(), *wh = json_array();
-
-		jsonw_set(o, "decision", jsonw_str(decision_word(r->decision)));
-		jsonw_set(o, "reason", jsonw_str(r->reason));
-		jsonw_set(o, "disclosure_id", jsonw_u64(r->disclosure_id));
-		jsonw_set(o, "rule", jsonw_str(r->rule_id));
-		jsonw_set(o, "protocol", jsonw_str(r->protocol_id));
-		jsonw_set(o, "protocol_version", jsonw_str(r->protocol_version));
-		jsonw_set(o, "lawful_basis", jsonw_str(r->lawful_basis));
-		jsonw_set(o, "record_age_seconds", json_integer(r->record_age_seconds));
-		jsonw_set(o, "review_required", json_boolean(r->review_required));
-		jsonw_set(o, "inform_subject", json_boolean(r->inform_subject));
-		for (size_t i = 0; i < r->n_released; i++) {
-			const Safeshare__V1__ReleasedField	*f = r->released[i];
-			json_t					*x = json_object();
-
-			jsonw_set(x, "name", jsonw_str(f->name));
-			jsonw_set(x, "value", jsonw_str(f->value));
-			jsonw_set(x, "label", jsonw_str(f->label ==
-			    SAFESHARE__V1__LABEL__LABEL_OPINION ? "opinion" : "fact"));
-			jsonw_set(x, "last_verified", json_integer(f->last_verified));
-			jsonw_set(x, "transform", jsonw_str(f->transform));
-			json_array_append_new(rel, x);
-		}
-		jsonw_set(o, "released", rel);
-		for (size_t i = 0; i < r->n_withheld; i++)
-			json_array_append_new(wh, json_pack("{s:o,s:o}",
-			    "name", jsonw_str(r->withheld[i]->name),
-			    "reason", jsonw_str(r->withheld[i]->reason)));
-		jsonw_set(o, "withheld", wh);
-		jsonw_print(stdout, o);
+		jsonw_print(stdout, response_json(r));
 		return;
 	}
+	if (r->holder[0] != '\0')
+		printf("holder:        %s\n", T(r->holder));
 	printf("decision:      %s (%s)\n", decision_word(r->decision), T(r->reason));
 	printf("disclosure id: %llu\n", (unsigned long long)r->disclosure_id);
 	printf("protocol:      %s version %s%s%s\n", T(r->protocol_id),
@@ -198,6 +209,45 @@ print_response(const Safeshare__V1__DisclosureResponse *r, int json)
 		printf("note: released under an override; flagged for senior review\n");
 	if (r->inform_subject)
 		printf("note: the subject is to be informed of this disclosure\n");
+}
+
+/*
+ * Issue 17: the answer of a request without --holder, one decision per
+ * holder in the daemon's (holder) order; --json: {"holders": [...],
+ * "protocol", "protocol_version"}. Each receipt is kept. Returns the exit
+ * status: released if any holder released something, else denied.
+ */
+static int
+print_holders(const Safeshare__V1__DisclosureResponse *r, int json,
+    const char *receipts)
+{
+	json_t	*a = NULL;
+	int	 released = 0;
+
+	if (json)
+		a = json_array();
+	for (size_t i = 0; i < r->n_holders; i++) {
+		const Safeshare__V1__DisclosureResponse *h = r->holders[i];
+
+		if (receipts != NULL)
+			receipt_save(receipts, h->receipt);
+		if (h->decision != SAFESHARE__V1__DECISION__DECISION_DENY)
+			released = 1;
+		if (json)
+			json_array_append_new(a, response_json(h));
+		else {
+			if (i > 0)
+				printf("\n");
+			print_response(h, 0);
+		}
+	}
+	if (json)
+		jsonw_print(stdout, json_pack("{s:o,s:o,s:o}", "holders", a,
+		    "protocol", jsonw_str(r->protocol_id), "protocol_version",
+		    jsonw_str(r->protocol_version)));
+	else if (!released)
+		fprintf(stderr, "safeshare: denied by every holder asked\n");
+	return released ? SS_EXIT_OK : SS_EXIT_DENIED;
 }
 
 static int
@@ -245,7 +295,7 @@ cmd_request(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	static const char *const help =
-	    "usage: safeshare request (--subject ID | --holder H (--nhs-number N |\n"
+	    "usage: safeshare request (--subject ID | [--holder H] (--nhs-number N |\n"
 	    "         --family-name F --given-name G --dob DATE [--postcode PC]))\n"
 	    "         --record-type TYPE --purpose P\n"
 	    "         --case REF --practitioner NAME [--fields a,b,...] [--consult]\n"
@@ -257,12 +307,16 @@ cmd_request(int argc, char *argv[])
 	    "with the reason, and the disclosure id under which the decision was\n"
 	    "logged. --consult asks without identifying fields (D11). --override\n"
 	    "invokes an exception when consent is absent or refused (D5).\n"
-	    "--holder with --nhs-number or the demographics asks that holder for\n"
-	    "its record of the person, found as docs/matching.md says (D18).\n"
-	    "--receipts DIR keeps the reply's receipt (also a refusal's) as\n"
+	    "--nhs-number or the demographics name the person, found as\n"
+	    "docs/matching.md says (D18): with --holder, that holder's record;\n"
+	    "without, every holder's record of the type, each decided, logged\n"
+	    "and printed on its own (holder, decision, fields, receipt); holders\n"
+	    "under a rule with `locate: false` are asked only by name (D19).\n"
+	    "--receipts DIR keeps each decision's receipt (also a refusal's) as\n"
 	    "DIR/<disclosure id>.receipt: proof that the decision is in the\n"
 	    "signed log, for `safeshare receipt verify|check`.\n"
-	    "Exit: 0 released, 3 denied, 4 refused by the server, 5 no answer.\n";
+	    "Exit: 0 released (by any holder asked), 3 denied (by every one),\n"
+	    "4 refused by the server, 5 no answer.\n";
 	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
 	Safeshare__V1__PersonRef		 person = SAFESHARE__V1__PERSON_REF__INIT;
 	Safeshare__V1__DisclosureResponse	*resp;
@@ -299,23 +353,30 @@ cmd_request(int argc, char *argv[])
 		default: fputs(help, stderr); return SS_EXIT_USAGE;
 		}
 	}
-	/* Issue 17: the person by NHS number or demographics at one holder. */
+	/*
+	 * Issue 17: the person by NHS number or demographics, at one holder
+	 * or (no --holder) at every holder of the record type.
+	 */
 	if (person.nhs_number[0] != '\0' || person.family_name[0] != '\0' ||
 	    person.given_name[0] != '\0' || person.date_of_birth[0] != '\0') {
-		if (rq.subject_id[0] != '\0' || person.holder[0] == '\0') {
+		if (rq.subject_id[0] != '\0') {
 			fprintf(stderr, "safeshare request: --nhs-number or the "
-			    "demographics go with --holder, instead of --subject\n");
+			    "demographics go instead of --subject\n");
 			return SS_EXIT_USAGE;
 		}
 		rq.person = &person;
+	} else if (person.holder[0] != '\0') {
+		fprintf(stderr, "safeshare request: --holder goes with --nhs-number "
+		    "or the demographics\n");
+		return SS_EXIT_USAGE;
 	}
 	if ((rq.subject_id[0] == '\0' && rq.person == NULL) ||
 	    rq.record_type[0] == '\0' ||
 	    rq.purpose[0] == '\0' || rq.case_reference[0] == '\0' ||
 	    rq.practitioner[0] == '\0') {
-		fprintf(stderr, "safeshare request: --subject (or --holder with "
-		    "--nhs-number or the demographics), --record-type, "
-		    "--purpose, --case and --practitioner are required (D1)\n");
+		fprintf(stderr, "safeshare request: --subject (or --nhs-number or "
+		    "the demographics), --record-type, --purpose, --case and "
+		    "--practitioner are required (D1)\n");
 		return SS_EXIT_USAGE;
 	}
 	if (fields != NULL && split_fields(fields, &rq.fields, &rq.n_fields) == -1)
@@ -337,6 +398,11 @@ cmd_request(int argc, char *argv[])
 		cli_logged_refusal(status, error, json, "disclosure ");
 		safeshare__v1__error__free_unpacked(error, NULL);
 		return SS_EXIT_REFUSED;
+	}
+	if (resp->n_holders > 0) {
+		rc = print_holders(resp, json, receipts);
+		safeshare__v1__disclosure_response__free_unpacked(resp, NULL);
+		return rc;
 	}
 	if (receipts != NULL)
 		receipt_save(receipts, resp->receipt);

@@ -162,30 +162,6 @@ entry_base(struct lpending *lp, struct audit_entry *e)
 	e->consent = "";
 }
 
-/*
- * What the locate asked for, for a log entry that names no person: the
- * local id as given, "nhs:<number>", or "demographics:<family>|<given>|
- * <date of birth>|<postcode>" (each bounded by the wire limits).
- */
-static void
-asked(const struct lpending *lp, char *out, size_t len)
-{
-	const Safeshare__V1__PersonRef	*p = pref(lp);
-	char				 nhs[MATCH_NHS_LEN + 1];
-	const char			*why;
-
-	if (str(lp->lr->subject_id)[0] != '\0')
-		snprintf(out, len, "%s", lp->lr->subject_id);
-	else if (p != NULL && str(p->nhs_number)[0] != '\0')
-		snprintf(out, len, "nhs:%s", match_nhs_parse(p->nhs_number, nhs,
-		    &why) == 0 ? nhs : p->nhs_number);
-	else if (p != NULL)
-		snprintf(out, len, "demographics:%s|%s|%s|%s", str(p->family_name),
-		    str(p->given_name), str(p->date_of_birth), str(p->postcode));
-	else
-		out[0] = '\0';
-}
-
 /* One entry, then an Error reply naming it: a refusal, no_match, ambiguous. */
 static void
 finish_error(struct lpending *lp, int status, const char *decision, const char *code,
@@ -197,7 +173,7 @@ finish_error(struct lpending *lp, int status, const char *decision, const char *
 	lp->status = status;
 	snprintf(lp->code, sizeof(lp->code), "%s", code);
 	snprintf(lp->msg, sizeof(lp->msg), "%s", msg);
-	asked(lp, subject, sizeof(subject));
+	wire_person_asked(lp->lr->subject_id, pref(lp), subject, sizeof(subject));
 	entry_base(lp, &e);
 	e.subject = subject;
 	e.decision = decision;

@@ -218,10 +218,11 @@ say "22. Who holds records about Amelia Hart? Locate by NHS number (D19): holder
 as police
 show "$SS" locate --nhs-number "943 476 5919" --purpose child_protection \
 	--case CP-2026-0142 --practitioner "DC R. Jones"
-say "23. The same NHS number at each holder: two holders' records of one person (D18)"
-show "$SS" request --holder childrens_social_care --nhs-number "943 476 5919" \
+say "23. Ask by NHS number, no holder named: each holder's record, each its own decision, log entry and receipt (D18)"
+show "$SS" request --nhs-number "943 476 5919" \
 	--record-type person --purpose child_protection --case CP-2026-0142 \
-	--practitioner "DC R. Jones"
+	--practitioner "DC R. Jones" --receipts "$run/receipts"
+say "23a. ... or one holder's record only"
 show "$SS" request --holder health_trust --nhs-number "943 476 5919" \
 	--record-type person --purpose child_protection --case CP-2026-0142 \
 	--practitioner "DC R. Jones"

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "match.h"
 #include "wire.h"
 
 wire_request *
@@ -70,6 +71,59 @@ wire_field_problem(const char *field, const char *value)
 		return NULL;
 	}
 	return "is not a request field";
+}
+
+static const char *
+str(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+const char *
+wire_person_problem(const Safeshare__V1__PersonRef *p, const char **why)
+{
+	/* Each string with the wire field whose bounds it shares. */
+	static const struct { const char *name, *wire; } f[] = {
+		{ "holder", "purpose" },
+		{ "nhs_number", "practitioner" },
+		{ "family_name", "practitioner" },
+		{ "given_name", "practitioner" },
+		{ "date_of_birth", "purpose" },
+		{ "postcode", "purpose" },
+	};
+	const char *v[sizeof(f) / sizeof(f[0])];
+
+	if (p == NULL)
+		return NULL;
+	v[0] = p->holder;
+	v[1] = p->nhs_number;
+	v[2] = p->family_name;
+	v[3] = p->given_name;
+	v[4] = p->date_of_birth;
+	v[5] = p->postcode;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if ((*why = wire_field_problem(f[i].wire, str(v[i]))) != NULL)
+			return f[i].name;
+	return NULL;
+}
+
+void
+wire_person_asked(const char *subject_id, const Safeshare__V1__PersonRef *p,
+    char *out, size_t len)
+{
+	char		 nhs[MATCH_NHS_LEN + 1];
+	const char	*why;
+
+	if (str(subject_id)[0] != '\0')
+		snprintf(out, len, "%s", subject_id);
+	else if (p != NULL && str(p->nhs_number)[0] != '\0')
+		snprintf(out, len, "nhs:%s", match_nhs_parse(p->nhs_number, nhs,
+		    &why) == 0 ? nhs : p->nhs_number);
+	else if (p != NULL)
+		snprintf(out, len, "demographics:%s|%s|%s|%s", str(p->family_name),
+		    str(p->given_name), str(p->date_of_birth), str(p->postcode));
+	else if (len > 0)
+		out[0] = '\0';
 }
 
 const char *

@@ -44,6 +44,21 @@ const char	*wire_request_problem(const wire_request *, const char **why);
 /* A request id chosen by a client: 1 to 64 of [A-Za-z0-9._:-]. */
 int		 wire_request_id_ok(const char *);
 
+/*
+ * Issue 17: the first string of a person reference that wire_field_problem()
+ * refuses (holder and postcode as identifiers, the NHS number, names and
+ * date of birth as names), with the reason in why, or NULL. NULL p: none.
+ */
+const char	*wire_person_problem(const Safeshare__V1__PersonRef *p, const char **why);
+/*
+ * What a request that names no one yet asked for, for its log entry: the
+ * local id as given, "nhs:<number>" (normalised when it parses) or
+ * "demographics:<family>|<given>|<date of birth>|<postcode>". Strings within
+ * wire_person_problem()'s bounds fit in 1024 bytes. Always NUL-terminated.
+ */
+void		 wire_person_asked(const char *subject_id, const Safeshare__V1__PersonRef *,
+		    char *out, size_t len);
+
 /* A view of the request for the policy; borrows the request's strings. */
 void		 wire_request_view(const wire_request *, struct policy_request *);
 

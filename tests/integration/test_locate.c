@@ -476,13 +476,260 @@ Test(locate, request_by_nhs_number_at_one_holder)
 	    .family = "O'Neil", .given = "Sam", .dob = "2010-05-04",
 	    .postcode = "EX4 1AA" }, &r, &e), 200);
 	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
-	cr_expect_eq(ask_person("police", NULL, &amelia_nhs, &r, &e), 400);
-	cr_expect_str_eq(e->code, "holder_required");
-	safeshare__v1__error__free_unpacked(e, NULL);
 	cr_expect_eq(ask_person("police", "health_trust", &(struct who){
 	    .nhs = "9434765918" }, &r, &e), 400);
 	cr_expect_str_eq(e->code, "invalid_person");
 	safeshare__v1__error__free_unpacked(e, NULL);
+}
+
+/*
+ * Issue 17 item 4: the person without a holder (unless w names one), as
+ * agency for purpose and record type, with request id rid; the answer, or
+ * the Error in *ep.
+ */
+static int
+ask_all(const char *agency, const char *purpose, const char *record_type,
+    const struct who *w, const char *rid, Safeshare__V1__DisclosureResponse **resp,
+    Safeshare__V1__Error **ep)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__PersonRef		 pr = SAFESHARE__V1__PERSON_REF__INIT;
+	struct ss_client			*c = h_client(&d, agency);
+	char					 err[512];
+	int					 status;
+
+#define S(v)	((char *)((v) ? (v) : ""))
+	rq.purpose = (char *)purpose;
+	rq.record_type = (char *)record_type;
+	rq.case_reference = "MASH-2026-17";
+	rq.practitioner = "J. Doe, MASH";
+	rq.request_id = S(rid);
+	pr.holder = S(w->holder);
+	pr.nhs_number = S(w->nhs);
+	pr.family_name = S(w->family);
+	pr.given_name = S(w->given);
+	pr.date_of_birth = S(w->dob);
+	pr.postcode = S(w->postcode);
+#undef S
+	rq.person = &pr;
+	*resp = NULL;
+	*ep = NULL;
+	cr_assert_eq(ss_disclose(c, &rq, resp, ep, &status, err, sizeof(err)), 0, "%s",
+	    err);
+	ss_client_free(c);
+	return status;
+}
+
+/* The holders answered, "holder=decision/reason;..." in answer order. */
+static void
+per_holder(const Safeshare__V1__DisclosureResponse *r, char *out, size_t len)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < r->n_holders; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s=%d/%s", i ? ";" : "",
+		    r->holders[i]->holder, (int)r->holders[i]->decision,
+		    r->holders[i]->reason);
+}
+
+/*
+ * D12, D18: no holder named: every holder of Amelia's person record
+ * answers, each with its own decision, rule, log entry and receipt; the
+ * police's domestic_abuse flag withholds the address each holds, health's
+ * included. da_service holds no person record and is not named. The
+ * entries were committed together: every receipt has the same checkpoint.
+ */
+Test(locate, request_without_holder_asks_every_holder)
+{
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	char					 got[512];
+
+	cr_assert_eq(ask_all("police", "child_protection", "person", &amelia_nhs,
+	    "ALL-1", &r, &e), 200);
+	cr_expect_str_eq(r->reason, "per_holder");
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_UNSPECIFIED);
+	cr_expect_eq(r->disclosure_id, 0);
+	per_holder(r, got, sizeof(got));
+	/* Children's social care holds a refusal: respected whatever the rule. */
+	cr_expect_str_eq(got, "childrens_social_care=3/consent_refused;"
+	    "health_trust=2/partially_released;police=2/partially_released");
+	cr_assert_eq(r->n_holders, 3);
+	for (size_t i = 0; i < r->n_holders; i++) {
+		const Safeshare__V1__DisclosureResponse *h = r->holders[i];
+
+		cr_expect_str_eq(h->rule_id, "police-child-person");
+		cr_expect_gt(h->disclosure_id, 0);
+		cr_assert_not_null(h->receipt, "%s", h->holder);
+		cr_expect_eq(h->receipt->seq, h->disclosure_id);
+		cr_expect_str_eq(h->receipt->checkpoint, r->holders[0]->receipt->checkpoint,
+		    "one commit for the whole answer");
+		if (i == 0)
+			continue;
+		cr_expect_str_eq(withheld(h, "address"), "flag:domestic_abuse", "%s",
+		    h->holder);
+		cr_expect_gt(h->n_released, 0);
+	}
+	cr_expect_eq(r->holders[0]->n_released, 0);
+	cr_expect(strstr(r->holders[1]->released[0]->value, "Amelia") != NULL);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND request_id = 'ALL-1'"), 3);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND request_id = 'ALL-1' "
+	    "AND subject = 'HLT-7' AND decision = 'partial' AND "
+	    "withheld LIKE '%address:flag:domestic_abuse%'"), 1);
+	cr_expect_eq(h_log_count(&d, "request_id = 'ALL-1' AND subject = 'DA-7'"), 0);
+}
+
+/* D3, D18: consent is each holder's: refused, granted, none recorded. */
+Test(locate, request_without_holder_consent_at_each_holder)
+{
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	char					 got[512];
+
+	cr_assert_eq(ask_all("health_trust", "adult_safeguarding", "person",
+	    &amelia_nhs, "ALL-2", &r, &e), 200);
+	per_holder(r, got, sizeof(got));
+	cr_expect_str_eq(got, "childrens_social_care=3/consent_refused;"
+	    "health_trust=1/released;police=3/consent_required");
+	cr_assert_eq(r->n_holders, 3);
+	cr_expect_eq(r->holders[0]->n_released, 0, "nothing from a refusal");
+	cr_expect_str_eq(withheld(r->holders[1], "address"), "not_in_rule");
+	cr_expect_gt(r->holders[1]->n_released, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure' AND request_id = 'ALL-2' "
+	    "AND ((subject = 'CSC-7' AND reason = 'consent_refused' AND consent = "
+	    "'refused') OR (subject = 'HLT-7' AND decision = 'allow' AND consent = "
+	    "'granted') OR (subject = 'POL-7' AND reason = 'consent_required'))"), 3);
+}
+
+/*
+ * D19: a rule with `locate: false` never names its holders: asked without
+ * a holder it is refused before the person is looked for, alike whether
+ * anyone holds them; by name it is answered. Its holder never appears in
+ * an answer for another record type either.
+ */
+Test(locate, request_without_holder_never_names_a_locate_false_holder)
+{
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	char					 got[512];
+
+	cr_assert_eq(ask_all("police", "marac", "refuge_stay", &amelia_nhs, "ALL-3",
+	    &r, &e), 400);
+	cr_expect_str_eq(e->code, "holder_required");
+	cr_expect(strstr(e->message, "da_service") == NULL, "%s", e->message);
+	cr_expect_gt(e->disclosure_id, 0, "the refusal is logged");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_assert_eq(ask_all("police", "marac", "refuge_stay", &(struct who){
+	    .nhs = "4010232137" }, "ALL-4", &r, &e), 400, "no one: the same");
+	cr_expect_str_eq(e->code, "holder_required");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(h_log_count(&d, "request_id IN ('ALL-3', 'ALL-4') AND "
+	    "reason = 'holder_required' AND subject LIKE 'nhs:%'"), 2);
+
+	cr_assert_eq(ask_all("police", "marac", "concern", &amelia_nhs, "ALL-5", &r,
+	    &e), 200);
+	per_holder(r, got, sizeof(got));
+	cr_expect_str_eq(got, "childrens_social_care=3/consent_refused;"
+	    "health_trust=2/partially_released");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	cr_assert_eq(ask_all("police", "marac", "refuge_stay", &(struct who){
+	    .holder = "da_service", .nhs = "943 476 5919" }, "ALL-11", &r, &e), 200,
+	    "by name: %s", e ? e->code : "");
+	cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_ALLOW);
+	cr_expect_eq(r->n_holders, 0);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+}
+
+/*
+ * D18: by demographics; not exactly one person, or no rule, is one entry
+ * that names no holder.
+ */
+Test(locate, request_without_holder_by_demographics)
+{
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	char					 got[512];
+
+	cr_assert_eq(ask_all("police", "child_protection", "person", &(struct who){
+	    .family = "hart", .given = "AMELIA", .dob = "2015-03-09" }, "ALL-6", &r,
+	    &e), 200);
+	cr_expect_eq(r->n_holders, 3);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_assert_eq(ask_all("police", "child_protection", "person", &(struct who){
+	    .family = "O'Neil", .given = "Sam", .dob = "2010-05-04",
+	    .postcode = "EX5 2BB" }, "ALL-7", &r, &e), 200);
+	per_holder(r, got, sizeof(got));
+	cr_expect_str_eq(got, "health_trust=2/partially_released");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+
+	cr_expect_eq(ask_all("police", "child_protection", "person", &(struct who){
+	    .family = "O'Neil", .given = "Sam", .dob = "2010-05-04" }, "ALL-8", &r,
+	    &e), 409);
+	cr_expect_str_eq(e->code, "ambiguous");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(ask_all("police", "child_protection", "person", &(struct who){
+	    .family = "Nobody", .given = "Nemo", .dob = "2000-01-01" }, "ALL-9", &r,
+	    &e), 404);
+	cr_expect_str_eq(e->code, "no_match");
+	safeshare__v1__error__free_unpacked(e, NULL);
+	/* Housing has no rule for child protection: one deny, no holders. */
+	cr_assert_eq(ask_all("housing", "child_protection", "person", &amelia_nhs,
+	    "ALL-10", &r, &e), 200);
+	cr_expect_eq(r->n_holders, 0);
+	cr_expect_str_eq(r->reason, "no_rule");
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_log_count(&d, "request_id IN ('ALL-8', 'ALL-9', 'ALL-10')"), 3);
+	cr_expect_eq(h_log_count(&d, "request_id = 'ALL-10' AND subject = "
+	    "'nhs:9434765919' AND reason = 'no_rule'"), 1);
+}
+
+/*
+ * safeshare request without --holder: each holder's result, as text and as
+ * one strict JSON object; --receipts keeps every receipt, and they verify.
+ */
+Test(locate, request_without_holder_command_line)
+{
+	char	*out = NULL, cmd[2048], conn[1024];
+
+	snprintf(conn, sizeof(conn), "--server %s --cert %s/pki/police.crt "
+	    "--key %s/pki/police.key --ca %s/pki/ca.crt", d.server, d.dir, d.dir, d.dir);
+	snprintf(cmd, sizeof(cmd), "%s request --nhs-number '943 476 5919' "
+	    "--record-type person --purpose child_protection --case C-1 "
+	    "--practitioner 'DC Jones' %s", SAFESHARE_BIN, conn);
+	cr_expect_eq(h_run(cmd, &out), 0, "%s", out ? out : "");
+	cr_expect(out != NULL && strstr(out, "holder:        childrens_social_care\n"
+	    "decision:      deny (consent_refused)") != NULL && strstr(out,
+	    "holder:        health_trust\n") != NULL && strstr(out,
+	    "address                flag:domestic_abuse") != NULL, "%s",
+	    out ? out : "");
+	free(out);
+	out = NULL;
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/rc && %s request --nhs-number "
+	    "9434765919 --record-type person --purpose child_protection --case C-1 "
+	    "--practitioner 'DC Jones' --json --receipts %s/rc %s", d.dir,
+	    SAFESHARE_BIN, d.dir, conn);
+	cr_expect_eq(h_run(cmd, &out), 0, "%s", out ? out : "");
+	cr_expect(out != NULL && strncmp(out, "{\"holders\":[{\"holder\":"
+	    "\"childrens_social_care\",\"decision\":\"deny\"", 48) == 0 &&
+	    strstr(out, "{\"holder\":\"police\",\"decision\":\"partial\"") != NULL &&
+	    strstr(out, "\"protocol_version\":") != NULL, "%s", out ? out : "");
+	free(out);
+	out = NULL;
+	snprintf(cmd, sizeof(cmd), "test $(ls %s/rc/*.receipt | wc -l) -eq 3 && "
+	    "%s receipt verify %s/rc/*.receipt --pubkey %s/pki/audit-signing.pub",
+	    d.dir, SAFESHARE_BIN, d.dir, d.dir);
+	cr_expect_eq(h_run(cmd, &out), 0, "%s", out ? out : "");
+	free(out);
+	out = NULL;
+	/* No rule for the purpose: one deny that names no holder, exit 3. */
+	snprintf(cmd, sizeof(cmd), "%s request --nhs-number 9434765919 --record-type "
+	    "person --purpose adult_safeguarding --case C-1 --practitioner 'DC Jones' "
+	    "--server %s --cert %s/pki/police.crt --key %s/pki/police.key "
+	    "--ca %s/pki/ca.crt 2>&1", SAFESHARE_BIN, d.server, d.dir, d.dir, d.dir);
+	cr_expect_eq(h_run(cmd, &out), 3, "%s", out ? out : "");
+	free(out);
 }
 
 /* The command line: safeshare locate and request --holder --nhs-number. */

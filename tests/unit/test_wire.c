@@ -248,3 +248,52 @@ Test(wire, term_safe_escapes_controls)
 	cr_expect_str_eq(term_safe("Zoë\tok"), "Zoë\\tok");
 	cr_expect_str_eq(term_safe(NULL), "");
 }
+
+/* Issue 17: a person reference's strings keep the request's bounds. */
+Test(wire, person_text_limits)
+{
+	Safeshare__V1__PersonRef	 p = SAFESHARE__V1__PERSON_REF__INIT;
+	char				 longname[WIRE_MAX_NAME + 2];
+	const char			*why = NULL;
+
+	cr_expect_null(wire_person_problem(NULL, &why));
+	p.nhs_number = "943 476 5919";
+	p.holder = "health_trust";
+	cr_expect_null(wire_person_problem(&p, &why));
+	p.holder = "health\ttrust";
+	cr_expect_str_eq(wire_person_problem(&p, &why), "holder");
+	cr_expect_str_eq(why, "contains control characters");
+	p.holder = "";
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	p.family_name = longname;
+	cr_expect_str_eq(wire_person_problem(&p, &why), "family_name");
+	cr_expect_str_eq(why, "is too long (at most 200 bytes)");
+	p.family_name = "Hart";
+	p.postcode = "\xe2\x80\x8b";	/* a zero-width space alone */
+	cr_expect_str_eq(wire_person_problem(&p, &why), "postcode");
+}
+
+/* What a request naming no one yet asked for, as its log entry keeps it. */
+Test(wire, person_asked_for_the_log)
+{
+	Safeshare__V1__PersonRef	 p = SAFESHARE__V1__PERSON_REF__INIT;
+	char				 out[1024];
+
+	p.nhs_number = "943 476 5919";
+	wire_person_asked("S1001", &p, out, sizeof(out));
+	cr_expect_str_eq(out, "S1001", "a local id is kept as given");
+	wire_person_asked(NULL, &p, out, sizeof(out));
+	cr_expect_str_eq(out, "nhs:9434765919", "normalised");
+	p.nhs_number = "943 476 5918";
+	wire_person_asked("", &p, out, sizeof(out));
+	cr_expect_str_eq(out, "nhs:943 476 5918", "a bad number as given");
+	p.nhs_number = "";
+	p.family_name = "Hart";
+	p.given_name = "Amelia";
+	p.date_of_birth = "2015-03-09";
+	wire_person_asked(NULL, &p, out, sizeof(out));
+	cr_expect_str_eq(out, "demographics:Hart|Amelia|2015-03-09|");
+	wire_person_asked(NULL, NULL, out, sizeof(out));
+	cr_expect_str_eq(out, "");
+}
