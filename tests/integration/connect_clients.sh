@@ -184,6 +184,23 @@ timeout 60 node "$cache/client.mjs" "$cache/gen" "$url" "$pki" ||
 timeout 60 "$py" "$here/client.py" "$dir/py" 127.0.0.1 "$port" "$pki" ||
 	fail "the Python Connect client"
 
+# Issue 17: by NHS number without a holder, each holder's result nested in
+# holders[], each with its holder, decision and receipt.
+# shellcheck disable=SC2046
+curl -sS --max-time 10 $(as police) -H 'Content-Type: application/json' \
+	-d '{"purpose":"child_protection","caseReference":"CP-2","practitioner":"DC Jones","recordType":"person","person":{"nhsNumber":"943 476 5919"}}' \
+	-o "$dir/all.json" -w '%{http_code}\n' \
+	"$url/safeshare.v1.DisclosureService/Request" > "$dir/all.status"
+cat "$dir/all.json"; echo
+grep -qx 200 "$dir/all.status" || fail "every holder: status $(cat "$dir/all.status")"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["reason"] == "per_holder", d
+h = d["holders"]
+assert [x["holder"] for x in h] == ["childrens_social_care", "health_trust"], h
+assert all(x["receipt"]["checkpoint"] and x["decision"] != "DECISION_DENY" for x in h), h' \
+	"$dir/all.json" || fail "every holder: not one result per holder"
+
 # The daemon's stderr names no record value, whatever the protocol.
 if grep -q 'Amelia\|Hart' "$dir/log"; then
 	fail "a record value reached the daemon's log"

@@ -141,6 +141,13 @@ as police locate 0 locate --purpose child_protection --case "CP \"10\"" \
     --practitioner P --subject S1001 --json
 as police locate_refused 4 locate --purpose child_protection --case CP-11 \
     --practitioner P --nhs-number 1234567890 --json
+# Issue 17: every holder at once, one object holding each holder's result;
+# their receipts go with the others into receipt check and verify below.
+as police request_all 0 request --nhs-number "943 476 5919" --record-type person \
+    --purpose child_protection --case CP-12 --practitioner P \
+    --receipts "$dir/receipts" --json
+has "$dir/out/request_all" '",".join(h["holder"] for h in d["holders"])' \
+    "childrens_social_care,health_trust"
 as admin reload 0 admin reload --json
 
 as auditor query 0 audit query --all --json
