@@ -7,7 +7,11 @@ set -eu
 PKGS="build-essential cmake pkg-config libssl-dev openssl libevent-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libsqlite3-dev
 sqlite3 libcriterion-dev libyaml-dev libjansson-dev curl chromium
-nodejs python3-protobuf"
+nodejs python3-protobuf postgresql libpq-dev"
+
+# The PostgreSQL suites (issue 19) start a throwaway cluster of their own
+# with the server binaries of postgresql (tests/pg/pgcluster.sh); the log
+# module links libpq.
 
 # The Connect client tests (issue 20) run buf curl and a generated Node.js
 # client, whose npm packages the test installs into the build directory.
