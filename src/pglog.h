@@ -1,0 +1,92 @@
+/*
+ * The disclosure log on PostgreSQL (issue 19): any number of daemons, each
+ * with its own connection, append to ONE hash chain with gap-free
+ * sequence numbers. The entry, its chain hash, the Merkle tree and the
+ * signed checkpoint notes are those of the SQLite log (src/audit*.c,
+ * docs/audit-format.md); only where they are kept differs.
+ *
+ * Serialisation (docs/deploy-ha.md "The chain"): one row, log_head, holds
+ * the log's size, the hash of its last entry, the tree's compact range
+ * (frontier), the last checkpoint's number and time and the last entry's
+ * time. Every append locks it with SELECT ... FOR UPDATE in the
+ * transaction that inserts the batch, its tree nodes and its checkpoint
+ * and then moves the head: the next writer waits for that commit and
+ * builds on what it wrote, whichever daemon it is. A transaction that
+ * fails or whose connection dies rolls back as a whole, head included,
+ * so there is never a gap or half a batch. synchronous_commit is on for
+ * every connection: an append returns 0 only once its commit is durable.
+ *
+ * Not yet used by the daemon: the storage interface both backends will
+ * implement is still to build (docs/deploy-ha.md "Status").
+ *
+ * A handle is one connection and is used by one thread at a time.
+ */
+#ifndef SAFESHARE_PGLOG_H
+#define SAFESHARE_PGLOG_H
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+
+#define PGLOG_SCHEMA_VERSION	1
+
+struct pglog;
+
+/*
+ * Connects with a libpq connection string, sets synchronous_commit = on,
+ * creates the log's tables if they are missing (an empty log with a new
+ * log id) and prepares the append statements. Returns 0 with *pl the
+ * caller's to close with pglog_close(), or -1 with err.
+ */
+int	 pglog_open(struct pglog **pl, const char *conninfo, char *err,
+	    size_t errlen);
+void	 pglog_close(struct pglog *);
+
+/*
+ * The Ed25519 key that signs the checkpoint of each of this handle's
+ * commits (every daemon holds the same key: docs/deploy-ha.md). The handle
+ * takes its own reference; NULL: commits are not signed.
+ */
+void	 pglog_set_signer(struct pglog *, EVP_PKEY *key);
+
+/*
+ * Appends es[0..n) in one transaction (group commit): each entry gets its
+ * seq, time (never earlier than the log's last, whoever wrote it: D7),
+ * prev_hash and hash; the tree nodes they complete and, with a signer, the
+ * checkpoint over the new tree are written in the same transaction. With
+ * rc, each entry's receipt (its checkpoint points into the handle and
+ * lasts until its next append). Returns 0 once the commit is durable, or
+ * -1 with err and nothing appended -- except when the connection died
+ * during COMMIT itself, where PostgreSQL may have committed: the caller
+ * treats the entries as not logged (no reply releases data), and a
+ * verify shows them if they were. A lost connection is opened again by
+ * the next append.
+ */
+int	 pglog_append(struct pglog *, struct audit_entry **es, size_t n,
+	    struct audit_receipt *rc, char *err, size_t errlen);
+
+/* The log's size and id as committed now: 0 or -1 with err. */
+int	 pglog_head(struct pglog *, uint64_t *size, unsigned char log_id[16],
+	    char *err, size_t errlen);
+
+/*
+ * Verifies the whole log in one snapshot through the streaming verifier
+ * the SQLite log and the export use (audit_verifier_*): the chain, every
+ * checkpoint's signature with pub (NULL: not checked, which is not a pass
+ * when there are checkpoints), and that the head row agrees with the last
+ * entry and the tree. Fills *res; returns 0 when everything verifies.
+ */
+int	 pglog_verify(struct pglog *, EVP_PKEY *pub, struct audit_verify_result *res);
+
+/* The server process of the handle's connection (tests terminate it). */
+int	 pglog_backend_pid(struct pglog *);
+
+/*
+ * Tests only: fn(arg, i) is called after entry i (1-based) of a batch has
+ * been inserted, inside the transaction, to kill or abort it there.
+ */
+void	 pglog_set_test_hook(struct pglog *, void (*fn)(void *, size_t), void *arg);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Private to src/pglog*.c: the head row as read, and the small libpq
+ * helpers the append (pglog.c) and the verify (pglog_verify.c) share.
+ */
+#ifndef SAFESHARE_PGLOG_INT_H
+#define SAFESHARE_PGLOG_INT_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pglog;
+
+/* The one row of log_head (its frontier goes into the handle's range). */
+struct pglog_head {
+	unsigned char	 log_id[16];
+	uint64_t	 size;		/* entries: the last seq */
+	unsigned char	 head[32];	/* the last entry's hash (zeros: none) */
+	uint64_t	 cp_n;		/* the last checkpoint's number */
+	int64_t		 cp_time;
+	int64_t		 last_time;	/* the last entry's time */
+};
+
+/* The reason a statement failed, into err; frees res; returns -1. */
+int		 pglog_fail(PGconn *, PGresult *res, const char *what, char *err,
+		    size_t errlen);
+/* A statement without parameters or rows: 0 or -1 with err. */
+int		 pglog_exec(PGconn *, const char *sql, const char *what, char *err,
+		    size_t errlen);
+void		 pglog_put_be64(char out[8], uint64_t);
+uint64_t	 pglog_be64(const char *);
+/* Binary result columns: 0, or -1 when NULL or of another length. */
+int		 pglog_col_u64(const PGresult *, int row, int col, uint64_t *);
+int		 pglog_col_bytes(const PGresult *, int row, int col, unsigned char *out,
+		    int len);
+/* The handle's connection, its session (re)established: 0 or -1 with err. */
+PGconn		*pglog_conn(struct pglog *);
+int		 pglog_ready(struct pglog *, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,452 @@
+/*
+ * The disclosure log on PostgreSQL (src/pglog.c, issue 19) against a real
+ * server: the throwaway cluster of tests/pg/pgcluster.sh (ctest fixture
+ * "pg"). Each test works in a schema of its own, so they run in parallel.
+ * Without PostgreSQL the tests skip, saying why -- except under CI=true,
+ * where that fails.
+ */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "audit_int.h"
+#include "merkle.h"
+#include "pglog.h"
+
+#define MAXBATCH	64
+
+/* The connection string of the test cluster, or a skip (a failure in CI). */
+static void
+pg_conninfo(char *out, size_t len)
+{
+	const char	*env = getenv("SAFESHARE_PG_CONNINFO");
+	char		 why[512] = "no " PG_STATE_DIR "/conninfo: run the suite "
+			    "through ctest (fixture pg) or set SAFESHARE_PG_CONNINFO";
+	FILE		*fp;
+
+	if (env != NULL && *env != '\0') {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	if ((fp = fopen(PG_STATE_DIR "/conninfo", "r")) != NULL) {
+		char *ok = fgets(out, (int)len, fp);
+
+		fclose(fp);
+		if (ok != NULL) {
+			out[strcspn(out, "\n")] = '\0';
+			return;
+		}
+	}
+	if ((fp = fopen(PG_STATE_DIR "/absent", "r")) != NULL) {
+		if (fgets(why, sizeof(why), fp) != NULL)
+			why[strcspn(why, "\n")] = '\0';
+		fclose(fp);
+	}
+	if (getenv("CI") != NULL && strcmp(getenv("CI"), "true") == 0)
+		cr_assert_fail("PostgreSQL is required in CI: %s", why);
+	cr_skip_test("PostgreSQL not available: %s", why);
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static PGconn *
+pg_admin(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+static void
+pg_run(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql,
+	    PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+static long long
+pg_int(PGconn *c, const char *sql)
+{
+	PGresult	*res = PQexec(c, sql);
+	long long	 v;
+
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+	    PQresultErrorMessage(res));
+	cr_assert_eq(PQntuples(res), 1);
+	v = PQgetisnull(res, 0, 0) ? -1 : atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return v;
+}
+
+/*
+ * A new, empty schema for one test; out gets the connection string that
+ * puts the log's tables in it, admin a connection whose search path is it.
+ */
+static PGconn *
+pg_schema(const char *name, char *out, size_t len)
+{
+	char	 base[1024], sql[256];
+	PGconn	*c;
+
+	pg_conninfo(base, sizeof(base));
+	c = pg_admin(base);
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", name);
+	pg_run(c, sql);
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", name);
+	pg_run(c, sql);
+	snprintf(sql, sizeof(sql), "SET search_path = %s", name);
+	pg_run(c, sql);
+	snprintf(out, len, "%s options='-csearch_path=%s'", base, name);
+	return c;
+}
+
+static EVP_PKEY *
+new_key(void)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+
+	cr_assert_not_null(k);
+	return k;
+}
+
+/* A batch of n entries, each with a request id naming writer w and its number. */
+struct batch {
+	struct audit_entry	 e[MAXBATCH];
+	struct audit_entry	*ep[MAXBATCH];
+	char			 rid[MAXBATCH][32];
+};
+
+static void
+batch_fill(struct batch *b, size_t n, int w, int first)
+{
+	cr_assert(n <= MAXBATCH);
+	memset(b, 0, sizeof(*b));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(b->rid[i], sizeof(b->rid[i]), "w%d-%d", w, first + (int)i);
+		b->e[i].time = 1700000000 + first + (int64_t)i;
+		b->e[i].kind = "disclosure";
+		b->e[i].agency = w == 1 ? "police-north" : "council-east";
+		b->e[i].purpose = "safeguarding";
+		b->e[i].decision = "allow";
+		b->e[i].subject = "subject-1";
+		b->e[i].request_id = b->rid[i];
+		b->ep[i] = &b->e[i];
+	}
+}
+
+static void
+append_ok(struct pglog *pl, struct batch *b, size_t n, struct audit_receipt *rc)
+{
+	char err[256] = "";
+
+	cr_assert_eq(pglog_append(pl, b->ep, n, rc, err, sizeof(err)), 0,
+	    "append: %s", err);
+}
+
+static void
+verify_ok(struct pglog *pl, EVP_PKEY *key, uint64_t entries, uint64_t checkpoints)
+{
+	struct audit_verify_result res;
+
+	cr_assert_eq(pglog_verify(pl, key, &res), 0, "verify: %s", res.why);
+	cr_assert(res.ok);
+	cr_assert_eq(res.entries, entries, "%" PRIu64 " entries verified, %" PRIu64
+	    " expected", res.entries, entries);
+	cr_assert_eq(res.checkpoints, checkpoints);
+}
+
+/*
+ * One writer: batches of 1..50 entries chain, every commit is a signed
+ * checkpoint with consecutive numbers, each receipt's inclusion proof
+ * holds in its note's tree, and verify catches an edited entry (D7, D16).
+ */
+Test(pglog, one_writer_chain_tree_receipts)
+{
+	char			 ci[1200], err[256];
+	PGconn			*adm = pg_schema("t_one", ci, sizeof(ci));
+	struct pglog		*pl;
+	EVP_PKEY		*key = new_key();
+	static struct batch	 b;
+	static struct audit_receipt rc[MAXBATCH];
+	struct audit_verify_result res;
+	uint64_t		 size = 0, total = 0;
+	unsigned char		 id[16];
+	int			 k = 0;
+
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_set_signer(pl, key);
+	for (int i = 0; i < 20; i++) {
+		size_t n = 1 + (size_t)(i * 7) % 50;
+
+		batch_fill(&b, n, 1, k);
+		append_ok(pl, &b, n, rc);
+		for (size_t j = 0; j < n; j++) {
+			struct cpnote	 c;
+			char		 why[128];
+
+			cr_assert_eq(b.e[j].seq, total + j + 1);
+			cr_assert_eq(rc[j].seq, b.e[j].seq);
+			cr_assert_eq(audit_note_parse(rc[j].checkpoint, &c, why,
+			    sizeof(why)), 0, "%s", why);
+			cr_assert_eq(c.size, total + n);
+			cr_assert_eq(c.n, (uint64_t)i + 1);
+			cr_assert_eq(merkle_verify_inclusion(rc[j].seq - 1, c.size,
+			    rc[j].leaf, (const uint8_t (*)[32])rc[j].proof, rc[j].nproof,
+			    c.root), 0, "receipt of entry %" PRIu64, rc[j].seq);
+		}
+		total += n;
+		k += (int)n;
+	}
+	cr_assert_eq(pglog_head(pl, &size, id, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(size, total);
+	verify_ok(pl, key, total, 20);
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_tree"), (long long)
+	    (total / 16 + total / 256));
+
+	/* An entry edited in the database no longer matches its hash. */
+	pg_run(adm, "UPDATE log_entries SET purpose = 'edited' WHERE seq = 7");
+	cr_assert_eq(pglog_verify(pl, key, &res), -1);
+	cr_assert_eq(res.bad_seq, 7, "bad_seq %" PRIu64 ": %s", res.bad_seq, res.why);
+	/* Without the key, checkpoints are not a pass either. */
+	pg_run(adm, "UPDATE log_entries SET purpose = 'safeguarding' WHERE seq = 7");
+	cr_assert_eq(pglog_verify(pl, NULL, &res), -1);
+	verify_ok(pl, key, total, 20);
+	/* A head moved past the entries is caught. */
+	pg_run(adm, "UPDATE log_head SET size = size + 1");
+	cr_assert_eq(pglog_verify(pl, key, &res), -1);
+	cr_assert(strstr(res.why, "head") != NULL, "%s", res.why);
+
+	pglog_close(pl);
+	EVP_PKEY_free(key);
+	PQfinish(adm);
+}
+
+struct writer {
+	const char	*conninfo;
+	EVP_PKEY	*key;
+	int		 id;
+	int		 batches;
+	int		 per;
+	int		 failed;
+	char		 err[256];
+};
+
+static void *
+writer_main(void *arg)
+{
+	struct writer	*w = arg;
+	struct pglog	*pl;
+	struct batch	*b = calloc(1, sizeof(*b));
+
+	if (b == NULL || pglog_open(&pl, w->conninfo, w->err, sizeof(w->err)) == -1) {
+		w->failed = 1;
+		free(b);
+		return NULL;
+	}
+	pglog_set_signer(pl, w->key);
+	for (int i = 0; i < w->batches && !w->failed; i++) {
+		batch_fill(b, (size_t)w->per, w->id, i * w->per);
+		if (pglog_append(pl, b->ep, (size_t)w->per, NULL, w->err,
+		    sizeof(w->err)) == -1)
+			w->failed = 1;
+	}
+	pglog_close(pl);
+	free(b);
+	return NULL;
+}
+
+/*
+ * Two daemons' writers, two connections in two threads, each opening the
+ * new log at once and appending 5,000 entries in batches of 50: one chain
+ * of seq 1..10,000 with no gap, every entry present once, 200 consecutive
+ * checkpoints, and it verifies.
+ */
+Test(pglog, two_writers_one_chain, .timeout = 240)
+{
+	char		 ci[1200], err[256];
+	PGconn		*adm = pg_schema("t_two", ci, sizeof(ci));
+	EVP_PKEY	*key = new_key();
+	struct writer	 w[2];
+	pthread_t	 th[2];
+	struct pglog	*pl;
+
+	for (int i = 0; i < 2; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].conninfo = ci;
+		w[i].key = key;
+		w[i].id = i + 1;
+		w[i].batches = 100;
+		w[i].per = 50;
+		cr_assert_eq(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_not(w[i].failed, "writer %d: %s", i + 1, w[i].err);
+	}
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 10000);
+	cr_assert_eq(pg_int(adm, "SELECT min(seq) FROM log_entries"), 1);
+	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 10000);
+	cr_assert_eq(pg_int(adm, "SELECT count(DISTINCT request_id) FROM log_entries"),
+	    10000);
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries WHERE request_id "
+	    "LIKE 'w1-%'"), 5000);
+	/* Each batch is contiguous: its 50 entries were one transaction. */
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM (SELECT request_id, seq, "
+	    "lag(request_id) OVER (ORDER BY seq) AS prev FROM log_entries) x "
+	    "WHERE (seq - 1) % 50 != 0 AND left(prev, 2) != left(request_id, 2)"), 0);
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 200);
+	cr_assert_eq(pg_int(adm, "SELECT max(n) FROM log_checkpoints"), 200);
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	verify_ok(pl, key, 10000, 200);
+	pglog_close(pl);
+	EVP_PKEY_free(key);
+	PQfinish(adm);
+}
+
+struct killer {
+	PGconn	*conn;
+	int	 pid;
+	size_t	 at;
+	int	 fired;
+};
+
+/* The test hook: at entry `at` of the batch, terminate the writer's backend. */
+static void
+kill_backend(void *arg, size_t i)
+{
+	struct killer	*k = arg;
+	char		 sql[96];
+	PGresult	*res;
+
+	if (i != k->at || k->fired)
+		return;
+	k->fired = 1;
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", k->pid);
+	res = PQexec(k->conn, sql);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
+	    PQresultErrorMessage(res));
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+}
+
+/*
+ * A writer's server process terminated from a third connection halfway
+ * through a 50-entry batch: the append fails, nothing of the batch is
+ * there (no half batch, head unmoved), and the same handle reconnects by
+ * itself and goes on at the next seq with no gap.
+ */
+Test(pglog, killed_mid_batch_leaves_no_gap)
+{
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = pg_schema("t_kill", ci, sizeof(ci));
+	EVP_PKEY		*key = new_key();
+	static struct batch	 b;
+	struct killer		 k;
+	struct pglog		*pl;
+
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_set_signer(pl, key);
+	batch_fill(&b, 10, 1, 0);
+	append_ok(pl, &b, 10, NULL);
+
+	memset(&k, 0, sizeof(k));
+	k.conn = adm;
+	k.pid = pglog_backend_pid(pl);
+	k.at = 25;
+	pglog_set_test_hook(pl, kill_backend, &k);
+	batch_fill(&b, 50, 1, 10);
+	cr_assert_eq(pglog_append(pl, b.ep, 50, NULL, err, sizeof(err)), -1);
+	cr_assert(k.fired);
+	cr_assert_neq(err[0], '\0');
+	pglog_set_test_hook(pl, NULL, NULL);
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 10);
+	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 10);
+	cr_assert_eq(pg_int(adm, "SELECT size FROM log_head"), 10);
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 1);
+
+	batch_fill(&b, 5, 1, 60);
+	append_ok(pl, &b, 5, NULL);
+	cr_assert_eq(b.e[0].seq, 11);
+	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 15);
+	verify_ok(pl, key, 15, 2);
+	pglog_close(pl);
+	EVP_PKEY_free(key);
+	PQfinish(adm);
+}
+
+/*
+ * A batch the server refuses partway (an entry that is not UTF-8) rolls
+ * back whole: the entries before it in the batch are not kept, and the
+ * next batch follows the last committed entry.
+ */
+Test(pglog, refused_entry_aborts_whole_batch)
+{
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = pg_schema("t_abort", ci, sizeof(ci));
+	EVP_PKEY		*key = new_key();
+	static struct batch	 b;
+	struct pglog		*pl;
+
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_set_signer(pl, key);
+	batch_fill(&b, 3, 2, 0);
+	append_ok(pl, &b, 3, NULL);
+	batch_fill(&b, 5, 2, 3);
+	b.e[3].purpose = "bad \xff byte";
+	cr_assert_eq(pglog_append(pl, b.ep, 5, NULL, err, sizeof(err)), -1);
+	/* The reason, but not the entry's contents. */
+	cr_assert(strstr(err, "insert entry") != NULL, "%s", err);
+	cr_assert(strstr(err, "bad ") == NULL, "%s", err);
+	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 3);
+	cr_assert_eq(pg_int(adm, "SELECT size FROM log_head"), 3);
+	batch_fill(&b, 4, 2, 8);
+	append_ok(pl, &b, 4, NULL);
+	cr_assert_eq(b.e[0].seq, 4);
+	verify_ok(pl, key, 7, 2);
+	pglog_close(pl);
+	EVP_PKEY_free(key);
+	PQfinish(adm);
+}
+
+/* Entry times never go back, whichever daemon's clock is behind (D7). */
+Test(pglog, time_never_goes_back)
+{
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = pg_schema("t_time", ci, sizeof(ci));
+	static struct batch	 b;
+	struct pglog		*p1, *p2;
+
+	cr_assert_eq(pglog_open(&p1, ci, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pglog_open(&p2, ci, err, sizeof(err)), 0, "%s", err);
+	batch_fill(&b, 2, 1, 0);
+	b.e[0].time = b.e[1].time = 2000000000;
+	append_ok(p1, &b, 2, NULL);
+	batch_fill(&b, 1, 2, 0);
+	b.e[0].time = 1000000000;
+	append_ok(p2, &b, 1, NULL);
+	cr_assert_eq(b.e[0].time, 2000000000);
+	cr_assert_eq(b.e[0].seq, 3);
+	cr_assert_eq(pg_int(adm, "SELECT time FROM log_entries WHERE seq = 3"),
+	    2000000000LL);
+	pglog_close(p1);
+	pglog_close(p2);
+	PQfinish(adm);
+}
