@@ -1,6 +1,7 @@
 /*
  * Inside the store: what store.c shares with the files that hold other parts
- * of it (person.c). Not for the daemon or the CLI, which see store.h only.
+ * of it (store_read.c, store_write.c, person.c). Not for the daemon or the
+ * CLI, which see store.h only.
  */
 #ifndef SAFESHARE_STORE_INT_H
 #define SAFESHARE_STORE_INT_H
@@ -10,6 +11,30 @@
 #include "store.h"
 
 #define STORE_PERSON_STMTS	16
+
+/* The store's prepared statements, by index into queries[] (store.c). */
+enum {
+	Q_RECORD, Q_FIELDS, Q_CONSENT, Q_FLAGS, Q_PUT_SUBJECT, Q_PUT_RECORD,
+	Q_DEL_FIELDS, Q_PUT_FIELD, Q_ADD_CONSENT, Q_SET_FLAG, Q_OWNER, Q_DEL_RECORD,
+	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_READ_BEGIN,
+	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_NOTE_LOAD, Q_UNLOGGED_LOADS,
+	Q_LOAD_LOGGED, Q_SHOW_RECORDS, Q_SHOW_FIELDS, Q_SHOW_CONSENTS, Q_SHOW_FLAGS,
+	Q_PUT_PERSON, Q_COUNT
+};
+
+/*
+ * An open store; store_open() makes it, store_close() frees it. store.c,
+ * store_read.c and store_write.c use its statements.
+ */
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*q[Q_COUNT];
+	sqlite3_stmt	*pq[STORE_PERSON_STMTS];	/* person.c's */
+	int		 scope;		/* a read scope is open */
+	char		 err[256];
+	char		 id[STORE_ID_LEN + 1];	/* store_meta's store_id */
+	int64_t		 created_at;	/* 0: before store ids */
+};
 
 /* The store's connection; owned by the store. */
 sqlite3		*store_db(struct store *);

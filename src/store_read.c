@@ -1,0 +1,313 @@
+/*
+ * The store's reads: a subject's record for a disclosure (in one read
+ * transaction or the caller's read scope), the same-as-latest checks of a
+ * holder batch, and `holder show`. store.c opens the store and owns its
+ * statements.
+ */
+#include <sqlite3.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "person.h"
+#include "store.h"
+#include "store_int.h"
+#include "util.h"
+#include "yamlutil.h"
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return xstrdup(t ? (const char *)t : "");
+}
+
+static int	subject_read(struct store *, const struct record_type *, const char *,
+		    const char *, const char *, struct store_subject *);
+
+static int
+read_begin(struct store *s)
+{
+	int ok = sqlite3_get_autocommit(s->db) &&
+	    sqlite3_step(s->q[Q_READ_BEGIN]) == SQLITE_DONE;
+
+	sqlite3_reset(s->q[Q_READ_BEGIN]);
+	return ok;
+}
+
+static void
+read_end(struct store *s)
+{
+	sqlite3_step(s->q[Q_READ_END]);
+	sqlite3_reset(s->q[Q_READ_END]);
+}
+
+void
+store_read_begin(struct store *s)
+{
+	if (!s->scope)
+		s->scope = read_begin(s);
+}
+
+void
+store_read_end(struct store *s)
+{
+	if (s->scope) {
+		read_end(s);
+		s->scope = 0;
+	}
+}
+
+/*
+ * The four reads share one read transaction: one snapshot, and one lock
+ * and file check instead of four (they showed in the profile). Inside a
+ * read scope they share the scope's.
+ */
+int
+store_subject(struct store *s, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, struct store_subject *out)
+{
+	int rc, txn = !s->scope && read_begin(s);
+
+	rc = subject_read(s, rt, subject, agency, purpose, out);
+	if (txn)
+		read_end(s);
+	return rc;
+}
+
+static int
+subject_read(struct store *s, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, struct store_subject *out)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	memset(out, 0, sizeof(*out));
+	out->view.values = (const char *const *)out->values;
+
+	st = s->q[Q_RECORD];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rt->id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->view.known = 1;
+		out->view.last_verified = sqlite3_column_int64(st, 0);
+		out->holder = col_dup(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "record");
+	if (!out->view.known)
+		return 0;
+
+	st = s->q[Q_FIELDS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rt->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t idx;
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		/* Fields the protocol no longer declares are never released. */
+		if (name != NULL && record_type_field(rt, name, &idx) != NULL &&
+		    out->values[idx] == NULL)
+			out->values[idx] = col_dup(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto dberr;
+
+	st = s->q[Q_CONSENT];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, agency, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, purpose, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		enum consent_state c;
+
+		if (state != NULL && consent_parse(state, &c) == 0)
+			out->view.consent = c;
+		out->view.consent_expires = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto dberr;
+
+	st = s->q[Q_FLAGS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char **v = realloc(out->flags, (out->nflags + 1) * sizeof(*v));
+
+		if (v == NULL)
+			fatalx("%s: out of memory", __func__);
+		out->flags = v;
+		out->flags[out->nflags++] = col_dup(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto dberr;
+	out->view.flags = (const char *const *)out->flags;
+	out->view.nflags = out->nflags;
+	return 0;
+dberr:
+	store_fail(s, "subject");
+	store_subject_free(out);
+	return -1;
+}
+
+void
+store_subject_free(struct store_subject *out)
+{
+	for (size_t i = 0; i < PROTOCOL_MAX_FIELDS; i++)
+		free(out->values[i]);
+	for (size_t i = 0; i < out->nflags; i++)
+		free(out->flags[i]);
+	free(out->flags);
+	free(out->holder);
+	memset(out, 0, sizeof(*out));
+}
+
+/* Text of column i, "" for NULL. */
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? (const char *)t : "";
+}
+
+/* Column i equals v, where NULL is 0. */
+static int
+col_is(sqlite3_stmt *st, int i, int64_t v)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? v == 0 :
+	    sqlite3_column_int64(st, i) == v && v != 0;
+}
+
+int
+store_consent_same(struct store *s, const char *subject, enum consent_state c,
+    const char *agencies, const char *purposes, int64_t expires_at, int64_t decided_at)
+{
+	sqlite3_stmt	*st = s->q[Q_LAST_CONSENT];
+	int		 rc, same = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		same = strcmp(col_text(st, 0), consent_name(c)) == 0 &&
+		    strcmp(col_text(st, 1), agencies) == 0 &&
+		    strcmp(col_text(st, 2), purposes) == 0 &&
+		    col_is(st, 3, expires_at) && col_is(st, 4, decided_at);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "consent");
+	return same;
+}
+
+int
+store_record_same(struct store *s, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, int same_day, const char *const *names,
+    const char *const *values, size_t n)
+{
+	sqlite3_stmt	*st = s->q[Q_RECORD_ROW];
+	size_t		 found = 0;
+	int		 rc, same = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		same = strcmp(col_text(st, 0), holder) == 0 && (same_day ?
+		    sqlite3_column_int64(st, 1) / 86400 == verified_at / 86400 :
+		    sqlite3_column_int64(st, 1) == verified_at);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "record");
+	if (!same)
+		return 0;
+	/* The same fields with the same values, and no others. */
+	st = s->q[Q_FIELDS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	while (same && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = col_text(st, 0), *value = col_text(st, 1);
+		size_t i;
+
+		for (i = 0; i < n && strcmp(names[i], name) != 0; i++)
+			;
+		same = i < n && strcmp(values[i], value) == 0;
+		found++;
+	}
+	sqlite3_reset(st);
+	if (same && rc != SQLITE_DONE)
+		return store_fail(s, "record");
+	return same && found == n;
+}
+
+/* Steps one show query, handing each row to fn; 0 or -1 (fn's -1 stops it). */
+static int
+show_rows(struct store *s, int q, const char *subject, int64_t limit,
+    int (*fn)(sqlite3_stmt *, const struct store_show_cb *, void *),
+    const struct store_show_cb *cb, void *arg)
+{
+	sqlite3_stmt	*st = s->q[q];
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	if (limit > 0)
+		sqlite3_bind_int64(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (fn(st, cb, arg) == -1)
+			break;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "show");
+	if (rc == SQLITE_ROW) {
+		snprintf(s->err, sizeof(s->err), "show: stopped by the caller");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+show_record(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->record(arg, col_text(st, 0), sqlite3_column_int64(st, 1));
+}
+
+static int
+show_field(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->field(arg, col_text(st, 0), col_text(st, 1), col_text(st, 2));
+}
+
+static int
+show_consent(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->consent(arg, col_text(st, 0), col_text(st, 1), col_text(st, 2),
+	    sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4), col_text(st, 5),
+	    sqlite3_column_int64(st, 6));
+}
+
+static int
+show_flag(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
+{
+	return cb->flag(arg, col_text(st, 0), col_text(st, 1),
+	    sqlite3_column_int64(st, 2), col_text(st, 3), sqlite3_column_int64(st, 4));
+}
+
+int
+store_show(struct store *s, const char *subject, size_t max_history,
+    const struct store_show_cb *cb, void *arg)
+{
+	int64_t lim = (int64_t)max_history + 1;	/* one more: the caller sees it cut */
+
+	if (show_rows(s, Q_SHOW_RECORDS, subject, 0, show_record, cb, arg) == -1 ||
+	    show_rows(s, Q_SHOW_FIELDS, subject, 0, show_field, cb, arg) == -1 ||
+	    show_rows(s, Q_SHOW_CONSENTS, subject, lim, show_consent, cb, arg) == -1 ||
+	    show_rows(s, Q_SHOW_FLAGS, subject, lim, show_flag, cb, arg) == -1)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,287 @@
+/*
+ * The store's writes: transactions, records, consents, flags, holder
+ * batches and the data files loaded with -l. The caller holds the write
+ * transaction (store_begin()); store.c opens the store and owns its
+ * statements.
+ */
+#include <sqlite3.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "person.h"
+#include "store.h"
+#include "store_int.h"
+#include "util.h"
+#include "yamlutil.h"
+
+int
+store_begin(struct store *s)
+{
+	store_read_end(s);	/* a write sees, and ends, the read snapshot */
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(s, "begin");
+	return 0;
+}
+
+int
+store_commit(struct store *s)
+{
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(s, "commit");
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int
+run(struct store *s, int q, const char *what)
+{
+	int rc = sqlite3_step(s->q[q]);
+
+	sqlite3_reset(s->q[q]);
+	sqlite3_clear_bindings(s->q[q]);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, what);
+	return 0;
+}
+
+int
+store_put_record(struct store *s, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, const char *const *names,
+    const char *const *values, size_t n)
+{
+	sqlite3_stmt *st;
+
+	sqlite3_bind_text(s->q[Q_PUT_PERSON], 1, subject, -1, SQLITE_STATIC);
+	if (run(s, Q_PUT_PERSON, "person") == -1)
+		return -1;
+	st = s->q[Q_PUT_SUBJECT];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
+	if (run(s, Q_PUT_SUBJECT, "subject") == -1)
+		return -1;
+	st = s->q[Q_PUT_RECORD];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, holder, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, verified_at);
+	if (run(s, Q_PUT_RECORD, "record") == -1)
+		return -1;
+	st = s->q[Q_DEL_FIELDS];
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+	if (run(s, Q_DEL_FIELDS, "record") == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		st = s->q[Q_PUT_FIELD];
+		sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, names[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, values[i], -1, SQLITE_STATIC);
+		if (run(s, Q_PUT_FIELD, "field") == -1)
+			return -1;
+	}
+	/* What the subject is found by follows its person record (D18). */
+	if (strcmp(record_type, "person") == 0)
+		return person_details_from_record(s, subject);
+	return 0;
+}
+
+int
+store_add_consent(struct store *s, const char *subject, enum consent_state c,
+    const char *agencies, const char *purposes, int64_t expires_at,
+    int64_t decided_at, const char *recorded_by, int64_t recorded_at)
+{
+	sqlite3_stmt *st = s->q[Q_ADD_CONSENT];
+
+	if (c == CONSENT_NONE) {
+		snprintf(s->err, sizeof(s->err), "consent state must be granted, "
+		    "refused or withdrawn");
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, consent_name(c), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, agencies, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, purposes, -1, SQLITE_STATIC);
+	if (expires_at != 0)
+		sqlite3_bind_int64(st, 5, expires_at);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_text(st, 6, recorded_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, recorded_at);
+	if (decided_at != 0)
+		sqlite3_bind_int64(st, 8, decided_at);
+	else
+		sqlite3_bind_null(st, 8);
+	return run(s, Q_ADD_CONSENT, "consent");
+}
+
+int
+store_set_flag(struct store *s, const char *subject, const char *flag,
+    const char *set_by, int64_t set_at)
+{
+	sqlite3_stmt *st = s->q[Q_SET_FLAG];
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, set_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, set_at);
+	return run(s, Q_SET_FLAG, "flag");
+}
+
+int
+store_subject_holder(struct store *s, const char *subject, char *holder, size_t len)
+{
+	sqlite3_stmt	*st = s->q[Q_OWNER];
+	int		 rc, found = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		snprintf(holder, len, "%s", t ? (const char *)t : "");
+		found = 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "subject");
+	return found;
+}
+
+int
+store_delete_record(struct store *s, const char *subject, const char *record_type)
+{
+	int n;
+
+	sqlite3_bind_text(s->q[Q_DEL_RECORD], 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->q[Q_DEL_RECORD], 2, record_type, -1, SQLITE_STATIC);
+	if (run(s, Q_DEL_RECORD, "record") == -1)
+		return -1;
+	n = sqlite3_changes(s->db);
+	sqlite3_bind_text(s->q[Q_DEL_FIELDS], 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->q[Q_DEL_FIELDS], 2, record_type, -1, SQLITE_STATIC);
+	if (run(s, Q_DEL_FIELDS, "record") == -1)
+		return -1;
+	return n;
+}
+
+int
+store_flag_active(struct store *s, const char *subject, const char *flag)
+{
+	sqlite3_stmt	*st = s->q[Q_FLAG_ACTIVE];
+	int		 rc, n = 0;
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, "flag");
+	return n > 0;
+}
+
+int
+store_remove_flag(struct store *s, const char *subject, const char *flag,
+    const char *removed_by, int64_t removed_at)
+{
+	sqlite3_stmt *st = s->q[Q_UNFLAG];
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, removed_by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, removed_at);
+	if (run(s, Q_UNFLAG, "flag") == -1)
+		return -1;
+	return sqlite3_changes(s->db);
+}
+
+int
+store_mark_batch(struct store *s, const char *request_id, uint64_t first_seq,
+    int64_t now)
+{
+	sqlite3_stmt *st = s->q[Q_MARK_BATCH];
+
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)first_seq);
+	sqlite3_bind_int64(st, 3, now);
+	return run(s, Q_MARK_BATCH, "batch");
+}
+
+const char *
+store_id(struct store *s)
+{
+	return s->id;
+}
+
+int64_t
+store_created_at(struct store *s)
+{
+	return s->created_at;
+}
+
+int
+store_note_load(struct store *s, const char *file, size_t subjects, int64_t now)
+{
+	sqlite3_stmt *st = s->q[Q_NOTE_LOAD];
+
+	sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)subjects);
+	sqlite3_bind_int64(st, 3, now);
+	return run(s, Q_NOTE_LOAD, "load");
+}
+
+int
+store_unlogged_loads(struct store *s, store_load_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = s->q[Q_UNLOGGED_LOADS];
+	int		 rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *file = (const char *)sqlite3_column_text(st, 1);
+
+		if (cb(sqlite3_column_int64(st, 0), file ? file : "",
+		    (size_t)sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+		    arg) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, "loads");
+}
+
+int
+store_load_logged(struct store *s, int64_t id, uint64_t seq)
+{
+	sqlite3_stmt *st = s->q[Q_LOAD_LOGGED];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+	return run(s, Q_LOAD_LOGGED, "load");
+}
+
+int
+store_batch_applied(struct store *s, const char *request_id)
+{
+	sqlite3_stmt	*st = s->q[Q_BATCH_APPLIED];
+	int		 rc, n = 0;
+
+	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return store_fail(s, "batch");
+	return n > 0;
+}
