@@ -16,18 +16,18 @@
 #include "protocol_int.h"
 #include "yamlutil.h"
 
-const char *const transform_names[] = {
+const char *const proto_transform_names[] = {
 	"none", "year_only", "age_band", "postcode_district", "initials", "redact"
 };
-const char *const type_names[] = {
+const char *const proto_type_names[] = {
 	"string", "text", "name", "date", "postcode", "phone", "integer", "address",
 	"boolean"
 };
-const char *const override_names[] = {
+const char *const proto_override_names[] = {
 	"child_significant_harm", "adult_serious_harm", "serious_crime",
 	"legal_proceedings", "emergency_life_threat", "others_at_risk"
 };
-const char *const role_names[] = { "requester", "holder", "auditor", "admin",
+const char *const proto_role_names[] = { "requester", "holder", "auditor", "admin",
     "guardian" };
 #define STR_(x)		#x
 #define STR(x)		STR_(x)
@@ -36,26 +36,26 @@ const char *const role_names[] = { "requester", "holder", "auditor", "admin",
 const char *
 transform_name(enum transform t)
 {
-	return transform_names[t];
+	return proto_transform_names[t];
 }
 
 const char *
 field_type_name(enum field_type t)
 {
-	return type_names[t];
+	return proto_type_names[t];
 }
 
 const char *
 override_name(enum override_code c)
 {
-	return override_names[c];
+	return proto_override_names[c];
 }
 
 int
 override_parse(const char *s, enum override_code *out)
 {
 	for (int i = 0; i < OV_COUNT; i++)
-		if (strcmp(s, override_names[i]) == 0) {
+		if (strcmp(s, proto_override_names[i]) == 0) {
 			*out = (enum override_code)i;
 			return 0;
 		}
@@ -71,7 +71,7 @@ roles_string(unsigned roles, char *buf, size_t len)
 			continue;
 		if (buf[0] != '\0')
 			strncat(buf, ",", len - strlen(buf) - 1);
-		strncat(buf, role_names[i], len - strlen(buf) - 1);
+		strncat(buf, proto_role_names[i], len - strlen(buf) - 1);
 	}
 	return buf;
 }
@@ -127,17 +127,17 @@ protocol_load_buffer(const char *name, const unsigned char *buf, size_t len,
 	if (yis_map(&yf, root, "protocol file")) {
 		ykeys_check(&yf, root, keys, "protocol file");
 		if ((n = yneed(&yf, root, "protocol", "protocol file")) != NULL)
-			parse_header(&yf, p, n, now);
+			proto_header(&yf, p, n, now);
 		if ((n = yget(&yf, root, "flags")) != NULL)
-			parse_flags(&yf, p, n);
+			proto_flags(&yf, p, n);
 		if ((n = yneed(&yf, root, "agencies", "protocol file")) != NULL)
-			parse_agencies(&yf, p, n);
+			proto_agencies(&yf, p, n);
 		if ((n = yneed(&yf, root, "purposes", "protocol file")) != NULL)
-			parse_purposes(&yf, p, n);
+			proto_purposes(&yf, p, n);
 		if ((n = yneed(&yf, root, "record_types", "protocol file")) != NULL)
-			parse_record_types(&yf, p, n);
+			proto_record_types(&yf, p, n);
 		if ((n = yneed(&yf, root, "rules", "protocol file")) != NULL)
-			parse_rules(&yf, p, n);
+			proto_rules(&yf, p, n);
 	}
 	yfile_free(&yf);
 	if (d->nerrors != before) {
@@ -309,7 +309,7 @@ protocol_in_force(const struct protocol *p, int64_t now)
 
 /* Field values, by type: what holders may store (D9: data fit to share). */
 int
-has_ctrl(const char *v, int newlines_ok)
+proto_has_ctrl(const char *v, int newlines_ok)
 {
 	for (const unsigned char *s = (const unsigned char *)v; *s != '\0'; s++)
 		if ((*s < 0x20 && !(newlines_ok && (*s == '\n' || *s == '\t'))) ||
@@ -357,9 +357,9 @@ field_value_problem(enum field_type t, const char *v)
 	switch (t) {
 	case FT_TEXT:
 	case FT_ADDRESS:
-		return has_ctrl(v, 1) ? "contains control characters" : NULL;
+		return proto_has_ctrl(v, 1) ? "contains control characters" : NULL;
 	case FT_STRING:
-		return has_ctrl(v, 0) ? "contains control characters" : NULL;
+		return proto_has_ctrl(v, 0) ? "contains control characters" : NULL;
 	case FT_NAME:
 		for (const char *s = v; *s != '\0'; s++)
 			if (isdigit((unsigned char)*s) || strchr("@<>{}[]|\\/;:=_", *s) ||

@@ -17,7 +17,7 @@
 #include "yamlutil.h"
 
 int
-lookup_name(const char *s, const char *const *names, size_t n)
+proto_lookup_name(const char *s, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(s, names[i]) == 0)
@@ -27,7 +27,7 @@ lookup_name(const char *s, const char *const *names, size_t n)
 
 /* Reports an unknown enum value with the choices and a did-you-mean. */
 void
-bad_choice(struct yfile *yf, yaml_node_t *n, const char *what, const char *got,
+proto_bad_choice(struct yfile *yf, yaml_node_t *n, const char *what, const char *got,
     const char *const *names, size_t count)
 {
 	const char	*hint = did_you_mean(got, names, count);
@@ -47,7 +47,7 @@ bad_choice(struct yfile *yf, yaml_node_t *n, const char *what, const char *got,
 
 /* A non-empty scalar for a required key, or NULL with a diagnostic. */
 const char *
-req_str(struct yfile *yf, yaml_node_t *map, const char *key, const char *where)
+proto_req_str(struct yfile *yf, yaml_node_t *map, const char *key, const char *where)
 {
 	yaml_node_t	*n = yneed(yf, map, key, where);
 	const char	*s;
@@ -80,11 +80,11 @@ id_ok(struct yfile *yf, yaml_node_t *n, const char *what, const char *s)
 	return 0;
 }
 
-/* req_str() for an id: present, non-empty and a valid id, or NULL. */
+/* proto_req_str() for an id: present, non-empty and a valid id, or NULL. */
 const char *
-req_id(struct yfile *yf, yaml_node_t *map, const char *key, const char *where)
+proto_req_id(struct yfile *yf, yaml_node_t *map, const char *key, const char *where)
 {
-	const char	*s = req_str(yf, map, key, where);
+	const char	*s = proto_req_str(yf, map, key, where);
 	char		 what[64];
 
 	snprintf(what, sizeof(what), "%s %s", where, key);
@@ -106,7 +106,7 @@ opt_str(struct yfile *yf, yaml_node_t *map, const char *key)
 
 /* Checks an id is unique among the previous ones (names[0..n)). */
 void
-check_unique(struct yfile *yf, yaml_node_t *n, const char *kind, const char *id,
+proto_check_unique(struct yfile *yf, yaml_node_t *n, const char *kind, const char *id,
     size_t *lines, char **ids, size_t count)
 {
 	for (size_t i = 0; i < count; i++)
@@ -122,7 +122,7 @@ check_unique(struct yfile *yf, yaml_node_t *n, const char *kind, const char *id,
  * are count structs of size bytes at base, each starting with its id (char *).
  */
 const char *
-id_hint(char *buf, size_t len, const char *s, const void *base, size_t size,
+proto_id_hint(char *buf, size_t len, const char *s, const void *base, size_t size,
     size_t count)
 {
 	const char	**cands = xcalloc(count, sizeof(*cands));
@@ -140,7 +140,7 @@ id_hint(char *buf, size_t len, const char *s, const void *base, size_t size,
 
 /* A key seen earlier in the same mapping: in YAML the later one would win. */
 int
-dup_key(struct yfile *yf, yaml_node_t *map, yaml_node_pair_t *pair,
+proto_dup_key(struct yfile *yf, yaml_node_t *map, yaml_node_pair_t *pair,
     const char *where)
 {
 	yaml_node_t	*k = ynode(yf, pair->key), *o;
@@ -161,7 +161,7 @@ dup_key(struct yfile *yf, yaml_node_t *map, yaml_node_pair_t *pair,
 }
 
 void
-parse_header(struct yfile *yf, struct protocol *p, yaml_node_t *n, int64_t now)
+proto_header(struct yfile *yf, struct protocol *p, yaml_node_t *n, int64_t now)
 {
 	static const char *const keys[] = { "id", "version", "owner", "review_by", NULL };
 	const char	*s;
@@ -170,11 +170,11 @@ parse_header(struct yfile *yf, struct protocol *p, yaml_node_t *n, int64_t now)
 	if (!yis_map(yf, n, "protocol"))
 		return;
 	ykeys_check(yf, n, keys, "protocol");
-	if ((s = req_id(yf, n, "id", "protocol")) != NULL)
+	if ((s = proto_req_id(yf, n, "id", "protocol")) != NULL)
 		p->id = xstrdup(s);
-	if ((s = req_id(yf, n, "version", "protocol")) != NULL)
+	if ((s = proto_req_id(yf, n, "version", "protocol")) != NULL)
 		p->version = xstrdup(s);
-	if ((s = req_str(yf, n, "owner", "protocol")) != NULL)
+	if ((s = proto_req_str(yf, n, "owner", "protocol")) != NULL)
 		p->owner = xstrdup(s);
 	if ((rb = yneed(yf, n, "review_by", "protocol")) == NULL)
 		return;
@@ -192,7 +192,7 @@ parse_header(struct yfile *yf, struct protocol *p, yaml_node_t *n, int64_t now)
 }
 
 void
-parse_flags(struct yfile *yf, struct protocol *p, yaml_node_t *n)
+proto_flags(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	if (!yis_seq(yf, n, "flags"))
 		return;
@@ -223,8 +223,8 @@ parse_roles(struct yfile *yf, yaml_node_t *n, const char *where)
 
 		if (s == NULL)
 			continue;
-		if ((i = lookup_name(s, role_names, NROLES)) < 0)
-			bad_choice(yf, r, where, s, role_names, NROLES);
+		if ((i = proto_lookup_name(s, proto_role_names, NROLES)) < 0)
+			proto_bad_choice(yf, r, where, s, proto_role_names, NROLES);
 		else
 			roles |= 1u << i;
 	}
@@ -232,7 +232,7 @@ parse_roles(struct yfile *yf, yaml_node_t *n, const char *where)
 }
 
 void
-parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
+proto_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	static const char *const keys[] = { "id", "name", "subject", "spki_sha256",
 	    "roles", NULL };
@@ -253,9 +253,9 @@ parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, a, "agency"))
 			continue;
 		ykeys_check(yf, a, keys, "agency");
-		if ((s = req_id(yf, a, "id", "agency")) == NULL)
+		if ((s = proto_req_id(yf, a, "id", "agency")) == NULL)
 			continue;
-		check_unique(yf, a, "agency", s, lines, ids, p->nagencies);
+		proto_check_unique(yf, a, "agency", s, lines, ids, p->nagencies);
 		ag = &p->agencies[p->nagencies];
 		ids[p->nagencies] = ag->id = xstrdup(s);
 		lines[p->nagencies++] = yline(a);
@@ -265,7 +265,7 @@ parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 			if (strlen(s) > PROTOCOL_SUBJECT_MAX)
 				yerr(yf, yget(yf, a, "subject"), "agency \"%s\": subject "
 				    "is longer than %d bytes", ag->id, PROTOCOL_SUBJECT_MAX);
-			else if (has_ctrl(s, 0))
+			else if (proto_has_ctrl(s, 0))
 				yerr(yf, yget(yf, a, "subject"), "agency \"%s\": subject "
 				    "contains control characters", ag->id);
 			ag->subject = xstrdup(s);
@@ -305,7 +305,7 @@ parse_agencies(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 }
 
 void
-parse_purposes(struct yfile *yf, struct protocol *p, yaml_node_t *n)
+proto_purposes(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	static const char *const keys[] = { "id", "description", "lawful_basis", NULL };
 	static const char *const lbkeys[] = { "article6", "article9", NULL };
@@ -327,9 +327,9 @@ parse_purposes(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, pn, "purpose"))
 			continue;
 		ykeys_check(yf, pn, keys, "purpose");
-		if ((s = req_id(yf, pn, "id", "purpose")) == NULL)
+		if ((s = proto_req_id(yf, pn, "id", "purpose")) == NULL)
 			continue;
-		check_unique(yf, pn, "purpose", s, lines, ids, p->npurposes);
+		proto_check_unique(yf, pn, "purpose", s, lines, ids, p->npurposes);
 		pu = &p->purposes[p->npurposes];
 		ids[p->npurposes] = pu->id = xstrdup(s);
 		lines[p->npurposes++] = yline(pn);
@@ -382,7 +382,7 @@ parse_fields(struct yfile *yf, struct record_type *rt, yaml_node_t *n)
 		if (!yis_map(yf, fn, "field"))
 			continue;
 		ykeys_check(yf, fn, keys, "field");
-		if ((s = req_id(yf, fn, "name", "field")) == NULL)
+		if ((s = proto_req_id(yf, fn, "name", "field")) == NULL)
 			continue;
 		if (record_type_field(rt, s, NULL) != NULL) {
 			yerr(yf, fn, "duplicate field \"%s\" in record type \"%s\"",
@@ -393,16 +393,16 @@ parse_fields(struct yfile *yf, struct record_type *rt, yaml_node_t *n)
 		f->name = xstrdup(s);
 		if ((v = yneed(yf, fn, "type", "field")) != NULL &&
 		    (s = ystr(yf, v, "type")) != NULL) {
-			if ((i = lookup_name(s, type_names, NTYPES)) < 0)
-				bad_choice(yf, v, "type", s, type_names, NTYPES);
+			if ((i = proto_lookup_name(s, proto_type_names, NTYPES)) < 0)
+				proto_bad_choice(yf, v, "type", s, proto_type_names, NTYPES);
 			else
 				f->type = (enum field_type)i;
 		}
 		/* D8: every field is declared fact or opinion. */
 		if ((v = yneed(yf, fn, "label", "field")) != NULL &&
 		    (s = ystr(yf, v, "label")) != NULL) {
-			if ((i = lookup_name(s, labels, 2)) < 0)
-				bad_choice(yf, v, "label", s, labels, 2);
+			if ((i = proto_lookup_name(s, labels, 2)) < 0)
+				proto_bad_choice(yf, v, "label", s, labels, 2);
 			else
 				f->opinion = i;
 		}
@@ -414,7 +414,7 @@ parse_fields(struct yfile *yf, struct record_type *rt, yaml_node_t *n)
 }
 
 void
-parse_record_types(struct yfile *yf, struct protocol *p, yaml_node_t *n)
+proto_record_types(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	static const char *const keys[] = { "id", "fields", NULL };
 	size_t	 count, *lines;
@@ -434,9 +434,9 @@ parse_record_types(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, rn, "record type"))
 			continue;
 		ykeys_check(yf, rn, keys, "record type");
-		if ((s = req_id(yf, rn, "id", "record type")) == NULL)
+		if ((s = proto_req_id(yf, rn, "id", "record type")) == NULL)
 			continue;
-		check_unique(yf, rn, "record type", s, lines, ids, p->nrecord_types);
+		proto_check_unique(yf, rn, "record type", s, lines, ids, p->nrecord_types);
 		rt = &p->record_types[p->nrecord_types];
 		ids[p->nrecord_types] = rt->id = xstrdup(s);
 		lines[p->nrecord_types++] = yline(rn);

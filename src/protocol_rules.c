@@ -56,8 +56,8 @@ parse_rule_agencies(struct yfile *yf, struct protocol *p, struct rule *r,
 		if ((rn = yneed(yf, n, "role", "rule agencies")) == NULL ||
 		    (s = ystr(yf, rn, "role")) == NULL)
 			return;
-		if ((i = lookup_name(s, role_names, NROLES)) < 0)
-			bad_choice(yf, rn, "role", s, role_names, NROLES);
+		if ((i = proto_lookup_name(s, proto_role_names, NROLES)) < 0)
+			proto_bad_choice(yf, rn, "role", s, proto_role_names, NROLES);
 		else
 			r->agency_role = 1u << i;
 		return;
@@ -74,7 +74,7 @@ parse_rule_agencies(struct yfile *yf, struct protocol *p, struct rule *r,
 			continue;
 		if ((ag = protocol_agency(p, s)) == NULL) {
 			yerr(yf, an, "rule \"%s\": unknown agency \"%s\"%s", r->id, s,
-			    id_hint(hint, sizeof(hint), s, p->agencies,
+			    proto_id_hint(hint, sizeof(hint), s, p->agencies,
 			    sizeof(*p->agencies), p->nagencies));
 			continue;
 		}
@@ -102,7 +102,7 @@ rule_field_lookup(struct yfile *yf, const struct rule *r, yaml_node_t *fn,
 		return NULL;
 	if ((f = record_type_field(r->record_type, s, idx)) == NULL)
 		yerr(yf, fn, "rule \"%s\": record type \"%s\" has no field \"%s\"%s",
-		    r->id, r->record_type->id, s, id_hint(hint, sizeof(hint), s,
+		    r->id, r->record_type->id, s, proto_id_hint(hint, sizeof(hint), s,
 		    r->record_type->fields, sizeof(*r->record_type->fields),
 		    r->record_type->nfields));
 	return f;
@@ -143,20 +143,21 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 			size_t			 idx;
 			int			 t;
 
-			if (dup_key(yf, n, pair, "transforms") ||
+			if (proto_dup_key(yf, n, pair, "transforms") ||
 			    (f = rule_field_lookup(yf, r, fn, &idx)) == NULL)
 				continue;
 			if ((s = ystr(yf, tn, "transform")) == NULL)
 				continue;
-			if ((t = lookup_name(s, transform_names + 1, 5)) < 0) {
-				bad_choice(yf, tn, "transform", s, transform_names + 1, 5);
+			if ((t = proto_lookup_name(s, proto_transform_names + 1, 5)) < 0) {
+				proto_bad_choice(yf, tn, "transform", s,
+				    proto_transform_names + 1, 5);
 				continue;
 			}
 			t += 1;
 			if (!transform_fits((enum transform)t, f->type)) {
 				yerr(yf, tn, "rule \"%s\": transform %s does not apply to "
 				    "field \"%s\" of type %s", r->id, s, f->name,
-				    type_names[f->type]);
+				    proto_type_names[f->type]);
 				continue;
 			}
 			if (!rule_has_field(r, idx)) {
@@ -172,10 +173,10 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 	if ((n = yneed(yf, rn, "consent", "rule")) != NULL &&
 	    (s = ystr(yf, n, "consent")) != NULL) {
 		static const char *const cv[] = { "not_required", "required" };
-		int i = lookup_name(s, cv, 2);
+		int i = proto_lookup_name(s, cv, 2);
 
 		if (i < 0)
-			bad_choice(yf, n, "consent", s, cv, 2);
+			proto_bad_choice(yf, n, "consent", s, cv, 2);
 		else
 			r->consent_required = i;
 	}
@@ -193,7 +194,7 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 			if ((s = ystr(yf, on, "overrides")) == NULL)
 				continue;
 			if (override_parse(s, &c) == -1)
-				bad_choice(yf, on, "override code", s, override_names,
+				proto_bad_choice(yf, on, "override code", s, proto_override_names,
 				    OV_COUNT);
 			else
 				r->overrides |= 1u << c;
@@ -210,7 +211,7 @@ parse_rule_body(struct yfile *yf, struct protocol *p, struct rule *r,
 			yaml_node_t		*ln = ynode(yf, pair->value);
 			struct flag_withhold	*w;
 
-			if (dup_key(yf, n, pair, "withhold_when_flagged") ||
+			if (proto_dup_key(yf, n, pair, "withhold_when_flagged") ||
 			    (s = ystr(yf, kn, "flag")) == NULL)
 				continue;
 			if (!strlist_has(&p->flags, s)) {
@@ -295,14 +296,14 @@ warn_role_rules(struct yfile *yf, const struct protocol *p, yaml_node_t **nodes)
 					ywarn(yf, nodes[i], "agency \"%s\" is named in no "
 					    "rule, yet rule \"%s\" ({role: %s}) lets it ask "
 					    "for %s / %s; list agencies in the rule if that "
-					    "is not meant", a->id, r->id, role_names[b],
+					    "is not meant", a->id, r->id, proto_role_names[b],
 					    r->purpose->id, r->record_type->id);
 		}
 	}
 }
 
 void
-parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
+proto_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 {
 	static const char *const keys[] = { "id", "agencies", "purpose",
 	    "record_type", "fields", "transforms", "consent", "locate", "overrides",
@@ -328,26 +329,26 @@ parse_rules(struct yfile *yf, struct protocol *p, yaml_node_t *n)
 		if (!yis_map(yf, rn, "rule"))
 			continue;
 		ykeys_check(yf, rn, keys, "rule");
-		if ((s = req_id(yf, rn, "id", "rule")) == NULL)
+		if ((s = proto_req_id(yf, rn, "id", "rule")) == NULL)
 			continue;
-		check_unique(yf, rn, "rule", s, lines, ids, p->nrules);
+		proto_check_unique(yf, rn, "rule", s, lines, ids, p->nrules);
 		r = &p->rules[p->nrules];
 		nodes[p->nrules] = rn;
 		ids[p->nrules] = r->id = xstrdup(s);
 		r->line = lines[p->nrules++] = yline(rn);
 		if ((v = yneed(yf, rn, "agencies", "rule")) != NULL)
 			parse_rule_agencies(yf, p, r, v);
-		if ((s = req_str(yf, rn, "purpose", "rule")) != NULL &&
+		if ((s = proto_req_str(yf, rn, "purpose", "rule")) != NULL &&
 		    (r->purpose = protocol_purpose(p, s)) == NULL) {
 			yerr(yf, yget(yf, rn, "purpose"), "rule \"%s\": unknown purpose "
-			    "\"%s\"%s", r->id, s, id_hint(hint, sizeof(hint), s,
+			    "\"%s\"%s", r->id, s, proto_id_hint(hint, sizeof(hint), s,
 			    p->purposes, sizeof(*p->purposes), p->npurposes));
 			ok = 0;
 		}
-		if ((s = req_str(yf, rn, "record_type", "rule")) != NULL &&
+		if ((s = proto_req_str(yf, rn, "record_type", "rule")) != NULL &&
 		    (r->record_type = protocol_record_type(p, s)) == NULL) {
 			yerr(yf, yget(yf, rn, "record_type"), "rule \"%s\": unknown "
-			    "record type \"%s\"%s", r->id, s, id_hint(hint, sizeof(hint),
+			    "record type \"%s\"%s", r->id, s, proto_id_hint(hint, sizeof(hint),
 			    s, p->record_types, sizeof(*p->record_types),
 			    p->nrecord_types));
 			ok = 0;
