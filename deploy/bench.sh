@@ -9,6 +9,7 @@
 #
 #   deploy/bench.sh [--runs N] [--seconds S] [--no-memory] [--long]
 #                   [--no-install] [--no-write] [--api-only] [--no-alerts]
+#                   [--no-notify]
 #
 #   --runs N      runs per row, the median is reported (3; at least 3 to write)
 #   --seconds S   measured seconds per run, after 1 s of warm-up (5)
@@ -18,7 +19,8 @@
 #   --no-write    print the table; leave BENCHMARKS.md alone
 #   --api-only    only the /v1, Connect, locate and NHS-number rows: no
 #                 nginx, no memory, no holder batch; prints, never writes
-#   --no-alerts   skip the override-to-alert latency row (issue 18)
+#   --no-alerts   skip the override-to-alert and -POST latency row (issue 18)
+#   --no-notify   skip the 64-connection rate with a hanging notify receiver
 #
 # Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
 # make a new connection (full handshake, no resumption) per request; then
@@ -29,8 +31,11 @@
 # request from /proc/PID/stat (which other load on the machine barely
 # moves) and by req/s with the request by id. Then (issue 18 item 7) the
 # time from an override's reply to the Caldicott Guardian's alert arriving
-# on a long-poll, while 64 keep-alive connections make disclosures
-# (tests/bench/alertlat). Every server this script starts is stopped by its
+# on a long-poll and to the guardian's notify POST arriving, while 64
+# keep-alive connections make disclosures (tests/bench/alertlat, whose
+# receiver takes the POSTs); and the 64-connection rate while an agency's
+# notify receiver accepts and never answers, against none, taking turns
+# (issue 18 item 3). Every server this script starts is stopped by its
 # pid on exit. Loopback only.
 set -eu
 
@@ -45,6 +50,7 @@ install=1
 write=1
 api_only=0
 alerts=1
+notify=1
 cmdline="deploy/bench.sh${*:+ $*}"
 
 while [ $# -gt 0 ]; do
@@ -55,11 +61,13 @@ while [ $# -gt 0 ]; do
 	--long) growth=300 ;;
 	--no-install) install=0 ;;
 	--no-write) write=0 ;;
-	--api-only) api_only=1; memory=0; write=0; alerts=0 ;;
+	--api-only) api_only=1; memory=0; write=0; alerts=0; notify=0 ;;
 	--no-alerts) alerts=0 ;;
+	--no-notify) notify=0 ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "usage: deploy/bench.sh [--runs N] [--seconds S] [--no-memory]" \
-		"[--long] [--no-install] [--no-write] [--api-only] [--no-alerts]" >&2
+		"[--long] [--no-install] [--no-write] [--api-only] [--no-alerts]" \
+		"[--no-notify]" >&2
 		exit 2 ;;
 	esac
 	shift
@@ -120,6 +128,7 @@ chmod 755 "$T"		# the nginx worker runs as nobody and reads www/
 NGINX_PID=
 SS_PID=
 BG_PID=
+HANG_PID=
 
 stop_pid() {	# stop_pid PID NAME: TERM, bounded wait, then KILL
 	[ -n "$1" ] || return 0
@@ -139,6 +148,7 @@ stop_pid() {	# stop_pid PID NAME: TERM, bounded wait, then KILL
 
 cleanup() {
 	stop_pid "$BG_PID" loadgen
+	stop_pid "$HANG_PID" "hanging receiver"
 	stop_pid "$SS_PID" safeshared
 	stop_pid "$NGINX_PID" nginx
 	if [ -n "${BENCH_KEEP:-}" ]; then
@@ -234,8 +244,29 @@ limits:
 log_level: info
 EOF
 }
+ss_notify() {	# ss_notify FILE AGENCY FEED PORT: AGENCY's feed POSTed to 127.0.0.1:PORT
+	cat >> "$1" <<EOF
+notify:
+  $2:
+    url: https://127.0.0.1:$4/$3
+    cert: $P/$2.crt
+    key: $P/$2.key
+    ca: $P/ca.crt
+    feed: $3
+    timeout: 10
+EOF
+}
 ss_config "$S/safeshared.yaml" 1024 30
 ss_config "$S/safeshared-mem.yaml" 11000 600
+# Issue 18: the guardian's alerts to alertlat's receiver; children's social
+# care's accesses (every other police disclosure is of its subjects) to a
+# receiver that never answers.
+SINK_PORT=$($LOADGEN --free-port)
+HANG_PORT=$($LOADGEN --free-port)
+ss_config "$S/safeshared-alerts.yaml" 1024 30
+ss_notify "$S/safeshared-alerts.yaml" guardian alerts "$SINK_PORT"
+ss_config "$S/safeshared-hang.yaml" 1024 30
+ss_notify "$S/safeshared-hang.yaml" childrens_social_care accesses "$HANG_PORT"
 $LOADGEN --make-data "$S/data.yaml" --subjects 10000 >/dev/null
 "$SAFESHARED" -c "$S/safeshared.yaml" -l "$S/data.yaml" >/dev/null
 
@@ -380,7 +411,9 @@ fi
 # and a 10 s grace for late alerts.
 al_line= al_load=
 if [ $alerts = 1 ]; then
-	say "alerts: overrides at 20/s for 10 s and a guardian long-poll, 64 connections of disclosures meanwhile"
+	say "alerts: overrides at 20/s for 10 s, a guardian long-poll and notify POSTs, 64 connections of disclosures meanwhile"
+	stop_pid "$SS_PID" safeshared
+	ss_start "$S/safeshared-alerts.yaml"
 	$LG --port "$SPORT" --watch "$SS_PID" --conns 64 --warmup 1 --seconds 13 \
 	    --label alerts-load > "$T/alerts-load.out" 2>&1 &
 	BG_PID=$!
@@ -388,6 +421,7 @@ if [ $alerts = 1 ]; then
 	al=$($ALERTLAT --server "127.0.0.1:$SPORT" --ca "$P/ca.crt" \
 	    --cert "$P/health_trust.crt" --key "$P/health_trust.key" \
 	    --guardian-cert "$P/guardian.crt" --guardian-key "$P/guardian.key" \
+	    --sink-port "$SINK_PORT" --sink-cert "$P/server.crt" --sink-key "$P/server.key" \
 	    --rate 20 --seconds 10 --label alerts) || true
 	wait "$BG_PID" || true
 	BG_PID=
@@ -396,6 +430,39 @@ if [ $alerts = 1 ]; then
 		sed 's/^/  [load] /'
 	al_line=$(printf '%s\n' "$al" | grep '^RESULT ' || true)
 	al_load=$(grep '^RESULT ' "$T/alerts-load.out" || true)
+fi
+
+# ---- 7d. 64 connections with a notify receiver that hangs, and without (issue 18 item 3) ----
+# A receiver that completes TLS, takes each POST and never answers; the
+# daemon restarted with and without children's social care's notify
+# pointing there, run by run. The outbox holds one POST in flight until
+# notify.timeout (10 s), then backs off: the disclosures must not notice.
+if [ $notify = 1 ]; then
+	say "notify: 64 connections, $runs runs of $secs s each, with a hanging receiver and without, in turn"
+	$ALERTLAT --hang-port "$HANG_PORT" --sink-cert "$P/server.crt" \
+	    --sink-key "$P/server.key" --ca "$P/ca.crt" --seconds 600 > "$T/hang.out" 2>&1 &
+	HANG_PID=$!
+	r=1
+	while [ $r -le "$runs" ]; do
+		for cf in base hang; do
+			stop_pid "$SS_PID" safeshared
+			if [ $cf = base ]; then
+				ss_start "$S/safeshared.yaml"
+			else
+				ss_start "$S/safeshared-hang.yaml"
+			fi
+			out=$($LG --port "$SPORT" --watch "$SS_PID" --conns 64 \
+			    --seconds "$secs" --warmup 1 --label "notify-$cf-$r")
+			line=$(printf '%s\n' "$out" | grep '^RESULT ')
+			printf '%s server=safeshared row=notify-%s\n' "$line" "$cf" >> "$R"
+			printf '%s\n' "$out" | sed -n '/^  requests/p;/^  latency/p;/^  errors/p' |
+				sed "s/^/  [$cf $r] /"
+		done
+		r=$((r + 1))
+	done
+	stop_pid "$HANG_PID" "hanging receiver"
+	HANG_PID=
+	sed 's/^/  [receiver] /' "$T/hang.out"
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -553,6 +620,25 @@ targets=$T/targets.md
 		    "$(field "$al_line" ok) overrides alerted, $aerr errors;" \
 		    "$(fmt "$(field "$al_load" rps)") disclosures/s meanwhile |" \
 		    "$(verdict "$(awk -v p="$a99" -v m="$amiss" -v e="$aerr" 'BEGIN { print (m == 0 && e == 0 && p <= 1000) }')") |"
+		p99=$(field "$al_line" post_p99_ms); pmiss=$(field "$al_line" post_missing)
+		echo "| ... and to its notify POST arriving at the guardian's" \
+		    "receiver (issue 18): p99 ≤ 1 s |" \
+		    "p50 / p99 / max $(field "$al_line" post_p50_ms) / $p99 /" \
+		    "$(field "$al_line" post_max_ms) ms; $(field "$al_line" posted) of" \
+		    "$(field "$al_line" ok) overrides POSTed, in $(field "$al_line" posts) POSTs |" \
+		    "$(verdict "$(awk -v p="$p99" -v m="$pmiss" 'BEGIN { print (m == 0 && p <= 1000) }')") |"
+	fi
+	if [ $notify = 1 ]; then
+		nb=$(med safeshared notify-base rps); nh=$(med safeshared notify-hang rps)
+		nr=$(ratio "$nh" "$nb")
+		echo "| 64 keep-alive connections while an agency's notify receiver" \
+		    "accepts and never answers (issue 18): disclosures/s unchanged" \
+		    "(within 10 %, this machine's noise) |" \
+		    "$(fmt "$nh") with, $(fmt "$nb") without (ratio $nr); p99" \
+		    "$(med safeshared notify-hang p99_ms) / $(med safeshared notify-base p99_ms) ms;" \
+		    "errors $(sum safeshared notify-hang errors) / $(sum safeshared notify-base errors);" \
+		    "$(sed -n 's/^RESULT_HANG posts=//p' "$T/hang.out") POSTs held |" \
+		    "$(verdict "$(awk -v r="$nr" 'BEGIN { print (r >= 0.9) }')") |"
 	fi
 } > "$targets"
 
