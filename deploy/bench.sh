@@ -454,7 +454,10 @@ if [ $notify = 1 ]; then
 			out=$($LG --port "$SPORT" --watch "$SS_PID" --conns 64 \
 			    --seconds "$secs" --warmup 1 --label "notify-$cf-$r")
 			line=$(printf '%s\n' "$out" | grep '^RESULT ')
-			printf '%s server=safeshared row=notify-%s\n' "$line" "$cf" >> "$R"
+			cpu_us=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '$1 == "cpu_s" { c = $2 }
+			    $1 == "completed" { n = $2 } END { if (n > 0) printf "%.1f", c * 1e6 / n; else print 0 }')
+			printf '%s cpu_us=%s server=safeshared row=notify-%s\n' "$line" "$cpu_us" \
+			    "$cf" >> "$R"
 			printf '%s\n' "$out" | sed -n '/^  requests/p;/^  latency/p;/^  errors/p' |
 				sed "s/^/  [$cf $r] /"
 		done
@@ -636,6 +639,8 @@ targets=$T/targets.md
 		    "(within 10 %, this machine's noise) |" \
 		    "$(fmt "$nh") with, $(fmt "$nb") without (ratio $nr); p99" \
 		    "$(med safeshared notify-hang p99_ms) / $(med safeshared notify-base p99_ms) ms;" \
+		    "daemon CPU µs per disclosure $(med safeshared notify-hang cpu_us) /" \
+		    "$(med safeshared notify-base cpu_us);" \
 		    "errors $(sum safeshared notify-hang errors) / $(sum safeshared notify-base errors);" \
 		    "$(sed -n 's/^RESULT_HANG posts=//p' "$T/hang.out") POSTs held |" \
 		    "$(verdict "$(awk -v r="$nr" 'BEGIN { print (r >= 0.9) }')") |"
