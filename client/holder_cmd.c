@@ -1,7 +1,8 @@
 /*
- * safeshare holder: data-holding agencies write records, consent decisions
- * and risk flags for their own subjects (D3, D9, D12), one at a time or in
- * bulk from a CSV or JSON lines file, all or nothing.
+ * safeshare holder: data-holding agencies write records, consent decisions,
+ * risk flags and NHS number links for their own subjects (D3, D9, D12,
+ * D18), one at a time or in bulk from a CSV or JSON lines file, all or
+ * nothing.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +23,9 @@ static const char *const usage =
     "\n"
     "Commands (role holder; only for subjects your agency holds):\n"
     "  put-record SUBJECT RECORD_TYPE NAME=VALUE...  [--verified YYYY-MM-DD]\n"
-    "        create or replace a record; every field it holds, by name\n"
+    "        [--nhs-number N]\n"
+    "        create or replace a record; every field it holds, by name;\n"
+    "        --nhs-number also links the subject to that NHS number\n"
     "  delete-record SUBJECT RECORD_TYPE\n"
     "  consent SUBJECT granted|refused|withdrawn  [--agencies A,B]\n"
     "        [--purposes P,Q] [--expires YYYY-MM-DD] [--decided YYYY-MM-DD]\n"
@@ -31,6 +34,12 @@ static const char *const usage =
     "        not today); earlier decisions are kept as history\n"
     "  flag SUBJECT FLAG      set a risk flag declared in the protocol\n"
     "  unflag SUBJECT FLAG    remove it (the history is kept)\n"
+    "  link-nhs SUBJECT NHS_NUMBER\n"
+    "        link the subject to an NHS number (10 digits, check digit; spaces\n"
+    "        allowed): every holder's subject linking it is the same person\n"
+    "  unlink-nhs SUBJECT [NHS_NUMBER]\n"
+    "        unlink it: the subject is a person of its own again, with its\n"
+    "        records, its consent and the flags set on it (docs/holder-import.md)\n"
     "  import FILE            load a .csv or .jsonl file (docs/holder-import.md):\n"
     "        every row is checked, then all are written or none\n"
     "  show SUBJECT           read back what is held: records (verified, fields\n"
@@ -52,13 +61,13 @@ static const char *const usage =
     "a subject that is not yours), 5 no answer.\n";
 
 enum { O_DRY = O_HELP + 1, O_VERIFIED, O_AGENCIES, O_PURPOSES, O_EXPIRES, O_DECIDED,
-    O_FORMAT, O_PROGRESS };
+    O_FORMAT, O_PROGRESS, O_NHS };
 
 struct hopts {
 	struct conn_opts	 conn;
 	int			 json, dry_run, progress;
 	const char		*verified, *agencies, *purposes, *expires, *decided;
-	const char		*format;
+	const char		*format, *nhs;
 };
 
 static int
@@ -451,6 +460,7 @@ cmd_holder(int argc, char *argv[])
 		{ "decided", required_argument, NULL, O_DECIDED },
 		{ "format", required_argument, NULL, O_FORMAT },
 		{ "progress", no_argument, NULL, O_PROGRESS },
+		{ "nhs-number", required_argument, NULL, O_NHS },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct hopts			 o = { 0 };
@@ -482,6 +492,7 @@ cmd_holder(int argc, char *argv[])
 		case O_DECIDED: o.decided = optarg; break;
 		case O_FORMAT: o.format = optarg; break;
 		case O_PROGRESS: o.progress = 1; break;
+		case O_NHS: o.nhs = optarg; break;
 		default: return fail_usage(NULL);
 		}
 	}
@@ -517,6 +528,8 @@ cmd_holder(int argc, char *argv[])
 		import_set_key(&im, op, 0, "record_type", argv[1]);
 		if (o.verified != NULL)
 			import_set_key(&im, op, 0, "verified", o.verified);
+		if (o.nhs != NULL)
+			import_set_key(&im, op, 0, "nhs_number", o.nhs);
 	} else if (strcmp(cmd, "delete-record") == 0) {
 		if (argc != 2)
 			return fail_usage("delete-record needs SUBJECT RECORD_TYPE");
@@ -540,12 +553,35 @@ cmd_holder(int argc, char *argv[])
 			return fail_usage("flag and unflag need SUBJECT FLAG");
 		import_set_key(&im, op, 0, "op", cmd);
 		import_set_key(&im, op, 0, "flag", argv[1]);
+	} else if (strcmp(cmd, "link-nhs") == 0) {
+		if (argc != 2)
+			return fail_usage("link-nhs needs SUBJECT NHS_NUMBER");
+		import_set_key(&im, op, 0, "op", "link_nhs");
+		import_set_key(&im, op, 0, "nhs_number", argv[1]);
+	} else if (strcmp(cmd, "unlink-nhs") == 0) {
+		if (argc != 1 && argc != 2)
+			return fail_usage("unlink-nhs needs SUBJECT [NHS_NUMBER]");
+		import_set_key(&im, op, 0, "op", "unlink_nhs");
+		if (argc == 2)
+			import_set_key(&im, op, 0, "nhs_number", argv[1]);
 	} else {
 		import_free(&im);
 		fprintf(stderr, "safeshare holder: unknown command \"%s\"\n\n", cmd);
 		return fail_usage(NULL);
 	}
 	import_set_key(&im, op, 0, "subject", argv[0]);
+	/* A bad NHS number is refused here, before anything is sent. */
+	if (im.nerrors > 0) {
+		for (size_t i = 0; i < im.nerrors; i++) {
+			const char	*m = im.errors[i];
+			size_t		 k = strlen(im.name) + 4;	/* "NAME:0: " */
+
+			fprintf(stderr, "safeshare holder: %s\n", T(strlen(m) > k ?
+			    m + k : m));
+		}
+		import_free(&im);
+		return SS_EXIT_USAGE;
+	}
 	rc = send_ops(&o, &im, NULL);
 	import_free(&im);
 	return rc;

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "import.h"
+#include "match.h"
 #include "util.h"
 #include "yamlutil.h"	/* did_you_mean() */
 
@@ -26,21 +27,27 @@ static const struct {
 	{ "consent", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT },
 	{ "flag", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG },
 	{ "unflag", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG },
+	{ "link_nhs", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS },
+	{ "unlink_nhs", SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS },
 };
 
 /* Keys with a meaning of their own; in CSV any other column is a field. */
 static const char *const control_keys[] = { "op", "subject", "record_type",
     "verified", "consent", "agencies", "purposes", "expires", "decided", "flag",
-    "fields" };
+    "nhs_number", "fields" };
 
-/* Records a problem at a line; problem() and not error(), which is error(3). */
-static void	problem(struct import *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
+/*
+ * Records a problem at a line (and column, when col is not 0); problem()
+ * and not error(), which is error(3).
+ */
+static void	problem_at(struct import *, size_t, size_t, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+#define problem(im, line, ...)	problem_at((im), (line), 0, __VA_ARGS__)
 
 static void
-problem(struct import *im, size_t line, const char *fmt, ...)
+problem_at(struct import *im, size_t line, size_t col, const char *fmt, ...)
 {
-	char	 msg[256], *s;
+	char	 msg[256], at[32], *s;
 	size_t	 len;
 	va_list	 ap;
 
@@ -51,9 +58,13 @@ problem(struct import *im, size_t line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	len = strlen(im->name) + strlen(msg) + 32;
+	if (col != 0)
+		snprintf(at, sizeof(at), "%zu:%zu", line, col);
+	else
+		snprintf(at, sizeof(at), "%zu", line);
+	len = strlen(im->name) + strlen(msg) + 48;
 	s = xcalloc(len, 1);
-	snprintf(s, len, "%s:%zu: %s", im->name, line, msg);
+	snprintf(s, len, "%s:%s: %s", im->name, at, msg);
 	if (im->errors == NULL)
 		im->errors = xcalloc(IMPORT_MAX_ERRORS, sizeof(*im->errors));
 	im->errors[im->nerrors++] = s;
@@ -88,6 +99,7 @@ import_new_op(struct import *im, size_t line)
 	op->expires = xstrdup("");
 	op->decided = xstrdup("");
 	op->flag = xstrdup("");
+	op->nhs_number = xstrdup("");
 	op->line = (uint32_t)line;
 	op->kind = SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD;
 	if (im->nops == im->cap) {
@@ -127,6 +139,7 @@ free_op(Safeshare__V1__HolderOp *op)
 	free(op->expires);
 	free(op->decided);
 	free(op->flag);
+	free(op->nhs_number);
 	free(op);
 }
 
@@ -193,6 +206,25 @@ replace(char **slot, const char *value)
 	*slot = xstrdup(value);
 }
 
+/*
+ * An NHS number (D18): checked here, so a bad one is a problem on its line
+ * and column (col 0: not known) and the file is not sent; sent without
+ * its spaces.
+ */
+static void
+set_nhs(struct import *im, Safeshare__V1__HolderOp *op, size_t line, size_t col,
+    const char *value)
+{
+	char		 nhs[MATCH_NHS_LEN + 1];
+	const char	*why;
+
+	if (match_nhs_parse(value, nhs, &why) == -1) {
+		problem_at(im, line, col, "nhs_number: %s", why);
+		replace(&op->nhs_number, value);	/* given, if bad */
+	} else
+		replace(&op->nhs_number, nhs);
+}
+
 int
 import_set_key(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
     const char *key, const char *value)
@@ -204,7 +236,7 @@ import_set_key(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
 				return 1;
 			}
 		problem(im, line, "op: \"%s\" is not one of put_record, delete_record, "
-		    "consent, flag, unflag", value);
+		    "consent, flag, unflag, link_nhs, unlink_nhs", value);
 	} else if (strcmp(key, "subject") == 0)
 		replace(&op->subject_id, value);
 	else if (strcmp(key, "record_type") == 0)
@@ -219,6 +251,8 @@ import_set_key(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
 		replace(&op->decided, value);
 	else if (strcmp(key, "flag") == 0)
 		replace(&op->flag, value);
+	else if (strcmp(key, "nhs_number") == 0)
+		set_nhs(im, op, line, 0, value);
 	else if (strcmp(key, "agencies") == 0)
 		add_ids(&op->agencies, &op->n_agencies, value);
 	else if (strcmp(key, "purposes") == 0)
@@ -245,6 +279,15 @@ import_check_op(struct import *im, const Safeshare__V1__HolderOp *op, size_t lin
 	    op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG) &&
 	    op->flag[0] == '\0')
 		problem(im, line, "flag: missing");
+	if (op->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS &&
+	    op->nhs_number[0] == '\0')
+		problem(im, line, "nhs_number: missing");
+	if (op->nhs_number[0] != '\0' &&
+	    op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD &&
+	    op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS &&
+	    op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS)
+		problem(im, line, "nhs_number: only put_record, link_nhs and "
+		    "unlink_nhs rows take one");
 }
 
 static void
@@ -254,17 +297,24 @@ progress(struct import *im, size_t row, size_t line)
 		im->progress(im, line);
 }
 
+/* Where a CSV cell starts. */
+struct csv_at {
+	size_t	line, col;
+};
+
 /*
  * CSV (RFC 4180): one record per row, cells separated by commas, quoted
  * with " when they hold commas, quotes ("") or line breaks. Reads one row
- * into cells (pointers into *scratch); returns the cell count, 0 at the end,
- * -1 on a malformed row. *line advances past the row's line breaks.
+ * into cells (pointers into *scratch), and where each cell starts into
+ * at (line and byte column, from 1; NULL: not wanted); returns the cell
+ * count, 0 at the end, -1 on a malformed row. *line advances past the
+ * row's line breaks.
  */
 static int
 csv_row(struct import *im, const char **pp, const char *end, char *scratch,
-    char **cells, size_t *line)
+    char **cells, struct csv_at *at, size_t *line)
 {
-	const char	*p = *pp;
+	const char	*p = *pp, *bol = *pp;	/* a row starts a line */
 	char		*out = scratch;
 	int		 n = 0, quoted;
 	size_t		 start = *line;
@@ -275,6 +325,10 @@ csv_row(struct import *im, const char **pp, const char *end, char *scratch,
 		if (n == MAX_COLUMNS) {
 			problem(im, start, "more than %d columns", MAX_COLUMNS);
 			return -1;
+		}
+		if (at != NULL) {
+			at[n].line = *line;
+			at[n].col = (size_t)(p - bol) + 1;
 		}
 		cells[n++] = out;
 		quoted = p < end && *p == '"';
@@ -289,8 +343,10 @@ csv_row(struct import *im, const char **pp, const char *end, char *scratch,
 				else if (*p == '"')
 					break;
 				else {
-					if (*p == '\n')
+					if (*p == '\n') {
 						(*line)++;
+						bol = p + 1;
+					}
 					*out++ = *p;
 				}
 			}
@@ -329,11 +385,12 @@ parse_csv(struct import *im, const char *buf, size_t len)
 	const char	*p = buf, *end = buf + len;
 	char		*scratch = xcalloc(len + 1, 1), *cells[MAX_COLUMNS];
 	char		*header[MAX_COLUMNS];
+	struct csv_at	 pos[MAX_COLUMNS];
 	size_t		 line = 1, row = 0;
 	int		 ncols, n, has_subject = 0;
 
 	/* The header names the columns. */
-	if ((ncols = csv_row(im, &p, end, scratch, cells, &line)) <= 0) {
+	if ((ncols = csv_row(im, &p, end, scratch, cells, NULL, &line)) <= 0) {
 		if (ncols == 0)
 			problem(im, 1, "empty file: expected a header row");
 		free(scratch);
@@ -367,7 +424,7 @@ parse_csv(struct import *im, const char *buf, size_t len)
 			line++;
 			continue;
 		}
-		if ((n = csv_row(im, &p, end, scratch, cells, &line)) == 0)
+		if ((n = csv_row(im, &p, end, scratch, cells, pos, &line)) == 0)
 			break;
 		if (n == -1) {
 			/* Resynchronise at the next line. */
@@ -391,7 +448,10 @@ parse_csv(struct import *im, const char *buf, size_t len)
 				continue;	/* empty cell: not given */
 			if (strncmp(name, "field.", 6) == 0)
 				name += 6;	/* a field named like a control key */
-			else if (import_set_key(im, op, at, name, cells[i]))
+			else if (strcmp(name, "nhs_number") == 0) {
+				set_nhs(im, op, pos[i].line, pos[i].col, cells[i]);
+				continue;
+			} else if (import_set_key(im, op, at, name, cells[i]))
 				continue;
 			if (op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD)
 				problem(im, at, "%s: fields belong to put_record rows only",
@@ -474,9 +534,46 @@ json_ids(struct import *im, Safeshare__V1__HolderOp *op, size_t line,
 	}
 }
 
+/*
+ * The byte column (from 1) where the top-level key named key starts on the
+ * line bol..eol, written plainly ("key", no escapes); 0 if not found. The
+ * line is valid JSON already: this only skips strings and nesting.
+ */
+static size_t
+json_key_col(const char *bol, const char *eol, const char *key)
+{
+	size_t	klen = strlen(key);
+	int	depth = 0;
+
+	for (const char *p = bol; p < eol; p++) {
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']')
+			depth--;
+		else if (*p == '"') {
+			const char *q = p + 1;
+
+			while (q < eol && *q != '"')
+				q += *q == '\\' ? 2 : 1;
+			if (depth == 1 && (size_t)(q - p - 1) == klen &&
+			    memcmp(p + 1, key, klen) == 0) {
+				const char *c = q + 1;
+
+				while (c < eol && (*c == ' ' || *c == '\t'))
+					c++;
+				if (c < eol && *c == ':')
+					return (size_t)(p - bol) + 1;
+			}
+			p = q;
+		}
+	}
+	return 0;
+}
+
 /* One JSON line's object into an op; every problem is recorded. */
 static void
-parse_json_object(struct import *im, json_t *root, size_t line)
+parse_json_object(struct import *im, json_t *root, size_t line, const char *bol,
+    const char *eol)
 {
 	Safeshare__V1__HolderOp	*op;
 	const char		*key, *s;
@@ -516,7 +613,11 @@ parse_json_object(struct import *im, json_t *root, size_t line)
 			    dym ? " (did you mean \"" : "", dym ? dym : "", dym ? "\"?)" : "");
 			continue;
 		}
-		if ((s = json_text(im, line, "", key, v)) != NULL)
+		if ((s = json_text(im, line, "", key, v)) == NULL)
+			continue;
+		if (strcmp(key, "nhs_number") == 0)
+			set_nhs(im, op, line, json_key_col(bol, eol, key), s);
+		else
 			import_set_key(im, op, line, key, s);
 	}
 	import_check_op(im, op, line);
@@ -558,7 +659,7 @@ parse_jsonl(struct import *im, const char *buf, size_t len)
 			    "a string holds \\u0000 (NUL)" : je.text);
 			continue;
 		}
-		parse_json_object(im, root, line);
+		parse_json_object(im, root, line, bol, eol);
 		json_decref(root);
 	}
 }

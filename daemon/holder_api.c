@@ -1,9 +1,9 @@
 /*
- * POST /v1/holder/ops (role holder): records, consent and flags for the
- * holder's own subjects, all or nothing per request (src/holder.c). A batch
- * is checked (on the holder thread), its changing ops are logged op by op
- * in the disclosure log, then it is applied in one transaction (on the
- * holder thread), then answered. The event loop only hands it on, so
+ * POST /v1/holder/ops (role holder): records, consent, flags and NHS number
+ * links for the holder's own subjects, all or nothing per request
+ * (src/holder.c). A batch is checked (on the holder thread), its changing
+ * ops are logged op by op in the disclosure log, then it is applied in one
+ * transaction (on the holder thread), then answered. The event loop only hands it on, so
  * disclosures keep flowing while a batch is checked or applied.
  */
 #include <event2/buffer.h>
@@ -151,6 +151,8 @@ op_name(Safeshare__V1__HolderOpKind k)
 	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT: return "consent";
 	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG: return "flag";
 	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG: return "unflag";
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS: return "link_nhs";
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS: return "unlink_nhs";
 	default: return "unknown";
 	}
 }
@@ -340,6 +342,7 @@ log_chunk(struct hpending *hp)
 {
 	struct audit_entry	 e;
 	char			 fields[2048], agencies[512], purposes[512], consent[1280];
+	char			 nhs[MATCH_NHS_LEN + 5];
 	size_t			 n = 0, i;
 
 	for (i = hp->next_op; i < hp->hr->n_ops && n < HOLDER_LOG_CHUNK; i++)
@@ -385,6 +388,11 @@ log_chunk(struct hpending *hp)
 		}
 		if (op->flag[0] != '\0')
 			e.withheld = op->flag;
+		/* The number linked or unlinked, as the check found it (D18). */
+		if (hp->r.nhs != NULL && hp->r.nhs[i][0] != '\0') {
+			snprintf(nhs, sizeof(nhs), "nhs:%s", hp->r.nhs[i]);
+			e.withheld = nhs;
+		}
 		logq_submit(hp->w->srv->logq, &e, holder_logged, hp);
 	}
 	while (i < hp->hr->n_ops && !hp->logged[i])

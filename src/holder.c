@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "holder.h"
+#include "person.h"
 #include "util.h"
 #include "yamlutil.h"
 
@@ -21,6 +22,7 @@ struct batch {
 	size_t			 index;
 	unsigned		 line;
 	int			 changed;	/* the op in hand changes the store */
+	size_t			 nops;		/* in the batch */
 };
 
 static void	problem(struct batch *, int, const char *, const char *, const char *, ...)
@@ -101,6 +103,66 @@ record_type(struct batch *b, const char *id)
 	return rt;
 }
 
+/*
+ * The op's NHS number, checked and without spaces, into out: 1 given, 0
+ * not given, -1 bad (a problem was reported; the number is not echoed).
+ */
+static int
+nhs_number(struct batch *b, const Safeshare__V1__HolderOp *op,
+    char out[MATCH_NHS_LEN + 1])
+{
+	const char *why;
+
+	out[0] = '\0';
+	if (op->nhs_number == NULL || op->nhs_number[0] == '\0')
+		return 0;
+	if (match_nhs_parse(op->nhs_number, out, &why) == -1) {
+		problem(b, 400, "bad_value", "nhs_number", "nhs_number: %s", why);
+		return -1;
+	}
+	return 1;
+}
+
+/* The NHS number the op in hand links or unlinks, for its log entry. */
+static void
+linked(struct batch *b, const char *nhs)
+{
+	if (b->r->nhs == NULL)
+		b->r->nhs = xcalloc(b->nops ? b->nops : 1, sizeof(*b->r->nhs));
+	memcpy(b->r->nhs[b->index], nhs, MATCH_NHS_LEN + 1);
+}
+
+/*
+ * Links nhs to the holder's own subject (D18): its view then belongs to
+ * the person every other view linking that number belongs to. Linking the
+ * number already linked changes nothing. The answer is the same whether or
+ * not another holder links the number (D19); the one refusal is about the
+ * holder's own views: it already holds that person under another local id.
+ * 0, or -1 on a store error.
+ */
+static int
+link_nhs(struct batch *b, const char *subject, const char *nhs)
+{
+	char	cur[MATCH_NHS_LEN + 1], other[130];
+	int	rc;
+
+	if ((rc = person_nhs_of(b->st, subject, cur)) == -1)
+		return -1;
+	if (rc == 1 && strcmp(cur, nhs) == 0)
+		return 0;
+	if ((rc = person_nhs_clash(b->st, subject, nhs, other, sizeof(other))) == -1)
+		return -1;
+	if (rc == 1) {
+		problem(b, 409, "nhs_number_held", "nhs_number", "your agency already "
+		    "holds the person with this NHS number as subject %s (one local "
+		    "id per person: unlink it there first)", other);
+		return 0;
+	}
+	b->changed = 1;
+	linked(b, nhs);
+	return person_link_nhs(b->st, subject, nhs) == -1 ? -1 : 0;
+}
+
 static int
 put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 {
@@ -109,8 +171,10 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	const char	*why;
 	size_t		 n = 0, before = b->r->nproblems, idx;
 	int64_t		 verified = b->now;
-	int		 seen[PROTOCOL_MAX_FIELDS] = { 0 }, rc;
+	int		 seen[PROTOCOL_MAX_FIELDS] = { 0 }, rc, has_nhs;
+	char		 nhs[MATCH_NHS_LEN + 1];
 
+	has_nhs = nhs_number(b, op, nhs);
 	if ((rt = record_type(b, op->record_type)) == NULL)
 		return 0;
 	for (size_t i = 0; i < op->n_fields; i++) {
@@ -151,11 +215,63 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return rc;
 	/* Without a verified day, sent again the same day, it changes nothing. */
 	if ((rc = store_record_same(b->st, op->subject_id, rt->id, b->holder->id,
-	    verified, op->verified[0] == '\0', names, values, n)) != 0)
-		return rc == 1 ? 0 : -1;
+	    verified, op->verified[0] == '\0', names, values, n)) == -1)
+		return -1;
+	if (rc == 0) {
+		b->changed = 1;
+		if (store_put_record(b->st, op->subject_id, rt->id, b->holder->id,
+		    verified, names, values, n) == -1)
+			return -1;
+	}
+	/* A subject created or updated with an NHS number links it (D18). */
+	return has_nhs == 1 ? link_nhs(b, op->subject_id, nhs) : 0;
+}
+
+static int
+link_op(struct batch *b, const Safeshare__V1__HolderOp *op)
+{
+	char	nhs[MATCH_NHS_LEN + 1];
+	int	rc;
+
+	if ((rc = nhs_number(b, op, nhs)) != 1) {
+		if (rc == 0)
+			problem(b, 400, "missing_field", "nhs_number", "nhs_number is "
+			    "required");
+		return 0;
+	}
+	if ((rc = own(b, op->subject_id, 0)) != 1)
+		return rc;
+	return link_nhs(b, op->subject_id, nhs);
+}
+
+/*
+ * The subject's view becomes a person of its own again (D18). What stays
+ * with it: its records and its consent decisions, which are per (person,
+ * holder), and the flags this holder set on it; flags other holders set
+ * on their views stay with the person they hold. Unlinking a subject that
+ * links no number changes nothing; with nhs_number given, it must be the
+ * one linked.
+ */
+static int
+unlink_op(struct batch *b, const Safeshare__V1__HolderOp *op)
+{
+	char	nhs[MATCH_NHS_LEN + 1], cur[MATCH_NHS_LEN + 1];
+	int	given, rc;
+
+	if ((given = nhs_number(b, op, nhs)) == -1)
+		return 0;
+	if ((rc = own(b, op->subject_id, 0)) != 1)
+		return rc;
+	if ((rc = person_nhs_of(b->st, op->subject_id, cur)) != 1)
+		return rc;	/* 0: none linked, nothing to do */
+	if (given && strcmp(cur, nhs) != 0) {
+		problem(b, 409, "nhs_number_not_linked", "nhs_number", "subject %s "
+		    "links another NHS number; nothing was unlinked", op->subject_id);
+		return 0;
+	}
 	b->changed = 1;
-	return store_put_record(b->st, op->subject_id, rt->id, b->holder->id, verified,
-	    names, values, n);
+	linked(b, cur);
+	return person_unlink_nhs(b->st, op->subject_id) == -1 ? -1 : 0;
 }
 
 static int
@@ -325,9 +441,21 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 		    "128 printable characters");
 		return 0;
 	}
+	if (op->nhs_number != NULL && op->nhs_number[0] != '\0' &&
+	    op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD &&
+	    op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS &&
+	    op->kind != SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS) {
+		problem(b, 400, "bad_value", "nhs_number", "nhs_number: only put_record, "
+		    "link_nhs and unlink_nhs take one");
+		return 0;
+	}
 	switch (op->kind) {
 	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD:
 		return put_record(b, op);
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS:
+		return link_op(b, op);
+	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS:
+		return unlink_op(b, op);
 	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_DELETE_RECORD:
 		return delete_record(b, op);
 	case SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT:
@@ -348,7 +476,7 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
     Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
     const struct holder_batch *batch, struct holder_report *r)
 {
-	struct batch b = { st, p, holder, now, r, 0, 0, 0 };
+	struct batch b = { st, p, holder, now, r, 0, 0, 0, nops };
 
 	memset(r, 0, sizeof(*r));
 	if (nops > HOLDER_MAX_OPS) {
@@ -407,6 +535,7 @@ void
 holder_report_free(struct holder_report *r)
 {
 	free(r->changes);
+	free(r->nhs);
 	free(r->problems);
 	memset(r, 0, sizeof(*r));
 }

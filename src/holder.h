@@ -1,7 +1,8 @@
 /*
- * Data holders' writes: records, consent decisions and risk flags for the
- * holder's own subjects (D3, D9, D12). A batch of operations is checked
- * against the protocol and applied in one transaction, or not at all.
+ * Data holders' writes: records, consent decisions, risk flags and NHS
+ * number links for the holder's own subjects (D3, D9, D12, D18). A batch of
+ * operations is checked against the protocol and applied in one
+ * transaction, or not at all.
  */
 #ifndef SAFESHARE_HOLDER_H
 #define SAFESHARE_HOLDER_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "match.h"
 #include "protocol.h"
 #include "store.h"
 #include "safeshare/safeshare.pb-c.h"
@@ -36,6 +38,12 @@ struct holder_report {
 	 */
 	unsigned char		*changes;
 	size_t			 unchanged;	/* ops that change nothing */
+	/*
+	 * Per op: the NHS number a changing link_nhs or put_record op linked,
+	 * or a changing unlink_nhs unlinked, for its log entry; "" for every
+	 * other op. NULL when no op changed a link. Owned by the report.
+	 */
+	char			(*nhs)[MATCH_NHS_LEN + 1];
 	struct holder_problem	*problems;	/* at most HOLDER_MAX_PROBLEMS */
 	size_t			 nproblems;
 	size_t			 more;		/* problems not kept */

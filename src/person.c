@@ -209,6 +209,44 @@ person_link_nhs(struct store *s, const char *subject, const char *nhs)
 }
 
 int
+person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *other,
+    size_t len)
+{
+	struct subj	 cur;
+	sqlite3_stmt	*st;
+	int64_t		 target = 0;
+	int		 rc, found = 0;
+
+	other[0] = '\0';
+	if ((rc = subject_row(s, subject, &cur)) != 1)
+		return rc == 0 ? store_failx(s, "unknown subject") : -1;
+	st = stmt(s, P_BY_NHS);
+	sqlite3_bind_text(st, 1, nhs, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		target = sqlite3_column_int64(st, 0);
+	done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "nhs_number");
+	if (target == 0)
+		return 0;
+	st = stmt(s, P_CLASH);
+	sqlite3_bind_int64(st, 1, target);
+	sqlite3_bind_text(st, 2, cur.holder, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *id = sqlite3_column_text(st, 0);
+
+		snprintf(other, len, "%s", id ? (const char *)id : "");
+		found = 1;
+	}
+	done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, "nhs_number");
+	return found;
+}
+
+int
 person_unlink_nhs(struct store *s, const char *subject)
 {
 	struct subj	 cur;

@@ -27,6 +27,15 @@ struct store;
  */
 int	person_link_nhs(struct store *, const char *subject, const char *nhs);
 /*
+ * Whether linking nhs to subject would be refused because the subject's
+ * holder already holds that person under another local id (D18: one view
+ * per holder): 1 yes, with that local id in other (len bytes), 0 no, -1 on
+ * error or an unknown subject. Looks only at the subject's own holder's
+ * views, so the answer says nothing about other holders.
+ */
+int	person_nhs_clash(struct store *, const char *subject, const char *nhs,
+	    char *other, size_t len);
+/*
  * Unlinks the subject's NHS number; the subject becomes a person of its own.
  * Returns 1 if a number was unlinked, 0 if none was linked, -1 on error.
  */

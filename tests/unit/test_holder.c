@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "holder.h"
+#include "person.h"
 #include "yamlutil.h"
 #include "testutil.h"
 
@@ -78,6 +79,8 @@ op(struct opbuf *b, Safeshare__V1__HolderOpKind kind, const char *subject,
 #define CONSENT	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_CONSENT
 #define FLAG	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_FLAG
 #define UNFLAG	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNFLAG
+#define LINK	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS
+#define UNLINK	SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS
 
 static const char *const ann[] = { "full_name", "Ann Example", "date_of_birth",
     "2012-03-04", "postcode", "AB1 2CD", NULL };
@@ -482,4 +485,190 @@ Test(holder, subject_ids_without_controls)
 		holder_report_free(&r);
 	}
 	cr_expect_eq(count("SELECT count(*) FROM subjects"), 0);
+}
+
+/*
+ * Issue 17 item 5 (D18): NHS numbers through holder ops. A put_record that
+ * carries one links the subject; link_nhs links an existing one; two
+ * holders linking the same number hold the same person.
+ */
+static int64_t
+person(const char *subject)
+{
+	int64_t p = 0;
+
+	cr_assert_eq(person_of(st, subject, &p), 1, "%s is in the store", subject);
+	return p;
+}
+
+static int
+has_flag(const char *subject, const char *flag)
+{
+	struct store_subject	s = read_subject(subject, "police", "child_protection");
+	int			found = 0;
+
+	for (size_t i = 0; i < s.view.nflags; i++)
+		found |= strcmp(s.view.flags[i], flag) == 0;
+	store_subject_free(&s);
+	return found;
+}
+
+Test(holder, nhs_number_links_two_holders_views)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*o;
+	char			 nhs[MATCH_NHS_LEN + 1];
+
+	o = op(&b, PUT, "CSC-1", "person", ann);
+	o->nhs_number = "943 476 5919";		/* spaces accepted */
+	cr_assert_eq(apply1(csc, o, &r), 0, "%s", r.nproblems ? r.problems[0].message : "");
+	cr_assert_not_null(r.nhs, "the link is reported for the log entry");
+	cr_expect_str_eq(r.nhs[0], "9434765919");
+	holder_report_free(&r);
+	cr_expect_eq(person_nhs_of(st, "CSC-1", nhs), 1);
+	cr_expect_str_eq(nhs, "9434765919", "stored without spaces");
+
+	cr_assert_eq(apply1(health, op(&b, PUT, "HLT-1", "person", ann), &r), 0);
+	holder_report_free(&r);
+	cr_expect_neq(person("CSC-1"), person("HLT-1"), "not linked yet");
+	o = op(&b, LINK, "HLT-1", NULL, NULL);
+	o->nhs_number = "9434765919";
+	cr_assert_eq(apply1(health, o, &r), 0);
+	cr_expect_eq(r.unchanged, 0);
+	cr_expect_str_eq(r.nhs[0], "9434765919");
+	holder_report_free(&r);
+	cr_expect_eq(person("CSC-1"), person("HLT-1"), "D18: one person, two holders");
+
+	/* Linking it again changes nothing (no log entry). */
+	cr_assert_eq(apply1(health, o, &r), 0);
+	cr_expect_eq(r.unchanged, 1);
+	cr_expect_null(r.nhs);
+	holder_report_free(&r);
+	o = op(&b, PUT, "CSC-1", "person", ann);
+	o->nhs_number = "9434765919";
+	cr_assert_eq(apply1(csc, o, &r), 0);
+	cr_expect_eq(r.unchanged, 1, "same record, same number: a no-op");
+	holder_report_free(&r);
+}
+
+Test(holder, nhs_number_bad_or_misplaced_is_a_problem)
+{
+	struct opbuf		 b1, b2;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*ops[2];
+
+	ops[0] = op(&b1, PUT, "S-1", "person", ann);
+	ops[0]->nhs_number = "9434765918";	/* check digit wrong */
+	ops[1] = op(&b2, LINK, "S-1", NULL, NULL);
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, NULL, &r), 1);
+	cr_assert_eq(r.nproblems, 2);
+	cr_expect_str_eq(r.problems[0].code, "bad_value");
+	cr_expect_str_eq(r.problems[0].field, "nhs_number");
+	cr_expect_null(strstr(r.problems[0].message, "9434765918"), "not echoed");
+	cr_expect_str_eq(r.problems[1].code, "missing_field");
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM subjects"), 0, "nothing written");
+
+	ops[0] = op(&b1, PUT, "S-1", "person", ann);
+	ops[1] = op(&b2, FLAG, "S-1", NULL, NULL);
+	ops[1]->flag = "domestic_abuse";
+	ops[1]->nhs_number = "9434765919";
+	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, NULL, &r), 1);
+	cr_expect_str_eq(r.problems[0].field, "nhs_number");
+	holder_report_free(&r);
+}
+
+Test(holder, nhs_link_of_another_holders_subject_is_refused)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*o;
+	char			 nhs[MATCH_NHS_LEN + 1];
+
+	cr_assert_eq(apply1(csc, op(&b, PUT, "CSC-1", "person", ann), &r), 0);
+	holder_report_free(&r);
+	for (int k = 0; k < 2; k++) {
+		o = op(&b, k ? UNLINK : LINK, "CSC-1", NULL, NULL);
+		o->nhs_number = "9434765919";
+		cr_assert_eq(apply1(health, o, &r), 1);
+		cr_expect_eq(r.problems[0].status, 404, "D18/D19: as if unknown");
+		cr_expect_str_eq(r.problems[0].code, "unknown_subject");
+		holder_report_free(&r);
+	}
+	cr_expect_eq(person_nhs_of(st, "CSC-1", nhs), 0, "not linked");
+}
+
+Test(holder, one_local_id_per_person_and_holder)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*o;
+
+	o = op(&b, PUT, "CSC-1", "person", ann);
+	o->nhs_number = "9434765919";
+	cr_assert_eq(apply1(csc, o, &r), 0);
+	holder_report_free(&r);
+	o = op(&b, PUT, "CSC-2", "person", ann);
+	o->nhs_number = "9434765919";
+	cr_assert_eq(apply1(csc, o, &r), 1);
+	cr_expect_eq(r.problems[0].status, 409);
+	cr_expect_str_eq(r.problems[0].code, "nhs_number_held");
+	cr_expect_not_null(strstr(r.problems[0].message, "CSC-1"), "names the "
+	    "holder's own local id");
+	holder_report_free(&r);
+	cr_expect_eq(count("SELECT count(*) FROM subjects"), 1);
+}
+
+Test(holder, unlink_keeps_the_holders_flags_consent_and_records)
+{
+	struct opbuf		 b;
+	struct holder_report	 r;
+	Safeshare__V1__HolderOp	*o;
+	char			 nhs[MATCH_NHS_LEN + 1];
+
+	o = op(&b, PUT, "CSC-1", "person", ann);
+	o->nhs_number = "9434765919";
+	cr_assert_eq(apply1(csc, o, &r), 0);
+	holder_report_free(&r);
+	o = op(&b, PUT, "HLT-1", "person", ann);
+	o->nhs_number = "9434765919";
+	cr_assert_eq(apply1(health, o, &r), 0);
+	holder_report_free(&r);
+	o = op(&b, FLAG, "CSC-1", NULL, NULL);
+	o->flag = "domestic_abuse";
+	cr_assert_eq(apply1(csc, o, &r), 0);
+	holder_report_free(&r);
+	o = op(&b, FLAG, "HLT-1", NULL, NULL);
+	o->flag = "hate_crime";
+	cr_assert_eq(apply1(health, o, &r), 0);
+	holder_report_free(&r);
+	cr_expect(has_flag("HLT-1", "domestic_abuse"), "D12/D18: the person's flag");
+	cr_expect(has_flag("CSC-1", "hate_crime"));
+
+	/* Unlinking another number than the linked one is refused. */
+	o = op(&b, UNLINK, "HLT-1", NULL, NULL);
+	o->nhs_number = "4010232137";
+	cr_assert_eq(apply1(health, o, &r), 1);
+	cr_expect_str_eq(r.problems[0].code, "nhs_number_not_linked");
+	holder_report_free(&r);
+
+	o->nhs_number = "943 476 5919";
+	cr_assert_eq(apply1(health, o, &r), 0);
+	cr_expect_str_eq(r.nhs[0], "9434765919", "the unlinked number, for the log");
+	holder_report_free(&r);
+	cr_expect_eq(person_nhs_of(st, "HLT-1", nhs), 0);
+	cr_expect_neq(person("CSC-1"), person("HLT-1"), "two people again");
+	cr_expect_not(has_flag("HLT-1", "domestic_abuse"), "the police-style flag "
+	    "set on CSC's view stays with CSC's person");
+	cr_expect(has_flag("HLT-1", "hate_crime"), "the flag health set follows its view");
+	cr_expect(has_flag("CSC-1", "domestic_abuse"));
+	cr_expect_not(has_flag("CSC-1", "hate_crime"));
+	cr_expect_eq(count("SELECT count(*) FROM records WHERE subject = 'HLT-1'"), 1);
+
+	/* Unlinking again changes nothing. */
+	o = op(&b, UNLINK, "HLT-1", NULL, NULL);
+	cr_assert_eq(apply1(health, o, &r), 0);
+	cr_expect_eq(r.unchanged, 1);
+	holder_report_free(&r);
 }
