@@ -38,7 +38,8 @@ void	import_free(struct import *);
 Safeshare__V1__HolderOp *import_new_op(struct import *, size_t line);
 /*
  * Sets a control key (op, subject, record_type, verified, consent,
- * agencies, purposes, expires, flag); returns 0 if key is not one.
+ * agencies, purposes, expires, decided, flag, nhs_number); returns 0 if key
+ * is not one. A bad nhs_number is recorded as an error at line.
  */
 int	import_set_key(struct import *, Safeshare__V1__HolderOp *, size_t line,
 	    const char *key, const char *value);

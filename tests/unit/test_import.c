@@ -142,6 +142,28 @@ Test(import, jsonl_consent_scope)
 	import_free(&im);
 }
 
+/* Issue 17 item 5 (D18): NHS numbers are sent checked and without spaces. */
+Test(import, nhs_numbers_normalised)
+{
+	struct import	 im = { .name = "t.csv" };
+	const char	*csv = "op,subject,record_type,full_name,nhs_number\n"
+	    "put_record,S-1,person,Ann,943 476 5919\n"
+	    "link_nhs,S-2,,,4010232137\n"
+	    "unlink_nhs,S-3,,,\n"
+	    "put_record,S-4,person,Bo,\n";
+
+	cr_assert_eq(import_parse(&im, IMPORT_CSV, csv, strlen(csv)), 0);
+	cr_assert_eq(im.nops, 4);
+	cr_expect_str_eq(im.ops[0]->nhs_number, "9434765919");
+	cr_expect_eq(im.ops[0]->n_fields, 1, "nhs_number is not a record field");
+	cr_expect_eq(im.ops[1]->kind, SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS);
+	cr_expect_str_eq(im.ops[1]->nhs_number, "4010232137");
+	cr_expect_eq(im.ops[2]->kind, SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_UNLINK_NHS);
+	cr_expect_str_eq(im.ops[2]->nhs_number, "");
+	cr_expect_str_eq(im.ops[3]->nhs_number, "", "an empty cell: not given");
+	import_free(&im);
+}
+
 Test(import, nul_bytes_refused)
 {
 	struct import	 im = { .name = "t.csv" };
