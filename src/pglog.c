@@ -247,6 +247,38 @@ quiet(void *arg, const char *msg)
 	(void)msg;
 }
 
+/*
+ * An existing log is opened without DDL, so a daemon's role needs only to
+ * read and write the four tables; a database without them gets them. The
+ * schema version must be this build's.
+ */
+static int
+check_schema(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult	*res;
+	int		 exists;
+
+	res = PQexec(conn, "SELECT to_regclass('log_head') IS NOT NULL");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		return pglog_fail(conn, res, "open", err, errlen);
+	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!exists && create_schema(conn, err, errlen) == -1)
+		return -1;
+	res = PQexec(conn, "SELECT version FROM log_head WHERE one");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pglog_fail(conn, res, "open", err, errlen);
+	if (PQntuples(res) != 1 || atoi(PQgetvalue(res, 0, 0)) != PGLOG_SCHEMA_VERSION) {
+		errorf(err, errlen, "PostgreSQL log: %s (this build reads schema "
+		    "version %d)", PQntuples(res) != 1 ? "table log_head has no row" :
+		    "the log's schema version is another", PGLOG_SCHEMA_VERSION);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
 int
 pglog_open(struct pglog **pl, const char *conninfo, char *err, size_t errlen)
 {
@@ -264,7 +296,7 @@ pglog_open(struct pglog **pl, const char *conninfo, char *err, size_t errlen)
 		goto fail;
 	}
 	PQsetNoticeProcessor(p->conn, quiet, NULL);
-	if (create_schema(p->conn, err, errlen) == -1 || session(p, err, errlen) == -1)
+	if (check_schema(p->conn, err, errlen) == -1 || session(p, err, errlen) == -1)
 		goto fail;
 	*pl = p;
 	return 0;

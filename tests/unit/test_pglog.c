@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,10 +275,46 @@ writer_main(void *arg)
 }
 
 /*
+ * An auditor verifying while the daemons append: each verify reads one
+ * snapshot, so it must pass whatever moment it starts at.
+ */
+struct verifier {
+	const char	*conninfo;
+	EVP_PKEY	*key;
+	atomic_int	 stop;		/* set by the test's thread */
+	int		 failed;	/* the rest: this thread's until joined */
+	int		 runs;
+	char		 why[256];
+};
+
+static void *
+verifier_main(void *arg)
+{
+	struct verifier			*v = arg;
+	struct pglog			*pl;
+	struct audit_verify_result	 res;
+
+	if (pglog_open(&pl, v->conninfo, v->why, sizeof(v->why)) == -1) {
+		v->failed = 1;
+		return NULL;
+	}
+	while (!atomic_load(&v->stop) && v->runs < 20 && !v->failed) {
+		if (pglog_verify(pl, v->key, &res) == -1) {
+			v->failed = 1;
+			snprintf(v->why, sizeof(v->why), "%s", res.why);
+		}
+		v->runs++;
+	}
+	pglog_close(pl);
+	return NULL;
+}
+
+/*
  * Two daemons' writers, two connections in two threads, each opening the
  * new log at once and appending 5,000 entries in batches of 50: one chain
  * of seq 1..10,000 with no gap, every entry present once, 200 consecutive
- * checkpoints, and it verifies.
+ * checkpoints, and it verifies -- as it did for an auditor verifying on a
+ * third connection meanwhile (up to 20 times).
  */
 Test(pglog, two_writers_one_chain, .timeout = 240)
 {
@@ -285,7 +322,8 @@ Test(pglog, two_writers_one_chain, .timeout = 240)
 	PGconn		*adm = pg_schema("t_two", ci, sizeof(ci));
 	EVP_PKEY	*key = new_key();
 	struct writer	 w[2];
-	pthread_t	 th[2];
+	struct verifier	 vr;
+	pthread_t	 th[2], vth;
 	struct pglog	*pl;
 
 	for (int i = 0; i < 2; i++) {
@@ -297,10 +335,18 @@ Test(pglog, two_writers_one_chain, .timeout = 240)
 		w[i].per = 50;
 		cr_assert_eq(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
 	}
+	memset(&vr, 0, sizeof(vr));
+	vr.conninfo = ci;
+	vr.key = key;
+	cr_assert_eq(pthread_create(&vth, NULL, verifier_main, &vr), 0);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
 		cr_assert_not(w[i].failed, "writer %d: %s", i + 1, w[i].err);
 	}
+	atomic_store(&vr.stop, 1);
+	pthread_join(vth, NULL);
+	cr_assert_not(vr.failed, "verify during the appends: %s", vr.why);
+	cr_assert_gt(vr.runs, 0);
 	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 10000);
 	cr_assert_eq(pg_int(adm, "SELECT min(seq) FROM log_entries"), 1);
 	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 10000);
@@ -423,6 +469,22 @@ Test(pglog, refused_entry_aborts_whole_batch)
 	verify_ok(pl, key, 7, 2);
 	pglog_close(pl);
 	EVP_PKEY_free(key);
+	PQfinish(adm);
+}
+
+/* A log of another schema version is refused at open, not misread. */
+Test(pglog, other_schema_version_refused)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = pg_schema("t_version", ci, sizeof(ci));
+	struct pglog	*pl;
+
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_close(pl);
+	pg_run(adm, "UPDATE log_head SET version = 2");
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), -1);
+	cr_assert_null(pl);
+	cr_assert(strstr(err, "schema version") != NULL, "%s", err);
 	PQfinish(adm);
 }
 
