@@ -425,11 +425,17 @@ int
 audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *arg)
 {
 	sqlite3_stmt	*st;
-	char		 sql[1024];
+	char		*sql;
+	int		 rc;
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE seq >= ?1 ORDER BY "
-	    "seq LIMIT ?2", audit_columns);
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if ((sql = sqlite3_mprintf("SELECT %s FROM entries WHERE seq >= ?1 "
+	    "ORDER BY seq LIMIT ?2", audit_columns)) == NULL) {
+		snprintf(a->err, sizeof(a->err), "scan: out of memory");
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
 		return audit_fail(a, "scan");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);

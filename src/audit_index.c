@@ -328,7 +328,7 @@ int
 audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *extra)
 {
 	sqlite3_stmt	*st;
-	char		 sql[2048], u[256];
+	char		*sql, u[256];
 	int		 rc;
 
 	*upto = *missing = *extra = 0;
@@ -340,13 +340,19 @@ audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *
 	 * Both ways: entries the index lacks, and index rows the log lacks (a
 	 * row filed under the wrong generation is both: queries miss it).
 	 */
-	snprintf(sql, sizeof(sql), "WITH u(n) AS (SELECT %s), l AS (SELECT seq / "
+	sql = sqlite3_mprintf("WITH u(n) AS (SELECT %s), l AS (SELECT seq / "
 	    STR(INDEX_GEN) " AS gen, subject, seq FROM main.entries, u WHERE "
 	    "seq <= u.n AND " INDEXED "), x AS (SELECT gen, subject, seq FROM "
 	    "subj.subject_index, u WHERE seq <= u.n) SELECT (SELECT n FROM u), "
 	    "(SELECT count(*) FROM (SELECT * FROM l EXCEPT SELECT * FROM x)), "
 	    "(SELECT count(*) FROM (SELECT * FROM x EXCEPT SELECT * FROM l))", u);
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sql == NULL) {
+		snprintf(a->err, sizeof(a->err), "index check: out of memory");
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
 		return audit_fail(a, "index check");
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {

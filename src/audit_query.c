@@ -21,12 +21,12 @@
  * the log's own rows after that.
  */
 static void
-where_subject(struct audit *a, int p, char *sql, size_t len)
+where_subject(struct audit *a, int p, sqlite3_str *sql)
 {
 	char	 upto[256];
 
 	if (!a->index) {
-		snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d", p);
+		sqlite3_str_appendf(sql, " AND subject = ?%d", p);
 		return;
 	}
 	audit_index_upto(a, upto, sizeof(upto));
@@ -36,7 +36,7 @@ where_subject(struct audit *a, int p, char *sql, size_t len)
 	 * scalar each time: joined in from a CTE, the planner scanned the whole
 	 * log for the tail (an automatic index on subject).
 	 */
-	snprintf(sql + strlen(sql), len - strlen(sql), " AND subject = ?%d AND seq IN "
+	sqlite3_str_appendf(sql, " AND subject = ?%d AND seq IN "
 	    "(WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g "
 	    "WHERE n < coalesce(%s, 0) / " STR(INDEX_GEN) ") "
 	    "SELECT seq FROM subj.subject_index WHERE gen IN g AND subject = ?%d "
@@ -46,7 +46,7 @@ where_subject(struct audit *a, int p, char *sql, size_t len)
 
 /* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
 static void
-where_filter(struct audit *a, const struct audit_filter *f, char *sql, size_t len)
+where_filter(struct audit *a, const struct audit_filter *f, sqlite3_str *sql)
 {
 	static const struct { size_t off; const char *col; } eq[] = {
 		{ offsetof(struct audit_filter, subject), "subject" },
@@ -65,17 +65,42 @@ where_filter(struct audit *a, const struct audit_filter *f, char *sql, size_t le
 		if (v == NULL || *v == '\0')
 			continue;
 		if (i == 0)
-			where_subject(a, p++, sql, len);
+			where_subject(a, p++, sql);
 		else
-			snprintf(sql + strlen(sql), len - strlen(sql), " AND %s = ?%d",
-			    eq[i].col, p++);
+			sqlite3_str_appendf(sql, " AND %s = ?%d", eq[i].col, p++);
 	}
 	if (f->overrides_only)
-		snprintf(sql + strlen(sql), len - strlen(sql), " AND " OVERRIDE_USED);
+		sqlite3_str_appendall(sql, " AND " OVERRIDE_USED);
 	if (f->from_time)
-		snprintf(sql + strlen(sql), len - strlen(sql), " AND time >= ?%d", p++);
+		sqlite3_str_appendf(sql, " AND time >= ?%d", p++);
 	if (f->to_time)
-		snprintf(sql + strlen(sql), len - strlen(sql), " AND time < ?%d", p++);
+		sqlite3_str_appendf(sql, " AND time < ?%d", p++);
+}
+
+/*
+ * Prepares the statement built in sql and frees the builder: 0, or -1 with
+ * the log's message (what: sqlite's, or that the text could not be built).
+ * Built with sqlite3_str, the text has no fixed limit to be cut at.
+ */
+static int
+prepare_built(struct audit *a, sqlite3_str *sql, sqlite3_stmt **st,
+    const char *what)
+{
+	int	 rc = sqlite3_str_errcode(sql);
+	char	*text = sqlite3_str_finish(sql);
+
+	*st = NULL;
+	if (rc != SQLITE_OK || text == NULL) {
+		sqlite3_free(text);
+		snprintf(a->err, sizeof(a->err), "%s: %s", what, sqlite3_errstr(
+		    rc != SQLITE_OK ? rc : SQLITE_NOMEM));
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(a->db, text, -1, st, NULL);
+	sqlite3_free(text);
+	if (rc != SQLITE_OK)
+		return audit_fail(a, what);
+	return 0;
 }
 
 static void
@@ -99,18 +124,19 @@ audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
     uint64_t limit, int newest_first, audit_cb cb, void *arg)
 {
 	sqlite3_stmt	*st;
-	char		 sql[4096];
+	sqlite3_str	*sql;
 
 	/* ?1 is the paging cursor and ?2 the limit; filters bind from ?3. */
 	if (f->subject != NULL && *f->subject != '\0')
 		audit_index_attach(a);
-	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE %s", audit_columns,
+	sql = sqlite3_str_new(a->db);
+	sqlite3_str_appendf(sql, "SELECT %s FROM entries WHERE %s", audit_columns,
 	    newest_first ? "(?1 = 0 OR seq < ?1)" : "seq > ?1");
-	where_filter(a, f, sql, sizeof(sql));
-	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " ORDER BY seq %s LIMIT ?2",
+	where_filter(a, f, sql);
+	sqlite3_str_appendf(sql, " ORDER BY seq %s LIMIT ?2",
 	    newest_first ? "DESC" : "ASC");
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "query");
+	if (prepare_built(a, sql, &st, "query") == -1)
+		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
 	bind_filter(st, f);
@@ -128,7 +154,7 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 	};
 	const char	*expr = NULL;
 	sqlite3_stmt	*st;
-	char		 sql[4096];
+	sqlite3_str	*sql;
 	int		 rc;
 
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
@@ -141,12 +167,13 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 	}
 	if (f->subject != NULL && *f->subject != '\0')
 		audit_index_attach(a);
-	snprintf(sql, sizeof(sql), "SELECT %s AS k, count(*) FROM entries WHERE "
+	sql = sqlite3_str_new(a->db);
+	sqlite3_str_appendf(sql, "SELECT %s AS k, count(*) FROM entries WHERE "
 	    "?1 = ?1 AND ?2 = ?2", expr);
-	where_filter(a, f, sql, sizeof(sql));
-	snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), " GROUP BY k ORDER BY k");
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "stats");
+	where_filter(a, f, sql);
+	sqlite3_str_appendall(sql, " GROUP BY k ORDER BY k");
+	if (prepare_built(a, sql, &st, "stats") == -1)
+		return -1;
 	sqlite3_bind_int(st, 1, 0);
 	sqlite3_bind_int(st, 2, 0);
 	bind_filter(st, f);
@@ -167,13 +194,13 @@ pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb
     void *arg)
 {
 	sqlite3_stmt	*st;
-	char		 sql[4096];
+	sqlite3_str	*sql = sqlite3_str_new(a->db);
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM entries e WHERE seq IN (%s) "
+	sqlite3_str_appendf(sql, "SELECT %s FROM entries e WHERE seq IN (%s) "
 	    "AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref_seq = e.seq AND "
 	    "r.kind = ?1) ORDER BY seq", audit_columns, cond);
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "pending");
+	if (prepare_built(a, sql, &st, "pending") == -1)
+		return -1;
 	sqlite3_bind_text(st, 1, done_kind, -1, SQLITE_STATIC);
 	return audit_run_scan(a, st, cb, arg);
 }

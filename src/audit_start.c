@@ -117,12 +117,18 @@ entry_intact(struct audit *a, uint64_t seq)
 {
 	struct audit_entry	 e;
 	sqlite3_stmt		*st;
-	char			 sql[1024];
+	char			*sql;
 	unsigned char		 h[32];
-	int			 ok = 0;
+	int			 ok = 0, rc;
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM entries WHERE seq = ?1", audit_columns);
-	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if ((sql = sqlite3_mprintf("SELECT %s FROM entries WHERE seq = ?1",
+	    audit_columns)) == NULL) {
+		snprintf(a->err, sizeof(a->err), "entry: out of memory");
+		return -1;
+	}
+	rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK)
 		return audit_fail(a, "entry");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
 	if (sqlite3_step(st) == SQLITE_ROW) {
