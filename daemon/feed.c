@@ -30,7 +30,9 @@
 #include "req.h"
 #include "routes.h"
 #include "log.h"
+#include "pbjson.h"
 #include "logq.h"
+#include "notify.h"
 #include "store.h"
 #include "util.h"
 #include "wire.h"
@@ -79,7 +81,9 @@ struct feeds {
 struct page {
 	enum feed_kind		 kind;
 	const char		*agency;	/* accesses: the holder */
-	struct server		*srv;
+	struct server		*srv;		/* NULL: the notifier's page */
+	struct audit		*reader;	/* the log, read-only */
+	struct store		*store;		/* who holds a subject */
 	size_t			 limit, n;
 	uint64_t		 last;		/* the last seq read */
 	uint64_t		 read;		/* entries read */
@@ -108,7 +112,7 @@ held_by(struct page *pg, const char *subject)
 
 	if (strlen(subject) < sizeof(pg->subj) && strcmp(pg->subj, subject) == 0)
 		return pg->mine;
-	rc = store_subject_holder(pg->srv->store, subject, holder, sizeof(holder));
+	rc = store_subject_holder(pg->store, subject, holder, sizeof(holder));
 	if (rc == -1) {
 		pg->failed = 1;
 		return 0;
@@ -227,6 +231,8 @@ page_init(struct page *pg, struct server *srv, enum feed_kind kind,
 {
 	memset(pg, 0, sizeof(*pg));
 	pg->srv = srv;
+	pg->reader = srv->reader;
+	pg->store = srv->store;
 	pg->kind = kind;
 	pg->agency = agency;
 	pg->limit = limit;
@@ -253,11 +259,12 @@ page_free(struct page *pg)
 static int
 page_fill(struct page *pg)
 {
-	server_read_scope(pg->srv);
+	if (pg->srv != NULL)
+		server_read_scope(pg->srv);
 	while (pg->n == 0 && pg->read < SCAN_MAX) {
 		uint64_t before = pg->read;
 
-		if (audit_scan(pg->srv->reader, pg->last + 1, SCAN_CHUNK, take,
+		if (audit_scan(pg->reader, pg->last + 1, SCAN_CHUNK, take,
 		    pg) == -1 || pg->failed)
 			return -1;
 		if (pg->read - before < SCAN_CHUNK && pg->n < pg->limit)
@@ -396,6 +403,8 @@ feeds_wake(void *arg)
 	struct logq_stats	 st;
 
 	logq_stats(f->srv->logq, &st);
+	/* The notifier thread reads on its own; this only wakes it. */
+	notify_kick(f->srv->notify);
 	if (st.ok != f->log_ok) {
 		/* The guardian hears at once; nothing can be logged meanwhile. */
 		log_info("event=feed_log_state ok=%d waiting=%zu", st.ok, f->nwaiting);
@@ -577,4 +586,61 @@ void
 feed_handle_alerts(struct req *r)
 {
 	feed_request(r->srv, r->ev, FEED_ALERTS, r->agency->id);
+}
+
+/*
+ * The notifier's page (notify.c, its own thread): the same filter and the
+ * same messages as a feed reply, from its own read-only log connection and
+ * store connection, encoded as the Connect JSON reply (pbjson) so the
+ * receiver gets what the feed API gives. The page has no server: nothing
+ * here touches the loop's state.
+ */
+int
+feed_batch_json(struct audit *reader, struct store *store, int alerts,
+    const char *agency, uint64_t after, size_t limit, struct feed_batch *b,
+    char *err, size_t errlen)
+{
+	struct page		 pg;
+	ProtobufCMessage	*m;
+	Safeshare__V1__HolderAccesses	 acc = SAFESHARE__V1__HOLDER_ACCESSES__INIT;
+	Safeshare__V1__AuditAlerts	 alr = SAFESHARE__V1__AUDIT_ALERTS__INIT;
+	int			 rc = -1;
+
+	memset(b, 0, sizeof(*b));
+	memset(&pg, 0, sizeof(pg));
+	pg.kind = alerts ? FEED_ALERTS : FEED_ACCESSES;
+	pg.agency = agency;
+	pg.reader = reader;
+	pg.store = store;
+	pg.limit = limit;
+	pg.last = after;
+	pg.items = xcalloc(limit + 1, sizeof(*pg.items));
+	store_read_begin(store);
+	if (page_fill(&pg) == -1) {
+		errorf(err, errlen, "the log or the store could not be read");
+		goto fail;
+	}
+	b->last = pg.last;
+	b->n = pg.n;
+	if (pg.n == 0) {
+		rc = 0;
+		goto fail;
+	}
+	if (alerts) {
+		alr.alerts = (Safeshare__V1__Alert **)pg.items;
+		alr.n_alerts = pg.n;
+		alr.next_after_seq = pg.last;
+		m = &alr.base;
+	} else {
+		acc.items = (Safeshare__V1__HolderAccess **)pg.items;
+		acc.n_items = pg.n;
+		acc.next_after_seq = pg.last;
+		m = &acc.base;
+	}
+	if ((b->json = pbjson_encode(m, &b->len, err, errlen)) != NULL)
+		rc = 0;
+fail:
+	store_read_end(store);
+	page_free(&pg);
+	return rc;
 }

@@ -8,6 +8,9 @@
 #ifndef SAFESHARED_FEEDS_H
 #define SAFESHARED_FEEDS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct evbuffer;
 struct feeds;
 struct server;
@@ -16,5 +19,24 @@ struct feeds	*feeds_new(struct server *);
 void		 feeds_stop(struct feeds *);
 void		 feeds_free(struct feeds *);
 void		 feeds_metrics(struct feeds *, struct evbuffer *);
+
+/*
+ * One batch of an agency's feed for the notifier (notify.c): the items
+ * after seq after (at most limit) as the feed API's Connect JSON reply
+ * (HolderAccesses, or AuditAlerts when alerts), in json (malloc'd, len
+ * bytes; NULL when n is 0). last is the seq read up to, items or not.
+ * Safe on any thread that owns reader and store. 0, or -1 with err.
+ */
+struct audit;
+struct store;
+struct feed_batch {
+	char		*json;
+	size_t		 len;
+	size_t		 n;
+	uint64_t	 last;
+};
+int		 feed_batch_json(struct audit *reader, struct store *store,
+		    int alerts, const char *agency, uint64_t after, size_t limit,
+		    struct feed_batch *, char *err, size_t errlen);
 
 #endif

@@ -301,6 +301,13 @@ main(int argc, char *argv[])
 		diag_free(&d);
 		return 1;
 	}
+	if (config_notify_check(&conf, proto, &d) == -1) {
+		diag_print(&d, stderr);
+		protocol_unref(proto);
+		config_free(&conf);
+		diag_free(&d);
+		return 1;
+	}
 	diag_free(&d);
 	if (check) {
 		int bad = check_start(&conf, confpath);

@@ -14,6 +14,7 @@
 #include "feeds.h"
 #include "logq.h"
 #include "metrics.h"
+#include "notify.h"
 #include "req.h"
 #include "routes.h"
 
@@ -209,6 +210,7 @@ server_handle_metrics(struct req *r)
 	metrics_http(srv, out);
 	metrics_conns(srv, out);
 	feeds_metrics(srv->feeds, out);
+	notify_metrics(srv->notify, st.size, out);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4");
 	metrics_reply(req, 200);

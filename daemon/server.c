@@ -32,6 +32,7 @@
 #include "conn.h"
 #include "connect.h"
 #include "feeds.h"
+#include "notify.h"
 #include "log.h"
 #include "logq.h"
 #include "rate.h"
@@ -413,6 +414,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	}
 	srv->feeds = feeds_new(srv);
+	if (conf->nnotify > 0 && (srv->notify = notify_new(conf, err, errlen)) == NULL)
+		return -1;
 	if ((srv->holder = hworker_new(srv, err, errlen)) == NULL)
 		return -1;
 	{
@@ -561,6 +564,9 @@ server_shutdown(struct server *srv)
 	linger_free_all();
 	hworker_free(srv->holder);
 	srv->holder = NULL;
+	/* Before the log's other read-only connection (below), for the same reason. */
+	notify_free(srv->notify);
+	srv->notify = NULL;
 	if (srv->http != NULL)
 		evhttp_free(srv->http);
 	feeds_free(srv->feeds);

@@ -23,6 +23,7 @@ struct evhttp;
 struct logq;
 struct hworker;
 struct feeds;
+struct notifier;
 
 struct conn;
 TAILQ_HEAD(connq, conn);
@@ -48,6 +49,7 @@ struct server {
 	struct logq		*logq;
 	struct hworker		*holder;	/* the holder thread (holder_api.c) */
 	struct feeds		*feeds;		/* parked feed requests (feed.c) */
+	struct notifier		*notify;	/* outbound feeds (notify.c), or NULL */
 	struct event		*forget;	/* forgets TLS sessions (tls.ticket_rotation) */
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	struct event		*round;		/* end of a loop round, see server_read_scope() */

@@ -159,6 +159,13 @@ walk(struct yfile *yf, struct config *c, yaml_node_t *map, const char *prefix,
 			    keys[i].name[plen] == '.')
 				section = 1;
 		}
+		if (*prefix == '\0' && strcmp(k, "notify") == 0) {
+			if (c->notify != NULL)
+				yerr(yf, kn, "duplicate key \"notify\"");
+			else
+				config_notify_parse(yf, c, vn);
+			continue;
+		}
 		if (section) {
 			if (yis_map(yf, vn, full))
 				walk(yf, c, vn, full, seen);
@@ -248,6 +255,7 @@ config_free(struct config *c)
 	free(c->audit_previous_signing_key);
 	free(c->audit_first_public_key);
 	free(c->log_level_str);
+	config_notify_free(c);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -6,8 +6,31 @@
 #ifndef SAFESHARE_CONFIG_H
 #define SAFESHARE_CONFIG_H
 
+#include <yaml.h>
+
 #include "log.h"
 #include "util.h"
+
+/*
+ * One agency's outbound notification (issue 18 item 3, notify.AGENCY in the
+ * config; daemon/notify.c delivers): its feed POSTed to url over mutual
+ * TLS with cert/key, the receiver verified against ca. Parsed and checked
+ * by src/config_notify.c; line and col say where, for errors found later
+ * (an agency the protocol does not have).
+ */
+struct notify_conf {
+	char		*agency;
+	char		*url;
+	char		*host;		/* from url */
+	int		 port;		/* from url; 443 when it names none */
+	char		*path;		/* from url, starting with '/' */
+	char		*cert;
+	char		*key;
+	char		*ca;
+	char		*feed;		/* "accesses", "alerts" or NULL: by role */
+	long long	 timeout;	/* seconds for connect, TLS and the reply */
+	size_t		 line, col;
+};
 
 struct config {
 	char		*path;
@@ -43,10 +66,23 @@ struct config {
 	char		*user;			/* drop privileges to this user */
 	char		*log_level_str;
 	enum log_level	 log_level;
+	struct notify_conf *notify;		/* nnotify of them */
+	size_t		 nnotify;
 };
 
 int	config_load(const char *path, struct config *, struct diag *);
 void	config_free(struct config *);
+/* config_notify.c: the notify: mapping (config_load calls it). */
+struct yfile;
+void	config_notify_parse(struct yfile *, struct config *, yaml_node_t *);
+void	config_notify_free(struct config *);
+/*
+ * Checks each notify.AGENCY names an agency of the protocol with a feed
+ * (role holder: accesses; guardian or auditor: alerts), and settles feed.
+ * Returns 0, or -1 with file:line:col diagnostics in d.
+ */
+struct protocol;
+int	config_notify_check(struct config *, const struct protocol *, struct diag *);
 /* Writes the key table as markdown (used to check docs/config.md is current). */
 void	config_describe(FILE *);
 
