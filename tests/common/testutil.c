@@ -1,10 +1,15 @@
+#include <criterion/criterion.h>
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "protocol.h"
+#include "store.h"
 #include "testutil.h"
+#include "util.h"
 
 void
 t_db_remove(const char *path)
@@ -16,6 +21,29 @@ t_db_remove(const char *path)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", path);
 	unlink(p);
+}
+
+void
+t_store_open(const char *name, char *path, size_t pathlen, struct store **st,
+    struct protocol **proto)
+{
+	struct diag	 d = { 0 };
+	char		 err[256];
+
+	snprintf(path, pathlen, "/tmp/safeshare-test-%s-%d.db", name, (int)getpid());
+	t_db_remove(path);
+	cr_assert_eq(store_open(st, path, err, sizeof(err)), 0, "%s", err);
+	*proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(*proto);
+	diag_free(&d);
+}
+
+void
+t_store_close(const char *path, struct store *st, struct protocol *proto)
+{
+	store_close(st);
+	protocol_unref(proto);
+	t_db_remove(path);
 }
 
 static int

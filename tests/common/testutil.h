@@ -7,6 +7,28 @@
 /* Removes an SQLite database and its -wal and -shm files. */
 void	 t_db_remove(const char *path);
 
+struct store;
+struct protocol;
+/*
+ * A unit suite's store fixture: a new store at
+ * /tmp/safeshare-test-NAME-PID.db (its path into path, pathlen bytes) and
+ * the example protocol config/protocol.yaml; asserts on failure.
+ * t_store_close() closes and frees both and removes the database.
+ */
+void	 t_store_open(const char *name, char *path, size_t pathlen,
+	    struct store **, struct protocol **);
+void	 t_store_close(const char *path, struct store *, struct protocol *);
+/*
+ * The suite `name` whose every test gets a new store st at path (a char
+ * array) and the example protocol proto, through t_store_open() before
+ * the test and t_store_close() after it. The suite declares all three.
+ */
+#define T_STORE_SUITE(name, path, st, proto)				\
+	static void name##_init(void)					\
+	{ t_store_open(#name, path, sizeof(path), &(st), &(proto)); }	\
+	static void name##_fini(void) { t_store_close(path, st, proto); }	\
+	TestSuite(name, .init = name##_init, .fini = name##_fini)
+
 /* One data-driven case: the name of a *.case file under tests/data. */
 struct t_case_file {
 	char name[256];

@@ -11,14 +11,9 @@ set -eu
 src=${1:?usage: client_lib.sh SOURCE_DIR BUILD_DIR SAFESHARED_BIN}
 build=${2:?usage: client_lib.sh SOURCE_DIR BUILD_DIR SAFESHARED_BIN}
 bin=${3:?usage: client_lib.sh SOURCE_DIR BUILD_DIR SAFESHARED_BIN}
-t=$(mktemp -d /tmp/safeshare-clientlib-XXXXXX)
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	rm -rf "$t"
-}
-trap cleanup EXIT INT TERM
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$src/tests/integration/harness.sh"
+h_tmpdir clientlib
+t=$h_dir
 
 cmake --install "$build" --prefix "$t/prefix" >/dev/null
 pc=$(find "$t/prefix" -name safeshare-client.pc)
@@ -58,25 +53,8 @@ if ldd "$t/disclose-static" | grep -q libsafeshare-client; then
 	fail "the static build still loads libsafeshare-client.so"
 fi
 
-# A real daemon over mutual TLS, as in tests/integration/curl_protoc.sh.
-"$src/deploy/pki.sh" "$t/pki" police childrens_social_care health_trust >/dev/null
-cp "$src/config/protocol.yaml" "$t/"
-cat > "$t/safeshared.yaml" <<EOT
-listen: 127.0.0.1
-port: 0
-tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt }
-protocol: protocol.yaml
-store: store.db
-audit_log: audit.db
-EOT
-"$bin" -c "$t/safeshared.yaml" -l "$src/config/demo-data.yaml" >"$t/load" 2>&1 ||
-	fail "loading the demo data: $(cat "$t/load")"
-"$bin" -c "$t/safeshared.yaml" -r "$t/port" 2>"$t/log" &
-pid=$!
-i=0
-while [ ! -s "$t/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$t/port" ] || fail "safeshared did not start: $(cat "$t/log")"
-port=$(cat "$t/port")
+# A real daemon over mutual TLS (tests/integration/harness.sh).
+h_start_demo "$t" "$bin" police childrens_social_care health_trust
 
 for prog in disclose disclose-static; do
 	out=$("$t/$prog" "127.0.0.1:$port" "$t/pki/police.crt" "$t/pki/police.key" \

@@ -14,18 +14,9 @@ src=$1
 bin=$2
 cache=$3
 here=$src/tests/integration/connect
-dir=$(mktemp -d /tmp/safeshare-connect-XXXXXX)
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+. "$src/tests/integration/harness.sh"
+h_tmpdir connect
+dir=$h_dir
 
 # -- the tools, or a clear failure --
 for t in curl protoc node npm; do
@@ -60,25 +51,8 @@ protoc --python_out="$dir/py" -I "$src/proto" safeshare.proto ||
 cp "$here/client.mjs" "$cache/client.mjs"
 
 # -- the daemon, with a signing key so that the log has checkpoints --
-"$src/deploy/pki.sh" "$dir/pki" police childrens_social_care health_trust auditor \
-	admin guardian >/dev/null
-cp "$src/config/protocol.yaml" "$dir/"
-cat > "$dir/safeshared.yaml" <<EOT
-listen: 127.0.0.1
-port: 0
-tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt }
-protocol: protocol.yaml
-store: store.db
-audit_log: audit.db
-audit: { signing_key: pki/audit-signing.key }
-EOT
-"$bin" -c "$dir/safeshared.yaml" -l "$src/config/demo-data.yaml" >/dev/null
-"$bin" -c "$dir/safeshared.yaml" -r "$dir/port" 2>"$dir/log" &
-pid=$!
-i=0
-while [ ! -s "$dir/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$dir/port" ] || fail "safeshared did not start: $(cat "$dir/log")"
-port=$(cat "$dir/port")
+h_start_demo "$dir" "$bin" --signed police childrens_social_care health_trust \
+	auditor admin guardian
 url=https://127.0.0.1:$port
 pki=$dir/pki
 

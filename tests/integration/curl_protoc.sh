@@ -6,30 +6,11 @@
 set -eu
 src=$1
 bin=$2
-dir=$(mktemp -d /tmp/safeshare-curl-XXXXXX)
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+. "$src/tests/integration/harness.sh"
+h_tmpdir curl
+dir=$h_dir
 
-"$src/deploy/pki.sh" "$dir/pki" police childrens_social_care health_trust >/dev/null
-cp "$src/config/protocol.yaml" "$dir/"
-cat > "$dir/safeshared.yaml" <<EOT
-listen: 127.0.0.1
-port: 0
-tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt }
-protocol: protocol.yaml
-store: store.db
-audit_log: audit.db
-EOT
-"$bin" -c "$dir/safeshared.yaml" -l "$src/config/demo-data.yaml" >/dev/null
-"$bin" -c "$dir/safeshared.yaml" -r "$dir/port" 2>"$dir/log" &
-pid=$!
-i=0
-while [ ! -s "$dir/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-port=$(cat "$dir/port")
+h_start_demo "$dir" "$bin" police childrens_social_care health_trust
 
 printf 'purpose: "child_protection" case_reference: "CP-1" practitioner: "DC Jones" subject_id: "S1001" record_type: "person" fields: "full_name"\n' |
 	protoc --encode=safeshare.v1.DisclosureRequest -I "$src/proto" safeshare.proto > "$dir/req.bin"

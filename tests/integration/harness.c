@@ -102,6 +102,25 @@ h_load_demo(struct daemon *d)
 	cr_assert_eq(h_run(cmd, NULL), 0, "loading demo data failed");
 }
 
+int
+h_cli(struct daemon *d, const char *agency, const char *args, char **out)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
+	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1", d->server,
+	    d->dir, agency, d->dir, agency, d->dir, SAFESHARE_BIN, args);
+	return h_run(cmd, out);
+}
+
+void
+h_start_demo(struct daemon *d)
+{
+	h_setup(d);
+	h_load_demo(d);
+	h_start(d);
+}
+
 void
 h_start(struct daemon *d)
 {

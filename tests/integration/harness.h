@@ -34,12 +34,29 @@ void	 h_write_config(struct daemon *, const char *audit_path);
 void	 h_load_demo(struct daemon *);
 /* Starts the daemon and waits until it listens. */
 void	 h_start(struct daemon *);
+/* h_setup(), h_load_demo() and h_start(): a daemon over the demo data. */
+void	 h_start_demo(struct daemon *);
+/*
+ * The suite `name` whose every test gets the daemon d, started over the
+ * demo data before the test (h_start_demo()) and cleaned up after it
+ * (h_cleanup()); timeout in seconds. The suite declares d itself.
+ */
+#define H_DEMO_SUITE(name, d, secs)					\
+	static void name##_init(void) { h_start_demo(&(d)); }		\
+	static void name##_fini(void) { h_cleanup(&(d)); }		\
+	TestSuite(name, .init = name##_init, .fini = name##_fini, .timeout = (secs))
 /* SIGTERM, wait; returns the exit status. */
 int	 h_stop(struct daemon *);
 void	 h_cleanup(struct daemon *);
 
 /* A client with the certificate of `agency` (from pki/, or other/ for "other:NAME"). */
 struct ss_client *h_client(struct daemon *, const char *agency);
+/*
+ * Runs `safeshare ARGS` as agency (its certificate through SAFESHARE_*,
+ * stderr with stdout); returns the exit status, the output in *out
+ * (malloc'd) if out is not NULL.
+ */
+int	 h_cli(struct daemon *, const char *agency, const char *args, char **out);
 /* Runs a shell command; returns its exit status. Output into *out if non-NULL (malloc'd). */
 int	 h_run(const char *cmd, char **out);
 /*
@@ -61,6 +78,17 @@ int	 h_tls_exchange(struct daemon *, const char *cert, const char *key,
  */
 SSL	*h_tls_connect(struct daemon *, const char *cert, const char *key);
 void	 h_tls_close(SSL *);
+/*
+ * harness_hold.c: POST /v1/holder/ops as agency, the ops written as
+ * "key=value" strings (NULL-terminated; "--" starts the next op) and built
+ * by the import reader's functions. Returns the HTTP status, or -1 when
+ * no reply came (err says why). *nops gets how many ops were sent; the
+ * result and any refusal go to *resp and *errp for the caller to free, or
+ * are freed here when those are NULL.
+ */
+int	 h_hold(struct daemon *, const char *agency, int dry_run,
+	    const char *const *kv, size_t *nops, Safeshare__V1__HolderResult **resp,
+	    Safeshare__V1__Error **errp, char *err, size_t errlen);
 /* Counts log entries with sqlite (seq count). */
 long	 h_log_count(struct daemon *, const char *where);
 

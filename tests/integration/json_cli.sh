@@ -11,18 +11,9 @@ set -eu
 src=$1
 bin=$2
 ss=$3
-dir=$(mktemp -d /tmp/safeshare-jsoncli-XXXXXX)
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+. "$src/tests/integration/harness.sh"
+h_tmpdir jsoncli
+dir=$h_dir
 
 cat > "$dir/strict.py" <<'EOT'
 import json, sys
@@ -72,25 +63,8 @@ as() {
 	    --key "$dir/pki/$a.key" --ca "$dir/pki/ca.crt"
 }
 
-"$src/deploy/pki.sh" "$dir/pki" police childrens_social_care health_trust \
-	housing auditor admin guardian >/dev/null
-cp "$src/config/protocol.yaml" "$dir/"
-cat > "$dir/safeshared.yaml" <<EOT
-listen: 127.0.0.1
-port: 0
-tls: { cert: pki/server.crt, key: pki/server.key, ca: pki/ca.crt }
-protocol: protocol.yaml
-store: store.db
-audit_log: audit.db
-audit: { signing_key: pki/audit-signing.key }
-EOT
-"$bin" -c "$dir/safeshared.yaml" -l "$src/config/demo-data.yaml" >/dev/null
-"$bin" -c "$dir/safeshared.yaml" -r "$dir/port" 2>"$dir/log" &
-pid=$!
-i=0
-while [ ! -s "$dir/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$dir/port" ] || fail "safeshared did not start: $(cat "$dir/log")"
-port=$(cat "$dir/port")
+h_start_demo "$dir" "$bin" --signed police childrens_social_care health_trust \
+	housing auditor admin guardian
 
 # Text that printf-built JSON gets wrong (the daemon refuses control
 # characters outside free text). printf expands the escapes.

@@ -24,21 +24,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_load_demo(&d);
-	h_start(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(audit_api, .init = setup, .fini = teardown, .timeout = 120);
+H_DEMO_SUITE(audit_api, d, 120);
 
 /*
  * Asks for a record, with an override (and its inform waiver) when not
@@ -91,12 +77,7 @@ ask_as(struct ss_client *c, const char *subject, const char *purpose,
 static int
 cli(const char *agency, const char *args, char **out)
 {
-	char cmd[4096];
-
-	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
-	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1", d.server,
-	    d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
-	return h_run(cmd, out);
+	return h_cli(&d, agency, args, out);
 }
 
 Test(audit_api, auditors_query_count_and_report)

@@ -15,21 +15,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_load_demo(&d);
-	h_start(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 60);
+H_DEMO_SUITE(daemon, d, 60);
 
 static Safeshare__V1__DisclosureResponse *
 ask(struct ss_client *c, const char *subject, const char *purpose, const char *rt,

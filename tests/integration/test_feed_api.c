@@ -26,21 +26,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_load_demo(&d);
-	h_start(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(feed_api, .init = setup, .fini = teardown, .timeout = 240);
+H_DEMO_SUITE(feed_api, d, 240);
 
 /* Asks for a person record; returns the log seq of the decision (0: none). */
 static uint64_t
@@ -111,12 +97,7 @@ accesses(const char *agency, uint64_t after, uint32_t limit, uint32_t wait,
 static int
 cli(const char *agency, const char *args, char **out)
 {
-	char cmd[4096];
-
-	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
-	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1", d.server,
-	    d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
-	return h_run(cmd, out);
+	return h_cli(&d, agency, args, out);
 }
 
 /* Starts the CLI in the background (own process group), output to outfile. */

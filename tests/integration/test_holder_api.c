@@ -45,35 +45,16 @@ TestSuite(holder_api, .init = setup, .fini = teardown, .timeout = 60);
 static int
 hold(const char *agency, Safeshare__V1__Error **errp, const char *const *kv)
 {
-	Safeshare__V1__HolderRequest	 rq = SAFESHARE__V1__HOLDER_REQUEST__INIT;
 	Safeshare__V1__HolderResult	*res = NULL;
 	Safeshare__V1__Error		*e = NULL;
-	struct import			 im = { .name = "test" };
-	struct ss_client		*c = h_client(&d, agency);
-	Safeshare__V1__HolderOp		*op = import_new_op(&im, 1);
 	char				 err[512];
+	size_t				 nops;
 	int				 status;
 
-	for (; *kv != NULL; kv++) {
-		char	 key[64];
-		const char *eq = strchr(*kv, '=');
-
-		if (strcmp(*kv, "--") == 0) {
-			op = import_new_op(&im, im.nops + 1);
-			continue;
-		}
-		cr_assert_not_null(eq, "%s", *kv);
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - *kv), *kv);
-		if (!import_set_key(&im, op, 1, key, eq + 1))
-			import_add_field(op, key, eq + 1);
-	}
-	rq.ops = im.ops;
-	rq.n_ops = im.nops;
-	cr_assert_eq(ss_call_message(c, "/v1/holder/ops", &rq.base,
-	    &safeshare__v1__holder_result__descriptor, (ProtobufCMessage **)&res, &e,
-	    &status, err, sizeof(err)), 0, "%s", err);
+	status = h_hold(&d, agency, 0, kv, &nops, &res, &e, err, sizeof(err));
+	cr_assert_neq(status, -1, "%s", err);
 	if (res != NULL)
-		cr_expect_eq(res->applied, im.nops);
+		cr_expect_eq(res->applied, nops);
 	protobuf_c_message_free_unpacked((ProtobufCMessage *)res, NULL);
 	if (errp != NULL)
 		*errp = e;
@@ -81,8 +62,6 @@ hold(const char *agency, Safeshare__V1__Error **errp, const char *const *kv)
 		cr_log_error("%s: %s", e->code, e->message);
 		safeshare__v1__error__free_unpacked(e, NULL);
 	}
-	import_free(&im);
-	ss_client_free(c);
 	return status;
 }
 

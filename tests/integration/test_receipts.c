@@ -19,31 +19,12 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_load_demo(&d);
-	h_start(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(receipts, .init = setup, .fini = teardown, .timeout = 180);
+H_DEMO_SUITE(receipts, d, 180);
 
 static int
 cli(const char *agency, const char *args, char **out)
 {
-	char cmd[4096];
-
-	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
-	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1", d.server,
-	    d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
-	return h_run(cmd, out);
+	return h_cli(&d, agency, args, out);
 }
 
 /*

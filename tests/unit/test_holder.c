@@ -24,15 +24,7 @@ static int64_t		 now;
 static void
 setup(void)
 {
-	struct diag	 d = { 0 };
-	char		 err[256];
-
-	snprintf(dbpath, sizeof(dbpath), "/tmp/safeshare-test-holder-%d.db", (int)getpid());
-	unlink(dbpath);
-	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
-	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
-	cr_assert_not_null(proto);
-	diag_free(&d);
+	t_store_open("holder", dbpath, sizeof(dbpath), &st, &proto);
 	csc = protocol_agency(proto, "childrens_social_care");
 	health = protocol_agency(proto, "health_trust");
 	date_parse("2026-11-25", &now);
@@ -41,9 +33,7 @@ setup(void)
 static void
 teardown(void)
 {
-	store_close(st);
-	protocol_unref(proto);
-	t_db_remove(dbpath);
+	t_store_close(dbpath, st, proto);
 }
 
 TestSuite(holder, .init = setup, .fini = teardown);

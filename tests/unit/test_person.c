@@ -21,29 +21,7 @@ static char		 dbpath[256];
 static struct store	*st;
 static struct protocol	*proto;
 
-static void
-setup(void)
-{
-	struct diag	 d = { 0 };
-	char		 err[256];
-
-	snprintf(dbpath, sizeof(dbpath), "/tmp/safeshare-test-person-%d.db", (int)getpid());
-	t_db_remove(dbpath);
-	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
-	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
-	cr_assert_not_null(proto);
-	diag_free(&d);
-}
-
-static void
-teardown(void)
-{
-	store_close(st);
-	protocol_unref(proto);
-	t_db_remove(dbpath);
-}
-
-TestSuite(person, .init = setup, .fini = teardown);
+T_STORE_SUITE(person, dbpath, st, proto);
 
 /* A person record for subject at holder, with its matching details. */
 static void

@@ -16,29 +16,7 @@ static char		 dbpath[256];
 static struct store	*st;
 static struct protocol	*proto;
 
-static void
-setup(void)
-{
-	struct diag	 d = { 0 };
-	char		 err[256];
-
-	snprintf(dbpath, sizeof(dbpath), "/tmp/safeshare-test-store-%d.db", (int)getpid());
-	unlink(dbpath);
-	cr_assert_eq(store_open(&st, dbpath, err, sizeof(err)), 0, "%s", err);
-	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
-	cr_assert_not_null(proto);
-	diag_free(&d);
-}
-
-static void
-teardown(void)
-{
-	store_close(st);
-	protocol_unref(proto);
-	t_db_remove(dbpath);
-}
-
-TestSuite(store, .init = setup, .fini = teardown);
+T_STORE_SUITE(store, dbpath, st, proto);
 
 static void
 load_demo(void)
