@@ -35,12 +35,7 @@ TestSuite(holder_nhs, .init = setup, .fini = teardown, .timeout = 60);
 static int
 cli(const char *agency, const char *args, char **out)
 {
-	char cmd[4096];
-
-	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/%s.crt "
-	    "SAFESHARE_KEY=%s/pki/%s.key SAFESHARE_CA=%s/pki/ca.crt %s %s 2>&1",
-	    d.server, d.dir, agency, d.dir, agency, d.dir, SAFESHARE_BIN, args);
-	return h_run(cmd, out);
+	return h_cli(&d, agency, args, out);
 }
 
 /* Runs it and expects exit status want; returns the output (malloc'd). */
