@@ -295,14 +295,14 @@ remember_log(evutil_socket_t fd, short what, void *arg)
 	struct server		*srv = arg;
 	struct logq_stats	 ls;
 	unsigned char		 id[16];
+	char			 err[256];
 
 	(void)fd;
 	(void)what;
 	logq_stats(srv->logq, &ls);
 	audit_log_id(srv->audit, id);
-	if (store_remember_log(srv->store, id, ls.size, 0) == -1)
-		log_debug("event=log_mark_skipped error=\"%s\"",
-		    store_errmsg(srv->store));
+	if (store_remember_log(srv->store, id, ls.size, 0, err, sizeof(err)) == -1)
+		log_debug("event=log_mark_skipped error=\"%s\"", err);
 }
 
 /* The -N start's own entry, before anything else is logged. */
@@ -377,7 +377,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if (srv->new_log_note[0] != '\0' && log_new_log(srv, err, errlen) == -1)
 		return -1;
 	{
-		unsigned char id[16];
+		unsigned char	id[16];
+		char		why[256];
 
 		/*
 		 * From here on the store remembers this log (issue 13 item 5);
@@ -385,10 +386,12 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		 * (a log restored from an older backup).
 		 */
 		audit_log_id(srv->audit, id);
-		if ((srv->new_log_note[0] != '\0' && store_forget_log(srv->store) == -1) ||
-		    store_remember_log(srv->store, id, audit_size(srv->audit), 1) == -1) {
+		if ((srv->new_log_note[0] != '\0' &&
+		    store_forget_log(srv->store, why, sizeof(why)) == -1) ||
+		    store_remember_log(srv->store, id, audit_size(srv->audit), 1, why,
+		    sizeof(why)) == -1) {
 			snprintf(err, errlen, "%s: noting the log: %s", conf->store,
-			    store_errmsg(srv->store));
+			    why);
 			return -1;
 		}
 		srv->log_remembered = 1;
@@ -595,12 +598,13 @@ server_shutdown(struct server *srv)
 	rate_free(srv);
 	/* A clean stop: the writer is gone, the log's size is final. */
 	if (srv->log_remembered) {
-		unsigned char id[16];
+		unsigned char	id[16];
+		char		err[256];
 
 		audit_log_id(srv->audit, id);
-		if (store_remember_log(srv->store, id, audit_size(srv->audit), 1) == -1)
-			log_warnx("event=log_mark_failed error=\"%s\"",
-			    store_errmsg(srv->store));
+		if (store_remember_log(srv->store, id, audit_size(srv->audit), 1, err,
+		    sizeof(err)) == -1)
+			log_warnx("event=log_mark_failed error=\"%s\"", err);
 	}
 	store_close(srv->store);
 	audit_close(srv->audit);

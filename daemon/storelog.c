@@ -20,6 +20,7 @@ struct loads {
 	struct server	*srv;
 	size_t		 logged;
 	int		 failed;
+	char		 err[256];	/* why the store's note failed, or "" */
 };
 
 static void
@@ -63,7 +64,7 @@ log_load(int64_t id, const char *file, size_t subjects, int64_t loaded_at,
 	 * again at the next start: twice, never not at all.
 	 */
 	if (audit_append(srv->audit, &ep, 1) == -1 ||
-	    store_load_logged(srv->store, id, e.seq) == -1) {
+	    store_load_logged(srv->store, id, e.seq, l->err, sizeof(l->err)) == -1) {
 		l->failed = 1;
 		return -1;
 	}
@@ -75,7 +76,7 @@ int
 storelog_start(struct server *srv, char *err, size_t errlen)
 {
 	struct audit_entry	 e, *ep = &e;
-	struct loads		 l = { srv, 0, 0 };
+	struct loads		 l = { srv, 0, 0, "" };
 	char			 last[128], why[160];
 
 	if (audit_last_store(srv->audit, last, sizeof(last)) == -1)
@@ -91,13 +92,14 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 		log_info("event=store_opened store=%s reason=%s seq=%llu",
 		    srv->store_ref, e.reason, (unsigned long long)e.seq);
 	}
-	if (store_unlogged_loads(srv->store, log_load, &l) == -1 || l.failed)
+	if (store_unlogged_loads(srv->store, log_load, &l, l.err, sizeof(l.err)) == -1 ||
+	    l.failed)
 		goto fail;
 	if (l.logged > 0)
 		log_info("event=store_loads_logged count=%zu", l.logged);
 	return 0;
 fail:
 	snprintf(err, errlen, "logging the store: %s / %s", audit_errmsg(srv->audit),
-	    store_errmsg(srv->store));
+	    l.err);
 	return -1;
 }

@@ -217,6 +217,7 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 	struct yfile	 yf;
 	yaml_node_t	*root, *subjects;
 	size_t		 nsubjects = 0;
+	char		 err[256];
 
 	if (yfile_load(&yf, path, d) == -1) {
 		yfile_free(&yf);
@@ -276,8 +277,9 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 	}
 	yfile_free(&yf);
 	/* The load itself is history: the daemon logs it (issue 15). */
-	if (d->nerrors == 0 && store_note_load(st, path, nsubjects, now) == -1)
-		diag_add(d, path, 0, 0, "%s", store_errmsg(st));
+	if (d->nerrors == 0 && store_note_load(st, path, nsubjects, now, err,
+	    sizeof(err)) == -1)
+		diag_add(d, path, 0, 0, "%s", err);
 	if (d->nerrors > 0) {
 		store_rollback(st);
 		return -1;

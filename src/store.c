@@ -222,6 +222,12 @@ store_failx(struct store *s, const char *fmt, ...)
 	return -1;
 }
 
+int
+store_sqlerr(struct store *s, char *err, size_t errlen, const char *what)
+{
+	return errorf(err, errlen, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
 sqlite3 *
 store_db(struct store *s)
 {
@@ -440,7 +446,7 @@ store_log_memory(const char *path, unsigned char log_id[16], uint64_t *size,
  */
 int
 store_remember_log(struct store *s, const unsigned char log_id[16], uint64_t size,
-    int wait)
+    int wait, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -452,12 +458,13 @@ store_remember_log(struct store *s, const unsigned char log_id[16], uint64_t siz
 	    "size = CASE WHEN log_id = excluded.log_id "
 	    "THEN max(size, excluded.size) ELSE excluded.size END, "
 	    "log_id = excluded.log_id", -1, &st, NULL) != SQLITE_OK) {
-		rc = fail(s, "store_log");
+		rc = store_sqlerr(s, err, errlen, "store_log");
 		goto out;
 	}
 	sqlite3_bind_blob(st, 1, log_id, 16, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, "store_log");
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 :
+	    store_sqlerr(s, err, errlen, "store_log");
 	sqlite3_finalize(st);
  out:
 	if (!wait)
@@ -467,9 +474,9 @@ store_remember_log(struct store *s, const unsigned char log_id[16], uint64_t siz
 
 /* A start with -N: the log remembered is given up, with the old one's size. */
 int
-store_forget_log(struct store *s)
+store_forget_log(struct store *s, char *err, size_t errlen)
 {
 	if (sqlite3_exec(s->db, "DELETE FROM store_log", NULL, NULL, NULL) != SQLITE_OK)
-		return fail(s, "store_log");
+		return store_sqlerr(s, err, errlen, "store_log");
 	return 0;
 }

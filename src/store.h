@@ -134,26 +134,31 @@ int64_t	store_created_at(struct store *);
  * mark written by the daemon at start, every minute and at a clean stop.
  * store_log_memory() reads it read-only by path: 1 remembered, 0 nothing
  * (no store yet, or one from before schema version STORE_LOG_VERSION),
- * -1 unreadable (err says why).
+ * -1 unreadable (err says why). store_remember_log() and
+ * store_forget_log(): 0, or -1 with err.
  */
 #define STORE_LOG_VERSION	6
 int	store_log_memory(const char *path, unsigned char log_id[16], uint64_t *size,
 	    char *err, size_t errlen);
 int	store_remember_log(struct store *, const unsigned char log_id[16],
-	    uint64_t size, int wait);
-int	store_forget_log(struct store *);
+	    uint64_t size, int wait, char *err, size_t errlen);
+int	store_forget_log(struct store *, char *err, size_t errlen);
 
 /*
  * Data files loaded with `safeshared -l`: noted in the load's transaction,
  * and put in the disclosure log by the daemon when it next starts (the
  * only writer of the log). store_unlogged_loads() calls cb oldest first;
- * cb returns -1 to stop.
+ * cb returns -1 to stop, and then says why itself (err is left as it was).
+ * All three: 0, or -1 with err.
  */
 typedef int (*store_load_cb)(int64_t id, const char *file, size_t subjects,
 	    int64_t loaded_at, void *arg);
-int	store_note_load(struct store *, const char *file, size_t subjects, int64_t now);
-int	store_unlogged_loads(struct store *, store_load_cb, void *);
-int	store_load_logged(struct store *, int64_t id, uint64_t seq);
+int	store_note_load(struct store *, const char *file, size_t subjects, int64_t now,
+	    char *err, size_t errlen);
+int	store_unlogged_loads(struct store *, store_load_cb, void *, char *err,
+	    size_t errlen);
+int	store_load_logged(struct store *, int64_t id, uint64_t seq, char *err,
+	    size_t errlen);
 
 /*
  * Loads a YAML data file (the demo data format of config/demo-data.yaml)

@@ -42,6 +42,13 @@ sqlite3		*store_db(struct store *);
 sqlite3_stmt	**store_person_stmts(struct store *);
 /* Sets store_errmsg() to "what: sqlite's message" and returns -1. */
 int		 store_fail(struct store *, const char *what);
+/*
+ * Writes "what: sqlite's message" into err (errlen bytes) and returns -1:
+ * convention (1) of docs/hacking.md "Errors", for the functions already
+ * converted from store_errmsg().
+ */
+int		 store_sqlerr(struct store *, char *err, size_t errlen,
+		    const char *what);
 /* Sets store_errmsg() to a message and returns -1. */
 int		 store_failx(struct store *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));

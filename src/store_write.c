@@ -230,19 +230,34 @@ store_created_at(struct store *s)
 	return s->created_at;
 }
 
+/* run() for the functions that report into the caller's err (0 or -1). */
+static int
+run_err(struct store *s, int q, const char *what, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(s->q[q]);
+
+	sqlite3_reset(s->q[q]);
+	sqlite3_clear_bindings(s->q[q]);
+	if (rc != SQLITE_DONE)
+		return store_sqlerr(s, err, errlen, what);
+	return 0;
+}
+
 int
-store_note_load(struct store *s, const char *file, size_t subjects, int64_t now)
+store_note_load(struct store *s, const char *file, size_t subjects, int64_t now,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->q[Q_NOTE_LOAD];
 
 	sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)subjects);
 	sqlite3_bind_int64(st, 3, now);
-	return run(s, Q_NOTE_LOAD, "load");
+	return run_err(s, Q_NOTE_LOAD, "load", err, errlen);
 }
 
 int
-store_unlogged_loads(struct store *s, store_load_cb cb, void *arg)
+store_unlogged_loads(struct store *s, store_load_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[Q_UNLOGGED_LOADS];
 	int		 rc;
@@ -258,17 +273,18 @@ store_unlogged_loads(struct store *s, store_load_cb cb, void *arg)
 		}
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, "loads");
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(s, err, errlen, "loads");
 }
 
 int
-store_load_logged(struct store *s, int64_t id, uint64_t seq)
+store_load_logged(struct store *s, int64_t id, uint64_t seq, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt *st = s->q[Q_LOAD_LOGGED];
 
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	return run(s, Q_LOAD_LOGGED, "load");
+	return run_err(s, Q_LOAD_LOGGED, "load", err, errlen);
 }
 
 int

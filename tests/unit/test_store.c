@@ -320,6 +320,30 @@ Test(store, migration_from_version_2_keeps_every_row)
 }
 
 /*
+ * Issue 16 item 5: the store reports into the caller's err/errlen
+ * (docs/hacking.md "Errors"). The periodic note gives up at once when
+ * another writer holds the lock, and says so in err.
+ */
+Test(store, a_failed_log_note_says_why_in_err)
+{
+	unsigned char	 a[16];
+	sqlite3		*other;
+	char		 err[256] = "";
+
+	memset(a, 0xaa, sizeof(a));
+	cr_assert_eq(sqlite3_open(dbpath, &other), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	cr_expect_eq(store_remember_log(st, a, 5, 0, err, sizeof(err)), -1);
+	cr_expect(strncmp(err, "store_log: ", 11) == 0 && strstr(err, "locked"),
+	    "%s", err);
+	sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(other);
+	cr_expect_eq(store_remember_log(st, a, 5, 1, err, sizeof(err)), 0, "%s",
+	    err);
+}
+
+/*
  * Issue 13 item 5: the store remembers the log it is used with and the
  * largest size seen; the size never goes down for the same log, and a
  * new log (a start with -N) replaces the memory. Read read-only by path.
@@ -337,17 +361,21 @@ Test(store, remembers_its_log_and_the_largest_size_seen)
 	cr_expect_eq(store_log_memory("/nonexistent/store.db", id, &size, err,
 	    sizeof(err)), 0, "no store, no memory");
 
-	cr_assert_eq(store_remember_log(st, a, 10, 1), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_remember_log(st, a, 10, 1, err,
+	    sizeof(err)), 0, "%s", err);
 	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
 	cr_expect_eq(memcmp(id, a, 16), 0);
 	cr_expect_eq(size, 10);
 
-	cr_assert_eq(store_remember_log(st, a, 25, 0), 0, "%s", store_errmsg(st));
-	cr_assert_eq(store_remember_log(st, a, 7, 1), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_remember_log(st, a, 25, 0, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(store_remember_log(st, a, 7, 1, err,
+	    sizeof(err)), 0, "%s", err);
 	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
 	cr_expect_eq(size, 25, "a high-water mark: a smaller size is not taken");
 
-	cr_assert_eq(store_remember_log(st, b, 0, 1), 0, "%s", store_errmsg(st));
+	cr_assert_eq(store_remember_log(st, b, 0, 1, err,
+	    sizeof(err)), 0, "%s", err);
 	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
 	cr_expect_eq(memcmp(id, b, 16), 0, "another log replaces the memory");
 	cr_expect_eq(size, 0);
