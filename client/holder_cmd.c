@@ -42,9 +42,10 @@ static const char *const usage =
     "        records, its consent and the flags set on it (docs/holder-import.md)\n"
     "  import FILE            load a .csv or .jsonl file (docs/holder-import.md):\n"
     "        every row is checked, then all are written or none\n"
-    "  show SUBJECT           read back what is held: records (verified, fields\n"
-    "        and values), the consent decisions in force with their history,\n"
-    "        and the flags set (with removed ones); not a disclosure, not logged\n"
+    "  show SUBJECT           read back what is held: the NHS number linked,\n"
+    "        records (verified, fields and values), the consent decisions in\n"
+    "        force with their history, and the flags set (with removed ones);\n"
+    "        not a disclosure, not logged\n"
     "  accesses [--since SEQ] [--follow]\n"
     "        every use of your records by other agencies, as the log has it\n"
     "        (see safeshare holder accesses --help)\n"
@@ -240,6 +241,8 @@ show_json(const Safeshare__V1__HolderShow *h)
 
 	jsonw_set(o, "ok", json_true());
 	jsonw_set(o, "subject", jsonw_str(h->subject_id));
+	jsonw_set(o, "nhs_number", h->nhs_number[0] ? jsonw_str(h->nhs_number) :
+	    json_null());
 	for (size_t i = 0; i < h->n_records; i++) {
 		const Safeshare__V1__HolderShowRecord	*r = h->records[i];
 		json_t					*x = json_object();
@@ -319,7 +322,8 @@ show_text(const Safeshare__V1__HolderShow *h)
 	char	d1[32], d2[32];
 	size_t	n;
 
-	printf("subject %s\n\nrecords:\n", T(h->subject_id));
+	printf("subject %s\nNHS number: %s\n\nrecords:\n", T(h->subject_id),
+	    h->nhs_number[0] ? T(h->nhs_number) : "(none linked)");
 	if (h->n_records == 0)
 		printf("  (none)\n");
 	for (size_t i = 0; i < h->n_records; i++) {

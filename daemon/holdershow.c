@@ -1,7 +1,8 @@
 /*
  * POST /v1/holder/show (role holder): what the store holds about one of
  * the holder's own subjects (records with their fields, the consent
- * history, the flags), for `safeshare holder show` (issue 22).
+ * history, the flags, the NHS number it links), for `safeshare holder
+ * show` (issue 22, issue 17).
  *
  * A holder reading back its own subject is not a disclosure (the data are
  * its own, nothing crosses to another agency), so that read is not a log
@@ -21,6 +22,7 @@
 #include "req.h"
 #include "routes.h"
 #include "log.h"
+#include "person.h"
 #include "store.h"
 #include "util.h"
 #include "wire.h"
@@ -35,6 +37,7 @@ struct show {
 	Safeshare__V1__HolderShowConsent *con[SHOW_MAX_HISTORY];
 	Safeshare__V1__HolderShowFlag	*flg[SHOW_MAX_HISTORY];
 	size_t				 nfields;	/* over all records */
+	char				 nhs[MATCH_NHS_LEN + 1];
 };
 
 /* "a,b" into a new array of strings, none for "*" (all). */
@@ -285,8 +288,10 @@ holder_handle_show(struct req *r)
 	}
 	s = xcalloc(1, sizeof(*s));
 	safeshare__v1__holder_show__init(&s->out);
-	if (store_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s) == -1)
+	if (store_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s) == -1 ||
+	    person_nhs_of(srv->store, subject, s->nhs) == -1)
 		goto store_failed;
+	s->out.nhs_number = s->nhs;
 	s->out.subject_id = (char *)subject;
 	s->out.now = (int64_t)time(NULL);
 	s->out.records = s->rec;

@@ -112,6 +112,9 @@ Test(holder_nhs, link_then_found_at_both_holders_and_unlink_hides_it)
 	free(out);
 
 	run_ok("health_trust", "holder link-nhs HLT-1 9434765919");
+	out = run("health_trust", "holder show HLT-1", 0);
+	cr_expect(strstr(out, "NHS number: 9434765919\n") != NULL, "%s", out);
+	free(out);
 	out = request_by_nhs("health_trust", 0);
 	cr_expect(strstr(out, "Flat 2") != NULL, "health's own view: %s", out);
 	free(out);
@@ -141,6 +144,9 @@ Test(holder_nhs, link_then_found_at_both_holders_and_unlink_hides_it)
 	free(out);
 
 	run_ok("health_trust", "holder unlink-nhs HLT-1");
+	out = run("health_trust", "holder show HLT-1 --json", 0);
+	cr_expect(strstr(out, "\"nhs_number\":null") != NULL, "%s", out);
+	free(out);
 	out = request_by_nhs("health_trust", 4);
 	cr_expect(strstr(out, "no_match") != NULL, "unlinked: %s", out);
 	free(out);
