@@ -50,6 +50,7 @@
 #include "feeds.h"
 #include "log.h"
 #include "notify.h"
+#include "protocol.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -66,6 +67,7 @@ struct outbox_pub {
 	uint64_t	 delivered;	/* items acknowledged with a 2xx */
 	int64_t		 last_success;	/* Unix time, 0: none since start */
 	int		 failing;
+	int		 allowed;	/* the protocol in force gives it the feed */
 };
 
 struct outbox {
@@ -329,7 +331,13 @@ pump(struct outbox *ob)
 	struct feed_batch	b;
 	char			err[256];
 
-	if (ob->conn != NULL || evtimer_pending(ob->retry, NULL))
+	int			allowed;
+
+	pthread_mutex_lock(&ob->n->mu);
+	allowed = ob->pub.allowed;
+	pthread_mutex_unlock(&ob->n->mu);
+	/* Default deny (D1): paused, the cursor kept, while the role is gone. */
+	if (!allowed || ob->conn != NULL || evtimer_pending(ob->retry, NULL))
 		return;
 	if (feed_batch_json(ob->n->reader, ob->n->store, ob->alerts,
 	    ob->conf->agency, ob->cursor, NOTIFY_BATCH, &b, err,
@@ -453,6 +461,7 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 			goto fail;
 		}
 		ob->pub.cursor = ob->cursor;
+		ob->pub.allowed = 1;	/* config_notify_check() saw the role */
 		if ((ob->retry = evtimer_new(n->base, on_retry, ob)) == NULL)
 			fatalx("%s: out of memory", __func__);
 		log_info("event=notify_start agency=%s feed=%s host=%s port=%d "
@@ -482,6 +491,28 @@ notify_kick(struct notifier *n)
 {
 	if (n != NULL)
 		event_active(n->kick, 0, 0);
+}
+
+void
+notify_protocol(struct notifier *n, const struct protocol *p)
+{
+	if (n == NULL)
+		return;
+	pthread_mutex_lock(&n->mu);
+	for (size_t i = 0; i < n->nob; i++) {
+		struct outbox		*ob = &n->ob[i];
+		const struct agency	*a = protocol_agency(p, ob->conf->agency);
+		unsigned		 want = ob->alerts ? ROLE_GUARDIAN |
+					    ROLE_AUDITOR : ROLE_HOLDER;
+		int			 allowed = a != NULL && (a->roles & want);
+
+		if (allowed != ob->pub.allowed)
+			log_info("event=%s agency=%s", allowed ? "notify_resumed" :
+			    "notify_paused_no_role", ob->conf->agency);
+		ob->pub.allowed = allowed;
+	}
+	pthread_mutex_unlock(&n->mu);
+	event_active(n->kick, 0, 0);
 }
 
 void

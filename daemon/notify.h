@@ -24,6 +24,13 @@ struct notifier;
 struct notifier	*notify_new(const struct config *, char *err, size_t errlen);
 /* After a commit, from the event loop: new entries may be there. Cheap. */
 void		 notify_kick(struct notifier *);
+/*
+ * After a protocol reload, from the event loop: an outbox whose agency no
+ * longer has the feed's role (or is gone) pauses, its cursor kept, and
+ * goes on from there if a later protocol gives the role back.
+ */
+struct protocol;
+void		 notify_protocol(struct notifier *, const struct protocol *);
 /* Each agency's outbox lag, failures and last success, for /metrics. */
 void		 notify_metrics(struct notifier *, uint64_t log_size,
 		    struct evbuffer *);

@@ -518,6 +518,7 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 	protocol_unref(srv->proto);
 	srv->proto = p;
 	*seq = e.seq;
+	notify_protocol(srv->notify, p);
 	log_info("event=reloaded protocol=%s version=%s sha256=%s by=%s", p->id,
 	    p->version, p->sha256, by ? by : "SIGHUP");
 	conns_recheck(srv);

@@ -365,6 +365,97 @@ Test(notify, hanging_receiver_does_not_hold_up_disclosures)
 	}
 }
 
+Test(notify, guardian_gets_override_alerts)
+{
+	struct sink		 guard = { .port = 0 };
+	struct ss_client	*h;
+	Safeshare__V1__DisclosureRequest rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	Safeshare__V1__DisclosureResponse *r = NULL;
+	Safeshare__V1__Error	*e = NULL;
+	char			 err[512], cmd[800], *out = NULL;
+	int			 status;
+	uint64_t		 seq;
+	size_t			 len = strlen(d.extra);
+
+	snprintf(guard.dir, sizeof(guard.dir), "%s/sink-guardian", d.dir);
+	mkdir(guard.dir, 0700);
+	sink_start(&guard);
+	/* One more agency in the notify mapping: alerts, by its role. */
+	snprintf(d.extra + len, sizeof(d.extra) - len, "  guardian:\n"
+	    "    url: https://127.0.0.1:%d/alerts\n    cert: pki/guardian.crt\n"
+	    "    key: pki/guardian.key\n    ca: pki/ca.crt\n", guard.port);
+	cr_assert_eq(h_stop(&d), 0);
+	h_write_config(&d, d.audit);
+	h_start(&d);
+
+	/* S1002 refused consent; health_trust overrides (D5): an alert. */
+	h = h_client(&d, "health_trust");
+	rq.subject_id = "S1002";
+	rq.purpose = "adult_safeguarding";
+	rq.record_type = "person";
+	rq.case_reference = "CASE-18-NOTIFY";
+	rq.practitioner = "Notify Tester";
+	rq.override_code = "adult_serious_harm";
+	rq.override_justification = "Found collapsed at home; emergency "
+	    "admission needs the history.";
+	cr_assert_eq(ss_disclose(h, &rq, &r, &e, &status, err, sizeof(err)), 0,
+	    "%s", err);
+	seq = r ? r->disclosure_id : e ? e->disclosure_id : 0;
+	if (r)
+		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	if (e)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	/* An ordinary disclosure is no alert. */
+	disclose(h, "S1001");
+	ss_client_free(h);
+	cr_assert_gt(seq, 0);
+	cr_assert(sink_has(&guard, &seq, 1, 30));
+	snprintf(cmd, sizeof(cmd), "cat %s/sink.out", guard.dir);
+	h_run(cmd, &out);
+	cr_expect(strstr(out, "\"alerts\":[") != NULL, "%s", out);
+	cr_expect(strstr(out, "\"type\":\"override\"") != NULL, "%s", out);
+	cr_expect(strstr(out, "\"overrideCode\":\"adult_serious_harm\"") != NULL,
+	    "the whole log entry: %s", out);
+	free(out);
+	sink_stop(&guard);
+}
+
+/* Rewrites the protocol's roles of childrens_social_care and reloads it. */
+static void
+csc_roles(const char *roles)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "sed -i '/id: childrens_social_care$/,/roles:/"
+	    "s/roles: .*/roles: %s/' %s", roles, d.protocol);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	kill(d.pid, SIGHUP);
+	sleep_ms(1000);
+}
+
+Test(notify, no_holder_role_after_reload_pauses_then_resumes)
+{
+	struct ss_client	*police = h_client(&d, "police");
+	uint64_t		 ids[20], seqs[64];
+	size_t			 n = 0;
+
+	for (int i = 0; i < 5; i++)
+		ids[n++] = disclose(police, "S1001");
+	cr_assert(sink_has(&csc, ids, n, 30));
+	/* D1: no role, no feed, not even by POST. */
+	csc_roles("[requester]");
+	for (int i = 0; i < 5; i++)
+		ids[n++] = disclose(police, "S1001");
+	sleep_ms(1500);
+	cr_assert_eq(sink_seqs(&csc, seqs, 64), 5, "sent without the role");
+	/* The role back: what came meanwhile follows, nothing lost. */
+	csc_roles("[requester, holder]");
+	for (int i = 0; i < 5; i++)
+		ids[n++] = disclose(police, "S1001");
+	ss_client_free(police);
+	cr_assert(sink_has(&csc, ids, n, 30));
+}
+
 /* safeshared -t on a config with notify block lines; its output. */
 static int
 check_config(const char *block, char **out)
