@@ -255,10 +255,11 @@ refuse_match(struct req *r, struct pending *pd, const struct policy_request *pr,
 		refuse_entry(r->srv, r->ev, &e, 404, "no_match", "no one matches");
 }
 
+/* why: the store's message (err of the call that failed). */
 static void
-store_failed(struct req *r)
+store_failed(struct req *r, const char *why)
 {
-	log_warnx("event=store_failed error=\"%s\"", store_errmsg(r->srv->store));
+	log_warnx("event=store_failed error=\"%s\"", why);
 	reply_error(r->ev, 500, "store_unavailable", "the record store could not be "
 	    "read; nothing was released", 0);
 }
@@ -330,7 +331,7 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 	refuse_match(r, pd, pr, &res);
 	return -1;
 dberr:
-	store_failed(r);
+	store_failed(r, store_errmsg(r->srv->store));
 	return -1;
 }
 
@@ -486,7 +487,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	struct match_query		 q;
 	struct match_result		 res;
 	struct audit_entry		 e;
-	char				 msg[200];
+	char				 msg[200], serr[256];
 
 	pr->subject_id = pd->asked;
 	policy_decide(pd->proto, pd->ag, pr, NULL, pd->now, &pd->d);
@@ -515,7 +516,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	person_query(p, &q);
 	server_read_scope(r->srv);
 	if (person_find(r->srv->store, &q, &res) == -1) {
-		store_failed(r);
+		store_failed(r, store_errmsg(r->srv->store));
 		goto fail;
 	}
 	if (res.outcome != MATCH_ONE) {
@@ -527,7 +528,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	mp->peer = r->peer;
 	mp->pr = *pr;
 	if (person_records(r->srv->store, res.person, keep_holder, mp) == -1) {
-		store_failed(r);
+		store_failed(r, store_errmsg(r->srv->store));
 		goto fail;
 	}
 	if (mp->n == 0) {
@@ -546,8 +547,8 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 		h->holder = mp->strs.v[2 * i];
 		h->subject = mp->strs.v[2 * i + 1];
 		if (store_subject(r->srv->store, rt, h->subject, pd->ag->id,
-		    pr->purpose, &h->subj) == -1) {
-			store_failed(r);
+		    pr->purpose, &h->subj, serr, sizeof(serr)) == -1) {
+			store_failed(r, serr);
 			goto fail;
 		}
 		h->have_subject = 1;
@@ -589,6 +590,7 @@ disclose_handle(struct req *r)
 	struct policy_request	 pr;
 	struct pending		*pd;
 	size_t			 len;
+	char			 serr[256];
 
 	pd = xcalloc(1, sizeof(*pd));
 	pd->srv = srv;
@@ -620,8 +622,8 @@ disclose_handle(struct req *r)
 	    pr.subject_id[0] != '\0') {
 		server_read_scope(srv);
 		if (store_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
-		    &pd->subj) == -1) {
-			store_failed(r);
+		    &pd->subj, serr, sizeof(serr)) == -1) {
+			store_failed(r, serr);
 			goto fail;
 		}
 		pd->have_subject = 1;

@@ -22,6 +22,7 @@ struct reconcile {
 	struct server	*srv;
 	size_t		 rolled_back;
 	int		 failed;
+	char		 err[256];	/* why the store could not say, or "" */
 };
 
 static int
@@ -41,7 +42,8 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 	if (store[0] != '\0' ? strcmp(store, srv->store_ref) != 0 :
 	    when < store_created_at(srv->store))
 		return 0;
-	if ((applied = store_batch_applied(srv->store, rid)) == 1)
+	if ((applied = store_batch_applied(srv->store, rid, rc->err,
+	    sizeof(rc->err))) == 1)
 		return 0;
 	if (applied == -1) {
 		rc->failed = 1;
@@ -60,13 +62,13 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 int
 holder_reconcile(struct server *srv, char *err, size_t errlen)
 {
-	struct reconcile	 rc = { srv, 0, 0 };
+	struct reconcile	 rc = { srv, 0, 0, "" };
 	uint64_t		 size = audit_size(srv->audit);
 
 	if (audit_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
 	    size - RECONCILE_WINDOW : 0, reconcile_one, &rc) == -1 || rc.failed) {
 		snprintf(err, errlen, "reconciling holder batches: %s / %s",
-		    audit_errmsg(srv->audit), store_errmsg(srv->store));
+		    audit_errmsg(srv->audit), rc.err);
 		return -1;
 	}
 	if (rc.rolled_back > 0)

@@ -246,7 +246,7 @@ holder_handle_show(struct req *r)
 	const uint8_t		*body;
 	struct audit_entry	 e;
 	struct show		*s = NULL;
-	char			 holder[PROTOCOL_ID_MAX + 2], msg[256];
+	char			 holder[PROTOCOL_ID_MAX + 2], msg[256], why[256];
 	const char		*subject;
 	size_t			 len;
 	uint8_t			*buf;
@@ -272,8 +272,10 @@ holder_handle_show(struct req *r)
 	}
 	server_read_scope(srv);
 	if ((rc = store_subject_holder(srv->store, subject, holder,
-	    sizeof(holder))) == -1)
+	    sizeof(holder))) == -1) {
+		snprintf(why, sizeof(why), "%s", store_errmsg(srv->store));
 		goto store_failed;
+	}
 	if (rc == 0 || strcmp(holder, ag->id) != 0) {
 		/* Another holder's subject reads exactly as an unknown one. */
 		memset(&e, 0, sizeof(e));
@@ -288,9 +290,13 @@ holder_handle_show(struct req *r)
 	}
 	s = xcalloc(1, sizeof(*s));
 	safeshare__v1__holder_show__init(&s->out);
-	if (store_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s) == -1 ||
-	    person_nhs_of(srv->store, subject, s->nhs) == -1)
+	if (store_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s, why,
+	    sizeof(why)) == -1)
 		goto store_failed;
+	if (person_nhs_of(srv->store, subject, s->nhs) == -1) {
+		snprintf(why, sizeof(why), "%s", store_errmsg(srv->store));
+		goto store_failed;
+	}
 	s->out.nhs_number = s->nhs;
 	s->out.subject_id = (char *)subject;
 	s->out.now = (int64_t)time(NULL);
@@ -308,7 +314,7 @@ holder_handle_show(struct req *r)
 	reply(req, 200, buf, len);
 	goto done;
 store_failed:
-	log_warnx("event=store_failed error=\"%s\"", store_errmsg(srv->store));
+	log_warnx("event=store_failed error=\"%s\"", why);
 	reply_error(req, 500, "store_unavailable", "the record store could not be "
 	    "read", 0);
 done:

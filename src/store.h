@@ -33,10 +33,11 @@ const char *store_errmsg(struct store *);
 /*
  * Loads a subject's record of one type, the latest consent decision in scope
  * of (agency, purpose) and the active flags. Returns 0 (view.known says
- * whether a record exists) or -1 on a database error.
+ * whether a record exists) or -1 with err (errlen bytes) on a database error.
  */
 int	store_subject(struct store *, const struct record_type *, const char *subject,
-	    const char *agency, const char *purpose, struct store_subject *);
+	    const char *agency, const char *purpose, struct store_subject *,
+	    char *err, size_t errlen);
 void	store_subject_free(struct store_subject *);
 
 /*
@@ -74,7 +75,7 @@ int	store_subject_holder(struct store *, const char *subject, char *holder,
  * (one more than the caller keeps, so it can say the history was cut).
  * Strings last only for the call; NULL columns come as "" and 0. A
  * callback returns 0, or -1 to stop. Returns 0, or -1 on a database error
- * or a stop (store_errmsg() says which). Ownership is the caller's check.
+ * or a stop (err says which). Ownership is the caller's check.
  */
 struct store_show_cb {
 	int	(*record)(void *, const char *type, int64_t verified_at);
@@ -86,7 +87,7 @@ struct store_show_cb {
 		    const char *removed_by, int64_t removed_at);
 };
 int	store_show(struct store *, const char *subject, size_t max_history,
-	    const struct store_show_cb *, void *);
+	    const struct store_show_cb *, void *, char *err, size_t errlen);
 /* Deletes a record and its fields; returns how many records went (0 or 1), or -1. */
 int	store_delete_record(struct store *, const char *subject, const char *record_type);
 /* 1 if the flag is set on the subject, 0 if not, -1 on error. */
@@ -116,8 +117,9 @@ int	store_record_same(struct store *, const char *subject, const char *record_ty
 /* Records, inside the batch's transaction, that a logged holder batch was applied. */
 int	store_mark_batch(struct store *, const char *request_id, uint64_t first_seq,
 	    int64_t now);
-/* 1 if the batch was applied, 0 if not, -1 on error. */
-int	store_batch_applied(struct store *, const char *request_id);
+/* 1 if the batch was applied, 0 if not, -1 with err on error. */
+int	store_batch_applied(struct store *, const char *request_id, char *err,
+	    size_t errlen);
 
 /*
  * Which store this is (issue 15): a random id made with the store, 32 hex

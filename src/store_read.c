@@ -29,7 +29,7 @@ col_dup(sqlite3_stmt *st, int i)
 }
 
 static int	subject_read(struct store *, const struct record_type *, const char *,
-		    const char *, const char *, struct store_subject *);
+		    const char *, const char *, struct store_subject *, char *, size_t);
 
 static int
 read_begin(struct store *s)
@@ -71,11 +71,12 @@ store_read_end(struct store *s)
  */
 int
 store_subject(struct store *s, const struct record_type *rt, const char *subject,
-    const char *agency, const char *purpose, struct store_subject *out)
+    const char *agency, const char *purpose, struct store_subject *out, char *err,
+    size_t errlen)
 {
 	int rc, txn = !s->scope && read_begin(s);
 
-	rc = subject_read(s, rt, subject, agency, purpose, out);
+	rc = subject_read(s, rt, subject, agency, purpose, out, err, errlen);
 	if (txn)
 		read_end(s);
 	return rc;
@@ -83,7 +84,8 @@ store_subject(struct store *s, const struct record_type *rt, const char *subject
 
 static int
 subject_read(struct store *s, const struct record_type *rt, const char *subject,
-    const char *agency, const char *purpose, struct store_subject *out)
+    const char *agency, const char *purpose, struct store_subject *out, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -101,7 +103,7 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "record");
+		return store_sqlerr(s, err, errlen, "record");
 	if (!out->view.known)
 		return 0;
 
@@ -154,7 +156,7 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 	out->view.nflags = out->nflags;
 	return 0;
 dberr:
-	store_fail(s, "subject");
+	store_sqlerr(s, err, errlen, "subject");
 	store_subject_free(out);
 	return -1;
 }
@@ -250,7 +252,7 @@ store_record_same(struct store *s, const char *subject, const char *record_type,
 static int
 show_rows(struct store *s, int q, const char *subject, int64_t limit,
     int (*fn)(sqlite3_stmt *, const struct store_show_cb *, void *),
-    const struct store_show_cb *cb, void *arg)
+    const struct store_show_cb *cb, void *arg, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[q];
 	int		 rc;
@@ -263,11 +265,9 @@ show_rows(struct store *s, int q, const char *subject, int64_t limit,
 			break;
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "show");
-	if (rc == SQLITE_ROW) {
-		snprintf(s->err, sizeof(s->err), "show: stopped by the caller");
-		return -1;
-	}
+		return store_sqlerr(s, err, errlen, "show");
+	if (rc == SQLITE_ROW)
+		return errorf(err, errlen, "show: stopped by the caller");
 	return 0;
 }
 
@@ -300,14 +300,18 @@ show_flag(sqlite3_stmt *st, const struct store_show_cb *cb, void *arg)
 
 int
 store_show(struct store *s, const char *subject, size_t max_history,
-    const struct store_show_cb *cb, void *arg)
+    const struct store_show_cb *cb, void *arg, char *err, size_t errlen)
 {
 	int64_t lim = (int64_t)max_history + 1;	/* one more: the caller sees it cut */
 
-	if (show_rows(s, Q_SHOW_RECORDS, subject, 0, show_record, cb, arg) == -1 ||
-	    show_rows(s, Q_SHOW_FIELDS, subject, 0, show_field, cb, arg) == -1 ||
-	    show_rows(s, Q_SHOW_CONSENTS, subject, lim, show_consent, cb, arg) == -1 ||
-	    show_rows(s, Q_SHOW_FLAGS, subject, lim, show_flag, cb, arg) == -1)
+	if (show_rows(s, Q_SHOW_RECORDS, subject, 0, show_record, cb, arg, err,
+	    errlen) == -1 ||
+	    show_rows(s, Q_SHOW_FIELDS, subject, 0, show_field, cb, arg, err,
+	    errlen) == -1 ||
+	    show_rows(s, Q_SHOW_CONSENTS, subject, lim, show_consent, cb, arg, err,
+	    errlen) == -1 ||
+	    show_rows(s, Q_SHOW_FLAGS, subject, lim, show_flag, cb, arg, err,
+	    errlen) == -1)
 		return -1;
 	return 0;
 }

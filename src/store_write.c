@@ -288,7 +288,8 @@ store_load_logged(struct store *s, int64_t id, uint64_t seq, char *err,
 }
 
 int
-store_batch_applied(struct store *s, const char *request_id)
+store_batch_applied(struct store *s, const char *request_id, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[Q_BATCH_APPLIED];
 	int		 rc, n = 0;
@@ -298,6 +299,6 @@ store_batch_applied(struct store *s, const char *request_id)
 		n = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
-		return store_fail(s, "batch");
+		return store_sqlerr(s, err, errlen, "batch");
 	return n > 0;
 }

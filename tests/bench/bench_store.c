@@ -129,8 +129,9 @@ main(int argc, char *argv[])
 				store_read_begin(st);
 			}
 			t0 = now_us();
-			if (store_subject(st, rt, id, "police", "child_protection", &s) == -1) {
-				fprintf(stderr, "bench_store: %s\n", store_errmsg(st));
+			if (store_subject(st, rt, id, "police", "child_protection", &s, err,
+			    sizeof(err)) == -1) {
+				fprintf(stderr, "bench_store: %s\n", err);
 				return 1;
 			}
 			us[i] = now_us() - t0;

@@ -103,7 +103,7 @@ read_subject(const char *subject, const char *agency, const char *purpose)
 	struct store_subject s;
 
 	cr_assert_eq(store_subject(st, protocol_record_type(proto, "person"), subject,
-	    agency, purpose, &s), 0);
+	    agency, purpose, &s, NULL, 0), 0);
 	return s;
 }
 

@@ -166,7 +166,8 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	    "social worker", 100), 0);
 	cr_assert_eq(store_commit(st), 0);
 
-	cr_assert_eq(store_subject(st, rt, "HLT-1", "police", "child_protection", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "HLT-1", "police", "child_protection", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.nflags, 0, "POL-1 is not yet the same person");
 	cr_expect_eq(s.view.consent, CONSENT_NONE, "CSC-1's refusal is not health's");
 	store_subject_free(&s);
@@ -174,12 +175,14 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	cr_assert_eq(store_begin(st), 0);
 	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919"), 1);
 	cr_assert_eq(store_commit(st), 0);
-	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s,
+	    NULL, 0), 0);
 	cr_assert_eq(s.view.nflags, 1, "the police's flag counts at health");
 	cr_expect_str_eq(s.view.flags[0], "domestic_abuse");
 	cr_expect_eq(s.view.consent, CONSENT_NONE, "consent stays per holder");
 	store_subject_free(&s);
-	cr_assert_eq(store_subject(st, rt, "CSC-1", "housing", "adult_safeguarding", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "CSC-1", "housing", "adult_safeguarding", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_REFUSED);
 	cr_expect_eq(s.view.nflags, 1);
 	store_subject_free(&s);
@@ -188,7 +191,8 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	cr_assert_eq(store_begin(st), 0);
 	cr_assert_eq(person_unlink_nhs(st, "POL-1"), 1);
 	cr_assert_eq(store_commit(st), 0);
-	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.nflags, 0);
 	store_subject_free(&s);
 }
@@ -334,12 +338,14 @@ Test(person, migration_from_version_6_demo_store)
 	    "Hart|Amelia|2015-03-09|EX1 4QT|hart");
 	expect_value("SELECT family_key FROM subjects WHERE id = 'S1005'", "oneill");
 
-	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s,
+	    NULL, 0), 0);
 	cr_expect(s.view.known);
 	cr_expect_eq(s.view.nflags, 1, "S1003's flag survives");
 	cr_expect_eq(s.view.consent, CONSENT_NONE, "granted only to health and housing");
 	store_subject_free(&s);
-	cr_assert_eq(store_subject(st, rt, "S1002", "police", "adult_safeguarding", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1002", "police", "adult_safeguarding", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_REFUSED);
 	store_subject_free(&s);
 

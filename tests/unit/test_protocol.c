@@ -458,7 +458,7 @@ exercise(const struct protocol *p, struct store *st, int64_t now)
 			pr.subject_id = subj;
 			pr.record_type = p->record_types[t].id;
 			cr_assert_eq(store_subject(st, &p->record_types[t], subj, a->id,
-			    pr.purpose, &ss), 0);
+			    pr.purpose, &ss, NULL, 0), 0);
 			policy_decide(p, a, &pr, &ss.view, now, &dec);
 			cr_expect_not_null(dec.reason);
 			store_subject_free(&ss);

@@ -33,7 +33,8 @@ read_s1001(const struct record_type *rt, struct store_subject *s)
 {
 	size_t idx;
 
-	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1001", "police", "child_protection", s,
+	    NULL, 0), 0);
 	cr_expect(s->view.known);
 	record_type_field(rt, "full_name", &idx);
 	cr_expect_str_eq(s->values[idx], "Amelia Hart");
@@ -51,7 +52,8 @@ Test(store, record_values_by_field)
 	cr_expect_eq(s.view.consent, CONSENT_NONE);
 	store_subject_free(&s);
 
-	cr_assert_eq(store_subject(st, rt, "NOPE", "police", "child_protection", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "NOPE", "police", "child_protection", &s,
+	    NULL, 0), 0);
 	cr_expect_not(s.view.known);
 	store_subject_free(&s);
 }
@@ -63,17 +65,20 @@ Test(store, consent_scope_and_latest_wins)
 
 	load_demo();
 	/* S1003 granted consent to health_trust and housing only (D3). */
-	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_GRANTED);
 	cr_expect_gt(s.view.consent_expires, 0);
 	store_subject_free(&s);
-	cr_assert_eq(store_subject(st, rt, "S1003", "police", "housing_support", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "housing_support", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_NONE, "out of scope is no consent");
 	store_subject_free(&s);
 
 	/* A later withdrawal wins; the grant stays in the history. */
 	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_WITHDRAWN, "*", "*", 0, 0, "x", 200), 0);
-	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s,
+	    NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_WITHDRAWN);
 	store_subject_free(&s);
 }
@@ -84,7 +89,8 @@ Test(store, flags)
 	const struct record_type *rt = protocol_record_type(proto, "person");
 
 	load_demo();
-	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s,
+	    NULL, 0), 0);
 	cr_assert_eq(s.view.nflags, 1);
 	cr_expect_str_eq(s.view.flags[0], "domestic_abuse");
 	store_subject_free(&s);
@@ -121,7 +127,8 @@ Test(store, bad_data_file_loads_nothing)
 	diag_print(&d, stderr);
 	cr_expect(found & 1, "names the file, line and column");
 	cr_expect(found & 2, "a bad value is named with its line");
-	cr_assert_eq(store_subject(st, rt, "X1", "police", "child_protection", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "X1", "police", "child_protection", &s,
+	    NULL, 0), 0);
 	cr_expect_not(s.view.known, "all or nothing: the good subject was not kept");
 	store_subject_free(&s);
 	unlink(bad);
@@ -201,9 +208,10 @@ consent_of(struct store *s, const char *subject)
 {
 	struct store_subject	 v;
 	enum consent_state	 c;
+	char			 err[256];
 
 	cr_assert_eq(store_subject(s, protocol_record_type(proto, "person"), subject,
-	    "housing", "housing_support", &v), 0, "%s", store_errmsg(s));
+	    "housing", "housing_support", &v, err, sizeof(err)), 0, "%s", err);
 	c = v.view.consent;
 	store_subject_free(&v);
 	return c;
@@ -279,7 +287,8 @@ Test(store, migration_from_version_2_keeps_every_row)
 	read_s1001(rt, &s);
 	cr_expect_eq(s.view.nflags, 0, "a removed flag stays removed (D12)");
 	store_subject_free(&s);
-	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s), 0);
+	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s,
+	    NULL, 0), 0);
 	cr_assert_eq(s.view.nflags, 1, "two active rows of one flag are one flag");
 	cr_expect_str_eq(s.view.flags[0], "domestic_abuse");
 	store_subject_free(&s);
@@ -317,6 +326,26 @@ Test(store, migration_from_version_2_keeps_every_row)
 		}
 	}
 	sqlite3_close(db);
+}
+
+static int
+stop_record(void *arg, const char *type, int64_t verified_at)
+{
+	(void)arg;
+	(void)type;
+	(void)verified_at;
+	return -1;
+}
+
+/* Issue 16 item 5: store_show() says why it stopped in the caller's err. */
+Test(store, show_stopped_by_the_caller_says_so_in_err)
+{
+	static const struct store_show_cb cb = { stop_record, NULL, NULL, NULL };
+	char err[256] = "";
+
+	load_demo();
+	cr_expect_eq(store_show(st, "S1001", 10, &cb, NULL, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "show: stopped by the caller");
 }
 
 /*
