@@ -414,7 +414,7 @@ do_import(struct hopts *o, const char *path)
 {
 	struct import	 im = { 0 };
 	size_t		 len = 0;
-	char		*buf;
+	char		*buf, err[256];
 	int		 fmt, rc;
 
 	if (o->format != NULL)
@@ -425,8 +425,8 @@ do_import(struct hopts *o, const char *path)
 	if (fmt == -1)
 		return fail_usage(o->format ? "--format: expected csv or jsonl" :
 		    "cannot tell the format from the name; use --format csv|jsonl");
-	if ((buf = file_read(path, SIZE_MAX, &len)) == NULL) {
-		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
+	if ((buf = file_read(path, SIZE_MAX, &len, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "safeshare: %s: %s\n", path, err);
 		return SS_EXIT_LOCAL;
 	}
 	im.name = path;

@@ -79,8 +79,8 @@ receipt_load(const char *path, const char *pubkey, struct receipt *rc,
 	char	*text, err[512], origin[NOTE_LINE_MAX];
 	size_t	 len;
 
-	if ((text = file_read(path, RECEIPT_MAX, &len)) == NULL) {
-		fprintf(stderr, "safeshare: %s: %s\n", path, strerror(errno));
+	if ((text = file_read(path, RECEIPT_MAX, &len, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "safeshare: %s: %s\n", path, err);
 		return -1;
 	}
 	if (receipt_parse(text, len, rc, err, sizeof(err)) == -1) {

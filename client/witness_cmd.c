@@ -97,11 +97,13 @@ witness_round(struct witness *w)
 	char				*held = NULL, *keep = NULL, err[512], why[512];
 	char				 origin[NOTE_LINE_MAX];
 	size_t				 len, i;
-	int				 status, have_old = 0, ret = SS_EXIT_LOCAL;
+	int				 status, have_old = 0, absent, ret = SS_EXIT_LOCAL;
 	enum receipt_verdict		 v = RECEIPT_CONSISTENT;
 
-	if ((held = file_read(w->state, NOTE_MAX, &len)) == NULL && errno != ENOENT) {
-		fprintf(stderr, "safeshare: %s: %s\n", w->state, strerror(errno));
+	/* No state file yet: the first round keeps what it sees. */
+	if ((held = file_read(w->state, NOTE_MAX, &len, &absent, err,
+	    sizeof(err))) == NULL && !absent) {
+		fprintf(stderr, "safeshare: %s: %s\n", w->state, err);
 		return SS_EXIT_LOCAL;
 	}
 	if (held != NULL) {
@@ -327,8 +329,9 @@ witness_cosigners(char *const *files, size_t nfiles, char *const *wkeys,
 			goto fail;
 		}
 	for (i = 0; i < nfiles; i++) {
-		if ((text = file_read(files[i], NOTE_MAX, &len)) == NULL) {
-			fprintf(stderr, "safeshare: %s: %s\n", files[i], strerror(errno));
+		if ((text = file_read(files[i], NOTE_MAX, &len, NULL, err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "safeshare: %s: %s\n", files[i], err);
 			goto fail;
 		}
 		(*notes)[i] = text;

@@ -151,12 +151,12 @@ struct protocol *
 protocol_load(const char *path, int64_t now, struct diag *d)
 {
 	struct protocol	*p;
-	char		*buf;
+	char		*buf, err[256];
 	size_t		 len;
 
-	if ((buf = file_read(path, 16 * 1024 * 1024, &len)) == NULL) {
-		diag_add(d, path, 0, 0, "%s", errno == EFBIG ? "larger than 16 MiB" :
-		    errno == EINVAL ? "not a regular file" : strerror(errno));
+	if ((buf = file_read(path, 16 * 1024 * 1024, &len, NULL, err,
+	    sizeof(err))) == NULL) {
+		diag_add(d, path, 0, 0, "%s", err);
 		return NULL;
 	}
 	p = protocol_load_buffer(path, (unsigned char *)buf, len, now, d);

@@ -423,37 +423,47 @@ utf8_lossy(const char *s)
 }
 
 char *
-file_read(const char *path, size_t max, size_t *len)
+file_read(const char *path, size_t max, size_t *len, int *absent, char *err,
+    size_t errlen)
 {
 	struct stat	 sb;
-	FILE		*fp;
-	char		*buf;
-	int		 saved;
+	FILE		*fp = NULL;
+	char		*buf = NULL;
 
-	if ((fp = fopen(path, "rb")) == NULL)
-		return NULL;
-	if (fstat(fileno(fp), &sb) == -1)
-		saved = errno;
-	else if (!S_ISREG(sb.st_mode))
-		saved = EINVAL;
-	else if ((uintmax_t)sb.st_size > max)
-		saved = EFBIG;
-	else
-		saved = 0;
-	if (saved != 0) {
-		fclose(fp);
-		errno = saved;
-		return NULL;
+	if (absent != NULL)
+		*absent = 0;
+	if ((fp = fopen(path, "rb")) == NULL) {
+		if (absent != NULL && errno == ENOENT)
+			*absent = 1;
+		errorf(err, errlen, "%s", strerror(errno));
+		goto fail;
+	}
+	if (fstat(fileno(fp), &sb) == -1) {
+		errorf(err, errlen, "%s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		errorf(err, errlen, "not a regular file");
+		goto fail;
+	}
+	if ((uintmax_t)sb.st_size > max) {
+		if (max >= 1024 * 1024 && max % (1024 * 1024) == 0)
+			errorf(err, errlen, "larger than %zu MiB", max / (1024 * 1024));
+		else
+			errorf(err, errlen, "larger than %zu bytes", max);
+		goto fail;
 	}
 	buf = xcalloc((size_t)sb.st_size + 1, 1);
 	*len = fread(buf, 1, (size_t)sb.st_size, fp);
 	if (ferror(fp)) {
-		saved = errno ? errno : EIO;
-		free(buf);
-		fclose(fp);
-		errno = saved;
-		return NULL;
+		errorf(err, errlen, "%s", strerror(errno ? errno : EIO));
+		goto fail;
 	}
 	fclose(fp);
 	return buf;
+fail:
+	free(buf);
+	if (fp != NULL)
+		fclose(fp);
+	return NULL;
 }

@@ -79,10 +79,14 @@ char	*utf8_lossy(const char *s);
 
 /*
  * Reads a whole regular file of at most max bytes; the buffer (malloc'd,
- * NUL-terminated) holds *len bytes. NULL with errno set on failure (EFBIG
- * when larger than max, EINVAL when not a regular file).
+ * NUL-terminated, the caller frees it) holds *len bytes. NULL on failure
+ * with the reason in err, without the path, which the caller puts in
+ * front: "not a regular file", "larger than N MiB|bytes" or strerror().
+ * *absent, if not NULL, is 1 when the file does not exist (for a caller
+ * to whom that is normal) and 0 otherwise; callers need not read errno.
  */
-char	*file_read(const char *path, size_t max, size_t *len);
+char	*file_read(const char *path, size_t max, size_t *len, int *absent,
+	    char *err, size_t errlen);
 
 /*
  * Formats a message into err (errlen bytes, NUL-terminated; err may be

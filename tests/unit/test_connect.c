@@ -196,7 +196,7 @@ Test(connect, docs_table)
 	size_t	 len;
 	int	 rows = 0, codes = 0;
 
-	doc = file_read(SOURCE_DIR "/docs/api.md", 1 << 22, &len);
+	doc = file_read(SOURCE_DIR "/docs/api.md", 1 << 22, &len, NULL, NULL, 0);
 	cr_assert_not_null(doc);
 	p = strstr(doc, "| safeshare code (`/v1` status) | Connect code | HTTP |");
 	cr_assert_not_null(p, "the table is gone from docs/api.md");

@@ -60,11 +60,11 @@ ParameterizedTest(struct import_file *f, import, files)
 	unsigned	 want_ops;
 
 	snprintf(path, sizeof(path), IDIR "/%s", f->name);
-	buf = file_read(path, SIZE_MAX, &len);
+	buf = file_read(path, SIZE_MAX, &len, NULL, NULL, 0);
 	cr_assert_not_null(buf);
 	*strrchr(path, '.') = '\0';
 	strcat(path, ".expect");
-	expect = file_read(path, SIZE_MAX, &elen);
+	expect = file_read(path, SIZE_MAX, &elen, NULL, NULL, 0);
 	cr_assert_not_null(expect, "%s: no .expect file", f->name);
 	rc = import_parse(&im, import_format_of(f->name), buf, len);
 	for (size_t i = 0; i < im.nerrors; i++)

@@ -43,7 +43,7 @@ written(void)
 	char	*s;
 
 	fflush(stderr);
-	s = file_read(path, 1 << 20, &len);
+	s = file_read(path, 1 << 20, &len, NULL, NULL, 0);
 	cr_assert_not_null(s);
 	return s;
 }

@@ -28,7 +28,7 @@ t_read(const char *name, size_t *len)
 	char	 path[512], *s;
 
 	snprintf(path, sizeof(path), DATA_DIR "/note/%s", name);
-	s = file_read(path, NOTE_MAX * 2, len);
+	s = file_read(path, NOTE_MAX * 2, len, NULL, NULL, 0);
 	cr_assert_not_null(s, "%s", path);
 	return s;
 }

@@ -118,7 +118,7 @@ ParameterizedTest(struct t_case_file *c, pbjson, table)
 	size_t					 len;
 
 	snprintf(path, sizeof(path), PDIR "/%s", c->name);
-	text = file_read(path, 1 << 16, &len);
+	text = file_read(path, 1 << 16, &len, NULL, NULL, 0);
 	cr_assert_not_null(text, "%s", path);
 	msg = field_of(text, "message");
 	in = field_of(text, "input");

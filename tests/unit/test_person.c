@@ -264,7 +264,7 @@ old_store(void)
 	store_close(st);
 	st = NULL;
 	t_db_remove(dbpath);
-	sql = file_read(SOURCE_DIR "/tests/data/store/v6-demo.sql", 1 << 20, &len);
+	sql = file_read(SOURCE_DIR "/tests/data/store/v6-demo.sql", 1 << 20, &len, NULL, NULL, 0);
 	cr_assert_not_null(sql);
 	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",

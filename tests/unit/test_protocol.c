@@ -72,10 +72,10 @@ ParameterizedTest(struct bad_file *f, protocol, bad_files)
 	int64_t		 now;
 
 	snprintf(path, sizeof(path), PDIR "/%s", f->name);
-	yaml = file_read(path, SIZE_MAX, &len);
+	yaml = file_read(path, SIZE_MAX, &len, NULL, NULL, 0);
 	cr_assert_not_null(yaml);
 	snprintf(path + strlen(path) - 5, 16, ".expect");
-	expect = file_read(path, SIZE_MAX, &elen);
+	expect = file_read(path, SIZE_MAX, &elen, NULL, NULL, 0);
 	cr_assert_not_null(expect, "%s: missing .expect file", f->name);
 	date_parse("2026-11-25", &now);
 	p = protocol_load_buffer(f->name, (unsigned char *)yaml, len, now, &d);

@@ -268,7 +268,7 @@ Test(store, migration_from_version_2_keeps_every_row)
 
 	store_close(st);
 	t_db_remove(dbpath);
-	sql = file_read(SOURCE_DIR "/tests/data/store/v2.sql", 1 << 20, &len);
+	sql = file_read(SOURCE_DIR "/tests/data/store/v2.sql", 1 << 20, &len, NULL, NULL, 0);
 	cr_assert_not_null(sql);
 	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",

@@ -1,9 +1,13 @@
 /* The wire codec: round trips, and garbage is refused rather than guessed at. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "util.h"
 #include "wire.h"
 
 Test(wire, request_round_trip)
@@ -247,6 +251,39 @@ Test(wire, term_safe_escapes_controls)
 	cr_expect_str_eq(term_safe("bad \xff"), "bad \\xff");
 	cr_expect_str_eq(term_safe("Zoë\tok"), "Zoë\\tok");
 	cr_expect_str_eq(term_safe(NULL), "");
+}
+
+/*
+ * Issue 16 item 5: file_read() says why in the caller's err, without the
+ * path, and tells "not there" by *absent rather than errno.
+ */
+Test(wire, file_read_says_why)
+{
+	char	 path[64], err[256];
+	char	*buf;
+	size_t	 len = 0;
+	int	 absent = -1;
+	FILE	*fp;
+
+	snprintf(path, sizeof(path), "/tmp/safeshare-test-read-%d", (int)getpid());
+	unlink(path);
+	cr_expect_null(file_read(path, 16, &len, &absent, err, sizeof(err)));
+	cr_expect_eq(absent, 1);
+	cr_expect_str_eq(err, strerror(ENOENT));
+	cr_expect_null(file_read("/tmp", 16, &len, &absent, err, sizeof(err)));
+	cr_expect_eq(absent, 0);
+	cr_expect_str_eq(err, "not a regular file");
+	cr_assert_not_null(fp = fopen(path, "w"));
+	fputs("hello", fp);
+	fclose(fp);
+	cr_expect_null(file_read(path, 4, &len, &absent, err, sizeof(err)));
+	cr_expect_eq(absent, 0);
+	cr_expect_str_eq(err, "larger than 4 bytes");
+	cr_assert_not_null(buf = file_read(path, 5, &len, NULL, NULL, 0));
+	cr_expect_eq(len, 5);
+	cr_expect_str_eq(buf, "hello");
+	free(buf);
+	unlink(path);
 }
 
 /* Issue 17: a person reference's strings keep the request's bounds. */
