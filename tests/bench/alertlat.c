@@ -219,7 +219,7 @@ sender(void *arg)
 	struct ss_client	*c = arg;
 	size_t			 n = (size_t)(A.rate * A.seconds);
 	double			 t0 = now_s();
-	char			 subj[16], cref[32], err[256];
+	char			 subj[24], cref[40], err[256];
 
 	if (n > MAX_PROBES)
 		n = MAX_PROBES;
