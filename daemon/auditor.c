@@ -330,6 +330,7 @@ struct cps {
 	Safeshare__V1__Checkpoint	*v;
 	Safeshare__V1__Checkpoint	**p;
 	size_t				 n;
+	uint64_t			 upto;	/* durable: the log writer's size */
 };
 
 static int
@@ -338,6 +339,9 @@ collect_cp(const struct audit_checkpoint *cp, void *arg)
 	struct cps			*c = arg;
 	Safeshare__V1__Checkpoint	*m;
 
+	/* Not one whose commit still waits for its fdatasync (logq.c). */
+	if (cp->size > c->upto)
+		return 0;
 	c->v = realloc(c->v, (c->n + 1) * sizeof(*c->v));
 	if (c->v == NULL)
 		fatalx("%s: out of memory", __func__);
@@ -362,9 +366,12 @@ auditor_handle_checkpoints(struct req *r)
 	struct server			*srv = r->srv;
 	struct evhttp_request		*req = r->ev;
 	Safeshare__V1__CheckpointList	 out = SAFESHARE__V1__CHECKPOINT_LIST__INIT;
-	struct cps			 c = { NULL, NULL, 0 };
+	struct cps			 c = { NULL, NULL, 0, 0 };
+	struct logq_stats		 st;
 	unsigned char			 id[16];
 
+	logq_stats(srv->logq, &st);
+	c.upto = st.size;
 	audit_log_id(srv->reader, id);
 	if (audit_checkpoints(srv->reader, collect_cp, &c) == -1) {
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);

@@ -87,6 +87,7 @@ struct page {
 	size_t			 limit, n;
 	uint64_t		 last;		/* the last seq read */
 	uint64_t		 read;		/* entries read */
+	uint64_t		 upto;		/* durable: the log writer's size */
 	int			 failed;	/* the store could not be read */
 	char			 subj[256];	/* owner cache: the last subject ... */
 	int			 mine;		/* ... and whether it is the holder's */
@@ -208,6 +209,8 @@ take(const struct audit_entry *e, void *arg)
 	struct page	*pg = arg;
 	const char	*type;
 
+	if (e->seq > pg->upto)
+		return 1;		/* committed, its fdatasync not done */
 	pg->last = e->seq;
 	pg->read++;
 	if (pg->kind == FEED_ACCESSES) {
@@ -237,6 +240,13 @@ page_init(struct page *pg, struct server *srv, enum feed_kind kind,
 	pg->agency = agency;
 	pg->limit = limit;
 	pg->last = after;
+	{
+		struct logq_stats st;
+
+		/* Items up to what the log writer knows is on disk (logq.c). */
+		logq_stats(srv->logq, &st);
+		pg->upto = st.size;
+	}
 	pg->items = xcalloc(limit + 1, sizeof(*pg->items));
 }
 

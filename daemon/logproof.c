@@ -17,6 +17,7 @@
 #include "req.h"
 #include "routes.h"
 #include "log.h"
+#include "logq.h"
 #include "note.h"
 #include "wire.h"
 
@@ -32,6 +33,7 @@ logproof_handle_consistency(struct req *r)
 	struct note		 nt;
 	ProtobufCBinaryData	 bins[AUDIT_MAX_PROOF];
 	unsigned char		 proof[AUDIT_MAX_PROOF][32];
+	struct logq_stats	 st;
 	char			 err[256], *note = NULL;
 	size_t			 len = 0, i;
 	uint8_t			*buf;
@@ -44,7 +46,13 @@ logproof_handle_consistency(struct req *r)
 		    "safeshare.v1.ConsistencyRequest", 0);
 		goto done;
 	}
-	if ((rc = audit_checkpoint_note(srv->reader, 0, &note)) != 0 ||
+	/*
+	 * The latest checkpoint the log writer knows is on disk: one just
+	 * committed may wait for its fdatasync (logq.c), and a witness keeps
+	 * what it is given as the log's promise.
+	 */
+	logq_stats(srv->logq, &st);
+	if ((rc = audit_checkpoint_note_upto(srv->reader, st.size, &note)) != 0 ||
 	    note_parse(note, strlen(note), &nt, err, sizeof(err)) == -1 ||
 	    note_checkpoint_parse(nt.body, nt.bodylen, &cp, err, sizeof(err)) == -1) {
 		log_warnx("%s: event=checkpoint_unreadable rc=%d", __func__, rc);

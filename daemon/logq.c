@@ -1,9 +1,12 @@
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +14,7 @@
 
 #include "log.h"
 #include "logq.h"
+#include "logq_int.h"
 #include "util.h"
 
 #define MAX_BATCH	1024
@@ -27,62 +31,6 @@
  * checks for a deleted file come between them.
  */
 #define INDEX_BATCH	2048
-
-/*
- * The receipts of one commit: its checkpoint note, held once for all its
- * entries, and their inclusion proofs, each as long as it is (a fixed
- * struct audit_receipt is 4 KiB). Made by the writer; the entries that
- * point into it are freed on the event loop, and the last frees it.
- */
-struct rbatch {
-	size_t		 refs;		/* entries pointing here */
-	char		*note;		/* into data */
-	uint8_t		 data[];	/* the proofs, then the note */
-};
-
-struct qentry {
-	struct qentry		*next;
-	struct audit_entry	 e;
-	logq_cb			 cb;
-	logq_rcb		 rcb;		/* or this, with the receipt */
-	struct rbatch		*rb;		/* set on commit for rcb */
-	uint8_t			 leaf[32];	/* and the receipt's own part */
-	size_t			 nproof;
-	const uint8_t		(*proof)[32];	/* into rb */
-	void			*arg;
-	int			 ok;
-	int			 sync;		/* a thread waits on done_cond */
-	int			 done;
-	char			 strings[];	/* the entry's strings, copied */
-};
-
-struct logq {
-	char		*path;		/* the log's */
-	struct audit	*audit;
-	struct audit	*ckpt;		/* the checkpointer's own connection */
-	struct audit_index *index;	/* the subject index, kept by the checkpointer */
-	int		 index_failed;
-	time_t		 index_looked;	/* when index_reopen() last looked */
-	pthread_t	 thread;
-	pthread_t	 ckpt_thread;
-	pthread_mutex_t	 mtx;
-	pthread_cond_t	 work_cond;	/* writer waits for entries */
-	pthread_cond_t	 ckpt_cond;	/* checkpointer waits: a full WAL, or 1 s */
-	int		 ckpt_wanted;	/* the WAL has CKPT_PAGES: wake up */
-	int		 ckpt_running;	/* copying the WAL */
-	pthread_cond_t	 done_cond;	/* sync submitters wait for their entry */
-	struct qentry	*head, *tail;	/* queued */
-	struct qentry	*done;		/* committed, callbacks not yet run */
-	size_t		 pending;
-	int		 stop;
-	int		 efd;		/* wakes the event loop */
-	struct event	*ev;
-	struct event	*kick;		/* hands the staged entries over */
-	struct qentry	*shead, *stail;	/* staged: the loop thread's only */
-	struct logq_stats stats;
-	logq_hook	 hook;		/* the loop's, after each wake-up */
-	void		*hook_arg;
-};
 
 /* Deep-copies an entry's strings into one allocation. */
 static struct qentry *
@@ -230,7 +178,7 @@ writer(void *arg)
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
 		size_t	n = 0;
-		int	rc, ckpt;
+		int	rc, ckpt, failed;
 
 		while (q->head == NULL && !q->stop) {
 			struct timespec ts;
@@ -266,13 +214,17 @@ writer(void *arg)
 		}
 		if (q->head == NULL)
 			q->tail = NULL;
+		failed = q->sync_failed;
 		pthread_mutex_unlock(&q->mtx);
 
-		rc = append(q->audit, batch, taken, n);
+		/* After a failed fdatasync nothing is committed again (logsync.c). */
+		rc = failed ? -1 : append(q->audit, batch, taken, n);
 
 		pthread_mutex_lock(&q->mtx);
 		ckpt = rc == 0 && wal_plan(q);
-		if (rc == 0) {
+		if (failed)
+			q->stats.failures += n;
+		else if (rc == 0) {
 			q->stats.commits++;
 			q->stats.entries += n;
 			q->stats.batch_hist[hist_bucket(n)]++;
@@ -292,20 +244,33 @@ writer(void *arg)
 			snprintf(q->stats.why, sizeof(q->stats.why), "%s",
 			    audit_errmsg(q->audit));
 		}
-		q->stats.size = audit_size(q->audit);
-		for (size_t i = 0; i < n; i++) {
-			taken[i]->ok = rc == 0;
-			taken[i]->done = 1;
-			if (!taken[i]->sync) {
-				taken[i]->next = q->done;
-				q->done = taken[i];
+		if (rc == 0) {
+			/* Committed: durable once the syncer's fdatasync returns. */
+			for (size_t i = 0; i < n; i++) {
+				taken[i]->next = NULL;
+				if (q->utail != NULL)
+					q->utail->next = taken[i];
+				else
+					q->uhead = taken[i];
+				q->utail = taken[i];
 			}
+			q->usize = audit_size(q->audit);
+			pthread_cond_signal(&q->sync_cond);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				taken[i]->ok = 0;
+				taken[i]->done = 1;
+				if (!taken[i]->sync) {
+					taken[i]->next = q->done;
+					q->done = taken[i];
+				}
+			}
+			pthread_cond_broadcast(&q->done_cond);
+			if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+				log_warn("event=logq_wake_failed");
 		}
-		pthread_cond_broadcast(&q->done_cond);
-		if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
-			log_warn("event=logq_wake_failed");
 		if (ckpt) {
-			/* After the replies are released, not before. */
+			/* The WAL is synced before it is copied (SQLite does it). */
 			pthread_mutex_unlock(&q->mtx);
 			if (audit_wal_checkpoint(q->audit, NULL) == -1)
 				log_warnx("event=wal_checkpoint_failed error=\"%s\"",
@@ -523,23 +488,34 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 {
 	struct logq	*q = xcalloc(1, sizeof(*q));
 	char		 err[256];
-	int		 ckpt_started = 0;
+	int		 ckpt_started = 0, sync_started = 0;
 
 	q->path = xstrdup(path);
 	q->audit = a;
 	q->efd = -1;
+	q->walfd = -1;
+	q->fsync = fdatasync;
+	q->walpath = xcalloc(1, strlen(path) + sizeof("-wal"));
+	memcpy(q->walpath, path, strlen(path));
+	memcpy(q->walpath + strlen(path), "-wal", sizeof("-wal"));
 	q->stats.ok = 1;
 	q->stats.size = audit_size(a);
 	pthread_mutex_init(&q->mtx, NULL);
 	pthread_cond_init(&q->work_cond, NULL);
 	pthread_cond_init(&q->done_cond, NULL);
 	pthread_cond_init(&q->ckpt_cond, NULL);
+	pthread_cond_init(&q->sync_cond, NULL);
 	if (audit_open_checkpointer(&q->ckpt, path, err, sizeof(err)) == -1) {
 		log_warnx("event=logq_start_failed error=\"%s\"", err);
 		goto fail;
 	}
-	if (audit_wal_manual(a) == -1) {
+	if (audit_wal_manual(a) == -1 || audit_defer_sync(a) == -1) {
 		log_warnx("event=logq_start_failed error=\"%s\"", audit_errmsg(a));
+		goto fail;
+	}
+	/* The open log has its -wal file (WAL mode, a connection open). */
+	if ((q->walfd = open(q->walpath, O_RDWR | O_CLOEXEC)) == -1) {
+		log_warn("event=logq_start_failed file=%s", q->walpath);
 		goto fail;
 	}
 	/*
@@ -556,19 +532,27 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 	    (q->kick = event_new(base, -1, 0, on_kick, q)) == NULL ||
 	    event_add(q->ev, NULL) == -1 ||
 	    !(ckpt_started = pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) ||
+	    !(sync_started = pthread_create(&q->sync_thread, NULL, logq_syncer, q) == 0) ||
 	    pthread_create(&q->thread, NULL, writer, q) != 0) {
 		log_warn("event=logq_start_failed");
 		goto fail;
 	}
 	return q;
 fail:
-	if (ckpt_started) {
+	if (ckpt_started || sync_started) {
 		pthread_mutex_lock(&q->mtx);
-		q->stop = 1;
+		q->stop = q->sync_stop = 1;
 		pthread_cond_signal(&q->ckpt_cond);
+		pthread_cond_signal(&q->sync_cond);
 		pthread_mutex_unlock(&q->mtx);
-		pthread_join(q->ckpt_thread, NULL);
+		if (ckpt_started)
+			pthread_join(q->ckpt_thread, NULL);
+		if (sync_started)
+			pthread_join(q->sync_thread, NULL);
 	}
+	if (q->walfd != -1)
+		close(q->walfd);
+	free(q->walpath);
 	if (q->ev)
 		event_free(q->ev);
 	if (q->kick)
@@ -674,7 +658,15 @@ logq_free(struct logq *q)
 	pthread_cond_signal(&q->ckpt_cond);
 	pthread_mutex_unlock(&q->mtx);
 	pthread_join(q->thread, NULL);
+	/* The writer is gone: the syncer syncs its last batches and exits. */
+	pthread_mutex_lock(&q->mtx);
+	q->sync_stop = 1;
+	pthread_cond_signal(&q->sync_cond);
+	pthread_mutex_unlock(&q->mtx);
+	pthread_join(q->sync_thread, NULL);
 	pthread_join(q->ckpt_thread, NULL);
+	close(q->walfd);
+	free(q->walpath);
 	audit_close(q->ckpt);
 	audit_index_close(q->index);
 	for (e = q->done; e != NULL; e = next) {
@@ -688,6 +680,15 @@ logq_free(struct logq *q)
 	pthread_cond_destroy(&q->work_cond);
 	pthread_cond_destroy(&q->done_cond);
 	pthread_cond_destroy(&q->ckpt_cond);
+	pthread_cond_destroy(&q->sync_cond);
 	free(q->path);
 	free(q);
+}
+
+void
+logq_set_fsync(struct logq *q, int (*fn)(int))
+{
+	pthread_mutex_lock(&q->mtx);
+	q->fsync = fn;
+	pthread_mutex_unlock(&q->mtx);
 }

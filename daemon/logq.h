@@ -1,9 +1,12 @@
 /*
  * The disclosure log writer: a thread that owns the log's database
- * connection and commits queued entries in batches, one transaction (one
- * fsync) per batch, so that durability does not cost a disk flush per
- * request (group commit). The event loop submits entries and is called back
- * on its own thread once they are on disk (D7: reply only after that).
+ * connection and commits queued entries in batches, one transaction per
+ * batch, so that durability does not cost a disk flush per request (group
+ * commit). Commits are pipelined: COMMIT does not fsync, a syncer thread
+ * fdatasyncs the WAL while the writer commits the next batch, and one
+ * fdatasync covers every batch committed before it started. The event
+ * loop submits entries and is called back on its own thread once they are
+ * on disk (D7: reply only after that).
  */
 #ifndef SAFESHARED_LOGQ_H
 #define SAFESHARED_LOGQ_H
@@ -32,9 +35,9 @@ struct logq_stats {
 	uint64_t	failures;	/* entries that could not be written */
 	uint64_t	max_batch;
 	uint64_t	batch_hist[8];	/* batch sizes: 1, 2-3, 4-7, ... 128+ */
-	uint64_t	size;		/* entries in the log */
+	uint64_t	size;		/* entries in the log known to be on disk */
 	uint64_t	wal_checkpoints; /* run by the checkpointer thread */
-	int		ok;		/* the last commit worked */
+	int		ok;		/* the last commit worked (and no fdatasync failed) */
 	char		why[256];	/* why not, when !ok */
 };
 
@@ -61,6 +64,11 @@ void		 logq_stats(struct logq *, struct logq_stats *);
  */
 typedef void (*logq_hook)(void *arg);
 void		 logq_set_hook(struct logq *, logq_hook, void *arg);
+/*
+ * A test seam: the call that makes the log's WAL durable, fdatasync() by
+ * default; tests pass one that fails (EIO) or waits.
+ */
+void		 logq_set_fsync(struct logq *, int (*)(int));
 /* Writes what is queued, stops the thread; does not run pending callbacks. */
 void		 logq_free(struct logq *);
 

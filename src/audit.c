@@ -350,6 +350,15 @@ audit_wal_manual(struct audit *a)
 }
 
 int
+audit_defer_sync(struct audit *a)
+{
+	if (sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		return audit_fail(a, "synchronous");
+	return 0;
+}
+
+int
 audit_wal_pages(struct audit *a)
 {
 	return a->wal_pages;

@@ -124,6 +124,13 @@ const char	*audit_errmsg(struct audit *);
  * Each returns 0 or -1 (audit_errmsg() says why).
  */
 int		 audit_wal_manual(struct audit *);
+/*
+ * Pipelined commits (daemon/logq.c): COMMIT writes the WAL frames but does
+ * not fsync them (WAL with synchronous=NORMAL); the caller makes them
+ * durable itself with fdatasync() on the log's -wal file, and must not
+ * report an entry written before that returned. Returns 0 or -1.
+ */
+int		 audit_defer_sync(struct audit *);
 int		 audit_wal_pages(struct audit *);
 int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
 		    size_t errlen);
@@ -232,6 +239,12 @@ int		 audit_file_gone(struct audit *);
  * *note is the caller's to free. Returns 0, 1 if there is none, or -1.
  */
 int		 audit_checkpoint_note(struct audit *, uint64_t size, char **note);
+/*
+ * The note of the latest checkpoint over at most max entries: what the
+ * daemon hands out is capped at the size its log writer knows is durable
+ * (daemon/logq.c, pipelined commits). Returns 0, 1 if there is none, or -1.
+ */
+int		 audit_checkpoint_note_upto(struct audit *, uint64_t max, char **note);
 /*
  * RFC 9162 proofs from the stored tree: the consistency of the tree of
  * size m with that of size n, and the inclusion of entry seq in the tree

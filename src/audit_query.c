@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "audit_int.h"
 #include "policy.h"
+#include "util.h"
 
 /*
  * The condition for entries naming subject ?p: from the subject index up
@@ -298,4 +299,27 @@ audit_last_store(struct audit *a, char *out, size_t len)
 		    (const char *)sqlite3_column_text(st, 0) : "");
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : audit_fail(a, "last store");
+}
+
+int
+audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*note = NULL;
+	if (a->legacy)
+		return 1;
+	if (sqlite3_prepare_v2(a->db, "SELECT note FROM checkpoints WHERE note IS "
+	    "NOT NULL AND size <= ?1 ORDER BY size DESC, id DESC LIMIT 1", -1, &st,
+	    NULL) != SQLITE_OK)
+		return audit_fail(a, "checkpoint note");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_column_bytes(st, 0) <= AUDIT_NOTE_MAX)
+		*note = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return audit_fail(a, "checkpoint note");
+	return *note != NULL ? 0 : 1;
 }

@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,4 +260,184 @@ Test(logq, a_deleted_subject_index_is_built_again, .timeout = 120)
 	logq_free(q);
 	audit_close(a);
 	event_base_free(base);
+}
+
+/*
+ * Pipelined commits (logq.c syncer()): the writer commits without an
+ * fsync and the syncer thread's fdatasync of the WAL releases the replies.
+ * The seam logq_set_fsync() stands in for fdatasync().
+ */
+static pthread_mutex_t	 gate_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 gate_cond = PTHREAD_COND_INITIALIZER;
+static int		 gate_open, gate_entered;
+
+/* Waits until the test opens the gate, then syncs for real. */
+static int
+gated_fsync(int fd)
+{
+	pthread_mutex_lock(&gate_mtx);
+	gate_entered++;
+	pthread_cond_broadcast(&gate_cond);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_mtx);
+	pthread_mutex_unlock(&gate_mtx);
+	return fdatasync(fd);
+}
+
+static int
+eio_fsync(int fd)
+{
+	(void)fd;
+	errno = EIO;
+	return -1;
+}
+
+struct tally {
+	struct event_base	*base;
+	int			 done, ok, want;
+};
+
+static void
+on_tally(int ok, uint64_t seq, void *arg)
+{
+	struct tally *t = arg;
+
+	(void)seq;
+	t->ok += ok != 0;
+	if (++t->done == t->want)
+		event_base_loopbreak(t->base);
+}
+
+static void
+submit_one(struct logq *q, struct tally *t)
+{
+	struct audit_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.time = 1700000000;
+	e.kind = "disclosure";
+	e.agency = "police";
+	e.subject = "S1001";
+	e.decision = "allow";
+	e.reason = "released";
+	logq_submit(q, &e, on_tally, t);
+}
+
+/* The log's size as another connection sees it: what was committed. */
+static uint64_t
+committed_size(void)
+{
+	struct audit	*rd;
+	uint64_t	 n;
+	char		 err[256];
+
+	cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
+	n = audit_size(rd);
+	audit_close(rd);
+	return n;
+}
+
+/*
+ * D7: no callback before the fdatasync that covers its commit returned;
+ * and the writer commits the next batch while that fdatasync runs.
+ */
+Test(logq, replies_wait_for_the_fsync_and_the_next_commit_does_not, .timeout = 60)
+{
+	struct tally		 t = { 0 };
+	struct timeval		 limit = { 30, 0 };
+	struct logq_stats	 st;
+	struct logq		*q;
+	struct audit		*a;
+	char			 err[256];
+
+	cr_assert_not_null(t.base = event_base_new());
+	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(q = logq_new(t.base, a, path));
+	logq_set_fsync(q, gated_fsync);
+	submit_one(q, &t);
+	event_base_loop(t.base, EVLOOP_NONBLOCK);	/* hands it to the writer */
+	pthread_mutex_lock(&gate_mtx);
+	while (gate_entered == 0)
+		pthread_cond_wait(&gate_cond, &gate_mtx);
+	pthread_mutex_unlock(&gate_mtx);
+	/* Committed, its fdatasync held: no callback, not yet durable. */
+	cr_expect_eq(committed_size(), 1);
+	for (int i = 0; i < 10; i++)
+		event_base_loop(t.base, EVLOOP_NONBLOCK);
+	cr_expect_eq(t.done, 0, "a callback ran before the fdatasync returned");
+	logq_stats(q, &st);
+	cr_expect_eq(st.size, 0, "the durable size counts an unsynced commit");
+	/* The second entry is committed while the first one's sync waits. */
+	submit_one(q, &t);
+	event_base_loop(t.base, EVLOOP_NONBLOCK);
+	for (int i = 0; i < 300 && committed_size() < 2; i++)
+		usleep(10 * 1000);
+	cr_expect_eq(committed_size(), 2, "the writer waited for the syncer");
+	cr_expect_eq(t.done, 0);
+	pthread_mutex_lock(&gate_mtx);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_mtx);
+	t.want = 2;
+	event_base_loopexit(t.base, &limit);
+	event_base_dispatch(t.base);
+	cr_expect_eq(t.done, 2);
+	cr_expect_eq(t.ok, 2);
+	logq_stats(q, &st);
+	cr_expect_eq(st.size, 2);
+	cr_expect(st.ok);
+	logq_free(q);
+	audit_close(a);
+	event_base_free(t.base);
+}
+
+/*
+ * A failed fdatasync (EIO): the batch is in the log but not known to be on
+ * disk, so it is reported failed, and the log is latched failed: a later
+ * fsync that works proves nothing about the pages the kernel dropped.
+ */
+Test(logq, a_failed_fsync_fails_the_batch_and_latches_the_log, .timeout = 60)
+{
+	struct tally		 t = { 0 };
+	struct timeval		 limit = { 30, 0 };
+	struct logq_stats	 st;
+	struct audit_entry	 e;
+	struct logq		*q;
+	struct audit		*a;
+	char			 err[256];
+
+	cr_assert_not_null(t.base = event_base_new());
+	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(q = logq_new(t.base, a, path));
+	logq_set_fsync(q, eio_fsync);
+	t.want = 3;
+	for (int i = 0; i < 3; i++)
+		submit_one(q, &t);
+	event_base_loopexit(t.base, &limit);
+	event_base_dispatch(t.base);
+	cr_expect_eq(t.done, 3);
+	cr_expect_eq(t.ok, 0, "ok reported for a batch whose fdatasync failed");
+	logq_stats(q, &st);
+	cr_expect_not(st.ok);
+	cr_expect(strstr(st.why, "durable") != NULL && strstr(st.why, "restart") != NULL,
+	    "%s", st.why);
+	cr_expect_eq(st.size, 0);
+	/* Latched: fdatasync works again, the log stays failed. */
+	logq_set_fsync(q, fdatasync);
+	t.done = t.ok = 0;
+	t.want = 2;
+	submit_one(q, &t);
+	submit_one(q, &t);
+	event_base_loopexit(t.base, &limit);
+	event_base_dispatch(t.base);
+	cr_expect_eq(t.done, 2);
+	cr_expect_eq(t.ok, 0);
+	memset(&e, 0, sizeof(e));
+	e.kind = "disclosure";
+	cr_expect_eq(logq_append_sync(q, &e), -1);
+	logq_stats(q, &st);
+	cr_expect_not(st.ok);
+	logq_free(q);
+	audit_close(a);
+	event_base_free(t.base);
 }

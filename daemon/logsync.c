@@ -1,0 +1,122 @@
+/*
+ * The log writer's syncer thread: pipelined commits (docs/audit-format.md).
+ * The writer (logq.c) commits without an fsync and queues each committed
+ * batch here; this thread makes them durable and releases them.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "logq.h"
+#include "logq_int.h"
+#include "util.h"
+
+/*
+ * Makes what the writer committed durable: one fdatasync() of the log's
+ * -wal file, where COMMIT wrote the frames (audit_defer_sync()); an fsync
+ * of any descriptor of a file flushes the file. SQLite keeps the -wal file
+ * (the inode) while a connection is open; a WAL restarted from its
+ * beginning, or truncated, is the same file. If another file took the
+ * path, both are synced and the new one kept. Returns 0 or -1 with why.
+ */
+static int
+sync_wal(struct logq *q, int (*fn)(int), char *why, size_t whylen)
+{
+	struct stat	 st, sp;
+	int		 fd;
+
+	if (fn(q->walfd) == -1)
+		return errorf(why, whylen, "fdatasync of %s: %s", q->walpath,
+		    strerror(errno));
+	if (stat(q->walpath, &sp) == -1)
+		return errorf(why, whylen, "%s: %s", q->walpath, strerror(errno));
+	if (fstat(q->walfd, &st) == 0 && st.st_dev == sp.st_dev &&
+	    st.st_ino == sp.st_ino)
+		return 0;
+	if ((fd = open(q->walpath, O_RDWR | O_CLOEXEC)) == -1)
+		return errorf(why, whylen, "%s: %s", q->walpath, strerror(errno));
+	close(q->walfd);
+	q->walfd = fd;
+	if (fn(q->walfd) == -1)
+		return errorf(why, whylen, "fdatasync of %s: %s", q->walpath,
+		    strerror(errno));
+	return 0;
+}
+
+/*
+ * The syncer thread: takes every batch committed since its last
+ * fdatasync, syncs once, and releases them (their callbacks, the sync
+ * waiters, the feed hook) only then (D7). The writer commits the next
+ * batch meanwhile, so a commit's CPU and its fsync overlap.
+ *
+ * A failed fdatasync (EIO, ENOSPC) latches the log as failed: the batches
+ * are in the log but not known to be on disk, so their callers get a
+ * failure (nothing released), and no later fsync can prove them written
+ * (the kernel may have dropped the dirty pages and cleared the error), so
+ * the writer commits nothing more and /healthz says why until a restart,
+ * whose start-up check reads what the disk really has.
+ */
+void *
+logq_syncer(void *arg)
+{
+	struct logq	*q = arg;
+	uint64_t	 one = 1;
+	char		 why[160];
+	int		 latched = 0;	/* q->sync_failed, as this thread set it */
+
+	pthread_mutex_lock(&q->mtx);
+	for (;;) {
+		struct qentry	*list, *next;
+		uint64_t	 size, k = 0;
+		int		 (*fn)(int);
+		int		 rc;
+
+		while (q->uhead == NULL && !q->sync_stop)
+			pthread_cond_wait(&q->sync_cond, &q->mtx);
+		if (q->uhead == NULL)
+			break;
+		list = q->uhead;
+		q->uhead = q->utail = NULL;
+		size = q->usize;
+		fn = q->fsync;
+		pthread_mutex_unlock(&q->mtx);
+
+		rc = latched ? -1 : sync_wal(q, fn, why, sizeof(why));
+
+		pthread_mutex_lock(&q->mtx);
+		if (rc == -1 && !q->sync_failed) {
+			q->sync_failed = 1;
+			snprintf(q->stats.why, sizeof(q->stats.why), "the log could "
+			    "not be made durable (%s): restart the daemon", why);
+			log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
+		}
+		latched = q->sync_failed;
+		if (q->sync_failed)
+			q->stats.ok = 0;
+		else
+			q->stats.size = size;
+		for (; list != NULL; list = next) {
+			next = list->next;
+			list->ok = !q->sync_failed;
+			list->done = 1;
+			k++;
+			if (!list->sync) {
+				list->next = q->done;
+				q->done = list;
+			}
+		}
+		if (q->sync_failed)
+			q->stats.failures += k;
+		pthread_cond_broadcast(&q->done_cond);
+		if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+			log_warn("event=logq_wake_failed");
+	}
+	pthread_mutex_unlock(&q->mtx);
+	return NULL;
+}
