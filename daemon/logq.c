@@ -230,11 +230,14 @@ writer(void *arg)
 			q->stats.batch_hist[hist_bucket(n)]++;
 			if (n > q->stats.max_batch)
 				q->stats.max_batch = n;
-			if (!q->stats.ok)
-				log_info("event=audit_recovered size=%llu",
-				    (unsigned long long)audit_size(q->audit));
-			q->stats.ok = 1;
-			q->stats.why[0] = '\0';
+			/* Unless the syncer latched a failure meanwhile. */
+			if (!q->sync_failed) {
+				if (!q->stats.ok)
+					log_info("event=audit_recovered size=%llu",
+					    (unsigned long long)audit_size(q->audit));
+				q->stats.ok = 1;
+				q->stats.why[0] = '\0';
+			}
 		} else {
 			q->stats.failures += n;
 			if (q->stats.ok)
