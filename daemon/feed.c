@@ -414,7 +414,7 @@ feeds_wake(void *arg)
 
 	logq_stats(f->srv->logq, &st);
 	/* The notifier thread reads on its own; this only wakes it. */
-	notify_kick(f->srv->notify);
+	notify_kick(f->srv->notify, st.size);
 	if (st.ok != f->log_ok) {
 		/* The guardian hears at once; nothing can be logged meanwhile. */
 		log_info("event=feed_log_state ok=%d waiting=%zu", st.ok, f->nwaiting);
@@ -607,8 +607,8 @@ feed_handle_alerts(struct req *r)
  */
 int
 feed_batch_json(struct audit *reader, struct store *store, int alerts,
-    const char *agency, uint64_t after, size_t limit, struct feed_batch *b,
-    char *err, size_t errlen)
+    const char *agency, uint64_t after, uint64_t upto, size_t limit,
+    struct feed_batch *b, char *err, size_t errlen)
 {
 	struct page		 pg;
 	ProtobufCMessage	*m;
@@ -624,6 +624,7 @@ feed_batch_json(struct audit *reader, struct store *store, int alerts,
 	pg.store = store;
 	pg.limit = limit;
 	pg.last = after;
+	pg.upto = upto;
 	pg.items = xcalloc(limit + 1, sizeof(*pg.items));
 	store_read_begin(store);
 	if (page_fill(&pg) == -1) {

@@ -24,7 +24,8 @@ void		 feeds_metrics(struct feeds *, struct evbuffer *);
  * One batch of an agency's feed for the notifier (notify.c): the items
  * after seq after (at most limit) as the feed API's Connect JSON reply
  * (HolderAccesses, or AuditAlerts when alerts), in json (malloc'd, len
- * bytes; NULL when n is 0). last is the seq read up to, items or not.
+ * bytes; NULL when n is 0). last is the seq read up to, items or not;
+ * nothing after upto (the log's durable size, logq.c) is read.
  * Safe on any thread that owns reader and store. 0, or -1 with err.
  */
 struct audit;
@@ -36,7 +37,8 @@ struct feed_batch {
 	uint64_t	 last;
 };
 int		 feed_batch_json(struct audit *reader, struct store *store,
-		    int alerts, const char *agency, uint64_t after, size_t limit,
+		    int alerts, const char *agency, uint64_t after, uint64_t upto,
+		    size_t limit,
 		    struct feed_batch *, char *err, size_t errlen);
 
 #endif

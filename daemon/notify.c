@@ -100,7 +100,8 @@ struct notifier {
 	struct store		*store;
 	struct outbox		*ob;
 	size_t			 nob;
-	pthread_mutex_t		 mu;		/* each outbox's pub */
+	pthread_mutex_t		 mu;		/* each outbox's pub, and durable */
+	uint64_t		 durable;	/* sent up to: notify_kick()'s */
 };
 
 static void	pump(struct outbox *);
@@ -330,6 +331,7 @@ pump(struct outbox *ob)
 {
 	struct feed_batch	b;
 	char			err[256];
+	uint64_t		upto;
 
 	int			allowed;
 
@@ -339,8 +341,12 @@ pump(struct outbox *ob)
 	/* Default deny (D1): paused, the cursor kept, while the role is gone. */
 	if (!allowed || ob->conn != NULL || evtimer_pending(ob->retry, NULL))
 		return;
+	/* Never an entry whose commit still waits for its fdatasync (logq.c). */
+	pthread_mutex_lock(&ob->n->mu);
+	upto = ob->n->durable;
+	pthread_mutex_unlock(&ob->n->mu);
 	if (feed_batch_json(ob->n->reader, ob->n->store, ob->alerts,
-	    ob->conf->agency, ob->cursor, NOTIFY_BATCH, &b, err,
+	    ob->conf->agency, ob->cursor, upto, NOTIFY_BATCH, &b, err,
 	    sizeof(err)) == -1) {
 		fail(ob, "the log could not be read");
 		return;
@@ -352,7 +358,7 @@ pump(struct outbox *ob)
 			publish(ob);
 		}
 		/* Read as far as one page may: the rest on the next round. */
-		if (b.last < audit_size(ob->n->reader))
+		if (b.last < upto)
 			event_active(ob->n->kick, 0, 0);
 		return;
 	}
@@ -426,6 +432,8 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 	if (audit_open_reader(&n->reader, conf->audit_log, err, errlen) == -1 ||
 	    store_open(&n->store, conf->store, err, errlen) == -1)
 		goto fail;
+	/* The log as the daemon found it; then each commit's fdatasync. */
+	n->durable = audit_size(n->reader);
 	n->ob = xcalloc(conf->nnotify, sizeof(*n->ob));
 	for (size_t i = 0; i < conf->nnotify; i++) {
 		struct outbox	*ob = &n->ob[i];
@@ -487,10 +495,15 @@ fail:
 }
 
 void
-notify_kick(struct notifier *n)
+notify_kick(struct notifier *n, uint64_t durable)
 {
-	if (n != NULL)
-		event_active(n->kick, 0, 0);
+	if (n == NULL)
+		return;
+	pthread_mutex_lock(&n->mu);
+	if (durable > n->durable)
+		n->durable = durable;
+	pthread_mutex_unlock(&n->mu);
+	event_active(n->kick, 0, 0);
 }
 
 void

@@ -22,8 +22,12 @@ struct notifier;
  * call only when conf->nnotify > 0.
  */
 struct notifier	*notify_new(const struct config *, char *err, size_t errlen);
-/* After a commit, from the event loop: new entries may be there. Cheap. */
-void		 notify_kick(struct notifier *);
+/*
+ * After a commit, from the event loop: new entries may be there. durable
+ * is the log's size known to be on disk (the log writer's, logq.c):
+ * nothing after it is sent. Cheap.
+ */
+void		 notify_kick(struct notifier *, uint64_t durable);
 /*
  * After a protocol reload, from the event loop: an outbox whose agency no
  * longer has the feed's role (or is gone) pauses, its cursor kept, and
