@@ -10,12 +10,14 @@
  *
  * Parked requests are bounded, per agency and in all (429 beyond, with
  * Retry-After), and each keeps the seq it has read up to, so a wake-up
- * reads only the entries committed since. Reads use the auditors'
+ * reads only the entries committed since. A parked request whose client
+ * hangs up is freed then, not at its deadline (waiter_hangup()). Reads use the auditors'
  * read-only connection (WAL readers never block the writer).
  */
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
@@ -49,6 +51,7 @@ struct waiter {
 	struct feeds		*f;
 	struct evhttp_request	*req;
 	struct event		*timer;
+	struct event		*hangup;	/* the client closed (EV_CLOSED) */
 	enum feed_kind		 kind;
 	char			 agency[PROTOCOL_ID_MAX + 1];
 	uint64_t		 after;		/* read up to here, nothing found */
@@ -75,6 +78,7 @@ struct feeds {
 	uint64_t		 items[2];	/* items sent, by feed */
 	uint64_t		 parked;	/* requests that waited */
 	uint64_t		 refused;	/* 429: too many waiting */
+	uint64_t		 dropped;	/* the client hung up while parked */
 };
 
 /* One answer being collected; owns every message and string in it. */
@@ -338,12 +342,23 @@ page_reply(struct feeds *f, struct evhttp_request *req, struct page *pg)
 	reply(req, 200, buf, len);
 }
 
+/*
+ * Frees the waiter, not its request. The request's connection stops
+ * calling waiter_gone() first: it may live on (kept alive) after this
+ * request is answered.
+ */
 static void
 waiter_free(struct waiter *w)
 {
+	struct evhttp_connection *evc = evhttp_request_get_connection(w->req);
+
+	if (evc != NULL)
+		evhttp_connection_set_closecb(evc, NULL, NULL);
 	TAILQ_REMOVE(&w->f->waiters, w, next);
 	w->f->nwaiting--;
 	event_free(w->timer);
+	if (w->hangup != NULL)
+		event_free(w->hangup);
 	free(w);
 }
 
@@ -358,8 +373,10 @@ static void
 waiter_answer(struct waiter *w, int only_if_items, const char *oob_type,
     const char *oob_msg)
 {
-	struct page	pg;
-	int		rc;
+	struct feeds		*f = w->f;
+	struct evhttp_request	*req = w->req;
+	struct page		 pg;
+	int			 rc;
 
 	if (w->kind != FEED_ALERTS)
 		oob_type = NULL;
@@ -381,15 +398,60 @@ waiter_answer(struct waiter *w, int only_if_items, const char *oob_type,
 		pg.items[0] = alert_new(0, (int64_t)time(NULL), oob_type, oob_msg);
 		pg.n++;
 	}
+	/* Off the list before the reply: the request is answered, not parked. */
+	waiter_free(w);
 	if (rc == -1) {
 		log_warnx("event=feed_read_failed feed=%s",
-		    w->kind == FEED_ACCESSES ? "accesses" : "alerts");
-		reply_error(w->req, 500, "audit_read_failed", "the log could not be "
+		    pg.kind == FEED_ACCESSES ? "accesses" : "alerts");
+		reply_error(req, 500, "audit_read_failed", "the log could not be "
 		    "read", 0);
 	} else
-		page_reply(w->f, w->req, &pg);
+		page_reply(f, req, &pg);
 	page_free(&pg);
+}
+
+/*
+ * The parked request's connection is going away: the client hung up (or
+ * evhttp_free() at shutdown). Issue 18: the slot is freed now, not at the
+ * deadline, so an agency whose clients drop and reconnect is not locked
+ * out with 429s. This runs on the loop, like the wake-up and the deadline,
+ * so neither can be half-way through this waiter; once it is off the list
+ * and its timer freed, nothing reaches it again. On a hang-up evhttp has
+ * already taken the unanswered request off the connection and left it to
+ * its owner (this file), so it is freed here; at shutdown it is still on
+ * its connection, and evhttp frees it with the connection.
+ */
+static void
+waiter_gone(struct evhttp_connection *evc, void *arg)
+{
+	struct waiter		*w = arg;
+	struct evhttp_request	*req = w->req;
+
+	(void)evc;
+	w->f->dropped++;
 	waiter_free(w);
+	if (evhttp_request_get_connection(req) == NULL)
+		evhttp_request_free(req);
+}
+
+/*
+ * The client's end of the socket closed while parked. evhttp reads nothing
+ * from a connection between a request's body and its reply, so it would
+ * see the end of file only when the reply is written, at the deadline.
+ * Here it is told now, from this event of our own (as conn.c closes a
+ * connection), and tears the connection down: waiter_gone() runs.
+ */
+static void
+waiter_hangup(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter			*w = arg;
+	struct evhttp_connection	*evc = evhttp_request_get_connection(w->req);
+	struct bufferevent		*bev;
+
+	(void)fd;
+	(void)what;
+	if (evc != NULL && (bev = evhttp_connection_get_bufferevent(evc)) != NULL)
+		bufferevent_trigger_event(bev, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
 }
 
 static void
@@ -460,7 +522,10 @@ feeds_free(struct feeds *f)
 
 	if (f == NULL)
 		return;
-	/* After evhttp_free(): the requests are gone with their connections. */
+	/*
+	 * After evhttp_free(): waiter_gone() has freed every waiter with its
+	 * connection; none should be left.
+	 */
 	while ((w = TAILQ_FIRST(&f->waiters)) != NULL)
 		waiter_free(w);
 	free(f);
@@ -502,11 +567,15 @@ feeds_metrics(struct feeds *f, struct evbuffer *out)
 	    "safeshare_feed_parked_total %llu\n"
 	    "# HELP safeshare_feed_refused_total Feed requests refused: too many waiting.\n"
 	    "# TYPE safeshare_feed_refused_total counter\n"
-	    "safeshare_feed_refused_total %llu\n",
+	    "safeshare_feed_refused_total %llu\n"
+	    "# HELP safeshare_feed_dropped_total Parked feed requests whose client "
+	    "hung up.\n"
+	    "# TYPE safeshare_feed_dropped_total counter\n"
+	    "safeshare_feed_dropped_total %llu\n",
 	    (unsigned long long)f->served[0], (unsigned long long)f->served[1],
 	    (unsigned long long)f->items[0], (unsigned long long)f->items[1],
 	    f->nwaiting, (unsigned long long)f->parked,
-	    (unsigned long long)f->refused);
+	    (unsigned long long)f->refused, (unsigned long long)f->dropped);
 }
 
 /*
@@ -519,6 +588,7 @@ feed_request(struct server *srv, struct evhttp_request *req, enum feed_kind kind
 {
 	struct feeds			*f = srv->feeds;
 	struct evbuffer			*in = evhttp_request_get_input_buffer(req);
+	struct evhttp_connection	*evc;
 	Safeshare__V1__FeedRequest	*rq;
 	struct waiter			*w;
 	struct page			 pg;
@@ -577,6 +647,20 @@ feed_request(struct server *srv, struct evhttp_request *req, enum feed_kind kind
 	tv.tv_sec = rq->wait_seconds;
 	tv.tv_usec = 0;
 	evtimer_add(w->timer, &tv);
+	/*
+	 * A hang-up frees the slot at once (waiter_gone()). Noticing it needs
+	 * EV_CLOSED (epoll has it); without, the slot lasts to the deadline.
+	 */
+	if ((evc = evhttp_request_get_connection(req)) != NULL) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(evc);
+		evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+		evhttp_connection_set_closecb(evc, waiter_gone, w);
+		if (fd >= 0 && (event_base_get_features(srv->base) &
+		    EV_FEATURE_EARLY_CLOSE) && (w->hangup = event_new(srv->base,
+		    fd, EV_CLOSED, waiter_hangup, w)) != NULL)
+			event_add(w->hangup, NULL);
+	}
 	TAILQ_INSERT_TAIL(&f->waiters, w, next);
 	f->nwaiting++;
 	f->parked++;

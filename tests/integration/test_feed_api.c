@@ -507,6 +507,97 @@ Test(feed_api, parked_requests_bounded_per_agency)
 	free(s);
 }
 
+/* Waits (bounded: 10 s) until /metrics shows n feed requests parked. */
+static int
+wait_parked(int n)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "safeshare_feed_waiting %d\n", n);
+	for (int i = 0; i < 200; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		char *m = NULL;
+		int found;
+
+		cr_assert_eq(h_get(&d, "auditor", "/metrics", &m), 200);
+		found = strstr(m, want) != NULL;
+		free(m);
+		if (found)
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/*
+ * Issue 18: a client that hangs up while parked frees its slot at once,
+ * not at its deadline, so an agency whose clients drop and reconnect does
+ * not lock itself out with 429s.
+ */
+Test(feed_api, hung_up_waiters_free_their_slots)
+{
+	struct ss_client	*police;
+	char			 out[512], args[256], *s;
+	pid_t			 pid[8];
+	uint64_t		 seq;
+	int			 status;
+	struct timespec		 t0, t1;
+	Safeshare__V1__HolderAccesses *p;
+
+	p = accesses("childrens_social_care", 0, 0, 0, &status);
+	cr_assert_eq(status, 200);
+	snprintf(args, sizeof(args), "holder accesses --since %" PRIu64 " --wait 60 "
+	    "--json", p->next_after_seq);
+	safeshare__v1__holder_accesses__free_unpacked(p, NULL);
+	snprintf(out, sizeof(out), "%s/dropped.out", d.dir);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 8; i++)
+		pid[i] = cli_bg("childrens_social_care", args, out);
+	cr_assert(wait_parked(8));
+	/* The clients die: the kernel closes their connections. */
+	for (int i = 0; i < 8; i++) {
+		kill(pid[i], SIGKILL);
+		waitpid(pid[i], &status, 0);
+	}
+	cr_expect(wait_parked(0), "the dead clients still hold their slots");
+	{
+		char *m = NULL;
+
+		cr_assert_eq(h_get(&d, "auditor", "/metrics", &m), 200);
+		cr_expect(strstr(m, "safeshare_feed_dropped_total 8\n") != NULL);
+		free(m);
+	}
+
+	/* The same agency parks eight again, well before the first deadline. */
+	snprintf(out, sizeof(out), "%s/again.out", d.dir);
+	for (int i = 0; i < 8; i++)
+		pid[i] = cli_bg("childrens_social_care", args, out);
+	cr_expect(wait_parked(8), "the new requests were not all parked");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_expect_lt(t1.tv_sec - t0.tv_sec, 45);
+	police = h_client(&d, "police");
+	seq = ask(police, "S1001", "child_protection", NULL);
+	ss_client_free(police);
+	for (int i = 0; i < 8; i++) {
+		waitpid(pid[i], &status, 0);
+		cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	s = slurp(out);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"seq\": %" PRIu64, seq);
+		cr_expect_eq(count_of(s, want), 8, "%s", s);
+	}
+	free(s);
+	snprintf(out, sizeof(out), "%s/cli.err", d.dir);
+	s = slurp(out);
+	cr_expect(strstr(s, "too_many_waiting") == NULL, "%s", s);
+	free(s);
+	/* Healthy: it still answers, and nothing is left parked. */
+	cr_expect(wait_parked(0));
+}
+
 Test(feed_api, guardian_hears_the_log_becoming_unwritable)
 {
 	char	out[512], args[1024], *s;
