@@ -4,7 +4,10 @@
  * It writes the port it bound to DIR/sink.port, and before each POST reads
  * DIR/sink.mode: "ok" (or no file) answers 200 and appends the body and a
  * newline to DIR/sink.out, "500" answers 500 and keeps nothing, "hang"
- * never answers. The test stops it by its pid ("down") and starts it again
+ * never answers. "hostile" and "hostile_bare" play a hostile daemon for
+ * the CLI's tests (issue 16): every request is refused (403) with a
+ * safeshare.v1.Error whose code and message carry terminal escapes, or
+ * whose code does and which has no message. The test stops it by its pid ("down") and starts it again
  * on the same port. A client certificate that does not chain to CA gets no
  * HTTP at all.
  */
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "safeshare/safeshare.pb-c.h"
 #include "tls.h"
 
 static char	dir[512];
@@ -39,6 +43,30 @@ mode_of(char *mode, size_t len)
 	fclose(fp);
 }
 
+/* A refusal whose text would drive the terminal if printed raw. */
+static void
+refuse_hostile(struct evhttp_request *req, int bare)
+{
+	Safeshare__V1__Error	 e = SAFESHARE__V1__ERROR__INIT;
+	struct evbuffer		*out = evhttp_request_get_output_buffer(req);
+	uint8_t			*buf;
+	size_t			 len;
+
+	e.code = "denied\x1b[2J\x1b]0;pwned\x07";
+	e.message = bare ? NULL : "clear\x1b[2J\x1b[31mscreen\r\x1b[K";
+	len = safeshare__v1__error__get_packed_size(&e);
+	if ((buf = malloc(len + 1)) == NULL) {
+		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+		return;
+	}
+	safeshare__v1__error__pack(&e, buf);
+	evbuffer_add(out, buf, len);
+	free(buf);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/x-protobuf");
+	evhttp_send_reply(req, 403, "Forbidden", NULL);
+}
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -50,6 +78,10 @@ on_request(struct evhttp_request *req, void *arg)
 	mode_of(mode, sizeof(mode));
 	if (strcmp(mode, "hang") == 0)
 		return;		/* never answered: the notifier must time out */
+	if (strncmp(mode, "hostile", 7) == 0) {
+		refuse_hostile(req, strcmp(mode, "hostile_bare") == 0);
+		return;
+	}
 	if (strcmp(mode, "500") == 0) {
 		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
 		return;
