@@ -294,7 +294,7 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 	struct match_result		 res;
 	struct audit_entry		 e;
 	const char			*field, *why;
-	char				 code[64], msg[200];
+	char				 code[64], msg[200], serr[256];
 	int				 rc;
 
 	if (pr->subject_id[0] != '\0' || p == NULL || (p->nhs_number[0] == '\0' &&
@@ -318,11 +318,11 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 		return 2;
 	person_query(p, &q);
 	server_read_scope(r->srv);
-	if (person_find(r->srv->store, &q, &res) == -1)
+	if (person_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1)
 		goto dberr;
 	rc = 0;
 	if (res.outcome == MATCH_ONE && (rc = person_holding(r->srv->store, res.person,
-	    p->holder, pd->resolved, sizeof(pd->resolved))) == -1)
+	    p->holder, pd->resolved, sizeof(pd->resolved), serr, sizeof(serr))) == -1)
 		goto dberr;
 	if (rc == 1) {
 		pr->subject_id = pd->resolved;
@@ -331,7 +331,7 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 	refuse_match(r, pd, pr, &res);
 	return -1;
 dberr:
-	store_failed(r, store_errmsg(r->srv->store));
+	store_failed(r, serr);
 	return -1;
 }
 
@@ -515,8 +515,8 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	rt = pd->d.record_type;
 	person_query(p, &q);
 	server_read_scope(r->srv);
-	if (person_find(r->srv->store, &q, &res) == -1) {
-		store_failed(r, store_errmsg(r->srv->store));
+	if (person_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1) {
+		store_failed(r, serr);
 		goto fail;
 	}
 	if (res.outcome != MATCH_ONE) {
@@ -527,8 +527,9 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	mp->pd = pd;
 	mp->peer = r->peer;
 	mp->pr = *pr;
-	if (person_records(r->srv->store, res.person, keep_holder, mp) == -1) {
-		store_failed(r, store_errmsg(r->srv->store));
+	if (person_records(r->srv->store, res.person, keep_holder, mp, serr,
+	    sizeof(serr)) == -1) {
+		store_failed(r, serr);
 		goto fail;
 	}
 	if (mp->n == 0) {

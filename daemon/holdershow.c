@@ -293,10 +293,8 @@ holder_handle_show(struct req *r)
 	if (store_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s, why,
 	    sizeof(why)) == -1)
 		goto store_failed;
-	if (person_nhs_of(srv->store, subject, s->nhs) == -1) {
-		snprintf(why, sizeof(why), "%s", store_errmsg(srv->store));
+	if (person_nhs_of(srv->store, subject, s->nhs, why, sizeof(why)) == -1)
 		goto store_failed;
-	}
 	s->out.nhs_number = s->nhs;
 	s->out.subject_id = (char *)subject;
 	s->out.now = (int64_t)time(NULL);

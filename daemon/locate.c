@@ -272,9 +272,12 @@ refuse_bad_text(struct lpending *lp)
 	return 0;
 }
 
-/* Finds the person; 1 found (*person), 0 answered already, -1 store error. */
+/*
+ * Finds the person; 1 found (*person), 0 answered already, -1 store error
+ * (err says which).
+ */
 static int
-resolve(struct lpending *lp, int64_t *person)
+resolve(struct lpending *lp, int64_t *person, char *err, size_t errlen)
 {
 	const Safeshare__V1__PersonRef	*p = pref(lp);
 	struct match_query		 q;
@@ -284,7 +287,7 @@ resolve(struct lpending *lp, int64_t *person)
 	if (str(lp->lr->subject_id)[0] != '\0') {
 		/* Today's form; the holder, when given, must be the subject's. */
 		if ((rc = person_of_holding(lp->srv->store, p ? p->holder : NULL,
-		    lp->lr->subject_id, person)) != 0)
+		    lp->lr->subject_id, person, err, errlen)) != 0)
 			return rc;
 		finish_error(lp, 404, "no_match", "no_match", "no one matches");
 		return 0;
@@ -297,7 +300,7 @@ resolve(struct lpending *lp, int64_t *person)
 		q.dob = p->date_of_birth;
 		q.postcode = p->postcode;
 	}
-	if (person_find(lp->srv->store, &q, &res) == -1)
+	if (person_find(lp->srv->store, &q, &res, err, errlen) == -1)
 		return -1;
 	switch (res.outcome) {
 	case MATCH_ONE:
@@ -332,6 +335,7 @@ locate_handle(struct req *r)
 	const char		*reason, *detail;
 	size_t			 len;
 	int64_t			 person;
+	char			 serr[256];
 	int			 rc;
 
 	lp = xcalloc(1, sizeof(*lp));
@@ -362,13 +366,15 @@ locate_handle(struct req *r)
 		return;
 	}
 	server_read_scope(srv);
-	if ((rc = resolve(lp, &person)) == 0)
+	if ((rc = resolve(lp, &person, serr, sizeof(serr))) == 0)
 		return;		/* answered: the entry's callback frees lp */
-	if (rc == 1 && (person_records(srv->store, person, keep_held, lp) == -1 ||
-	    person_holdings(srv->store, person, keep_subject, lp) == -1))
+	if (rc == 1 && (person_records(srv->store, person, keep_held, lp, serr,
+	    sizeof(serr)) == -1 ||
+	    person_holdings(srv->store, person, keep_subject, lp, serr,
+	    sizeof(serr)) == -1))
 		rc = -1;
 	if (rc == -1) {
-		log_warnx("event=store_failed error=\"%s\"", store_errmsg(srv->store));
+		log_warnx("event=store_failed error=\"%s\"", serr);
 		reply_error(r->ev, 500, "store_unavailable", "the record store could "
 		    "not be read; nothing was answered", 0);
 		goto done;

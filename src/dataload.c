@@ -183,7 +183,7 @@ load_identity(struct store *st, struct yfile *yf, const char *subject,
 	    "date_of_birth", "postcode", NULL };
 	yaml_node_t	*n;
 	const char	*v, *why;
-	char		 nhs[MATCH_NHS_LEN + 1];
+	char		 nhs[MATCH_NHS_LEN + 1], err[256];
 
 	if ((n = yget(yf, sn, "details")) != NULL && yis_map(yf, n, "details")) {
 		const char *f[4];
@@ -195,16 +195,18 @@ load_identity(struct store *st, struct yfile *yf, const char *subject,
 			f[i] = vn ? ystr(yf, vn, keys[i]) : NULL;
 		}
 		if (yf->diag->nerrors == 0 &&
-		    person_set_details(st, subject, f[0], f[1], f[2], f[3]) == -1)
-			yerr(yf, n, "%s", store_errmsg(st));
+		    person_set_details(st, subject, f[0], f[1], f[2], f[3], err,
+		    sizeof(err)) == -1)
+			yerr(yf, n, "%s", err);
 	}
 	if ((n = yget(yf, sn, "nhs_number")) == NULL ||
 	    (v = ystr(yf, n, "nhs_number")) == NULL)
 		return;
 	if (match_nhs_parse(v, nhs, &why) == -1)
 		yerr(yf, n, "nhs_number: %s", why);
-	else if (yf->diag->nerrors == 0 && person_link_nhs(st, subject, nhs) == -1)
-		yerr(yf, n, "nhs_number: %s", store_errmsg(st));
+	else if (yf->diag->nerrors == 0 && person_link_nhs(st, subject, nhs, err,
+	    sizeof(err)) == -1)
+		yerr(yf, n, "nhs_number: %s", err);
 }
 
 int

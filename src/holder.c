@@ -146,11 +146,13 @@ link_nhs(struct batch *b, const char *subject, const char *nhs)
 	char	cur[MATCH_NHS_LEN + 1], other[130];
 	int	rc;
 
-	if ((rc = person_nhs_of(b->st, subject, cur)) == -1)
+	if ((rc = person_nhs_of(b->st, subject, cur, b->r->error,
+	    sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 1 && strcmp(cur, nhs) == 0)
 		return 0;
-	if ((rc = person_nhs_clash(b->st, subject, nhs, other, sizeof(other))) == -1)
+	if ((rc = person_nhs_clash(b->st, subject, nhs, other, sizeof(other),
+	    b->r->error, sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 1) {
 		problem(b, 409, "nhs_number_held", "nhs_number", "your agency already "
@@ -160,7 +162,8 @@ link_nhs(struct batch *b, const char *subject, const char *nhs)
 	}
 	b->changed = 1;
 	linked(b, nhs);
-	return person_link_nhs(b->st, subject, nhs) == -1 ? -1 : 0;
+	return person_link_nhs(b->st, subject, nhs, b->r->error,
+	    sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
 static int
@@ -262,7 +265,8 @@ unlink_op(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return 0;
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
-	if ((rc = person_nhs_of(b->st, op->subject_id, cur)) != 1)
+	if ((rc = person_nhs_of(b->st, op->subject_id, cur, b->r->error,
+	    sizeof(b->r->error))) != 1)
 		return rc;	/* 0: none linked, nothing to do */
 	if (given && strcmp(cur, nhs) != 0) {
 		problem(b, 409, "nhs_number_not_linked", "nhs_number", "subject %s "
@@ -271,7 +275,8 @@ unlink_op(struct batch *b, const Safeshare__V1__HolderOp *op)
 	}
 	b->changed = 1;
 	linked(b, cur);
-	return person_unlink_nhs(b->st, op->subject_id) == -1 ? -1 : 0;
+	return person_unlink_nhs(b->st, op->subject_id, b->r->error,
+	    sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
 static int
@@ -525,7 +530,9 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 	r->applied = nops;
 	return 0;
 dberr:
-	snprintf(r->error, sizeof(r->error), "%s", store_errmsg(st));
+	/* person.c's functions wrote theirs into r->error already. */
+	if (r->error[0] == '\0')
+		snprintf(r->error, sizeof(r->error), "%s", store_errmsg(st));
 	free(r->changes);
 	r->changes = NULL;
 	return -1;

@@ -79,12 +79,12 @@ done(sqlite3_stmt *st)
 
 /* Runs a statement that returns no rows; 0 or -1. */
 static int
-exec(struct store *s, sqlite3_stmt *st, const char *what)
+exec(struct store *s, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
 {
 	int rc = sqlite3_step(st);
 
 	done(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, what);
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(s, err, errlen, what);
 }
 
 struct subj {
@@ -95,7 +95,8 @@ struct subj {
 
 /* 1 found, 0 unknown, -1 error. */
 static int
-subject_row(struct store *s, const char *subject, struct subj *out)
+subject_row(struct store *s, const char *subject, struct subj *out, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_SUBJECT);
 	int		 rc, found = 0;
@@ -113,13 +114,14 @@ subject_row(struct store *s, const char *subject, struct subj *out)
 	}
 	done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "subject");
+		return store_sqlerr(s, err, errlen, "subject");
 	return found;
 }
 
 /* Count of the other subjects of person; -1 on error. */
 static int64_t
-shared(struct store *s, int64_t person, const char *subject)
+shared(struct store *s, int64_t person, const char *subject, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_SHARED);
 	int64_t		 n = -1;
@@ -130,32 +132,34 @@ shared(struct store *s, int64_t person, const char *subject)
 		n = sqlite3_column_int64(st, 0);
 	done(st);
 	if (n < 0)
-		store_fail(s, "person");
+		store_sqlerr(s, err, errlen, "person");
 	return n;
 }
 
 /* A new person's id, or -1. */
 static int64_t
-new_person(struct store *s)
+new_person(struct store *s, char *err, size_t errlen)
 {
-	if (exec(s, stmt(s, P_NEW_PERSON), "person") == -1)
+	if (exec(s, stmt(s, P_NEW_PERSON), "person", err, errlen) == -1)
 		return -1;
 	return sqlite3_last_insert_rowid(store_db(s));
 }
 
 /* A person of its own for subject: its current one if nobody shares it. */
 static int64_t
-own_person(struct store *s, const struct subj *cur, const char *subject)
+own_person(struct store *s, const struct subj *cur, const char *subject,
+    char *err, size_t errlen)
 {
-	int64_t n = shared(s, cur->person, subject);
+	int64_t n = shared(s, cur->person, subject, err, errlen);
 
 	if (n < 0)
 		return -1;
-	return n == 0 ? cur->person : new_person(s);
+	return n == 0 ? cur->person : new_person(s, err, errlen);
 }
 
 static int
-set_nhs(struct store *s, const char *subject, const char *nhs, int64_t person)
+set_nhs(struct store *s, const char *subject, const char *nhs, int64_t person,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt *st = stmt(s, P_SET_NHS);
 
@@ -165,19 +169,20 @@ set_nhs(struct store *s, const char *subject, const char *nhs, int64_t person)
 	else
 		sqlite3_bind_null(st, 2);
 	sqlite3_bind_int64(st, 3, person);
-	return exec(s, st, "nhs_number");
+	return exec(s, st, "nhs_number", err, errlen);
 }
 
 int
-person_link_nhs(struct store *s, const char *subject, const char *nhs)
+person_link_nhs(struct store *s, const char *subject, const char *nhs, char *err,
+    size_t errlen)
 {
 	struct subj	 cur;
 	sqlite3_stmt	*st;
 	int64_t		 target = 0;
 	int		 rc;
 
-	if ((rc = subject_row(s, subject, &cur)) != 1)
-		return rc == 0 ? store_failx(s, "unknown subject") : -1;
+	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
+		return rc == 0 ? errorf(err, errlen, "unknown subject") : -1;
 	if (strcmp(cur.nhs, nhs) == 0)
 		return 0;
 	st = stmt(s, P_BY_NHS);
@@ -187,7 +192,7 @@ person_link_nhs(struct store *s, const char *subject, const char *nhs)
 		target = sqlite3_column_int64(st, 0);
 	done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "nhs_number");
+		return store_sqlerr(s, err, errlen, "nhs_number");
 	if (target != 0) {
 		/* D18: a holder's view of a person is one local id. */
 		st = stmt(s, P_CLASH);
@@ -197,20 +202,20 @@ person_link_nhs(struct store *s, const char *subject, const char *nhs)
 		rc = sqlite3_step(st);
 		done(st);
 		if (rc == SQLITE_ROW)
-			return store_failx(s, "this holder already holds the person with "
+			return errorf(err, errlen, "this holder already holds the person with "
 			    "that NHS number under another local id");
 		if (rc != SQLITE_DONE)
-			return store_fail(s, "nhs_number");
+			return store_sqlerr(s, err, errlen, "nhs_number");
 	} else if (cur.nhs[0] == '\0')
 		target = cur.person;	/* alone already: a person of its own */
-	else if ((target = new_person(s)) == -1)
+	else if ((target = new_person(s, err, errlen)) == -1)
 		return -1;
-	return set_nhs(s, subject, nhs, target) == -1 ? -1 : 1;
+	return set_nhs(s, subject, nhs, target, err, errlen) == -1 ? -1 : 1;
 }
 
 int
 person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *other,
-    size_t len)
+    size_t len, char *err, size_t errlen)
 {
 	struct subj	 cur;
 	sqlite3_stmt	*st;
@@ -218,8 +223,8 @@ person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *ot
 	int		 rc, found = 0;
 
 	other[0] = '\0';
-	if ((rc = subject_row(s, subject, &cur)) != 1)
-		return rc == 0 ? store_failx(s, "unknown subject") : -1;
+	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
+		return rc == 0 ? errorf(err, errlen, "unknown subject") : -1;
 	st = stmt(s, P_BY_NHS);
 	sqlite3_bind_text(st, 1, nhs, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
@@ -227,7 +232,7 @@ person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *ot
 		target = sqlite3_column_int64(st, 0);
 	done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "nhs_number");
+		return store_sqlerr(s, err, errlen, "nhs_number");
 	if (target == 0)
 		return 0;
 	st = stmt(s, P_CLASH);
@@ -242,34 +247,35 @@ person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *ot
 	}
 	done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "nhs_number");
+		return store_sqlerr(s, err, errlen, "nhs_number");
 	return found;
 }
 
 int
-person_unlink_nhs(struct store *s, const char *subject)
+person_unlink_nhs(struct store *s, const char *subject, char *err, size_t errlen)
 {
 	struct subj	 cur;
 	int64_t		 p;
 	int		 rc;
 
-	if ((rc = subject_row(s, subject, &cur)) != 1)
-		return rc == 0 ? store_failx(s, "unknown subject") : -1;
+	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
+		return rc == 0 ? errorf(err, errlen, "unknown subject") : -1;
 	if (cur.nhs[0] == '\0')
 		return 0;
-	if ((p = own_person(s, &cur, subject)) == -1)
+	if ((p = own_person(s, &cur, subject, err, errlen)) == -1)
 		return -1;
-	return set_nhs(s, subject, NULL, p) == -1 ? -1 : 1;
+	return set_nhs(s, subject, NULL, p, err, errlen) == -1 ? -1 : 1;
 }
 
 int
-person_nhs_of(struct store *s, const char *subject, char out[MATCH_NHS_LEN + 1])
+person_nhs_of(struct store *s, const char *subject, char out[MATCH_NHS_LEN + 1],
+    char *err, size_t errlen)
 {
 	struct subj	 cur;
 	int		 rc;
 
 	out[0] = '\0';
-	if ((rc = subject_row(s, subject, &cur)) != 1)
+	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
 		return rc;
 	memcpy(out, cur.nhs, sizeof(cur.nhs));
 	return out[0] != '\0';
@@ -292,7 +298,8 @@ bind_opt(sqlite3_stmt *st, int i, const char *v)
 
 int
 person_set_details(struct store *s, const char *subject, const char *family,
-    const char *given_name, const char *dob, const char *postcode)
+    const char *given_name, const char *dob, const char *postcode, char *err,
+    size_t errlen)
 {
 	char		 key[MATCH_NAME_MAX + 1], tmp[MATCH_NAME_MAX + 1];
 	const char	*why;
@@ -300,13 +307,13 @@ person_set_details(struct store *s, const char *subject, const char *family,
 	int64_t		 t;
 
 	if (given(family) && match_name_norm(family, key, sizeof(key), &why) == -1)
-		return store_failx(s, "family name: %s", why);
+		return errorf(err, errlen, "family name: %s", why);
 	if (given(given_name) && match_name_norm(given_name, tmp, sizeof(tmp), &why) == -1)
-		return store_failx(s, "given name: %s", why);
+		return errorf(err, errlen, "given name: %s", why);
 	if (given(dob) && date_parse(dob, &t) == -1)
-		return store_failx(s, "date of birth: expected a date as YYYY-MM-DD");
+		return errorf(err, errlen, "date of birth: expected a date as YYYY-MM-DD");
 	if (given(postcode) && match_postcode_norm(postcode, tmp, sizeof(tmp), &why) == -1)
-		return store_failx(s, "postcode: %s", why);
+		return errorf(err, errlen, "postcode: %s", why);
 	st = stmt(s, P_SET_DETAILS);
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	bind_opt(st, 2, family);
@@ -314,13 +321,13 @@ person_set_details(struct store *s, const char *subject, const char *family,
 	bind_opt(st, 4, dob);
 	bind_opt(st, 5, postcode);
 	bind_opt(st, 6, given(family) ? key : NULL);
-	return exec(s, st, "details");
+	return exec(s, st, "details", err, errlen);
 }
 
 /* The `person` record's field into out ("" when absent); 0 or -1. */
 static int
 record_field(struct store *s, const char *subject, const char *field, char *out,
-    size_t len)
+    size_t len, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_RECORD_FIELD);
 	int		 rc;
@@ -334,7 +341,7 @@ record_field(struct store *s, const char *subject, const char *field, char *out,
 		snprintf(out, len, "%s", v ? (const char *)v : "");
 	}
 	done(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail(s, "record");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlerr(s, err, errlen, "record");
 }
 
 /*
@@ -379,27 +386,30 @@ usable(const char **family, const char **given_name, const char **dob,
 }
 
 int
-person_details_from_record(struct store *s, const char *subject)
+person_details_from_record(struct store *s, const char *subject, char *err,
+    size_t errlen)
 {
 	char		 full[512], dob[64], pc[64];
 	const char	*family = NULL, *given_name = NULL, *d, *p;
 
-	if (record_field(s, subject, "full_name", full, sizeof(full)) == -1 ||
-	    record_field(s, subject, "date_of_birth", dob, sizeof(dob)) == -1 ||
-	    record_field(s, subject, "postcode", pc, sizeof(pc)) == -1)
+	if (record_field(s, subject, "full_name", full, sizeof(full), err, errlen) == -1 ||
+	    record_field(s, subject, "date_of_birth", dob, sizeof(dob), err, errlen) == -1 ||
+	    record_field(s, subject, "postcode", pc, sizeof(pc), err, errlen) == -1)
 		return -1;
 	if (split_name(full, &given_name, &family) == -1)
 		family = given_name = NULL;
 	d = dob[0] ? dob : NULL;
 	p = pc[0] ? pc : NULL;
 	usable(&family, &given_name, &d, &p);
-	return person_set_details(s, subject, family, given_name, d, p);
+	return person_set_details(s, subject, family, given_name, d, p, err,
+	    errlen);
 }
 
 int
 person_migrate_details(struct store *s)
 {
 	struct strlist	 ids = { 0 };
+	char		 why[256];
 	sqlite3_stmt	*list;
 	int		 rc;
 
@@ -416,9 +426,9 @@ person_migrate_details(struct store *s)
 		return store_fail(s, "migration 7");
 	}
 	for (size_t i = 0; i < ids.n; i++)
-		if (person_details_from_record(s, ids.v[i]) == -1) {
+		if (person_details_from_record(s, ids.v[i], why, sizeof(why)) == -1) {
 			strlist_free(&ids);
-			return -1;
+			return store_failx(s, "%s", why);
 		}
 	strlist_free(&ids);
 	return 0;
@@ -455,7 +465,8 @@ cands_free(struct cands *c)
 }
 
 int
-person_find(struct store *s, const struct match_query *q, struct match_result *res)
+person_find(struct store *s, const struct match_query *q, struct match_result *res,
+    char *err, size_t errlen)
 {
 	struct cands	 c = { 0 };
 	sqlite3_stmt	*st = NULL;
@@ -497,7 +508,7 @@ person_find(struct store *s, const struct match_query *q, struct match_result *r
 		done(st);
 		if (rc != SQLITE_DONE) {
 			cands_free(&c);
-			return store_fail(s, "find");
+			return store_sqlerr(s, err, errlen, "find");
 		}
 	}
 	match_resolve(q, c.v, c.n, res);
@@ -506,19 +517,20 @@ person_find(struct store *s, const struct match_query *q, struct match_result *r
 }
 
 int
-person_of(struct store *s, const char *subject, int64_t *person)
+person_of(struct store *s, const char *subject, int64_t *person, char *err,
+    size_t errlen)
 {
 	struct subj	 cur;
 	int		 rc;
 
-	if ((rc = subject_row(s, subject, &cur)) == 1)
+	if ((rc = subject_row(s, subject, &cur, err, errlen)) == 1)
 		*person = cur.person;
 	return rc;
 }
 
 int
 person_holding(struct store *s, int64_t person, const char *holder, char *subject,
-    size_t len)
+    size_t len, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_HOLDING);
 	int		 rc, found = 0;
@@ -533,12 +545,13 @@ person_holding(struct store *s, int64_t person, const char *holder, char *subjec
 	}
 	done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "holding");
+		return store_sqlerr(s, err, errlen, "holding");
 	return found;
 }
 
 int
-person_holdings(struct store *s, int64_t person, person_holding_cb cb, void *arg)
+person_holdings(struct store *s, int64_t person, person_holding_cb cb, void *arg,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_HOLDINGS);
 	int		 rc;
@@ -550,15 +563,16 @@ person_holdings(struct store *s, int64_t person, person_holding_cb cb, void *arg
 
 		if (cb(h ? (const char *)h : "", id ? (const char *)id : "", arg) == -1) {
 			done(st);
-			return store_failx(s, "holdings: stopped by the caller");
+			return errorf(err, errlen, "holdings: stopped by the caller");
 		}
 	}
 	done(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, "holdings");
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(s, err, errlen, "holdings");
 }
 
 int
-person_records(struct store *s, int64_t person, person_record_cb cb, void *arg)
+person_records(struct store *s, int64_t person, person_record_cb cb, void *arg,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_RECORDS);
 	int		 rc;
@@ -572,21 +586,21 @@ person_records(struct store *s, int64_t person, person_record_cb cb, void *arg)
 		if (cb(h ? (const char *)h : "", id ? (const char *)id : "",
 		    t ? (const char *)t : "", arg) == -1) {
 			done(st);
-			return store_failx(s, "records: stopped by the caller");
+			return errorf(err, errlen, "records: stopped by the caller");
 		}
 	}
 	done(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, "records");
+	return rc == SQLITE_DONE ? 0 : store_sqlerr(s, err, errlen, "records");
 }
 
 int
 person_of_holding(struct store *s, const char *holder, const char *subject,
-    int64_t *person)
+    int64_t *person, char *err, size_t errlen)
 {
 	struct subj	 cur;
 	int		 rc;
 
-	if ((rc = subject_row(s, subject, &cur)) != 1)
+	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
 		return rc;
 	if (holder != NULL && *holder != '\0' && strcmp(holder, cur.holder) != 0)
 		return 0;

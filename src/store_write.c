@@ -61,6 +61,7 @@ store_put_record(struct store *s, const char *subject, const char *record_type,
     const char *const *values, size_t n)
 {
 	sqlite3_stmt *st;
+	char	      why[sizeof(s->err)];
 
 	sqlite3_bind_text(s->q[Q_PUT_PERSON], 1, subject, -1, SQLITE_STATIC);
 	if (run(s, Q_PUT_PERSON, "person") == -1)
@@ -92,8 +93,9 @@ store_put_record(struct store *s, const char *subject, const char *record_type,
 			return -1;
 	}
 	/* What the subject is found by follows its person record (D18). */
-	if (strcmp(record_type, "person") == 0)
-		return person_details_from_record(s, subject);
+	if (strcmp(record_type, "person") == 0 &&
+	    person_details_from_record(s, subject, why, sizeof(why)) == -1)
+		return store_failx(s, "%s", why);
 	return 0;
 }
 

@@ -15,6 +15,9 @@
 #include "yamlutil.h"
 #include "testutil.h"
 
+/* The person_*() calls' error buffer (docs/hacking.md "Errors"). */
+static char perr[256];
+
 static char		 dbpath[256];
 static struct store	*st;
 static struct protocol	*proto;
@@ -487,7 +490,7 @@ person(const char *subject)
 {
 	int64_t p = 0;
 
-	cr_assert_eq(person_of(st, subject, &p), 1, "%s is in the store", subject);
+	cr_assert_eq(person_of(st, subject, &p, perr, sizeof(perr)), 1, "%s is in the store", subject);
 	return p;
 }
 
@@ -516,7 +519,7 @@ Test(holder, nhs_number_links_two_holders_views)
 	cr_assert_not_null(r.nhs, "the link is reported for the log entry");
 	cr_expect_str_eq(r.nhs[0], "9434765919");
 	holder_report_free(&r);
-	cr_expect_eq(person_nhs_of(st, "CSC-1", nhs), 1);
+	cr_expect_eq(person_nhs_of(st, "CSC-1", nhs, perr, sizeof(perr)), 1);
 	cr_expect_str_eq(nhs, "9434765919", "stored without spaces");
 
 	cr_assert_eq(apply1(health, op(&b, PUT, "HLT-1", "person", ann), &r), 0);
@@ -586,7 +589,7 @@ Test(holder, nhs_link_of_another_holders_subject_is_refused)
 		cr_expect_str_eq(r.problems[0].code, "unknown_subject");
 		holder_report_free(&r);
 	}
-	cr_expect_eq(person_nhs_of(st, "CSC-1", nhs), 0, "not linked");
+	cr_expect_eq(person_nhs_of(st, "CSC-1", nhs, perr, sizeof(perr)), 0, "not linked");
 }
 
 Test(holder, one_local_id_per_person_and_holder)
@@ -647,7 +650,7 @@ Test(holder, unlink_keeps_the_holders_flags_consent_and_records)
 	cr_assert_eq(apply1(health, o, &r), 0);
 	cr_expect_str_eq(r.nhs[0], "9434765919", "the unlinked number, for the log");
 	holder_report_free(&r);
-	cr_expect_eq(person_nhs_of(st, "HLT-1", nhs), 0);
+	cr_expect_eq(person_nhs_of(st, "HLT-1", nhs, perr, sizeof(perr)), 0);
 	cr_expect_neq(person("CSC-1"), person("HLT-1"), "two people again");
 	cr_expect_not(has_flag("HLT-1", "domestic_abuse"), "the police-style flag "
 	    "set on CSC's view stays with CSC's person");

@@ -14,8 +14,12 @@
 
 #include "person.h"
 #include "store.h"
+#include "store_int.h"
 #include "testutil.h"
 #include "util.h"
+
+/* The person_*() calls' error buffer (docs/hacking.md "Errors"). */
+static char perr[256];
 
 static char		 dbpath[256];
 static struct store	*st;
@@ -35,8 +39,8 @@ put(const char *subject, const char *holder, const char *family, const char *giv
 	snprintf(full, sizeof(full), "%s %s", given, family);
 	cr_assert_eq(store_put_record(st, subject, "person", holder, 100, names, values,
 	    4), 0, "%s", store_errmsg(st));
-	cr_assert_eq(person_set_details(st, subject, family, given, dob, postcode), 0,
-	    "%s", store_errmsg(st));
+	cr_assert_eq(person_set_details(st, subject, family, given, dob, postcode, perr, sizeof(perr)), 0,
+	    "%s", perr);
 }
 
 static int64_t
@@ -44,7 +48,7 @@ person(const char *subject)
 {
 	int64_t p = 0;
 
-	cr_assert_eq(person_of(st, subject, &p), 1, "%s", subject);
+	cr_assert_eq(person_of(st, subject, &p, perr, sizeof(perr)), 1, "%s", subject);
 	return p;
 }
 
@@ -56,8 +60,8 @@ three_holders(void)
 	put("CSC-1", "childrens_social_care", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
 	put("POL-1", "police", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
 	put("HLT-1", "health_trust", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
-	cr_assert_eq(person_link_nhs(st, "CSC-1", "9434765919"), 1, "%s", store_errmsg(st));
-	cr_assert_eq(person_link_nhs(st, "HLT-1", "9434765919"), 1, "%s", store_errmsg(st));
+	cr_assert_eq(person_link_nhs(st, "CSC-1", "9434765919", perr, sizeof(perr)), 1, "%s", perr);
+	cr_assert_eq(person_link_nhs(st, "HLT-1", "9434765919", perr, sizeof(perr)), 1, "%s", perr);
 	cr_assert_eq(store_commit(st), 0);
 }
 
@@ -68,11 +72,11 @@ Test(person, same_nhs_number_same_person)
 	three_holders();
 	cr_expect_eq(person("CSC-1"), person("HLT-1"), "D18: same NHS number, same person");
 	cr_expect_neq(person("CSC-1"), person("POL-1"), "no number: a person of its own");
-	cr_expect_eq(person_nhs_of(st, "HLT-1", nhs), 1);
+	cr_expect_eq(person_nhs_of(st, "HLT-1", nhs, perr, sizeof(perr)), 1);
 	cr_expect_str_eq(nhs, "9434765919");
-	cr_expect_eq(person_nhs_of(st, "POL-1", nhs), 0);
+	cr_expect_eq(person_nhs_of(st, "POL-1", nhs, perr, sizeof(perr)), 0);
 	/* Linking again changes nothing. */
-	cr_expect_eq(person_link_nhs(st, "CSC-1", "9434765919"), 0);
+	cr_expect_eq(person_link_nhs(st, "CSC-1", "9434765919", perr, sizeof(perr)), 0);
 }
 
 struct seen {
@@ -95,12 +99,12 @@ Test(person, holdings_of_a_person)
 	char		 subj[64];
 
 	three_holders();
-	cr_assert_eq(person_holdings(st, person("CSC-1"), collect, &seen), 0);
+	cr_assert_eq(person_holdings(st, person("CSC-1"), collect, &seen, perr, sizeof(perr)), 0);
 	cr_expect_str_eq(seen.list, "childrens_social_care=CSC-1;health_trust=HLT-1;");
 	cr_expect_eq(person_holding(st, person("CSC-1"), "health_trust", subj,
-	    sizeof(subj)), 1);
+	    sizeof(subj), perr, sizeof(perr)), 1);
 	cr_expect_str_eq(subj, "HLT-1");
-	cr_expect_eq(person_holding(st, person("CSC-1"), "police", subj, sizeof(subj)), 0);
+	cr_expect_eq(person_holding(st, person("CSC-1"), "police", subj, sizeof(subj), perr, sizeof(perr)), 0);
 }
 
 Test(person, unlink_makes_a_person_of_its_own)
@@ -110,14 +114,14 @@ Test(person, unlink_makes_a_person_of_its_own)
 	three_holders();
 	p = person("CSC-1");
 	cr_assert_eq(store_begin(st), 0);
-	cr_expect_eq(person_unlink_nhs(st, "HLT-1"), 1, "%s", store_errmsg(st));
-	cr_expect_eq(person_unlink_nhs(st, "HLT-1"), 0, "nothing left to unlink");
+	cr_expect_eq(person_unlink_nhs(st, "HLT-1", perr, sizeof(perr)), 1, "%s", perr);
+	cr_expect_eq(person_unlink_nhs(st, "HLT-1", perr, sizeof(perr)), 0, "nothing left to unlink");
 	cr_assert_eq(store_commit(st), 0);
 	cr_expect_eq(person("CSC-1"), p, "the other subject keeps the person");
 	cr_expect_neq(person("HLT-1"), p);
 	/* The police links the number: it joins the person. */
 	cr_assert_eq(store_begin(st), 0);
-	cr_expect_eq(person_link_nhs(st, "POL-1", "9434765919"), 1);
+	cr_expect_eq(person_link_nhs(st, "POL-1", "9434765919", perr, sizeof(perr)), 1);
 	cr_assert_eq(store_commit(st), 0);
 	cr_expect_eq(person("POL-1"), p);
 }
@@ -129,7 +133,7 @@ Test(person, relinking_another_number_leaves_the_person)
 	three_holders();
 	p = person("CSC-1");
 	cr_assert_eq(store_begin(st), 0);
-	cr_expect_eq(person_link_nhs(st, "HLT-1", "4010232137"), 1);
+	cr_expect_eq(person_link_nhs(st, "HLT-1", "4010232137", perr, sizeof(perr)), 1);
 	cr_assert_eq(store_commit(st), 0);
 	cr_expect_neq(person("HLT-1"), p, "another number, another person");
 	cr_expect_eq(person("CSC-1"), p);
@@ -141,11 +145,11 @@ Test(person, one_local_id_per_holder_and_person)
 	three_holders();
 	cr_assert_eq(store_begin(st), 0);
 	put("CSC-2", "childrens_social_care", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
-	cr_expect_eq(person_link_nhs(st, "CSC-2", "9434765919"), -1);
-	cr_expect(strstr(store_errmsg(st), "another local id") != NULL, "%s",
-	    store_errmsg(st));
-	cr_expect_eq(person_link_nhs(st, "NOPE", "9434765919"), -1);
-	cr_expect_str_eq(store_errmsg(st), "unknown subject");
+	cr_expect_eq(person_link_nhs(st, "CSC-2", "9434765919", perr, sizeof(perr)), -1);
+	cr_expect(strstr(perr, "another local id") != NULL, "%s",
+	    perr);
+	cr_expect_eq(person_link_nhs(st, "NOPE", "9434765919", perr, sizeof(perr)), -1);
+	cr_expect_str_eq(perr, "unknown subject");
 	store_rollback(st);
 }
 
@@ -173,7 +177,7 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	store_subject_free(&s);
 
 	cr_assert_eq(store_begin(st), 0);
-	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919"), 1);
+	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919", perr, sizeof(perr)), 1);
 	cr_assert_eq(store_commit(st), 0);
 	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s,
 	    NULL, 0), 0);
@@ -189,7 +193,7 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 
 	/* Unlinked again, the flag stays with the police's subject only. */
 	cr_assert_eq(store_begin(st), 0);
-	cr_assert_eq(person_unlink_nhs(st, "POL-1"), 1);
+	cr_assert_eq(person_unlink_nhs(st, "POL-1", perr, sizeof(perr)), 1);
 	cr_assert_eq(store_commit(st), 0);
 	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s,
 	    NULL, 0), 0);
@@ -204,7 +208,7 @@ find(const char *nhs, const char *family, const char *given, const char *dob,
 	struct match_query	 q = { nhs, family, given, dob, postcode };
 	struct match_result	 r;
 
-	cr_assert_eq(person_find(st, &q, &r), 0, "%s", store_errmsg(st));
+	cr_assert_eq(person_find(st, &q, &r, perr, sizeof(perr)), 0, "%s", perr);
 	return r;
 }
 
@@ -235,7 +239,7 @@ Test(person, find_by_nhs_number_and_demographics)
 
 	/* Once the police links the number, one person. */
 	cr_assert_eq(store_begin(st), 0);
-	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919"), 1);
+	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919", perr, sizeof(perr)), 1);
 	cr_assert_eq(store_commit(st), 0);
 	r = find(NULL, "Hart", "Amelia", "2015-03-09", "ex14qt");
 	cr_expect_eq(r.outcome, MATCH_ONE);
@@ -246,10 +250,10 @@ Test(person, details_are_checked)
 {
 	cr_assert_eq(store_begin(st), 0);
 	put("X-1", "police", "Okafor", "Ada", "1980-06-01", "EX1 1AA");
-	cr_expect_eq(person_set_details(st, "X-1", "Okafor", "Ada", "01/06/1980", NULL), -1);
-	cr_expect(strstr(store_errmsg(st), "date of birth") != NULL);
-	cr_expect_eq(person_set_details(st, "X-1", "-'-", "Ada", NULL, NULL), -1);
-	cr_expect_eq(person_set_details(st, "X-1", "Okafor", "Ada", NULL, "EX1"), -1);
+	cr_expect_eq(person_set_details(st, "X-1", "Okafor", "Ada", "01/06/1980", NULL, perr, sizeof(perr)), -1);
+	cr_expect(strstr(perr, "date of birth") != NULL);
+	cr_expect_eq(person_set_details(st, "X-1", "-'-", "Ada", NULL, NULL, perr, sizeof(perr)), -1);
+	cr_expect_eq(person_set_details(st, "X-1", "Okafor", "Ada", NULL, "EX1", perr, sizeof(perr)), -1);
 	store_commit(st);
 }
 
@@ -431,5 +435,30 @@ Test(person, data_file_bad_nhs_number_loads_nothing)
 	cr_expect(strstr(d.msgs[0], ":11:") != NULL && strstr(d.msgs[0],
 	    "check digit") != NULL, "%s", d.msgs[0]);
 	diag_free(&d);
-	cr_expect_eq(person_of(st, "CSC-9", &x), 0, "all or nothing");
+	cr_expect_eq(person_of(st, "CSC-9", &x, perr, sizeof(perr)), 0, "all or nothing");
+}
+
+/*
+ * A write refused by the database says why in the caller's err (issue 16
+ * item 5; docs/hacking.md "Errors"): here another connection holds the
+ * write lock, and this one does not wait for it.
+ */
+Test(person, refused_write_reports_into_err)
+{
+	sqlite3	*other;
+	char	 err[256] = "";
+
+	three_holders();
+	cr_assert_eq(sqlite3_open(dbpath, &other), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK, "%s", sqlite3_errmsg(other));
+	sqlite3_busy_timeout(store_db(st), 0);
+	cr_expect_eq(person_link_nhs(st, "POL-1", "9434765919", err, sizeof(err)),
+	    -1, "the write lock is the other connection's");
+	cr_expect_str_eq(err, "nhs_number: database is locked");
+	sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(other);
+	sqlite3_busy_timeout(store_db(st), DB_BUSY_MS);
+	cr_expect_eq(person_link_nhs(st, "POL-1", "9434765919", err, sizeof(err)),
+	    1, "%s", err);
 }
