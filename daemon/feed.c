@@ -376,11 +376,13 @@ waiter_answer(struct waiter *w, int only_if_items, const char *oob_type,
 	struct feeds		*f = w->f;
 	struct evhttp_request	*req = w->req;
 	struct page		 pg;
+	char			 agency[PROTOCOL_ID_MAX + 1];	/* outlives w */
 	int			 rc;
 
 	if (w->kind != FEED_ALERTS)
 		oob_type = NULL;
-	page_init(&pg, w->f->srv, w->kind, w->agency, w->limit, w->after);
+	snprintf(agency, sizeof(agency), "%s", w->agency);
+	page_init(&pg, w->f->srv, w->kind, agency, w->limit, w->after);
 	rc = page_fill(&pg);
 	if (rc == 0 && pg.n == 0 && only_if_items && oob_type == NULL) {
 		w->after = pg.last;	/* read: the next wake-up starts here */
@@ -389,7 +391,7 @@ waiter_answer(struct waiter *w, int only_if_items, const char *oob_type,
 	}
 	if (rc == -1 && oob_type != NULL) {
 		page_free(&pg);
-		page_init(&pg, w->f->srv, w->kind, w->agency, w->limit, w->after);
+		page_init(&pg, w->f->srv, w->kind, agency, w->limit, w->after);
 		rc = 0;
 	}
 	if (oob_type != NULL) {
