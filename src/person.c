@@ -213,6 +213,28 @@ person_link_nhs(struct store *s, const char *subject, const char *nhs, char *err
 	return set_nhs(s, subject, nhs, target, err, errlen) == -1 ? -1 : 1;
 }
 
+/*
+ * Steps a bound statement once: 1 with its first column copied into out
+ * (len bytes), 0 when it has no row, -1 with what failed in err.
+ */
+static int
+first_text(struct store *s, sqlite3_stmt *st, char *out, size_t len,
+    const char *what, char *err, size_t errlen)
+{
+	int	rc, found = 0;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		snprintf(out, len, "%s", t ? (const char *)t : "");
+		found = 1;
+	}
+	done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sqlerr(s, err, errlen, what);
+	return found;
+}
+
 int
 person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *other,
     size_t len, char *err, size_t errlen)
@@ -220,7 +242,7 @@ person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *ot
 	struct subj	 cur;
 	sqlite3_stmt	*st;
 	int64_t		 target = 0;
-	int		 rc, found = 0;
+	int		 rc;
 
 	other[0] = '\0';
 	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
@@ -239,16 +261,7 @@ person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *ot
 	sqlite3_bind_int64(st, 1, target);
 	sqlite3_bind_text(st, 2, cur.holder, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, subject, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *id = sqlite3_column_text(st, 0);
-
-		snprintf(other, len, "%s", id ? (const char *)id : "");
-		found = 1;
-	}
-	done(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, "nhs_number");
-	return found;
+	return first_text(s, st, other, len, "nhs_number", err, errlen);
 }
 
 int
@@ -533,20 +546,10 @@ person_holding(struct store *s, int64_t person, const char *holder, char *subjec
     size_t len, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = stmt(s, P_HOLDING);
-	int		 rc, found = 0;
 
 	sqlite3_bind_int64(st, 1, person);
 	sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-
-		snprintf(subject, len, "%s", t ? (const char *)t : "");
-		found = 1;
-	}
-	done(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, "holding");
-	return found;
+	return first_text(s, st, subject, len, "holding", err, errlen);
 }
 
 int
