@@ -22,7 +22,7 @@ struct reconcile {
 	struct server	*srv;
 	size_t		 rolled_back;
 	int		 failed;
-	char		 err[256];	/* why the store could not say, or "" */
+	char		 err[256];	/* why the log or the store failed, or "" */
 };
 
 static int
@@ -51,7 +51,7 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 	}
 	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
 	e.case_ref = srv->store_ref;
-	if (audit_append(srv->audit, &ep, 1) == -1) {
+	if (audit_append(srv->audit, &ep, 1, rc->err, sizeof(rc->err)) == -1) {
 		rc->failed = 1;
 		return -1;
 	}
@@ -66,11 +66,9 @@ holder_reconcile(struct server *srv, char *err, size_t errlen)
 	uint64_t		 size = audit_size(srv->audit);
 
 	if (audit_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
-	    size - RECONCILE_WINDOW : 0, reconcile_one, &rc) == -1 || rc.failed) {
-		snprintf(err, errlen, "reconciling holder batches: %s / %s",
-		    audit_errmsg(srv->audit), rc.err);
-		return -1;
-	}
+	    size - RECONCILE_WINDOW : 0, reconcile_one, &rc, rc.err,
+	    sizeof(rc.err)) == -1 || rc.failed)
+		return errorf(err, errlen, "reconciling holder batches: %s", rc.err);
 	if (rc.rolled_back > 0)
 		log_warnx("event=holder_batches_interrupted count=%zu", rc.rolled_back);
 	return 0;

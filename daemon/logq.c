@@ -151,7 +151,7 @@ keep_receipts(struct qentry **taken, const struct audit_receipt *rcs, size_t n)
  */
 static int
 append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
-    size_t n)
+    size_t n, char *err, size_t errlen)
 {
 	struct audit_receipt	*rcs;
 	size_t			 i, want = 0;
@@ -160,8 +160,8 @@ append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
 	for (i = 0; i < n; i++)
 		want += taken[i]->rcb != NULL;
 	if (want == 0 || (rcs = malloc(n * sizeof(*rcs))) == NULL)
-		return audit_append(a, batch, n);
-	if ((rc = audit_append_receipts(a, batch, n, rcs)) == 0)
+		return audit_append(a, batch, n, err, errlen);
+	if ((rc = audit_append_receipts(a, batch, n, rcs, err, errlen)) == 0)
 		keep_receipts(taken, rcs, n);
 	free(rcs);
 	return rc;
@@ -174,6 +174,7 @@ writer(void *arg)
 	struct audit_entry	*batch[MAX_BATCH];
 	struct qentry		*taken[MAX_BATCH];
 	uint64_t		 one = 1;
+	char			 err[256];	/* the writer thread's */
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
@@ -218,7 +219,7 @@ writer(void *arg)
 		pthread_mutex_unlock(&q->mtx);
 
 		/* After a failed fdatasync nothing is committed again (logsync.c). */
-		rc = failed ? -1 : append(q->audit, batch, taken, n);
+		rc = failed ? -1 : append(q->audit, batch, taken, n, err, sizeof(err));
 
 		pthread_mutex_lock(&q->mtx);
 		ckpt = rc == 0 && wal_plan(q);
@@ -241,11 +242,9 @@ writer(void *arg)
 		} else {
 			q->stats.failures += n;
 			if (q->stats.ok)
-				log_warnx("event=audit_failed error=\"%s\"",
-				    audit_errmsg(q->audit));
+				log_warnx("event=audit_failed error=\"%s\"", err);
 			q->stats.ok = 0;
-			snprintf(q->stats.why, sizeof(q->stats.why), "%s",
-			    audit_errmsg(q->audit));
+			snprintf(q->stats.why, sizeof(q->stats.why), "%s", err);
 		}
 		if (rc == 0) {
 			/* Committed: durable once the syncer's fdatasync returns. */
@@ -275,9 +274,8 @@ writer(void *arg)
 		if (ckpt) {
 			/* The WAL is synced before it is copied (SQLite does it). */
 			pthread_mutex_unlock(&q->mtx);
-			if (audit_wal_checkpoint(q->audit, NULL) == -1)
-				log_warnx("event=wal_checkpoint_failed error=\"%s\"",
-				    audit_errmsg(q->audit));
+			if (audit_wal_checkpoint(q->audit, NULL, err, sizeof(err)) == -1)
+				log_warnx("event=wal_checkpoint_failed error=\"%s\"", err);
 			pthread_mutex_lock(&q->mtx);
 		}
 	}
@@ -294,14 +292,14 @@ writer(void *arg)
 static void
 wal_copy(struct logq *q)
 {
-	int left, passes = 0, ok;
+	char	 err[256];
+	int	 left, passes = 0, ok;
 
-	while ((ok = audit_wal_checkpoint(q->ckpt, &left) == 0) && left > 0 &&
-	    ++passes < 50)
+	while ((ok = audit_wal_checkpoint(q->ckpt, &left, err, sizeof(err)) == 0) &&
+	    left > 0 && ++passes < 50)
 		;
 	if (!ok)
-		log_warnx("event=wal_checkpoint_failed error=\"%s\"",
-		    audit_errmsg(q->ckpt));
+		log_warnx("event=wal_checkpoint_failed error=\"%s\"", err);
 }
 
 /*
@@ -340,15 +338,15 @@ index_reopen(struct logq *q)
 static int
 index_step(struct logq *q)
 {
-	uint64_t left = 0;
+	uint64_t	 left = 0;
+	char		 err[256];
 
 	index_reopen(q);
 	if (q->index == NULL)
 		return 0;
-	if (audit_index_update(q->index, INDEX_BATCH, &left) == -1) {
+	if (audit_index_update(q->index, INDEX_BATCH, &left, err, sizeof(err)) == -1) {
 		if (!q->index_failed)
-			log_warnx("event=subject_index_failed error=\"%s\"",
-			    audit_index_errmsg(q->index));
+			log_warnx("event=subject_index_failed error=\"%s\"", err);
 		q->index_failed = 1;
 		return 0;
 	}
@@ -512,8 +510,9 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 		log_warnx("event=logq_start_failed error=\"%s\"", err);
 		goto fail;
 	}
-	if (audit_wal_manual(a) == -1 || audit_defer_sync(a) == -1) {
-		log_warnx("event=logq_start_failed error=\"%s\"", audit_errmsg(a));
+	if (audit_wal_manual(a, err, sizeof(err)) == -1 ||
+	    audit_defer_sync(a, err, sizeof(err)) == -1) {
+		log_warnx("event=logq_start_failed error=\"%s\"", err);
 		goto fail;
 	}
 	/* The open log has its -wal file (WAL mode, a connection open). */

@@ -310,6 +310,7 @@ static int
 log_new_log(struct server *srv, char *err, size_t errlen)
 {
 	struct audit_entry e, *ep = &e;
+	char why[256];
 
 	memset(&e, 0, sizeof(e));
 	e.time = time(NULL);
@@ -319,10 +320,8 @@ log_new_log(struct server *srv, char *err, size_t errlen)
 	e.reason = audit_size(srv->audit) == 0 ? "previous_log_missing" :
 	    "log_restored";
 	e.justification = srv->new_log_note;
-	if (audit_append(srv->audit, &ep, 1) == -1) {
-		snprintf(err, errlen, "logging the new log: %s", audit_errmsg(srv->audit));
-		return -1;
-	}
+	if (audit_append(srv->audit, &ep, 1, why, sizeof(why)) == -1)
+		return errorf(err, errlen, "logging the new log: %s", why);
 	log_warnx("event=new_log_forced %s", srv->new_log_note);
 	return 0;
 }

@@ -20,7 +20,7 @@ struct loads {
 	struct server	*srv;
 	size_t		 logged;
 	int		 failed;
-	char		 err[256];	/* why the store's note failed, or "" */
+	char		 err[256];	/* why the log or the store's note failed, or "" */
 };
 
 static void
@@ -63,7 +63,7 @@ log_load(int64_t id, const char *file, size_t subjects, int64_t loaded_at,
 	 * A crash between the append and the store's note logs the load
 	 * again at the next start: twice, never not at all.
 	 */
-	if (audit_append(srv->audit, &ep, 1) == -1 ||
+	if (audit_append(srv->audit, &ep, 1, l->err, sizeof(l->err)) == -1 ||
 	    store_load_logged(srv->store, id, e.seq, l->err, sizeof(l->err)) == -1) {
 		l->failed = 1;
 		return -1;
@@ -79,7 +79,7 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 	struct loads		 l = { srv, 0, 0, "" };
 	char			 last[128], why[160];
 
-	if (audit_last_store(srv->audit, last, sizeof(last)) == -1)
+	if (audit_last_store(srv->audit, last, sizeof(last), l.err, sizeof(l.err)) == -1)
 		goto fail;
 	if (strcmp(last, srv->store_ref) != 0) {
 		store_entry(&e, srv, "opened", last[0] != '\0' ? "replaced" : "first");
@@ -87,7 +87,7 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 			snprintf(why, sizeof(why), "replaces %s", last);
 			e.justification = why;
 		}
-		if (audit_append(srv->audit, &ep, 1) == -1)
+		if (audit_append(srv->audit, &ep, 1, l.err, sizeof(l.err)) == -1)
 			goto fail;
 		log_info("event=store_opened store=%s reason=%s seq=%llu",
 		    srv->store_ref, e.reason, (unsigned long long)e.seq);
@@ -99,7 +99,5 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 		log_info("event=store_loads_logged count=%zu", l.logged);
 	return 0;
 fail:
-	snprintf(err, errlen, "logging the store: %s / %s", audit_errmsg(srv->audit),
-	    l.err);
-	return -1;
+	return errorf(err, errlen, "logging the store: %s", l.err);
 }

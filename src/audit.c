@@ -82,6 +82,12 @@ audit_fail(struct audit *a, const char *what)
 	return -1;
 }
 
+int
+audit_sqlerr(struct audit *a, const char *what, char *err, size_t errlen)
+{
+	return errorf(err, errlen, "%s: %s", what, sqlite3_errmsg(a->db));
+}
+
 const char *
 audit_errmsg(struct audit *a)
 {
@@ -340,21 +346,21 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 int
-audit_wal_manual(struct audit *a)
+audit_wal_manual(struct audit *a, char *err, size_t errlen)
 {
 	if (sqlite3_exec(a->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL,
 	    NULL) != SQLITE_OK)
-		return audit_fail(a, "wal_autocheckpoint");
+		return audit_sqlerr(a, "wal_autocheckpoint", err, errlen);
 	sqlite3_wal_hook(a->db, wal_hook, a);
 	return 0;
 }
 
 int
-audit_defer_sync(struct audit *a)
+audit_defer_sync(struct audit *a, char *err, size_t errlen)
 {
 	if (sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL", NULL, NULL,
 	    NULL) != SQLITE_OK)
-		return audit_fail(a, "synchronous");
+		return audit_sqlerr(a, "synchronous", err, errlen);
 	return 0;
 }
 
@@ -386,7 +392,7 @@ audit_open_checkpointer(struct audit **out, const char *path, char *err,
 }
 
 int
-audit_wal_checkpoint(struct audit *a, int *left)
+audit_wal_checkpoint(struct audit *a, int *left, char *err, size_t errlen)
 {
 	int nlog = 0, ncopied = 0, rc;
 
@@ -396,7 +402,7 @@ audit_wal_checkpoint(struct audit *a, int *left)
 		*left = nlog > ncopied ? nlog - ncopied : 0;
 	/* Busy: another checkpoint runs; the next call does the rest. */
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-		return audit_fail(a, "wal checkpoint");
+		return audit_sqlerr(a, "wal checkpoint", err, errlen);
 	return 0;
 }
 
@@ -458,17 +464,15 @@ audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *ar
 static int
 insert_checkpoint(struct audit *a, EVP_PKEY *key, uint64_t size,
     const unsigned char head[32], const unsigned char root[32], int64_t t,
-    const char *next_key, char **note)
+    const char *next_key, char **note, char *err, size_t errlen)
 {
 	struct cpnote	 c;
 	char		 why[128];
 	int		 rc;
 
 	if (audit_note_sign(key, a->log_id, size, root, t, a->cp_n + 1, next_key,
-	    note) == -1 || audit_note_parse(*note, &c, why, sizeof(why)) == -1 || c.nsig != 1) {
-		snprintf(a->err, sizeof(a->err), "checkpoint: signing failed");
-		return -1;
-	}
+	    note) == -1 || audit_note_parse(*note, &c, why, sizeof(why)) == -1 || c.nsig != 1)
+		return errorf(err, errlen, "checkpoint: signing failed");
 	sqlite3_bind_int64(a->ins_cp, 1, (sqlite3_int64)size);
 	sqlite3_bind_blob(a->ins_cp, 2, head, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(a->ins_cp, 3, t);
@@ -480,7 +484,7 @@ insert_checkpoint(struct audit *a, EVP_PKEY *key, uint64_t size,
 	if (rc != SQLITE_DONE) {
 		free(*note);
 		*note = NULL;
-		return audit_fail(a, "checkpoint");
+		return audit_sqlerr(a, "checkpoint", err, errlen);
 	}
 	return 0;
 }
@@ -514,7 +518,7 @@ monotonic(struct audit *a, int64_t t)
  */
 int
 audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_receipt *rc,
-    EVP_PKEY *key, const char *next_key)
+    EVP_PKEY *key, const char *next_key, char *err, size_t errlen)
 {
 	struct merkle_range	 r = a->range;
 	unsigned char		 head[32], root[32], (*leaves)[32] = NULL;
@@ -523,12 +527,10 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 	int			 back = a->clock_back;
 	char			*note = NULL;
 
-	if (audit_file_gone(a)) {
-		snprintf(a->err, sizeof(a->err), "the log file %s was deleted or "
+	if (audit_file_gone(a))
+		return errorf(err, errlen, "the log file %s was deleted or "
 		    "replaced while open: nothing more is written to it (restore it "
 		    "and restart)", a->path);
-		return -1;
-	}
 	if (key == NULL)
 		key = a->signer;
 	memcpy(head, a->head, 32);
@@ -536,7 +538,7 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 		leaves = xcalloc(n ? n : 1, 32);
 	if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		free(leaves);
-		return audit_fail(a, "begin");
+		return audit_sqlerr(a, "begin", err, errlen);
 	}
 	a->node_failed = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -550,7 +552,7 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 		audit_hash(e, e->hash);
 		memcpy(head, e->hash, 32);
 		if (insert(a, e) == -1) {
-			audit_fail(a, "insert");
+			audit_sqlerr(a, "insert", err, errlen);
 			goto rollback;
 		}
 		merkle_leaf(e->hash, leaf);
@@ -559,7 +561,7 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 		merkle_range_append(&r, leaf, audit_tree_put, a);
 	}
 	if (a->node_failed) {
-		audit_fail(a, "tree");
+		audit_sqlerr(a, "tree", err, errlen);
 		goto rollback;
 	}
 	merkle_range_root(&r, root);
@@ -568,10 +570,10 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 	if (t < a->cp_time)
 		t = a->cp_time;
 	if (key != NULL && insert_checkpoint(a, key, size, head, root, t, next_key,
-	    &note) == -1)
+	    &note, err, errlen) == -1)
 		goto rollback;
 	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		audit_fail(a, "commit");
+		audit_sqlerr(a, "commit", err, errlen);
 		goto rollback;
 	}
 	if (rc != NULL) {
@@ -611,16 +613,17 @@ rollback:
 }
 
 int
-audit_append(struct audit *a, struct audit_entry **es, size_t n)
+audit_append(struct audit *a, struct audit_entry **es, size_t n, char *err,
+    size_t errlen)
 {
-	return audit_commit(a, es, n, NULL, NULL, NULL);
+	return audit_commit(a, es, n, NULL, NULL, NULL, err, errlen);
 }
 
 int
 audit_append_receipts(struct audit *a, struct audit_entry **es, size_t n,
-    struct audit_receipt *rc)
+    struct audit_receipt *rc, char *err, size_t errlen)
 {
-	return audit_commit(a, es, n, rc, NULL, NULL);
+	return audit_commit(a, es, n, rc, NULL, NULL, err, errlen);
 }
 
 int

@@ -121,20 +121,20 @@ const char	*audit_errmsg(struct audit *);
  * from another thread while appends go on (a passive checkpoint), and says
  * in *left how many frames it found still to copy (0: the WAL is all in
  * the database, and the next commit starts it again from the beginning).
- * Each returns 0 or -1 (audit_errmsg() says why).
+ * Each returns 0, or -1 with the reason in err.
  */
-int		 audit_wal_manual(struct audit *);
+int		 audit_wal_manual(struct audit *, char *err, size_t errlen);
 /*
  * Pipelined commits (daemon/logq.c): COMMIT writes the WAL frames but does
  * not fsync them (WAL with synchronous=NORMAL); the caller makes them
  * durable itself with fdatasync() on the log's -wal file, and must not
- * report an entry written before that returned. Returns 0 or -1.
+ * report an entry written before that returned. Returns 0 or -1 with err.
  */
-int		 audit_defer_sync(struct audit *);
+int		 audit_defer_sync(struct audit *, char *err, size_t errlen);
 int		 audit_wal_pages(struct audit *);
 int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
 		    size_t errlen);
-int		 audit_wal_checkpoint(struct audit *, int *left);
+int		 audit_wal_checkpoint(struct audit *, int *left, char *err, size_t errlen);
 
 /*
  * The subject index: a database of its own next to the log
@@ -144,18 +144,19 @@ int		 audit_wal_checkpoint(struct audit *, int *left);
  * so they are right whether it lags, is missing or belongs to another log.
  * audit_index_open() creates it (or starts it again for a new log);
  * audit_index_update() indexes at most `most` more entries in one
- * transaction and says how many are left. Each returns 0 or -1.
+ * transaction and says how many are left. Each returns 0, or -1 with
+ * the reason in err.
  */
 struct audit_index;
 int		 audit_index_open(struct audit_index **, const char *log, char *err,
 		    size_t errlen);
-int		 audit_index_update(struct audit_index *, uint64_t most, uint64_t *left);
+int		 audit_index_update(struct audit_index *, uint64_t most, uint64_t *left,
+		    char *err, size_t errlen);
 /*
  * 1 if the file at the index's path is gone or is another file (deleted to
  * have it rebuilt): its writer should close it and open the path again.
  */
 int		 audit_index_replaced(struct audit_index *);
-const char	*audit_index_errmsg(struct audit_index *);
 void		 audit_index_close(struct audit_index *);
 /*
  * Checks the subject index beside a log against the log itself, up to the
@@ -261,9 +262,11 @@ int		 audit_root(struct audit *, uint64_t n, unsigned char root[32]);
 /*
  * Appends entries in one durable transaction (group commit), with a
  * checkpoint when one is due: on 0 every entry has its seq and hash and is
- * on disk. On -1 nothing was written and the in-memory head is unchanged.
+ * on disk. On -1 nothing was written, the in-memory head is unchanged and
+ * err says why (the daemon's /healthz "why" and event=audit_failed).
  */
-int		 audit_append(struct audit *, struct audit_entry **, size_t n);
+int		 audit_append(struct audit *, struct audit_entry **, size_t n,
+		    char *err, size_t errlen);
 /*
  * audit_append(), and on success a receipt per entry in rc[0..n): its
  * checkpoint points into the log's memory and lasts until the next append.
@@ -271,7 +274,7 @@ int		 audit_append(struct audit *, struct audit_entry **, size_t n);
  * that went back is overruled (and a warning logged), D7.
  */
 int		 audit_append_receipts(struct audit *, struct audit_entry **, size_t n,
-		    struct audit_receipt *rc);
+		    struct audit_receipt *rc, char *err, size_t errlen);
 /* Kept for callers of version 2: every commit now signs its own checkpoint. */
 int		 audit_checkpoint_due(struct audit *, int64_t now);
 
@@ -303,12 +306,14 @@ int		 audit_stats(struct audit *, const struct audit_filter *, const char *by,
 typedef int	(*audit_batch_cb)(const char *request_id, uint64_t first_seq,
 		    const char *agency, const char *store, int64_t time, void *);
 int		 audit_holder_batches(struct audit *, uint64_t since, audit_batch_cb,
-		    void *);
+		    void *, char *err, size_t errlen);
 /*
  * The case_ref of the newest entry of kind `store` (a store opened or a
- * data file loaded, issue 15) into out; "" when there is none. 0 or -1.
+ * data file loaded, issue 15) into out; "" when there is none. 0, or -1
+ * with err.
  */
-int		 audit_last_store(struct audit *, char *out, size_t len);
+int		 audit_last_store(struct audit *, char *out, size_t len, char *err,
+		    size_t errlen);
 /* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
 int		 audit_reviews_pending(struct audit *, audit_cb, void *);
 int		 audit_inform_pending(struct audit *, audit_cb, void *);

@@ -210,20 +210,13 @@ fail:
 	return -1;
 }
 
-static int
-index_fail(struct audit_index *x, const char *what)
-{
-	snprintf(x->err, sizeof(x->err), "%s: %s", what, sqlite3_errmsg(x->db));
-	if (!sqlite3_get_autocommit(x->db))
-		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
-}
-
 int
-audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
+audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left, char *err,
+    size_t errlen)
 {
-	sqlite3_stmt	*st;
+	sqlite3_stmt	*st = NULL;
 	sqlite3_int64	 upto = 0, top = 0, to;
+	const char	*what = "begin";
 
 	*left = 0;
 	/*
@@ -235,46 +228,53 @@ audit_index_update(struct audit_index *x, uint64_t most, uint64_t *left)
 	 * next update, a second later, does the work.
 	 */
 	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return index_fail(x, "begin");
+		goto fail;
+	what = "state";
 	if (sqlite3_prepare_v2(x->db, "SELECT (SELECT upto FROM state), "
-	    "(SELECT coalesce(max(seq), 0) FROM lg.entries)", -1, &st, NULL) != SQLITE_OK)
-		return index_fail(x, "state");
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return index_fail(x, "state");
-	}
+	    "(SELECT coalesce(max(seq), 0) FROM lg.entries)", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto fail;
 	upto = sqlite3_column_int64(st, 0);
 	top = sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
+	st = NULL;
 	to = top - upto > (sqlite3_int64)most ? upto + (sqlite3_int64)most : top;
 	if (to > upto) {
 		/* In key order, into the newest generation's pages. */
+		what = "index";
 		if (sqlite3_prepare_v2(x->db, "INSERT OR IGNORE INTO subject_index(gen, "
 		    "subject, seq) SELECT seq / " STR(INDEX_GEN) ", subject, seq FROM "
 		    "lg.entries WHERE seq > ?1 AND seq <= ?2 AND " INDEXED " ORDER BY 1, 2, 3",
 		    -1, &st, NULL) != SQLITE_OK)
-			return index_fail(x, "index");
+			goto fail;
 		sqlite3_bind_int64(st, 1, upto);
 		sqlite3_bind_int64(st, 2, to);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
-			return index_fail(x, "index");
-		}
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto fail;
 		sqlite3_finalize(st);
+		st = NULL;
+		what = "state";
 		if (sqlite3_prepare_v2(x->db, "UPDATE state SET upto = ?1", -1, &st,
 		    NULL) != SQLITE_OK)
-			return index_fail(x, "state");
+			goto fail;
 		sqlite3_bind_int64(st, 1, to);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			sqlite3_finalize(st);
-			return index_fail(x, "state");
-		}
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto fail;
 		sqlite3_finalize(st);
+		st = NULL;
 	}
+	what = "commit";
 	if (sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		return index_fail(x, "commit");
+		goto fail;
 	*left = (uint64_t)(top - to);
 	return 0;
+fail:
+	/* The message first: finalizing and rolling back would replace it. */
+	errorf(err, errlen, "%s: %s", what, sqlite3_errmsg(x->db));
+	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(x->db))
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 int
@@ -307,12 +307,6 @@ int
 audit_index_replaced(struct audit_index *x)
 {
 	return !audit_same_file(x->path, x->dev, x->ino);
-}
-
-const char *
-audit_index_errmsg(struct audit_index *x)
-{
-	return x->err;
 }
 
 void

@@ -106,7 +106,6 @@ struct audit_index {
 	char		 path[4096];
 	dev_t		 dev;		/* the file opened at path */
 	ino_t		 ino;
-	char		 err[256];
 };
 
 /*
@@ -158,6 +157,8 @@ extern const char *const audit_insert_sql;	/* INSERT of every column */
 
 /* audit.c */
 int	 audit_fail(struct audit *, const char *what);
+/* "what: <SQLite's message>" into err; returns -1. */
+int	 audit_sqlerr(struct audit *, const char *what, char *err, size_t errlen);
 int	 audit_int_query(struct audit *, const char *sql, long long *out);
 /* Reads the rows of st (selected with audit_columns) into cb; finalizes st. */
 int	 audit_run_scan(struct audit *, sqlite3_stmt *, audit_cb, void *);
@@ -166,7 +167,8 @@ int	 audit_run_scan(struct audit *, sqlite3_stmt *, audit_cb, void *);
  * rotation's checkpoint (audit_check_start()), NULL: the signer.
  */
 int	 audit_commit(struct audit *, struct audit_entry **, size_t n,
-	    struct audit_receipt *, EVP_PKEY *key, const char *next_key);
+	    struct audit_receipt *, EVP_PKEY *key, const char *next_key, char *err,
+	    size_t errlen);
 
 /* audit_entry.c */
 void	 audit_row_entry(sqlite3_stmt *, struct audit_entry *);

@@ -257,7 +257,8 @@ audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg)
 }
 
 int
-audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *arg)
+audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *arg,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -266,7 +267,7 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
 	    "min(case_ref), min(time) FROM entries WHERE seq > ?1 AND kind = 'holder' "
 	    "GROUP BY request_id HAVING sum(decision = 'rolled_back') = 0 ORDER BY 2",
 	    -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "holder batches");
+		return audit_sqlerr(a, "holder batches", err, errlen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *rid = (const char *)sqlite3_column_text(st, 0);
@@ -281,11 +282,11 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : audit_fail(a, "holder batches");
+	return rc == SQLITE_DONE ? 0 : audit_sqlerr(a, "holder batches", err, errlen);
 }
 
 int
-audit_last_store(struct audit *a, char *out, size_t len)
+audit_last_store(struct audit *a, char *out, size_t len, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -293,12 +294,13 @@ audit_last_store(struct audit *a, char *out, size_t len)
 	out[0] = '\0';
 	if (sqlite3_prepare_v2(a->db, "SELECT case_ref FROM entries WHERE kind = "
 	    "'store' ORDER BY seq DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "last store");
+		return audit_sqlerr(a, "last store", err, errlen);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		snprintf(out, len, "%s", sqlite3_column_text(st, 0) ?
 		    (const char *)sqlite3_column_text(st, 0) : "");
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : audit_fail(a, "last store");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+	    audit_sqlerr(a, "last store", err, errlen);
 }
 
 int

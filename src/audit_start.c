@@ -144,7 +144,7 @@ int
 audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 {
 	struct cpnote	 c;
-	char		 why[128], vk[256], origin[80];
+	char		 why[128], vk[256], origin[80], cerr[256];
 	unsigned char	 root[32];
 	long long	 from = -1;
 	int		 by_new, by_old;
@@ -169,10 +169,8 @@ audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 		log_warnx("event=log_upgraded entries=%llu signed_before=%llu reason=\""
 		    "the first tree checkpoint signs the log as it stands\"",
 		    (unsigned long long)a->size, (unsigned long long)a->cp_size);
-		if (audit_commit(a, NULL, 0, NULL, NULL, NULL) == -1) {
-			snprintf(err, errlen, "signing the upgraded log: %s", a->err);
-			return -1;
-		}
+		if (audit_commit(a, NULL, 0, NULL, NULL, NULL, cerr, sizeof(cerr)) == -1)
+			return errorf(err, errlen, "signing the upgraded log: %s", cerr);
 		return 0;
 	}
 	if (audit_note_parse(a->note, &c, why, sizeof(why)) == -1) {
@@ -229,8 +227,10 @@ audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 		struct audit_entry	 e, *ep = &e;
 		char			 just[300];
 
-		if (audit_verifier_key(origin, a->signer, vk, sizeof(vk)) == -1)
+		if (audit_verifier_key(origin, a->signer, vk, sizeof(vk)) == -1) {
+			snprintf(cerr, sizeof(cerr), "the new key has no verifier key");
 			goto sign_fail;
+		}
 		memset(&e, 0, sizeof(e));
 		e.time = time(NULL);
 		e.kind = "key_rotation";
@@ -238,15 +238,15 @@ audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 		e.reason = "signing_key_changed";
 		snprintf(just, sizeof(just), "next-key %s", vk);
 		e.justification = just;
-		if (audit_commit(a, &ep, 1, NULL, a->prev_signer, vk) == -1)
+		if (audit_commit(a, &ep, 1, NULL, a->prev_signer, vk, cerr,
+		    sizeof(cerr)) == -1)
 			goto sign_fail;
 		log_warnx("event=signing_key_rotated checkpoint=%llu next_key=%s",
 		    (unsigned long long)a->cp_n, vk);
 	}
 	return 0;
 sign_fail:
-	snprintf(err, errlen, "logging the key rotation: %s", a->err);
-	return -1;
+	return errorf(err, errlen, "logging the key rotation: %s", cerr);
 }
 
 int

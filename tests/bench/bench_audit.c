@@ -107,8 +107,8 @@ main(int argc, char *argv[])
 			e->request_id = "71c8975c0401a866635a7baab9d8a952";
 			ps[i] = e;
 		}
-		if (audit_append(a, ps, k) == -1) {
-			fprintf(stderr, "append: %s\n", audit_errmsg(a));
+		if (audit_append(a, ps, k, err, sizeof(err)) == -1) {
+			fprintf(stderr, "append: %s\n", err);
 			return 1;
 		}
 		done += k;
@@ -128,8 +128,8 @@ main(int argc, char *argv[])
 			return 1;
 		}
 		while (left > 0)
-			if (audit_index_update(x, 16384, &left) == -1) {
-				fprintf(stderr, "index: %s\n", audit_index_errmsg(x));
+			if (audit_index_update(x, 16384, &left, err, sizeof(err)) == -1) {
+				fprintf(stderr, "index: %s\n", err);
 				return 1;
 			}
 		audit_index_close(x);

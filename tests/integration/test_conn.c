@@ -80,7 +80,7 @@ big_log(size_t n)
 			es[i].reason = "released";
 			ps[i] = &es[i];
 		}
-		cr_assert_eq(audit_append(a, ps, BATCH), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, ps, BATCH, err, sizeof(err)), 0, "%s", err);
 	}
 	audit_close(a);
 }

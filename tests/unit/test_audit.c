@@ -16,6 +16,7 @@
 static char		 path[256], key[256], pub[256];
 static struct audit	*a;
 static EVP_PKEY		*pk;
+static char		 aerr[256];	/* the err of the audit calls under test */
 
 static void
 setup(void)
@@ -81,7 +82,7 @@ append_n(int n)
 		e.subject = subj;
 		e.decision = "allow";
 		e.reason = "released";
-		cr_assert_eq(audit_append(a, &ep, 1), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0, "%s", aerr);
 		cr_assert_eq(e.seq, audit_size(a));
 	}
 }
@@ -192,7 +193,7 @@ Test(audit, group_append_is_one_transaction)
 		e[i].time = i;
 		ep[i] = &e[i];
 	}
-	cr_assert_eq(audit_append(a, ep, 5), 0);
+	cr_assert_eq(audit_append(a, ep, 5, aerr, sizeof(aerr)), 0);
 	cr_expect_eq(e[4].seq, 5);
 	cr_expect_eq(memcmp(e[4].prev_hash, e[3].hash, 32), 0);
 	r = verify();
@@ -265,7 +266,7 @@ Test(audit, rewritten_chain_contradicts_the_signed_head)
 		e.time = 1001 + i;
 		e.kind = "disclosure";
 		e.agency = i == 0 ? "someone_else" : "police";
-		cr_assert_eq(audit_append(a, &ep, 1), 0);
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0);
 	}
 	r = verify();
 	cr_expect_not(r.ok);
@@ -356,7 +357,7 @@ append_ab(int n)
 		e.subject = (audit_size(a) + 1) % 2 ? "A" : "B";
 		e.decision = "allow";
 		e.reason = "released";
-		cr_assert_eq(audit_append(a, &ep, 1), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0, "%s", aerr);
 	}
 }
 
@@ -466,12 +467,12 @@ Test(audit, every_filter_at_once)
 		e.decision = "allow";
 		e.reason = ov ? "override" : "released";
 		e.override_code = ov ? "serious_crime" : "";
-		cr_assert_eq(audit_append(a, &ep, 1), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0, "%s", aerr);
 		if (i % 2 == 0 && i % 3 && i % 5 && ov && i >= 1 && i < 23)
 			want++;
 	}
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 10, &left), 0, "%s", audit_index_errmsg(x));
+	cr_assert_eq(audit_index_update(x, 10, &left, aerr, sizeof(aerr)), 0, "%s", aerr);
 	audit_index_close(x);
 	memset(&f, 0, sizeof(f));
 	f.subject = "A";
@@ -509,7 +510,7 @@ Test(audit, subject_index_never_changes_an_answer)
 	expect_subject_answers("no index file");
 
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 15, &left), 0, "%s", audit_index_errmsg(x));
+	cr_assert_eq(audit_index_update(x, 15, &left, aerr, sizeof(aerr)), 0, "%s", aerr);
 	cr_expect_eq(left, 25);
 	expect_subject_answers("indexed up to 15");
 	memset(&f, 0, sizeof(f));
@@ -518,7 +519,7 @@ Test(audit, subject_index_never_changes_an_answer)
 	cr_expect_eq(n, 20, "stats by subject");
 
 	while (left > 0)
-		cr_assert_eq(audit_index_update(x, 15, &left), 0);
+		cr_assert_eq(audit_index_update(x, 15, &left, aerr, sizeof(aerr)), 0);
 	expect_subject_answers("caught up");
 	append_ab(9);
 	expect_subject_answers("behind again");
@@ -529,14 +530,36 @@ Test(audit, subject_index_never_changes_an_answer)
 	expect_subject_answers("an index of another log");
 	/* ...and is started again; a deleted one is built again. */
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 1000, &left), 0);
+	cr_assert_eq(audit_index_update(x, 1000, &left, aerr, sizeof(aerr)), 0);
 	cr_expect_eq(left, 0);
 	expect_subject_answers("started again");
 	audit_index_close(x);
 	index_unlink();
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 10, &left), 0);
+	cr_assert_eq(audit_index_update(x, 10, &left, aerr, sizeof(aerr)), 0);
 	expect_subject_answers("rebuilt part way");
+	audit_index_close(x);
+}
+
+/*
+ * Issue 16 item 5: an index update that fails says why in the caller's err
+ * (the daemon's event=subject_index_failed), and leaves no transaction open.
+ */
+Test(audit, a_failed_index_update_says_why)
+{
+	struct audit_index	*x;
+	char			 err[256];
+	uint64_t		 left;
+
+	append_ab(5);
+	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
+	index_sql("DROP TABLE state");
+	aerr[0] = '\0';
+	cr_expect_eq(audit_index_update(x, 10, &left, aerr, sizeof(aerr)), -1);
+	cr_expect(strstr(aerr, "state: no such table") != NULL, "err: \"%s\"", aerr);
+	index_sql("CREATE TABLE state(id INTEGER PRIMARY KEY, log_id BLOB, upto INTEGER);"
+	    "INSERT INTO state VALUES (1, NULL, 0)");
+	cr_expect_eq(audit_index_update(x, 10, &left, aerr, sizeof(aerr)), 0, "%s", aerr);
 	audit_index_close(x);
 }
 
@@ -550,7 +573,7 @@ Test(audit, subject_index_of_a_longer_past_is_not_believed)
 
 	append_ab(40);
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, 1000, &left), 0);
+	cr_assert_eq(audit_index_update(x, 1000, &left, aerr, sizeof(aerr)), 0);
 	audit_index_close(x);
 	audit_close(a);
 	sql("DELETE FROM entries WHERE seq > 30");
@@ -563,13 +586,13 @@ Test(audit, subject_index_of_a_longer_past_is_not_believed)
 		e.time = 3000 + i;
 		e.kind = "disclosure";
 		e.subject = "C";
-		cr_assert_eq(audit_append(a, &ep, 1), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0, "%s", aerr);
 	}
 	memset(&f, 0, sizeof(f));
 	f.subject = "C";
 	cr_assert_eq(audit_stats(a, &f, "kind", stat_cb, &n), 0, "%s", audit_errmsg(a));
 	cr_expect_eq(n, 10, "the new entries at seqs the old index had covered");
-	cr_assert_eq(audit_index_update(x, 1000, &left), 0);
+	cr_assert_eq(audit_index_update(x, 1000, &left, aerr, sizeof(aerr)), 0);
 	n = 0;
 	cr_assert_eq(audit_stats(a, &f, "kind", stat_cb, &n), 0);
 	cr_expect_eq(n, 10);
@@ -585,7 +608,7 @@ index_some(uint64_t n)
 	char			 err[256];
 
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_index_update(x, n, &left), 0, "%s", audit_index_errmsg(x));
+	cr_assert_eq(audit_index_update(x, n, &left, aerr, sizeof(aerr)), 0, "%s", aerr);
 	audit_index_close(x);
 	return left;
 }
@@ -631,7 +654,7 @@ append_sparse(int n)
 			es[i].subject = (audit_size(a) + 1 + (uint64_t)i) % 997 ? "X" : "A";
 			ep[i] = &es[i];
 		}
-		cr_assert_eq(audit_append(a, ep, (size_t)k), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, ep, (size_t)k, aerr, sizeof(aerr)), 0, "%s", aerr);
 		n -= k;
 	}
 }
@@ -664,8 +687,8 @@ Test(audit, subject_index_spans_generations)
 	cr_assert_eq(audit_index_open(&x, path, err, sizeof(err)), 0, "%s", err);
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		if (steps[i])
-			cr_assert_eq(audit_index_update(x, steps[i], &left), 0, "%s",
-			    audit_index_errmsg(x));
+			cr_assert_eq(audit_index_update(x, steps[i], &left, aerr, sizeof(aerr)), 0, "%s",
+			    aerr);
 		for (int newest = 0; newest < 2; newest++) {
 			expected_sparse(newest, want, sizeof(want));
 			seqs_of_a(a, newest, got, sizeof(got));
@@ -674,7 +697,7 @@ Test(audit, subject_index_spans_generations)
 		}
 	}
 	cr_expect_eq(left, 2000);
-	cr_assert_eq(audit_index_update(x, 10000, &left), 0);
+	cr_assert_eq(audit_index_update(x, 10000, &left, aerr, sizeof(aerr)), 0);
 	cr_expect_eq(left, 0);
 	expected_sparse(1, want, sizeof(want));
 	seqs_of_a(a, 1, got, sizeof(got));

@@ -176,8 +176,8 @@ Test(entry, a_small_known_log_is_pinned_and_reads_back)
 	e[1].subject = "subject-other";
 	e[2].kind = "review";
 	e[2].justification = "";
-	cr_assert_eq(audit_append(a, ep, 2), 0, "%s", audit_errmsg(a));
-	cr_assert_eq(audit_append(a, ep + 2, 1), 0, "%s", audit_errmsg(a));
+	cr_assert_eq(audit_append(a, ep, 2, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_append(a, ep + 2, 1, err, sizeof(err)), 0, "%s", err);
 	expect_hex(e[0].hash, 32, "c7c86141d942b8e67256106449a12910"
 	    "b4a9a5dad95bb3a97713597e77e1dc76", "entry 1");
 	expect_hex(e[2].hash, 32, "715cc683d6b14b7000f03b02ef95377e"
