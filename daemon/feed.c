@@ -117,7 +117,8 @@ held_by(struct page *pg, const char *subject)
 
 	if (strlen(subject) < sizeof(pg->subj) && strcmp(pg->subj, subject) == 0)
 		return pg->mine;
-	rc = store_subject_holder(pg->store, subject, holder, sizeof(holder));
+	/* The feed answers only that the store could not be read: no err kept. */
+	rc = store_subject_holder(pg->store, subject, holder, sizeof(holder), NULL, 0);
 	if (rc == -1) {
 		pg->failed = 1;
 		return 0;

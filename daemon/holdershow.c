@@ -272,10 +272,8 @@ holder_handle_show(struct req *r)
 	}
 	server_read_scope(srv);
 	if ((rc = store_subject_holder(srv->store, subject, holder,
-	    sizeof(holder))) == -1) {
-		snprintf(why, sizeof(why), "%s", store_errmsg(srv->store));
+	    sizeof(holder), why, sizeof(why))) == -1)
 		goto store_failed;
-	}
 	if (rc == 0 || strcmp(holder, ag->id) != 0) {
 		/* Another holder's subject reads exactly as an unknown one. */
 		memset(&e, 0, sizeof(e));

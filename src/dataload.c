@@ -51,6 +51,7 @@ load_records(struct store *st, const struct protocol *p, struct yfile *yf,
     const char *subject, const char *holder, yaml_node_t *recs)
 {
 	static const char *const keys[] = { "verified", "fields", NULL };
+	char err[256];
 
 	if (!yis_map(yf, recs, "records"))
 		return;
@@ -114,8 +115,8 @@ load_records(struct store *st, const struct protocol *p, struct yfile *yf,
 		}
 		if (yf->diag->nerrors == 0 &&
 		    store_put_record(st, subject, rt->id, holder, verified, names,
-		    values, n) == -1)
-			yerr(yf, rn, "%s", store_errmsg(st));
+		    values, n, err, sizeof(err)) == -1)
+			yerr(yf, rn, "%s", err);
 	}
 }
 
@@ -125,6 +126,7 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
 {
 	static const char *const keys[] = { "state", "agencies", "purposes",
 	    "expires", "decided", "recorded_by", NULL };
+	char err[256];
 
 	if (!yis_seq(yf, list, "consent"))
 		return;
@@ -165,8 +167,8 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
 		if (by == NULL)
 			continue;
 		if (yf->diag->nerrors == 0 && store_add_consent(st, subject, c, agencies,
-		    purposes, expires, decided, by, now) == -1)
-			yerr(yf, cn, "%s", store_errmsg(st));
+		    purposes, expires, decided, by, now, err, sizeof(err)) == -1)
+			yerr(yf, cn, "%s", err);
 	}
 }
 
@@ -225,8 +227,8 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 		yfile_free(&yf);
 		return -1;
 	}
-	if (store_begin(st) == -1) {
-		diag_add(d, path, 0, 0, "%s", store_errmsg(st));
+	if (store_begin(st, err, sizeof(err)) == -1) {
+		diag_add(d, path, 0, 0, "%s", err);
 		yfile_free(&yf);
 		return -1;
 	}
@@ -272,8 +274,9 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 						if (!strlist_has(&p->flags, f))
 							yerr(&yf, fn, "undeclared flag \"%s\"", f);
 						else if (d->nerrors == 0 &&
-						    store_set_flag(st, id, f, holder, now) == -1)
-							yerr(&yf, fn, "%s", store_errmsg(st));
+						    store_set_flag(st, id, f, holder, now,
+						    err, sizeof(err)) == -1)
+							yerr(&yf, fn, "%s", err);
 					}
 			}
 	}
@@ -286,8 +289,8 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 		store_rollback(st);
 		return -1;
 	}
-	if (store_commit(st) == -1) {
-		diag_add(d, path, 0, 0, "%s", store_errmsg(st));
+	if (store_commit(st, err, sizeof(err)) == -1) {
+		diag_add(d, path, 0, 0, "%s", err);
 		store_rollback(st);
 		return -1;
 	}

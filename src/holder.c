@@ -70,7 +70,8 @@ own(struct batch *b, const char *subject, int may_create)
 	char	holder[PROTOCOL_ID_MAX + 2];	/* a longer stored id is cut, never equal */
 	int	rc;
 
-	if ((rc = store_subject_holder(b->st, subject, holder, sizeof(holder))) == -1)
+	if ((rc = store_subject_holder(b->st, subject, holder, sizeof(holder),
+	    b->r->error, sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 0 && may_create)
 		return 1;
@@ -218,12 +219,13 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return rc;
 	/* Without a verified day, sent again the same day, it changes nothing. */
 	if ((rc = store_record_same(b->st, op->subject_id, rt->id, b->holder->id,
-	    verified, op->verified[0] == '\0', names, values, n)) == -1)
+	    verified, op->verified[0] == '\0', names, values, n, b->r->error,
+	    sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 0) {
 		b->changed = 1;
 		if (store_put_record(b->st, op->subject_id, rt->id, b->holder->id,
-		    verified, names, values, n) == -1)
+		    verified, names, values, n, b->r->error, sizeof(b->r->error)) == -1)
 			return -1;
 	}
 	/* A subject created or updated with an NHS number links it (D18). */
@@ -290,7 +292,8 @@ delete_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
 	b->changed = 1;
-	if ((rc = store_delete_record(b->st, op->subject_id, rt->id)) == 0)
+	if ((rc = store_delete_record(b->st, op->subject_id, rt->id, b->r->error,
+	    sizeof(b->r->error))) == 0)
 		problem(b, 404, "no_record", "record_type", "subject %s has no %s record",
 		    op->subject_id, rt->id);
 	return rc == -1 ? -1 : 0;
@@ -386,11 +389,11 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return rc;
 	/* The same decision again changes no answer and adds no history. */
 	if ((rc = store_consent_same(b->st, op->subject_id, c, agencies, purposes,
-	    expires, decided)) != 0)
+	    expires, decided, b->r->error, sizeof(b->r->error))) != 0)
 		return rc == 1 ? 0 : -1;
 	b->changed = 1;
 	return store_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
-	    decided, b->holder->id, b->now);
+	    decided, b->holder->id, b->now, b->r->error, sizeof(b->r->error));
 }
 
 static int
@@ -412,14 +415,15 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 	}
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
-	if ((rc = store_flag_active(b->st, op->subject_id, op->flag)) == -1)
+	if ((rc = store_flag_active(b->st, op->subject_id, op->flag, b->r->error,
+	    sizeof(b->r->error))) == -1)
 		return -1;
 	if (set) {	/* setting a set flag changes nothing and adds no history */
 		if (rc)
 			return 0;
 		b->changed = 1;
 		return store_set_flag(b->st, op->subject_id, op->flag, b->holder->id,
-		    b->now);
+		    b->now, b->r->error, sizeof(b->r->error));
 	}
 	if (rc == 0) {
 		problem(b, 404, "flag_not_set", "flag", "subject %s has no active flag "
@@ -428,7 +432,7 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 	}
 	b->changed = 1;
 	return store_remove_flag(b->st, op->subject_id, op->flag, b->holder->id,
-	    b->now) == -1 ? -1 : 0;
+	    b->now, b->r->error, sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
 static int
@@ -489,7 +493,7 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 		    HOLDER_MAX_OPS);
 		return 1;
 	}
-	if (store_begin(st) == -1)
+	if (store_begin(st, r->error, sizeof(r->error)) == -1)
 		goto dberr;
 	r->changes = xcalloc(nops ? nops : 1, 1);
 	for (size_t i = 0; i < nops; i++) {
@@ -519,20 +523,18 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 		return r->nproblems > 0;
 	}
 	if (batch != NULL && store_mark_batch(st, batch->request_id, batch->first_seq,
-	    now) == -1) {
+	    now, r->error, sizeof(r->error)) == -1) {
 		store_rollback(st);
 		goto dberr;
 	}
-	if (store_commit(st) == -1) {
+	if (store_commit(st, r->error, sizeof(r->error)) == -1) {
 		store_rollback(st);
 		goto dberr;
 	}
 	r->applied = nops;
 	return 0;
 dberr:
-	/* person.c's functions wrote theirs into r->error already. */
-	if (r->error[0] == '\0')
-		snprintf(r->error, sizeof(r->error), "%s", store_errmsg(st));
+	/* The store's and person.c's functions wrote why into r->error. */
 	free(r->changes);
 	r->changes = NULL;
 	return -1;

@@ -50,7 +50,7 @@ static const char *const pqueries[P_COUNT] = {
 _Static_assert(P_COUNT <= STORE_PERSON_STMTS, "person statements fit the store's slots");
 
 int
-person_prepare(struct store *s)
+person_prepare(struct store *s, char *err, size_t errlen)
 {
 	sqlite3_stmt **q = store_person_stmts(s);
 
@@ -59,7 +59,7 @@ person_prepare(struct store *s)
 	for (int i = 0; i < P_COUNT; i++)
 		if (sqlite3_prepare_v3(store_db(s), pqueries[i], -1,
 		    SQLITE_PREPARE_PERSISTENT, &q[i], NULL) != SQLITE_OK)
-			return store_fail(s, "prepare");
+			return store_sqlerr(s, err, errlen, "prepare");
 	return 0;
 }
 
@@ -419,32 +419,31 @@ person_details_from_record(struct store *s, const char *subject, char *err,
 }
 
 int
-person_migrate_details(struct store *s)
+person_migrate_details(struct store *s, char *err, size_t errlen)
 {
 	struct strlist	 ids = { 0 };
-	char		 why[256];
 	sqlite3_stmt	*list;
-	int		 rc;
+	int		 rc, ret = -1;
 
-	if (person_prepare(s) == -1)
+	if (person_prepare(s, err, errlen) == -1)
 		return -1;
 	if (sqlite3_prepare_v2(store_db(s), "SELECT id FROM subjects ORDER BY id", -1,
 	    &list, NULL) != SQLITE_OK)
-		return store_fail(s, "migration 7");
+		return store_sqlerr(s, err, errlen, "migration 7");
 	while ((rc = sqlite3_step(list)) == SQLITE_ROW)
 		strlist_add(&ids, (const char *)sqlite3_column_text(list, 0));
 	sqlite3_finalize(list);
 	if (rc != SQLITE_DONE) {
-		strlist_free(&ids);
-		return store_fail(s, "migration 7");
+		store_sqlerr(s, err, errlen, "migration 7");
+		goto fail;
 	}
 	for (size_t i = 0; i < ids.n; i++)
-		if (person_details_from_record(s, ids.v[i], why, sizeof(why)) == -1) {
-			strlist_free(&ids);
-			return store_failx(s, "%s", why);
-		}
+		if (person_details_from_record(s, ids.v[i], err, errlen) == -1)
+			goto fail;
+	ret = 0;
+ fail:
 	strlist_free(&ids);
-	return 0;
+	return ret;
 }
 
 /* Candidates from one index query into a growing array; 0 or -1. */

@@ -1,6 +1,5 @@
 #include <sqlite3.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,39 +187,9 @@ static const char *const migrations[] = {
 };
 
 /* Steps in C after a migration's SQL, in its transaction (index: migration). */
-static int (*const migration_steps[])(struct store *) = {
+static int (*const migration_steps[])(struct store *, char *, size_t) = {
 	[6] = person_migrate_details,
 };
-
-const char *
-store_errmsg(struct store *s)
-{
-	return s->err;
-}
-
-static int
-fail(struct store *s, const char *what)
-{
-	snprintf(s->err, sizeof(s->err), "%s: %s", what, sqlite3_errmsg(s->db));
-	return -1;
-}
-
-int
-store_fail(struct store *s, const char *what)
-{
-	return fail(s, what);
-}
-
-int
-store_failx(struct store *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 int
 store_sqlerr(struct store *s, char *err, size_t errlen, const char *what)
@@ -241,11 +210,12 @@ store_person_stmts(struct store *s)
 }
 
 /*
- * Applies pending migrations; *fresh is set when the file had none (a new
- * store).
+ * Applies pending migrations, each in its own transaction; *fresh is set
+ * when the file had none (a new store). 0, or -1 with err: a migration's
+ * SQL says "migration: sqlite's message", a step in C its own.
  */
 static int
-migrate(struct store *s, int *fresh)
+migrate(struct store *s, int *fresh, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 version = 0;
@@ -253,33 +223,34 @@ migrate(struct store *s, int *fresh)
 	size_t		 nsteps = sizeof(migration_steps) / sizeof(migration_steps[0]);
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return fail(s, "user_version");
+		return store_sqlerr(s, err, errlen, "user_version");
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	*fresh = version == 0;
-	if (version > (int)n) {
-		snprintf(s->err, sizeof(s->err), "store schema version %d is newer "
-		    "than this program (%zu)", version, n);
-		return -1;
-	}
+	if (version > (int)n)
+		return errorf(err, errlen, "store schema version %d is newer than "
+		    "this program (%zu)", version, n);
 	for (size_t i = (size_t)version; i < n; i++) {
 		char pragma[64];
 
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
 		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK ||
-		    (i < nsteps && migration_steps[i] != NULL &&
-		    migration_steps[i](s) == -1) ||
-		    sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			if (s->err[0] == '\0')
-				fail(s, "migration");
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
-		}
+		    sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK)
+			goto sqlfail;
+		if (i < nsteps && migration_steps[i] != NULL &&
+		    migration_steps[i](s, err, errlen) == -1)
+			goto fail;
+		if (sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			goto sqlfail;
 	}
 	return 0;
+ sqlfail:
+	store_sqlerr(s, err, errlen, "migration");
+ fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 /*
@@ -288,7 +259,7 @@ migrate(struct store *s, int *fresh)
  * not to be its own.
  */
 static int
-load_meta(struct store *s, int fresh)
+load_meta(struct store *s, int fresh, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -299,11 +270,11 @@ load_meta(struct store *s, int fresh)
 		snprintf(sql, sizeof(sql), "UPDATE store_meta SET value = '%lld' "
 		    "WHERE key = 'created_at'", (long long)time(NULL));
 		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-			return fail(s, "store_meta");
+			return store_sqlerr(s, err, errlen, "store_meta");
 	}
 	if (sqlite3_prepare_v2(s->db, "SELECT key, value FROM store_meta", -1, &st,
 	    NULL) != SQLITE_OK)
-		return fail(s, "store_meta");
+		return store_sqlerr(s, err, errlen, "store_meta");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
 		const char *v = (const char *)sqlite3_column_text(st, 1);
@@ -317,27 +288,29 @@ load_meta(struct store *s, int fresh)
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return fail(s, "store_meta");
-	if (strlen(s->id) != STORE_ID_LEN) {
-		snprintf(s->err, sizeof(s->err), "store_meta: no store id");
-		return -1;
-	}
+		return store_sqlerr(s, err, errlen, "store_meta");
+	if (strlen(s->id) != STORE_ID_LEN)
+		return errorf(err, errlen, "store_meta: no store id");
 	return 0;
 }
 
+/*
+ * The steps say why into why, without the path; err gets "path: why", as
+ * the daemon, `safeshared -l` and the tests print it.
+ */
 int
 store_open(struct store **out, const char *path, char *err, size_t errlen)
 {
 	struct store	*s = xcalloc(1, sizeof(*s));
+	char		 why[256] = "";
 	int		 fresh = 0;
 
 	*out = NULL;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) :
+		snprintf(why, sizeof(why), "%s", s->db ? sqlite3_errmsg(s->db) :
 		    "cannot open");
-		store_close(s);
-		return -1;
+		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, DB_BUSY_MS);
 	/*
@@ -346,28 +319,27 @@ store_open(struct store **out, const char *path, char *err, size_t errlen)
 	 */
 	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	    "PRAGMA mmap_size=268435456;"
-	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK ||
-	    migrate(s, &fresh) == -1 || load_meta(s, fresh) == -1) {
-		if (s->err[0] == '\0')
-			fail(s, "pragma");
-		snprintf(err, errlen, "%s: %s", path, s->err);
-		store_close(s);
-		return -1;
+	    "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK) {
+		store_sqlerr(s, why, sizeof(why), "pragma");
+		goto fail;
 	}
+	if (migrate(s, &fresh, why, sizeof(why)) == -1 ||
+	    load_meta(s, fresh, why, sizeof(why)) == -1)
+		goto fail;
 	for (int i = 0; i < Q_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
 		    &s->q[i], NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: prepare: %s", path, sqlite3_errmsg(s->db));
-			store_close(s);
-			return -1;
+			store_sqlerr(s, why, sizeof(why), "prepare");
+			goto fail;
 		}
-	if (person_prepare(s) == -1) {
-		snprintf(err, errlen, "%s: %s", path, s->err);
-		store_close(s);
-		return -1;
-	}
+	if (person_prepare(s, why, sizeof(why)) == -1)
+		goto fail;
 	*out = s;
 	return 0;
+ fail:
+	errorf(err, errlen, "%s: %s", path, why);
+	store_close(s);
+	return -1;
 }
 
 void

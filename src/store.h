@@ -26,9 +26,13 @@ struct store_subject {
 	size_t			 nflags;
 };
 
+/*
+ * Opens (creating and migrating) the store at path. Every function that can
+ * fail returns -1 (or NULL) and writes why into the caller's err (errlen
+ * bytes): docs/hacking.md "Errors", convention (1).
+ */
 int	store_open(struct store **, const char *path, char *err, size_t errlen);
 void	store_close(struct store *);
-const char *store_errmsg(struct store *);
 
 /*
  * Loads a subject's record of one type, the latest consent decision in scope
@@ -51,23 +55,28 @@ void	store_subject_free(struct store_subject *);
 void	store_read_begin(struct store *);
 void	store_read_end(struct store *);
 
-int	store_begin(struct store *);
-int	store_commit(struct store *);
+/* The write transaction: 0, or -1 with err. */
+int	store_begin(struct store *, char *err, size_t errlen);
+int	store_commit(struct store *, char *err, size_t errlen);
 void	store_rollback(struct store *);
 
-/* Writes; each returns 0 or -1 (store_errmsg() says why). */
+/* Writes, inside store_begin(); each returns 0, or -1 with err. */
 int	store_put_record(struct store *, const char *subject, const char *record_type,
 	    const char *holder, int64_t verified_at, const char *const *names,
-	    const char *const *values, size_t n);
+	    const char *const *values, size_t n, char *err, size_t errlen);
 int	store_add_consent(struct store *, const char *subject, enum consent_state,
 	    const char *agencies, const char *purposes, int64_t expires_at,
-	    int64_t decided_at, const char *recorded_by, int64_t recorded_at);
+	    int64_t decided_at, const char *recorded_by, int64_t recorded_at,
+	    char *err, size_t errlen);
 int	store_set_flag(struct store *, const char *subject, const char *flag,
-	    const char *set_by, int64_t set_at);
+	    const char *set_by, int64_t set_at, char *err, size_t errlen);
 
-/* The holder that owns a subject: 1 found (into holder), 0 unknown, -1 error. */
+/*
+ * The holder that owns a subject: 1 found (into holder), 0 unknown, -1 with
+ * err.
+ */
 int	store_subject_holder(struct store *, const char *subject, char *holder,
-	    size_t len);
+	    size_t len, char *err, size_t errlen);
 /*
  * What a holder reads back about one subject (`safeshare holder show`):
  * each record (type, verified), each field of each record, then consent
@@ -88,35 +97,47 @@ struct store_show_cb {
 };
 int	store_show(struct store *, const char *subject, size_t max_history,
 	    const struct store_show_cb *, void *, char *err, size_t errlen);
-/* Deletes a record and its fields; returns how many records went (0 or 1), or -1. */
-int	store_delete_record(struct store *, const char *subject, const char *record_type);
-/* 1 if the flag is set on the subject, 0 if not, -1 on error. */
-int	store_flag_active(struct store *, const char *subject, const char *flag);
-/* Marks the active flag removed (kept as history); returns rows changed or -1. */
+/*
+ * Deletes a record and its fields; returns how many records went (0 or 1),
+ * or -1 with err.
+ */
+int	store_delete_record(struct store *, const char *subject, const char *record_type,
+	    char *err, size_t errlen);
+/* 1 if the flag is set on the subject, 0 if not, -1 with err. */
+int	store_flag_active(struct store *, const char *subject, const char *flag,
+	    char *err, size_t errlen);
+/*
+ * Marks the active flag removed (kept as history); returns rows changed, or
+ * -1 with err.
+ */
 int	store_remove_flag(struct store *, const char *subject, const char *flag,
-	    const char *removed_by, int64_t removed_at);
+	    const char *removed_by, int64_t removed_at, char *err, size_t errlen);
 
 /*
  * No-op detection for holder writes (they are not logged, issue 14): 1 if
  * adding this consent decision would change nothing because the subject's
  * latest decision is identical (state, scope, expiry and the day it was
- * decided, 0 for none), 0 if not, -1 on error.
+ * decided, 0 for none), 0 if not, -1 with err.
  */
 int	store_consent_same(struct store *, const char *subject, enum consent_state,
 	    const char *agencies, const char *purposes, int64_t expires_at,
-	    int64_t decided_at);
+	    int64_t decided_at, char *err, size_t errlen);
 /*
  * 1 if the stored record has this holder, verification time (with
  * same_day, any time on the same UTC day) and exactly these fields and
- * values, 0 if not (or there is none), -1 on error.
+ * values, 0 if not (or there is none), -1 with err.
  */
 int	store_record_same(struct store *, const char *subject, const char *record_type,
 	    const char *holder, int64_t verified_at, int same_day,
-	    const char *const *names, const char *const *values, size_t n);
+	    const char *const *names, const char *const *values, size_t n,
+	    char *err, size_t errlen);
 
-/* Records, inside the batch's transaction, that a logged holder batch was applied. */
+/*
+ * Records, inside the batch's transaction, that a logged holder batch was
+ * applied; 0, or -1 with err.
+ */
 int	store_mark_batch(struct store *, const char *request_id, uint64_t first_seq,
-	    int64_t now);
+	    int64_t now, char *err, size_t errlen);
 /* 1 if the batch was applied, 0 if not, -1 with err on error. */
 int	store_batch_applied(struct store *, const char *request_id, char *err,
 	    size_t errlen);

@@ -31,7 +31,6 @@ struct store {
 	sqlite3_stmt	*q[Q_COUNT];
 	sqlite3_stmt	*pq[STORE_PERSON_STMTS];	/* person.c's */
 	int		 scope;		/* a read scope is open */
-	char		 err[256];
 	char		 id[STORE_ID_LEN + 1];	/* store_meta's store_id */
 	int64_t		 created_at;	/* 0: before store ids */
 };
@@ -40,26 +39,21 @@ struct store {
 sqlite3		*store_db(struct store *);
 /* person.c's prepared statements, STORE_PERSON_STMTS slots owned by the store. */
 sqlite3_stmt	**store_person_stmts(struct store *);
-/* Sets store_errmsg() to "what: sqlite's message" and returns -1. */
-int		 store_fail(struct store *, const char *what);
 /*
  * Writes "what: sqlite's message" into err (errlen bytes) and returns -1:
- * convention (1) of docs/hacking.md "Errors", for the functions already
- * converted from store_errmsg().
+ * convention (1) of docs/hacking.md "Errors", which every function of the
+ * store follows.
  */
 int		 store_sqlerr(struct store *, char *err, size_t errlen,
 		    const char *what);
-/* Sets store_errmsg() to a message and returns -1. */
-int		 store_failx(struct store *, const char *fmt, ...)
-		    __attribute__((format(printf, 2, 3)));
 
-/* person.c: prepares its statements at open, once (0 or -1). */
-int		 person_prepare(struct store *);
+/* person.c: prepares its statements at open, once (0, or -1 with err). */
+int		 person_prepare(struct store *, char *err, size_t errlen);
 /*
  * Migration 7's step in C, inside the migration's transaction: each subject's
  * matching details from its `person` record
- * (person_details_from_record()). 0 or -1.
+ * (person_details_from_record()). 0, or -1 with err.
  */
-int		 person_migrate_details(struct store *);
+int		 person_migrate_details(struct store *, char *err, size_t errlen);
 
 #endif

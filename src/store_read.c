@@ -192,7 +192,8 @@ col_is(sqlite3_stmt *st, int i, int64_t v)
 
 int
 store_consent_same(struct store *s, const char *subject, enum consent_state c,
-    const char *agencies, const char *purposes, int64_t expires_at, int64_t decided_at)
+    const char *agencies, const char *purposes, int64_t expires_at, int64_t decided_at,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[Q_LAST_CONSENT];
 	int		 rc, same = 0;
@@ -205,14 +206,14 @@ store_consent_same(struct store *s, const char *subject, enum consent_state c,
 		    col_is(st, 3, expires_at) && col_is(st, 4, decided_at);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "consent");
+		return store_sqlerr(s, err, errlen, "consent");
 	return same;
 }
 
 int
 store_record_same(struct store *s, const char *subject, const char *record_type,
     const char *holder, int64_t verified_at, int same_day, const char *const *names,
-    const char *const *values, size_t n)
+    const char *const *values, size_t n, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[Q_RECORD_ROW];
 	size_t		 found = 0;
@@ -226,7 +227,7 @@ store_record_same(struct store *s, const char *subject, const char *record_type,
 		    sqlite3_column_int64(st, 1) == verified_at);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "record");
+		return store_sqlerr(s, err, errlen, "record");
 	if (!same)
 		return 0;
 	/* The same fields with the same values, and no others. */
@@ -244,7 +245,7 @@ store_record_same(struct store *s, const char *subject, const char *record_type,
 	}
 	sqlite3_reset(st);
 	if (same && rc != SQLITE_DONE)
-		return store_fail(s, "record");
+		return store_sqlerr(s, err, errlen, "record");
 	return same && found == n;
 }
 

@@ -21,19 +21,19 @@
 #include "yamlutil.h"
 
 int
-store_begin(struct store *s)
+store_begin(struct store *s, char *err, size_t errlen)
 {
 	store_read_end(s);	/* a write sees, and ends, the read snapshot */
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return store_fail(s, "begin");
+		return store_sqlerr(s, err, errlen, "begin");
 	return 0;
 }
 
 int
-store_commit(struct store *s)
+store_commit(struct store *s, char *err, size_t errlen)
 {
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		return store_fail(s, "commit");
+		return store_sqlerr(s, err, errlen, "commit");
 	return 0;
 }
 
@@ -43,45 +43,45 @@ store_rollback(struct store *s)
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Steps the write q, then resets it for the next use; 0, or -1 with err. */
 static int
-run(struct store *s, int q, const char *what)
+run(struct store *s, int q, const char *what, char *err, size_t errlen)
 {
 	int rc = sqlite3_step(s->q[q]);
 
 	sqlite3_reset(s->q[q]);
 	sqlite3_clear_bindings(s->q[q]);
 	if (rc != SQLITE_DONE)
-		return store_fail(s, what);
+		return store_sqlerr(s, err, errlen, what);
 	return 0;
 }
 
 int
 store_put_record(struct store *s, const char *subject, const char *record_type,
     const char *holder, int64_t verified_at, const char *const *names,
-    const char *const *values, size_t n)
+    const char *const *values, size_t n, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
-	char	      why[sizeof(s->err)];
 
 	sqlite3_bind_text(s->q[Q_PUT_PERSON], 1, subject, -1, SQLITE_STATIC);
-	if (run(s, Q_PUT_PERSON, "person") == -1)
+	if (run(s, Q_PUT_PERSON, "person", err, errlen) == -1)
 		return -1;
 	st = s->q[Q_PUT_SUBJECT];
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
-	if (run(s, Q_PUT_SUBJECT, "subject") == -1)
+	if (run(s, Q_PUT_SUBJECT, "subject", err, errlen) == -1)
 		return -1;
 	st = s->q[Q_PUT_RECORD];
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, holder, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, verified_at);
-	if (run(s, Q_PUT_RECORD, "record") == -1)
+	if (run(s, Q_PUT_RECORD, "record", err, errlen) == -1)
 		return -1;
 	st = s->q[Q_DEL_FIELDS];
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
-	if (run(s, Q_DEL_FIELDS, "record") == -1)
+	if (run(s, Q_DEL_FIELDS, "record", err, errlen) == -1)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		st = s->q[Q_PUT_FIELD];
@@ -89,28 +89,27 @@ store_put_record(struct store *s, const char *subject, const char *record_type,
 		sqlite3_bind_text(st, 2, record_type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, names[i], -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, values[i], -1, SQLITE_STATIC);
-		if (run(s, Q_PUT_FIELD, "field") == -1)
+		if (run(s, Q_PUT_FIELD, "field", err, errlen) == -1)
 			return -1;
 	}
 	/* What the subject is found by follows its person record (D18). */
 	if (strcmp(record_type, "person") == 0 &&
-	    person_details_from_record(s, subject, why, sizeof(why)) == -1)
-		return store_failx(s, "%s", why);
+	    person_details_from_record(s, subject, err, errlen) == -1)
+		return -1;
 	return 0;
 }
 
 int
 store_add_consent(struct store *s, const char *subject, enum consent_state c,
     const char *agencies, const char *purposes, int64_t expires_at,
-    int64_t decided_at, const char *recorded_by, int64_t recorded_at)
+    int64_t decided_at, const char *recorded_by, int64_t recorded_at, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt *st = s->q[Q_ADD_CONSENT];
 
-	if (c == CONSENT_NONE) {
-		snprintf(s->err, sizeof(s->err), "consent state must be granted, "
-		    "refused or withdrawn");
-		return -1;
-	}
+	if (c == CONSENT_NONE)
+		return errorf(err, errlen, "consent state must be granted, refused "
+		    "or withdrawn");
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, consent_name(c), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, agencies, -1, SQLITE_STATIC);
@@ -125,12 +124,12 @@ store_add_consent(struct store *s, const char *subject, enum consent_state c,
 		sqlite3_bind_int64(st, 8, decided_at);
 	else
 		sqlite3_bind_null(st, 8);
-	return run(s, Q_ADD_CONSENT, "consent");
+	return run(s, Q_ADD_CONSENT, "consent", err, errlen);
 }
 
 int
 store_set_flag(struct store *s, const char *subject, const char *flag,
-    const char *set_by, int64_t set_at)
+    const char *set_by, int64_t set_at, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->q[Q_SET_FLAG];
 
@@ -138,11 +137,12 @@ store_set_flag(struct store *s, const char *subject, const char *flag,
 	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, set_by, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, set_at);
-	return run(s, Q_SET_FLAG, "flag");
+	return run(s, Q_SET_FLAG, "flag", err, errlen);
 }
 
 int
-store_subject_holder(struct store *s, const char *subject, char *holder, size_t len)
+store_subject_holder(struct store *s, const char *subject, char *holder, size_t len,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[Q_OWNER];
 	int		 rc, found = 0;
@@ -156,29 +156,31 @@ store_subject_holder(struct store *s, const char *subject, char *holder, size_t 
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, "subject");
+		return store_sqlerr(s, err, errlen, "subject");
 	return found;
 }
 
 int
-store_delete_record(struct store *s, const char *subject, const char *record_type)
+store_delete_record(struct store *s, const char *subject, const char *record_type,
+    char *err, size_t errlen)
 {
 	int n;
 
 	sqlite3_bind_text(s->q[Q_DEL_RECORD], 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s->q[Q_DEL_RECORD], 2, record_type, -1, SQLITE_STATIC);
-	if (run(s, Q_DEL_RECORD, "record") == -1)
+	if (run(s, Q_DEL_RECORD, "record", err, errlen) == -1)
 		return -1;
 	n = sqlite3_changes(s->db);
 	sqlite3_bind_text(s->q[Q_DEL_FIELDS], 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s->q[Q_DEL_FIELDS], 2, record_type, -1, SQLITE_STATIC);
-	if (run(s, Q_DEL_FIELDS, "record") == -1)
+	if (run(s, Q_DEL_FIELDS, "record", err, errlen) == -1)
 		return -1;
 	return n;
 }
 
 int
-store_flag_active(struct store *s, const char *subject, const char *flag)
+store_flag_active(struct store *s, const char *subject, const char *flag, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st = s->q[Q_FLAG_ACTIVE];
 	int		 rc, n = 0;
@@ -189,13 +191,13 @@ store_flag_active(struct store *s, const char *subject, const char *flag)
 		n = sqlite3_column_int(st, 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
-		return store_fail(s, "flag");
+		return store_sqlerr(s, err, errlen, "flag");
 	return n > 0;
 }
 
 int
 store_remove_flag(struct store *s, const char *subject, const char *flag,
-    const char *removed_by, int64_t removed_at)
+    const char *removed_by, int64_t removed_at, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->q[Q_UNFLAG];
 
@@ -203,21 +205,21 @@ store_remove_flag(struct store *s, const char *subject, const char *flag,
 	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, removed_by, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, removed_at);
-	if (run(s, Q_UNFLAG, "flag") == -1)
+	if (run(s, Q_UNFLAG, "flag", err, errlen) == -1)
 		return -1;
 	return sqlite3_changes(s->db);
 }
 
 int
 store_mark_batch(struct store *s, const char *request_id, uint64_t first_seq,
-    int64_t now)
+    int64_t now, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = s->q[Q_MARK_BATCH];
 
 	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)first_seq);
 	sqlite3_bind_int64(st, 3, now);
-	return run(s, Q_MARK_BATCH, "batch");
+	return run(s, Q_MARK_BATCH, "batch", err, errlen);
 }
 
 const char *
@@ -232,19 +234,6 @@ store_created_at(struct store *s)
 	return s->created_at;
 }
 
-/* run() for the functions that report into the caller's err (0 or -1). */
-static int
-run_err(struct store *s, int q, const char *what, char *err, size_t errlen)
-{
-	int rc = sqlite3_step(s->q[q]);
-
-	sqlite3_reset(s->q[q]);
-	sqlite3_clear_bindings(s->q[q]);
-	if (rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, what);
-	return 0;
-}
-
 int
 store_note_load(struct store *s, const char *file, size_t subjects, int64_t now,
     char *err, size_t errlen)
@@ -254,7 +243,7 @@ store_note_load(struct store *s, const char *file, size_t subjects, int64_t now,
 	sqlite3_bind_text(st, 1, file, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)subjects);
 	sqlite3_bind_int64(st, 3, now);
-	return run_err(s, Q_NOTE_LOAD, "load", err, errlen);
+	return run(s, Q_NOTE_LOAD, "load", err, errlen);
 }
 
 int
@@ -286,7 +275,7 @@ store_load_logged(struct store *s, int64_t id, uint64_t seq, char *err,
 
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-	return run_err(s, Q_LOAD_LOGGED, "load", err, errlen);
+	return run(s, Q_LOAD_LOGGED, "load", err, errlen);
 }
 
 int

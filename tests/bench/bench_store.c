@@ -38,7 +38,7 @@ now_us(void)
 }
 
 static int
-make(struct store *st, long subjects, int64_t now)
+make(struct store *st, long subjects, int64_t now, char *err, size_t errlen)
 {
 	static const char *const names[] = { "full_name", "date_of_birth",
 	    "address", "postcode", "phone", "gp_practice" };
@@ -46,21 +46,21 @@ make(struct store *st, long subjects, int64_t now)
 	    "12 Orchard Row, Exeter", "EX1 4QT", "07700 900123", "Riverside Surgery" };
 	char		 id[32];
 
-	if (store_begin(st) == -1)
+	if (store_begin(st, err, errlen) == -1)
 		return -1;
 	for (long i = 0; i < subjects; i++) {
 		snprintf(id, sizeof(id), "S%06ld", i);
 		if (store_put_record(st, id, "person", "csc", now - 86400, names,
-		    values, 6) == -1 ||
+		    values, 6, err, errlen) == -1 ||
 		    (i % 4 == 0 && store_add_consent(st, id, CONSENT_GRANTED, "*", "*",
-		    0, 0, "csc", now) == -1) ||
+		    0, 0, "csc", now, err, errlen) == -1) ||
 		    (i % 10 == 0 && store_set_flag(st, id, "domestic_abuse", "csc",
-		    now) == -1)) {
+		    now, err, errlen) == -1)) {
 			store_rollback(st);
 			return -1;
 		}
 	}
-	return store_commit(st);
+	return store_commit(st, err, errlen);
 }
 
 static void
@@ -105,8 +105,9 @@ main(int argc, char *argv[])
 	}
 	snprintf(path, sizeof(path), "%s/store.db", argv[2]);
 	unlink(path);
-	if (store_open(&st, path, err, sizeof(err)) == -1 || make(st, subjects, now) == -1) {
-		fprintf(stderr, "bench_store: %s: %s\n", path, st ? store_errmsg(st) : err);
+	if (store_open(&st, path, err, sizeof(err)) == -1 ||
+	    make(st, subjects, now, err, sizeof(err)) == -1) {
+		fprintf(stderr, "bench_store: %s: %s\n", path, err);
 		return 1;
 	}
 	/* Closed and opened again: the WAL is checkpointed, as in a store in use. */

@@ -38,7 +38,7 @@ put(const char *subject, const char *holder, const char *family, const char *giv
 
 	snprintf(full, sizeof(full), "%s %s", given, family);
 	cr_assert_eq(store_put_record(st, subject, "person", holder, 100, names, values,
-	    4), 0, "%s", store_errmsg(st));
+	    4, perr, sizeof(perr)), 0, "%s", perr);
 	cr_assert_eq(person_set_details(st, subject, family, given, dob, postcode, perr, sizeof(perr)), 0,
 	    "%s", perr);
 }
@@ -56,13 +56,13 @@ person(const char *subject)
 static void
 three_holders(void)
 {
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	put("CSC-1", "childrens_social_care", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
 	put("POL-1", "police", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
 	put("HLT-1", "health_trust", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
 	cr_assert_eq(person_link_nhs(st, "CSC-1", "9434765919", perr, sizeof(perr)), 1, "%s", perr);
 	cr_assert_eq(person_link_nhs(st, "HLT-1", "9434765919", perr, sizeof(perr)), 1, "%s", perr);
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 }
 
 Test(person, same_nhs_number_same_person)
@@ -113,16 +113,16 @@ Test(person, unlink_makes_a_person_of_its_own)
 
 	three_holders();
 	p = person("CSC-1");
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	cr_expect_eq(person_unlink_nhs(st, "HLT-1", perr, sizeof(perr)), 1, "%s", perr);
 	cr_expect_eq(person_unlink_nhs(st, "HLT-1", perr, sizeof(perr)), 0, "nothing left to unlink");
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	cr_expect_eq(person("CSC-1"), p, "the other subject keeps the person");
 	cr_expect_neq(person("HLT-1"), p);
 	/* The police links the number: it joins the person. */
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	cr_expect_eq(person_link_nhs(st, "POL-1", "9434765919", perr, sizeof(perr)), 1);
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	cr_expect_eq(person("POL-1"), p);
 }
 
@@ -132,9 +132,9 @@ Test(person, relinking_another_number_leaves_the_person)
 
 	three_holders();
 	p = person("CSC-1");
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	cr_expect_eq(person_link_nhs(st, "HLT-1", "4010232137", perr, sizeof(perr)), 1);
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	cr_expect_neq(person("HLT-1"), p, "another number, another person");
 	cr_expect_eq(person("CSC-1"), p);
 }
@@ -143,7 +143,7 @@ Test(person, relinking_another_number_leaves_the_person)
 Test(person, one_local_id_per_holder_and_person)
 {
 	three_holders();
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	put("CSC-2", "childrens_social_care", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
 	cr_expect_eq(person_link_nhs(st, "CSC-2", "9434765919", perr, sizeof(perr)), -1);
 	cr_expect(strstr(perr, "another local id") != NULL, "%s",
@@ -164,11 +164,12 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	struct store_subject	 s;
 
 	three_holders();
-	cr_assert_eq(store_begin(st), 0);
-	cr_assert_eq(store_set_flag(st, "POL-1", "domestic_abuse", "police", 100), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
+	cr_assert_eq(store_set_flag(st, "POL-1", "domestic_abuse", "police", 100, NULL,
+	    0), 0);
 	cr_assert_eq(store_add_consent(st, "CSC-1", CONSENT_REFUSED, "*", "*", 0, 0,
-	    "social worker", 100), 0);
-	cr_assert_eq(store_commit(st), 0);
+	    "social worker", 100, NULL, 0), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 
 	cr_assert_eq(store_subject(st, rt, "HLT-1", "police", "child_protection", &s,
 	    NULL, 0), 0);
@@ -176,9 +177,9 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	cr_expect_eq(s.view.consent, CONSENT_NONE, "CSC-1's refusal is not health's");
 	store_subject_free(&s);
 
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919", perr, sizeof(perr)), 1);
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s,
 	    NULL, 0), 0);
 	cr_assert_eq(s.view.nflags, 1, "the police's flag counts at health");
@@ -192,9 +193,9 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	store_subject_free(&s);
 
 	/* Unlinked again, the flag stays with the police's subject only. */
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	cr_assert_eq(person_unlink_nhs(st, "POL-1", perr, sizeof(perr)), 1);
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	cr_assert_eq(store_subject(st, rt, "HLT-1", "housing", "adult_safeguarding", &s,
 	    NULL, 0), 0);
 	cr_expect_eq(s.view.nflags, 0);
@@ -238,9 +239,9 @@ Test(person, find_by_nhs_number_and_demographics)
 	cr_expect_eq(r.outcome, MATCH_INVALID);
 
 	/* Once the police links the number, one person. */
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	cr_assert_eq(person_link_nhs(st, "POL-1", "9434765919", perr, sizeof(perr)), 1);
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	r = find(NULL, "Hart", "Amelia", "2015-03-09", "ex14qt");
 	cr_expect_eq(r.outcome, MATCH_ONE);
 	cr_expect_eq(r.person, person("POL-1"));
@@ -248,13 +249,13 @@ Test(person, find_by_nhs_number_and_demographics)
 
 Test(person, details_are_checked)
 {
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	put("X-1", "police", "Okafor", "Ada", "1980-06-01", "EX1 1AA");
 	cr_expect_eq(person_set_details(st, "X-1", "Okafor", "Ada", "01/06/1980", NULL, perr, sizeof(perr)), -1);
 	cr_expect(strstr(perr, "date of birth") != NULL);
 	cr_expect_eq(person_set_details(st, "X-1", "-'-", "Ada", NULL, NULL, perr, sizeof(perr)), -1);
 	cr_expect_eq(person_set_details(st, "X-1", "Okafor", "Ada", NULL, "EX1", perr, sizeof(perr)), -1);
-	store_commit(st);
+	store_commit(st, NULL, 0);
 }
 
 /* Loads tests/data/store/v6-demo.sql into dbpath as the release before made it. */
@@ -360,9 +361,9 @@ Test(person, migration_from_version_6_demo_store)
 	cr_expect_eq(r.person, person("S1003"));
 
 	/* A new subject after the migration is a person of its own too. */
-	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st, NULL, 0), 0);
 	put("N-1", "police", "Hart", "Amelia", "2015-03-09", "EX1 4QT");
-	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_commit(st, NULL, 0), 0);
 	cr_expect_neq(person("N-1"), person("S1001"));
 	r = find(NULL, "Hart", "Amelia", "2015-03-09", NULL);
 	cr_expect_eq(r.outcome, MATCH_AMBIGUOUS);

@@ -76,7 +76,8 @@ Test(store, consent_scope_and_latest_wins)
 	store_subject_free(&s);
 
 	/* A later withdrawal wins; the grant stays in the history. */
-	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_WITHDRAWN, "*", "*", 0, 0, "x", 200), 0);
+	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_WITHDRAWN, "*", "*", 0, 0, "x", 200,
+	    NULL, 0), 0);
 	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s,
 	    NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_WITHDRAWN);
@@ -232,7 +233,7 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 	store_read_begin(st);
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
 	cr_assert_eq(store_add_consent(other, "S1003", CONSENT_WITHDRAWN, "*", "*", 0,
-	    0, "x", 200), 0, "%s", store_errmsg(other));
+	    0, "x", 200, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED, "the scope's snapshot");
 	cr_expect_eq(consent_of(other, "S1003"), CONSENT_WITHDRAWN);
 	store_read_end(st);
@@ -241,10 +242,11 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 	/* A write on the scope's own connection ends the scope first. */
 	store_read_begin(st);
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_WITHDRAWN);
-	cr_assert_eq(store_begin(st), 0, "a write inside a scope: %s", store_errmsg(st));
+	cr_assert_eq(store_begin(st, err, sizeof(err)), 0, "a write inside a scope: %s",
+	    err);
 	cr_assert_eq(store_add_consent(st, "S1003", CONSENT_GRANTED, "*", "*", 0,
-	    0, "x", 300), 0);
-	cr_assert_eq(store_commit(st), 0, "%s", store_errmsg(st));
+	    0, "x", 300, NULL, 0), 0);
+	cr_assert_eq(store_commit(st, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
 	cr_expect_eq(consent_of(other, "S1003"), CONSENT_GRANTED, "committed");
 	store_read_end(st);
@@ -408,4 +410,148 @@ Test(store, remembers_its_log_and_the_largest_size_seen)
 	cr_assert_eq(store_log_memory(dbpath, id, &size, err, sizeof(err)), 1, "%s", err);
 	cr_expect_eq(memcmp(id, b, 16), 0, "another log replaces the memory");
 	cr_expect_eq(size, 0);
+}
+
+/*
+ * Issue 16 item 5: the holder writes report into the caller's err
+ * (docs/hacking.md "Errors", convention 1), "what: why", as the holder API's
+ * error body and the import report show them. Each write below is refused
+ * by the store itself, not by a caller's check.
+ */
+Test(store, refused_writes_say_why_in_err)
+{
+	const char	*names[] = { "full_name" }, *values[] = { "Amelia Hart" };
+	char		 err[256];
+
+	load_demo();
+	err[0] = '\0';
+	cr_assert_eq(store_commit(st, err, sizeof(err)), -1, "no transaction");
+	cr_expect(strncmp(err, "commit: ", 8) == 0 && strstr(err, "no transaction"),
+	    "%s", err);
+
+	cr_assert_eq(store_begin(st, err, sizeof(err)), 0, "%s", err);
+	err[0] = '\0';
+	cr_expect_eq(store_begin(st, err, sizeof(err)), -1, "a transaction in one");
+	cr_expect(strncmp(err, "begin: ", 7) == 0 && strstr(err, "within a transaction"),
+	    "%s", err);
+
+	err[0] = '\0';
+	cr_expect_eq(store_add_consent(st, "S1001", CONSENT_NONE, "*", "*", 0, 0, "x",
+	    200, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "consent state must be granted, refused or withdrawn");
+
+	err[0] = '\0';
+	cr_expect_eq(store_add_consent(st, "S1001", CONSENT_GRANTED, "*", "*", 0, 0,
+	    NULL, 200, err, sizeof(err)), -1, "recorded_by is NOT NULL");
+	cr_expect_str_eq(err, "consent: NOT NULL constraint failed: consents.recorded_by");
+
+	err[0] = '\0';
+	cr_expect_eq(store_set_flag(st, "S1001", NULL, "x", 200, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "flag: NOT NULL constraint failed: flags.flag");
+
+	err[0] = '\0';
+	cr_expect_eq(store_put_record(st, "NEW-1", "person", NULL, 100, names, values,
+	    1, err, sizeof(err)), -1, "a new subject needs a holder");
+	cr_expect_str_eq(err, "subject: NOT NULL constraint failed: subjects.holder");
+
+	cr_assert_eq(store_mark_batch(st, "req-1", 1, 200, err, sizeof(err)), 0, "%s",
+	    err);
+	err[0] = '\0';
+	cr_expect_eq(store_mark_batch(st, "req-1", 2, 200, err, sizeof(err)), -1,
+	    "a batch is applied once");
+	cr_expect_str_eq(err, "batch: UNIQUE constraint failed: holder_batches.request_id");
+	store_rollback(st);
+}
+
+/*
+ * The holder checks and the writes that read first say why a read failed:
+ * here the tables went from under the open store (another program).
+ */
+Test(store, failed_checks_say_why_in_err)
+{
+	const char	*names[] = { "full_name" }, *values[] = { "Amelia Hart" };
+	char		 holder[64], err[256];
+	sqlite3		*other;
+
+	load_demo();
+	cr_assert_eq(sqlite3_open(dbpath, &other), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(other, "DROP TABLE consents; DROP TABLE flags; "
+	    "DROP TABLE record_fields; DROP TABLE records; DROP TABLE subjects",
+	    NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(other));
+	sqlite3_close(other);
+
+	err[0] = '\0';
+	cr_expect_eq(store_subject_holder(st, "S1001", holder, sizeof(holder), err,
+	    sizeof(err)), -1);
+	cr_expect_str_eq(err, "subject: no such table: subjects");
+	err[0] = '\0';
+	cr_expect_eq(store_flag_active(st, "S1001", "domestic_abuse", err,
+	    sizeof(err)), -1);
+	cr_expect_str_eq(err, "flag: no such table: flags");
+	err[0] = '\0';
+	cr_expect_eq(store_consent_same(st, "S1001", CONSENT_GRANTED, "*", "*", 0, 0,
+	    err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "consent: no such table: consents");
+	err[0] = '\0';
+	cr_expect_eq(store_record_same(st, "S1001", "person", "childrens_social_care",
+	    100, 0, names, values, 1, err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "record: no such table: records");
+
+	cr_assert_eq(store_begin(st, err, sizeof(err)), 0, "%s", err);
+	err[0] = '\0';
+	cr_expect_eq(store_delete_record(st, "S1001", "person", err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "record: no such table: records");
+	err[0] = '\0';
+	cr_expect_eq(store_remove_flag(st, "S1001", "domestic_abuse", "x", 200, err,
+	    sizeof(err)), -1);
+	cr_expect_str_eq(err, "flag: no such table: flags");
+	store_rollback(st);
+}
+
+/*
+ * store_open() and its migrations say why a file is refused, with the
+ * path first (`safeshared -l` and the daemon print it as it is).
+ */
+Test(store, refused_opens_say_why_in_err)
+{
+	struct store	*s = NULL;
+	sqlite3		*db;
+	char		 path[300], want[600], err[256];
+	FILE		*f;
+
+	snprintf(path, sizeof(path), "%s.other", dbpath);
+	t_db_remove(path);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs("not a database, but long enough to have a header page of its own\n"
+	    "not a database, but long enough to have a header page of its own\n", f);
+	fclose(f);
+	err[0] = '\0';
+	cr_expect_eq(store_open(&s, path, err, sizeof(err)), -1);
+	cr_expect_null(s);
+	snprintf(want, sizeof(want), "%s: pragma: file is not a database", path);
+	cr_expect_str_eq(err, want);
+	t_db_remove(path);
+
+	/* A store a newer program made. */
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	err[0] = '\0';
+	cr_expect_eq(store_open(&s, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: store schema version 99 is newer than this "
+	    "program (%d)", path, 7);
+	cr_expect_str_eq(err, want);
+	t_db_remove(path);
+
+	/* A migration that cannot run: version 2 without its tables. */
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	err[0] = '\0';
+	cr_expect_eq(store_open(&s, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: migration: no such table: records", path);
+	cr_expect_str_eq(err, want);
+	t_db_remove(path);
 }
