@@ -277,17 +277,34 @@ fi
 $LOADGEN --make-data "$S/data.yaml" --subjects 10000 >/dev/null
 "$SAFESHARED" -c "$S/safeshared.yaml" -l "$S/data.yaml" >/dev/null
 
+# How long each start took, exec to listening, with the log's size then
+# (issue 13: a restart on a big log once took over 10 s; see BENCHMARKS.md).
+ss_starts=
 ss_start() {	# ss_start CONFIG: starts safeshared, sets SS_PID and SPORT
 	rm -f "$S/port"
+	off=$(($(stat -c %s "$S/safeshared.log" 2>/dev/null || echo 0) + 1))
+	t0=$(date +%s%N)
 	"$SAFESHARED" -c "$1" -r "$S/port" >>"$S/safeshared.log" 2>&1 &
 	SS_PID=$!
 	i=0
-	while [ ! -s "$S/port" ] && [ $i -lt 100 ]; do
+	while [ ! -s "$S/port" ] && [ $i -lt 1000 ]; do
 		kill -0 "$SS_PID" 2>/dev/null || { tail "$S/safeshared.log" >&2; exit 1; }
-		sleep 0.1
+		sleep 0.01
 		i=$((i + 1))
 	done
-	[ -s "$S/port" ] || { echo "bench: safeshared did not listen" >&2; exit 1; }
+	[ -s "$S/port" ] || { echo "bench: safeshared did not listen within 10 s" >&2; exit 1; }
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	# The line follows the port file; this start's lines only.
+	lsize= i=0
+	while [ -z "$lsize" ] && [ $i -lt 100 ]; do
+		lsize=$(tail -c +"$off" "$S/safeshared.log" |
+		    sed -n 's/.*event=listening .*log_size=\([0-9]*\).*/\1/p' | head -n 1)
+		[ -n "$lsize" ] || sleep 0.01
+		i=$((i + 1))
+	done
+	echo "bench: safeshared ($(basename "$1")) listening after $ms ms," \
+	    "log of ${lsize:-?} entries" >&2
+	ss_starts="${ss_starts:+$ss_starts, }$(basename "$1" .yaml) $ms ms (${lsize:-?} entries)"
 	SPORT=$(cat "$S/port")
 }
 ss_start "$S/safeshared.yaml"
@@ -693,6 +710,7 @@ block=$T/block.md
 	echo "Built from $src."
 	echo "Load from others at the start: $busy process(es) matching" \
 	    "\`fuzz_|ctest|test_\`, load average $load_start (at the end: $load_end)."
+	echo "safeshared start-ups, exec to listening: $ss_starts."
 	echo
 	echo '```sh'
 	echo "$cmdline"

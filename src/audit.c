@@ -258,6 +258,15 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 	    "entries_refused ON entries(seq) WHERE " OVERRIDE_REFUSED, NULL, NULL,
 	    NULL) != SQLITE_OK)
 		goto dberr;
+	/*
+	 * The daemon's start asks for the last store entry and the holder
+	 * batches (storelog.c, holder_reconcile.c); without these two small
+	 * indexes each was a scan of the whole log, seconds for a log of a
+	 * million entries read cold. Built once, on the first writer's open.
+	 */
+	if (!readonly && sqlite3_exec(a->db, AUDIT_RARE_KIND_INDEXES, NULL, NULL,
+	    NULL) != SQLITE_OK)
+		goto dberr;
 	{
 		struct stat sb;
 

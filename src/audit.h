@@ -314,6 +314,12 @@ int		 audit_holder_batches(struct audit *, uint64_t since, audit_batch_cb,
  */
 int		 audit_last_store(struct audit *, char *out, size_t len, char *err,
 		    size_t errlen);
+/*
+ * SQLite's virtual machine steps the two look-ups above have taken on this
+ * handle: a test's measure that the daemon's start reads what it needs, not
+ * the whole log.
+ */
+uint64_t	 audit_start_steps(struct audit *);
 /* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
 int		 audit_reviews_pending(struct audit *, audit_cb, void *);
 int		 audit_inform_pending(struct audit *, audit_cb, void *);

@@ -25,6 +25,16 @@
  */
 #define OVERRIDE_USED	"override_code != '' AND kind = 'disclosure' AND " \
 	"decision != 'deny' AND reason IN ('override', 'override_partial')"
+/*
+ * Entries of the kinds the daemon looks up at start (store: the last store
+ * opened; holder: batches a crash may have left unapplied). They are few
+ * among the disclosures, so each partial index takes a page now and then.
+ */
+#define AUDIT_RARE_KIND_INDEXES \
+	"CREATE INDEX IF NOT EXISTS entries_store ON entries(seq) " \
+	"WHERE kind = 'store';" \
+	"CREATE INDEX IF NOT EXISTS entries_holder ON entries(seq) " \
+	"WHERE kind = 'holder';"
 #define OVERRIDE_REFUSED "override_code != '' AND kind = 'disclosure' AND " \
 	"decision = 'deny'"
 /*
@@ -95,6 +105,7 @@ struct audit {
 	EVP_PKEY	*prev_signer;	/* the key being rotated from */
 	uint64_t	 cp_n;		/* tree checkpoints so far (the last one's number) */
 	uint64_t	 cp_tree_size;	/* entries the last tree checkpoint covers */
+	uint64_t	 start_steps;	/* audit_start_steps() */
 	int64_t		 last_time;	/* of the last entry or checkpoint */
 	int		 clock_back;	/* warned that the clock went back */
 	char		*note;		/* the last checkpoint's note */

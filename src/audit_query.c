@@ -263,8 +263,9 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
 	sqlite3_stmt	*st;
 	int		 rc;
 
+	/* +seq: by the entries_holder index, not by a range of the whole log. */
 	if (sqlite3_prepare_v2(a->db, "SELECT request_id, min(seq), min(agency), "
-	    "min(case_ref), min(time) FROM entries WHERE seq > ?1 AND kind = 'holder' "
+	    "min(case_ref), min(time) FROM entries WHERE kind = 'holder' AND +seq > ?1 "
 	    "GROUP BY request_id HAVING sum(decision = 'rolled_back') = 0 ORDER BY 2",
 	    -1, &st, NULL) != SQLITE_OK)
 		return audit_sqlerr(a, "holder batches", err, errlen);
@@ -281,6 +282,7 @@ audit_holder_batches(struct audit *a, uint64_t since, audit_batch_cb cb, void *a
 			break;
 		}
 	}
+	a->start_steps += (uint64_t)sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : audit_sqlerr(a, "holder batches", err, errlen);
 }
@@ -298,9 +300,16 @@ audit_last_store(struct audit *a, char *out, size_t len, char *err, size_t errle
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		snprintf(out, len, "%s", sqlite3_column_text(st, 0) ?
 		    (const char *)sqlite3_column_text(st, 0) : "");
+	a->start_steps += (uint64_t)sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
 	    audit_sqlerr(a, "last store", err, errlen);
+}
+
+uint64_t
+audit_start_steps(struct audit *a)
+{
+	return a->start_steps;
 }
 
 int
