@@ -1,0 +1,524 @@
+/*
+ * The record store on PostgreSQL (issue 19): the connection, the schema,
+ * the statements every session prepares, the helper that runs them, and
+ * the transactions. pgstore_read.c, pgstore_write.c and pgstore_person.c
+ * hold the operations; pgstore.h says how two daemons are kept from
+ * racing. The tables are the SQLite store's (store.c's migrations, as of
+ * schema version 7), in PostgreSQL's types.
+ */
+#include <libpq-fe.h>
+#include <openssl/rand.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pgstore.h"
+#include "pgstore_int.h"
+#include "util.h"
+
+/*
+ * subjects: one holder's view of a person (D18), its NHS number and the
+ * details it is found by; a person is a number from person_ids shared by
+ * the views that link one NHS number. A holder holds a person under one
+ * local id and a flag is active once per subject: unique indexes, so that
+ * two daemons cannot both make the second one.
+ */
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS store_meta (key text PRIMARY KEY,"
+    " value text NOT NULL);"
+    "CREATE SEQUENCE IF NOT EXISTS person_ids;"
+    "CREATE TABLE IF NOT EXISTS subjects (id text PRIMARY KEY,"
+    " holder text NOT NULL, person bigint NOT NULL,"
+    " nhs_number text CHECK (nhs_number IS NULL OR nhs_number ~ '^[0-9]{10}$'),"
+    " family text, given text, dob text, postcode text, family_key text,"
+    " UNIQUE (person, holder));"
+    "CREATE INDEX IF NOT EXISTS subjects_nhs ON subjects (nhs_number)"
+    " WHERE nhs_number IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS subjects_find ON subjects (family_key, dob)"
+    " WHERE family_key IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS records (subject text NOT NULL REFERENCES"
+    " subjects (id), record_type text NOT NULL, holder text NOT NULL,"
+    " verified_at bigint NOT NULL, PRIMARY KEY (subject, record_type));"
+    "CREATE TABLE IF NOT EXISTS record_fields (subject text NOT NULL,"
+    " record_type text NOT NULL, field text NOT NULL, value text NOT NULL,"
+    " PRIMARY KEY (subject, record_type, field));"
+    "CREATE TABLE IF NOT EXISTS consents (id bigserial PRIMARY KEY,"
+    " subject text NOT NULL, state text NOT NULL"
+    " CHECK (state IN ('granted', 'refused', 'withdrawn')),"
+    " agencies text NOT NULL, purposes text NOT NULL, expires_at bigint,"
+    " recorded_by text NOT NULL, recorded_at bigint NOT NULL, decided_at bigint);"
+    "CREATE INDEX IF NOT EXISTS consents_subject ON consents (subject, id);"
+    "CREATE TABLE IF NOT EXISTS flags (id bigserial PRIMARY KEY,"
+    " subject text NOT NULL, flag text NOT NULL, set_by text NOT NULL,"
+    " set_at bigint NOT NULL, removed_by text, removed_at bigint);"
+    "CREATE INDEX IF NOT EXISTS flags_subject ON flags (subject);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS flags_active ON flags (subject, flag)"
+    " WHERE removed_at IS NULL;"
+    "CREATE TABLE IF NOT EXISTS holder_batches (request_id text PRIMARY KEY,"
+    " first_seq bigint NOT NULL, applied_at bigint NOT NULL)";
+
+/* Any constant other than pglog's: two first opens do not create at once. */
+#define SCHEMA_LOCK	"7393651077101946420"
+
+/*
+ * The statements, in SQLite's order and meaning (store.c, person.c).
+ * ORDER BY ... COLLATE "C": byte order, as SQLite sorts, whatever the
+ * database's collation.
+ */
+static const char *const stmts[S_COUNT] = {
+	[S_RECORD] = "SELECT r.verified_at, s.holder FROM records r JOIN subjects s "
+	    "ON s.id = r.subject WHERE r.subject = $1 AND r.record_type = $2",
+	[S_FIELDS] = "SELECT field, value FROM record_fields "
+	    "WHERE subject = $1 AND record_type = $2",
+	/* The latest decision whose scope covers agency and purpose (D3). */
+	[S_CONSENT] = "SELECT state, expires_at FROM consents WHERE subject = $1 "
+	    "AND (agencies = '*' OR strpos(',' || agencies || ',', ',' || $2::text "
+	    "|| ',') > 0) AND (purposes = '*' OR strpos(',' || purposes || ',', "
+	    "',' || $3::text || ',') > 0) ORDER BY id DESC LIMIT 1",
+	/* D12, D18: flags belong to the person, whichever holder set them. */
+	[S_FLAGS] = "SELECT DISTINCT f.flag FROM subjects a "
+	    "JOIN subjects b ON b.person = a.person JOIN flags f ON f.subject = b.id "
+	    "WHERE a.id = $1 AND f.removed_at IS NULL ORDER BY f.flag",
+	/* A new subject is a person of its own until it links an NHS number. */
+	[S_PUT_SUBJECT] = "INSERT INTO subjects (id, holder, person) "
+	    "VALUES ($1, $2, nextval('person_ids')) ON CONFLICT (id) DO NOTHING",
+	[S_OWNER] = "SELECT holder FROM subjects WHERE id = $1",
+	[S_OWNER_LOCK] = "SELECT holder FROM subjects WHERE id = $1 FOR UPDATE",
+	[S_PUT_RECORD] = "INSERT INTO records (subject, record_type, holder, "
+	    "verified_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject, record_type) "
+	    "DO UPDATE SET holder = excluded.holder, verified_at = excluded.verified_at",
+	[S_DEL_FIELDS] = "DELETE FROM record_fields WHERE subject = $1 "
+	    "AND record_type = $2",
+	[S_PUT_FIELD] = "INSERT INTO record_fields (subject, record_type, field, "
+	    "value) VALUES ($1, $2, $3, $4)",
+	[S_ADD_CONSENT] = "INSERT INTO consents (subject, state, agencies, purposes, "
+	    "expires_at, recorded_by, recorded_at, decided_at) "
+	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+	/* Set twice at once by two daemons: one row (flags_active). */
+	[S_SET_FLAG] = "INSERT INTO flags (subject, flag, set_by, set_at) "
+	    "VALUES ($1, $2, $3, $4) ON CONFLICT (subject, flag) "
+	    "WHERE removed_at IS NULL DO NOTHING",
+	[S_DEL_RECORD] = "DELETE FROM records WHERE subject = $1 AND record_type = $2",
+	[S_FLAG_ACTIVE] = "SELECT count(*) FROM flags WHERE subject = $1 "
+	    "AND flag = $2 AND removed_at IS NULL",
+	/* Removal is recorded, never erased (D12). */
+	[S_UNFLAG] = "UPDATE flags SET removed_by = $3, removed_at = $4 "
+	    "WHERE subject = $1 AND flag = $2 AND removed_at IS NULL",
+	[S_MARK_BATCH] = "INSERT INTO holder_batches (request_id, first_seq, "
+	    "applied_at) VALUES ($1, $2, $3)",
+	[S_BATCH_APPLIED] = "SELECT count(*) FROM holder_batches "
+	    "WHERE request_id = $1",
+	[S_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at, "
+	    "decided_at FROM consents WHERE subject = $1 ORDER BY id DESC LIMIT 1",
+	[S_RECORD_ROW] = "SELECT holder, verified_at FROM records "
+	    "WHERE subject = $1 AND record_type = $2",
+	[S_SHOW_RECORDS] = "SELECT record_type, verified_at FROM records "
+	    "WHERE subject = $1 ORDER BY record_type COLLATE \"C\"",
+	[S_SHOW_FIELDS] = "SELECT record_type, field, value FROM record_fields "
+	    "WHERE subject = $1 ORDER BY record_type COLLATE \"C\", field COLLATE \"C\"",
+	[S_SHOW_CONSENTS] = "SELECT state, agencies, purposes, expires_at, "
+	    "decided_at, recorded_by, recorded_at FROM consents WHERE subject = $1 "
+	    "ORDER BY id DESC LIMIT $2",
+	[S_SHOW_FLAGS] = "SELECT flag, set_by, set_at, removed_by, removed_at "
+	    "FROM flags WHERE subject = $1 ORDER BY id DESC LIMIT $2",
+	[S_SUBJECT] = "SELECT person, holder, nhs_number FROM subjects WHERE id = $1",
+	[S_SUBJECT_LOCK] = "SELECT person, holder, nhs_number FROM subjects "
+	    "WHERE id = $1 FOR UPDATE",
+	/* Links of one NHS number queue here until the linking one commits. */
+	[S_NHS_LOCK] = "SELECT pg_advisory_xact_lock(1931, hashtext($1::text))",
+	[S_BY_NHS] = "SELECT person FROM subjects WHERE nhs_number = $1 "
+	    "AND id <> $2 ORDER BY person LIMIT 1",
+	[S_SHARED] = "SELECT count(*) FROM subjects WHERE person = $1 AND id <> $2",
+	[S_NEW_PERSON] = "SELECT nextval('person_ids')",
+	[S_SET_NHS] = "UPDATE subjects SET nhs_number = $2, person = $3 "
+	    "WHERE id = $1",
+	/* A holder holds a person under one local id (D18). */
+	[S_CLASH] = "SELECT id FROM subjects WHERE person = $1 AND holder = $2 "
+	    "AND id <> $3 LIMIT 1",
+	[S_SET_DETAILS] = "UPDATE subjects SET family = $2, given = $3, dob = $4, "
+	    "postcode = $5, family_key = $6 WHERE id = $1",
+	[S_RECORD_FIELD] = "SELECT value FROM record_fields WHERE subject = $1 "
+	    "AND record_type = 'person' AND field = $2",
+	[S_FIND_NHS] = "SELECT person, nhs_number, family, given, dob, postcode "
+	    "FROM subjects WHERE nhs_number = $1",
+	[S_FIND_DEMO] = "SELECT person, nhs_number, family, given, dob, postcode "
+	    "FROM subjects WHERE family_key = $1 AND dob = $2",
+	[S_HOLDING] = "SELECT id FROM subjects WHERE person = $1 AND holder = $2",
+	[S_HOLDINGS] = "SELECT holder, id FROM subjects WHERE person = $1 "
+	    "ORDER BY holder COLLATE \"C\"",
+	[S_RECORDS] = "SELECT s.holder, s.id, r.record_type FROM subjects s "
+	    "JOIN records r ON r.subject = s.id WHERE s.person = $1 "
+	    "ORDER BY s.holder COLLATE \"C\", r.record_type COLLATE \"C\"",
+};
+
+/*
+ * The reason a statement failed, from res or the connection, into err;
+ * frees res. Only the primary message and the SQLSTATE: a DETAIL line may
+ * quote a row, and no record's contents go into a message.
+ */
+int
+pgstore_fail(PGconn *conn, PGresult *res, const char *what, char *err,
+    size_t errlen)
+{
+	const char	*msg = NULL, *st = NULL;
+	char		 buf[200], state[8] = "";
+	size_t		 i;
+
+	if (res != NULL) {
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	}
+	if (msg == NULL)
+		msg = conn != NULL ? PQerrorMessage(conn) : "out of memory";
+	snprintf(buf, sizeof(buf), "%s", msg);
+	if (st != NULL)
+		snprintf(state, sizeof(state), "%s", st);
+	for (i = 0; buf[i] != '\0'; i++)
+		if (buf[i] == '\n' || buf[i] == '\r')
+			buf[i] = ' ';
+	while (i > 0 && buf[i - 1] == ' ')
+		buf[--i] = '\0';
+	PQclear(res);
+	if (state[0] != '\0')
+		return errorf(err, errlen, "PostgreSQL store: %s: %s (SQLSTATE %s)",
+		    what, buf, state);
+	return errorf(err, errlen, "PostgreSQL store: %s: %s", what, buf);
+}
+
+static int
+exec_sql(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pgstore_fail(conn, res, what, err, errlen);
+	PQclear(res);
+	return 0;
+}
+
+const char *
+pgstore_text(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col);
+}
+
+int64_t
+pgstore_int(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 :
+	    (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/*
+ * A session's settings and statements: after a reconnect they are made
+ * again. synchronous_commit is on whatever the server's default: a holder
+ * write acknowledged is durable, as with SQLite's synchronous=FULL.
+ */
+static int
+session(struct pgstore *p, char *err, size_t errlen)
+{
+	char name[32];
+
+	if (p->ready && PQstatus(p->conn) == CONNECTION_OK)
+		return 0;
+	p->ready = 0;
+	p->scope = 0;
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		PQreset(p->conn);
+		if (PQstatus(p->conn) != CONNECTION_OK)
+			return pgstore_fail(p->conn, NULL, "connect", err, errlen);
+	}
+	if (exec_sql(p->conn, "SET synchronous_commit = on; "
+	    "SET client_encoding = 'UTF8'", "session settings", err, errlen) == -1)
+		return -1;
+	for (int i = 0; i < S_COUNT; i++) {
+		PGresult *res;
+
+		snprintf(name, sizeof(name), "pgstore_%d", i);
+		res = PQprepare(p->conn, name, stmts[i], 0, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return pgstore_fail(p->conn, res, "prepare", err, errlen);
+		PQclear(res);
+	}
+	p->ready = 1;
+	return 0;
+}
+
+/* A statement that only reads, so running it again on a new connection is safe. */
+static int
+is_read(int q)
+{
+	return strncmp(stmts[q], "SELECT", 6) == 0 &&
+	    strstr(stmts[q], "FOR UPDATE") == NULL && q != S_NEW_PERSON &&
+	    q != S_NHS_LOCK;
+}
+
+PGresult *
+pgstore_run(struct pgstore *p, int q, int n, const char *const *vals,
+    const char *what, char *err, size_t errlen)
+{
+	char		 name[32];
+	PGresult	*res;
+	ExecStatusType	 rs;
+
+	if (!p->txn && session(p, err, errlen) == -1)
+		return NULL;
+	snprintf(name, sizeof(name), "pgstore_%d", q);
+	for (int try = 0;; try++) {
+		res = PQexecPrepared(p->conn, name, n, vals, NULL, NULL, 0);
+		rs = PQresultStatus(res);
+		if (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK)
+			return res;
+		if (try > 0 || p->txn || !is_read(q) ||
+		    PQstatus(p->conn) == CONNECTION_OK)
+			break;
+		/* The server went away between two reads: once more, anew. */
+		PQclear(res);
+		if (session(p, err, errlen) == -1)
+			return NULL;
+	}
+	pgstore_fail(p->conn, res, what, err, errlen);
+	return NULL;
+}
+
+int
+pgstore_exec(struct pgstore *p, int q, int n, const char *const *vals,
+    const char *what, char *err, size_t errlen)
+{
+	PGresult *res = pgstore_run(p, q, n, vals, what, err, errlen);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Creates the tables and the store's meta rows (a new random id, its
+ * birth now) if they are missing, under a transaction-scoped advisory lock
+ * so that two daemons opening a new database at once do not race.
+ */
+static int
+create_schema(PGconn *conn, char *err, size_t errlen)
+{
+	unsigned char	 rnd[16];
+	char		 id[STORE_ID_LEN + 1], now[24], ver[16];
+	const char	*vals[3] = { id, now, ver };
+	PGresult	*res;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return errorf(err, errlen, "PostgreSQL store: no random bytes for a "
+		    "store id");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	snprintf(ver, sizeof(ver), "%d", PGSTORE_SCHEMA_VERSION);
+	if (exec_sql(conn, "BEGIN", "create", err, errlen) == -1)
+		return -1;
+	if (exec_sql(conn, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
+	    "create lock", err, errlen) == -1 ||
+	    exec_sql(conn, schema_sql, "create tables", err, errlen) == -1)
+		goto fail;
+	res = PQexecParams(conn, "INSERT INTO store_meta (key, value) VALUES "
+	    "('store_id', $1), ('created_at', $2), ('version', $3) "
+	    "ON CONFLICT (key) DO NOTHING", 3, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pgstore_fail(conn, res, "create meta", err, errlen);
+		goto fail;
+	}
+	PQclear(res);
+	return exec_sql(conn, "COMMIT", "create", err, errlen);
+fail:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+/*
+ * An existing store is opened without DDL, so a daemon's role needs only
+ * to read and write the tables; a database without them gets them. The
+ * schema version must be this build's.
+ */
+static int
+load_meta(struct pgstore *p, char *err, size_t errlen)
+{
+	PGresult	*res;
+	int		 exists, version = -1;
+
+	res = PQexec(p->conn, "SELECT to_regclass('store_meta') IS NOT NULL");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		return pgstore_fail(p->conn, res, "open", err, errlen);
+	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!exists && create_schema(p->conn, err, errlen) == -1)
+		return -1;
+	res = PQexec(p->conn, "SELECT key, value FROM store_meta");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pgstore_fail(p->conn, res, "open", err, errlen);
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *k = PQgetvalue(res, i, 0), *v = PQgetvalue(res, i, 1);
+
+		if (strcmp(k, "store_id") == 0)
+			snprintf(p->id, sizeof(p->id), "%s", v);
+		else if (strcmp(k, "created_at") == 0)
+			p->created_at = strtoll(v, NULL, 10);
+		else if (strcmp(k, "version") == 0)
+			version = atoi(v);
+	}
+	PQclear(res);
+	if (version != PGSTORE_SCHEMA_VERSION)
+		return errorf(err, errlen, "PostgreSQL store: the store's schema "
+		    "version is %s (this build reads schema version %d)",
+		    version == -1 ? "missing" : "another", PGSTORE_SCHEMA_VERSION);
+	if (strlen(p->id) != STORE_ID_LEN)
+		return errorf(err, errlen, "PostgreSQL store: store_meta: no store id");
+	return 0;
+}
+
+/* Server notices ("relation already exists, skipping") are not errors. */
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+int
+pgstore_open(struct pgstore **ps, const char *conninfo, char *err, size_t errlen)
+{
+	struct pgstore *p;
+
+	*ps = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return errorf(err, errlen, "PostgreSQL store: out of memory");
+	p->conn = PQconnectdb(conninfo);
+	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
+		pgstore_fail(p->conn, NULL, "connect", err, errlen);
+		goto fail;
+	}
+	PQsetNoticeProcessor(p->conn, quiet, NULL);
+	if (load_meta(p, err, errlen) == -1 || session(p, err, errlen) == -1)
+		goto fail;
+	*ps = p;
+	return 0;
+fail:
+	pgstore_close(p);
+	return -1;
+}
+
+void
+pgstore_close(struct pgstore *p)
+{
+	if (p == NULL)
+		return;
+	PQfinish(p->conn);
+	free(p);
+}
+
+const char *
+pgstore_id(struct pgstore *p)
+{
+	return p->id;
+}
+
+int64_t
+pgstore_created_at(struct pgstore *p)
+{
+	return p->created_at;
+}
+
+int
+pgstore_backend_pid(struct pgstore *p)
+{
+	return PQbackendPID(p->conn);
+}
+
+/*
+ * A write transaction, READ COMMITTED: what two daemons could both change
+ * is locked by the statement that reads it (pgstore.h). A lost connection
+ * is opened again here, the one place a transaction starts.
+ */
+int
+pgstore_begin(struct pgstore *p, char *err, size_t errlen)
+{
+	pgstore_read_end(p);	/* a write sees, and ends, the read snapshot */
+	if (p->txn)
+		return errorf(err, errlen, "PostgreSQL store: begin: a transaction "
+		    "is open already");
+	if (session(p, err, errlen) == -1 ||
+	    exec_sql(p->conn, "BEGIN", "begin", err, errlen) == -1)
+		return -1;
+	p->txn = 1;
+	return 0;
+}
+
+/*
+ * 0 once the commit is durable. A connection lost during COMMIT leaves
+ * the outcome unknown: -1 (the caller answers that nothing was written;
+ * the daemon's reconciliation asks the store whether the batch is there).
+ */
+int
+pgstore_commit(struct pgstore *p, char *err, size_t errlen)
+{
+	PGresult	*res;
+	int		 ok;
+
+	if (!p->txn)
+		return errorf(err, errlen, "PostgreSQL store: commit: no transaction");
+	res = PQexec(p->conn, "COMMIT");
+	/* A failed transaction "commits" as a ROLLBACK: that is a failure. */
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
+	    strcmp(PQcmdStatus(res), "COMMIT") == 0;
+	if (!ok) {
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			PQclear(res);
+			res = NULL;
+			errorf(err, errlen, "PostgreSQL store: commit: the transaction "
+			    "had failed and was rolled back");
+		} else
+			pgstore_fail(p->conn, res, "commit", err, errlen);
+		pgstore_rollback(p);
+		return -1;
+	}
+	PQclear(res);
+	p->txn = 0;
+	return 0;
+}
+
+void
+pgstore_rollback(struct pgstore *p)
+{
+	if (PQstatus(p->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(p->conn, "ROLLBACK"));
+	p->txn = 0;
+}
+
+/*
+ * A read scope: one REPEATABLE READ, READ ONLY transaction, so a burst of
+ * reads sees one snapshot (store_read_begin()). Not inside a write.
+ */
+void
+pgstore_read_begin(struct pgstore *p)
+{
+	char err[8];
+
+	if (p->scope || p->txn || session(p, err, sizeof(err)) == -1)
+		return;
+	p->scope = exec_sql(p->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	    "read", err, sizeof(err)) == 0;
+}
+
+void
+pgstore_read_end(struct pgstore *p)
+{
+	if (!p->scope)
+		return;
+	p->scope = 0;
+	if (PQstatus(p->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(p->conn, "COMMIT"));
+}

@@ -1,0 +1,142 @@
+/*
+ * The record store on PostgreSQL (issue 19): records and their fields,
+ * consent decisions, risk flags, holder batches, persons and the subject
+ * index, with the operations and the answers of the SQLite store (store.h,
+ * person.h). Each function mirrors one of those: pgstore_X for store_X,
+ * pgstore_person_X for person_X, a struct pgstore * for the struct store *,
+ * the same structs in and out, and every failure as -1 plus the caller's
+ * err/errlen (docs/hacking.md "Errors"). docs/deploy-ha.md "The storage
+ * interface" lists them and the daemon files that will call each.
+ *
+ * Several daemons share one database, so where two of them could race the
+ * database decides: a subject's row is locked (SELECT ... FOR UPDATE) by
+ * the transaction that checks its holder or its NHS number before changing
+ * it; links of one NHS number queue on an advisory lock; a flag is active
+ * once (a partial unique index) and a holder holds a person under one
+ * local id (a unique index). A holder batch is one transaction
+ * (pgstore_begin() to pgstore_commit()): a failure or a lost connection
+ * anywhere in it keeps nothing of it, its holder_batches row included, so
+ * the daemon's reconciliation marks it rolled back as with SQLite.
+ *
+ * Not yet used by the daemon: the storage interface both backends will
+ * implement is still to build (docs/deploy-ha.md "Status").
+ *
+ * A handle is one connection and is used by one thread at a time. A lost
+ * connection is opened again (and its statements prepared again) by the
+ * next call outside a transaction; inside one, the transaction has failed
+ * and the caller rolls it back.
+ */
+#ifndef SAFESHARE_PGSTORE_H
+#define SAFESHARE_PGSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "match.h"
+#include "person.h"
+#include "store.h"
+
+#define PGSTORE_SCHEMA_VERSION	1
+
+struct pgstore;
+
+/*
+ * Connects with a libpq connection string, creates the store's tables if
+ * they are missing (under an advisory lock, so two first opens do not
+ * race), refuses a store of another schema version and prepares the
+ * statements. 0 with *ps the caller's to close with pgstore_close(), or -1
+ * with err.
+ */
+int	pgstore_open(struct pgstore **ps, const char *conninfo, char *err,
+	    size_t errlen);
+void	pgstore_close(struct pgstore *);
+/* store_id() and store_created_at(): the store's id (32 hex digits) and birth. */
+const char *pgstore_id(struct pgstore *);
+int64_t	pgstore_created_at(struct pgstore *);
+/* The server process of the handle's connection (tests terminate it). */
+int	pgstore_backend_pid(struct pgstore *);
+
+/* store_subject(): free out with store_subject_free(). */
+int	pgstore_subject(struct pgstore *, const struct record_type *,
+	    const char *subject, const char *agency, const char *purpose,
+	    struct store_subject *out, char *err, size_t errlen);
+/* store_read_begin()/end(): one REPEATABLE READ snapshot for the reads between. */
+void	pgstore_read_begin(struct pgstore *);
+void	pgstore_read_end(struct pgstore *);
+
+/* A write transaction (one holder batch); begin ends a read scope first. */
+int	pgstore_begin(struct pgstore *, char *err, size_t errlen);
+int	pgstore_commit(struct pgstore *, char *err, size_t errlen);
+void	pgstore_rollback(struct pgstore *);
+
+/* The writes of store.h, each 0 or -1 with err. */
+int	pgstore_put_record(struct pgstore *, const char *subject,
+	    const char *record_type, const char *holder, int64_t verified_at,
+	    const char *const *names, const char *const *values, size_t n,
+	    char *err, size_t errlen);
+int	pgstore_add_consent(struct pgstore *, const char *subject, enum consent_state,
+	    const char *agencies, const char *purposes, int64_t expires_at,
+	    int64_t decided_at, const char *recorded_by, int64_t recorded_at,
+	    char *err, size_t errlen);
+int	pgstore_set_flag(struct pgstore *, const char *subject, const char *flag,
+	    const char *set_by, int64_t set_at, char *err, size_t errlen);
+/* Records deleted (0 or 1), or -1. */
+int	pgstore_delete_record(struct pgstore *, const char *subject,
+	    const char *record_type, char *err, size_t errlen);
+/* Flags marked removed (kept as history, D12), or -1. */
+int	pgstore_remove_flag(struct pgstore *, const char *subject, const char *flag,
+	    const char *removed_by, int64_t removed_at, char *err, size_t errlen);
+
+/*
+ * store_subject_holder(): 1 found (into holder), 0 unknown, -1 error.
+ * Inside a transaction it locks the subject's row until the commit, so
+ * what the caller decides from the answer still holds when it writes.
+ */
+int	pgstore_subject_holder(struct pgstore *, const char *subject, char *holder,
+	    size_t len, char *err, size_t errlen);
+int	pgstore_flag_active(struct pgstore *, const char *subject, const char *flag,
+	    char *err, size_t errlen);
+int	pgstore_consent_same(struct pgstore *, const char *subject,
+	    enum consent_state, const char *agencies, const char *purposes,
+	    int64_t expires_at, int64_t decided_at, char *err, size_t errlen);
+int	pgstore_record_same(struct pgstore *, const char *subject,
+	    const char *record_type, const char *holder, int64_t verified_at,
+	    int same_day, const char *const *names, const char *const *values,
+	    size_t n, char *err, size_t errlen);
+int	pgstore_show(struct pgstore *, const char *subject, size_t max_history,
+	    const struct store_show_cb *, void *, char *err, size_t errlen);
+
+/* Holder batches: marked inside the batch's transaction; 1/0/-1 applied. */
+int	pgstore_mark_batch(struct pgstore *, const char *request_id,
+	    uint64_t first_seq, int64_t now, char *err, size_t errlen);
+int	pgstore_batch_applied(struct pgstore *, const char *request_id, char *err,
+	    size_t errlen);
+
+/* Persons and the subject index: person.h's functions, same answers. */
+int	pgstore_person_link_nhs(struct pgstore *, const char *subject,
+	    const char *nhs, char *err, size_t errlen);
+int	pgstore_person_nhs_clash(struct pgstore *, const char *subject,
+	    const char *nhs, char *other, size_t len, char *err, size_t errlen);
+int	pgstore_person_unlink_nhs(struct pgstore *, const char *subject, char *err,
+	    size_t errlen);
+int	pgstore_person_nhs_of(struct pgstore *, const char *subject,
+	    char out[MATCH_NHS_LEN + 1], char *err, size_t errlen);
+int	pgstore_person_set_details(struct pgstore *, const char *subject,
+	    const char *family, const char *given, const char *dob,
+	    const char *postcode, char *err, size_t errlen);
+int	pgstore_person_details_from_record(struct pgstore *, const char *subject,
+	    char *err, size_t errlen);
+int	pgstore_person_find(struct pgstore *, const struct match_query *,
+	    struct match_result *, char *err, size_t errlen);
+int	pgstore_person_of(struct pgstore *, const char *subject, int64_t *person,
+	    char *err, size_t errlen);
+int	pgstore_person_holding(struct pgstore *, int64_t person, const char *holder,
+	    char *subject, size_t len, char *err, size_t errlen);
+int	pgstore_person_holdings(struct pgstore *, int64_t person, person_holding_cb,
+	    void *, char *err, size_t errlen);
+int	pgstore_person_records(struct pgstore *, int64_t person, person_record_cb,
+	    void *, char *err, size_t errlen);
+int	pgstore_person_of_holding(struct pgstore *, const char *holder,
+	    const char *subject, int64_t *person, char *err, size_t errlen);
+
+#endif

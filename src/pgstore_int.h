@@ -1,0 +1,56 @@
+/*
+ * Private to src/pgstore*.c: the handle, the prepared statements by index
+ * and the one helper that runs them (reconnecting when that is safe).
+ */
+#ifndef SAFESHARE_PGSTORE_INT_H
+#define SAFESHARE_PGSTORE_INT_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* The statements of pgstore.c's table, prepared once per session. */
+enum {
+	S_RECORD, S_FIELDS, S_CONSENT, S_FLAGS, S_PUT_SUBJECT,
+	S_OWNER, S_OWNER_LOCK, S_PUT_RECORD, S_DEL_FIELDS, S_PUT_FIELD,
+	S_ADD_CONSENT, S_SET_FLAG, S_DEL_RECORD, S_FLAG_ACTIVE, S_UNFLAG,
+	S_MARK_BATCH, S_BATCH_APPLIED, S_LAST_CONSENT, S_RECORD_ROW,
+	S_SHOW_RECORDS, S_SHOW_FIELDS, S_SHOW_CONSENTS, S_SHOW_FLAGS,
+	S_SUBJECT, S_SUBJECT_LOCK, S_NHS_LOCK, S_BY_NHS, S_SHARED, S_NEW_PERSON,
+	S_SET_NHS, S_CLASH, S_SET_DETAILS, S_RECORD_FIELD, S_FIND_NHS,
+	S_FIND_DEMO, S_HOLDING, S_HOLDINGS, S_RECORDS,
+	S_COUNT
+};
+
+/* One connection; pgstore_open() makes it, pgstore_close() frees it. */
+struct pgstore {
+	PGconn		*conn;
+	int		 ready;		/* this session has the statements */
+	int		 txn;		/* a write transaction is open */
+	int		 scope;		/* a read scope is open */
+	char		 id[STORE_ID_LEN + 1];
+	int64_t		 created_at;
+};
+
+/*
+ * Runs statement q with n text parameters (NULL: SQL NULL). Returns the
+ * result, the caller's to PQclear(), or NULL with "PostgreSQL store: what:
+ * the server's message" in err. Outside a transaction a lost connection is
+ * opened again first; a read that failed because the connection died is
+ * run once more on a new one (a write is not: it may have committed).
+ */
+PGresult	*pgstore_run(struct pgstore *, int q, int n, const char *const *vals,
+		    const char *what, char *err, size_t errlen);
+/* pgstore_run() for a statement without rows: 0, or -1 with err. */
+int		 pgstore_exec(struct pgstore *, int q, int n, const char *const *vals,
+		    const char *what, char *err, size_t errlen);
+/* The reason res failed into err; frees res; returns -1. */
+int		 pgstore_fail(PGconn *, PGresult *res, const char *what, char *err,
+		    size_t errlen);
+/* Text of a result cell, "" for NULL; an int8 cell, 0 for NULL. */
+const char	*pgstore_text(const PGresult *, int row, int col);
+int64_t		 pgstore_int(const PGresult *, int row, int col);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * The PostgreSQL store's writes (store_write.c's on SQLite): records and
+ * their fields, consents, flags and holder batches. The caller holds the
+ * write transaction (pgstore_begin()); pgstore.c owns the connection and
+ * the statements.
+ */
+#include <libpq-fe.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgstore.h"
+#include "pgstore_int.h"
+#include "util.h"
+
+/* Rows a statement changed, or -1. */
+static int
+changed(struct pgstore *p, int q, int n, const char *const *vals,
+    const char *what, char *err, size_t errlen)
+{
+	PGresult	*res;
+	int		 rows;
+
+	if ((res = pgstore_run(p, q, n, vals, what, err, errlen)) == NULL)
+		return -1;
+	rows = atoi(PQcmdTuples(res));
+	PQclear(res);
+	return rows;
+}
+
+/*
+ * store_put_record(). The subject is made if new (a person of its own).
+ * Its row is then locked and must be the holder's: two daemons creating
+ * the same id for two holders at once would otherwise both write, where
+ * SQLite's single writer checks and writes in one go (the loser's batch
+ * fails whole; sent again, the holder gets the usual refusal).
+ */
+int
+pgstore_put_record(struct pgstore *p, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, const char *const *names,
+    const char *const *values, size_t n, char *err, size_t errlen)
+{
+	char		 ver[24];
+	const char	*sub[2] = { subject, holder };
+	const char	*rec[4] = { subject, record_type, holder, ver };
+	const char	*fld[4] = { subject, record_type, NULL, NULL };
+	PGresult	*res;
+	int		 mine;
+
+	if (pgstore_exec(p, S_PUT_SUBJECT, 2, sub, "subject", err, errlen) == -1)
+		return -1;
+	if ((res = pgstore_run(p, S_OWNER_LOCK, 1, sub, "subject", err,
+	    errlen)) == NULL)
+		return -1;
+	mine = PQntuples(res) == 1 && strcmp(pgstore_text(res, 0, 0), holder) == 0;
+	PQclear(res);
+	if (!mine)
+		return errorf(err, errlen, "subject %s is held by another agency",
+		    subject);
+	snprintf(ver, sizeof(ver), "%" PRId64, verified_at);
+	if (pgstore_exec(p, S_PUT_RECORD, 4, rec, "record", err, errlen) == -1 ||
+	    pgstore_exec(p, S_DEL_FIELDS, 2, fld, "record", err, errlen) == -1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		fld[2] = names[i];
+		fld[3] = values[i];
+		if (pgstore_exec(p, S_PUT_FIELD, 4, fld, "field", err, errlen) == -1)
+			return -1;
+	}
+	/* What the subject is found by follows its person record (D18). */
+	if (strcmp(record_type, "person") == 0 &&
+	    pgstore_person_details_from_record(p, subject, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+int
+pgstore_add_consent(struct pgstore *p, const char *subject, enum consent_state c,
+    const char *agencies, const char *purposes, int64_t expires_at,
+    int64_t decided_at, const char *recorded_by, int64_t recorded_at, char *err,
+    size_t errlen)
+{
+	char		 exp[24], dec[24], rec[24];
+	const char	*vals[8] = { subject, NULL, agencies, purposes,
+			    expires_at != 0 ? exp : NULL, recorded_by, rec,
+			    decided_at != 0 ? dec : NULL };
+
+	if (c == CONSENT_NONE)
+		return errorf(err, errlen, "consent state must be granted, refused "
+		    "or withdrawn");
+	vals[1] = consent_name(c);
+	snprintf(exp, sizeof(exp), "%" PRId64, expires_at);
+	snprintf(dec, sizeof(dec), "%" PRId64, decided_at);
+	snprintf(rec, sizeof(rec), "%" PRId64, recorded_at);
+	return pgstore_exec(p, S_ADD_CONSENT, 8, vals, "consent", err, errlen);
+}
+
+int
+pgstore_set_flag(struct pgstore *p, const char *subject, const char *flag,
+    const char *set_by, int64_t set_at, char *err, size_t errlen)
+{
+	char		 at[24];
+	const char	*vals[4] = { subject, flag, set_by, at };
+
+	snprintf(at, sizeof(at), "%" PRId64, set_at);
+	return pgstore_exec(p, S_SET_FLAG, 4, vals, "flag", err, errlen);
+}
+
+int
+pgstore_remove_flag(struct pgstore *p, const char *subject, const char *flag,
+    const char *removed_by, int64_t removed_at, char *err, size_t errlen)
+{
+	char		 at[24];
+	const char	*vals[4] = { subject, flag, removed_by, at };
+
+	snprintf(at, sizeof(at), "%" PRId64, removed_at);
+	return changed(p, S_UNFLAG, 4, vals, "flag", err, errlen);
+}
+
+/*
+ * Deletes the record, then its fields: the record's row lock comes first,
+ * as in pgstore_put_record(), so a put and a delete of one record from
+ * two daemons queue instead of deadlocking.
+ */
+int
+pgstore_delete_record(struct pgstore *p, const char *subject,
+    const char *record_type, char *err, size_t errlen)
+{
+	const char	*vals[2] = { subject, record_type };
+	int		 n;
+
+	if ((n = changed(p, S_DEL_RECORD, 2, vals, "record", err, errlen)) == -1 ||
+	    pgstore_exec(p, S_DEL_FIELDS, 2, vals, "record", err, errlen) == -1)
+		return -1;
+	return n;
+}
+
+int
+pgstore_mark_batch(struct pgstore *p, const char *request_id, uint64_t first_seq,
+    int64_t now, char *err, size_t errlen)
+{
+	char		 seq[24], at[24];
+	const char	*vals[3] = { request_id, seq, at };
+
+	snprintf(seq, sizeof(seq), "%" PRIu64, first_seq);
+	snprintf(at, sizeof(at), "%" PRId64, now);
+	return pgstore_exec(p, S_MARK_BATCH, 3, vals, "batch", err, errlen);
+}
