@@ -1,0 +1,31 @@
+/*
+ * The store's behaviour as data (tests/data/storage/NAME.case, format in
+ * its README.md): each line is one operation of store.h or person.h and
+ * the answer expected, run against every backend given, so the SQLite
+ * store and the PostgreSQL one (pgstore.h) are held to the same answers.
+ */
+#ifndef SAFESHARE_STORAGE_CASE_H
+#define SAFESHARE_STORAGE_CASE_H
+
+#include <stddef.h>
+
+struct store;
+struct pgstore;
+struct protocol;
+
+/* One backend: exactly one of st and pg is set. */
+struct sc_backend {
+	const char		*name;
+	struct store		*st;
+	struct pgstore		*pg;
+	const struct protocol	*proto;
+};
+
+/*
+ * Runs every line of the case file at path against each of the n
+ * backends in turn (each from an empty store), expecting (cr_expect) the
+ * answer the line gives; returns how many operations were run.
+ */
+size_t	sc_run_file(const char *path, struct sc_backend *, size_t n);
+
+#endif

@@ -1,0 +1,488 @@
+/*
+ * The record store on PostgreSQL (src/pgstore*.c, issue 19) against a real
+ * server: the throwaway cluster of tests/pg/pgcluster.sh (ctest fixture
+ * "pg"), a schema of its own per test. Every tests/data/storage/NAME.case
+ * runs against the SQLite store and against pgstore, which must give the
+ * same answers; then what only a shared database has: two daemons' writes
+ * racing, a batch whose server process dies, a reconnect, a store of
+ * another schema version. Without PostgreSQL the tests skip, saying why --
+ * except under CI=true, where that fails.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <libpq-fe.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "person.h"
+#include "pgstore.h"
+#include "protocol.h"
+#include "storage_case.h"
+#include "store.h"
+#include "t_pg.h"
+#include "testutil.h"
+#include "util.h"
+
+#define SDIR	DATA_DIR "/storage"
+
+ParameterizedTestParameters(pgstore, cases)
+{
+	static struct t_case_file cases[64];
+
+	return cr_make_param_array(struct t_case_file, cases,
+	    t_case_files(SDIR, cases, 64));
+}
+
+Test(pgstore, cases_present)
+{
+	struct criterion_test_params params = pgstore_cases_param();
+
+	cr_assert_geq(params.length, 6, "only %zu cases in " SDIR, params.length);
+}
+
+/* The case file's name as a schema name: c_ and letters, digits, _. */
+static void
+schema_name(const char *file, char *out, size_t len)
+{
+	size_t i, o = (size_t)snprintf(out, len, "c_");
+
+	for (i = 0; file[i] != '\0' && file[i] != '.' && o + 1 < len; i++)
+		out[o++] = (file[i] >= 'a' && file[i] <= 'z') ||
+		    (file[i] >= '0' && file[i] <= '9') ? file[i] : '_';
+	out[o] = '\0';
+}
+
+/* One case, each backend from an empty store: both give every answer. */
+ParameterizedTest(struct t_case_file *c, pgstore, cases)
+{
+	struct sc_backend	 b[2];
+	struct store		*st;
+	struct pgstore		*pg;
+	struct protocol		*proto;
+	char			 dbpath[256], ci[1200], schema[80], path[512];
+	char			 err[256] = "";
+	PGconn			*adm;
+
+	schema_name(c->name, schema, sizeof(schema));
+	adm = t_pg_schema(schema, ci, sizeof(ci));
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+	t_store_open("pgstore", dbpath, sizeof(dbpath), &st, &proto);
+	b[0] = (struct sc_backend){ "sqlite", st, NULL, proto };
+	b[1] = (struct sc_backend){ "postgresql", NULL, pg, proto };
+	snprintf(path, sizeof(path), SDIR "/%s", c->name);
+	cr_expect_gt(sc_run_file(path, b, 2), 0, "%s: no operations", c->name);
+	pgstore_close(pg);
+	t_store_close(dbpath, st, proto);
+	PQfinish(adm);
+}
+
+/* A store of another schema version is refused at open, not misread. */
+Test(pgstore, other_schema_version_refused)
+{
+	char		 ci[1200], err[256] = "", id[STORE_ID_LEN + 1];
+	PGconn		*adm = t_pg_schema("s_version", ci, sizeof(ci));
+	struct pgstore	*pg;
+
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strlen(pgstore_id(pg)), STORE_ID_LEN);
+	cr_assert_gt(pgstore_created_at(pg), 0);
+	snprintf(id, sizeof(id), "%s", pgstore_id(pg));
+	pgstore_close(pg);
+	/* Opened again: the same store, no DDL. */
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(pgstore_id(pg), id);
+	pgstore_close(pg);
+	t_pg_run(adm, "UPDATE store_meta SET value = '2' WHERE key = 'version'");
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), -1);
+	cr_assert_null(pg);
+	cr_assert(strstr(err, "schema version") != NULL, "%s", err);
+	t_pg_run(adm, "DELETE FROM store_meta WHERE key = 'version'");
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "schema version is missing") != NULL, "%s", err);
+	PQfinish(adm);
+}
+
+/* A handle used by a thread of the test: one call, its answer kept. */
+struct worker {
+	struct pgstore	*pg;
+	const char	*conninfo;
+	int		 (*fn)(struct worker *);
+	const char	*subject, *holder, *nhs;
+	int		 rc;
+	char		 err[256];
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	w->rc = w->fn(w);
+	return NULL;
+}
+
+/* In one transaction: link the worker's NHS number to its subject. */
+static int
+w_link(struct worker *w)
+{
+	int rc;
+
+	if (pgstore_begin(w->pg, w->err, sizeof(w->err)) == -1)
+		return -2;
+	if ((rc = pgstore_person_link_nhs(w->pg, w->subject, w->nhs, w->err,
+	    sizeof(w->err))) == -1 || pgstore_commit(w->pg, w->err,
+	    sizeof(w->err)) == -1) {
+		pgstore_rollback(w->pg);
+		return -1;
+	}
+	return rc;
+}
+
+/* In one transaction: the worker's holder puts a person record. */
+static int
+w_put(struct worker *w)
+{
+	const char *names[2] = { "full_name", "postcode" };
+	const char *values[2] = { "Ann Racing", "AB1 2CD" };
+
+	if (pgstore_begin(w->pg, w->err, sizeof(w->err)) == -1)
+		return -2;
+	if (pgstore_put_record(w->pg, w->subject, "person", w->holder, 1700000000,
+	    names, values, 2, w->err, sizeof(w->err)) == -1 ||
+	    pgstore_commit(w->pg, w->err, sizeof(w->err)) == -1) {
+		pgstore_rollback(w->pg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+w_open(struct worker *w)
+{
+	return pgstore_open(&w->pg, w->conninfo, w->err, sizeof(w->err));
+}
+
+/*
+ * Whether the server process pid waits for a lock; polled for at most
+ * 10 s (the other transaction holds it until the test commits).
+ */
+static int
+waits_for_lock(PGconn *adm, int pid)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_locks WHERE pid = %d "
+	    "AND NOT granted", pid);
+	for (int i = 0; i < 400; i++) {
+		struct timespec ts = { 0, 25 * 1000 * 1000 };
+
+		if (t_pg_int(adm, sql) > 0)
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static struct pgstore *
+open_ok(const char *ci)
+{
+	struct pgstore	*pg;
+	char		 err[256] = "";
+
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+	return pg;
+}
+
+static void
+put_ok(struct pgstore *pg, const char *subject, const char *holder)
+{
+	const char	*names[1] = { "full_name" }, *values[1] = { "Ann Example" };
+	char		 err[256] = "";
+
+	cr_assert_eq(pgstore_put_record(pg, subject, "person", holder, 1700000000,
+	    names, values, 1, err, sizeof(err)), 0, "%s", err);
+}
+
+static int64_t
+person(struct pgstore *pg, const char *subject)
+{
+	int64_t	p = 0;
+	char	err[256] = "";
+
+	cr_assert_eq(pgstore_person_of(pg, subject, &p, err, sizeof(err)), 1,
+	    "%s: %s", subject, err);
+	return p;
+}
+
+/*
+ * Two daemons link one NHS number to two holders' views at once: the
+ * second waits for the first and ends in the same person (D18). Without
+ * the number's lock each would see no other view and stay a person of
+ * its own.
+ */
+Test(pgstore, two_links_of_one_number_make_one_person)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_race_nhs", ci, sizeof(ci));
+	struct pgstore	*a = open_ok(ci);
+	struct worker	 w = { 0 };
+	pthread_t	 th;
+	int		 waited;
+
+	put_ok(a, "H1", "health_trust");
+	put_ok(a, "C1", "childrens_social_care");
+	w.pg = open_ok(ci);
+	w.fn = w_link;
+	w.subject = "C1";
+	w.nhs = "9434765919";
+	cr_assert_eq(pgstore_begin(a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_person_link_nhs(a, "H1", "9434765919", err,
+	    sizeof(err)), 1, "%s", err);
+	cr_assert_eq(pthread_create(&th, NULL, worker_main, &w), 0);
+	waited = waits_for_lock(adm, pgstore_backend_pid(w.pg));
+	cr_assert_eq(pgstore_commit(a, err, sizeof(err)), 0, "%s", err);
+	pthread_join(th, NULL);
+	cr_assert_eq(w.rc, 1, "second link: %d %s", w.rc, w.err);
+	cr_expect(waited, "the second link did not wait for the first");
+	cr_assert_eq(person(a, "H1"), person(a, "C1"), "two persons with one "
+	    "NHS number");
+	cr_assert_eq(t_pg_int(adm, "SELECT count(DISTINCT person) FROM subjects "
+	    "WHERE nhs_number = '9434765919'"), 1);
+	pgstore_close(w.pg);
+	pgstore_close(a);
+	PQfinish(adm);
+}
+
+/*
+ * Two daemons link the same subject to the same number at once: its row
+ * is locked, so the second sees the first's link and changes nothing
+ * (answers 0, as SQLite would one after the other).
+ */
+Test(pgstore, two_links_of_one_subject_change_it_once)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_race_subject", ci, sizeof(ci));
+	struct pgstore	*a = open_ok(ci);
+	struct worker	 w = { 0 };
+	pthread_t	 th;
+	int		 waited;
+
+	put_ok(a, "H1", "health_trust");
+	put_ok(a, "H2", "health_trust");
+	w.pg = open_ok(ci);
+	w.fn = w_link;
+	w.subject = "H1";
+	w.nhs = "9434765919";
+	cr_assert_eq(pgstore_begin(a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_person_link_nhs(a, "H1", "9434765919", err,
+	    sizeof(err)), 1, "%s", err);
+	cr_assert_eq(pthread_create(&th, NULL, worker_main, &w), 0);
+	waited = waits_for_lock(adm, pgstore_backend_pid(w.pg));
+	cr_assert_eq(pgstore_commit(a, err, sizeof(err)), 0, "%s", err);
+	pthread_join(th, NULL);
+	cr_expect(waited, "the second link did not wait for the first");
+	cr_assert_eq(w.rc, 0, "second link of the same number: %d %s", w.rc, w.err);
+	/* And a second view of that person by the same holder is refused. */
+	cr_assert_eq(pgstore_person_link_nhs(a, "H2", "9434765919", err,
+	    sizeof(err)), -1);
+	cr_assert_str_eq(err, "this holder already holds the person with that NHS "
+	    "number under another local id");
+	pgstore_close(w.pg);
+	pgstore_close(a);
+	PQfinish(adm);
+}
+
+/*
+ * Two daemons create one new subject id for two holders at once: the
+ * second waits, then is refused (its batch fails whole), so no record is
+ * written under a subject another holder owns (D1).
+ */
+Test(pgstore, new_subject_raced_by_two_holders_stays_the_first)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_race_put", ci, sizeof(ci));
+	struct pgstore	*a = open_ok(ci);
+	struct worker	 w = { 0 };
+	pthread_t	 th;
+
+	w.pg = open_ok(ci);
+	w.fn = w_put;
+	w.subject = "N1";
+	w.holder = "childrens_social_care";
+	cr_assert_eq(pgstore_begin(a, err, sizeof(err)), 0, "%s", err);
+	put_ok(a, "N1", "health_trust");
+	cr_assert_eq(pthread_create(&th, NULL, worker_main, &w), 0);
+	cr_expect(waits_for_lock(adm, pgstore_backend_pid(w.pg)));
+	cr_assert_eq(pgstore_commit(a, err, sizeof(err)), 0, "%s", err);
+	pthread_join(th, NULL);
+	cr_assert_eq(w.rc, -1, "the second holder's put was not refused");
+	cr_assert_str_eq(w.err, "subject N1 is held by another agency");
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records WHERE holder <> "
+	    "'health_trust'"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM record_fields WHERE "
+	    "value = 'Ann Racing'"), 0);
+	pgstore_close(w.pg);
+	pgstore_close(a);
+	PQfinish(adm);
+}
+
+/*
+ * A put racing a delete of the same record: they queue on the record's
+ * row, and the store ends with the put's record and exactly its fields
+ * (no fields without a record, none of the old ones).
+ */
+Test(pgstore, put_racing_a_delete_leaves_one_whole_record)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_race_delete", ci, sizeof(ci));
+	struct pgstore	*a = open_ok(ci);
+	struct worker	 w = { 0 };
+	pthread_t	 th;
+
+	put_ok(a, "S1", "health_trust");
+	w.pg = open_ok(ci);
+	w.fn = w_put;
+	w.subject = "S1";
+	w.holder = "health_trust";
+	cr_assert_eq(pgstore_begin(a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_delete_record(a, "S1", "person", err, sizeof(err)), 1,
+	    "%s", err);
+	cr_assert_eq(pthread_create(&th, NULL, worker_main, &w), 0);
+	cr_expect(waits_for_lock(adm, pgstore_backend_pid(w.pg)));
+	cr_assert_eq(pgstore_commit(a, err, sizeof(err)), 0, "%s", err);
+	pthread_join(th, NULL);
+	cr_assert_eq(w.rc, 0, "%s", w.err);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM record_fields"), 2);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM record_fields WHERE "
+	    "value = 'Ann Example'"), 0);
+	pgstore_close(w.pg);
+	pgstore_close(a);
+	PQfinish(adm);
+}
+
+/*
+ * A holder batch whose server process is terminated halfway: every later
+ * statement of the batch fails (none runs on a new connection outside the
+ * transaction), nothing of it is kept, its mark included, so
+ * pgstore_batch_applied() says 0 and the daemon's reconciliation logs it
+ * rolled back, as with SQLite. The handle reconnects by itself for the
+ * next batch.
+ */
+Test(pgstore, batch_killed_midway_keeps_nothing_and_is_not_marked)
+{
+	char		 ci[1200], err[256] = "", sql[96];
+	PGconn		*adm = t_pg_schema("s_kill", ci, sizeof(ci));
+	struct pgstore	*pg = open_ok(ci);
+	const char	*names[1] = { "full_name" }, *values[1] = { "B Two" };
+	int		 pid = pgstore_backend_pid(pg);
+
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	put_ok(pg, "S1", "health_trust");
+	cr_assert_eq(pgstore_set_flag(pg, "S1", "domestic_abuse", "health_trust",
+	    100, err, sizeof(err)), 0, "%s", err);
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
+	t_pg_run(adm, sql);
+	cr_assert_eq(pgstore_put_record(pg, "S2", "person", "health_trust",
+	    1700000000, names, values, 1, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "PostgreSQL store: ") == err, "%s", err);
+	cr_assert_eq(pgstore_mark_batch(pg, "b-killed", 5, 100, err, sizeof(err)),
+	    -1);
+	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), -1);
+	pgstore_rollback(pg);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM subjects"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM flags"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM holder_batches"), 0);
+	cr_assert_eq(pgstore_batch_applied(pg, "b-killed", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_neq(pgstore_backend_pid(pg), pid);
+
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	put_ok(pg, "S1", "health_trust");
+	cr_assert_eq(pgstore_mark_batch(pg, "b-next", 6, 100, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_batch_applied(pg, "b-next", err, sizeof(err)), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 1);
+	pgstore_close(pg);
+	PQfinish(adm);
+}
+
+/*
+ * The server process of an idle handle terminated (as by a server
+ * restart): the next read is answered, on a new connection with its
+ * statements prepared again, and so is a read scope after it. The
+ * server processes are terminated while the handle is idle, so the
+ * handle learns it only from the read that fails.
+ */
+Test(pgstore, reconnects_after_the_server_process_dies)
+{
+	char			 ci[1200], err[256] = "", sql[96];
+	PGconn			*adm = t_pg_schema("s_reconnect", ci, sizeof(ci));
+	struct pgstore		*pg = open_ok(ci);
+	struct store_subject	 s;
+	struct diag		 d = { 0 };
+	struct protocol		*proto;
+	const struct record_type *rt;
+	int			 pid = pgstore_backend_pid(pg);
+
+	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(proto);
+	diag_free(&d);
+	rt = protocol_record_type(proto, "person");
+	put_ok(pg, "S1", "health_trust");
+	for (int round = 0; round < 2; round++) {
+		snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
+		t_pg_run(adm, sql);
+		if (round == 0) {
+			char holder[64];
+
+			/* One statement: it fails on the dead connection and is run anew. */
+			cr_assert_eq(pgstore_subject_holder(pg, "S1", holder,
+			    sizeof(holder), err, sizeof(err)), 1, "%s", err);
+			cr_assert_str_eq(holder, "health_trust");
+		} else
+			pgstore_read_begin(pg);
+		cr_assert_eq(pgstore_subject(pg, rt, "S1", "police", "child_protection",
+		    &s, err, sizeof(err)), 0, "round %d: %s", round, err);
+		cr_assert(s.view.known);
+		cr_assert_str_eq(s.holder, "health_trust");
+		store_subject_free(&s);
+		pgstore_read_end(pg);
+		cr_assert_neq(pgstore_backend_pid(pg), pid);
+		pid = pgstore_backend_pid(pg);
+	}
+	protocol_unref(proto);
+	pgstore_close(pg);
+	PQfinish(adm);
+}
+
+/* Two daemons opening one empty database at once: one schema, one store id. */
+Test(pgstore, two_first_opens_make_one_store)
+{
+	char		 ci[1200];
+	PGconn		*adm = t_pg_schema("s_first_open", ci, sizeof(ci));
+	struct worker	 w[2];
+	pthread_t	 th[2];
+
+	for (int i = 0; i < 2; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].conninfo = ci;
+		w[i].fn = w_open;
+		cr_assert_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(w[i].rc, 0, "open %d: %s", i, w[i].err);
+	}
+	cr_assert_str_eq(pgstore_id(w[0].pg), pgstore_id(w[1].pg));
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM store_meta"), 3);
+	pgstore_close(w[0].pg);
+	pgstore_close(w[1].pg);
+	PQfinish(adm);
+}
