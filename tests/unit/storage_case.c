@@ -85,15 +85,6 @@ fields(char **argv, int argc, const char **names, const char **values,
 	return n;
 }
 
-/* The SQLite store's write functions say why in store_errmsg(). */
-static int
-st_rc(struct sc_backend *b, int rc, char *err, size_t errlen)
-{
-	if (rc == -1)
-		snprintf(err, errlen, "%s", store_errmsg(b->st));
-	return rc;
-}
-
 static void
 op_put(struct sc_backend *b, char **a, int n, struct out *o)
 {
@@ -105,8 +96,8 @@ op_put(struct sc_backend *b, char **a, int n, struct out *o)
 	cr_assert_geq(n, 4, "put SUBJECT TYPE HOLDER VERIFIED name=value...");
 	nf = fields(a + 4, n - 4, names, values, nb);
 	rc = b->pg ? pgstore_put_record(b->pg, a[0], a[1], a[2], num(a[3]), names,
-	    values, nf, err, sizeof(err)) : st_rc(b, store_put_record(b->st, a[0],
-	    a[1], a[2], num(a[3]), names, values, nf), err, sizeof(err));
+	    values, nf, err, sizeof(err)) : store_put_record(b->st, a[0],
+	    a[1], a[2], num(a[3]), names, values, nf, err, sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -122,8 +113,8 @@ op_record_same(struct sc_backend *b, char **a, int n, struct out *o)
 	nf = fields(a + 5, n - 5, names, values, nb);
 	rc = b->pg ? pgstore_record_same(b->pg, a[0], a[1], a[2], num(a[3]),
 	    atoi(a[4]), names, values, nf, err, sizeof(err)) :
-	    st_rc(b, store_record_same(b->st, a[0], a[1], a[2], num(a[3]),
-	    atoi(a[4]), names, values, nf), err, sizeof(err));
+	    store_record_same(b->st, a[0], a[1], a[2], num(a[3]),
+	    atoi(a[4]), names, values, nf, err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -147,8 +138,8 @@ op_consent(struct sc_backend *b, char **a, int n, struct out *o)
 	    "DECIDED BY AT");
 	rc = b->pg ? pgstore_add_consent(b->pg, a[0], state(a[1]), a[2], a[3],
 	    num(a[4]), num(a[5]), a[6], num(a[7]), err, sizeof(err)) :
-	    st_rc(b, store_add_consent(b->st, a[0], state(a[1]), a[2], a[3],
-	    num(a[4]), num(a[5]), a[6], num(a[7])), err, sizeof(err));
+	    store_add_consent(b->st, a[0], state(a[1]), a[2], a[3],
+	    num(a[4]), num(a[5]), a[6], num(a[7]), err, sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -162,8 +153,8 @@ op_consent_same(struct sc_backend *b, char **a, int n, struct out *o)
 	    "DECIDED");
 	rc = b->pg ? pgstore_consent_same(b->pg, a[0], state(a[1]), a[2], a[3],
 	    num(a[4]), num(a[5]), err, sizeof(err)) :
-	    st_rc(b, store_consent_same(b->st, a[0], state(a[1]), a[2], a[3],
-	    num(a[4]), num(a[5])), err, sizeof(err));
+	    store_consent_same(b->st, a[0], state(a[1]), a[2], a[3],
+	    num(a[4]), num(a[5]), err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -175,8 +166,8 @@ op_flag(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 4, "flag SUBJECT FLAG BY AT");
 	rc = b->pg ? pgstore_set_flag(b->pg, a[0], a[1], a[2], num(a[3]), err,
-	    sizeof(err)) : st_rc(b, store_set_flag(b->st, a[0], a[1], a[2],
-	    num(a[3])), err, sizeof(err));
+	    sizeof(err)) : store_set_flag(b->st, a[0], a[1], a[2],
+	    num(a[3]), err, sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -188,8 +179,8 @@ op_unflag(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 4, "unflag SUBJECT FLAG BY AT");
 	rc = b->pg ? pgstore_remove_flag(b->pg, a[0], a[1], a[2], num(a[3]), err,
-	    sizeof(err)) : st_rc(b, store_remove_flag(b->st, a[0], a[1], a[2],
-	    num(a[3])), err, sizeof(err));
+	    sizeof(err)) : store_remove_flag(b->st, a[0], a[1], a[2],
+	    num(a[3]), err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -201,7 +192,7 @@ op_active(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 2, "active SUBJECT FLAG");
 	rc = b->pg ? pgstore_flag_active(b->pg, a[0], a[1], err, sizeof(err)) :
-	    st_rc(b, store_flag_active(b->st, a[0], a[1]), err, sizeof(err));
+	    store_flag_active(b->st, a[0], a[1], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -213,7 +204,7 @@ op_delete(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 2, "delete SUBJECT TYPE");
 	rc = b->pg ? pgstore_delete_record(b->pg, a[0], a[1], err, sizeof(err)) :
-	    st_rc(b, store_delete_record(b->st, a[0], a[1]), err, sizeof(err));
+	    store_delete_record(b->st, a[0], a[1], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -225,8 +216,8 @@ op_owner(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 1, "owner SUBJECT");
 	rc = b->pg ? pgstore_subject_holder(b->pg, a[0], holder, sizeof(holder),
-	    err, sizeof(err)) : st_rc(b, store_subject_holder(b->st, a[0], holder,
-	    sizeof(holder)), err, sizeof(err));
+	    err, sizeof(err)) : store_subject_holder(b->st, a[0], holder,
+	    sizeof(holder), err, sizeof(err));
 	answer(o, rc, rc == 1 ? holder : rc == 0 ? "none" : NULL, err);
 }
 
@@ -336,10 +327,10 @@ op_txn(struct sc_backend *b, const char *what, struct out *o)
 
 	if (strcmp(what, "begin") == 0)
 		rc = b->pg ? pgstore_begin(b->pg, err, sizeof(err)) :
-		    st_rc(b, store_begin(b->st), err, sizeof(err));
+		    store_begin(b->st, err, sizeof(err));
 	else if (strcmp(what, "commit") == 0)
 		rc = b->pg ? pgstore_commit(b->pg, err, sizeof(err)) :
-		    st_rc(b, store_commit(b->st), err, sizeof(err));
+		    store_commit(b->st, err, sizeof(err));
 	else if (b->pg)
 		pgstore_rollback(b->pg);
 	else
@@ -355,8 +346,8 @@ op_mark(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 3, "mark REQUEST_ID FIRST_SEQ NOW");
 	rc = b->pg ? pgstore_mark_batch(b->pg, a[0], (uint64_t)num(a[1]), num(a[2]),
-	    err, sizeof(err)) : st_rc(b, store_mark_batch(b->st, a[0],
-	    (uint64_t)num(a[1]), num(a[2])), err, sizeof(err));
+	    err, sizeof(err)) : store_mark_batch(b->st, a[0],
+	    (uint64_t)num(a[1]), num(a[2]), err, sizeof(err));
 	/* The two databases word a duplicate key differently. */
 	answer(o, rc, "ok", rc == -1 ? "refused" : err);
 }
