@@ -172,6 +172,28 @@ set_nhs(struct store *s, const char *subject, const char *nhs, int64_t person,
 	return exec(s, st, "nhs_number", err, errlen);
 }
 
+/*
+ * The person another subject linking nhs belongs to, into *person (0: no
+ * other subject links it); 0, or -1 with err.
+ */
+static int
+nhs_person(struct store *s, const char *subject, const char *nhs, int64_t *person,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt	*st = stmt(s, P_BY_NHS);
+	int		 rc;
+
+	*person = 0;
+	sqlite3_bind_text(st, 1, nhs, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*person = sqlite3_column_int64(st, 0);
+	done(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sqlerr(s, err, errlen, "nhs_number");
+	return 0;
+}
+
 int
 person_link_nhs(struct store *s, const char *subject, const char *nhs, char *err,
     size_t errlen)
@@ -185,14 +207,8 @@ person_link_nhs(struct store *s, const char *subject, const char *nhs, char *err
 		return rc == 0 ? errorf(err, errlen, "unknown subject") : -1;
 	if (strcmp(cur.nhs, nhs) == 0)
 		return 0;
-	st = stmt(s, P_BY_NHS);
-	sqlite3_bind_text(st, 1, nhs, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		target = sqlite3_column_int64(st, 0);
-	done(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, "nhs_number");
+	if (nhs_person(s, subject, nhs, &target, err, errlen) == -1)
+		return -1;
 	if (target != 0) {
 		/* D18: a holder's view of a person is one local id. */
 		st = stmt(s, P_CLASH);
@@ -213,28 +229,6 @@ person_link_nhs(struct store *s, const char *subject, const char *nhs, char *err
 	return set_nhs(s, subject, nhs, target, err, errlen) == -1 ? -1 : 1;
 }
 
-/*
- * Steps a bound statement once: 1 with its first column copied into out
- * (len bytes), 0 when it has no row, -1 with what failed in err.
- */
-static int
-first_text(struct store *s, sqlite3_stmt *st, char *out, size_t len,
-    const char *what, char *err, size_t errlen)
-{
-	int	rc, found = 0;
-
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-
-		snprintf(out, len, "%s", t ? (const char *)t : "");
-		found = 1;
-	}
-	done(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, what);
-	return found;
-}
-
 int
 person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *other,
     size_t len, char *err, size_t errlen)
@@ -247,21 +241,15 @@ person_nhs_clash(struct store *s, const char *subject, const char *nhs, char *ot
 	other[0] = '\0';
 	if ((rc = subject_row(s, subject, &cur, err, errlen)) != 1)
 		return rc == 0 ? errorf(err, errlen, "unknown subject") : -1;
-	st = stmt(s, P_BY_NHS);
-	sqlite3_bind_text(st, 1, nhs, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		target = sqlite3_column_int64(st, 0);
-	done(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, "nhs_number");
+	if (nhs_person(s, subject, nhs, &target, err, errlen) == -1)
+		return -1;
 	if (target == 0)
 		return 0;
 	st = stmt(s, P_CLASH);
 	sqlite3_bind_int64(st, 1, target);
 	sqlite3_bind_text(st, 2, cur.holder, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, subject, -1, SQLITE_STATIC);
-	return first_text(s, st, other, len, "nhs_number", err, errlen);
+	return store_first_text(s, st, other, len, "nhs_number", err, errlen);
 }
 
 int
@@ -548,7 +536,7 @@ person_holding(struct store *s, int64_t person, const char *holder, char *subjec
 
 	sqlite3_bind_int64(st, 1, person);
 	sqlite3_bind_text(st, 2, holder, -1, SQLITE_STATIC);
-	return first_text(s, st, subject, len, "holding", err, errlen);
+	return store_first_text(s, st, subject, len, "holding", err, errlen);
 }
 
 int

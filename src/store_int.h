@@ -46,6 +46,13 @@ sqlite3_stmt	**store_person_stmts(struct store *);
  */
 int		 store_sqlerr(struct store *, char *err, size_t errlen,
 		    const char *what);
+/*
+ * Steps a bound statement once, then resets it and clears its bindings: 1
+ * with its first column copied into out (len bytes; NULL as ""), 0 when it
+ * has no row, -1 with "what: sqlite's message" in err.
+ */
+int		 store_first_text(struct store *, sqlite3_stmt *, char *out,
+		    size_t len, const char *what, char *err, size_t errlen);
 
 /* person.c: prepares its statements at open, once (0, or -1 with err). */
 int		 person_prepare(struct store *, char *err, size_t errlen);

@@ -127,37 +127,74 @@ store_add_consent(struct store *s, const char *subject, enum consent_state c,
 	return run(s, Q_ADD_CONSENT, "consent", err, errlen);
 }
 
+/*
+ * A flag set (Q_SET_FLAG) or removed (Q_UNFLAG): both statements take the
+ * subject, the flag, who and when. 0, or -1 with err.
+ */
+static int
+flag_write(struct store *s, int q, const char *subject, const char *flag,
+    const char *by, int64_t at, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->q[q];
+
+	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, at);
+	return run(s, q, "flag", err, errlen);
+}
+
 int
 store_set_flag(struct store *s, const char *subject, const char *flag,
     const char *set_by, int64_t set_at, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->q[Q_SET_FLAG];
+	return flag_write(s, Q_SET_FLAG, subject, flag, set_by, set_at, err, errlen);
+}
 
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, set_by, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, set_at);
-	return run(s, Q_SET_FLAG, "flag", err, errlen);
+int
+store_first_text(struct store *s, sqlite3_stmt *st, char *out, size_t len,
+    const char *what, char *err, size_t errlen)
+{
+	int	rc, found = 0;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		snprintf(out, len, "%s", t ? (const char *)t : "");
+		found = 1;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sqlerr(s, err, errlen, what);
+	return found;
+}
+
+/*
+ * Steps the bound count(*) query q once, then resets it: 1 if it counted
+ * any row, 0 if none, -1 with "what: sqlite's message" in err.
+ */
+static int
+count_any(struct store *s, int q, const char *what, char *err, size_t errlen)
+{
+	sqlite3_stmt	*st = s->q[q];
+	int		 rc, n = 0;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW)
+		return store_sqlerr(s, err, errlen, what);
+	return n > 0;
 }
 
 int
 store_subject_holder(struct store *s, const char *subject, char *holder, size_t len,
     char *err, size_t errlen)
 {
-	sqlite3_stmt	*st = s->q[Q_OWNER];
-	int		 rc, found = 0;
-
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-
-		snprintf(holder, len, "%s", t ? (const char *)t : "");
-		found = 1;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, "subject");
-	return found;
+	sqlite3_bind_text(s->q[Q_OWNER], 1, subject, -1, SQLITE_STATIC);
+	return store_first_text(s, s->q[Q_OWNER], holder, len, "subject", err, errlen);
 }
 
 int
@@ -182,30 +219,17 @@ int
 store_flag_active(struct store *s, const char *subject, const char *flag, char *err,
     size_t errlen)
 {
-	sqlite3_stmt	*st = s->q[Q_FLAG_ACTIVE];
-	int		 rc, n = 0;
-
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return store_sqlerr(s, err, errlen, "flag");
-	return n > 0;
+	sqlite3_bind_text(s->q[Q_FLAG_ACTIVE], 1, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->q[Q_FLAG_ACTIVE], 2, flag, -1, SQLITE_STATIC);
+	return count_any(s, Q_FLAG_ACTIVE, "flag", err, errlen);
 }
 
 int
 store_remove_flag(struct store *s, const char *subject, const char *flag,
     const char *removed_by, int64_t removed_at, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->q[Q_UNFLAG];
-
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, flag, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, removed_by, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, removed_at);
-	if (run(s, Q_UNFLAG, "flag", err, errlen) == -1)
+	if (flag_write(s, Q_UNFLAG, subject, flag, removed_by, removed_at, err,
+	    errlen) == -1)
 		return -1;
 	return sqlite3_changes(s->db);
 }
@@ -282,14 +306,6 @@ int
 store_batch_applied(struct store *s, const char *request_id, char *err,
     size_t errlen)
 {
-	sqlite3_stmt	*st = s->q[Q_BATCH_APPLIED];
-	int		 rc, n = 0;
-
-	sqlite3_bind_text(st, 1, request_id, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return store_sqlerr(s, err, errlen, "batch");
-	return n > 0;
+	sqlite3_bind_text(s->q[Q_BATCH_APPLIED], 1, request_id, -1, SQLITE_STATIC);
+	return count_any(s, Q_BATCH_APPLIED, "batch", err, errlen);
 }

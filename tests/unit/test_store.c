@@ -460,6 +460,8 @@ Test(store, refused_writes_say_why_in_err)
 	cr_expect_eq(store_mark_batch(st, "req-1", 2, 200, err, sizeof(err)), -1,
 	    "a batch is applied once");
 	cr_expect_str_eq(err, "batch: UNIQUE constraint failed: holder_batches.request_id");
+	cr_expect_eq(store_batch_applied(st, "req-1", err, sizeof(err)), 1, "%s", err);
+	cr_expect_eq(store_batch_applied(st, "req-2", err, sizeof(err)), 0, "%s", err);
 	store_rollback(st);
 }
 
@@ -476,7 +478,8 @@ Test(store, failed_checks_say_why_in_err)
 	load_demo();
 	cr_assert_eq(sqlite3_open(dbpath, &other), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(other, "DROP TABLE consents; DROP TABLE flags; "
-	    "DROP TABLE record_fields; DROP TABLE records; DROP TABLE subjects",
+	    "DROP TABLE record_fields; DROP TABLE records; DROP TABLE subjects; "
+	    "DROP TABLE holder_batches",
 	    NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(other));
 	sqlite3_close(other);
 
@@ -496,6 +499,9 @@ Test(store, failed_checks_say_why_in_err)
 	cr_expect_eq(store_record_same(st, "S1001", "person", "childrens_social_care",
 	    100, 0, names, values, 1, err, sizeof(err)), -1);
 	cr_expect_str_eq(err, "record: no such table: records");
+	err[0] = '\0';
+	cr_expect_eq(store_batch_applied(st, "req-1", err, sizeof(err)), -1);
+	cr_expect_str_eq(err, "batch: no such table: holder_batches");
 
 	cr_assert_eq(store_begin(st, err, sizeof(err)), 0, "%s", err);
 	err[0] = '\0';
