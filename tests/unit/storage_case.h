@@ -29,3 +29,18 @@ struct sc_backend {
 size_t	sc_run_file(const char *path, struct sc_backend *, size_t n);
 
 #endif
+
+/*
+ * One tests/data/matching/NAME.case (format in its README.md) through the
+ * subject index of each backend: its holdings (or those of population,
+ * the file beside it) are stored as subjects with their details and NHS
+ * numbers linked, then the query goes through person_find() and must
+ * give the case's outcome, person and reason. Returns 1 when it ran, or
+ * 0 with why in skip (skiplen bytes) when the holdings cannot be stored
+ * as the case has them (the store refuses a stored NHS number or detail
+ * the matcher must cope with, or views of one person that link no common
+ * NHS number): the pure matcher's suite, tests/unit/test_match.c, runs
+ * those.
+ */
+int	sc_run_matching(const char *path, const char *population,
+	    struct sc_backend *, size_t n, char *skip, size_t skiplen);

@@ -80,6 +80,55 @@ ParameterizedTest(struct t_case_file *c, pgstore, cases)
 	PQfinish(adm);
 }
 
+#define MDIR	DATA_DIR "/matching"
+
+/*
+ * The matching cases of tests/unit/test_match.c through each backend's
+ * subject index (docs/matching.md): the same holdings stored, the same
+ * query, the same outcome and person. The few whose holdings a store
+ * cannot hold (a stored NHS number with spaces or a bad check digit, two
+ * people with one number, a typo'd date) are the pure matcher's alone.
+ */
+Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
+{
+	static struct t_case_file	 cases[256];
+	size_t				 n = t_case_files(MDIR, cases, 256), ran = 0;
+
+	char				 ci[1200];
+	PGconn				*adm = t_pg_schema("m_case", ci, sizeof(ci));
+
+	cr_assert_geq(n, 40, "only %zu matching cases in " MDIR, n);
+	for (size_t i = 0; i < n; i++) {
+		struct sc_backend	 b[2];
+		struct store		*st;
+		struct pgstore		*pg;
+		struct protocol		*proto;
+		char			 dbpath[256], path[512], skip[512];
+		char			 err[256] = "";
+
+		cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+		t_store_open("pgstore-match", dbpath, sizeof(dbpath), &st, &proto);
+		b[0] = (struct sc_backend){ "sqlite", st, NULL, proto };
+		b[1] = (struct sc_backend){ "postgresql", NULL, pg, proto };
+		snprintf(path, sizeof(path), MDIR "/%s", cases[i].name);
+		skip[0] = '\0';
+		if (sc_run_matching(path, MDIR "/population.yaml", b, 2, skip,
+		    sizeof(skip)))
+			ran++;
+		else
+			cr_log_info("%s: not through a store: %s", cases[i].name, skip);
+		pgstore_close(pg);
+		t_store_close(dbpath, st, proto);
+		/* The next case starts from an empty store too. */
+		t_pg_run(adm, "TRUNCATE subjects, records, record_fields, consents, "
+		    "flags, holder_batches");
+	}
+	PQfinish(adm);
+	/* All but the few own-holdings cases above. */
+	cr_assert_geq(ran, n - 5, "%zu of %zu matching cases ran through the stores",
+	    ran, n);
+}
+
 /* A store of another schema version is refused at open, not misread. */
 Test(pgstore, other_schema_version_refused)
 {
