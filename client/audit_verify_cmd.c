@@ -274,8 +274,8 @@ a_offline(struct aopts *o, const char *sub)
 
 		if (o->json)
 			jsonw_seq_begin(&o->seq, stdout);
-		if (audit_scan(a, from, 0, print_offline, o) == -1) {
-			fprintf(stderr, "safeshare: %s\n", audit_errmsg(a));
+		if (audit_scan(a, from, 0, print_offline, o, err, sizeof(err)) == -1) {
+			fprintf(stderr, "safeshare: %s\n", err);
 			rc = SS_EXIT_LOCAL;
 		}
 		if (o->json)
@@ -316,11 +316,14 @@ a_offline(struct aopts *o, const char *sub)
 			rc = o->out == NULL ? SS_EXIT_USAGE : SS_EXIT_LOCAL;
 		} else {
 			audit_log_id(a, id);
-			audit_checkpoints(a, count_cp, &ncp);
+			audit_checkpoints(a, count_cp, &ncp, NULL, 0);
 			auditfile_header(x.fp, id, x.total, ncp, NULL);
-			if (audit_checkpoints(a, export_cp, &x) == -1 ||
-			    audit_scan(a, 1, 0, export_entry, &x) == -1 || fclose(x.fp) != 0) {
-				fprintf(stderr, "safeshare: export failed: %s\n", audit_errmsg(a));
+			if (audit_checkpoints(a, export_cp, &x, err,
+			    sizeof(err)) == -1 || audit_scan(a, 1, 0, export_entry, &x,
+			    err, sizeof(err)) == -1 || (fclose(x.fp) != 0 &&
+			    errorf(err, sizeof(err), "%s: %s", o->out,
+			    strerror(errno)) == -1)) {
+				fprintf(stderr, "safeshare: export failed: %s\n", err);
 				rc = SS_EXIT_LOCAL;
 			} else {
 				if (isatty(2))

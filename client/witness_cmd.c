@@ -438,8 +438,8 @@ log_extends(const char *logpath, struct ss_client *c, const struct note_key *lk,
 		}
 		merkle_range_init(&t.r);
 		t.upto = cp->size;
-		if (audit_scan(a, 1, 0, tree_entry, &t) == -1)
-			snprintf(why, whylen, "%s", audit_errmsg(a));
+		if (audit_scan(a, 1, 0, tree_entry, &t, err, sizeof(err)) == -1)
+			snprintf(why, whylen, "%s", err);
 		else if (t.r.size < cp->size)
 			snprintf(why, whylen, "the log has %llu entries, fewer than the "
 			    "%llu witnessed", (unsigned long long)t.r.size,

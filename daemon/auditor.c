@@ -131,6 +131,7 @@ auditor_handle_query(struct req *r)
 	struct audit_filter		 f;
 	struct page			 pg;
 	size_t				 limit;
+	char				 err[256];
 
 	if ((q = decode(req, &safeshare__v1__audit_query__descriptor)) == NULL)
 		return;
@@ -138,8 +139,8 @@ auditor_handle_query(struct req *r)
 	filter_of(q, &f);
 	page_init(&pg, limit);
 	if (audit_query(srv->reader, &f, q->after_seq, limit, q->newest_first,
-	    collect, &pg) == -1) {
-		log_warnx("event=audit_query_failed error=\"%s\"", audit_errmsg(srv->reader));
+	    collect, &pg, err, sizeof(err)) == -1) {
+		log_warnx("event=audit_query_failed error=\"%s\"", err);
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
 	} else
 		reply_page(srv, req, &pg, limit);
@@ -181,13 +182,14 @@ auditor_handle_stats(struct req *rq)
 	struct audit_filter		 f;
 	struct stats_rows		 r = { NULL, NULL, 0 };
 	const char			*by;
+	char				 err[256];
 
 	if ((q = decode(req, &safeshare__v1__audit_query__descriptor)) == NULL)
 		return;
 	by = q->group_by[0] ? q->group_by : "agency";
 	filter_of(q, &f);
-	if (audit_stats(srv->reader, &f, by, stat_row, &r) == -1)
-		reply_error(req, 400, "bad_group_by", audit_errmsg(srv->reader), 0);
+	if (audit_stats(srv->reader, &f, by, stat_row, &r, err, sizeof(err)) == -1)
+		reply_error(req, 400, "bad_group_by", err, 0);
 	else {
 		for (size_t i = 0; i < r.n; i++)
 			r.p[i] = &r.v[i];
@@ -205,12 +207,13 @@ auditor_handle_stats(struct req *rq)
 
 static void
 list_pending(struct server *srv, struct evhttp_request *req,
-    int (*fn)(struct audit *, audit_cb, void *))
+    int (*fn)(struct audit *, audit_cb, void *, char *, size_t))
 {
 	struct page pg;
 
 	page_init(&pg, PAGE_MAX);
-	if (fn(srv->reader, collect, &pg) == -1)
+	/* The reply says no more than this; the reason is not wanted (NULL). */
+	if (fn(srv->reader, collect, &pg, NULL, 0) == -1)
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
 	else
 		reply_page(srv, req, &pg, 0);
@@ -266,7 +269,8 @@ note_logged(int ok, uint64_t seq, void *arg)
 /* A review (D15) or an inform-the-subject note (D6): itself a log entry. */
 static void
 add_note(struct server *srv, struct evhttp_request *req, const struct agency *ag,
-    const char *kind, int (*pending)(struct audit *, audit_cb, void *))
+    const char *kind, int (*pending)(struct audit *, audit_cb, void *, char *,
+    size_t))
 {
 	Safeshare__V1__ReviewRequest	*rq;
 	struct audit_entry		 e;
@@ -286,7 +290,7 @@ add_note(struct server *srv, struct evhttp_request *req, const struct agency *ag
 		goto done;
 	}
 	f.seq = rq->seq;
-	if (pending(srv->reader, find_seq, &f) == -1) {
+	if (pending(srv->reader, find_seq, &f, NULL, 0) == -1) {
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
 		goto done;
 	}
@@ -373,7 +377,7 @@ auditor_handle_checkpoints(struct req *r)
 	logq_stats(srv->logq, &st);
 	c.upto = st.size;
 	audit_log_id(srv->reader, id);
-	if (audit_checkpoints(srv->reader, collect_cp, &c) == -1) {
+	if (audit_checkpoints(srv->reader, collect_cp, &c, NULL, 0) == -1) {
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
 	} else {
 		c.p = xcalloc(c.n + 1, sizeof(*c.p));
@@ -427,7 +431,8 @@ verify_thread(void *arg)
 		audit_verify_with(rd, v, &j->res);
 		/* Subject-access reports (D17) read the index: it must agree too. */
 		if (audit_verify_index(rd, &j->res) == -1)
-			log_warnx("event=verify_index_failed error=\"%s\"", audit_errmsg(rd));
+			log_warnx("event=verify_index_failed error=\"%s\"",
+			    j->res.index_why);
 		audit_close(rd);
 	}
 	event_active(j->ev, EV_TIMEOUT, 1);	/* thread-safe: evthread_use_pthreads */
@@ -530,8 +535,9 @@ report_thread(void *arg)
 		log_warnx("event=report_failed error=\"%s\"", err);
 		j->failed = 1;
 	} else {
-		if (audit_query(rd, &f, 0, 0, 0, report_cb, j->rep) == -1) {
-			log_warnx("event=report_failed error=\"%s\"", audit_errmsg(rd));
+		if (audit_query(rd, &f, 0, 0, 0, report_cb, j->rep, err,
+		    sizeof(err)) == -1) {
+			log_warnx("event=report_failed error=\"%s\"", err);
 			j->failed = 1;
 		} else
 			j->out = report_finish(j->rep);

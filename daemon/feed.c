@@ -280,7 +280,7 @@ page_fill(struct page *pg)
 		uint64_t before = pg->read;
 
 		if (audit_scan(pg->reader, pg->last + 1, SCAN_CHUNK, take,
-		    pg) == -1 || pg->failed)
+		    pg, NULL, 0) == -1 || pg->failed)
 			return -1;
 		if (pg->read - before < SCAN_CHUNK && pg->n < pg->limit)
 			break;		/* the end of the log */

@@ -52,7 +52,8 @@ logproof_handle_consistency(struct req *r)
 	 * what it is given as the log's promise.
 	 */
 	logq_stats(srv->logq, &st);
-	if ((rc = audit_checkpoint_note_upto(srv->reader, st.size, &note)) != 0 ||
+	if ((rc = audit_checkpoint_note_upto(srv->reader, st.size, &note, err,
+	    sizeof(err))) != 0 ||
 	    note_parse(note, strlen(note), &nt, err, sizeof(err)) == -1 ||
 	    note_checkpoint_parse(nt.body, nt.bodylen, &cp, err, sizeof(err)) == -1) {
 		log_warnx("%s: event=checkpoint_unreadable rc=%d", __func__, rc);

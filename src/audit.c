@@ -76,22 +76,9 @@ static const char *const upgrade_2_to_3 =
     "PRAGMA user_version = 3;";
 
 int
-audit_fail(struct audit *a, const char *what)
-{
-	snprintf(a->err, sizeof(a->err), "%s: %s", what, sqlite3_errmsg(a->db));
-	return -1;
-}
-
-int
 audit_sqlerr(struct audit *a, const char *what, char *err, size_t errlen)
 {
 	return errorf(err, errlen, "%s: %s", what, sqlite3_errmsg(a->db));
-}
-
-const char *
-audit_errmsg(struct audit *a)
-{
-	return a->err;
 }
 
 uint64_t
@@ -120,16 +107,16 @@ audit_int_query(struct audit *a, const char *sql, long long *out)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Loads the head of the chain, the log id and the last checkpoint. */
+/* Loads the head of the chain, the log id and the last checkpoint: 0 or -1 with err. */
 static int
-load_state(struct audit *a)
+load_state(struct audit *a, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	long long	 v = 0;
 
 	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM entries ORDER BY seq "
 	    "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "head");
+		return audit_sqlerr(a, "head", err, errlen);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		a->size = (uint64_t)sqlite3_column_int64(st, 0);
 		if (sqlite3_column_bytes(st, 1) == 32)
@@ -138,36 +125,34 @@ load_state(struct audit *a)
 	sqlite3_finalize(st);
 	if (sqlite3_prepare_v2(a->db, "SELECT value FROM meta WHERE key = 'log_id'",
 	    -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "log id");
+		return audit_sqlerr(a, "log id", err, errlen);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16)
 		memcpy(a->log_id, sqlite3_column_blob(st, 0), 16);
 	sqlite3_finalize(st);
 	if (audit_int_query(a, "SELECT coalesce(max(size), 0) FROM checkpoints", &v) == -1)
-		return audit_fail(a, "checkpoints");
+		return audit_sqlerr(a, "checkpoints", err, errlen);
 	a->cp_size = (uint64_t)v;
 	v = 0;
 	if (audit_int_query(a, "SELECT coalesce(max(time), 0) FROM checkpoints", &v) == -1)
-		return audit_fail(a, "checkpoints");
+		return audit_sqlerr(a, "checkpoints", err, errlen);
 	a->cp_time = v;
 	v = 0;
 	if (audit_int_query(a, "SELECT coalesce(max(time), 0) FROM entries WHERE seq = "
 	    "(SELECT max(seq) FROM entries)", &v) == -1)
-		return audit_fail(a, "head");
+		return audit_sqlerr(a, "head", err, errlen);
 	a->last_time = v;
 	free(a->note);
 	a->note = NULL;
 	a->cp_n = 0;
 	a->cp_tree_size = 0;
-	if (audit_checkpoint_note(a, 0, &a->note) == -1)
+	if (audit_checkpoint_note(a, 0, &a->note, err, errlen) == -1)
 		return -1;
 	if (a->note != NULL) {
 		struct cpnote	 c;
 		char		 why[128];
 
-		if (audit_note_parse(a->note, &c, why, sizeof(why)) == -1) {
-			snprintf(a->err, sizeof(a->err), "the last checkpoint: %s", why);
-			return -1;
-		}
+		if (audit_note_parse(a->note, &c, why, sizeof(why)) == -1)
+			return errorf(err, errlen, "the last checkpoint: %s", why);
 		a->cp_n = c.n;
 		a->cp_tree_size = c.size;
 	}
@@ -182,15 +167,15 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 	long long	 version = 0;
 	int		 flags = readonly ? SQLITE_OPEN_READONLY :
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	char		 why[256];
 
 	*out = NULL;
 	a->fd = -1;
 	a->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &a->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) :
+		errorf(err, errlen, "%s: %s", path, a->db ? sqlite3_errmsg(a->db) :
 		    "cannot open");
-		audit_close(a);
-		return -1;
+		goto fail;
 	}
 	sqlite3_busy_timeout(a->db, DB_BUSY_MS);
 	/* Durable on commit: WAL with synchronous=FULL fsyncs the WAL on COMMIT. */
@@ -202,9 +187,8 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 	if (version >= 1 && version < 3 && readonly) {
 		/* The version-2 layout lacks the tree: read it as it is. */
 	} else if (version == 0 && readonly) {
-		snprintf(err, errlen, "%s: not a safeshare disclosure log", path);
-		audit_close(a);
-		return -1;
+		errorf(err, errlen, "%s: not a safeshare disclosure log", path);
+		goto fail;
 	}
 	if (version == 0) {
 		unsigned char id[16];
@@ -234,21 +218,20 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		    NULL) != SQLITE_OK) ||
 		    sqlite3_exec(a->db, upgrade_2_to_3, NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			errorf(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
 			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
-			goto dberr;
+			goto fail;
 		}
 		a->migrated = 1;
 	} else if (version > AUDIT_SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: log schema version %lld is newer than this "
+		errorf(err, errlen, "%s: log schema version %lld is newer than this "
 		    "program", path, version);
-		audit_close(a);
-		return -1;
+		goto fail;
 	}
 	a->legacy = version >= 1 && version < 3 && readonly;
-	if (load_state(a) == -1) {
-		snprintf(err, errlen, "%s: %s", path, a->err);
-		audit_close(a);
-		return -1;
+	if (load_state(a, why, sizeof(why)) == -1) {
+		errorf(err, errlen, "%s: %s", path, why);
+		goto fail;
 	}
 	/*
 	 * The review queue's second half (denied requests that invoked an
@@ -296,16 +279,16 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		    "(?1, ?2, ?3)", -1, SQLITE_PREPARE_PERSISTENT, &a->ins_node,
 		    NULL) != SQLITE_OK)
 			goto dberr;
-		if (audit_tree_sync(a) == -1) {
-			snprintf(err, errlen, "%s: %s", path, a->err);
-			audit_close(a);
-			return -1;
+		if (audit_tree_sync(a, why, sizeof(why)) == -1) {
+			errorf(err, errlen, "%s: %s", path, why);
+			goto fail;
 		}
 	}
 	*out = a;
 	return 0;
 dberr:
-	snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+	errorf(err, errlen, "%s: %s", path, sqlite3_errmsg(a->db));
+fail:
 	audit_close(a);
 	return -1;
 }
@@ -427,7 +410,8 @@ insert(struct audit *a, const struct audit_entry *e)
 }
 
 int
-audit_run_scan(struct audit *a, sqlite3_stmt *st, audit_cb cb, void *arg)
+audit_run_scan(struct audit *a, sqlite3_stmt *st, audit_cb cb, void *arg,
+    char *err, size_t errlen)
 {
 	struct audit_entry	 e;
 	int			 rc;
@@ -441,29 +425,28 @@ audit_run_scan(struct audit *a, sqlite3_stmt *st, audit_cb cb, void *arg)
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return audit_fail(a, "scan");
+		return audit_sqlerr(a, "scan", err, errlen);
 	return 0;
 }
 
 int
-audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *arg)
+audit_scan(struct audit *a, uint64_t from, uint64_t limit, audit_cb cb, void *arg,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	char		*sql;
 	int		 rc;
 
 	if ((sql = sqlite3_mprintf("SELECT %s FROM entries WHERE seq >= ?1 "
-	    "ORDER BY seq LIMIT ?2", audit_columns)) == NULL) {
-		snprintf(a->err, sizeof(a->err), "scan: out of memory");
-		return -1;
-	}
+	    "ORDER BY seq LIMIT ?2", audit_columns)) == NULL)
+		return errorf(err, errlen, "scan: out of memory");
 	rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
-		return audit_fail(a, "scan");
+		return audit_sqlerr(a, "scan", err, errlen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
-	return audit_run_scan(a, st, cb, arg);
+	return audit_run_scan(a, st, cb, arg, err, errlen);
 }
 
 /*
@@ -536,6 +519,8 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 	int			 back = a->clock_back;
 	char			*note = NULL;
 
+	if (a->ins == NULL)
+		return errorf(err, errlen, "the log is open read-only");
 	if (audit_file_gone(a))
 		return errorf(err, errlen, "the log file %s was deleted or "
 		    "replaced while open: nothing more is written to it (restore it "
@@ -665,7 +650,8 @@ audit_file_gone(struct audit *a)
 }
 
 int
-audit_checkpoint_note(struct audit *a, uint64_t size, char **note)
+audit_checkpoint_note(struct audit *a, uint64_t size, char **note, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -677,7 +663,7 @@ audit_checkpoint_note(struct audit *a, uint64_t size, char **note)
 	    "note IS NOT NULL ORDER BY size DESC, id DESC LIMIT 1" : "SELECT note FROM "
 	    "checkpoints WHERE note IS NOT NULL AND size = ?1 ORDER BY id DESC LIMIT 1",
 	    -1, &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "checkpoint note");
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
 	if (size != 0)
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
@@ -685,6 +671,6 @@ audit_checkpoint_note(struct audit *a, uint64_t size, char **note)
 		*note = xstrdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return audit_fail(a, "checkpoint note");
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
 	return *note != NULL ? 0 : 1;
 }

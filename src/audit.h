@@ -84,6 +84,12 @@ struct audit_filter {
 	int64_t		 to_time;	/* exclusive; 0: no bound */
 };
 
+/*
+ * A verify's verdict. why and index_why are findings the caller prints
+ * (safeshare audit verify, GET /v1/audit/verify), not an error return:
+ * "entry 7's hash does not match", or that the log could not be read,
+ * which is itself a log that does not verify (docs/hacking.md "Errors").
+ */
 struct audit_verify_result {
 	uint64_t	 entries;	/* entries that verified */
 	uint64_t	 checkpoints;	/* checkpoints whose signature verified */
@@ -108,7 +114,6 @@ int		 audit_open(struct audit **, const char *path, char *err, size_t errlen);
 int		 audit_open_reader(struct audit **, const char *path, char *err,
 		    size_t errlen);
 void		 audit_close(struct audit *);
-const char	*audit_errmsg(struct audit *);
 
 /*
  * WAL checkpoints off the append path. audit_wal_manual() stops the
@@ -163,10 +168,10 @@ void		 audit_index_close(struct audit_index *);
  * seq it claims (*upto): entries naming a subject that it lacks (*missing:
  * a subject-access report would miss them) and rows the log does not have
  * (*extra). Returns 0, 1 if there is no index file the log's queries use,
- * or -1 on error. It sorts both sides: about 3 s for a million entries.
+ * or -1 with err. It sorts both sides: about 3 s for a million entries.
  */
 int		 audit_index_check(struct audit *, uint64_t *upto, uint64_t *missing,
-		    uint64_t *extra);
+		    uint64_t *extra, char *err, size_t errlen);
 /*
  * audit_index_check() into res's index fields (index_checked 0: no index
  * the log's queries use). Returns -1 on error, with index_error set and
@@ -237,15 +242,19 @@ int		 audit_check_start(struct audit *, int dry_run, char *err, size_t errlen);
 int		 audit_file_gone(struct audit *);
 /*
  * The note of the latest checkpoint (size 0) or of the checkpoint at size:
- * *note is the caller's to free. Returns 0, 1 if there is none, or -1.
+ * *note is the caller's to free. Returns 0, 1 if there is none, or -1
+ * with err.
  */
-int		 audit_checkpoint_note(struct audit *, uint64_t size, char **note);
+int		 audit_checkpoint_note(struct audit *, uint64_t size, char **note,
+		    char *err, size_t errlen);
 /*
  * The note of the latest checkpoint over at most max entries: what the
  * daemon hands out is capped at the size its log writer knows is durable
- * (daemon/logq.c, pipelined commits). Returns 0, 1 if there is none, or -1.
+ * (daemon/logq.c, pipelined commits). Returns 0, 1 if there is none, or -1
+ * with err.
  */
-int		 audit_checkpoint_note_upto(struct audit *, uint64_t max, char **note);
+int		 audit_checkpoint_note_upto(struct audit *, uint64_t max,
+		    char **note, char *err, size_t errlen);
 /*
  * RFC 9162 proofs from the stored tree: the consistency of the tree of
  * size m with that of size n, and the inclusion of entry seq in the tree
@@ -256,8 +265,9 @@ int		 audit_consistency(struct audit *, uint64_t m, uint64_t n,
 		    unsigned char proof[][32], size_t *len, char *err, size_t errlen);
 int		 audit_inclusion(struct audit *, uint64_t seq, uint64_t n,
 		    unsigned char proof[][32], size_t *len, char *err, size_t errlen);
-/* The Merkle tree root of the first n entries: 0 or -1. */
-int		 audit_root(struct audit *, uint64_t n, unsigned char root[32]);
+/* The Merkle tree root of the first n entries: 0 or -1 with err. */
+int		 audit_root(struct audit *, uint64_t n, unsigned char root[32],
+		    char *err, size_t errlen);
 
 /*
  * Appends entries in one durable transaction (group commit), with a
@@ -284,17 +294,23 @@ void		 audit_hash(const struct audit_entry *, unsigned char out[32]);
 size_t		 audit_checkpoint_message(const struct audit_checkpoint *,
 		    unsigned char out[128]);
 
-/* Iterates entries in seq order; the callback returns non-zero to stop. */
+/*
+ * The readers below return 0, or -1 with the reason in err (a callback
+ * that stops the walk is not a failure).
+ *
+ * Iterates entries in seq order; the callback returns non-zero to stop.
+ */
 typedef int (*audit_cb)(const struct audit_entry *, void *);
 int		 audit_scan(struct audit *, uint64_t from, uint64_t limit, audit_cb,
-		    void *);
+		    void *, char *err, size_t errlen);
 /* Entries matching a filter with seq > after, at most limit (0: no limit). */
 int		 audit_query(struct audit *, const struct audit_filter *, uint64_t after,
-		    uint64_t limit, int newest_first, audit_cb, void *);
+		    uint64_t limit, int newest_first, audit_cb, void *, char *err,
+		    size_t errlen);
 /* Counts grouped by agency, purpose, decision, reason or day. */
 typedef int (*audit_stat_cb)(const char *key, uint64_t count, void *);
 int		 audit_stats(struct audit *, const struct audit_filter *, const char *by,
-		    audit_stat_cb, void *);
+		    audit_stat_cb, void *, char *err, size_t errlen);
 /*
  * Holder batches (entries of kind holder sharing a request_id) after seq
  * `since` with no rolled_back entry: cb(request_id, first seq, agency,
@@ -321,11 +337,14 @@ int		 audit_last_store(struct audit *, char *out, size_t len, char *err,
  */
 uint64_t	 audit_start_steps(struct audit *);
 /* Overrides awaiting review (D15), or inform-the-subject items outstanding (D6). */
-int		 audit_reviews_pending(struct audit *, audit_cb, void *);
-int		 audit_inform_pending(struct audit *, audit_cb, void *);
+int		 audit_reviews_pending(struct audit *, audit_cb, void *, char *err,
+		    size_t errlen);
+int		 audit_inform_pending(struct audit *, audit_cb, void *, char *err,
+		    size_t errlen);
 /* Every checkpoint, legacy ones too, sorted by size. */
 typedef int (*audit_checkpoint_cb)(const struct audit_checkpoint *, void *);
-int		 audit_checkpoints(struct audit *, audit_checkpoint_cb, void *);
+int		 audit_checkpoints(struct audit *, audit_checkpoint_cb, void *,
+		    char *err, size_t errlen);
 
 /*
  * Streaming verification, shared by the database and export readers:

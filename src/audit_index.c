@@ -319,7 +319,8 @@ audit_index_close(struct audit_index *x)
 }
 
 int
-audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *extra)
+audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *extra,
+    char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	char		*sql, u[256];
@@ -340,14 +341,12 @@ audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *
 	    "subj.subject_index, u WHERE seq <= u.n) SELECT (SELECT n FROM u), "
 	    "(SELECT count(*) FROM (SELECT * FROM l EXCEPT SELECT * FROM x)), "
 	    "(SELECT count(*) FROM (SELECT * FROM x EXCEPT SELECT * FROM l))", u);
-	if (sql == NULL) {
-		snprintf(a->err, sizeof(a->err), "index check: out of memory");
-		return -1;
-	}
+	if (sql == NULL)
+		return errorf(err, errlen, "index check: out of memory");
 	rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
-		return audit_fail(a, "index check");
+		return audit_sqlerr(a, "index check", err, errlen);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
 			sqlite3_finalize(st);
@@ -358,18 +357,19 @@ audit_index_check(struct audit *a, uint64_t *upto, uint64_t *missing, uint64_t *
 		*extra = (uint64_t)sqlite3_column_int64(st, 2);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : audit_fail(a, "index check");
+	return rc == SQLITE_ROW ? 0 : audit_sqlerr(a, "index check", err, errlen);
 }
 
 int
 audit_verify_index(struct audit *a, struct audit_verify_result *res)
 {
-	int rc = audit_index_check(a, &res->index_upto, &res->index_missing,
-	    &res->index_extra);
+	int rc;
 
+	/* The reason is part of the verdict (docs/hacking.md "Errors"). */
+	res->index_why[0] = '\0';
+	rc = audit_index_check(a, &res->index_upto, &res->index_missing,
+	    &res->index_extra, res->index_why, sizeof(res->index_why));
 	res->index_checked = rc == 0;
 	res->index_error = rc == -1;
-	if (rc == -1)
-		snprintf(res->index_why, sizeof(res->index_why), "%s", a->err);
 	return rc == -1 ? -1 : 0;
 }

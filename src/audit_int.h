@@ -79,7 +79,6 @@ struct audit {
 	uint64_t	 size;
 	unsigned char	 head[32];
 	unsigned char	 log_id[16];
-	char		 err[256];
 	EVP_PKEY	*signer;
 	uint64_t	 cp_every;
 	int64_t		 cp_seconds;
@@ -167,12 +166,12 @@ extern const char *const audit_columns;	/* "seq, time, kind, ..., hash" */
 extern const char *const audit_insert_sql;	/* INSERT of every column */
 
 /* audit.c */
-int	 audit_fail(struct audit *, const char *what);
 /* "what: <SQLite's message>" into err; returns -1. */
 int	 audit_sqlerr(struct audit *, const char *what, char *err, size_t errlen);
 int	 audit_int_query(struct audit *, const char *sql, long long *out);
 /* Reads the rows of st (selected with audit_columns) into cb; finalizes st. */
-int	 audit_run_scan(struct audit *, sqlite3_stmt *, audit_cb, void *);
+int	 audit_run_scan(struct audit *, sqlite3_stmt *, audit_cb, void *, char *err,
+	    size_t errlen);
 /*
  * One group commit (see audit_append()); key and next_key sign a key
  * rotation's checkpoint (audit_check_start()), NULL: the signer.
@@ -200,7 +199,7 @@ EVP_PKEY *audit_verifier_key_parse(const char *);
 int	 audit_tree_get(void *arg, unsigned level, uint64_t index, uint8_t out[32]);
 void	 audit_tree_put(void *arg, unsigned level, uint64_t index,
 	    const uint8_t hash[32]);
-int	 audit_tree_sync(struct audit *);
+int	 audit_tree_sync(struct audit *, char *err, size_t errlen);
 
 /* audit_index.c */
 void	 audit_index_path(const char *log, char *out, size_t len);

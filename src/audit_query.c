@@ -80,12 +80,12 @@ where_filter(struct audit *a, const struct audit_filter *f, sqlite3_str *sql)
 
 /*
  * Prepares the statement built in sql and frees the builder: 0, or -1 with
- * the log's message (what: sqlite's, or that the text could not be built).
+ * err (what: sqlite's message, or that the text could not be built).
  * Built with sqlite3_str, the text has no fixed limit to be cut at.
  */
 static int
 prepare_built(struct audit *a, sqlite3_str *sql, sqlite3_stmt **st,
-    const char *what)
+    const char *what, char *err, size_t errlen)
 {
 	int	 rc = sqlite3_str_errcode(sql);
 	char	*text = sqlite3_str_finish(sql);
@@ -93,14 +93,13 @@ prepare_built(struct audit *a, sqlite3_str *sql, sqlite3_stmt **st,
 	*st = NULL;
 	if (rc != SQLITE_OK || text == NULL) {
 		sqlite3_free(text);
-		snprintf(a->err, sizeof(a->err), "%s: %s", what, sqlite3_errstr(
+		return errorf(err, errlen, "%s: %s", what, sqlite3_errstr(
 		    rc != SQLITE_OK ? rc : SQLITE_NOMEM));
-		return -1;
 	}
 	rc = sqlite3_prepare_v2(a->db, text, -1, st, NULL);
 	sqlite3_free(text);
 	if (rc != SQLITE_OK)
-		return audit_fail(a, what);
+		return audit_sqlerr(a, what, err, errlen);
 	return 0;
 }
 
@@ -122,7 +121,7 @@ bind_filter(sqlite3_stmt *st, const struct audit_filter *f)
 
 int
 audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
-    uint64_t limit, int newest_first, audit_cb cb, void *arg)
+    uint64_t limit, int newest_first, audit_cb cb, void *arg, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	sqlite3_str	*sql;
@@ -136,17 +135,17 @@ audit_query(struct audit *a, const struct audit_filter *f, uint64_t after,
 	where_filter(a, f, sql);
 	sqlite3_str_appendf(sql, " ORDER BY seq %s LIMIT ?2",
 	    newest_first ? "DESC" : "ASC");
-	if (prepare_built(a, sql, &st, "query") == -1)
+	if (prepare_built(a, sql, &st, "query", err, errlen) == -1)
 		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
 	bind_filter(st, f);
-	return audit_run_scan(a, st, cb, arg);
+	return audit_run_scan(a, st, cb, arg, err, errlen);
 }
 
 int
 audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
-    audit_stat_cb cb, void *arg)
+    audit_stat_cb cb, void *arg, char *err, size_t errlen)
 {
 	static const struct { const char *name, *expr; } groups[] = {
 		{ "agency", "agency" }, { "purpose", "purpose" },
@@ -161,11 +160,9 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (strcmp(by, groups[i].name) == 0)
 			expr = groups[i].expr;
-	if (expr == NULL) {
-		snprintf(a->err, sizeof(a->err), "cannot group by \"%s\" (agency, purpose, "
+	if (expr == NULL)
+		return errorf(err, errlen, "cannot group by \"%s\" (agency, purpose, "
 		    "decision, reason, kind or day)", by);
-		return -1;
-	}
 	if (f->subject != NULL && *f->subject != '\0')
 		audit_index_attach(a);
 	sql = sqlite3_str_new(a->db);
@@ -173,7 +170,7 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 	    "?1 = ?1 AND ?2 = ?2", expr);
 	where_filter(a, f, sql);
 	sqlite3_str_appendall(sql, " GROUP BY k ORDER BY k");
-	if (prepare_built(a, sql, &st, "stats") == -1)
+	if (prepare_built(a, sql, &st, "stats", err, errlen) == -1)
 		return -1;
 	sqlite3_bind_int(st, 1, 0);
 	sqlite3_bind_int(st, 2, 0);
@@ -187,12 +184,12 @@ audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : audit_fail(a, "stats");
+	return rc == SQLITE_DONE ? 0 : audit_sqlerr(a, "stats", err, errlen);
 }
 
 static int
 pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb cb,
-    void *arg)
+    void *arg, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	sqlite3_str	*sql = sqlite3_str_new(a->db);
@@ -200,31 +197,34 @@ pending_items(struct audit *a, const char *cond, const char *done_kind, audit_cb
 	sqlite3_str_appendf(sql, "SELECT %s FROM entries e WHERE seq IN (%s) "
 	    "AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.ref_seq = e.seq AND "
 	    "r.kind = ?1) ORDER BY seq", audit_columns, cond);
-	if (prepare_built(a, sql, &st, "pending") == -1)
+	if (prepare_built(a, sql, &st, "pending", err, errlen) == -1)
 		return -1;
 	sqlite3_bind_text(st, 1, done_kind, -1, SQLITE_STATIC);
-	return audit_run_scan(a, st, cb, arg);
+	return audit_run_scan(a, st, cb, arg, err, errlen);
 }
 
 /* Overrides used, and denied requests that invoked one (D15). */
 int
-audit_reviews_pending(struct audit *a, audit_cb cb, void *arg)
+audit_reviews_pending(struct audit *a, audit_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	return pending_items(a, "SELECT seq FROM entries WHERE " OVERRIDE_USED
 	    " UNION ALL SELECT seq FROM entries WHERE " OVERRIDE_REFUSED, "review",
-	    cb, arg);
+	    cb, arg, err, errlen);
 }
 
 /* Overrides used without an accepted waiver (D6). */
 int
-audit_inform_pending(struct audit *a, audit_cb cb, void *arg)
+audit_inform_pending(struct audit *a, audit_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	return pending_items(a, "SELECT seq FROM entries WHERE " OVERRIDE_USED
-	    " AND " NO_WAIVER, "inform_done", cb, arg);
+	    " AND " NO_WAIVER, "inform_done", cb, arg, err, errlen);
 }
 
 int
-audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg)
+audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -233,7 +233,7 @@ audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg)
 	    "signature, NULL FROM checkpoints ORDER BY size, id" : "SELECT id, size, "
 	    "head_hash, time, signature, note FROM checkpoints ORDER BY size, id", -1,
 	    &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "checkpoints");
+		return audit_sqlerr(a, "checkpoints", err, errlen);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct audit_checkpoint cp;
 
@@ -253,7 +253,7 @@ audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg)
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : audit_fail(a, "checkpoints");
+	return rc == SQLITE_DONE ? 0 : audit_sqlerr(a, "checkpoints", err, errlen);
 }
 
 int
@@ -313,7 +313,8 @@ audit_start_steps(struct audit *a)
 }
 
 int
-audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note)
+audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note, char *err,
+    size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 rc;
@@ -324,13 +325,13 @@ audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note)
 	if (sqlite3_prepare_v2(a->db, "SELECT note FROM checkpoints WHERE note IS "
 	    "NOT NULL AND size <= ?1 ORDER BY size DESC, id DESC LIMIT 1", -1, &st,
 	    NULL) != SQLITE_OK)
-		return audit_fail(a, "checkpoint note");
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
 	    sqlite3_column_bytes(st, 0) <= AUDIT_NOTE_MAX)
 		*note = xstrdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return audit_fail(a, "checkpoint note");
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
 	return *note != NULL ? 0 : 1;
 }

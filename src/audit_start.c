@@ -122,14 +122,12 @@ entry_intact(struct audit *a, uint64_t seq)
 	int			 ok = 0, rc;
 
 	if ((sql = sqlite3_mprintf("SELECT %s FROM entries WHERE seq = ?1",
-	    audit_columns)) == NULL) {
-		snprintf(a->err, sizeof(a->err), "entry: out of memory");
+	    audit_columns)) == NULL)
 		return -1;
-	}
 	rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
-		return audit_fail(a, "entry");
+		return -1;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		audit_row_entry(st, &e);
@@ -197,7 +195,9 @@ audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 		    (unsigned long long)c.n, (unsigned long long)c.size);
 		return -1;
 	}
-	if (audit_root(a, c.size, root) == -1 || memcmp(root, c.root, 32) != 0 ||
+	/* Any failure here is the one finding below (cerr is not shown). */
+	if (audit_root(a, c.size, root, cerr, sizeof(cerr)) == -1 ||
+	    memcmp(root, c.root, 32) != 0 ||
 	    (c.size > 0 && entry_intact(a, c.size) == -1)) {
 		snprintf(err, errlen, "the log differs from what its last checkpoint "
 		    "(%llu) signed: it was rewritten; run safeshare audit verify --log",

@@ -13,6 +13,7 @@
 #include "audit_int.h"
 #include "log.h"
 #include "merkle.h"
+#include "util.h"
 
 /*
  * The stored tree, read through merkle_get_fn: a node at a stored level
@@ -115,7 +116,7 @@ tree_build_cb(const struct audit_entry *e, void *arg)
 	return b->a->node_failed;
 }
 
-static int audit_scan_hashes(struct audit *, audit_cb, void *);
+static int audit_scan_hashes(struct audit *, audit_cb, void *, char *, size_t);
 
 /*
  * The writer's tree: complete in table tree for the log's size, or built
@@ -123,7 +124,7 @@ static int audit_scan_hashes(struct audit *, audit_cb, void *);
  * lost rows), then loaded as the compact range appends extend.
  */
 int
-audit_tree_sync(struct audit *a)
+audit_tree_sync(struct audit *a, char *err, size_t errlen)
 {
 	sqlite3_stmt	*st;
 	int		 complete = 1;
@@ -133,7 +134,7 @@ audit_tree_sync(struct audit *a)
 	for (unsigned l = TREE_STRIDE; l < 63; l += TREE_STRIDE)
 		want += a->size >> l;
 	if (audit_int_query(a, "SELECT count(*) FROM tree", &rows) == -1)
-		return audit_fail(a, "tree");
+		return audit_sqlerr(a, "tree", err, errlen);
 	complete = (uint64_t)rows == want;
 	if (!complete) {
 		struct tree_build b;
@@ -145,21 +146,19 @@ audit_tree_sync(struct audit *a)
 		    (unsigned long long)a->size);
 		if (sqlite3_exec(a->db, "BEGIN IMMEDIATE; DELETE FROM tree", NULL, NULL,
 		    NULL) != SQLITE_OK)
-			return audit_fail(a, "tree");
+			return audit_sqlerr(a, "tree", err, errlen);
 		a->node_failed = 0;
-		if (audit_scan_hashes(a, tree_build_cb, &b) == -1 || a->node_failed ||
-		    b.r.size != a->size ||
+		if (audit_scan_hashes(a, tree_build_cb, &b, err, errlen) == -1 ||
+		    a->node_failed || b.r.size != a->size ||
 		    sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			audit_fail(a, "tree");
+			audit_sqlerr(a, "tree", err, errlen);
 			sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
 			return -1;
 		}
 	}
 	(void)st;
-	if (merkle_range_load(&a->range, a->size, audit_tree_get, a) == -1) {
-		snprintf(a->err, sizeof(a->err), "the stored Merkle tree cannot be read");
-		return -1;
-	}
+	if (merkle_range_load(&a->range, a->size, audit_tree_get, a) == -1)
+		return errorf(err, errlen, "the stored Merkle tree cannot be read");
 	return 0;
 }
 
@@ -175,13 +174,13 @@ size_now(struct audit *a)
 }
 
 int
-audit_root(struct audit *a, uint64_t n, unsigned char root[32])
+audit_root(struct audit *a, uint64_t n, unsigned char root[32], char *err,
+    size_t errlen)
 {
-	if (a->legacy || n > size_now(a) || merkle_root_at(n, audit_tree_get, a, root) == -1) {
-		snprintf(a->err, sizeof(a->err), "no tree of %llu entries",
+	if (a->legacy || n > size_now(a) ||
+	    merkle_root_at(n, audit_tree_get, a, root) == -1)
+		return errorf(err, errlen, "no tree of %llu entries",
 		    (unsigned long long)n);
-		return -1;
-	}
 	return 0;
 }
 
@@ -222,7 +221,7 @@ audit_inclusion(struct audit *a, uint64_t seq, uint64_t n, unsigned char proof[]
 
 /* Entries in seq order with only seq and hash filled (building the tree). */
 static int
-audit_scan_hashes(struct audit *a, audit_cb cb, void *arg)
+audit_scan_hashes(struct audit *a, audit_cb cb, void *arg, char *err, size_t errlen)
 {
 	struct audit_entry	 e;
 	sqlite3_stmt		*st;
@@ -230,7 +229,7 @@ audit_scan_hashes(struct audit *a, audit_cb cb, void *arg)
 
 	if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM entries ORDER BY seq", -1,
 	    &st, NULL) != SQLITE_OK)
-		return audit_fail(a, "scan");
+		return audit_sqlerr(a, "scan", err, errlen);
 	memset(&e, 0, sizeof(e));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		e.seq = (uint64_t)sqlite3_column_int64(st, 0);
@@ -243,5 +242,5 @@ audit_scan_hashes(struct audit *a, audit_cb cb, void *arg)
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : audit_fail(a, "scan");
+	return rc == SQLITE_DONE ? 0 : audit_sqlerr(a, "scan", err, errlen);
 }

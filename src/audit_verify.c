@@ -431,28 +431,30 @@ audit_verify_with(struct audit *a, struct audit_verifier *v,
 {
 	struct vwalk		 w = { v, NULL, 0, SQLITE_DONE };
 	struct vwalk_entry	 x = { &w, a };
+	char			 err[256] = "";
 	int			 rc = 0;
 
 	if (sqlite3_prepare_v2(a->db, a->legacy ? "SELECT id, size, head_hash, time, "
 	    "signature, NULL FROM checkpoints ORDER BY size, id" : "SELECT id, size, "
 	    "head_hash, time, signature, note FROM checkpoints ORDER BY size, id", -1,
 	    &w.cps, NULL) != SQLITE_OK)
-		rc = audit_fail(a, "checkpoints");
+		rc = audit_sqlerr(a, "checkpoints", err, sizeof(err));
 	else {
 		w.have = (w.rc = sqlite3_step(w.cps)) == SQLITE_ROW;
 		if ((!w.have && w.rc != SQLITE_DONE) || feed_checkpoints(&w, a, 0) == -1 ||
-		    audit_scan(a, 1, 0, verify_entry_cb, &x) == -1 ||
+		    audit_scan(a, 1, 0, verify_entry_cb, &x, err, sizeof(err)) == -1 ||
 		    feed_checkpoints(&w, a, UINT64_MAX) == -1)
 			rc = -1;
 		if (w.rc != SQLITE_DONE && w.rc != SQLITE_ROW)
-			rc = audit_fail(a, "checkpoints");
+			rc = audit_sqlerr(a, "checkpoints", err, sizeof(err));
 	}
 	sqlite3_finalize(w.cps);
 	audit_verifier_finish(v, res);
 	audit_verifier_free(v);
+	/* A log that cannot be read does not verify: the reason is the verdict's. */
 	if (rc == -1 && res->ok) {
 		res->ok = 0;
-		snprintf(res->why, sizeof(res->why), "%s", a->err);
+		snprintf(res->why, sizeof(res->why), "%s", err);
 	}
 	return res->ok ? 0 : -1;
 }

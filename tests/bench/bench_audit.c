@@ -128,7 +128,8 @@ main(int argc, char *argv[])
 			return 1;
 		}
 		while (left > 0)
-			if (audit_index_update(x, 16384, &left, err, sizeof(err)) == -1) {
+			if (audit_index_update(x, 16384, &left, err,
+			    sizeof(err)) == -1) {
 				fprintf(stderr, "index: %s\n", err);
 				return 1;
 			}
@@ -162,7 +163,7 @@ main(int argc, char *argv[])
 		f.subject = s;
 		f.kind = "disclosure";
 		t0 = now_s();
-		audit_query(a, &f, 0, 0, 0, count, &hits);
+		audit_query(a, &f, 0, 0, 0, count, &hits, err, sizeof(err));
 		times[i] = (now_s() - t0) * 1000;
 		if (i == 0)
 			printf("subject query: %" PRIu64 " entries for %s\n", hits, s);
@@ -178,8 +179,9 @@ main(int argc, char *argv[])
 
 		memset(&f, 0, sizeof(f));
 		t0 = now_s();
-		if (audit_query(a, &f, 0, 0, 0, report_cb, rep) == -1) {
-			fprintf(stderr, "report: %s\n", audit_errmsg(a));
+		if (audit_query(a, &f, 0, 0, 0, report_cb, rep, err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "report: %s\n", err);
 			return 1;
 		}
 		m = report_finish(rep);

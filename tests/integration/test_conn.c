@@ -66,7 +66,8 @@ big_log(size_t n)
 
 	snprintf(key, sizeof(key), "%s/pki/audit-signing.key", d.dir);
 	cr_assert_eq(audit_open(&a, d.audit, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_set_signer(a, key, 1000, 60, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(audit_set_signer(a, key, 1000, 60, err, sizeof(err)), 0,
+	    "%s", err);
 	for (size_t done = 0; done < n; done += BATCH) {
 		for (size_t i = 0; i < BATCH; i++) {
 			memset(&es[i], 0, sizeof(es[i]));
@@ -80,7 +81,8 @@ big_log(size_t n)
 			es[i].reason = "released";
 			ps[i] = &es[i];
 		}
-		cr_assert_eq(audit_append(a, ps, BATCH, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(audit_append(a, ps, BATCH, err, sizeof(err)), 0,
+		    "%s", err);
 	}
 	audit_close(a);
 }

@@ -90,7 +90,8 @@ append_n(int n)
 		e.subject = subj;
 		e.decision = "allow";
 		e.reason = "released";
-		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0, "%s", aerr);
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0,
+		    "%s", aerr);
 	}
 }
 
@@ -125,7 +126,8 @@ verify_on(const char *db_path, EVP_PKEY *k, const char *since)
 	audit_log_id(rd, id);
 	v = audit_verifier_new(k, id);
 	if (since != NULL)
-		cr_assert_eq(audit_verifier_since(v, since, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(audit_verifier_since(v, since, err, sizeof(err)),
+		    0, "%s", err);
 	audit_verify_with(rd, v, &r);
 	audit_close(rd);
 	return r;
@@ -175,7 +177,7 @@ recompute_chain_on(const char *db_path, uint64_t from)
 	char		 err[256];
 
 	cr_assert_eq(audit_open_reader(&rd, db_path, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_scan(rd, 1, 0, keep_row, r), 0);
+	cr_assert_eq(audit_scan(rd, 1, 0, keep_row, r, aerr, sizeof(aerr)), 0);
 	audit_close(rd);
 	cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
 	cr_assert_eq(sqlite3_prepare_v2(db, "UPDATE entries SET prev_hash = ?1, hash = ?2 "
@@ -208,10 +210,11 @@ reopen(const char *signer, const char *previous)
 	a = NULL;
 	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
 	if (signer != NULL)
-		cr_assert_eq(audit_set_signer(a, signer, 0, 0, err, sizeof(err)), 0, "%s",
-		    err);
+		cr_assert_eq(audit_set_signer(a, signer, 0, 0, err,
+		    sizeof(err)), 0, "%s", err);
 	if (previous != NULL)
-		cr_assert_eq(audit_set_previous_signer(a, previous, err, sizeof(err)), 0,
+		cr_assert_eq(audit_set_previous_signer(a, previous, err,
+		    sizeof(err)), 0,
 		    "%s", err);
 }
 
@@ -275,7 +278,7 @@ Test(tamper, a_log_shorter_than_the_checkpoint_held_fails)
 	char				*held, err[512];
 
 	append_n(6);
-	cr_assert_eq(audit_checkpoint_note(a, 0, &held), 0);
+	cr_assert_eq(audit_checkpoint_note(a, 0, &held, aerr, sizeof(aerr)), 0);
 	r = verify_on(path, pk, held);
 	cr_expect(r.ok, "%s", r.why);
 	sql("DELETE FROM entries WHERE seq > 4; DELETE FROM checkpoints WHERE size > 4");
@@ -364,7 +367,7 @@ Test(tamper, key_rotation_is_a_logged_transition)
 	reopen(key2, key);
 	cr_assert_eq(audit_check_start(a, 0, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(audit_size(a), 4, "a key_rotation entry");
-	cr_assert_eq(audit_checkpoint_note(a, 0, &note), 0);
+	cr_assert_eq(audit_checkpoint_note(a, 0, &note, aerr, sizeof(aerr)), 0);
 	cr_expect(strstr(note, "\nnext-key safeshare/") != NULL, "%s", note);
 	free(note);
 	append_n(2);
@@ -564,7 +567,7 @@ Test(tamper, a_version_2_log_is_upgraded_and_keeps_verifying)
 	cr_expect(r.ok, "%s", r.why);
 	cr_expect_eq(r.entries, 140);
 	/* The stored tree answers as the entries do. */
-	cr_assert_eq(audit_root(a, 140, root), 0);
+	cr_assert_eq(audit_root(a, 140, root, aerr, sizeof(aerr)), 0);
 	reopen(key, NULL);
 	cr_expect_eq(audit_check_start(a, 0, err, sizeof(err)), 0, "%s", err);
 	/* Legacy checkpoints still catch an edit under them. */
@@ -608,11 +611,12 @@ Test(tamper, stored_tree_gives_proofs_of_any_size)
 
 	append_n(70);
 	for (uint64_t m = 1; m <= 70; m += 7) {
-		cr_assert_eq(audit_consistency(a, m, 70, proof, &n, err, sizeof(err)), 0,
+		cr_assert_eq(audit_consistency(a, m, 70, proof, &n, err,
+		    sizeof(err)), 0,
 		    "%s", err);
 		cr_assert_eq(audit_inclusion(a, m, 70, proof, &n, err, sizeof(err)), 0,
 		    "%s", err);
-		cr_assert_eq(audit_root(a, m, root), 0);
+		cr_assert_eq(audit_root(a, m, root, aerr, sizeof(aerr)), 0);
 	}
 	cr_expect_eq(audit_consistency(a, 3, 71, proof, &n, err, sizeof(err)), -1);
 }
@@ -661,7 +665,7 @@ Test(tamper, a_thousand_random_tamperings_are_all_found, .timeout = 110)
 			cr_assert_eq(audit_append(a, &ep[k], 1, aerr, sizeof(aerr)), 0);
 	}
 	cr_assert_eq(audit_size(a), (uint64_t)N);
-	cr_assert_eq(audit_checkpoint_note(a, 0, &held), 0);
+	cr_assert_eq(audit_checkpoint_note(a, 0, &held, aerr, sizeof(aerr)), 0);
 	audit_close(a);
 	a = NULL;
 	snprintf(trial, sizeof(trial), "%s-trial", path);
@@ -769,10 +773,10 @@ Test(tamper, an_export_needs_its_key_and_all_its_entries)
 	snprintf(exp, sizeof(exp), "%s.jsonl", path);
 	cr_assert_not_null(fp = fopen(exp, "w"));
 	audit_log_id(a, id);
-	audit_checkpoints(a, count_cps, &ncp);
+	audit_checkpoints(a, count_cps, &ncp, aerr, sizeof(aerr));
 	auditfile_header(fp, id, audit_size(a), ncp, NULL);
-	cr_assert_eq(audit_checkpoints(a, export_cp, fp), 0);
-	cr_assert_eq(audit_scan(a, 1, 0, export_entry, fp), 0);
+	cr_assert_eq(audit_checkpoints(a, export_cp, fp, aerr, sizeof(aerr)), 0);
+	cr_assert_eq(audit_scan(a, 1, 0, export_entry, fp, aerr, sizeof(aerr)), 0);
 	fclose(fp);
 	cr_expect_eq(auditfile_verify(exp, pk, &r), 0, "%s", r.why);
 	cr_expect_eq(r.checkpoints, 6);
@@ -806,10 +810,10 @@ Test(tamper, an_export_line_says_one_thing)
 	snprintf(bad, sizeof(bad), "%s.bad.jsonl", path);
 	cr_assert_not_null(fp = fopen(exp, "w"));
 	audit_log_id(a, id);
-	audit_checkpoints(a, count_cps, &ncp);
+	audit_checkpoints(a, count_cps, &ncp, aerr, sizeof(aerr));
 	auditfile_header(fp, id, audit_size(a), ncp, NULL);
-	cr_assert_eq(audit_checkpoints(a, export_cp, fp), 0);
-	cr_assert_eq(audit_scan(a, 1, 0, export_entry, fp), 0);
+	cr_assert_eq(audit_checkpoints(a, export_cp, fp, aerr, sizeof(aerr)), 0);
+	cr_assert_eq(audit_scan(a, 1, 0, export_entry, fp, aerr, sizeof(aerr)), 0);
 	fclose(fp);
 	cr_expect_eq(auditfile_verify(exp, pk, &r), 0, "%s", r.why);
 	snprintf(cmd, sizeof(cmd), "sed -e '/^{\"seq\":2,/s/}$/,\"subject\":\"S-OTHER\"}/' "

@@ -182,12 +182,13 @@ Test(entry, a_small_known_log_is_pinned_and_reads_back)
 	    "b4a9a5dad95bb3a97713597e77e1dc76", "entry 1");
 	expect_hex(e[2].hash, 32, "715cc683d6b14b7000f03b02ef95377e"
 	    "88699601e749d87184d8e4b70238859a", "head of the log");
-	cr_assert_eq(audit_root(a, 3, root), 0, "%s", audit_errmsg(a));
+	cr_assert_eq(audit_root(a, 3, root, err, sizeof(err)), 0, "%s", err);
 	expect_hex(root, 32, "01565c45c14a3ba6ba8ba95140481edd"
 	    "ae3aa361637f332b69a16f9db4f5c74a", "tree root of 3 entries");
 
 	memset(&c, 0, sizeof(c));
-	cr_assert_eq(audit_scan(a, 1, 0, collect_cb, &c), 0, "%s", audit_errmsg(a));
+	cr_assert_eq(audit_scan(a, 1, 0, collect_cb, &c, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_assert_eq(c.n, 3);
 	for (size_t i = 0; i < 3; i++) {
 		expect_same(&c.e[i], &e[i]);

@@ -162,8 +162,9 @@ index_reaches(uint64_t n, uint64_t *upto, uint64_t *bad)
 	*upto = 0;
 	for (int w = 0; w < 300 && (ix != 0 || *upto < n); w++) {
 		usleep(100 * 1000);
-		cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0, "%s", err);
-		ix = audit_index_check(rd, upto, &missing, &extra);
+		cr_assert_eq(audit_open_reader(&rd, path, err, sizeof(err)), 0,
+		    "%s", err);
+		ix = audit_index_check(rd, upto, &missing, &extra, err, sizeof(err));
 		audit_close(rd);
 	}
 	*bad = missing + extra;
