@@ -87,7 +87,7 @@ struct audit_filter {
 /*
  * A verify's verdict. why and index_why are findings the caller prints
  * (safeshare audit verify, GET /v1/audit/verify), not an error return:
- * "entry 7's hash does not match", or that the log could not be read,
+ * "checkpoint 3 belongs to another log", or that the log could not be read,
  * which is itself a log that does not verify (docs/hacking.md "Errors").
  */
 struct audit_verify_result {
