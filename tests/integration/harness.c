@@ -116,9 +116,17 @@ h_cli(struct daemon *d, const char *agency, const char *args, char **out)
 void
 h_start_demo(struct daemon *d)
 {
+	h_prepare(d, H_DEMO_DATA | H_RUNNING);
+}
+
+void
+h_prepare(struct daemon *d, int how)
+{
 	h_setup(d);
-	h_load_demo(d);
-	h_start(d);
+	if (how & H_DEMO_DATA)
+		h_load_demo(d);
+	if (how & H_RUNNING)
+		h_start(d);
 }
 
 void

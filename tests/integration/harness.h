@@ -37,14 +37,28 @@ void	 h_start(struct daemon *);
 /* h_setup(), h_load_demo() and h_start(): a daemon over the demo data. */
 void	 h_start_demo(struct daemon *);
 /*
- * The suite `name` whose every test gets the daemon d, started over the
- * demo data before the test (h_start_demo()) and cleaned up after it
- * (h_cleanup()); timeout in seconds. The suite declares d itself.
+ * What a suite's tests start from, after h_setup() (a PKI and a config):
+ * H_PKI nothing more (the test writes its own data and starts the
+ * daemon), H_DEMO_DATA the demo data loaded, H_RUNNING the daemon started
+ * (over an empty store, or with H_DEMO_DATA over the demo data).
  */
-#define H_DEMO_SUITE(name, d, secs)					\
-	static void name##_init(void) { h_start_demo(&(d)); }		\
+#define H_PKI		0
+#define H_DEMO_DATA	1
+#define H_RUNNING	2
+void	 h_prepare(struct daemon *, int how);
+/*
+ * The suite `name` whose every test gets the daemon d, prepared before the
+ * test (h_prepare(), how: H_PKI, H_DEMO_DATA, H_RUNNING or both of the
+ * last) and cleaned up after it (h_cleanup(), which stops a daemon still
+ * running); timeout in seconds, 0 for none. The suite declares d itself.
+ */
+#define H_SUITE(name, d, how, secs)					\
+	static void name##_init(void) { h_prepare(&(d), (how)); }	\
 	static void name##_fini(void) { h_cleanup(&(d)); }		\
 	TestSuite(name, .init = name##_init, .fini = name##_fini, .timeout = (secs))
+/* H_SUITE() of a daemon running over the demo data (h_start_demo()). */
+#define H_DEMO_SUITE(name, d, secs)					\
+	H_SUITE(name, d, H_DEMO_DATA | H_RUNNING, secs)
 /* SIGTERM, wait; returns the exit status. */
 int	 h_stop(struct daemon *);
 void	 h_cleanup(struct daemon *);

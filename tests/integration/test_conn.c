@@ -29,20 +29,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_load_demo(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(conn, .init = setup, .fini = teardown, .timeout = 180);
+H_SUITE(conn, d, H_DEMO_DATA, 180);
 
 static void
 pki_pair(const char *agency, char *cert, char *key, size_t len)

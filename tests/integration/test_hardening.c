@@ -24,20 +24,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_load_demo(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(hardening, .init = setup, .fini = teardown, .timeout = 120);
+H_SUITE(hardening, d, H_DEMO_DATA, 120);
 
 static int
 ask(struct ss_client *c)

@@ -23,20 +23,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_start(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(holder_api, .init = setup, .fini = teardown, .timeout = 60);
+H_SUITE(holder_api, d, H_RUNNING, 60);
 
 /*
  * Sends ops written as "key=value" lists (NULL-terminated, ops separated by

@@ -16,20 +16,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-	h_start(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(holder_nhs, .init = setup, .fini = teardown, .timeout = 60);
+H_SUITE(holder_nhs, d, H_RUNNING, 60);
 
 /* Runs `safeshare ARGS` as agency; output (stdout and stderr) into *out. */
 static int

@@ -19,19 +19,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-}
-
-static void
-teardown(void)
-{
-	h_cleanup(&d);
-}
-
-TestSuite(input, .init = setup, .fini = teardown, .timeout = 90);
+H_SUITE(input, d, H_PKI, 90);
 
 /* The daemon process is still there (not crashed). */
 static int

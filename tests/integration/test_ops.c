@@ -26,20 +26,7 @@
 
 static struct daemon d;
 
-static void
-setup(void)
-{
-	h_setup(&d);
-}
-
-static void
-teardown(void)
-{
-	h_stop(&d);
-	h_cleanup(&d);
-}
-
-TestSuite(ops, .init = setup, .fini = teardown);
+H_SUITE(ops, d, H_PKI, 0);
 
 /* Replaces one line of the test's config (a sed expression). */
 static void
