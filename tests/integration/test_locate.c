@@ -109,6 +109,20 @@ struct who {
 	const char	*subject, *holder, *nhs, *family, *given, *dob, *postcode;
 };
 
+#define S(v)	((char *)((v) ? (v) : ""))
+
+/* The person w names, into pr (its strings point into w, "" for NULL). */
+static void
+person_ref(Safeshare__V1__PersonRef *pr, const struct who *w)
+{
+	pr->holder = S(w->holder);
+	pr->nhs_number = S(w->nhs);
+	pr->family_name = S(w->family);
+	pr->given_name = S(w->given);
+	pr->date_of_birth = S(w->dob);
+	pr->postcode = S(w->postcode);
+}
+
 /* POST /v1/locate as agency; returns the status, the answer or the Error. */
 static int
 locate(const char *agency, const char *purpose, const struct who *w,
@@ -121,18 +135,11 @@ locate(const char *agency, const char *purpose, const struct who *w,
 	char				 err[512];
 	int				 status;
 
-#define S(v)	((char *)((v) ? (v) : ""))
 	rq.purpose = S(purpose);
 	rq.case_reference = "MASH-2026-17";
 	rq.practitioner = "J. Doe, MASH";
 	rq.subject_id = S(w->subject);
-	pr.holder = S(w->holder);
-	pr.nhs_number = S(w->nhs);
-	pr.family_name = S(w->family);
-	pr.given_name = S(w->given);
-	pr.date_of_birth = S(w->dob);
-	pr.postcode = S(w->postcode);
-#undef S
+	person_ref(&pr, w);
 	rq.person = &pr;
 	*resp = NULL;
 	cr_assert_eq(ss_call_message(c, "/v1/locate", &rq.base,
@@ -420,10 +427,15 @@ Test(locate, a_holder_cannot_read_or_change_another_holders_view)
 	free(out);
 }
 
-/* A request naming the person by NHS number or demographics at one holder. */
+/*
+ * Issue 17 item 4: the person without a holder (unless w names one), as
+ * agency for purpose and record type, with request id rid; the answer, or
+ * the Error in *ep.
+ */
 static int
-ask_person(const char *agency, const char *holder, const struct who *w,
-    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **ep)
+ask_all(const char *agency, const char *purpose, const char *record_type,
+    const struct who *w, const char *rid, Safeshare__V1__DisclosureResponse **resp,
+    Safeshare__V1__Error **ep)
 {
 	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
 	Safeshare__V1__PersonRef		 pr = SAFESHARE__V1__PERSON_REF__INIT;
@@ -431,18 +443,12 @@ ask_person(const char *agency, const char *holder, const struct who *w,
 	char					 err[512];
 	int					 status;
 
-#define S(v)	((char *)((v) ? (v) : ""))
-	rq.purpose = "child_protection";
-	rq.record_type = "person";
+	rq.purpose = (char *)purpose;
+	rq.record_type = (char *)record_type;
 	rq.case_reference = "MASH-2026-17";
 	rq.practitioner = "J. Doe, MASH";
-	pr.holder = S(holder);
-	pr.nhs_number = S(w->nhs);
-	pr.family_name = S(w->family);
-	pr.given_name = S(w->given);
-	pr.date_of_birth = S(w->dob);
-	pr.postcode = S(w->postcode);
-#undef S
+	rq.request_id = S(rid);
+	person_ref(&pr, w);
 	rq.person = &pr;
 	*resp = NULL;
 	*ep = NULL;
@@ -450,6 +456,17 @@ ask_person(const char *agency, const char *holder, const struct who *w,
 	    err);
 	ss_client_free(c);
 	return status;
+}
+
+/* A child-protection request for the person w names at one holder. */
+static int
+ask_person(const char *agency, const char *holder, const struct who *w,
+    Safeshare__V1__DisclosureResponse **resp, Safeshare__V1__Error **ep)
+{
+	struct who at = *w;
+
+	at.holder = holder;
+	return ask_all(agency, "child_protection", "person", &at, NULL, resp, ep);
 }
 
 /* Issue 17 item 4: request --nhs-number ... --holder H. */
@@ -480,44 +497,6 @@ Test(locate, request_by_nhs_number_at_one_holder)
 	    .nhs = "9434765918" }, &r, &e), 400);
 	cr_expect_str_eq(e->code, "invalid_person");
 	safeshare__v1__error__free_unpacked(e, NULL);
-}
-
-/*
- * Issue 17 item 4: the person without a holder (unless w names one), as
- * agency for purpose and record type, with request id rid; the answer, or
- * the Error in *ep.
- */
-static int
-ask_all(const char *agency, const char *purpose, const char *record_type,
-    const struct who *w, const char *rid, Safeshare__V1__DisclosureResponse **resp,
-    Safeshare__V1__Error **ep)
-{
-	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
-	Safeshare__V1__PersonRef		 pr = SAFESHARE__V1__PERSON_REF__INIT;
-	struct ss_client			*c = h_client(&d, agency);
-	char					 err[512];
-	int					 status;
-
-#define S(v)	((char *)((v) ? (v) : ""))
-	rq.purpose = (char *)purpose;
-	rq.record_type = (char *)record_type;
-	rq.case_reference = "MASH-2026-17";
-	rq.practitioner = "J. Doe, MASH";
-	rq.request_id = S(rid);
-	pr.holder = S(w->holder);
-	pr.nhs_number = S(w->nhs);
-	pr.family_name = S(w->family);
-	pr.given_name = S(w->given);
-	pr.date_of_birth = S(w->dob);
-	pr.postcode = S(w->postcode);
-#undef S
-	rq.person = &pr;
-	*resp = NULL;
-	*ep = NULL;
-	cr_assert_eq(ss_disclose(c, &rq, resp, ep, &status, err, sizeof(err)), 0, "%s",
-	    err);
-	ss_client_free(c);
-	return status;
 }
 
 /* The holders answered, "holder=decision/reason;..." in answer order. */
