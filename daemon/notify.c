@@ -51,6 +51,7 @@
 #include "log.h"
 #include "notify.h"
 #include "protocol.h"
+#include "server.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -425,7 +426,7 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 	int			 rc;
 
 	pthread_mutex_init(&n->mu, NULL);
-	if ((n->base = event_base_new()) == NULL) {
+	if ((n->base = server_new_base()) == NULL) {
 		errorf(err, errlen, "notify: cannot create an event loop");
 		goto fail;
 	}

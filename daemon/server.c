@@ -225,20 +225,30 @@ server_read_scope(struct server *srv)
 }
 
 /*
- * The epoll change list: a connection whose interest changes several times
- * in one loop round (write armed after a reply, read re-armed after it
- * leaves) costs one epoll_ctl(2), not one per change; it showed in the
- * profile at 4 calls per disclosure.
+ * Every event loop of the daemon (this one, the notifier's): epoll without
+ * libevent's change list, and no EVENT_* variable may switch it on.
+ *
+ * The change list (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) saved an
+ * epoll_ctl(2) or two per disclosure, but it holds a closed connection's
+ * EPOLL_CTL_DEL until the next round, and the bufferevent closes the
+ * socket before that. In the gap another thread (the notifier opening a
+ * receiver's socket or its cursor file, a store or log connection) may
+ * get the same number, and the loop's late epoll_ctl() then acts on that
+ * thread's descriptor: the TSan report of session 5 (docs/hacking.md
+ * "Races"), not a false positive. With linger.c's dup()'d socket the late
+ * delete also fails and leaves the closed connection registered, which
+ * libevent documents as unsafe. So each change is made at once, while the
+ * descriptor is still the loop's.
  */
-static struct event_base *
-new_base(void)
+struct event_base *
+server_new_base(void)
 {
 	struct event_config	*cfg = event_config_new();
 	struct event_base	*base;
 
 	if (cfg == NULL)
 		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	return base;
@@ -400,7 +410,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (audit_open_reader(&srv->reader, conf->audit_log, err, errlen) == -1)
 		return -1;
-	if ((srv->base = new_base()) == NULL ||
+	if ((srv->base = server_new_base()) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;

@@ -104,6 +104,8 @@ void	server_note_route(struct evhttp_request *, const struct route *rt);
  */
 int	holder_reconcile(struct server *, char *err, size_t errlen);
 
+/* An event loop for a thread of the daemon: epoll, no change list. */
+struct event_base *server_new_base(void);
 int	server_init(struct server *, struct config *, struct protocol *,
 	    char *err, size_t errlen);
 /* Stops accepting; the loop exits once every queued log entry is answered. */
