@@ -123,18 +123,16 @@ a_entry_json(const struct audit_entry *e)
 
 /*
  * One entry as the next element of seq, or as a text line when seq is
- * NULL; used online and offline.
+ * NULL; used online and offline. -1 once stdout failed a write.
  */
-void
+int
 a_print_entry(const struct audit_entry *e, struct jsonw_seq *seq)
 {
 	char	 when[32];
 	time_t	 t = (time_t)e->time;
 
-	if (seq != NULL) {
-		jsonw_seq_add(seq, a_entry_json(e));
-		return;
-	}
+	if (seq != NULL)
+		return jsonw_seq_add(seq, a_entry_json(e));
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	printf("#%-6" PRIu64 " %s %-11s %-12s %-22s agency=%s subject=%s "
 	    "purpose=%s rule=%s", e->seq, when, T(e->kind), T(e->decision),
@@ -150,6 +148,7 @@ a_print_entry(const struct audit_entry *e, struct jsonw_seq *seq)
 	if (*e->withheld)
 		printf(" withheld=[%s]", T(e->withheld));
 	printf("\n");
+	return ferror(stdout) ? -1 : 0;
 }
 
 /* Calls an audit endpoint; returns an exit code, *resp set on success. */

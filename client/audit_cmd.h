@@ -42,8 +42,11 @@ struct audit_entry;
 /* audit_cmd.c */
 /* One entry as a new JSON object: its fields by name, time as ISO 8601 UTC. */
 json_t	*a_entry_json(const struct audit_entry *);
-/* One entry as the next element of seq, or a text line when seq is NULL. */
-void	 a_print_entry(const struct audit_entry *, struct jsonw_seq *seq);
+/*
+ * One entry as the next element of seq, or a text line when seq is NULL;
+ * 0, or -1 when stdout could not take it (stop: main() says so).
+ */
+int	 a_print_entry(const struct audit_entry *, struct jsonw_seq *seq);
 /* Calls an audit endpoint; returns an exit code, *resp set on success. */
 int	 a_call(struct ss_client *, const char *path, const ProtobufCMessage *req,
 	    const ProtobufCMessageDescriptor *, ProtobufCMessage **resp);

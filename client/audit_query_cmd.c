@@ -43,7 +43,7 @@ a_query(struct ss_client *c, struct aopts *o)
 	Safeshare__V1__AuditQuery	 q;
 	Safeshare__V1__AuditEntries	*r;
 	struct jsonw_seq		 seq, *sp = o->json ? &seq : NULL;
-	int				 rc, n = 0;
+	int				 rc, n = 0, cut = 0;
 
 	query_of(o, &q);
 	if (sp != NULL)
@@ -59,12 +59,16 @@ a_query(struct ss_client *c, struct aopts *o)
 			struct audit_entry e;
 
 			audit_entry_from_pb(r->entries[i], &e);
-			a_print_entry(&e, sp);
+			/* stdout failed: no more pages (main() says so). */
+			if (a_print_entry(&e, sp) == -1) {
+				cut = 1;
+				break;
+			}
 			n++;
 		}
 		q.after_seq = r->next_after_seq;
 		safeshare__v1__audit_entries__free_unpacked(r, NULL);
-		if (q.after_seq == 0)
+		if (q.after_seq == 0 || cut)
 			break;
 		if (!o->all) {
 			if (!o->json)
@@ -73,11 +77,12 @@ a_query(struct ss_client *c, struct aopts *o)
 			break;
 		}
 	}
-	if (sp != NULL)
-		jsonw_seq_end(sp);
-	else if (n == 0)
+	if (sp != NULL) {
+		if (jsonw_seq_end(sp) == -1)
+			cut = 1;
+	} else if (n == 0 && !cut)
 		fprintf(stderr, "no entries match\n");
-	return SS_EXIT_OK;
+	return cut ? SS_EXIT_LOCAL : SS_EXIT_OK;
 }
 
 int

@@ -27,6 +27,26 @@ progress(uint64_t done, uint64_t total)
 		    (int)(done * 100 / total));
 }
 
+/*
+ * Closes an export file; werr is the errno of a write that failed (0:
+ * none). A failed write or close (a full disk) is an error that says the
+ * file is incomplete, never a silently cut export; -1 then.
+ */
+static int
+export_close(FILE *fp, const char *path, int werr)
+{
+	if (werr == 0 && ferror(fp))
+		werr = EIO;
+	errno = 0;
+	if (fclose(fp) != 0 && werr == 0)
+		werr = errno != 0 ? errno : EIO;
+	if (werr == 0)
+		return 0;
+	fprintf(stderr, "safeshare: %s: %s: the export is incomplete\n", path,
+	    strerror(werr));
+	return -1;
+}
+
 int
 a_export_online(struct ss_client *c, struct aopts *o)
 {
@@ -36,7 +56,7 @@ a_export_online(struct ss_client *c, struct aopts *o)
 	unsigned char			 id[16] = { 0 };
 	uint64_t			 n = 0;
 	FILE				*fp;
-	int				 rc;
+	int				 rc, werr = 0;
 
 	if ((rc = a_call(c, "/v1/audit/checkpoints", NULL,
 	    &safeshare__v1__checkpoint_list__descriptor, (ProtobufCMessage **)&cl)) != SS_EXIT_OK)
@@ -57,8 +77,10 @@ a_export_online(struct ss_client *c, struct aopts *o)
 		safeshare__v1__checkpoint_list__free_unpacked(cl, NULL);
 		return rc;
 	}
-	auditfile_header(fp, id, r->log_size, cl->n_checkpoints, cl->public_key_pem);
-	for (size_t i = 0; i < cl->n_checkpoints; i++) {
+	if (auditfile_header(fp, id, r->log_size, cl->n_checkpoints,
+	    cl->public_key_pem) == -1)
+		werr = errno;
+	for (size_t i = 0; i < cl->n_checkpoints && werr == 0; i++) {
 		struct audit_checkpoint cp;
 
 		memset(&cp, 0, sizeof(cp));
@@ -71,21 +93,24 @@ a_export_online(struct ss_client *c, struct aopts *o)
 		if (cl->checkpoints[i]->signature.len == 64)
 			memcpy(cp.sig, cl->checkpoints[i]->signature.data, 64);
 		cp.note = cl->checkpoints[i]->note;
-		auditfile_checkpoint(fp, &cp);
+		if (auditfile_checkpoint(fp, &cp) == -1)
+			werr = errno;
 	}
 	safeshare__v1__checkpoint_list__free_unpacked(cl, NULL);
 	for (;;) {
-		for (size_t i = 0; i < r->n_entries; i++) {
+		for (size_t i = 0; i < r->n_entries && werr == 0; i++) {
 			struct audit_entry e;
 
 			audit_entry_from_pb(r->entries[i], &e);
-			auditfile_entry(fp, &e);
+			if (auditfile_entry(fp, &e) == -1)
+				werr = errno;
 			n++;
 		}
 		progress(n, r->log_size);
 		q.after_seq = r->next_after_seq;
 		safeshare__v1__audit_entries__free_unpacked(r, NULL);
-		if (q.after_seq == 0)
+		/* A write failed: no more pages, export_close() says so. */
+		if (q.after_seq == 0 || werr != 0)
 			break;
 		if ((rc = a_call(c, "/v1/audit/query", &q.base,
 		    &safeshare__v1__audit_entries__descriptor, (ProtobufCMessage **)&r)) != SS_EXIT_OK) {
@@ -93,10 +118,8 @@ a_export_online(struct ss_client *c, struct aopts *o)
 			return rc;
 		}
 	}
-	if (fclose(fp) != 0) {
-		perror(o->out);
+	if (export_close(fp, o->out, werr) == -1)
 		return SS_EXIT_LOCAL;
-	}
 	if (isatty(2))
 		fputc('\n', stderr);
 	printf("exported %" PRIu64 " entries to %s\n", n, o->out);
@@ -108,20 +131,25 @@ print_offline(const struct audit_entry *e, void *arg)
 {
 	struct aopts	*o = arg;
 
-	a_print_entry(e, o->json ? &o->seq : NULL);
-	return 0;
+	/* Non-zero stops the scan: stdout failed (main() says so). */
+	return a_print_entry(e, o->json ? &o->seq : NULL) == -1;
 }
 
 struct exp {
 	FILE		*fp;
 	uint64_t	 n, total;
+	int		 werr;		/* errno of a failed write, 0: none */
 };
 
+/* Non-zero stops the walk: the file failed a write. */
 static int
 export_cp(const struct audit_checkpoint *cp, void *arg)
 {
-	auditfile_checkpoint(((struct exp *)arg)->fp, cp);
-	return 0;
+	struct exp *x = arg;
+
+	if (auditfile_checkpoint(x->fp, cp) == -1)
+		x->werr = errno;
+	return x->werr != 0;
 }
 
 static int
@@ -129,7 +157,10 @@ export_entry(const struct audit_entry *e, void *arg)
 {
 	struct exp *x = arg;
 
-	auditfile_entry(x->fp, e);
+	if (auditfile_entry(x->fp, e) == -1) {
+		x->werr = errno;
+		return 1;
+	}
 	if (++x->n % 10000 == 0)
 		progress(x->n, x->total);
 	return 0;
@@ -278,8 +309,8 @@ a_offline(struct aopts *o, const char *sub)
 			fprintf(stderr, "safeshare: %s\n", err);
 			rc = SS_EXIT_LOCAL;
 		}
-		if (o->json)
-			jsonw_seq_end(&o->seq);
+		if ((o->json && jsonw_seq_end(&o->seq) == -1) || ferror(stdout))
+			rc = SS_EXIT_LOCAL;
 	} else if (strcmp(sub, "verify") == 0) {
 		struct audit_verifier	*v;
 		unsigned char		 id[16];
@@ -307,7 +338,7 @@ a_offline(struct aopts *o, const char *sub)
 		if (!r.ok || index_bad(&r))
 			rc = SS_EXIT_LOCAL;
 	} else {	/* export */
-		struct exp	 x = { NULL, 0, audit_size(a) };
+		struct exp	 x = { NULL, 0, audit_size(a), 0 };
 		unsigned char	 id[16];
 		uint64_t	 ncp = 0;
 
@@ -317,15 +348,17 @@ a_offline(struct aopts *o, const char *sub)
 		} else {
 			audit_log_id(a, id);
 			audit_checkpoints(a, count_cp, &ncp, NULL, 0);
-			auditfile_header(x.fp, id, x.total, ncp, NULL);
-			if (audit_checkpoints(a, export_cp, &x, err,
-			    sizeof(err)) == -1 || audit_scan(a, 1, 0, export_entry, &x,
-			    err, sizeof(err)) == -1 || (fclose(x.fp) != 0 &&
-			    errorf(err, sizeof(err), "%s: %s", o->out,
-			    strerror(errno)) == -1)) {
+			if (auditfile_header(x.fp, id, x.total, ncp, NULL) == -1)
+				x.werr = errno;
+			if (x.werr == 0 && (audit_checkpoints(a, export_cp, &x, err,
+			    sizeof(err)) == -1 || (x.werr == 0 && audit_scan(a, 1, 0,
+			    export_entry, &x, err, sizeof(err)) == -1))) {
 				fprintf(stderr, "safeshare: export failed: %s\n", err);
+				fclose(x.fp);
 				rc = SS_EXIT_LOCAL;
-			} else {
+			} else if (export_close(x.fp, o->out, x.werr) == -1)
+				rc = SS_EXIT_LOCAL;
+			else {
 				if (isatty(2))
 					fputc('\n', stderr);
 				printf("exported %" PRIu64 " entries and %" PRIu64 " checkpoints "

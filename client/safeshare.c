@@ -7,6 +7,7 @@
  * 4 the server refused the request (HTTP error); 5 no answer (connection,
  * TLS, timeout).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -527,6 +528,26 @@ cmd_health(int argc, char *argv[])
 	return rc;
 }
 
+/*
+ * Every command's output goes to stdout, most of it buffered until here: a
+ * write that failed (a full disk, a closed pipe) is an error and a
+ * non-zero exit, never a silently cut --json or listing. A command that
+ * already failed keeps its own exit code.
+ */
+static int
+output_written(int rc)
+{
+	int e;
+
+	errno = 0;
+	if (fflush(stdout) != EOF && !ferror(stdout))
+		return rc;
+	e = errno != 0 ? errno : EIO;
+	fprintf(stderr, "safeshare: the output could not be written (%s): it is "
+	    "incomplete\n", strerror(e));
+	return rc == SS_EXIT_OK ? SS_EXIT_LOCAL : rc;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -550,7 +571,7 @@ main(int argc, char *argv[])
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
-			return cmds[i].fn(argc - 1, argv + 1);
+			return output_written(cmds[i].fn(argc - 1, argv + 1));
 	fprintf(stderr, "safeshare: unknown command \"%s\"\n\n%s", argv[1], top_usage);
 	return SS_EXIT_USAGE;
 }

@@ -11,18 +11,31 @@
  * The writers build each line as a jansson object and write it compactly,
  * keys in the order below (the order docs/audit-format.md shows).
  */
-void
+/* v's line; -1 if it or an earlier line could not be written. */
+static int
+line(FILE *fp, json_t *v)
+{
+	errno = 0;
+	if (jsonw_print(fp, v) == -1 || ferror(fp)) {
+		if (errno == 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+int
 auditfile_header(FILE *fp, const unsigned char log_id[16], uint64_t entries,
     uint64_t checkpoints, const char *public_pem)
 {
-	jsonw_print(fp, json_pack("{s:s,s:i,s:o,s:o,s:o,s:o}",
+	return line(fp, json_pack("{s:s,s:i,s:o,s:o,s:o,s:o}",
 	    "format", "safeshare-log-export", "version", 2,
 	    "log_id", jsonw_hex(log_id, 16), "entries", jsonw_u64(entries),
 	    "checkpoints", jsonw_u64(checkpoints),
 	    "public_key", jsonw_str(public_pem ? public_pem : "")));
 }
 
-void
+int
 auditfile_checkpoint(FILE *fp, const struct audit_checkpoint *cp)
 {
 	json_t *o = json_pack("{s:o,s:o,s:I}", "checkpoint", jsonw_u64(cp->id),
@@ -35,10 +48,10 @@ auditfile_checkpoint(FILE *fp, const struct audit_checkpoint *cp)
 		jsonw_set(o, "head_hash", jsonw_hex(cp->head, 32));
 		jsonw_set(o, "signature", jsonw_hex(cp->sig, 64));
 	}
-	jsonw_print(fp, o);
+	return line(fp, o);
 }
 
-void
+int
 auditfile_entry(FILE *fp, const struct audit_entry *e)
 {
 	struct audit_entry	 tmp = *e;
@@ -52,7 +65,7 @@ auditfile_entry(FILE *fp, const struct audit_entry *e)
 		jsonw_set(o, audit_string_names[i], jsonw_str(*s[i]));
 	jsonw_set(o, "prev_hash", jsonw_hex(e->prev_hash, 32));
 	jsonw_set(o, "hash", jsonw_hex(e->hash, 32));
-	jsonw_print(fp, o);
+	return line(fp, o);
 }
 
 /* The string at key k of m, or NULL when absent or not a string. */

@@ -10,10 +10,14 @@
 
 #include "audit.h"
 
-void	auditfile_header(FILE *, const unsigned char log_id[16], uint64_t entries,
+/*
+ * Each writes one line; 0, or -1 (errno set) once the stream has failed a
+ * write: the caller stops and says the export is incomplete.
+ */
+int	auditfile_header(FILE *, const unsigned char log_id[16], uint64_t entries,
 	    uint64_t checkpoints, const char *public_pem);
-void	auditfile_checkpoint(FILE *, const struct audit_checkpoint *);
-void	auditfile_entry(FILE *, const struct audit_entry *);
+int	auditfile_checkpoint(FILE *, const struct audit_checkpoint *);
+int	auditfile_entry(FILE *, const struct audit_entry *);
 
 /*
  * Verifies an export with the public key (NULL: chain only). Returns 0 when

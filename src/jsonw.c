@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,12 +78,24 @@ jsonw_print(FILE *fp, json_t *v)
 	return rc;
 }
 
+/* Notes the first failed write of q (errno, or EIO if stdio left none). */
+static int
+seq_failed(struct jsonw_seq *q)
+{
+	if (q->error == 0)
+		q->error = errno != 0 ? errno : EIO;
+	return -1;
+}
+
 void
 jsonw_seq_begin(struct jsonw_seq *q, FILE *fp)
 {
 	q->fp = fp;
 	q->n = 0;
-	fputc('[', fp);
+	q->error = 0;
+	errno = 0;
+	if (fputc('[', fp) == EOF)
+		(void)seq_failed(q);
 }
 
 int
@@ -92,15 +105,35 @@ jsonw_seq_add(struct jsonw_seq *q, json_t *v)
 
 	if (v == NULL)
 		return -1;
-	if (q->n++ > 0)
-		fputs(",\n", q->fp);
+	if (q->error != 0) {
+		json_decref(v);
+		return -1;
+	}
+	errno = 0;
+	if (q->n++ > 0 && fputs(",\n", q->fp) == EOF) {
+		json_decref(v);
+		return seq_failed(q);
+	}
 	rc = json_dumpf(v, q->fp, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 	json_decref(v);
-	return rc;
+	/* stdio keeps what it could not write: ferror() is the only sign. */
+	if (rc == -1 || ferror(q->fp))
+		return seq_failed(q);
+	return 0;
 }
 
-void
+int
 jsonw_seq_end(struct jsonw_seq *q)
 {
-	fputs("]\n", q->fp);
+	if (q->error == 0) {
+		errno = 0;
+		if (fputs("]\n", q->fp) == EOF || fflush(q->fp) == EOF ||
+		    ferror(q->fp))
+			(void)seq_failed(q);
+	}
+	if (q->error != 0) {
+		errno = q->error;
+		return -1;
+	}
+	return 0;
 }

@@ -37,15 +37,21 @@ int	 jsonw_print(FILE *, json_t *v);
 /*
  * An array written element by element, for outputs too long to hold (every
  * entry of a log): "[" at begin, ",\n" between elements, "]\n" at the end.
+ * A write that fails (a full disk, a closed pipe) is remembered: nothing
+ * more is written, each later add returns -1 so that the caller can stop
+ * reading, and end returns -1 with errno saying why; the caller then says
+ * the output is incomplete and exits non-zero.
  */
 struct jsonw_seq {
 	FILE	*fp;
 	size_t	 n;
+	int	 error;		/* errno of the first failed write, 0: none */
 };
 
 void	 jsonw_seq_begin(struct jsonw_seq *, FILE *);
-/* Writes v (stolen) as the next element; returns 0 or -1. */
+/* Writes v (stolen) as the next element; 0, or -1 once a write failed. */
 int	 jsonw_seq_add(struct jsonw_seq *, json_t *v);
-void	 jsonw_seq_end(struct jsonw_seq *);
+/* "]", and the stream flushed; 0, or -1 (errno set) if any write failed. */
+int	 jsonw_seq_end(struct jsonw_seq *);
 
 #endif

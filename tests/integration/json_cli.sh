@@ -56,6 +56,19 @@ strict() {
 		fail "$name: safeshare $* printed what a strict JSON parser refuses"
 	n=$((n + 1))
 }
+# full NAME ARGS: safeshare ARGS with its stdout on a full disk (/dev/full):
+# exit 1 and a line saying the output is incomplete, never a silently cut
+# --json or export.
+full() {
+	name=$1
+	shift
+	rc=0
+	"$ss" "$@" > /dev/full 2>"$dir/err" || rc=$?
+	[ "$rc" = 1 ] || fail "$name on /dev/full: exit $rc, expected 1: $(cat "$dir/err")"
+	grep -q "could not be written.*incomplete\|the export is incomplete" "$dir/err" ||
+		fail "$name on /dev/full: no error said so: $(cat "$dir/err")"
+	n=$((n + 1))
+}
 as() {
 	a=$1
 	shift
@@ -137,6 +150,10 @@ as guardian review 0 audit review "$seq" --outcome upheld --note "$why" --json
 as auditor inform_done 0 audit inform-done "$seq" --note "told \"them\"" --json
 as auditor verify 0 audit verify --json
 as auditor report 0 audit report --json
+auditor="--server 127.0.0.1:$port --cert $dir/pki/auditor.crt --key $dir/pki/auditor.key --ca $dir/pki/ca.crt"
+full query_full audit query --all --json $auditor
+full health_full health --json $auditor
+full export_full audit export --out /dev/full $auditor
 as auditor export_file 0 text audit export --out "$dir/export.jsonl"
 python3 "$dir/strict.py" lines < "$dir/export.jsonl" ||
 	fail "the log export is not strict JSON lines"
@@ -169,6 +186,8 @@ pid=""
 strict show_log 0 audit show --log "$dir/audit.db" --json
 strict verify_log 0 audit verify --log "$dir/audit.db" --pubkey "$pub" --json
 strict export_log 0 text audit export --log "$dir/audit.db" --out "$dir/export2.jsonl"
+full show_log_full audit show --log "$dir/audit.db" --json
+full export_log_full audit export --log "$dir/audit.db" --out /dev/full
 strict verify_witness 0 audit verify --log "$dir/audit.db" --pubkey "$pub" \
     --witness "$dir/w.state" --witness-key "$wkey" --min-witnesses 1 --json
-echo "ok: $n --json outputs and exports read back by a strict JSON parser"
+echo "ok: $n --json outputs and exports read back by a strict JSON parser or refused on a full disk"
