@@ -58,7 +58,10 @@ static const char schema_sql[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS flags_active ON flags (subject, flag)"
     " WHERE removed_at IS NULL;"
     "CREATE TABLE IF NOT EXISTS holder_batches (request_id text PRIMARY KEY,"
-    " first_seq bigint NOT NULL, applied_at bigint NOT NULL)";
+    " first_seq bigint NOT NULL, applied_at bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS store_loads (id bigserial PRIMARY KEY,"
+    " file text NOT NULL, subjects bigint NOT NULL, loaded_at bigint NOT NULL,"
+    " logged_seq bigint NOT NULL DEFAULT 0)";
 
 /* Any constant other than pglog's: two first opens do not create at once. */
 #define SCHEMA_LOCK	"7393651077101946420"
@@ -152,6 +155,12 @@ static const char *const stmts[S_COUNT] = {
 	[S_RECORDS] = "SELECT s.holder, s.id, r.record_type FROM subjects s "
 	    "JOIN records r ON r.subject = s.id WHERE s.person = $1 "
 	    "ORDER BY s.holder COLLATE \"C\", r.record_type COLLATE \"C\"",
+	/* Data files loaded, until the daemon has logged them (logged_seq). */
+	[S_NOTE_LOAD] = "INSERT INTO store_loads (file, subjects, loaded_at) "
+	    "VALUES ($1, $2, $3)",
+	[S_UNLOGGED_LOADS] = "SELECT id, file, subjects, loaded_at FROM store_loads "
+	    "WHERE logged_seq = 0 ORDER BY id",
+	[S_LOAD_LOGGED] = "UPDATE store_loads SET logged_seq = $2 WHERE id = $1",
 };
 
 /*

@@ -112,6 +112,18 @@ int	pgstore_mark_batch(struct pgstore *, const char *request_id,
 int	pgstore_batch_applied(struct pgstore *, const char *request_id, char *err,
 	    size_t errlen);
 
+/*
+ * Data files loaded (store_note_load(), store_unlogged_loads(),
+ * store_load_logged()): noted in the load's transaction, logged by the
+ * daemon later. 0, or -1 with err (a callback's -1 says why itself).
+ */
+int	pgstore_note_load(struct pgstore *, const char *file, size_t subjects,
+	    int64_t now, char *err, size_t errlen);
+int	pgstore_unlogged_loads(struct pgstore *, store_load_cb, void *, char *err,
+	    size_t errlen);
+int	pgstore_load_logged(struct pgstore *, int64_t id, uint64_t seq, char *err,
+	    size_t errlen);
+
 /* Persons and the subject index: person.h's functions, same answers. */
 int	pgstore_person_link_nhs(struct pgstore *, const char *subject,
 	    const char *nhs, char *err, size_t errlen);

@@ -1,8 +1,8 @@
 /*
  * The PostgreSQL store's writes (store_write.c's on SQLite): records and
- * their fields, consents, flags and holder batches. The caller holds the
- * write transaction (pgstore_begin()); pgstore.c owns the connection and
- * the statements.
+ * their fields, consents, flags, holder batches and the data files loaded
+ * with -l. The caller holds the write transaction (pgstore_begin());
+ * pgstore.c owns the connection and the statements.
  */
 #include <libpq-fe.h>
 
@@ -147,4 +147,47 @@ pgstore_mark_batch(struct pgstore *p, const char *request_id, uint64_t first_seq
 	snprintf(seq, sizeof(seq), "%" PRIu64, first_seq);
 	snprintf(at, sizeof(at), "%" PRId64, now);
 	return pgstore_exec(p, S_MARK_BATCH, 3, vals, "batch", err, errlen);
+}
+
+/* store_note_load(): inside the load's transaction. */
+int
+pgstore_note_load(struct pgstore *p, const char *file, size_t subjects,
+    int64_t now, char *err, size_t errlen)
+{
+	char		 nb[24], at[24];
+	const char	*vals[3] = { file, nb, at };
+
+	snprintf(nb, sizeof(nb), "%zu", subjects);
+	snprintf(at, sizeof(at), "%" PRId64, now);
+	return pgstore_exec(p, S_NOTE_LOAD, 3, vals, "load", err, errlen);
+}
+
+/* store_unlogged_loads(): oldest first; cb's -1 stops it and says why itself. */
+int
+pgstore_unlogged_loads(struct pgstore *p, store_load_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	PGresult	*res;
+	int		 rc = 0;
+
+	if ((res = pgstore_run(p, S_UNLOGGED_LOADS, 0, NULL, "loads", err,
+	    errlen)) == NULL)
+		return -1;
+	for (int i = 0; i < PQntuples(res) && rc == 0; i++)
+		rc = cb(pgstore_int(res, i, 0), pgstore_text(res, i, 1),
+		    (size_t)pgstore_int(res, i, 2), pgstore_int(res, i, 3), arg);
+	PQclear(res);
+	return rc == -1 ? -1 : 0;
+}
+
+int
+pgstore_load_logged(struct pgstore *p, int64_t id, uint64_t seq, char *err,
+    size_t errlen)
+{
+	char		 ib[24], sb[24];
+	const char	*vals[2] = { ib, sb };
+
+	snprintf(ib, sizeof(ib), "%" PRId64, id);
+	snprintf(sb, sizeof(sb), "%" PRIu64, seq);
+	return pgstore_exec(p, S_LOAD_LOGGED, 2, vals, "load", err, errlen);
 }

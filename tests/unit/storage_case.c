@@ -570,6 +570,56 @@ op_find(struct sc_backend *b, char **a, int n, struct out *o)
 	}
 }
 
+static void
+op_note_load(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	char	err[256] = "";
+	int	rc;
+
+	cr_assert_eq(n, 3, "note_load FILE SUBJECTS NOW");
+	rc = b->pg ? pgstore_note_load(b->pg, a[0], (size_t)num(a[1]), num(a[2]),
+	    err, sizeof(err)) : store_note_load(b->st, a[0], (size_t)num(a[1]),
+	    num(a[2]), err, sizeof(err));
+	answer(o, rc, "ok", err);
+}
+
+static int
+load_cb(int64_t id, const char *file, size_t subjects, int64_t at, void *arg)
+{
+	struct out *o = arg;
+
+	put(o, "%s%" PRId64 ":%s:%zu:%" PRId64, o->buf[0] != '\0' ? "," : "", id,
+	    file, subjects, at);
+	return 0;
+}
+
+static void
+op_unlogged(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	char	err[256] = "";
+	int	rc;
+
+	(void)a;
+	cr_assert_eq(n, 0, "unlogged");
+	rc = b->pg ? pgstore_unlogged_loads(b->pg, load_cb, o, err, sizeof(err)) :
+	    store_unlogged_loads(b->st, load_cb, o, err, sizeof(err));
+	if (rc == -1 || o->buf[0] == '\0')
+		answer(o, rc, "none", err);
+}
+
+static void
+op_load_logged(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	char	err[256] = "";
+	int	rc;
+
+	cr_assert_eq(n, 2, "load_logged ID SEQ");
+	rc = b->pg ? pgstore_load_logged(b->pg, num(a[0]), (uint64_t)num(a[1]), err,
+	    sizeof(err)) : store_load_logged(b->st, num(a[0]), (uint64_t)num(a[1]),
+	    err, sizeof(err));
+	answer(o, rc, "ok", err);
+}
+
 static const struct {
 	const char	*name;
 	void		(*fn)(struct sc_backend *, char **, int, struct out *);
@@ -583,7 +633,8 @@ static const struct {
 	{ "clash", op_clash }, { "details", op_details },
 	{ "holdings", op_holdings }, { "records", op_records },
 	{ "holding", op_holding }, { "of_holding", op_of_holding },
-	{ "find", op_find },
+	{ "find", op_find }, { "note_load", op_note_load },
+	{ "unlogged", op_unlogged }, { "load_logged", op_load_logged },
 };
 
 /*
