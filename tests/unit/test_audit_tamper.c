@@ -397,6 +397,22 @@ Test(tamper, key_rotation_is_a_logged_transition)
 	cr_expect_eq(audit_check_start(a, 0, err, sizeof(err)), 0, "%s", err);
 }
 
+/*
+ * An append to a log whose file is gone fails, and the caller's err says
+ * why (issue 16 item 5).
+ */
+static void
+expect_append_refused(void)
+{
+	struct audit_entry e, *ep = &e;
+
+	memset(&e, 0, sizeof(e));
+	e.kind = "disclosure";
+	aerr[0] = '\0';
+	cr_expect_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), -1);
+	cr_expect(strstr(aerr, "deleted or replaced") != NULL, "%s", aerr);
+}
+
 /* Attack 4 (the core's part): a deleted log file is noticed, appends fail. */
 Test(tamper, a_deleted_log_file_fails_closed)
 {
@@ -408,16 +424,7 @@ Test(tamper, a_deleted_log_file_fails_closed)
 	snprintf(p, sizeof(p), "%s-wal", path);
 	unlink(p);
 	cr_expect_eq(audit_file_gone(a), 1);
-	{
-		struct audit_entry e, *ep = &e;
-
-		memset(&e, 0, sizeof(e));
-		e.kind = "disclosure";
-		aerr[0] = '\0';
-		cr_expect_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), -1);
-		/* The caller's err says why (issue 16 item 5). */
-		cr_expect(strstr(aerr, "deleted or replaced") != NULL, "%s", aerr);
-	}
+	expect_append_refused();
 }
 
 /*
@@ -444,16 +451,7 @@ Test(tamper, a_replaced_log_with_a_reused_inode_fails_closed)
 	a->dev = sb.st_dev;
 	a->ino = sb.st_ino;
 	cr_expect_eq(audit_file_gone(a), 1);
-	{
-		struct audit_entry e, *ep = &e;
-
-		memset(&e, 0, sizeof(e));
-		e.kind = "disclosure";
-		aerr[0] = '\0';
-		cr_expect_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), -1);
-		/* The caller's err says why (issue 16 item 5). */
-		cr_expect(strstr(aerr, "deleted or replaced") != NULL, "%s", aerr);
-	}
+	expect_append_refused();
 }
 
 /*
