@@ -648,29 +648,3 @@ audit_file_gone(struct audit *a)
 		a->gone = 1;
 	return a->gone;
 }
-
-int
-audit_checkpoint_note(struct audit *a, uint64_t size, char **note, char *err,
-    size_t errlen)
-{
-	sqlite3_stmt	*st;
-	int		 rc;
-
-	*note = NULL;
-	if (a->legacy)
-		return 1;
-	if (sqlite3_prepare_v2(a->db, size == 0 ? "SELECT note FROM checkpoints WHERE "
-	    "note IS NOT NULL ORDER BY size DESC, id DESC LIMIT 1" : "SELECT note FROM "
-	    "checkpoints WHERE note IS NOT NULL AND size = ?1 ORDER BY id DESC LIMIT 1",
-	    -1, &st, NULL) != SQLITE_OK)
-		return audit_sqlerr(a, "checkpoint note", err, errlen);
-	if (size != 0)
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
-	    sqlite3_column_bytes(st, 0) <= AUDIT_NOTE_MAX)
-		*note = xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return audit_sqlerr(a, "checkpoint note", err, errlen);
-	return *note != NULL ? 0 : 1;
-}

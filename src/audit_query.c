@@ -312,8 +312,13 @@ audit_start_steps(struct audit *a)
 	return a->start_steps;
 }
 
-int
-audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note, char *err,
+/*
+ * The note of the one checkpoint sql selects (its ?1 bound to n, if it
+ * has one), for audit_checkpoint_note() and audit_checkpoint_note_upto():
+ * 0, 1 if there is none (or it is too long to be a note), or -1 with err.
+ */
+static int
+note_row(struct audit *a, const char *sql, uint64_t n, char **note, char *err,
     size_t errlen)
 {
 	sqlite3_stmt	*st;
@@ -322,11 +327,10 @@ audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note, char *err
 	*note = NULL;
 	if (a->legacy)
 		return 1;
-	if (sqlite3_prepare_v2(a->db, "SELECT note FROM checkpoints WHERE note IS "
-	    "NOT NULL AND size <= ?1 ORDER BY size DESC, id DESC LIMIT 1", -1, &st,
-	    NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return audit_sqlerr(a, "checkpoint note", err, errlen);
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	if (sqlite3_bind_parameter_count(st) > 0)
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
 	    sqlite3_column_bytes(st, 0) <= AUDIT_NOTE_MAX)
 		*note = xstrdup((const char *)sqlite3_column_text(st, 0));
@@ -334,4 +338,22 @@ audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note, char *err
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return audit_sqlerr(a, "checkpoint note", err, errlen);
 	return *note != NULL ? 0 : 1;
+}
+
+int
+audit_checkpoint_note(struct audit *a, uint64_t size, char **note, char *err,
+    size_t errlen)
+{
+	return note_row(a, size == 0 ? "SELECT note FROM checkpoints WHERE note IS "
+	    "NOT NULL ORDER BY size DESC, id DESC LIMIT 1" : "SELECT note FROM "
+	    "checkpoints WHERE note IS NOT NULL AND size = ?1 ORDER BY id DESC LIMIT 1",
+	    size, note, err, errlen);
+}
+
+int
+audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note, char *err,
+    size_t errlen)
+{
+	return note_row(a, "SELECT note FROM checkpoints WHERE note IS NOT NULL AND "
+	    "size <= ?1 ORDER BY size DESC, id DESC LIMIT 1", max, note, err, errlen);
 }
