@@ -302,19 +302,12 @@ person_set_details(struct store *s, const char *subject, const char *family,
     const char *given_name, const char *dob, const char *postcode, char *err,
     size_t errlen)
 {
-	char		 key[MATCH_NAME_MAX + 1], tmp[MATCH_NAME_MAX + 1];
-	const char	*why;
+	char		 key[MATCH_NAME_MAX + 1];
 	sqlite3_stmt	*st;
-	int64_t		 t;
 
-	if (given(family) && match_name_norm(family, key, sizeof(key), &why) == -1)
-		return errorf(err, errlen, "family name: %s", why);
-	if (given(given_name) && match_name_norm(given_name, tmp, sizeof(tmp), &why) == -1)
-		return errorf(err, errlen, "given name: %s", why);
-	if (given(dob) && date_parse(dob, &t) == -1)
-		return errorf(err, errlen, "date of birth: expected a date as YYYY-MM-DD");
-	if (given(postcode) && match_postcode_norm(postcode, tmp, sizeof(tmp), &why) == -1)
-		return errorf(err, errlen, "postcode: %s", why);
+	if (person_details_check(family, given_name, dob, postcode, key, sizeof(key),
+	    err, errlen) == -1)
+		return -1;
 	st = stmt(s, P_SET_DETAILS);
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	bind_opt(st, 2, family);
@@ -345,63 +338,18 @@ record_field(struct store *s, const char *subject, const char *field, char *out,
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlerr(s, err, errlen, "record");
 }
 
-/*
- * Splits a full name at its last space: "Amelia Rose Hart" is given
- * "Amelia Rose", family "Hart". A name of one word gives no details.
- */
-static int
-split_name(char *full, const char **given_name, const char **family)
-{
-	char *sp;
-
-	while (*full == ' ')
-		full++;
-	for (size_t n = strlen(full); n > 0 && full[n - 1] == ' '; n--)
-		full[n - 1] = '\0';
-	if ((sp = strrchr(full, ' ')) == NULL)
-		return -1;
-	*sp = '\0';
-	*given_name = full;
-	*family = sp + 1;
-	return 0;
-}
-
-/* Checks each detail; an unusable one is left unset rather than refused. */
-static void
-usable(const char **family, const char **given_name, const char **dob,
-    const char **postcode)
-{
-	char		 tmp[MATCH_NAME_MAX + 1];
-	const char	*why;
-	int64_t		 t;
-
-	if (*family == NULL || *given_name == NULL ||
-	    match_name_norm(*family, tmp, sizeof(tmp), &why) == -1 ||
-	    match_name_norm(*given_name, tmp, sizeof(tmp), &why) == -1)
-		*family = *given_name = NULL;
-	if (*dob != NULL && date_parse(*dob, &t) == -1)
-		*dob = NULL;
-	if (*postcode != NULL &&
-	    match_postcode_norm(*postcode, tmp, sizeof(tmp), &why) == -1)
-		*postcode = NULL;
-}
-
 int
 person_details_from_record(struct store *s, const char *subject, char *err,
     size_t errlen)
 {
 	char		 full[512], dob[64], pc[64];
-	const char	*family = NULL, *given_name = NULL, *d, *p;
+	const char	*family, *given_name, *d, *p;
 
 	if (record_field(s, subject, "full_name", full, sizeof(full), err, errlen) == -1 ||
 	    record_field(s, subject, "date_of_birth", dob, sizeof(dob), err, errlen) == -1 ||
 	    record_field(s, subject, "postcode", pc, sizeof(pc), err, errlen) == -1)
 		return -1;
-	if (split_name(full, &given_name, &family) == -1)
-		family = given_name = NULL;
-	d = dob[0] ? dob : NULL;
-	p = pc[0] ? pc : NULL;
-	usable(&family, &given_name, &d, &p);
+	person_details_of_record(full, dob, pc, &family, &given_name, &d, &p);
 	return person_set_details(s, subject, family, given_name, d, p, err,
 	    errlen);
 }

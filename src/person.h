@@ -66,6 +66,22 @@ int	person_details_from_record(struct store *, const char *subject, char *err,
 	    size_t errlen);
 
 /*
+ * Both stores' checks of the details (person_details.c). The first checks
+ * them as match.h checks a query, with the message a holder reads, and
+ * puts the normalised family name (the index's family_key; "" without
+ * one) into key (keylen bytes): 0 or -1. The second takes them from a
+ * `person` record's fields (full changed in place): each of family,
+ * given, d and p points at its detail, or is NULL when it is missing or
+ * unusable.
+ */
+int	person_details_check(const char *family, const char *given,
+	    const char *dob, const char *postcode, char *key, size_t keylen,
+	    char *err, size_t errlen);
+void	person_details_of_record(char *full, const char *dob, const char *postcode,
+	    const char **family, const char **given, const char **d,
+	    const char **p);
+
+/*
  * Finds the person a query names (match_resolve() over the subjects the
  * indexes offer). Returns 0 with res filled, or -1 on a database error.
  */

@@ -17,7 +17,6 @@
 #include "pgstore.h"
 #include "pgstore_int.h"
 #include "util.h"
-#include "yamlutil.h"
 
 struct subj {
 	int64_t	 person;
@@ -225,27 +224,18 @@ given(const char *v)
 	return v != NULL && *v != '\0';
 }
 
-/* person_set_details(): checked as match.h checks a query, same messages. */
+/* person_set_details(): checked as the SQLite store checks them. */
 int
 pgstore_person_set_details(struct pgstore *p, const char *subject,
     const char *family, const char *given_name, const char *dob,
     const char *postcode, char *err, size_t errlen)
 {
-	char		 key[MATCH_NAME_MAX + 1], tmp[MATCH_NAME_MAX + 1];
-	const char	*why, *vals[6];
-	int64_t		 t;
+	char		 key[MATCH_NAME_MAX + 1];
+	const char	*vals[6];
 
-	if (given(family) && match_name_norm(family, key, sizeof(key), &why) == -1)
-		return errorf(err, errlen, "family name: %s", why);
-	if (given(given_name) && match_name_norm(given_name, tmp, sizeof(tmp),
-	    &why) == -1)
-		return errorf(err, errlen, "given name: %s", why);
-	if (given(dob) && date_parse(dob, &t) == -1)
-		return errorf(err, errlen, "date of birth: expected a date as "
-		    "YYYY-MM-DD");
-	if (given(postcode) && match_postcode_norm(postcode, tmp, sizeof(tmp),
-	    &why) == -1)
-		return errorf(err, errlen, "postcode: %s", why);
+	if (person_details_check(family, given_name, dob, postcode, key, sizeof(key),
+	    err, errlen) == -1)
+		return -1;
 	vals[0] = subject;
 	vals[1] = given(family) ? family : NULL;
 	vals[2] = given(given_name) ? given_name : NULL;
@@ -267,18 +257,13 @@ record_field(struct pgstore *p, const char *subject, const char *field, char *ou
 	    errlen) == -1 ? -1 : 0;
 }
 
-/*
- * person_details_from_record(): full_name split at its last space (given
- * names, family name), date_of_birth, postcode; an unusable detail is left
- * unset rather than refused, as person.c does.
- */
+/* person_details_from_record(): the details the `person` record gives. */
 int
 pgstore_person_details_from_record(struct pgstore *p, const char *subject,
     char *err, size_t errlen)
 {
-	char		 full[512], dob[64], pc[64], tmp[MATCH_NAME_MAX + 1], *f, *sp;
-	const char	*family = NULL, *given_name = NULL, *d, *pcode, *why;
-	int64_t		 t;
+	char		 full[512], dob[64], pc[64];
+	const char	*family, *given_name, *d, *pcode;
 
 	if (record_field(p, subject, "full_name", full, sizeof(full), err,
 	    errlen) == -1 ||
@@ -286,21 +271,7 @@ pgstore_person_details_from_record(struct pgstore *p, const char *subject,
 	    errlen) == -1 ||
 	    record_field(p, subject, "postcode", pc, sizeof(pc), err, errlen) == -1)
 		return -1;
-	for (f = full; *f == ' '; f++)
-		;
-	for (size_t n = strlen(f); n > 0 && f[n - 1] == ' '; n--)
-		f[n - 1] = '\0';
-	if ((sp = strrchr(f, ' ')) != NULL) {
-		*sp = '\0';
-		given_name = f;
-		family = sp + 1;
-	}
-	if (family == NULL || match_name_norm(family, tmp, sizeof(tmp), &why) == -1 ||
-	    match_name_norm(given_name, tmp, sizeof(tmp), &why) == -1)
-		family = given_name = NULL;
-	d = dob[0] != '\0' && date_parse(dob, &t) == 0 ? dob : NULL;
-	pcode = pc[0] != '\0' && match_postcode_norm(pc, tmp, sizeof(tmp),
-	    &why) == 0 ? pc : NULL;
+	person_details_of_record(full, dob, pc, &family, &given_name, &d, &pcode);
 	return pgstore_person_set_details(p, subject, family, given_name, d, pcode,
 	    err, errlen);
 }
