@@ -23,7 +23,7 @@
 enum { A_LOG = 2000, A_LAST, A_PUBKEY, A_EXPORT, A_OUT, A_SUBJECT, A_AGENCY,
     A_PRACTITIONER, A_PURPOSE, A_DECISION, A_REASON, A_KIND, A_OVERRIDES, A_FROM,
     A_TO, A_AFTER, A_LIMIT, A_ALL, A_BY, A_OUTCOME, A_NOTE, A_HTML, A_SINCE,
-    A_WITNESS, A_WITNESS_KEY, A_MIN_WITNESSES };
+    A_WITNESS, A_WITNESS_KEY, A_MIN_WITNESSES, A_POSTGRESQL };
 
 static const struct option longopts[] = {
 	CONN_LONGOPTS,
@@ -53,6 +53,7 @@ static const struct option longopts[] = {
 	{ "witness", required_argument, NULL, A_WITNESS },
 	{ "witness-key", required_argument, NULL, A_WITNESS_KEY },
 	{ "min-witnesses", required_argument, NULL, A_MIN_WITNESSES },
+	{ "postgresql", required_argument, NULL, A_POSTGRESQL },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -88,6 +89,10 @@ static const char *const help =
     "                               are trusted; --since: a checkpoint note kept\n"
     "                               from before, which the log must still reach\n"
     "                               (--log: and checks the subject index DB-subjects)\n"
+    "The log on PostgreSQL (docs/deploy-ha.md), read in one snapshot:\n"
+    "  verify --postgresql CONNINFO --pubkey PEM [--pubkey PEM...] [--since NOTE]\n"
+    "  export --postgresql CONNINFO --out FILE   the same format as --log's,\n"
+    "                               which verify --export FILE checks\n"
     "Witnesses (docs/audit-format.md):\n"
     "  witness --state FILE --pubkey KEY [--follow]   keep the latest checkpoint;\n"
     "                               alarm if the log is truncated, forked or rewritten\n"
@@ -228,6 +233,7 @@ cmd_audit(int argc, char *argv[])
 				o.pubkey = optarg;
 			break;
 		case A_SINCE: o.since = optarg; break;
+		case A_POSTGRESQL: o.pg = optarg; break;
 		case A_EXPORT: o.export = optarg; break;
 		case A_OUT: o.out = optarg; break;
 		case A_SUBJECT: o.subject = optarg; break;
@@ -277,9 +283,21 @@ cmd_audit(int argc, char *argv[])
 		return SS_EXIT_USAGE;
 	}
 	/* Offline forms work on files and need no server. */
+	if (o.pg != NULL && (o.log != NULL || o.export != NULL ||
+	    (strcmp(sub, "verify") != 0 && strcmp(sub, "export") != 0))) {
+		fprintf(stderr, "safeshare: --postgresql works with audit verify and "
+		    "audit export, without --log or --export\n");
+		return SS_EXIT_USAGE;
+	}
+	if (o.pg != NULL && (o.nwitness > 0 || o.min_witnesses > 0)) {
+		fprintf(stderr, "safeshare: --witness works with audit verify online, "
+		    "--log or --export (export the PostgreSQL log first)\n");
+		return SS_EXIT_USAGE;
+	}
 	if (strcmp(sub, "show") == 0 || ((strcmp(sub, "verify") == 0 ||
-	    strcmp(sub, "export") == 0) && (o.log != NULL || o.export != NULL))) {
-		if (o.log == NULL && o.export == NULL) {
+	    strcmp(sub, "export") == 0) && (o.log != NULL || o.export != NULL ||
+	    o.pg != NULL))) {
+		if (o.log == NULL && o.export == NULL && o.pg == NULL) {
 			fprintf(stderr, "safeshare: audit %s needs --log FILE\n", sub);
 			return SS_EXIT_USAGE;
 		}

@@ -8,7 +8,10 @@
 #ifndef SAFESHARE_AUDIT_CMD_H
 #define SAFESHARE_AUDIT_CMD_H
 
+#include <openssl/evp.h>
+
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli.h"
 #include "safeshare/client.h"
@@ -26,6 +29,7 @@ struct aopts {
 	int			 json, all, overrides;
 	const char		*log, *pubkey, *export, *out, *by, *outcome, *note;
 	const char		*html;
+	const char		*pg;		/* --postgresql CONNINFO */
 	const char		*pubkeys[MAX_PUBKEYS], *since;
 	size_t			 npubkeys;
 	const char		*subject, *agency, *practitioner, *purpose, *decision;
@@ -38,6 +42,8 @@ struct aopts {
 };
 
 struct audit_entry;
+struct audit_checkpoint;
+struct audit_verify_result;
 
 /* audit_cmd.c */
 /* One entry as a new JSON object: its fields by name, time as ISO 8601 UTC. */
@@ -66,5 +72,32 @@ int	 a_export_online(struct ss_client *, struct aopts *);
 /* show, export --log, verify --log|--export: files only, no daemon. */
 int	 a_offline(struct aopts *, const char *sub);
 int	 a_verify_online(struct ss_client *, struct aopts *);
+/*
+ * What the offline verifies and exports share: the verdict printed (what
+ * names the log, ix its subject index, may be NULL), the export's
+ * callbacks writing x->fp with progress on a terminal.
+ */
+void	 a_print_result(const struct audit_verify_result *, const char *what,
+	    const char *ix, struct aopts *);
+struct a_exp {
+	FILE		*fp;
+	uint64_t	 n, total;
+	int		 werr;		/* errno of a failed write, 0: none */
+};
+int	 a_export_cp(const struct audit_checkpoint *, void *x);
+int	 a_export_entry(const struct audit_entry *, void *x);
+void	 a_progress(uint64_t done, uint64_t total);
+/*
+ * Closes an export file; werr: the errno of a write that failed (0: none).
+ * A failed write or close says the export is incomplete: -1.
+ */
+int	 a_export_close(FILE *fp, const char *path, int werr);
+
+/*
+ * audit_pg_cmd.c: verify and export --postgresql CONNINFO, with the keys
+ * and --since note a_offline() loaded (keys[0] starts the chain of keys).
+ */
+int	 a_postgresql(struct aopts *, const char *sub, EVP_PKEY **keys, size_t nkeys,
+	    const char *since);
 
 #endif

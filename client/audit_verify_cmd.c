@@ -19,8 +19,8 @@
 #include "safeshare/client.h"
 #include "util.h"
 
-static void
-progress(uint64_t done, uint64_t total)
+void
+a_progress(uint64_t done, uint64_t total)
 {
 	if (isatty(2) && total > 0)
 		fprintf(stderr, "\rexporting: %" PRIu64 "/%" PRIu64 " (%d%%)", done, total,
@@ -32,8 +32,8 @@ progress(uint64_t done, uint64_t total)
  * none). A failed write or close (a full disk) is an error that says the
  * file is incomplete, never a silently cut export; -1 then.
  */
-static int
-export_close(FILE *fp, const char *path, int werr)
+int
+a_export_close(FILE *fp, const char *path, int werr)
 {
 	if (werr == 0 && ferror(fp))
 		werr = EIO;
@@ -106,10 +106,10 @@ a_export_online(struct ss_client *c, struct aopts *o)
 				werr = errno;
 			n++;
 		}
-		progress(n, r->log_size);
+		a_progress(n, r->log_size);
 		q.after_seq = r->next_after_seq;
 		safeshare__v1__audit_entries__free_unpacked(r, NULL);
-		/* A write failed: no more pages, export_close() says so. */
+		/* A write failed: no more pages, a_export_close() says so. */
 		if (q.after_seq == 0 || werr != 0)
 			break;
 		if ((rc = a_call(c, "/v1/audit/query", &q.base,
@@ -118,7 +118,7 @@ a_export_online(struct ss_client *c, struct aopts *o)
 			return rc;
 		}
 	}
-	if (export_close(fp, o->out, werr) == -1)
+	if (a_export_close(fp, o->out, werr) == -1)
 		return SS_EXIT_LOCAL;
 	if (isatty(2))
 		fputc('\n', stderr);
@@ -135,34 +135,28 @@ print_offline(const struct audit_entry *e, void *arg)
 	return a_print_entry(e, o->json ? &o->seq : NULL) == -1;
 }
 
-struct exp {
-	FILE		*fp;
-	uint64_t	 n, total;
-	int		 werr;		/* errno of a failed write, 0: none */
-};
-
 /* Non-zero stops the walk: the file failed a write. */
-static int
-export_cp(const struct audit_checkpoint *cp, void *arg)
+int
+a_export_cp(const struct audit_checkpoint *cp, void *arg)
 {
-	struct exp *x = arg;
+	struct a_exp *x = arg;
 
 	if (auditfile_checkpoint(x->fp, cp) == -1)
 		x->werr = errno;
 	return x->werr != 0;
 }
 
-static int
-export_entry(const struct audit_entry *e, void *arg)
+int
+a_export_entry(const struct audit_entry *e, void *arg)
 {
-	struct exp *x = arg;
+	struct a_exp *x = arg;
 
 	if (auditfile_entry(x->fp, e) == -1) {
 		x->werr = errno;
 		return 1;
 	}
 	if (++x->n % 10000 == 0)
-		progress(x->n, x->total);
+		a_progress(x->n, x->total);
 	return 0;
 }
 
@@ -184,9 +178,8 @@ index_bad(const struct audit_verify_result *r)
 	    (r->index_checked && (r->index_missing > 0 || r->index_extra > 0));
 }
 
-/* The chain's verdict, then the subject index's (ix names the index). */
-static void
-print_result(const struct audit_verify_result *r, const char *what, const char *ix,
+void
+a_print_result(const struct audit_verify_result *r, const char *what, const char *ix,
     struct aopts *o)
 {
 	if (o->json) {
@@ -287,10 +280,15 @@ a_offline(struct aopts *o, const char *sub)
 		rc = SS_EXIT_LOCAL;
 		goto done;
 	}
+	/* The log on PostgreSQL (issue 19): audit_pg_cmd.c. */
+	if (o->pg != NULL) {
+		rc = a_postgresql(o, sub, keys, nkeys, since);
+		goto done;
+	}
 	if (strcmp(sub, "verify") == 0 && o->export != NULL) {
 		/* The verifier fails a log with checkpoints and no key: no pass. */
 		auditfile_verify_keys(o->export, keys, nkeys, since, &r);
-		print_result(&r, o->export, NULL, o);
+		a_print_result(&r, o->export, NULL, o);
 		rc = r.ok ? SS_EXIT_OK : SS_EXIT_LOCAL;
 		goto done;
 	}
@@ -334,11 +332,11 @@ a_offline(struct aopts *o, const char *sub)
 		 */
 		audit_verify_index(a, &r);	/* a failure is index_bad() */
 		snprintf(ix, sizeof(ix), "%s-subjects", o->log);
-		print_result(&r, o->log, ix, o);
+		a_print_result(&r, o->log, ix, o);
 		if (!r.ok || index_bad(&r))
 			rc = SS_EXIT_LOCAL;
 	} else {	/* export */
-		struct exp	 x = { NULL, 0, audit_size(a), 0 };
+		struct a_exp	 x = { NULL, 0, audit_size(a), 0 };
 		unsigned char	 id[16];
 		uint64_t	 ncp = 0;
 
@@ -350,13 +348,13 @@ a_offline(struct aopts *o, const char *sub)
 			audit_checkpoints(a, count_cp, &ncp, NULL, 0);
 			if (auditfile_header(x.fp, id, x.total, ncp, NULL) == -1)
 				x.werr = errno;
-			if (x.werr == 0 && (audit_checkpoints(a, export_cp, &x, err,
+			if (x.werr == 0 && (audit_checkpoints(a, a_export_cp, &x, err,
 			    sizeof(err)) == -1 || (x.werr == 0 && audit_scan(a, 1, 0,
-			    export_entry, &x, err, sizeof(err)) == -1))) {
+			    a_export_entry, &x, err, sizeof(err)) == -1))) {
 				fprintf(stderr, "safeshare: export failed: %s\n", err);
 				fclose(x.fp);
 				rc = SS_EXIT_LOCAL;
-			} else if (export_close(x.fp, o->out, x.werr) == -1)
+			} else if (a_export_close(x.fp, o->out, x.werr) == -1)
 				rc = SS_EXIT_LOCAL;
 			else {
 				if (isatty(2))
@@ -398,7 +396,7 @@ a_verify_online(struct ss_client *c, struct aopts *o)
 	r.index_error = v->index_error;
 	snprintf(r.index_why, sizeof(r.index_why), "%s", v->index_why);
 	snprintf(r.why, sizeof(r.why), "%s", v->why);
-	print_result(&r, "disclosure log (verified by the daemon)",
+	a_print_result(&r, "disclosure log (verified by the daemon)",
 	    "subject index (checked by the daemon)", o);
 	safeshare__v1__verify_result__free_unpacked(v, NULL);
 	return r.ok && !index_bad(&r) ? SS_EXIT_OK : SS_EXIT_LOCAL;

@@ -39,6 +39,8 @@ int	cmd_witness(int argc, char *argv[]);
 /* holder accesses (alerts 0) and audit alerts (1); argv[0] is the subcommand. */
 int	cmd_feed(int alerts, int argc, char *argv[]);
 int	cmd_locate(int argc, char *argv[]);
+/* admin migrate; argv[0] is "migrate". */
+int	cmd_migrate(int argc, char *argv[]);
 
 /* Connection options shared by the networked commands. */
 struct conn_opts {

@@ -39,6 +39,7 @@ static const char *const top_usage =
     "  policy explain what would happen if agency A asked for T for purpose P\n"
     "  policy matrix  what every agency can see, for every purpose (transparency)\n"
     "  admin reload   make the daemon re-read its sharing protocol\n"
+    "  admin migrate  copy the disclosure log from SQLite into PostgreSQL\n"
     "Auditors and the Caldicott Guardian:\n"
     "  audit query|stats|subject-report|reviews|review|inform|inform-done|\n"
     "        export|verify|show   read, review and verify the disclosure log\n"
@@ -422,6 +423,7 @@ cmd_admin(int argc, char *argv[])
 	static const struct option longopts[] = { CONN_LONGOPTS, { NULL, 0, NULL, 0 } };
 	static const char *const help =
 	    "usage: safeshare admin reload [--json] [connection options]\n"
+	    "       safeshare admin migrate ...   (safeshare admin migrate --help)\n"
 	    "Asks the daemon to re-read its sharing protocol (admin role). A file\n"
 	    "with any problem is rejected, its problems printed, and the protocol\n"
 	    "in force stays. Exit 0 reloaded, 1 rejected, 4 refused.\n";
@@ -432,6 +434,9 @@ cmd_admin(int argc, char *argv[])
 	char				 err[512];
 	int				 ch, json = 0, status, rc;
 
+	/* Offline, on files and a database: migrate_cmd.c. */
+	if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "reload") != 0) {
 		fputs(help, argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
 		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? SS_EXIT_OK : SS_EXIT_USAGE;

@@ -253,7 +253,7 @@ quiet(void *arg, const char *msg)
  * schema version must be this build's.
  */
 static int
-check_schema(PGconn *conn, char *err, size_t errlen)
+check_schema(PGconn *conn, int create, char *err, size_t errlen)
 {
 	PGresult	*res;
 	int		 exists;
@@ -263,6 +263,10 @@ check_schema(PGconn *conn, char *err, size_t errlen)
 		return pglog_fail(conn, res, "open", err, errlen);
 	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	if (!exists && !create) {
+		return errorf(err, errlen, "PostgreSQL log: there is no disclosure log "
+		    "in this database (no table log_head in its search path)");
+	}
 	if (!exists && create_schema(conn, err, errlen) == -1)
 		return -1;
 	res = PQexec(conn, "SELECT version FROM log_head WHERE one");
@@ -279,8 +283,9 @@ check_schema(PGconn *conn, char *err, size_t errlen)
 	return 0;
 }
 
-int
-pglog_open(struct pglog **pl, const char *conninfo, char *err, size_t errlen)
+static int
+open_log(struct pglog **pl, const char *conninfo, int create, char *err,
+    size_t errlen)
 {
 	struct pglog	*p;
 
@@ -296,13 +301,26 @@ pglog_open(struct pglog **pl, const char *conninfo, char *err, size_t errlen)
 		goto fail;
 	}
 	PQsetNoticeProcessor(p->conn, quiet, NULL);
-	if (check_schema(p->conn, err, errlen) == -1 || session(p, err, errlen) == -1)
+	if (check_schema(p->conn, create, err, errlen) == -1 ||
+	    session(p, err, errlen) == -1)
 		goto fail;
 	*pl = p;
 	return 0;
 fail:
 	pglog_close(p);
 	return -1;
+}
+
+int
+pglog_open(struct pglog **pl, const char *conninfo, char *err, size_t errlen)
+{
+	return open_log(pl, conninfo, 1, err, errlen);
+}
+
+int
+pglog_open_reader(struct pglog **pl, const char *conninfo, char *err, size_t errlen)
+{
+	return open_log(pl, conninfo, 0, err, errlen);
 }
 
 void
@@ -337,6 +355,13 @@ pglog_set_test_hook(struct pglog *p, void (*fn)(void *, size_t), void *arg)
 {
 	p->hook = fn;
 	p->hook_arg = arg;
+}
+
+void
+pglog_run_hook(struct pglog *p, size_t i)
+{
+	if (p->hook != NULL)
+		p->hook(p->hook_arg, i);
 }
 
 void

@@ -42,6 +42,12 @@ struct pglog;
  */
 int	 pglog_open(struct pglog **pl, const char *conninfo, char *err,
 	    size_t errlen);
+/*
+ * The same for an auditor's tools: a database without the log's tables is
+ * an error, not a log to create (the role may only read).
+ */
+int	 pglog_open_reader(struct pglog **pl, const char *conninfo, char *err,
+	    size_t errlen);
 void	 pglog_close(struct pglog *);
 
 /*
@@ -79,6 +85,38 @@ int	 pglog_head(struct pglog *, uint64_t *size, unsigned char log_id[16],
  * entry and the tree. Fills *res; returns 0 when everything verifies.
  */
 int	 pglog_verify(struct pglog *, EVP_PKEY *pub, struct audit_verify_result *res);
+
+/*
+ * pglog_verify() with a verifier the caller set up (its keys, a --since
+ * note: audit.h), for the head's log id (pglog_head()); it is freed.
+ */
+int	 pglog_verify_with(struct pglog *, struct audit_verifier *,
+	    struct audit_verify_result *res);
+
+/*
+ * The whole log in one snapshot, in the order of the export format
+ * (docs/audit-format.md): head(arg, log id, size, checkpoints) once, then
+ * every checkpoint sorted by size, then every entry in seq order; a
+ * callback's non-zero return stops the walk. The structures passed live
+ * until the callback returns. Returns 0, or -1 with err (a callback's stop
+ * is not an error).
+ */
+typedef int (*pglog_head_cb)(const unsigned char log_id[16], uint64_t size,
+	    uint64_t checkpoints, void *);
+int	 pglog_walk(struct pglog *, pglog_head_cb, audit_checkpoint_cb, audit_cb,
+	    void *arg, char *err, size_t errlen);
+
+/*
+ * A connection string named for messages: "host=... port=... dbname=...
+ * user=..." and nothing else (never the password), into out; 0, or -1
+ * with err when it does not parse (without libpq's message, which may
+ * quote the password). pglog_conninfo_scrub() replaces the string's
+ * password wherever it appears in msg (a NUL-terminated message), for
+ * errors that come back from libpq. In pglog_conninfo.c.
+ */
+int	 pglog_conninfo_label(const char *conninfo, char *out, size_t len, char *err,
+	    size_t errlen);
+void	 pglog_conninfo_scrub(const char *conninfo, char *msg);
 
 /* The server process of the handle's connection (tests terminate it). */
 int	 pglog_backend_pid(struct pglog *);

@@ -33,6 +33,32 @@ uint64_t	 pglog_be64(const char *);
 int		 pglog_col_u64(const PGresult *, int row, int col, uint64_t *);
 int		 pglog_col_bytes(const PGresult *, int row, int col, unsigned char *out,
 		    int len);
+/*
+ * Reading the log back (pglog_read.c), for the verify, the export and the
+ * migration: the next page of a cursor (binary), or NULL with err; one
+ * row of entries (columns in audit_columns' order) or of checkpoints (n,
+ * size, head_hash, time, signature, note) into e or cp, whose strings
+ * point into res: 0, or -1 when the row is malformed.
+ */
+struct audit_entry;
+struct audit_checkpoint;
+struct audit_verifier;
+struct audit_verify_result;
+PGresult	*pglog_fetch(PGconn *, const char *cursor, char *err, size_t errlen);
+int		 pglog_row_entry(const PGresult *, int row, struct audit_entry *e);
+int		 pglog_row_checkpoint(const PGresult *, int row,
+		    const unsigned char log_id[16], struct audit_checkpoint *cp);
+/* The SELECT list of pglog_row_checkpoint(). */
+#define PGLOG_CP_COLUMNS	"n, size, head_hash, time, signature, note"
+/*
+ * pglog_verify_with() inside the caller's open transaction (the migration
+ * verifies what it wrote before it commits): cursors are closed after.
+ */
+int		 pglog_verify_txn(struct pglog *, struct audit_verifier *,
+		    struct audit_verify_result *);
+/* The test hook of pglog_set_test_hook(), if any, with i. */
+void		 pglog_run_hook(struct pglog *, size_t i);
+
 /* The handle's connection, its session (re)established: 0 or -1 with err. */
 PGconn		*pglog_conn(struct pglog *);
 int		 pglog_ready(struct pglog *, char *err, size_t errlen);

@@ -19,8 +19,6 @@
 #include "pglog_int.h"
 #include "util.h"
 
-#define FETCH	"1000"
-
 struct walk {
 	PGconn			*conn;
 	struct audit_verifier	*v;
@@ -34,22 +32,6 @@ struct walk {
 	char			 err[256];
 };
 
-/* The next page of a cursor, in binary: the result, or NULL with w->err. */
-static PGresult *
-fetch(struct walk *w, const char *cursor)
-{
-	char		 sql[64];
-	PGresult	*res;
-
-	snprintf(sql, sizeof(sql), "FETCH " FETCH " FROM %s", cursor);
-	res = PQexec(w->conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		pglog_fail(w->conn, res, cursor, w->err, sizeof(w->err));
-		return NULL;
-	}
-	return res;
-}
-
 /*
  * Feeds the checkpoints of size <= upto (all: UINT64_MAX). Returns 0, or
  * -1 when the verifier failed (its result says why) or a read did
@@ -60,62 +42,31 @@ feed_checkpoints(struct walk *w, uint64_t upto)
 {
 	for (;;) {
 		struct audit_checkpoint	 cp;
-		uint64_t		 n, t;
 
 		if (w->cps == NULL || w->cp_row >= PQntuples(w->cps)) {
 			if (w->cp_done)
 				return 0;
 			PQclear(w->cps);
 			w->cp_row = 0;
-			if ((w->cps = fetch(w, "pglog_cps")) == NULL)
+			if ((w->cps = pglog_fetch(w->conn, "pglog_cps", w->err,
+			    sizeof(w->err))) == NULL)
 				return -1;
 			if (PQntuples(w->cps) == 0) {
 				w->cp_done = 1;
 				return 0;
 			}
 		}
-		memset(&cp, 0, sizeof(cp));
-		if (pglog_col_u64(w->cps, w->cp_row, 0, &n) == -1 ||
-		    pglog_col_u64(w->cps, w->cp_row, 1, &cp.size) == -1 ||
-		    pglog_col_bytes(w->cps, w->cp_row, 2, cp.head, 32) == -1 ||
-		    pglog_col_u64(w->cps, w->cp_row, 3, &t) == -1 ||
-		    pglog_col_bytes(w->cps, w->cp_row, 4, cp.sig, 64) == -1) {
+		if (pglog_row_checkpoint(w->cps, w->cp_row, w->log_id, &cp) == -1) {
 			errorf(w->err, sizeof(w->err), "PostgreSQL log: a checkpoint row "
 			    "is malformed");
 			return -1;
 		}
 		if (cp.size > upto)
 			return 0;
-		cp.id = n;
-		cp.time = (int64_t)t;
-		memcpy(cp.log_id, w->log_id, 16);
-		cp.note = PQgetvalue(w->cps, w->cp_row, 5);
 		w->cp_row++;
 		if (audit_verifier_checkpoint(w->v, &cp) == -1)
 			return -1;
 	}
-}
-
-/* One entry row (columns in audit_columns' order) into e: 0 or -1. */
-static int
-row_entry(const PGresult *res, int row, struct audit_entry *e)
-{
-	uint64_t t;
-
-	memset(e, 0, sizeof(*e));
-	if (PQnfields(res) != AUDIT_NCOLS ||
-	    pglog_col_u64(res, row, AUDIT_COL_seq, &e->seq) == -1 ||
-	    pglog_col_u64(res, row, AUDIT_COL_time, &t) == -1 ||
-	    pglog_col_u64(res, row, AUDIT_COL_ref_seq, &e->ref_seq) == -1 ||
-	    pglog_col_bytes(res, row, AUDIT_COL_prev_hash, e->prev_hash, 32) == -1 ||
-	    pglog_col_bytes(res, row, AUDIT_COL_hash, e->hash, 32) == -1)
-		return -1;
-	e->time = (int64_t)t;
-	/* Binary text is the bytes, which libpq ends with a NUL. */
-#define F(name)	e->name = PQgetvalue(res, row, AUDIT_COL_##name);
-	AUDIT_STRING_FIELDS(F)
-#undef F
-	return 0;
 }
 
 static int
@@ -127,11 +78,12 @@ feed_entries(struct walk *w)
 	int			 rows;
 
 	do {
-		if ((res = fetch(w, "pglog_entries")) == NULL)
+		if ((res = pglog_fetch(w->conn, "pglog_entries", w->err,
+		    sizeof(w->err))) == NULL)
 			return -1;
 		rows = PQntuples(res);
 		for (int i = 0; i < rows; i++) {
-			if (row_entry(res, i, &e) == -1) {
+			if (pglog_row_entry(res, i, &e) == -1) {
 				PQclear(res);
 				return errorf(w->err, sizeof(w->err), "PostgreSQL log: "
 				    "an entry row is malformed");
@@ -185,8 +137,15 @@ check_head(struct walk *w, const PGresult *head, uint64_t nodes)
 	return 0;
 }
 
-int
-pglog_verify(struct pglog *p, EVP_PKEY *pub, struct audit_verify_result *res)
+/*
+ * The verify, with the verifier v (taken and freed) or a new one for pub
+ * and the head's log id. own_txn: in a read-only snapshot of its own;
+ * else in the caller's open transaction (pglog_verify_txn()), whose
+ * cursors are closed after.
+ */
+static int
+verify(struct pglog *p, struct audit_verifier *v, EVP_PKEY *pub, int own_txn,
+    struct audit_verify_result *res)
 {
 	struct walk	 w;
 	PGresult	*head = NULL, *cnt = NULL;
@@ -197,12 +156,13 @@ pglog_verify(struct pglog *p, EVP_PKEY *pub, struct audit_verify_result *res)
 	memset(&w, 0, sizeof(w));
 	memset(res, 0, sizeof(*res));
 	merkle_range_init(&w.range);
-	if (pglog_ready(p, w.err, sizeof(w.err)) == -1)
-		goto out;
+	w.v = v;
 	w.conn = pglog_conn(p);
+	if (own_txn && pglog_ready(p, w.err, sizeof(w.err)) == -1)
+		goto out;
 	/* One snapshot: appends by other daemons go on meanwhile. */
-	if (pglog_exec(w.conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	    "verify", w.err, sizeof(w.err)) == -1)
+	if (own_txn && pglog_exec(w.conn, "BEGIN ISOLATION LEVEL REPEATABLE READ "
+	    "READ ONLY", "verify", w.err, sizeof(w.err)) == -1)
 		goto out;
 	head = PQexecParams(w.conn, "SELECT log_id, size, head, frontier FROM log_head "
 	    "WHERE one", 0, NULL, NULL, NULL, NULL, 1);
@@ -226,18 +186,22 @@ pglog_verify(struct pglog *p, EVP_PKEY *pub, struct audit_verify_result *res)
 	}
 	snprintf(sql, sizeof(sql), "DECLARE pglog_entries BINARY CURSOR FOR SELECT %s "
 	    "FROM log_entries ORDER BY seq", audit_columns);
-	if (pglog_exec(w.conn, "DECLARE pglog_cps BINARY CURSOR FOR SELECT n, size, "
-	    "head_hash, time, signature, note FROM log_checkpoints ORDER BY size, n",
+	if (pglog_exec(w.conn, "DECLARE pglog_cps BINARY CURSOR FOR SELECT "
+	    PGLOG_CP_COLUMNS " FROM log_checkpoints ORDER BY size, n",
 	    "checkpoints", w.err, sizeof(w.err)) == -1 ||
 	    pglog_exec(w.conn, sql, "entries", w.err, sizeof(w.err)) == -1)
 		goto done;
-	w.v = audit_verifier_new(pub, w.log_id);
+	if (w.v == NULL)
+		w.v = audit_verifier_new(pub, w.log_id);
 	if (feed_checkpoints(&w, 0) == -1 || feed_entries(&w) == -1 ||
 	    feed_checkpoints(&w, UINT64_MAX) == -1)
 		goto done;
 	rc = 0;
 done:
-	PQclear(PQexec(w.conn, "ROLLBACK"));
+	if (own_txn)
+		PQclear(PQexec(w.conn, "ROLLBACK"));
+	else
+		PQclear(PQexec(w.conn, "CLOSE ALL"));
 out:
 	if (w.v != NULL) {
 		audit_verifier_finish(w.v, res);
@@ -254,4 +218,24 @@ out:
 	PQclear(head);
 	PQclear(cnt);
 	return res->ok ? 0 : -1;
+}
+
+int
+pglog_verify(struct pglog *p, EVP_PKEY *pub, struct audit_verify_result *res)
+{
+	return verify(p, NULL, pub, 1, res);
+}
+
+int
+pglog_verify_with(struct pglog *p, struct audit_verifier *v,
+    struct audit_verify_result *res)
+{
+	return verify(p, v, NULL, 1, res);
+}
+
+int
+pglog_verify_txn(struct pglog *p, struct audit_verifier *v,
+    struct audit_verify_result *res)
+{
+	return verify(p, v, NULL, 0, res);
 }

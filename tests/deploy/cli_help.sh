@@ -29,6 +29,7 @@ policy check
 policy explain
 policy matrix
 admin reload
+admin migrate
 audit
 audit witness
 audit alerts

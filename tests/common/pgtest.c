@@ -1,0 +1,100 @@
+/* The PostgreSQL suites' fixture helpers (pgtest.h). */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgtest.h"
+
+void
+pg_conninfo(char *out, size_t len)
+{
+	const char	*env = getenv("SAFESHARE_PG_CONNINFO");
+	char		 why[512] = "no " PG_STATE_DIR "/conninfo: run the suite "
+			    "through ctest (fixture pg) or set SAFESHARE_PG_CONNINFO";
+	FILE		*fp;
+
+	if (env != NULL && *env != '\0') {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	if ((fp = fopen(PG_STATE_DIR "/conninfo", "r")) != NULL) {
+		char *ok = fgets(out, (int)len, fp);
+
+		fclose(fp);
+		if (ok != NULL) {
+			out[strcspn(out, "\n")] = '\0';
+			return;
+		}
+	}
+	if ((fp = fopen(PG_STATE_DIR "/absent", "r")) != NULL) {
+		if (fgets(why, sizeof(why), fp) != NULL)
+			why[strcspn(why, "\n")] = '\0';
+		fclose(fp);
+	}
+	if (getenv("CI") != NULL && strcmp(getenv("CI"), "true") == 0)
+		cr_assert_fail("PostgreSQL is required in CI: %s", why);
+	cr_skip_test("PostgreSQL not available: %s", why);
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+PGconn *
+pg_admin(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+void
+pg_run(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql,
+	    PQresultErrorMessage(res));
+	PQclear(res);
+}
+
+long long
+pg_int(PGconn *c, const char *sql)
+{
+	PGresult	*res = PQexec(c, sql);
+	long long	 v;
+
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+	    PQresultErrorMessage(res));
+	cr_assert_eq(PQntuples(res), 1);
+	v = PQgetisnull(res, 0, 0) ? -1 : atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return v;
+}
+
+PGconn *
+pg_schema(const char *name, char *out, size_t len)
+{
+	char	 base[1024], sql[256];
+	PGconn	*c;
+
+	pg_conninfo(base, sizeof(base));
+	c = pg_admin(base);
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", name);
+	pg_run(c, sql);
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", name);
+	pg_run(c, sql);
+	snprintf(sql, sizeof(sql), "SET search_path = %s", name);
+	pg_run(c, sql);
+	snprintf(out, len, "%s options='-csearch_path=%s'", base, name);
+	return c;
+}
