@@ -22,6 +22,8 @@ PGconn	*pg_admin(const char *conninfo);
 void	 pg_run(PGconn *, const char *sql);
 /* The one value a statement returns (NULL: -1). */
 long long pg_int(PGconn *, const char *sql);
+/* Terminates server process pid (waiting up to 5 s), asserting it did. */
+void	 pg_terminate(PGconn *, int pid);
 /*
  * A new, empty schema `name` (dropped first if a run left it): out gets the
  * connection string whose search path is it; the returned connection

@@ -73,3 +73,13 @@ t_case_files(const char *dir, struct t_case_file *cases, size_t max)
 	qsort(cases, n, sizeof(cases[0]), case_cmp);
 	return n;
 }
+
+void
+t_genkey(const char *key, const char *pub)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "umask 077; openssl genpkey -algorithm ed25519 "
+	    "-out %s && openssl pkey -in %s -pubout -out %s", key, key, pub);
+	cr_assert_eq(system(cmd), 0);
+}

@@ -7,6 +7,12 @@
 /* Removes an SQLite database and its -wal and -shm files. */
 void	 t_db_remove(const char *path);
 
+/*
+ * An Ed25519 key pair made by the openssl command: the private key at key
+ * (mode 0600), its public half at pub, both PEM; asserts on failure.
+ */
+void	 t_genkey(const char *key, const char *pub);
+
 struct store;
 struct protocol;
 /*

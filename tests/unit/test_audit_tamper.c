@@ -27,16 +27,6 @@ static EVP_PKEY		*pk, *pk2;
 static char		 aerr[256];	/* the err of the audit calls under test */
 
 static void
-genkey(const char *k, const char *p)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd), "umask 077; openssl genpkey -algorithm ed25519 "
-	    "-out %s && openssl pkey -in %s -pubout -out %s", k, k, p);
-	cr_assert_eq(system(cmd), 0);
-}
-
-static void
 setup(void)
 {
 	char err[256];
@@ -47,8 +37,8 @@ setup(void)
 	snprintf(key2, sizeof(key2), "/tmp/safeshare-test-tamper-%d.key2", (int)getpid());
 	snprintf(pub2, sizeof(pub2), "/tmp/safeshare-test-tamper-%d.pub2", (int)getpid());
 	t_db_remove(path);
-	genkey(key, pub);
-	genkey(key2, pub2);
+	t_genkey(key, pub);
+	t_genkey(key2, pub2);
 	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(audit_set_signer(a, key, 0, 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(pk = audit_load_public_key(pub, err, sizeof(err)));

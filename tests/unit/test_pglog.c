@@ -284,18 +284,11 @@ static void
 kill_backend(void *arg, size_t i)
 {
 	struct killer	*k = arg;
-	char		 sql[96];
-	PGresult	*res;
 
 	if (i != k->at || k->fired)
 		return;
 	k->fired = 1;
-	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", k->pid);
-	res = PQexec(k->conn, sql);
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
-	    PQresultErrorMessage(res));
-	cr_assert_str_eq(PQgetvalue(res, 0, 0), "t");
-	PQclear(res);
+	pg_terminate(k->conn, k->pid);
 }
 
 /*

@@ -27,6 +27,7 @@
 #include "pglog_migrate.h"
 #include "pgtest.h"
 #include "testutil.h"
+#include "util.h"
 
 #define MAXLINES	64
 #define GEN_BATCH	50
@@ -39,16 +40,6 @@ struct fx {
 	EVP_PKEY	*pk;
 	uint64_t	 size, ncp;
 };
-
-static void
-genkey(const char *k, const char *p)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd), "umask 077; openssl genpkey -algorithm ed25519 "
-	    "-out %s && openssl pkey -in %s -pubout -out %s", k, k, p);
-	cr_assert_eq(system(cmd), 0);
-}
 
 static int
 count_cp(const struct audit_checkpoint *cp, void *arg)
@@ -164,7 +155,7 @@ fx_open(struct fx *f, const char *name, int extra)
 	snprintf(schema, sizeof(schema), "m_%s", name);
 	f->adm = pg_schema(schema, f->ci, sizeof(f->ci));
 	t_db_remove(f->db);
-	genkey(f->key, f->pub);
+	t_genkey(f->key, f->pub);
 	cr_assert_not_null(f->pk = audit_load_public_key(f->pub, err, sizeof(err)));
 	make_log(f, extra);
 }
@@ -243,26 +234,6 @@ cli(struct fx *f, char *out, size_t len, const char *argv[])
 	out[n > 0 ? n : 0] = '\0';
 	cr_assert(WIFEXITED(st), "safeshare did not exit: %s", out);
 	return WEXITSTATUS(st);
-}
-
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE	*fp = fopen(path, "r");
-	char	*buf;
-	long	 n;
-
-	cr_assert_not_null(fp, "%s", path);
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	rewind(fp);
-	buf = malloc((size_t)n + 1);
-	cr_assert_not_null(buf);
-	cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	buf[n] = '\0';
-	fclose(fp);
-	*len = (size_t)n;
-	return buf;
 }
 
 static char *
@@ -345,8 +316,10 @@ Test(pgmigrate, cli_migrate_verify_export, .timeout = 120)
 		cr_assert_eq(cli(&f, out, sizeof(out), av3), 0, "%s", out);
 		cr_assert(strstr(out, "ok, 2607 entries") != NULL, "%s", out);
 	}
-	b1 = slurp(pgx, &l1);
-	b2 = slurp(sqx, &l2);
+	cr_assert_not_null(b1 = file_read(pgx, 64 << 20, &l1, NULL, err, sizeof(err)),
+	    "%s", err);
+	cr_assert_not_null(b2 = file_read(sqx, 64 << 20, &l2, NULL, err, sizeof(err)),
+	    "%s", err);
 	cr_assert_eq(l1, l2, "the exports differ in length: %zu and %zu", l1, l2);
 	cr_assert(memcmp(b1, b2, l1) == 0, "the PostgreSQL log's export is not the "
 	    "SQLite log's");
@@ -573,17 +546,11 @@ static void
 kill_backend(void *arg, size_t copied)
 {
 	struct killer	*k = arg;
-	char		 sql[96];
-	PGresult	*res;
 
 	if (copied < 1000 || k->fired)
 		return;
 	k->fired = 1;
-	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", k->pid);
-	res = PQexec(k->conn, sql);
-	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
-	    PQresultErrorMessage(res));
-	PQclear(res);
+	pg_terminate(k->conn, k->pid);
 }
 
 /*
