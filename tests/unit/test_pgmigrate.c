@@ -102,8 +102,8 @@ make_log(struct fx *f, int extra)
 			continue;
 		if (buf[0] == '\0') {
 			if (n > 0)
-				cr_assert_eq(audit_append(a, ep, n), 0, "%s",
-				    audit_errmsg(a));
+				cr_assert_eq(audit_append(a, ep, n, err, sizeof(err)), 0,
+				    "%s", err);
 			n = 0;
 			continue;
 		}
@@ -128,7 +128,7 @@ make_log(struct fx *f, int extra)
 			e[n].request_id = rid[n];
 			ep[n] = &e[n];
 		}
-		cr_assert_eq(audit_append(a, ep, n), 0, "%s", audit_errmsg(a));
+		cr_assert_eq(audit_append(a, ep, n, err, sizeof(err)), 0, "%s", err);
 	}
 	f->size = audit_size(a);
 	f->ncp = 0;
