@@ -81,6 +81,20 @@ t_pg_int(PGconn *c, const char *sql)
 	return v;
 }
 
+void
+t_pg_terminate(PGconn *c, int pid)
+{
+	char		 sql[96];
+	PGresult	*res;
+
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
+	res = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
+	    PQresultErrorMessage(res));
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+}
+
 PGconn *
 t_pg_schema(const char *name, char *out, size_t len)
 {

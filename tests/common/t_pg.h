@@ -19,6 +19,8 @@ PGconn	*t_pg_admin(const char *conninfo);
 void	 t_pg_run(PGconn *, const char *sql);
 /* The one value of a one-row query as a number (-1 for NULL). */
 long long t_pg_int(PGconn *, const char *sql);
+/* Terminates server process pid (waiting up to 5 s), asserting it did. */
+void	 t_pg_terminate(PGconn *, int pid);
 /*
  * A new, empty schema name: out gets the connection string that puts
  * tables in it; returns an admin connection whose search path is it.

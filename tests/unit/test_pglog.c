@@ -20,7 +20,7 @@
 #include "audit_int.h"
 #include "merkle.h"
 #include "pglog.h"
-#include "pgtest.h"
+#include "t_pg.h"
 
 #define MAXBATCH	64
 
@@ -87,7 +87,7 @@ verify_ok(struct pglog *pl, EVP_PKEY *key, uint64_t entries, uint64_t checkpoint
 Test(pglog, one_writer_chain_tree_receipts)
 {
 	char			 ci[1200], err[256];
-	PGconn			*adm = pg_schema("t_one", ci, sizeof(ci));
+	PGconn			*adm = t_pg_schema("t_one", ci, sizeof(ci));
 	struct pglog		*pl;
 	EVP_PKEY		*key = new_key();
 	static struct batch	 b;
@@ -124,19 +124,19 @@ Test(pglog, one_writer_chain_tree_receipts)
 	cr_assert_eq(pglog_head(pl, &size, id, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(size, total);
 	verify_ok(pl, key, total, 20);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_tree"), (long long)
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_tree"), (long long)
 	    (total / 16 + total / 256));
 
 	/* An entry edited in the database no longer matches its hash. */
-	pg_run(adm, "UPDATE log_entries SET purpose = 'edited' WHERE seq = 7");
+	t_pg_run(adm, "UPDATE log_entries SET purpose = 'edited' WHERE seq = 7");
 	cr_assert_eq(pglog_verify(pl, key, &res), -1);
 	cr_assert_eq(res.bad_seq, 7, "bad_seq %" PRIu64 ": %s", res.bad_seq, res.why);
 	/* Without the key, checkpoints are not a pass either. */
-	pg_run(adm, "UPDATE log_entries SET purpose = 'safeguarding' WHERE seq = 7");
+	t_pg_run(adm, "UPDATE log_entries SET purpose = 'safeguarding' WHERE seq = 7");
 	cr_assert_eq(pglog_verify(pl, NULL, &res), -1);
 	verify_ok(pl, key, total, 20);
 	/* A head moved past the entries is caught. */
-	pg_run(adm, "UPDATE log_head SET size = size + 1");
+	t_pg_run(adm, "UPDATE log_head SET size = size + 1");
 	cr_assert_eq(pglog_verify(pl, key, &res), -1);
 	cr_assert(strstr(res.why, "head") != NULL, "%s", res.why);
 
@@ -224,7 +224,7 @@ verifier_main(void *arg)
 Test(pglog, two_writers_one_chain, .timeout = 240)
 {
 	char		 ci[1200], err[256];
-	PGconn		*adm = pg_schema("t_two", ci, sizeof(ci));
+	PGconn		*adm = t_pg_schema("t_two", ci, sizeof(ci));
 	EVP_PKEY	*key = new_key();
 	struct writer	 w[2];
 	struct verifier	 vr;
@@ -252,19 +252,19 @@ Test(pglog, two_writers_one_chain, .timeout = 240)
 	pthread_join(vth, NULL);
 	cr_assert_not(vr.failed, "verify during the appends: %s", vr.why);
 	cr_assert_gt(vr.runs, 0);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 10000);
-	cr_assert_eq(pg_int(adm, "SELECT min(seq) FROM log_entries"), 1);
-	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 10000);
-	cr_assert_eq(pg_int(adm, "SELECT count(DISTINCT request_id) FROM log_entries"),
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_entries"), 10000);
+	cr_assert_eq(t_pg_int(adm, "SELECT min(seq) FROM log_entries"), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT max(seq) FROM log_entries"), 10000);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(DISTINCT request_id) FROM log_entries"),
 	    10000);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries WHERE request_id "
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_entries WHERE request_id "
 	    "LIKE 'w1-%'"), 5000);
 	/* Each batch is contiguous: its 50 entries were one transaction. */
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM (SELECT request_id, seq, "
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM (SELECT request_id, seq, "
 	    "lag(request_id) OVER (ORDER BY seq) AS prev FROM log_entries) x "
 	    "WHERE (seq - 1) % 50 != 0 AND left(prev, 2) != left(request_id, 2)"), 0);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 200);
-	cr_assert_eq(pg_int(adm, "SELECT max(n) FROM log_checkpoints"), 200);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 200);
+	cr_assert_eq(t_pg_int(adm, "SELECT max(n) FROM log_checkpoints"), 200);
 	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
 	verify_ok(pl, key, 10000, 200);
 	pglog_close(pl);
@@ -288,7 +288,7 @@ kill_backend(void *arg, size_t i)
 	if (i != k->at || k->fired)
 		return;
 	k->fired = 1;
-	pg_terminate(k->conn, k->pid);
+	t_pg_terminate(k->conn, k->pid);
 }
 
 /*
@@ -300,7 +300,7 @@ kill_backend(void *arg, size_t i)
 Test(pglog, killed_mid_batch_leaves_no_gap)
 {
 	char			 ci[1200], err[256] = "";
-	PGconn			*adm = pg_schema("t_kill", ci, sizeof(ci));
+	PGconn			*adm = t_pg_schema("t_kill", ci, sizeof(ci));
 	EVP_PKEY		*key = new_key();
 	static struct batch	 b;
 	struct killer		 k;
@@ -321,15 +321,15 @@ Test(pglog, killed_mid_batch_leaves_no_gap)
 	cr_assert(k.fired);
 	cr_assert_neq(err[0], '\0');
 	pglog_set_test_hook(pl, NULL, NULL);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 10);
-	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 10);
-	cr_assert_eq(pg_int(adm, "SELECT size FROM log_head"), 10);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_entries"), 10);
+	cr_assert_eq(t_pg_int(adm, "SELECT max(seq) FROM log_entries"), 10);
+	cr_assert_eq(t_pg_int(adm, "SELECT size FROM log_head"), 10);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 1);
 
 	batch_fill(&b, 5, 1, 60);
 	append_ok(pl, &b, 5, NULL);
 	cr_assert_eq(b.e[0].seq, 11);
-	cr_assert_eq(pg_int(adm, "SELECT max(seq) FROM log_entries"), 15);
+	cr_assert_eq(t_pg_int(adm, "SELECT max(seq) FROM log_entries"), 15);
 	verify_ok(pl, key, 15, 2);
 	pglog_close(pl);
 	EVP_PKEY_free(key);
@@ -344,7 +344,7 @@ Test(pglog, killed_mid_batch_leaves_no_gap)
 Test(pglog, refused_entry_aborts_whole_batch)
 {
 	char			 ci[1200], err[256] = "";
-	PGconn			*adm = pg_schema("t_abort", ci, sizeof(ci));
+	PGconn			*adm = t_pg_schema("t_abort", ci, sizeof(ci));
 	EVP_PKEY		*key = new_key();
 	static struct batch	 b;
 	struct pglog		*pl;
@@ -359,8 +359,8 @@ Test(pglog, refused_entry_aborts_whole_batch)
 	/* The reason, but not the entry's contents. */
 	cr_assert(strstr(err, "insert entry") != NULL, "%s", err);
 	cr_assert(strstr(err, "bad ") == NULL, "%s", err);
-	cr_assert_eq(pg_int(adm, "SELECT count(*) FROM log_entries"), 3);
-	cr_assert_eq(pg_int(adm, "SELECT size FROM log_head"), 3);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_entries"), 3);
+	cr_assert_eq(t_pg_int(adm, "SELECT size FROM log_head"), 3);
 	batch_fill(&b, 4, 2, 8);
 	append_ok(pl, &b, 4, NULL);
 	cr_assert_eq(b.e[0].seq, 4);
@@ -374,12 +374,12 @@ Test(pglog, refused_entry_aborts_whole_batch)
 Test(pglog, other_schema_version_refused)
 {
 	char		 ci[1200], err[256] = "";
-	PGconn		*adm = pg_schema("t_version", ci, sizeof(ci));
+	PGconn		*adm = t_pg_schema("t_version", ci, sizeof(ci));
 	struct pglog	*pl;
 
 	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
 	pglog_close(pl);
-	pg_run(adm, "UPDATE log_head SET version = 2");
+	t_pg_run(adm, "UPDATE log_head SET version = 2");
 	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), -1);
 	cr_assert_null(pl);
 	cr_assert(strstr(err, "schema version") != NULL, "%s", err);
@@ -390,7 +390,7 @@ Test(pglog, other_schema_version_refused)
 Test(pglog, time_never_goes_back)
 {
 	char			 ci[1200], err[256] = "";
-	PGconn			*adm = pg_schema("t_time", ci, sizeof(ci));
+	PGconn			*adm = t_pg_schema("t_time", ci, sizeof(ci));
 	static struct batch	 b;
 	struct pglog		*p1, *p2;
 
@@ -404,7 +404,7 @@ Test(pglog, time_never_goes_back)
 	append_ok(p2, &b, 1, NULL);
 	cr_assert_eq(b.e[0].time, 2000000000);
 	cr_assert_eq(b.e[0].seq, 3);
-	cr_assert_eq(pg_int(adm, "SELECT time FROM log_entries WHERE seq = 3"),
+	cr_assert_eq(t_pg_int(adm, "SELECT time FROM log_entries WHERE seq = 3"),
 	    2000000000LL);
 	pglog_close(p1);
 	pglog_close(p2);

@@ -25,7 +25,7 @@
 #include "audit.h"
 #include "pglog.h"
 #include "pglog_migrate.h"
-#include "pgtest.h"
+#include "t_pg.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -153,7 +153,7 @@ fx_open(struct fx *f, const char *name, int extra)
 	snprintf(f->tmp, sizeof(f->tmp), "/tmp/safeshare-test-pgm-%s-%d", name,
 	    (int)getpid());
 	snprintf(schema, sizeof(schema), "m_%s", name);
-	f->adm = pg_schema(schema, f->ci, sizeof(f->ci));
+	f->adm = t_pg_schema(schema, f->ci, sizeof(f->ci));
 	t_db_remove(f->db);
 	t_genkey(f->key, f->pub);
 	cr_assert_not_null(f->pk = audit_load_public_key(f->pub, err, sizeof(err)));
@@ -196,10 +196,10 @@ migrate(struct fx *f, struct pglog_migration *m, char *err, size_t errlen)
 static void
 assert_empty(struct fx *f)
 {
-	cr_assert_eq(pg_int(f->adm, "SELECT count(*) FROM log_entries"), 0);
-	cr_assert_eq(pg_int(f->adm, "SELECT count(*) FROM log_checkpoints"), 0);
-	cr_assert_eq(pg_int(f->adm, "SELECT count(*) FROM log_tree"), 0);
-	cr_assert_eq(pg_int(f->adm, "SELECT size FROM log_head"), 0);
+	cr_assert_eq(t_pg_int(f->adm, "SELECT count(*) FROM log_entries"), 0);
+	cr_assert_eq(t_pg_int(f->adm, "SELECT count(*) FROM log_checkpoints"), 0);
+	cr_assert_eq(t_pg_int(f->adm, "SELECT count(*) FROM log_tree"), 0);
+	cr_assert_eq(t_pg_int(f->adm, "SELECT size FROM log_head"), 0);
 }
 
 /*
@@ -334,12 +334,12 @@ Test(pgmigrate, cli_migrate_verify_export, .timeout = 120)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	cr_assert_gt(nodes, 0);
-	cr_assert_eq(pg_int(f.adm, "SELECT count(*) FROM log_tree"), nodes);
-	cr_assert_eq(pg_int(f.adm, "SELECT count(*) FROM log_checkpoints"),
+	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM log_tree"), nodes);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM log_checkpoints"),
 	    (long long)f.ncp);
 
 	/* An entry edited in PostgreSQL afterwards: online verify says where. */
-	pg_run(f.adm, "UPDATE log_entries SET purpose = 'edited' WHERE seq = 1500");
+	t_pg_run(f.adm, "UPDATE log_entries SET purpose = 'edited' WHERE seq = 1500");
 	{
 		const char *av[] = { "", "audit", "verify", "--postgresql", f.ci,
 		    "--pubkey", f.pub, NULL };
@@ -403,7 +403,7 @@ Test(pgmigrate, migrated_log_takes_appends)
 	cr_assert_eq(e[2].seq, f.size + 9);
 	cr_assert_eq(pglog_head(pl, &size, id, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(memcmp(id, m.log_id, 16), 0, "the log id changed");
-	cr_assert_eq(pg_int(f.adm, "SELECT max(n) FROM log_checkpoints"),
+	cr_assert_eq(t_pg_int(f.adm, "SELECT max(n) FROM log_checkpoints"),
 	    (long long)f.ncp + 3);
 	v = audit_verifier_new(f.pk, id);
 	cr_assert_eq(audit_verifier_since(v, note, err, sizeof(err)), 0, "%s", err);
@@ -433,10 +433,10 @@ Test(pgmigrate, refuses_non_empty_target)
 	cr_assert_eq(migrate(&f, &m, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "not empty") != NULL, "%s", err);
 	cr_assert(strstr(err, "already migrated") != NULL, "%s", err);
-	cr_assert_eq(pg_int(f.adm, "SELECT count(*) FROM log_entries"), (long long)f.size);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM log_entries"), (long long)f.size);
 
 	/* Another log: a daemon's first append in an empty database. */
-	pg_run(f.adm, "DROP TABLE log_head, log_entries, log_tree, log_checkpoints");
+	t_pg_run(f.adm, "DROP TABLE log_head, log_entries, log_tree, log_checkpoints");
 	cr_assert_eq(pglog_open(&pl, f.ci, err, sizeof(err)), 0, "%s", err);
 	memset(&e, 0, sizeof(e));
 	e.kind = "disclosure";
@@ -444,8 +444,8 @@ Test(pgmigrate, refuses_non_empty_target)
 	pglog_close(pl);
 	cr_assert_eq(migrate(&f, &m, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "another log") != NULL, "%s", err);
-	cr_assert_eq(pg_int(f.adm, "SELECT count(*) FROM log_entries"), 1);
-	cr_assert_eq(pg_int(f.adm, "SELECT size FROM log_head"), 1);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM log_entries"), 1);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT size FROM log_head"), 1);
 	fx_close(&f);
 }
 
@@ -550,7 +550,7 @@ kill_backend(void *arg, size_t copied)
 	if (copied < 1000 || k->fired)
 		return;
 	k->fired = 1;
-	pg_terminate(k->conn, k->pid);
+	t_pg_terminate(k->conn, k->pid);
 }
 
 /*
@@ -594,11 +594,11 @@ Test(pgmigrate, killed_midway_leaves_target_empty, .timeout = 120)
 Test(pgmigrate, reader_does_not_create)
 {
 	char		 ci[1200], err[256];
-	PGconn		*adm = pg_schema("m_reader", ci, sizeof(ci));
+	PGconn		*adm = t_pg_schema("m_reader", ci, sizeof(ci));
 	struct pglog	*pl;
 
 	cr_assert_eq(pglog_open_reader(&pl, ci, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "no disclosure log") != NULL, "%s", err);
-	cr_assert_eq(pg_int(adm, "SELECT (to_regclass('log_head') IS NULL)::int"), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT (to_regclass('log_head') IS NULL)::int"), 1);
 	PQfinish(adm);
 }
