@@ -405,7 +405,7 @@ compare(struct mig *m, EVP_PKEY **keys, size_t nkeys, const unsigned char id[16]
 	struct audit_verify_result	 r;
 	unsigned char			 root[32];
 	PGresult			*res;
-	char				*note = NULL;
+	char				*note = NULL, serr[256];
 	int				 same;
 
 	if (pglog_verify_txn(m->pl, verifier(keys, nkeys, id), &r) == -1)
@@ -417,8 +417,11 @@ compare(struct mig *m, EVP_PKEY **keys, size_t nkeys, const unsigned char id[16]
 		    " entries and %" PRIu64 " checkpoints, the source %" PRIu64 " and %"
 		    PRIu64, r.entries, r.checkpoints_seen, m->upto, m->src_ncp);
 	merkle_range_root(&m->range, out->root);
-	if (m->copied > 0 && (audit_root(m->src, m->copied, root) == -1 ||
-	    memcmp(root, out->root, 32) != 0))
+	if (m->copied > 0 && audit_root(m->src, m->copied, root, serr,
+	    sizeof(serr)) == -1)
+		return errorf(m->err, sizeof(m->err), "the SQLite log's root hash: %s",
+		    serr);
+	if (m->copied > 0 && memcmp(root, out->root, 32) != 0)
 		return errorf(m->err, sizeof(m->err), "the migrated log's root hash at "
 		    "size %" PRIu64 " is not the SQLite log's", m->copied);
 	if (m->src_ncp == 0)
@@ -428,7 +431,7 @@ compare(struct mig *m, EVP_PKEY **keys, size_t nkeys, const unsigned char id[16]
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		return pglog_fail(m->conn, res, "last checkpoint", m->err, sizeof(m->err));
 	same = audit_checkpoint_note(m->src, strtoull(PQgetvalue(res, 0, 0), NULL, 10),
-	    &note) == 0 && strcmp(note, PQgetvalue(res, 0, 1)) == 0;
+	    &note, serr, sizeof(serr)) == 0 && strcmp(note, PQgetvalue(res, 0, 1)) == 0;
 	PQclear(res);
 	free(note);
 	if (!same)
@@ -444,6 +447,7 @@ pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys, size_t nkey
 {
 	struct audit_verify_result	 r;
 	struct mig			*m;
+	char				 serr[256];
 	int				 began = 0, rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -459,8 +463,8 @@ pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys, size_t nkey
 	m->src = src;
 	m->upto = r.entries;
 	merkle_range_init(&m->range);
-	if (audit_checkpoints(src, count_cp, m) == -1) {
-		errorf(m->err, sizeof(m->err), "the SQLite log's checkpoints cannot be read");
+	if (audit_checkpoints(src, count_cp, m, serr, sizeof(serr)) == -1) {
+		errorf(m->err, sizeof(m->err), "the SQLite log's checkpoints: %s", serr);
 		goto fail;
 	}
 	if (m->legacy > 0) {
@@ -478,10 +482,11 @@ pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys, size_t nkey
 	if (check_empty(m, out->log_id) == -1)
 		goto fail;
 	/* (audit_scan()'s limit 0 would be no limit.) */
-	if ((m->upto > 0 && audit_scan(src, 1, m->upto, copy_entry, m) == -1) ||
-	    m->failed || end_page(m) == -1) {
+	if ((m->upto > 0 && audit_scan(src, 1, m->upto, copy_entry, m, serr,
+	    sizeof(serr)) == -1) || m->failed || end_page(m) == -1) {
 		if (!m->failed)
-			errorf(m->err, sizeof(m->err), "the SQLite log cannot be read");
+			errorf(m->err, sizeof(m->err), "the SQLite log's entries: %s",
+			    serr);
 		goto fail;
 	}
 	if (m->copied != m->upto) {
@@ -492,10 +497,11 @@ pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys, size_t nkey
 	if (copy_begin(m, "COPY log_checkpoints(n, size, head_hash, time, signature, "
 	    "root, note) FROM STDIN (FORMAT binary)") == -1)
 		goto fail;
-	if ((audit_checkpoints(src, copy_cp, m) == -1 && !m->failed) || m->failed) {
+	if ((audit_checkpoints(src, copy_cp, m, serr, sizeof(serr)) == -1 &&
+	    !m->failed) || m->failed) {
 		if (!m->failed)
-			errorf(m->err, sizeof(m->err), "the SQLite log's checkpoints "
-			    "cannot be read");
+			errorf(m->err, sizeof(m->err), "the SQLite log's checkpoints: %s",
+			    serr);
 		goto fail;
 	}
 	if (copy_end(m, "copy checkpoints") == -1 || move_head(m, out->log_id) == -1 ||

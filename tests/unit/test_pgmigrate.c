@@ -132,7 +132,8 @@ make_log(struct fx *f, int extra)
 	}
 	f->size = audit_size(a);
 	f->ncp = 0;
-	cr_assert_eq(audit_checkpoints(a, count_cp, &f->ncp), 0);
+	cr_assert_eq(audit_checkpoints(a, count_cp, &f->ncp, err, sizeof(err)), 0, "%s",
+	    err);
 	audit_close(a);
 	for (size_t i = 0; i < nl; i++)
 		free(lines[i]);
@@ -274,7 +275,8 @@ Test(pgmigrate, cli_migrate_verify_export, .timeout = 120)
 	pw = password_of(f.ci);
 	/* A checkpoint an auditor took from the SQLite log, halfway. */
 	cr_assert_eq(audit_open_reader(&a, f.db, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_checkpoint_note(a, 1307, &note), 0, "no checkpoint at 1307");
+	cr_assert_eq(audit_checkpoint_note(a, 1307, &note, err, sizeof(err)), 0,
+	    "no checkpoint at 1307: %s", err);
 	audit_close(a);
 	snprintf(since, sizeof(since), "%s.since", f.tmp);
 	cr_assert_not_null(fp = fopen(since, "w"));
@@ -381,7 +383,7 @@ Test(pgmigrate, migrated_log_takes_appends)
 	cr_assert_eq(m.checkpoints, f.ncp);
 	cr_assert(m.signatures_checked);
 	cr_assert_eq(audit_open_reader(&a, f.db, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(audit_checkpoint_note(a, 0, &note), 0);
+	cr_assert_eq(audit_checkpoint_note(a, 0, &note, err, sizeof(err)), 0, "%s", err);
 	audit_close(a);
 
 	cr_assert_not_null(fp = fopen(f.key, "r"));
