@@ -7,6 +7,7 @@
  * connection string is named by host, port, database and user only: it
  * may hold a password (pglog_conninfo_label()).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +33,9 @@ header(const unsigned char log_id[16], uint64_t size, uint64_t checkpoints, void
 
 	e->x.total = size;
 	e->ncp = checkpoints;
-	auditfile_header(e->x.fp, log_id, size, checkpoints, NULL);
-	return 0;
+	if (auditfile_header(e->x.fp, log_id, size, checkpoints, NULL) == -1)
+		e->x.werr = errno;
+	return e->x.werr != 0;	/* non-zero stops the walk */
 }
 
 static int
@@ -81,19 +83,16 @@ export(struct pglog *pl, struct aopts *o, const char *label)
 		perror(o->out);
 		return SS_EXIT_LOCAL;
 	}
+	/* A failed write stops the walk; a_export_close() then says so. */
 	if (pglog_walk(pl, header, a_export_cp, a_export_entry, &e, err,
 	    sizeof(err)) == -1) {
 		pglog_conninfo_scrub(o->pg, err);
 		fprintf(stderr, "safeshare: export failed: %s\n", err);
 		fclose(e.x.fp);
-		unlink(o->out);		/* not half an export */
 		return SS_EXIT_LOCAL;
 	}
-	if (fclose(e.x.fp) != 0) {
-		perror(o->out);
-		unlink(o->out);
+	if (a_export_close(e.x.fp, o->out, e.x.werr) == -1)
 		return SS_EXIT_LOCAL;
-	}
 	if (isatty(2))
 		fputc('\n', stderr);
 	printf("exported %" PRIu64 " entries and %" PRIu64 " checkpoints from the "
