@@ -88,7 +88,8 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
     size_t errlen)
 {
 	sqlite3_stmt	*st;
-	int		 rc;
+	sqlite3_int64	 person = 0;
+	int		 rc, have_person = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->view.values = (const char *const *)out->values;
@@ -100,6 +101,8 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 		out->view.known = 1;
 		out->view.last_verified = sqlite3_column_int64(st, 0);
 		out->holder = col_dup(st, 1);
+		if ((have_person = sqlite3_column_type(st, 2) != SQLITE_NULL))
+			person = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -139,18 +142,31 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		goto dberr;
 
+	/*
+	 * The person's active flags (D12, D18), each once. A subject with no
+	 * person (none has one since migration 7) has no flags, as a join on
+	 * a NULL person found none before.
+	 */
 	st = s->q[Q_FLAGS];
-	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		char **v = realloc(out->flags, (out->nflags + 1) * sizeof(*v));
+	sqlite3_bind_int64(st, 1, person);
+	while (have_person && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *flag = (const char *)sqlite3_column_text(st, 0);
+		char **v;
+		size_t i;
 
-		if (v == NULL)
+		if (flag == NULL)
+			continue;
+		for (i = 0; i < out->nflags && strcmp(out->flags[i], flag) != 0; i++)
+			;
+		if (i < out->nflags)
+			continue;
+		if ((v = realloc(out->flags, (out->nflags + 1) * sizeof(*v))) == NULL)
 			fatalx("%s: out of memory", __func__);
 		out->flags = v;
-		out->flags[out->nflags++] = col_dup(st, 0);
+		out->flags[out->nflags++] = xstrdup(flag);
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if (have_person && rc != SQLITE_DONE)
 		goto dberr;
 	out->view.flags = (const char *const *)out->flags;
 	out->view.nflags = out->nflags;

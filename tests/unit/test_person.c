@@ -202,6 +202,53 @@ Test(person, flags_count_for_the_person_consent_stays_with_the_holder)
 	store_subject_free(&s);
 }
 
+/*
+ * D12, D18, issue 13: the store reads a person's flags by the person its
+ * record row names, and a flag set by two holders of the same person
+ * counts once; one holder removing its flag leaves the other's in force,
+ * and a flag on a subject of another person never counts.
+ */
+Test(person, a_flag_two_holders_set_counts_once_and_until_both_remove_it)
+{
+	const struct record_type *rt = protocol_record_type(proto, "person");
+	struct store_subject	 s;
+
+	three_holders();
+	cr_assert_eq(store_begin(st, perr, sizeof(perr)), 0);
+	cr_assert_eq(store_set_flag(st, "CSC-1", "domestic_abuse", "csc", 100,
+	    perr, sizeof(perr)), 0);
+	cr_assert_eq(store_set_flag(st, "HLT-1", "domestic_abuse", "health", 101,
+	    perr, sizeof(perr)), 0);
+	cr_assert_eq(store_set_flag(st, "HLT-1", "self_harm", "health", 102,
+	    perr, sizeof(perr)), 0);
+	cr_assert_eq(store_set_flag(st, "POL-1", "weapons", "police", 103,
+	    perr, sizeof(perr)), 0);
+	cr_assert_eq(store_commit(st, perr, sizeof(perr)), 0);
+
+	cr_assert_eq(store_subject(st, rt, "CSC-1", "police", "child_protection", &s,
+	    perr, sizeof(perr)), 0, "%s", perr);
+	cr_expect_eq(s.view.nflags, 2, "domestic_abuse once, and self_harm");
+	for (size_t i = 0; i < s.view.nflags; i++)
+		cr_expect(strcmp(s.view.flags[i], "domestic_abuse") == 0 ||
+		    strcmp(s.view.flags[i], "self_harm") == 0, "%s", s.view.flags[i]);
+	store_subject_free(&s);
+
+	cr_assert_eq(store_begin(st, perr, sizeof(perr)), 0);
+	cr_assert_eq(store_remove_flag(st, "CSC-1", "domestic_abuse", "csc", 200,
+	    perr, sizeof(perr)), 1);
+	cr_assert_eq(store_commit(st, perr, sizeof(perr)), 0);
+	cr_assert_eq(store_subject(st, rt, "CSC-1", "police", "child_protection", &s,
+	    perr, sizeof(perr)), 0, "%s", perr);
+	cr_expect_eq(s.view.nflags, 2, "health's domestic_abuse is still in force");
+	store_subject_free(&s);
+
+	cr_assert_eq(store_subject(st, rt, "POL-1", "police", "child_protection", &s,
+	    perr, sizeof(perr)), 0, "%s", perr);
+	cr_assert_eq(s.view.nflags, 1, "POL-1 is a person of its own");
+	cr_expect_str_eq(s.view.flags[0], "weapons");
+	store_subject_free(&s);
+}
+
 static struct match_result
 find(const char *nhs, const char *family, const char *given, const char *dob,
     const char *postcode)
