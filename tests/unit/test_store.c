@@ -303,7 +303,13 @@ Test(store, migration_from_version_2_keeps_every_row)
 			{ "SELECT count(*) FROM record_fields", "37" },
 			{ "SELECT count(*) FROM consents", "3" },
 			{ "SELECT count(*) FROM flags", "4" },
-			{ "PRAGMA user_version", "7" },
+			{ "PRAGMA user_version", "8" },
+			/*
+			 * Migration 8 (issue 13): the subject row and a person's
+			 * subjects a disclosure reads, from covering indexes.
+			 */
+			{ "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+			    "name IN ('subjects_read', 'subjects_person_id')", "2" },
 			/* Migration 7: each subject a person of its own. */
 			{ "SELECT count(DISTINCT person) FROM subjects", "5" },
 			/* Migration 4: consents gain decided_at, unknown for old rows. */
@@ -546,7 +552,7 @@ Test(store, refused_opens_say_why_in_err)
 	err[0] = '\0';
 	cr_expect_eq(store_open(&s, path, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s: store schema version 99 is newer than this "
-	    "program (%d)", path, 7);
+	    "program (%d)", path, 8);
 	cr_expect_str_eq(err, want);
 	t_db_remove(path);
 
