@@ -257,7 +257,11 @@ writer(void *arg)
 				q->utail = taken[i];
 			}
 			q->usize = audit_size(q->audit);
-			pthread_cond_signal(&q->sync_cond);
+			/* audit.commit: inline: one thread, no hand-over (logsync.c). */
+			if (q->inline_sync)
+				logq_sync_batches(q);
+			else
+				pthread_cond_signal(&q->sync_cond);
 		} else {
 			for (size_t i = 0; i < n; i++) {
 				taken[i]->ok = 0;
@@ -685,6 +689,14 @@ logq_free(struct logq *q)
 	pthread_cond_destroy(&q->sync_cond);
 	free(q->path);
 	free(q);
+}
+
+void
+logq_set_inline_sync(struct logq *q, int on)
+{
+	pthread_mutex_lock(&q->mtx);
+	q->inline_sync = on;
+	pthread_mutex_unlock(&q->mtx);
 }
 
 void

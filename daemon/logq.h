@@ -65,6 +65,14 @@ void		 logq_stats(struct logq *, struct logq_stats *);
 typedef void (*logq_hook)(void *arg);
 void		 logq_set_hook(struct logq *, logq_hook, void *arg);
 /*
+ * audit.commit: inline (docs/audit-format.md, "Pipelined commits"): the
+ * writer fdatasyncs each commit itself before it takes the next batch,
+ * instead of handing it to the syncer thread. The same durability, one
+ * thread hand-over fewer per commit; the commit's CPU no longer overlaps
+ * the fsync. Set once, before the first entry.
+ */
+void		 logq_set_inline_sync(struct logq *, int on);
+/*
  * A test seam: the call that makes the log's WAL durable, fdatasync() by
  * default; tests pass one that fails (EIO) or waits.
  */

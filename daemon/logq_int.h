@@ -69,9 +69,10 @@ struct logq {
 	uint64_t	 usize;
 	int		 sync_failed;	/* latched: an fdatasync failed */
 	int		 sync_stop;	/* the writer is gone: sync what is left, exit */
+	int		 inline_sync;	/* audit.commit: inline: the writer syncs */
 	int		 (*fsync)(int);	/* fdatasync(); tests make it fail */
 	char		*walpath;
-	int		 walfd;		/* the syncer's only, once started */
+	int		 walfd;		/* whichever thread syncs (logq_sync_batches()) */
 	struct qentry	*done;		/* committed, callbacks not yet run */
 	size_t		 pending;
 	int		 stop;
@@ -86,5 +87,7 @@ struct logq {
 
 /* The syncer thread (logsync.c), started by logq_new(). */
 void	*logq_syncer(void *);
+/* Syncs and releases what is on uhead; q->mtx held (logsync.c). */
+void	 logq_sync_batches(struct logq *);
 
 #endif

@@ -50,10 +50,13 @@ sync_wal(struct logq *q, int (*fn)(int), char *why, size_t whylen)
 }
 
 /*
- * The syncer thread: takes every batch committed since its last
- * fdatasync, syncs once, and releases them (their callbacks, the sync
- * waiters, the feed hook) only then (D7). The writer commits the next
- * batch meanwhile, so a commit's CPU and its fsync overlap.
+ * Takes every batch committed since the last fdatasync, syncs once, and
+ * releases them (their callbacks, the sync waiters, the feed hook) only
+ * then (D7). Called with q->mtx held, which it drops during the
+ * fdatasync; by the syncer thread, or with audit.commit: inline by the
+ * writer itself right after its commit (logq_set_inline_sync()). Never by
+ * both: in inline mode the writer hands the syncer nothing, so q->walfd
+ * is touched by one thread at a time.
  *
  * A failed fdatasync (EIO, ENOSPC) latches the log as failed: the batches
  * are in the log but not known to be on disk, so their callers get a
@@ -62,60 +65,68 @@ sync_wal(struct logq *q, int (*fn)(int), char *why, size_t whylen)
  * the writer commits nothing more and /healthz says why until a restart,
  * whose start-up check reads what the disk really has.
  */
+void
+logq_sync_batches(struct logq *q)
+{
+	struct qentry	*list, *next;
+	uint64_t	 size, k = 0, one = 1;
+	int		 (*fn)(int);
+	int		 rc, latched = q->sync_failed;
+	char		 why[160];
+
+	list = q->uhead;
+	q->uhead = q->utail = NULL;
+	size = q->usize;
+	fn = q->fsync;
+	pthread_mutex_unlock(&q->mtx);
+
+	rc = latched ? -1 : sync_wal(q, fn, why, sizeof(why));
+
+	pthread_mutex_lock(&q->mtx);
+	if (rc == -1 && !q->sync_failed) {
+		q->sync_failed = 1;
+		snprintf(q->stats.why, sizeof(q->stats.why), "the log could "
+		    "not be made durable (%s): restart the daemon", why);
+		log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
+	}
+	if (q->sync_failed)
+		q->stats.ok = 0;
+	else
+		q->stats.size = size;
+	for (; list != NULL; list = next) {
+		next = list->next;
+		list->ok = !q->sync_failed;
+		list->done = 1;
+		k++;
+		if (!list->sync) {
+			list->next = q->done;
+			q->done = list;
+		}
+	}
+	if (q->sync_failed)
+		q->stats.failures += k;
+	pthread_cond_broadcast(&q->done_cond);
+	if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("event=logq_wake_failed");
+}
+
+/*
+ * The syncer thread (pipelined commits): the writer commits the next
+ * batch while this thread's fdatasync runs, so a commit's CPU and its
+ * fsync overlap.
+ */
 void *
 logq_syncer(void *arg)
 {
 	struct logq	*q = arg;
-	uint64_t	 one = 1;
-	char		 why[160];
-	int		 latched = 0;	/* q->sync_failed, as this thread set it */
 
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
-		struct qentry	*list, *next;
-		uint64_t	 size, k = 0;
-		int		 (*fn)(int);
-		int		 rc;
-
 		while (q->uhead == NULL && !q->sync_stop)
 			pthread_cond_wait(&q->sync_cond, &q->mtx);
 		if (q->uhead == NULL)
 			break;
-		list = q->uhead;
-		q->uhead = q->utail = NULL;
-		size = q->usize;
-		fn = q->fsync;
-		pthread_mutex_unlock(&q->mtx);
-
-		rc = latched ? -1 : sync_wal(q, fn, why, sizeof(why));
-
-		pthread_mutex_lock(&q->mtx);
-		if (rc == -1 && !q->sync_failed) {
-			q->sync_failed = 1;
-			snprintf(q->stats.why, sizeof(q->stats.why), "the log could "
-			    "not be made durable (%s): restart the daemon", why);
-			log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
-		}
-		latched = q->sync_failed;
-		if (q->sync_failed)
-			q->stats.ok = 0;
-		else
-			q->stats.size = size;
-		for (; list != NULL; list = next) {
-			next = list->next;
-			list->ok = !q->sync_failed;
-			list->done = 1;
-			k++;
-			if (!list->sync) {
-				list->next = q->done;
-				q->done = list;
-			}
-		}
-		if (q->sync_failed)
-			q->stats.failures += k;
-		pthread_cond_broadcast(&q->done_cond);
-		if (write(q->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
-			log_warn("event=logq_wake_failed");
+		logq_sync_batches(q);
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;

@@ -425,6 +425,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
 	}
+	if (conf->audit_commit != NULL && strcmp(conf->audit_commit, "inline") == 0)
+		logq_set_inline_sync(srv->logq, 1);
 	srv->feeds = feeds_new(srv);
 	if (conf->nnotify > 0 && (srv->notify = notify_new(conf, err, errlen)) == NULL)
 		return -1;

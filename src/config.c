@@ -56,6 +56,11 @@ static const struct key keys[] = {
 	    "ignored: every commit signs a checkpoint (kept so old configs load)" },
 	{ "audit.checkpoint_seconds", K_INT, OFF(checkpoint_seconds), "60", 1, 86400,
 	    "ignored: every commit signs a checkpoint (kept so old configs load)" },
+	{ "audit.commit", K_STR, OFF(audit_commit), "pipelined", 0, 0,
+	    "pipelined: a syncer thread fdatasyncs the log while the writer "
+	    "commits the next batch; inline: the writer fdatasyncs each commit "
+	    "itself (one thread hand-over fewer; for machines with few cores). "
+	    "Either way no reply before its entry is on disk" },
 	{ "limits.max_body", K_INT, OFF(max_body), "65536", 256, 16 * 1024 * 1024,
 	    "largest request body accepted, bytes (413 above)" },
 	{ "limits.max_import", K_INT, OFF(max_import), "8388608", 256, 256 * 1024 * 1024,
@@ -234,6 +239,15 @@ config_load(const char *path, struct config *c, struct diag *d)
 		if (n != NULL)
 			yerr(&yf, n, "log_level: expected error, warn, info or debug");
 	}
+	if (c->audit_commit != NULL && strcmp(c->audit_commit, "pipelined") != 0 &&
+	    strcmp(c->audit_commit, "inline") != 0) {
+		yaml_node_t *au = yget(&yf, yfile_root(&yf), "audit");
+		yaml_node_t *n = au != NULL ? yget(&yf, au, "commit") : NULL;
+
+		/* The value can only come from the file; n is found. */
+		yerr(&yf, n != NULL ? n : yfile_root(&yf),
+		    "audit.commit: expected pipelined or inline");
+	}
 	yfile_free(&yf);
 	return d->nerrors == before ? 0 : -1;
 }
@@ -255,6 +269,7 @@ config_free(struct config *c)
 	free(c->audit_previous_signing_key);
 	free(c->audit_first_public_key);
 	free(c->log_level_str);
+	free(c->audit_commit);
 	config_notify_free(c);
 	memset(c, 0, sizeof(*c));
 }

@@ -48,6 +48,7 @@ struct config {
 	char		*audit_first_public_key; /* the daemon's verify starts here */
 	long long	 checkpoint_every;
 	long long	 checkpoint_seconds;
+	char		*audit_commit;		/* "pipelined" or "inline" */
 	long long	 max_body;
 	long long	 max_import;
 	long long	 ticket_rotation;

@@ -57,6 +57,7 @@ Test(config, defaults_apply)
 	cr_expect_eq(c.timeout, 30);
 	cr_expect_eq(c.max_headers, 8192);
 	cr_expect_eq(c.log_level, LOG_LEVEL_INFO);
+	cr_expect_str_eq(c.audit_commit, "pipelined");
 	cr_expect_str_eq(c.store, "/tmp/s");
 	config_free(&c);
 	diag_free(&d);
@@ -96,6 +97,8 @@ Test(config, errors_name_line_and_column)
 	    ": missing required key \"tls.ca\" (CA bundle that client certificates must chain to (PEM))");
 	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
 	    "log_level: loud\n", ":5:12: log_level: expected error, warn, info or debug");
+	expect_error("tls: {cert: a, key: b, ca: c}\nprotocol: p\nstore: s\naudit_log: l\n"
+	    "audit:\n  commit: sometimes\n", ":6:11: audit.commit: expected pipelined or inline");
 	expect_error("tls: {cert: a, key: b, ca: c\n", ":2:1: did not find expected ',' or '}' while parsing a flow mapping");
 }
 

@@ -397,7 +397,8 @@ Test(logq, replies_wait_for_the_fsync_and_the_next_commit_does_not, .timeout = 6
  * disk, so it is reported failed, and the log is latched failed: a later
  * fsync that works proves nothing about the pages the kernel dropped.
  */
-Test(logq, a_failed_fsync_fails_the_batch_and_latches_the_log, .timeout = 60)
+static void
+failed_fsync_latches(int inline_sync)
 {
 	struct tally		 t = { 0 };
 	struct timeval		 limit = { 30, 0 };
@@ -410,6 +411,7 @@ Test(logq, a_failed_fsync_fails_the_batch_and_latches_the_log, .timeout = 60)
 	cr_assert_not_null(t.base = event_base_new());
 	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(q = logq_new(t.base, a, path));
+	logq_set_inline_sync(q, inline_sync);
 	logq_set_fsync(q, eio_fsync);
 	t.want = 3;
 	for (int i = 0; i < 3; i++)
@@ -438,6 +440,71 @@ Test(logq, a_failed_fsync_fails_the_batch_and_latches_the_log, .timeout = 60)
 	cr_expect_eq(logq_append_sync(q, &e), -1);
 	logq_stats(q, &st);
 	cr_expect_not(st.ok);
+	logq_free(q);
+	audit_close(a);
+	event_base_free(t.base);
+}
+
+Test(logq, a_failed_fsync_fails_the_batch_and_latches_the_log, .timeout = 60)
+{
+	failed_fsync_latches(0);
+}
+
+/* The same latch when the writer syncs itself (audit.commit: inline). */
+Test(logq, inline_a_failed_fsync_fails_the_batch_and_latches_the_log, .timeout = 60)
+{
+	failed_fsync_latches(1);
+}
+
+/*
+ * audit.commit: inline: no callback before the fdatasync that covers its
+ * commit returned (D7), and the writer itself runs that fdatasync, so the
+ * next entry waits for it instead of being committed meanwhile.
+ */
+Test(logq, inline_replies_wait_for_the_fsync_and_so_does_the_next_commit, .timeout = 60)
+{
+	struct tally		 t = { 0 };
+	struct timeval		 limit = { 30, 0 };
+	struct logq_stats	 st;
+	struct logq		*q;
+	struct audit		*a;
+	char			 err[256];
+
+	cr_assert_not_null(t.base = event_base_new());
+	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(q = logq_new(t.base, a, path));
+	logq_set_inline_sync(q, 1);
+	logq_set_fsync(q, gated_fsync);
+	submit_one(q, &t);
+	event_base_loop(t.base, EVLOOP_NONBLOCK);	/* hands it to the writer */
+	pthread_mutex_lock(&gate_mtx);
+	while (gate_entered == 0)
+		pthread_cond_wait(&gate_cond, &gate_mtx);
+	pthread_mutex_unlock(&gate_mtx);
+	cr_expect_eq(committed_size(), 1);
+	for (int i = 0; i < 10; i++)
+		event_base_loop(t.base, EVLOOP_NONBLOCK);
+	cr_expect_eq(t.done, 0, "a callback ran before the fdatasync returned");
+	logq_stats(q, &st);
+	cr_expect_eq(st.size, 0, "the durable size counts an unsynced commit");
+	/* The writer is in the fdatasync: the second entry waits (0.3 s looked at). */
+	submit_one(q, &t);
+	event_base_loop(t.base, EVLOOP_NONBLOCK);
+	for (int i = 0; i < 30 && committed_size() < 2; i++)
+		usleep(10 * 1000);
+	cr_expect_eq(committed_size(), 1, "committed while the writer was to be syncing");
+	pthread_mutex_lock(&gate_mtx);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_mtx);
+	t.want = 2;
+	event_base_loopexit(t.base, &limit);
+	event_base_dispatch(t.base);
+	cr_expect_eq(t.done, 2);
+	cr_expect_eq(t.ok, 2);
+	logq_stats(q, &st);
+	cr_expect_eq(st.size, 2);
+	cr_expect(st.ok);
 	logq_free(q);
 	audit_close(a);
 	event_base_free(t.base);
