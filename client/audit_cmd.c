@@ -2,7 +2,8 @@
  * safeshare audit ...: the auditor's and the Caldicott Guardian's commands
  * (D7, D15-D17). Online commands use the daemon's /v1/audit endpoints over
  * mutual TLS; `show`, `export --log` and `verify --log|--export` read a log
- * database or an export file directly, with only the public key. This
+ * database or an export file directly, with only the public key, and
+ * `verify|export --postgresql` the log on PostgreSQL (audit_pg_cmd.c). This
  * file parses the options and dispatches; the commands are in
  * audit_query_cmd.c and audit_verify_cmd.c (audit_cmd.h).
  */
