@@ -20,7 +20,7 @@
 #include "routes.h"
 #include "log.h"
 #include "logq.h"
-#include "person.h"
+#include "storage.h"
 #include "policy.h"
 #include "wire.h"
 
@@ -318,10 +318,10 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 		return 2;
 	person_query(p, &q);
 	server_read_scope(r->srv);
-	if (person_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1)
+	if (storage_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1)
 		goto dberr;
 	rc = 0;
-	if (res.outcome == MATCH_ONE && (rc = person_holding(r->srv->store, res.person,
+	if (res.outcome == MATCH_ONE && (rc = storage_holding(r->srv->store, res.person,
 	    p->holder, pd->resolved, sizeof(pd->resolved), serr, sizeof(serr))) == -1)
 		goto dberr;
 	if (rc == 1) {
@@ -515,7 +515,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	rt = pd->d.record_type;
 	person_query(p, &q);
 	server_read_scope(r->srv);
-	if (person_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1) {
+	if (storage_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1) {
 		store_failed(r, serr);
 		goto fail;
 	}
@@ -527,7 +527,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	mp->pd = pd;
 	mp->peer = r->peer;
 	mp->pr = *pr;
-	if (person_records(r->srv->store, res.person, keep_holder, mp, serr,
+	if (storage_records(r->srv->store, res.person, keep_holder, mp, serr,
 	    sizeof(serr)) == -1) {
 		store_failed(r, serr);
 		goto fail;
@@ -547,7 +547,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 		h->mp = mp;
 		h->holder = mp->strs.v[2 * i];
 		h->subject = mp->strs.v[2 * i + 1];
-		if (store_subject(r->srv->store, rt, h->subject, pd->ag->id,
+		if (storage_subject(r->srv->store, rt, h->subject, pd->ag->id,
 		    pr->purpose, &h->subj, serr, sizeof(serr)) == -1) {
 			store_failed(r, serr);
 			goto fail;
@@ -622,7 +622,7 @@ disclose_handle(struct req *r)
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
 	    pr.subject_id[0] != '\0') {
 		server_read_scope(srv);
-		if (store_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
+		if (storage_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
 		    &pd->subj, serr, sizeof(serr)) == -1) {
 			store_failed(r, serr);
 			goto fail;

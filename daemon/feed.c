@@ -35,7 +35,7 @@
 #include "pbjson.h"
 #include "logq.h"
 #include "notify.h"
-#include "store.h"
+#include "storage.h"
 #include "util.h"
 #include "wire.h"
 
@@ -87,7 +87,7 @@ struct page {
 	const char		*agency;	/* accesses: the holder */
 	struct server		*srv;		/* NULL: the notifier's page */
 	struct audit		*reader;	/* the log, read-only */
-	struct store		*store;		/* who holds a subject */
+	struct storage		*store;		/* who holds a subject */
 	size_t			 limit, n;
 	uint64_t		 last;		/* the last seq read */
 	uint64_t		 read;		/* entries read */
@@ -118,7 +118,7 @@ held_by(struct page *pg, const char *subject)
 	if (strlen(subject) < sizeof(pg->subj) && strcmp(pg->subj, subject) == 0)
 		return pg->mine;
 	/* The feed answers only that the store could not be read: no err kept. */
-	rc = store_subject_holder(pg->store, subject, holder, sizeof(holder), NULL, 0);
+	rc = storage_subject_holder(pg->store, subject, holder, sizeof(holder), NULL, 0);
 	if (rc == -1) {
 		pg->failed = 1;
 		return 0;
@@ -693,7 +693,7 @@ feed_handle_alerts(struct req *r)
  * here touches the loop's state.
  */
 int
-feed_batch_json(struct audit *reader, struct store *store, int alerts,
+feed_batch_json(struct audit *reader, struct storage *store, int alerts,
     const char *agency, uint64_t after, uint64_t upto, size_t limit,
     struct feed_batch *b, char *err, size_t errlen)
 {
@@ -713,7 +713,7 @@ feed_batch_json(struct audit *reader, struct store *store, int alerts,
 	pg.last = after;
 	pg.upto = upto;
 	pg.items = xcalloc(limit + 1, sizeof(*pg.items));
-	store_read_begin(store);
+	storage_read_begin(store);
 	if (page_fill(&pg) == -1) {
 		errorf(err, errlen, "the log or the store could not be read");
 		goto fail;
@@ -738,7 +738,7 @@ feed_batch_json(struct audit *reader, struct store *store, int alerts,
 	if ((b->json = pbjson_encode(m, &b->len, err, errlen)) != NULL)
 		rc = 0;
 fail:
-	store_read_end(store);
+	storage_read_end(store);
 	page_free(&pg);
 	return rc;
 }

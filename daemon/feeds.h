@@ -29,14 +29,14 @@ void		 feeds_metrics(struct feeds *, struct evbuffer *);
  * Safe on any thread that owns reader and store. 0, or -1 with err.
  */
 struct audit;
-struct store;
+struct storage;
 struct feed_batch {
 	char		*json;
 	size_t		 len;
 	size_t		 n;
 	uint64_t	 last;
 };
-int		 feed_batch_json(struct audit *reader, struct store *store,
+int		 feed_batch_json(struct audit *reader, struct storage *store,
 		    int alerts, const char *agency, uint64_t after, uint64_t upto,
 		    size_t limit,
 		    struct feed_batch *, char *err, size_t errlen);

@@ -125,7 +125,7 @@ struct owed {
  */
 struct hworker {
 	struct server		*srv;
-	struct store		*st;
+	struct storage		*st;
 	pthread_t		 thread;
 	int			 started;
 	pthread_mutex_t		 mtx;
@@ -659,7 +659,7 @@ hworker_new(struct server *srv, char *err, size_t errlen)
 	w->srv = srv;
 	pthread_mutex_init(&w->mtx, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	if (store_open(&w->st, srv->conf->store, err, errlen) == -1)
+	if (storage_open(&w->st, &storage_sqlite, srv->conf->store, err, errlen) == -1)
 		goto fail;
 	if ((w->ev = event_new(srv->base, -1, 0, hworker_done, w)) == NULL ||
 	    (w->retry = event_new(srv->base, -1, EV_PERSIST, owed_retry, w)) == NULL ||
@@ -719,7 +719,7 @@ hworker_free(struct hworker *w)
 		event_free(w->ev);
 	if (w->retry != NULL)
 		event_free(w->retry);
-	store_close(w->st);
+	storage_close(w->st);
 	pthread_mutex_destroy(&w->mtx);
 	pthread_cond_destroy(&w->cond);
 	free(w);

@@ -40,9 +40,9 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 	 * store was made, was not this store's to apply.
 	 */
 	if (store[0] != '\0' ? strcmp(store, srv->store_ref) != 0 :
-	    when < store_created_at(srv->store))
+	    when < storage_created_at(srv->store))
 		return 0;
-	if ((applied = store_batch_applied(srv->store, rid, rc->err,
+	if ((applied = storage_batch_applied(srv->store, rid, rc->err,
 	    sizeof(rc->err))) == 1)
 		return 0;
 	if (applied == -1) {

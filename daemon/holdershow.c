@@ -22,8 +22,7 @@
 #include "req.h"
 #include "routes.h"
 #include "log.h"
-#include "person.h"
-#include "store.h"
+#include "storage.h"
 #include "util.h"
 #include "wire.h"
 
@@ -271,7 +270,7 @@ holder_handle_show(struct req *r)
 		goto done;
 	}
 	server_read_scope(srv);
-	if ((rc = store_subject_holder(srv->store, subject, holder,
+	if ((rc = storage_subject_holder(srv->store, subject, holder,
 	    sizeof(holder), why, sizeof(why))) == -1)
 		goto store_failed;
 	if (rc == 0 || strcmp(holder, ag->id) != 0) {
@@ -288,10 +287,10 @@ holder_handle_show(struct req *r)
 	}
 	s = xcalloc(1, sizeof(*s));
 	safeshare__v1__holder_show__init(&s->out);
-	if (store_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s, why,
+	if (storage_show(srv->store, subject, SHOW_MAX_HISTORY, &cb, s, why,
 	    sizeof(why)) == -1)
 		goto store_failed;
-	if (person_nhs_of(srv->store, subject, s->nhs, why, sizeof(why)) == -1)
+	if (storage_nhs_of(srv->store, subject, s->nhs, why, sizeof(why)) == -1)
 		goto store_failed;
 	s->out.nhs_number = s->nhs;
 	s->out.subject_id = (char *)subject;

@@ -19,7 +19,7 @@
 #include "locate.h"
 #include "log.h"
 #include "logq.h"
-#include "person.h"
+#include "storage.h"
 #include "req.h"
 #include "routes.h"
 #include "wire.h"
@@ -286,7 +286,7 @@ resolve(struct lpending *lp, int64_t *person, char *err, size_t errlen)
 
 	if (str(lp->lr->subject_id)[0] != '\0') {
 		/* Today's form; the holder, when given, must be the subject's. */
-		if ((rc = person_of_holding(lp->srv->store, p ? p->holder : NULL,
+		if ((rc = storage_of_holding(lp->srv->store, p ? p->holder : NULL,
 		    lp->lr->subject_id, person, err, errlen)) != 0)
 			return rc;
 		finish_error(lp, 404, "no_match", "no_match", "no one matches");
@@ -300,7 +300,7 @@ resolve(struct lpending *lp, int64_t *person, char *err, size_t errlen)
 		q.dob = p->date_of_birth;
 		q.postcode = p->postcode;
 	}
-	if (person_find(lp->srv->store, &q, &res, err, errlen) == -1)
+	if (storage_find(lp->srv->store, &q, &res, err, errlen) == -1)
 		return -1;
 	switch (res.outcome) {
 	case MATCH_ONE:
@@ -368,9 +368,9 @@ locate_handle(struct req *r)
 	server_read_scope(srv);
 	if ((rc = resolve(lp, &person, serr, sizeof(serr))) == 0)
 		return;		/* answered: the entry's callback frees lp */
-	if (rc == 1 && (person_records(srv->store, person, keep_held, lp, serr,
+	if (rc == 1 && (storage_records(srv->store, person, keep_held, lp, serr,
 	    sizeof(serr)) == -1 ||
-	    person_holdings(srv->store, person, keep_subject, lp, serr,
+	    storage_holdings(srv->store, person, keep_subject, lp, serr,
 	    sizeof(serr)) == -1))
 		rc = -1;
 	if (rc == -1) {

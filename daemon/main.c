@@ -26,7 +26,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "server.h"
-#include "store.h"
+#include "storage.h"
 #include "tls.h"
 
 /* The usage: on stdout and exit 0 when asked for, else on stderr, exit 2. */
@@ -140,7 +140,7 @@ check_log(const struct config *conf, char *err, size_t errlen)
 
 	memset(id, 0, sizeof(id));
 	/* Issue 13 item 5: as the start's new_log_check(), read-only. */
-	if ((known = store_log_memory(conf->store, mem.log_id, &mem.size, err,
+	if ((known = storage_log_memory(&storage_sqlite, conf->store, mem.log_id, &mem.size, err,
 	    errlen)) == -1)
 		return -1;
 	if (access(conf->audit_log, F_OK) == -1) {
@@ -322,21 +322,21 @@ main(int argc, char *argv[])
 		return bad != 0;
 	}
 	if (datafile != NULL) {
-		struct store *st;
+		struct storage *st;
 		int rc;
 
-		if (store_open(&st, conf.store, err, sizeof(err)) == -1) {
+		if (storage_open(&st, &storage_sqlite, conf.store, err, sizeof(err)) == -1) {
 			fprintf(stderr, "safeshared: %s\n", err);
 			return 1;
 		}
-		rc = store_load_yaml(st, proto, datafile, time(NULL), &d);
+		rc = storage_load_yaml(st, proto, datafile, time(NULL), &d);
 		diag_print(&d, stderr);
 		if (rc == 0)
 			printf("%s: loaded into %s\n", datafile, conf.store);
 		else
 			fprintf(stderr, "%s: nothing was loaded\n", datafile);
 		diag_free(&d);
-		store_close(st);
+		storage_close(st);
 		protocol_unref(proto);
 		config_free(&conf);
 		return rc == 0 ? 0 : 1;

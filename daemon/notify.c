@@ -52,7 +52,7 @@
 #include "notify.h"
 #include "protocol.h"
 #include "server.h"
-#include "store.h"
+#include "storage.h"
 #include "tls.h"
 #include "util.h"
 
@@ -98,7 +98,7 @@ struct notifier {
 	struct event		*tick;
 	struct event		*stop;		/* activated by notify_free() */
 	struct audit		*reader;
-	struct store		*store;
+	struct storage		*store;
 	struct outbox		*ob;
 	size_t			 nob;
 	pthread_mutex_t		 mu;		/* each outbox's pub, and durable */
@@ -431,7 +431,7 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 		goto fail;
 	}
 	if (audit_open_reader(&n->reader, conf->audit_log, err, errlen) == -1 ||
-	    store_open(&n->store, conf->store, err, errlen) == -1)
+	    storage_open(&n->store, &storage_sqlite, conf->store, err, errlen) == -1)
 		goto fail;
 	/* The log as the daemon found it; then each commit's fdatasync. */
 	n->durable = audit_size(n->reader);
@@ -603,7 +603,7 @@ notify_free(struct notifier *n)
 	if (n->base != NULL)
 		event_base_free(n->base);
 	if (n->store != NULL)
-		store_close(n->store);
+		storage_close(n->store);
 	if (n->reader != NULL)
 		audit_close(n->reader);
 	free(n->ob);

@@ -205,7 +205,7 @@ round_end(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	store_read_end(srv->store);
+	storage_read_end(srv->store);
 	log_flush();
 }
 
@@ -220,7 +220,7 @@ round_owed(void *arg)
 void
 server_read_scope(struct server *srv)
 {
-	store_read_begin(srv->store);
+	storage_read_begin(srv->store);
 	round_owed(srv);
 }
 
@@ -271,7 +271,7 @@ new_log_check(struct server *srv, char *err, size_t errlen)
 	int			 rc;
 
 	audit_log_id(srv->audit, mine);
-	if ((rc = store_log_memory(srv->conf->store, mem.log_id, &mem.size, err,
+	if ((rc = storage_log_memory(&storage_sqlite, srv->conf->store, mem.log_id, &mem.size, err,
 	    errlen)) == -1)
 		return -1;
 	if (rc == 1 && audit_memory_check(&mem, "the store", 1, mine, size, why,
@@ -311,7 +311,7 @@ remember_log(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	logq_stats(srv->logq, &ls);
 	audit_log_id(srv->audit, id);
-	if (store_remember_log(srv->store, id, ls.size, 0, err, sizeof(err)) == -1)
+	if (storage_remember_log(srv->store, id, ls.size, 0, err, sizeof(err)) == -1)
 		log_debug("event=log_mark_skipped error=\"%s\"", err);
 }
 
@@ -351,10 +351,10 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if ((srv->ssl = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
 	    conf->tls_crl, err, errlen)) == NULL)
 		return -1;
-	if (store_open(&srv->store, conf->store, err, errlen) == -1)
+	if (storage_open(&srv->store, &storage_sqlite, conf->store, err, errlen) == -1)
 		return -1;
 	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
-	    store_id(srv->store));
+	    storage_id(srv->store));
 	if (audit_open(&srv->audit, conf->audit_log, err, errlen) == -1)
 		return -1;
 	if (new_log_check(srv, err, errlen) == -1)
@@ -396,8 +396,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		 */
 		audit_log_id(srv->audit, id);
 		if ((srv->new_log_note[0] != '\0' &&
-		    store_forget_log(srv->store, why, sizeof(why)) == -1) ||
-		    store_remember_log(srv->store, id, audit_size(srv->audit), 1, why,
+		    storage_forget_log(srv->store, why, sizeof(why)) == -1) ||
+		    storage_remember_log(srv->store, id, audit_size(srv->audit), 1, why,
 		    sizeof(why)) == -1) {
 			snprintf(err, errlen, "%s: noting the log: %s", conf->store,
 			    why);
@@ -614,11 +614,11 @@ server_shutdown(struct server *srv)
 		char		err[256];
 
 		audit_log_id(srv->audit, id);
-		if (store_remember_log(srv->store, id, audit_size(srv->audit), 1, err,
+		if (storage_remember_log(srv->store, id, audit_size(srv->audit), 1, err,
 		    sizeof(err)) == -1)
 			log_warnx("event=log_mark_failed error=\"%s\"", err);
 	}
-	store_close(srv->store);
+	storage_close(srv->store);
 	audit_close(srv->audit);
 	EVP_PKEY_free(srv->public_key);
 	EVP_PKEY_free(srv->first_key);

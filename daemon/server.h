@@ -14,7 +14,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "protocol.h"
-#include "store.h"
+#include "storage.h"
 
 struct event_base;
 struct evhttp_request;
@@ -35,7 +35,7 @@ struct server {
 	struct evhttp_bound_socket *listener;
 	SSL_CTX			*ssl;
 	struct protocol		*proto;		/* in force; swapped on reload */
-	struct store		*store;
+	struct storage		*store;
 	char			 store_ref[STORE_ID_LEN + 8];	/* "store:<id>", the log's name for it */
 	struct audit		*audit;		/* owned by the log writer thread */
 	struct audit		*reader;	/* read-only, for auditors' queries */

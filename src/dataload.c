@@ -7,8 +7,7 @@
 #include <string.h>
 
 #include "match.h"
-#include "person.h"
-#include "store.h"
+#include "storage.h"
 #include "yamlutil.h"
 
 /* "*" or a list of ids, joined with commas for the consent scope. */
@@ -47,7 +46,7 @@ scope(struct yfile *yf, yaml_node_t *map, const char *key, char *out, size_t len
 }
 
 static void
-load_records(struct store *st, const struct protocol *p, struct yfile *yf,
+load_records(struct storage *st, const struct protocol *p, struct yfile *yf,
     const char *subject, const char *holder, yaml_node_t *recs)
 {
 	static const char *const keys[] = { "verified", "fields", NULL };
@@ -114,14 +113,14 @@ load_records(struct store *st, const struct protocol *p, struct yfile *yf,
 				    subject, rt->fields[i].name);
 		}
 		if (yf->diag->nerrors == 0 &&
-		    store_put_record(st, subject, rt->id, holder, verified, names,
+		    storage_put_record(st, subject, rt->id, holder, verified, names,
 		    values, n, err, sizeof(err)) == -1)
 			yerr(yf, rn, "%s", err);
 	}
 }
 
 static void
-load_consent(struct store *st, struct yfile *yf, const char *subject,
+load_consent(struct storage *st, struct yfile *yf, const char *subject,
     const char *holder, yaml_node_t *list, int64_t now)
 {
 	static const char *const keys[] = { "state", "agencies", "purposes",
@@ -166,7 +165,7 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
 		    ystr(yf, sn, "recorded_by") : holder;
 		if (by == NULL)
 			continue;
-		if (yf->diag->nerrors == 0 && store_add_consent(st, subject, c, agencies,
+		if (yf->diag->nerrors == 0 && storage_add_consent(st, subject, c, agencies,
 		    purposes, expires, decided, by, now, err, sizeof(err)) == -1)
 			yerr(yf, cn, "%s", err);
 	}
@@ -178,7 +177,7 @@ load_consent(struct store *st, struct yfile *yf, const char *subject,
  * means, the details the subject is found by.
  */
 static void
-load_identity(struct store *st, struct yfile *yf, const char *subject,
+load_identity(struct storage *st, struct yfile *yf, const char *subject,
     yaml_node_t *sn)
 {
 	static const char *const keys[] = { "family_name", "given_name",
@@ -197,7 +196,7 @@ load_identity(struct store *st, struct yfile *yf, const char *subject,
 			f[i] = vn ? ystr(yf, vn, keys[i]) : NULL;
 		}
 		if (yf->diag->nerrors == 0 &&
-		    person_set_details(st, subject, f[0], f[1], f[2], f[3], err,
+		    storage_set_details(st, subject, f[0], f[1], f[2], f[3], err,
 		    sizeof(err)) == -1)
 			yerr(yf, n, "%s", err);
 	}
@@ -206,13 +205,13 @@ load_identity(struct store *st, struct yfile *yf, const char *subject,
 		return;
 	if (match_nhs_parse(v, nhs, &why) == -1)
 		yerr(yf, n, "nhs_number: %s", why);
-	else if (yf->diag->nerrors == 0 && person_link_nhs(st, subject, nhs, err,
+	else if (yf->diag->nerrors == 0 && storage_link_nhs(st, subject, nhs, err,
 	    sizeof(err)) == -1)
 		yerr(yf, n, "nhs_number: %s", err);
 }
 
 int
-store_load_yaml(struct store *st, const struct protocol *p, const char *path,
+storage_load_yaml(struct storage *st, const struct protocol *p, const char *path,
     int64_t now, struct diag *d)
 {
 	static const char *const top[] = { "subjects", NULL };
@@ -227,7 +226,7 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 		yfile_free(&yf);
 		return -1;
 	}
-	if (store_begin(st, err, sizeof(err)) == -1) {
+	if (storage_begin(st, err, sizeof(err)) == -1) {
 		diag_add(d, path, 0, 0, "%s", err);
 		yfile_free(&yf);
 		return -1;
@@ -274,7 +273,7 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 						if (!strlist_has(&p->flags, f))
 							yerr(&yf, fn, "undeclared flag \"%s\"", f);
 						else if (d->nerrors == 0 &&
-						    store_set_flag(st, id, f, holder, now,
+						    storage_set_flag(st, id, f, holder, now,
 						    err, sizeof(err)) == -1)
 							yerr(&yf, fn, "%s", err);
 					}
@@ -282,16 +281,16 @@ store_load_yaml(struct store *st, const struct protocol *p, const char *path,
 	}
 	yfile_free(&yf);
 	/* The load itself is history: the daemon logs it (issue 15). */
-	if (d->nerrors == 0 && store_note_load(st, path, nsubjects, now, err,
+	if (d->nerrors == 0 && storage_note_load(st, path, nsubjects, now, err,
 	    sizeof(err)) == -1)
 		diag_add(d, path, 0, 0, "%s", err);
 	if (d->nerrors > 0) {
-		store_rollback(st);
+		storage_rollback(st);
 		return -1;
 	}
-	if (store_commit(st, err, sizeof(err)) == -1) {
+	if (storage_commit(st, err, sizeof(err)) == -1) {
 		diag_add(d, path, 0, 0, "%s", err);
-		store_rollback(st);
+		storage_rollback(st);
 		return -1;
 	}
 	return 0;

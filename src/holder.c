@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "holder.h"
-#include "person.h"
+#include "storage.h"
 #include "util.h"
 #include "yamlutil.h"
 
 struct batch {
-	struct store		*st;
+	struct storage		*st;
 	const struct protocol	*p;
 	const struct agency	*holder;
 	int64_t			 now;
@@ -70,7 +70,7 @@ own(struct batch *b, const char *subject, int may_create)
 	char	holder[PROTOCOL_ID_MAX + 2];	/* a longer stored id is cut, never equal */
 	int	rc;
 
-	if ((rc = store_subject_holder(b->st, subject, holder, sizeof(holder),
+	if ((rc = storage_subject_holder(b->st, subject, holder, sizeof(holder),
 	    b->r->error, sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 0 && may_create)
@@ -147,12 +147,12 @@ link_nhs(struct batch *b, const char *subject, const char *nhs)
 	char	cur[MATCH_NHS_LEN + 1], other[130];
 	int	rc;
 
-	if ((rc = person_nhs_of(b->st, subject, cur, b->r->error,
+	if ((rc = storage_nhs_of(b->st, subject, cur, b->r->error,
 	    sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 1 && strcmp(cur, nhs) == 0)
 		return 0;
-	if ((rc = person_nhs_clash(b->st, subject, nhs, other, sizeof(other),
+	if ((rc = storage_nhs_clash(b->st, subject, nhs, other, sizeof(other),
 	    b->r->error, sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 1) {
@@ -163,7 +163,7 @@ link_nhs(struct batch *b, const char *subject, const char *nhs)
 	}
 	b->changed = 1;
 	linked(b, nhs);
-	return person_link_nhs(b->st, subject, nhs, b->r->error,
+	return storage_link_nhs(b->st, subject, nhs, b->r->error,
 	    sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
@@ -218,13 +218,13 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 1)) != 1)
 		return rc;
 	/* Without a verified day, sent again the same day, it changes nothing. */
-	if ((rc = store_record_same(b->st, op->subject_id, rt->id, b->holder->id,
+	if ((rc = storage_record_same(b->st, op->subject_id, rt->id, b->holder->id,
 	    verified, op->verified[0] == '\0', names, values, n, b->r->error,
 	    sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 0) {
 		b->changed = 1;
-		if (store_put_record(b->st, op->subject_id, rt->id, b->holder->id,
+		if (storage_put_record(b->st, op->subject_id, rt->id, b->holder->id,
 		    verified, names, values, n, b->r->error, sizeof(b->r->error)) == -1)
 			return -1;
 	}
@@ -267,7 +267,7 @@ unlink_op(struct batch *b, const Safeshare__V1__HolderOp *op)
 		return 0;
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
-	if ((rc = person_nhs_of(b->st, op->subject_id, cur, b->r->error,
+	if ((rc = storage_nhs_of(b->st, op->subject_id, cur, b->r->error,
 	    sizeof(b->r->error))) != 1)
 		return rc;	/* 0: none linked, nothing to do */
 	if (given && strcmp(cur, nhs) != 0) {
@@ -277,7 +277,7 @@ unlink_op(struct batch *b, const Safeshare__V1__HolderOp *op)
 	}
 	b->changed = 1;
 	linked(b, cur);
-	return person_unlink_nhs(b->st, op->subject_id, b->r->error,
+	return storage_unlink_nhs(b->st, op->subject_id, b->r->error,
 	    sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
@@ -292,7 +292,7 @@ delete_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
 	b->changed = 1;
-	if ((rc = store_delete_record(b->st, op->subject_id, rt->id, b->r->error,
+	if ((rc = storage_delete_record(b->st, op->subject_id, rt->id, b->r->error,
 	    sizeof(b->r->error))) == 0)
 		problem(b, 404, "no_record", "record_type", "subject %s has no %s record",
 		    op->subject_id, rt->id);
@@ -388,11 +388,11 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
 	/* The same decision again changes no answer and adds no history. */
-	if ((rc = store_consent_same(b->st, op->subject_id, c, agencies, purposes,
+	if ((rc = storage_consent_same(b->st, op->subject_id, c, agencies, purposes,
 	    expires, decided, b->r->error, sizeof(b->r->error))) != 0)
 		return rc == 1 ? 0 : -1;
 	b->changed = 1;
-	return store_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
+	return storage_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
 	    decided, b->holder->id, b->now, b->r->error, sizeof(b->r->error));
 }
 
@@ -415,14 +415,14 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 	}
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
-	if ((rc = store_flag_active(b->st, op->subject_id, op->flag, b->r->error,
+	if ((rc = storage_flag_active(b->st, op->subject_id, op->flag, b->r->error,
 	    sizeof(b->r->error))) == -1)
 		return -1;
 	if (set) {	/* setting a set flag changes nothing and adds no history */
 		if (rc)
 			return 0;
 		b->changed = 1;
-		return store_set_flag(b->st, op->subject_id, op->flag, b->holder->id,
+		return storage_set_flag(b->st, op->subject_id, op->flag, b->holder->id,
 		    b->now, b->r->error, sizeof(b->r->error));
 	}
 	if (rc == 0) {
@@ -431,7 +431,7 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 		return 0;
 	}
 	b->changed = 1;
-	return store_remove_flag(b->st, op->subject_id, op->flag, b->holder->id,
+	return storage_remove_flag(b->st, op->subject_id, op->flag, b->holder->id,
 	    b->now, b->r->error, sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
@@ -481,7 +481,7 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 }
 
 int
-holder_apply(struct store *st, const struct protocol *p, const struct agency *holder,
+holder_apply(struct storage *st, const struct protocol *p, const struct agency *holder,
     Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
     const struct holder_batch *batch, struct holder_report *r)
 {
@@ -493,7 +493,7 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 		    HOLDER_MAX_OPS);
 		return 1;
 	}
-	if (store_begin(st, r->error, sizeof(r->error)) == -1)
+	if (storage_begin(st, r->error, sizeof(r->error)) == -1)
 		goto dberr;
 	r->changes = xcalloc(nops ? nops : 1, 1);
 	for (size_t i = 0; i < nops; i++) {
@@ -501,7 +501,7 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 		b.line = ops[i]->line;
 		b.changed = 0;
 		if (apply_one(&b, ops[i]) == -1) {
-			store_rollback(st);
+			storage_rollback(st);
 			goto dberr;
 		}
 		r->changes[i] = (unsigned char)b.changed;
@@ -515,20 +515,20 @@ holder_apply(struct store *st, const struct protocol *p, const struct agency *ho
 		r->checked++;
 	}
 	if (r->nproblems > 0 || dry_run) {
-		store_rollback(st);
+		storage_rollback(st);
 		if (r->nproblems > 0) {
 			free(r->changes);
 			r->changes = NULL;
 		}
 		return r->nproblems > 0;
 	}
-	if (batch != NULL && store_mark_batch(st, batch->request_id, batch->first_seq,
+	if (batch != NULL && storage_mark_batch(st, batch->request_id, batch->first_seq,
 	    now, r->error, sizeof(r->error)) == -1) {
-		store_rollback(st);
+		storage_rollback(st);
 		goto dberr;
 	}
-	if (store_commit(st, r->error, sizeof(r->error)) == -1) {
-		store_rollback(st);
+	if (storage_commit(st, r->error, sizeof(r->error)) == -1) {
+		storage_rollback(st);
 		goto dberr;
 	}
 	r->applied = nops;

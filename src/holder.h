@@ -12,7 +12,7 @@
 
 #include "match.h"
 #include "protocol.h"
-#include "store.h"
+#include "storage.h"
 #include "safeshare/safeshare.pb-c.h"
 
 #define HOLDER_MAX_OPS		100000	/* per request */
@@ -71,7 +71,7 @@ struct holder_batch {
  * changed_meanwhile): no change is made unlogged (D7). Free the report
  * with holder_report_free().
  */
-int	holder_apply(struct store *, const struct protocol *, const struct agency *holder,
+int	holder_apply(struct storage *, const struct protocol *, const struct agency *holder,
 	    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
 	    const struct holder_batch *, struct holder_report *);
 void	holder_report_free(struct holder_report *);

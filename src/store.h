@@ -183,11 +183,6 @@ int	store_unlogged_loads(struct store *, store_load_cb, void *, char *err,
 int	store_load_logged(struct store *, int64_t id, uint64_t seq, char *err,
 	    size_t errlen);
 
-/*
- * Loads a YAML data file (the demo data format of config/demo-data.yaml)
- * checked against the protocol, all or nothing. Problems go to diag.
- */
-int	store_load_yaml(struct store *, const struct protocol *, const char *path,
-	    int64_t now, struct diag *);
+/* Data files are loaded through the storage interface: storage_load_yaml(). */
 
 #endif

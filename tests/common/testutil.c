@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "protocol.h"
+#include "storage.h"
 #include "store.h"
 #include "testutil.h"
 #include "util.h"
@@ -44,6 +45,20 @@ t_store_close(const char *path, struct store *st, struct protocol *proto)
 	store_close(st);
 	protocol_unref(proto);
 	t_db_remove(path);
+}
+
+int
+t_load_yaml(struct store *st, const struct protocol *proto, const char *path,
+    int64_t now, struct diag *d)
+{
+	struct storage	*sg;
+	char		 err[256];
+	int		 rc;
+
+	cr_assert_eq(storage_wrap_sqlite(&sg, st, err, sizeof(err)), 0, "%s", err);
+	rc = storage_load_yaml(sg, proto, path, now, d);
+	storage_close(sg);
+	return rc;
 }
 
 static int

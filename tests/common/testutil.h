@@ -3,6 +3,7 @@
 #define SAFESHARE_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Removes an SQLite database and its -wal and -shm files. */
 void	 t_db_remove(const char *path);
@@ -13,6 +14,7 @@ void	 t_db_remove(const char *path);
  */
 void	 t_genkey(const char *key, const char *pub);
 
+struct diag;
 struct store;
 struct protocol;
 /*
@@ -24,6 +26,12 @@ struct protocol;
 void	 t_store_open(const char *name, char *path, size_t pathlen,
 	    struct store **, struct protocol **);
 void	 t_store_close(const char *path, struct store *, struct protocol *);
+/*
+ * storage_load_yaml() into a store the test opened (through
+ * storage_wrap_sqlite(); the store stays the test's).
+ */
+int	 t_load_yaml(struct store *, const struct protocol *, const char *path,
+	    int64_t now, struct diag *);
 /*
  * The suite `name` whose every test gets a new store st at path (a char
  * array) and the example protocol proto, through t_store_open() before

@@ -1,7 +1,7 @@
 /*
  * The interpreter of tests/data/storage/NAME.case (storage_case.h): one
- * function per operation, each calling the SQLite store or pgstore and
- * printing the answer the same way, so the case file says what both must
+ * function per operation, each calling the storage interface (storage.h)
+ * and printing its answer, so the case file says what every backend must
  * answer.
  */
 #include <criterion/criterion.h>
@@ -12,11 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "person.h"
-#include "pgstore.h"
 #include "protocol.h"
+#include "storage.h"
 #include "storage_case.h"
-#include "store.h"
 #include "util.h"
 #include "yamlutil.h"
 
@@ -96,9 +94,8 @@ op_put(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_geq(n, 4, "put SUBJECT TYPE HOLDER VERIFIED name=value...");
 	nf = fields(a + 4, n - 4, names, values, nb);
-	rc = b->pg ? pgstore_put_record(b->pg, a[0], a[1], a[2], num(a[3]), names,
-	    values, nf, err, sizeof(err)) : store_put_record(b->st, a[0],
-	    a[1], a[2], num(a[3]), names, values, nf, err, sizeof(err));
+	rc = storage_put_record(b->s, a[0], a[1], a[2], num(a[3]), names,
+	    values, nf, err, sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -112,10 +109,8 @@ op_record_same(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_geq(n, 5, "record_same SUBJECT TYPE HOLDER VERIFIED SAME_DAY ...");
 	nf = fields(a + 5, n - 5, names, values, nb);
-	rc = b->pg ? pgstore_record_same(b->pg, a[0], a[1], a[2], num(a[3]),
-	    atoi(a[4]), names, values, nf, err, sizeof(err)) :
-	    store_record_same(b->st, a[0], a[1], a[2], num(a[3]),
-	    atoi(a[4]), names, values, nf, err, sizeof(err));
+	rc = storage_record_same(b->s, a[0], a[1], a[2], num(a[3]), atoi(a[4]),
+	    names, values, nf, err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -137,10 +132,8 @@ op_consent(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 8, "consent SUBJECT STATE AGENCIES PURPOSES EXPIRES "
 	    "DECIDED BY AT");
-	rc = b->pg ? pgstore_add_consent(b->pg, a[0], state(a[1]), a[2], a[3],
-	    num(a[4]), num(a[5]), a[6], num(a[7]), err, sizeof(err)) :
-	    store_add_consent(b->st, a[0], state(a[1]), a[2], a[3],
-	    num(a[4]), num(a[5]), a[6], num(a[7]), err, sizeof(err));
+	rc = storage_add_consent(b->s, a[0], state(a[1]), a[2], a[3], num(a[4]),
+	    num(a[5]), a[6], num(a[7]), err, sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -152,9 +145,7 @@ op_consent_same(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 6, "consent_same SUBJECT STATE AGENCIES PURPOSES EXPIRES "
 	    "DECIDED");
-	rc = b->pg ? pgstore_consent_same(b->pg, a[0], state(a[1]), a[2], a[3],
-	    num(a[4]), num(a[5]), err, sizeof(err)) :
-	    store_consent_same(b->st, a[0], state(a[1]), a[2], a[3],
+	rc = storage_consent_same(b->s, a[0], state(a[1]), a[2], a[3],
 	    num(a[4]), num(a[5]), err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
@@ -166,9 +157,8 @@ op_flag(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 4, "flag SUBJECT FLAG BY AT");
-	rc = b->pg ? pgstore_set_flag(b->pg, a[0], a[1], a[2], num(a[3]), err,
-	    sizeof(err)) : store_set_flag(b->st, a[0], a[1], a[2],
-	    num(a[3]), err, sizeof(err));
+	rc = storage_set_flag(b->s, a[0], a[1], a[2], num(a[3]), err,
+	    sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -179,9 +169,8 @@ op_unflag(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 4, "unflag SUBJECT FLAG BY AT");
-	rc = b->pg ? pgstore_remove_flag(b->pg, a[0], a[1], a[2], num(a[3]), err,
-	    sizeof(err)) : store_remove_flag(b->st, a[0], a[1], a[2],
-	    num(a[3]), err, sizeof(err));
+	rc = storage_remove_flag(b->s, a[0], a[1], a[2], num(a[3]), err,
+	    sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -192,8 +181,7 @@ op_active(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 2, "active SUBJECT FLAG");
-	rc = b->pg ? pgstore_flag_active(b->pg, a[0], a[1], err, sizeof(err)) :
-	    store_flag_active(b->st, a[0], a[1], err, sizeof(err));
+	rc = storage_flag_active(b->s, a[0], a[1], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -204,8 +192,7 @@ op_delete(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 2, "delete SUBJECT TYPE");
-	rc = b->pg ? pgstore_delete_record(b->pg, a[0], a[1], err, sizeof(err)) :
-	    store_delete_record(b->st, a[0], a[1], err, sizeof(err));
+	rc = storage_delete_record(b->s, a[0], a[1], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -216,9 +203,8 @@ op_owner(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 1, "owner SUBJECT");
-	rc = b->pg ? pgstore_subject_holder(b->pg, a[0], holder, sizeof(holder),
-	    err, sizeof(err)) : store_subject_holder(b->st, a[0], holder,
-	    sizeof(holder), err, sizeof(err));
+	rc = storage_subject_holder(b->s, a[0], holder, sizeof(holder), err,
+	    sizeof(err));
 	answer(o, rc, rc == 1 ? holder : rc == 0 ? "none" : NULL, err);
 }
 
@@ -234,9 +220,7 @@ op_read(struct sc_backend *b, char **a, int n, struct out *o)
 	cr_assert_eq(n, 4, "read SUBJECT TYPE AGENCY PURPOSE");
 	rt = protocol_record_type(b->proto, a[1]);
 	cr_assert_not_null(rt, "no record type %s", a[1]);
-	rc = b->pg ? pgstore_subject(b->pg, rt, a[0], a[2], a[3], &s, err,
-	    sizeof(err)) : store_subject(b->st, rt, a[0], a[2], a[3], &s, err,
-	    sizeof(err));
+	rc = storage_subject(b->s, rt, a[0], a[2], a[3], &s, err, sizeof(err));
 	if (rc == -1) {
 		answer(o, rc, NULL, err);
 		return;
@@ -311,8 +295,7 @@ op_show(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 2, "show SUBJECT MAX_HISTORY");
 	put(o, "show");
-	rc = b->pg ? pgstore_show(b->pg, a[0], (size_t)num(a[1]), &cb, o, err,
-	    sizeof(err)) : store_show(b->st, a[0], (size_t)num(a[1]), &cb, o, err,
+	rc = storage_show(b->s, a[0], (size_t)num(a[1]), &cb, o, err,
 	    sizeof(err));
 	if (rc == -1) {
 		o->buf[0] = '\0';
@@ -327,15 +310,11 @@ op_txn(struct sc_backend *b, const char *what, struct out *o)
 	int	rc = 0;
 
 	if (strcmp(what, "begin") == 0)
-		rc = b->pg ? pgstore_begin(b->pg, err, sizeof(err)) :
-		    store_begin(b->st, err, sizeof(err));
+		rc = storage_begin(b->s, err, sizeof(err));
 	else if (strcmp(what, "commit") == 0)
-		rc = b->pg ? pgstore_commit(b->pg, err, sizeof(err)) :
-		    store_commit(b->st, err, sizeof(err));
-	else if (b->pg)
-		pgstore_rollback(b->pg);
+		rc = storage_commit(b->s, err, sizeof(err));
 	else
-		store_rollback(b->st);
+		storage_rollback(b->s);
 	answer(o, rc, "ok", err);
 }
 
@@ -346,9 +325,8 @@ op_mark(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 3, "mark REQUEST_ID FIRST_SEQ NOW");
-	rc = b->pg ? pgstore_mark_batch(b->pg, a[0], (uint64_t)num(a[1]), num(a[2]),
-	    err, sizeof(err)) : store_mark_batch(b->st, a[0],
-	    (uint64_t)num(a[1]), num(a[2]), err, sizeof(err));
+	rc = storage_mark_batch(b->s, a[0], (uint64_t)num(a[1]), num(a[2]), err,
+	    sizeof(err));
 	/* The two databases word a duplicate key differently. */
 	answer(o, rc, "ok", rc == -1 ? "refused" : err);
 }
@@ -360,8 +338,7 @@ op_applied(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 1, "applied REQUEST_ID");
-	rc = b->pg ? pgstore_batch_applied(b->pg, a[0], err, sizeof(err)) :
-	    store_batch_applied(b->st, a[0], err, sizeof(err));
+	rc = storage_batch_applied(b->s, a[0], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -372,8 +349,7 @@ op_link(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 2, "link SUBJECT NHS");
-	rc = b->pg ? pgstore_person_link_nhs(b->pg, a[0], a[1], err, sizeof(err)) :
-	    person_link_nhs(b->st, a[0], a[1], err, sizeof(err));
+	rc = storage_link_nhs(b->s, a[0], a[1], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -384,8 +360,7 @@ op_unlink(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 1, "unlink SUBJECT");
-	rc = b->pg ? pgstore_person_unlink_nhs(b->pg, a[0], err, sizeof(err)) :
-	    person_unlink_nhs(b->st, a[0], err, sizeof(err));
+	rc = storage_unlink_nhs(b->s, a[0], err, sizeof(err));
 	answer(o, rc, NULL, err);
 }
 
@@ -396,8 +371,7 @@ op_nhs(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 1, "nhs SUBJECT");
-	rc = b->pg ? pgstore_person_nhs_of(b->pg, a[0], nhs, err, sizeof(err)) :
-	    person_nhs_of(b->st, a[0], nhs, err, sizeof(err));
+	rc = storage_nhs_of(b->s, a[0], nhs, err, sizeof(err));
 	answer(o, rc, rc == 1 ? nhs : rc == 0 ? "none" : NULL, err);
 }
 
@@ -408,9 +382,8 @@ op_clash(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 2, "clash SUBJECT NHS");
-	rc = b->pg ? pgstore_person_nhs_clash(b->pg, a[0], a[1], other,
-	    sizeof(other), err, sizeof(err)) : person_nhs_clash(b->st, a[0], a[1],
-	    other, sizeof(other), err, sizeof(err));
+	rc = storage_nhs_clash(b->s, a[0], a[1], other, sizeof(other), err,
+	    sizeof(err));
 	answer(o, rc, rc == 1 ? other : rc == 0 ? "none" : NULL, err);
 }
 
@@ -421,18 +394,17 @@ op_details(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 5, "details SUBJECT FAMILY GIVEN DOB POSTCODE");
-	rc = b->pg ? pgstore_person_set_details(b->pg, a[0], opt(a[1]), opt(a[2]),
-	    opt(a[3]), opt(a[4]), err, sizeof(err)) : person_set_details(b->st,
-	    a[0], opt(a[1]), opt(a[2]), opt(a[3]), opt(a[4]), err, sizeof(err));
+	rc = storage_set_details(b->s, a[0], opt(a[1]), opt(a[2]), opt(a[3]),
+	    opt(a[4]), err, sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
+/* The subject's person: of_holding with any holder (person_of()). */
 static int
 person_of_any(struct sc_backend *b, const char *subject, int64_t *person,
     char *err, size_t errlen)
 {
-	return b->pg ? pgstore_person_of(b->pg, subject, person, err, errlen) :
-	    person_of(b->st, subject, person, err, errlen);
+	return storage_of_holding(b->s, NULL, subject, person, err, errlen);
 }
 
 static int
@@ -450,8 +422,7 @@ static int
 holdings(struct sc_backend *b, int64_t person, struct out *o, char *err,
     size_t errlen)
 {
-	return b->pg ? pgstore_person_holdings(b->pg, person, hold_cb, o, err,
-	    errlen) : person_holdings(b->st, person, hold_cb, o, err, errlen);
+	return storage_holdings(b->s, person, hold_cb, o, err, errlen);
 }
 
 static void
@@ -486,9 +457,7 @@ op_records(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 1, "records SUBJECT");
 	if ((rc = person_of_any(b, a[0], &person, err, sizeof(err))) == 1)
-		rc = b->pg ? pgstore_person_records(b->pg, person, rec_cb, o, err,
-		    sizeof(err)) : person_records(b->st, person, rec_cb, o, err,
-		    sizeof(err));
+		rc = storage_records(b->s, person, rec_cb, o, err, sizeof(err));
 	if (rc != 0 || o->buf[0] == '\0')
 		answer(o, rc, rc == 0 ? "none" : "unknown", err);
 }
@@ -503,9 +472,8 @@ op_holding(struct sc_backend *b, char **a, int n, struct out *o)
 
 	cr_assert_eq(n, 2, "holding SUBJECT HOLDER");
 	if ((rc = person_of_any(b, a[0], &person, err, sizeof(err))) == 1)
-		rc = b->pg ? pgstore_person_holding(b->pg, person, a[1], sub,
-		    sizeof(sub), err, sizeof(err)) : person_holding(b->st, person,
-		    a[1], sub, sizeof(sub), err, sizeof(err));
+		rc = storage_holding(b->s, person, a[1], sub, sizeof(sub), err,
+		    sizeof(err));
 	answer(o, rc, rc == 1 ? sub : "none", err);
 }
 
@@ -517,8 +485,7 @@ op_of_holding(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 2, "of_holding HOLDER SUBJECT");
-	rc = b->pg ? pgstore_person_of_holding(b->pg, opt(a[0]), a[1], &person, err,
-	    sizeof(err)) : person_of_holding(b->st, opt(a[0]), a[1], &person, err,
+	rc = storage_of_holding(b->s, opt(a[0]), a[1], &person, err,
 	    sizeof(err));
 	/* The person found must be the subject's own. */
 	if (rc == 1 && (person_of_any(b, a[1], &p2, err, sizeof(err)) != 1 ||
@@ -554,8 +521,7 @@ op_find(struct sc_backend *b, char **a, int n, struct out *o)
 		else
 			cr_assert_fail("find: unknown key %s", a[i]);
 	}
-	rc = b->pg ? pgstore_person_find(b->pg, &q, &res, err, sizeof(err)) :
-	    person_find(b->st, &q, &res, err, sizeof(err));
+	rc = storage_find(b->s, &q, &res, err, sizeof(err));
 	if (rc == -1) {
 		answer(o, rc, NULL, err);
 		return;
@@ -791,17 +757,13 @@ sc_store_holdings(struct sc_backend *b, const struct sc_holding *hs, size_t n,
 	char	err[256] = "";
 	int	rc;
 
-	rc = b->pg ? pgstore_begin(b->pg, err, sizeof(err)) :
-	    store_begin(b->st, err, sizeof(err));
+	rc = storage_begin(b->s, err, sizeof(err));
 	cr_assert_eq(rc, 0, "%s: begin: %s", b->name, err);
 	if ((rc = sc_put_holdings(b, hs, n, persons, skip, skiplen)) == 1) {
-		cr_assert_eq(b->pg ? pgstore_commit(b->pg, err, sizeof(err)) :
-		    store_commit(b->st, err, sizeof(err)), 0, "%s: commit: %s",
-		    b->name, err);
-	} else if (b->pg)
-		pgstore_rollback(b->pg);
-	else
-		store_rollback(b->st);
+		cr_assert_eq(storage_commit(b->s, err, sizeof(err)), 0,
+		    "%s: commit: %s", b->name, err);
+	} else
+		storage_rollback(b->s);
 	return rc;
 }
 
@@ -817,15 +779,11 @@ sc_put_holdings(struct sc_backend *b, const struct sc_holding *hs, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct sc_holding *h = &hs[i];
 
-		rc = b->pg ? pgstore_put_record(b->pg, h->local_id, "concern",
-		    h->holder, 1700000000, names, values, 1, err, sizeof(err)) :
-		    store_put_record(b->st, h->local_id, "concern", h->holder,
+		rc = storage_put_record(b->s, h->local_id, "concern", h->holder,
 		    1700000000, names, values, 1, err, sizeof(err));
 		cr_assert_eq(rc, 0, "%s: put %s: %s", b->name, h->local_id, err);
-		rc = b->pg ? pgstore_person_set_details(b->pg, h->local_id, h->family,
-		    h->given, h->dob, h->postcode, err, sizeof(err)) :
-		    person_set_details(b->st, h->local_id, h->family, h->given, h->dob,
-		    h->postcode, err, sizeof(err));
+		rc = storage_set_details(b->s, h->local_id, h->family, h->given,
+		    h->dob, h->postcode, err, sizeof(err));
 		if (rc == -1) {
 			snprintf(skip, skiplen, "%s: details refused: %s", h->local_id,
 			    err);
@@ -839,9 +797,7 @@ sc_put_holdings(struct sc_backend *b, const struct sc_holding *hs, size_t n,
 			    "numbers without spaces", h->local_id);
 			return 0;
 		}
-		rc = b->pg ? pgstore_person_link_nhs(b->pg, h->local_id, nhs, err,
-		    sizeof(err)) : person_link_nhs(b->st, h->local_id, nhs, err,
-		    sizeof(err));
+		rc = storage_link_nhs(b->s, h->local_id, nhs, err, sizeof(err));
 		if (rc == -1) {
 			snprintf(skip, skiplen, "%s: link refused: %s", h->local_id, err);
 			return 0;
@@ -902,8 +858,7 @@ sc_run_matching(const char *path, const char *population, struct sc_backend *bs,
 
 		if (!(ran = sc_store_holdings(&bs[k], hs, n, persons, skip, skiplen)))
 			break;
-		rc = bs[k].pg ? pgstore_person_find(bs[k].pg, &q, &res, err,
-		    sizeof(err)) : person_find(bs[k].st, &q, &res, err, sizeof(err));
+		rc = storage_find(bs[k].s, &q, &res, err, sizeof(err));
 		cr_assert_eq(rc, 0, "%s (%s): %s", path, bs[k].name, err);
 		cr_expect_str_eq(match_outcome_name(res.outcome), want, "%s (%s): "
 		    "outcome %s (%s)", path, bs[k].name,

@@ -1,23 +1,21 @@
 /*
  * The store's behaviour as data (tests/data/storage/NAME.case, format in
- * its README.md): each line is one operation of store.h or person.h and
- * the answer expected, run against every backend given, so the SQLite
- * store and the PostgreSQL one (pgstore.h) are held to the same answers.
+ * its README.md): each line is one operation of the storage interface
+ * (storage.h) and the answer expected, run against every backend given,
+ * so the SQLite store and the PostgreSQL one are held to the same answers.
  */
 #ifndef SAFESHARE_STORAGE_CASE_H
 #define SAFESHARE_STORAGE_CASE_H
 
 #include <stddef.h>
 
-struct store;
-struct pgstore;
+struct storage;
 struct protocol;
 
-/* One backend: exactly one of st and pg is set. */
+/* One backend: its name for messages and an open handle (storage.h). */
 struct sc_backend {
 	const char		*name;
-	struct store		*st;
-	struct pgstore		*pg;
+	struct storage		*s;
 	const struct protocol	*proto;
 };
 
@@ -34,7 +32,7 @@ size_t	sc_run_file(const char *path, struct sc_backend *, size_t n);
  * One tests/data/matching/NAME.case (format in its README.md) through the
  * subject index of each backend: its holdings (or those of population,
  * the file beside it) are stored as subjects with their details and NHS
- * numbers linked, then the query goes through person_find() and must
+ * numbers linked, then the query goes through storage_find() and must
  * give the case's outcome, person and reason. Returns 1 when it ran, or
  * 0 with why in skip (skiplen bytes) when the holdings cannot be stored
  * as the case has them (the store refuses a stored NHS number or detail

@@ -12,6 +12,7 @@
 
 #include "holder.h"
 #include "person.h"
+#include "storage.h"
 #include "yamlutil.h"
 #include "testutil.h"
 
@@ -20,6 +21,7 @@ static char perr[256];
 
 static char		 dbpath[256];
 static struct store	*st;
+static struct storage	*sg;		/* st through the interface */
 static struct protocol	*proto;
 static const struct agency *csc, *health;
 static int64_t		 now;
@@ -27,7 +29,10 @@ static int64_t		 now;
 static void
 setup(void)
 {
+	char	err[256];
+
 	t_store_open("holder", dbpath, sizeof(dbpath), &st, &proto);
+	cr_assert_eq(storage_wrap_sqlite(&sg, st, err, sizeof(err)), 0, "%s", err);
 	csc = protocol_agency(proto, "childrens_social_care");
 	health = protocol_agency(proto, "health_trust");
 	date_parse("2026-11-25", &now);
@@ -36,6 +41,7 @@ setup(void)
 static void
 teardown(void)
 {
+	storage_close(sg);
 	t_store_close(dbpath, st, proto);
 }
 
@@ -81,7 +87,7 @@ static const char *const ann[] = { "full_name", "Ann Example", "date_of_birth",
 static int
 apply1(const struct agency *a, Safeshare__V1__HolderOp *o, struct holder_report *r)
 {
-	return holder_apply(st, proto, a, &o, 1, 0, now, NULL, r);
+	return holder_apply(sg, proto, a, &o, 1, 0, now, NULL, r);
 }
 
 static long
@@ -142,7 +148,7 @@ Test(holder, bad_fields_are_named_and_nothing_is_written)
 	ops[1] = op(&b2, PUT, "S-2", "person", bad);
 	ops[2] = op(&b3, PUT, "S-3", "person", noname);
 	ops[2]->line = 7;
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 0, now, NULL, &r), 1);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 3, 0, now, NULL, &r), 1);
 	cr_assert_eq(r.nproblems, 3);
 	cr_expect_str_eq(r.problems[0].code, "unknown_field");
 	cr_expect_str_eq(r.problems[0].field, "shoe_size");
@@ -168,7 +174,7 @@ Test(holder, unknown_record_type_and_future_verified)
 	ops[0] = op(&b1, PUT, "S-1", "pet", ann);
 	ops[1] = op(&b2, PUT, "S-1", "person", ann);
 	ops[1]->verified = "2030-01-01";
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, NULL, &r), 1);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 2, 0, now, NULL, &r), 1);
 	cr_assert_eq(r.nproblems, 2);
 	cr_expect_str_eq(r.problems[0].code, "unknown_record_type");
 	cr_expect_str_eq(r.problems[1].field, "verified");
@@ -326,7 +332,7 @@ Test(holder, delete_record_and_dry_run)
 	Safeshare__V1__HolderOp	*o;
 
 	o = op(&b, PUT, "S-1", "person", ann);
-	cr_assert_eq(holder_apply(st, proto, csc, &o, 1, 1, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, &o, 1, 1, now, NULL, &r), 0);
 	cr_expect_eq(r.checked, 1);
 	cr_expect_eq(r.applied, 0);
 	holder_report_free(&r);
@@ -393,16 +399,16 @@ Test(holder, no_op_writes_are_found_when_checking)
 	b[2].op.consent = "granted";
 	b[2].op.agencies = police;
 	b[2].op.n_agencies = 1;
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 1, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 3, 1, now, NULL, &r), 0);
 	cr_assert_not_null(r.changes);
 	cr_expect(r.changes[0] && r.changes[1] && r.changes[2], "all new");
 	cr_expect_eq(r.unchanged, 0);
 	holder_report_free(&r);
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 0, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 3, 0, now, NULL, &r), 0);
 	holder_report_free(&r);
 
 	/* The same three again: each changes nothing. */
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 3, 1, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 3, 1, now, NULL, &r), 0);
 	cr_expect(!r.changes[0], "the stored record again");
 	cr_expect(!r.changes[1], "a set flag set again");
 	cr_expect(!r.changes[2], "the latest consent decision again");
@@ -412,15 +418,15 @@ Test(holder, no_op_writes_are_found_when_checking)
 	/* A value, a verification date or a consent scope differing is a change. */
 	ops[3] = op(&b[3], PUT, "S-1", "person", ann2);
 	b[3].op.verified = "2026-11-01";
-	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 1, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, &ops[3], 1, 1, now, NULL, &r), 0);
 	cr_expect(r.changes[0], "another postcode");
 	holder_report_free(&r);
 	b[0].op.verified = "2026-11-02";
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 1, 1, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 1, 1, now, NULL, &r), 0);
 	cr_expect(r.changes[0], "re-verified");
 	holder_report_free(&r);
 	b[2].op.n_agencies = 0;
-	cr_assert_eq(holder_apply(st, proto, csc, &ops[2], 1, 1, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, &ops[2], 1, 1, now, NULL, &r), 0);
 	cr_expect(r.changes[0], "a wider scope");
 	holder_report_free(&r);
 	cr_expect_eq(count("SELECT count(*) FROM flags"), 1);
@@ -428,12 +434,12 @@ Test(holder, no_op_writes_are_found_when_checking)
 
 	/* Without verified: the same record again the same day is a no-op. */
 	ops[3] = op(&b[3], PUT, "S-2", "person", ann);
-	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 0, now, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, &ops[3], 1, 0, now, NULL, &r), 0);
 	holder_report_free(&r);
-	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 1, now + 3600, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, &ops[3], 1, 1, now + 3600, NULL, &r), 0);
 	cr_expect(!r.changes[0], "re-sent later the same day");
 	holder_report_free(&r);
-	cr_assert_eq(holder_apply(st, proto, csc, &ops[3], 1, 1, now + 86400, NULL, &r), 0);
+	cr_assert_eq(holder_apply(sg, proto, csc, &ops[3], 1, 1, now + 86400, NULL, &r), 0);
 	cr_expect(r.changes[0], "the next day it re-verifies the record");
 	holder_report_free(&r);
 }
@@ -454,7 +460,7 @@ Test(holder, an_unlogged_op_that_became_a_change_stops_the_batch)
 	holder_report_free(&r);
 	op(&b, FLAG, "S-1", NULL, NULL)->flag = "domestic_abuse";
 	Safeshare__V1__HolderOp *o = &b.op;
-	cr_assert_eq(holder_apply(st, proto, csc, &o, 1, 0, now, &batch, &r), 1);
+	cr_assert_eq(holder_apply(sg, proto, csc, &o, 1, 0, now, &batch, &r), 1);
 	cr_expect_eq(r.problems[0].status, 409);
 	cr_expect_str_eq(r.problems[0].code, "changed_meanwhile");
 	holder_report_free(&r);
@@ -554,7 +560,7 @@ Test(holder, nhs_number_bad_or_misplaced_is_a_problem)
 	ops[0] = op(&b1, PUT, "S-1", "person", ann);
 	ops[0]->nhs_number = "9434765918";	/* check digit wrong */
 	ops[1] = op(&b2, LINK, "S-1", NULL, NULL);
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, NULL, &r), 1);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 2, 0, now, NULL, &r), 1);
 	cr_assert_eq(r.nproblems, 2);
 	cr_expect_str_eq(r.problems[0].code, "bad_value");
 	cr_expect_str_eq(r.problems[0].field, "nhs_number");
@@ -567,7 +573,7 @@ Test(holder, nhs_number_bad_or_misplaced_is_a_problem)
 	ops[1] = op(&b2, FLAG, "S-1", NULL, NULL);
 	ops[1]->flag = "domestic_abuse";
 	ops[1]->nhs_number = "9434765919";
-	cr_assert_eq(holder_apply(st, proto, csc, ops, 2, 0, now, NULL, &r), 1);
+	cr_assert_eq(holder_apply(sg, proto, csc, ops, 2, 0, now, NULL, &r), 1);
 	cr_expect_str_eq(r.problems[0].field, "nhs_number");
 	holder_report_free(&r);
 }

@@ -427,7 +427,7 @@ load_text(const char *text, struct diag *d)
 	cr_assert_not_null(f = fopen(path, "w"));
 	fputs(text, f);
 	fclose(f);
-	rc = store_load_yaml(st, proto, path, 100, d);
+	rc = t_load_yaml(st, proto, path, 100, d);
 	unlink(path);
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include "person.h"
 #include "pgstore.h"
 #include "protocol.h"
+#include "storage.h"
 #include "storage_case.h"
 #include "store.h"
 #include "t_pg.h"
@@ -61,7 +62,7 @@ ParameterizedTest(struct t_case_file *c, pgstore, cases)
 {
 	struct sc_backend	 b[2];
 	struct store		*st;
-	struct pgstore		*pg;
+	struct storage		*sq, *pg;
 	struct protocol		*proto;
 	char			 dbpath[256], ci[1200], schema[80], path[512];
 	char			 err[256] = "";
@@ -69,13 +70,16 @@ ParameterizedTest(struct t_case_file *c, pgstore, cases)
 
 	schema_name(c->name, schema, sizeof(schema));
 	adm = t_pg_schema(schema, ci, sizeof(ci));
-	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(storage_open(&pg, &storage_postgresql, ci, err, sizeof(err)),
+	    0, "%s", err);
 	t_store_open("pgstore", dbpath, sizeof(dbpath), &st, &proto);
-	b[0] = (struct sc_backend){ "sqlite", st, NULL, proto };
-	b[1] = (struct sc_backend){ "postgresql", NULL, pg, proto };
+	cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0, "%s", err);
+	b[0] = (struct sc_backend){ storage_backend(sq), sq, proto };
+	b[1] = (struct sc_backend){ storage_backend(pg), pg, proto };
 	snprintf(path, sizeof(path), SDIR "/%s", c->name);
 	cr_expect_gt(sc_run_file(path, b, 2), 0, "%s: no operations", c->name);
-	pgstore_close(pg);
+	storage_close(pg);
+	storage_close(sq);
 	t_store_close(dbpath, st, proto);
 	PQfinish(adm);
 }
@@ -101,15 +105,18 @@ Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
 	for (size_t i = 0; i < n; i++) {
 		struct sc_backend	 b[2];
 		struct store		*st;
-		struct pgstore		*pg;
+		struct storage		*sq, *pg;
 		struct protocol		*proto;
 		char			 dbpath[256], path[512], skip[512];
 		char			 err[256] = "";
 
-		cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(storage_open(&pg, &storage_postgresql, ci, err,
+		    sizeof(err)), 0, "%s", err);
 		t_store_open("pgstore-match", dbpath, sizeof(dbpath), &st, &proto);
-		b[0] = (struct sc_backend){ "sqlite", st, NULL, proto };
-		b[1] = (struct sc_backend){ "postgresql", NULL, pg, proto };
+		cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0, "%s",
+		    err);
+		b[0] = (struct sc_backend){ storage_backend(sq), sq, proto };
+		b[1] = (struct sc_backend){ storage_backend(pg), pg, proto };
 		snprintf(path, sizeof(path), MDIR "/%s", cases[i].name);
 		skip[0] = '\0';
 		if (sc_run_matching(path, MDIR "/population.yaml", b, 2, skip,
@@ -117,7 +124,8 @@ Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
 			ran++;
 		else
 			cr_log_info("%s: not through a store: %s", cases[i].name, skip);
-		pgstore_close(pg);
+		storage_close(pg);
+		storage_close(sq);
 		t_store_close(dbpath, st, proto);
 		/* The next case starts from an empty store too. */
 		t_pg_run(adm, "TRUNCATE subjects, records, record_fields, consents, "
@@ -127,6 +135,45 @@ Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
 	/* All but the few own-holdings cases above. */
 	cr_assert_geq(ran, n - 5, "%zu of %zu matching cases ran through the stores",
 	    ran, n);
+}
+
+/*
+ * The storage interface's PostgreSQL backend (storage.h): it names itself,
+ * a refused open leaves no handle, and what has no table on PostgreSQL yet
+ * fails saying so instead of answering as if done.
+ */
+Test(pgstore, storage_interface_backend)
+{
+	struct storage	*s;
+	unsigned char	 id[16] = { 0 };
+	uint64_t	 size = 0;
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_iface", ci, sizeof(ci));
+	int		 n = 0;
+
+	cr_assert_eq(storage_open(&s, &storage_postgresql, "host=/nonexistent "
+	    "dbname=none connect_timeout=2", err, sizeof(err)), -1);
+	cr_assert_null(s);
+	cr_assert_neq(err[0], '\0');
+	cr_assert_eq(storage_open(&s, &storage_postgresql, ci, err, sizeof(err)),
+	    0, "%s", err);
+	cr_expect_str_eq(storage_backend(s), "postgresql");
+	cr_expect_eq(strlen(storage_id(s)), STORE_ID_LEN);
+	cr_expect_gt(storage_created_at(s), 0);
+	cr_expect_eq(storage_note_load(s, "x.yaml", 1, 100, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
+	    err);
+	cr_expect_eq(storage_unlogged_loads(s, NULL, &n, err, sizeof(err)), 0);
+	cr_expect_eq(storage_remember_log(s, id, 1, 0, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
+	    err);
+	cr_expect_eq(storage_forget_log(s, err, sizeof(err)), -1);
+	cr_expect_eq(storage_log_memory(&storage_postgresql, ci, id, &size, err,
+	    sizeof(err)), -1);
+	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
+	    err);
+	storage_close(s);
+	PQfinish(adm);
 }
 
 /* A store of another schema version is refused at open, not misread. */

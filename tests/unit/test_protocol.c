@@ -16,7 +16,7 @@
 #include "holder.h"
 #include "policy.h"
 #include "protocol.h"
-#include "store.h"
+#include "storage.h"
 #include "testutil.h"
 #include "yamlutil.h"
 #include "util.h"
@@ -391,7 +391,7 @@ gen_resolve(const char *y)
 
 /* Every route the agency's roles allow, against a real store. */
 static void
-exercise(const struct protocol *p, struct store *st, int64_t now)
+exercise(const struct protocol *p, struct storage *st, int64_t now)
 {
 	for (size_t i = 0; i < p->nagencies; i++) {
 		const struct agency	*a = &p->agencies[i];
@@ -457,7 +457,7 @@ exercise(const struct protocol *p, struct store *st, int64_t now)
 			pr.practitioner = "P";
 			pr.subject_id = subj;
 			pr.record_type = p->record_types[t].id;
-			cr_assert_eq(store_subject(st, &p->record_types[t], subj, a->id,
+			cr_assert_eq(storage_subject(st, &p->record_types[t], subj, a->id,
 			    pr.purpose, &ss, NULL, 0), 0);
 			policy_decide(p, a, &pr, &ss.view, now, &dec);
 			cr_expect_not_null(dec.reason);
@@ -478,7 +478,7 @@ Test(protocol, generated_protocols_load_and_run)
 	for (int n = 0; n < 300; n++) {
 		struct diag	 d = { 0 };
 		struct protocol	*p;
-		struct store	*st;
+		struct storage	*st;
 		size_t		 len;
 		char		*raw = gen_protocol(&len), *y = gen_resolve(raw);
 
@@ -497,9 +497,10 @@ Test(protocol, generated_protocols_load_and_run)
 				cr_expect_null(protocol_id_problem(
 				    p->record_types[i].fields[f].name));
 		t_db_remove(db);
-		cr_assert_eq(store_open(&st, db, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(storage_open(&st, &storage_sqlite, db, err, sizeof(err)), 0,
+		    "%s", err);
 		exercise(p, st, now);
-		store_close(st);
+		storage_close(st);
 		protocol_unref(p);
 next:
 		diag_free(&d);

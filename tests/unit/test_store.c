@@ -23,7 +23,7 @@ load_demo(void)
 {
 	struct diag d = { 0 };
 
-	cr_assert_eq(store_load_yaml(st, proto, SOURCE_DIR "/config/demo-data.yaml", 100, &d), 0);
+	cr_assert_eq(t_load_yaml(st, proto, SOURCE_DIR "/config/demo-data.yaml", 100, &d), 0);
 	diag_free(&d);
 }
 
@@ -117,7 +117,7 @@ Test(store, bad_data_file_loads_nothing)
 	    "        verified: 2026-01-01\n        fields: {full_name: \"Ann\", "
 	    "postcode: \"nowhere\"}\n", fp);
 	fclose(fp);
-	cr_expect_eq(store_load_yaml(st, proto, bad, 100, &d), -1);
+	cr_expect_eq(t_load_yaml(st, proto, bad, 100, &d), -1);
 	for (size_t i = 0; i < d.n; i++) {
 		found |= strstr(d.msgs[i], ":13:18: record type \"person\" has no field "
 		    "\"full_nme\"") != NULL;
@@ -159,7 +159,7 @@ Test(store, consent_decided_date_kept_and_not_in_the_future)
 	    "    consent:\n"
 	    "      - { state: granted, decided: 2026-11-26 }\n", fp);
 	fclose(fp);
-	cr_expect_eq(store_load_yaml(st, proto, path, now, &d), -1);
+	cr_expect_eq(t_load_yaml(st, proto, path, now, &d), -1);
 	for (size_t i = 0; i < d.n; i++)
 		found |= strstr(d.msgs[i], ":9:36: decided: a date in the future") != NULL;
 	diag_print(&d, stderr);
@@ -175,7 +175,7 @@ Test(store, consent_decided_date_kept_and_not_in_the_future)
 	    "      - { state: granted, decided: 2026-11-25 }\n", fp);
 	fclose(fp);
 	memset(&d, 0, sizeof(d));
-	cr_expect_eq(store_load_yaml(st, proto, path, now, &d), 0);
+	cr_expect_eq(t_load_yaml(st, proto, path, now, &d), 0);
 	diag_print(&d, stderr);
 	diag_free(&d);
 	unlink(path);

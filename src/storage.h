@@ -1,0 +1,156 @@
+/*
+ * The storage interface (issue 19, docs/deploy-ha.md "The storage
+ * interface"): one handle over the record store of either backend, the
+ * SQLite file (store.h, person.h) or PostgreSQL (pgstore.h). The policy,
+ * wire and HTTP code call storage_X and do not know which backend is in
+ * use; each storage_X is one call through the backend's struct storage_ops
+ * (storage_int.h) to store_X/person_X or pgstore_X/pgstore_person_X, with
+ * the same arguments and the same answers, so the comments in store.h and
+ * person.h are this interface's. Every function that can fail returns -1
+ * (or NULL) plus the caller's err/errlen (docs/hacking.md "Errors").
+ *
+ * A handle is one backend connection, used by one thread at a time: the
+ * daemon opens one per thread (event loop, holder writer, notifier).
+ */
+#ifndef SAFESHARE_STORAGE_H
+#define SAFESHARE_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "match.h"
+#include "person.h"
+#include "protocol.h"
+#include "store.h"
+#include "util.h"
+
+struct storage;
+struct storage_ops;
+
+/*
+ * The backends. storage_sqlite is in libsafeshare-core; storage_postgresql
+ * is in libsafeshare-pg (src/storage_pg.c), so only a program that names it
+ * links libpq.
+ */
+extern const struct storage_ops storage_sqlite;
+extern const struct storage_ops storage_postgresql;
+
+/*
+ * Opens backend's store at where: the SQLite file's path, or a libpq
+ * connection string. 0 with *s the caller's to close with storage_close(),
+ * or -1 with err (*s NULL).
+ */
+int	storage_open(struct storage **s, const struct storage_ops *backend,
+	    const char *where, char *err, size_t errlen);
+/*
+ * A handle over a SQLite store the caller opened and keeps owning (the
+ * tests that also read it with store_*): storage_close() frees the handle
+ * only. 0, or -1 with err.
+ */
+int	storage_wrap_sqlite(struct storage **s, struct store *, char *err,
+	    size_t errlen);
+void	storage_close(struct storage *);
+/* The backend's name: "sqlite" or "postgresql". */
+const char *storage_backend(const struct storage *);
+
+/* Which store this is (store_id(), store_created_at()). */
+const char *storage_id(struct storage *);
+int64_t	storage_created_at(struct storage *);
+
+/* Reads for a decision (store_subject()); free out with store_subject_free(). */
+int	storage_subject(struct storage *, const struct record_type *rt,
+	    const char *subject, const char *agency, const char *purpose,
+	    struct store_subject *out, char *err, size_t errlen);
+void	storage_read_begin(struct storage *);
+void	storage_read_end(struct storage *);
+
+/* A write transaction and the writes and questions inside it (store.h). */
+int	storage_begin(struct storage *, char *err, size_t errlen);
+int	storage_commit(struct storage *, char *err, size_t errlen);
+void	storage_rollback(struct storage *);
+int	storage_put_record(struct storage *, const char *subject,
+	    const char *record_type, const char *holder, int64_t verified_at,
+	    const char *const *names, const char *const *values, size_t n,
+	    char *err, size_t errlen);
+int	storage_add_consent(struct storage *, const char *subject,
+	    enum consent_state state, const char *agencies,
+	    const char *purposes, int64_t expires_at, int64_t decided_at,
+	    const char *recorded_by, int64_t recorded_at, char *err,
+	    size_t errlen);
+int	storage_set_flag(struct storage *, const char *subject,
+	    const char *flag, const char *set_by, int64_t set_at, char *err,
+	    size_t errlen);
+int	storage_delete_record(struct storage *, const char *subject,
+	    const char *record_type, char *err, size_t errlen);
+int	storage_remove_flag(struct storage *, const char *subject,
+	    const char *flag, const char *removed_by, int64_t removed_at,
+	    char *err, size_t errlen);
+int	storage_flag_active(struct storage *, const char *subject,
+	    const char *flag, char *err, size_t errlen);
+int	storage_consent_same(struct storage *, const char *subject,
+	    enum consent_state state, const char *agencies,
+	    const char *purposes, int64_t expires_at, int64_t decided_at,
+	    char *err, size_t errlen);
+int	storage_record_same(struct storage *, const char *subject,
+	    const char *record_type, const char *holder, int64_t verified_at,
+	    int same_day, const char *const *names, const char *const *values,
+	    size_t n, char *err, size_t errlen);
+int	storage_subject_holder(struct storage *, const char *subject,
+	    char *holder, size_t len, char *err, size_t errlen);
+int	storage_show(struct storage *, const char *subject, size_t max_history,
+	    const struct store_show_cb *cb, void *arg, char *err, size_t errlen);
+int	storage_mark_batch(struct storage *, const char *request_id,
+	    uint64_t first_seq, int64_t now, char *err, size_t errlen);
+int	storage_batch_applied(struct storage *, const char *request_id,
+	    char *err, size_t errlen);
+
+/* Persons and the subject index (person.h). */
+int	storage_link_nhs(struct storage *, const char *subject, const char *nhs,
+	    char *err, size_t errlen);
+int	storage_unlink_nhs(struct storage *, const char *subject, char *err,
+	    size_t errlen);
+int	storage_nhs_clash(struct storage *, const char *subject,
+	    const char *nhs, char *other, size_t len, char *err, size_t errlen);
+int	storage_nhs_of(struct storage *, const char *subject,
+	    char out[MATCH_NHS_LEN + 1], char *err, size_t errlen);
+int	storage_set_details(struct storage *, const char *subject,
+	    const char *family, const char *given, const char *dob,
+	    const char *postcode, char *err, size_t errlen);
+int	storage_find(struct storage *, const struct match_query *q,
+	    struct match_result *res, char *err, size_t errlen);
+int	storage_holding(struct storage *, int64_t person, const char *holder,
+	    char *subject, size_t len, char *err, size_t errlen);
+int	storage_holdings(struct storage *, int64_t person, person_holding_cb cb,
+	    void *arg, char *err, size_t errlen);
+int	storage_records(struct storage *, int64_t person, person_record_cb cb,
+	    void *arg, char *err, size_t errlen);
+int	storage_of_holding(struct storage *, const char *holder,
+	    const char *subject, int64_t *person, char *err, size_t errlen);
+
+/*
+ * Data files loaded with `safeshared -l` (store_note_load() and the rest)
+ * and what the store remembers of its log (issue 13 item 5). Not on
+ * PostgreSQL yet: there they return -1 with err saying so (docs/deploy-ha.md
+ * "Status"). storage_log_memory() reads by where, before the store is open.
+ */
+int	storage_note_load(struct storage *, const char *file, size_t subjects,
+	    int64_t now, char *err, size_t errlen);
+int	storage_unlogged_loads(struct storage *, store_load_cb cb, void *arg,
+	    char *err, size_t errlen);
+int	storage_load_logged(struct storage *, int64_t id, uint64_t seq,
+	    char *err, size_t errlen);
+int	storage_log_memory(const struct storage_ops *backend, const char *where,
+	    unsigned char log_id[16], uint64_t *size, char *err, size_t errlen);
+int	storage_remember_log(struct storage *, const unsigned char log_id[16],
+	    uint64_t size, int wait, char *err, size_t errlen);
+int	storage_forget_log(struct storage *, char *err, size_t errlen);
+
+/*
+ * Loads a YAML data file (config/demo-data.yaml's format) checked against
+ * the protocol, all or nothing, through the calls above (src/dataload.c).
+ * Problems go to diag.
+ */
+int	storage_load_yaml(struct storage *, const struct protocol *,
+	    const char *path, int64_t now, struct diag *);
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * The PostgreSQL backend of the storage interface (storage.h): an adapter
+ * from the backend's void * handle to pgstore.h, which mirrors store.h
+ * and person.h function by function. In libsafeshare-pg, so that only a
+ * program that names storage_postgresql links libpq.
+ *
+ * What the SQLite store keeps besides records (the data files loaded with
+ * `safeshared -l`, and the log it remembers, issue 13 item 5) has no table
+ * on PostgreSQL yet: those operations return -1 saying so, and
+ * docs/deploy-ha.md "Status" lists them.
+ */
+#include <stdlib.h>
+
+#include "pgstore.h"
+#include "storage.h"
+#include "storage_int.h"
+#include "util.h"
+
+static int
+pg_open(void **h, const char *where, char *err, size_t errlen)
+{
+	struct pgstore	*ps;
+
+	if (pgstore_open(&ps, where, err, errlen) == -1)
+		return -1;
+	*h = ps;
+	return 0;
+}
+
+static void
+pg_close(void *h)
+{
+	pgstore_close(h);
+}
+
+static int
+pg_log_memory(const char *where, unsigned char log_id[16], uint64_t *size,
+    char *err, size_t errlen)
+{
+	(void)where;
+	(void)log_id;
+	(void)size;
+	return errorf(err, errlen, "not available on PostgreSQL yet: "
+	    "the store's memory of its disclosure log");
+}
+
+static const char *
+pg_id(void *h)
+{
+	return pgstore_id(h);
+}
+
+static int64_t
+pg_created_at(void *h)
+{
+	return pgstore_created_at(h);
+}
+
+static int
+pg_subject(void *h, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, struct store_subject *out,
+    char *err, size_t errlen)
+{
+	return pgstore_subject(h, rt, subject, agency, purpose, out, err, errlen);
+}
+
+static void
+pg_read_begin(void *h)
+{
+	pgstore_read_begin(h);
+}
+
+static void
+pg_read_end(void *h)
+{
+	pgstore_read_end(h);
+}
+
+static int
+pg_begin(void *h, char *err, size_t errlen)
+{
+	return pgstore_begin(h, err, errlen);
+}
+
+static int
+pg_commit(void *h, char *err, size_t errlen)
+{
+	return pgstore_commit(h, err, errlen);
+}
+
+static void
+pg_rollback(void *h)
+{
+	pgstore_rollback(h);
+}
+
+static int
+pg_put_record(void *h, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, const char *const *names,
+    const char *const *values, size_t n, char *err, size_t errlen)
+{
+	return pgstore_put_record(h, subject, record_type, holder, verified_at, names, values, n, err, errlen);
+}
+
+static int
+pg_add_consent(void *h, const char *subject, enum consent_state state,
+    const char *agencies, const char *purposes, int64_t expires_at,
+    int64_t decided_at, const char *recorded_by, int64_t recorded_at, char *err,
+    size_t errlen)
+{
+	return pgstore_add_consent(h, subject, state, agencies, purposes, expires_at, decided_at, recorded_by, recorded_at, err, errlen);
+}
+
+static int
+pg_set_flag(void *h, const char *subject, const char *flag, const char *set_by,
+    int64_t set_at, char *err, size_t errlen)
+{
+	return pgstore_set_flag(h, subject, flag, set_by, set_at, err, errlen);
+}
+
+static int
+pg_delete_record(void *h, const char *subject, const char *record_type,
+    char *err, size_t errlen)
+{
+	return pgstore_delete_record(h, subject, record_type, err, errlen);
+}
+
+static int
+pg_remove_flag(void *h, const char *subject, const char *flag,
+    const char *removed_by, int64_t removed_at, char *err, size_t errlen)
+{
+	return pgstore_remove_flag(h, subject, flag, removed_by, removed_at, err, errlen);
+}
+
+static int
+pg_flag_active(void *h, const char *subject, const char *flag, char *err,
+    size_t errlen)
+{
+	return pgstore_flag_active(h, subject, flag, err, errlen);
+}
+
+static int
+pg_consent_same(void *h, const char *subject, enum consent_state state,
+    const char *agencies, const char *purposes, int64_t expires_at,
+    int64_t decided_at, char *err, size_t errlen)
+{
+	return pgstore_consent_same(h, subject, state, agencies, purposes, expires_at, decided_at, err, errlen);
+}
+
+static int
+pg_record_same(void *h, const char *subject, const char *record_type,
+    const char *holder, int64_t verified_at, int same_day,
+    const char *const *names, const char *const *values, size_t n, char *err,
+    size_t errlen)
+{
+	return pgstore_record_same(h, subject, record_type, holder, verified_at, same_day, names, values, n, err, errlen);
+}
+
+static int
+pg_subject_holder(void *h, const char *subject, char *holder, size_t len,
+    char *err, size_t errlen)
+{
+	return pgstore_subject_holder(h, subject, holder, len, err, errlen);
+}
+
+static int
+pg_show(void *h, const char *subject, size_t max_history,
+    const struct store_show_cb *cb, void *arg, char *err, size_t errlen)
+{
+	return pgstore_show(h, subject, max_history, cb, arg, err, errlen);
+}
+
+static int
+pg_mark_batch(void *h, const char *request_id, uint64_t first_seq, int64_t now,
+    char *err, size_t errlen)
+{
+	return pgstore_mark_batch(h, request_id, first_seq, now, err, errlen);
+}
+
+static int
+pg_batch_applied(void *h, const char *request_id, char *err, size_t errlen)
+{
+	return pgstore_batch_applied(h, request_id, err, errlen);
+}
+
+static int
+pg_link_nhs(void *h, const char *subject, const char *nhs, char *err,
+    size_t errlen)
+{
+	return pgstore_person_link_nhs(h, subject, nhs, err, errlen);
+}
+
+static int
+pg_unlink_nhs(void *h, const char *subject, char *err, size_t errlen)
+{
+	return pgstore_person_unlink_nhs(h, subject, err, errlen);
+}
+
+static int
+pg_nhs_clash(void *h, const char *subject, const char *nhs, char *other,
+    size_t len, char *err, size_t errlen)
+{
+	return pgstore_person_nhs_clash(h, subject, nhs, other, len, err, errlen);
+}
+
+static int
+pg_nhs_of(void *h, const char *subject, char out[MATCH_NHS_LEN + 1], char *err,
+    size_t errlen)
+{
+	return pgstore_person_nhs_of(h, subject, out, err, errlen);
+}
+
+static int
+pg_set_details(void *h, const char *subject, const char *family,
+    const char *given, const char *dob, const char *postcode, char *err,
+    size_t errlen)
+{
+	return pgstore_person_set_details(h, subject, family, given, dob, postcode, err, errlen);
+}
+
+static int
+pg_find(void *h, const struct match_query *q, struct match_result *res,
+    char *err, size_t errlen)
+{
+	return pgstore_person_find(h, q, res, err, errlen);
+}
+
+static int
+pg_holding(void *h, int64_t person, const char *holder, char *subject,
+    size_t len, char *err, size_t errlen)
+{
+	return pgstore_person_holding(h, person, holder, subject, len, err, errlen);
+}
+
+static int
+pg_holdings(void *h, int64_t person, person_holding_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	return pgstore_person_holdings(h, person, cb, arg, err, errlen);
+}
+
+static int
+pg_records(void *h, int64_t person, person_record_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	return pgstore_person_records(h, person, cb, arg, err, errlen);
+}
+
+static int
+pg_of_holding(void *h, const char *holder, const char *subject, int64_t *person,
+    char *err, size_t errlen)
+{
+	return pgstore_person_of_holding(h, holder, subject, person, err, errlen);
+}
+
+static int
+pg_note_load(void *h, const char *file, size_t subjects, int64_t now,
+    char *err, size_t errlen)
+{
+	(void)h;
+	(void)file;
+	(void)subjects;
+	(void)now;
+	return errorf(err, errlen, "not available on PostgreSQL yet: "
+	    "loading a data file (safeshared -l)");
+}
+
+/* No load is ever noted on PostgreSQL (pg_note_load()), so none is unlogged. */
+static int
+pg_unlogged_loads(void *h, store_load_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	(void)h;
+	(void)cb;
+	(void)arg;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static int
+pg_load_logged(void *h, int64_t id, uint64_t seq, char *err, size_t errlen)
+{
+	(void)h;
+	(void)id;
+	(void)seq;
+	return errorf(err, errlen, "not available on PostgreSQL yet: "
+	    "loading a data file (safeshared -l)");
+}
+
+static int
+pg_remember_log(void *h, const unsigned char log_id[16], uint64_t size,
+    int wait, char *err, size_t errlen)
+{
+	(void)h;
+	(void)log_id;
+	(void)size;
+	(void)wait;
+	return errorf(err, errlen, "not available on PostgreSQL yet: "
+	    "the store's memory of its disclosure log");
+}
+
+static int
+pg_forget_log(void *h, char *err, size_t errlen)
+{
+	(void)h;
+	return errorf(err, errlen, "not available on PostgreSQL yet: "
+	    "the store's memory of its disclosure log");
+}
+
+const struct storage_ops storage_postgresql = {
+	.name = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.log_memory = pg_log_memory,
+	.id = pg_id,
+	.created_at = pg_created_at,
+	.subject = pg_subject,
+	.read_begin = pg_read_begin,
+	.read_end = pg_read_end,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.put_record = pg_put_record,
+	.add_consent = pg_add_consent,
+	.set_flag = pg_set_flag,
+	.delete_record = pg_delete_record,
+	.remove_flag = pg_remove_flag,
+	.flag_active = pg_flag_active,
+	.consent_same = pg_consent_same,
+	.record_same = pg_record_same,
+	.subject_holder = pg_subject_holder,
+	.show = pg_show,
+	.mark_batch = pg_mark_batch,
+	.batch_applied = pg_batch_applied,
+	.link_nhs = pg_link_nhs,
+	.unlink_nhs = pg_unlink_nhs,
+	.nhs_clash = pg_nhs_clash,
+	.nhs_of = pg_nhs_of,
+	.set_details = pg_set_details,
+	.find = pg_find,
+	.holding = pg_holding,
+	.holdings = pg_holdings,
+	.records = pg_records,
+	.of_holding = pg_of_holding,
+	.note_load = pg_note_load,
+	.unlogged_loads = pg_unlogged_loads,
+	.load_logged = pg_load_logged,
+	.remember_log = pg_remember_log,
+	.forget_log = pg_forget_log,
+};
