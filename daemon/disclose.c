@@ -321,8 +321,9 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 	if (storage_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1)
 		goto dberr;
 	rc = 0;
-	if (res.outcome == MATCH_ONE && (rc = storage_holding(r->srv->store, res.person,
-	    p->holder, pd->resolved, sizeof(pd->resolved), serr, sizeof(serr))) == -1)
+	if (res.outcome == MATCH_ONE && (rc = storage_holding(r->srv->store,
+	    res.person, p->holder, pd->resolved, sizeof(pd->resolved), serr,
+	    sizeof(serr))) == -1)
 		goto dberr;
 	if (rc == 1) {
 		pr->subject_id = pd->resolved;
@@ -622,8 +623,8 @@ disclose_handle(struct req *r)
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
 	    pr.subject_id[0] != '\0') {
 		server_read_scope(srv);
-		if (storage_subject(srv->store, rt, pr.subject_id, ag->id, pr.purpose,
-		    &pd->subj, serr, sizeof(serr)) == -1) {
+		if (storage_subject(srv->store, rt, pr.subject_id, ag->id,
+		    pr.purpose, &pd->subj, serr, sizeof(serr)) == -1) {
 			store_failed(r, serr);
 			goto fail;
 		}

@@ -118,7 +118,8 @@ held_by(struct page *pg, const char *subject)
 	if (strlen(subject) < sizeof(pg->subj) && strcmp(pg->subj, subject) == 0)
 		return pg->mine;
 	/* The feed answers only that the store could not be read: no err kept. */
-	rc = storage_subject_holder(pg->store, subject, holder, sizeof(holder), NULL, 0);
+	rc = storage_subject_holder(pg->store, subject, holder, sizeof(holder),
+	    NULL, 0);
 	if (rc == -1) {
 		pg->failed = 1;
 		return 0;

@@ -286,8 +286,9 @@ resolve(struct lpending *lp, int64_t *person, char *err, size_t errlen)
 
 	if (str(lp->lr->subject_id)[0] != '\0') {
 		/* Today's form; the holder, when given, must be the subject's. */
-		if ((rc = storage_of_holding(lp->srv->store, p ? p->holder : NULL,
-		    lp->lr->subject_id, person, err, errlen)) != 0)
+		if ((rc = storage_of_holding(lp->srv->store,
+		    p ? p->holder : NULL, lp->lr->subject_id, person, err,
+		    errlen)) != 0)
 			return rc;
 		finish_error(lp, 404, "no_match", "no_match", "no one matches");
 		return 0;

@@ -140,8 +140,8 @@ check_log(const struct config *conf, char *err, size_t errlen)
 
 	memset(id, 0, sizeof(id));
 	/* Issue 13 item 5: as the start's new_log_check(), read-only. */
-	if ((known = storage_log_memory(&storage_sqlite, conf->store, mem.log_id, &mem.size, err,
-	    errlen)) == -1)
+	if ((known = storage_log_memory(&storage_sqlite, conf->store,
+	    mem.log_id, &mem.size, err, errlen)) == -1)
 		return -1;
 	if (access(conf->audit_log, F_OK) == -1) {
 		if (known == 1)
@@ -325,7 +325,8 @@ main(int argc, char *argv[])
 		struct storage *st;
 		int rc;
 
-		if (storage_open(&st, &storage_sqlite, conf.store, err, sizeof(err)) == -1) {
+		if (storage_open(&st, &storage_sqlite, conf.store, err,
+		    sizeof(err)) == -1) {
 			fprintf(stderr, "safeshared: %s\n", err);
 			return 1;
 		}

@@ -431,7 +431,8 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 		goto fail;
 	}
 	if (audit_open_reader(&n->reader, conf->audit_log, err, errlen) == -1 ||
-	    storage_open(&n->store, &storage_sqlite, conf->store, err, errlen) == -1)
+	    storage_open(&n->store, &storage_sqlite, conf->store, err,
+	    errlen) == -1)
 		goto fail;
 	/* The log as the daemon found it; then each commit's fdatasync. */
 	n->durable = audit_size(n->reader);

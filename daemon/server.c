@@ -271,8 +271,8 @@ new_log_check(struct server *srv, char *err, size_t errlen)
 	int			 rc;
 
 	audit_log_id(srv->audit, mine);
-	if ((rc = storage_log_memory(&storage_sqlite, srv->conf->store, mem.log_id, &mem.size, err,
-	    errlen)) == -1)
+	if ((rc = storage_log_memory(&storage_sqlite, srv->conf->store,
+	    mem.log_id, &mem.size, err, errlen)) == -1)
 		return -1;
 	if (rc == 1 && audit_memory_check(&mem, "the store", 1, mine, size, why,
 	    sizeof(why)) == -1)
@@ -311,7 +311,8 @@ remember_log(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	logq_stats(srv->logq, &ls);
 	audit_log_id(srv->audit, id);
-	if (storage_remember_log(srv->store, id, ls.size, 0, err, sizeof(err)) == -1)
+	if (storage_remember_log(srv->store, id, ls.size, 0, err,
+	    sizeof(err)) == -1)
 		log_debug("event=log_mark_skipped error=\"%s\"", err);
 }
 
@@ -351,7 +352,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if ((srv->ssl = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
 	    conf->tls_crl, err, errlen)) == NULL)
 		return -1;
-	if (storage_open(&srv->store, &storage_sqlite, conf->store, err, errlen) == -1)
+	if (storage_open(&srv->store, &storage_sqlite, conf->store, err,
+	    errlen) == -1)
 		return -1;
 	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
 	    storage_id(srv->store));
@@ -397,8 +399,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		audit_log_id(srv->audit, id);
 		if ((srv->new_log_note[0] != '\0' &&
 		    storage_forget_log(srv->store, why, sizeof(why)) == -1) ||
-		    storage_remember_log(srv->store, id, audit_size(srv->audit), 1, why,
-		    sizeof(why)) == -1) {
+		    storage_remember_log(srv->store, id, audit_size(srv->audit),
+		    1, why, sizeof(why)) == -1) {
 			snprintf(err, errlen, "%s: noting the log: %s", conf->store,
 			    why);
 			return -1;
@@ -614,8 +616,8 @@ server_shutdown(struct server *srv)
 		char		err[256];
 
 		audit_log_id(srv->audit, id);
-		if (storage_remember_log(srv->store, id, audit_size(srv->audit), 1, err,
-		    sizeof(err)) == -1)
+		if (storage_remember_log(srv->store, id, audit_size(srv->audit),
+		    1, err, sizeof(err)) == -1)
 			log_warnx("event=log_mark_failed error=\"%s\"", err);
 	}
 	storage_close(srv->store);

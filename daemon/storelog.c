@@ -64,7 +64,8 @@ log_load(int64_t id, const char *file, size_t subjects, int64_t loaded_at,
 	 * again at the next start: twice, never not at all.
 	 */
 	if (audit_append(srv->audit, &ep, 1, l->err, sizeof(l->err)) == -1 ||
-	    storage_load_logged(srv->store, id, e.seq, l->err, sizeof(l->err)) == -1) {
+	    storage_load_logged(srv->store, id, e.seq, l->err,
+	    sizeof(l->err)) == -1) {
 		l->failed = 1;
 		return -1;
 	}
@@ -92,8 +93,8 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 		log_info("event=store_opened store=%s reason=%s seq=%llu",
 		    srv->store_ref, e.reason, (unsigned long long)e.seq);
 	}
-	if (storage_unlogged_loads(srv->store, log_load, &l, l.err, sizeof(l.err)) == -1 ||
-	    l.failed)
+	if (storage_unlogged_loads(srv->store, log_load, &l, l.err,
+	    sizeof(l.err)) == -1 || l.failed)
 		goto fail;
 	if (l.logged > 0)
 		log_info("event=store_loads_logged count=%zu", l.logged);

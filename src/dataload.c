@@ -113,8 +113,8 @@ load_records(struct storage *st, const struct protocol *p, struct yfile *yf,
 				    subject, rt->fields[i].name);
 		}
 		if (yf->diag->nerrors == 0 &&
-		    storage_put_record(st, subject, rt->id, holder, verified, names,
-		    values, n, err, sizeof(err)) == -1)
+		    storage_put_record(st, subject, rt->id, holder, verified,
+		    names, values, n, err, sizeof(err)) == -1)
 			yerr(yf, rn, "%s", err);
 	}
 }
@@ -165,8 +165,9 @@ load_consent(struct storage *st, struct yfile *yf, const char *subject,
 		    ystr(yf, sn, "recorded_by") : holder;
 		if (by == NULL)
 			continue;
-		if (yf->diag->nerrors == 0 && storage_add_consent(st, subject, c, agencies,
-		    purposes, expires, decided, by, now, err, sizeof(err)) == -1)
+		if (yf->diag->nerrors == 0 && storage_add_consent(st, subject,
+		    c, agencies, purposes, expires, decided, by, now, err,
+		    sizeof(err)) == -1)
 			yerr(yf, cn, "%s", err);
 	}
 }
@@ -196,8 +197,8 @@ load_identity(struct storage *st, struct yfile *yf, const char *subject,
 			f[i] = vn ? ystr(yf, vn, keys[i]) : NULL;
 		}
 		if (yf->diag->nerrors == 0 &&
-		    storage_set_details(st, subject, f[0], f[1], f[2], f[3], err,
-		    sizeof(err)) == -1)
+		    storage_set_details(st, subject, f[0], f[1], f[2], f[3],
+		    err, sizeof(err)) == -1)
 			yerr(yf, n, "%s", err);
 	}
 	if ((n = yget(yf, sn, "nhs_number")) == NULL ||
@@ -205,14 +206,14 @@ load_identity(struct storage *st, struct yfile *yf, const char *subject,
 		return;
 	if (match_nhs_parse(v, nhs, &why) == -1)
 		yerr(yf, n, "nhs_number: %s", why);
-	else if (yf->diag->nerrors == 0 && storage_link_nhs(st, subject, nhs, err,
-	    sizeof(err)) == -1)
+	else if (yf->diag->nerrors == 0 && storage_link_nhs(st, subject, nhs,
+	    err, sizeof(err)) == -1)
 		yerr(yf, n, "nhs_number: %s", err);
 }
 
 int
-storage_load_yaml(struct storage *st, const struct protocol *p, const char *path,
-    int64_t now, struct diag *d)
+storage_load_yaml(struct storage *st, const struct protocol *p,
+    const char *path, int64_t now, struct diag *d)
 {
 	static const char *const top[] = { "subjects", NULL };
 	static const char *const keys[] = { "id", "holder", "nhs_number", "details",

@@ -218,14 +218,15 @@ put_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 1)) != 1)
 		return rc;
 	/* Without a verified day, sent again the same day, it changes nothing. */
-	if ((rc = storage_record_same(b->st, op->subject_id, rt->id, b->holder->id,
-	    verified, op->verified[0] == '\0', names, values, n, b->r->error,
-	    sizeof(b->r->error))) == -1)
+	if ((rc = storage_record_same(b->st, op->subject_id, rt->id,
+	    b->holder->id, verified, op->verified[0] == '\0', names, values, n,
+	    b->r->error, sizeof(b->r->error))) == -1)
 		return -1;
 	if (rc == 0) {
 		b->changed = 1;
-		if (storage_put_record(b->st, op->subject_id, rt->id, b->holder->id,
-		    verified, names, values, n, b->r->error, sizeof(b->r->error)) == -1)
+		if (storage_put_record(b->st, op->subject_id, rt->id,
+		    b->holder->id, verified, names, values, n, b->r->error,
+		    sizeof(b->r->error)) == -1)
 			return -1;
 	}
 	/* A subject created or updated with an NHS number links it (D18). */
@@ -292,8 +293,8 @@ delete_record(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
 	b->changed = 1;
-	if ((rc = storage_delete_record(b->st, op->subject_id, rt->id, b->r->error,
-	    sizeof(b->r->error))) == 0)
+	if ((rc = storage_delete_record(b->st, op->subject_id, rt->id,
+	    b->r->error, sizeof(b->r->error))) == 0)
 		problem(b, 404, "no_record", "record_type", "subject %s has no %s record",
 		    op->subject_id, rt->id);
 	return rc == -1 ? -1 : 0;
@@ -388,12 +389,13 @@ consent(struct batch *b, const Safeshare__V1__HolderOp *op)
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
 	/* The same decision again changes no answer and adds no history. */
-	if ((rc = storage_consent_same(b->st, op->subject_id, c, agencies, purposes,
-	    expires, decided, b->r->error, sizeof(b->r->error))) != 0)
+	if ((rc = storage_consent_same(b->st, op->subject_id, c, agencies,
+	    purposes, expires, decided, b->r->error, sizeof(b->r->error))) != 0)
 		return rc == 1 ? 0 : -1;
 	b->changed = 1;
-	return storage_add_consent(b->st, op->subject_id, c, agencies, purposes, expires,
-	    decided, b->holder->id, b->now, b->r->error, sizeof(b->r->error));
+	return storage_add_consent(b->st, op->subject_id, c, agencies, purposes,
+	    expires, decided, b->holder->id, b->now, b->r->error,
+	    sizeof(b->r->error));
 }
 
 static int
@@ -415,15 +417,15 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 	}
 	if ((rc = own(b, op->subject_id, 0)) != 1)
 		return rc;
-	if ((rc = storage_flag_active(b->st, op->subject_id, op->flag, b->r->error,
-	    sizeof(b->r->error))) == -1)
+	if ((rc = storage_flag_active(b->st, op->subject_id, op->flag,
+	    b->r->error, sizeof(b->r->error))) == -1)
 		return -1;
 	if (set) {	/* setting a set flag changes nothing and adds no history */
 		if (rc)
 			return 0;
 		b->changed = 1;
-		return storage_set_flag(b->st, op->subject_id, op->flag, b->holder->id,
-		    b->now, b->r->error, sizeof(b->r->error));
+		return storage_set_flag(b->st, op->subject_id, op->flag,
+		    b->holder->id, b->now, b->r->error, sizeof(b->r->error));
 	}
 	if (rc == 0) {
 		problem(b, 404, "flag_not_set", "flag", "subject %s has no active flag "
@@ -431,8 +433,9 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 		return 0;
 	}
 	b->changed = 1;
-	return storage_remove_flag(b->st, op->subject_id, op->flag, b->holder->id,
-	    b->now, b->r->error, sizeof(b->r->error)) == -1 ? -1 : 0;
+	return storage_remove_flag(b->st, op->subject_id, op->flag,
+	    b->holder->id, b->now, b->r->error,
+	    sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
 static int
@@ -481,9 +484,10 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 }
 
 int
-holder_apply(struct storage *st, const struct protocol *p, const struct agency *holder,
-    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
-    const struct holder_batch *batch, struct holder_report *r)
+holder_apply(struct storage *st, const struct protocol *p,
+    const struct agency *holder, Safeshare__V1__HolderOp *const *ops,
+    size_t nops, int dry_run, int64_t now, const struct holder_batch *batch,
+    struct holder_report *r)
 {
 	struct batch b = { st, p, holder, now, r, 0, 0, 0, nops };
 
@@ -522,8 +526,8 @@ holder_apply(struct storage *st, const struct protocol *p, const struct agency *
 		}
 		return r->nproblems > 0;
 	}
-	if (batch != NULL && storage_mark_batch(st, batch->request_id, batch->first_seq,
-	    now, r->error, sizeof(r->error)) == -1) {
+	if (batch != NULL && storage_mark_batch(st, batch->request_id,
+	    batch->first_seq, now, r->error, sizeof(r->error)) == -1) {
 		storage_rollback(st);
 		goto dberr;
 	}

@@ -71,9 +71,10 @@ struct holder_batch {
  * changed_meanwhile): no change is made unlogged (D7). Free the report
  * with holder_report_free().
  */
-int	holder_apply(struct storage *, const struct protocol *, const struct agency *holder,
-	    Safeshare__V1__HolderOp *const *ops, size_t nops, int dry_run, int64_t now,
-	    const struct holder_batch *, struct holder_report *);
+int	holder_apply(struct storage *, const struct protocol *,
+	    const struct agency *holder, Safeshare__V1__HolderOp *const *ops,
+	    size_t nops, int dry_run, int64_t now, const struct holder_batch *,
+	    struct holder_report *);
 void	holder_report_free(struct holder_report *);
 
 #endif

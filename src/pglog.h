@@ -16,8 +16,8 @@
  * so there is never a gap or half a batch. synchronous_commit is on for
  * every connection: an append returns 0 only once its commit is durable.
  *
- * Not yet used by the daemon: the storage interface both backends will
- * implement is still to build (docs/deploy-ha.md "Status").
+ * Not yet used by the daemon: the record stores are behind the storage
+ * interface (storage.h), the log not yet (docs/deploy-ha.md "Status").
  *
  * A handle is one connection and is used by one thread at a time.
  */

@@ -18,8 +18,9 @@
  * anywhere in it keeps nothing of it, its holder_batches row included, so
  * the daemon's reconciliation marks it rolled back as with SQLite.
  *
- * Not yet used by the daemon: the storage interface both backends will
- * implement is still to build (docs/deploy-ha.md "Status").
+ * The storage interface (storage.h) puts it behind struct storage as the
+ * backend storage_postgresql (storage_pg.c); the daemon does not open it
+ * yet (docs/deploy-ha.md "Status").
  *
  * A handle is one connection and is used by one thread at a time. A lost
  * connection is opened again (and its statements prepared again) by the

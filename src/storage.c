@@ -85,7 +85,8 @@ storage_subject(struct storage *s, const struct record_type *rt,
     const char *subject, const char *agency, const char *purpose,
     struct store_subject *out, char *err, size_t errlen)
 {
-	return s->ops->subject(s->h, rt, subject, agency, purpose, out, err, errlen);
+	return s->ops->subject(s->h, rt, subject, agency, purpose, out, err,
+	    errlen);
 }
 
 void
@@ -124,7 +125,8 @@ storage_put_record(struct storage *s, const char *subject,
     const char *const *names, const char *const *values, size_t n, char *err,
     size_t errlen)
 {
-	return s->ops->put_record(s->h, subject, record_type, holder, verified_at, names, values, n, err, errlen);
+	return s->ops->put_record(s->h, subject, record_type, holder,
+	    verified_at, names, values, n, err, errlen);
 }
 
 int
@@ -133,14 +135,16 @@ storage_add_consent(struct storage *s, const char *subject,
     int64_t expires_at, int64_t decided_at, const char *recorded_by,
     int64_t recorded_at, char *err, size_t errlen)
 {
-	return s->ops->add_consent(s->h, subject, state, agencies, purposes, expires_at, decided_at, recorded_by, recorded_at, err, errlen);
+	return s->ops->add_consent(s->h, subject, state, agencies, purposes,
+	    expires_at, decided_at, recorded_by, recorded_at, err, errlen);
 }
 
 int
 storage_set_flag(struct storage *s, const char *subject, const char *flag,
     const char *set_by, int64_t set_at, char *err, size_t errlen)
 {
-	return s->ops->set_flag(s->h, subject, flag, set_by, set_at, err, errlen);
+	return s->ops->set_flag(s->h, subject, flag, set_by, set_at, err,
+	    errlen);
 }
 
 int
@@ -154,7 +158,8 @@ int
 storage_remove_flag(struct storage *s, const char *subject, const char *flag,
     const char *removed_by, int64_t removed_at, char *err, size_t errlen)
 {
-	return s->ops->remove_flag(s->h, subject, flag, removed_by, removed_at, err, errlen);
+	return s->ops->remove_flag(s->h, subject, flag, removed_by, removed_at,
+	    err, errlen);
 }
 
 int
@@ -169,7 +174,8 @@ storage_consent_same(struct storage *s, const char *subject,
     enum consent_state state, const char *agencies, const char *purposes,
     int64_t expires_at, int64_t decided_at, char *err, size_t errlen)
 {
-	return s->ops->consent_same(s->h, subject, state, agencies, purposes, expires_at, decided_at, err, errlen);
+	return s->ops->consent_same(s->h, subject, state, agencies, purposes,
+	    expires_at, decided_at, err, errlen);
 }
 
 int
@@ -178,7 +184,8 @@ storage_record_same(struct storage *s, const char *subject,
     int same_day, const char *const *names, const char *const *values, size_t n,
     char *err, size_t errlen)
 {
-	return s->ops->record_same(s->h, subject, record_type, holder, verified_at, same_day, names, values, n, err, errlen);
+	return s->ops->record_same(s->h, subject, record_type, holder,
+	    verified_at, same_day, names, values, n, err, errlen);
 }
 
 int
@@ -199,7 +206,8 @@ int
 storage_mark_batch(struct storage *s, const char *request_id,
     uint64_t first_seq, int64_t now, char *err, size_t errlen)
 {
-	return s->ops->mark_batch(s->h, request_id, first_seq, now, err, errlen);
+	return s->ops->mark_batch(s->h, request_id, first_seq, now, err,
+	    errlen);
 }
 
 int
@@ -242,7 +250,8 @@ storage_set_details(struct storage *s, const char *subject, const char *family,
     const char *given, const char *dob, const char *postcode, char *err,
     size_t errlen)
 {
-	return s->ops->set_details(s->h, subject, family, given, dob, postcode, err, errlen);
+	return s->ops->set_details(s->h, subject, family, given, dob, postcode,
+	    err, errlen);
 }
 
 int

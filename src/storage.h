@@ -57,7 +57,7 @@ const char *storage_backend(const struct storage *);
 const char *storage_id(struct storage *);
 int64_t	storage_created_at(struct storage *);
 
-/* Reads for a decision (store_subject()); free out with store_subject_free(). */
+/* Reads for a decision (store_subject()); free with store_subject_free(). */
 int	storage_subject(struct storage *, const struct record_type *rt,
 	    const char *subject, const char *agency, const char *purpose,
 	    struct store_subject *out, char *err, size_t errlen);
@@ -98,7 +98,8 @@ int	storage_record_same(struct storage *, const char *subject,
 int	storage_subject_holder(struct storage *, const char *subject,
 	    char *holder, size_t len, char *err, size_t errlen);
 int	storage_show(struct storage *, const char *subject, size_t max_history,
-	    const struct store_show_cb *cb, void *arg, char *err, size_t errlen);
+	    const struct store_show_cb *cb, void *arg, char *err,
+	    size_t errlen);
 int	storage_mark_batch(struct storage *, const char *request_id,
 	    uint64_t first_seq, int64_t now, char *err, size_t errlen);
 int	storage_batch_applied(struct storage *, const char *request_id,

@@ -13,7 +13,7 @@
 
 struct storage_ops {
 	const char	*name;		/* "sqlite", "postgresql" */
-	/* The handle at where (a path, a connection string) into *h; 0 or -1. */
+	/* The handle at where (a path, a connection string) into *h: 0, -1. */
 	int (*open)(void **h, const char *where, char *err, size_t errlen);
 	void (*close)(void *h);
 	/* By where, before an open: 1 remembered, 0 nothing, -1 with err. */
@@ -50,21 +50,23 @@ struct storage_ops {
 	    enum consent_state state, const char *agencies,
 	    const char *purposes, int64_t expires_at, int64_t decided_at,
 	    char *err, size_t errlen);
-	int (*record_same)(void *h, const char *subject, const char *record_type,
-	    const char *holder, int64_t verified_at, int same_day,
-	    const char *const *names, const char *const *values, size_t n,
-	    char *err, size_t errlen);
+	int (*record_same)(void *h, const char *subject,
+	    const char *record_type, const char *holder, int64_t verified_at,
+	    int same_day, const char *const *names, const char *const *values,
+	    size_t n, char *err, size_t errlen);
 	int (*subject_holder)(void *h, const char *subject, char *holder,
 	    size_t len, char *err, size_t errlen);
 	int (*show)(void *h, const char *subject, size_t max_history,
-	    const struct store_show_cb *cb, void *arg, char *err, size_t errlen);
+	    const struct store_show_cb *cb, void *arg, char *err,
+	    size_t errlen);
 	int (*mark_batch)(void *h, const char *request_id, uint64_t first_seq,
 	    int64_t now, char *err, size_t errlen);
 	int (*batch_applied)(void *h, const char *request_id, char *err,
 	    size_t errlen);
-	int (*link_nhs)(void *h, const char *subject, const char *nhs, char *err,
+	int (*link_nhs)(void *h, const char *subject, const char *nhs,
+	    char *err, size_t errlen);
+	int (*unlink_nhs)(void *h, const char *subject, char *err,
 	    size_t errlen);
-	int (*unlink_nhs)(void *h, const char *subject, char *err, size_t errlen);
 	int (*nhs_clash)(void *h, const char *subject, const char *nhs,
 	    char *other, size_t len, char *err, size_t errlen);
 	int (*nhs_of)(void *h, const char *subject, char out[MATCH_NHS_LEN + 1],
@@ -76,14 +78,14 @@ struct storage_ops {
 	    struct match_result *res, char *err, size_t errlen);
 	int (*holding)(void *h, int64_t person, const char *holder,
 	    char *subject, size_t len, char *err, size_t errlen);
-	int (*holdings)(void *h, int64_t person, person_holding_cb cb, void *arg,
-	    char *err, size_t errlen);
+	int (*holdings)(void *h, int64_t person, person_holding_cb cb,
+	    void *arg, char *err, size_t errlen);
 	int (*records)(void *h, int64_t person, person_record_cb cb, void *arg,
 	    char *err, size_t errlen);
 	int (*of_holding)(void *h, const char *holder, const char *subject,
 	    int64_t *person, char *err, size_t errlen);
-	int (*note_load)(void *h, const char *file, size_t subjects, int64_t now,
-	    char *err, size_t errlen);
+	int (*note_load)(void *h, const char *file, size_t subjects,
+	    int64_t now, char *err, size_t errlen);
 	int (*unlogged_loads)(void *h, store_load_cb cb, void *arg, char *err,
 	    size_t errlen);
 	int (*load_logged)(void *h, int64_t id, uint64_t seq, char *err,

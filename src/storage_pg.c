@@ -61,7 +61,8 @@ pg_subject(void *h, const struct record_type *rt, const char *subject,
     const char *agency, const char *purpose, struct store_subject *out,
     char *err, size_t errlen)
 {
-	return pgstore_subject(h, rt, subject, agency, purpose, out, err, errlen);
+	return pgstore_subject(h, rt, subject, agency, purpose, out, err,
+	    errlen);
 }
 
 static void
@@ -99,7 +100,8 @@ pg_put_record(void *h, const char *subject, const char *record_type,
     const char *holder, int64_t verified_at, const char *const *names,
     const char *const *values, size_t n, char *err, size_t errlen)
 {
-	return pgstore_put_record(h, subject, record_type, holder, verified_at, names, values, n, err, errlen);
+	return pgstore_put_record(h, subject, record_type, holder, verified_at,
+	    names, values, n, err, errlen);
 }
 
 static int
@@ -108,7 +110,8 @@ pg_add_consent(void *h, const char *subject, enum consent_state state,
     int64_t decided_at, const char *recorded_by, int64_t recorded_at, char *err,
     size_t errlen)
 {
-	return pgstore_add_consent(h, subject, state, agencies, purposes, expires_at, decided_at, recorded_by, recorded_at, err, errlen);
+	return pgstore_add_consent(h, subject, state, agencies, purposes,
+	    expires_at, decided_at, recorded_by, recorded_at, err, errlen);
 }
 
 static int
@@ -129,7 +132,8 @@ static int
 pg_remove_flag(void *h, const char *subject, const char *flag,
     const char *removed_by, int64_t removed_at, char *err, size_t errlen)
 {
-	return pgstore_remove_flag(h, subject, flag, removed_by, removed_at, err, errlen);
+	return pgstore_remove_flag(h, subject, flag, removed_by, removed_at,
+	    err, errlen);
 }
 
 static int
@@ -144,7 +148,8 @@ pg_consent_same(void *h, const char *subject, enum consent_state state,
     const char *agencies, const char *purposes, int64_t expires_at,
     int64_t decided_at, char *err, size_t errlen)
 {
-	return pgstore_consent_same(h, subject, state, agencies, purposes, expires_at, decided_at, err, errlen);
+	return pgstore_consent_same(h, subject, state, agencies, purposes,
+	    expires_at, decided_at, err, errlen);
 }
 
 static int
@@ -153,7 +158,8 @@ pg_record_same(void *h, const char *subject, const char *record_type,
     const char *const *names, const char *const *values, size_t n, char *err,
     size_t errlen)
 {
-	return pgstore_record_same(h, subject, record_type, holder, verified_at, same_day, names, values, n, err, errlen);
+	return pgstore_record_same(h, subject, record_type, holder, verified_at,
+	    same_day, names, values, n, err, errlen);
 }
 
 static int
@@ -200,7 +206,8 @@ static int
 pg_nhs_clash(void *h, const char *subject, const char *nhs, char *other,
     size_t len, char *err, size_t errlen)
 {
-	return pgstore_person_nhs_clash(h, subject, nhs, other, len, err, errlen);
+	return pgstore_person_nhs_clash(h, subject, nhs, other, len, err,
+	    errlen);
 }
 
 static int
@@ -215,7 +222,8 @@ pg_set_details(void *h, const char *subject, const char *family,
     const char *given, const char *dob, const char *postcode, char *err,
     size_t errlen)
 {
-	return pgstore_person_set_details(h, subject, family, given, dob, postcode, err, errlen);
+	return pgstore_person_set_details(h, subject, family, given, dob,
+	    postcode, err, errlen);
 }
 
 static int
@@ -229,7 +237,8 @@ static int
 pg_holding(void *h, int64_t person, const char *holder, char *subject,
     size_t len, char *err, size_t errlen)
 {
-	return pgstore_person_holding(h, person, holder, subject, len, err, errlen);
+	return pgstore_person_holding(h, person, holder, subject, len, err,
+	    errlen);
 }
 
 static int
@@ -250,7 +259,8 @@ static int
 pg_of_holding(void *h, const char *holder, const char *subject, int64_t *person,
     char *err, size_t errlen)
 {
-	return pgstore_person_of_holding(h, holder, subject, person, err, errlen);
+	return pgstore_person_of_holding(h, holder, subject, person, err,
+	    errlen);
 }
 
 static int

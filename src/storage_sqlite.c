@@ -90,7 +90,8 @@ sq_put_record(void *h, const char *subject, const char *record_type,
     const char *holder, int64_t verified_at, const char *const *names,
     const char *const *values, size_t n, char *err, size_t errlen)
 {
-	return store_put_record(h, subject, record_type, holder, verified_at, names, values, n, err, errlen);
+	return store_put_record(h, subject, record_type, holder, verified_at,
+	    names, values, n, err, errlen);
 }
 
 static int
@@ -99,7 +100,8 @@ sq_add_consent(void *h, const char *subject, enum consent_state state,
     int64_t decided_at, const char *recorded_by, int64_t recorded_at, char *err,
     size_t errlen)
 {
-	return store_add_consent(h, subject, state, agencies, purposes, expires_at, decided_at, recorded_by, recorded_at, err, errlen);
+	return store_add_consent(h, subject, state, agencies, purposes,
+	    expires_at, decided_at, recorded_by, recorded_at, err, errlen);
 }
 
 static int
@@ -120,7 +122,8 @@ static int
 sq_remove_flag(void *h, const char *subject, const char *flag,
     const char *removed_by, int64_t removed_at, char *err, size_t errlen)
 {
-	return store_remove_flag(h, subject, flag, removed_by, removed_at, err, errlen);
+	return store_remove_flag(h, subject, flag, removed_by, removed_at, err,
+	    errlen);
 }
 
 static int
@@ -135,7 +138,8 @@ sq_consent_same(void *h, const char *subject, enum consent_state state,
     const char *agencies, const char *purposes, int64_t expires_at,
     int64_t decided_at, char *err, size_t errlen)
 {
-	return store_consent_same(h, subject, state, agencies, purposes, expires_at, decided_at, err, errlen);
+	return store_consent_same(h, subject, state, agencies, purposes,
+	    expires_at, decided_at, err, errlen);
 }
 
 static int
@@ -144,7 +148,8 @@ sq_record_same(void *h, const char *subject, const char *record_type,
     const char *const *names, const char *const *values, size_t n, char *err,
     size_t errlen)
 {
-	return store_record_same(h, subject, record_type, holder, verified_at, same_day, names, values, n, err, errlen);
+	return store_record_same(h, subject, record_type, holder, verified_at,
+	    same_day, names, values, n, err, errlen);
 }
 
 static int
@@ -206,7 +211,8 @@ sq_set_details(void *h, const char *subject, const char *family,
     const char *given, const char *dob, const char *postcode, char *err,
     size_t errlen)
 {
-	return person_set_details(h, subject, family, given, dob, postcode, err, errlen);
+	return person_set_details(h, subject, family, given, dob, postcode, err,
+	    errlen);
 }
 
 static int

@@ -55,7 +55,8 @@ t_load_yaml(struct store *st, const struct protocol *proto, const char *path,
 	char		 err[256];
 	int		 rc;
 
-	cr_assert_eq(storage_wrap_sqlite(&sg, st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(storage_wrap_sqlite(&sg, st, err, sizeof(err)), 0, "%s",
+	    err);
 	rc = storage_load_yaml(sg, proto, path, now, d);
 	storage_close(sg);
 	return rc;

@@ -70,10 +70,11 @@ ParameterizedTest(struct t_case_file *c, pgstore, cases)
 
 	schema_name(c->name, schema, sizeof(schema));
 	adm = t_pg_schema(schema, ci, sizeof(ci));
-	cr_assert_eq(storage_open(&pg, &storage_postgresql, ci, err, sizeof(err)),
-	    0, "%s", err);
+	cr_assert_eq(storage_open(&pg, &storage_postgresql, ci, err,
+	    sizeof(err)), 0, "%s", err);
 	t_store_open("pgstore", dbpath, sizeof(dbpath), &st, &proto);
-	cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0, "%s",
+	    err);
 	b[0] = (struct sc_backend){ storage_backend(sq), sq, proto };
 	b[1] = (struct sc_backend){ storage_backend(pg), pg, proto };
 	snprintf(path, sizeof(path), SDIR "/%s", c->name);
@@ -113,8 +114,8 @@ Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
 		cr_assert_eq(storage_open(&pg, &storage_postgresql, ci, err,
 		    sizeof(err)), 0, "%s", err);
 		t_store_open("pgstore-match", dbpath, sizeof(dbpath), &st, &proto);
-		cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0, "%s",
-		    err);
+		cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0,
+		    "%s", err);
 		b[0] = (struct sc_backend){ storage_backend(sq), sq, proto };
 		b[1] = (struct sc_backend){ storage_backend(pg), pg, proto };
 		snprintf(path, sizeof(path), MDIR "/%s", cases[i].name);
@@ -155,12 +156,13 @@ Test(pgstore, storage_interface_backend)
 	    "dbname=none connect_timeout=2", err, sizeof(err)), -1);
 	cr_assert_null(s);
 	cr_assert_neq(err[0], '\0');
-	cr_assert_eq(storage_open(&s, &storage_postgresql, ci, err, sizeof(err)),
-	    0, "%s", err);
+	cr_assert_eq(storage_open(&s, &storage_postgresql, ci, err,
+	    sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(storage_backend(s), "postgresql");
 	cr_expect_eq(strlen(storage_id(s)), STORE_ID_LEN);
 	cr_expect_gt(storage_created_at(s), 0);
-	cr_expect_eq(storage_note_load(s, "x.yaml", 1, 100, err, sizeof(err)), -1);
+	cr_expect_eq(storage_note_load(s, "x.yaml", 1, 100, err, sizeof(err)),
+	    -1);
 	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
 	    err);
 	cr_expect_eq(storage_unlogged_loads(s, NULL, &n, err, sizeof(err)), 0);
