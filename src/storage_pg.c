@@ -4,9 +4,8 @@
  * and person.h function by function. In libsafeshare-pg, so that only a
  * program that names storage_postgresql links libpq.
  *
- * What the SQLite store keeps besides records (the data files loaded with
- * `safeshared -l`, and the log it remembers, issue 13 item 5) has no table
- * on PostgreSQL yet: those operations return -1 saying so, and
+ * What the SQLite store remembers of its log (issue 13 item 5) has no
+ * table on PostgreSQL yet: those operations return -1 saying so, and
  * docs/deploy-ha.md "Status" lists them.
  */
 #include <stdlib.h>
@@ -267,35 +266,20 @@ static int
 pg_note_load(void *h, const char *file, size_t subjects, int64_t now,
     char *err, size_t errlen)
 {
-	(void)h;
-	(void)file;
-	(void)subjects;
-	(void)now;
-	return errorf(err, errlen, "not available on PostgreSQL yet: "
-	    "loading a data file (safeshared -l)");
+	return pgstore_note_load(h, file, subjects, now, err, errlen);
 }
 
-/* No load is ever noted on PostgreSQL (pg_note_load()), so none is unlogged. */
 static int
 pg_unlogged_loads(void *h, store_load_cb cb, void *arg, char *err,
     size_t errlen)
 {
-	(void)h;
-	(void)cb;
-	(void)arg;
-	(void)err;
-	(void)errlen;
-	return 0;
+	return pgstore_unlogged_loads(h, cb, arg, err, errlen);
 }
 
 static int
 pg_load_logged(void *h, int64_t id, uint64_t seq, char *err, size_t errlen)
 {
-	(void)h;
-	(void)id;
-	(void)seq;
-	return errorf(err, errlen, "not available on PostgreSQL yet: "
-	    "loading a data file (safeshared -l)");
+	return pgstore_load_logged(h, id, seq, err, errlen);
 }
 
 static int

@@ -543,9 +543,8 @@ op_note_load(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 3, "note_load FILE SUBJECTS NOW");
-	rc = b->pg ? pgstore_note_load(b->pg, a[0], (size_t)num(a[1]), num(a[2]),
-	    err, sizeof(err)) : store_note_load(b->st, a[0], (size_t)num(a[1]),
-	    num(a[2]), err, sizeof(err));
+	rc = storage_note_load(b->s, a[0], (size_t)num(a[1]), num(a[2]), err,
+	    sizeof(err));
 	answer(o, rc, "ok", err);
 }
 
@@ -567,8 +566,7 @@ op_unlogged(struct sc_backend *b, char **a, int n, struct out *o)
 
 	(void)a;
 	cr_assert_eq(n, 0, "unlogged");
-	rc = b->pg ? pgstore_unlogged_loads(b->pg, load_cb, o, err, sizeof(err)) :
-	    store_unlogged_loads(b->st, load_cb, o, err, sizeof(err));
+	rc = storage_unlogged_loads(b->s, load_cb, o, err, sizeof(err));
 	if (rc == -1 || o->buf[0] == '\0')
 		answer(o, rc, "none", err);
 }
@@ -580,9 +578,8 @@ op_load_logged(struct sc_backend *b, char **a, int n, struct out *o)
 	int	rc;
 
 	cr_assert_eq(n, 2, "load_logged ID SEQ");
-	rc = b->pg ? pgstore_load_logged(b->pg, num(a[0]), (uint64_t)num(a[1]), err,
-	    sizeof(err)) : store_load_logged(b->st, num(a[0]), (uint64_t)num(a[1]),
-	    err, sizeof(err));
+	rc = storage_load_logged(b->s, num(a[0]), (uint64_t)num(a[1]), err,
+	    sizeof(err));
 	answer(o, rc, "ok", err);
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "person.h"
 #include "pgstore.h"
@@ -140,17 +141,32 @@ Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
 
 /*
  * The storage interface's PostgreSQL backend (storage.h): it names itself,
- * a refused open leaves no handle, and what has no table on PostgreSQL yet
- * fails saying so instead of answering as if done.
+ * a refused open leaves no handle, what has no table on PostgreSQL yet
+ * fails saying so instead of answering as if done, and the data file
+ * loader (storage_load_yaml(), written once over the interface) loads the
+ * demo data into PostgreSQL, all or nothing, noting the load.
  */
+static int
+count_load(int64_t id, const char *file, size_t subjects, int64_t at, void *arg)
+{
+	(void)id;
+	(void)file;
+	(void)at;
+	*(size_t *)arg += subjects;
+	return 0;
+}
+
 Test(pgstore, storage_interface_backend)
 {
 	struct storage	*s;
+	struct protocol	*proto;
+	struct diag	 d = { 0 };
 	unsigned char	 id[16] = { 0 };
 	uint64_t	 size = 0;
-	char		 ci[1200], err[256] = "";
+	size_t		 loaded = 0;
+	char		 ci[1200], err[256] = "", holder[64], bad[300];
 	PGconn		*adm = t_pg_schema("s_iface", ci, sizeof(ci));
-	int		 n = 0;
+	FILE		*f;
 
 	cr_assert_eq(storage_open(&s, &storage_postgresql, "host=/nonexistent "
 	    "dbname=none connect_timeout=2", err, sizeof(err)), -1);
@@ -161,11 +177,6 @@ Test(pgstore, storage_interface_backend)
 	cr_expect_str_eq(storage_backend(s), "postgresql");
 	cr_expect_eq(strlen(storage_id(s)), STORE_ID_LEN);
 	cr_expect_gt(storage_created_at(s), 0);
-	cr_expect_eq(storage_note_load(s, "x.yaml", 1, 100, err, sizeof(err)),
-	    -1);
-	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
-	    err);
-	cr_expect_eq(storage_unlogged_loads(s, NULL, &n, err, sizeof(err)), 0);
 	cr_expect_eq(storage_remember_log(s, id, 1, 0, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
 	    err);
@@ -174,6 +185,38 @@ Test(pgstore, storage_interface_backend)
 	    sizeof(err)), -1);
 	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
 	    err);
+
+	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(proto);
+	diag_free(&d);
+	/* A file with a problem loads nothing. */
+	snprintf(bad, sizeof(bad), "/tmp/safeshare-test-pgload-%d.yaml",
+	    (int)getpid());
+	cr_assert_not_null(f = fopen(bad, "w"));
+	fputs("subjects:\n  - id: S-BAD\n    holder: childrens_social_care\n"
+	    "    records:\n      person:\n        shoe_size: \"9\"\n", f);
+	fclose(f);
+	cr_expect_eq(storage_load_yaml(s, proto, bad, 100, &d), -1);
+	cr_expect_gt(d.nerrors, 0);
+	diag_free(&d);
+	unlink(bad);
+	cr_expect_eq(storage_subject_holder(s, "S-BAD", holder, sizeof(holder),
+	    err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(storage_unlogged_loads(s, count_load, &loaded, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_expect_eq(loaded, 0);
+	/* The demo data goes in whole, and the load is noted. */
+	cr_expect_eq(storage_load_yaml(s, proto, SOURCE_DIR
+	    "/config/demo-data.yaml", 100, &d), 0, "%s",
+	    d.n ? d.msgs[0] : "");
+	diag_free(&d);
+	cr_expect_eq(storage_subject_holder(s, "S1001", holder, sizeof(holder),
+	    err, sizeof(err)), 1, "%s", err);
+	cr_expect_str_eq(holder, "childrens_social_care");
+	cr_expect_eq(storage_unlogged_loads(s, count_load, &loaded, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_expect_gt(loaded, 2);
+	protocol_unref(proto);
 	storage_close(s);
 	PQfinish(adm);
 }
