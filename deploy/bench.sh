@@ -9,7 +9,7 @@
 #
 #   deploy/bench.sh [--runs N] [--seconds S] [--no-memory] [--long]
 #                   [--no-install] [--no-write] [--api-only] [--no-alerts]
-#                   [--no-notify]
+#                   [--no-notify] [--commit pipelined|inline]
 #
 #   --runs N      runs per row, the median is reported (3; at least 3 to write)
 #   --seconds S   measured seconds per run, after 1 s of warm-up (5)
@@ -21,6 +21,8 @@
 #                 nginx, no memory, no holder batch; prints, never writes
 #   --no-alerts   skip the override-to-alert and -POST latency row (issue 18)
 #   --no-notify   skip the 64-connection rate with a hanging notify receiver
+#   --commit M    audit.commit for every daemon: pipelined or inline (not set:
+#                 the daemon's default, pipelined; docs/audit-format.md)
 #
 # Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
 # make a new connection (full handshake, no resumption) per request; then
@@ -51,6 +53,7 @@ write=1
 api_only=0
 alerts=1
 notify=1
+commit=
 cmdline="deploy/bench.sh${*:+ $*}"
 
 while [ $# -gt 0 ]; do
@@ -64,15 +67,17 @@ while [ $# -gt 0 ]; do
 	--api-only) api_only=1; memory=0; write=0; alerts=0; notify=0 ;;
 	--no-alerts) alerts=0 ;;
 	--no-notify) notify=0 ;;
+	--commit) commit=$2; shift ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "usage: deploy/bench.sh [--runs N] [--seconds S] [--no-memory]" \
 		"[--long] [--no-install] [--no-write] [--api-only] [--no-alerts]" \
-		"[--no-notify]" >&2
+		"[--no-notify] [--commit pipelined|inline]" >&2
 		exit 2 ;;
 	esac
 	shift
 done
 case $runs in ''|*[!0-9]*) echo "bench: --runs: a number" >&2; exit 2 ;; esac
+case $commit in ''|pipelined|inline) ;; *) echo "bench: --commit: pipelined or inline" >&2; exit 2 ;; esac
 case $secs in ''|*[!0-9]*) echo "bench: --seconds: whole seconds" >&2; exit 2 ;; esac
 [ "$runs" -ge 1 ] && [ "$runs" -le 20 ] || { echo "bench: --runs 1..20" >&2; exit 2; }
 [ "$secs" -ge 1 ] && [ "$secs" -le 120 ] || { echo "bench: --seconds 1..120" >&2; exit 2; }
@@ -233,7 +238,8 @@ audit:
   signing_key: $P/audit-signing.key
   checkpoint_every: 1000
   checkpoint_seconds: 60
-limits:
+${commit:+  commit: $commit
+}limits:
   max_connections: $2
   max_connections_per_address: $2
   max_connections_per_certificate: $2
