@@ -3,7 +3,10 @@
  * store_subject() for random subjects of a generated store, each call timed
  * on its own, first with a read transaction per call (a request on its
  * own), then inside read scopes of 16 calls (a busy event-loop round, as
- * the daemon does). Prints median, p99 and mean in microseconds.
+ * the daemon does), then scoped again with every other call made through
+ * the storage interface (storage_subject(), the daemon's path: one
+ * indirect call more), interleaved so both halves see the same machine.
+ * Prints median, p99 and mean in microseconds.
  *
  *   bench_store PROTOCOL DIR [SUBJECTS [CALLS]]
  *
@@ -18,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage.h"
 #include "store.h"
 
 static int
@@ -85,8 +89,9 @@ main(int argc, char *argv[])
 	struct protocol		*p;
 	const struct record_type *rt;
 	struct store		*st;
+	struct storage		*sg;
 	char			 path[4096], err[256], id[32];
-	double			*us;
+	double			*us, *vs;
 	unsigned		 seed = 42;
 	long			 known = 0;
 
@@ -146,6 +151,39 @@ main(int argc, char *argv[])
 	if (known != 2 * calls)
 		fprintf(stderr, "bench_store: %ld of %ld subjects not found\n",
 		    2 * calls - known, 2 * calls);
+	/* Direct (us) and through the interface (vs), call by call. */
+	if (storage_wrap_sqlite(&sg, st, err, sizeof(err)) == -1 ||
+	    (vs = calloc((size_t)calls, sizeof(*vs))) == NULL) {
+		fprintf(stderr, "bench_store: %s\n", err);
+		return 1;
+	}
+	for (long i = 0; i < 2 * (calls / 2); i++) {
+		struct store_subject	 s;
+		double			 t0;
+		int			 rc;
+
+		seed = seed * 1103515245u + 12345u;
+		snprintf(id, sizeof(id), "S%06ld", (long)(seed >> 8) % subjects);
+		if (i % 16 == 0) {
+			store_read_end(st);
+			store_read_begin(st);
+		}
+		t0 = now_us();
+		rc = i % 2 ? storage_subject(sg, rt, id, "police",
+		    "child_protection", &s, err, sizeof(err)) : store_subject(st,
+		    rt, id, "police", "child_protection", &s, err, sizeof(err));
+		if (rc == -1) {
+			fprintf(stderr, "bench_store: %s\n", err);
+			return 1;
+		}
+		(i % 2 ? vs : us)[i / 2] = now_us() - t0;
+		store_subject_free(&s);
+	}
+	store_read_end(st);
+	report("scoped, store_subject()", us, calls / 2);
+	report("scoped, storage_subject()", vs, calls / 2);
+	storage_close(sg);
+	free(vs);
 	store_close(st);
 	protocol_unref(p);
 	free(us);
