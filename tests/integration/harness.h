@@ -103,6 +103,30 @@ void	 h_tls_close(SSL *);
 int	 h_hold(struct daemon *, const char *agency, int dry_run,
 	    const char *const *kv, size_t *nops, Safeshare__V1__HolderResult **resp,
 	    Safeshare__V1__Error **errp, char *err, size_t errlen);
+/*
+ * h_hold() asserting that a reply came and a 200 applied every op; the
+ * Error to *errp, or logged and freed when errp is NULL. H_HOLD lists the
+ * "key=value" strings inline.
+ */
+int	 h_hold_ok(struct daemon *, const char *agency, Safeshare__V1__Error **errp,
+	    const char *const *kv);
+#define H_HOLD(d, agency, ...)	\
+	h_hold_ok((d), (agency), NULL, (const char *const[]){ __VA_ARGS__, NULL })
+/* A practitioner's disclosure request, as the holder suites ask it. */
+struct h_ask {
+	const char	*subject, *purpose, *record_type;
+	int		 consult;
+	const char	*override, *justification, *waiver;
+};
+/*
+ * POST /v1/disclose as agency (case CASE-77, practitioner PC 123 Example);
+ * the reply (the caller frees it), the status in *status, an Error in *ep
+ * or freed when ep is NULL.
+ */
+Safeshare__V1__DisclosureResponse *h_ask(struct daemon *, const char *agency,
+	    const struct h_ask *, int *status, Safeshare__V1__Error **ep);
+/* Holds S-C1, a child known to children's social care (address, phone, a concern). */
+void	 h_put_child(struct daemon *);
 /* Counts log entries with sqlite (seq count). */
 long	 h_log_count(struct daemon *, const char *where);
 
