@@ -2,9 +2,10 @@
  * The disclosure log writer: a thread that owns the log's database
  * connection and commits queued entries in batches, one transaction per
  * batch, so that durability does not cost a disk flush per request (group
- * commit). Commits are pipelined: COMMIT does not fsync, a syncer thread
- * fdatasyncs the WAL while the writer commits the next batch, and one
- * fdatasync covers every batch committed before it started. The event
+ * commit). By default (audit.commit: inline) the writer fdatasyncs each
+ * commit itself; with audit.commit: pipelined COMMIT does not fsync, a
+ * syncer thread fdatasyncs the WAL while the writer commits the next
+ * batch, and one fdatasync covers every batch committed before it. The event
  * loop submits entries and is called back on its own thread once they are
  * on disk (D7: reply only after that).
  */

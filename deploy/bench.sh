@@ -22,7 +22,7 @@
 #   --no-alerts   skip the override-to-alert and -POST latency row (issue 18)
 #   --no-notify   skip the 64-connection rate with a hanging notify receiver
 #   --commit M    audit.commit for every daemon: pipelined or inline (not set:
-#                 the daemon's default, pipelined; docs/audit-format.md)
+#                 the daemon's default, inline; docs/audit-format.md)
 #
 # Rows: keep-alive at 1, 16 and 64 connections, and 16 connections that each
 # make a new connection (full handshake, no resumption) per request; then

@@ -5,9 +5,12 @@
  * receipts get it) and a feed page (/v1/holder/accesses) never show an
  * entry that a crash could still take back (D7). The real daemon runs
  * with fsync_hold.c preloaded, which holds the fdatasync of the log's
- * -wal file while a file exists; six disclosures are committed during the
- * hold (the writer goes on committing while the syncer waits), and
- * neither read shows them until the hold ends.
+ * -wal file while a file exists. With audit.commit: pipelined six
+ * disclosures are committed during the hold (the writer goes on committing
+ * while the syncer waits); inline (the default), the writer's own commit
+ * waits in its fdatasync, its entries committed but not durable. Either
+ * way neither read shows them, and no disclosure is answered, until the
+ * hold ends.
  */
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -40,7 +43,7 @@ sleep_ms(long ms)
 
 /* The daemon with the shim; the test process itself never loads it. */
 static void
-setup(void)
+start(const char *commit)
 {
 	char	 dir[PATH_MAX], wal[PATH_MAX + 16], asan[1024];
 	const char *old = getenv("ASAN_OPTIONS");
@@ -52,6 +55,8 @@ setup(void)
 	cr_assert_eq(strcmp(strrchr(d.audit, '/'), "/audit.db"), 0);
 	snprintf(hold, sizeof(hold), "%s/hold", dir);
 	snprintf(held, sizeof(held), "%s.held", hold);
+	snprintf(d.extra, sizeof(d.extra), "audit:\n  commit: %s\n", commit);
+	h_write_config(&d, d.audit);
 	/* An ASan daemon would refuse a library loaded ahead of its runtime. */
 	snprintf(asan, sizeof(asan), "%s%sverify_asan_link_order=0",
 	    old != NULL ? old : "", old != NULL && *old != '\0' ? ":" : "");
@@ -76,7 +81,19 @@ teardown(void)
 	h_cleanup(&d);
 }
 
-TestSuite(durable, .init = setup, .fini = teardown, .timeout = 240);
+static void
+setup_pipelined(void)
+{
+	start("pipelined");
+}
+
+static void
+setup_inline(void)
+{
+	start("inline");
+}
+
+TestSuite(durable, .fini = teardown, .timeout = 240);
 
 /* A client as agency that waits up to 60 s (h_client()'s gives up sooner). */
 static struct ss_client *
@@ -179,7 +196,14 @@ feed(uint64_t after, uint64_t *log_size)
 	return n;
 }
 
-Test(durable, checkpoint_and_feed_wait_for_the_fdatasync)
+/*
+ * Holds the log's next fdatasync while NHELD disclosures are made; once
+ * at least `want` entries past the durable end are committed, neither a
+ * checkpoint nor a feed page may show them and no disclosure may be
+ * answered; after the hold all are answered and served.
+ */
+static void
+held_commits_are_not_served(long want)
 {
 	pid_t		 kids[NHELD];
 	uint64_t	 base, size, cp0;
@@ -209,11 +233,11 @@ Test(durable, checkpoint_and_feed_wait_for_the_fdatasync)
 	cr_assert_eq(access(held, F_OK), 0, "the log's fdatasync never started");
 	for (int i = 0; i < 3000; i++) {
 		committed = h_log_count(&d, NULL);
-		if (committed >= (long)base + NHELD)
+		if (committed >= (long)base + want)
 			break;
 		sleep_ms(10);
 	}
-	cr_assert_eq(committed, (long)base + NHELD,
+	cr_assert_geq(committed, (long)base + want,
 	    "the writer did not commit while the fdatasync was held");
 
 	/* Committed, not durable: neither read shows them. */
@@ -236,4 +260,16 @@ Test(durable, checkpoint_and_feed_wait_for_the_fdatasync)
 	cr_expect_eq(feed(base, &size), NHELD);
 	cr_expect_eq(size, base + NHELD);
 	cr_expect_gt(checkpoint_size(), base, "the checkpoint over the six");
+}
+
+/* Pipelined: the writer goes on committing all six behind the held sync. */
+Test(durable, checkpoint_and_feed_wait_for_the_fdatasync, .init = setup_pipelined)
+{
+	held_commits_are_not_served(NHELD);
+}
+
+/* Inline: the writer's own commit waits in its fdatasync, committed. */
+Test(durable, inline_commit_is_not_served_before_its_fdatasync, .init = setup_inline)
+{
+	held_commits_are_not_served(1);
 }

@@ -57,7 +57,7 @@ Test(config, defaults_apply)
 	cr_expect_eq(c.timeout, 30);
 	cr_expect_eq(c.max_headers, 8192);
 	cr_expect_eq(c.log_level, LOG_LEVEL_INFO);
-	cr_expect_str_eq(c.audit_commit, "pipelined");
+	cr_expect_str_eq(c.audit_commit, "inline");
 	cr_expect_str_eq(c.store, "/tmp/s");
 	config_free(&c);
 	diag_free(&d);
