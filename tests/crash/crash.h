@@ -1,0 +1,97 @@
+/*
+ * What the kill -9 test's two files share (test_crash.c: the clients, the
+ * kills and the rounds; crash_check.c: reading the databases after each
+ * restart and checking that everything acknowledged is there).
+ */
+#ifndef SAFESHARE_CRASH_H
+#define SAFESHARE_CRASH_H
+
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+
+#include <stddef.h>
+
+#include "harness.h"
+
+#define NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
+
+enum {
+	ROUNDS = 20,
+	MAX_REQUESTS = 2000,	/* per client and round */
+	CLIENT_SECONDS = 5,	/* per client and round, and its reply timeout */
+	KILL_MIN_MS = 50,
+	KILL_MAX_MS = 300,
+};
+
+/* 2030-01-01T00:00:00Z: consent expiry dates count days from here. */
+#define EXPIRY_BASE	1893456000LL
+
+/* A disclosure request and the reply it must get (as the log names it). */
+struct ask {
+	const char	*subject, *purpose, *record_type;
+	int		 consultation;
+	const char	*override;
+	int		 status;
+	const char	*decision, *reason;
+};
+
+struct requester {
+	const char		*agency;
+	const struct ask	*asks;
+	size_t			 nasks;
+};
+
+#define NREQUESTERS	3
+extern const struct requester requesters[NREQUESTERS];
+
+/*
+ * A holder writing in turn: a new subject (record, consent and flag in one
+ * request), a consent decision on its own long-lived subject, and setting
+ * or clearing a flag on that subject.
+ */
+struct writer {
+	const char	*agency;
+	const char	*tag;		/* in its new subjects' ids and its file names */
+	const char	*subject;	/* its long-lived subject */
+	int		 flagged;	/* the flag's state found at the last restart */
+};
+
+#define NWRITERS	2
+extern struct writer writers[NWRITERS];
+
+#define NCLIENTS	(NREQUESTERS + NWRITERS)
+
+/* The daemon under test. */
+extern struct daemon crash_d;
+
+/* Checks failed so far: the rounds stop after the first round with one. */
+extern int crash_problems;
+
+/* cr_expect, counted. */
+#define CHECK(cond, ...)	do {					\
+	if (!(cond)) {							\
+		crash_problems++;					\
+		cr_expect_fail(__VA_ARGS__);				\
+	}								\
+} while (0)
+
+/* Totals for the summary line; "unanswered" were in flight at a kill. */
+extern long crash_total_disclosures, crash_total_writes;
+extern long long crash_unanswered_disclosures, crash_unanswered_subjects;
+/* Holder changes (new subjects, consent) logged but not in the store. */
+extern long long crash_unapplied;
+
+void		 crash_acks_path(char *, size_t, int, const char *);
+long long	 crash_expiry(long, char *, size_t);
+
+/* crash_check.c: the parent's checks after each restart. */
+sqlite3		*open_ro(const char *);
+long long	 q_int(sqlite3 *, const char *, ...);
+void		 check_unexpected(int);
+void		 check_log(int);
+void		 check_store(int);
+void		 check_store_logged(int);
+void		 check_flags(int);
+void		 check_files(int);
+
+#endif
