@@ -6,6 +6,8 @@
 #define SAFESHARE_PGLOG_INT_H
 
 #include <libpq-fe.h>
+
+#include "pgutil.h"
 #include <stddef.h>
 #include <stdint.h>
 

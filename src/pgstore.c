@@ -172,29 +172,7 @@ int
 pgstore_fail(PGconn *conn, PGresult *res, const char *what, char *err,
     size_t errlen)
 {
-	const char	*msg = NULL, *st = NULL;
-	char		 buf[200], state[8] = "";
-	size_t		 i;
-
-	if (res != NULL) {
-		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	}
-	if (msg == NULL)
-		msg = conn != NULL ? PQerrorMessage(conn) : "out of memory";
-	snprintf(buf, sizeof(buf), "%s", msg);
-	if (st != NULL)
-		snprintf(state, sizeof(state), "%s", st);
-	for (i = 0; buf[i] != '\0'; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			buf[i] = ' ';
-	while (i > 0 && buf[i - 1] == ' ')
-		buf[--i] = '\0';
-	PQclear(res);
-	if (state[0] != '\0')
-		return errorf(err, errlen, "PostgreSQL store: %s: %s (SQLSTATE %s)",
-		    what, buf, state);
-	return errorf(err, errlen, "PostgreSQL store: %s: %s", what, buf);
+	return pg_fail(conn, res, "PostgreSQL store", what, err, errlen);
 }
 
 static int
