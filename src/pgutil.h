@@ -11,8 +11,12 @@
 
 /*
  * Writes "who: what: the server's primary message (SQLSTATE x)" into err,
- * on one line, and clears res (which may be NULL: then the connection's
- * message, or "out of memory" without a connection). Returns -1.
+ * on one printable line (the message's control characters, such as a
+ * newline or an escape, bidirectional overrides and invalid UTF-8 become
+ * visible escapes: term_safe(); its end of line is dropped; at most 200
+ * bytes of it are kept), and clears res (which may be NULL: then the
+ * connection's message, or "out of memory" without a connection).
+ * Returns -1.
  */
 int	pg_fail(PGconn *, PGresult *res, const char *who, const char *what,
 	    char *err, size_t errlen);
