@@ -138,7 +138,7 @@ auditor_handle_query(struct req *r)
 	limit = q->limit == 0 ? PAGE_DEFAULT : q->limit > PAGE_MAX ? PAGE_MAX : q->limit;
 	filter_of(q, &f);
 	page_init(&pg, limit);
-	if (audit_query(srv->reader, &f, q->after_seq, limit, q->newest_first,
+	if (logstore_query(srv->reader, &f, q->after_seq, limit, q->newest_first,
 	    collect, &pg, err, sizeof(err)) == -1) {
 		log_warnx("event=audit_query_failed error=\"%s\"", err);
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
@@ -188,7 +188,7 @@ auditor_handle_stats(struct req *rq)
 		return;
 	by = q->group_by[0] ? q->group_by : "agency";
 	filter_of(q, &f);
-	if (audit_stats(srv->reader, &f, by, stat_row, &r, err, sizeof(err)) == -1)
+	if (logstore_stats(srv->reader, &f, by, stat_row, &r, err, sizeof(err)) == -1)
 		reply_error(req, 400, "bad_group_by", err, 0);
 	else {
 		for (size_t i = 0; i < r.n; i++)
@@ -207,7 +207,7 @@ auditor_handle_stats(struct req *rq)
 
 static void
 list_pending(struct server *srv, struct evhttp_request *req,
-    int (*fn)(struct audit *, audit_cb, void *, char *, size_t))
+    int (*fn)(struct logstore *, audit_cb, void *, char *, size_t))
 {
 	struct page pg;
 
@@ -223,13 +223,13 @@ list_pending(struct server *srv, struct evhttp_request *req,
 void
 auditor_handle_reviews(struct req *r)
 {
-	list_pending(r->srv, r->ev, audit_reviews_pending);
+	list_pending(r->srv, r->ev, logstore_reviews_pending);
 }
 
 void
 auditor_handle_inform(struct req *r)
 {
-	list_pending(r->srv, r->ev, audit_inform_pending);
+	list_pending(r->srv, r->ev, logstore_inform_pending);
 }
 
 struct find {
@@ -269,8 +269,8 @@ note_logged(int ok, uint64_t seq, void *arg)
 /* A review (D15) or an inform-the-subject note (D6): itself a log entry. */
 static void
 add_note(struct server *srv, struct evhttp_request *req, const struct agency *ag,
-    const char *kind, int (*pending)(struct audit *, audit_cb, void *, char *,
-    size_t))
+    const char *kind, int (*pending)(struct logstore *, audit_cb, void *,
+    char *, size_t))
 {
 	Safeshare__V1__ReviewRequest	*rq;
 	struct audit_entry		 e;
@@ -321,13 +321,13 @@ done:
 void
 auditor_handle_review(struct req *r)
 {
-	add_note(r->srv, r->ev, r->agency, "review", audit_reviews_pending);
+	add_note(r->srv, r->ev, r->agency, "review", logstore_reviews_pending);
 }
 
 void
 auditor_handle_inform_done(struct req *r)
 {
-	add_note(r->srv, r->ev, r->agency, "inform_done", audit_inform_pending);
+	add_note(r->srv, r->ev, r->agency, "inform_done", logstore_inform_pending);
 }
 
 struct cps {
@@ -376,8 +376,8 @@ auditor_handle_checkpoints(struct req *r)
 
 	logq_stats(srv->logq, &st);
 	c.upto = st.size;
-	audit_log_id(srv->reader, id);
-	if (audit_checkpoints(srv->reader, collect_cp, &c, NULL, 0) == -1) {
+	logstore_log_id(srv->reader, id);
+	if (logstore_checkpoints(srv->reader, collect_cp, &c, NULL, 0) == -1) {
 		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
 	} else {
 		c.p = xcalloc(c.n + 1, sizeof(*c.p));
@@ -404,7 +404,6 @@ struct verify_job {
 	struct server			*srv;
 	struct evhttp_request		*req;
 	struct event			*ev;
-	char				*path;
 	struct audit_verify_result	 res;
 };
 
@@ -412,28 +411,33 @@ static void *
 verify_thread(void *arg)
 {
 	struct verify_job	*j = arg;
-	struct audit		*rd;
+	struct logstore		*rd;
 	char			 err[256];
 
 	memset(&j->res, 0, sizeof(j->res));
-	if (audit_open_reader(&rd, j->path, err, sizeof(err)) == -1)
+	if (server_log_open(j->srv->conf, LOGSTORE_READER, &rd, err,
+	    sizeof(err)) == -1)
 		snprintf(j->res.why, sizeof(j->res.why), "%s", err);
 	else {
 		struct audit_verifier	*v;
 		unsigned char		 id[16];
 
 		/* The chain of keys starts at the first; the current one is trusted. */
-		audit_log_id(rd, id);
+		logstore_log_id(rd, id);
 		v = audit_verifier_new(j->srv->first_key ? j->srv->first_key :
 		    j->srv->public_key, id);
 		if (j->srv->first_key != NULL && j->srv->public_key != NULL)
 			audit_verifier_trust(v, j->srv->public_key);
-		audit_verify_with(rd, v, &j->res);
-		/* Subject-access reports (D17) read the index: it must agree too. */
-		if (audit_verify_index(rd, &j->res) == -1)
+		logstore_verify_with(rd, v, &j->res);
+		/*
+		 * Subject-access reports (D17) read the index: it must agree
+		 * too. Only the SQLite log has one beside it.
+		 */
+		if (logstore_audit(rd) != NULL &&
+		    audit_verify_index(logstore_audit(rd), &j->res) == -1)
 			log_warnx("event=verify_index_failed error=\"%s\"",
 			    j->res.index_why);
-		audit_close(rd);
+		logstore_close(rd);
 	}
 	event_active(j->ev, EV_TIMEOUT, 1);	/* thread-safe: evthread_use_pthreads */
 	return NULL;
@@ -469,7 +473,6 @@ verify_done(evutil_socket_t fd, short what, void *arg)
 	/* The thread is done with the server: shutdown may go on (drain_check). */
 	j->srv->verifying--;
 	event_free(j->ev);
-	free(j->path);
 	free(j);
 	j = NULL;
 }
@@ -485,7 +488,6 @@ auditor_handle_verify(struct req *r)
 	j = xcalloc(1, sizeof(*j));
 	j->srv = srv;
 	j->req = req;
-	j->path = xstrdup(srv->conf->audit_log);
 	j->ev = event_new(srv->base, -1, 0, verify_done, j);
 	if (j->ev == NULL || pthread_create(&t, NULL, verify_thread, j) != 0) {
 		reply_error(req, 500, "verify_failed", "cannot start verification", 0);
@@ -501,7 +503,6 @@ auditor_handle_verify(struct req *r)
 fail:
 	if (j->ev != NULL)
 		event_free(j->ev);
-	free(j->path);
 	free(j);
 }
 
@@ -513,7 +514,6 @@ struct report_job {
 	struct server			*srv;
 	struct evhttp_request		*req;
 	struct event			*ev;
-	char				*path;
 	struct report			*rep;
 	Safeshare__V1__AuditReport	*out;
 	int64_t				 from;
@@ -525,23 +525,24 @@ report_thread(void *arg)
 {
 	struct report_job	*j = arg;
 	struct audit_filter	 f;
-	struct audit		*rd;
+	struct logstore		*rd;
 	char			 err[256];
 
 	/* Notes after the range still close its items: only from_time filters. */
 	memset(&f, 0, sizeof(f));
 	f.from_time = j->from;
-	if (audit_open_reader(&rd, j->path, err, sizeof(err)) == -1) {
+	if (server_log_open(j->srv->conf, LOGSTORE_READER, &rd, err,
+	    sizeof(err)) == -1) {
 		log_warnx("event=report_failed error=\"%s\"", err);
 		j->failed = 1;
 	} else {
-		if (audit_query(rd, &f, 0, 0, 0, report_cb, j->rep, err,
+		if (logstore_query(rd, &f, 0, 0, 0, report_cb, j->rep, err,
 		    sizeof(err)) == -1) {
 			log_warnx("event=report_failed error=\"%s\"", err);
 			j->failed = 1;
 		} else
 			j->out = report_finish(j->rep);
-		audit_close(rd);
+		logstore_close(rd);
 	}
 	event_active(j->ev, EV_TIMEOUT, 1);
 	return NULL;
@@ -562,7 +563,6 @@ report_done(evutil_socket_t fd, short what, void *arg)
 	report_msg_free(j->out);
 	report_free(j->rep);
 	event_free(j->ev);
-	free(j->path);
 	free(j);
 }
 
@@ -584,7 +584,6 @@ auditor_handle_report(struct req *r)
 	j = xcalloc(1, sizeof(*j));
 	j->srv = srv;
 	j->req = req;
-	j->path = xstrdup(srv->conf->audit_log);
 	j->from = q->from_time;
 	j->rep = report_new(q->from_time, q->to_time, q->agency, time(NULL));
 	safeshare__v1__report_request__free_unpacked(q, NULL);
@@ -605,7 +604,6 @@ fail:
 		if (j->ev != NULL)
 			event_free(j->ev);
 		report_free(j->rep);
-		free(j->path);
-		free(j);
+			free(j);
 	}
 }

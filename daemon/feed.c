@@ -86,7 +86,7 @@ struct page {
 	enum feed_kind		 kind;
 	const char		*agency;	/* accesses: the holder */
 	struct server		*srv;		/* NULL: the notifier's page */
-	struct audit		*reader;	/* the log, read-only */
+	struct logstore		*reader;	/* the log, read-only */
 	struct storage		*store;		/* who holds a subject */
 	size_t			 limit, n;
 	uint64_t		 last;		/* the last seq read */
@@ -208,7 +208,7 @@ alert_new(uint64_t seq, int64_t t, const char *type, const char *message)
 	return a;
 }
 
-/* audit_scan() callback: keeps the entries the page's feed carries. */
+/* logstore_scan() callback: keeps the entries the page's feed carries. */
 static int
 take(const struct audit_entry *e, void *arg)
 {
@@ -280,7 +280,7 @@ page_fill(struct page *pg)
 	while (pg->n == 0 && pg->read < SCAN_MAX) {
 		uint64_t before = pg->read;
 
-		if (audit_scan(pg->reader, pg->last + 1, SCAN_CHUNK, take,
+		if (logstore_scan(pg->reader, pg->last + 1, SCAN_CHUNK, take,
 		    pg, NULL, 0) == -1 || pg->failed)
 			return -1;
 		if (pg->read - before < SCAN_CHUNK && pg->n < pg->limit)
@@ -694,7 +694,7 @@ feed_handle_alerts(struct req *r)
  * here touches the loop's state.
  */
 int
-feed_batch_json(struct audit *reader, struct storage *store, int alerts,
+feed_batch_json(struct logstore *reader, struct storage *store, int alerts,
     const char *agency, uint64_t after, uint64_t upto, size_t limit,
     struct feed_batch *b, char *err, size_t errlen)
 {

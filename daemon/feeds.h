@@ -28,7 +28,7 @@ void		 feeds_metrics(struct feeds *, struct evbuffer *);
  * nothing after upto (the log's durable size, logq.c) is read.
  * Safe on any thread that owns reader and store. 0, or -1 with err.
  */
-struct audit;
+struct logstore;
 struct storage;
 struct feed_batch {
 	char		*json;
@@ -36,7 +36,7 @@ struct feed_batch {
 	size_t		 n;
 	uint64_t	 last;
 };
-int		 feed_batch_json(struct audit *reader, struct storage *store,
+int		 feed_batch_json(struct logstore *reader, struct storage *store,
 		    int alerts, const char *agency, uint64_t after, uint64_t upto,
 		    size_t limit,
 		    struct feed_batch *, char *err, size_t errlen);

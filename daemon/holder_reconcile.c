@@ -51,7 +51,7 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 	}
 	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
 	e.case_ref = srv->store_ref;
-	if (audit_append(srv->audit, &ep, 1, rc->err, sizeof(rc->err)) == -1) {
+	if (logstore_append(srv->audit, &ep, 1, rc->err, sizeof(rc->err)) == -1) {
 		rc->failed = 1;
 		return -1;
 	}
@@ -63,9 +63,9 @@ int
 holder_reconcile(struct server *srv, char *err, size_t errlen)
 {
 	struct reconcile	 rc = { srv, 0, 0, "" };
-	uint64_t		 size = audit_size(srv->audit);
+	uint64_t		 size = logstore_size(srv->audit);
 
-	if (audit_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
+	if (logstore_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
 	    size - RECONCILE_WINDOW : 0, reconcile_one, &rc, rc.err,
 	    sizeof(rc.err)) == -1 || rc.failed)
 		return errorf(err, errlen, "reconciling holder batches: %s", rc.err);

@@ -52,7 +52,7 @@ logproof_handle_consistency(struct req *r)
 	 * what it is given as the log's promise.
 	 */
 	logq_stats(srv->logq, &st);
-	if ((rc = audit_checkpoint_note_upto(srv->reader, st.size, &note, err,
+	if ((rc = logstore_checkpoint_note_upto(srv->reader, st.size, &note, err,
 	    sizeof(err))) != 0 ||
 	    note_parse(note, strlen(note), &nt, err, sizeof(err)) == -1 ||
 	    note_checkpoint_parse(nt.body, nt.bodylen, &cp, err, sizeof(err)) == -1) {
@@ -70,7 +70,7 @@ logproof_handle_consistency(struct req *r)
 	 * the caller sees for itself that the log is now shorter (truncated).
 	 */
 	if (rq->from_size > 0 && rq->from_size < cp.size) {
-		if (audit_consistency(srv->reader, rq->from_size, cp.size, proof,
+		if (logstore_consistency(srv->reader, rq->from_size, cp.size, proof,
 		    &len, err, sizeof(err)) == -1) {
 			log_warnx("%s: event=consistency_failed from=%llu to=%llu "
 			    "error=\"%s\"", __func__, (unsigned long long)rq->from_size,

@@ -83,7 +83,11 @@ hist_bucket(size_t n)
 static int
 wal_plan(struct logq *q)
 {
-	int pages = audit_wal_pages(q->audit);
+	int pages;
+
+	if (q->audit == NULL)
+		return 0;	/* PostgreSQL: no WAL of ours */
+	pages = audit_wal_pages(q->audit);
 
 	if (pages >= CKPT_INLINE)
 		return 1;
@@ -145,12 +149,12 @@ keep_receipts(struct qentry **taken, const struct audit_receipt *rcs, size_t n)
 }
 
 /*
- * audit_append(), and for the entries whose callers reply with a receipt
+ * logstore_append(), and for the entries whose callers reply with a receipt
  * (logq_submit_receipt), keep_receipts(). rcs is not zeroed: audit_append_receipts()
  * sets every receipt it returns.
  */
 static int
-append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
+append(struct logstore *l, struct audit_entry **batch, struct qentry **taken,
     size_t n, char *err, size_t errlen)
 {
 	struct audit_receipt	*rcs;
@@ -160,8 +164,8 @@ append(struct audit *a, struct audit_entry **batch, struct qentry **taken,
 	for (i = 0; i < n; i++)
 		want += taken[i]->rcb != NULL;
 	if (want == 0 || (rcs = malloc(n * sizeof(*rcs))) == NULL)
-		return audit_append(a, batch, n, err, errlen);
-	if ((rc = audit_append_receipts(a, batch, n, rcs, err, errlen)) == 0)
+		return logstore_append(l, batch, n, err, errlen);
+	if ((rc = logstore_append_receipts(l, batch, n, rcs, err, errlen)) == 0)
 		keep_receipts(taken, rcs, n);
 	free(rcs);
 	return rc;
@@ -193,7 +197,7 @@ writer(void *arg)
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			if (pthread_cond_timedwait(&q->work_cond, &q->mtx, &ts) == ETIMEDOUT &&
-			    q->stats.ok && audit_file_gone(q->audit)) {
+			    q->stats.ok && logstore_file_gone(q->log)) {
 				q->stats.ok = 0;
 				snprintf(q->stats.why, sizeof(q->stats.why), "the log file "
 				    "was deleted or replaced while open");
@@ -219,7 +223,7 @@ writer(void *arg)
 		pthread_mutex_unlock(&q->mtx);
 
 		/* After a failed fdatasync nothing is committed again (logsync.c). */
-		rc = failed ? -1 : append(q->audit, batch, taken, n, err, sizeof(err));
+		rc = failed ? -1 : append(q->log, batch, taken, n, err, sizeof(err));
 
 		pthread_mutex_lock(&q->mtx);
 		ckpt = rc == 0 && wal_plan(q);
@@ -235,7 +239,7 @@ writer(void *arg)
 			if (!q->sync_failed) {
 				if (!q->stats.ok)
 					log_info("event=audit_recovered size=%llu",
-					    (unsigned long long)audit_size(q->audit));
+					    (unsigned long long)batch[n - 1]->seq);
 				q->stats.ok = 1;
 				q->stats.why[0] = '\0';
 			}
@@ -256,7 +260,8 @@ writer(void *arg)
 					q->uhead = taken[i];
 				q->utail = taken[i];
 			}
-			q->usize = audit_size(q->audit);
+			/* The log's size at this commit, on either backend. */
+			q->usize = batch[n - 1]->seq;
 			/* audit.commit: inline: one thread, no hand-over (logsync.c). */
 			if (q->inline_sync)
 				logq_sync_batches(q);
@@ -489,27 +494,34 @@ on_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct logq *
-logq_new(struct event_base *base, struct audit *a, const char *path)
+logq_new(struct event_base *base, struct logstore *l, const char *path)
 {
 	struct logq	*q = xcalloc(1, sizeof(*q));
 	char		 err[256];
 	int		 ckpt_started = 0, sync_started = 0;
+	struct audit	*a = logstore_audit(l);
 
-	q->path = xstrdup(path);
+	q->log = l;
 	q->audit = a;
 	q->efd = -1;
 	q->walfd = -1;
 	q->fsync = fdatasync;
-	q->walpath = xcalloc(1, strlen(path) + sizeof("-wal"));
-	memcpy(q->walpath, path, strlen(path));
-	memcpy(q->walpath + strlen(path), "-wal", sizeof("-wal"));
 	q->stats.ok = 1;
-	q->stats.size = audit_size(a);
+	q->stats.size = logstore_size(l);
 	pthread_mutex_init(&q->mtx, NULL);
 	pthread_cond_init(&q->work_cond, NULL);
 	pthread_cond_init(&q->done_cond, NULL);
 	pthread_cond_init(&q->ckpt_cond, NULL);
 	pthread_cond_init(&q->sync_cond, NULL);
+	if (a == NULL) {
+		/* PostgreSQL: the commit is durable; no file, no WAL to copy. */
+		q->inline_sync = 1;
+		goto threads;
+	}
+	q->path = xstrdup(path);
+	q->walpath = xcalloc(1, strlen(path) + sizeof("-wal"));
+	memcpy(q->walpath, path, strlen(path));
+	memcpy(q->walpath + strlen(path), "-wal", sizeof("-wal"));
 	if (audit_open_checkpointer(&q->ckpt, path, err, sizeof(err)) == -1) {
 		log_warnx("event=logq_start_failed error=\"%s\"", err);
 		goto fail;
@@ -533,11 +545,13 @@ logq_new(struct event_base *base, struct audit *a, const char *path)
 		q->index_failed = 1;
 	}
 	q->index_looked = time(NULL);
+ threads:
 	if ((q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_done, q)) == NULL ||
 	    (q->kick = event_new(base, -1, 0, on_kick, q)) == NULL ||
 	    event_add(q->ev, NULL) == -1 ||
-	    !(ckpt_started = pthread_create(&q->ckpt_thread, NULL, checkpointer, q) == 0) ||
+	    (a != NULL && !(ckpt_started = pthread_create(&q->ckpt_thread, NULL,
+	    checkpointer, q) == 0)) ||
 	    !(sync_started = pthread_create(&q->sync_thread, NULL, logq_syncer, q) == 0) ||
 	    pthread_create(&q->thread, NULL, writer, q) != 0) {
 		log_warn("event=logq_start_failed");
@@ -670,8 +684,10 @@ logq_free(struct logq *q)
 	pthread_cond_signal(&q->sync_cond);
 	pthread_mutex_unlock(&q->mtx);
 	pthread_join(q->sync_thread, NULL);
-	pthread_join(q->ckpt_thread, NULL);
-	close(q->walfd);
+	if (q->audit != NULL)
+		pthread_join(q->ckpt_thread, NULL);
+	if (q->walfd != -1)
+		close(q->walfd);
 	free(q->walpath);
 	audit_close(q->ckpt);
 	audit_index_close(q->index);
@@ -695,7 +711,8 @@ void
 logq_set_inline_sync(struct logq *q, int on)
 {
 	pthread_mutex_lock(&q->mtx);
-	q->inline_sync = on;
+	/* On PostgreSQL always: there is nothing for the syncer to do. */
+	q->inline_sync = on || q->audit == NULL;
 	pthread_mutex_unlock(&q->mtx);
 }
 

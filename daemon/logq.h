@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "audit.h"
+#include "logstore.h"
 
 struct event_base;
 struct logq;
@@ -43,11 +44,14 @@ struct logq_stats {
 };
 
 /*
- * Starts the writer thread on an open log, and a checkpointer thread with
- * its own connection to the file at path that copies the WAL into the
- * database off the commit path. Returns NULL on failure.
+ * Starts the writer thread on an open log, and, on SQLite, a checkpointer
+ * thread with its own connection to the file at path that copies the WAL
+ * into the database off the commit path. On PostgreSQL (path NULL) each
+ * commit is durable when it returns (synchronous_commit, pglog.h): the
+ * writer releases its batch itself, as with audit.commit: inline, and
+ * there is no WAL file to sync nor checkpointer. Returns NULL on failure.
  */
-struct logq	*logq_new(struct event_base *, struct audit *, const char *path);
+struct logq	*logq_new(struct event_base *, struct logstore *, const char *path);
 /* Copies the entry and queues it; cb (if not NULL) runs after the commit or failure. */
 void		 logq_submit(struct logq *, const struct audit_entry *, logq_cb, void *arg);
 /* logq_submit() for a caller that replies with the entry's receipt. */

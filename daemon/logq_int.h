@@ -42,8 +42,9 @@ struct qentry {
 };
 
 struct logq {
-	char		*path;		/* the log's */
-	struct audit	*audit;
+	char		*path;		/* the log's file; NULL on PostgreSQL */
+	struct logstore	*log;		/* the writer's connection */
+	struct audit	*audit;		/* the same, on SQLite; else NULL */
 	struct audit	*ckpt;		/* the checkpointer's own connection */
 	struct audit_index *index;	/* the subject index, kept by the checkpointer */
 	int		 index_failed;

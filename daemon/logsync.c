@@ -80,7 +80,8 @@ logq_sync_batches(struct logq *q)
 	fn = q->fsync;
 	pthread_mutex_unlock(&q->mtx);
 
-	rc = latched ? -1 : sync_wal(q, fn, why, sizeof(why));
+	/* PostgreSQL (no WAL file of ours): the commit itself was durable. */
+	rc = latched ? -1 : q->walfd == -1 ? 0 : sync_wal(q, fn, why, sizeof(why));
 
 	pthread_mutex_lock(&q->mtx);
 	if (rc == -1 && !q->sync_failed) {

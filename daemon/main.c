@@ -378,7 +378,7 @@ main(int argc, char *argv[])
 		log_warn("event=portfile_failed path=%s", portfile);
 	log_info("event=listening addr=%s port=%d protocol=%s version=%s "
 	    "log_size=%llu", conf.listen, srv.port, proto->id, proto->version,
-	    (unsigned long long)audit_size(srv.audit));
+	    (unsigned long long)logstore_size(srv.audit));
 	/* From here on the log writer thread owns srv.audit. */
 
 	event_base_dispatch(srv.base);

@@ -97,7 +97,7 @@ struct notifier {
 	struct event		*kick;		/* activated by notify_kick() */
 	struct event		*tick;
 	struct event		*stop;		/* activated by notify_free() */
-	struct audit		*reader;
+	struct logstore		*reader;
 	struct storage		*store;
 	struct outbox		*ob;
 	size_t			 nob;
@@ -430,12 +430,13 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 		errorf(err, errlen, "notify: cannot create an event loop");
 		goto fail;
 	}
-	if (audit_open_reader(&n->reader, conf->audit_log, err, errlen) == -1 ||
+	if (server_log_open(conf, LOGSTORE_READER, &n->reader, err,
+	    errlen) == -1 ||
 	    storage_open(&n->store, &storage_sqlite, conf->store, err,
 	    errlen) == -1)
 		goto fail;
 	/* The log as the daemon found it; then each commit's fdatasync. */
-	n->durable = audit_size(n->reader);
+	n->durable = logstore_size(n->reader);
 	n->ob = xcalloc(conf->nnotify, sizeof(*n->ob));
 	for (size_t i = 0; i < conf->nnotify; i++) {
 		struct outbox	*ob = &n->ob[i];
@@ -457,17 +458,17 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 			goto fail;
 		if (rc == 0) {
 			/* First start with notify: only what is new from now on. */
-			ob->cursor = audit_size(n->reader);
+			ob->cursor = logstore_size(n->reader);
 			if (cursor_save(ob) == -1) {
 				errorf(err, errlen, "notify.%s: cannot write %s",
 				    ob->conf->agency, ob->file);
 				goto fail;
 			}
-		} else if (ob->cursor > audit_size(n->reader)) {
+		} else if (ob->cursor > logstore_size(n->reader)) {
 			errorf(err, errlen, "notify.%s: %s is at seq %" PRIu64 " but "
 			    "the log has %" PRIu64 " entries (another log?); remove "
 			    "it to start at the log's end", ob->conf->agency, ob->file,
-			    ob->cursor, audit_size(n->reader));
+			    ob->cursor, logstore_size(n->reader));
 			goto fail;
 		}
 		ob->pub.cursor = ob->cursor;
@@ -606,7 +607,7 @@ notify_free(struct notifier *n)
 	if (n->store != NULL)
 		storage_close(n->store);
 	if (n->reader != NULL)
-		audit_close(n->reader);
+		logstore_close(n->reader);
 	free(n->ob);
 	pthread_mutex_destroy(&n->mu);
 	free(n);

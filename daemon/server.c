@@ -254,6 +254,14 @@ server_new_base(void)
 	return base;
 }
 
+int
+server_log_open(const struct config *conf, enum logstore_mode mode,
+    struct logstore **l, char *err, size_t errlen)
+{
+	return logstore_open(l, &logstore_sqlite, conf->audit_log, mode, err,
+	    errlen);
+}
+
 /*
  * Issue 13 item 5: the log must be the one the store remembers, at least
  * as long as it was (the store keeps a high-water mark), and a new, empty
@@ -266,11 +274,11 @@ new_log_check(struct server *srv, char *err, size_t errlen)
 {
 	struct audit_memory	 mem;
 	unsigned char		 mine[16];
-	uint64_t		 size = audit_size(srv->audit);
+	uint64_t		 size = logstore_size(srv->audit);
 	char			 why[300];
 	int			 rc;
 
-	audit_log_id(srv->audit, mine);
+	logstore_log_id(srv->audit, mine);
 	if ((rc = storage_log_memory(&storage_sqlite, srv->conf->store,
 	    mem.log_id, &mem.size, err, errlen)) == -1)
 		return -1;
@@ -310,7 +318,7 @@ remember_log(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	logq_stats(srv->logq, &ls);
-	audit_log_id(srv->audit, id);
+	logstore_log_id(srv->audit, id);
 	if (storage_remember_log(srv->store, id, ls.size, 0, err,
 	    sizeof(err)) == -1)
 		log_debug("event=log_mark_skipped error=\"%s\"", err);
@@ -328,10 +336,10 @@ log_new_log(struct server *srv, char *err, size_t errlen)
 	e.kind = "new_log";
 	e.decision = "forced";
 	/* A new log, or one restored from a backup shorter than the store remembers. */
-	e.reason = audit_size(srv->audit) == 0 ? "previous_log_missing" :
+	e.reason = logstore_size(srv->audit) == 0 ? "previous_log_missing" :
 	    "log_restored";
 	e.justification = srv->new_log_note;
-	if (audit_append(srv->audit, &ep, 1, why, sizeof(why)) == -1)
+	if (logstore_append(srv->audit, &ep, 1, why, sizeof(why)) == -1)
 		return errorf(err, errlen, "logging the new log: %s", why);
 	log_warnx("event=new_log_forced %s", srv->new_log_note);
 	return 0;
@@ -357,16 +365,17 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
 	    storage_id(srv->store));
-	if (audit_open(&srv->audit, conf->audit_log, err, errlen) == -1)
+	if (server_log_open(conf, LOGSTORE_WRITER, &srv->audit, err,
+	    errlen) == -1)
 		return -1;
 	if (new_log_check(srv, err, errlen) == -1)
 		return -1;
 	if (conf->audit_signing_key != NULL) {
-		if (audit_set_signer(srv->audit, conf->audit_signing_key,
+		if (logstore_set_signer(srv->audit, conf->audit_signing_key,
 		    (uint64_t)conf->checkpoint_every, conf->checkpoint_seconds, err,
 		    errlen) == -1)
 			return -1;
-		srv->public_pem = audit_public_pem(srv->audit);
+		srv->public_pem = logstore_public_pem(srv->audit);
 		if ((srv->public_key = pem_public_key(srv->public_pem)) == NULL) {
 			snprintf(err, errlen, "cannot derive the log's public key");
 			return -1;
@@ -375,7 +384,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		log_warnx("event=no_checkpoints reason=\"audit.signing_key not set; the "
 		    "log is hash-chained but not signed\"");
 	if (conf->audit_previous_signing_key != NULL &&
-	    audit_set_previous_signer(srv->audit, conf->audit_previous_signing_key,
+	    logstore_set_previous_signer(srv->audit,
+	    conf->audit_previous_signing_key,
 	    err, errlen) == -1)
 		return -1;
 	if (conf->audit_first_public_key != NULL &&
@@ -383,7 +393,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	    err, errlen)) == NULL)
 		return -1;
 	/* D7, D16: never sign over a log that does not verify from its last checkpoint. */
-	if (audit_check_start(srv->audit, 0, err, errlen) == -1)
+	if (logstore_check_start(srv->audit, 0, err, errlen) == -1)
 		return -1;
 	if (srv->new_log_note[0] != '\0' && log_new_log(srv, err, errlen) == -1)
 		return -1;
@@ -396,10 +406,10 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		 * after -N, at its size now, even if that is less than before
 		 * (a log restored from an older backup).
 		 */
-		audit_log_id(srv->audit, id);
+		logstore_log_id(srv->audit, id);
 		if ((srv->new_log_note[0] != '\0' &&
 		    storage_forget_log(srv->store, why, sizeof(why)) == -1) ||
-		    storage_remember_log(srv->store, id, audit_size(srv->audit),
+		    storage_remember_log(srv->store, id, logstore_size(srv->audit),
 		    1, why, sizeof(why)) == -1) {
 			snprintf(err, errlen, "%s: noting the log: %s", conf->store,
 			    why);
@@ -410,7 +420,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if (storelog_start(srv, err, errlen) == -1 ||
 	    holder_reconcile(srv, err, errlen) == -1)
 		return -1;
-	if (audit_open_reader(&srv->reader, conf->audit_log, err, errlen) == -1)
+	if (server_log_open(conf, LOGSTORE_READER, &srv->reader, err,
+	    errlen) == -1)
 		return -1;
 	if ((srv->base = server_new_base()) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
@@ -593,7 +604,7 @@ server_shutdown(struct server *srv)
 	 * database copies its WAL in and removes it, which a read-only one
 	 * cannot do (the subject index's is the checkpointer's, in logq).
 	 */
-	audit_close(srv->reader);
+	logstore_close(srv->reader);
 	srv->reader = NULL;
 	logq_free(srv->logq);
 	log_hold(NULL, NULL);
@@ -615,13 +626,13 @@ server_shutdown(struct server *srv)
 		unsigned char	id[16];
 		char		err[256];
 
-		audit_log_id(srv->audit, id);
-		if (storage_remember_log(srv->store, id, audit_size(srv->audit),
+		logstore_log_id(srv->audit, id);
+		if (storage_remember_log(srv->store, id, logstore_size(srv->audit),
 		    1, err, sizeof(err)) == -1)
 			log_warnx("event=log_mark_failed error=\"%s\"", err);
 	}
 	storage_close(srv->store);
-	audit_close(srv->audit);
+	logstore_close(srv->audit);
 	EVP_PKEY_free(srv->public_key);
 	EVP_PKEY_free(srv->first_key);
 	free(srv->public_pem);

@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "logstore.h"
 #include "metrics.h"
 #include "protocol.h"
 #include "storage.h"
@@ -37,8 +38,8 @@ struct server {
 	struct protocol		*proto;		/* in force; swapped on reload */
 	struct storage		*store;
 	char			 store_ref[STORE_ID_LEN + 8];	/* "store:<id>", the log's name for it */
-	struct audit		*audit;		/* owned by the log writer thread */
-	struct audit		*reader;	/* read-only, for auditors' queries */
+	struct logstore		*audit;		/* owned by the log writer thread */
+	struct logstore		*reader;	/* read-only, for auditors' queries */
 	EVP_PKEY		*public_key;	/* checkpoint signer's public half */
 	EVP_PKEY		*first_key;	/* audit.first_public_key, or NULL */
 	int			 new_log_ok;	/* -N: a new log where another was */
@@ -103,6 +104,13 @@ void	server_note_route(struct evhttp_request *, const struct route *rt);
  * for each logged holder batch the store did not apply. 0 or -1 with err.
  */
 int	holder_reconcile(struct server *, char *err, size_t errlen);
+
+/*
+ * Opens a connection to the daemon's disclosure log (the config's
+ * backend: logstore.h) for one thread, in mode. 0 or -1 with err.
+ */
+int	server_log_open(const struct config *, enum logstore_mode,
+	    struct logstore **, char *err, size_t errlen);
 
 /* An event loop for a thread of the daemon: epoll, no change list. */
 struct event_base *server_new_base(void);

@@ -63,7 +63,7 @@ log_load(int64_t id, const char *file, size_t subjects, int64_t loaded_at,
 	 * A crash between the append and the store's note logs the load
 	 * again at the next start: twice, never not at all.
 	 */
-	if (audit_append(srv->audit, &ep, 1, l->err, sizeof(l->err)) == -1 ||
+	if (logstore_append(srv->audit, &ep, 1, l->err, sizeof(l->err)) == -1 ||
 	    storage_load_logged(srv->store, id, e.seq, l->err,
 	    sizeof(l->err)) == -1) {
 		l->failed = 1;
@@ -80,7 +80,8 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 	struct loads		 l = { srv, 0, 0, "" };
 	char			 last[128], why[160];
 
-	if (audit_last_store(srv->audit, last, sizeof(last), l.err, sizeof(l.err)) == -1)
+	if (logstore_last_store(srv->audit, last, sizeof(last), l.err,
+	    sizeof(l.err)) == -1)
 		goto fail;
 	if (strcmp(last, srv->store_ref) != 0) {
 		store_entry(&e, srv, "opened", last[0] != '\0' ? "replaced" : "first");
@@ -88,7 +89,7 @@ storelog_start(struct server *srv, char *err, size_t errlen)
 			snprintf(why, sizeof(why), "replaces %s", last);
 			e.justification = why;
 		}
-		if (audit_append(srv->audit, &ep, 1, l.err, sizeof(l.err)) == -1)
+		if (logstore_append(srv->audit, &ep, 1, l.err, sizeof(l.err)) == -1)
 			goto fail;
 		log_info("event=store_opened store=%s reason=%s seq=%llu",
 		    srv->store_ref, e.reason, (unsigned long long)e.seq);

@@ -217,6 +217,14 @@ int		 audit_check_signer(const char *keyfile, char *err, size_t errlen);
 /* The signer's public key as PEM (caller frees), or NULL. */
 char		*audit_public_pem(struct audit *);
 /*
+ * The checks of audit_set_signer() and the key they accept, for the
+ * PostgreSQL log (logstore_pg.c): an Ed25519 private key in a file that is
+ * not group/world readable. The caller frees it; NULL with err.
+ */
+EVP_PKEY	*audit_load_signer(const char *keyfile, char *err, size_t errlen);
+/* A public key as PEM (caller frees), or NULL. */
+char		*audit_key_pem(EVP_PKEY *);
+/*
  * The key that signed the log until now, for the one start that rotates
  * to the key given to audit_set_signer() (docs/security.md): the start-up
  * check then logs a key_rotation entry whose checkpoint this key signs,

@@ -20,8 +20,8 @@
 #include "util.h"
 
 /* Reads the checkpoint signing key; the caller frees it with EVP_PKEY_free(). */
-static EVP_PKEY *
-signer_load(const char *keyfile, char *err, size_t errlen)
+EVP_PKEY *
+audit_load_signer(const char *keyfile, char *err, size_t errlen)
 {
 	EVP_PKEY	*k;
 	FILE		*fp;
@@ -47,7 +47,7 @@ audit_check_signer(const char *keyfile, char *err, size_t errlen)
 {
 	EVP_PKEY	*k;
 
-	if ((k = signer_load(keyfile, err, errlen)) == NULL)
+	if ((k = audit_load_signer(keyfile, err, errlen)) == NULL)
 		return -1;
 	EVP_PKEY_free(k);
 	return 0;
@@ -59,7 +59,7 @@ audit_set_signer(struct audit *a, const char *keyfile, uint64_t every,
 {
 	EVP_PKEY	*k;
 
-	if ((k = signer_load(keyfile, err, errlen)) == NULL)
+	if ((k = audit_load_signer(keyfile, err, errlen)) == NULL)
 		return -1;
 	EVP_PKEY_free(a->signer);
 	a->signer = k;
@@ -71,13 +71,19 @@ audit_set_signer(struct audit *a, const char *keyfile, uint64_t every,
 char *
 audit_public_pem(struct audit *a)
 {
+	return audit_key_pem(a->signer);
+}
+
+char *
+audit_key_pem(EVP_PKEY *key)
+{
 	BIO	*bio;
 	char	*data, *out = NULL;
 	long	 len;
 
-	if (a->signer == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
+	if (key == NULL || (bio = BIO_new(BIO_s_mem())) == NULL)
 		return NULL;
-	if (PEM_write_bio_PUBKEY(bio, a->signer) == 1 &&
+	if (PEM_write_bio_PUBKEY(bio, key) == 1 &&
 	    (len = BIO_get_mem_data(bio, &data)) > 0) {
 		out = xcalloc((size_t)len + 1, 1);
 		memcpy(out, data, (size_t)len);

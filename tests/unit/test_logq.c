@@ -19,6 +19,7 @@
 
 #include "audit.h"
 #include "logq.h"
+#include "logstore.h"
 #include "testutil.h"
 
 static char	path[256];
@@ -101,7 +102,7 @@ on_logged(int ok, uint64_t seq, void *arg)
 static void
 run(struct pump *p, int total, int window, size_t text_len)
 {
-	struct audit	*a;
+	struct logstore	*a;
 	struct timeval	 limit = { 120, 0 };
 	char		 err[256];
 
@@ -113,7 +114,8 @@ run(struct pump *p, int total, int window, size_t text_len)
 	memset(p->text, 'j', text_len);
 	p->text[text_len] = '\0';
 	cr_assert_not_null(p->base = event_base_new());
-	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(p->q = logq_new(p->base, a, path));
 	submit_some(p, window);
 	/* Bounded: gives up after 120 s (the sanitizer build is slow). */
@@ -121,7 +123,7 @@ run(struct pump *p, int total, int window, size_t text_len)
 	event_base_dispatch(p->base);
 	logq_stats(p->q, &p->stats);
 	logq_free(p->q);
-	audit_close(a);
+	logstore_close(a);
 	event_base_free(p->base);
 	free(p->text);
 }
@@ -197,17 +199,18 @@ Test(logq, wal_stays_bounded_under_sustained_appends, .timeout = 240)
 	/* The index: built by the checkpointer thread of a fresh logq, at most 30 s. */
 	{
 		struct event_base	*base = event_base_new();
-		struct audit		*a;
+		struct logstore		*a;
 		struct logq		*q;
 		uint64_t		 bad;
 
-		cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
 		cr_assert_not_null(q = logq_new(base, a, path));
 		cr_expect_eq(index_reaches(40000, &upto, &bad), 0);
 		cr_expect_eq(upto, 40000);
 		cr_expect_eq(bad, 0);
 		logq_free(q);
-		audit_close(a);
+		logstore_close(a);
 		event_base_free(base);
 	}
 }
@@ -228,7 +231,7 @@ count_cb(int ok, uint64_t seq, void *arg)
 Test(logq, a_deleted_subject_index_is_built_again, .timeout = 120)
 {
 	struct event_base	*base = event_base_new();
-	struct audit		*a;
+	struct logstore		*a;
 	struct logq		*q;
 	struct audit_entry	 e;
 	struct timeval		 tick = { 0, 200 * 1000 };
@@ -236,7 +239,8 @@ Test(logq, a_deleted_subject_index_is_built_again, .timeout = 120)
 	char			 err[256], p[300];
 	int			 ok = 0;
 
-	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(q = logq_new(base, a, path));
 	memset(&e, 0, sizeof(e));
 	e.kind = "disclosure";
@@ -259,7 +263,7 @@ Test(logq, a_deleted_subject_index_is_built_again, .timeout = 120)
 	cr_expect_eq(upto, 80);
 	cr_expect_eq(bad, 0);
 	logq_free(q);
-	audit_close(a);
+	logstore_close(a);
 	event_base_free(base);
 }
 
@@ -348,11 +352,12 @@ Test(logq, replies_wait_for_the_fsync_and_the_next_commit_does_not, .timeout = 6
 	struct timeval		 limit = { 30, 0 };
 	struct logq_stats	 st;
 	struct logq		*q;
-	struct audit		*a;
+	struct logstore		*a;
 	char			 err[256];
 
 	cr_assert_not_null(t.base = event_base_new());
-	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(q = logq_new(t.base, a, path));
 	logq_set_fsync(q, gated_fsync);
 	submit_one(q, &t);
@@ -388,7 +393,7 @@ Test(logq, replies_wait_for_the_fsync_and_the_next_commit_does_not, .timeout = 6
 	cr_expect_eq(st.size, 2);
 	cr_expect(st.ok);
 	logq_free(q);
-	audit_close(a);
+	logstore_close(a);
 	event_base_free(t.base);
 }
 
@@ -405,11 +410,12 @@ failed_fsync_latches(int inline_sync)
 	struct logq_stats	 st;
 	struct audit_entry	 e;
 	struct logq		*q;
-	struct audit		*a;
+	struct logstore		*a;
 	char			 err[256];
 
 	cr_assert_not_null(t.base = event_base_new());
-	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(q = logq_new(t.base, a, path));
 	logq_set_inline_sync(q, inline_sync);
 	logq_set_fsync(q, eio_fsync);
@@ -441,7 +447,7 @@ failed_fsync_latches(int inline_sync)
 	logq_stats(q, &st);
 	cr_expect_not(st.ok);
 	logq_free(q);
-	audit_close(a);
+	logstore_close(a);
 	event_base_free(t.base);
 }
 
@@ -467,11 +473,12 @@ Test(logq, inline_replies_wait_for_the_fsync_and_so_does_the_next_commit, .timeo
 	struct timeval		 limit = { 30, 0 };
 	struct logq_stats	 st;
 	struct logq		*q;
-	struct audit		*a;
+	struct logstore		*a;
 	char			 err[256];
 
 	cr_assert_not_null(t.base = event_base_new());
-	cr_assert_eq(audit_open(&a, path, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(q = logq_new(t.base, a, path));
 	logq_set_inline_sync(q, 1);
 	logq_set_fsync(q, gated_fsync);
@@ -506,6 +513,6 @@ Test(logq, inline_replies_wait_for_the_fsync_and_so_does_the_next_commit, .timeo
 	cr_expect_eq(st.size, 2);
 	cr_expect(st.ok);
 	logq_free(q);
-	audit_close(a);
+	logstore_close(a);
 	event_base_free(t.base);
 }

@@ -1,0 +1,281 @@
+/*
+ * The PostgreSQL backend of the log interface (logstore.h): an adapter
+ * from the backend's void * handle to pglog.h. The handle keeps what the
+ * SQLite log keeps in memory and pglog does not: the signing key (for its
+ * public half) and the head as this connection last saw it (its size and
+ * the log's id), so that a size asked for while the database is away is
+ * the last known one rather than a failure.
+ *
+ * Readers not yet written for PostgreSQL return -1 with "not available
+ * on PostgreSQL yet: ..."; each is one line to replace with its pglog_X
+ * (src/pglog_query.c), which takes the same arguments as audit_X.
+ */
+#include <openssl/evp.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "logstore.h"
+#include "logstore_int.h"
+#include "pglog.h"
+#include "util.h"
+
+/* One connection's log. */
+struct lpg {
+	struct pglog	*pl;
+	EVP_PKEY	*signer;	/* also held by pl (pglog_set_signer()) */
+	uint64_t	 size;		/* the head's, as last seen */
+	unsigned char	 log_id[16];
+};
+
+#define PL(h)	(((struct lpg *)(h))->pl)
+
+static int
+pg_open(void **h, const char *where, enum logstore_mode mode, char *err,
+    size_t errlen)
+{
+	struct lpg	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return errorf(err, errlen, "PostgreSQL log: out of memory");
+	if ((mode == LOGSTORE_WRITER ? pglog_open(&l->pl, where, err, errlen) :
+	    pglog_open_reader(&l->pl, where, err, errlen)) == -1 ||
+	    pglog_head(l->pl, &l->size, l->log_id, err, errlen) == -1) {
+		pglog_close(l->pl);
+		free(l);
+		return -1;
+	}
+	*h = l;
+	return 0;
+}
+
+static void
+pg_close(void *h)
+{
+	struct lpg	*l = h;
+
+	pglog_close(l->pl);
+	EVP_PKEY_free(l->signer);
+	free(l);
+}
+
+static struct audit *
+pg_audit(void *h)
+{
+	(void)h;
+	return NULL;
+}
+
+static int
+pg_append_receipts(void *h, struct audit_entry **es, size_t n,
+    struct audit_receipt *rc, char *err, size_t errlen)
+{
+	struct lpg	*l = h;
+
+	if (pglog_append(l->pl, es, n, rc, err, errlen) == -1)
+		return -1;
+	if (n > 0)
+		l->size = es[n - 1]->seq;
+	return 0;
+}
+
+static int
+pg_append(void *h, struct audit_entry **es, size_t n, char *err,
+    size_t errlen)
+{
+	return pg_append_receipts(h, es, n, NULL, err, errlen);
+}
+
+static uint64_t
+pg_size(void *h)
+{
+	struct lpg	*l = h;
+	unsigned char	 id[16];
+	uint64_t	 size;
+	char		 err[256];
+
+	if (pglog_head(l->pl, &size, id, err, sizeof(err)) == 0)
+		l->size = size;
+	return l->size;
+}
+
+static void
+pg_log_id(void *h, unsigned char out[16])
+{
+	memcpy(out, ((struct lpg *)h)->log_id, 16);
+}
+
+static int
+pg_file_gone(void *h)
+{
+	(void)h;
+	return 0;
+}
+
+/* Every daemon holds the same key (docs/deploy-ha.md "The signing key"). */
+static int
+pg_set_signer(void *h, const char *keyfile, uint64_t every, int64_t seconds,
+    char *err, size_t errlen)
+{
+	struct lpg	*l = h;
+	EVP_PKEY	*k;
+
+	(void)every;
+	(void)seconds;
+	if ((k = audit_load_signer(keyfile, err, errlen)) == NULL)
+		return -1;
+	pglog_set_signer(l->pl, k);
+	EVP_PKEY_free(l->signer);
+	l->signer = k;
+	return 0;
+}
+
+static char *
+pg_public_pem(void *h)
+{
+	return audit_key_pem(((struct lpg *)h)->signer);
+}
+
+/*
+ * Each append is one transaction (pglog.h), so there is no torn tail to
+ * find at start; the check of the whole chain and every checkpoint is
+ * `safeshare audit verify --postgresql` (docs/deploy-ha.md "Status").
+ */
+static int
+pg_check_start(void *h, int dry_run, char *err, size_t errlen)
+{
+	struct lpg	*l = h;
+
+	(void)dry_run;
+	return pglog_head(l->pl, &l->size, l->log_id, err, errlen);
+}
+
+static int
+pg_verify_with(void *h, struct audit_verifier *v,
+    struct audit_verify_result *res)
+{
+	return pglog_verify_with(PL(h), v, res);
+}
+
+/* A reader PostgreSQL does not have yet: -1 with err naming it. */
+static int
+not_yet(const char *what, char *err, size_t errlen)
+{
+	return errorf(err, errlen, "not available on PostgreSQL yet: %s", what);
+}
+
+static int
+pg_set_previous_signer(void *h, const char *keyfile, char *err, size_t errlen)
+{
+	(void)h;
+	(void)keyfile;
+	return not_yet("signing key rotation (audit.previous_signing_key)", err,
+	    errlen);
+}
+
+static int
+pg_scan(void *h, uint64_t from, uint64_t limit, audit_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	(void)h, (void)from, (void)limit, (void)cb, (void)arg;
+	return not_yet("reading entries in order (scan)", err, errlen);
+}
+
+static int
+pg_query(void *h, const struct audit_filter *f, uint64_t after,
+    uint64_t limit, int newest_first, audit_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	(void)h, (void)f, (void)after, (void)limit, (void)newest_first;
+	(void)cb, (void)arg;
+	return not_yet("log queries", err, errlen);
+}
+
+static int
+pg_stats(void *h, const struct audit_filter *f, const char *by,
+    audit_stat_cb cb, void *arg, char *err, size_t errlen)
+{
+	(void)h, (void)f, (void)by, (void)cb, (void)arg;
+	return not_yet("log statistics", err, errlen);
+}
+
+static int
+pg_checkpoints(void *h, audit_checkpoint_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	(void)h, (void)cb, (void)arg;
+	return not_yet("listing checkpoints", err, errlen);
+}
+
+static int
+pg_checkpoint_note_upto(void *h, uint64_t max, char **note, char *err,
+    size_t errlen)
+{
+	(void)h, (void)max, (void)note;
+	return not_yet("checkpoint notes by size", err, errlen);
+}
+
+static int
+pg_consistency(void *h, uint64_t m, uint64_t n, unsigned char proof[][32],
+    size_t *len, char *err, size_t errlen)
+{
+	(void)h, (void)m, (void)n, (void)proof, (void)len;
+	return not_yet("consistency proofs", err, errlen);
+}
+
+static int
+pg_holder_batches(void *h, uint64_t since, audit_batch_cb cb, void *arg,
+    char *err, size_t errlen)
+{
+	(void)h, (void)since, (void)cb, (void)arg;
+	return not_yet("holder batches in the log", err, errlen);
+}
+
+static int
+pg_last_store(void *h, char *out, size_t len, char *err, size_t errlen)
+{
+	(void)h, (void)out, (void)len;
+	return not_yet("the log's last store entry", err, errlen);
+}
+
+static int
+pg_reviews_pending(void *h, audit_cb cb, void *arg, char *err, size_t errlen)
+{
+	(void)h, (void)cb, (void)arg;
+	return not_yet("the review queue", err, errlen);
+}
+
+static int
+pg_inform_pending(void *h, audit_cb cb, void *arg, char *err, size_t errlen)
+{
+	(void)h, (void)cb, (void)arg;
+	return not_yet("the inform-the-subject queue", err, errlen);
+}
+
+const struct logstore_ops logstore_postgresql = {
+	.name = "postgresql",
+	.open = pg_open,
+	.close = pg_close,
+	.audit = pg_audit,
+	.append = pg_append,
+	.append_receipts = pg_append_receipts,
+	.size = pg_size,
+	.log_id = pg_log_id,
+	.file_gone = pg_file_gone,
+	.set_signer = pg_set_signer,
+	.set_previous_signer = pg_set_previous_signer,
+	.public_pem = pg_public_pem,
+	.check_start = pg_check_start,
+	.scan = pg_scan,
+	.query = pg_query,
+	.stats = pg_stats,
+	.checkpoints = pg_checkpoints,
+	.checkpoint_note_upto = pg_checkpoint_note_upto,
+	.consistency = pg_consistency,
+	.holder_batches = pg_holder_batches,
+	.last_store = pg_last_store,
+	.reviews_pending = pg_reviews_pending,
+	.inform_pending = pg_inform_pending,
+	.verify_with = pg_verify_with,
+};
