@@ -20,6 +20,16 @@
 #include "util.h"
 
 /*
+ * Issue 13 item 5 on PostgreSQL (schema version 2; pgstore_log.c): the
+ * disclosure log the daemons use with this store and the largest size one
+ * of them has seen it at. One row, or none before a daemon first starts.
+ */
+#define STORE_LOG_SQL							\
+    "CREATE TABLE IF NOT EXISTS store_log (one boolean PRIMARY KEY"	\
+    " DEFAULT true CHECK (one), log_id bytea NOT NULL"			\
+    " CHECK (length(log_id) = 16), size bigint NOT NULL CHECK (size >= 0))"
+
+/*
  * subjects: one holder's view of a person (D18), its NHS number and the
  * details it is found by; a person is a number from person_ids shared by
  * the views that link one NHS number. A holder holds a person under one
@@ -61,7 +71,8 @@ static const char schema_sql[] =
     " first_seq bigint NOT NULL, applied_at bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS store_loads (id bigserial PRIMARY KEY,"
     " file text NOT NULL, subjects bigint NOT NULL, loaded_at bigint NOT NULL,"
-    " logged_seq bigint NOT NULL DEFAULT 0)";
+    " logged_seq bigint NOT NULL DEFAULT 0);"
+    STORE_LOG_SQL;
 
 /* Any constant other than pglog's: two first opens do not create at once. */
 #define SCHEMA_LOCK	"7393651077101946420"
@@ -161,6 +172,16 @@ static const char *const stmts[S_COUNT] = {
 	[S_UNLOGGED_LOADS] = "SELECT id, file, subjects, loaded_at FROM store_loads "
 	    "WHERE logged_seq = 0 ORDER BY id",
 	[S_LOAD_LOGGED] = "UPDATE store_loads SET logged_seq = $2 WHERE id = $1",
+	/*
+	 * Issue 13 item 5: the size only grows for the same log, whichever
+	 * daemon saw it; another log (a start with -N) replaces the row.
+	 */
+	[S_REMEMBER_LOG] = "INSERT INTO store_log (log_id, size) "
+	    "VALUES ($1::bytea, $2) ON CONFLICT (one) DO UPDATE SET "
+	    "size = CASE WHEN store_log.log_id = excluded.log_id "
+	    "THEN greatest(store_log.size, excluded.size) ELSE excluded.size END, "
+	    "log_id = excluded.log_id",
+	[S_FORGET_LOG] = "DELETE FROM store_log",
 };
 
 /*
@@ -325,6 +346,26 @@ fail:
 }
 
 /*
+ * Version 1 to 2: the table store_log (STORE_LOG_SQL), under the creation
+ * lock; a second daemon doing the same at once finds it made.
+ */
+static int
+upgrade_1(PGconn *conn, char *err, size_t errlen)
+{
+	if (exec_sql(conn, "BEGIN", "upgrade", err, errlen) == -1)
+		return -1;
+	if (exec_sql(conn, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
+	    "upgrade lock", err, errlen) == -1 ||
+	    exec_sql(conn, STORE_LOG_SQL, "upgrade: store_log", err, errlen) == -1 ||
+	    exec_sql(conn, "UPDATE store_meta SET value = '2' WHERE key = 'version'",
+	    "upgrade: version", err, errlen) == -1) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return -1;
+	}
+	return exec_sql(conn, "COMMIT", "upgrade", err, errlen);
+}
+
+/*
  * An existing store is opened without DDL, so a daemon's role needs only
  * to read and write the tables; a database without them gets them. The
  * schema version must be this build's.
@@ -356,6 +397,10 @@ load_meta(struct pgstore *p, char *err, size_t errlen)
 			version = atoi(v);
 	}
 	PQclear(res);
+	if (version == 1 && upgrade_1(p->conn, err, errlen) == -1)
+		return -1;
+	if (version == 1)
+		version = 2;
 	if (version != PGSTORE_SCHEMA_VERSION)
 		return errorf(err, errlen, "PostgreSQL store: the store's schema "
 		    "version is %s (this build reads schema version %d)",

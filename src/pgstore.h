@@ -37,7 +37,7 @@
 #include "person.h"
 #include "store.h"
 
-#define PGSTORE_SCHEMA_VERSION	1
+#define PGSTORE_SCHEMA_VERSION	2
 
 struct pgstore;
 
@@ -124,6 +124,25 @@ int	pgstore_unlogged_loads(struct pgstore *, store_load_cb, void *, char *err,
 	    size_t errlen);
 int	pgstore_load_logged(struct pgstore *, int64_t id, uint64_t seq, char *err,
 	    size_t errlen);
+
+/*
+ * Issue 13 item 5 (pgstore_log.c): what the store remembers of the
+ * disclosure log it is used with, a row of its own tables (store_log):
+ * the log's id and the largest size any daemon has seen it at.
+ * store_log_memory()'s answers: pgstore_log_memory() reads it by
+ * connection string, without creating anything: 1 remembered, 0 nothing
+ * (no store there, a store of schema version 1, or no row yet), -1 with
+ * err. pgstore_remember_log() keeps the larger size for the same log and
+ * replaces another log's row; wait is accepted for store.h's signature
+ * (no holder batch locks the row on PostgreSQL, so it never waits long).
+ * pgstore_forget_log() deletes the row (a start with -N). 0, or -1 with
+ * err; neither inside a write transaction.
+ */
+int	pgstore_log_memory(const char *conninfo, unsigned char log_id[16],
+	    uint64_t *size, char *err, size_t errlen);
+int	pgstore_remember_log(struct pgstore *, const unsigned char log_id[16],
+	    uint64_t size, int wait, char *err, size_t errlen);
+int	pgstore_forget_log(struct pgstore *, char *err, size_t errlen);
 
 /* Persons and the subject index: person.h's functions, same answers. */
 int	pgstore_person_link_nhs(struct pgstore *, const char *subject,

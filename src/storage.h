@@ -129,11 +129,11 @@ int	storage_of_holding(struct storage *, const char *holder,
 	    const char *subject, int64_t *person, char *err, size_t errlen);
 
 /*
- * Data files loaded with `safeshared -l` (store_note_load() and the rest),
- * on both backends, and what the store remembers of its log (issue 13
- * item 5), not on PostgreSQL yet: there the last three return -1 with err
- * saying so (docs/deploy-ha.md "Status"). storage_log_memory() reads by
- * where, before the store is open.
+ * Data files loaded with `safeshared -l` (store_note_load() and the rest)
+ * and what the store remembers of its log (issue 13 item 5; on PostgreSQL
+ * the row store_log, pgstore_log.c), on both backends.
+ * storage_log_memory() reads by where, before the store is open, and
+ * creates nothing.
  */
 int	storage_note_load(struct storage *, const char *file, size_t subjects,
 	    int64_t now, char *err, size_t errlen);

@@ -3,10 +3,6 @@
  * from the backend's void * handle to pgstore.h, which mirrors store.h
  * and person.h function by function. In libsafeshare-pg, so that only a
  * program that names storage_postgresql links libpq.
- *
- * What the SQLite store remembers of its log (issue 13 item 5) has no
- * table on PostgreSQL yet: those operations return -1 saying so, and
- * docs/deploy-ha.md "Status" lists them.
  */
 #include <stdlib.h>
 
@@ -36,11 +32,7 @@ static int
 pg_log_memory(const char *where, unsigned char log_id[16], uint64_t *size,
     char *err, size_t errlen)
 {
-	(void)where;
-	(void)log_id;
-	(void)size;
-	return errorf(err, errlen, "not available on PostgreSQL yet: "
-	    "the store's memory of its disclosure log");
+	return pgstore_log_memory(where, log_id, size, err, errlen);
 }
 
 static const char *
@@ -286,20 +278,13 @@ static int
 pg_remember_log(void *h, const unsigned char log_id[16], uint64_t size,
     int wait, char *err, size_t errlen)
 {
-	(void)h;
-	(void)log_id;
-	(void)size;
-	(void)wait;
-	return errorf(err, errlen, "not available on PostgreSQL yet: "
-	    "the store's memory of its disclosure log");
+	return pgstore_remember_log(h, log_id, size, wait, err, errlen);
 }
 
 static int
 pg_forget_log(void *h, char *err, size_t errlen)
 {
-	(void)h;
-	return errorf(err, errlen, "not available on PostgreSQL yet: "
-	    "the store's memory of its disclosure log");
+	return pgstore_forget_log(h, err, errlen);
 }
 
 const struct storage_ops storage_postgresql = {

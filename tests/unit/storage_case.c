@@ -583,6 +583,66 @@ op_load_logged(struct sc_backend *b, char **a, int n, struct out *o)
 	answer(o, rc, "ok", err);
 }
 
+/*
+ * Issue 13 item 5: what the store remembers of its log. LOG is a short
+ * name expanded to a 16-byte id (its bytes, zero padded), so a case
+ * reads `remember a 10`.
+ */
+static void
+log_id_of(const char *name, unsigned char id[16])
+{
+	memset(id, 0, 16);
+	memcpy(id, name, strnlen(name, 16));
+}
+
+static void
+op_remember(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	unsigned char	id[16];
+	char		err[256] = "";
+	int		rc;
+
+	cr_assert_eq(n, 2, "remember LOG SIZE");
+	log_id_of(a[0], id);
+	rc = storage_remember_log(b->s, id, (uint64_t)num(a[1]), 1, err,
+	    sizeof(err));
+	answer(o, rc, "ok", err);
+}
+
+static void
+op_forget(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	char	err[256] = "";
+	int	rc;
+
+	(void)a;
+	cr_assert_eq(n, 0, "forget");
+	rc = storage_forget_log(b->s, err, sizeof(err));
+	answer(o, rc, "ok", err);
+}
+
+/* `LOG:SIZE` (LOG without its zero padding), or `none`. */
+static void
+op_log_memory(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	unsigned char	id[16];
+	uint64_t	size = 0;
+	char		err[256] = "", name[17];
+	int		rc;
+
+	(void)a;
+	cr_assert_eq(n, 0, "log_memory");
+	cr_assert_not_null(b->ops, "%s: no backend for log_memory", b->name);
+	rc = storage_log_memory(b->ops, b->where, id, &size, err, sizeof(err));
+	if (rc != 1) {
+		answer(o, rc, "none", err);
+		return;
+	}
+	memcpy(name, id, 16);
+	name[16] = '\0';
+	put(o, "%s:%llu", name, (unsigned long long)size);
+}
+
 static const struct {
 	const char	*name;
 	void		(*fn)(struct sc_backend *, char **, int, struct out *);
@@ -598,6 +658,8 @@ static const struct {
 	{ "holding", op_holding }, { "of_holding", op_of_holding },
 	{ "find", op_find }, { "note_load", op_note_load },
 	{ "unlogged", op_unlogged }, { "load_logged", op_load_logged },
+	{ "remember", op_remember }, { "forget", op_forget },
+	{ "log_memory", op_log_memory },
 };
 
 /*

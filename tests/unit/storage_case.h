@@ -12,11 +12,19 @@
 struct storage;
 struct protocol;
 
-/* One backend: its name for messages and an open handle (storage.h). */
+struct storage_ops;
+
+/*
+ * One backend: its name for messages, an open handle (storage.h), and
+ * the backend and where it was opened (the SQLite file's path or the
+ * connection string), which storage_log_memory() reads by.
+ */
 struct sc_backend {
-	const char		*name;
-	struct storage		*s;
-	const struct protocol	*proto;
+	const char			*name;
+	struct storage			*s;
+	const struct protocol		*proto;
+	const struct storage_ops	*ops;
+	const char			*where;
 };
 
 /*

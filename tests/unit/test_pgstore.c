@@ -76,8 +76,10 @@ ParameterizedTest(struct t_case_file *c, pgstore, cases)
 	t_store_open("pgstore", dbpath, sizeof(dbpath), &st, &proto);
 	cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0, "%s",
 	    err);
-	b[0] = (struct sc_backend){ storage_backend(sq), sq, proto };
-	b[1] = (struct sc_backend){ storage_backend(pg), pg, proto };
+	b[0] = (struct sc_backend){ storage_backend(sq), sq, proto,
+	    &storage_sqlite, dbpath };
+	b[1] = (struct sc_backend){ storage_backend(pg), pg, proto,
+	    &storage_postgresql, ci };
 	snprintf(path, sizeof(path), SDIR "/%s", c->name);
 	cr_expect_gt(sc_run_file(path, b, 2), 0, "%s: no operations", c->name);
 	storage_close(pg);
@@ -117,8 +119,10 @@ Test(pgstore, matching_cases_through_the_subject_index, .timeout = 240)
 		t_store_open("pgstore-match", dbpath, sizeof(dbpath), &st, &proto);
 		cr_assert_eq(storage_wrap_sqlite(&sq, st, err, sizeof(err)), 0,
 		    "%s", err);
-		b[0] = (struct sc_backend){ storage_backend(sq), sq, proto };
-		b[1] = (struct sc_backend){ storage_backend(pg), pg, proto };
+		b[0] = (struct sc_backend){ storage_backend(sq), sq, proto,
+		    &storage_sqlite, dbpath };
+		b[1] = (struct sc_backend){ storage_backend(pg), pg, proto,
+		    &storage_postgresql, ci };
 		snprintf(path, sizeof(path), MDIR "/%s", cases[i].name);
 		skip[0] = '\0';
 		if (sc_run_matching(path, MDIR "/population.yaml", b, 2, skip,
@@ -177,14 +181,32 @@ Test(pgstore, storage_interface_backend)
 	cr_expect_str_eq(storage_backend(s), "postgresql");
 	cr_expect_eq(strlen(storage_id(s)), STORE_ID_LEN);
 	cr_expect_gt(storage_created_at(s), 0);
+	/*
+	 * What the store remembers of its log (08-log-memory.case has the
+	 * answers): inside a write transaction it is refused, not mixed
+	 * into a holder batch that may roll back; where nothing is there,
+	 * nothing is remembered and nothing is made.
+	 */
+	cr_expect_eq(storage_begin(s, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(storage_remember_log(s, id, 1, 0, err, sizeof(err)), -1);
-	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
-	    err);
-	cr_expect_eq(storage_forget_log(s, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "inside a write transaction") != NULL, "%s", err);
+	storage_rollback(s);
+	cr_expect_eq(storage_remember_log(s, id, 1, 0, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_expect_eq(storage_log_memory(&storage_postgresql, ci, id, &size, err,
-	    sizeof(err)), -1);
-	cr_expect(strstr(err, "not available on PostgreSQL yet") != NULL, "%s",
-	    err);
+	    sizeof(err)), 1, "%s", err);
+	cr_expect_eq(size, 1);
+	cr_expect_eq(storage_forget_log(s, err, sizeof(err)), 0, "%s", err);
+	{
+		char	 ci2[1200];
+		PGconn	*adm2 = t_pg_schema("s_iface_none", ci2, sizeof(ci2));
+
+		cr_expect_eq(storage_log_memory(&storage_postgresql, ci2, id, &size,
+		    err, sizeof(err)), 0, "%s", err);
+		cr_expect_eq(t_pg_int(adm2, "SELECT (to_regclass('store_meta') IS "
+		    "NULL)::int"), 1);
+		PQfinish(adm2);
+	}
 
 	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
 	cr_assert_not_null(proto);
@@ -237,7 +259,15 @@ Test(pgstore, other_schema_version_refused)
 	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(pgstore_id(pg), id);
 	pgstore_close(pg);
-	t_pg_run(adm, "UPDATE store_meta SET value = '2' WHERE key = 'version'");
+	/* Version 1 (before store_log) is brought to 2 by the open. */
+	t_pg_run(adm, "DROP TABLE store_log");
+	t_pg_run(adm, "UPDATE store_meta SET value = '1' WHERE key = 'version'");
+	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
+	pgstore_close(pg);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM store_log"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT value::int FROM store_meta WHERE key = "
+	    "'version'"), 2);
+	t_pg_run(adm, "UPDATE store_meta SET value = '3' WHERE key = 'version'");
 	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), -1);
 	cr_assert_null(pg);
 	cr_assert(strstr(err, "schema version") != NULL, "%s", err);
