@@ -1,7 +1,10 @@
 /*
- * What the kill -9 test's two files share (test_crash.c: the clients, the
- * kills and the rounds; crash_check.c: reading the databases after each
- * restart and checking that everything acknowledged is there).
+ * What the kill -9 tests share: test_crash.c (one daemon on SQLite: its
+ * writers, the kills and the rounds), test_crash_pg.c (two daemons on one
+ * PostgreSQL), crash_client.c (the requesting clients, forked, and
+ * crash_each_ack() reading their files for both tests) and
+ * crash_check.c (reading the SQLite databases after each restart and
+ * checking that everything acknowledged is there).
  */
 #ifndef SAFESHARE_CRASH_H
 #define SAFESHARE_CRASH_H
@@ -10,6 +13,7 @@
 #include <sqlite3.h>
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "harness.h"
 
@@ -60,6 +64,28 @@ struct writer {
 extern struct writer writers[NWRITERS];
 
 #define NCLIENTS	(NREQUESTERS + NWRITERS)
+
+/* crash_client.c: the requesting clients, in forked processes. */
+extern int	 crash_ready_fd;
+struct ss_client *crash_client(const struct daemon *, const char *agency,
+		    int timeout, FILE *out);
+void		 crash_announce(void);
+long long	 crash_now_ms(void);
+void		 crash_requester(const struct daemon *, const struct requester *,
+		    const char *prefix, int seconds, FILE *out);
+
+/* One "D" line of a client's file: an acknowledged disclosure. */
+struct crash_ack {
+	unsigned long long	 seq;
+	char			 decision[32], reason[64], request_id[40];
+	long long		 ms;	/* crash_now_ms() at the reply */
+};
+/*
+ * Calls fn for each acknowledged disclosure in the file at path (none if
+ * it does not exist); returns how many there were.
+ */
+long		 crash_each_ack(const char *path,
+		    void (*fn)(const struct crash_ack *, void *), void *arg);
 
 /* The daemon under test. */
 extern struct daemon crash_d;

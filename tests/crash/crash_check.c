@@ -94,6 +94,40 @@ check_unexpected(int round)
 	}
 }
 
+/* check_log()'s look-up of each acknowledged disclosure in the SQLite log. */
+struct lookup {
+	sqlite3_stmt	*st;
+	int		 round;
+	long		 missing, wrong;
+	char		 first[512];
+};
+
+static void
+look_up(const struct crash_ack *a, void *arg)
+{
+	struct lookup	*lk = arg;
+	sqlite3_stmt	*st = lk->st;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->seq);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		lk->missing++;
+		if (lk->first[0] == '\0')
+			snprintf(lk->first, sizeof(lk->first), "entry %llu (round %d, "
+			    "%s) is not in the log", a->seq, lk->round, a->request_id);
+	} else if (strcmp((const char *)sqlite3_column_text(st, 0), a->decision) != 0 ||
+	    strcmp((const char *)sqlite3_column_text(st, 1), a->reason) != 0 ||
+	    strcmp((const char *)sqlite3_column_text(st, 2), a->request_id) != 0) {
+		lk->wrong++;
+		if (lk->first[0] == '\0')
+			snprintf(lk->first, sizeof(lk->first), "entry %llu says "
+			    "%s/%s/%s; the client was told %s/%s/%s", a->seq,
+			    sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+			    sqlite3_column_text(st, 2), a->decision, a->reason,
+			    a->request_id);
+	}
+	sqlite3_reset(st);
+}
+
 /*
  * The log after rounds 0..last: seq runs 1..N, every acknowledged
  * disclosure is there as told, nothing was logged twice, and at most one
@@ -103,10 +137,9 @@ void
 check_log(int last)
 {
 	sqlite3		*db = open_ro(crash_d.audit);
-	sqlite3_stmt	*st;
+	struct lookup	 lk = { .first = "" };
 	long long	 n, max, min, ours;
-	long		 acked = 0, missing = 0, wrong = 0;
-	char		 first[512] = "";
+	long		 acked = 0;
 
 	n = q_int(db, "SELECT count(*) FROM entries");
 	max = q_int(db, "SELECT coalesce(max(seq), 0) FROM entries");
@@ -128,49 +161,20 @@ check_log(int last)
 	    "%d: a holder batch was rolled back", last);
 
 	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT decision, reason, request_id FROM "
-	    "entries WHERE seq = ?1 AND kind = 'disclosure'", -1, &st, NULL), SQLITE_OK);
+	    "entries WHERE seq = ?1 AND kind = 'disclosure'", -1, &lk.st, NULL),
+	    SQLITE_OK);
 	for (int r = 0; r <= last; r++)
 		for (size_t k = 0; k < NITEMS(requesters); k++) {
-			char		 path[600], line[512], dec[32], why[64], rid[40];
-			unsigned long long seq;
-			FILE		*fp;
+			char path[600];
 
 			crash_acks_path(path, sizeof(path), r, requesters[k].agency);
-			if ((fp = fopen(path, "r")) == NULL)
-				continue;
-			while (fgets(line, sizeof(line), fp) != NULL) {
-				if (sscanf(line, "D %llu %31s %63s %39s", &seq, dec, why,
-				    rid) != 4)
-					continue;
-				acked++;
-				sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-				if (sqlite3_step(st) != SQLITE_ROW) {
-					missing++;
-					if (first[0] == '\0')
-						snprintf(first, sizeof(first), "entry %llu "
-						    "(round %d, %s) is not in the log", seq,
-						    r, rid);
-				} else if (strcmp((const char *)sqlite3_column_text(st, 0),
-				    dec) != 0 ||
-				    strcmp((const char *)sqlite3_column_text(st, 1), why) != 0 ||
-				    strcmp((const char *)sqlite3_column_text(st, 2), rid) != 0) {
-					wrong++;
-					if (first[0] == '\0')
-						snprintf(first, sizeof(first), "entry %llu "
-						    "says %s/%s/%s; the client was told "
-						    "%s/%s/%s", seq,
-						    sqlite3_column_text(st, 0),
-						    sqlite3_column_text(st, 1),
-						    sqlite3_column_text(st, 2), dec, why, rid);
-				}
-				sqlite3_reset(st);
-			}
-			fclose(fp);
+			lk.round = r;
+			acked += crash_each_ack(path, look_up, &lk);
 		}
-	sqlite3_finalize(st);
-	CHECK(missing == 0 && wrong == 0, "after round %d: %ld of %ld acknowledged "
-	    "disclosures missing, %ld differ; first: %s", last, missing, acked, wrong,
-	    first);
+	sqlite3_finalize(lk.st);
+	CHECK(lk.missing == 0 && lk.wrong == 0, "after round %d: %ld of %ld "
+	    "acknowledged disclosures missing, %ld differ; first: %s", last,
+	    lk.missing, acked, lk.wrong, lk.first);
 	ours = q_int(db, "SELECT count(*) FROM entries WHERE kind = 'disclosure' AND "
 	    "request_id LIKE 'crash-%%'");
 	CHECK(ours >= acked && ours - acked <= (long long)(last + 1) *

@@ -39,33 +39,6 @@
 #include "crash.h"
 #include "import.h"
 
-static const struct ask police_asks[] = {
-	{ "S1001", "child_protection", "person", 0, NULL, 200, "allow", "released" },
-	{ "S1004", "child_protection", "person", 0, NULL, 200, "partial",
-	    "partially_released" },
-	{ "S1002", "adult_safeguarding", "person", 0, NULL, 200, "deny", "no_rule" },
-	{ "S-NOBODY", "child_protection", "person", 0, NULL, 404, "deny",
-	    "unknown_subject" },
-	{ "S1001", "child_protection", "concern", 1, NULL, 200, "consultation",
-	    "consultation" },
-};
-static const struct ask health_asks[] = {
-	{ "S1002", "adult_safeguarding", "person", 0, NULL, 200, "deny",
-	    "consent_refused" },
-	{ "S1002", "adult_safeguarding", "person", 0, "adult_serious_harm", 200,
-	    "allow", "override" },
-};
-static const struct ask housing_asks[] = {
-	{ "S1003", "housing_support", "person", 0, NULL, 200, "partial",
-	    "partially_released" },
-};
-
-const struct requester requesters[NREQUESTERS] = {
-	{ "police", police_asks, NITEMS(police_asks) },
-	{ "health_trust", health_asks, NITEMS(health_asks) },
-	{ "housing", housing_asks, NITEMS(housing_asks) },
-};
-
 struct writer writers[NWRITERS] = {
 	{ "childrens_social_care", "csc", "S-L-csc", 0 },
 	{ "health_trust", "ht", "S-L-ht", 0 },
@@ -74,15 +47,6 @@ struct writer writers[NWRITERS] = {
 static const char *const consent_states[] = { "granted", "refused", "withdrawn" };
 
 struct daemon crash_d;
-
-/* Checks failed so far: the rounds stop after the first round with one. */
-int crash_problems;
-
-/*
- * In a client: the write end of the pipe on which the first acknowledgement
- * of the round is announced, so that the kill lands while requests flow.
- */
-static int ready_fd = -1;
 
 long crash_total_disclosures, crash_total_writes;
 long long crash_unanswered_disclosures, crash_unanswered_subjects;
@@ -124,147 +88,6 @@ crash_expiry(long n, char *buf, size_t len)
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%d", &tm);
 	return (long long)t;
-}
-
-/*
- * Client side. These run in forked processes: no Criterion assertions;
- * anything unexpected is written to the file as a "U" line, which fails
- * the test in the parent. An "E" line says why a client stopped (the kill,
- * normally): evidence when the test dir is kept, never checked.
- */
-
-/* A client for agency on the current daemon; NULL (and a U line) on failure. */
-static struct ss_client *
-kid_client(const char *agency, FILE *out)
-{
-	struct ss_client_config	 cfg;
-	struct ss_client	*c;
-	char			 cert[512], key[512], ca[512], err[512];
-
-	snprintf(cert, sizeof(cert), "%s/pki/%s.crt", crash_d.dir, agency);
-	snprintf(key, sizeof(key), "%s/pki/%s.key", crash_d.dir, agency);
-	snprintf(ca, sizeof(ca), "%s/pki/ca.crt", crash_d.dir);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.server = crash_d.server;
-	cfg.cert = cert;
-	cfg.key = key;
-	cfg.ca = ca;
-	cfg.timeout = CLIENT_SECONDS;
-	if (ss_client_new(&c, &cfg, err, sizeof(err)) == -1) {
-		fprintf(out, "U client for %s: %s\n", agency, err);
-		return NULL;
-	}
-	return c;
-}
-
-/* Tells the parent, once, that this client has been answered. */
-static void
-announce(void)
-{
-	if (ready_fd != -1) {
-		if (write(ready_fd, "a", 1) == -1) {
-			/* The parent has stopped listening; nothing to do. */
-		}
-		close(ready_fd);
-		ready_fd = -1;
-	}
-}
-
-static int
-out_of_time(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec - start->tv_sec >= CLIENT_SECONDS;
-}
-
-static const char *
-decision_word(Safeshare__V1__Decision k)
-{
-	switch (k) {
-	case SAFESHARE__V1__DECISION__DECISION_ALLOW:
-		return "allow";
-	case SAFESHARE__V1__DECISION__DECISION_PARTIAL:
-		return "partial";
-	case SAFESHARE__V1__DECISION__DECISION_DENY:
-		return "deny";
-	case SAFESHARE__V1__DECISION__DECISION_CONSULTATION:
-		return "consultation";
-	default:
-		return "unspecified";
-	}
-}
-
-/*
- * Asks in turn until the daemon goes away or the bounds are reached.
- * Writes "D seq decision reason request_id" for each reply: a refusal with
- * an Error (404 unknown_subject) counts as a deny.
- */
-static void
-kid_requester(const struct requester *rq, int round, int idx, FILE *out)
-{
-	struct ss_client	*c = kid_client(rq->agency, out);
-	struct timespec		 start;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (int j = 0; c != NULL && j < MAX_REQUESTS && !out_of_time(&start); j++) {
-		Safeshare__V1__DisclosureRequest	 q = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
-		Safeshare__V1__DisclosureResponse	*r;
-		Safeshare__V1__Error			*e;
-		const struct ask			*a = &rq->asks[(size_t)j % rq->nasks];
-		const char				*decision = "", *reason = "";
-		char					 rid[33], err[512];
-		unsigned long long			 seq = 0;
-		int					 status, ok;
-
-		snprintf(rid, sizeof(rid), "crash-r%02d-c%d-%04d", round, idx, j);
-		q.subject_id = (char *)a->subject;
-		q.purpose = (char *)a->purpose;
-		q.record_type = (char *)a->record_type;
-		q.consultation = a->consultation;
-		q.case_reference = "CRASH-9";
-		q.practitioner = "Kim Crashtest";
-		q.request_id = rid;
-		if (a->override != NULL) {
-			q.override_code = (char *)a->override;
-			q.override_justification = "He has told staff he will harm a "
-			    "named neighbour tonight.";
-		}
-		/* No reply: the daemon died; this request was never acknowledged. */
-		if (ss_disclose(c, &q, &r, &e, &status, err, sizeof(err)) == -1) {
-			fprintf(out, "E %s\n", err);
-			break;
-		}
-		if (r != NULL) {
-			seq = r->disclosure_id;
-			decision = decision_word(r->decision);
-			reason = r->reason;
-		} else if (e != NULL) {
-			seq = e->disclosure_id;
-			decision = "deny";
-			reason = e->code;
-		}
-		ok = status == a->status && seq > 0 && strcmp(decision, a->decision) == 0 &&
-		    strcmp(reason, a->reason) == 0;
-		if (ok)
-			fprintf(out, "D %llu %s %s %s\n", seq, decision, reason, rid);
-		else
-			fprintf(out, "U %s asking about %s for %s: status %d, %s/%s, id %llu "
-			    "(expected %d, %s/%s)\n", rq->agency, a->subject, a->purpose,
-			    status, decision, reason, seq, a->status, a->decision, a->reason);
-		fflush(out);
-		if (ok)
-			announce();
-		if (r != NULL)
-			safeshare__v1__disclosure_response__free_unpacked(r, NULL);
-		if (e != NULL)
-			safeshare__v1__error__free_unpacked(e, NULL);
-		if (!ok)
-			break;
-	}
-	if (c != NULL)
-		ss_client_free(c);
 }
 
 /* Appends an op of kind ("put_record", "consent", ...) about subject to im. */
@@ -323,12 +146,11 @@ send_ops(struct ss_client *c, const struct import *im, char *code, size_t len)
 static void
 kid_writer(const struct writer *w, int round, FILE *out)
 {
-	struct ss_client	*c = kid_client(w->agency, out);
-	struct timespec		 start;
+	struct ss_client	*c = crash_client(&crash_d, w->agency, CLIENT_SECONDS, out);
+	long long		 end = crash_now_ms() + CLIENT_SECONDS * 1000LL;
 	int			 flagged = w->flagged;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (int j = 0; c != NULL && j < MAX_REQUESTS && !out_of_time(&start); j++) {
+	for (int j = 0; c != NULL && j < MAX_REQUESTS && crash_now_ms() < end; j++) {
 		struct import		 im = { .name = "crash" };
 		Safeshare__V1__HolderOp	*op;
 		char			 subject[64], date[16], ack[160], code[64];
@@ -385,7 +207,7 @@ kid_writer(const struct writer *w, int round, FILE *out)
 		}
 		fprintf(out, "%s\n", ack);
 		fflush(out);
-		announce();
+		crash_announce();
 		if (j % 3 == 2)
 			flagged = !flagged;
 	}
@@ -412,12 +234,16 @@ spawn(int round, size_t idx, const int pipefd[2])
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGPIPE, SIG_IGN);
 	close(pipefd[0]);
-	ready_fd = pipefd[1];
+	crash_ready_fd = pipefd[1];
 	if ((out = fopen(path, "w")) == NULL)
 		_exit(1);
-	if (idx < NITEMS(requesters))
-		kid_requester(&requesters[idx], round, (int)idx, out);
-	else
+	if (idx < NITEMS(requesters)) {
+		char prefix[32];
+
+		snprintf(prefix, sizeof(prefix), "crash-r%02d-c%zu", round, idx);
+		crash_requester(&crash_d, &requesters[idx], prefix, CLIENT_SECONDS,
+		    out);
+	} else
 		kid_writer(&writers[idx - NITEMS(requesters)], round, out);
 	fclose(out);
 	_exit(0);
