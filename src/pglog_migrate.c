@@ -445,6 +445,15 @@ int
 pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys, size_t nkeys,
     struct pglog_migration *out, char *err, size_t errlen)
 {
+	return pglog_migrate_with(src, dst, keys, nkeys, NULL, NULL, out, err,
+	    errlen);
+}
+
+int
+pglog_migrate_with(struct audit *src, struct pglog *dst, EVP_PKEY **keys,
+    size_t nkeys, pglog_migrate_also also, void *arg, struct pglog_migration *out,
+    char *err, size_t errlen)
+{
 	struct audit_verify_result	 r;
 	struct mig			*m;
 	char				 serr[256];
@@ -505,8 +514,12 @@ pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys, size_t nkey
 		goto fail;
 	}
 	if (copy_end(m, "copy checkpoints") == -1 || move_head(m, out->log_id) == -1 ||
-	    compare(m, keys, nkeys, out->log_id, out) == -1 ||
-	    pglog_exec(m->conn, "COMMIT", "commit", m->err, sizeof(m->err)) == -1)
+	    compare(m, keys, nkeys, out->log_id, out) == -1)
+		goto fail;
+	if (also != NULL && also(m->conn, out->log_id, m->copied, arg, m->err,
+	    sizeof(m->err)) == -1)
+		goto fail;
+	if (pglog_exec(m->conn, "COMMIT", "commit", m->err, sizeof(m->err)) == -1)
 		goto fail;
 	began = 0;
 	rc = 0;

@@ -8,6 +8,7 @@
 #ifndef SAFESHARE_PGLOG_MIGRATE_H
 #define SAFESHARE_PGLOG_MIGRATE_H
 
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,5 +42,17 @@ struct pglog_migration {
  */
 int	pglog_migrate(struct audit *src, struct pglog *dst, EVP_PKEY **keys,
 	    size_t nkeys, struct pglog_migration *out, char *err, size_t errlen);
+
+/*
+ * More work in the same transaction (the record store's copy,
+ * pgstore_migrate_txn()): run on the log's connection after the log has
+ * been copied, verified and compared, before the commit, with the log's
+ * id and size; its -1 (err filled) rolls back everything, the log too.
+ */
+typedef int	(*pglog_migrate_also)(PGconn *, const unsigned char log_id[16],
+		    uint64_t size, void *arg, char *err, size_t errlen);
+int	pglog_migrate_with(struct audit *src, struct pglog *dst, EVP_PKEY **keys,
+	    size_t nkeys, pglog_migrate_also also, void *arg,
+	    struct pglog_migration *out, char *err, size_t errlen);
 
 #endif

@@ -219,6 +219,12 @@ store_person_stmts(struct store *s)
 	return s->pq;
 }
 
+int
+store_schema_version(void)
+{
+	return (int)(sizeof(migrations) / sizeof(migrations[0]));
+}
+
 /*
  * Applies pending migrations, each in its own transaction; *fresh is set
  * when the file had none (a new store). 0, or -1 with err: a migration's

@@ -32,6 +32,12 @@ struct store_subject {
  * bytes): docs/hacking.md "Errors", convention (1).
  */
 int	store_open(struct store **, const char *path, char *err, size_t errlen);
+/*
+ * The schema version (PRAGMA user_version) store_open() brings a store
+ * to: what a reader that does not migrate (the migration to PostgreSQL)
+ * requires.
+ */
+int	store_schema_version(void);
 void	store_close(struct store *);
 
 /*
