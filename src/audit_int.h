@@ -201,6 +201,14 @@ void	 audit_tree_put(void *arg, unsigned level, uint64_t index,
 	    const uint8_t hash[32]);
 int	 audit_tree_sync(struct audit *, char *err, size_t errlen);
 
+/* audit_query.c: what the SQLite and the PostgreSQL queries share */
+#define AUDIT_FILTER_TERMS	7	/* subject, agency, ..., kind */
+size_t	 audit_filter_terms(const struct audit_filter *,
+	    const char *cols[AUDIT_FILTER_TERMS], const char *vals[AUDIT_FILTER_TERMS]);
+/* The stats groupings, in order; audit_stats_group() gives the index. */
+#define AUDIT_STATS_GROUPS	"agency", "purpose", "decision", "reason", "kind", "day"
+int	 audit_stats_group(const char *by, char *err, size_t errlen);
+
 /* audit_index.c */
 void	 audit_index_path(const char *log, char *out, size_t len);
 int	 audit_same_file(const char *path, dev_t dev, ino_t ino);

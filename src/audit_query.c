@@ -45,30 +45,57 @@ where_subject(struct audit *a, int p, sqlite3_str *sql)
 	    "seq > coalesce(%s, 0) AND subject = ?%d)", p, upto, p, upto, upto, p);
 }
 
+/*
+ * The filter's equality conditions in the order they are bound: the
+ * column each names and its value; returns how many (at most
+ * AUDIT_FILTER_TERMS). Shared with the PostgreSQL log's queries
+ * (pglog_query.c), so both backends filter by the same columns.
+ */
+size_t
+audit_filter_terms(const struct audit_filter *f, const char *cols[AUDIT_FILTER_TERMS],
+    const char *vals[AUDIT_FILTER_TERMS])
+{
+	static const char *const names[AUDIT_FILTER_TERMS] = { "subject", "agency",
+	    "practitioner", "purpose", "decision", "reason", "kind" };
+	const char *const v[AUDIT_FILTER_TERMS] = { f->subject, f->agency,
+	    f->practitioner, f->purpose, f->decision, f->reason, f->kind };
+	size_t n = 0;
+
+	for (size_t i = 0; i < AUDIT_FILTER_TERMS; i++) {
+		if (v[i] == NULL || *v[i] == '\0')
+			continue;
+		cols[n] = names[i];
+		vals[n++] = v[i];
+	}
+	return n;
+}
+
+/* What audit_stats() groups by: the index into AUDIT_STATS_GROUPS, or -1 with err. */
+int
+audit_stats_group(const char *by, char *err, size_t errlen)
+{
+	static const char *const names[] = { AUDIT_STATS_GROUPS };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(by, names[i]) == 0)
+			return (int)i;
+	return errorf(err, errlen, "cannot group by \"%s\" (agency, purpose, "
+	    "decision, reason, kind or day)", by);
+}
+
 /* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
 static void
 where_filter(struct audit *a, const struct audit_filter *f, sqlite3_str *sql)
 {
-	static const struct { size_t off; const char *col; } eq[] = {
-		{ offsetof(struct audit_filter, subject), "subject" },
-		{ offsetof(struct audit_filter, agency), "agency" },
-		{ offsetof(struct audit_filter, practitioner), "practitioner" },
-		{ offsetof(struct audit_filter, purpose), "purpose" },
-		{ offsetof(struct audit_filter, decision), "decision" },
-		{ offsetof(struct audit_filter, reason), "reason" },
-		{ offsetof(struct audit_filter, kind), "kind" },
-	};
-	int p = 3;	/* ?1 and ?2 are the caller's */
+	const char	*cols[AUDIT_FILTER_TERMS], *vals[AUDIT_FILTER_TERMS];
+	size_t		 n = audit_filter_terms(f, cols, vals);
+	int		 p = 3;	/* ?1 and ?2 are the caller's */
 
-	for (size_t i = 0; i < sizeof(eq) / sizeof(eq[0]); i++) {
-		const char *v = *(const char *const *)(const void *)((const char *)f + eq[i].off);
-
-		if (v == NULL || *v == '\0')
-			continue;
-		if (i == 0)
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cols[i], "subject") == 0)
 			where_subject(a, p++, sql);
 		else
-			sqlite3_str_appendf(sql, " AND %s = ?%d", eq[i].col, p++);
+			sqlite3_str_appendf(sql, " AND %s = ?%d", cols[i], p++);
 	}
 	if (f->overrides_only)
 		sqlite3_str_appendall(sql, " AND " OVERRIDE_USED);
@@ -106,13 +133,12 @@ prepare_built(struct audit *a, sqlite3_str *sql, sqlite3_stmt **st,
 static void
 bind_filter(sqlite3_stmt *st, const struct audit_filter *f)
 {
-	const char *const v[] = { f->subject, f->agency, f->practitioner, f->purpose,
-	    f->decision, f->reason, f->kind };
-	int p = 3;
+	const char	*cols[AUDIT_FILTER_TERMS], *vals[AUDIT_FILTER_TERMS];
+	size_t		 n = audit_filter_terms(f, cols, vals);
+	int		 p = 3;
 
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		if (v[i] != NULL && *v[i] != '\0')
-			sqlite3_bind_text(st, p++, v[i], -1, SQLITE_STATIC);
+	for (size_t i = 0; i < n; i++)
+		sqlite3_bind_text(st, p++, vals[i], -1, SQLITE_STATIC);
 	if (f->from_time)
 		sqlite3_bind_int64(st, p++, f->from_time);
 	if (f->to_time)
@@ -147,22 +173,17 @@ int
 audit_stats(struct audit *a, const struct audit_filter *f, const char *by,
     audit_stat_cb cb, void *arg, char *err, size_t errlen)
 {
-	static const struct { const char *name, *expr; } groups[] = {
-		{ "agency", "agency" }, { "purpose", "purpose" },
-		{ "decision", "decision" }, { "reason", "reason" }, { "kind", "kind" },
-		{ "day", "date(time, 'unixepoch')" },
-	};
-	const char	*expr = NULL;
+	/* In the order of AUDIT_STATS_GROUPS. */
+	static const char *const exprs[] = { "agency", "purpose", "decision",
+	    "reason", "kind", "date(time, 'unixepoch')" };
+	const char	*expr;
 	sqlite3_stmt	*st;
 	sqlite3_str	*sql;
-	int		 rc;
+	int		 rc, g;
 
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		if (strcmp(by, groups[i].name) == 0)
-			expr = groups[i].expr;
-	if (expr == NULL)
-		return errorf(err, errlen, "cannot group by \"%s\" (agency, purpose, "
-		    "decision, reason, kind or day)", by);
+	if ((g = audit_stats_group(by, err, errlen)) == -1)
+		return -1;
+	expr = exprs[g];
 	if (f->subject != NULL && *f->subject != '\0')
 		audit_index_attach(a);
 	sql = sqlite3_str_new(a->db);
