@@ -54,7 +54,27 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS log_checkpoints ("
     " n bigint PRIMARY KEY, size bigint NOT NULL, head_hash bytea NOT NULL,"
     " time bigint NOT NULL, signature bytea NOT NULL, root bytea NOT NULL,"
-    " note text NOT NULL)";
+    " note text NOT NULL);"
+    /*
+     * What the readers (pglog_query.c) look up, as the SQLite log's
+     * indexes (audit.c) but the subject's, which SQLite keeps in a file of
+     * its own, built behind the log: here it is one B-tree insert per entry
+     * in the append's transaction. Schema version 2 added them.
+     */
+    "CREATE INDEX IF NOT EXISTS log_entries_subject ON log_entries(subject, seq);"
+    "CREATE INDEX IF NOT EXISTS log_entries_agency ON log_entries(agency, seq);"
+    "CREATE INDEX IF NOT EXISTS log_entries_time ON log_entries(time);"
+    "CREATE INDEX IF NOT EXISTS log_entries_ref ON log_entries(ref_seq) "
+    " WHERE ref_seq != 0;"
+    "CREATE INDEX IF NOT EXISTS log_entries_override ON log_entries(seq) WHERE "
+    OVERRIDE_USED ";"
+    "CREATE INDEX IF NOT EXISTS log_entries_refused ON log_entries(seq) WHERE "
+    OVERRIDE_REFUSED ";"
+    "CREATE INDEX IF NOT EXISTS log_entries_store ON log_entries(seq) "
+    " WHERE kind = 'store';"
+    "CREATE INDEX IF NOT EXISTS log_entries_holder ON log_entries(seq) "
+    " WHERE kind = 'holder';"
+    "CREATE INDEX IF NOT EXISTS log_checkpoints_size ON log_checkpoints(size)";
 #undef F
 
 /* Any constant: it only keeps two first opens from creating at once. */

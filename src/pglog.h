@@ -30,7 +30,8 @@
 
 #include "audit.h"
 
-#define PGLOG_SCHEMA_VERSION	1
+/* Version 2 added the readers' indexes (pglog.c); a log of version 1 is refused. */
+#define PGLOG_SCHEMA_VERSION	2
 
 struct pglog;
 
@@ -105,6 +106,42 @@ typedef int (*pglog_head_cb)(const unsigned char log_id[16], uint64_t size,
 	    uint64_t checkpoints, void *);
 int	 pglog_walk(struct pglog *, pglog_head_cb, audit_checkpoint_cb, audit_cb,
 	    void *arg, char *err, size_t errlen);
+
+/*
+ * The readers (pglog_query.c, pglog_proof.c): each has the arguments and
+ * the answers of the SQLite log's audit_X of the same name (audit.h),
+ * for the daemon's auditor, feed, proof and reconciliation routes, and
+ * returns 0 or -1 with err as it does. Several statements read in one
+ * REPEATABLE READ, READ ONLY snapshot; a lost connection is opened again
+ * by the next call.
+ */
+int	 pglog_scan(struct pglog *, uint64_t from, uint64_t limit, audit_cb,
+	    void *, char *err, size_t errlen);
+int	 pglog_query(struct pglog *, const struct audit_filter *, uint64_t after,
+	    uint64_t limit, int newest_first, audit_cb, void *, char *err,
+	    size_t errlen);
+int	 pglog_stats(struct pglog *, const struct audit_filter *, const char *by,
+	    audit_stat_cb, void *, char *err, size_t errlen);
+int	 pglog_reviews_pending(struct pglog *, audit_cb, void *, char *err,
+	    size_t errlen);
+int	 pglog_inform_pending(struct pglog *, audit_cb, void *, char *err,
+	    size_t errlen);
+int	 pglog_checkpoints(struct pglog *, audit_checkpoint_cb, void *, char *err,
+	    size_t errlen);
+int	 pglog_checkpoint_note(struct pglog *, uint64_t size, char **note,
+	    char *err, size_t errlen);
+int	 pglog_checkpoint_note_upto(struct pglog *, uint64_t max, char **note,
+	    char *err, size_t errlen);
+int	 pglog_holder_batches(struct pglog *, uint64_t since, audit_batch_cb,
+	    void *, char *err, size_t errlen);
+int	 pglog_last_store(struct pglog *, char *out, size_t len, char *err,
+	    size_t errlen);
+int	 pglog_consistency(struct pglog *, uint64_t m, uint64_t n,
+	    unsigned char proof[][32], size_t *len, char *err, size_t errlen);
+int	 pglog_inclusion(struct pglog *, uint64_t seq, uint64_t n,
+	    unsigned char proof[][32], size_t *len, char *err, size_t errlen);
+int	 pglog_root(struct pglog *, uint64_t n, unsigned char root[32], char *err,
+	    size_t errlen);
 
 /*
  * A connection string named for messages: "host=... port=... dbname=...

@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 
+#include "audit.h"
 #include "pgutil.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,14 @@ PGresult	*pglog_fetch(PGconn *, const char *cursor, char *err, size_t errlen);
 int		 pglog_row_entry(const PGresult *, int row, struct audit_entry *e);
 int		 pglog_row_checkpoint(const PGresult *, int row,
 		    const unsigned char log_id[16], struct audit_checkpoint *cp);
+/*
+ * Every row of an open binary cursor, a page at a time, to ecb (entries:
+ * 1) or cpcb (checkpoints: 0, with the log's id): 0, 1 when a callback
+ * stopped the walk, or -1 with err. The readers of pglog_query.c share it.
+ */
+int		 pglog_drain(PGconn *, const char *cursor, int entries,
+		    const unsigned char log_id[16], audit_checkpoint_cb cpcb,
+		    audit_cb ecb, void *arg, char *err, size_t errlen);
 /* The SELECT list of pglog_row_checkpoint(). */
 #define PGLOG_CP_COLUMNS	"n, size, head_hash, time, signature, note"
 /*

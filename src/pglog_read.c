@@ -78,9 +78,8 @@ pglog_row_checkpoint(const PGresult *res, int row, const unsigned char log_id[16
 	return 0;
 }
 
-/* Every row of cursor to cb (entries: 1, checkpoints: 0); 0, 1 stopped, -1. */
-static int
-drain(PGconn *conn, const char *cursor, int entries, const unsigned char id[16],
+int
+pglog_drain(PGconn *conn, const char *cursor, int entries, const unsigned char id[16],
     audit_checkpoint_cb cpcb, audit_cb ecb, void *arg, char *err, size_t errlen)
 {
 	PGresult	*res;
@@ -146,12 +145,12 @@ pglog_walk(struct pglog *p, pglog_head_cb hcb, audit_checkpoint_cb cpcb, audit_c
 	    err, errlen) == -1 || pglog_exec(conn, sql, "entries", err, errlen) == -1)
 		goto done;
 	if (hcb(id, size, ncp, arg) != 0 ||
-	    (stop = drain(conn, "pglog_cps", 0, id, cpcb, NULL, arg, err, errlen)) == 1) {
+	    (stop = pglog_drain(conn, "pglog_cps", 0, id, cpcb, NULL, arg, err, errlen)) == 1) {
 		rc = 0;
 		goto done;
 	}
 	if (stop == -1 ||
-	    drain(conn, "pglog_entries", 1, id, NULL, ecb, arg, err, errlen) == -1)
+	    pglog_drain(conn, "pglog_entries", 1, id, NULL, ecb, arg, err, errlen) == -1)
 		goto done;
 	rc = 0;
 done:
