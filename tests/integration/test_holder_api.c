@@ -278,8 +278,9 @@ Test(holder_api, unknown_field_name_is_withheld_not_ignored)
 	cr_expect_not_null(released(r, "full_name"));
 	cr_expect_str_eq(withheld(r, "nhs_number"), "unknown_field");
 	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	/* replace(), not instr(): SQL both backends know (h_log_count()). */
 	cr_expect_eq(h_log_count(&d, "decision = 'partial' AND "
-	    "instr(withheld, 'nhs_number:unknown_field') > 0"), 1);
+	    "replace(withheld, 'nhs_number:unknown_field', '') != withheld"), 1);
 }
 
 Test(holder_api, unknown_subject_is_404_whoever_holds_it)

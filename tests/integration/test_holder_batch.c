@@ -91,8 +91,10 @@ Test(holder_batch, cli_import_is_all_or_nothing)
 	    "subject = 'S-I1' AND released = 'full_name,postcode'"), 1);
 	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND reason = 'flag' AND "
 	    "withheld = 'hate_crime'"), 1);
-	cr_expect_eq(h_log_count(&d, "instr(released || consent || withheld, 'Ian') > 0"),
-	    0, "record values are never logged");
+	/* replace(), not instr(): SQL both backends know (h_log_count()). */
+	cr_expect_eq(h_log_count(&d, "replace(released || consent || withheld, 'Ian', "
+	    "'') != (released || consent || withheld)"), 0,
+	    "record values are never logged");
 
 	/* A file with one bad row among good ones changes nothing at all. */
 	before = dump_store();
