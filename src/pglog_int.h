@@ -6,13 +6,37 @@
 #define SAFESHARE_PGLOG_INT_H
 
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 
 #include "audit.h"
+#include "merkle.h"
 #include "pgutil.h"
 #include <stddef.h>
 #include <stdint.h>
 
-struct pglog;
+struct pglog_rows;	/* the parameters of a multi-row INSERT (pglog_append.c) */
+
+/*
+ * A handle: one connection, used by one thread at a time. pglog.c opens
+ * and (re)connects it, pglog_append.c writes through it.
+ */
+struct pglog {
+	PGconn			*conn;
+	char			*conninfo;
+	int			 ready;		/* this session has the statements */
+	EVP_PKEY		*signer;
+	char			*note;		/* the last note (receipts point at it) */
+	struct merkle_range	 range;		/* the tree, in an append */
+	struct merkle_range	 before;	/* ... before the batch */
+	struct pglog_rows	*rows;
+	void			(*hook)(void *, size_t);
+	void			*hook_arg;
+};
+
+/* pglog_append.c: its statements, prepared in each new session; its rows. */
+int			 pglog_prepare_append(struct pglog *, char *err, size_t errlen);
+struct pglog_rows	*pglog_rows_new(void);
+void			 pglog_rows_free(struct pglog_rows *);
 
 /* The one row of log_head (its frontier goes into the handle's range). */
 struct pglog_head {

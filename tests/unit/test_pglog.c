@@ -420,3 +420,117 @@ Test(pglog, time_never_goes_back)
 	pglog_close(p2);
 	PQfinish(adm);
 }
+
+/*
+ * Batches of every shape the pipelined append cuts into multi-row INSERTs
+ * (src/pglog_append.c: chunks of 64, 16, 4 and 1 rows), up to the
+ * daemon's largest (1,024): every entry is stored once, in seq order with
+ * its own request id, the tree nodes are all there, and each receipt's
+ * proof holds in its commit's tree.
+ */
+Test(pglog, batches_of_every_chunk_shape)
+{
+	static const size_t	 sizes[] = { 1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 84,
+				    129, 1024 };
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = t_pg_schema("t_shape", ci, sizeof(ci));
+	EVP_PKEY		*key = new_key();
+	struct audit_entry	*e = calloc(1024, sizeof(*e));
+	struct audit_entry	**ep = calloc(1024, sizeof(*ep));
+	struct audit_receipt	*rc = calloc(1024, sizeof(*rc));
+	char			(*rid)[32] = calloc(1024, sizeof(*rid));
+	struct pglog		*pl;
+	uint64_t		 total = 0;
+	size_t			 nsizes = sizeof(sizes) / sizeof(sizes[0]);
+
+	cr_assert(e != NULL && ep != NULL && rc != NULL && rid != NULL);
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_set_signer(pl, key);
+	for (size_t s = 0; s < nsizes; s++) {
+		struct cpnote	 c;
+		char		 why[128];
+
+		for (size_t i = 0; i < sizes[s]; i++) {
+			memset(&e[i], 0, sizeof(e[i]));
+			snprintf(rid[i], sizeof(rid[i]), "r%" PRIu64, total + i + 1);
+			e[i].time = 1700000000;
+			e[i].kind = "disclosure";
+			e[i].agency = "police-north";
+			e[i].justification = "quote \" and back\\slash, {braces}, 'single'";
+			e[i].request_id = rid[i];
+			ep[i] = &e[i];
+		}
+		cr_assert_eq(pglog_append(pl, ep, sizes[s], rc, err, sizeof(err)), 0,
+		    "batch of %zu: %s", sizes[s], err);
+		for (size_t i = 0; i < sizes[s]; i++) {
+			cr_assert_eq(e[i].seq, total + i + 1);
+			cr_assert_eq(audit_note_parse(rc[i].checkpoint, &c, why,
+			    sizeof(why)), 0, "%s", why);
+			cr_assert_eq(merkle_verify_inclusion(rc[i].seq - 1, c.size,
+			    rc[i].leaf, (const uint8_t (*)[32])rc[i].proof, rc[i].nproof,
+			    c.root), 0, "receipt of entry %" PRIu64, rc[i].seq);
+		}
+		total += sizes[s];
+	}
+	verify_ok(pl, key, total, nsizes);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_entries WHERE "
+	    "request_id = 'r' || seq"), (long long)total);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(DISTINCT justification) FROM "
+	    "log_entries"), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_tree"), (long long)
+	    (total / 16 + total / 256));
+	pglog_close(pl);
+	EVP_PKEY_free(key);
+	free(e);
+	free(ep);
+	free(rc);
+	free(rid);
+	PQfinish(adm);
+}
+
+/*
+ * An entry the server refuses in a later INSERT of a batch, after a
+ * 64-row INSERT of the same batch has succeeded: the whole batch is rolled
+ * back (nothing of it stored, the head unmoved), the reason names the
+ * statement, and the handle's next batch follows the last committed entry
+ * on the same connection.
+ */
+Test(pglog, refused_after_a_stored_chunk_rolls_back_all)
+{
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = t_pg_schema("t_abort2", ci, sizeof(ci));
+	EVP_PKEY		*key = new_key();
+	struct audit_entry	*e = calloc(100, sizeof(*e));
+	struct audit_entry	**ep = calloc(100, sizeof(*ep));
+	struct pglog		*pl;
+	int			 pid;
+
+	cr_assert(e != NULL && ep != NULL);
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_set_signer(pl, key);
+	pid = pglog_backend_pid(pl);
+	for (size_t i = 0; i < 100; i++) {
+		e[i].time = 1700000000;
+		e[i].kind = "disclosure";
+		e[i].request_id = "r";
+		ep[i] = &e[i];
+	}
+	cr_assert_eq(pglog_append(pl, ep, 3, NULL, err, sizeof(err)), 0, "%s", err);
+	e[90].purpose = "bad \xff byte";
+	cr_assert_eq(pglog_append(pl, ep, 100, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "insert entry") != NULL, "%s", err);
+	cr_assert(strstr(err, "bad ") == NULL, "%s", err);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_entries"), 3);
+	cr_assert_eq(t_pg_int(adm, "SELECT size FROM log_head"), 3);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM log_checkpoints"), 1);
+	e[90].purpose = NULL;
+	cr_assert_eq(pglog_append(pl, ep, 100, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(e[0].seq, 4);
+	cr_assert_eq(pglog_backend_pid(pl), pid, "the session was not kept");
+	verify_ok(pl, key, 103, 2);
+	pglog_close(pl);
+	EVP_PKEY_free(key);
+	free(e);
+	free(ep);
+	PQfinish(adm);
+}
