@@ -22,6 +22,12 @@
  * comes first, after --warmup seconds that are not measured. --idle N holds N
  * more connections open, each after one request, while the load runs.
  * --watch PID,... samples the servers' CPU time and RSS from /proc.
+ * --port P1,P2,... (or --port repeated, or --connect 127.0.0.1:P1,...)
+ * spreads the connections round-robin over several servers, as a TCP load
+ * balancer in front of several daemons would (issue 19 item 6): connection
+ * i always goes to target i mod the number of targets, and the rate and
+ * latency are over all of them, with each target's share of the completed
+ * requests reported.
  * --holder-batch N (with --holder-cert/--holder-key) sends, when the
  * measured time starts, one POST /v1/holder/ops of N put_record ops from a
  * child process, so the disclosures' latency is measured while the daemon
@@ -64,6 +70,7 @@
 #define MAX_RESPONSE	(1024 * 1024)
 #define MAX_HANDSHAKES	128		/* idle connections opened at once */
 #define MAX_REQUESTS	100000000ULL
+#define MAX_TARGETS	8		/* --port P1,P2,...: servers to spread over */
 
 enum err_kind { E_CONNECT, E_TLS, E_IO, E_HTTP, E_TIMEOUT, E_PARSE, E_NKINDS };
 static const char *const err_names[E_NKINDS] = {
@@ -84,6 +91,7 @@ struct conn {
 	int			 idle;		/* one request, then hold the line */
 	int			 measured;	/* this request started after warm-up */
 	uint32_t		 events;	/* registered with epoll */
+	int			 target;	/* index into G.sins: i mod G.ntargets */
 	double			 t_conn;	/* connect() of this connection */
 	double			 t_req;		/* the current request was started */
 	double			 retry_at;	/* after an error, reconnect then */
@@ -136,7 +144,11 @@ static struct {
 	/* state */
 	SSL_CTX		*ctx;
 	int		 ep;
-	struct sockaddr_in sin;
+	struct sockaddr_in sin;		/* the first target (--fetch, holder batch) */
+	struct sockaddr_in sins[MAX_TARGETS];
+	int		 ports[MAX_TARGETS];
+	int		 ntargets;
+	uint64_t	 target_done[MAX_TARGETS];	/* measured, completed */
 	struct reqbuf	*reqs;
 	size_t		 nreqs;
 	struct reqbuf	 idle_req;
@@ -535,8 +547,8 @@ conn_open(struct conn *c, double now)
 	if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&G.sin, sizeof(G.sin)) == -1 &&
-	    errno != EINPROGRESS) {
+	if (connect(c->fd, (struct sockaddr *)&G.sins[c->target],
+	    sizeof(G.sins[c->target])) == -1 && errno != EINPROGRESS) {
 		close(c->fd);
 		c->fd = -1;
 		return -1;
@@ -670,6 +682,7 @@ record(struct conn *c, int status, const char *body, size_t blen, double now)
 		}
 	}
 	G.completed++;
+	G.target_done[c->target]++;
 	G.t_last = now;
 	if (G.nlat == G.caplat) {
 		uint32_t *v;
@@ -1008,6 +1021,13 @@ report(void)
 	    secs, G.warmup, (unsigned long long)G.warm_done);
 	printf("  requests    %llu completed, %llu ok (2xx): %.0f requests/s\n",
 	    (unsigned long long)G.completed, (unsigned long long)G.ok, rps);
+	if (G.ntargets > 1) {
+		printf("  targets    ");
+		for (int i = 0; i < G.ntargets; i++)
+			printf(" 127.0.0.1:%d %llu completed%s", G.ports[i],
+			    (unsigned long long)G.target_done[i],
+			    i + 1 < G.ntargets ? "," : "\n");
+	}
 	printf("  latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n",
 	    pct_ms(0.50), pct_ms(0.90), pct_ms(0.99),
 	    G.nlat ? G.lat_us[G.nlat - 1] / 1000.0 : 0);
@@ -1065,6 +1085,12 @@ report(void)
 		printf(" idle=%d idle_held=%d idle_failed=%d rss_before_idle_kib=%ld "
 		    "rss_idle_kib=%ld", G.nidle, G.idle_open, G.idle_failed, rss_before,
 		    rss_idle);
+	if (G.ntargets > 1) {
+		printf(" targets=%d", G.ntargets);
+		for (int i = 0; i < G.ntargets; i++)
+			printf(" completed_%d=%llu", G.ports[i],
+			    (unsigned long long)G.target_done[i]);
+	}
 	printf("\n");
 	fflush(stdout);
 }
@@ -1262,6 +1288,9 @@ usage(void)
 	    "       loadgen --port P --cert F --key F --ca F --fetch PATH\n"
 	    "       loadgen --make-data FILE [--subjects N]\n"
 	    "       loadgen --free-port   print a port free on 127.0.0.1 now\n"
+	    "  --port P[,P...]      one server, or several (repeat --port or list\n"
+	    "                       them): connection i goes to the (i mod n)-th\n"
+	    "  --connect 127.0.0.1:P[,127.0.0.1:P...]  the same, host and port\n"
 	    "  --host 127.0.0.1     the only address accepted\n"
 	    "  --conns N            concurrent connections (1)\n"
 	    "  --requests N         measured requests at most (1000000)\n"
@@ -1307,11 +1336,43 @@ num(const char *s, double lo, double hi, const char *what)
 	return v;
 }
 
+/*
+ * --port P[,P...] (host 0) or --connect 127.0.0.1:P[,...] (host 1): more
+ * targets, in order. Only loopback is ever connected to.
+ */
+static void
+add_targets(const char *arg, int host)
+{
+	char	*copy, *tok, *save = NULL;
+
+	if ((copy = strdup(arg)) == NULL)
+		die("out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *port = tok;
+
+		if (host) {
+			if (strncmp(tok, "127.0.0.1:", 10) != 0)
+				die("--connect %s: expected 127.0.0.1:PORT (only "
+				    "127.0.0.1 is allowed)", tok);
+			port = tok + 10;
+		}
+		if (G.ntargets == MAX_TARGETS)
+			die("at most %d targets", MAX_TARGETS);
+		G.ports[G.ntargets++] = (int)num(port, 1, 65535,
+		    host ? "--connect port" : "--port");
+	}
+	free(copy);
+	if (G.ntargets > 0)
+		G.port = G.ports[0];
+}
+
 enum {
 	O_PORT = 256, O_HOST, O_CERT, O_KEY, O_CA, O_CONNS, O_REQUESTS, O_SECONDS,
 	O_WARMUP, O_NEWCONN, O_GET, O_SUBJECTS, O_PURPOSE, O_RTYPE, O_TIMEOUT,
 	O_IDLE, O_IDLEPATH, O_IDLESETUP, O_WATCH, O_TLS12, O_LABEL, O_SEED,
-	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HBATCH, O_HCERT, O_HKEY, O_API, O_HELP
+	O_FETCH, O_MAKEDATA, O_FREEPORT, O_HBATCH, O_HCERT, O_HKEY, O_API, O_HELP,
+	O_CONNECT
 };
 
 int
@@ -1319,6 +1380,7 @@ main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, O_PORT },
+		{ "connect", required_argument, NULL, O_CONNECT },
 		{ "host", required_argument, NULL, O_HOST },
 		{ "cert", required_argument, NULL, O_CERT },
 		{ "key", required_argument, NULL, O_KEY },
@@ -1368,7 +1430,12 @@ main(int argc, char *argv[])
 	G.rng = 0x9e3779b97f4a7c15ULL;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case O_PORT: G.port = (int)num(optarg, 1, 65535, "--port"); break;
+		case O_PORT:
+			add_targets(optarg, 0);
+			break;
+		case O_CONNECT:
+			add_targets(optarg, 1);
+			break;
 		case O_HOST:
 			if (strcmp(optarg, "127.0.0.1") != 0)
 				die("--host %s: only 127.0.0.1 is allowed", optarg);
@@ -1446,10 +1513,13 @@ main(int argc, char *argv[])
 	signal(SIGTERM, on_signal);
 	raise_nofile(G.nconns + G.nidle + 64);
 	setup_tls();
-	memset(&G.sin, 0, sizeof(G.sin));
-	G.sin.sin_family = AF_INET;
-	G.sin.sin_port = htons((uint16_t)G.port);
-	G.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < G.ntargets; i++) {
+		memset(&G.sins[i], 0, sizeof(G.sins[i]));
+		G.sins[i].sin_family = AF_INET;
+		G.sins[i].sin_port = htons((uint16_t)G.ports[i]);
+		G.sins[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+	G.sin = G.sins[0];
 	if ((G.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		die("epoll_create1: %s", strerror(errno));
 	total = G.nconns + G.nidle;
@@ -1458,6 +1528,7 @@ main(int argc, char *argv[])
 	for (int i = 0; i < total; i++) {
 		G.conns[i].fd = -1;
 		G.conns[i].idle = i >= G.nconns;
+		G.conns[i].target = i % G.ntargets;
 	}
 
 	if (fetch_path != NULL) {
