@@ -18,6 +18,8 @@ struct key {
 };
 
 #define OFF(m)	offsetof(struct config, m)
+struct yfile;
+static void	storage_check(struct yfile *, struct config *, struct diag *);
 static const struct key keys[] = {
 	{ "listen", K_STR, OFF(listen), "127.0.0.1", 0, 0,
 	    "address to listen on" },
@@ -37,11 +39,21 @@ static const struct key keys[] = {
 	    "(a client resuming an older one makes a full handshake)" },
 	{ "protocol", K_PATH, OFF(protocol), NULL, 0, 0,
 	    "the sharing protocol file" },
+	{ "storage", K_STR, OFF(storage), "sqlite", 0, 0,
+	    "where the store and the disclosure log live: sqlite (the files "
+	    "store and audit_log) or postgresql (both in the database "
+	    "postgresql.conninfo names; docs/deploy-ha.md)" },
+	{ "postgresql.conninfo", K_STR, OFF(pg_conninfo), "", 0, 0,
+	    "with storage: postgresql, required: the libpq connection string, "
+	    "e.g. \"host=db.example port=5432 dbname=safeshare user=safeshare "
+	    "passfile=/etc/safeshare/pgpass\" (a password belongs in the "
+	    "passfile, not here)" },
 	{ "store", K_PATH, OFF(store), NULL, 0, 0,
-	    "records, consent and flags database (SQLite)" },
+	    "records, consent and flags database (SQLite); only with storage: "
+	    "sqlite" },
 	{ "audit_log", K_PATH, OFF(audit_log), NULL, 0, 0,
 	    "disclosure log database (SQLite); its subject index is kept beside it, "
-	    "in the same path with -subjects added" },
+	    "in the same path with -subjects added; only with storage: sqlite" },
 	{ "audit.signing_key", K_PATH, OFF(audit_signing_key), "", 0, 0,
 	    "Ed25519 private key (PEM) that signs a checkpoint in every commit of "
 	    "the log; must not be group/world readable. Empty: no checkpoints (a "
@@ -225,6 +237,10 @@ config_load(const char *path, struct config *c, struct diag *d)
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (seen[i])
 			continue;
+		/* storage: postgresql has no files (storage_check()). */
+		if (config_postgresql(c) && (keys[i].off == OFF(store) ||
+		    keys[i].off == OFF(audit_log)))
+			continue;
 		if (keys[i].def == NULL) {
 			diag_add(d, path, 0, 0, "missing required key \"%s\" (%s)",
 			    keys[i].name, keys[i].doc);
@@ -249,8 +265,65 @@ config_load(const char *path, struct config *c, struct diag *d)
 		yerr(&yf, n != NULL ? n : yfile_root(&yf),
 		    "audit.commit: expected pipelined or inline");
 	}
+	storage_check(&yf, c, d);
 	yfile_free(&yf);
 	return d->nerrors == before ? 0 : -1;
+}
+
+int
+config_postgresql(const struct config *c)
+{
+	return c->storage != NULL && strcmp(c->storage, "postgresql") == 0;
+}
+
+/* The key node of name in map, for errors about the key itself; or NULL. */
+static yaml_node_t *
+key_node(struct yfile *yf, yaml_node_t *map, const char *name)
+{
+	if (map == NULL || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	YMAP_FOREACH(yf, map, pair) {
+		yaml_node_t	*kn = ynode(yf, pair->key);
+
+		if (kn != NULL && kn->type == YAML_SCALAR_NODE &&
+		    strcmp((const char *)kn->data.scalar.value, name) == 0)
+			return kn;
+	}
+	return NULL;
+}
+
+/*
+ * Issue 19: storage: sqlite wants the files store and audit_log and no
+ * postgresql: mapping; storage: postgresql wants postgresql.conninfo and
+ * neither file (both live in the database). Each key that does not
+ * belong is an error where it stands.
+ */
+static void
+storage_check(struct yfile *yf, struct config *c, struct diag *d)
+{
+	yaml_node_t	*root = yfile_root(yf), *n;
+	const char	*files[] = { "store", "audit_log" };
+
+	if (strcmp(c->storage, "sqlite") != 0 && !config_postgresql(c)) {
+		n = yget(yf, root, "storage");
+		yerr(yf, n != NULL ? n : root, "storage: expected sqlite or "
+		    "postgresql");
+		return;
+	}
+	if (!config_postgresql(c)) {
+		if ((n = key_node(yf, root, "postgresql")) != NULL)
+			yerr(yf, n, "postgresql: is for storage: postgresql");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if ((n = key_node(yf, root, files[i])) != NULL)
+			yerr(yf, n, "%s: is for storage: sqlite (with storage: "
+			    "postgresql the store and the log are in the database)",
+			    files[i]);
+	if (c->pg_conninfo == NULL)
+		diag_add(d, c->path, 0, 0, "missing required key "
+		    "\"postgresql.conninfo\" (storage: postgresql needs the "
+		    "libpq connection string)");
 }
 
 void
@@ -264,6 +337,8 @@ config_free(struct config *c)
 	free(c->tls_crl);
 	free(c->user);
 	free(c->protocol);
+	free(c->storage);
+	free(c->pg_conninfo);
 	free(c->store);
 	free(c->audit_log);
 	free(c->audit_signing_key);

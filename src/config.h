@@ -41,8 +41,10 @@ struct config {
 	char		*tls_ca;
 	char		*tls_crl;		/* optional */
 	char		*protocol;
-	char		*store;
-	char		*audit_log;
+	char		*storage;		/* "sqlite" or "postgresql" */
+	char		*pg_conninfo;		/* postgresql.conninfo */
+	char		*store;			/* SQLite: the store's file */
+	char		*audit_log;		/* SQLite: the log's file */
 	char		*audit_signing_key;	/* optional: no checkpoints without it */
 	char		*audit_previous_signing_key; /* the start that rotates keys */
 	char		*audit_first_public_key; /* the daemon's verify starts here */
@@ -72,6 +74,11 @@ struct config {
 };
 
 int	config_load(const char *path, struct config *, struct diag *);
+/*
+ * 1 with storage: postgresql (issue 19): the store and the log are in the
+ * database named by pg_conninfo, and store and audit_log are NULL.
+ */
+int	config_postgresql(const struct config *);
 void	config_free(struct config *);
 /* config_notify.c: the notify: mapping (config_load calls it). */
 struct yfile;

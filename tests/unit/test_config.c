@@ -1,6 +1,7 @@
 /* The daemon config: defaults, bounds, relative paths, precise errors. */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,4 +126,88 @@ Test(config, docs_list_every_key)
 	}
 	free(doc);
 	free(table);
+}
+
+/* One tests/data/config case (its README): its first lines say what is wanted. */
+static void
+storage_case(const char *file)
+{
+	struct config	 c;
+	struct diag	 d = { 0 };
+	char		 want[512], backend[64] = "", full[2048];
+	FILE		*fp;
+	int		 rc, found = 0;
+
+	cr_assert_not_null(fp = fopen(file, "r"), "%s", file);
+	cr_assert_not_null(fgets(want, sizeof(want), fp), "%s", file);
+	want[strcspn(want, "\n")] = '\0';
+	cr_assert(strncmp(want, "# want: ", 8) == 0, "%s: no want line", file);
+	if (fscanf(fp, "# backend: %63s", backend) != 1)
+		backend[0] = '\0';
+	fclose(fp);
+	rc = config_load(file, &c, &d);
+	if (strcmp(want + 8, "ok") == 0) {
+		if (rc != 0)
+			diag_print(&d, stderr);
+		cr_expect_eq(rc, 0, "%s: refused", file);
+		cr_expect_str_eq(config_postgresql(&c) ? "postgresql" : "sqlite",
+		    backend, "%s", file);
+		if (config_postgresql(&c)) {
+			cr_expect_null(c.store, "%s", file);
+			cr_expect_null(c.audit_log, "%s", file);
+			cr_expect_not_null(c.pg_conninfo, "%s", file);
+		}
+	} else {
+		cr_expect_eq(rc, -1, "%s: accepted", file);
+		snprintf(full, sizeof(full), "%s%s", file, want + 8);
+		for (size_t i = 0; i < d.n; i++)
+			found |= strcmp(d.msgs[i], full) == 0;
+		if (!found)
+			diag_print(&d, stderr);
+		cr_expect(found, "missing diagnostic: %s", full);
+	}
+	config_free(&c);
+	diag_free(&d);
+}
+
+/*
+ * Issue 19: storage: sqlite (the default) or postgresql, and the keys
+ * that belong to each, as the case files under tests/data/config say.
+ */
+Test(config, storage_cases)
+{
+	DIR		*dir;
+	struct dirent	*de;
+	char		 file[768];
+	int		 n = 0;
+
+	cr_assert_not_null(dir = opendir(SOURCE_DIR "/tests/data/config"));
+	while ((de = readdir(dir)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 6 || strcmp(de->d_name + len - 5, ".yaml") != 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", SOURCE_DIR "/tests/data/config",
+		    de->d_name);
+		storage_case(file);
+		n++;
+	}
+	closedir(dir);
+	cr_expect_geq(n, 10, "the cases were not found");
+}
+
+/* The example of docs/deploy-ha.md loads as what it says it is. */
+Test(config, postgresql_example_loads)
+{
+	struct config	 c;
+	struct diag	 d = { 0 };
+
+	cr_assert_eq(config_load(SOURCE_DIR "/config/safeshared.pg.yaml", &c, &d),
+	    0);
+	cr_expect(config_postgresql(&c));
+	cr_expect_null(c.store);
+	cr_expect(strstr(c.pg_conninfo, "passfile=") != NULL);
+	cr_expect(strstr(c.pg_conninfo, "password") == NULL);
+	config_free(&c);
+	diag_free(&d);
 }
