@@ -659,8 +659,7 @@ hworker_new(struct server *srv, char *err, size_t errlen)
 	w->srv = srv;
 	pthread_mutex_init(&w->mtx, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	if (storage_open(&w->st, &storage_sqlite, srv->conf->store, err,
-	    errlen) == -1)
+	if (server_store_open(srv->conf, &w->st, err, errlen) == -1)
 		goto fail;
 	if ((w->ev = event_new(srv->base, -1, 0, hworker_done, w)) == NULL ||
 	    (w->retry = event_new(srv->base, -1, EV_PERSIST, owed_retry, w)) == NULL ||

@@ -24,6 +24,7 @@
 #include "audit.h"
 #include "config.h"
 #include "log.h"
+#include "pglog.h"
 #include "protocol.h"
 #include "server.h"
 #include "storage.h"
@@ -179,6 +180,49 @@ check_log(const struct config *conf, char *err, size_t errlen)
 }
 
 /*
+ * -t with storage: postgresql: the connection string parses, and the log
+ * in that database (if there is one yet: the first start creates it) has
+ * a last checkpoint the key can sign after. Nothing is created.
+ */
+static int
+check_pg_log(const struct config *conf, char *err, size_t errlen)
+{
+	struct logstore	*l;
+	int		 rc = -1;
+
+	if (server_log_open(conf, LOGSTORE_READER, &l, err, errlen) == -1)
+		return strstr(err, "there is no disclosure log") != NULL ? 0 : -1;
+	if ((conf->audit_signing_key == NULL || logstore_set_signer(l,
+	    conf->audit_signing_key, 0, 0, err, errlen) == 0) &&
+	    logstore_check_start(l, 1, err, errlen) == 0)
+		rc = 0;
+	logstore_close(l);
+	return rc;
+}
+
+/* -t with storage: sqlite: the two files. Returns how many problems. */
+static int
+check_files(const struct config *conf, const char *confpath)
+{
+	char	 err[1024];
+	int	 bad = 0;
+
+	/* The databases: start creates them, so their directories must allow it. */
+	if (file_db_writable(conf->store, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: store: %s\n", confpath, err);
+		bad++;
+	}
+	if (file_db_writable(conf->audit_log, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
+		bad++;
+	} else if (check_log(conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
+		bad++;
+	}
+	return bad;
+}
+
+/*
  * safeshared -t: everything start checks before it serves, short of binding
  * the port (the running daemon may hold it) and creating files (issue 14
  * item 17: -t said ok to a 0644 signing key that start refused). Prints
@@ -203,18 +247,18 @@ check_start(const struct config *conf, const char *confpath)
 		fprintf(stderr, "%s: audit.signing_key: %s\n", confpath, err);
 		bad++;
 	}
-	/* The databases: start creates them, so their directories must allow it. */
-	if (file_db_writable(conf->store, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: store: %s\n", confpath, err);
-		bad++;
-	}
-	if (file_db_writable(conf->audit_log, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
-		bad++;
-	} else if (check_log(conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: audit_log: %s\n", confpath, err);
-		bad++;
-	}
+	if (config_postgresql(conf)) {
+		char label[512];
+
+		if (pglog_conninfo_label(conf->pg_conninfo, label, sizeof(label),
+		    err, sizeof(err)) == -1 ||
+		    check_pg_log(conf, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s: postgresql.conninfo: %s\n", confpath,
+			    err);
+			bad++;
+		}
+	} else
+		bad += check_files(conf, confpath);
 	if (conf->user != NULL && *conf->user != '\0' && geteuid() == 0 &&
 	    getpwnam(conf->user) == NULL) {
 		fprintf(stderr, "%s: user: no such user %s; create it (useradd "
@@ -314,9 +358,10 @@ main(int argc, char *argv[])
 
 		if (bad == 0)
 			printf("%s: ok; protocol %s version %s (%zu agencies, %zu "
-			    "purposes, %zu record types, %zu rules)\n", confpath,
-			    proto->id, proto->version, proto->nagencies,
-			    proto->npurposes, proto->nrecord_types, proto->nrules);
+			    "purposes, %zu record types, %zu rules); storage %s\n",
+			    confpath, proto->id, proto->version, proto->nagencies,
+			    proto->npurposes, proto->nrecord_types, proto->nrules,
+			    config_postgresql(&conf) ? "postgresql" : "sqlite");
 		protocol_unref(proto);
 		config_free(&conf);
 		return bad != 0;
@@ -325,15 +370,16 @@ main(int argc, char *argv[])
 		struct storage *st;
 		int rc;
 
-		if (storage_open(&st, &storage_sqlite, conf.store, err,
-		    sizeof(err)) == -1) {
+		if (server_store_open(&conf, &st, err, sizeof(err)) == -1) {
 			fprintf(stderr, "safeshared: %s\n", err);
 			return 1;
 		}
 		rc = storage_load_yaml(st, proto, datafile, time(NULL), &d);
 		diag_print(&d, stderr);
 		if (rc == 0)
-			printf("%s: loaded into %s\n", datafile, conf.store);
+			printf("%s: loaded into %s\n", datafile,
+			    config_postgresql(&conf) ? "the PostgreSQL store" :
+			    conf.store);
 		else
 			fprintf(stderr, "%s: nothing was loaded\n", datafile);
 		diag_free(&d);

@@ -426,14 +426,19 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 	int			 rc;
 
 	pthread_mutex_init(&n->mu, NULL);
+	/* Its cursors are files beside audit_log (docs/deploy-ha.md "Status"). */
+	if (config_postgresql(conf)) {
+		errorf(err, errlen, "notify: not available with storage: "
+		    "postgresql yet (the feeds' long-polls are)");
+		goto fail;
+	}
 	if ((n->base = server_new_base()) == NULL) {
 		errorf(err, errlen, "notify: cannot create an event loop");
 		goto fail;
 	}
 	if (server_log_open(conf, LOGSTORE_READER, &n->reader, err,
 	    errlen) == -1 ||
-	    storage_open(&n->store, &storage_sqlite, conf->store, err,
-	    errlen) == -1)
+	    server_store_open(conf, &n->store, err, errlen) == -1)
 		goto fail;
 	/* The log as the daemon found it; then each commit's fdatasync. */
 	n->durable = logstore_size(n->reader);

@@ -254,12 +254,29 @@ server_new_base(void)
 	return base;
 }
 
+/*
+ * storage: postgresql (issue 19): the store and the log in the database
+ * postgresql.conninfo names, one connection per handle; else the files.
+ */
 int
 server_log_open(const struct config *conf, enum logstore_mode mode,
     struct logstore **l, char *err, size_t errlen)
 {
+	if (config_postgresql(conf))
+		return logstore_open(l, &logstore_postgresql, conf->pg_conninfo,
+		    mode, err, errlen);
 	return logstore_open(l, &logstore_sqlite, conf->audit_log, mode, err,
 	    errlen);
+}
+
+int
+server_store_open(const struct config *conf, struct storage **s, char *err,
+    size_t errlen)
+{
+	if (config_postgresql(conf))
+		return storage_open(s, &storage_postgresql, conf->pg_conninfo, err,
+		    errlen);
+	return storage_open(s, &storage_sqlite, conf->store, err, errlen);
 }
 
 /*
@@ -317,6 +334,8 @@ remember_log(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!srv->log_remembered)
+		return;		/* storage: postgresql: no such memory */
 	logq_stats(srv->logq, &ls);
 	logstore_log_id(srv->audit, id);
 	if (storage_remember_log(srv->store, id, ls.size, 0, err,
@@ -360,15 +379,15 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if ((srv->ssl = tls_server_ctx(conf->tls_cert, conf->tls_key, conf->tls_ca,
 	    conf->tls_crl, err, errlen)) == NULL)
 		return -1;
-	if (storage_open(&srv->store, &storage_sqlite, conf->store, err,
-	    errlen) == -1)
+	if (server_store_open(conf, &srv->store, err, errlen) == -1)
 		return -1;
 	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
 	    storage_id(srv->store));
 	if (server_log_open(conf, LOGSTORE_WRITER, &srv->audit, err,
 	    errlen) == -1)
 		return -1;
-	if (new_log_check(srv, err, errlen) == -1)
+	/* The files' memory of each other: SQLite only (docs/deploy-ha.md). */
+	if (!config_postgresql(conf) && new_log_check(srv, err, errlen) == -1)
 		return -1;
 	if (conf->audit_signing_key != NULL) {
 		if (logstore_set_signer(srv->audit, conf->audit_signing_key,
@@ -397,7 +416,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (srv->new_log_note[0] != '\0' && log_new_log(srv, err, errlen) == -1)
 		return -1;
-	{
+	if (!config_postgresql(conf)) {
 		unsigned char	id[16];
 		char		why[256];
 
@@ -434,7 +453,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	}
 	log_hold(round_owed, srv);
-	if ((srv->logq = logq_new(srv->base, srv->audit, conf->audit_log)) == NULL) {
+	if ((srv->logq = logq_new(srv->base, srv->audit, conf->audit_log)) ==
+	    NULL) {
 		snprintf(err, errlen, "cannot start the log writer");
 		return -1;
 	}

@@ -111,6 +111,9 @@ int	holder_reconcile(struct server *, char *err, size_t errlen);
  */
 int	server_log_open(const struct config *, enum logstore_mode,
 	    struct logstore **, char *err, size_t errlen);
+/* The same for the store (storage.h): one handle per thread. */
+int	server_store_open(const struct config *, struct storage **, char *err,
+	    size_t errlen);
 
 /* An event loop for a thread of the daemon: epoll, no change list. */
 struct event_base *server_new_base(void);

@@ -12,6 +12,7 @@
  */
 #include <openssl/evp.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #include "logstore.h"
 #include "logstore_int.h"
 #include "pglog.h"
+#include "pglog_int.h"
 #include "util.h"
 
 /* One connection's log. */
@@ -224,19 +226,57 @@ pg_consistency(void *h, uint64_t m, uint64_t n, unsigned char proof[][32],
 	return not_yet("consistency proofs", err, errlen);
 }
 
+/*
+ * The two readers the daemon's start needs (storelog.c, holder_reconcile.c),
+ * as audit_holder_batches() and audit_last_store() ask them of the SQLite
+ * log, until src/pglog_query.c has them as pglog_X.
+ */
 static int
 pg_holder_batches(void *h, uint64_t since, audit_batch_cb cb, void *arg,
     char *err, size_t errlen)
 {
-	(void)h, (void)since, (void)cb, (void)arg;
-	return not_yet("holder batches in the log", err, errlen);
+	struct pglog	*p = PL(h);
+	PGresult	*res;
+	const char	*vals[1];
+	char		 n[24];
+
+	if (pglog_ready(p, err, errlen) == -1)
+		return -1;
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)since);
+	vals[0] = n;
+	res = PQexecParams(pglog_conn(p), "SELECT request_id, min(seq), "
+	    "min(agency), min(case_ref), min(time) FROM log_entries WHERE "
+	    "kind = 'holder' AND seq > $1 GROUP BY request_id HAVING "
+	    "count(*) FILTER (WHERE decision = 'rolled_back') = 0 ORDER BY 2",
+	    1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pglog_fail(pglog_conn(p), res, "holder batches", err, errlen);
+	for (int i = 0; i < PQntuples(res); i++)
+		if (cb(PQgetvalue(res, i, 0), strtoull(PQgetvalue(res, i, 1), NULL,
+		    10), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+		    strtoll(PQgetvalue(res, i, 4), NULL, 10), arg) == -1)
+			break;
+	PQclear(res);
+	return 0;
 }
 
 static int
 pg_last_store(void *h, char *out, size_t len, char *err, size_t errlen)
 {
-	(void)h, (void)out, (void)len;
-	return not_yet("the log's last store entry", err, errlen);
+	struct pglog	*p = PL(h);
+	PGresult	*res;
+
+	out[0] = '\0';
+	if (pglog_ready(p, err, errlen) == -1)
+		return -1;
+	res = PQexec(pglog_conn(p), "SELECT case_ref FROM log_entries WHERE "
+	    "kind = 'store' ORDER BY seq DESC LIMIT 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pglog_fail(pglog_conn(p), res, "last store", err, errlen);
+	if (PQntuples(res) == 1)
+		snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
 }
 
 static int

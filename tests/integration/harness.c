@@ -70,6 +70,8 @@ h_setup(struct daemon *d)
 	snprintf(d->protocol, sizeof(d->protocol), "%s/protocol.yaml", d->dir);
 	snprintf(cmd, sizeof(cmd), "cp %s/config/protocol.yaml %s", SOURCE_DIR, d->protocol);
 	cr_assert_eq(h_run(cmd, NULL), 0);
+	if (h_pg_wanted())
+		h_pg_setup(d);
 	h_write_config(d, d->audit);
 }
 
@@ -81,9 +83,15 @@ h_write_config(struct daemon *d, const char *audit_path)
 	cr_assert_not_null(fp);
 	fprintf(fp, "listen: 127.0.0.1\nport: 0\n"
 	    "tls:\n  cert: pki/server.crt\n  key: pki/server.key\n  ca: pki/ca.crt\n"
-	    "protocol: protocol.yaml\nstore: store.db\naudit_log: %s\n"
-	    "audit:\n  signing_key: pki/audit-signing.key\n  checkpoint_every: 5\n"
-	    "limits:\n  max_body: 4096\n  timeout: 10\nlog_level: debug\n", audit_path);
+	    "protocol: protocol.yaml\n");
+	/* Issue 19: the store and the log in the test's own schema. */
+	if (d->pg_conninfo[0] != '\0')
+		fprintf(fp, "storage: postgresql\npostgresql:\n  conninfo: \"%s\"\n",
+		    d->pg_conninfo);
+	else
+		fprintf(fp, "store: store.db\naudit_log: %s\n", audit_path);
+	fprintf(fp, "audit:\n  signing_key: pki/audit-signing.key\n  checkpoint_every: 5\n"
+	    "limits:\n  max_body: 4096\n  timeout: 10\nlog_level: debug\n");
 	if (d->crl[0] != '\0')
 		fprintf(fp, "tls:\n  crl: %s\n", d->crl);
 	fputs(d->extra, fp);
@@ -208,6 +216,7 @@ h_cleanup(struct daemon *d)
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", d->dir);
 		h_run(cmd, NULL);
 	}
+	h_pg_cleanup(d);
 }
 
 /*
@@ -334,6 +343,11 @@ h_log_count(struct daemon *d, const char *where)
 	char		 sql[1024];
 	long		 n = -1;
 
+	if (d->pg_conninfo[0] != '\0') {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM log_entries%s%s",
+		    where ? " WHERE " : "", where ? where : "");
+		return (long)h_pg_int(d, sql);
+	}
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM entries%s%s",
 	    where ? " WHERE " : "", where ? where : "");
 	cr_assert_eq(sqlite3_open_v2(d->audit, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);

@@ -24,6 +24,15 @@ struct daemon {
 	pid_t	 pid;
 	int	 port;
 	char	 server[64];
+	/*
+	 * storage: postgresql (harness_pg.c): the daemon's connection string
+	 * (a passfile, a schema of its own), the admin's (the fixture's
+	 * password, the same schema), both empty on SQLite.
+	 */
+	char	 pg_conninfo[1536];
+	char	 pg_admin[1536];
+	char	 pg_schema[64];
+	char	 pg_passfile[512];
 };
 
 /* Makes a temp dir with a PKI (the example agencies plus "stranger") and a config. */
@@ -127,7 +136,19 @@ Safeshare__V1__DisclosureResponse *h_ask(struct daemon *, const char *agency,
 	    const struct h_ask *, int *status, Safeshare__V1__Error **ep);
 /* Holds S-C1, a child known to children's social care (address, phone, a concern). */
 void	 h_put_child(struct daemon *);
-/* Counts log entries with sqlite (seq count). */
+/* Counts log entries (on either backend) matching the SQL condition where. */
 long	 h_log_count(struct daemon *, const char *where);
+
+/*
+ * harness_pg.c (issue 19): 1 when SAFESHARE_TEST_STORAGE=postgresql, and
+ * h_setup() then calls h_pg_setup() (a schema of the fixture's cluster and
+ * a passfile for this daemon) and h_cleanup() h_pg_cleanup() (drops it).
+ * h_pg_int() and h_pg_run() run SQL as the fixture's role in the schema.
+ */
+int	 h_pg_wanted(void);
+void	 h_pg_setup(struct daemon *);
+void	 h_pg_cleanup(struct daemon *);
+long long h_pg_int(struct daemon *, const char *sql);
+void	 h_pg_run(struct daemon *, const char *sql);
 
 #endif
