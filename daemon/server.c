@@ -293,25 +293,29 @@ new_log_check(struct server *srv, char *err, size_t errlen)
 	unsigned char		 mine[16];
 	uint64_t		 size = logstore_size(srv->audit);
 	char			 why[300];
-	int			 rc;
+	int			 rc, pg = config_postgresql(srv->conf);
 
 	logstore_log_id(srv->audit, mine);
-	if ((rc = storage_log_memory(&storage_sqlite, srv->conf->store,
-	    mem.log_id, &mem.size, err, errlen)) == -1)
+	/* On PostgreSQL the store's table store_log (docs/deploy-ha.md). */
+	if ((rc = storage_log_memory(pg ? &storage_postgresql : &storage_sqlite,
+	    pg ? srv->conf->pg_conninfo : srv->conf->store, mem.log_id,
+	    &mem.size, err, errlen)) == -1)
 		return -1;
 	if (rc == 1 && audit_memory_check(&mem, "the store", 1, mine, size, why,
 	    sizeof(why)) == -1)
 		goto refuse;
-	if (size == 0 && audit_index_remembers(srv->conf->audit_log, mem.log_id,
-	    &mem.size) == 1 && audit_memory_check(&mem, "the subject index beside it",
-	    1, mine, size, why, sizeof(why)) == -1)
+	/* The subject index is a file beside the SQLite log only. */
+	if (!pg && size == 0 && audit_index_remembers(srv->conf->audit_log,
+	    mem.log_id, &mem.size) == 1 && audit_memory_check(&mem,
+	    "the subject index beside it", 1, mine, size, why, sizeof(why)) == -1)
 		goto refuse;
 	return 0;
  refuse:
 	if (!srv->new_log_ok) {
 		snprintf(err, errlen, "%s: %s: the log was deleted, replaced or cut; "
 		    "restore it from backup, or start with -N to begin a new log "
-		    "(which records this)", srv->conf->audit_log, why);
+		    "(which records this)", pg ? "the PostgreSQL log" :
+		    srv->conf->audit_log, why);
 		return -1;
 	}
 	snprintf(srv->new_log_note, sizeof(srv->new_log_note), "started with -N "
@@ -334,8 +338,6 @@ remember_log(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!srv->log_remembered)
-		return;		/* storage: postgresql: no such memory */
 	logq_stats(srv->logq, &ls);
 	logstore_log_id(srv->audit, id);
 	if (storage_remember_log(srv->store, id, ls.size, 0, err,
@@ -386,8 +388,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if (server_log_open(conf, LOGSTORE_WRITER, &srv->audit, err,
 	    errlen) == -1)
 		return -1;
-	/* The files' memory of each other: SQLite only (docs/deploy-ha.md). */
-	if (!config_postgresql(conf) && new_log_check(srv, err, errlen) == -1)
+	/* The store's memory of its log, on both backends (issue 13 item 5). */
+	if (new_log_check(srv, err, errlen) == -1)
 		return -1;
 	if (conf->audit_signing_key != NULL) {
 		if (logstore_set_signer(srv->audit, conf->audit_signing_key,
@@ -416,7 +418,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (srv->new_log_note[0] != '\0' && log_new_log(srv, err, errlen) == -1)
 		return -1;
-	if (!config_postgresql(conf)) {
+	{
 		unsigned char	id[16];
 		char		why[256];
 
@@ -430,8 +432,9 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		    storage_forget_log(srv->store, why, sizeof(why)) == -1) ||
 		    storage_remember_log(srv->store, id, logstore_size(srv->audit),
 		    1, why, sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s: noting the log: %s", conf->store,
-			    why);
+			snprintf(err, errlen, "%s: noting the log: %s",
+			    config_postgresql(conf) ? "the PostgreSQL store" :
+			    conf->store, why);
 			return -1;
 		}
 		srv->log_remembered = 1;

@@ -126,3 +126,29 @@ Test(pg, locate_reads_the_subject_index_in_postgresql)
 	/* D7: the locate is logged (an entry per holding it names). */
 	cr_expect_geq(h_log_count(&d, "kind = 'locate' AND agency = 'police'"), 1);
 }
+
+/*
+ * Issue 13 item 5 on PostgreSQL: the store remembers its log (store_log),
+ * so a restart finds the same log, and the log's tables dropped while the
+ * daemon was stopped (a new, empty log at the next start) are refused
+ * unless -N, which the new log then records.
+ */
+Test(pg, a_log_dropped_behind_the_stores_back_is_refused_at_start)
+{
+	char	cmd[2048], *out;
+
+	cr_assert_eq(h_stop(&d), 0);
+	h_start(&d);
+	cr_assert_eq(h_stop(&d), 0);
+	h_pg_run(&d, "DROP TABLE log_head, log_entries, log_tree, log_checkpoints");
+	snprintf(cmd, sizeof(cmd), "timeout 20 %s -c %s 2>&1", SAFESHARED_BIN,
+	    d.conf);
+	cr_expect_eq(h_run(cmd, &out), 1, "%s", out);
+	cr_expect(strstr(out, "the log was deleted, replaced or cut") != NULL,
+	    "%s", out);
+	free(out);
+	d.new_log = 1;
+	h_start(&d);
+	cr_expect_eq(h_log_count(&d, "kind = 'new_log' AND reason = "
+	    "'previous_log_missing'"), 1);
+}
