@@ -6,9 +6,9 @@
  * the log's id), so that a size asked for while the database is away is
  * the last known one rather than a failure.
  *
- * Readers not yet written for PostgreSQL return -1 with "not available
- * on PostgreSQL yet: ..."; each is one line to replace with its pglog_X
- * (src/pglog_query.c), which takes the same arguments as audit_X.
+ * Each reader is one call to its pglog_X (src/pglog_query.c,
+ * pglog_proof.c), which takes the same arguments as audit_X. Key
+ * rotation is not available on PostgreSQL yet (-1 saying so).
  */
 #include <openssl/evp.h>
 
@@ -176,12 +176,12 @@ pg_set_previous_signer(void *h, const char *keyfile, char *err, size_t errlen)
 	    errlen);
 }
 
+/* The readers: pglog_query.c and pglog_proof.c, audit_X's arguments. */
 static int
 pg_scan(void *h, uint64_t from, uint64_t limit, audit_cb cb, void *arg,
     char *err, size_t errlen)
 {
-	(void)h, (void)from, (void)limit, (void)cb, (void)arg;
-	return not_yet("reading entries in order (scan)", err, errlen);
+	return pglog_scan(PL(h), from, limit, cb, arg, err, errlen);
 }
 
 static int
@@ -189,108 +189,61 @@ pg_query(void *h, const struct audit_filter *f, uint64_t after,
     uint64_t limit, int newest_first, audit_cb cb, void *arg, char *err,
     size_t errlen)
 {
-	(void)h, (void)f, (void)after, (void)limit, (void)newest_first;
-	(void)cb, (void)arg;
-	return not_yet("log queries", err, errlen);
+	return pglog_query(PL(h), f, after, limit, newest_first, cb, arg, err,
+	    errlen);
 }
 
 static int
 pg_stats(void *h, const struct audit_filter *f, const char *by,
     audit_stat_cb cb, void *arg, char *err, size_t errlen)
 {
-	(void)h, (void)f, (void)by, (void)cb, (void)arg;
-	return not_yet("log statistics", err, errlen);
+	return pglog_stats(PL(h), f, by, cb, arg, err, errlen);
 }
 
 static int
 pg_checkpoints(void *h, audit_checkpoint_cb cb, void *arg, char *err,
     size_t errlen)
 {
-	(void)h, (void)cb, (void)arg;
-	return not_yet("listing checkpoints", err, errlen);
+	return pglog_checkpoints(PL(h), cb, arg, err, errlen);
 }
 
 static int
 pg_checkpoint_note_upto(void *h, uint64_t max, char **note, char *err,
     size_t errlen)
 {
-	(void)h, (void)max, (void)note;
-	return not_yet("checkpoint notes by size", err, errlen);
+	return pglog_checkpoint_note_upto(PL(h), max, note, err, errlen);
 }
 
 static int
 pg_consistency(void *h, uint64_t m, uint64_t n, unsigned char proof[][32],
     size_t *len, char *err, size_t errlen)
 {
-	(void)h, (void)m, (void)n, (void)proof, (void)len;
-	return not_yet("consistency proofs", err, errlen);
+	return pglog_consistency(PL(h), m, n, proof, len, err, errlen);
 }
 
-/*
- * The two readers the daemon's start needs (storelog.c, holder_reconcile.c),
- * as audit_holder_batches() and audit_last_store() ask them of the SQLite
- * log, until src/pglog_query.c has them as pglog_X.
- */
 static int
 pg_holder_batches(void *h, uint64_t since, audit_batch_cb cb, void *arg,
     char *err, size_t errlen)
 {
-	struct pglog	*p = PL(h);
-	PGresult	*res;
-	const char	*vals[1];
-	char		 n[24];
-
-	if (pglog_ready(p, err, errlen) == -1)
-		return -1;
-	snprintf(n, sizeof(n), "%llu", (unsigned long long)since);
-	vals[0] = n;
-	res = PQexecParams(pglog_conn(p), "SELECT request_id, min(seq), "
-	    "min(agency), min(case_ref), min(time) FROM log_entries WHERE "
-	    "kind = 'holder' AND seq > $1 GROUP BY request_id HAVING "
-	    "count(*) FILTER (WHERE decision = 'rolled_back') = 0 ORDER BY 2",
-	    1, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return pglog_fail(pglog_conn(p), res, "holder batches", err, errlen);
-	for (int i = 0; i < PQntuples(res); i++)
-		if (cb(PQgetvalue(res, i, 0), strtoull(PQgetvalue(res, i, 1), NULL,
-		    10), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-		    strtoll(PQgetvalue(res, i, 4), NULL, 10), arg) == -1)
-			break;
-	PQclear(res);
-	return 0;
+	return pglog_holder_batches(PL(h), since, cb, arg, err, errlen);
 }
 
 static int
 pg_last_store(void *h, char *out, size_t len, char *err, size_t errlen)
 {
-	struct pglog	*p = PL(h);
-	PGresult	*res;
-
-	out[0] = '\0';
-	if (pglog_ready(p, err, errlen) == -1)
-		return -1;
-	res = PQexec(pglog_conn(p), "SELECT case_ref FROM log_entries WHERE "
-	    "kind = 'store' ORDER BY seq DESC LIMIT 1");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return pglog_fail(pglog_conn(p), res, "last store", err, errlen);
-	if (PQntuples(res) == 1)
-		snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return 0;
+	return pglog_last_store(PL(h), out, len, err, errlen);
 }
 
 static int
 pg_reviews_pending(void *h, audit_cb cb, void *arg, char *err, size_t errlen)
 {
-	(void)h, (void)cb, (void)arg;
-	return not_yet("the review queue", err, errlen);
+	return pglog_reviews_pending(PL(h), cb, arg, err, errlen);
 }
 
 static int
 pg_inform_pending(void *h, audit_cb cb, void *arg, char *err, size_t errlen)
 {
-	(void)h, (void)cb, (void)arg;
-	return not_yet("the inform-the-subject queue", err, errlen);
+	return pglog_inform_pending(PL(h), cb, arg, err, errlen);
 }
 
 const struct logstore_ops logstore_postgresql = {
