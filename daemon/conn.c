@@ -154,6 +154,7 @@ struct conn {
 	int			 busy;		/* a request is being answered */
 	int			 admitted;	/* conn_admit() has run */
 	int			 closing;	/* CONN_CLOSE_* + 1 once conn_close()d */
+	evutil_socket_t		 fd;		/* ours to close once freed (sockclose.c) */
 	char			 peer_addr[80];	/* "ADDR:PORT", for refusals */
 	struct connect_call	 call;		/* the Connect call in hand (connect.h) */
 };
@@ -607,6 +608,9 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 
 	(void)unused;
 	(void)what;
+	/* The first run: the bufferevent has its socket, and no TLS byte yet. */
+	if (!c->addressed && c->fd == -1)
+		c->fd = sockclose_wrap(bufferevent_openssl_get_ssl(c->bev));
 	if (c->closing) {
 		/* conn_close(): evhttp frees the connection (and c) as on EOF. */
 		bufferevent_trigger_event(c->bev, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
@@ -711,6 +715,7 @@ conn_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void
 		 */
 		SSL_set_shutdown(parent, SSL_get_shutdown(parent) | SSL_SENT_SHUTDOWN);
 	event_free(c->deadline);
+	sockclose_later(srv->base, c->fd);
 	free(c);
 	srv->nconns--;
 	if (srv->nconns < (size_t)srv->conf->max_connections)
@@ -757,6 +762,7 @@ conn_bev(struct event_base *base, void *arg)
 	c->accepted = c->req_started = mono_seconds();	/* the first request too */
 	c->waiting = 1;
 	c->alert = -1;
+	c->fd = -1;
 	if ((c->deadline = evtimer_new(base, deadline_fired, c)) == NULL)
 		fatalx("%s: evtimer_new failed", __func__);
 	SSL_set_ex_data(ssl, conn_idx, c);

@@ -15,6 +15,7 @@ struct event_base;
 struct evhttp_request;
 struct metrics;
 struct server;
+struct ssl_st;
 
 /* Once before the first connection (server_init()). */
 void		 conn_setup(void);
@@ -38,5 +39,13 @@ void		 conns_recheck(struct server *);
 /* linger.c: keeps a refused handshake's socket until its alert is read. */
 void		 linger_start(struct server *, evutil_socket_t fd);
 void		 linger_free_all(void);
+
+/*
+ * sockclose.c: a socket the loop registered is closed only after the
+ * loop's next epoll_ctl()s (the change list, server.c).
+ */
+evutil_socket_t	 sockclose_wrap(struct ssl_st *);
+void		 sockclose_later(struct event_base *, evutil_socket_t fd);
+void		 sockclose_stop(void);
 
 #endif

@@ -3,8 +3,9 @@
  * socket is kept on a second descriptor, half-closed, and read to end of
  * file for at most LINGER_SECONDS so that the client reads OpenSSL's fatal
  * alert instead of a reset; at most LINGER_MAX at once, beyond that it
- * closes at once. The sockets are this file's; linger_free_all() closes
- * them at shutdown.
+ * closes at once. The sockets are this file's until linger_end() gives
+ * them to sockclose_later() (the loop's pending delete first);
+ * linger_free_all() ends them at shutdown.
  */
 #include <sys/socket.h>
 
@@ -35,8 +36,10 @@ linger_end(struct lingering_sock *l)
 	for (size_t i = 0; i < LINGER_MAX; i++)
 		if (lingering[i] == l)
 			lingering[i] = NULL;
+	struct event_base *base = event_get_base(l->ev);
+
 	event_free(l->ev);
-	close(l->fd);
+	sockclose_later(base, l->fd);	/* after the loop's pending delete */
 	free(l);
 }
 

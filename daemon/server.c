@@ -225,33 +225,40 @@ server_read_scope(struct server *srv)
 }
 
 /*
- * Every event loop of the daemon (this one, the notifier's): epoll without
- * libevent's change list, and no EVENT_* variable may switch it on.
+ * An event loop for a thread of the daemon: epoll, and no EVENT_* variable
+ * may change it. flags may add EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.
  *
- * The change list (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) saved an
- * epoll_ctl(2) or two per disclosure, but it holds a closed connection's
- * EPOLL_CTL_DEL until the next round, and the bufferevent closes the
- * socket before that. In the gap another thread (the notifier opening a
- * receiver's socket or its cursor file, a store or log connection) may
- * get the same number, and the loop's late epoll_ctl() then acts on that
- * thread's descriptor: the TSan report of session 5 (docs/hacking.md
- * "Races"), not a false positive. With linger.c's dup()'d socket the late
- * delete also fails and leaves the closed connection registered, which
- * libevent documents as unsafe. So each change is made at once, while the
- * descriptor is still the loop's.
+ * The change list folds a connection's interest changes within a round
+ * into one epoll_ctl(2) made at the start of the next (evhttp's DEL and
+ * ADD around each request; 3.5 us of the loop's ~27 per disclosure), but
+ * it holds a closed connection's EPOLL_CTL_DEL until then. A descriptor
+ * closed before that may be reused by another thread (the notifier's
+ * socket or cursor file, a store or log connection), and the late
+ * epoll_ctl() would act on that thread's descriptor: the TSan report of
+ * session 5 (docs/hacking.md "Races"). So only the disclosure loop has
+ * it, and there every registered socket is closed through sockclose.c,
+ * after the round that applies its delete; the notifier's loop, whose
+ * bufferevents close their sockets at once, has none.
  */
-struct event_base *
-server_new_base(void)
+static struct event_base *
+new_base(int flags)
 {
 	struct event_config	*cfg = event_config_new();
 	struct event_base	*base;
 
 	if (cfg == NULL)
 		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV);
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV | flags);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	return base;
+}
+
+/* Without the change list: for loops that close sockets as libevent does. */
+struct event_base *
+server_new_base(void)
+{
+	return new_base(0);
 }
 
 /*
@@ -445,7 +452,7 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if (server_log_open(conf, LOGSTORE_READER, &srv->reader, err,
 	    errlen) == -1)
 		return -1;
-	if ((srv->base = server_new_base()) == NULL ||
+	if ((srv->base = new_base(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST)) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
@@ -613,6 +620,7 @@ void
 server_shutdown(struct server *srv)
 {
 	linger_free_all();
+	sockclose_stop();
 	hworker_free(srv->holder);
 	srv->holder = NULL;
 	/* Before the log's other read-only connection (below), for the same reason. */
