@@ -10,7 +10,8 @@
  * the review and inform queues, roots, consistency proofs between sizes
  * and inclusion proofs (each checked with merkle.c's verifier against
  * the roots), the answers to sizes the log does not have, and the whole
- * verify. Every answer is written out as text, and the two texts must be
+ * verify; then the same through the log interface the daemon calls
+ * (logstore.h). Every answer is written out as text, and the two texts must be
  * equal. A case's `count=N` says how many rows the SQLite log must give,
  * so that the equality is not of two empty answers.
  *
@@ -33,6 +34,7 @@
 
 #include "audit.h"
 #include "audit_int.h"
+#include "logstore.h"
 #include "merkle.h"
 #include "pglog.h"
 #include "t_pg.h"
@@ -577,6 +579,70 @@ verify_both(struct fx *x)
 	cr_assert_eq(size, audit_size(x->a));
 }
 
+/*
+ * The same readers through the log interface the daemon calls
+ * (logstore.h): logstore_postgresql's answer as logstore_sqlite's, none
+ * "not available on PostgreSQL yet".
+ */
+static void
+through_logstore(struct fx *x)
+{
+	const struct logstore_ops	*ops[2] = { &logstore_sqlite, &logstore_postgresql };
+	const char			*where[2] = { x->path, x->ci };
+	struct audit_filter		 f;
+	struct out			 o[2];
+	uint64_t			 size = audit_size(x->a);
+
+	memset(&f, 0, sizeof(f));
+	memset(o, 0, sizeof(o));
+	for (int b = 0; b < 2; b++) {
+		struct logstore			*l;
+		struct counted			 c = { &o[b], NULL };
+		struct audit_verify_result	 r;
+		unsigned char			 id[16], proof[AUDIT_MAX_PROOF][32];
+		char				 err[256] = "", last[256], *note = NULL;
+		size_t				 len = 0;
+		int				 rc;
+
+		cr_assert_eq(logstore_open(&l, ops[b], where[b], LOGSTORE_READER, err,
+		    sizeof(err)), 0, "%s", err);
+		out_add(&o[b], "size %" PRIu64 "\n", logstore_size(l));
+		rc = logstore_query(l, &f, 0, 0, 0, entry_out, &o[b], err, sizeof(err));
+		out_add(&o[b], "query rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_query(l, &f, 0, 10, 1, entry_out, &o[b], err, sizeof(err));
+		out_add(&o[b], "newest rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_scan(l, 2, 5, entry_out, &o[b], err, sizeof(err));
+		out_add(&o[b], "scan rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_stats(l, &f, "agency", stat_out, &c, err, sizeof(err));
+		out_add(&o[b], "stats rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_checkpoints(l, cp_out, &o[b], err, sizeof(err));
+		out_add(&o[b], "checkpoints rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_checkpoint_note_upto(l, size, &note, err, sizeof(err));
+		note_out(&o[b], rc, note);
+		free(note);
+		rc = logstore_consistency(l, size / 2, size, proof, &len, err, sizeof(err));
+		out_add(&o[b], "consistency rc=%d %s ", rc, rc ? err : "");
+		out_hex(&o[b], proof[0], 32 * len);
+		rc = logstore_holder_batches(l, 0, batch_out, &c, err, sizeof(err));
+		out_add(&o[b], "\nholder rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_last_store(l, last, sizeof(last), err, sizeof(err));
+		out_add(&o[b], "last store rc=%d \"%s\" %s\n", rc, last, rc ? err : "");
+		rc = logstore_reviews_pending(l, entry_out, &o[b], err, sizeof(err));
+		out_add(&o[b], "reviews rc=%d %s\n", rc, rc ? err : "");
+		rc = logstore_inform_pending(l, entry_out, &o[b], err, sizeof(err));
+		out_add(&o[b], "inform rc=%d %s\n", rc, rc ? err : "");
+		logstore_log_id(l, id);
+		rc = logstore_verify_with(l, audit_verifier_new(x->pk, id), &r);
+		out_add(&o[b], "verify rc=%d ok=%d entries=%" PRIu64 " checkpoints=%"
+		    PRIu64 "\n", rc, r.ok, r.entries, r.checkpoints);
+		logstore_close(l);
+	}
+	cr_assert_str_eq(o[1].s, o[0].s, "through logstore.h, PostgreSQL answered\n%s\n"
+	    "SQLite answered\n%s", o[1].s, o[0].s);
+	free(o[0].s);
+	free(o[1].s);
+}
+
 static EVP_PKEY *
 read_private(const char *path)
 {
@@ -648,6 +714,7 @@ ParameterizedTest(struct t_case_file *c, pglogq, cases)
 	commit(x);
 	ask_all(x);
 	verify_both(x);
+	through_logstore(x);
 	for (int w = 0; w < 2; w++)
 		pglog_close(x->pl[w]);
 	PQfinish(x->adm);
