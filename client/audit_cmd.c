@@ -3,7 +3,7 @@
  * (D7, D15-D17). Online commands use the daemon's /v1/audit endpoints over
  * mutual TLS; `show`, `export --log` and `verify --log|--export` read a log
  * database or an export file directly, with only the public key, and
- * `verify|export --postgresql` the log on PostgreSQL (audit_pg_cmd.c). This
+ * `show|verify|export --postgresql` the log on PostgreSQL (audit_pg_cmd.c). This
  * file parses the options and dispatches; the commands are in
  * audit_query_cmd.c and audit_verify_cmd.c (audit_cmd.h).
  */
@@ -91,6 +91,7 @@ static const char *const help =
     "                               from before, which the log must still reach\n"
     "                               (--log: and checks the subject index DB-subjects)\n"
     "The log on PostgreSQL (docs/deploy-ha.md), read in one snapshot:\n"
+    "  show --postgresql CONNINFO [--last N]   print entries, as show --log\n"
     "  verify --postgresql CONNINFO --pubkey PEM [--pubkey PEM...] [--since NOTE]\n"
     "  export --postgresql CONNINFO --out FILE   the same format as --log's,\n"
     "                               which verify --export FILE checks\n"
@@ -285,9 +286,10 @@ cmd_audit(int argc, char *argv[])
 	}
 	/* Offline forms work on files and need no server. */
 	if (o.pg != NULL && (o.log != NULL || o.export != NULL ||
-	    (strcmp(sub, "verify") != 0 && strcmp(sub, "export") != 0))) {
-		fprintf(stderr, "safeshare: --postgresql works with audit verify and "
-		    "audit export, without --log or --export\n");
+	    (strcmp(sub, "verify") != 0 && strcmp(sub, "export") != 0 &&
+	    strcmp(sub, "show") != 0))) {
+		fprintf(stderr, "safeshare: --postgresql works with audit show, verify "
+		    "and export, without --log or --export\n");
 		return SS_EXIT_USAGE;
 	}
 	if (o.pg != NULL && (o.nwitness > 0 || o.min_witnesses > 0)) {

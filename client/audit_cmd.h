@@ -94,7 +94,7 @@ void	 a_progress(uint64_t done, uint64_t total);
 int	 a_export_close(FILE *fp, const char *path, int werr);
 
 /*
- * audit_pg_cmd.c: verify and export --postgresql CONNINFO, with the keys
+ * audit_pg_cmd.c: show, verify and export --postgresql CONNINFO, with the keys
  * and --since note a_offline() loaded (keys[0] starts the chain of keys).
  */
 int	 a_postgresql(struct aopts *, const char *sub, EVP_PKEY **keys, size_t nkeys,

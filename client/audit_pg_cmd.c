@@ -1,5 +1,5 @@
 /*
- * safeshare audit verify|export --postgresql CONNINFO (issue 19): the
+ * safeshare audit verify|export|show --postgresql CONNINFO (issue 19): the
  * disclosure log on PostgreSQL, read in one snapshot with a connection of
  * the auditor's own, no daemon involved. The verdict is printed as for
  * --log and the export is written by the same callbacks as --log's
@@ -68,6 +68,42 @@ verify(struct pglog *pl, struct aopts *o, const char *label, EVP_PKEY **keys,
 	return r.ok ? SS_EXIT_OK : SS_EXIT_LOCAL;
 }
 
+/* Non-zero stops the scan: stdout failed (main() says so). */
+static int
+print_entry(const struct audit_entry *e, void *arg)
+{
+	struct aopts *o = arg;
+
+	return a_print_entry(e, o->json ? &o->seq : NULL) == -1;
+}
+
+/* show --postgresql [--last N]: as show --log, through pglog_scan(). */
+static int
+show(struct pglog *pl, struct aopts *o)
+{
+	unsigned char	 id[16];
+	uint64_t	 size, from;
+	char		 err[512];
+	int		 rc = SS_EXIT_OK;
+
+	if (pglog_head(pl, &size, id, err, sizeof(err)) == -1) {
+		pglog_conninfo_scrub(o->pg, err);
+		fprintf(stderr, "safeshare: %s\n", err);
+		return SS_EXIT_LOCAL;
+	}
+	from = o->last > 0 && o->last < size ? size - o->last + 1 : 1;
+	if (o->json)
+		jsonw_seq_begin(&o->seq, stdout);
+	if (pglog_scan(pl, from, 0, print_entry, o, err, sizeof(err)) == -1) {
+		pglog_conninfo_scrub(o->pg, err);
+		fprintf(stderr, "safeshare: %s\n", err);
+		rc = SS_EXIT_LOCAL;
+	}
+	if ((o->json && jsonw_seq_end(&o->seq) == -1) || ferror(stdout))
+		rc = SS_EXIT_LOCAL;
+	return rc;
+}
+
 static int
 export(struct pglog *pl, struct aopts *o, const char *label)
 {
@@ -119,6 +155,8 @@ a_postgresql(struct aopts *o, const char *sub, EVP_PKEY **keys, size_t nkeys,
 	}
 	if (strcmp(sub, "verify") == 0)
 		rc = verify(pl, o, label, keys, nkeys, since);
+	else if (strcmp(sub, "show") == 0)
+		rc = show(pl, o);
 	else
 		rc = export(pl, o, label);
 	pglog_close(pl);

@@ -340,6 +340,27 @@ Test(pgmigrate, cli_migrate_verify_export, .timeout = 120)
 	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM log_checkpoints"),
 	    (long long)f.ncp);
 
+	/* audit show --postgresql prints what show --log prints, text and JSON. */
+	for (int json = 0; json < 2; json++) {
+		char		 out2[8192];
+		const char	*av[] = { "", "audit", "show", "--postgresql", f.ci,
+		    "--last", "7", json ? "--json" : NULL, NULL };
+		const char	*av2[] = { "", "audit", "show", "--log", f.db,
+		    "--last", "7", json ? "--json" : NULL, NULL };
+
+		cr_assert_eq(cli(&f, out, sizeof(out), av), 0, "%s", out);
+		cr_assert_eq(cli(&f, out2, sizeof(out2), av2), 0, "%s", out2);
+		cr_assert_str_eq(out, out2);
+		cr_assert(strstr(out, "2607") != NULL, "%s", out);
+		if (!json) {
+			size_t lines = 0;
+
+			for (const char *c = out; *c != '\0'; c++)
+				lines += *c == '\n';
+			cr_assert_eq(lines, 7, "%s", out);
+		}
+	}
+
 	/* An entry edited in PostgreSQL afterwards: online verify says where. */
 	t_pg_run(f.adm, "UPDATE log_entries SET purpose = 'edited' WHERE seq = 1500");
 	{
