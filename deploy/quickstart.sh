@@ -4,10 +4,13 @@
 # data, and runs example requests as practitioners, a data holder, an admin,
 # an auditor and the Caldicott Guardian.
 #
-#   deploy/quickstart.sh        set up and start (safe to run again)
-#   deploy/quickstart.sh stop   stop the daemon it started
+#   deploy/quickstart.sh               set up and start (safe to run again)
+#   deploy/quickstart.sh --postgresql  the same with PostgreSQL: a local
+#                                      throwaway cluster, two daemons, one log
+#   deploy/quickstart.sh stop          stop the daemons (and cluster) it started
 #
-# SAFESHARE_PORT=N picks another port than 8443 (0: any free one).
+# SAFESHARE_PORT=N picks another port than 8443 (0: any free one); with
+# --postgresql the second daemon listens on N+1.
 #
 # Everything it makes lives in run/ at the top of the repository.
 set -eu
@@ -21,9 +24,9 @@ B="$root/build"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@" || true; }
 
-stop_daemon() {
-	if [ -f "$pidfile" ]; then
-		pid=$(cat "$pidfile")
+stop_pid() {	# stop_pid PIDFILE: the daemon whose pid it holds
+	if [ -f "$1" ]; then
+		pid=$(cat "$1")
 		if kill -0 "$pid" 2>/dev/null; then
 			kill -TERM "$pid"
 			i=0
@@ -37,20 +40,145 @@ stop_daemon() {
 			fi
 			echo "quickstart: stopped safeshared (pid $pid)"
 		fi
-		rm -f "$pidfile"
+		rm -f "$1"
 	fi
 }
 
+# Everything a quickstart started: the SQLite daemon, or the two
+# PostgreSQL daemons and their cluster (stopped by the pid in its
+# postmaster.pid: tests/pg/pgcluster.sh stop).
+stop_daemon() {
+	stop_pid "$pidfile"
+	stop_pid "$run/safeshared-a.pid"
+	stop_pid "$run/safeshared-b.pid"
+	if [ -f "$run/pg/cluster" ]; then
+		sh tests/pg/pgcluster.sh stop "$run/pg"
+		echo "quickstart: stopped the PostgreSQL cluster"
+	fi
+}
+
+# --postgresql (issue 19, docs/deploy-ha.md): one throwaway cluster made
+# as the test suites make theirs (tests/pg/pgcluster.sh: initdb and pg_ctl
+# as an unprivileged user in a temporary directory, on a free loopback
+# port), two daemons with the same config but the port and the same
+# signing key, the demo data loaded once, a request answered by each, and
+# the one log verified.
+pg_quickstart() {
+	say "4. A local PostgreSQL cluster (throwaway: initdb and pg_ctl as an unprivileged user)"
+	sh tests/pg/pgcluster.sh start "$run/pg"
+	if [ ! -s "$run/pg/conninfo" ]; then
+		echo "quickstart: no PostgreSQL cluster: $(cat "$run/pg/absent" 2>/dev/null)" >&2
+		exit 1
+	fi
+	# The password goes into a libpq passfile (mode 0600), not the config.
+	pgport=$(sed -n 's/.* port=\([0-9]*\) .*/\1/p' "$run/pg/conninfo")
+	pgpw=$(sed -n 's/.* password=\([0-9a-f]*\) .*/\1/p' "$run/pg/conninfo")
+	(umask 077; echo "127.0.0.1:$pgport:safeshare_test:safeshare_test:$pgpw" \
+		>"$run/pg/pgpass")
+	ci="host=127.0.0.1 port=$pgport dbname=safeshare_test user=safeshare_test passfile=$run/pg/pgpass connect_timeout=10"
+	echo "cluster on 127.0.0.1:$pgport, database safeshare_test; password in run/pg/pgpass"
+
+	say "5. Two daemons' configs: the same but the port (run/safeshared-a.yaml, -b.yaml)"
+	pa=${SAFESHARE_PORT:-8443}
+	case $pa in *[!0-9]*) echo "quickstart: SAFESHARE_PORT: a number" >&2; exit 2 ;; esac
+	pb=$((pa == 0 ? 0 : pa + 1))
+	for d in a b; do
+		p=$pa
+		[ $d = b ] && p=$pb
+		sed -e "s|^port: .*|port: $p|" \
+		    -e "s|^protocol: protocol.yaml|protocol: ../config/protocol.yaml|" \
+		    -e "/^store: /d" \
+		    -e "s|^audit_log: .*|storage: postgresql\npostgresql:\n  conninfo: \"$ci\"|" \
+		    config/safeshared.yaml >"$run/safeshared-$d.yaml"
+	done
+	grep -A1 '^storage:' "$run/safeshared-a.yaml"
+	show "$B/daemon/safeshared" -t -c "$run/safeshared-a.yaml"
+
+	say "6. Load the demo data once (fictional subjects), into the one store both daemons use"
+	"$B/daemon/safeshared" -c "$run/safeshared-a.yaml" -l config/demo-data.yaml
+
+	say "7. Start two daemons on one database"
+	for d in a b; do
+		rm -f "$run/port-$d"
+		nohup "$B/daemon/safeshared" -c "$run/safeshared-$d.yaml" -r "$run/port-$d" \
+			>>"$run/safeshared-$d.log" 2>&1 </dev/null &
+		echo $! >"$run/safeshared-$d.pid"
+	done
+	for d in a b; do
+		i=0
+		while [ ! -s "$run/port-$d" ] && [ $i -lt 100 ]; do
+			if ! kill -0 "$(cat "$run/safeshared-$d.pid")" 2>/dev/null; then
+				echo "quickstart: safeshared $d failed to start; its log:" >&2
+				tail -n 20 "$run/safeshared-$d.log" >&2
+				stop_daemon
+				exit 1
+			fi
+			sleep 0.1
+			i=$((i + 1))
+		done
+		[ -s "$run/port-$d" ] || { echo "quickstart: safeshared $d did not listen" >&2; stop_daemon; exit 1; }
+		echo "safeshared $d: 127.0.0.1:$(cat "$run/port-$d"), pid $(cat "$run/safeshared-$d.pid"), log run/safeshared-$d.log"
+	done
+
+	export SAFESHARE_CA="$run/pki/ca.crt"
+	SAFESHARE_CERT="$run/pki/police.crt" SAFESHARE_KEY="$run/pki/police.key"
+	export SAFESHARE_CERT SAFESHARE_KEY
+	SS="$B/client/safeshare"
+	for d in a b; do
+		say "8$d. Police ask daemon $d: child protection, person record of S1001"
+		export SAFESHARE_SERVER=127.0.0.1:$(cat "$run/port-$d")
+		show "$SS" request --subject S1001 --record-type person --purpose child_protection \
+			--case CP-2026-0142 --practitioner "DC R. Jones"
+	done
+
+	say "9. One chain: the two disclosures (request ids of two daemons) are consecutive entries of one log"
+	show "$SS" audit export --postgresql "$ci" --out "$run/pg-log.jsonl"
+	# Each entry's prev_hash is the entry before it, whichever daemon wrote it.
+	python3 -c 'import json, sys
+prev = None
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if "seq" not in e:
+        continue
+    link = "" if prev is None else ("  prev_hash = hash of %d" % (e["seq"] - 1) if e["prev_hash"] == prev else "  CHAIN BROKEN")
+    print("  seq %d  %-10s request %s%s" % (e["seq"], e["kind"], e["request_id"] or "-", link))
+    prev = e["hash"]' "$run/pg-log.jsonl"
+
+	say "10. Verify the one log in PostgreSQL (chain, signatures, head), with only the public key"
+	show "$SS" audit verify --postgresql "$ci" --pubkey "$run/pki/audit-signing.pub"
+
+	cat <<EOT
+
+== Done. Two safeshared on one PostgreSQL:
+  a: 127.0.0.1:$(cat "$run/port-a") (pid $(cat "$run/safeshared-a.pid"), log run/safeshared-a.log)
+  b: 127.0.0.1:$(cat "$run/port-b") (pid $(cat "$run/safeshared-b.pid"), log run/safeshared-b.log)
+  PostgreSQL: $(cat "$run/pg/cluster"), 127.0.0.1:$pgport (throwaway; the
+  password is in run/pg/pgpass, the connection string in run/safeshared-a.yaml)
+
+Try it yourself (either daemon; both write one log):
+  export SAFESHARE_SERVER=127.0.0.1:$(cat "$run/port-b") SAFESHARE_CA=$run/pki/ca.crt
+  export SAFESHARE_CERT=$run/pki/police.crt SAFESHARE_KEY=$run/pki/police.key
+  $SS request --subject S1001 --record-type person --purpose child_protection \\
+      --case CP-1 --practitioner "Your Name"
+  $SS audit verify --postgresql "$ci" \\
+      --pubkey $run/pki/audit-signing.pub
+
+Stop both daemons and the cluster (its data goes with it): deploy/quickstart.sh stop
+EOT
+}
+
+mode=sqlite
 case ${1:-start} in
 stop)
 	stop_daemon
 	exit 0 ;;
 start) ;;
+--postgresql) mode=postgresql ;;
 -h|--help)
-	sed -n '2,9p' "$0"
+	sed -n '2,12p' "$0"
 	exit 0 ;;
 *)
-	echo "usage: deploy/quickstart.sh [stop]" >&2
+	echo "usage: deploy/quickstart.sh [--postgresql | stop]" >&2
 	exit 2 ;;
 esac
 
@@ -69,6 +197,11 @@ if [ ! -f "$run/pki/ca.crt" ]; then
 	deploy/pki.sh "$run/pki"
 else
 	echo "reusing $run/pki"
+fi
+
+if [ $mode = postgresql ]; then
+	pg_quickstart
+	exit 0
 fi
 
 say "4. Check the config and the sharing protocol (as an admin would)"
