@@ -91,7 +91,7 @@ pg_quickstart() {
 		    -e "s|^audit_log: .*|storage: postgresql\npostgresql:\n  conninfo: \"$ci\"|" \
 		    config/safeshared.yaml >"$run/safeshared-$d.yaml"
 	done
-	grep -A1 '^storage:' "$run/safeshared-a.yaml"
+	grep -A2 '^storage:' "$run/safeshared-a.yaml"
 	show "$B/daemon/safeshared" -t -c "$run/safeshared-a.yaml"
 
 	say "6. Load the demo data once (fictional subjects), into the one store both daemons use"
@@ -143,6 +143,10 @@ for line in open(sys.argv[1]):
     link = "" if prev is None else ("  prev_hash = hash of %d" % (e["seq"] - 1) if e["prev_hash"] == prev else "  CHAIN BROKEN")
     print("  seq %d  %-10s request %s%s" % (e["seq"], e["kind"], e["request_id"] or "-", link))
     prev = e["hash"]' "$run/pg-log.jsonl"
+
+	say "9a. The auditor asks daemon b: both disclosures, whichever daemon answered them"
+	SAFESHARE_CERT="$run/pki/auditor.crt" SAFESHARE_KEY="$run/pki/auditor.key"
+	show "$SS" audit query --kind disclosure --limit 10
 
 	say "10. Verify the one log in PostgreSQL (chain, signatures, head), with only the public key"
 	show "$SS" audit verify --postgresql "$ci" --pubkey "$run/pki/audit-signing.pub"
