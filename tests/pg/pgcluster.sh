@@ -18,6 +18,9 @@
 # then SIGKILL after 30 s) and removes the temporary directory.
 #
 # ctest runs both as the fixture "pg" (tests/CMakeLists.txt).
+# SAFESHARE_PG_SETTINGS: more server settings for start, as "-c name=value
+# ..." after the defaults below (which they override); deploy/bench.sh
+# gives its own.
 set -eu
 
 usage() {
@@ -125,7 +128,7 @@ start)
 	for try in 1 2 3 4 5; do
 		port=$(free_port)
 		if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c synchronous_commit=on -c max_connections=30 -c shared_buffers=32MB" \
+		    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c synchronous_commit=on -c max_connections=30 -c shared_buffers=32MB ${SAFESHARE_PG_SETTINGS:-}" \
 		    start >/dev/null 2>&1; then
 			started=1
 			break
