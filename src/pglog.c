@@ -145,7 +145,8 @@ session(struct pglog *p, char *err, size_t errlen)
 		return -1;
 	if (pglog_exec(p->conn, "SET synchronous_commit = on; "
 	    "SET client_encoding = 'UTF8'", "session settings", err, errlen) == -1 ||
-	    pglog_prepare_append(p, err, errlen) == -1)
+	    pglog_prepare_append(p, err, errlen) == -1 ||
+	    pglog_prepare_readers(p, err, errlen) == -1)
 		return -1;
 	p->ready = 1;
 	return 0;

@@ -33,6 +33,18 @@ struct pglog {
 	void			*hook_arg;
 };
 
+/*
+ * pglog_query.c: the readers' statements of fixed text (the tree of a
+ * proof, the notes, holder batches, the last store), prepared in each new
+ * session with the append's; pglog_query_prepared() runs one by name with
+ * text parameters, its rows in format (0 text, 1 binary): the result, or
+ * NULL with err.
+ */
+int			 pglog_prepare_readers(struct pglog *, char *err, size_t errlen);
+PGresult		*pglog_query_prepared(struct pglog *, const char *name, int n,
+			    const char *const *vals, int format, char *err,
+			    size_t errlen);
+
 /* pglog_append.c: its statements, prepared in each new session; its rows. */
 int			 pglog_prepare_append(struct pglog *, char *err, size_t errlen);
 struct pglog_rows	*pglog_rows_new(void);

@@ -22,14 +22,15 @@
 
 /* The stored tree of one snapshot, for merkle_get_fn. */
 struct pgtree {
+	struct pglog	*p;
 	PGconn		*conn;
 	int		 failed;	/* a statement failed: err says why */
 	char		 err[192];
 };
 
-/* Runs a read of the tree with up to three numeric parameters, binary rows. */
+/* A prepared read of the tree (pglog_query.c) with up to three numbers, binary rows. */
 static PGresult *
-tree_rows(struct pgtree *t, const char *sql, int n, uint64_t a, uint64_t b,
+tree_rows(struct pgtree *t, const char *name, int n, uint64_t a, uint64_t b,
     uint64_t c)
 {
 	char		 buf[3][24];
@@ -39,12 +40,9 @@ tree_rows(struct pgtree *t, const char *sql, int n, uint64_t a, uint64_t b,
 	snprintf(buf[0], sizeof(buf[0]), "%" PRIu64, a);
 	snprintf(buf[1], sizeof(buf[1]), "%" PRIu64, b);
 	snprintf(buf[2], sizeof(buf[2]), "%" PRIu64, c);
-	res = PQexecParams(t->conn, sql, n, NULL, vals, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if ((res = pglog_query_prepared(t->p, name, n, vals, 1, t->err,
+	    sizeof(t->err))) == NULL)
 		t->failed = 1;
-		pglog_fail(t->conn, res, "tree", t->err, sizeof(t->err));
-		return NULL;
-	}
 	return res;
 }
 
@@ -65,21 +63,16 @@ tree_get(void *arg, unsigned level, uint64_t index, uint8_t out[32])
 	if (t->failed || level >= 63 || index >= ((uint64_t)1 << (63 - level)))
 		return -1;
 	if (level > 0 && k == 0) {
-		if ((res = tree_rows(t, "SELECT hash FROM log_tree WHERE level = "
-		    "$1::integer AND idx = $2::bigint", 2, level, index, 0)) == NULL)
+		if ((res = tree_rows(t, "pglog_r_node", 2, level, index, 0)) == NULL)
 			return -1;
 		v = PQntuples(res) == 1 && pglog_col_bytes(res, 0, 0, out, 32) == 0;
 		PQclear(res);
 		return v ? 0 : -1;
 	}
 	if (base == 0)
-		res = tree_rows(t, "SELECT seq, hash FROM log_entries WHERE seq >= "
-		    "$1::bigint AND seq < $2::bigint ORDER BY seq", 2, first + 1,
-		    first + cnt + 1, 0);
+		res = tree_rows(t, "pglog_r_leaves", 2, first + 1, first + cnt + 1, 0);
 	else
-		res = tree_rows(t, "SELECT idx, hash FROM log_tree WHERE level = "
-		    "$3::integer AND idx >= $1::bigint AND idx < $2::bigint ORDER BY idx",
-		    3, first, first + cnt, base);
+		res = tree_rows(t, "pglog_r_nodes", 3, first, first + cnt, base);
 	if (res == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res) && got < cnt; i++) {
@@ -116,14 +109,13 @@ tree_begin(struct pglog *p, struct pgtree *t, uint64_t *size, char *err,
 	memset(t, 0, sizeof(*t));
 	if (pglog_ready(p, err, errlen) == -1)
 		return -1;
+	t->p = p;
 	t->conn = pglog_conn(p);
 	if (pglog_exec(t->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	    "proof", err, errlen) == -1)
 		return -1;
-	res = PQexecParams(t->conn, "SELECT size FROM log_head WHERE one", 0, NULL,
-	    NULL, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		pglog_fail(t->conn, res, "proof", err, errlen);
+	if ((res = pglog_query_prepared(p, "pglog_r_size", 0, NULL, 1, err,
+	    errlen)) == NULL) {
 		PQclear(PQexec(t->conn, "ROLLBACK"));
 		return -1;
 	}

@@ -169,6 +169,75 @@ run_rows(struct pglog *p, struct q *q, const char *what, char *err, size_t errle
 	return res;
 }
 
+/*
+ * The statements of fixed text, prepared once per session (pglog.c's
+ * session()) as SQLite's readers keep theirs: the tree reads of every
+ * proof (pglog_proof.c) and the single-row readers the daemon calls at
+ * start and on every proof request.
+ */
+static const struct {
+	const char	*name, *sql;
+} readers[] = {
+	{ "pglog_r_size", "SELECT size FROM log_head WHERE one" },
+	{ "pglog_r_node", "SELECT hash FROM log_tree WHERE level = $1::integer "
+	    "AND idx = $2::bigint" },
+	{ "pglog_r_leaves", "SELECT seq, hash FROM log_entries WHERE seq >= "
+	    "$1::bigint AND seq < $2::bigint ORDER BY seq" },
+	{ "pglog_r_nodes", "SELECT idx, hash FROM log_tree WHERE level = "
+	    "$3::integer AND idx >= $1::bigint AND idx < $2::bigint ORDER BY idx" },
+	{ "pglog_r_note", "SELECT note FROM log_checkpoints ORDER BY size DESC, "
+	    "n DESC LIMIT 1" },
+	{ "pglog_r_note_at", "SELECT note FROM log_checkpoints WHERE size = "
+	    "$1::bigint ORDER BY n DESC LIMIT 1" },
+	{ "pglog_r_note_upto", "SELECT note FROM log_checkpoints WHERE size <= "
+	    "$1::bigint ORDER BY size DESC, n DESC LIMIT 1" },
+	{ "pglog_r_batches", "SELECT request_id, min(seq), min(agency COLLATE "
+	    "\"C\"), min(case_ref COLLATE \"C\"), min(time) FROM log_entries WHERE "
+	    "kind = 'holder' AND seq > $1::bigint GROUP BY request_id HAVING "
+	    "count(*) FILTER (WHERE decision = 'rolled_back') = 0 ORDER BY 2" },
+	{ "pglog_r_last_store", "SELECT case_ref FROM log_entries WHERE kind = "
+	    "'store' ORDER BY seq DESC LIMIT 1" },
+};
+
+int
+pglog_prepare_readers(struct pglog *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
+		PGresult *res = PQprepare(pglog_conn(p), readers[i].name,
+		    readers[i].sql, 0, NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return pglog_fail(pglog_conn(p), res, readers[i].name, err,
+			    errlen);
+		PQclear(res);
+	}
+	return 0;
+}
+
+PGresult *
+pglog_query_prepared(struct pglog *p, const char *name, int n,
+    const char *const *vals, int format, char *err, size_t errlen)
+{
+	PGresult *res;
+
+	res = PQexecPrepared(pglog_conn(p), name, n, vals, NULL, NULL, format);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pglog_fail(pglog_conn(p), res, name, err, errlen);
+		return NULL;
+	}
+	return res;
+}
+
+/* One prepared reader in its own snapshot (the session made ready first). */
+static PGresult *
+run_prepared(struct pglog *p, const char *name, const char *val, char *err,
+    size_t errlen)
+{
+	if (pglog_ready(p, err, errlen) == -1)
+		return NULL;
+	return pglog_query_prepared(p, name, val != NULL, &val, 0, err, errlen);
+}
+
 /* A text column of row i as a number (0 when NULL). */
 static uint64_t
 col_u64(const PGresult *res, int i, int col)
@@ -307,14 +376,18 @@ done:
 	return rc;
 }
 
-/* The one note q selects: 0, 1 if none (or too long to be a note), -1 with err. */
+/* The one note a prepared reader selects: 0, 1 if none (or too long), -1. */
 static int
-note_row(struct pglog *p, struct q *q, char **note, char *err, size_t errlen)
+note_row(struct pglog *p, const char *name, uint64_t n, char **note, char *err,
+    size_t errlen)
 {
-	PGresult *res;
+	PGresult	*res;
+	char		 num[24];
 
 	*note = NULL;
-	if ((res = run_rows(p, q, "checkpoint note", err, errlen)) == NULL)
+	snprintf(num, sizeof(num), "%" PRIu64, n);
+	if ((res = run_prepared(p, name, strcmp(name, "pglog_r_note") == 0 ? NULL :
+	    num, err, errlen)) == NULL)
 		return -1;
 	if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) <= AUDIT_NOTE_MAX)
 		*note = xstrdup(PQgetvalue(res, 0, 0));
@@ -326,44 +399,26 @@ int
 pglog_checkpoint_note(struct pglog *p, uint64_t size, char **note, char *err,
     size_t errlen)
 {
-	struct q q;
-
-	memset(&q, 0, sizeof(q));
-	if (size == 0)
-		q_add(&q, "SELECT note FROM log_checkpoints ORDER BY size DESC, n DESC "
-		    "LIMIT 1");
-	else
-		q_add(&q, "SELECT note FROM log_checkpoints WHERE size = $%d::bigint "
-		    "ORDER BY n DESC LIMIT 1", q_num(&q, (int64_t)size));
-	return note_row(p, &q, note, err, errlen);
+	return note_row(p, size == 0 ? "pglog_r_note" : "pglog_r_note_at", size, note,
+	    err, errlen);
 }
 
 int
 pglog_checkpoint_note_upto(struct pglog *p, uint64_t max, char **note, char *err,
     size_t errlen)
 {
-	struct q q;
-
-	memset(&q, 0, sizeof(q));
-	q_add(&q, "SELECT note FROM log_checkpoints WHERE size <= $%d::bigint "
-	    "ORDER BY size DESC, n DESC LIMIT 1", q_num(&q, (int64_t)max));
-	return note_row(p, &q, note, err, errlen);
+	return note_row(p, "pglog_r_note_upto", max, note, err, errlen);
 }
 
 int
 pglog_holder_batches(struct pglog *p, uint64_t since, audit_batch_cb cb, void *arg,
     char *err, size_t errlen)
 {
-	struct q	 q;
 	PGresult	*res;
+	char		 num[24];
 
-	memset(&q, 0, sizeof(q));
-	q_add(&q, "SELECT request_id, min(seq), min(agency COLLATE \"C\"), "
-	    "min(case_ref COLLATE \"C\"), min(time) FROM log_entries WHERE kind = "
-	    "'holder' AND seq > $%d::bigint GROUP BY request_id HAVING count(*) "
-	    "FILTER (WHERE decision = 'rolled_back') = 0 ORDER BY 2",
-	    q_num(&q, (int64_t)since));
-	if ((res = run_rows(p, &q, "holder batches", err, errlen)) == NULL)
+	snprintf(num, sizeof(num), "%" PRIu64, since);
+	if ((res = run_prepared(p, "pglog_r_batches", num, err, errlen)) == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++)
 		if (cb(PQgetvalue(res, i, 0), col_u64(res, i, 1), PQgetvalue(res, i, 2),
@@ -377,14 +432,10 @@ pglog_holder_batches(struct pglog *p, uint64_t since, audit_batch_cb cb, void *a
 int
 pglog_last_store(struct pglog *p, char *out, size_t len, char *err, size_t errlen)
 {
-	struct q	 q;
-	PGresult	*res;
+	PGresult *res;
 
 	out[0] = '\0';
-	memset(&q, 0, sizeof(q));
-	q_add(&q, "SELECT case_ref FROM log_entries WHERE kind = 'store' "
-	    "ORDER BY seq DESC LIMIT 1");
-	if ((res = run_rows(p, &q, "last store", err, errlen)) == NULL)
+	if ((res = run_prepared(p, "pglog_r_last_store", NULL, err, errlen)) == NULL)
 		return -1;
 	if (PQntuples(res) == 1)
 		snprintf(out, len, "%s", PQgetvalue(res, 0, 0));

@@ -722,3 +722,42 @@ ParameterizedTest(struct t_case_file *c, pglogq, cases)
 	t_audit_close(x->path, x->key, x->pub, x->a, x->pk);
 	free(x);
 }
+
+/*
+ * A reader whose server process went away (a restart, a failover) fails
+ * that once, saying why, and the next call reconnects, prepares the
+ * readers' statements again and answers (the daemon's routes answer 503
+ * meanwhile, never a wrong answer).
+ */
+Test(pglogq, reader_reconnects)
+{
+	struct audit_entry	 e, *ep = &e;
+	struct pglog		*pl;
+	PGconn			*adm;
+	unsigned char		 proof[AUDIT_MAX_PROOF][32];
+	char			 ci[1200], err[256], last[64];
+	size_t			 len;
+
+	adm = t_pg_schema("q_reconnect", ci, sizeof(ci));
+	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 20; i++) {
+		memset(&e, 0, sizeof(e));
+		e.time = GEN_TIME + i;
+		e.kind = i == 3 ? "store" : "disclosure";
+		e.case_ref = i == 3 ? "store:x" : "";
+		cr_assert_eq(pglog_append(pl, &ep, 1, NULL, err, sizeof(err)), 0, "%s",
+		    err);
+	}
+	t_pg_terminate(adm, pglog_backend_pid(pl));
+	(void)pglog_last_store(pl, last, sizeof(last), err, sizeof(err));
+	cr_assert_eq(pglog_last_store(pl, last, sizeof(last), err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_str_eq(last, "store:x");
+	t_pg_terminate(adm, pglog_backend_pid(pl));
+	(void)pglog_consistency(pl, 3, 20, proof, &len, err, sizeof(err));
+	cr_assert_eq(pglog_consistency(pl, 3, 20, proof, &len, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_gt(len, 0);
+	pglog_close(pl);
+	PQfinish(adm);
+}
