@@ -420,6 +420,16 @@ Test(pgmigrate_store, store_alone_then_refused_non_empty)
 	cr_assert_eq(m.rows[0], (uint64_t)t_pg_int(f.adm, "SELECT count(*) FROM "
 	    "subjects"));
 	cr_assert_geq(m.rows[3], 3, "consents: %llu", (unsigned long long)m.rows[3]);
+	/* The sequences go on right after the largest ids copied. */
+	cr_assert_eq(t_pg_int(f.adm, "SELECT nextval(pg_get_serial_sequence("
+	    "'consents', 'id')) - (SELECT max(id) FROM consents)"), 1);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT nextval(pg_get_serial_sequence("
+	    "'flags', 'id')) - (SELECT max(id) FROM flags)"), 1);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT nextval(pg_get_serial_sequence("
+	    "'store_loads', 'id')) - (SELECT max(id) FROM store_loads)"), 1);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT nextval('person_ids')"),
+	    m.persons + 1);
+	cr_assert_geq(m.persons, t_pg_int(f.adm, "SELECT max(person) FROM subjects"));
 	consents = t_pg_int(f.adm, "SELECT count(*) FROM consents");
 	cr_assert_eq(pgstore_migrate(db, f.ci, &m, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "not empty") != NULL, "%s", err);
