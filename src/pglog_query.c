@@ -316,9 +316,15 @@ pending_items(struct pglog *p, const char *cond, const char *done_kind, audit_cb
 	struct q q;
 
 	memset(&q, 0, sizeof(q));
+	/*
+	 * r.ref_seq != 0 says nothing new (seqs start at 1) but lets the
+	 * planner use the partial index log_entries_ref: without it each item
+	 * was a scan of the whole log (190 ms at 300,000 entries, 60 with).
+	 */
 	q_add(&q, "SELECT %s FROM log_entries e WHERE seq IN (%s) AND NOT EXISTS "
-	    "(SELECT 1 FROM log_entries r WHERE r.ref_seq = e.seq AND r.kind = $%d) "
-	    "ORDER BY seq", audit_columns, cond, q_param(&q, done_kind));
+	    "(SELECT 1 FROM log_entries r WHERE r.ref_seq = e.seq AND r.ref_seq != 0 "
+	    "AND r.kind = $%d) ORDER BY seq", audit_columns, cond,
+	    q_param(&q, done_kind));
 	return run_entries(p, &q, "pending", cb, arg, err, errlen);
 }
 
