@@ -141,7 +141,7 @@ auditor_handle_query(struct req *r)
 	if (logstore_query(srv->reader, &f, q->after_seq, limit, q->newest_first,
 	    collect, &pg, err, sizeof(err)) == -1) {
 		log_warnx("event=audit_query_failed error=\"%s\"", err);
-		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+		reply_error(req, 503, "audit_read_failed", "the log could not be read", 0);
 	} else
 		reply_page(srv, req, &pg, limit);
 	page_free(&pg);
@@ -214,7 +214,7 @@ list_pending(struct server *srv, struct evhttp_request *req,
 	page_init(&pg, PAGE_MAX);
 	/* The reply says no more than this; the reason is not wanted (NULL). */
 	if (fn(srv->reader, collect, &pg, NULL, 0) == -1)
-		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+		reply_error(req, 503, "audit_read_failed", "the log could not be read", 0);
 	else
 		reply_page(srv, req, &pg, 0);
 	page_free(&pg);
@@ -291,7 +291,7 @@ add_note(struct server *srv, struct evhttp_request *req, const struct agency *ag
 	}
 	f.seq = rq->seq;
 	if (pending(srv->reader, find_seq, &f, NULL, 0) == -1) {
-		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+		reply_error(req, 503, "audit_read_failed", "the log could not be read", 0);
 		goto done;
 	}
 	if (!f.found) {
@@ -378,7 +378,7 @@ auditor_handle_checkpoints(struct req *r)
 	c.upto = st.size;
 	logstore_log_id(srv->reader, id);
 	if (logstore_checkpoints(srv->reader, collect_cp, &c, NULL, 0) == -1) {
-		reply_error(req, 500, "audit_read_failed", "the log could not be read", 0);
+		reply_error(req, 503, "audit_read_failed", "the log could not be read", 0);
 	} else {
 		c.p = xcalloc(c.n + 1, sizeof(*c.p));
 		for (size_t i = 0; i < c.n; i++)
@@ -554,7 +554,7 @@ report_done(evutil_socket_t fd, short what, void *arg)
 	struct report_job *j = arg;
 
 	if (j->failed || j->out == NULL)
-		reply_error(j->req, 500, "audit_read_failed", "the log could not be read", 0);
+		reply_error(j->req, 503, "audit_read_failed", "the log could not be read", 0);
 	else {
 		log_info("event=report entries=%llu", (unsigned long long)j->out->entries);
 		reply_msg(j->req, &j->out->base);

@@ -260,7 +260,7 @@ static void
 store_failed(struct req *r, const char *why)
 {
 	log_warnx("event=store_failed error=\"%s\"", why);
-	reply_error(r->ev, 500, "store_unavailable", "the record store could not be "
+	reply_error(r->ev, 503, "store_unavailable", "the record store could not be "
 	    "read; nothing was released", 0);
 }
 

@@ -407,7 +407,7 @@ waiter_answer(struct waiter *w, int only_if_items, const char *oob_type,
 	if (rc == -1) {
 		log_warnx("event=feed_read_failed feed=%s",
 		    pg.kind == FEED_ACCESSES ? "accesses" : "alerts");
-		reply_error(req, 500, "audit_read_failed", "the log could not be "
+		reply_error(req, 503, "audit_read_failed", "the log could not be "
 		    "read", 0);
 	} else
 		page_reply(f, req, &pg);
@@ -616,7 +616,7 @@ feed_request(struct server *srv, struct evhttp_request *req, enum feed_kind kind
 	if (page_fill(&pg) == -1) {
 		log_warnx("event=feed_read_failed feed=%s",
 		    kind == FEED_ACCESSES ? "accesses" : "alerts");
-		reply_error(req, 500, "audit_read_failed", "the log could not be "
+		reply_error(req, 503, "audit_read_failed", "the log could not be "
 		    "read", 0);
 		page_free(&pg);
 		goto done;

@@ -509,7 +509,7 @@ checked(struct hpending *hp)
 		    hp->hr->dry_run ? 1 : 0);
 		if (hp->rc == -1) {
 			log_warnx("event=store_failed error=\"%s\"", r->error);
-			reply_error(hp->req, 500, "store_unavailable", "the record store "
+			reply_error(hp->req, 503, "store_unavailable", "the record store "
 			    "could not be read; nothing was changed", 0);
 		} else if (hp->rc == 1)
 			reply_problems(hp->req, r);
@@ -546,7 +546,7 @@ applied(struct hpending *hp)
 		owe_rollback(hp, hp->rc == -1 ? "store_unavailable" : r->problems[0].code);
 		if (hp->rc == -1) {
 			log_warnx("event=store_failed error=\"%s\"", r->error);
-			reply_error(hp->req, 500, "store_unavailable", "the record store "
+			reply_error(hp->req, 503, "store_unavailable", "the record store "
 			    "could not be written; nothing was changed", 0);
 		} else
 			reply_problems(hp->req, r);

@@ -310,7 +310,7 @@ holder_handle_show(struct req *r)
 	goto done;
 store_failed:
 	log_warnx("event=store_failed error=\"%s\"", why);
-	reply_error(req, 500, "store_unavailable", "the record store could not be "
+	reply_error(req, 503, "store_unavailable", "the record store could not be "
 	    "read", 0);
 done:
 	if (s != NULL)

@@ -376,7 +376,7 @@ locate_handle(struct req *r)
 		rc = -1;
 	if (rc == -1) {
 		log_warnx("event=store_failed error=\"%s\"", serr);
-		reply_error(r->ev, 500, "store_unavailable", "the record store could "
+		reply_error(r->ev, 503, "store_unavailable", "the record store could "
 		    "not be read; nothing was answered", 0);
 		goto done;
 	}

@@ -75,7 +75,7 @@ logproof_handle_consistency(struct req *r)
 			log_warnx("%s: event=consistency_failed from=%llu to=%llu "
 			    "error=\"%s\"", __func__, (unsigned long long)rq->from_size,
 			    (unsigned long long)cp.size, err);
-			reply_error(req, 500, "audit_unavailable", "the consistency "
+			reply_error(req, 503, "audit_unavailable", "the consistency "
 			    "proof could not be made", 0);
 			goto done;
 		}

@@ -171,6 +171,42 @@ append(struct logstore *l, struct audit_entry **batch, struct qentry **taken,
 	return rc;
 }
 
+/*
+ * The writer's idle probe (logstore_probe()), with q->mtx held, which it
+ * drops for the probe: on PostgreSQL a round trip, during which the event
+ * loop must still be able to queue entries. A failure is /healthz's why;
+ * on SQLite (the file deleted or replaced) it lasts until a commit works.
+ * On PostgreSQL a probe that works again ends it (the probe reconnected:
+ * the daemon recovers without a restart; the appends that failed were
+ * not acknowledged), unless an fdatasync failure is latched.
+ */
+static void
+idle_probe(struct logq *q)
+{
+	uint64_t	 one = 1;
+	char		 why[256];
+	int		 rc, was = q->stats.ok;
+
+	pthread_mutex_unlock(&q->mtx);
+	rc = logstore_probe(q->log, why, sizeof(why));
+	pthread_mutex_lock(&q->mtx);
+	if (rc == -1 && q->stats.ok) {
+		q->stats.ok = 0;
+		snprintf(q->stats.why, sizeof(q->stats.why), "%s", why);
+		log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
+	} else if (rc == 0 && !q->stats.ok && q->audit == NULL &&
+	    !q->sync_failed) {
+		q->stats.ok = 1;
+		q->stats.why[0] = '\0';
+		log_info("event=audit_recovered size=%llu",
+		    (unsigned long long)q->stats.size);
+	}
+	/* The loop's hook hears of a change (guardian alerts, feeds). */
+	if (was != q->stats.ok && write(q->efd, &one, sizeof(one)) == -1 &&
+	    errno != EAGAIN)
+		log_warn("event=logq_wake_failed");
+}
+
 static void *
 writer(void *arg)
 {
@@ -189,24 +225,17 @@ writer(void *arg)
 			struct timespec ts;
 
 			/*
-			 * Idle: look once a second whether the log file is
-			 * still there, so /healthz fails closed without
-			 * waiting for a request (every commit signs its own
-			 * checkpoint: there is nothing timed to do).
+			 * Idle: probe the log once a second, so /healthz
+			 * fails closed without waiting for a request (every
+			 * commit signs its own checkpoint: there is nothing
+			 * timed to do).
 			 */
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			if (pthread_cond_timedwait(&q->work_cond, &q->mtx, &ts) == ETIMEDOUT &&
-			    q->stats.ok && logstore_file_gone(q->log)) {
-				q->stats.ok = 0;
-				snprintf(q->stats.why, sizeof(q->stats.why), "the log file "
-				    "was deleted or replaced while open");
-				log_warnx("event=audit_failed error=\"%s\"", q->stats.why);
-				/* The loop's hook hears of it (guardian alerts). */
-				if (write(q->efd, &one, sizeof(one)) == -1 &&
-				    errno != EAGAIN)
-					log_warn("event=logq_wake_failed");
-			}
+			    q->head == NULL && !q->stop &&
+			    (q->stats.ok || q->audit == NULL))
+				idle_probe(q);
 		}
 		if (q->head == NULL && q->stop)
 			break;

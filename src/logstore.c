@@ -83,6 +83,12 @@ logstore_file_gone(struct logstore *l)
 }
 
 int
+logstore_probe(struct logstore *l, char *why, size_t whylen)
+{
+	return l->ops->probe(l->h, why, whylen);
+}
+
+int
 logstore_set_signer(struct logstore *l, const char *keyfile,
     uint64_t every, int64_t seconds, char *err, size_t errlen)
 {

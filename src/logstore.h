@@ -74,6 +74,14 @@ uint64_t logstore_size(struct logstore *);
 void	logstore_log_id(struct logstore *, unsigned char out[16]);
 /* 1 when the log's file was deleted or replaced (never on PostgreSQL). */
 int	logstore_file_gone(struct logstore *);
+/*
+ * Whether the log can be written now, for /healthz while no entry comes
+ * (the log writer asks once an idle second): SQLite, that its file is
+ * still the one opened (logstore_file_gone()); PostgreSQL, that the server
+ * answers on this connection, which is opened again if it was lost. 0, or
+ * -1 with why (one printable line: never the password).
+ */
+int	logstore_probe(struct logstore *, char *why, size_t whylen);
 
 /* Signing and the start-up check (audit_set_signer() and the rest). */
 int	logstore_set_signer(struct logstore *, const char *keyfile,

@@ -23,6 +23,7 @@ struct logstore_ops {
 	uint64_t (*size)(void *h);
 	void (*log_id)(void *h, unsigned char out[16]);
 	int (*file_gone)(void *h);
+	int (*probe)(void *h, char *err, size_t errlen);
 	int (*set_signer)(void *h, const char *keyfile, uint64_t every,
 	    int64_t seconds, char *err, size_t errlen);
 	int (*set_previous_signer)(void *h, const char *keyfile, char *err,

@@ -115,6 +115,27 @@ pg_file_gone(void *h)
 	return 0;
 }
 
+/*
+ * One round trip: a connection the server dropped (pg_terminate_backend,
+ * a restart) only shows when used. pglog_ready() opens it again first if
+ * it is known to be lost, so the probe is also how an idle daemon
+ * reconnects by itself.
+ */
+static int
+pg_probe(void *h, char *err, size_t errlen)
+{
+	struct pglog	*p = PL(h);
+	PGresult	*res;
+
+	if (pglog_ready(p, err, errlen) == -1)
+		return -1;
+	res = PQexec(pglog_conn(p), "SELECT 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pglog_fail(pglog_conn(p), res, "probe", err, errlen);
+	PQclear(res);
+	return 0;
+}
+
 /* Every daemon holds the same key (docs/deploy-ha.md "The signing key"). */
 static int
 pg_set_signer(void *h, const char *keyfile, uint64_t every, int64_t seconds,
@@ -256,6 +277,7 @@ const struct logstore_ops logstore_postgresql = {
 	.size = pg_size,
 	.log_id = pg_log_id,
 	.file_gone = pg_file_gone,
+	.probe = pg_probe,
 	.set_signer = pg_set_signer,
 	.set_previous_signer = pg_set_previous_signer,
 	.public_pem = pg_public_pem,

@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "logstore.h"
 #include "logstore_int.h"
+#include "util.h"
 
 static int
 sq_open(void **h, const char *where, enum logstore_mode mode, char *err,
@@ -65,6 +66,15 @@ static int
 sq_file_gone(void *h)
 {
 	return audit_file_gone(h);
+}
+
+static int
+sq_probe(void *h, char *err, size_t errlen)
+{
+	if (!audit_file_gone(h))
+		return 0;
+	return errorf(err, errlen, "the log file was deleted or replaced while "
+	    "open");
 }
 
 static int
@@ -182,6 +192,7 @@ const struct logstore_ops logstore_sqlite = {
 	.size = sq_size,
 	.log_id = sq_log_id,
 	.file_gone = sq_file_gone,
+	.probe = sq_probe,
 	.set_signer = sq_set_signer,
 	.set_previous_signer = sq_set_previous_signer,
 	.public_pem = sq_public_pem,

@@ -33,6 +33,7 @@ struct daemon {
 	char	 pg_admin[1536];
 	char	 pg_schema[64];
 	char	 pg_passfile[512];
+	char	 pg_port[16];	/* the server's port in pg_conninfo */
 };
 
 /* Makes a temp dir with a PKI (the example agencies plus "stranger") and a config. */

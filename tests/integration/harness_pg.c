@@ -54,7 +54,7 @@ h_pg_setup(struct daemon *d)
 {
 	PQconninfoOption	*opts, *o;
 	char			 base[1024], *err = NULL, pass[512] = "", *p;
-	const char		*host = "*", *port = "*", *db = "*", *user = "*";
+	const char		*host = "*", *db = "*", *user = "*";
 	FILE			*fp;
 	PGconn			*c;
 	int			 fd;
@@ -82,7 +82,7 @@ h_pg_setup(struct daemon *d)
 		if (strcmp(o->keyword, "host") == 0)
 			host = o->val;
 		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
+			snprintf(d->pg_port, sizeof(d->pg_port), "%s", o->val);
 		else if (strcmp(o->keyword, "dbname") == 0)
 			db = o->val;
 		else if (strcmp(o->keyword, "user") == 0)
@@ -93,12 +93,16 @@ h_pg_setup(struct daemon *d)
 	fd = open(d->pg_passfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	cr_assert_geq(fd, 0);
 	cr_assert_not_null(fp = fdopen(fd, "w"));
-	fprintf(fp, "%s:%s:%s:%s:%s\n", host, port, db, user, pass);
+	/* Any port: a test may put a proxy in between (test_pg.c). */
+	fprintf(fp, "%s:*:%s:%s:%s\n", host, db, user, pass);
 	fclose(fp);
 	PQconninfoFree(opts);
 	add_kw(d->pg_conninfo, sizeof(d->pg_conninfo), "passfile", d->pg_passfile);
 	snprintf(base, sizeof(base), "-csearch_path=%s", d->pg_schema);
 	add_kw(d->pg_conninfo, sizeof(d->pg_conninfo), "options", base);
+	/* So a test can find (and terminate) this daemon's server processes. */
+	add_kw(d->pg_conninfo, sizeof(d->pg_conninfo), "application_name",
+	    d->pg_schema);
 }
 
 /* "drop cascades to ...": not the test's to print. */

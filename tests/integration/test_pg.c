@@ -8,11 +8,14 @@
  */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
+#include "pgproxy.h"
 
 static struct daemon d;
 
@@ -91,6 +94,29 @@ Test(pg, disclosures_are_decided_from_and_logged_in_postgresql)
 	free(out);
 }
 
+/* The auditors' reads come from the log's tables (pglog_query.c via logstore_pg.c). */
+Test(pg, auditors_read_the_log_in_postgresql)
+{
+	Safeshare__V1__DisclosureResponse	*r;
+	int					 status;
+	char					*out;
+
+	r = ask("police", "S1001", "child_protection", "person", &status);
+	cr_assert_eq(status, 200);
+	safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	cr_expect_eq(h_cli(&d, "auditor", "audit query --agency police", &out), 0,
+	    "%s", out);
+	cr_expect(strstr(out, "S1001") != NULL, "%s", out);
+	free(out);
+	cr_expect_eq(h_cli(&d, "auditor", "audit stats --by decision", &out), 0,
+	    "%s", out);
+	cr_expect(strstr(out, "allow") != NULL, "%s", out);
+	free(out);
+	/* The daemon's own verify, on a thread with its own connection. */
+	cr_expect_eq(h_cli(&d, "auditor", "audit verify", &out), 0, "%s", out);
+	free(out);
+}
+
 Test(pg, a_holder_batch_is_applied_and_logged)
 {
 	char	*out;
@@ -125,6 +151,176 @@ Test(pg, locate_reads_the_subject_index_in_postgresql)
 	free(out);
 	/* D7: the locate is logged (an entry per holding it names). */
 	cr_expect_geq(h_log_count(&d, "kind = 'locate' AND agency = 'police'"), 1);
+}
+
+/* Ends every server process of this daemon's connections (not the fixture's). */
+static void
+terminate_daemon_backends(void)
+{
+	char	sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT count(pg_terminate_backend(pid, 5000)) "
+	    "FROM pg_stat_activity WHERE application_name = '%s'", d.pg_schema);
+	h_pg_int(&d, sql);
+}
+
+/*
+ * GET /healthz over raw TLS: the status, and the Health message's
+ * audit_error into why.
+ */
+static int
+health(char *why, size_t len)
+{
+	static const char	 rq[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+				    "Connection: close\r\n\r\n";
+	char			 out[4096], *body;
+	Safeshare__V1__Health	*h;
+	char			 crt[600], key[600];
+	int			 n, status = 0;
+
+	snprintf(crt, sizeof(crt), "%s/pki/police.crt", d.dir);
+	snprintf(key, sizeof(key), "%s/pki/police.key", d.dir);
+	why[0] = '\0';
+	n = h_tls_exchange(&d, crt, key, rq, sizeof(rq) - 1, out, sizeof(out));
+	cr_assert_gt(n, 12, "no reply from /healthz");
+	sscanf(out, "HTTP/1.1 %d", &status);
+	cr_assert_not_null(body = strstr(out, "\r\n\r\n"));
+	body += 4;
+	h = safeshare__v1__health__unpack(NULL, (size_t)(out + n - body),
+	    (const uint8_t *)body);
+	cr_assert_not_null(h, "not a Health message");
+	snprintf(why, len, "%s", h->audit_error);
+	safeshare__v1__health__free_unpacked(h, NULL);
+	return status;
+}
+
+/* Polls /healthz (bounded: 15 s) until it answers want; returns the last status. */
+static int
+health_becomes(int want, char *why, size_t len)
+{
+	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
+	int		 st = 0;
+
+	for (int i = 0; i < 150 && (st = health(why, len)) != want; i++)
+		nanosleep(&tick, NULL);
+	return st;
+}
+
+/* Disclosure requests as police about S1001: how many got 200; the rest must be 503. */
+static int
+ask_503_or_200(int n, int *n503)
+{
+	struct h_ask				 a = { "S1001", "child_protection",
+						    "person", 0, NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e;
+	int					 status, ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		e = NULL;
+		r = h_ask(&d, "police", &a, &status, &e);
+		cr_expect(status == 200 || status == 503, "status %d", status);
+		if (status == 200)
+			ok++;
+		else {
+			(*n503)++;
+			cr_expect(r == NULL || r->n_released == 0, "nothing released");
+			cr_expect(e != NULL && (strcmp(e->code, "store_unavailable") == 0 ||
+			    strcmp(e->code, "audit_unavailable") == 0), "%s",
+			    e != NULL ? e->code : "no error");
+		}
+		if (r != NULL)
+			safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+		if (e != NULL)
+			safeshare__v1__error__free_unpacked(e, NULL);
+	}
+	return ok;
+}
+
+/*
+ * Issue 19 item 3, faults. The daemon reaches PostgreSQL through a
+ * forwarder (pgproxy.c), so that its database can go away for it alone:
+ * the suites sharing the fixture's cluster are not disturbed. First its
+ * server processes are terminated (the sessions end under it); then the
+ * forwarder goes down (sessions cut, reconnects refused). Every request
+ * that needs the store or the log gets 503 and nothing is released;
+ * /healthz says why in one line without the password; when the database
+ * is back the same process serves again, and exactly what was
+ * acknowledged is in the log, which verifies.
+ */
+Test(pg, an_unreachable_database_is_503_until_it_is_back)
+{
+	struct h_ask				 norule = { "S1001",
+						    "child_protection", "person", 0,
+						    NULL, NULL, NULL };
+	Safeshare__V1__DisclosureResponse	*r;
+	Safeshare__V1__Error			*e = NULL;
+	struct pgproxy				*px;
+	char					 why[512], from[32], to[32], *at;
+	char					 pass[256], *out;
+	FILE					*fp;
+	int					 status, acked = 0, n503 = 0;
+	pid_t					 pid;
+
+	/* The daemon's connection string through the forwarder. */
+	cr_assert_eq(h_stop(&d), 0);
+	px = pgproxy_start(atoi(d.pg_port));
+	snprintf(from, sizeof(from), "port='%s'", d.pg_port);
+	snprintf(to, sizeof(to), "port='%d'", pgproxy_port(px));
+	cr_assert_not_null(at = strstr(d.pg_conninfo, from));
+	cr_assert_eq(strlen(from), strlen(to), "a port of another length");
+	memcpy(at, to, strlen(to));
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	pid = d.pid;
+	acked += ask_503_or_200(1, &n503);
+	cr_assert_eq(acked, 1);
+
+	/* Its sessions ended under it: at most the first request fails. */
+	terminate_daemon_backends();
+	acked += ask_503_or_200(3, &n503);
+	cr_expect_geq(acked, 3, "the daemon reconnected");
+
+	/* The database gone: refused, until it is back. */
+	pgproxy_down(px);
+	n503 = 0;
+	acked += ask_503_or_200(3, &n503);
+	cr_expect_eq(n503, 3, "a disclosure while the database is away");
+	/* A refusal (no rule) is logged too: with no log, no answer (D7). */
+	r = h_ask(&d, "health_trust", &norule, &status, &e);
+	cr_expect_eq(status, 503);
+	cr_expect(e != NULL && (strcmp(e->code, "audit_unavailable") == 0 ||
+	    strcmp(e->code, "store_unavailable") == 0), "%s",
+	    e != NULL ? e->code : "no error");
+	if (r != NULL)
+		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	if (e != NULL)
+		safeshare__v1__error__free_unpacked(e, NULL);
+	cr_expect_eq(health_becomes(503, why, sizeof(why)), 503);
+	cr_expect_neq(why[0], '\0', "/healthz says why");
+	cr_expect(strchr(why, '\n') == NULL && strchr(why, '\r') == NULL,
+	    "one line: %s", why);
+	cr_assert_not_null(fp = fopen(d.pg_passfile, "r"));
+	cr_assert_not_null(fgets(pass, sizeof(pass), fp));
+	fclose(fp);
+	pass[strcspn(pass, "\n")] = '\0';
+	cr_expect(strstr(why, strrchr(pass, ':') + 1) == NULL,
+	    "the password in /healthz: %s", why);
+
+	/* Back: the same process serves again, no restart. */
+	pgproxy_up(px);
+	cr_expect_eq(health_becomes(200, why, sizeof(why)), 200, "still: %s", why);
+	acked += ask_503_or_200(1, &n503);
+	cr_expect_eq(kill(pid, 0), 0);
+	cr_expect_eq(d.pid, pid);
+	/* What was acknowledged is logged, what was refused is not (D7). */
+	cr_expect_eq(h_log_count(&d, "agency = 'police' AND subject = 'S1001' "
+	    "AND decision = 'allow'"), acked);
+	cr_expect_eq(h_log_count(&d, "agency = 'health_trust'"), 0);
+	cr_expect_eq(verify(&out), 0, "%s", out);
+	free(out);
+	h_stop(&d);
+	pgproxy_stop(px);
 }
 
 /*
