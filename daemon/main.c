@@ -24,6 +24,7 @@
 #include "audit.h"
 #include "config.h"
 #include "log.h"
+#include "logq.h"
 #include "pglog.h"
 #include "protocol.h"
 #include "server.h"
@@ -291,6 +292,7 @@ main(int argc, char *argv[])
 	struct diag	 d = { 0 };
 	struct protocol	*proto;
 	struct server	 srv;
+	struct logq_stats ls;
 	struct event	*ev_term, *ev_int, *ev_hup;
 	const char	*confpath = NULL, *datafile = NULL, *portfile = NULL;
 	char		 err[512];
@@ -422,10 +424,15 @@ main(int argc, char *argv[])
 	event_add(ev_hup, NULL);
 	if (portfile != NULL && write_port(portfile, srv.port) == -1)
 		log_warn("event=portfile_failed path=%s", portfile);
+	/*
+	 * The log writer thread owns srv.audit since server_init() started
+	 * it (on PostgreSQL its idle probe uses the connection): the size
+	 * is the writer's.
+	 */
+	logq_stats(srv.logq, &ls);
 	log_info("event=listening addr=%s port=%d protocol=%s version=%s "
 	    "log_size=%llu", conf.listen, srv.port, proto->id, proto->version,
-	    (unsigned long long)logstore_size(srv.audit));
-	/* From here on the log writer thread owns srv.audit. */
+	    (unsigned long long)ls.size);
 
 	event_base_dispatch(srv.base);
 
