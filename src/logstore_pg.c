@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "audit_int.h"
 #include "logstore.h"
 #include "logstore_int.h"
 #include "pglog.h"
@@ -161,17 +162,46 @@ pg_public_pem(void *h)
 }
 
 /*
- * Each append is one transaction (pglog.h), so there is no torn tail to
- * find at start; the check of the whole chain and every checkpoint is
- * `safeshare audit verify --postgresql` (docs/deploy-ha.md "Status").
+ * D16 at start, as much of audit_check_start() as holds with several
+ * daemons: each append is one transaction (pglog.h), so there is no torn
+ * tail to find, and other daemons may append while this one starts, so
+ * the head is not compared with the last checkpoint (the whole chain and
+ * every checkpoint are `safeshare audit verify --postgresql`'s). What is
+ * checked: the last checkpoint is this log's, and a signed log gets a
+ * signer, the key that signed that checkpoint -- a daemon given another
+ * key would sign the next commits with it, and the log would no longer
+ * verify (every daemon holds the same key: docs/deploy-ha.md).
  */
 static int
 pg_check_start(void *h, int dry_run, char *err, size_t errlen)
 {
 	struct lpg	*l = h;
+	struct cpnote	 c;
+	char		*note = NULL, origin[80], why[128];
+	int		 rc;
 
 	(void)dry_run;
-	return pglog_head(l->pl, &l->size, l->log_id, err, errlen);
+	if (pglog_head(l->pl, &l->size, l->log_id, err, errlen) == -1)
+		return -1;
+	if ((rc = pglog_checkpoint_note(l->pl, 0, &note, err, errlen)) != 0)
+		return rc == 1 ? 0 : -1;	/* 1: nothing signed yet */
+	audit_note_origin(l->log_id, origin);
+	if (audit_note_parse(note, &c, why, sizeof(why)) == -1)
+		rc = errorf(err, errlen, "the log's last checkpoint: %s", why);
+	else if (strcmp(c.origin, origin) != 0)
+		rc = errorf(err, errlen, "the log's last checkpoint belongs to "
+		    "another log");
+	else if (l->signer == NULL)
+		rc = errorf(err, errlen, "the log is signed (%llu checkpoints) and "
+		    "audit.signing_key is not set: refusing to add unsigned "
+		    "entries", (unsigned long long)c.n);
+	else if (!audit_note_signed_by(note, &c, l->signer))
+		rc = errorf(err, errlen, "audit.signing_key is not the key that "
+		    "signed the log's last checkpoint (%llu): every daemon on "
+		    "one database must hold the same key (docs/deploy-ha.md)",
+		    (unsigned long long)c.n);
+	free(note);
+	return rc;
 }
 
 static int

@@ -348,3 +348,30 @@ Test(pg, a_log_dropped_behind_the_stores_back_is_refused_at_start)
 	cr_expect_eq(h_log_count(&d, "kind = 'new_log' AND reason = "
 	    "'previous_log_missing'"), 1);
 }
+
+/*
+ * D16 with several daemons: every daemon must sign with the key that
+ * signed the log so far, or the log stops verifying at its next commit.
+ * A daemon given another key is refused at start, and by -t.
+ */
+Test(pg, a_daemon_with_another_signing_key_is_refused)
+{
+	char	cmd[2048], *out;
+
+	cr_assert_gt(h_pg_int(&d, "SELECT count(*) FROM log_checkpoints"), 0);
+	cr_assert_eq(h_stop(&d), 0);
+	snprintf(cmd, sizeof(cmd), "cd %s/pki && mv audit-signing.key other.key && "
+	    "openssl genpkey -algorithm ed25519 -out audit-signing.key && "
+	    "chmod 600 audit-signing.key", d.dir);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	snprintf(cmd, sizeof(cmd), "timeout 20 %s -c %s 2>&1", SAFESHARED_BIN,
+	    d.conf);
+	cr_expect_eq(h_run(cmd, &out), 1, "%s", out);
+	cr_expect(strstr(out, "is not the key that signed the log's last "
+	    "checkpoint") != NULL, "%s", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "%s -t -c %s 2>&1", SAFESHARED_BIN, d.conf);
+	cr_expect_eq(h_run(cmd, &out), 1, "%s", out);
+	cr_expect(strstr(out, "is not the key that signed") != NULL, "%s", out);
+	free(out);
+}
