@@ -49,14 +49,14 @@ static const char *const help =
     "The store's rows are copied as stored (records and fields, consent and\n"
     "flag history, holder batches, persons, NHS numbers and details, data file\n"
     "loads, its id and creation time, the log it remembers, which must be\n"
-    "LOG.db). Both go in one transaction: the log is verified in PostgreSQL\n"
-    "and compared with LOG.db (size, root hash, checkpoints, log id), each\n"
-    "store table compared with STORE.db row by row, before it commits; on any\n"
-    "failure PostgreSQL is left as it was. A target that already holds\n"
-    "entries or store rows is refused. CONNINFO is a libpq connection string\n"
-    "or URI; keep its password in ~/.pgpass or PGPASSFILE (a command line is\n"
-    "visible to other users); it is never printed. Exit 0 migrated, 1 refused\n"
-    "or failed, 2 usage.\n";
+    "LOG.db, or without it the log already in PostgreSQL, if any). Both go in\n"
+    "one transaction: the log is verified in PostgreSQL and compared with\n"
+    "LOG.db (size, root hash, checkpoints, log id), each store table compared\n"
+    "with STORE.db row by row, before it commits; on any failure PostgreSQL is\n"
+    "left as it was. A target that already holds entries or store rows is\n"
+    "refused. CONNINFO is a libpq connection string or URI; keep its password\n"
+    "in ~/.pgpass or PGPASSFILE (a command line is visible to other users); it\n"
+    "is never printed. Exit 0 migrated, 1 refused or failed, 2 usage.\n";
 
 /* The store's copy inside the log's transaction (pglog_migrate_also). */
 struct also {

@@ -436,8 +436,8 @@ copy_log_memory(struct smig *m, const unsigned char *log_id, uint64_t log_size,
 	mem.size = out->log_size;
 	if (log_id != NULL && audit_memory_check(&mem, "the SQLite store", 1, log_id,
 	    log_size, why, sizeof(why)) == -1)
-		return errorf(m->err, sizeof(m->err), "%s: it is not the store of the "
-		    "log being migrated", why);
+		return errorf(m->err, sizeof(m->err), "%s: it is not the store of "
+		    "that log", why);
 	memcpy(hex, "\\x", 2);
 	hex_encode(out->log_id, 16, hex + 2);
 	snprintf(sb, sizeof(sb), "%" PRIu64, out->log_size);
@@ -450,6 +450,41 @@ copy_log_memory(struct smig *m, const unsigned char *log_id, uint64_t log_size,
 		return pg_failed(m, res, "read back store_log");
 	rc = strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? 0 : errorf(m->err,
 	    sizeof(m->err), "the migrated store_log is not the SQLite store's");
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * A store migrated alone goes with the log already in the target, if
+ * any (log_head): its id and size, for copy_log_memory()'s check. 1
+ * found, 0 none, -1 with m->err.
+ */
+static int
+target_log(struct smig *m, unsigned char id[16], uint64_t *size)
+{
+	PGresult	*res;
+	int		 rc = 0;
+
+	res = PQexec(m->conn, "SELECT to_regclass('log_head') IS NOT NULL");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		return pg_failed(m, res, "the target's log");
+	rc = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!rc)
+		return 0;
+	res = PQexecParams(m->conn, "SELECT log_id, size FROM log_head", 0, NULL,
+	    NULL, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return pg_failed(m, res, "the target's log");
+	rc = 0;
+	if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 16 &&
+	    PQgetlength(res, 0, 1) == 8) {
+		memcpy(id, PQgetvalue(res, 0, 0), 16);
+		*size = 0;
+		for (int i = 0; i < 8; i++)
+			*size = *size << 8 | (unsigned char)PQgetvalue(res, 0, 1)[i];
+		rc = 1;
+	}
 	PQclear(res);
 	return rc;
 }
@@ -486,6 +521,7 @@ pgstore_migrate_txn(sqlite3 *src, PGconn *conn, const unsigned char *log_id,
     uint64_t log_size, struct pgstore_migration *out, char *err, size_t errlen)
 {
 	struct smig	*m;
+	unsigned char	 tid[16];
 	int		 reading = 0, rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -499,8 +535,19 @@ pgstore_migrate_txn(sqlite3 *src, PGconn *conn, const unsigned char *log_id,
 		goto done;
 	}
 	reading = 1;
-	if (check_empty(m) == -1 || copy_meta(m, out) == -1 ||
-	    copy_log_memory(m, log_id, log_size, out) == -1)
+	if (check_empty(m) == -1)
+		goto done;
+	if (log_id == NULL) {
+		switch (target_log(m, tid, &log_size)) {
+		case -1:
+			goto done;
+		case 1:
+			log_id = tid;
+			break;
+		}
+	}
+	if (copy_meta(m, out) == -1 || copy_log_memory(m, log_id, log_size,
+	    out) == -1)
 		goto done;
 	for (int i = 0; i < PGSTORE_MIGRATE_NTABLES; i++)
 		if (copy_table(m, &tables[i], out->digest[i], &out->rows[i]) == -1)

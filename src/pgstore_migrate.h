@@ -51,10 +51,11 @@ int	pgstore_migrate_source(sqlite3 **db, const char *path, char *err,
  * store_loads are copied as stored (ids, history rows, persons, details)
  * by COPY, then each is read back and compared with src row for row
  * (count and SHA-256 of the rows in key order); the sequences continue
- * after the largest ids. src is read in one snapshot. log_id (NULL: no
- * log migrated with it) is the log copied in the same transaction, of
- * log_size entries: a store that remembers another log, or more entries,
- * is refused (audit_memory_check()). 0, or -1 with err.
+ * after the largest ids. src is read in one snapshot. log_id is the log
+ * copied in the same transaction, of log_size entries; NULL: the log
+ * already in the target, if any (log_head). A store that remembers
+ * another log than that one, or more entries, is refused
+ * (audit_memory_check()). 0, or -1 with err.
  */
 int	pgstore_migrate_txn(sqlite3 *src, PGconn *conn,
 	    const unsigned char *log_id, uint64_t log_size,

@@ -510,7 +510,7 @@ Test(pgmigrate_store, interrupted_leaves_nothing, .timeout = 120)
 	make_store(&f, other, 3);
 	cr_assert_eq(cli(&f, out, sizeof(out), av), 1, "%s", out);
 	cr_assert(strstr(out, "another") != NULL, "%s", out);
-	cr_assert(strstr(out, "not the store of the log") != NULL, "%s", out);
+	cr_assert(strstr(out, "not the store of that log") != NULL, "%s", out);
 	assert_nothing(&f, id);
 
 	/* Its own log: now it goes, whole; --json says what went. */
@@ -538,5 +538,42 @@ Test(pgmigrate_store, interrupted_leaves_nothing, .timeout = 120)
 		    (json_int_t)f.log_size, "%s", out);
 		json_decref(j);
 	}
+	fx_close(&f);
+}
+
+/*
+ * A store migrated alone, into a database whose log is already there
+ * (migrated before, or a daemon's): the store must remember that log, or
+ * none; one of another log is refused before a daemon would refuse it.
+ */
+Test(pgmigrate_store, store_alone_checked_against_the_target_log,
+    .timeout = 120)
+{
+	struct fx	 f;
+	unsigned char	 other[16];
+	char		 out[8192];
+	const char	*log_av[] = { "", "admin", "migrate", "--from-sqlite", NULL,
+			    "--to-postgresql", NULL, "--pubkey", NULL, NULL };
+	const char	*store_av[] = { "", "admin", "migrate", "--store", NULL,
+			    "--to-postgresql", NULL, NULL };
+
+	fx_open(&f, "target");
+	log_av[4] = f.log;
+	log_av[6] = f.ci;
+	log_av[8] = f.pub;
+	store_av[4] = f.store;
+	store_av[6] = f.ci;
+	cr_assert_eq(cli(&f, out, sizeof(out), log_av), 0, "%s", out);
+	memset(other, 0x33, sizeof(other));
+	make_store(&f, other, 3);
+	cr_assert_eq(cli(&f, out, sizeof(out), store_av), 1, "%s", out);
+	cr_assert(strstr(out, "not the store of that log") != NULL, "%s", out);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM subjects"), 0);
+	cr_assert_eq(t_pg_int(f.adm, "SELECT count(*) FROM store_log"), 0);
+
+	t_db_remove(f.store);
+	make_store(&f, f.log_id, f.log_size);
+	cr_assert_eq(cli(&f, out, sizeof(out), store_av), 0, "%s", out);
+	cr_assert_geq(compare_stores(&f), 6);
 	fx_close(&f);
 }
