@@ -293,6 +293,105 @@ pgstore_run(struct pgstore *p, int q, int n, const char *const *vals,
 	return NULL;
 }
 
+/*
+ * One try of pgstore_run_reads(): every statement queued, one Sync, then
+ * the answers in order. 0, or -1 with err (out all NULL) and, when the
+ * pipeline could not be left cleanly, the connection reset for session().
+ */
+static int
+run_pipelined(struct pgstore *p, int nq, const int *qs, const int *ns,
+    const char *const *const *vals, PGresult **out, const char *what, char *err,
+    size_t errlen)
+{
+	char		 name[32];
+	PGresult	*res;
+	int		 got = 0, bad = 0, synced = 0;
+
+	for (int i = 0; i < nq; i++)
+		out[i] = NULL;
+	if (PQenterPipelineMode(p->conn) != 1)
+		return pgstore_fail(p->conn, NULL, what, err, errlen);
+	for (int i = 0; i < nq && !bad; i++) {
+		snprintf(name, sizeof(name), "pgstore_%d", qs[i]);
+		if (PQsendQueryPrepared(p->conn, name, ns[i], vals[i], NULL, NULL, 0) != 1)
+			bad = 1;
+	}
+	if (PQpipelineSync(p->conn) == 1)
+		synced = 1;
+	else
+		bad = 1;
+	if (bad)
+		pgstore_fail(p->conn, NULL, what, err, errlen);
+	/* Each statement's result, then NULL; after the last, the Sync's. */
+	while (synced && PQstatus(p->conn) == CONNECTION_OK) {
+		ExecStatusType rs;
+
+		if ((res = PQgetResult(p->conn)) == NULL)
+			continue;
+		if ((rs = PQresultStatus(res)) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			synced = 0;
+			break;
+		}
+		if (!bad && got < nq && (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK))
+			out[got++] = res;
+		else if (!bad) {
+			bad = 1;
+			pgstore_fail(p->conn, res, what, err, errlen);
+		} else
+			PQclear(res);
+	}
+	if (!bad && (synced || got != nq)) {
+		bad = 1;
+		pgstore_fail(p->conn, NULL, what, err, errlen);
+	}
+	if (synced || PQexitPipelineMode(p->conn) != 1) {
+		/*
+		 * Left mid-pipeline: the server went away. Outside a write
+		 * transaction, start afresh; inside one the batch has failed
+		 * and its next statements must fail too, so the connection is
+		 * left for the next pgstore_begin() (pgstore.h).
+		 */
+		bad = 1;
+		p->ready = 0;
+		if (!p->txn)
+			PQreset(p->conn);
+	}
+	if (bad) {
+		for (int i = 0; i < nq; i++) {
+			PQclear(out[i]);
+			out[i] = NULL;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads qs[0..nq) (statement qs[i] with ns[i] text parameters vals[i]) in
+ * one round trip to the server (libpq pipeline mode) instead of one each:
+ * the disclosure path's store reads (pgstore_read.c), on the event loop's
+ * thread, which waits for them. out[i] gets each result, the caller's to
+ * PQclear(); 0, or -1 with err and none. Inside a read scope they share
+ * its snapshot. As pgstore_run(): a lost connection outside a write
+ * transaction is opened again and the reads run once more.
+ */
+int
+pgstore_run_reads(struct pgstore *p, int nq, const int *qs, const int *ns,
+    const char *const *const *vals, PGresult **out, const char *what, char *err,
+    size_t errlen)
+{
+	for (int try = 0;; try++) {
+		if (!p->txn && session(p, err, errlen) == -1)
+			return -1;
+		if (run_pipelined(p, nq, qs, ns, vals, out, what, err, errlen) == 0)
+			return 0;
+		if (try > 0 || p->txn || (p->ready && PQstatus(p->conn) == CONNECTION_OK))
+			return -1;
+		/* The server went away between two reads: once more, anew. */
+	}
+}
+
 int
 pgstore_exec(struct pgstore *p, int q, int n, const char *const *vals,
     const char *what, char *err, size_t errlen)

@@ -46,6 +46,13 @@ struct pgstore {
  */
 PGresult	*pgstore_run(struct pgstore *, int q, int n, const char *const *vals,
 		    const char *what, char *err, size_t errlen);
+/*
+ * Several reads in one round trip (pgstore.c): out[i] the result of
+ * statement qs[i] with ns[i] parameters vals[i]; 0, or -1 with err.
+ */
+int		 pgstore_run_reads(struct pgstore *, int nq, const int *qs,
+		    const int *ns, const char *const *const *vals, PGresult **out,
+		    const char *what, char *err, size_t errlen);
 /* pgstore_run() for a statement without rows: 0, or -1 with err. */
 int		 pgstore_exec(struct pgstore *, int q, int n, const char *const *vals,
 		    const char *what, char *err, size_t errlen);

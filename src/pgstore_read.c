@@ -45,60 +45,56 @@ subject_read(struct pgstore *p, const struct record_type *rt,
 {
 	const char	*two[2] = { subject, rt->id };
 	const char	*three[3] = { subject, agency, purpose };
-	PGresult	*res;
+	const char	*const *vals[4] = { two, two, three, two };
+	static const int qs[4] = { S_RECORD, S_FIELDS, S_CONSENT, S_FLAGS };
+	static const int ns[4] = { 2, 2, 3, 1 };
+	PGresult	*res[4];
 
 	memset(out, 0, sizeof(*out));
 	out->view.values = (const char *const *)out->values;
 
-	if ((res = pgstore_run(p, S_RECORD, 2, two, "record", err, errlen)) == NULL)
+	/*
+	 * The four reads in one round trip: this runs on the event loop's
+	 * thread, which waits for the server (BENCHMARKS.md, "PostgreSQL rows
+	 * in deploy/bench.sh"). Those after the record are wasted for a
+	 * subject without one, which is rare.
+	 */
+	if (pgstore_run_reads(p, 4, qs, ns, vals, res, "subject", err, errlen) == -1)
 		return -1;
-	if (PQntuples(res) > 0) {
+	if (PQntuples(res[0]) > 0) {
 		out->view.known = 1;
-		out->view.last_verified = pgstore_int(res, 0, 0);
-		out->holder = xstrdup(pgstore_text(res, 0, 1));
+		out->view.last_verified = pgstore_int(res[0], 0, 0);
+		out->holder = xstrdup(pgstore_text(res[0], 0, 1));
 	}
-	PQclear(res);
 	if (!out->view.known)
-		return 0;
+		goto done;
 
-	if ((res = pgstore_run(p, S_FIELDS, 2, two, "subject", err, errlen)) == NULL)
-		goto fail;
-	for (int i = 0; i < PQntuples(res); i++) {
+	for (int i = 0; i < PQntuples(res[1]); i++) {
 		size_t idx;
 
 		/* Fields the protocol no longer declares are never released. */
-		if (record_type_field(rt, pgstore_text(res, i, 0), &idx) != NULL &&
+		if (record_type_field(rt, pgstore_text(res[1], i, 0), &idx) != NULL &&
 		    out->values[idx] == NULL)
-			out->values[idx] = xstrdup(pgstore_text(res, i, 1));
+			out->values[idx] = xstrdup(pgstore_text(res[1], i, 1));
 	}
-	PQclear(res);
-
-	if ((res = pgstore_run(p, S_CONSENT, 3, three, "subject", err,
-	    errlen)) == NULL)
-		goto fail;
-	if (PQntuples(res) > 0) {
+	if (PQntuples(res[2]) > 0) {
 		enum consent_state c;
 
-		if (consent_parse(pgstore_text(res, 0, 0), &c) == 0)
+		if (consent_parse(pgstore_text(res[2], 0, 0), &c) == 0)
 			out->view.consent = c;
-		out->view.consent_expires = pgstore_int(res, 0, 1);
+		out->view.consent_expires = pgstore_int(res[2], 0, 1);
 	}
-	PQclear(res);
-
-	if ((res = pgstore_run(p, S_FLAGS, 1, two, "subject", err, errlen)) == NULL)
-		goto fail;
-	if (PQntuples(res) > 0) {
-		out->flags = xcalloc((size_t)PQntuples(res), sizeof(*out->flags));
-		for (int i = 0; i < PQntuples(res); i++)
-			out->flags[out->nflags++] = xstrdup(pgstore_text(res, i, 0));
+	if (PQntuples(res[3]) > 0) {
+		out->flags = xcalloc((size_t)PQntuples(res[3]), sizeof(*out->flags));
+		for (int i = 0; i < PQntuples(res[3]); i++)
+			out->flags[out->nflags++] = xstrdup(pgstore_text(res[3], i, 0));
 	}
-	PQclear(res);
 	out->view.flags = (const char *const *)out->flags;
 	out->view.nflags = out->nflags;
+done:
+	for (int i = 0; i < 4; i++)
+		PQclear(res[i]);
 	return 0;
-fail:
-	store_subject_free(out);
-	return -1;
 }
 
 /* Column i of row 0 equals v, where NULL is 0 (store_read.c's col_is()). */

@@ -657,3 +657,49 @@ Test(pgstore, two_first_opens_make_one_store)
 	pgstore_close(w[1].pg);
 	PQfinish(adm);
 }
+
+/*
+ * The server process terminated inside an open read scope, so that the
+ * disclosure path's four reads, sent together in one pipeline
+ * (pgstore_run_reads()), are what find the connection dead: they are run
+ * once more on a new connection and answered, and the handle serves the
+ * next scope too.
+ */
+Test(pgstore, pipelined_reads_survive_a_dead_server_process)
+{
+	char			 ci[1200], err[256] = "", sql[96];
+	PGconn			*adm = t_pg_schema("s_pipe", ci, sizeof(ci));
+	struct pgstore		*pg = open_ok(ci);
+	struct store_subject	 s;
+	struct diag		 d = { 0 };
+	struct protocol		*proto;
+	const struct record_type *rt;
+	int			 pid = pgstore_backend_pid(pg);
+
+	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(proto);
+	diag_free(&d);
+	rt = protocol_record_type(proto, "person");
+	put_ok(pg, "S1", "health_trust");
+	pgstore_read_begin(pg);
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
+	t_pg_run(adm, sql);
+	cr_assert_eq(pgstore_subject(pg, rt, "S1", "police", "child_protection",
+	    &s, err, sizeof(err)), 0, "%s", err);
+	cr_assert(s.view.known);
+	cr_assert_str_eq(s.holder, "health_trust");
+	store_subject_free(&s);
+	pgstore_read_end(pg);
+	cr_assert_neq(pgstore_backend_pid(pg), pid);
+	for (int i = 0; i < 2; i++) {
+		pgstore_read_begin(pg);
+		cr_assert_eq(pgstore_subject(pg, rt, i ? "nobody" : "S1", "police",
+		    "child_protection", &s, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(s.view.known, !i);
+		store_subject_free(&s);
+		pgstore_read_end(pg);
+	}
+	protocol_unref(proto);
+	pgstore_close(pg);
+	PQfinish(adm);
+}
