@@ -151,5 +151,23 @@ void	 h_pg_setup(struct daemon *);
 void	 h_pg_cleanup(struct daemon *);
 long long h_pg_int(struct daemon *, const char *sql);
 void	 h_pg_run(struct daemon *, const char *sql);
+/*
+ * d's store, on either backend: the first value sql selects (the caller
+ * frees it; "" for no row), and all its rows as text (sqlite3 .dump, or
+ * each table's rows sorted) to compare before and after.
+ */
+char	*h_store_value(struct daemon *, const char *sql);
+char	*h_store_dump(struct daemon *);
+/* "--log FILE" or "--postgresql CONNINFO": d's log for safeshare audit. */
+const char *h_log_arg(const struct daemon *, char *buf, size_t len);
+/*
+ * Skips the test on PostgreSQL: for what only exists with SQLite's files
+ * (the files themselves, their WAL, a full disk under them, the subject
+ * index beside the log). docs/deploy-ha.md "Status" lists them.
+ */
+#define H_SQLITE_ONLY(why)	do {					\
+	if (h_pg_wanted())						\
+		cr_skip_test("SQLite-only: %s", (why));			\
+} while (0)
 
 #endif

@@ -149,3 +149,104 @@ h_pg_run(struct daemon *d, const char *sql)
 	t_pg_run(c, sql);
 	PQfinish(c);
 }
+
+/*
+ * The first column of the first row of sql on d's store (the sqlite3
+ * program on SQLite's file; on PostgreSQL as the fixture's role in the
+ * test's schema), "" when there is no row or it is NULL. The caller frees
+ * it.
+ */
+char *
+h_store_value(struct daemon *d, const char *sql)
+{
+	char		 cmd[2048], *out = NULL;
+	PGconn		*c;
+	PGresult	*res;
+
+	if (d->pg_conninfo[0] == '\0') {
+		cr_assert(strchr(sql, '"') == NULL, "%s", sql);
+		snprintf(cmd, sizeof(cmd), "sqlite3 %s \"%s\"", d->store, sql);
+		cr_assert_eq(h_run(cmd, &out), 0, "%s: %s", cmd, out);
+		out[strcspn(out, "\n")] = '\0';
+		return out;
+	}
+	c = t_pg_admin(d->pg_admin);
+	res = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+	    PQresultErrorMessage(res));
+	cr_assert_not_null(out = strdup(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) :
+	    ""));
+	PQclear(res);
+	PQfinish(c);
+	return out;
+}
+
+/* The store's tables on PostgreSQL (src/pgstore.c), for h_store_dump(). */
+static const char *const store_tables[] = {
+	"store_meta", "subjects", "records", "record_fields", "consents", "flags",
+	"holder_batches", "store_loads",
+};
+
+/*
+ * Everything in d's store as text, to compare before and after something
+ * that must change nothing: `sqlite3 .dump` on SQLite; on PostgreSQL each
+ * store table's rows as row literals, sorted. The caller frees it.
+ */
+char *
+h_store_dump(struct daemon *d)
+{
+	char		 cmd[1024], sql[256], *out = NULL, *p;
+	size_t		 len = 0, cap = 4096;
+	PGconn		*c;
+
+	if (d->pg_conninfo[0] == '\0') {
+		snprintf(cmd, sizeof(cmd), "sqlite3 %s .dump", d->store);
+		cr_assert_eq(h_run(cmd, &out), 0, "%s", cmd);
+		return out;
+	}
+	cr_assert_not_null(out = malloc(cap));
+	out[0] = '\0';
+	c = t_pg_admin(d->pg_admin);
+	for (size_t t = 0; t < sizeof(store_tables) / sizeof(store_tables[0]); t++) {
+		PGresult *res;
+
+		snprintf(sql, sizeof(sql), "SELECT '%s ' || r::text FROM %s AS r "
+		    "ORDER BY 1", store_tables[t], store_tables[t]);
+		res = PQexec(c, sql);
+		cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql,
+		    PQresultErrorMessage(res));
+		for (int i = 0; i < PQntuples(res); i++) {
+			size_t n = strlen(PQgetvalue(res, i, 0));
+
+			while (len + n + 2 > cap) {
+				cr_assert_not_null(p = realloc(out, cap * 2));
+				out = p;
+				cap *= 2;
+			}
+			memcpy(out + len, PQgetvalue(res, i, 0), n);
+			len += n;
+			out[len++] = '\n';
+			out[len] = '\0';
+		}
+		PQclear(res);
+	}
+	PQfinish(c);
+	return out;
+}
+
+/*
+ * The option of `safeshare audit verify|export` naming d's log, into buf:
+ * "--log FILE", or "--postgresql \"CONNINFO\"" (the daemon's own string,
+ * whose values libpq quotes with ' and which holds no '"', '$' or '`').
+ * Returns buf.
+ */
+const char *
+h_log_arg(const struct daemon *d, char *buf, size_t len)
+{
+	if (d->pg_conninfo[0] != '\0') {
+		cr_assert(strpbrk(d->pg_conninfo, "\"$`") == NULL);
+		snprintf(buf, len, "--postgresql \"%s\"", d->pg_conninfo);
+	} else
+		snprintf(buf, len, "--log %s", d->audit);
+	return buf;
+}

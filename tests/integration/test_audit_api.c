@@ -318,6 +318,8 @@ Test(audit_api, online_verify_checks_the_subject_index)
 	/* The store opened and the demo data loaded come first (issue 15). */
 	long			 n = h_log_count(&d, "kind = 'store'") + 6;
 
+	H_SQLITE_ONLY("the subject index is a file beside the log "
+	    "(audit.db-subjects)");
 	for (int i = 0; i < 6; i++)
 		cr_expect_eq(ask_as(police, i % 2 ? "S1001" : "S1004", "child_protection",
 		    NULL, NULL), 200);
@@ -413,6 +415,7 @@ Test(audit_api, fails_closed_when_the_log_cannot_be_written)
 	char			 mnt[512], logpath[600], filler[600], cmd[4096], *body;
 	int			 status, released = 0, refused = 0;
 
+	H_SQLITE_ONLY("a full filesystem under the log file");
 	/* A tiny filesystem for the log, so the test can fill it. */
 	snprintf(mnt, sizeof(mnt), "%s/small", d.dir);
 	mkdir(mnt, 0700);
@@ -477,7 +480,7 @@ file_size(const char *path)
 Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
 {
 	enum { ROUNDS = 3, CLIENTS = 4 };
-	char	 ids[512], cmd[1024], *out;
+	char	 ids[512], cmd[4096], logarg[1700], *out;
 	FILE	*fp;
 
 	snprintf(ids, sizeof(ids), "%s/ids", d.dir);
@@ -536,8 +539,8 @@ Test(audit_api, kill_minus_9_loses_no_acknowledged_disclosure)
 		cr_expect_gt(n, 0, "no client got an answer before the kill");
 		cr_expect_eq(missing, 0, "%ld of %ld acknowledged disclosures missing", missing, n);
 	}
-	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s --pubkey %s/pki/audit-signing.pub",
-	    SAFESHARE_BIN, d.audit, d.dir);
+	snprintf(cmd, sizeof(cmd), "%s audit verify %s --pubkey %s/pki/audit-signing.pub",
+	    SAFESHARE_BIN, h_log_arg(&d, logarg, sizeof(logarg)), d.dir);
 	cr_expect_eq(h_run(cmd, &out), 0, "%s", out);
 	free(out);
 }
@@ -659,6 +662,7 @@ Test(audit_api, a_deleted_log_fails_closed_and_is_not_replaced_silently, .timeou
 	struct ss_client	*police = h_client(&d, "police");
 	char			 cmd[2048], *body = NULL, *out = NULL;
 
+	H_SQLITE_ONLY("deleting the log file");
 	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
 	/* Let the subject index take the log in (it is updated once a second). */
 	sleep(2);
@@ -710,6 +714,8 @@ Test(audit_api, a_log_deleted_with_its_index_is_refused_by_the_store, .timeout =
 	char			 cmd[4096], *out = NULL, *note;
 	long			 before;
 
+	H_SQLITE_ONLY("the log file and its subject index deleted, the store "
+	    "file kept");
 	cr_expect_eq(ask_as(police, "S1001", "child_protection", NULL, NULL), 200);
 	ss_client_free(police);
 	cr_assert_eq(h_stop(&d), 0);

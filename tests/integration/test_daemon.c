@@ -267,7 +267,7 @@ Test(daemon, every_decision_is_logged_and_chain_verifies)
 	struct ss_client			*c = h_client(&d, "police");
 	Safeshare__V1__DisclosureResponse	*r;
 	Safeshare__V1__Error			*e;
-	char					 cmd[1024], *out;
+	char					 cmd[4096], logarg[1700], *out;
 	int					 status, n = 0;
 	static const char *const subjects[] = { "S1001", "S1003", "S1004", "NOBODY" };
 
@@ -282,8 +282,8 @@ Test(daemon, every_decision_is_logged_and_chain_verifies)
 	ss_client_free(c);
 	cr_expect_eq(h_log_count(&d, "kind != 'store'"), n);
 	cr_expect_eq(h_stop(&d), 0, "clean exit on SIGTERM");
-	snprintf(cmd, sizeof(cmd), "%s audit verify --log %s --pubkey %s/pki/audit-signing.pub 2>&1",
-	    SAFESHARE_BIN, d.audit, d.dir);
+	snprintf(cmd, sizeof(cmd), "%s audit verify %s --pubkey %s/pki/audit-signing.pub 2>&1",
+	    SAFESHARE_BIN, h_log_arg(&d, logarg, sizeof(logarg)), d.dir);
 	cr_expect_eq(h_run(cmd, &out), 0, "%s", out);
 	/* Entries 1 and 2: the store opened and the demo data loaded (issue 15). */
 	cr_expect(strstr(out, "ok, 6 entries") != NULL, "%s", out);

@@ -55,26 +55,18 @@ request_by_nhs(const char *holder, int want)
 	return run("police", args, want);
 }
 
-/* One value from the store, by sqlite3 (the daemon's own file). */
+/* One value from the store, on either backend (harness_pg.c). */
 static char *
 store_value(const char *sql)
 {
-	char	 cmd[1024], *out = NULL;
-
-	snprintf(cmd, sizeof(cmd), "sqlite3 %s \"%s\"", d.store, sql);
-	cr_assert_eq(h_run(cmd, &out), 0);
-	out[strcspn(out, "\n")] = '\0';
-	return out;
+	return h_store_value(&d, sql);
 }
 
+/* The store's contents, on either backend. */
 static char *
 dump_store(void)
 {
-	char cmd[1024], *out;
-
-	snprintf(cmd, sizeof(cmd), "sqlite3 %s .dump", d.store);
-	cr_assert_eq(h_run(cmd, &out), 0);
-	return out;
+	return h_store_dump(&d);
 }
 
 static void

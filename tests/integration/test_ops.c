@@ -68,6 +68,7 @@ Test(ops, check_refuses_missing_database_directory)
 {
 	char	*out = NULL;
 
+	H_SQLITE_ONLY("the store file's directory");
 	edit_config("s|^store: .*|store: nowhere/store.db|");
 	cr_assert_neq(check_config(&out), 0, "-t accepted a store in a missing directory");
 	cr_assert_not_null(strstr(out, "store:"), "%s", out);
@@ -251,6 +252,8 @@ Test(ops, backup_under_load_keeps_every_acknowledged_request, .timeout = 120)
 	pid_t		 kid;
 	int		 st;
 
+	H_SQLITE_ONLY("an online backup of the SQLite files (PostgreSQL's: "
+	    "docs/deploy-ha.md, \"Backup\")");
 	h_load_demo(&d);
 	h_start(&d);
 	snprintf(acked, sizeof(acked), "%s/acked", d.dir);
