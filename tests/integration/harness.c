@@ -235,7 +235,7 @@ slowdown(void)
 	f = f >= 1 && f <= 20 ? f : 1;
 	/*
 	 * PostgreSQL writes a holder batch a round trip per row: 20,000 ops
-	 * take about 13 s on the shared 2-core machine (docs/deploy-ha.md).
+	 * took 14 to 35 s on the shared 2-core machine (docs/deploy-ha.md).
 	 */
 	return h_pg_wanted() ? 3 * f : f;
 }
