@@ -374,7 +374,7 @@ copy_meta(struct smig *m, struct pgstore_migration *out)
 	if (rc == 0 || strlen(id) != STORE_ID_LEN)
 		return errorf(m->err, sizeof(m->err), "the SQLite store has no "
 		    "store id or creation time (store_meta)");
-	snprintf(out->store_id, sizeof(out->store_id), "%s", id);
+	memcpy(out->store_id, id, STORE_ID_LEN + 1);	/* length checked above */
 	out->created_at = strtoll(at, NULL, 10);
 	vals[0] = id;
 	vals[1] = at;
