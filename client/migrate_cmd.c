@@ -54,9 +54,11 @@ static const char *const help =
     "LOG.db (size, root hash, checkpoints, log id), each store table compared\n"
     "with STORE.db row by row, before it commits; on any failure PostgreSQL is\n"
     "left as it was. A target that already holds entries or store rows is\n"
-    "refused. CONNINFO is a libpq connection string or URI; keep its password\n"
-    "in ~/.pgpass or PGPASSFILE (a command line is visible to other users); it\n"
-    "is never printed. Exit 0 migrated, 1 refused or failed, 2 usage.\n";
+    "refused. After the commit the store's tables are analyzed (fresh planner\n"
+    "statistics). CONNINFO is a libpq connection string or URI; keep its\n"
+    "password in ~/.pgpass or PGPASSFILE (a command line is visible to other\n"
+    "users); it is never printed. Exit 0 migrated, 1 refused or failed, 2\n"
+    "usage.\n";
 
 /* The store's copy inside the log's transaction (pglog_migrate_also). */
 struct also {
@@ -253,6 +255,18 @@ cmd_migrate(int argc, char *argv[])
 		    "safeshare: nothing was migrated: the copy is one transaction, "
 		    "rolled back\n", what, label, err);
 		goto done;
+	}
+	/*
+	 * The copy has committed: fresh planner statistics for the store's
+	 * tables (pgstore_analyze()), or the first disclosures plan with those
+	 * of empty tables. A failure is a warning; the migration stands.
+	 */
+	if (store != NULL && (pgstore_open(&ps, to, err, sizeof(err)) == -1 ||
+	    pgstore_analyze(ps, err, sizeof(err)) == -1)) {
+		pglog_conninfo_scrub(to, err);
+		fprintf(stderr, "safeshare: warning: migrated, but the store's "
+		    "statistics were not refreshed (run ANALYZE on %s): %s\n",
+		    label, err);
 	}
 	if (json)
 		print_json(&m, from, &sm, store, label);

@@ -51,8 +51,10 @@ usage(int status)
 	    "               backup); the log's next entry (new_log) records what was\n"
 	    "               remembered, and the store then remembers this log\n"
 	    "  -l datafile  load subjects, records, consent and flags from a YAML\n"
-	    "               data file into the store (all or nothing), then exit; the\n"
-	    "               daemon logs the load (kind store) when it next starts\n"
+	    "               data file into the store (all or nothing), then exit; on\n"
+	    "               PostgreSQL the store's tables are analyzed after the\n"
+	    "               commit; the daemon logs the load (kind store) when it\n"
+	    "               next starts\n"
 	    "  -r portfile  write the bound TCP port to portfile once listening\n"
 	    "  -d           debug logging\n"
 	    "  -h, --help   this text\n");

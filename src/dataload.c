@@ -294,5 +294,12 @@ storage_load_yaml(struct storage *st, const struct protocol *p,
 		storage_rollback(st);
 		return -1;
 	}
+	/*
+	 * Fresh planner statistics for what was loaded (PostgreSQL). The load
+	 * has committed: a failure here is a warning, not "nothing loaded".
+	 */
+	if (storage_after_load(st, err, sizeof(err)) == -1)
+		diag_warn(d, path, 0, 0, "loaded, but the statistics were not "
+		    "refreshed (run ANALYZE): %s", err);
 	return 0;
 }

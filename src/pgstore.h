@@ -124,6 +124,14 @@ int	pgstore_unlogged_loads(struct pgstore *, store_load_cb, void *, char *err,
 	    size_t errlen);
 int	pgstore_load_logged(struct pgstore *, int64_t id, uint64_t seq, char *err,
 	    size_t errlen);
+/*
+ * ANALYZE of the store's tables (pgstore_log.c), outside a transaction,
+ * after a bulk load (safeshared -l, safeshare admin migrate) committed:
+ * until autovacuum comes round the planner would otherwise plan with the
+ * statistics of the empty tables, and the flags query of every disclosure
+ * walks all flags. 0, or -1 with err.
+ */
+int	pgstore_analyze(struct pgstore *, char *err, size_t errlen);
 
 /*
  * Issue 13 item 5 (pgstore_log.c): what the store remembers of the

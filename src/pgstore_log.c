@@ -80,6 +80,52 @@ done:
 	return rc;
 }
 
+/*
+ * The first WARNING the server sends during pgstore_analyze(): a table the
+ * role may not analyze (it does not own it) is skipped with a warning, not
+ * an error, and must not pass for analyzed.
+ */
+struct analyze_warning {
+	char	msg[201];
+};
+
+static void
+analyze_notice(void *arg, const PGresult *res)
+{
+	struct analyze_warning	*w = arg;
+	const char		*sev, *msg;
+
+	sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (w->msg[0] == '\0' && sev != NULL && strcmp(sev, "WARNING") == 0)
+		snprintf(w->msg, sizeof(w->msg), "%s", msg != NULL ? msg : "?");
+}
+
+int
+pgstore_analyze(struct pgstore *p, char *err, size_t errlen)
+{
+	struct analyze_warning	 w = { "" };
+	PQnoticeReceiver	 old;
+	PGresult		*res;
+
+	if (p->txn)
+		return errorf(err, errlen, "PostgreSQL store: analyze: inside a "
+		    "write transaction");
+	pgstore_read_end(p);
+	/* pgstore's own receiver is libpq's default, whose argument is NULL. */
+	old = PQsetNoticeReceiver(p->conn, analyze_notice, &w);
+	res = PQexec(p->conn, "ANALYZE subjects, records, record_fields, "
+	    "consents, flags, holder_batches, store_loads");
+	PQsetNoticeReceiver(p->conn, old, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return pgstore_fail(p->conn, res, "analyze", err, errlen);
+	PQclear(res);
+	if (w.msg[0] != '\0')
+		return errorf(err, errlen, "PostgreSQL store: analyze: %s",
+		    term_safe(w.msg));
+	return 0;
+}
+
 int
 pgstore_remember_log(struct pgstore *p, const unsigned char log_id[16],
     uint64_t size, int wait, char *err, size_t errlen)

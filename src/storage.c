@@ -311,6 +311,14 @@ storage_load_logged(struct storage *s, int64_t id, uint64_t seq, char *err,
 }
 
 int
+storage_after_load(struct storage *s, char *err, size_t errlen)
+{
+	if (s->ops->after_load == NULL)
+		return 0;
+	return s->ops->after_load(s->h, err, errlen);
+}
+
+int
 storage_remember_log(struct storage *s, const unsigned char log_id[16],
     uint64_t size, int wait, char *err, size_t errlen)
 {

@@ -141,6 +141,13 @@ int	storage_unlogged_loads(struct storage *, store_load_cb cb, void *arg,
 	    char *err, size_t errlen);
 int	storage_load_logged(struct storage *, int64_t id, uint64_t seq,
 	    char *err, size_t errlen);
+/*
+ * After a bulk load has committed, outside any transaction: on PostgreSQL
+ * the store's tables are analyzed (pgstore_analyze()), so that the
+ * planner sees the rows just loaded; nothing on SQLite. 0, or -1 with err
+ * (the load stays committed).
+ */
+int	storage_after_load(struct storage *, char *err, size_t errlen);
 int	storage_log_memory(const struct storage_ops *backend, const char *where,
 	    unsigned char log_id[16], uint64_t *size, char *err, size_t errlen);
 int	storage_remember_log(struct storage *, const unsigned char log_id[16],

@@ -88,6 +88,8 @@ struct storage_ops {
 	    int64_t now, char *err, size_t errlen);
 	int (*unlogged_loads)(void *h, store_load_cb cb, void *arg, char *err,
 	    size_t errlen);
+	/* After a bulk load committed: NULL where there is nothing to do. */
+	int (*after_load)(void *h, char *err, size_t errlen);
 	int (*load_logged)(void *h, int64_t id, uint64_t seq, char *err,
 	    size_t errlen);
 	int (*remember_log)(void *h, const unsigned char log_id[16],

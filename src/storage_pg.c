@@ -269,6 +269,12 @@ pg_unlogged_loads(void *h, store_load_cb cb, void *arg, char *err,
 }
 
 static int
+pg_after_load(void *h, char *err, size_t errlen)
+{
+	return pgstore_analyze(h, err, errlen);
+}
+
+static int
 pg_load_logged(void *h, int64_t id, uint64_t seq, char *err, size_t errlen)
 {
 	return pgstore_load_logged(h, id, seq, err, errlen);
@@ -324,6 +330,7 @@ const struct storage_ops storage_postgresql = {
 	.of_holding = pg_of_holding,
 	.note_load = pg_note_load,
 	.unlogged_loads = pg_unlogged_loads,
+	.after_load = pg_after_load,
 	.load_logged = pg_load_logged,
 	.remember_log = pg_remember_log,
 	.forget_log = pg_forget_log,

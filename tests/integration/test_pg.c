@@ -64,6 +64,22 @@ Test(pg, the_daemon_runs_on_postgresql)
 	cr_expect_eq(h_log_count(&d, "kind = 'store' AND decision = 'opened'"), 1);
 }
 
+/*
+ * safeshared -l ends with ANALYZE of the store's tables (pgstore_analyze()):
+ * without it the planner keeps the empty tables' statistics until
+ * autovacuum comes round, and every disclosure's flags query walks all
+ * flags. analyze_count counts manual ANALYZEs only, never autovacuum's.
+ */
+Test(pg, the_data_file_load_leaves_the_planner_fresh_statistics)
+{
+	cr_expect_eq(h_pg_int(&d, "SELECT count(*) FROM pg_stat_user_tables "
+	    "WHERE relid IN ('subjects'::regclass, 'records'::regclass, "
+	    "'record_fields'::regclass, 'consents'::regclass, 'flags'::regclass) "
+	    "AND analyze_count > 0"), 5, "every table the load wrote analyzed");
+	cr_expect_gt(h_pg_int(&d, "SELECT reltuples FROM pg_class WHERE oid = "
+	    "'flags'::regclass"), 0, "the planner counts the flags loaded");
+}
+
 Test(pg, disclosures_are_decided_from_and_logged_in_postgresql)
 {
 	Safeshare__V1__DisclosureResponse	*r;

@@ -56,6 +56,17 @@ Test(pgmigrate, sqlite_installation_runs_on_postgresql_after_migrate,
 	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
 	cr_assert(strstr(out, "migrated record store") != NULL, "%s", out);
 	free(out);
+	/*
+	 * The store's tables analyzed after the commit (pgstore_analyze()):
+	 * the planner sees the flags copied (analyze_count counts manual
+	 * ANALYZEs only, never autovacuum's).
+	 */
+	cr_expect_eq(h_pg_int(&d, "SELECT count(*) FROM pg_stat_user_tables "
+	    "WHERE relid IN ('subjects'::regclass, 'records'::regclass, "
+	    "'record_fields'::regclass, 'consents'::regclass, 'flags'::regclass) "
+	    "AND analyze_count > 0"), 5, "every store table analyzed");
+	cr_expect_gt(h_pg_int(&d, "SELECT reltuples FROM pg_class WHERE oid = "
+	    "'flags'::regclass"), 0, "the planner counts the flags copied");
 	before = h_pg_int(&d, "SELECT max(seq) FROM log_entries");
 	cr_assert_geq(before, (long long)first_id);
 	cr_assert_eq(h_pg_int(&d, "SELECT size FROM store_log"), before,

@@ -244,6 +244,32 @@ Test(pgstore, storage_interface_backend)
 }
 
 /* A store of another schema version is refused at open, not misread. */
+/*
+ * pgstore_analyze() (storage_after_load(), after safeshared -l): a table
+ * the server skips with a WARNING (one the role does not own, here one
+ * that is a view) is an error naming it, not a silent success.
+ */
+Test(pgstore, analyze_a_table_skipped_is_an_error)
+{
+	struct storage	*s;
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_analyze", ci, sizeof(ci));
+
+	cr_assert_eq(storage_open(&s, &storage_postgresql, ci, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_expect_eq(storage_after_load(s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(t_pg_int(adm, "SELECT analyze_count FROM pg_stat_user_tables "
+	    "WHERE relid = 'flags'::regclass"), 1);
+	t_pg_run(adm, "DROP TABLE holder_batches");
+	t_pg_run(adm, "CREATE VIEW holder_batches AS SELECT 'r'::text AS "
+	    "request_id, 0::bigint AS first_seq, 0::bigint AS applied_at");
+	cr_expect_eq(storage_after_load(s, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "analyze") != NULL &&
+	    strstr(err, "holder_batches") != NULL, "%s", err);
+	storage_close(s);
+	PQfinish(adm);
+}
+
 Test(pgstore, other_schema_version_refused)
 {
 	char		 ci[1200], err[256] = "", id[STORE_ID_LEN + 1];
