@@ -97,6 +97,7 @@ struct hpending {
 	char				 rid[33];	/* the batch's request id */
 	size_t				 next_op;	/* the next op to log */
 	size_t				 waiting;	/* entries not yet committed */
+	int				 locks;		/* batch locks held (thread) */
 	int				 failed;
 	uint64_t			 first_seq;
 };
@@ -555,6 +556,18 @@ applied(struct hpending *hp)
 	hpending_done(hp);
 }
 
+/* On the holder thread: the batch's lock, or rc -1 (nothing applied). */
+static void
+hworker_lock(struct hworker *w, struct hpending *hp)
+{
+	hp->rc = 0;
+	if (storage_batch_lock(w->st, hp->rid, 1, hp->r.error,
+	    sizeof(hp->r.error)) == 1)
+		hp->locks++;
+	else
+		hp->rc = -1;
+}
+
 /* The holder thread: runs each job against its own store connection. */
 static void *
 hworker_main(void *arg)
@@ -574,6 +587,8 @@ hworker_main(void *arg)
 		pthread_mutex_unlock(&w->mtx);
 
 		if (hp->stage == H_FREE) {
+			while (hp->locks-- > 0)
+				storage_batch_unlock(w->st, hp->rid);
 			hpending_free(hp);
 			pthread_mutex_lock(&w->mtx);
 			continue;
@@ -592,12 +607,25 @@ hworker_main(void *arg)
 				hp->rc = holder_apply(w->st, hp->proto, hp->ag,
 				    hp->hr->ops, hp->hr->n_ops, 1, time(NULL), NULL,
 				    &hp->r);
+			/*
+			 * A batch that may be logged is claimed before its
+			 * first entry and until it is answered (hpending_done):
+			 * another daemon starting on the same database then
+			 * never reconciles it as interrupted while this one
+			 * applies it (holder_reconcile.c, deploy-ha.md).
+			 */
+			if (hp->rc == 0 && !hp->hr->dry_run)
+				hworker_lock(w, hp);
 		} else {
 			struct holder_batch batch = { hp->rid, hp->first_seq, hp->logged };
 
 			holder_report_free(&hp->r);
-			hp->rc = holder_apply(w->st, hp->proto, hp->ag, hp->hr->ops,
-			    hp->hr->n_ops, 0, time(NULL), &batch, &hp->r);
+			/* Again: a session lost since the check lost its lock. */
+			hworker_lock(w, hp);
+			if (hp->rc == 0)
+				hp->rc = holder_apply(w->st, hp->proto, hp->ag,
+				    hp->hr->ops, hp->hr->n_ops, 0, time(NULL), &batch,
+				    &hp->r);
 		}
 
 		pthread_mutex_lock(&w->mtx);

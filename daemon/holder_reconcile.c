@@ -21,6 +21,7 @@
 struct reconcile {
 	struct server	*srv;
 	size_t		 rolled_back;
+	size_t		 busy;		/* being applied by another daemon */
 	int		 failed;
 	char		 err[256];	/* why the log or the store failed, or "" */
 };
@@ -32,7 +33,7 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 	struct reconcile	*rc = arg;
 	struct server		*srv = rc->srv;
 	struct audit_entry	 e, *ep = &e;
-	int			 applied;
+	int			 applied, locked = 0;
 
 	/*
 	 * Only batches meant for the store open now (issue 15): one logged
@@ -49,20 +50,43 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 		rc->failed = 1;
 		return -1;
 	}
+	/*
+	 * With several daemons on one database (PostgreSQL), another live
+	 * daemon may be applying this batch right now: it holds the batch's
+	 * lock from before logging it until it answers (holder_api.c). Only
+	 * a batch whose lock nobody holds, and that is still not applied
+	 * once we hold it, was interrupted. A busy one is left to its
+	 * daemon, which applies it or logs it rolled_back itself.
+	 */
+	if ((locked = storage_batch_lock(srv->store, rid, 0, rc->err,
+	    sizeof(rc->err))) == 0) {
+		rc->busy++;
+		return 0;
+	}
+	if (locked == -1 || (applied = storage_batch_applied(srv->store, rid,
+	    rc->err, sizeof(rc->err))) == -1) {
+		rc->failed = 1;
+		goto done;
+	}
+	if (applied == 1)
+		goto done;
 	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
 	e.case_ref = srv->store_ref;
 	if (logstore_append(srv->audit, &ep, 1, rc->err, sizeof(rc->err)) == -1) {
 		rc->failed = 1;
-		return -1;
+		goto done;
 	}
 	rc->rolled_back++;
-	return 0;
+done:
+	if (locked == 1)
+		storage_batch_unlock(srv->store, rid);
+	return rc->failed ? -1 : 0;
 }
 
 int
 holder_reconcile(struct server *srv, char *err, size_t errlen)
 {
-	struct reconcile	 rc = { srv, 0, 0, "" };
+	struct reconcile	 rc = { srv, 0, 0, 0, "" };
 	uint64_t		 size = logstore_size(srv->audit);
 
 	if (logstore_holder_batches(srv->audit, size > RECONCILE_WINDOW ?
@@ -71,5 +95,7 @@ holder_reconcile(struct server *srv, char *err, size_t errlen)
 		return errorf(err, errlen, "reconciling holder batches: %s", rc.err);
 	if (rc.rolled_back > 0)
 		log_warnx("event=holder_batches_interrupted count=%zu", rc.rolled_back);
+	if (rc.busy > 0)
+		log_info("event=holder_batches_in_progress count=%zu", rc.busy);
 	return 0;
 }

@@ -125,6 +125,14 @@ static const char *const stmts[S_COUNT] = {
 	    "applied_at) VALUES ($1, $2, $3)",
 	[S_BATCH_APPLIED] = "SELECT count(*) FROM holder_batches "
 	    "WHERE request_id = $1",
+	/*
+	 * A holder batch's session-level advisory lock (deploy-ha.md, "Holder
+	 * batches with several daemons"): class 1932, the request id's hash
+	 * (NHS number links are class 1931).
+	 */
+	[S_BATCH_LOCK] = "SELECT pg_advisory_lock(1932, hashtext($1))",
+	[S_BATCH_TRY_LOCK] = "SELECT pg_try_advisory_lock(1932, hashtext($1))",
+	[S_BATCH_UNLOCK] = "SELECT pg_advisory_unlock(1932, hashtext($1))",
 	[S_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at, "
 	    "decided_at FROM consents WHERE subject = $1 ORDER BY id DESC LIMIT 1",
 	[S_RECORD_ROW] = "SELECT holder, verified_at FROM records "
@@ -262,7 +270,8 @@ is_read(int q)
 {
 	return strncmp(stmts[q], "SELECT", 6) == 0 &&
 	    strstr(stmts[q], "FOR UPDATE") == NULL && q != S_NEW_PERSON &&
-	    q != S_NHS_LOCK;
+	    q != S_NHS_LOCK && q != S_BATCH_LOCK && q != S_BATCH_TRY_LOCK &&
+	    q != S_BATCH_UNLOCK;
 }
 
 PGresult *

@@ -112,6 +112,16 @@ int	pgstore_mark_batch(struct pgstore *, const char *request_id,
 	    uint64_t first_seq, int64_t now, char *err, size_t errlen);
 int	pgstore_batch_applied(struct pgstore *, const char *request_id, char *err,
 	    size_t errlen);
+/*
+ * The batch's session-level advisory lock, held by the daemon applying it
+ * from before its entries are logged until it is answered, so another
+ * daemon's reconciliation never marks it (deploy-ha.md). With wait, blocks
+ * and answers 1; without, 1 taken or 0 another session holds it; -1 err.
+ * Reentrant per session: one unlock per lock.
+ */
+int	pgstore_batch_lock(struct pgstore *, const char *request_id, int wait,
+	    char *err, size_t errlen);
+void	pgstore_batch_unlock(struct pgstore *, const char *request_id);
 
 /*
  * Data files loaded (store_note_load(), store_unlogged_loads(),

@@ -210,6 +210,34 @@ pgstore_batch_applied(struct pgstore *p, const char *request_id, char *err,
 	return any(p, S_BATCH_APPLIED, 1, vals, "batch", err, errlen);
 }
 
+int
+pgstore_batch_lock(struct pgstore *p, const char *request_id, int wait,
+    char *err, size_t errlen)
+{
+	const char	*vals[1] = { request_id };
+	PGresult	*res;
+	int		 got;
+
+	if ((res = pgstore_run(p, wait ? S_BATCH_LOCK : S_BATCH_TRY_LOCK, 1, vals,
+	    "batch lock", err, errlen)) == NULL)
+		return -1;
+	/* pg_advisory_lock() answers void (""), the try form t or f. */
+	got = wait || strcmp(pgstore_text(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return got;
+}
+
+void
+pgstore_batch_unlock(struct pgstore *p, const char *request_id)
+{
+	const char	*vals[1] = { request_id };
+	char		 err[8];
+
+	/* A lock gone with a lost session is released already. */
+	(void)pgstore_exec(p, S_BATCH_UNLOCK, 1, vals, "batch unlock", err,
+	    sizeof(err));
+}
+
 /* One show query's rows to fn; 0, or -1 (a database error or fn's stop). */
 static int
 show_rows(struct pgstore *p, int q, const char *subject, int64_t limit,

@@ -218,6 +218,19 @@ storage_batch_applied(struct storage *s, const char *request_id, char *err,
 }
 
 int
+storage_batch_lock(struct storage *s, const char *request_id, int wait,
+    char *err, size_t errlen)
+{
+	return s->ops->batch_lock(s->h, request_id, wait, err, errlen);
+}
+
+void
+storage_batch_unlock(struct storage *s, const char *request_id)
+{
+	s->ops->batch_unlock(s->h, request_id);
+}
+
+int
 storage_link_nhs(struct storage *s, const char *subject, const char *nhs,
     char *err, size_t errlen)
 {

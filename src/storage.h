@@ -104,6 +104,15 @@ int	storage_mark_batch(struct storage *, const char *request_id,
 	    uint64_t first_seq, int64_t now, char *err, size_t errlen);
 int	storage_batch_applied(struct storage *, const char *request_id,
 	    char *err, size_t errlen);
+/*
+ * A holder batch being applied, claimed by request id so that another
+ * daemon's reconciliation on the same database leaves it alone: 1 held,
+ * 0 (without wait) another holds it, -1 err. One unlock per lock. On
+ * SQLite one daemon owns the store, so the lock is always 1 and a no-op.
+ */
+int	storage_batch_lock(struct storage *, const char *request_id, int wait,
+	    char *err, size_t errlen);
+void	storage_batch_unlock(struct storage *, const char *request_id);
 
 /* Persons and the subject index (person.h). */
 int	storage_link_nhs(struct storage *, const char *subject, const char *nhs,

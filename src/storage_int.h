@@ -63,6 +63,9 @@ struct storage_ops {
 	    int64_t now, char *err, size_t errlen);
 	int (*batch_applied)(void *h, const char *request_id, char *err,
 	    size_t errlen);
+	int (*batch_lock)(void *h, const char *request_id, int wait, char *err,
+	    size_t errlen);
+	void (*batch_unlock)(void *h, const char *request_id);
 	int (*link_nhs)(void *h, const char *subject, const char *nhs,
 	    char *err, size_t errlen);
 	int (*unlink_nhs)(void *h, const char *subject, char *err,

@@ -181,6 +181,19 @@ pg_batch_applied(void *h, const char *request_id, char *err, size_t errlen)
 }
 
 static int
+pg_batch_lock(void *h, const char *request_id, int wait, char *err,
+    size_t errlen)
+{
+	return pgstore_batch_lock(h, request_id, wait, err, errlen);
+}
+
+static void
+pg_batch_unlock(void *h, const char *request_id)
+{
+	pgstore_batch_unlock(h, request_id);
+}
+
+static int
 pg_link_nhs(void *h, const char *subject, const char *nhs, char *err,
     size_t errlen)
 {
@@ -318,6 +331,8 @@ const struct storage_ops storage_postgresql = {
 	.show = pg_show,
 	.mark_batch = pg_mark_batch,
 	.batch_applied = pg_batch_applied,
+	.batch_lock = pg_batch_lock,
+	.batch_unlock = pg_batch_unlock,
 	.link_nhs = pg_link_nhs,
 	.unlink_nhs = pg_unlink_nhs,
 	.nhs_clash = pg_nhs_clash,

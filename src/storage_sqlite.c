@@ -179,6 +179,26 @@ sq_batch_applied(void *h, const char *request_id, char *err, size_t errlen)
 	return store_batch_applied(h, request_id, err, errlen);
 }
 
+/* One daemon owns an SQLite store: nobody else reconciles it meanwhile. */
+static int
+sq_batch_lock(void *h, const char *request_id, int wait, char *err,
+    size_t errlen)
+{
+	(void)h;
+	(void)request_id;
+	(void)wait;
+	(void)err;
+	(void)errlen;
+	return 1;
+}
+
+static void
+sq_batch_unlock(void *h, const char *request_id)
+{
+	(void)h;
+	(void)request_id;
+}
+
 static int
 sq_link_nhs(void *h, const char *subject, const char *nhs, char *err,
     size_t errlen)
@@ -308,6 +328,8 @@ const struct storage_ops storage_sqlite = {
 	.show = sq_show,
 	.mark_batch = sq_mark_batch,
 	.batch_applied = sq_batch_applied,
+	.batch_lock = sq_batch_lock,
+	.batch_unlock = sq_batch_unlock,
 	.link_nhs = sq_link_nhs,
 	.unlink_nhs = sq_unlink_nhs,
 	.nhs_clash = sq_nhs_clash,

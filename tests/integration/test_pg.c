@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "harness.h"
 #include "pgproxy.h"
+#include "t_pg.h"
 
 static struct daemon d;
 
@@ -389,5 +391,93 @@ Test(pg, a_daemon_with_another_signing_key_is_refused)
 	snprintf(cmd, sizeof(cmd), "%s -t -c %s 2>&1", SAFESHARED_BIN, d.conf);
 	cr_expect_eq(h_run(cmd, &out), 1, "%s", out);
 	cr_expect(strstr(out, "is not the key that signed") != NULL, "%s", out);
+	free(out);
+}
+
+/* A holder batch sent from a thread of its own: it blocks in the apply. */
+struct held_batch {
+	pthread_t	thread;
+	int		status;
+	char		err[256];
+};
+
+static void *
+send_flag_batch(void *arg)
+{
+	static const char *const	 kv[] = { "op=flag", "subject=S-C1",
+					    "flag=domestic_abuse", NULL };
+	struct held_batch		*hb = arg;
+	size_t				 nops;
+
+	hb->status = h_hold(&d, "childrens_social_care", 0, kv, &nops, NULL, NULL,
+	    hb->err, sizeof(hb->err));
+	return NULL;
+}
+
+/*
+ * Several daemons on one database (deploy-ha.md, "Holder batches with
+ * several daemons"): a daemon starting while another is applying a holder
+ * batch must not log that batch rolled_back as interrupted. The test holds
+ * a lock that the first daemon's batch waits on in its apply, after it
+ * was logged; a second daemon starts (and reconciles) on the same
+ * database meanwhile; then the row is let go, the batch commits, and the
+ * log shows it applied once and never rolled back.
+ */
+Test(pg, a_batch_another_daemon_is_applying_is_not_reconciled)
+{
+	struct timespec		 tick = { 0, 50 * 1000 * 1000 };
+	struct held_batch	 hb = { .status = 0 };
+	struct daemon		 d2;
+	PGconn			*c;
+	char			*out;
+	long			 logged = 0;
+
+	h_put_child(&d);
+	/*
+	 * Marking the batch applied (the apply's last write; the check, a
+	 * transaction rolled back, never marks) waits on an advisory lock the
+	 * test holds: a trigger, so nothing else in the database waits.
+	 */
+	c = t_pg_admin(d.pg_admin);
+	t_pg_run(c, "CREATE FUNCTION test_hold() RETURNS trigger LANGUAGE plpgsql "
+	    "AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; "
+	    "END $$");
+	t_pg_run(c, "CREATE TRIGGER test_hold BEFORE INSERT ON holder_batches "
+	    "FOR EACH ROW EXECUTE FUNCTION test_hold()");
+	t_pg_run(c, "SELECT pg_advisory_lock(4242)");
+	cr_assert_eq(pthread_create(&hb.thread, NULL, send_flag_batch, &hb), 0);
+	/* Bounded: 10 s for the batch's entry to be logged. */
+	for (int i = 0; i < 200 && (logged = h_log_count(&d, "kind = 'holder' "
+	    "AND reason = 'flag' AND subject = 'S-C1'")) == 0; i++)
+		nanosleep(&tick, NULL);
+	cr_assert_eq(logged, 1, "the batch was not logged");
+	cr_assert_eq(h_pg_int(&d, "SELECT count(*) FROM flags WHERE "
+	    "subject = 'S-C1'"), 0, "the batch did not wait");
+
+	/* A second daemon on the same database and config starts meanwhile. */
+	d2 = d;
+	snprintf(d2.log, sizeof(d2.log), "%s/safeshared2.log", d.dir);
+	d2.port = 0;
+	h_start(&d2);
+	cr_expect_eq(h_stop(&d2), 0);
+	cr_expect_eq(h_log_count(&d, "decision = 'rolled_back'"), 0,
+	    "a batch another daemon was applying was marked interrupted");
+
+	/* Let go: the first daemon's batch commits and is answered. */
+	t_pg_run(c, "SELECT pg_advisory_unlock(4242)");
+	PQfinish(c);
+	cr_assert_eq(pthread_join(hb.thread, NULL), 0);
+	cr_expect_eq(hb.status, 200, "%s", hb.err);
+	cr_expect_eq(h_pg_int(&d, "SELECT count(*) FROM flags WHERE "
+	    "subject = 'S-C1'"), 1);
+	cr_expect_eq(h_log_count(&d, "kind = 'holder' AND reason = 'flag' AND "
+	    "subject = 'S-C1'"), 1);
+	cr_expect_eq(h_log_count(&d, "decision = 'rolled_back'"), 0);
+	/* A start after it, with nothing in progress, marks nothing either. */
+	d2.port = 0;
+	h_start(&d2);
+	cr_expect_eq(h_stop(&d2), 0);
+	cr_expect_eq(h_log_count(&d, "decision = 'rolled_back'"), 0);
+	cr_expect_eq(verify(&out), 0, "%s", out);
 	free(out);
 }
