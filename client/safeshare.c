@@ -427,7 +427,8 @@ cmd_admin(int argc, char *argv[])
 	    "       safeshare admin migrate ...   (safeshare admin migrate --help)\n"
 	    "Asks the daemon to re-read its sharing protocol (admin role). A file\n"
 	    "with any problem is rejected, its problems printed, and the protocol\n"
-	    "in force stays. Exit 0 reloaded, 1 rejected, 4 refused.\n";
+	    "in force stays. Exit 0 reloaded, 1 rejected, 4 refused (also when\n"
+	    "the daemon cannot log the reload: 503 audit_unavailable).\n";
 	Safeshare__V1__ReloadResult	*r;
 	Safeshare__V1__Error		*e;
 	struct conn_opts		 o = { 0 };

@@ -22,11 +22,24 @@ admin_handle_reload(struct req *rq)
 	size_t				 len;
 	uint8_t				*buf;
 	char				*by;
+	int				 rc;
 
 	/* The reload frees the old protocol, and rq->agency with it. */
 	by = xstrdup(rq->agency->id);
-	r.ok = server_reload(srv, by, &d, &seq) == 0;
+	rc = server_reload(srv, by, &d, &seq);
 	free(by);
+	/*
+	 * D7 as for every route: with the log unwritable (its database
+	 * unreachable, say) the reload cannot be logged, so it did not happen;
+	 * 503, like the other routes, not a 200 with ok=false.
+	 */
+	if (rc == -2) {
+		reply_error(rq->ev, 503, "audit_unavailable", "the disclosure log "
+		    "cannot be written; the protocol was not reloaded", 0);
+		diag_free(&d);
+		return;
+	}
+	r.ok = rc == 0;
 	r.protocol_id = srv->proto->id;
 	r.protocol_version = srv->proto->version;
 	r.protocol_sha256 = srv->proto->sha256;

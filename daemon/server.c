@@ -563,7 +563,7 @@ server_reload(struct server *srv, const char *by, struct diag *d, uint64_t *seq)
 		log_warnx("event=reload_rejected reason=audit_unavailable");
 		protocol_unref(p);
 		SSL_CTX_free(ssl);
-		return -1;
+		return -2;
 	}
 	/* Connections already open keep a reference to the old context. */
 	SSL_CTX_free(srv->ssl);

@@ -125,6 +125,8 @@ void	server_shutdown(struct server *);
 /*
  * Re-reads the protocol; keeps the old one on any error (D13), leaving the
  * problems in diag. A successful reload is logged; its entry's seq in *seq.
+ * 0 reloaded, -1 the files were refused, -2 the log could not be written
+ * (nothing reloaded; the admin route answers 503 for it).
  */
 int	server_reload(struct server *, const char *by, struct diag *, uint64_t *seq);
 

@@ -481,3 +481,42 @@ Test(pg, a_batch_another_daemon_is_applying_is_not_reconciled)
 	cr_expect_eq(verify(&out), 0, "%s", out);
 	free(out);
 }
+
+/*
+ * safeshare admin reload while the database is away: the reload cannot be
+ * logged, so it does not happen, and the answer is 503 audit_unavailable
+ * like every other route's (it was a 200 ReloadResult with ok=false);
+ * once the database is back the same daemon reloads and logs it.
+ */
+Test(pg, a_reload_with_the_database_away_is_503)
+{
+	struct pgproxy	*px;
+	char		 from[32], to[32], why[512], *at, *out;
+	long		 reloads;
+
+	cr_assert_eq(h_stop(&d), 0);
+	px = pgproxy_start(atoi(d.pg_port));
+	snprintf(from, sizeof(from), "port='%s'", d.pg_port);
+	snprintf(to, sizeof(to), "port='%d'", pgproxy_port(px));
+	cr_assert_not_null(at = strstr(d.pg_conninfo, from));
+	cr_assert_eq(strlen(from), strlen(to), "a port of another length");
+	memcpy(at, to, strlen(to));
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	reloads = h_log_count(&d, "kind = 'reload'");
+
+	pgproxy_down(px);
+	cr_expect_eq(health_becomes(503, why, sizeof(why)), 503);
+	cr_expect_eq(h_cli(&d, "admin", "admin reload", &out), 4, "%s", out);
+	cr_expect(strstr(out, "HTTP 503") != NULL &&
+	    strstr(out, "audit_unavailable") != NULL, "%s", out);
+	free(out);
+
+	pgproxy_up(px);
+	cr_expect_eq(health_becomes(200, why, sizeof(why)), 200, "still: %s", why);
+	cr_expect_eq(h_cli(&d, "admin", "admin reload", &out), 0, "%s", out);
+	free(out);
+	cr_expect_eq(h_log_count(&d, "kind = 'reload'"), reloads + 1);
+	h_stop(&d);
+	pgproxy_stop(px);
+}
