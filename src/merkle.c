@@ -33,6 +33,15 @@ merkle_node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32])
 }
 
 void
+merkle_fold(uint8_t (*h)[32], uint64_t n, uint8_t out[32])
+{
+	for (uint64_t w = n; w > 1; w /= 2)
+		for (uint64_t i = 0; i < w / 2; i++)
+			merkle_node(h[2 * i], h[2 * i + 1], h[i]);
+	memcpy(out, h[0], 32);
+}
+
+void
 merkle_empty_root(uint8_t out[32])
 {
 	digest_sha256("", 0, out);

@@ -37,6 +37,12 @@ struct merkle_range {
 
 void	merkle_leaf(const uint8_t entry_hash[32], uint8_t out[32]);
 void	merkle_node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]);
+/*
+ * The root of the perfect subtree over h[0..n), n a power of two, hashes
+ * of one level in order; h is overwritten. The stored trees of both logs
+ * (audit_tree.c, pglog_proof.c) finish a partly stored subtree with it.
+ */
+void	merkle_fold(uint8_t (*h)[32], uint64_t n, uint8_t out[32]);
 /* The root of the empty tree: SHA-256 of the empty string. */
 void	merkle_empty_root(uint8_t out[32]);
 

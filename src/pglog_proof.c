@@ -91,10 +91,7 @@ tree_get(void *arg, unsigned level, uint64_t index, uint8_t out[32])
 	PQclear(res);
 	if (got != cnt)
 		return -1;
-	for (uint64_t w = cnt; w > 1; w /= 2)
-		for (uint64_t i = 0; i < w / 2; i++)
-			merkle_node(h[2 * i], h[2 * i + 1], h[i]);
-	memcpy(out, h[0], 32);
+	merkle_fold(h, cnt, out);
 	return 0;
 }
 

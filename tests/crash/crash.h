@@ -9,6 +9,8 @@
 #ifndef SAFESHARE_CRASH_H
 #define SAFESHARE_CRASH_H
 
+#include <sys/types.h>
+
 #include <criterion/criterion.h>
 #include <sqlite3.h>
 
@@ -73,6 +75,12 @@ void		 crash_announce(void);
 long long	 crash_now_ms(void);
 void		 crash_requester(const struct daemon *, const struct requester *,
 		    const char *prefix, int seconds, FILE *out);
+/*
+ * Waits for the n forked clients in kids (0: already reaped), bounded by
+ * 3 times their seconds: one that failed, or is still there then (killed),
+ * is a failed CHECK of the round.
+ */
+void		 crash_reap(pid_t *kids, size_t n, int round, int seconds);
 
 /* One "D" line of a client's file: an acknowledged disclosure. */
 struct crash_ack {

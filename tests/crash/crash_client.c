@@ -9,6 +9,9 @@
  */
 #include <criterion/criterion.h>
 
+#include <sys/wait.h>
+
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -214,4 +217,32 @@ crash_each_ack(const char *path, void (*fn)(const struct crash_ack *, void *),
 	}
 	fclose(fp);
 	return n;
+}
+
+void
+crash_reap(pid_t *kids, size_t n, int round, int seconds)
+{
+	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
+	size_t		 left = n;
+
+	for (int i = 0; i < 300 * seconds && left > 0; i++) {
+		for (size_t k = 0; k < n; k++) {
+			int st;
+
+			if (kids[k] > 0 && waitpid(kids[k], &st, WNOHANG) == kids[k]) {
+				CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+				    "round %d: client %zu ended with status %d", round, k, st);
+				kids[k] = 0;
+				left--;
+			}
+		}
+		if (left > 0)
+			nanosleep(&tick, NULL);
+	}
+	for (size_t k = 0; k < n; k++)
+		if (kids[k] > 0) {
+			kill(kids[k], SIGKILL);
+			waitpid(kids[k], NULL, 0);
+			CHECK(0, "round %d: client %zu did not stop", round, k);
+		}
 }

@@ -249,35 +249,6 @@ spawn(int round, size_t idx, const int pipefd[2])
 	_exit(0);
 }
 
-/* Waits for the clients, bounded: a client still there after 3 bounds is a failure. */
-static void
-reap(pid_t *kids, size_t n, int round)
-{
-	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
-	size_t		 left = n;
-
-	for (int i = 0; i < 300 * CLIENT_SECONDS && left > 0; i++) {
-		for (size_t k = 0; k < n; k++) {
-			int st;
-
-			if (kids[k] > 0 && waitpid(kids[k], &st, WNOHANG) == kids[k]) {
-				CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-				    "round %d: client %zu ended with status %d", round, k, st);
-				kids[k] = 0;
-				left--;
-			}
-		}
-		if (left > 0)
-			nanosleep(&tick, NULL);
-	}
-	for (size_t k = 0; k < n; k++)
-		if (kids[k] > 0) {
-			kill(kids[k], SIGKILL);
-			waitpid(kids[k], NULL, 0);
-			CHECK(0, "round %d: client %zu did not stop after the kill",
-			    round, k);
-		}
-}
 
 /* The holders' long-lived subjects, written before any kill. */
 static void
@@ -336,7 +307,7 @@ Test(crash, kill_minus_9_under_load_loses_nothing_acknowledged)
 		crash_d.pid = 0;
 		cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the daemon "
 		    "ended by itself before the kill (status %d); see %s", round, st, crash_d.log);
-		reap(kids, NCLIENTS, round);
+		crash_reap(kids, NCLIENTS, round, CLIENT_SECONDS);
 		h_start(&crash_d);
 		check_unexpected(round);
 		check_log(round);

@@ -118,34 +118,6 @@ spawn(int round, int i, int k, const int pipefd[2])
 	_exit(0);
 }
 
-/* Waits for the clients, bounded: one still there after 3 bounds is a failure. */
-static void
-reap(pid_t *kids, size_t n, int round)
-{
-	struct timespec	 tick = { 0, 10 * 1000 * 1000 };
-	size_t		 left = n;
-
-	for (int i = 0; i < 300 * PG_SECONDS && left > 0; i++) {
-		for (size_t k = 0; k < n; k++) {
-			int st;
-
-			if (kids[k] > 0 && waitpid(kids[k], &st, WNOHANG) == kids[k]) {
-				CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-				    "round %d: client %zu ended with status %d", round, k, st);
-				kids[k] = 0;
-				left--;
-			}
-		}
-		if (left > 0)
-			nanosleep(&tick, NULL);
-	}
-	for (size_t k = 0; k < n; k++)
-		if (kids[k] > 0) {
-			kill(kids[k], SIGKILL);
-			waitpid(kids[k], NULL, 0);
-			CHECK(0, "round %d: client %zu did not stop", round, k);
-		}
-}
 
 /*
  * A client's file after the round: no "U" line at all; for the survivor's
@@ -388,7 +360,7 @@ Test(crash_pg, two_daemons_one_killed_under_load_lose_nothing_acknowledged)
 		cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: daemon "
 		    "%d ended by itself before the kill (status %d); see %s", round,
 		    victim, st, pd[victim].log);
-		reap(kids, NITEMS(kids), round);
+		crash_reap(kids, NITEMS(kids), round, PG_SECONDS);
 		for (int i = 0; i < 2; i++)
 			for (int k = 0; k < PG_CLIENTS; k++) {
 				long after = check_client(round, i, k, i != victim,
