@@ -256,6 +256,29 @@ ask_503_or_200(int n, int *n503)
 }
 
 /*
+ * Restarts the suite's daemon with its connection string through a new
+ * forwarder (pgproxy.c) to its database, so that the database can go
+ * away for this daemon alone; the forwarder is the caller's to stop.
+ */
+static struct pgproxy *
+restart_behind_proxy(void)
+{
+	struct pgproxy	*px;
+	char		 from[32], to[32], *at;
+
+	cr_assert_eq(h_stop(&d), 0);
+	px = pgproxy_start(atoi(d.pg_port));
+	snprintf(from, sizeof(from), "port='%s'", d.pg_port);
+	snprintf(to, sizeof(to), "port='%d'", pgproxy_port(px));
+	cr_assert_not_null(at = strstr(d.pg_conninfo, from));
+	cr_assert_eq(strlen(from), strlen(to), "a port of another length");
+	memcpy(at, to, strlen(to));
+	h_write_config(&d, d.audit);
+	h_start(&d);
+	return px;
+}
+
+/*
  * Issue 19 item 3, faults. The daemon reaches PostgreSQL through a
  * forwarder (pgproxy.c), so that its database can go away for it alone:
  * the suites sharing the fixture's cluster are not disturbed. First its
@@ -274,22 +297,13 @@ Test(pg, an_unreachable_database_is_503_until_it_is_back)
 	Safeshare__V1__DisclosureResponse	*r;
 	Safeshare__V1__Error			*e = NULL;
 	struct pgproxy				*px;
-	char					 why[512], from[32], to[32], *at;
+	char					 why[512];
 	char					 pass[256], *out;
 	FILE					*fp;
 	int					 status, acked = 0, n503 = 0;
 	pid_t					 pid;
 
-	/* The daemon's connection string through the forwarder. */
-	cr_assert_eq(h_stop(&d), 0);
-	px = pgproxy_start(atoi(d.pg_port));
-	snprintf(from, sizeof(from), "port='%s'", d.pg_port);
-	snprintf(to, sizeof(to), "port='%d'", pgproxy_port(px));
-	cr_assert_not_null(at = strstr(d.pg_conninfo, from));
-	cr_assert_eq(strlen(from), strlen(to), "a port of another length");
-	memcpy(at, to, strlen(to));
-	h_write_config(&d, d.audit);
-	h_start(&d);
+	px = restart_behind_proxy();
 	pid = d.pid;
 	acked += ask_503_or_200(1, &n503);
 	cr_assert_eq(acked, 1);
@@ -491,18 +505,10 @@ Test(pg, a_batch_another_daemon_is_applying_is_not_reconciled)
 Test(pg, a_reload_with_the_database_away_is_503)
 {
 	struct pgproxy	*px;
-	char		 from[32], to[32], why[512], *at, *out;
+	char		 why[512], *out;
 	long		 reloads;
 
-	cr_assert_eq(h_stop(&d), 0);
-	px = pgproxy_start(atoi(d.pg_port));
-	snprintf(from, sizeof(from), "port='%s'", d.pg_port);
-	snprintf(to, sizeof(to), "port='%d'", pgproxy_port(px));
-	cr_assert_not_null(at = strstr(d.pg_conninfo, from));
-	cr_assert_eq(strlen(from), strlen(to), "a port of another length");
-	memcpy(at, to, strlen(to));
-	h_write_config(&d, d.audit);
-	h_start(&d);
+	px = restart_behind_proxy();
 	reloads = h_log_count(&d, "kind = 'reload'");
 
 	pgproxy_down(px);

@@ -404,6 +404,16 @@ put_ok(struct pgstore *pg, const char *subject, const char *holder)
 	    names, values, 1, err, sizeof(err)), 0, "%s", err);
 }
 
+/* Ends the server process pid, as a server restart would (waits up to 5 s). */
+static void
+terminate_backend(PGconn *adm, int pid)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
+	t_pg_run(adm, sql);
+}
+
 static int64_t
 person(struct pgstore *pg, const char *subject)
 {
@@ -572,7 +582,7 @@ Test(pgstore, put_racing_a_delete_leaves_one_whole_record)
  */
 Test(pgstore, batch_killed_midway_keeps_nothing_and_is_not_marked)
 {
-	char		 ci[1200], err[256] = "", sql[96];
+	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("s_kill", ci, sizeof(ci));
 	struct pgstore	*pg = open_ok(ci);
 	const char	*names[1] = { "full_name" }, *values[1] = { "B Two" };
@@ -582,8 +592,7 @@ Test(pgstore, batch_killed_midway_keeps_nothing_and_is_not_marked)
 	put_ok(pg, "S1", "health_trust");
 	cr_assert_eq(pgstore_set_flag(pg, "S1", "domestic_abuse", "health_trust",
 	    100, err, sizeof(err)), 0, "%s", err);
-	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
-	t_pg_run(adm, sql);
+	terminate_backend(adm, pid);
 	cr_assert_eq(pgstore_put_record(pg, "S2", "person", "health_trust",
 	    1700000000, names, values, 1, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "PostgreSQL store: ") == err, "%s", err);
@@ -619,7 +628,7 @@ Test(pgstore, batch_killed_midway_keeps_nothing_and_is_not_marked)
  */
 Test(pgstore, reconnects_after_the_server_process_dies)
 {
-	char			 ci[1200], err[256] = "", sql[96];
+	char			 ci[1200], err[256] = "";
 	PGconn			*adm = t_pg_schema("s_reconnect", ci, sizeof(ci));
 	struct pgstore		*pg = open_ok(ci);
 	struct store_subject	 s;
@@ -634,8 +643,7 @@ Test(pgstore, reconnects_after_the_server_process_dies)
 	rt = protocol_record_type(proto, "person");
 	put_ok(pg, "S1", "health_trust");
 	for (int round = 0; round < 2; round++) {
-		snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
-		t_pg_run(adm, sql);
+		terminate_backend(adm, pid);
 		if (round == 0) {
 			char holder[64];
 
@@ -693,7 +701,7 @@ Test(pgstore, two_first_opens_make_one_store)
  */
 Test(pgstore, pipelined_reads_survive_a_dead_server_process)
 {
-	char			 ci[1200], err[256] = "", sql[96];
+	char			 ci[1200], err[256] = "";
 	PGconn			*adm = t_pg_schema("s_pipe", ci, sizeof(ci));
 	struct pgstore		*pg = open_ok(ci);
 	struct store_subject	 s;
@@ -708,8 +716,7 @@ Test(pgstore, pipelined_reads_survive_a_dead_server_process)
 	rt = protocol_record_type(proto, "person");
 	put_ok(pg, "S1", "health_trust");
 	pgstore_read_begin(pg);
-	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
-	t_pg_run(adm, sql);
+	terminate_backend(adm, pid);
 	cr_assert_eq(pgstore_subject(pg, rt, "S1", "police", "child_protection",
 	    &s, err, sizeof(err)), 0, "%s", err);
 	cr_assert(s.view.known);
