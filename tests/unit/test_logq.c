@@ -343,6 +343,42 @@ committed_size(void)
 }
 
 /*
+ * The prologue of the two fdatasync-ordering tests: a queue in the given
+ * commit mode whose fdatasync is gated_fsync(), one entry submitted and
+ * committed, its fdatasync held at the gate: no callback has run and the
+ * durable size is still 0.
+ */
+static struct logq *
+start_held_in_fsync(struct tally *t, struct logstore **a, int inline_sync)
+{
+	struct logq_stats	 st;
+	struct logq		*q;
+	char			 err[256];
+
+	cr_assert_not_null(t->base = event_base_new());
+	cr_assert_eq(logstore_open(a, &logstore_sqlite, path, LOGSTORE_WRITER,
+	    err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(q = logq_new(t->base, *a, path));
+	if (inline_sync)
+		logq_set_inline_sync(q, 1);
+	logq_set_fsync(q, gated_fsync);
+	submit_one(q, t);
+	event_base_loop(t->base, EVLOOP_NONBLOCK);	/* hands it to the writer */
+	pthread_mutex_lock(&gate_mtx);
+	while (gate_entered == 0)
+		pthread_cond_wait(&gate_cond, &gate_mtx);
+	pthread_mutex_unlock(&gate_mtx);
+	/* Committed, its fdatasync held: no callback, not yet durable. */
+	cr_expect_eq(committed_size(), 1);
+	for (int i = 0; i < 10; i++)
+		event_base_loop(t->base, EVLOOP_NONBLOCK);
+	cr_expect_eq(t->done, 0, "a callback ran before the fdatasync returned");
+	logq_stats(q, &st);
+	cr_expect_eq(st.size, 0, "the durable size counts an unsynced commit");
+	return q;
+}
+
+/*
  * D7: no callback before the fdatasync that covers its commit returned;
  * and the writer commits the next batch while that fdatasync runs.
  */
@@ -353,26 +389,8 @@ Test(logq, replies_wait_for_the_fsync_and_the_next_commit_does_not, .timeout = 6
 	struct logq_stats	 st;
 	struct logq		*q;
 	struct logstore		*a;
-	char			 err[256];
 
-	cr_assert_not_null(t.base = event_base_new());
-	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
-	    err, sizeof(err)), 0, "%s", err);
-	cr_assert_not_null(q = logq_new(t.base, a, path));
-	logq_set_fsync(q, gated_fsync);
-	submit_one(q, &t);
-	event_base_loop(t.base, EVLOOP_NONBLOCK);	/* hands it to the writer */
-	pthread_mutex_lock(&gate_mtx);
-	while (gate_entered == 0)
-		pthread_cond_wait(&gate_cond, &gate_mtx);
-	pthread_mutex_unlock(&gate_mtx);
-	/* Committed, its fdatasync held: no callback, not yet durable. */
-	cr_expect_eq(committed_size(), 1);
-	for (int i = 0; i < 10; i++)
-		event_base_loop(t.base, EVLOOP_NONBLOCK);
-	cr_expect_eq(t.done, 0, "a callback ran before the fdatasync returned");
-	logq_stats(q, &st);
-	cr_expect_eq(st.size, 0, "the durable size counts an unsynced commit");
+	q = start_held_in_fsync(&t, &a, 0);
 	/* The second entry is committed while the first one's sync waits. */
 	submit_one(q, &t);
 	event_base_loop(t.base, EVLOOP_NONBLOCK);
@@ -474,26 +492,8 @@ Test(logq, inline_replies_wait_for_the_fsync_and_so_does_the_next_commit, .timeo
 	struct logq_stats	 st;
 	struct logq		*q;
 	struct logstore		*a;
-	char			 err[256];
 
-	cr_assert_not_null(t.base = event_base_new());
-	cr_assert_eq(logstore_open(&a, &logstore_sqlite, path, LOGSTORE_WRITER,
-	    err, sizeof(err)), 0, "%s", err);
-	cr_assert_not_null(q = logq_new(t.base, a, path));
-	logq_set_inline_sync(q, 1);
-	logq_set_fsync(q, gated_fsync);
-	submit_one(q, &t);
-	event_base_loop(t.base, EVLOOP_NONBLOCK);	/* hands it to the writer */
-	pthread_mutex_lock(&gate_mtx);
-	while (gate_entered == 0)
-		pthread_cond_wait(&gate_cond, &gate_mtx);
-	pthread_mutex_unlock(&gate_mtx);
-	cr_expect_eq(committed_size(), 1);
-	for (int i = 0; i < 10; i++)
-		event_base_loop(t.base, EVLOOP_NONBLOCK);
-	cr_expect_eq(t.done, 0, "a callback ran before the fdatasync returned");
-	logq_stats(q, &st);
-	cr_expect_eq(st.size, 0, "the durable size counts an unsynced commit");
+	q = start_held_in_fsync(&t, &a, 1);
 	/* The writer is in the fdatasync: the second entry waits (0.3 s looked at). */
 	submit_one(q, &t);
 	event_base_loop(t.base, EVLOOP_NONBLOCK);
