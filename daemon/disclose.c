@@ -37,6 +37,9 @@ struct pending {
 	char			 rid[WIRE_MAX_REQUEST_ID + 1];
 	const struct agency	*ag;		/* in proto, or NULL before it is known */
 	struct decision		 d;
+	/* Kept while the subject read waits for the round's end (subject_read()). */
+	struct policy_request	 pr;		/* borrows wr's strings */
+	struct peer		 peer;
 };
 
 static void
@@ -257,10 +260,10 @@ refuse_match(struct req *r, struct pending *pd, const struct policy_request *pr,
 
 /* why: the store's message (err of the call that failed). */
 static void
-store_failed(struct req *r, const char *why)
+store_failed(struct evhttp_request *req, const char *why)
 {
 	log_warnx("event=store_failed error=\"%s\"", why);
-	reply_error(r->ev, 503, "store_unavailable", "the record store could not be "
+	reply_error(req, 503, "store_unavailable", "the record store could not be "
 	    "read; nothing was released", 0);
 }
 
@@ -332,7 +335,7 @@ resolve_person(struct req *r, struct pending *pd, struct policy_request *pr)
 	refuse_match(r, pd, pr, &res);
 	return -1;
 dberr:
-	store_failed(r, serr);
+	store_failed(r->ev, serr);
 	return -1;
 }
 
@@ -517,7 +520,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	person_query(p, &q);
 	server_read_scope(r->srv);
 	if (storage_find(r->srv->store, &q, &res, serr, sizeof(serr)) == -1) {
-		store_failed(r, serr);
+		store_failed(r->ev, serr);
 		goto fail;
 	}
 	if (res.outcome != MATCH_ONE) {
@@ -530,7 +533,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 	mp->pr = *pr;
 	if (storage_records(r->srv->store, res.person, keep_holder, mp, serr,
 	    sizeof(serr)) == -1) {
-		store_failed(r, serr);
+		store_failed(r->ev, serr);
 		goto fail;
 	}
 	if (mp->n == 0) {
@@ -550,7 +553,7 @@ disclose_all(struct req *r, struct pending *pd, struct policy_request *pr)
 		h->subject = mp->strs.v[2 * i + 1];
 		if (storage_subject(r->srv->store, rt, h->subject, pd->ag->id,
 		    pr->purpose, &h->subj, serr, sizeof(serr)) == -1) {
-			store_failed(r, serr);
+			store_failed(r->ev, serr);
 			goto fail;
 		}
 		h->have_subject = 1;
@@ -572,6 +575,33 @@ fail:
 		mpending_free(mp);	/* frees pd */
 	else
 		pending_free(pd);
+}
+
+/* The policy's decision on what was read, then its log entry (submit()). */
+static void
+decide(struct pending *pd, const struct policy_request *pr, const struct peer *p)
+{
+	policy_decide(pd->proto, pd->ag, pr, pd->have_subject ? &pd->subj.view :
+	    NULL, pd->now, &pd->d);
+	submit(pd, pd->ag, p, pr);
+}
+
+/*
+ * The subject read queued by disclose_handle() is done, at the end of the
+ * loop round with the round's other reads (storage_flush(), from
+ * server.c's round_end()). A failed read is 503 and nothing is released.
+ */
+static void
+subject_read(int rc, const char *err, void *arg)
+{
+	struct pending *pd = arg;
+
+	if (rc == -1) {
+		store_failed(pd->req, err);
+		pending_free(pd);
+		return;
+	}
+	decide(pd, &pd->pr, &pd->peer);
 }
 
 /*
@@ -623,16 +653,21 @@ disclose_handle(struct req *r)
 	if ((rt = protocol_record_type(pd->proto, pr.record_type)) != NULL &&
 	    pr.subject_id[0] != '\0') {
 		server_read_scope(srv);
-		if (storage_subject(srv->store, rt, pr.subject_id, ag->id,
-		    pr.purpose, &pd->subj, serr, sizeof(serr)) == -1) {
-			store_failed(r, serr);
+		switch (storage_subject_queue(srv->store, rt, pr.subject_id, ag->id,
+		    pr.purpose, &pd->subj, subject_read, pd, serr, sizeof(serr))) {
+		case -1:
+			store_failed(req, serr);
 			goto fail;
+		case 1:
+			/* pr's strings are wr's; subject_read() goes on. */
+			pd->have_subject = 1;
+			pd->pr = pr;
+			pd->peer = r->peer;
+			return;
 		}
 		pd->have_subject = 1;
 	}
-	policy_decide(pd->proto, ag, &pr, pd->have_subject ? &pd->subj.view : NULL,
-	    pd->now, &pd->d);
-	submit(pd, ag, &r->peer, &pr);
+	decide(pd, &pr, &r->peer);
 	return;
 fail:
 	pending_free(pd);

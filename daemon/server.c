@@ -205,6 +205,7 @@ round_end(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	storage_flush(srv->store);	/* the round's queued reads, then their scope */
 	storage_read_end(srv->store);
 	log_flush();
 }

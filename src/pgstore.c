@@ -83,19 +83,37 @@ static const char schema_sql[] =
  * database's collation.
  */
 static const char *const stmts[S_COUNT] = {
-	[S_RECORD] = "SELECT r.verified_at, s.holder FROM records r JOIN subjects s "
-	    "ON s.id = r.subject WHERE r.subject = $1 AND r.record_type = $2",
+	/*
+	 * A disclosure's reads for n requests in one statement (pgstore_batch.c):
+	 * $1..$4 are arrays of subjects, record types, agencies and purposes,
+	 * request i (from 1) is their i-th element. Its rows are (i, kind, a, b):
+	 * kind 0 the record (verified_at, holder), 1 each field (name, value),
+	 * 2 the latest consent whose scope covers the agency and the purpose
+	 * (state, expires_at: D3), 3 each active flag of the person, whichever
+	 * holder set it (D12, D18). One statement is one snapshot.
+	 */
+	[S_SUBJECTS] = "SELECT q.i, 0, r.verified_at::text, s.holder "
+	    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(subject, rt, i) "
+	    "JOIN records r ON r.subject = q.subject AND r.record_type = q.rt "
+	    "JOIN subjects s ON s.id = r.subject "
+	    "UNION ALL SELECT q.i, 1, f.field, f.value "
+	    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(subject, rt, i) "
+	    "JOIN record_fields f ON f.subject = q.subject AND f.record_type = q.rt "
+	    "UNION ALL SELECT q.i, 2, c.state, c.expires_at::text "
+	    "FROM unnest($1::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+	    "AS q(subject, agency, purpose, i) CROSS JOIN LATERAL "
+	    "(SELECT state, expires_at FROM consents WHERE subject = q.subject "
+	    "AND (agencies = '*' OR strpos(',' || agencies || ',', ',' || q.agency "
+	    "|| ',') > 0) AND (purposes = '*' OR strpos(',' || purposes || ',', "
+	    "',' || q.purpose || ',') > 0) ORDER BY id DESC LIMIT 1) c "
+	    "UNION ALL SELECT q.i, 3, fl.flag, NULL "
+	    "FROM unnest($1::text[]) WITH ORDINALITY AS q(subject, i) CROSS JOIN LATERAL "
+	    "(SELECT DISTINCT f.flag FROM subjects a JOIN subjects b ON b.person = a.person "
+	    "JOIN flags f ON f.subject = b.id WHERE a.id = q.subject "
+	    "AND f.removed_at IS NULL) fl "
+	    "ORDER BY 1, 2, 3",
 	[S_FIELDS] = "SELECT field, value FROM record_fields "
 	    "WHERE subject = $1 AND record_type = $2",
-	/* The latest decision whose scope covers agency and purpose (D3). */
-	[S_CONSENT] = "SELECT state, expires_at FROM consents WHERE subject = $1 "
-	    "AND (agencies = '*' OR strpos(',' || agencies || ',', ',' || $2::text "
-	    "|| ',') > 0) AND (purposes = '*' OR strpos(',' || purposes || ',', "
-	    "',' || $3::text || ',') > 0) ORDER BY id DESC LIMIT 1",
-	/* D12, D18: flags belong to the person, whichever holder set them. */
-	[S_FLAGS] = "SELECT DISTINCT f.flag FROM subjects a "
-	    "JOIN subjects b ON b.person = a.person JOIN flags f ON f.subject = b.id "
-	    "WHERE a.id = $1 AND f.removed_at IS NULL ORDER BY f.flag",
 	/* A new subject is a person of its own until it links an NHS number. */
 	[S_PUT_SUBJECT] = "INSERT INTO subjects (id, holder, person) "
 	    "VALUES ($1, $2, nextval('person_ids')) ON CONFLICT (id) DO NOTHING",
@@ -242,7 +260,7 @@ session(struct pgstore *p, char *err, size_t errlen)
 	if (p->ready && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
 	p->ready = 0;
-	p->scope = 0;
+	p->scope = p->scope_open = 0;
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		PQreset(p->conn);
 		if (PQstatus(p->conn) != CONNECTION_OK)
@@ -274,8 +292,23 @@ is_read(int q)
 	    q != S_BATCH_UNLOCK;
 }
 
+/*
+ * A read scope wanted and not yet begun is begun by its first statement
+ * (pgstore_read_begin()), so a loop round whose reads all go through the
+ * round's batch (pgstore_batch.c) pays for no BEGIN and COMMIT.
+ */
 PGresult *
 pgstore_run(struct pgstore *p, int q, int n, const char *const *vals,
+    const char *what, char *err, size_t errlen)
+{
+	if (p->scope && !p->scope_open && !p->txn && session(p, err, errlen) == 0)
+		p->scope_open = exec_sql(p->conn, "BEGIN ISOLATION LEVEL "
+		    "REPEATABLE READ READ ONLY", "read", err, errlen) == 0;
+	return pgstore_run1(p, q, n, vals, what, err, errlen);
+}
+
+PGresult *
+pgstore_run1(struct pgstore *p, int q, int n, const char *const *vals,
     const char *what, char *err, size_t errlen)
 {
 	char		 name[32];
@@ -300,105 +333,6 @@ pgstore_run(struct pgstore *p, int q, int n, const char *const *vals,
 	}
 	pgstore_fail(p->conn, res, what, err, errlen);
 	return NULL;
-}
-
-/*
- * One try of pgstore_run_reads(): every statement queued, one Sync, then
- * the answers in order. 0, or -1 with err (out all NULL) and, when the
- * pipeline could not be left cleanly, the connection reset for session().
- */
-static int
-run_pipelined(struct pgstore *p, int nq, const int *qs, const int *ns,
-    const char *const *const *vals, PGresult **out, const char *what, char *err,
-    size_t errlen)
-{
-	char		 name[32];
-	PGresult	*res;
-	int		 got = 0, bad = 0, synced = 0;
-
-	for (int i = 0; i < nq; i++)
-		out[i] = NULL;
-	if (PQenterPipelineMode(p->conn) != 1)
-		return pgstore_fail(p->conn, NULL, what, err, errlen);
-	for (int i = 0; i < nq && !bad; i++) {
-		snprintf(name, sizeof(name), "pgstore_%d", qs[i]);
-		if (PQsendQueryPrepared(p->conn, name, ns[i], vals[i], NULL, NULL, 0) != 1)
-			bad = 1;
-	}
-	if (PQpipelineSync(p->conn) == 1)
-		synced = 1;
-	else
-		bad = 1;
-	if (bad)
-		pgstore_fail(p->conn, NULL, what, err, errlen);
-	/* Each statement's result, then NULL; after the last, the Sync's. */
-	while (synced && PQstatus(p->conn) == CONNECTION_OK) {
-		ExecStatusType rs;
-
-		if ((res = PQgetResult(p->conn)) == NULL)
-			continue;
-		if ((rs = PQresultStatus(res)) == PGRES_PIPELINE_SYNC) {
-			PQclear(res);
-			synced = 0;
-			break;
-		}
-		if (!bad && got < nq && (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK))
-			out[got++] = res;
-		else if (!bad) {
-			bad = 1;
-			pgstore_fail(p->conn, res, what, err, errlen);
-		} else
-			PQclear(res);
-	}
-	if (!bad && (synced || got != nq)) {
-		bad = 1;
-		pgstore_fail(p->conn, NULL, what, err, errlen);
-	}
-	if (synced || PQexitPipelineMode(p->conn) != 1) {
-		/*
-		 * Left mid-pipeline: the server went away. Outside a write
-		 * transaction, start afresh; inside one the batch has failed
-		 * and its next statements must fail too, so the connection is
-		 * left for the next pgstore_begin() (pgstore.h).
-		 */
-		bad = 1;
-		p->ready = 0;
-		if (!p->txn)
-			PQreset(p->conn);
-	}
-	if (bad) {
-		for (int i = 0; i < nq; i++) {
-			PQclear(out[i]);
-			out[i] = NULL;
-		}
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Reads qs[0..nq) (statement qs[i] with ns[i] text parameters vals[i]) in
- * one round trip to the server (libpq pipeline mode) instead of one each:
- * the disclosure path's store reads (pgstore_read.c), on the event loop's
- * thread, which waits for them. out[i] gets each result, the caller's to
- * PQclear(); 0, or -1 with err and none. Inside a read scope they share
- * its snapshot. As pgstore_run(): a lost connection outside a write
- * transaction is opened again and the reads run once more.
- */
-int
-pgstore_run_reads(struct pgstore *p, int nq, const int *qs, const int *ns,
-    const char *const *const *vals, PGresult **out, const char *what, char *err,
-    size_t errlen)
-{
-	for (int try = 0;; try++) {
-		if (!p->txn && session(p, err, errlen) == -1)
-			return -1;
-		if (run_pipelined(p, nq, qs, ns, vals, out, what, err, errlen) == 0)
-			return 0;
-		if (try > 0 || p->txn || (p->ready && PQstatus(p->conn) == CONNECTION_OK))
-			return -1;
-		/* The server went away between two reads: once more, anew. */
-	}
 }
 
 int
@@ -554,6 +488,7 @@ pgstore_close(struct pgstore *p)
 {
 	if (p == NULL)
 		return;
+	pgstore_batch_free(p);
 	PQfinish(p->conn);
 	free(p);
 }
@@ -639,26 +574,28 @@ pgstore_rollback(struct pgstore *p)
 
 /*
  * A read scope: one REPEATABLE READ, READ ONLY transaction, so a burst of
- * reads sees one snapshot (store_read_begin()). Not inside a write.
+ * reads sees one snapshot (store_read_begin()). Not inside a write. Only
+ * wanted here: the first statement of the scope sends the BEGIN
+ * (pgstore_run()).
  */
 void
 pgstore_read_begin(struct pgstore *p)
 {
-	char err[8];
-
-	if (p->scope || p->txn || session(p, err, sizeof(err)) == -1)
+	if (p->scope || p->txn)
 		return;
-	p->scope = exec_sql(p->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	    "read", err, sizeof(err)) == 0;
+	p->scope = 1;
+	p->scope_open = 0;
 }
 
 void
 pgstore_read_end(struct pgstore *p)
 {
+	int open = p->scope_open;
+
 	if (!p->scope)
 		return;
-	p->scope = 0;
-	if (PQstatus(p->conn) == CONNECTION_OK &&
+	p->scope = p->scope_open = 0;
+	if (open && PQstatus(p->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(p->conn, "COMMIT"));
 }

@@ -61,7 +61,24 @@ int	pgstore_backend_pid(struct pgstore *);
 int	pgstore_subject(struct pgstore *, const struct record_type *,
 	    const char *subject, const char *agency, const char *purpose,
 	    struct store_subject *out, char *err, size_t errlen);
-/* store_read_begin()/end(): one REPEATABLE READ snapshot for the reads between. */
+/*
+ * pgstore_subject() for the end of the caller's event-loop round
+ * (pgstore_batch.c): the read is queued and 1 returned, and
+ * pgstore_batch_run() reads every queued request in one statement and
+ * calls each cb with 0 (out filled) or -1 and the error (out empty). The
+ * strings and out must last until cb. A full queue reads at once instead:
+ * 0 (out filled), or -1 with err; cb is not called then.
+ */
+typedef void (*pgstore_subject_cb)(int rc, const char *err, void *arg);
+int	pgstore_subject_queue(struct pgstore *, const struct record_type *,
+	    const char *subject, const char *agency, const char *purpose,
+	    struct store_subject *out, pgstore_subject_cb cb, void *arg,
+	    char *err, size_t errlen);
+void	pgstore_batch_run(struct pgstore *);
+/*
+ * store_read_begin()/end(): one REPEATABLE READ snapshot for the reads
+ * between, begun by the first of them (none, none begun).
+ */
 void	pgstore_read_begin(struct pgstore *);
 void	pgstore_read_end(struct pgstore *);
 

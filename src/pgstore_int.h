@@ -15,7 +15,7 @@
 
 /* The statements of pgstore.c's table, prepared once per session. */
 enum {
-	S_RECORD, S_FIELDS, S_CONSENT, S_FLAGS, S_PUT_SUBJECT,
+	S_SUBJECTS, S_FIELDS, S_PUT_SUBJECT,
 	S_OWNER, S_OWNER_LOCK, S_PUT_RECORD, S_DEL_FIELDS, S_PUT_FIELD,
 	S_ADD_CONSENT, S_SET_FLAG, S_DEL_RECORD, S_FLAG_ACTIVE, S_UNFLAG,
 	S_MARK_BATCH, S_BATCH_APPLIED, S_LAST_CONSENT, S_RECORD_ROW,
@@ -33,7 +33,9 @@ struct pgstore {
 	PGconn		*conn;
 	int		 ready;		/* this session has the statements */
 	int		 txn;		/* a write transaction is open */
-	int		 scope;		/* a read scope is open */
+	int		 scope;		/* a read scope is wanted (pgstore_read_begin()) */
+	int		 scope_open;	/* and its BEGIN has been sent */
+	struct pgbatch	*batch;		/* subject reads queued (pgstore_batch.c) */
 	char		 id[STORE_ID_LEN + 1];
 	int64_t		 created_at;
 };
@@ -48,12 +50,24 @@ struct pgstore {
 PGresult	*pgstore_run(struct pgstore *, int q, int n, const char *const *vals,
 		    const char *what, char *err, size_t errlen);
 /*
- * Several reads in one round trip (pgstore.c): out[i] the result of
- * statement qs[i] with ns[i] parameters vals[i]; 0, or -1 with err.
+ * pgstore_run() without beginning a wanted read scope: the statement runs
+ * inside whatever transaction is open, or alone, one snapshot of its own.
  */
-int		 pgstore_run_reads(struct pgstore *, int nq, const int *qs,
-		    const int *ns, const char *const *const *vals, PGresult **out,
+PGresult	*pgstore_run1(struct pgstore *, int q, int n, const char *const *vals,
 		    const char *what, char *err, size_t errlen);
+/*
+ * The subject reads of n requests (arrays of n subjects, record types,
+ * agencies and purposes) in one statement, S_SUBJECTS, into out[0..n):
+ * pgstore_batch.c. scoped: begin a wanted read scope first (a synchronous
+ * read) or not (the round's batch). 0, or -1 with err and out[] empty.
+ */
+int		 pgstore_subjects(struct pgstore *, size_t n,
+		    const struct record_type *const *rts, const char *const *subjects,
+		    const char *const *agencies, const char *const *purposes,
+		    struct store_subject **out, int scoped, char *err, size_t errlen);
+/* Frees the queue of pgstore_subject_queue() (pgstore_close()). */
+void		 pgstore_batch_free(struct pgstore *);
+
 /* pgstore_run() for a statement without rows: 0, or -1 with err. */
 int		 pgstore_exec(struct pgstore *, int q, int n, const char *const *vals,
 		    const char *what, char *err, size_t errlen);

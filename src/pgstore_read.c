@@ -1,8 +1,9 @@
 /*
- * The PostgreSQL store's reads (store_read.c's on SQLite): a subject's
- * record for a disclosure, the same-as-latest checks of a holder batch,
- * `holder show`, and the questions a batch asks before it writes.
- * pgstore.c owns the connection and the statements.
+ * The PostgreSQL store's reads (store_read.c's on SQLite): the
+ * same-as-latest checks of a holder batch, `holder show`, and the
+ * questions a batch asks before it writes.
+ * pgstore.c owns the connection and the statements; a subject's record for
+ * a disclosure is pgstore_batch.c's.
  */
 #include <libpq-fe.h>
 
@@ -14,88 +15,6 @@
 #include "pgstore.h"
 #include "pgstore_int.h"
 #include "util.h"
-
-static int	subject_read(struct pgstore *, const struct record_type *,
-		    const char *, const char *, const char *, struct store_subject *,
-		    char *, size_t);
-
-/*
- * The reads share one snapshot (a read scope, the caller's or one of its
- * own), as store_subject() shares one SQLite read transaction.
- */
-int
-pgstore_subject(struct pgstore *p, const struct record_type *rt,
-    const char *subject, const char *agency, const char *purpose,
-    struct store_subject *out, char *err, size_t errlen)
-{
-	int rc, own = !p->scope && !p->txn;
-
-	if (own)
-		pgstore_read_begin(p);
-	rc = subject_read(p, rt, subject, agency, purpose, out, err, errlen);
-	if (own)
-		pgstore_read_end(p);
-	return rc;
-}
-
-static int
-subject_read(struct pgstore *p, const struct record_type *rt,
-    const char *subject, const char *agency, const char *purpose,
-    struct store_subject *out, char *err, size_t errlen)
-{
-	const char	*two[2] = { subject, rt->id };
-	const char	*three[3] = { subject, agency, purpose };
-	const char	*const *vals[4] = { two, two, three, two };
-	static const int qs[4] = { S_RECORD, S_FIELDS, S_CONSENT, S_FLAGS };
-	static const int ns[4] = { 2, 2, 3, 1 };
-	PGresult	*res[4];
-
-	memset(out, 0, sizeof(*out));
-	out->view.values = (const char *const *)out->values;
-
-	/*
-	 * The four reads in one round trip: this runs on the event loop's
-	 * thread, which waits for the server (BENCHMARKS.md, "PostgreSQL rows
-	 * in deploy/bench.sh"). Those after the record are wasted for a
-	 * subject without one, which is rare.
-	 */
-	if (pgstore_run_reads(p, 4, qs, ns, vals, res, "subject", err, errlen) == -1)
-		return -1;
-	if (PQntuples(res[0]) > 0) {
-		out->view.known = 1;
-		out->view.last_verified = pgstore_int(res[0], 0, 0);
-		out->holder = xstrdup(pgstore_text(res[0], 0, 1));
-	}
-	if (!out->view.known)
-		goto done;
-
-	for (int i = 0; i < PQntuples(res[1]); i++) {
-		size_t idx;
-
-		/* Fields the protocol no longer declares are never released. */
-		if (record_type_field(rt, pgstore_text(res[1], i, 0), &idx) != NULL &&
-		    out->values[idx] == NULL)
-			out->values[idx] = xstrdup(pgstore_text(res[1], i, 1));
-	}
-	if (PQntuples(res[2]) > 0) {
-		enum consent_state c;
-
-		if (consent_parse(pgstore_text(res[2], 0, 0), &c) == 0)
-			out->view.consent = c;
-		out->view.consent_expires = pgstore_int(res[2], 0, 1);
-	}
-	if (PQntuples(res[3]) > 0) {
-		out->flags = xcalloc((size_t)PQntuples(res[3]), sizeof(*out->flags));
-		for (int i = 0; i < PQntuples(res[3]); i++)
-			out->flags[out->nflags++] = xstrdup(pgstore_text(res[3], i, 0));
-	}
-	out->view.flags = (const char *const *)out->flags;
-	out->view.nflags = out->nflags;
-done:
-	for (int i = 0; i < 4; i++)
-		PQclear(res[i]);
-	return 0;
-}
 
 /* Column i of row 0 equals v, where NULL is 0 (store_read.c's col_is()). */
 static int

@@ -89,6 +89,26 @@ storage_subject(struct storage *s, const struct record_type *rt,
 	    errlen);
 }
 
+int
+storage_subject_queue(struct storage *s, const struct record_type *rt,
+    const char *subject, const char *agency, const char *purpose,
+    struct store_subject *out, storage_subject_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	if (s->ops->subject_queue == NULL)
+		return s->ops->subject(s->h, rt, subject, agency, purpose, out, err,
+		    errlen);
+	return s->ops->subject_queue(s->h, rt, subject, agency, purpose, out, cb,
+	    arg, err, errlen);
+}
+
+void
+storage_flush(struct storage *s)
+{
+	if (s->ops->flush != NULL)
+		s->ops->flush(s->h);
+}
+
 void
 storage_read_begin(struct storage *s)
 {

@@ -61,6 +61,21 @@ int64_t	storage_created_at(struct storage *);
 int	storage_subject(struct storage *, const struct record_type *rt,
 	    const char *subject, const char *agency, const char *purpose,
 	    struct store_subject *out, char *err, size_t errlen);
+/*
+ * storage_subject() that may wait for storage_flush(): a backend that reads
+ * a loop round's requests together (PostgreSQL: one statement for all,
+ * pgstore_batch.c) queues the read and returns 1, and storage_flush() calls
+ * cb with 0 (out filled) or -1 and the error (out empty, nothing to
+ * release). Otherwise the read is done at once, as storage_subject(): 0
+ * (out filled) or -1 with err, and cb is not called. The strings and out
+ * must last until cb. SQLite reads at once (a function call, no server).
+ */
+typedef void (*storage_subject_cb)(int rc, const char *err, void *arg);
+int	storage_subject_queue(struct storage *, const struct record_type *rt,
+	    const char *subject, const char *agency, const char *purpose,
+	    struct store_subject *out, storage_subject_cb cb, void *arg,
+	    char *err, size_t errlen);
+void	storage_flush(struct storage *);
 void	storage_read_begin(struct storage *);
 void	storage_read_end(struct storage *);
 

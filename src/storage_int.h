@@ -24,6 +24,12 @@ struct storage_ops {
 	int (*subject)(void *h, const struct record_type *rt,
 	    const char *subject, const char *agency, const char *purpose,
 	    struct store_subject *out, char *err, size_t errlen);
+	/* NULL: storage_subject_queue() is subject() (storage.h). */
+	int (*subject_queue)(void *h, const struct record_type *rt,
+	    const char *subject, const char *agency, const char *purpose,
+	    struct store_subject *out, storage_subject_cb cb, void *arg,
+	    char *err, size_t errlen);
+	void (*flush)(void *h);
 	void (*read_begin)(void *h);
 	void (*read_end)(void *h);
 	int (*begin)(void *h, char *err, size_t errlen);

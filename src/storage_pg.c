@@ -56,6 +56,21 @@ pg_subject(void *h, const struct record_type *rt, const char *subject,
 	    errlen);
 }
 
+static int
+pg_subject_queue(void *h, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, struct store_subject *out,
+    storage_subject_cb cb, void *arg, char *err, size_t errlen)
+{
+	return pgstore_subject_queue(h, rt, subject, agency, purpose, out, cb,
+	    arg, err, errlen);
+}
+
+static void
+pg_flush(void *h)
+{
+	pgstore_batch_run(h);
+}
+
 static void
 pg_read_begin(void *h)
 {
@@ -314,6 +329,8 @@ const struct storage_ops storage_postgresql = {
 	.id = pg_id,
 	.created_at = pg_created_at,
 	.subject = pg_subject,
+	.subject_queue = pg_subject_queue,
+	.flush = pg_flush,
 	.read_begin = pg_read_begin,
 	.read_end = pg_read_end,
 	.begin = pg_begin,

@@ -210,6 +210,35 @@ op_owner(struct sc_backend *b, char **a, int n, struct out *o)
 
 /* What a disclosure reads: known, holder, verified, consent, flags, fields. */
 static void
+put_subject(struct out *o, const struct record_type *rt, struct store_subject *s)
+{
+	if (!s->view.known) {
+		put(o, "unknown");
+		return;
+	}
+	put(o, "known holder=%s verified=%" PRId64 " consent=%s expires=%" PRId64
+	    " flags=", s->holder, s->view.last_verified, s->view.consent ==
+	    CONSENT_NONE ? "none" : consent_name(s->view.consent),
+	    s->view.consent_expires);
+	/* Flags in name order: the SQLite store does not promise an order. */
+	for (size_t k = 0; k < s->nflags; k++)
+		for (size_t j = k + 1; j < s->nflags; j++)
+			if (strcmp(s->flags[j], s->flags[k]) < 0) {
+				char *t = s->flags[k];
+
+				s->flags[k] = s->flags[j];
+				s->flags[j] = t;
+			}
+	for (size_t k = 0; k < s->nflags; k++)
+		put(o, "%s%s", k ? "," : "", s->flags[k]);
+	if (s->nflags == 0)
+		put(o, "-");
+	for (size_t k = 0; k < rt->nfields; k++)
+		if (s->values[k] != NULL)
+			put(o, " %s=%s", rt->fields[k].name, s->values[k]);
+}
+
+static void
 op_read(struct sc_backend *b, char **a, int n, struct out *o)
 {
 	const struct record_type	*rt;
@@ -225,32 +254,68 @@ op_read(struct sc_backend *b, char **a, int n, struct out *o)
 		answer(o, rc, NULL, err);
 		return;
 	}
-	if (!s.view.known) {
-		put(o, "unknown");
-		store_subject_free(&s);
-		return;
-	}
-	put(o, "known holder=%s verified=%" PRId64 " consent=%s expires=%" PRId64
-	    " flags=", s.holder, s.view.last_verified, s.view.consent ==
-	    CONSENT_NONE ? "none" : consent_name(s.view.consent),
-	    s.view.consent_expires);
-	/* Flags in name order: the SQLite store does not promise an order. */
-	for (size_t k = 0; k < s.nflags; k++)
-		for (size_t j = k + 1; j < s.nflags; j++)
-			if (strcmp(s.flags[j], s.flags[k]) < 0) {
-				char *t = s.flags[k];
-
-				s.flags[k] = s.flags[j];
-				s.flags[j] = t;
-			}
-	for (size_t k = 0; k < s.nflags; k++)
-		put(o, "%s%s", k ? "," : "", s.flags[k]);
-	if (s.nflags == 0)
-		put(o, "-");
-	for (size_t k = 0; k < rt->nfields; k++)
-		if (s.values[k] != NULL)
-			put(o, " %s=%s", rt->fields[k].name, s.values[k]);
+	put_subject(o, rt, &s);
 	store_subject_free(&s);
+}
+
+/* One read of op_batch(): its callback's answer. */
+struct queued {
+	int	calls;
+	int	rc;
+	char	err[256];
+};
+
+static void
+queued_done(int rc, const char *err, void *arg)
+{
+	struct queued *q = arg;
+
+	q->calls++;
+	q->rc = rc;
+	snprintf(q->err, sizeof(q->err), "%s", err != NULL ? err : "");
+}
+
+/*
+ * Reads as one event-loop round does (daemon/disclose.c): each queued
+ * (storage_subject_queue()), then storage_flush(); the answers in order,
+ * each as read's, between " | ". A read done at once (SQLite) gets no
+ * callback; a queued one exactly one, by the flush.
+ */
+#define BATCH_MAX	(MAXARG / 4)
+static void
+op_batch(struct sc_backend *b, char **a, int n, struct out *o)
+{
+	const struct record_type	*rt[BATCH_MAX];
+	struct store_subject		 s[BATCH_MAX];
+	struct queued			 q[BATCH_MAX];
+	int				 rc[BATCH_MAX];
+
+	cr_assert(n > 0 && n % 4 == 0, "batch (SUBJECT TYPE AGENCY PURPOSE)...");
+	memset(q, 0, sizeof(q));
+	for (int i = 0; i < n / 4; i++) {
+		rt[i] = protocol_record_type(b->proto, a[4 * i + 1]);
+		cr_assert_not_null(rt[i], "no record type %s", a[4 * i + 1]);
+		rc[i] = storage_subject_queue(b->s, rt[i], a[4 * i], a[4 * i + 2],
+		    a[4 * i + 3], &s[i], queued_done, &q[i], q[i].err,
+		    sizeof(q[i].err));
+		cr_assert(rc[i] >= -1 && rc[i] <= 1);
+		cr_assert_eq(q[i].calls, 0, "a callback before the flush");
+	}
+	storage_flush(b->s);
+	for (int i = 0; i < n / 4; i++) {
+		cr_assert_eq(q[i].calls, rc[i] == 1, "%s: %d callbacks for rc %d",
+		    b->name, q[i].calls, rc[i]);
+		if (rc[i] == 1)
+			rc[i] = q[i].rc;
+		if (i > 0)
+			put(o, " | ");
+		if (rc[i] == -1) {
+			answer(o, -1, NULL, q[i].err);
+			continue;
+		}
+		put_subject(o, rt[i], &s[i]);
+		store_subject_free(&s[i]);
+	}
 }
 
 static int
@@ -651,6 +716,7 @@ static const struct {
 	{ "consent", op_consent }, { "consent_same", op_consent_same },
 	{ "flag", op_flag }, { "unflag", op_unflag }, { "active", op_active },
 	{ "delete", op_delete }, { "owner", op_owner }, { "read", op_read },
+	{ "batch", op_batch },
 	{ "show", op_show }, { "mark", op_mark }, { "applied", op_applied },
 	{ "link", op_link }, { "unlink", op_unlink }, { "nhs", op_nhs },
 	{ "clash", op_clash }, { "details", op_details },

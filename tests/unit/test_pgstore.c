@@ -736,3 +736,64 @@ Test(pgstore, pipelined_reads_survive_a_dead_server_process)
 	pgstore_close(pg);
 	PQfinish(adm);
 }
+
+struct got { int calls, rc; };
+
+static void
+got_cb(int rc, const char *err, void *arg)
+{
+	(void)err;
+	((struct got *)arg)->calls++;
+	((struct got *)arg)->rc = rc;
+}
+
+/*
+ * A loop round's batch (pgstore_batch.c) with one request the server
+ * refuses (a subject that is not UTF-8): the statement fails, so every
+ * request of the round gets -1 and an empty answer, nothing to release
+ * (D7). A read scope wanted by the round is not begun by its batch: the
+ * session stays idle, no BEGIN and COMMIT for a round of batched reads.
+ */
+Test(pgstore, a_batch_with_one_bad_read_fails_whole_and_begins_no_scope)
+{
+	char			 ci[1200], err[256] = "", sql[128];
+	PGconn			*adm = t_pg_schema("s_batch", ci, sizeof(ci));
+	struct pgstore		*pg = open_ok(ci);
+	const char		*subj[3] = { "S1", "S\xff", "S1" };
+	struct store_subject	 s[3];
+	struct got		 g[3] = { { 0, 0 } };
+	struct diag		 d = { 0 };
+	struct protocol		*proto;
+	const struct record_type *rt;
+
+	proto = protocol_load(SOURCE_DIR "/config/protocol.yaml", 0, &d);
+	cr_assert_not_null(proto);
+	diag_free(&d);
+	rt = protocol_record_type(proto, "person");
+	put_ok(pg, "S1", "health_trust");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE "
+	    "pid = %d AND state = 'idle'", pgstore_backend_pid(pg));
+	pgstore_read_begin(pg);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pgstore_subject_queue(pg, rt, subj[i], "police",
+		    "child_protection", &s[i], got_cb, &g[i], err, sizeof(err)), 1);
+	pgstore_batch_run(pg);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(g[i].calls, 1);
+		cr_assert_eq(g[i].rc, -1, "request %d was answered", i);
+		cr_assert(!s[i].view.known && s[i].holder == NULL &&
+		    s[i].nflags == 0 && s[i].values[0] == NULL);
+	}
+	cr_assert_eq(t_pg_int(adm, sql), 1, "the wanted scope was begun");
+	/* The next round's batch, without the bad one, reads. */
+	cr_assert_eq(pgstore_subject_queue(pg, rt, "S1", "police",
+	    "child_protection", &s[0], got_cb, &g[0], err, sizeof(err)), 1);
+	pgstore_batch_run(pg);
+	cr_assert_eq(g[0].rc, 0);
+	cr_assert_str_eq(s[0].holder, "health_trust");
+	store_subject_free(&s[0]);
+	pgstore_read_end(pg);
+	protocol_unref(proto);
+	pgstore_close(pg);
+	PQfinish(adm);
+}
