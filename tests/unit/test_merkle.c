@@ -7,10 +7,12 @@
 #include <criterion/criterion.h>
 
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "merkle.h"
 #include "util.h"
 
@@ -392,4 +394,46 @@ Test(merkle, append_callback_names_subtrees)
 		}
 	cr_assert_not(s->have[6][1]);
 	free(s);
+}
+
+/*
+ * digest_sha256() keeps one context per thread and reuses it: every hash,
+ * of every length, on every thread, first or later, is SHA256()'s bytes.
+ */
+struct dthread {
+	int	bad;
+};
+
+static void *
+digest_many(void *arg)
+{
+	struct dthread	*d = arg;
+	unsigned char	 buf[700], want[32], got[32];
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 31 + 7);
+	for (int round = 0; round < 3; round++)
+		for (size_t len = 0; len <= sizeof(buf); len += 13) {
+			SHA256(buf, len, want);
+			digest_sha256(buf, len, got);
+			if (memcmp(want, got, 32) != 0)
+				d->bad++;
+		}
+	return NULL;
+}
+
+Test(digest, reused_contexts_give_sha256_on_every_thread)
+{
+	pthread_t	t[4];
+	struct dthread	d[4];
+
+	memset(d, 0, sizeof(d));
+	digest_many(&d[0]);
+	cr_assert_eq(d[0].bad, 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, digest_many, &d[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_expect_eq(d[i].bad, 0, "thread %d: %d hashes differ", i, d[i].bad);
+	}
 }
