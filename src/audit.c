@@ -37,7 +37,6 @@ static const char *const schema =
     " prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
     "CREATE INDEX entries_ref ON entries(ref_seq) WHERE ref_seq != 0;"
     "CREATE INDEX entries_agency ON entries(agency, seq);"
-    "CREATE INDEX entries_time ON entries(time);"
     "CREATE INDEX entries_override ON entries(seq) WHERE override_code != '' "
     " AND kind = 'disclosure' AND decision != 'deny';"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);"
@@ -48,6 +47,15 @@ static const char *const schema =
     "CREATE TABLE tree(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
     "PRAGMA user_version = 3;";
+
+/*
+ * No index on time in a log created since: the writer dates no entry
+ * before the one before it (monotonic(), D7), so seq order is time order
+ * and a time window is a seq range (audit_query.c); the index cost every
+ * commit one to two more WAL pages (of about fifteen) to write, sync and
+ * copy. A log created before keeps its entries_time (it may hold entries
+ * dated out of order from before the clock rule) and is filtered by it.
+ */
 
 /*
  * Version 2 moved the index by subject out of the log (see audit_index_*
@@ -229,6 +237,14 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		goto fail;
 	}
 	a->legacy = version >= 1 && version < 3 && readonly;
+	{
+		long long v = 0;
+
+		if (audit_int_query(a, "SELECT count(*) FROM sqlite_master WHERE "
+		    "type = 'index' AND name = 'entries_time'", &v) == -1)
+			goto dberr;
+		a->time_index = v > 0;
+	}
 	if (load_state(a, why, sizeof(why)) == -1) {
 		errorf(err, errlen, "%s: %s", path, why);
 		goto fail;

@@ -95,6 +95,7 @@ struct audit {
 	int		 fd;		/* O_PATH on the file opened, for its link count; or -1 */
 	int		 migrated;	/* upgraded to version 3 by this open */
 	int		 legacy;	/* a version-2 log read as it is (no tree) */
+	int		 time_index;	/* has entries_time: made before times were kept in order */
 	sqlite3_stmt	*ins_node;
 	sqlite3_stmt	*get_node;	/* prepared on first use */
 	sqlite3_stmt	*get_nodes;

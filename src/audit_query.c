@@ -83,6 +83,67 @@ audit_stats_group(const char *by, char *err, size_t errlen)
 	    "decision, reason, kind or day)", by);
 }
 
+/*
+ * The smallest seq from which every entry is dated t or later, in a log
+ * whose times never decrease: *out, or -1 if it could not be read. A
+ * binary search over the entries' rowids (gaps allowed: each probe reads
+ * the first entry at or after it); hi is one past the last seq.
+ */
+static int
+first_at(sqlite3_stmt *st, int64_t t, uint64_t hi, uint64_t *out)
+{
+	uint64_t	lo = 1;
+	int		rc;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)mid);
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+		    sqlite3_column_int64(st, 1) < t)
+			lo = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+		else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+			hi = mid;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return -1;
+	}
+	*out = lo;
+	return 0;
+}
+
+/*
+ * A time window as a seq range, for a log without entries_time (audit.c):
+ * its times never decrease (the writer's clock rule, D7; verify fails a
+ * log where they do), so [from, to) is the entries from the first dated
+ * from or later up to the first dated to or later. The time conditions
+ * stay in the query; the range only lets SQLite seek instead of scanning.
+ * No upper bound while nothing is dated to or later (entries committed
+ * meanwhile may still fall in the window). If the bounds cannot be read,
+ * none is added: the same answer, by a scan.
+ */
+static void
+where_time_range(struct audit *a, const struct audit_filter *f, sqlite3_str *sql)
+{
+	sqlite3_stmt	*st = NULL;
+	long long	 last = 0;
+	uint64_t	 lo, hi;
+
+	if (a->time_index || (!f->from_time && !f->to_time) ||
+	    audit_int_query(a, "SELECT coalesce(max(seq), 0) FROM entries",
+	    &last) == -1 || sqlite3_prepare_v2(a->db, "SELECT seq, time FROM "
+	    "entries WHERE seq >= ?1 ORDER BY seq LIMIT 1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto done;
+	if (f->from_time && first_at(st, f->from_time, (uint64_t)last + 1, &lo) == 0)
+		sqlite3_str_appendf(sql, " AND seq >= %llu", (unsigned long long)lo);
+	if (f->to_time && first_at(st, f->to_time, (uint64_t)last + 1, &hi) == 0 &&
+	    hi <= (uint64_t)last)
+		sqlite3_str_appendf(sql, " AND seq < %llu", (unsigned long long)hi);
+done:
+	sqlite3_finalize(st);
+}
+
 /* Appends the filter's conditions; binds happen in bind_filter() in the same order. */
 static void
 where_filter(struct audit *a, const struct audit_filter *f, sqlite3_str *sql)
@@ -103,6 +164,7 @@ where_filter(struct audit *a, const struct audit_filter *f, sqlite3_str *sql)
 		sqlite3_str_appendf(sql, " AND time >= ?%d", p++);
 	if (f->to_time)
 		sqlite3_str_appendf(sql, " AND time < ?%d", p++);
+	where_time_range(a, f, sql);
 }
 
 /*

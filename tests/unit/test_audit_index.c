@@ -539,3 +539,99 @@ Test(audit_index, memory_check_refuses_a_missing_other_or_shorter_log)
 	cr_expect_eq(audit_memory_check(&mem, "the store", 1, same, 0, why,
 	    sizeof(why)), 0, "an empty log remembered empty");
 }
+
+/* The seqs a query gives, in order, into a fixed list. */
+struct wseqs {
+	uint64_t	s[128];
+	int		n;
+};
+
+static int
+wseq_cb(const struct audit_entry *e, void *arg)
+{
+	struct wseqs *q = arg;
+
+	if (q->n < 128)
+		q->s[q->n] = e->seq;
+	q->n++;
+	return 0;
+}
+
+/* Every window [from, to) over the entries' times, both orders, paged, against the times themselves. */
+static void
+check_windows(const int64_t *times, int n)
+{
+	for (int64_t from = 4990; from <= 5030; from++)
+		for (int64_t to = from; to <= 5031; to += 3) {
+			struct audit_filter	 f;
+			struct wseqs		 asc, desc;
+			uint64_t		 stats = 0;
+			int			 want = 0;
+
+			memset(&f, 0, sizeof(f));
+			memset(&asc, 0, sizeof(asc));
+			memset(&desc, 0, sizeof(desc));
+			f.from_time = from == 4990 ? 0 : from;	/* 0: no bound */
+			f.to_time = to == 5031 ? 0 : to;
+			cr_assert_eq(audit_query(a, &f, 0, 0, 0, wseq_cb, &asc, aerr,
+			    sizeof(aerr)), 0, "%s", aerr);
+			cr_assert_eq(audit_query(a, &f, 0, 0, 1, wseq_cb, &desc, aerr,
+			    sizeof(aerr)), 0, "%s", aerr);
+			cr_assert_eq(audit_stats(a, &f, "day", stat_cb, &stats, aerr,
+			    sizeof(aerr)), 0, "%s", aerr);
+			for (int i = 0; i < n; i++) {
+				if ((f.from_time && times[i] < f.from_time) ||
+				    (f.to_time && times[i] >= f.to_time))
+					continue;
+				cr_assert_lt(want, asc.n, "[%lld, %lld)", (long long)from,
+				    (long long)to);
+				cr_assert_eq(asc.s[want], (uint64_t)i + 1);
+				cr_assert_eq(desc.s[asc.n - 1 - want], (uint64_t)i + 1);
+				want++;
+			}
+			cr_assert_eq(asc.n, want, "[%lld, %lld): %d entries, want %d",
+			    (long long)from, (long long)to, asc.n, want);
+			cr_assert_eq(desc.n, want);
+			cr_assert_eq(stats, (uint64_t)want);
+		}
+}
+
+/*
+ * A log made now has no index on time (audit.c: its times never decrease,
+ * D7, so a window is a seq range); every window must answer as the times
+ * say, and as it does on a log made before, which keeps entries_time.
+ */
+Test(audit_index, time_windows_without_the_time_index)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	int64_t		 times[60];
+	int		 n = 0;
+
+	for (int i = 0; i < 60; i++) {
+		struct audit_entry	 e, *ep = &e;
+
+		memset(&e, 0, sizeof(e));
+		/* Three a second, a gap, and a clock set back (kept at the last time). */
+		e.time = i == 40 ? 4000 : 5000 + i / 3 + (i >= 30 ? 5 : 0);
+		e.kind = "disclosure";
+		e.agency = "police";
+		e.subject = "A";
+		cr_assert_eq(audit_append(a, &ep, 1, aerr, sizeof(aerr)), 0, "%s", aerr);
+		times[n++] = e.time;
+	}
+	cr_assert_eq(times[40], times[39], "the clock rule keeps the last time");
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'entries_time'", -1, &st, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_expect_eq(sqlite3_column_int(st, 0), 0, "a new log has entries_time");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	check_windows(times, n);
+	/* A log made before: the same answers through its index. */
+	t_sql(path, "CREATE INDEX entries_time ON entries(time)");
+	audit_close(a);
+	cr_assert_eq(audit_open(&a, path, aerr, sizeof(aerr)), 0, "%s", aerr);
+	check_windows(times, n);
+}
