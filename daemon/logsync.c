@@ -3,6 +3,8 @@
  * The writer (logq.c) commits without an fsync and queues each committed
  * batch here; this thread makes them durable and releases them.
  */
+#define _GNU_SOURCE		/* statx() */
+
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -18,6 +20,29 @@
 #include "util.h"
 
 /*
+ * Whether the -wal file at the path is the one q->walfd holds: 1, 0, or -1
+ * with errno. Asks for the inode alone (statx(STATX_INO)): a stat() or
+ * fstat() also reads the file's times, and on Linux 6.13 and later
+ * (multigrain timestamps) a file whose times were read gets a fine-grained
+ * mtime at its next write, so every commit changed the inode and every
+ * fdatasync wrote the inode's block too, a second synchronous write after
+ * the frames'. Unread, the mtime moves with the clock tick (4 ms at
+ * HZ=250), so most commits leave the inode alone.
+ */
+static int
+same_wal(struct logq *q)
+{
+	struct statx	 sp, st;
+
+	if (statx(AT_FDCWD, q->walpath, 0, STATX_INO, &sp) == -1)
+		return -1;
+	if (statx(q->walfd, "", AT_EMPTY_PATH, STATX_INO, &st) == -1)
+		return 0;
+	return st.stx_ino == sp.stx_ino && st.stx_dev_major == sp.stx_dev_major &&
+	    st.stx_dev_minor == sp.stx_dev_minor;
+}
+
+/*
  * Makes what the writer committed durable: one fdatasync() of the log's
  * -wal file, where COMMIT wrote the frames (audit_defer_sync()); an fsync
  * of any descriptor of a file flushes the file. SQLite keeps the -wal file
@@ -28,16 +53,14 @@
 static int
 sync_wal(struct logq *q, int (*fn)(int), char *why, size_t whylen)
 {
-	struct stat	 st, sp;
-	int		 fd;
+	int	 fd, same;
 
 	if (fn(q->walfd) == -1)
 		return errorf(why, whylen, "fdatasync of %s: %s", q->walpath,
 		    strerror(errno));
-	if (stat(q->walpath, &sp) == -1)
+	if ((same = same_wal(q)) == -1)
 		return errorf(why, whylen, "%s: %s", q->walpath, strerror(errno));
-	if (fstat(q->walfd, &st) == 0 && st.st_dev == sp.st_dev &&
-	    st.st_ino == sp.st_ino)
+	if (same)
 		return 0;
 	if ((fd = open(q->walpath, O_RDWR | O_CLOEXEC)) == -1)
 		return errorf(why, whylen, "%s: %s", q->walpath, strerror(errno));

@@ -654,13 +654,15 @@ audit_checkpoint_due(struct audit *a, int64_t now)
 int
 audit_file_gone(struct audit *a)
 {
-	struct stat sb;
+	struct statx sx;
 
 	if (a->gone || a->ino == 0)
 		return a->gone;
+	/* The link count alone, not the times (audit_same_file()). */
 	if (!audit_same_file(a->path, a->dev, a->ino))
 		a->gone = 1;
-	else if (a->fd != -1 && fstat(a->fd, &sb) == 0 && sb.st_nlink == 0)
+	else if (a->fd != -1 && statx(a->fd, "", AT_EMPTY_PATH, STATX_NLINK,
+	    &sx) == 0 && sx.stx_nlink == 0)
 		a->gone = 1;
 	return a->gone;
 }

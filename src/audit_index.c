@@ -3,11 +3,15 @@
  * it behind the log, attaching it to a reader's queries, and checking it
  * against the log.
  */
+#define _GNU_SOURCE		/* statx() */
+
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <sqlite3.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,14 +39,19 @@ audit_index_path(const char *log, char *out, size_t len)
 /*
  * 1 if path is still the file once found there. An index file deleted to
  * have it rebuilt is another file when it comes back, and whoever holds
- * the old one open (writer or reader) must open it again.
+ * the old one open (writer or reader) must open it again. Asks for the
+ * inode alone (the log writer calls this every commit): reading a file's
+ * times gives its next write a fine-grained mtime on Linux 6.13 and later,
+ * and that moves the clock every file's next mtime is taken from, the WAL's
+ * included (daemon/logsync.c, same_wal()).
  */
 int
 audit_same_file(const char *path, dev_t dev, ino_t ino)
 {
-	struct stat sb;
+	struct statx sx;
 
-	return stat(path, &sb) == 0 && sb.st_dev == dev && sb.st_ino == ino;
+	return statx(AT_FDCWD, path, 0, STATX_INO, &sx) == 0 &&
+	    makedev(sx.stx_dev_major, sx.stx_dev_minor) == dev && sx.stx_ino == ino;
 }
 
 /*
