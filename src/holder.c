@@ -438,6 +438,14 @@ flag(struct batch *b, const Safeshare__V1__HolderOp *op, int set)
 	    sizeof(b->r->error)) == -1 ? -1 : 0;
 }
 
+/* Issue 14 item 10: no control, bidi or blank ids to show auditors. */
+static int
+subject_id_ok(const char *id)
+{
+	return strlen(id) <= 128 && field_value_problem(FT_STRING, id) == NULL &&
+	    text_problem(id, 128, 0) == NULL;
+}
+
 static int
 apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 {
@@ -445,10 +453,7 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 		problem(b, 400, "missing_field", "subject_id", "subject_id is required");
 		return 0;
 	}
-	/* Issue 14 item 10: no control, bidi or blank ids to show auditors. */
-	if (strlen(op->subject_id) > 128 ||
-	    field_value_problem(FT_STRING, op->subject_id) != NULL ||
-	    text_problem(op->subject_id, 128, 0) != NULL) {
+	if (!subject_id_ok(op->subject_id)) {
 		problem(b, 400, "bad_value", "subject_id", "subject_id must be at most "
 		    "128 printable characters");
 		return 0;
@@ -483,6 +488,27 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 	}
 }
 
+/*
+ * The subjects the ops name (those with a valid id), read and locked in
+ * one go before the ops run (storage_prefetch(): on PostgreSQL one round
+ * trip instead of one per op).
+ */
+static int
+prefetch(struct storage *st, Safeshare__V1__HolderOp *const *ops, size_t nops,
+    struct holder_report *r)
+{
+	char	**ids = xcalloc(nops ? nops : 1, sizeof(*ids));
+	size_t	  n = 0;
+	int	  rc;
+
+	for (size_t i = 0; i < nops; i++)
+		if (ops[i]->subject_id[0] != '\0' && subject_id_ok(ops[i]->subject_id))
+			ids[n++] = ops[i]->subject_id;
+	rc = storage_prefetch(st, ids, n, r->error, sizeof(r->error));
+	free(ids);
+	return rc;
+}
+
 int
 holder_apply(struct storage *st, const struct protocol *p,
     const struct agency *holder, Safeshare__V1__HolderOp *const *ops,
@@ -499,6 +525,10 @@ holder_apply(struct storage *st, const struct protocol *p,
 	}
 	if (storage_begin(st, r->error, sizeof(r->error)) == -1)
 		goto dberr;
+	if (prefetch(st, ops, nops, r) == -1) {
+		storage_rollback(st);
+		goto dberr;
+	}
 	r->changes = xcalloc(nops ? nops : 1, 1);
 	for (size_t i = 0; i < nops; i++) {
 		b.index = i;

@@ -124,8 +124,10 @@ static const char *const stmts[S_COUNT] = {
 	    "DO UPDATE SET holder = excluded.holder, verified_at = excluded.verified_at",
 	[S_DEL_FIELDS] = "DELETE FROM record_fields WHERE subject = $1 "
 	    "AND record_type = $2",
-	[S_PUT_FIELD] = "INSERT INTO record_fields (subject, record_type, field, "
-	    "value) VALUES ($1, $2, $3, $4)",
+	/* A record's fields in one statement: names and values as text[]. */
+	[S_PUT_FIELDS] = "INSERT INTO record_fields (subject, record_type, field, "
+	    "value) SELECT $1, $2, f, v FROM unnest($3::text[], $4::text[]) "
+	    "AS u (f, v)",
 	[S_ADD_CONSENT] = "INSERT INTO consents (subject, state, agencies, purposes, "
 	    "expires_at, recorded_by, recorded_at, decided_at) "
 	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -151,6 +153,9 @@ static const char *const stmts[S_COUNT] = {
 	[S_BATCH_LOCK] = "SELECT pg_advisory_lock(1932, hashtext($1))",
 	[S_BATCH_TRY_LOCK] = "SELECT pg_try_advisory_lock(1932, hashtext($1))",
 	[S_BATCH_UNLOCK] = "SELECT pg_advisory_unlock(1932, hashtext($1))",
+	/* A holder batch's subjects, locked in one go (pgstore_known.c). */
+	[S_PREFETCH] = "SELECT id, holder FROM subjects WHERE id = ANY($1::text[]) "
+	    "ORDER BY id FOR UPDATE",
 	[S_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at, "
 	    "decided_at FROM consents WHERE subject = $1 ORDER BY id DESC LIMIT 1",
 	[S_RECORD_ROW] = "SELECT holder, verified_at FROM records "
@@ -317,6 +322,9 @@ pgstore_run1(struct pgstore *p, int q, int n, const char *const *vals,
 
 	if (!p->txn && session(p, err, errlen) == -1)
 		return NULL;
+	/* Behind queued writes, or after the pipeline broke (pgstore_pipe.c). */
+	if (p->txn && (p->pipe || p->broken))
+		return pgstore_run_queued(p, q, n, vals, what, err, errlen);
 	snprintf(name, sizeof(name), "pgstore_%d", q);
 	for (int try = 0;; try++) {
 		res = PQexecPrepared(p->conn, name, n, vals, NULL, NULL, 0);
@@ -339,9 +347,11 @@ int
 pgstore_exec(struct pgstore *p, int q, int n, const char *const *vals,
     const char *what, char *err, size_t errlen)
 {
-	PGresult *res = pgstore_run(p, q, n, vals, what, err, errlen);
+	PGresult *res;
 
-	if (res == NULL)
+	if (p->txn)
+		return pgstore_send(p, q, n, vals, NULL, NULL, what, err, errlen);
+	if ((res = pgstore_run(p, q, n, vals, what, err, errlen)) == NULL)
 		return -1;
 	PQclear(res);
 	return 0;
@@ -490,6 +500,8 @@ pgstore_close(struct pgstore *p)
 		return;
 	pgstore_batch_free(p);
 	PQfinish(p->conn);
+	pgstore_pipe_free(p);
+	pgstore_known_clear(p);
 	free(p);
 }
 
@@ -523,6 +535,7 @@ pgstore_begin(struct pgstore *p, char *err, size_t errlen)
 	if (p->txn)
 		return errorf(err, errlen, "PostgreSQL store: begin: a transaction "
 		    "is open already");
+	pgstore_known_clear(p);
 	if (session(p, err, errlen) == -1 ||
 	    exec_sql(p->conn, "BEGIN", "begin", err, errlen) == -1)
 		return -1;
@@ -543,6 +556,11 @@ pgstore_commit(struct pgstore *p, char *err, size_t errlen)
 
 	if (!p->txn)
 		return errorf(err, errlen, "PostgreSQL store: commit: no transaction");
+	/* The queued writes' failures are the transaction's (pgstore_pipe.c). */
+	if (pgstore_flush(p, err, errlen) == -1) {
+		pgstore_rollback(p);
+		return -1;
+	}
 	res = PQexec(p->conn, "COMMIT");
 	/* A failed transaction "commits" as a ROLLBACK: that is a failure. */
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK &&
@@ -560,16 +578,19 @@ pgstore_commit(struct pgstore *p, char *err, size_t errlen)
 	}
 	PQclear(res);
 	p->txn = 0;
+	pgstore_known_clear(p);
 	return 0;
 }
 
 void
 pgstore_rollback(struct pgstore *p)
 {
+	pgstore_pipe_abandon(p);
 	if (PQstatus(p->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(p->conn, "ROLLBACK"));
 	p->txn = 0;
+	pgstore_known_clear(p);
 }
 
 /*

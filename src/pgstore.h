@@ -139,6 +139,9 @@ int	pgstore_batch_applied(struct pgstore *, const char *request_id, char *err,
 int	pgstore_batch_lock(struct pgstore *, const char *request_id, int wait,
 	    char *err, size_t errlen);
 void	pgstore_batch_unlock(struct pgstore *, const char *request_id);
+/* storage_prefetch(): the subjects' rows locked and remembered (pgstore_known.c). */
+int	pgstore_prefetch(struct pgstore *, char *const *subjects, size_t n,
+	    char *err, size_t errlen);
 
 /*
  * Data files loaded (store_note_load(), store_unlogged_loads(),
@@ -192,6 +195,10 @@ int	pgstore_person_set_details(struct pgstore *, const char *subject,
 	    const char *family, const char *given, const char *dob,
 	    const char *postcode, char *err, size_t errlen);
 int	pgstore_person_details_from_record(struct pgstore *, const char *subject,
+	    char *err, size_t errlen);
+/* The same from the fields just put (the put needs no read back). */
+int	pgstore_person_details_of_fields(struct pgstore *, const char *subject,
+	    const char *const *names, const char *const *values, size_t n,
 	    char *err, size_t errlen);
 int	pgstore_person_find(struct pgstore *, const struct match_query *,
 	    struct match_result *, char *err, size_t errlen);

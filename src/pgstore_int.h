@@ -16,7 +16,7 @@
 /* The statements of pgstore.c's table, prepared once per session. */
 enum {
 	S_SUBJECTS, S_FIELDS, S_PUT_SUBJECT,
-	S_OWNER, S_OWNER_LOCK, S_PUT_RECORD, S_DEL_FIELDS, S_PUT_FIELD,
+	S_OWNER, S_OWNER_LOCK, S_PUT_RECORD, S_DEL_FIELDS,
 	S_ADD_CONSENT, S_SET_FLAG, S_DEL_RECORD, S_FLAG_ACTIVE, S_UNFLAG,
 	S_MARK_BATCH, S_BATCH_APPLIED, S_LAST_CONSENT, S_RECORD_ROW,
 	S_SHOW_RECORDS, S_SHOW_FIELDS, S_SHOW_CONSENTS, S_SHOW_FLAGS,
@@ -24,8 +24,27 @@ enum {
 	S_SET_NHS, S_CLASH, S_SET_DETAILS, S_RECORD_FIELD, S_FIND_NHS,
 	S_FIND_DEMO, S_HOLDING, S_HOLDINGS, S_RECORDS, S_NOTE_LOAD,
 	S_UNLOGGED_LOADS, S_LOAD_LOGGED, S_REMEMBER_LOG, S_FORGET_LOG,
-	S_BATCH_LOCK, S_BATCH_TRY_LOCK, S_BATCH_UNLOCK,
+	S_BATCH_LOCK, S_BATCH_TRY_LOCK, S_BATCH_UNLOCK, S_PREFETCH, S_PUT_FIELDS,
 	S_COUNT
+};
+
+/* A statement sent in pipeline mode and not yet answered (pgstore_pipe.c). */
+struct pgpend {
+	const char	*what;		/* for its error message */
+	char		*subject;	/* with holder: the owner to check */
+	char		*holder;
+};
+
+/*
+ * A subject a holder batch names (pgstore_known.c): its holder when the
+ * transaction read it or made it (NULL: none yet), whether it did not
+ * exist then, and how many records the transaction has put for it.
+ */
+struct pgknown {
+	const char	*id;		/* the caller's, for the transaction */
+	char		*holder;
+	int		 fresh;
+	size_t		 nput;
 };
 
 /* One connection; pgstore_open() makes it, pgstore_close() frees it. */
@@ -36,6 +55,12 @@ struct pgstore {
 	int		 scope;		/* a read scope is wanted (pgstore_read_begin()) */
 	int		 scope_open;	/* and its BEGIN has been sent */
 	struct pgbatch	*batch;		/* subject reads queued (pgstore_batch.c) */
+	int		 pipe;		/* in pipeline mode, statements queued */
+	int		 broken;	/* the pipeline could not be left */
+	struct pgpend	*pend;		/* PIPE_MAX, made at first use */
+	size_t		 npend;
+	struct pgknown	*known;		/* sorted by id, until the txn ends */
+	size_t		 nknown;
 	char		 id[STORE_ID_LEN + 1];
 	int64_t		 created_at;
 };
@@ -68,7 +93,31 @@ int		 pgstore_subjects(struct pgstore *, size_t n,
 /* Frees the queue of pgstore_subject_queue() (pgstore_close()). */
 void		 pgstore_batch_free(struct pgstore *);
 
-/* pgstore_run() for a statement without rows: 0, or -1 with err. */
+/*
+ * pgstore_pipe.c: inside a write transaction, statements whose rows are
+ * not read are queued (pgstore_send(); with holder, the row it returns must
+ * be that holder's), and answered at the next read (pgstore_run_queued()),
+ * flush or commit; the first failure is reported there.
+ */
+int		 pgstore_send(struct pgstore *, int q, int n, const char *const *vals,
+		    const char *subject, const char *holder, const char *what,
+		    char *err, size_t errlen);
+int		 pgstore_flush(struct pgstore *, char *err, size_t errlen);
+PGresult	*pgstore_run_queued(struct pgstore *, int q, int n,
+		    const char *const *vals, const char *what, char *err,
+		    size_t errlen);
+void		 pgstore_pipe_abandon(struct pgstore *);
+void		 pgstore_pipe_free(struct pgstore *);
+/* pgstore_known.c: the batch's subjects, or NULL (ask the database). */
+struct pgknown	*pgstore_known(struct pgstore *, const char *subject);
+void		 pgstore_known_clear(struct pgstore *);
+/* v[0..n) as a text[] literal, quoted and escaped; the caller frees it. */
+char		*pgstore_array(const char *const *v, size_t n);
+/*
+ * pgstore_run() for a statement without rows: 0, or -1 with err. Inside a
+ * write transaction it is queued (pgstore_send()), and a failure is
+ * reported by the transaction's next read, flush or commit.
+ */
 int		 pgstore_exec(struct pgstore *, int q, int n, const char *const *vals,
 		    const char *what, char *err, size_t errlen);
 /* The reason res failed into err; frees res; returns -1. */

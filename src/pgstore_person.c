@@ -276,6 +276,32 @@ pgstore_person_details_from_record(struct pgstore *p, const char *subject,
 	    err, errlen);
 }
 
+/*
+ * The same details from the fields a put of the `person` record has just
+ * written (exactly these: pgstore_put_record() replaces them all), so that
+ * a put needs no read back; cut to the lengths record_field() reads.
+ */
+int
+pgstore_person_details_of_fields(struct pgstore *p, const char *subject,
+    const char *const *names, const char *const *values, size_t n, char *err,
+    size_t errlen)
+{
+	char		 full[512] = "", dob[64] = "", pc[64] = "";
+	const char	*family, *given_name, *d, *pcode;
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], "full_name") == 0)
+			snprintf(full, sizeof(full), "%s", values[i]);
+		else if (strcmp(names[i], "date_of_birth") == 0)
+			snprintf(dob, sizeof(dob), "%s", values[i]);
+		else if (strcmp(names[i], "postcode") == 0)
+			snprintf(pc, sizeof(pc), "%s", values[i]);
+	}
+	person_details_of_record(full, dob, pc, &family, &given_name, &d, &pcode);
+	return pgstore_person_set_details(p, subject, family, given_name, d, pcode,
+	    err, errlen);
+}
+
 /* The candidates of one index query, their strings owned by res. */
 static int
 candidates(const PGresult *res, struct match_holding **out)

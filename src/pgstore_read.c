@@ -52,8 +52,12 @@ pgstore_record_same(struct pgstore *p, const char *subject,
 {
 	const char	*vals[2] = { subject, record_type };
 	PGresult	*res;
+	struct pgknown	*k;
 	int		 same = 0;
 
+	/* Made by this transaction, and no record put yet: it has none. */
+	if ((k = pgstore_known(p, subject)) != NULL && k->fresh && k->nput == 0)
+		return 0;
 	if ((res = pgstore_run(p, S_RECORD_ROW, 2, vals, "record", err,
 	    errlen)) == NULL)
 		return -1;
@@ -85,8 +89,15 @@ pgstore_subject_holder(struct pgstore *p, const char *subject, char *holder,
 {
 	const char	*vals[1] = { subject };
 	PGresult	*res;
+	struct pgknown	*k;
 	int		 found;
 
+	/* Read and locked with the batch's others (pgstore_known.c). */
+	if ((k = pgstore_known(p, subject)) != NULL) {
+		if (k->holder != NULL)
+			snprintf(holder, len, "%s", k->holder);
+		return k->holder != NULL;
+	}
 	if ((res = pgstore_run(p, p->txn ? S_OWNER_LOCK : S_OWNER, 1, vals,
 	    "subject", err, errlen)) == NULL)
 		return -1;

@@ -46,32 +46,44 @@ pgstore_put_record(struct pgstore *p, const char *subject, const char *record_ty
 	const char	*sub[2] = { subject, holder };
 	const char	*rec[4] = { subject, record_type, holder, ver };
 	const char	*fld[4] = { subject, record_type, NULL, NULL };
-	PGresult	*res;
-	int		 mine;
+	char		*an, *av;
+	struct pgknown	*k;
+	int		 rc;
 
-	if (pgstore_exec(p, S_PUT_SUBJECT, 2, sub, "subject", err, errlen) == -1)
+	/*
+	 * Queued in a transaction (pgstore_pipe.c): the lock's row is checked
+	 * when it is answered, and a subject of another holder's then fails
+	 * the transaction before it can commit.
+	 */
+	if (pgstore_exec(p, S_PUT_SUBJECT, 2, sub, "subject", err, errlen) == -1 ||
+	    pgstore_send(p, S_OWNER_LOCK, 1, sub, subject, holder, "subject", err,
+	    errlen) == -1)
 		return -1;
-	if ((res = pgstore_run(p, S_OWNER_LOCK, 1, sub, "subject", err,
-	    errlen)) == NULL)
-		return -1;
-	mine = PQntuples(res) == 1 && strcmp(pgstore_text(res, 0, 0), holder) == 0;
-	PQclear(res);
-	if (!mine)
-		return errorf(err, errlen, "subject %s is held by another agency",
-		    subject);
+	if ((k = pgstore_known(p, subject)) != NULL) {
+		if (k->holder == NULL)
+			k->holder = xstrdup(holder);
+		k->nput++;
+	}
 	snprintf(ver, sizeof(ver), "%" PRId64, verified_at);
-	if (pgstore_exec(p, S_PUT_RECORD, 4, rec, "record", err, errlen) == -1 ||
+	if (pgstore_exec(p, S_PUT_RECORD, 4, rec, "record", err, errlen) == -1)
+		return -1;
+	/* A subject this transaction made has no fields to replace yet. */
+	if ((k == NULL || !k->fresh || k->nput > 1) &&
 	    pgstore_exec(p, S_DEL_FIELDS, 2, fld, "record", err, errlen) == -1)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		fld[2] = names[i];
-		fld[3] = values[i];
-		if (pgstore_exec(p, S_PUT_FIELD, 4, fld, "field", err, errlen) == -1)
+	if (n > 0) {
+		fld[2] = an = pgstore_array(names, n);
+		fld[3] = av = pgstore_array(values, n);
+		rc = pgstore_exec(p, S_PUT_FIELDS, 4, fld, "field", err, errlen);
+		free(an);
+		free(av);
+		if (rc == -1)
 			return -1;
 	}
 	/* What the subject is found by follows its person record (D18). */
 	if (strcmp(record_type, "person") == 0 &&
-	    pgstore_person_details_from_record(p, subject, err, errlen) == -1)
+	    pgstore_person_details_of_fields(p, subject, names, values, n, err,
+	    errlen) == -1)
 		return -1;
 	return 0;
 }
@@ -146,7 +158,8 @@ pgstore_mark_batch(struct pgstore *p, const char *request_id, uint64_t first_seq
 
 	snprintf(seq, sizeof(seq), "%" PRIu64, first_seq);
 	snprintf(at, sizeof(at), "%" PRId64, now);
-	return pgstore_exec(p, S_MARK_BATCH, 3, vals, "batch", err, errlen);
+	/* Answered at once: the batch's queued writes fail it here too. */
+	return changed(p, S_MARK_BATCH, 3, vals, "batch", err, errlen) == -1 ? -1 : 0;
 }
 
 /* store_note_load(): inside the load's transaction. */

@@ -251,6 +251,14 @@ storage_batch_unlock(struct storage *s, const char *request_id)
 }
 
 int
+storage_prefetch(struct storage *s, char *const *subjects, size_t n, char *err,
+    size_t errlen)
+{
+	return s->ops->prefetch != NULL ? s->ops->prefetch(s->h, subjects, n, err,
+	    errlen) : 0;
+}
+
+int
 storage_link_nhs(struct storage *s, const char *subject, const char *nhs,
     char *err, size_t errlen)
 {

@@ -128,6 +128,14 @@ int	storage_batch_applied(struct storage *, const char *request_id,
 int	storage_batch_lock(struct storage *, const char *request_id, int wait,
 	    char *err, size_t errlen);
 void	storage_batch_unlock(struct storage *, const char *request_id);
+/*
+ * Inside a write transaction, before a holder batch's ops: the subjects
+ * the batch names, read (and locked, on PostgreSQL) in one go, so that
+ * the ops' ownership checks need no round trip each. subjects may repeat.
+ * 0, or -1 err. Nothing to do on SQLite, where every read is local.
+ */
+int	storage_prefetch(struct storage *, char *const *subjects, size_t n,
+	    char *err, size_t errlen);
 
 /* Persons and the subject index (person.h). */
 int	storage_link_nhs(struct storage *, const char *subject, const char *nhs,

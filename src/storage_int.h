@@ -72,6 +72,8 @@ struct storage_ops {
 	int (*batch_lock)(void *h, const char *request_id, int wait, char *err,
 	    size_t errlen);
 	void (*batch_unlock)(void *h, const char *request_id);
+	int (*prefetch)(void *h, char *const *subjects, size_t n, char *err,
+	    size_t errlen);	/* NULL: nothing to do */
 	int (*link_nhs)(void *h, const char *subject, const char *nhs,
 	    char *err, size_t errlen);
 	int (*unlink_nhs)(void *h, const char *subject, char *err,

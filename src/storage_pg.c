@@ -209,6 +209,12 @@ pg_batch_unlock(void *h, const char *request_id)
 }
 
 static int
+pg_prefetch(void *h, char *const *subjects, size_t n, char *err, size_t errlen)
+{
+	return pgstore_prefetch(h, subjects, n, err, errlen);
+}
+
+static int
 pg_link_nhs(void *h, const char *subject, const char *nhs, char *err,
     size_t errlen)
 {
@@ -350,6 +356,7 @@ const struct storage_ops storage_postgresql = {
 	.batch_applied = pg_batch_applied,
 	.batch_lock = pg_batch_lock,
 	.batch_unlock = pg_batch_unlock,
+	.prefetch = pg_prefetch,
 	.link_nhs = pg_link_nhs,
 	.unlink_nhs = pg_unlink_nhs,
 	.nhs_clash = pg_nhs_clash,

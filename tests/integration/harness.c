@@ -234,8 +234,10 @@ slowdown(void)
 
 	f = f >= 1 && f <= 20 ? f : 1;
 	/*
-	 * PostgreSQL writes a holder batch a round trip per row: 20,000 ops
-	 * took 14 to 35 s on the shared 2-core machine (docs/deploy-ha.md).
+	 * The cluster shares the 2 cores with the daemon and every commit
+	 * is a round trip: a margin. (A holder batch of 20,000 ops, 14 to
+	 * 43 s when each statement was a round trip, takes 4 to 7 s since
+	 * its writes are queued: docs/deploy-ha.md.)
 	 */
 	return h_pg_wanted() ? 3 * f : f;
 }
