@@ -2,7 +2,8 @@
  * Holder batches on PostgreSQL in few round trips (issue 19): a write
  * transaction queues the statements whose rows nobody reads (libpq's
  * pipeline mode, src/pgstore_pipe.c) and reads a batch's subjects in one
- * statement (pgstore_prefetch(), src/pgstore_known.c). Against the
+ * statement (pgstore_prefetch(), src/pgstore_known.c), and a batch whose
+ * server process dies keeps nothing. Against the
  * fixture's cluster ("pg"), a schema of its own per test; without
  * PostgreSQL the tests skip, saying why (a failure under CI=true).
  */
@@ -174,6 +175,59 @@ Test(pgbatch, a_queued_write_refused_fails_the_batch_whole)
 	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pgstore_subject_holder(pg, "R1", holder, sizeof(holder), err,
 	    sizeof(err)), 1, "%s", err);
+	pgstore_close(pg);
+	PQfinish(adm);
+}
+
+/*
+ * A holder batch whose server process is terminated halfway: every later
+ * statement of the batch fails (none runs on a new connection outside the
+ * transaction), nothing of it is kept, its mark included, so
+ * pgstore_batch_applied() says 0 and the daemon's reconciliation logs it
+ * rolled back, as with SQLite. The handle reconnects by itself for the
+ * next batch.
+ */
+Test(pgbatch, batch_killed_midway_keeps_nothing_and_is_not_marked)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("s_kill", ci, sizeof(ci));
+	struct pgstore	*pg = open_ok(ci);
+	const char	*names[1] = { "full_name" }, *values[1] = { "B Two" };
+	int		 pid = pgstore_backend_pid(pg);
+
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_put_record(pg, "S1", "person", "health_trust",
+	    1700000000, names, values, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_set_flag(pg, "S1", "domestic_abuse", "health_trust",
+	    100, err, sizeof(err)), 0, "%s", err);
+	t_pg_terminate(adm, pid);
+	/*
+	 * The put is queued (pgstore_pipe.c) or fails at once; the mark reads
+	 * its answer, and fails either way: never run outside the transaction.
+	 */
+	(void)pgstore_put_record(pg, "S2", "person", "health_trust", 1700000000,
+	    names, values, 1, err, sizeof(err));
+	cr_assert_eq(pgstore_mark_batch(pg, "b-killed", 5, 100, err, sizeof(err)),
+	    -1);
+	cr_assert(strstr(err, "PostgreSQL store: ") == err, "%s", err);
+	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), -1);
+	pgstore_rollback(pg);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM subjects"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM flags"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM holder_batches"), 0);
+	cr_assert_eq(pgstore_batch_applied(pg, "b-killed", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_neq(pgstore_backend_pid(pg), pid);
+
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_put_record(pg, "S1", "person", "health_trust",
+	    1700000000, names, values, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_mark_batch(pg, "b-next", 6, 100, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_batch_applied(pg, "b-next", err, sizeof(err)), 1);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 1);
 	pgstore_close(pg);
 	PQfinish(adm);
 }

@@ -580,57 +580,6 @@ Test(pgstore, put_racing_a_delete_leaves_one_whole_record)
 }
 
 /*
- * A holder batch whose server process is terminated halfway: every later
- * statement of the batch fails (none runs on a new connection outside the
- * transaction), nothing of it is kept, its mark included, so
- * pgstore_batch_applied() says 0 and the daemon's reconciliation logs it
- * rolled back, as with SQLite. The handle reconnects by itself for the
- * next batch.
- */
-Test(pgstore, batch_killed_midway_keeps_nothing_and_is_not_marked)
-{
-	char		 ci[1200], err[256] = "";
-	PGconn		*adm = t_pg_schema("s_kill", ci, sizeof(ci));
-	struct pgstore	*pg = open_ok(ci);
-	const char	*names[1] = { "full_name" }, *values[1] = { "B Two" };
-	int		 pid = pgstore_backend_pid(pg);
-
-	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
-	put_ok(pg, "S1", "health_trust");
-	cr_assert_eq(pgstore_set_flag(pg, "S1", "domestic_abuse", "health_trust",
-	    100, err, sizeof(err)), 0, "%s", err);
-	terminate_backend(adm, pid);
-	/*
-	 * The put is queued (pgstore_pipe.c) or fails at once; the mark reads
-	 * its answer, and fails either way: never run outside the transaction.
-	 */
-	(void)pgstore_put_record(pg, "S2", "person", "health_trust", 1700000000,
-	    names, values, 1, err, sizeof(err));
-	cr_assert_eq(pgstore_mark_batch(pg, "b-killed", 5, 100, err, sizeof(err)),
-	    -1);
-	cr_assert(strstr(err, "PostgreSQL store: ") == err, "%s", err);
-	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), -1);
-	pgstore_rollback(pg);
-	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM subjects"), 0);
-	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 0);
-	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM flags"), 0);
-	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM holder_batches"), 0);
-	cr_assert_eq(pgstore_batch_applied(pg, "b-killed", err, sizeof(err)), 0,
-	    "%s", err);
-	cr_assert_neq(pgstore_backend_pid(pg), pid);
-
-	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
-	put_ok(pg, "S1", "health_trust");
-	cr_assert_eq(pgstore_mark_batch(pg, "b-next", 6, 100, err, sizeof(err)), 0,
-	    "%s", err);
-	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(pgstore_batch_applied(pg, "b-next", err, sizeof(err)), 1);
-	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM records"), 1);
-	pgstore_close(pg);
-	PQfinish(adm);
-}
-
-/*
  * The server process of an idle handle terminated (as by a server
  * restart): the next read is answered, on a new connection with its
  * statements prepared again, and so is a read scope after it. The
