@@ -197,6 +197,9 @@ check_pg_log(const struct config *conf, char *err, size_t errlen)
 		return strstr(err, "there is no disclosure log") != NULL ? 0 : -1;
 	if ((conf->audit_signing_key == NULL || logstore_set_signer(l,
 	    conf->audit_signing_key, 0, 0, err, errlen) == 0) &&
+	    (conf->audit_previous_signing_key == NULL ||
+	    logstore_set_previous_signer(l, conf->audit_previous_signing_key, err,
+	    errlen) == 0) &&
 	    logstore_check_start(l, 1, err, errlen) == 0)
 		rc = 0;
 	logstore_close(l);

@@ -8,16 +8,18 @@
  *
  * Each reader is one call to its pglog_X (src/pglog_query.c,
  * pglog_proof.c), which takes the same arguments as audit_X. Key
- * rotation is not available on PostgreSQL yet (-1 saying so).
+ * rotation is pglog_rotate()'s, made at start by pg_check_start().
  */
 #include <openssl/evp.h>
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
 #include "audit_int.h"
+#include "log.h"
 #include "logstore.h"
 #include "logstore_int.h"
 #include "pglog.h"
@@ -28,6 +30,7 @@
 struct lpg {
 	struct pglog	*pl;
 	EVP_PKEY	*signer;	/* also held by pl (pglog_set_signer()) */
+	EVP_PKEY	*prev;		/* audit.previous_signing_key, for one start */
 	uint64_t	 size;		/* the head's, as last seen */
 	unsigned char	 log_id[16];
 };
@@ -60,6 +63,7 @@ pg_close(void *h)
 
 	pglog_close(l->pl);
 	EVP_PKEY_free(l->signer);
+	EVP_PKEY_free(l->prev);
 	free(l);
 }
 
@@ -116,24 +120,44 @@ pg_file_gone(void *h)
 	return 0;
 }
 
+/* The raw public half of an Ed25519 key: 0 or -1. */
+static int
+raw_pub(EVP_PKEY *k, unsigned char out[32])
+{
+	size_t	len = 32;
+
+	return k != NULL && EVP_PKEY_get_raw_public_key(k, out, &len) == 1 &&
+	    len == 32 ? 0 : -1;
+}
+
+/* Whether the head names a key (a rotation was made) and it is not k. */
+static int
+rotated_away(int has, const unsigned char key[32], EVP_PKEY *k)
+{
+	unsigned char	pub[32];
+
+	return has && (raw_pub(k, pub) == -1 || memcmp(pub, key, 32) != 0);
+}
+
 /*
  * One round trip: a connection the server dropped (pg_terminate_backend,
  * a restart) only shows when used. pglog_ready() opens it again first if
  * it is known to be lost, so the probe is also how an idle daemon
- * reconnects by itself.
+ * reconnects by itself. It reads the head's key: a daemon whose key was
+ * rotated away by another daemon fails closed even while idle, and
+ * /healthz says why (its appends are refused the same way).
  */
 static int
 pg_probe(void *h, char *err, size_t errlen)
 {
-	struct pglog	*p = PL(h);
-	PGresult	*res;
+	struct lpg	*l = h;
+	unsigned char	 key[32];
+	int		 has;
 
-	if (pglog_ready(p, err, errlen) == -1)
+	if (pglog_head_key(l->pl, &has, key, err, errlen) == -1)
 		return -1;
-	res = PQexec(pglog_conn(p), "SELECT 1");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return pglog_fail(pglog_conn(p), res, "probe", err, errlen);
-	PQclear(res);
+	if (l->signer != NULL && rotated_away(has, key, l->signer))
+		return errorf(err, errlen, "%s", PGLOG_ROTATED);
 	return 0;
 }
 
@@ -168,20 +192,26 @@ pg_public_pem(void *h)
  * the head is not compared with the last checkpoint (the whole chain and
  * every checkpoint are `safeshare audit verify --postgresql`'s). What is
  * checked: the last checkpoint is this log's, and a signed log gets a
- * signer, the key that signed that checkpoint -- a daemon given another
- * key would sign the next commits with it, and the log would no longer
- * verify (every daemon holds the same key: docs/deploy-ha.md).
+ * signer, the key that signed that checkpoint or the key a rotation named
+ * in the head row -- a daemon given another key would sign the next
+ * commits with it, and the log would no longer verify (every daemon holds
+ * the same key: docs/deploy-ha.md). With audit.previous_signing_key the
+ * key that signed the last checkpoint, the start makes the rotation
+ * (rotate()), unless another daemon just made it.
  */
+static int rotate(struct lpg *, char *, size_t);
+
 static int
 pg_check_start(void *h, int dry_run, char *err, size_t errlen)
 {
 	struct lpg	*l = h;
 	struct cpnote	 c;
 	char		*note = NULL, origin[80], why[128];
-	int		 rc;
+	unsigned char	 key[32];
+	int		 rc, has;
 
-	(void)dry_run;
-	if (pglog_head(l->pl, &l->size, l->log_id, err, errlen) == -1)
+	if (pglog_head(l->pl, &l->size, l->log_id, err, errlen) == -1 ||
+	    pglog_head_key(l->pl, &has, key, err, errlen) == -1)
 		return -1;
 	if ((rc = pglog_checkpoint_note(l->pl, 0, &note, err, errlen)) != 0)
 		return rc == 1 ? 0 : -1;	/* 1: nothing signed yet */
@@ -195,13 +225,63 @@ pg_check_start(void *h, int dry_run, char *err, size_t errlen)
 		rc = errorf(err, errlen, "the log is signed (%llu checkpoints) and "
 		    "audit.signing_key is not set: refusing to add unsigned "
 		    "entries", (unsigned long long)c.n);
-	else if (!audit_note_signed_by(note, &c, l->signer))
+	else if (has && !rotated_away(has, key, l->signer)) {
+		/* The head names this key: its rotation is on the log. */
+		if (l->prev != NULL)
+			log_warnx("event=previous_signing_key_unused reason=\"the "
+			    "log's signing key is already audit.signing_key\"");
+	} else if (rotated_away(has, key, l->signer) &&
+	    rotated_away(has, key, l->prev))
+		rc = errorf(err, errlen, "audit.signing_key: %s (a rotation named "
+		    "another key at or before checkpoint %llu; docs/deploy-ha.md "
+		    "\"The signing key\")", PGLOG_ROTATED, (unsigned long long)c.n);
+	else if (audit_note_signed_by(note, &c, l->signer)) {
+		if (l->prev != NULL)
+			log_warnx("event=previous_signing_key_unused reason=\"the "
+			    "log's last checkpoint is already signed by "
+			    "audit.signing_key\"");
+	} else if (l->prev == NULL || (!audit_note_signed_by(note, &c, l->prev) &&
+	    !(has && !rotated_away(has, key, l->prev))))
 		rc = errorf(err, errlen, "audit.signing_key is not the key that "
-		    "signed the log's last checkpoint (%llu): every daemon on "
-		    "one database must hold the same key (docs/deploy-ha.md)",
-		    (unsigned long long)c.n);
+		    "signed the log's last checkpoint (%llu)%s: every daemon on "
+		    "one database must hold the same key; to change keys, set "
+		    "audit.previous_signing_key to the old key for one start "
+		    "(docs/security.md)", (unsigned long long)c.n, l->prev ?
+		    ", nor is audit.previous_signing_key" : "");
+	else if (!dry_run)
+		rc = rotate(l, err, errlen);
 	free(note);
 	return rc;
+}
+
+/*
+ * The rotation: the old key signs a checkpoint naming the new one, and
+ * the head row names the new key from then on, in one transaction
+ * holding the head (pglog_rotate()). Of several daemons starting with the
+ * new key at once, one writes it; the others find it made.
+ */
+static int
+rotate(struct lpg *l, char *err, size_t errlen)
+{
+	struct audit_entry	 e;
+	char			 cerr[256];
+	int			 rc;
+
+	memset(&e, 0, sizeof(e));
+	e.time = time(NULL);
+	e.kind = "key_rotation";
+	e.decision = "rotate";
+	e.reason = "signing_key_changed";
+	if ((rc = pglog_rotate(l->pl, l->prev, &e, cerr, sizeof(cerr))) == -1)
+		return errorf(err, errlen, "logging the key rotation: %s", cerr);
+	if (rc == 1) {
+		log_warnx("event=previous_signing_key_unused reason=\"another "
+		    "daemon rotated the log's signing key to audit.signing_key\"");
+		return 0;
+	}
+	l->size = e.seq;
+	log_warnx("event=signing_key_rotated seq=%llu", (unsigned long long)e.seq);
+	return 0;
 }
 
 static int
@@ -211,20 +291,18 @@ pg_verify_with(void *h, struct audit_verifier *v,
 	return pglog_verify_with(PL(h), v, res);
 }
 
-/* A reader PostgreSQL does not have yet: -1 with err naming it. */
-static int
-not_yet(const char *what, char *err, size_t errlen)
-{
-	return errorf(err, errlen, "not available on PostgreSQL yet: %s", what);
-}
-
+/* The old key of a rotation, for one start (pg_check_start()). */
 static int
 pg_set_previous_signer(void *h, const char *keyfile, char *err, size_t errlen)
 {
-	(void)h;
-	(void)keyfile;
-	return not_yet("signing key rotation (audit.previous_signing_key)", err,
-	    errlen);
+	struct lpg	*l = h;
+	EVP_PKEY	*k;
+
+	if ((k = audit_load_signer(keyfile, err, errlen)) == NULL)
+		return -1;
+	EVP_PKEY_free(l->prev);
+	l->prev = k;
+	return 0;
 }
 
 /* The readers: pglog_query.c and pglog_proof.c, audit_X's arguments. */

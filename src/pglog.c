@@ -29,6 +29,11 @@
  * append takes, and what the next append builds on. Entry columns are the
  * members of audit_fields.h, in its order.
  */
+/*
+ * Schema version 3: the key a rotation named (pglog_rotate.c), NULL until
+ * the log's first rotation; a log of version 2 gets it at a writer's open.
+ */
+#define SIGNER_COLUMN	" signer bytea CHECK (signer IS NULL OR length(signer) = 32)"
 #define F(name)	#name " text NOT NULL, "
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS log_head ("
@@ -40,7 +45,7 @@ static const char schema_sql[] =
     " frontier bytea NOT NULL,"
     " cp_n bigint NOT NULL,"
     " cp_time bigint NOT NULL,"
-    " last_time bigint NOT NULL);"
+    " last_time bigint NOT NULL," SIGNER_COLUMN ");"
     "CREATE TABLE IF NOT EXISTS log_entries ("
     " seq bigint PRIMARY KEY, time bigint NOT NULL, "
     AUDIT_STRING_FIELDS(F)
@@ -197,7 +202,37 @@ fail:
 }
 
 /*
- * An existing log is opened without DDL, so a daemon's role needs only to
+ * A log of version 2 (before rotations on PostgreSQL) gets log_head's
+ * signer column, NULL, and becomes version 3: nothing else changed. It
+ * needs the tables' owner, once; under the create lock, so that two
+ * daemons upgrading at once do not race.
+ */
+static int
+upgrade_v2(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult	*res;
+
+	if (pglog_exec(conn, "BEGIN", "upgrade", err, errlen) == -1)
+		return -1;
+	res = PQexec(conn, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pglog_fail(conn, res, "upgrade lock", err, errlen);
+		goto fail;
+	}
+	PQclear(res);
+	if (pglog_exec(conn, "ALTER TABLE log_head ADD COLUMN IF NOT EXISTS"
+	    SIGNER_COLUMN "; UPDATE log_head SET version = 3 WHERE version = 2",
+	    "upgrade to schema version 3 (it needs the tables' owner)", err,
+	    errlen) == -1)
+		goto fail;
+	return pglog_exec(conn, "COMMIT", "upgrade", err, errlen);
+fail:
+	PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+/*
+ * An existing log is opened without DDL (but the upgrade of version 2), so a daemon's role needs only to
  * read and write the four tables; a database without them gets them. The
  * schema version must be this build's.
  */
@@ -221,6 +256,14 @@ check_schema(PGconn *conn, int create, char *err, size_t errlen)
 	res = PQexec(conn, "SELECT version FROM log_head WHERE one");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return pglog_fail(conn, res, "open", err, errlen);
+	if (create && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) == 2) {
+		PQclear(res);
+		if (upgrade_v2(conn, err, errlen) == -1)
+			return -1;
+		res = PQexec(conn, "SELECT version FROM log_head WHERE one");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			return pglog_fail(conn, res, "open", err, errlen);
+	}
 	if (PQntuples(res) != 1 || atoi(PQgetvalue(res, 0, 0)) != PGLOG_SCHEMA_VERSION) {
 		errorf(err, errlen, "PostgreSQL log: %s (this build reads schema "
 		    "version %d)", PQntuples(res) != 1 ? "table log_head has no row" :
@@ -291,8 +334,15 @@ pglog_close(struct pglog *p)
 void
 pglog_set_signer(struct pglog *p, EVP_PKEY *key)
 {
-	if (key != NULL)
+	size_t	len = sizeof(p->signer_pub);
+
+	memset(p->signer_pub, 0, sizeof(p->signer_pub));
+	if (key != NULL) {
 		EVP_PKEY_up_ref(key);
+		/* An Ed25519 key (audit_load_signer()): its 32 bytes. */
+		if (EVP_PKEY_get_raw_public_key(key, p->signer_pub, &len) != 1)
+			memset(p->signer_pub, 0, sizeof(p->signer_pub));
+	}
 	EVP_PKEY_free(p->signer);
 	p->signer = key;
 }

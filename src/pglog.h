@@ -30,8 +30,12 @@
 
 #include "audit.h"
 
-/* Version 2 added the readers' indexes (pglog.c); a log of version 1 is refused. */
-#define PGLOG_SCHEMA_VERSION	2
+/*
+ * Version 2 added the readers' indexes (pglog.c), version 3 the head's
+ * signing key (pglog_rotate.c); a log of version 1 is refused, one of
+ * version 2 is upgraded by a writer's open.
+ */
+#define PGLOG_SCHEMA_VERSION	3
 
 struct pglog;
 
@@ -57,6 +61,29 @@ void	 pglog_close(struct pglog *);
  * takes its own reference; NULL: commits are not signed.
  */
 void	 pglog_set_signer(struct pglog *, EVP_PKEY *key);
+
+/*
+ * Signing key rotation with several daemons (pglog_rotate.c,
+ * docs/deploy-ha.md "The signing key"). pglog_rotate() appends e, in one
+ * transaction holding log_head, with a checkpoint the old key signs that
+ * names the handle's signer as the next key (next-key), and records that
+ * key in the head row; from then on an append by a handle with another
+ * key is refused ("the log's signing key has been rotated"). Returns 0,
+ * 1 when the head already names the handle's key (another daemon made the
+ * rotation: nothing appended), or -1 with err. The caller has checked
+ * that old signed the log's last checkpoint (logstore_pg.c).
+ */
+int	 pglog_rotate(struct pglog *, EVP_PKEY *old, struct audit_entry *e,
+	    char *err, size_t errlen);
+/*
+ * The key the head row names, as committed now: 0 with *has 0 (no
+ * rotation yet) or 1 and key, or -1 with err.
+ */
+int	 pglog_head_key(struct pglog *, int *has, unsigned char key[32],
+	    char *err, size_t errlen);
+/* The refusal an append with the old key gets, for the daemon's checks. */
+#define PGLOG_ROTATED	"the log's signing key has been rotated; restart with " \
+	    "the new key"
 
 /*
  * Appends es[0..n) in one transaction (group commit): each entry gets its

@@ -58,13 +58,15 @@ static const char *const chunk_names[] = { "pglog_entries64", "pglog_entries16",
 #define NCHUNKS	(sizeof(chunk_rows) / sizeof(chunk_rows[0]))
 
 static const char head_sql[] = "SELECT log_id, size, head, frontier, cp_n, "
-    "cp_time, last_time, version FROM log_head WHERE one FOR UPDATE";
+    "cp_time, last_time, version, signer FROM log_head WHERE one FOR UPDATE";
 static const char node_sql[] = "INSERT INTO log_tree(level, idx, hash) "
     "VALUES ($1, $2, $3)";
 static const char cp_sql[] = "INSERT INTO log_checkpoints(n, size, head_hash, "
     "time, signature, root, note) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 static const char move_sql[] = "UPDATE log_head SET size = $1, head = $2, "
     "frontier = $3, cp_n = $4, cp_time = $5, last_time = $6 WHERE one";
+/* A key rotation only (pglog_rotate.c): the key every later checkpoint needs. */
+static const char key_sql[] = "UPDATE log_head SET signer = $1 WHERE one";
 
 static int
 prepare(PGconn *conn, const char *name, const char *sql, char *err, size_t errlen)
@@ -116,7 +118,8 @@ pglog_prepare_append(struct pglog *p, char *err, size_t errlen)
 	if (prepare(p->conn, "pglog_head", head_sql, err, errlen) == -1 ||
 	    prepare(p->conn, "pglog_node", node_sql, err, errlen) == -1 ||
 	    prepare(p->conn, "pglog_cp", cp_sql, err, errlen) == -1 ||
-	    prepare(p->conn, "pglog_move", move_sql, err, errlen) == -1)
+	    prepare(p->conn, "pglog_move", move_sql, err, errlen) == -1 ||
+	    prepare(p->conn, "pglog_key", key_sql, err, errlen) == -1)
 		return -1;
 	return 0;
 }
@@ -178,9 +181,9 @@ put_row(struct pglog_rows *rw, int r, const struct audit_entry *e)
  * they are (for the message when one fails); the head move must change
  * exactly its one row.
  */
-enum stmt { S_ENTRIES, S_NODE, S_CHECKPOINT, S_MOVE, S_COMMIT };
+enum stmt { S_ENTRIES, S_NODE, S_CHECKPOINT, S_MOVE, S_KEY, S_COMMIT };
 static const char *const stmt_what[] = { "insert entry", "tree node", "checkpoint",
-    "move head", "commit" };
+    "move head", "signing key", "commit" };
 
 struct pipe {
 	struct pglog	*p;
@@ -294,7 +297,8 @@ read_commit(struct pipe *pp, char *err, size_t errlen)
 			break;
 		}
 		if (!bad && (i >= pp->n || st != PGRES_COMMAND_OK ||
-		    (pp->kinds[i] == S_MOVE && strcmp(PQcmdTuples(res), "1") != 0))) {
+		    ((pp->kinds[i] == S_MOVE || pp->kinds[i] == S_KEY) &&
+		    strcmp(PQcmdTuples(res), "1") != 0))) {
 			bad = 1;
 			pglog_fail(conn, res, i < pp->n ? stmt_what[pp->kinds[i]] :
 			    "pipeline", err, errlen);
@@ -346,6 +350,10 @@ read_head(struct pglog *p, const PGresult *res, struct pglog_head *h)
 	    pglog_col_u64(res, 0, 6, &v[2]) == -1 ||
 	    PQgetlength(res, 0, 7) != 4)
 		return -1;
+	/* NULL until a rotation names the key (pglog_rotate.c). */
+	if ((h->has_key = !PQgetisnull(res, 0, 8)) &&
+	    pglog_col_bytes(res, 0, 8, h->key, 32) == -1)
+		return -1;
 	for (int i = 0; i < 4; i++)
 		version = version << 8 | (unsigned char)PQgetvalue(res, 0, 7)[i];
 	if (version != PGLOG_SCHEMA_VERSION)
@@ -371,12 +379,13 @@ queue_checkpoint(struct pipe *pp, const struct pglog_head *h,
 {
 	struct cpnote	 c;
 	char		 why[128], nb[8], sb[8], tb[8];
-	const char	*vals[7];
+	const char	*vals[7], *next_key;
 	int		 lens[7] = { 8, 8, 32, 8, 64, 32, 0 };
 	int		 fmts[7] = { 1, 1, 1, 1, 1, 1, 0 };
+	EVP_PKEY	*key = pglog_cp_key(pp->p, &next_key);
 
-	if (audit_note_sign(pp->p->signer, h->log_id, h->size, root, t, h->cp_n + 1,
-	    NULL, note) == -1 || audit_note_parse(*note, &c, why, sizeof(why)) == -1 ||
+	if (audit_note_sign(key, h->log_id, h->size, root, t, h->cp_n + 1,
+	    next_key, note) == -1 || audit_note_parse(*note, &c, why, sizeof(why)) == -1 ||
 	    c.nsig != 1)
 		return errorf(err, errlen, "PostgreSQL log: checkpoint: signing failed");
 	pglog_put_be64(nb, h->cp_n + 1);
@@ -524,6 +533,9 @@ pglog_append(struct pglog *p, struct audit_entry **es, size_t n,
 		goto fail;
 	}
 	PQclear(res);
+	/* The key the head names, or a rotation already made (pglog_rotate.c). */
+	if (pglog_key_check(p, &h, err, errlen) == -1)
+		goto fail;
 	p->before = p->range;
 	/* Round trip 2: the batch, its checkpoint, the head, COMMIT. */
 	if (queue_entries(&pp, &h, es, n, leaves) == -1)
@@ -539,8 +551,10 @@ pglog_append(struct pglog *p, struct audit_entry **es, size_t n,
 		h.cp_n++;
 		h.cp_time = t;
 	}
-	if (queue_move(&pp, &h) == -1 || queue(&pp, S_COMMIT, NULL, 0, NULL, NULL,
-	    NULL) == -1)
+	if (queue_move(&pp, &h) == -1 || (pglog_rotating_to(p) != NULL &&
+	    queue(&pp, S_KEY, "pglog_key", 1, (const char *const[]){ (const char *)
+	    pglog_rotating_to(p) }, (const int[]){ 32 }, (const int[]){ 1 }) == -1) ||
+	    queue(&pp, S_COMMIT, NULL, 0, NULL, NULL, NULL) == -1)
 		goto queued;
 	if (PQpipelineSync(p->conn) != 1) {
 		pglog_fail(p->conn, NULL, "commit", err, errlen);

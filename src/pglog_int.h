@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct pglog_rows;	/* the parameters of a multi-row INSERT (pglog_append.c) */
+struct pglog_rotation;	/* a key rotation's append (pglog_rotate.c) */
 
 /*
  * A handle: one connection, used by one thread at a time. pglog.c opens
@@ -25,6 +26,8 @@ struct pglog {
 	char			*conninfo;
 	int			 ready;		/* this session has the statements */
 	EVP_PKEY		*signer;
+	unsigned char		 signer_pub[32];	/* its public half, raw */
+	struct pglog_rotation	*rot;		/* during pglog_rotate() only */
 	char			*note;		/* the last note (receipts point at it) */
 	struct merkle_range	 range;		/* the tree, in an append */
 	struct merkle_range	 before;	/* ... before the batch */
@@ -58,7 +61,23 @@ struct pglog_head {
 	uint64_t	 cp_n;		/* the last checkpoint's number */
 	int64_t		 cp_time;
 	int64_t		 last_time;	/* the last entry's time */
+	int		 has_key;	/* a rotation named the signing key: */
+	unsigned char	 key[32];	/* ... this one (raw Ed25519 public key) */
 };
+
+/*
+ * pglog_rotate.c: whether this append may go on after the locked head h
+ * (docs/deploy-ha.md "The signing key"): 0, or -1 with err -- a handle
+ * whose key is not the one the head names (the key was rotated), or a
+ * rotation another daemon already made (which pglog_rotate() answers 1).
+ * The key that signs this append's checkpoint, and the next-key it names
+ * (NULL but in a rotation).
+ */
+int		 pglog_key_check(struct pglog *, const struct pglog_head *h,
+		    char *err, size_t errlen);
+EVP_PKEY	*pglog_cp_key(const struct pglog *, const char **next_key);
+/* The rotation's new key for the head row, or NULL when not rotating. */
+const unsigned char *pglog_rotating_to(const struct pglog *);
 
 /* The reason a statement failed, into err; frees res; returns -1. */
 int		 pglog_fail(PGconn *, PGresult *res, const char *what, char *err,
