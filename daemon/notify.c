@@ -21,6 +21,16 @@
  * batch in flight. A failure (no connection, TLS, timeout, a status not
  * 2xx) is retried after a backoff of 1 s doubling to 60 s, with jitter, and
  * logged once when the outbox starts failing and once when it works again.
+ *
+ * With storage: postgresql several daemons share the log, so the cursors
+ * are rows in the database (storage_outbox_claim(), src/pgstore_outbox.c)
+ * and each receiver has one deliverer at a time: the daemon whose notifier
+ * holds its delivery lock (a session advisory lock on the notifier's own
+ * store connection). The others stand by and try to take it every tick; a
+ * daemon that dies frees it with its session. The deliverer checks it
+ * still holds the lock (one round trip, reading the cursor) before each
+ * POST and moves the cursor in the database after each 2xx, as the file
+ * was; entries other daemons committed are read up to the log's head.
  */
 #include <sys/stat.h>
 
@@ -69,6 +79,7 @@ struct outbox_pub {
 	int64_t		 last_success;	/* Unix time, 0: none since start */
 	int		 failing;
 	int		 allowed;	/* the protocol in force gives it the feed */
+	int		 standby;	/* another daemon delivers (PostgreSQL) */
 };
 
 struct outbox {
@@ -79,6 +90,7 @@ struct outbox {
 	char			 file[PATH_MAX];	/* the cursor's */
 	uint64_t		 cursor;
 	int			 dirty;		/* cursor not yet in the file */
+	int			 held;		/* PostgreSQL: this daemon delivers */
 	struct evhttp_connection *conn;		/* the POST in flight */
 	uint64_t		 sending_last;	/* its batch ends here ... */
 	size_t			 sending_n;	/* ... with this many items */
@@ -99,6 +111,7 @@ struct notifier {
 	struct event		*stop;		/* activated by notify_free() */
 	struct logstore		*reader;
 	struct storage		*store;
+	int			 shared;	/* cursors in the database (PostgreSQL) */
 	struct outbox		*ob;
 	size_t			 nob;
 	pthread_mutex_t		 mu;		/* each outbox's pub, and durable */
@@ -117,7 +130,7 @@ publish(struct outbox *ob)
 
 /* Writes the cursor durably: a new file, fsync'd, renamed over the old. */
 static int
-cursor_save(struct outbox *ob)
+cursor_save_file(struct outbox *ob)
 {
 	char	 tmp[PATH_MAX + 8], dir[PATH_MAX], line[32];
 	int	 fd, len, rc = -1;
@@ -145,6 +158,62 @@ fail:
 		log_warn("event=notify_cursor_save_failed agency=%s",
 		    ob->conf->agency);
 	return rc;
+}
+
+/*
+ * PostgreSQL: takes the receiver's delivery role, or checks that this
+ * daemon still holds it (a round trip); 1 this daemon delivers. Newly
+ * taken, the cursor is the database's: where the last deliverer stopped.
+ */
+static int
+claim(struct outbox *ob)
+{
+	char		 err[256];
+	uint64_t	 cursor = 0;
+	int		 was = ob->held;
+
+	if (storage_outbox_claim(ob->n->store, ob->conf->agency,
+	    logstore_size(ob->n->reader), &ob->held, &cursor, err,
+	    sizeof(err)) == -1) {
+		ob->held = 0;
+		if (was)
+			log_warnx("event=notify_standby agency=%s why=\"%s\"",
+			    ob->conf->agency, err);
+	} else if (ob->held && !was) {
+		ob->cursor = cursor;
+		ob->dirty = 0;
+		log_info("event=notify_deliverer agency=%s cursor=%" PRIu64,
+		    ob->conf->agency, cursor);
+	} else if (!ob->held && was)
+		log_warnx("event=notify_standby agency=%s why=\"another daemon "
+		    "delivers\"", ob->conf->agency);
+	pthread_mutex_lock(&ob->n->mu);
+	ob->pub.standby = !ob->held;
+	ob->pub.cursor = ob->cursor;
+	pthread_mutex_unlock(&ob->n->mu);
+	return ob->held;
+}
+
+/* The cursor kept: in its file, or (PostgreSQL) in the database. */
+static int
+cursor_save(struct outbox *ob)
+{
+	char	err[256];
+
+	if (!ob->n->shared)
+		return cursor_save_file(ob);
+	if (!ob->held)
+		return -1;
+	if (storage_outbox_save(ob->n->store, ob->conf->agency, ob->cursor, err,
+	    sizeof(err)) == -1) {
+		log_warnx("event=notify_cursor_save_failed agency=%s why=\"%s\"",
+		    ob->conf->agency, err);
+		/* The next tick takes the role again, or leaves it to another. */
+		ob->held = 0;
+		return -1;
+	}
+	ob->dirty = 0;
+	return 0;
 }
 
 /* The cursor from its file: 1 read, 0 no file, -1 a file that is no cursor. */
@@ -342,10 +411,16 @@ pump(struct outbox *ob)
 	/* Default deny (D1): paused, the cursor kept, while the role is gone. */
 	if (!allowed || ob->conn != NULL || evtimer_pending(ob->retry, NULL))
 		return;
+	/* PostgreSQL: another daemon delivers to this receiver. */
+	if (ob->n->shared && !ob->held)
+		return;
 	/* Never an entry whose commit still waits for its fdatasync (logq.c). */
 	pthread_mutex_lock(&ob->n->mu);
 	upto = ob->n->durable;
 	pthread_mutex_unlock(&ob->n->mu);
+	/* PostgreSQL: every daemon's commits, durable once committed. */
+	if (ob->n->shared)
+		upto = logstore_size(ob->n->reader);
 	if (feed_batch_json(ob->n->reader, ob->n->store, ob->alerts,
 	    ob->conf->agency, ob->cursor, upto, NOTIFY_BATCH, &b, err,
 	    sizeof(err)) == -1) {
@@ -361,6 +436,11 @@ pump(struct outbox *ob)
 		/* Read as far as one page may: the rest on the next round. */
 		if (b.last < upto)
 			event_active(ob->n->kick, 0, 0);
+		return;
+	}
+	/* PostgreSQL: still the deliverer, right before sending. */
+	if (ob->n->shared && !claim(ob)) {
+		free(b.json);
 		return;
 	}
 	if (post(ob, &b) == -1)
@@ -392,9 +472,13 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct notifier *n = arg;
 
-	for (size_t i = 0; i < n->nob; i++)
-		if (n->ob[i].dirty)
+	for (size_t i = 0; i < n->nob; i++) {
+		/* PostgreSQL: standing by, try to take over. */
+		if (n->shared && !n->ob[i].held && n->ob[i].conn == NULL)
+			(void)claim(&n->ob[i]);
+		if (n->ob[i].dirty && (!n->shared || n->ob[i].held))
 			(void)cursor_save(&n->ob[i]);
+	}
 	on_kick(fd, what, arg);
 }
 
@@ -426,12 +510,8 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 	int			 rc;
 
 	pthread_mutex_init(&n->mu, NULL);
-	/* Its cursors are files beside audit_log (docs/deploy-ha.md "Status"). */
-	if (config_postgresql(conf)) {
-		errorf(err, errlen, "notify: not available with storage: "
-		    "postgresql yet (the feeds' long-polls are)");
-		goto fail;
-	}
+	/* Cursors beside audit_log, or in the database (deploy-ha.md). */
+	n->shared = config_postgresql(conf);
 	if ((n->base = server_new_base()) == NULL) {
 		errorf(err, errlen, "notify: cannot create an event loop");
 		goto fail;
@@ -452,13 +532,25 @@ notify_new(const struct config *conf, char *err, size_t errlen)
 		ob->alerts = strcmp(ob->conf->feed, "alerts") == 0;
 		ob->seed = (unsigned)time(NULL) ^ (unsigned)i;
 		n->nob++;
-		snprintf(ob->file, sizeof(ob->file), "%s-outbox-%s", conf->audit_log,
-		    ob->conf->agency);
 		if ((ob->ctx = tls_client_ctx(ob->conf->cert, ob->conf->key,
 		    ob->conf->ca, why, sizeof(why))) == NULL) {
 			errorf(err, errlen, "notify.%s: %s", ob->conf->agency, why);
 			goto fail;
 		}
+		if (n->shared) {
+			/* Delivers if no other daemon does; else stands by. */
+			ob->pub.allowed = 1;
+			(void)claim(ob);
+			if ((ob->retry = evtimer_new(n->base, on_retry, ob)) == NULL)
+				fatalx("%s: out of memory", __func__);
+			log_info("event=notify_start agency=%s feed=%s host=%s port=%d "
+			    "cursor=%" PRIu64 " deliverer=%s", ob->conf->agency,
+			    ob->conf->feed, ob->conf->host, ob->conf->port, ob->cursor,
+			    ob->held ? "this_daemon" : "another_daemon");
+			continue;
+		}
+		snprintf(ob->file, sizeof(ob->file), "%s-outbox-%s", conf->audit_log,
+		    ob->conf->agency);
 		if ((rc = cursor_load(ob, err, errlen)) == -1)
 			goto fail;
 		if (rc == 0) {
@@ -548,7 +640,8 @@ notify_metrics(struct notifier *n, uint64_t log_size, struct evbuffer *out)
 	for (size_t i = 0; i < n->nob; i++)
 		evbuffer_add_printf(out, "safeshare_notify_lag_entries{agency=\"%s\"} "
 		    "%" PRIu64 "\n", n->ob[i].conf->agency, log_size >
-		    n->ob[i].pub.cursor ? log_size - n->ob[i].pub.cursor : 0);
+		    n->ob[i].pub.cursor && !n->ob[i].pub.standby ? log_size -
+		    n->ob[i].pub.cursor : 0);
 	evbuffer_add_printf(out, "# HELP safeshare_notify_failures_total POSTs to "
 	    "an agency's receiver that failed (retried with backoff).\n"
 	    "# TYPE safeshare_notify_failures_total counter\n");
@@ -595,7 +688,7 @@ notify_free(struct notifier *n)
 
 		if (ob->conn != NULL)
 			evhttp_connection_free(ob->conn);
-		if (ob->dirty)
+		if (ob->dirty && (!n->shared || ob->held))
 			(void)cursor_save(ob);
 		if (ob->retry != NULL)
 			event_free(ob->retry);

@@ -144,6 +144,19 @@ int	pgstore_prefetch(struct pgstore *, char *const *subjects, size_t n,
 	    char *err, size_t errlen);
 
 /*
+ * Outbound notification's cursors and deliverers with several daemons
+ * (pgstore_outbox.c, storage_outbox_claim()): *held in, whether the caller
+ * believes it holds agency's delivery lock; out, whether it does, with
+ * the cursor (a new row gets start). 0, or -1 with err (*held 0 when the
+ * session that held it is gone). pgstore_outbox_save() moves the cursor
+ * on, never back; -1 when the lock was lost.
+ */
+int	pgstore_outbox_claim(struct pgstore *, const char *agency, uint64_t start,
+	    int *held, uint64_t *cursor, char *err, size_t errlen);
+int	pgstore_outbox_save(struct pgstore *, const char *agency, uint64_t cursor,
+	    char *err, size_t errlen);
+
+/*
  * Data files loaded (store_note_load(), store_unlogged_loads(),
  * store_load_logged()): noted in the load's transaction, logged by the
  * daemon later. 0, or -1 with err (a callback's -1 says why itself).

@@ -63,6 +63,8 @@ struct pgstore {
 	size_t		 nknown;
 	char		 id[STORE_ID_LEN + 1];
 	int64_t		 created_at;
+	int		 outbox_pid;	/* the session holding notify locks (pgstore_outbox.c) */
+	int		 outbox_table;	/* notify_outbox is known to exist */
 };
 
 /*

@@ -259,6 +259,27 @@ storage_prefetch(struct storage *s, char *const *subjects, size_t n, char *err,
 }
 
 int
+storage_outbox_claim(struct storage *s, const char *agency, uint64_t start,
+    int *held, uint64_t *cursor, char *err, size_t errlen)
+{
+	if (s->ops->outbox_claim == NULL)
+		return errorf(err, errlen, "notify cursors in the store: not with "
+		    "storage: %s", s->ops->name);
+	return s->ops->outbox_claim(s->h, agency, start, held, cursor, err,
+	    errlen);
+}
+
+int
+storage_outbox_save(struct storage *s, const char *agency, uint64_t cursor,
+    char *err, size_t errlen)
+{
+	if (s->ops->outbox_save == NULL)
+		return errorf(err, errlen, "notify cursors in the store: not with "
+		    "storage: %s", s->ops->name);
+	return s->ops->outbox_save(s->h, agency, cursor, err, errlen);
+}
+
+int
 storage_link_nhs(struct storage *s, const char *subject, const char *nhs,
     char *err, size_t errlen)
 {

@@ -136,6 +136,20 @@ void	storage_batch_unlock(struct storage *, const char *request_id);
  */
 int	storage_prefetch(struct storage *, char *const *subjects, size_t n,
 	    char *err, size_t errlen);
+/*
+ * Outbound notification (daemon/notify.c) with several daemons on one
+ * database: one deliverer per receiving agency, and its cursor (the last
+ * seq delivered) in the database. storage_outbox_claim(): *held in, what
+ * the caller believes; out, whether this connection holds agency's
+ * delivery role, and then *cursor (a new one starts at start); 0, or -1
+ * with err. storage_outbox_save() moves the cursor on; -1 when the role
+ * was lost. Only on PostgreSQL (deploy-ha.md): on SQLite, -1 saying so
+ * (one daemon, whose cursors are files beside the log).
+ */
+int	storage_outbox_claim(struct storage *, const char *agency, uint64_t start,
+	    int *held, uint64_t *cursor, char *err, size_t errlen);
+int	storage_outbox_save(struct storage *, const char *agency, uint64_t cursor,
+	    char *err, size_t errlen);
 
 /* Persons and the subject index (person.h). */
 int	storage_link_nhs(struct storage *, const char *subject, const char *nhs,

@@ -215,6 +215,20 @@ pg_prefetch(void *h, char *const *subjects, size_t n, char *err, size_t errlen)
 }
 
 static int
+pg_outbox_claim(void *h, const char *agency, uint64_t start, int *held,
+    uint64_t *cursor, char *err, size_t errlen)
+{
+	return pgstore_outbox_claim(h, agency, start, held, cursor, err, errlen);
+}
+
+static int
+pg_outbox_save(void *h, const char *agency, uint64_t cursor, char *err,
+    size_t errlen)
+{
+	return pgstore_outbox_save(h, agency, cursor, err, errlen);
+}
+
+static int
 pg_link_nhs(void *h, const char *subject, const char *nhs, char *err,
     size_t errlen)
 {
@@ -355,6 +369,8 @@ const struct storage_ops storage_postgresql = {
 	.mark_batch = pg_mark_batch,
 	.batch_applied = pg_batch_applied,
 	.batch_lock = pg_batch_lock,
+	.outbox_claim = pg_outbox_claim,
+	.outbox_save = pg_outbox_save,
 	.batch_unlock = pg_batch_unlock,
 	.prefetch = pg_prefetch,
 	.link_nhs = pg_link_nhs,
