@@ -266,8 +266,11 @@ check_schema(PGconn *conn, int create, char *err, size_t errlen)
 	}
 	if (PQntuples(res) != 1 || atoi(PQgetvalue(res, 0, 0)) != PGLOG_SCHEMA_VERSION) {
 		errorf(err, errlen, "PostgreSQL log: %s (this build reads schema "
-		    "version %d)", PQntuples(res) != 1 ? "table log_head has no row" :
-		    "the log's schema version is another", PGLOG_SCHEMA_VERSION);
+		    "version %d%s)", PQntuples(res) != 1 ? "table log_head has no row" :
+		    "the log's schema version is another", PGLOG_SCHEMA_VERSION,
+		    PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) == 2 ?
+		    "; a version 2 log is upgraded by the first start of a daemon "
+		    "of this version" : "");
 		PQclear(res);
 		return -1;
 	}

@@ -357,6 +357,7 @@ Test(pgrotate, a_version_2_log_is_upgraded_at_open)
 	t_pg_run(adm, "UPDATE log_head SET version = 2");
 	cr_expect_eq(pglog_open_reader(&pl, ci, err, sizeof(err)), -1,
 	    "a reader upgrades nothing");
+	cr_expect(strstr(err, "upgraded by the first start") != NULL, "%s", err);
 	cr_assert_eq(pglog_open(&pl, ci, err, sizeof(err)), 0, "%s", err);
 	pglog_close(pl);
 	cr_expect_eq(t_pg_int(adm, "SELECT version FROM log_head"), 3);
