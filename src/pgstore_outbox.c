@@ -91,7 +91,7 @@ pgstore_outbox_claim(struct pgstore *p, const char *agency, uint64_t start,
 	PGresult	*res;
 	int		 got;
 
-	if (p->txn)
+	if (p->txn || p->scope_open || p->pipe)
 		return errorf(err, errlen, "PostgreSQL store: outbox: inside a "
 		    "transaction");
 	if (*held && !still_held(p))
