@@ -41,6 +41,9 @@
 #include "tls.h"
 #include "wire.h"
 
+/* How long the loop's store waits for a reconnect (server_init()). */
+#define LOOP_CONNECT_WAIT_MS	500
+
 /* GET /healthz: the log's state and the protocol in force. */
 void
 server_handle_health(struct req *r)
@@ -391,6 +394,12 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 		return -1;
 	if (server_store_open(conf, &srv->store, err, errlen) == -1)
 		return -1;
+	/*
+	 * The event loop's store (issue 19 item 3): a reconnect to a database
+	 * that does not answer stalls the loop at most LOOP_CONNECT_WAIT_MS,
+	 * once a second at most; requests get 503 at once in between.
+	 */
+	storage_set_connect_wait(srv->store, LOOP_CONNECT_WAIT_MS);
 	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
 	    storage_id(srv->store));
 	if (server_log_open(conf, LOGSTORE_WRITER, &srv->audit, err,

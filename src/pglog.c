@@ -141,7 +141,7 @@ session(struct pglog *p, char *err, size_t errlen)
 	} else if (PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) {
 		/* An append that could not unwind its pipeline: start afresh. */
 		PQfinish(p->conn);
-		p->conn = PQconnectdb(p->conninfo);
+		p->conn = pg_connectdb(p->conninfo);
 		if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK)
 			return pglog_fail(p->conn, NULL, "connect", err, errlen);
 		PQsetNoticeProcessor(p->conn, quiet, NULL);
@@ -293,7 +293,7 @@ open_log(struct pglog **pl, const char *conninfo, int create, char *err,
 		free(p);
 		return errorf(err, errlen, "PostgreSQL log: out of memory");
 	}
-	p->conn = PQconnectdb(conninfo);
+	p->conn = pg_connectdb(conninfo);
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		pglog_fail(p->conn, NULL, "connect", err, errlen);
 		goto fail;

@@ -252,6 +252,51 @@ pgstore_int(const PGresult *res, int row, int col)
 	    (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A lost connection opened again (issue 19 item 3): at most one try a
+ * second while the server is away, each waiting at most connect_wait ms
+ * for it (pgstore_set_connect_wait(); 0: the connection string's
+ * connect_timeout, 5 s by default, pg_connectdb()); a call in between fails
+ * at once with the last try's reason. So a thread that must not stall,
+ * the event loop, answers 503 at once meanwhile.
+ */
+static int
+reconnect(struct pgstore *p, char *err, size_t errlen)
+{
+	int64_t	now = now_ms();
+	int	rc;
+
+	if (p->down[0] != '\0' && now < p->next_try)
+		return errorf(err, errlen, "%s (tried again at most once a second)",
+		    p->down);
+	if ((rc = pg_reset_within(p->conn, p->connect_wait)) == 0) {
+		p->down[0] = '\0';
+		return 0;
+	}
+	p->next_try = now_ms() + 1000;
+	if (rc == -2)
+		errorf(p->down, sizeof(p->down), "PostgreSQL store: connect: no "
+		    "answer within %d ms", p->connect_wait);
+	else
+		pgstore_fail(p->conn, NULL, "connect", p->down, sizeof(p->down));
+	return errorf(err, errlen, "%s", p->down);
+}
+
+void
+pgstore_set_connect_wait(struct pgstore *p, int ms)
+{
+	p->connect_wait = ms > 0 ? ms : 0;
+}
+
 /*
  * A session's settings and statements: after a reconnect they are made
  * again. synchronous_commit is on whatever the server's default: a holder
@@ -266,11 +311,8 @@ session(struct pgstore *p, char *err, size_t errlen)
 		return 0;
 	p->ready = 0;
 	p->scope = p->scope_open = 0;
-	if (PQstatus(p->conn) != CONNECTION_OK) {
-		PQreset(p->conn);
-		if (PQstatus(p->conn) != CONNECTION_OK)
-			return pgstore_fail(p->conn, NULL, "connect", err, errlen);
-	}
+	if (PQstatus(p->conn) != CONNECTION_OK && reconnect(p, err, errlen) == -1)
+		return -1;
 	if (exec_sql(p->conn, "SET synchronous_commit = on; "
 	    "SET client_encoding = 'UTF8'", "session settings", err, errlen) == -1)
 		return -1;
@@ -478,7 +520,7 @@ pgstore_open(struct pgstore **ps, const char *conninfo, char *err, size_t errlen
 	*ps = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return errorf(err, errlen, "PostgreSQL store: out of memory");
-	p->conn = PQconnectdb(conninfo);
+	p->conn = pg_connectdb(conninfo);
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		pgstore_fail(p->conn, NULL, "connect", err, errlen);
 		goto fail;

@@ -139,6 +139,11 @@ int	pgstore_batch_applied(struct pgstore *, const char *request_id, char *err,
 int	pgstore_batch_lock(struct pgstore *, const char *request_id, int wait,
 	    char *err, size_t errlen);
 void	pgstore_batch_unlock(struct pgstore *, const char *request_id);
+/*
+ * storage_set_connect_wait(): how long (ms) a reconnect of this handle may
+ * wait for the server; 0, the default, is connect_timeout's whole wait.
+ */
+void	pgstore_set_connect_wait(struct pgstore *, int ms);
 /* storage_prefetch(): the subjects' rows locked and remembered (pgstore_known.c). */
 int	pgstore_prefetch(struct pgstore *, char *const *subjects, size_t n,
 	    char *err, size_t errlen);

@@ -35,7 +35,7 @@ pgstore_log_memory(const char *conninfo, unsigned char log_id[16],
 	PGresult	*res = NULL;
 	int		 rc = -1;
 
-	conn = PQconnectdb(conninfo);
+	conn = pg_connectdb(conninfo);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 		pgstore_fail(conn, NULL, "connect", err, errlen);
 		goto done;

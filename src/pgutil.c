@@ -1,8 +1,11 @@
 /*
  * Helpers shared by the PostgreSQL log and record store (pgutil.h).
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "pgutil.h"
 #include "util.h"
@@ -51,4 +54,58 @@ pg_fail(PGconn *conn, PGresult *res, const char *who, const char *what,
 		return errorf(err, errlen, "%s: %s: %s (SQLSTATE %s)", who, what,
 		    term_safe(buf), term_safe(state));
 	return errorf(err, errlen, "%s: %s: %s", who, what, term_safe(buf));
+}
+
+PGconn *
+pg_connectdb(const char *conninfo)
+{
+	/*
+	 * With expand_dbname, the connection string in "dbname" is expanded
+	 * where it stands and its settings override the ones before it: the
+	 * default first, so a connect_timeout the string sets wins.
+	 */
+	const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *const vals[] = { PG_CONNECT_TIMEOUT, conninfo, NULL };
+
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+int
+pg_reset_within(PGconn *conn, int wait_ms)
+{
+	struct timespec		 t0, now;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (wait_ms <= 0) {
+		PQreset(conn);
+		return PQstatus(conn) == CONNECTION_OK ? 0 : -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (PQresetStart(conn) != 1)
+		return -1;
+	for (;;) {
+		struct pollfd	pfd;
+		long		left;
+		int		r;
+
+		if (st == PGRES_POLLING_OK)
+			return 0;
+		if (st == PGRES_POLLING_FAILED)
+			return -1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = wait_ms - ((now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || (pfd.fd = PQsocket(conn)) < 0)
+			break;
+		pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		if ((r = poll(&pfd, 1, (int)left)) == -1 && errno != EINTR)
+			return -1;
+		if (r > 0)
+			st = PQresetPoll(conn);
+	}
+	/*
+	 * Not connected in time: the half-made connection stays as it is
+	 * (not CONNECTION_OK), and the next reset closes it and starts anew.
+	 */
+	return -2;
 }

@@ -21,4 +21,26 @@
 int	pg_fail(PGconn *, PGresult *res, const char *who, const char *what,
 	    char *err, size_t errlen);
 
+/*
+ * How long a connect may wait for a server that does not answer, in
+ * seconds, when the connection string sets no connect_timeout (libpq's
+ * own default is to wait for ever): docs/config.md.
+ */
+#define PG_CONNECT_TIMEOUT	"5"
+
+/*
+ * PQconnectdb(conninfo) with connect_timeout=PG_CONNECT_TIMEOUT unless
+ * conninfo (a keyword string or a URI) sets one itself. Never NULL but
+ * out of memory; check PQstatus(). The caller PQfinish()es it.
+ */
+PGconn	*pg_connectdb(const char *conninfo);
+/*
+ * PQreset() that waits at most wait_ms for the server (0: as long as
+ * connect_timeout), polling the new connection itself; a connect not done
+ * by then is abandoned and the connection left bad. 0 when connected, -1
+ * when the connect failed (PQerrorMessage() says why), -2 when the time
+ * ran out.
+ */
+int	pg_reset_within(PGconn *, int wait_ms);
+
 #endif

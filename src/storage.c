@@ -250,6 +250,13 @@ storage_batch_unlock(struct storage *s, const char *request_id)
 	s->ops->batch_unlock(s->h, request_id);
 }
 
+void
+storage_set_connect_wait(struct storage *s, int ms)
+{
+	if (s->ops->set_connect_wait != NULL)
+		s->ops->set_connect_wait(s->h, ms);
+}
+
 int
 storage_prefetch(struct storage *s, char *const *subjects, size_t n, char *err,
     size_t errlen)

@@ -129,6 +129,13 @@ int	storage_batch_lock(struct storage *, const char *request_id, int wait,
 	    char *err, size_t errlen);
 void	storage_batch_unlock(struct storage *, const char *request_id);
 /*
+ * How long (ms) this handle's reconnects may wait for the database server
+ * (PostgreSQL; tried at most once a second while it is away, failing at
+ * once in between); 0, the default, waits the connection string's
+ * connect_timeout (5 s unless it sets one). Nothing on SQLite.
+ */
+void	storage_set_connect_wait(struct storage *, int ms);
+/*
  * Inside a write transaction, before a holder batch's ops: the subjects
  * the batch names, read (and locked, on PostgreSQL) in one go, so that
  * the ops' ownership checks need no round trip each. subjects may repeat.

@@ -79,6 +79,7 @@ struct storage_ops {
 	    int *held, uint64_t *cursor, char *err, size_t errlen);
 	int (*outbox_save)(void *h, const char *agency, uint64_t cursor,
 	    char *err, size_t errlen);
+	void (*set_connect_wait)(void *h, int ms);	/* NULL: no connection */
 	int (*link_nhs)(void *h, const char *subject, const char *nhs,
 	    char *err, size_t errlen);
 	int (*unlink_nhs)(void *h, const char *subject, char *err,

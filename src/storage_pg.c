@@ -208,6 +208,12 @@ pg_batch_unlock(void *h, const char *request_id)
 	pgstore_batch_unlock(h, request_id);
 }
 
+static void
+pg_set_connect_wait(void *h, int ms)
+{
+	pgstore_set_connect_wait(h, ms);
+}
+
 static int
 pg_prefetch(void *h, char *const *subjects, size_t n, char *err, size_t errlen)
 {
@@ -373,6 +379,7 @@ const struct storage_ops storage_postgresql = {
 	.outbox_save = pg_outbox_save,
 	.batch_unlock = pg_batch_unlock,
 	.prefetch = pg_prefetch,
+	.set_connect_wait = pg_set_connect_wait,
 	.link_nhs = pg_link_nhs,
 	.unlink_nhs = pg_unlink_nhs,
 	.nhs_clash = pg_nhs_clash,

@@ -4,7 +4,9 @@
  * socket and every forwarded connection, so the daemon's sessions end and
  * its reconnects are refused, as when the database server is gone, while
  * the suites sharing the cluster go on; pgproxy_up() listens again on the
- * same port. One thread owns every socket; the test thread talks to it
+ * same port. pgproxy_hang() cuts the sessions too but goes on accepting,
+ * and never answers what it accepted: a database host that does not
+ * answer (until pgproxy_up()). One thread owns every socket; the test thread talks to it
  * through a pipe and waits for each command's answer.
  */
 #include <sys/socket.h>
@@ -30,7 +32,20 @@ struct pgproxy {
 	int		 port, upstream;
 	int		 cmd[2], ack[2];
 	int		 fd[PAIRS][2];	/* client, server; -1: free */
+	int		 hang;		/* accept, never answer */
+	int		 hung[PAIRS];	/* accepted while hanging; -1: free */
 };
+
+static void
+unhang(struct pgproxy *p)
+{
+	p->hang = 0;
+	for (int i = 0; i < PAIRS; i++)
+		if (p->hung[i] != -1) {
+			close(p->hung[i]);
+			p->hung[i] = -1;
+		}
+}
 
 static int
 listen_on(int port)
@@ -129,14 +144,21 @@ run(void *arg)
 			if (who[j] == -1) {
 				if (read(p->cmd[0], &c, 1) != 1 || c == 'q')
 					goto out;
-				if (c == 'd') {
-					close(p->lfd);
-					p->lfd = -1;
+				if (c == 'd' || c == 'h') {
+					if (c == 'd') {
+						close(p->lfd);
+						p->lfd = -1;
+					}
 					for (int i = 0; i < PAIRS; i++)
 						if (p->fd[i][0] != -1)
 							pair_close(p, i);
-				} else if (c == 'u' && p->lfd == -1)
-					p->lfd = listen_on(p->port);
+					unhang(p);
+					p->hang = c == 'h';
+				} else if (c == 'u') {
+					unhang(p);
+					if (p->lfd == -1)
+						p->lfd = listen_on(p->port);
+				}
 				if (write(p->ack[1], &c, 1) != 1)
 					goto out;
 				break;	/* the sets changed: poll again */
@@ -145,6 +167,15 @@ run(void *arg)
 
 				if (cfd == -1)
 					continue;
+				if (p->hang) {	/* held open, never read */
+					for (i = 0; i < PAIRS && p->hung[i] != -1; i++)
+						;
+					if (i < PAIRS)
+						p->hung[i] = cfd;
+					else
+						close(cfd);
+					continue;
+				}
 				for (i = 0; i < PAIRS && p->fd[i][0] != -1; i++)
 					;
 				if (i == PAIRS || (sfd = connect_to(p->upstream)) == -1) {
@@ -175,8 +206,10 @@ pgproxy_start(int upstream)
 	socklen_t		 len = sizeof(sin);
 
 	cr_assert_not_null(p);
-	for (int i = 0; i < PAIRS; i++)
+	for (int i = 0; i < PAIRS; i++) {
 		p->fd[i][0] = p->fd[i][1] = -1;
+		p->hung[i] = -1;
+	}
 	p->upstream = upstream;
 	p->lfd = listen_on(0);
 	cr_assert_eq(getsockname(p->lfd, (struct sockaddr *)&sin, &len), 0);
@@ -215,6 +248,12 @@ pgproxy_up(struct pgproxy *p)
 }
 
 void
+pgproxy_hang(struct pgproxy *p)
+{
+	command(p, 'h');
+}
+
+void
 pgproxy_stop(struct pgproxy *p)
 {
 	char	c = 'q';
@@ -228,6 +267,7 @@ pgproxy_stop(struct pgproxy *p)
 	for (int i = 0; i < PAIRS; i++)
 		if (p->fd[i][0] != -1)
 			pair_close(p, i);
+	unhang(p);
 	close(p->cmd[0]);
 	close(p->cmd[1]);
 	close(p->ack[0]);

@@ -15,6 +15,8 @@ int		 pgproxy_port(const struct pgproxy *);
 void		 pgproxy_down(struct pgproxy *);
 /* Listens again on the same port. */
 void		 pgproxy_up(struct pgproxy *);
+/* Cuts every session; new connections are accepted and never answered. */
+void		 pgproxy_hang(struct pgproxy *);
 void		 pgproxy_stop(struct pgproxy *);
 
 #endif

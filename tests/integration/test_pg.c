@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "pgproxy.h"
@@ -351,6 +352,60 @@ Test(pg, an_unreachable_database_is_503_until_it_is_back)
 	cr_expect_eq(h_log_count(&d, "agency = 'health_trust'"), 0);
 	cr_expect_eq(verify(&out), 0, "%s", out);
 	free(out);
+	h_stop(&d);
+	pgproxy_stop(px);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Issue 19 item 3: a database host that accepts connections and never
+ * answers (the forwarder hangs). Each reconnect would wait libpq's
+ * connect_timeout (the fixture's connection string sets 10 s), and the
+ * event loop's store reads are among those reconnects: every request, and
+ * /healthz, stalled behind it. Now the loop's store waits at most 500 ms
+ * for a reconnect, tries at most once a second, and fails at once in
+ * between: eight disclosures are all 503 within a few seconds, /healthz
+ * answers meanwhile, and when the host answers again the same daemon
+ * serves.
+ */
+Test(pg, a_database_that_never_answers_does_not_stall_the_loop,
+    .timeout = 120)
+{
+	struct pgproxy	*px;
+	char		 why[512];
+	double		 t0, took;
+	int		 acked = 0, n503 = 0, st;
+
+	px = restart_behind_proxy();
+	acked += ask_503_or_200(1, &n503);
+	cr_assert_eq(acked, 1);
+
+	pgproxy_hang(px);
+	t0 = now_s();
+	acked += ask_503_or_200(8, &n503);
+	st = health(why, sizeof(why));
+	took = now_s() - t0;
+	cr_expect_eq(n503, 8, "every disclosure 503 while the host hangs");
+	cr_expect(st == 200 || st == 503, "/healthz answered %d", st);
+	cr_expect_lt(took, 6.0, "8 requests and /healthz took %.1f s: the loop "
+	    "waited for the host", took);
+	cr_log_info("8 disclosures and /healthz while the host hangs: %.2f s", took);
+
+	pgproxy_up(px);
+	cr_expect_eq(health_becomes(200, why, sizeof(why)), 200, "still: %s", why);
+	n503 = 0;
+	for (int i = 0; i < 30 && ask_503_or_200(1, &n503) == 0; i++)
+		sleep(1);
+	cr_expect_eq(h_log_count(&d, "agency = 'police' AND subject = 'S1001' "
+	    "AND decision = 'allow'"), 2, "served again once the host answers");
 	h_stop(&d);
 	pgproxy_stop(px);
 }

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pgutil.h"
@@ -93,4 +94,46 @@ Test(pgutil, connection_message_one_line)
 	cr_assert_eq(pg_fail(NULL, NULL, "PostgreSQL log", "connect", err,
 	    sizeof(err)), -1);
 	cr_assert_str_eq(err, "PostgreSQL log: connect: out of memory");
+}
+
+/* The connect_timeout a connection was made with, from PQconninfo(). */
+static int
+timeout_of(PGconn *c)
+{
+	PQconninfoOption	*opts = PQconninfo(c), *o;
+	int			 t = -1;
+
+	cr_assert_not_null(opts);
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL)
+			t = atoi(o->val);
+	PQconninfoFree(opts);
+	return t;
+}
+
+/*
+ * Issue 19 item 3: pg_connectdb() waits PG_CONNECT_TIMEOUT seconds for a
+ * server that does not answer when the connection string names no
+ * connect_timeout (libpq's own default waits for ever), in either form of
+ * connection string, and the string's own connect_timeout wins. Port 1 on
+ * loopback refuses at once: only the options are looked at.
+ */
+Test(pgutil, connect_timeout_is_bounded_by_default)
+{
+	static const struct { const char *ci; int want; } c[] = {
+		{ "host=127.0.0.1 port=1 dbname=x", 5 },
+		{ "host=127.0.0.1 port=1 dbname=x connect_timeout=7", 7 },
+		{ "connect_timeout=3 host=127.0.0.1 port=1", 3 },
+		{ "postgresql://127.0.0.1:1/x", 5 },
+		{ "postgresql://127.0.0.1:1/x?connect_timeout=9", 9 },
+	};
+
+	cr_assert_eq(atoi(PG_CONNECT_TIMEOUT), 5);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		PGconn *conn = pg_connectdb(c[i].ci);
+
+		cr_assert_not_null(conn);
+		cr_expect_eq(timeout_of(conn), c[i].want, "%s", c[i].ci);
+		PQfinish(conn);
+	}
 }
