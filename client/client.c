@@ -465,6 +465,20 @@ ss_log_consistency(struct ss_client *c, unsigned long long from_size,
 }
 
 int
+ss_log_consistency_keys(struct ss_client *c, unsigned long long from_size,
+    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
+    int *status, char *err, size_t errlen)
+{
+	Safeshare__V1__ConsistencyRequest	rq = SAFESHARE__V1__CONSISTENCY_REQUEST__INIT;
+
+	rq.from_size = from_size;
+	rq.key_notes = 1;
+	return ss_call_message(c, "/v1/log/consistency", &rq.base,
+	    &safeshare__v1__consistency_proof__descriptor,
+	    (ProtobufCMessage **)proof, error, status, err, errlen);
+}
+
+int
 ss_audit_report(struct ss_client *c, long long from_time, long long to_time,
     const char *agency, Safeshare__V1__AuditReport **report,
     Safeshare__V1__Error **error, int *status, char *err, size_t errlen)

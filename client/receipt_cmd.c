@@ -71,12 +71,76 @@ note_origin_of(const char *note, char origin[NOTE_LINE_MAX])
 	return 0;
 }
 
-/* Reads and checks one receipt file offline; 0, or -1 after saying why. */
+/*
+ * The keys a receipt may be checked with (issue 13 item 7): --pubkey as
+ * given, up to 8 like audit verify's, the first starting the chain of
+ * keys and the others trusted as they are; receipt check adds the keys
+ * the log's rotations name. The arrays are the caller's.
+ */
+#define RECEIPT_ARGS_MAX	8
+#define RECEIPT_CHAIN_MAX	64	/* rotations followed (daemon/logproof.c) */
+
+struct keyset {
+	const char	*arg[RECEIPT_ARGS_MAX];
+	size_t		 narg;
+	struct note_key	 k[RECEIPT_ARGS_MAX + RECEIPT_CHAIN_MAX];
+	const char	*what[RECEIPT_ARGS_MAX + RECEIPT_CHAIN_MAX];
+	size_t		 n;
+	char		 rot[RECEIPT_CHAIN_MAX][48];	/* "rotation at checkpoint N" */
+};
+
+/* The --pubkey keys under a log's origin, into ks->k[0..narg). 0 or -1. */
 static int
-receipt_load(const char *path, const char *pubkey, struct receipt *rc,
-    struct note_checkpoint *cp, struct note_key *key)
+keyset_load(struct keyset *ks, const char *origin)
 {
-	char	*text, err[512], origin[NOTE_LINE_MAX];
+	size_t i;
+
+	for (i = 0; i < ks->narg; i++) {
+		if (log_key_load(ks->arg[i], origin, &ks->k[i]) == -1)
+			return -1;
+		ks->what[i] = ks->arg[i];
+	}
+	ks->n = ks->narg;
+	return 0;
+}
+
+/* A key's id, 8 hex digits, for messages. */
+static const char *
+key_id_hex(const struct note_key *k, char out[9])
+{
+	hex_encode(k->id, 4, out);
+	out[8] = '\0';
+	return out;
+}
+
+/*
+ * Reads one receipt file and checks it offline with keys[0..n): 0 with
+ * *which the index of the key that signed its checkpoint, or -1 after
+ * saying why.
+ */
+static int
+receipt_check_keys(const char *path, struct receipt *rc,
+    const struct note_key *keys, size_t n, struct note_checkpoint *cp,
+    size_t *which)
+{
+	char	err[512];
+	size_t	i;
+
+	snprintf(err, sizeof(err), "no key given");
+	for (i = 0; i < n; i++)
+		if (receipt_verify(rc, &keys[i], 1, cp, err, sizeof(err)) == 0) {
+			*which = i;
+			return 0;
+		}
+	fprintf(stderr, "safeshare: %s: FAILED: %s\n", path, err);
+	return -1;
+}
+
+/* Reads and parses one receipt file; its checkpoint's origin. 0 or -1. */
+static int
+receipt_read(const char *path, struct receipt *rc, char origin[NOTE_LINE_MAX])
+{
+	char	*text, err[512];
 	size_t	 len;
 
 	if ((text = file_read(path, RECEIPT_MAX, &len, NULL, err, sizeof(err))) == NULL) {
@@ -94,12 +158,20 @@ receipt_load(const char *path, const char *pubkey, struct receipt *rc,
 		receipt_free(rc);
 		return -1;
 	}
-	if (log_key_load(pubkey, origin, key) == -1) {
-		receipt_free(rc);
+	return 0;
+}
+
+/* Reads and checks one receipt file offline; 0, or -1 after saying why. */
+static int
+receipt_load(const char *path, struct keyset *ks, struct receipt *rc,
+    struct note_checkpoint *cp, size_t *which)
+{
+	char	origin[NOTE_LINE_MAX];
+
+	if (receipt_read(path, rc, origin) == -1)
 		return -1;
-	}
-	if (receipt_verify(rc, key, 1, cp, err, sizeof(err)) == -1) {
-		fprintf(stderr, "safeshare: %s: FAILED: %s\n", path, err);
+	if (keyset_load(ks, origin) == -1 ||
+	    receipt_check_keys(path, rc, ks->k, ks->n, cp, which) == -1) {
 		receipt_free(rc);
 		return -1;
 	}
@@ -149,33 +221,43 @@ print_pair(FILE *fp, const char *held_what, const char *held, const char *now)
 }
 
 static const char *const receipt_help =
-    "usage: safeshare receipt verify FILE... --pubkey KEY [--json]\n"
-    "       safeshare receipt check DIR --pubkey KEY [--json] [connection options]\n"
+    "usage: safeshare receipt verify FILE... --pubkey KEY [--pubkey KEY...] [--json]\n"
+    "       safeshare receipt check DIR --pubkey KEY [--pubkey KEY...] [--json]\n"
+    "           [connection options]\n"
     "\n"
     "verify: checks receipts offline (no server): the checkpoint is signed\n"
-    "by the log's key and the entry's inclusion proof leads to its root.\n"
-    "check: verifies every *.receipt in DIR, then asks the daemon for a\n"
-    "consistency proof from each receipt's checkpoint to its current one.\n"
+    "by one of the keys given, and the entry's inclusion proof leads to its\n"
+    "root; it says which key signed.\n"
+    "check: asks the daemon for the log's key rotations and follows the\n"
+    "chain of keys from the first KEY (each rotation must be signed by the\n"
+    "key in force before it, or a trusted one; a rotation signed by another\n"
+    "key fails, named), verifies every *.receipt in DIR with the chain's\n"
+    "keys, then asks for a consistency proof from each receipt's checkpoint\n"
+    "to the current one, which the key the chain ends at must have signed.\n"
     "If the log no longer contains what a receipt proved (truncated,\n"
     "forked or rewritten), it says so and prints both checkpoints.\n"
     "KEY is the log's public key (PEM, from `safeshare audit checkpoints`\n"
-    "or the daemon's key) or its verifier key string name+id+base64.\n"
+    "or the daemon's key) or its verifier key string name+id+base64; up to\n"
+    "8, as audit verify: the first starts the chain of keys, the others are\n"
+    "trusted as they are. After a rotation the first key alone is enough.\n"
     "Receipts are kept by `safeshare request --receipts DIR`.\n"
-    "Exit: 0 all hold, 1 a receipt failed, 2 usage, 4 refused, 5 no answer.\n";
+    "Exit: 0 all hold, 1 a receipt or a rotation failed, 2 usage, 4 refused,\n"
+    "5 no answer.\n";
 
 static int
-receipt_verify_files(int n, char *files[], const char *pubkey, int json)
+receipt_verify_files(int n, char *files[], struct keyset *ks, int json)
 {
 	struct receipt		rc;
 	struct note_checkpoint	cp;
-	struct note_key		key;
 	struct jsonw_seq	seq;
+	char			id[9];
+	size_t			which = 0;
 	int			i, bad = 0;
 
 	if (json)
 		jsonw_seq_begin(&seq, stdout);
 	for (i = 0; i < n; i++) {
-		int ok = receipt_load(files[i], pubkey, &rc, &cp, &key) == 0;
+		int ok = receipt_load(files[i], ks, &rc, &cp, &which) == 0;
 
 		if (json) {
 			json_t *o = json_pack("{s:o,s:b}", "file", jsonw_str(files[i]),
@@ -185,12 +267,17 @@ receipt_verify_files(int n, char *files[], const char *pubkey, int json)
 				jsonw_set(o, "seq", jsonw_u64(rc.seq));
 				jsonw_set(o, "log", jsonw_str(cp.origin));
 				jsonw_set(o, "size", jsonw_u64(cp.size));
+				jsonw_set(o, "key", jsonw_str(ks->what[which]));
+				jsonw_set(o, "key_id", jsonw_str(key_id_hex(
+				    &ks->k[which], id)));
 			}
 			jsonw_seq_add(&seq, o);
 		} else if (ok)
 			printf("%s: ok, entry %llu is in log %s of %llu entries, "
-			    "signed by %s\n", files[i], (unsigned long long)rc.seq,
-			    cp.origin, (unsigned long long)cp.size, key.name);
+			    "signed by %s (key id %s)\n", files[i],
+			    (unsigned long long)rc.seq, cp.origin,
+			    (unsigned long long)cp.size, ks->what[which],
+			    key_id_hex(&ks->k[which], id));
 		if (ok)
 			receipt_free(&rc);
 		else
@@ -201,22 +288,79 @@ receipt_verify_files(int n, char *files[], const char *pubkey, int json)
 	return bad ? SS_EXIT_LOCAL : SS_EXIT_OK;
 }
 
+/*
+ * Follows the chain of keys through the log's rotations (issue 13 item
+ * 7): notes[] are the checkpoints naming a next key, oldest first. Each
+ * must be signed by the key in force (ks->k[cur], at first the first
+ * --pubkey) or a trusted one (the other --pubkey keys); its next key is
+ * added to ks and is in force after it. On 0, *cur is the key the chain
+ * ends at; -1 after saying which rotation failed.
+ */
 static int
-receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
+keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur)
+{
+	struct note_checkpoint	 cp;
+	struct note_key		 pair[RECEIPT_ARGS_MAX];
+	char			 why[512], id[9];
+	const char		*nk;
+	size_t			 i, j;
+
+	*cur = 0;
+	if (n > RECEIPT_CHAIN_MAX) {
+		fprintf(stderr, "safeshare: the log names %zu key rotations, more "
+		    "than %d\n", n, RECEIPT_CHAIN_MAX);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		/* The key in force, then the trusted keys. */
+		pair[0] = ks->k[*cur];
+		for (j = 1; j < ks->narg; j++)
+			pair[j] = ks->k[j];
+		if (receipt_checkpoint(notes[i], pair, ks->narg, &cp, why,
+		    sizeof(why)) == -1) {
+			fprintf(stderr, "safeshare: KEY ROTATION FAILED: the log's "
+			    "key rotation %zu is not signed by the key in force "
+			    "before it (%s, key id %s) nor by a trusted key: forged, "
+			    "or the wrong first key: %s\n--- the rotation's "
+			    "checkpoint:\n%s---\n", i + 1, ks->what[*cur],
+			    key_id_hex(&ks->k[*cur], id), why, notes[i]);
+			return -1;
+		}
+		for (nk = NULL, j = 0; j < cp.next && nk == NULL; j++)
+			if (strncmp(cp.ext[j], "next-key ", 9) == 0)
+				nk = cp.ext[j] + 9;
+		if (nk == NULL ||
+		    note_key_parse(nk, &ks->k[ks->n], why, sizeof(why)) == -1) {
+			fprintf(stderr, "safeshare: KEY ROTATION FAILED: the log's "
+			    "key rotation %zu names no usable next key%s%s\n",
+			    i + 1, nk ? ": " : "", nk ? why : "");
+			return -1;
+		}
+		snprintf(ks->rot[i], sizeof(ks->rot[i]), "the key named at "
+		    "checkpoint size %llu", (unsigned long long)cp.size);
+		ks->what[ks->n] = ks->rot[i];
+		*cur = ks->n++;
+	}
+	return 0;
+}
+
+static int
+receipt_check_dir(const char *dir, struct keyset *ks, struct conn_opts *co,
     int json)
 {
-	Safeshare__V1__ConsistencyProof	*pr = NULL;
+	Safeshare__V1__ConsistencyProof	*pr = NULL, *head = NULL;
 	Safeshare__V1__Error		*e = NULL;
 	struct ss_client		*c = NULL;
 	struct receipt			 rc;
 	struct note_checkpoint		 cp, now;
-	struct note_key			 key;
+	struct note_key			 last[RECEIPT_ARGS_MAX];
 	struct dirent			*de;
 	DIR				*d;
 	uint8_t				 proof[MERKLE_MAX_PROOF][32];
 	char				 path[4096], err[512], why[512];
-	size_t				 i, nfiles = 0, nbad = 0;
-	int				 rc_exit = SS_EXIT_OK, status;
+	char				 origin[NOTE_LINE_MAX], id[9];
+	size_t				 i, nfiles = 0, nbad = 0, cur, which;
+	int				 rc_exit = SS_EXIT_OK, status, ok;
 	enum receipt_verdict		 v;
 	struct jsonw_seq		 seq;
 	json_t				*o;
@@ -229,6 +373,39 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 		closedir(d);
 		return rc_exit;
 	}
+	/*
+	 * The log's key rotations first: the chain from the first key to
+	 * the key that signs its checkpoints today.
+	 */
+	if (ss_log_consistency_keys(c, 0, &head, &e, &status, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "safeshare: %s\n", err);
+		rc_exit = SS_EXIT_NOANSWER;
+		goto out;
+	}
+	if (e != NULL) {
+		cli_refused(status, e);
+		safeshare__v1__error__free_unpacked(e, NULL);
+		rc_exit = SS_EXIT_REFUSED;
+		goto out;
+	}
+	if (note_origin_of(head->checkpoint, origin) == -1) {
+		fprintf(stderr, "safeshare: the daemon's checkpoint is malformed\n");
+		rc_exit = SS_EXIT_LOCAL;
+		goto out;
+	}
+	if (keyset_load(ks, origin) == -1 ||
+	    keys_follow(ks, head->key_notes, head->n_key_notes, &cur) == -1) {
+		rc_exit = SS_EXIT_LOCAL;
+		goto out;
+	}
+	/* Today's checkpoints: the key the chain ends at, or a trusted one. */
+	last[0] = ks->k[cur];
+	for (i = 1; i < ks->narg; i++)
+		last[i] = ks->k[i];
+	if (!json && head->n_key_notes > 0)
+		printf("keys: followed %zu rotation(s) from %s to key id %s\n",
+		    head->n_key_notes, ks->what[0], key_id_hex(&ks->k[cur], id));
 	if (json)
 		jsonw_seq_begin(&seq, stdout);
 	while ((de = readdir(d)) != NULL) {
@@ -236,7 +413,13 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		nfiles++;
-		if (receipt_load(path, pubkey, &rc, &cp, &key) == -1) {
+		ok = receipt_read(path, &rc, origin) == 0;
+		if (ok && receipt_check_keys(path, &rc, ks->k, ks->n, &cp,
+		    &which) == -1) {
+			receipt_free(&rc);
+			ok = 0;
+		}
+		if (!ok) {
 			nbad++;
 			if (json)
 				jsonw_seq_add(&seq, json_pack("{s:o,s:b,s:s}",
@@ -259,7 +442,7 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 			break;
 		}
 		v = RECEIPT_REWRITTEN;
-		if (receipt_checkpoint(pr->checkpoint, &key, 1, &now, why,
+		if (receipt_checkpoint(pr->checkpoint, last, ks->narg, &now, why,
 		    sizeof(why)) == -1)
 			;
 		else if (pr->n_proof > MERKLE_MAX_PROOF || now.size != pr->to_size ||
@@ -287,13 +470,16 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 			    pr->checkpoint);
 		} else if (!json)
 			printf("%s: ok, entry %llu still in log %s (%llu entries "
-			    "now)\n", path, (unsigned long long)rc.seq, now.origin,
-			    (unsigned long long)now.size);
+			    "now), signed by %s\n", path, (unsigned long long)rc.seq,
+			    now.origin, (unsigned long long)now.size, ks->what[which]);
 		if (json) {
 			o = json_pack("{s:o,s:b,s:o}", "file", jsonw_str(path),
 			    "ok", v == RECEIPT_CONSISTENT, "seq", jsonw_u64(rc.seq));
 			if (v != RECEIPT_CONSISTENT)
 				jsonw_set(o, "why", jsonw_str(why));
+			else
+				jsonw_set(o, "key_id", jsonw_str(key_id_hex(
+				    &ks->k[which], id)));
 			jsonw_seq_add(&seq, o);
 		}
 		safeshare__v1__consistency_proof__free_unpacked(pr, NULL);
@@ -301,6 +487,9 @@ receipt_check_dir(const char *dir, const char *pubkey, struct conn_opts *co,
 	}
 	if (json)
 		jsonw_seq_end(&seq);
+out:
+	if (head != NULL)
+		safeshare__v1__consistency_proof__free_unpacked(head, NULL);
 	closedir(d);
 	ss_client_free(c);
 	if (rc_exit != SS_EXIT_OK)
@@ -325,8 +514,9 @@ cmd_receipt(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct conn_opts	 o = { 0 };
-	const char		*sub, *pubkey = NULL;
-	int			 ch, json = 0;
+	struct keyset		*ks;
+	const char		*sub;
+	int			 ch, json = 0, ret;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(receipt_help, argc < 2 ? stderr : stdout);
@@ -335,32 +525,40 @@ cmd_receipt(int argc, char *argv[])
 	sub = argv[1];
 	argc--;
 	argv++;
+	ks = xcalloc(1, sizeof(*ks));	/* about 9 KB of keys: not the stack */
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (conn_opt(ch, &o, &json))
 			continue;
 		switch (ch) {
-		case 'k': pubkey = optarg; break;
-		case O_HELP: fputs(receipt_help, stdout); return SS_EXIT_OK;
-		default: fputs(receipt_help, stderr); return SS_EXIT_USAGE;
+		case 'k':
+			if (ks->narg == RECEIPT_ARGS_MAX) {
+				fprintf(stderr, "safeshare receipt: at most %d "
+				    "--pubkey\n", RECEIPT_ARGS_MAX);
+				free(ks);
+				return SS_EXIT_USAGE;
+			}
+			ks->arg[ks->narg++] = optarg;
+			break;
+		case O_HELP: fputs(receipt_help, stdout); free(ks); return SS_EXIT_OK;
+		default: fputs(receipt_help, stderr); free(ks); return SS_EXIT_USAGE;
 		}
 	}
-	if (pubkey == NULL || optind >= argc) {
+	ret = SS_EXIT_USAGE;
+	if (ks->narg == 0 || optind >= argc)
 		fprintf(stderr, "safeshare receipt %s: needs %s and --pubkey KEY\n",
 		    sub, strcmp(sub, "check") == 0 ? "DIR" : "FILE...");
-		return SS_EXIT_USAGE;
-	}
-	if (strcmp(sub, "verify") == 0)
-		return receipt_verify_files(argc - optind, argv + optind, pubkey, json);
-	if (strcmp(sub, "check") == 0) {
-		if (argc - optind != 1) {
+	else if (strcmp(sub, "verify") == 0)
+		ret = receipt_verify_files(argc - optind, argv + optind, ks, json);
+	else if (strcmp(sub, "check") == 0) {
+		if (argc - optind != 1)
 			fprintf(stderr, "safeshare receipt check: one DIR\n");
-			return SS_EXIT_USAGE;
-		}
-		return receipt_check_dir(argv[optind], pubkey, &o, json);
-	}
-	fprintf(stderr, "safeshare: unknown receipt command \"%s\"\n\n%s", sub,
-	    receipt_help);
-	return SS_EXIT_USAGE;
+		else
+			ret = receipt_check_dir(argv[optind], ks, &o, json);
+	} else
+		fprintf(stderr, "safeshare: unknown receipt command \"%s\"\n\n%s",
+		    sub, receipt_help);
+	free(ks);
+	return ret;
 }
 
 /*

@@ -21,6 +21,40 @@
 #include "note.h"
 #include "wire.h"
 
+/*
+ * The key rotations up to the answered checkpoint, for a verifier that
+ * holds only the first key (issue 13 item 7). The list and its notes are
+ * the handler's; a log rotates its key rarely, so it stays short.
+ */
+#define KEY_NOTES_MAX	64
+
+struct keynotes {
+	uint64_t	 upto;
+	char		*v[KEY_NOTES_MAX];
+	size_t		 n;
+	int		 full;
+};
+
+/*
+ * Keeps a checkpoint naming a next key. Its form is the verifier's to
+ * check: a malformed one is passed on, so that it fails there, named.
+ */
+static int
+keynote_add(const struct audit_checkpoint *c, void *arg)
+{
+	struct keynotes	*k = arg;
+
+	if (c->note == NULL || c->size > k->upto ||
+	    strstr(c->note, "\nnext-key ") == NULL)
+		return 0;
+	if (k->n == KEY_NOTES_MAX) {
+		k->full = 1;
+		return 1;
+	}
+	k->v[k->n++] = xstrdup(c->note);
+	return 0;
+}
+
 void
 logproof_handle_consistency(struct req *r)
 {
@@ -34,11 +68,13 @@ logproof_handle_consistency(struct req *r)
 	ProtobufCBinaryData	 bins[AUDIT_MAX_PROOF];
 	unsigned char		 proof[AUDIT_MAX_PROOF][32];
 	struct logq_stats	 st;
+	struct keynotes		 kn;
 	char			 err[256], *note = NULL;
 	size_t			 len = 0, i;
 	uint8_t			*buf;
 	int			 rc;
 
+	memset(&kn, 0, sizeof(kn));
 	rq = safeshare__v1__consistency_request__unpack(NULL,
 	    evbuffer_get_length(in), evbuffer_pullup(in, -1));
 	if (rq == NULL) {
@@ -86,6 +122,25 @@ logproof_handle_consistency(struct req *r)
 		out.proof = NULL;
 		out.n_proof = len;
 	}
+	/*
+	 * Asked for, the checkpoints naming a next key: a scan of the
+	 * checkpoints (one per group commit), so only on request, never on
+	 * the disclosure path.
+	 */
+	if (rq->key_notes) {
+		kn.upto = cp.size;
+		if (logstore_checkpoints(srv->reader, keynote_add, &kn, err,
+		    sizeof(err)) == -1 || kn.full) {
+			log_warnx("%s: event=key_notes_failed full=%d", __func__,
+			    kn.full);
+			reply_error(req, 503, "audit_unavailable", kn.full ?
+			    "the log names more key rotations than one reply holds" :
+			    "the log's key rotations could not be read", 0);
+			goto done;
+		}
+		out.key_notes = kn.v;
+		out.n_key_notes = kn.n;
+	}
 	{
 		ProtobufCBinaryData	*pv = len ? bins : NULL;
 		size_t			 plen;
@@ -97,6 +152,8 @@ logproof_handle_consistency(struct req *r)
 		reply(req, 200, buf, plen);
 	}
 done:
+	for (i = 0; i < kn.n; i++)
+		free(kn.v[i]);
 	free(note);
 	safeshare__v1__consistency_request__free_unpacked(rq, NULL);
 }

@@ -93,6 +93,14 @@ SS_API int	ss_call_message(struct ss_client *, const char *path, const ProtobufC
 SS_API int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
 	    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
 	    int *status, char *err, size_t errlen);
+/*
+ * The same, and also the key rotations up to the checkpoint (key_notes:
+ * the checkpoint notes naming a next key, oldest first), so a verifier
+ * holding only the first key can follow the chain of keys.
+ */
+SS_API int	ss_log_consistency_keys(struct ss_client *,
+	    unsigned long long from_size, Safeshare__V1__ConsistencyProof **proof,
+	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
 
 /*
  * POST /v1/audit/report (auditor or guardian role): the log's aggregates

@@ -4,7 +4,8 @@
  * both backends (integration_rotate, integration_rotate_pg): a restart
  * with the new key and audit.previous_signing_key logs the transition,
  * and the auditor's verify, online and of the export, follows it from the
- * first key; receipts from either side of it verify. Then, on PostgreSQL,
+ * first key; receipts from either side of it verify, and receipt check
+ * with the first key alone follows the transition. Then, on PostgreSQL,
  * two daemons on one log: the one still holding the old key fails closed.
  */
 #include <criterion/criterion.h>
@@ -144,6 +145,39 @@ Test(rotate, a_restart_with_both_keys_logs_the_transition)
 	    "--pubkey %s/pki/new.pub", d.dir, d.dir, d.dir);
 	cr_expect_eq(h_cli(&d, "police", args, &out), 0, "%s", out);
 	cr_expect(strstr(out, "ok, entry") != NULL, "%s", out);
+	free(out);
+
+	/*
+	 * receipt check after the rotation, the partner holding only the
+	 * first key: it follows the logged transition to the new key, and
+	 * every receipt, from before the rotation and after, is still in the
+	 * log the new key signs today.
+	 */
+	snprintf(args, sizeof(args), "receipt check %s/r --pubkey "
+	    "%s/pki/audit-signing.pub", d.dir, d.dir);
+	cr_expect_eq(h_cli(&d, "police", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "followed 1 rotation(s)") != NULL, "%s", out);
+	cr_expect(strstr(out, "FAILED") == NULL, "%s", out);
+	free(out);
+	/*
+	 * With the wrong first key (the new one) the transition was signed by
+	 * a key outside the chain: it fails loudly, naming the rotation.
+	 */
+	snprintf(args, sizeof(args), "receipt check %s/r --pubkey %s/pki/new.pub",
+	    d.dir, d.dir);
+	cr_expect_eq(h_cli(&d, "police", args, &out), 1, "%s", out);
+	cr_expect(strstr(out, "KEY ROTATION FAILED: the log's key rotation 1 is "
+	    "not signed by the key in force") != NULL, "%s", out);
+	cr_expect(strstr(out, "next-key ") != NULL, "%s", out);
+	free(out);
+	/* A trusted list: every receipt verifies, and says which key signed. */
+	snprintf(args, sizeof(args), "receipt verify %s/r/*.receipt --pubkey "
+	    "%s/pki/audit-signing.pub --pubkey %s/pki/new.pub", d.dir, d.dir,
+	    d.dir);
+	cr_expect_eq(h_cli(&d, "police", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "signed by ") != NULL &&
+	    strstr(out, "pki/audit-signing.pub (key id") != NULL &&
+	    strstr(out, "pki/new.pub (key id") != NULL, "%s", out);
 	free(out);
 }
 
