@@ -26,6 +26,7 @@
 #include "audit_int.h"
 #include "log.h"
 #include "merkle.h"
+#include "note.h"
 #include "util.h"
 
 /* The text columns are audit_fields.h's, in its order. */
@@ -337,6 +338,7 @@ audit_close(struct audit *a)
 		close(a->fd);
 	EVP_PKEY_free(a->signer);
 	EVP_PKEY_free(a->prev_signer);
+	note_signer_free(a->nsigner);
 	free(a->note);
 	free(a->path);
 	free(a);
@@ -474,17 +476,29 @@ insert_checkpoint(struct audit *a, EVP_PKEY *key, uint64_t size,
     const unsigned char head[32], const unsigned char root[32], int64_t t,
     const char *next_key, char **note, char *err, size_t errlen)
 {
-	struct cpnote	 c;
-	char		 why[128];
+	unsigned char	 sig[64];
+	char		 origin[64], why[128];
 	int		 rc;
 
-	if (audit_note_sign(key, a->log_id, size, root, t, a->cp_n + 1, next_key,
-	    note) == -1 || audit_note_parse(*note, &c, why, sizeof(why)) == -1 || c.nsig != 1)
+	/*
+	 * The signer's key id, public half and signing context are set up
+	 * once per log and key, not per commit; a rotation's other key gets
+	 * its own, and the signer's again after it.
+	 */
+	note_log_origin(a->log_id, origin);
+	if (!note_signer_is(a->nsigner, key, origin)) {
+		note_signer_free(a->nsigner);
+		if ((a->nsigner = note_signer_new(origin, key, why,
+		    sizeof(why))) == NULL)
+			return errorf(err, errlen, "checkpoint: %s", why);
+	}
+	if (audit_note_sign_with(a->nsigner, a->log_id, size, root, t, a->cp_n + 1,
+	    next_key, note, sig) == -1)
 		return errorf(err, errlen, "checkpoint: signing failed");
 	sqlite3_bind_int64(a->ins_cp, 1, (sqlite3_int64)size);
 	sqlite3_bind_blob(a->ins_cp, 2, head, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(a->ins_cp, 3, t);
-	sqlite3_bind_blob(a->ins_cp, 4, c.sig[0].sig, 64, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(a->ins_cp, 4, sig, 64, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(a->ins_cp, 5, root, 32, SQLITE_STATIC);
 	sqlite3_bind_text(a->ins_cp, 6, *note, -1, SQLITE_STATIC);
 	rc = sqlite3_step(a->ins_cp);

@@ -109,6 +109,7 @@ struct audit {
 	int64_t		 last_time;	/* of the last entry or checkpoint */
 	int		 clock_back;	/* warned that the clock went back */
 	char		*note;		/* the last checkpoint's note */
+	struct note_signer *nsigner;	/* the writer's, for signer (insert_checkpoint()) */
 };
 
 struct audit_index {
@@ -193,6 +194,10 @@ int	 audit_note_signed_by(const char *note, const struct cpnote *, EVP_PKEY *);
 int	 audit_note_sign(EVP_PKEY *, const unsigned char log_id[16], uint64_t size,
 	    const unsigned char root[32], int64_t t, uint64_t n, const char *next_key,
 	    char **out);
+struct note_signer;
+int	 audit_note_sign_with(struct note_signer *, const unsigned char log_id[16],
+	    uint64_t size, const unsigned char root[32], int64_t t, uint64_t n,
+	    const char *next_key, char **out, unsigned char sig[64]);
 int	 audit_verifier_key(const char *name, EVP_PKEY *, char *out, size_t len);
 EVP_PKEY *audit_verifier_key_parse(const char *);
 

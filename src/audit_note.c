@@ -232,20 +232,14 @@ audit_note_signed_by(const char *note, const struct cpnote *c, EVP_PKEY *key)
 	return ok;
 }
 
-/*
- * Builds and signs a checkpoint note through note.h; *out is the caller's
- * to free. tests/unit/test_entry.c pins its bytes.
- */
-int
-audit_note_sign(EVP_PKEY *key, const unsigned char log_id[16], uint64_t size,
+/* The body of a checkpoint note (note.h's format) into body: its length, or -1. */
+static int
+checkpoint_body(const unsigned char log_id[16], uint64_t size,
     const unsigned char root[32], int64_t t, uint64_t n, const char *next_key,
-    char **out)
+    char *body, size_t bodylen)
 {
 	struct note_checkpoint	 c;
-	char			 body[1024], err[128];
-	int			 len;
 
-	*out = NULL;
 	memset(&c, 0, sizeof(c));
 	note_log_origin(log_id, c.origin);
 	c.size = size;
@@ -256,9 +250,48 @@ audit_note_sign(EVP_PKEY *key, const unsigned char log_id[16], uint64_t size,
 	if (next_key != NULL && snprintf(c.ext[c.next++], NOTE_LINE_MAX,
 	    "next-key %s", next_key) >= NOTE_LINE_MAX)
 		return -1;
-	if ((len = note_checkpoint_body(&c, body, sizeof(body))) < 0 ||
-	    (*out = note_sign(body, (size_t)len, c.origin, key, err,
-	    sizeof(err))) == NULL)
+	return note_checkpoint_body(&c, body, bodylen);
+}
+
+/*
+ * Builds and signs a checkpoint note through note.h; *out is the caller's
+ * to free. tests/unit/test_entry.c pins its bytes.
+ */
+int
+audit_note_sign(EVP_PKEY *key, const unsigned char log_id[16], uint64_t size,
+    const unsigned char root[32], int64_t t, uint64_t n, const char *next_key,
+    char **out)
+{
+	struct note_signer	*sg;
+	char			 origin[NOTE_NAME_MAX + 1], err[128];
+	int			 rc;
+
+	*out = NULL;
+	note_log_origin(log_id, origin);
+	if ((sg = note_signer_new(origin, key, err, sizeof(err))) == NULL)
+		return -1;
+	rc = audit_note_sign_with(sg, log_id, size, root, t, n, next_key, out, NULL);
+	note_signer_free(sg);
+	return rc;
+}
+
+/*
+ * audit_note_sign() with a signer kept by the caller (the log writer's,
+ * one per log and key: see insert_checkpoint()), which also gives the raw
+ * signature in sig (may be NULL).
+ */
+int
+audit_note_sign_with(struct note_signer *sg, const unsigned char log_id[16],
+    uint64_t size, const unsigned char root[32], int64_t t, uint64_t n,
+    const char *next_key, char **out, unsigned char sig[64])
+{
+	char	 body[1024], err[128];
+	int	 len;
+
+	*out = NULL;
+	if ((len = checkpoint_body(log_id, size, root, t, n, next_key, body,
+	    sizeof(body))) < 0 || (*out = note_signer_sign(sg, body, (size_t)len,
+	    sig, err, sizeof(err))) == NULL)
 		return -1;
 	return 0;
 }

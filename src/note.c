@@ -380,12 +380,57 @@ note_parse(const char *text, size_t len, struct note *nt, char *err,
 	return 0;
 }
 
+struct note_signer {
+	struct note_key	 k;
+	EVP_PKEY	*key;	/* ours: a reference */
+	EVP_MD_CTX	*tmpl;	/* initialised for key, copied per signature */
+};
+
+struct note_signer *
+note_signer_new(const char *name, EVP_PKEY *key, char *err, size_t errlen)
+{
+	struct note_signer *sg;
+
+	if ((sg = calloc(1, sizeof(*sg))) == NULL) {
+		errorf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (note_key_from_pkey(name, key, &sg->k, err, errlen) == -1)
+		goto fail;
+	if ((sg->tmpl = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(sg->tmpl, NULL, NULL, NULL, key) != 1 ||
+	    EVP_PKEY_up_ref(key) != 1) {
+		errorf(err, errlen, "signing failed");
+		goto fail;
+	}
+	sg->key = key;
+	return sg;
+fail:
+	note_signer_free(sg);
+	return NULL;
+}
+
+int
+note_signer_is(const struct note_signer *sg, EVP_PKEY *key, const char *name)
+{
+	return sg != NULL && sg->key == key && strcmp(sg->k.name, name) == 0;
+}
+
+void
+note_signer_free(struct note_signer *sg)
+{
+	if (sg == NULL)
+		return;
+	EVP_MD_CTX_free(sg->tmpl);
+	EVP_PKEY_free(sg->key);
+	free(sg);
+}
+
 char *
-note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
-    char *err, size_t errlen)
+note_signer_sign(struct note_signer *sg, const char *text, size_t len,
+    uint8_t sig[64], char *err, size_t errlen)
 {
 	struct note	 nt;
-	struct note_key	 k;
 	EVP_MD_CTX	*md = NULL;
 	uint8_t		 blob[4 + 64];
 	char		 b64[128], *out = NULL;
@@ -393,8 +438,6 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 	size_t		 bodylen = len, siglen = 64, outlen;
 	int		 isnote, n;
 
-	if (note_key_from_pkey(name, key, &k, err, errlen) == -1)
-		return NULL;
 	isnote = 0;
 	for (bodylen = 1; bodylen < len; bodylen++)
 		if (text[bodylen] == '\n' && text[bodylen - 1] == '\n')
@@ -409,9 +452,10 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 		errorf(err, errlen, "a note's text is non-empty and ends with a newline");
 		return NULL;
 	}
-	memcpy(blob, k.id, 4);
+	memcpy(blob, sg->k.id, 4);
+	/* A copy of the context set up once: Ed25519 signs once per set-up. */
 	if ((md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit(md, NULL, NULL, NULL, key) != 1 ||
+	    EVP_MD_CTX_copy_ex(md, sg->tmpl) != 1 ||
 	    EVP_DigestSign(md, blob + 4, &siglen, (const unsigned char *)body,
 	    bodylen) != 1 || siglen != 64) {
 		errorf(err, errlen, "signing failed");
@@ -421,7 +465,7 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 		errorf(err, errlen, "signing failed");
 		goto done;
 	}
-	outlen = len + 1 + SIG_PREFIXLEN + strlen(k.name) + 1 + strlen(b64) + 2;
+	outlen = len + 1 + SIG_PREFIXLEN + strlen(sg->k.name) + 1 + strlen(b64) + 2;
 	if (outlen > NOTE_MAX + 1) {
 		errorf(err, errlen, "the signed note would be longer than %d bytes",
 		    NOTE_MAX);
@@ -432,14 +476,31 @@ note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
 		goto done;
 	}
 	n = snprintf(out, outlen, "%.*s%s%s%s %s\n", (int)len, text,
-	    isnote ? "" : "\n", SIG_PREFIX, k.name, b64);
+	    isnote ? "" : "\n", SIG_PREFIX, sg->k.name, b64);
 	if (n < 0 || (size_t)n >= outlen) {
 		free(out);
 		out = NULL;
 		errorf(err, errlen, "signing failed");
+		goto done;
 	}
+	if (sig != NULL)
+		memcpy(sig, blob + 4, 64);
 done:
 	EVP_MD_CTX_free(md);
+	return out;
+}
+
+char *
+note_sign(const char *text, size_t len, const char *name, EVP_PKEY *key,
+    char *err, size_t errlen)
+{
+	struct note_signer	*sg;
+	char			*out;
+
+	if ((sg = note_signer_new(name, key, err, errlen)) == NULL)
+		return NULL;
+	out = note_signer_sign(sg, text, len, NULL, err, errlen);
+	note_signer_free(sg);
 	return out;
 }
 

@@ -107,6 +107,23 @@ char	*note_sign(const char *text, size_t len, const char *name,
 	    EVP_PKEY *key, char *err, size_t errlen);
 
 /*
+ * A signer kept for many notes (the log writer signs one per commit): the
+ * key's name, id and public half worked out once, and a signing context
+ * set up once and copied for each signature instead of set up again.
+ * note_signer_sign() is note_sign() with it, and also gives the raw
+ * signature in sig (may be NULL). The signer takes its own reference on
+ * key. Not shared between threads.
+ */
+struct note_signer;
+struct note_signer *note_signer_new(const char *name, EVP_PKEY *key, char *err,
+	    size_t errlen);
+char	*note_signer_sign(struct note_signer *, const char *text, size_t len,
+	    uint8_t sig[64], char *err, size_t errlen);
+/* Whether the signer is of this key and name. */
+int	 note_signer_is(const struct note_signer *, EVP_PKEY *key, const char *name);
+void	 note_signer_free(struct note_signer *);
+
+/*
  * Checks the note's signatures against the known keys. A signature
  * whose name and key id match a known key must verify, or the note is
  * refused (-1, reason in err); signatures from unknown keys are ignored.

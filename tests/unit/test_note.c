@@ -121,6 +121,52 @@ Test(note, sign_reproduces_vector)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A kept signer (the log writer's, one per log: its context is set up once
+ * and copied per signature) gives, note after note, the same bytes as
+ * note_sign() and the spec's vector, and the raw signature of the line.
+ */
+Test(note, kept_signer_signs_as_note_sign_does)
+{
+	EVP_PKEY		*k = t_peter();
+	struct note_signer	*sg;
+	struct note		 nt;
+	uint8_t			 sig[64];
+	char			*want, *got, *fresh, err[256], body[256];
+	size_t			 len;
+
+	cr_assert_not_null(sg = note_signer_new("PeterNeumann", k, err, sizeof(err)),
+	    "%s", err);
+	cr_expect(note_signer_is(sg, k, "PeterNeumann"));
+	cr_expect_not(note_signer_is(sg, k, "Other"));
+	want = t_read("peter.note", &len);
+	for (int i = 0; i < 5; i++) {
+		got = note_signer_sign(sg, PETER_TEXT, strlen(PETER_TEXT), sig, err,
+		    sizeof(err));
+		cr_assert_not_null(got, "%s", err);
+		cr_expect_str_eq(got, want, "signature %d", i);
+		cr_assert_eq(note_parse(got, strlen(got), &nt, err, sizeof(err)), 0);
+		cr_assert_eq(nt.nsigs, 1);
+		cr_assert_eq(nt.sigs[0].siglen, 64);
+		cr_expect_eq(memcmp(sig, nt.sigs[0].sig, 64), 0, "the raw signature");
+		free(got);
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(body, sizeof(body), "example.com/log\n%d\nbody number %d\n",
+		    i * 7, i);
+		got = note_signer_sign(sg, body, strlen(body), NULL, err, sizeof(err));
+		fresh = note_sign(body, strlen(body), "PeterNeumann", k, err,
+		    sizeof(err));
+		cr_assert(got != NULL && fresh != NULL, "%s", err);
+		cr_expect_str_eq(got, fresh, "note %d", i);
+		free(got);
+		free(fresh);
+	}
+	note_signer_free(sg);
+	free(want);
+	EVP_PKEY_free(k);
+}
+
 /* A witness adds its line to the log's note; both then verify. */
 Test(note, cosign_appends_a_line)
 {
