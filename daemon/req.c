@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@
 /*
  * evhttp queues the head and the body as two chains, and the TLS
  * bufferevent makes each its own record and write(2). A small reply is
- * made one chain: one record, one system call.
+ * made one record, one system call: head and body are copied into
+ * rec_buf (one copy, no allocation) and written from there.
  *
  * And it is written now, not in the next loop round: evhttp_send_reply()
  * only arms the write event, which costs an epoll_ctl() to arm, a trip
@@ -42,39 +44,76 @@
  * until we are done; one evhttp has let go meanwhile (callbacks cleared)
  * is left alone.
  */
+#define REC_MAX	16384		/* a TLS record's plaintext */
+static unsigned char	 rec_buf[REC_MAX];	/* the loop thread's, as replies are */
+
 static void
-send_one_record(struct evhttp_request *req, int status, const char *text,
-    struct evbuffer *body)
+send_one_record(struct evhttp_request *req, int status, const char *text)
 {
 	struct evhttp_connection	*evc = evhttp_request_get_connection(req);
 	struct bufferevent		*bev = evc ? evhttp_connection_get_bufferevent(evc) :
 					    NULL;
 	bufferevent_data_cb		 wcb = NULL;
 	struct evbuffer			*o;
-	unsigned char			*p;
 	SSL				*ssl;
 	size_t				 len;
 
 	if (bev != NULL)
 		bufferevent_incref(bev);
 	/* If the client went away meanwhile, libevent frees the request here. */
-	evhttp_send_reply(req, status, text, body);
+	evhttp_send_reply(req, status, text, NULL);
 	if (bev == NULL)
 		return;
 	bufferevent_getcb(bev, NULL, &wcb, NULL, NULL);
 	o = bufferevent_get_output(bev);
 	len = evbuffer_get_length(o);
-	if (wcb != NULL && len > 0 && len <= 16384 &&
-	    (p = evbuffer_pullup(o, -1)) != NULL &&
+	if (wcb != NULL && len > 0 && len <= sizeof(rec_buf) &&
+	    evbuffer_copyout(o, rec_buf, len) == (ev_ssize_t)len &&
 	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL) {
 		ERR_clear_error();
-		if (SSL_write(ssl, p, (int)len) == (int)len) {
+		if (SSL_write(ssl, rec_buf, (int)len) == (int)len) {
 			evbuffer_drain(o, len);
 			bufferevent_trigger(bev, EV_WRITE, 0);
 		} else
 			ERR_clear_error();
 	}
 	bufferevent_decref(bev);
+}
+
+/*
+ * The Date header, formatted once a second (RFC 9110 IMF-fixdate, the
+ * C locale's names whatever the process's locale): evhttp adds one only
+ * if the reply has none, and its own costs a gmtime and a vsnprintf for
+ * every reply.
+ */
+static const char *
+http_date(void)
+{
+	static const char	 days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+				    "Fri", "Sat" };
+	static const char	 months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May",
+				    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static char		 date[32];	/* the loop thread's */
+	static time_t		 made = -1;
+	time_t			 now = time(NULL);
+	struct tm		 tm;
+
+	if (now != made && gmtime_r(&now, &tm) != NULL) {
+		snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		made = now;
+	}
+	return date[0] != '\0' ? date : NULL;
+}
+
+/* Frees a reply body once the connection's buffer is done with it. */
+static void
+body_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)(uintptr_t)data);
 }
 
 void
@@ -88,8 +127,9 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 		{ 413, "Payload Too Large" }, { 429, "Too Many Requests" },
 		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
 	};
-	struct evbuffer	*out = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct connect_call *call = conn_call(req);
+	const char	*date;
 	const char	*text = "Error", *ctype = "application/x-protobuf";
 
 	/* A Connect call's reply in its codec, errors as Connect's (connect.c). */
@@ -99,14 +139,17 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 		if (texts[i].status == status)
 			text = texts[i].text;
 	metrics_reply(req, status);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    ctype);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control",
-	    "no-store");
-	evbuffer_add(out, body, len);
-	send_one_record(req, status, text, out);
-	evbuffer_free(out);
-	free(body);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if ((date = http_date()) != NULL)
+		evhttp_add_header(h, "Date", date);
+	/* The body is not copied: the buffer frees it once it is written. */
+	if (len == 0 || evbuffer_add_reference(evhttp_request_get_output_buffer(req),
+	    body, len, body_free, NULL) == -1) {
+		evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+		free(body);
+	}
+	send_one_record(req, status, text);
 }
 
 void

@@ -4,6 +4,7 @@
  * connections, and fair shares of the connection slots. The real daemon,
  * real TLS (D10).
  */
+#define _GNU_SOURCE		/* strptime() */
 #include <sys/socket.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -670,4 +671,67 @@ Test(conn, pipelined_disclosures_answered_in_order)
 		usleep(100000);
 	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), before + 4);
 	cr_expect(h_tls_probe(&d, cert, key), "the daemon still answers");
+}
+
+/*
+ * A reply's head as the daemon now writes it (daemon/req.c): the body is
+ * handed to evhttp without a copy and the Date header comes from a
+ * once-a-second cache, so check the bytes a client parses: one Date, in
+ * RFC 9110's IMF-fixdate and the current second (give or take the
+ * test's own delay), a Content-Length that is the body's, and the body a
+ * DisclosureResponse.
+ */
+Test(conn, reply_head_is_one_valid_http_reply)
+{
+	char		 cert[600], key[600], req[2048], buf[16384], *hdr, *end, *p;
+	size_t		 len, got = 0, blen;
+	struct tm	 tm;
+	time_t		 t, now;
+	SSL		*ssl;
+	int		 n;
+
+	h_start(&d);
+	pki_pair("police", cert, key, sizeof(cert));
+	ssl = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(ssl), 1);
+	len = disclosure_http("S1001", req, sizeof(req));
+	cr_assert_eq(SSL_write(ssl, req, (int)len), (int)len);
+	/* Bounded: the head and a Content-Length of body, or 5 s. */
+	for (;;) {
+		buf[got] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) != NULL &&
+		    (p = strstr(buf, "\r\nContent-Length: ")) != NULL && p < end &&
+		    got >= (size_t)(end + 4 - buf) + strtoul(p + 18, NULL, 10))
+			break;
+		cr_assert((n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got))) > 0,
+		    "the whole reply");
+		got += (size_t)n;
+	}
+	now = time(NULL);
+	h_tls_close(ssl);
+	*end = '\0';
+	cr_assert(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+	cr_assert_eq(count_str(buf, (size_t)(end - buf), "\r\nDate: "), 1, "one Date: %s",
+	    buf);
+	hdr = strstr(buf, "\r\nDate: ") + 8;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(hdr, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	cr_assert(p != NULL && (*p == '\r' || *p == '\0'), "IMF-fixdate: %.40s", hdr);
+	cr_expect_eq(strlen("Sun, 06 Nov 1994 08:49:37 GMT"), (size_t)(p - hdr));
+	t = timegm(&tm);
+	cr_expect(t <= now && t >= now - 5, "Date is now: %.29s", hdr);
+	cr_assert_eq(count_str(buf, (size_t)(end - buf), "\r\nContent-Length: "), 1);
+	blen = strtoul(strstr(buf, "\r\nContent-Length: ") + 18, NULL, 10);
+	cr_expect_eq(got - (size_t)(end + 4 - buf), blen, "the body is Content-Length");
+	cr_expect_eq(count_str(buf, (size_t)(end - buf), "\r\nCache-Control: no-store"), 1);
+	{
+		Safeshare__V1__DisclosureResponse *r =
+		    safeshare__v1__disclosure_response__unpack(NULL, blen,
+		    (const uint8_t *)end + 4);
+
+		cr_assert_not_null(r, "the body is a DisclosureResponse");
+		cr_expect_eq(r->decision, SAFESHARE__V1__DECISION__DECISION_ALLOW);
+		cr_expect_gt(r->disclosure_id, 0);
+		safeshare__v1__disclosure_response__free_unpacked(r, NULL);
+	}
 }
