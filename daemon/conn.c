@@ -609,8 +609,9 @@ deadline_fired(evutil_socket_t unused, short what, void *arg)
 	(void)unused;
 	(void)what;
 	/* The first run: the bufferevent has its socket, and no TLS byte yet. */
-	if (!c->addressed && c->fd == -1)
-		c->fd = sockclose_wrap(bufferevent_openssl_get_ssl(c->bev));
+	if (!c->addressed && c->fd == -1 &&
+	    (c->fd = sockclose_wrap(bufferevent_openssl_get_ssl(c->bev))) != -1)
+		sockclose_read_ahead(c->bev);
 	if (c->closing) {
 		/* conn_close(): evhttp frees the connection (and c) as on EOF. */
 		bufferevent_trigger_event(c->bev, BEV_EVENT_EOF | BEV_EVENT_READING, 0);
@@ -667,6 +668,8 @@ reply_sent(struct evhttp_request *req, void *arg)
 	c->waiting = 1;
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);	/* see input_cap() */
 	arm(c, (double)(c->srv->conf->timeout + c->srv->conf->request_timeout));
+	/* Requests pipelined behind this one may wait in OpenSSL (sockclose.c). */
+	sockclose_recheck(bufferevent_openssl_get_ssl(c->bev));
 }
 
 /*

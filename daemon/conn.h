@@ -45,6 +45,10 @@ void		 linger_free_all(void);
  * loop's next epoll_ctl()s (the change list, server.c).
  */
 evutil_socket_t	 sockclose_wrap(struct ssl_st *);
+/* ... and reads ahead: one read(2) per request, not two. */
+void		 sockclose_read_ahead(struct bufferevent *);
+/* Reading starts again: hands on what OpenSSL read ahead, if anything. */
+void		 sockclose_recheck(struct ssl_st *);
 void		 sockclose_later(struct event_base *, evutil_socket_t fd);
 void		 sockclose_stop(void);
 

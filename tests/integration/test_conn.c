@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <criterion/criterion.h>
 #include <openssl/err.h>
@@ -670,6 +671,85 @@ Test(conn, pipelined_disclosures_answered_in_order)
 	for (int i = 0; i < 50 && h_log_count(&d, "kind = 'disclosure'") < before + 4; i++)
 		usleep(100000);
 	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), before + 4);
+	cr_expect(h_tls_probe(&d, cert, key), "the daemon still answers");
+}
+
+
+/*
+ * Requests in separate TLS records, each head and each body its own,
+ * that reach the daemon in one TCP segment (the client corks its socket
+ * around the writes). The daemon
+ * reads ahead (daemon/sockclose.c): one read(2) takes all the records,
+ * and OpenSSL keeps those after the first, which libevent's TLS
+ * bufferevent does not look for and epoll cannot report (the socket is
+ * empty). Each must still be answered: disclosures, which read on while
+ * their entry is logged, and refusals, after whose reply reading starts
+ * again.
+ */
+static int
+corked_records(SSL *ssl, const char *reqs[], const size_t lens[], int n,
+    const char *status, int want)
+{
+	char	 buf[65536];
+	size_t	 got = 0;
+	int	 on = 1, off = 0, r;
+
+	cr_assert_eq(setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_CORK, &on,
+	    sizeof(on)), 0);
+	/* Head and body each a record, as clients that write them apart make. */
+	for (int i = 0; i < n; i++) {
+		const char	*body = strstr(reqs[i], "\r\n\r\n");
+		size_t		 head;
+
+		cr_assert_not_null(body);
+		head = (size_t)(body + 4 - reqs[i]);
+		cr_assert(head < lens[i]);
+		cr_assert_eq(SSL_write(ssl, reqs[i], (int)head), (int)head);
+		cr_assert_eq(SSL_write(ssl, reqs[i] + head, (int)(lens[i] - head)),
+		    (int)(lens[i] - head));
+	}
+	cr_assert_eq(setsockopt(SSL_get_fd(ssl), IPPROTO_TCP, TCP_CORK, &off,
+	    sizeof(off)), 0);
+	/* Bounded: the replies, or the socket's 5 s read timeout. */
+	while (count_str(buf, got, "HTTP/1.1 ") < want && got < sizeof(buf) &&
+	    (r = SSL_read(ssl, buf + got, (int)(sizeof(buf) - got))) > 0)
+		got += (size_t)r;
+	return count_str(buf, got, status);
+}
+
+Test(conn, pipelined_records_in_one_segment_answered)
+{
+	static const char	 bad[] = "POST /v1/disclosures HTTP/1.1\r\nHost: x\r\n"
+				    "Content-Type: application/x-protobuf\r\n"
+				    "Content-Length: 1\r\n\r\nx";
+	char			 cert[600], key[600], r1[2048], r2[2048], r3[2048];
+	const char		*reqs[3] = { r1, r2, r3 };
+	size_t			 lens[3];
+	long			 before;
+	SSL			*ssl;
+
+	h_start(&d);
+	pki_pair("police", cert, key, sizeof(cert));
+	before = h_log_count(&d, "kind = 'disclosure'");
+	ssl = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(ssl), 1);
+	lens[0] = disclosure_http("S1001", r1, sizeof(r1));
+	lens[1] = disclosure_http("S1004", r2, sizeof(r2));
+	lens[2] = disclosure_http("S1002", r3, sizeof(r3));
+	cr_expect_eq(corked_records(ssl, reqs, lens, 3, "HTTP/1.1 200 OK", 3), 3,
+	    "three disclosures in six records, three replies");
+	cr_expect_eq(h_log_count(&d, "kind = 'disclosure'"), before + 3);
+
+	/* Refused (logged, then answered): reading stops until each reply. */
+	before = h_log_count(&d, "kind = 'rejected'");
+	for (int i = 0; i < 3; i++) {
+		reqs[i] = bad;
+		lens[i] = sizeof(bad) - 1;
+	}
+	cr_expect_eq(corked_records(ssl, reqs, lens, 3, "HTTP/1.1 400 ", 3), 3,
+	    "three refusals in six records, three replies");
+	cr_expect_eq(h_log_count(&d, "kind = 'rejected'"), before + 3);
+	h_tls_close(ssl);
 	cr_expect(h_tls_probe(&d, cert, key), "the daemon still answers");
 }
 
