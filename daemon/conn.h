@@ -47,7 +47,10 @@ void		 linger_free_all(void);
 evutil_socket_t	 sockclose_wrap(struct ssl_st *);
 /* ... and reads ahead: one read(2) per request, not two. */
 void		 sockclose_read_ahead(struct bufferevent *);
-/* Reading starts again: hands on what OpenSSL read ahead, if anything. */
+/*
+ * Reading starts again (a reply is out): hands on what OpenSSL read ahead,
+ * if anything, and puts back the socket's standing read interest.
+ */
 void		 sockclose_recheck(struct ssl_st *);
 void		 sockclose_later(struct event_base *, evutil_socket_t fd);
 void		 sockclose_stop(void);

@@ -133,6 +133,7 @@ struct hide {
 	struct evbuffer_cb_entry *counter;	/* on bev's input: added */
 	size_t			 added;		/* bytes into bev's input, ever */
 	size_t			 seen;		/* added when recheck last ran bev */
+	struct event		*hold;		/* EV_READ on the socket, see hold() */
 	int			 drained;	/* read this round: no more read(2) */
 	int			 again;		/* recheck runs after bev's read */
 };
@@ -217,6 +218,28 @@ recheck(evutil_socket_t unused, short what, void *arg)
 	event_active(h->recheck, EV_TIMEOUT, 1);
 }
 
+/*
+ * evhttp stops reading when a request is in and a disclosure starts again
+ * at once (disclose.c): the change list makes that pair one
+ * EPOLL_CTL_MOD, every request. A second read event on the socket, this
+ * one, keeps the descriptor's epoll interest while the bufferevent's own
+ * comes and goes, so the pair changes nothing in the kernel. It reads
+ * nothing: when it fires while the bufferevent is not reading (a reply
+ * still being made, a watermark), bytes wait in the socket and it steps
+ * aside, once, so that a level-triggered epoll does not report them
+ * round after round; sockclose_recheck() puts it back after the reply.
+ */
+static void
+hold(evutil_socket_t unused, short what, void *arg)
+{
+	struct hide *h = arg;
+
+	(void)unused;
+	(void)what;
+	if (!event_pending(&h->bev->ev_read, EV_READ, NULL))
+		event_del(h->hold);
+}
+
 /* Reading starts again (conn.c): see whether OpenSSL holds a request. */
 void
 sockclose_recheck(SSL *ssl)
@@ -228,6 +251,8 @@ sockclose_recheck(SSL *ssl)
 	    (h = BIO_get_data(b)) != NULL) {
 		h->again = 0;
 		event_active(h->recheck, EV_TIMEOUT, 1);
+		if (!event_pending(h->hold, EV_READ, NULL))
+			event_add(h->hold, NULL);
 	}
 }
 
@@ -256,6 +281,7 @@ hide_destroy(BIO *b)
 	if (h != NULL) {
 		evbuffer_remove_cb_entry(bufferevent_get_input(h->bev), h->counter);
 		event_free(h->recheck);
+		event_free(h->hold);
 		free(h);
 		BIO_set_data(b, NULL);
 	}
@@ -314,7 +340,9 @@ sockclose_read_ahead(struct bufferevent *bev)
 	h->bev = bev;
 	if ((h->recheck = event_new(bufferevent_get_base(bev), -1, 0, recheck,
 	    h)) == NULL || (h->counter = evbuffer_add_cb(bufferevent_get_input(bev),
-	    count_added, h)) == NULL)
+	    count_added, h)) == NULL ||
+	    (h->hold = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev),
+	    EV_READ | EV_PERSIST, hold, h)) == NULL || event_add(h->hold, NULL) == -1)
 		fatalx("%s: out of memory", __func__);
 	BIO_set_data(b, h);
 	SSL_set_read_ahead(ssl, 1);
