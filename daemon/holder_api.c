@@ -98,6 +98,7 @@ struct hpending {
 	size_t				 next_op;	/* the next op to log */
 	size_t				 waiting;	/* entries not yet committed */
 	int				 locks;		/* batch locks held (thread) */
+	int				 claim;		/* storage_batch_claim()'s, failed apply */
 	int				 failed;
 	uint64_t			 first_seq;
 };
@@ -115,6 +116,7 @@ struct owed {
 	char			 reason[32];
 	uint64_t		 first_seq;
 	int			 submitted;	/* a submission is in the queue */
+	struct hpending		*hp;		/* its batch, locked until logged */
 };
 
 /*
@@ -196,6 +198,18 @@ hpending_done(struct hpending *hp)
 	hworker_queue(hp->w, hp);
 }
 
+/*
+ * Answered, but its rolled_back entry is still owed (owe_rollback()): the
+ * batch keeps its lock until that entry is in the log, so that another
+ * daemon's start meanwhile leaves it alone and, once it gets the lock,
+ * finds the entry (issue 19 item 2; holder_reconcile.c).
+ */
+static void
+hpending_answered(struct hpending *hp)
+{
+	hp->w->busy--;
+}
+
 static void
 reply_result(struct evhttp_request *req, const struct holder_report *r)
 {
@@ -242,6 +256,10 @@ owed_logged(int ok, uint64_t seq, void *arg)
 		return;		/* the retry timer submits it again */
 	log_info("event=holder_rolled_back agency=%s request_id=%s reason=%s",
 	    o->agency, o->rid, o->reason);
+	if (o->hp != NULL) {	/* now its lock may go (hpending_answered()) */
+		o->hp->stage = H_FREE;
+		hworker_queue(w, o->hp);
+	}
 	for (pp = &w->owed; *pp != NULL && *pp != o; pp = &(*pp)->next)
 		;
 	if (*pp == o)
@@ -280,6 +298,7 @@ owe_rollback(struct hpending *hp, const char *reason)
 	snprintf(o->rid, sizeof(o->rid), "%s", hp->rid);
 	snprintf(o->reason, sizeof(o->reason), "%s", reason);
 	o->first_seq = hp->first_seq;
+	o->hp = hp;
 	o->next = hp->w->owed;
 	hp->w->owed = o;
 	owed_submit(o);
@@ -318,10 +337,12 @@ holder_logged(int ok, uint64_t seq, void *arg)
 		 */
 		log_warnx("event=holder_unlogged agency=%s request_id=%s", hp->ag->id,
 		    hp->rid);
-		if (hp->first_seq != 0)
-			owe_rollback(hp, "audit_unavailable");
 		reply_audit_unavailable(hp->req);
-		hpending_done(hp);
+		if (hp->first_seq != 0) {
+			owe_rollback(hp, "audit_unavailable");
+			hpending_answered(hp);
+		} else
+			hpending_done(hp);
 		return;
 	}
 	if (hp->next_op < hp->hr->n_ops) {
@@ -538,13 +559,25 @@ static void
 applied(struct hpending *hp)
 {
 	struct holder_report	*r = &hp->r;
+	int			 owe = 0;
 
 	log_info("event=holder_write agency=%s ops=%zu applied=%zu unchanged=%zu "
 	    "problems=%zu seq=%llu", hp->ag->id, hp->hr->n_ops, r->applied,
 	    r->unchanged, r->nproblems + r->more, (unsigned long long)hp->first_seq);
 	if (hp->rc != 0) {
-		/* Checked a moment ago, failed now: the log says it did not happen. */
-		owe_rollback(hp, hp->rc == -1 ? "store_unavailable" : r->problems[0].code);
+		/*
+		 * Checked a moment ago, failed now: the log says it did not
+		 * happen, once. Not when a start's reconciliation claimed the
+		 * batch (holder_apply()'s "rolled_back", or the claim after the
+		 * failure found its claim: 2) and logs it itself, nor when the
+		 * batch was applied after all (a COMMIT whose answer was lost:
+		 * 0). A claim that failed (-1) owes it all the same.
+		 */
+		owe = (hp->rc == -1 || strcmp(r->problems[0].code, "rolled_back") != 0) &&
+		    (hp->claim == 1 || hp->claim == -1);
+		if (owe)
+			owe_rollback(hp, hp->rc == -1 ? "store_unavailable" :
+			    r->problems[0].code);
 		if (hp->rc == -1) {
 			log_warnx("event=store_failed error=\"%s\"", r->error);
 			reply_error(hp->req, 503, "store_unavailable", "the record store "
@@ -553,7 +586,10 @@ applied(struct hpending *hp)
 			reply_problems(hp->req, r);
 	} else
 		reply_result(hp->req, r);
-	hpending_done(hp);
+	if (owe)
+		hpending_answered(hp);
+	else
+		hpending_done(hp);
 }
 
 /* On the holder thread: the batch's lock, or rc -1 (nothing applied). */
@@ -566,6 +602,25 @@ hworker_lock(struct hworker *w, struct hpending *hp)
 		hp->locks++;
 	else
 		hp->rc = -1;
+}
+
+/*
+ * On the holder thread, a batch whose apply failed (issue 19 item 2): its
+ * lock again (a lost session lost it; this waits for a start that is
+ * reconciling it), then the claim to log it rolled back, so that exactly
+ * one daemon logs that: hp->claim is storage_batch_claim()'s answer.
+ */
+static void
+claim_failed(struct hworker *w, struct hpending *hp)
+{
+	char err[256];
+
+	if (hp->rc == 1 && strcmp(hp->r.problems[0].code, "rolled_back") == 0)
+		return;
+	if (storage_batch_lock(w->st, hp->rid, 1, err, sizeof(err)) == 1)
+		hp->locks++;
+	hp->claim = storage_batch_claim(w->st, hp->rid, hp->first_seq, err,
+	    sizeof(err));
 }
 
 /* The holder thread: runs each job against its own store connection. */
@@ -626,6 +681,8 @@ hworker_main(void *arg)
 				hp->rc = holder_apply(w->st, hp->proto, hp->ag,
 				    hp->hr->ops, hp->hr->n_ops, 0, time(NULL), &batch,
 				    &hp->r);
+			if (hp->rc != 0)
+				claim_failed(w, hp);
 		}
 
 		pthread_mutex_lock(&w->mtx);
@@ -736,9 +793,14 @@ hworker_free(struct hworker *w)
 		next = hp->next;
 		hpending_free(hp);
 	}
-	/* Unwritten rolled_back entries are written by the next start's reconciliation. */
+	/*
+	 * Unwritten rolled_back entries are written by the next start's
+	 * reconciliation; their batches' locks end with the store's session.
+	 */
 	for (o = w->owed; o != NULL; o = onext) {
 		onext = o->next;
+		if (o->hp != NULL)
+			hpending_free(o->hp);
 		protocol_unref(o->proto);
 		free(o->agency);
 		free(o);

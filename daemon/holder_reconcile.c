@@ -26,6 +26,27 @@ struct reconcile {
 	char		 err[256];	/* why the log or the store failed, or "" */
 };
 
+/* Finds one request id among the batches the log has not rolled back. */
+struct still {
+	const char	*rid;
+	int		 found;
+};
+
+static int
+still_one(const char *rid, uint64_t first_seq, const char *agency,
+    const char *store, int64_t when, void *arg)
+{
+	struct still *s = arg;
+
+	(void)first_seq;
+	(void)agency;
+	(void)store;
+	(void)when;
+	if (strcmp(rid, s->rid) == 0)
+		s->found = 1;
+	return 0;
+}
+
 static int
 reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
     const char *store, int64_t when, void *arg)
@@ -33,7 +54,7 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 	struct reconcile	*rc = arg;
 	struct server		*srv = rc->srv;
 	struct audit_entry	 e, *ep = &e;
-	int			 applied, locked = 0;
+	int			 applied, claimed, locked = 0;
 
 	/*
 	 * Only batches meant for the store open now (issue 15): one logged
@@ -69,6 +90,33 @@ reconcile_one(const char *rid, uint64_t first_seq, const char *agency,
 		goto done;
 	}
 	if (applied == 1)
+		goto done;
+	/*
+	 * Issue 19 item 2: read afresh, holding the lock, whether another
+	 * start logged it rolled back since this one read the list; then claim
+	 * it in the store before logging, so that a daemon that lost its
+	 * session and applies it later finds the claim and applies nothing
+	 * (holder_apply(): "rolled_back"). 0 from the claim: applied meanwhile.
+	 */
+	{
+		struct still s = { rid, 0 };
+
+		if (logstore_holder_batches(srv->audit, first_seq > 0 ?
+		    first_seq - 1 : 0, still_one, &s, rc->err,
+		    sizeof(rc->err)) == -1) {
+			rc->failed = 1;
+			goto done;
+		}
+		if (!s.found)
+			goto done;
+	}
+	/* 1 or 2: claimed (by us, or by one that did not log it: we do). */
+	if ((claimed = storage_batch_claim(srv->store, rid, first_seq, rc->err,
+	    sizeof(rc->err))) == -1) {
+		rc->failed = 1;
+		goto done;
+	}
+	if (claimed == 0)
 		goto done;
 	holder_rolled_back(&e, srv->proto, agency, rid, first_seq, "interrupted");
 	e.case_ref = srv->store_ref;

@@ -516,6 +516,7 @@ holder_apply(struct storage *st, const struct protocol *p,
     struct holder_report *r)
 {
 	struct batch b = { st, p, holder, now, r, 0, 0, 0, nops };
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	if (nops > HOLDER_MAX_OPS) {
@@ -556,10 +557,25 @@ holder_apply(struct storage *st, const struct protocol *p,
 		}
 		return r->nproblems > 0;
 	}
-	if (batch != NULL && storage_mark_batch(st, batch->request_id,
-	    batch->first_seq, now, r->error, sizeof(r->error)) == -1) {
+	if (batch != NULL && (rc = storage_mark_batch(st, batch->request_id,
+	    batch->first_seq, now, r->error, sizeof(r->error))) != 0) {
 		storage_rollback(st);
-		goto dberr;
+		if (rc == -1)
+			goto dberr;
+		/*
+		 * Another daemon's start logged it rolled back while this one
+		 * had lost its session (deploy-ha.md): the log says it did not
+		 * happen, so it does not, and nothing more is owed to the log.
+		 */
+		b.index = 0;
+		b.line = 0;
+		problem(&b, 409, "rolled_back", "", "the batch was logged rolled back "
+		    "by another daemon while this one was away from the database; "
+		    "nothing was written, send it again");
+		free(r->changes);
+		r->changes = NULL;
+		r->checked = 0;
+		return 1;
 	}
 	if (storage_commit(st, r->error, sizeof(r->error)) == -1) {
 		storage_rollback(st);

@@ -141,10 +141,20 @@ static const char *const stmts[S_COUNT] = {
 	/* Removal is recorded, never erased (D12). */
 	[S_UNFLAG] = "UPDATE flags SET removed_by = $3, removed_at = $4 "
 	    "WHERE subject = $1 AND flag = $2 AND removed_at IS NULL",
+	/*
+	 * A batch's row: applied_at >= 0 once applied, -1 when a daemon's
+	 * reconciliation claimed it to log it rolled back (deploy-ha.md,
+	 * "Holder batches with several daemons"). Whichever insert comes
+	 * first owns the row; the other finds it taken.
+	 */
 	[S_MARK_BATCH] = "INSERT INTO holder_batches (request_id, first_seq, "
-	    "applied_at) VALUES ($1, $2, $3)",
+	    "applied_at) VALUES ($1, $2, $3) ON CONFLICT (request_id) DO NOTHING",
 	[S_BATCH_APPLIED] = "SELECT count(*) FROM holder_batches "
-	    "WHERE request_id = $1",
+	    "WHERE request_id = $1 AND applied_at >= 0",
+	[S_BATCH_CLAIM] = "INSERT INTO holder_batches (request_id, first_seq, "
+	    "applied_at) VALUES ($1, $2, -1) ON CONFLICT (request_id) DO NOTHING",
+	[S_BATCH_CLAIMED] = "SELECT count(*) FROM holder_batches "
+	    "WHERE request_id = $1 AND applied_at = -1",
 	/*
 	 * A holder batch's session-level advisory lock (deploy-ha.md, "Holder
 	 * batches with several daemons"): class 1932, the request id's hash

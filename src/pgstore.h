@@ -144,6 +144,9 @@ void	pgstore_batch_unlock(struct pgstore *, const char *request_id);
  * wait for the server; 0, the default, is connect_timeout's whole wait.
  */
 void	pgstore_set_connect_wait(struct pgstore *, int ms);
+/* storage_batch_claim(): 1 claimed, 2 claimed before, 0 applied, -1 err. */
+int	pgstore_batch_claim(struct pgstore *, const char *request_id,
+	    uint64_t first_seq, char *err, size_t errlen);
 /* storage_prefetch(): the subjects' rows locked and remembered (pgstore_known.c). */
 int	pgstore_prefetch(struct pgstore *, char *const *subjects, size_t n,
 	    char *err, size_t errlen);

@@ -149,6 +149,32 @@ pgstore_delete_record(struct pgstore *p, const char *subject,
 	return n;
 }
 
+/*
+ * A batch to log rolled back, claimed before its entry is logged: 1 this
+ * handle claimed it, 2 another claim was there (its entry is logged, or
+ * owed by a daemon holding the batch's lock, or its claimer died before
+ * logging it), 0 it was applied meanwhile, -1 err.
+ */
+int
+pgstore_batch_claim(struct pgstore *p, const char *request_id,
+    uint64_t first_seq, char *err, size_t errlen)
+{
+	char		 seq[24];
+	const char	*vals[2] = { request_id, seq };
+	PGresult	*res;
+	int		 n, claimed;
+
+	snprintf(seq, sizeof(seq), "%" PRIu64, first_seq);
+	if ((n = changed(p, S_BATCH_CLAIM, 2, vals, "batch", err, errlen)) != 0)
+		return n == 1 ? 1 : -1;
+	if ((res = pgstore_run(p, S_BATCH_CLAIMED, 1, vals, "batch", err,
+	    errlen)) == NULL)
+		return -1;
+	claimed = PQntuples(res) == 1 && pgstore_int(res, 0, 0) > 0;
+	PQclear(res);
+	return claimed ? 2 : 0;
+}
+
 int
 pgstore_mark_batch(struct pgstore *p, const char *request_id, uint64_t first_seq,
     int64_t now, char *err, size_t errlen)
@@ -158,8 +184,26 @@ pgstore_mark_batch(struct pgstore *p, const char *request_id, uint64_t first_seq
 
 	snprintf(seq, sizeof(seq), "%" PRIu64, first_seq);
 	snprintf(at, sizeof(at), "%" PRId64, now);
+	const char	*rid[1] = { request_id };
+	PGresult	*res;
+	int		 n, claimed;
+
 	/* Answered at once: the batch's queued writes fail it here too. */
-	return changed(p, S_MARK_BATCH, 3, vals, "batch", err, errlen) == -1 ? -1 : 0;
+	if ((n = changed(p, S_MARK_BATCH, 3, vals, "batch", err, errlen)) != 0)
+		return n == 1 ? 0 : -1;
+	/*
+	 * The row was there: claimed by a reconciliation that logs the batch
+	 * rolled back (issue 19 item 2), or marked before.
+	 */
+	if ((res = pgstore_run(p, S_BATCH_CLAIMED, 1, rid, "batch", err,
+	    errlen)) == NULL)
+		return -1;
+	claimed = PQntuples(res) == 1 && pgstore_int(res, 0, 0) > 0;
+	PQclear(res);
+	if (claimed)
+		return 1;
+	return errorf(err, errlen, "PostgreSQL store: batch %s was marked "
+	    "applied already", request_id);
 }
 
 /* store_note_load(): inside the load's transaction. */

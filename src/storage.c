@@ -250,6 +250,14 @@ storage_batch_unlock(struct storage *s, const char *request_id)
 	s->ops->batch_unlock(s->h, request_id);
 }
 
+int
+storage_batch_claim(struct storage *s, const char *request_id,
+    uint64_t first_seq, char *err, size_t errlen)
+{
+	return s->ops->batch_claim != NULL ? s->ops->batch_claim(s->h, request_id,
+	    first_seq, err, errlen) : 1;
+}
+
 void
 storage_set_connect_wait(struct storage *s, int ms)
 {

@@ -115,6 +115,11 @@ int	storage_subject_holder(struct storage *, const char *subject,
 int	storage_show(struct storage *, const char *subject, size_t max_history,
 	    const struct store_show_cb *cb, void *arg, char *err,
 	    size_t errlen);
+/*
+ * In the batch's transaction: 0 marked applied, 1 (PostgreSQL) a start's
+ * reconciliation claimed it to log it rolled back (storage_batch_claim()):
+ * the caller rolls back and applies nothing; -1 err (marked before).
+ */
 int	storage_mark_batch(struct storage *, const char *request_id,
 	    uint64_t first_seq, int64_t now, char *err, size_t errlen);
 int	storage_batch_applied(struct storage *, const char *request_id,
@@ -135,6 +140,19 @@ void	storage_batch_unlock(struct storage *, const char *request_id);
  * connect_timeout (5 s unless it sets one). Nothing on SQLite.
  */
 void	storage_set_connect_wait(struct storage *, int ms);
+/*
+ * Before a start logs a batch rolled back (daemon/holder_reconcile.c,
+ * holding the batch's lock): claims it in the store, so that a daemon
+ * that lost its session and applies it later finds the claim and rolls
+ * its apply back (storage_mark_batch() answers 1). 1 claimed; 2 claimed
+ * before (by a start that logged it, or by the daemon whose apply failed,
+ * which holds the batch's lock until its entry is logged, or by one that
+ * died first: the caller, holding the lock and having read the log afresh,
+ * logs it); 0 applied meanwhile (log nothing); -1 err. Always 1 on SQLite
+ * (one daemon).
+ */
+int	storage_batch_claim(struct storage *, const char *request_id,
+	    uint64_t first_seq, char *err, size_t errlen);
 /*
  * Inside a write transaction, before a holder batch's ops: the subjects
  * the batch names, read (and locked, on PostgreSQL) in one go, so that

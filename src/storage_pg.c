@@ -208,6 +208,13 @@ pg_batch_unlock(void *h, const char *request_id)
 	pgstore_batch_unlock(h, request_id);
 }
 
+static int
+pg_batch_claim(void *h, const char *request_id, uint64_t first_seq, char *err,
+    size_t errlen)
+{
+	return pgstore_batch_claim(h, request_id, first_seq, err, errlen);
+}
+
 static void
 pg_set_connect_wait(void *h, int ms)
 {
@@ -380,6 +387,7 @@ const struct storage_ops storage_postgresql = {
 	.batch_unlock = pg_batch_unlock,
 	.prefetch = pg_prefetch,
 	.set_connect_wait = pg_set_connect_wait,
+	.batch_claim = pg_batch_claim,
 	.link_nhs = pg_link_nhs,
 	.unlink_nhs = pg_unlink_nhs,
 	.nhs_clash = pg_nhs_clash,

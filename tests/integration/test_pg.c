@@ -552,6 +552,64 @@ Test(pg, a_batch_another_daemon_is_applying_is_not_reconciled)
 }
 
 /*
+ * Issue 19 item 2 (a): a daemon applies a batch that another daemon's
+ * start has meanwhile logged rolled_back (its session, and so its batch
+ * lock, lost between logging the batch and applying it). The start claims
+ * the batch in holder_batches before it logs; here the test makes that
+ * claim while the daemon's apply waits in its mark (the trigger above).
+ * The apply then finds the row taken: it rolls back, answers 409
+ * rolled_back and owes the log nothing, so the log, which says rolled
+ * back, says what the store holds. Before, the mark failed on the
+ * duplicate key: a 503 and a second rolled_back entry, the daemon's own.
+ */
+Test(pg, a_batch_claimed_as_rolled_back_is_not_applied)
+{
+	struct timespec		 tick = { 0, 50 * 1000 * 1000 };
+	struct held_batch	 hb = { .status = 0 };
+	PGconn			*c;
+	char			 sql[256], *rid, *out;
+	long			 logged = 0;
+
+	h_put_child(&d);
+	c = t_pg_admin(d.pg_admin);
+	t_pg_run(c, "CREATE FUNCTION test_hold() RETURNS trigger LANGUAGE plpgsql "
+	    "AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4243); RETURN NEW; "
+	    "END $$");
+	t_pg_run(c, "CREATE TRIGGER test_hold BEFORE INSERT ON holder_batches "
+	    "FOR EACH ROW EXECUTE FUNCTION test_hold()");
+	t_pg_run(c, "SELECT pg_advisory_lock(4243)");
+	cr_assert_eq(pthread_create(&hb.thread, NULL, send_flag_batch, &hb), 0);
+	for (int i = 0; i < 200 && (logged = h_log_count(&d, "kind = 'holder' "
+	    "AND reason = 'flag' AND subject = 'S-C1'")) == 0; i++)
+		nanosleep(&tick, NULL);
+	cr_assert_eq(logged, 1, "the batch was not logged");
+	/* Bounded: 10 s for the apply to reach its mark and wait there. */
+	for (int i = 0; i < 200 && h_pg_int(&d, "SELECT count(*) FROM "
+	    "pg_locks WHERE locktype = 'advisory' AND objid = 4243 AND "
+	    "NOT granted") == 0; i++)
+		nanosleep(&tick, NULL);
+	rid = h_store_value(&d, "SELECT min(request_id) FROM log_entries WHERE "
+	    "kind = 'holder' AND reason = 'flag' AND subject = 'S-C1'");
+	cr_assert_not_null(rid);
+	/* What a start's reconciliation claims (storage_batch_claim()). */
+	snprintf(sql, sizeof(sql), "INSERT INTO holder_batches (request_id, "
+	    "first_seq, applied_at) VALUES ('%s', 1, -1)", rid);
+	t_pg_run(c, sql);
+	free(rid);
+	t_pg_run(c, "SELECT pg_advisory_unlock(4243)");
+	PQfinish(c);
+	cr_assert_eq(pthread_join(hb.thread, NULL), 0);
+	cr_expect_eq(hb.status, 409, "%s", hb.err);
+	cr_expect_eq(h_pg_int(&d, "SELECT count(*) FROM flags WHERE "
+	    "subject = 'S-C1'"), 0, "applied after it was claimed rolled back");
+	h_stop(&d);
+	cr_expect_eq(h_log_count(&d, "decision = 'rolled_back'"), 0,
+	    "the applying daemon logged a rolled_back of its own");
+	cr_expect_eq(verify(&out), 0, "%s", out);
+	free(out);
+}
+
+/*
  * safeshare admin reload while the database is away: the reload cannot be
  * logged, so it does not happen, and the answer is 503 audit_unavailable
  * like every other route's (it was a 200 ReloadResult with ok=false);

@@ -231,3 +231,45 @@ Test(pgbatch, batch_killed_midway_keeps_nothing_and_is_not_marked)
 	pgstore_close(pg);
 	PQfinish(adm);
 }
+
+/*
+ * Issue 19 item 2: a start claims a batch in holder_batches before it
+ * logs it rolled back (pgstore_batch_claim()); the apply's mark then finds
+ * the row taken and answers 1 (roll back, apply nothing), a claim of an
+ * applied batch answers 0 (log nothing), and a claimed batch still counts
+ * as not applied.
+ */
+Test(pgbatch, a_claimed_batch_is_not_marked_applied)
+{
+	char		 ci[1200], err[256] = "";
+	PGconn		*adm = t_pg_schema("b_claim", ci, sizeof(ci));
+	struct pgstore	*pg = open_ok(ci), *other = open_ok(ci);
+
+	cr_assert_eq(pgstore_batch_claim(other, "b-gone", 7, err, sizeof(err)), 1,
+	    "%s", err);
+	cr_assert_eq(pgstore_batch_claim(other, "b-gone", 7, err, sizeof(err)), 2,
+	    "claimed before: %s", err);
+	cr_assert_eq(pgstore_batch_applied(pg, "b-gone", err, sizeof(err)), 0);
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_set_flag(pg, "S1", "domestic_abuse", "police", 100,
+	    err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_mark_batch(pg, "b-gone", 7, 100, err, sizeof(err)), 1,
+	    "%s", err);
+	pgstore_rollback(pg);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM flags"), 0);
+
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_mark_batch(pg, "b-done", 9, 100, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(pgstore_commit(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_batch_claim(other, "b-done", 9, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(pgstore_batch_applied(pg, "b-done", err, sizeof(err)), 1);
+	/* Marked twice is still refused. */
+	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pgstore_mark_batch(pg, "b-done", 9, 100, err, sizeof(err)), -1);
+	pgstore_rollback(pg);
+	pgstore_close(other);
+	pgstore_close(pg);
+	PQfinish(adm);
+}
