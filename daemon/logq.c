@@ -219,7 +219,7 @@ writer(void *arg)
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
 		size_t	n = 0;
-		int	rc, ckpt, failed;
+		int	rc, ckpt, failed, locked;
 
 		while (q->head == NULL && !q->stop) {
 			struct timespec ts;
@@ -239,6 +239,18 @@ writer(void *arg)
 		}
 		if (q->head == NULL && q->stop)
 			break;
+		/*
+		 * A log other daemons append to (PostgreSQL): its head is
+		 * locked first, waiting for another daemon's commit, and the
+		 * batch taken after, so what queued meanwhile goes in too
+		 * (docs/deploy-ha.md "The chain"). The loop queues while we wait.
+		 */
+		locked = 0;
+		if (logstore_shared(q->log) && !q->sync_failed) {
+			pthread_mutex_unlock(&q->mtx);
+			locked = logstore_lock_head(q->log) == 0;
+			pthread_mutex_lock(&q->mtx);
+		}
 		/* Everything queued while the last fsync ran goes in one commit. */
 		while (q->head != NULL && n < MAX_BATCH) {
 			taken[n] = q->head;
@@ -250,6 +262,8 @@ writer(void *arg)
 			q->tail = NULL;
 		failed = q->sync_failed;
 		pthread_mutex_unlock(&q->mtx);
+		if (failed && locked)
+			logstore_unlock_head(q->log);
 
 		/* After a failed fdatasync nothing is committed again (logsync.c). */
 		rc = failed ? -1 : append(q->log, batch, taken, n, err, sizeof(err));

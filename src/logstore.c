@@ -83,6 +83,25 @@ logstore_file_gone(struct logstore *l)
 }
 
 int
+logstore_shared(const struct logstore *l)
+{
+	return l->ops->lock_head != NULL;
+}
+
+int
+logstore_lock_head(struct logstore *l)
+{
+	return l->ops->lock_head != NULL ? l->ops->lock_head(l->h) : -1;
+}
+
+void
+logstore_unlock_head(struct logstore *l)
+{
+	if (l->ops->unlock_head != NULL)
+		l->ops->unlock_head(l->h);
+}
+
+int
 logstore_probe(struct logstore *l, char *why, size_t whylen)
 {
 	return l->ops->probe(l->h, why, whylen);

@@ -66,6 +66,16 @@ int	logstore_append(struct logstore *, struct audit_entry **, size_t n,
 int	logstore_append_receipts(struct logstore *, struct audit_entry **,
 	    size_t n, struct audit_receipt *rc, char *err, size_t errlen);
 /*
+ * Whether other daemons append to the same log (PostgreSQL): then the
+ * writer may lock its head before taking a batch, logstore_lock_head()
+ * (pglog_lock_head(): 0 held, -1 not, the append locks it itself), and
+ * logstore_unlock_head() lets it go unused. SQLite: 0, and neither is
+ * called.
+ */
+int	logstore_shared(const struct logstore *);
+int	logstore_lock_head(struct logstore *);
+void	logstore_unlock_head(struct logstore *);
+/*
  * The log's size and id (audit_size(), audit_log_id()). On PostgreSQL the
  * size is the head's as committed now, whichever daemon wrote it, or when
  * the database cannot be reached the last this handle saw.

@@ -20,6 +20,9 @@ struct logstore_ops {
 	    size_t errlen);
 	int (*append_receipts)(void *h, struct audit_entry **es, size_t n,
 	    struct audit_receipt *rc, char *err, size_t errlen);
+	/* NULL: a log no other daemon appends to (logstore_shared()). */
+	int (*lock_head)(void *h);
+	void (*unlock_head)(void *h);
 	uint64_t (*size)(void *h);
 	void (*log_id)(void *h, unsigned char out[16]);
 	int (*file_gone)(void *h);

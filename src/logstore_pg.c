@@ -94,6 +94,24 @@ pg_append(void *h, struct audit_entry **es, size_t n, char *err,
 	return pg_append_receipts(h, es, n, NULL, err, errlen);
 }
 
+/* The error is the append's to report: it locks again itself. */
+static int
+pg_lock_head(void *h)
+{
+	struct lpg	*l = h;
+	char		 err[256];
+
+	return pglog_lock_head(l->pl, err, sizeof(err));
+}
+
+static void
+pg_unlock_head(void *h)
+{
+	struct lpg *l = h;
+
+	pglog_unlock_head(l->pl);
+}
+
 static uint64_t
 pg_size(void *h)
 {
@@ -382,6 +400,8 @@ const struct logstore_ops logstore_postgresql = {
 	.audit = pg_audit,
 	.append = pg_append,
 	.append_receipts = pg_append_receipts,
+	.lock_head = pg_lock_head,
+	.unlock_head = pg_unlock_head,
 	.size = pg_size,
 	.log_id = pg_log_id,
 	.file_gone = pg_file_gone,

@@ -100,6 +100,17 @@ int	 pglog_head_key(struct pglog *, int *has, unsigned char key[32],
  */
 int	 pglog_append(struct pglog *, struct audit_entry **es, size_t n,
 	    struct audit_receipt *rc, char *err, size_t errlen);
+/*
+ * The next append's first round trip ahead of it: the head row locked in
+ * an open transaction, waiting for any other daemon's append to commit,
+ * so that the caller can take its batch after that wait (the daemon's log
+ * writer: daemon/logq.c). 0 held (the next pglog_append() goes on from
+ * it; keep the time to it short, every other daemon waits), or -1 with
+ * err and nothing held (pglog_append() locks again itself).
+ * pglog_unlock_head() lets a held head go without appending.
+ */
+int	 pglog_lock_head(struct pglog *, char *err, size_t errlen);
+void	 pglog_unlock_head(struct pglog *);
 
 /* The log's size and id as committed now: 0 or -1 with err. */
 int	 pglog_head(struct pglog *, uint64_t *size, unsigned char log_id[16],

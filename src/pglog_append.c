@@ -478,10 +478,86 @@ queue_entries(struct pipe *pp, struct pglog_head *h, struct audit_entry **es,
 }
 
 /*
- * One group commit (pglog.h): lock the head, chain and insert the
- * entries after it, store the tree nodes they complete, sign and insert
- * the checkpoint, move the head, commit. Every failure before COMMIT rolls
- * the whole transaction back.
+ * Undoes an append begun: ends the pipeline (syncs Syncs still owed) and
+ * rolls back the transaction, which lets the head go.
+ */
+static void
+abandon(struct pglog *p, int syncs)
+{
+	if (PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)
+		unwind(p, syncs);
+	else if (PQstatus(p->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(p->conn, "ROLLBACK"));
+}
+
+/*
+ * Round trip 1: BEGIN and the head row locked, into h, in pipeline mode
+ * with the transaction left open. This is where another daemon's append
+ * is waited for. 0, or -1 with err and nothing left open.
+ */
+static int
+take_head(struct pglog *p, struct pglog_head *h, char *err, size_t errlen)
+{
+	PGresult	*res;
+
+	if (PQenterPipelineMode(p->conn) != 1) {
+		pglog_fail(p->conn, NULL, "pipeline", err, errlen);
+		goto fail;
+	}
+	if (PQsendQueryParams(p->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(p->conn, "pglog_head", 0, NULL, NULL, NULL, 1) != 1 ||
+	    PQpipelineSync(p->conn) != 1) {
+		pglog_fail(p->conn, NULL, "lock head", err, errlen);
+		goto fail;
+	}
+	if ((res = read_lock(p, err, errlen)) == NULL)
+		goto fail;
+	if (read_head(p, res, h) == -1) {
+		PQclear(res);
+		errorf(err, errlen, "PostgreSQL log: the head row is missing or malformed "
+		    "(schema version %d expected)", PGLOG_SCHEMA_VERSION);
+		goto fail;
+	}
+	PQclear(res);
+	return 0;
+fail:
+	abandon(p, 0);
+	return -1;
+}
+
+/*
+ * The log writer locks the head before it takes its batch (logq.c), so
+ * that what was queued while it waited for another daemon's commit goes
+ * into this one. A failure leaves nothing held: the append then tries
+ * again itself and reports why.
+ */
+int
+pglog_lock_head(struct pglog *p, char *err, size_t errlen)
+{
+	if (p->locked)
+		return 0;
+	if (pglog_ready(p, err, errlen) == -1 ||
+	    take_head(p, &p->locked_head, err, errlen) == -1)
+		return -1;
+	p->locked = 1;
+	return 0;
+}
+
+void
+pglog_unlock_head(struct pglog *p)
+{
+	if (!p->locked)
+		return;
+	p->locked = 0;
+	abandon(p, 0);
+}
+
+/*
+ * One group commit (pglog.h): lock the head (unless pglog_lock_head()
+ * did), chain and insert the entries after it, store the tree nodes they
+ * complete, sign and insert the checkpoint, move the head, commit. Every
+ * failure before COMMIT rolls the whole transaction back.
  */
 int
 pglog_append(struct pglog *p, struct audit_entry **es, size_t n,
@@ -492,47 +568,24 @@ pglog_append(struct pglog *p, struct audit_entry **es, size_t n,
 	unsigned char		 root[32];
 	uint8_t			(*leaves)[32] = NULL;
 	char			*note = NULL;
-	PGresult		*res;
 	int64_t			 t;
 	int			 syncs = 0;
 
 	if (n == 0)
 		return 0;
-	if (pglog_ready(p, err, errlen) == -1)
+	if (!p->locked && pglog_lock_head(p, err, errlen) == -1)
 		return -1;
+	h = p->locked_head;
+	p->locked = 0;
 	memset(&pp, 0, sizeof(pp));
 	pp.p = p;
 	/* Entries' chunks, at most one node per entry, checkpoint, move, commit. */
 	pp.cap = 2 * n + 8;
 	if ((leaves = calloc(n, 32)) == NULL ||
 	    (pp.kinds = calloc(pp.cap, 1)) == NULL) {
-		free(leaves);
-		return errorf(err, errlen, "PostgreSQL log: out of memory");
-	}
-	if (PQenterPipelineMode(p->conn) != 1) {
-		pglog_fail(p->conn, NULL, "pipeline", err, errlen);
+		errorf(err, errlen, "PostgreSQL log: out of memory");
 		goto fail;
 	}
-	/* Round trip 1: waits here for any other daemon's append to commit. */
-	if (PQsendQueryParams(p->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
-	    PQsendQueryPrepared(p->conn, "pglog_head", 0, NULL, NULL, NULL, 1) != 1 ||
-	    PQpipelineSync(p->conn) != 1) {
-		pglog_fail(p->conn, NULL, "lock head", err, errlen);
-		goto fail;
-	}
-	syncs = 1;
-	if ((res = read_lock(p, err, errlen)) == NULL) {
-		syncs = 0;
-		goto fail;
-	}
-	syncs = 0;
-	if (read_head(p, res, &h) == -1) {
-		PQclear(res);
-		errorf(err, errlen, "PostgreSQL log: the head row is missing or malformed "
-		    "(schema version %d expected)", PGLOG_SCHEMA_VERSION);
-		goto fail;
-	}
-	PQclear(res);
 	/* The key the head names, or a rotation already made (pglog_rotate.c). */
 	if (pglog_key_check(p, &h, err, errlen) == -1)
 		goto fail;
@@ -583,11 +636,7 @@ queued:
 	if (PQpipelineSync(p->conn) == 1)
 		syncs = 1;
 fail:
-	if (PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)
-		unwind(p, syncs);
-	else if (PQstatus(p->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(p->conn, "ROLLBACK"));
+	abandon(p, syncs);
 	free(note);
 	free(pp.kinds);
 	free(leaves);

@@ -17,6 +17,18 @@
 struct pglog_rows;	/* the parameters of a multi-row INSERT (pglog_append.c) */
 struct pglog_rotation;	/* a key rotation's append (pglog_rotate.c) */
 
+/* The one row of log_head (its frontier goes into the handle's range). */
+struct pglog_head {
+	unsigned char	 log_id[16];
+	uint64_t	 size;		/* entries: the last seq */
+	unsigned char	 head[32];	/* the last entry's hash (zeros: none) */
+	uint64_t	 cp_n;		/* the last checkpoint's number */
+	int64_t		 cp_time;
+	int64_t		 last_time;	/* the last entry's time */
+	int		 has_key;	/* a rotation named the signing key: */
+	unsigned char	 key[32];	/* ... this one (raw Ed25519 public key) */
+};
+
 /*
  * A handle: one connection, used by one thread at a time. pglog.c opens
  * and (re)connects it, pglog_append.c writes through it.
@@ -34,6 +46,8 @@ struct pglog {
 	struct pglog_rows	*rows;
 	void			(*hook)(void *, size_t);
 	void			*hook_arg;
+	int			 locked;	/* pglog_lock_head() holds the head: */
+	struct pglog_head	 locked_head;	/* as read then */
 };
 
 /*
@@ -53,17 +67,6 @@ int			 pglog_prepare_append(struct pglog *, char *err, size_t errlen);
 struct pglog_rows	*pglog_rows_new(void);
 void			 pglog_rows_free(struct pglog_rows *);
 
-/* The one row of log_head (its frontier goes into the handle's range). */
-struct pglog_head {
-	unsigned char	 log_id[16];
-	uint64_t	 size;		/* entries: the last seq */
-	unsigned char	 head[32];	/* the last entry's hash (zeros: none) */
-	uint64_t	 cp_n;		/* the last checkpoint's number */
-	int64_t		 cp_time;
-	int64_t		 last_time;	/* the last entry's time */
-	int		 has_key;	/* a rotation named the signing key: */
-	unsigned char	 key[32];	/* ... this one (raw Ed25519 public key) */
-};
 
 /*
  * pglog_rotate.c: whether this append may go on after the locked head h

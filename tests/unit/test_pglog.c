@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "audit_int.h"
@@ -533,5 +534,90 @@ Test(pglog, refused_after_a_stored_chunk_rolls_back_all)
 	EVP_PKEY_free(key);
 	free(e);
 	free(ep);
+	PQfinish(adm);
+}
+
+struct later {
+	struct pglog	*pl;
+	struct batch	*b;
+	size_t		 n;
+	int		 rc;
+	char		 err[256];
+};
+
+static void *
+later_main(void *arg)
+{
+	struct later *l = arg;
+
+	l->rc = pglog_append(l->pl, l->b->ep, l->n, NULL, l->err, sizeof(l->err));
+	return NULL;
+}
+
+/* Whether the server process pid waits for a lock (up to 10 s). */
+static int
+waits_for_lock(PGconn *adm, int pid)
+{
+	struct timespec	ts = { 0, 10 * 1000 * 1000 };
+	char		sql[160];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE "
+	    "pid = %d AND wait_event_type = 'Lock'", pid);
+	for (int i = 0; i < 1000; i++) {
+		if (t_pg_int(adm, sql) > 0)
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/*
+ * The log writer locks the head before it takes its batch
+ * (pglog_lock_head(), daemon/logq.c): meanwhile another daemon's append
+ * waits for it; the append that follows goes on from the head it locked,
+ * and the other's comes after, one chain. A head locked and let go
+ * (pglog_unlock_head()) appends nothing and lets the other daemon on.
+ */
+Test(pglog, head_locked_ahead_of_the_batch)
+{
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = t_pg_schema("t_lockahead", ci, sizeof(ci));
+	EVP_PKEY		*key = new_key();
+	static struct batch	 b1, b2;
+	struct pglog		*p1, *p2;
+	struct later		 l = { 0 };
+	pthread_t		 th;
+
+	cr_assert_eq(pglog_open(&p1, ci, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pglog_open(&p2, ci, err, sizeof(err)), 0, "%s", err);
+	pglog_set_signer(p1, key);
+	pglog_set_signer(p2, key);
+	cr_assert_eq(pglog_lock_head(p1, err, sizeof(err)), 0, "%s", err);
+	batch_fill(&b2, 3, 2, 0);
+	l = (struct later){ p2, &b2, 3, -1, "" };
+	cr_assert_eq(pthread_create(&th, NULL, later_main, &l), 0);
+	cr_assert(waits_for_lock(adm, pglog_backend_pid(p2)),
+	    "the other append did not wait for the locked head");
+	batch_fill(&b1, 2, 1, 0);
+	append_ok(p1, &b1, 2, NULL);
+	pthread_join(th, NULL);
+	cr_assert_eq(l.rc, 0, "%s", l.err);
+	cr_assert_eq(b1.e[0].seq, 1);
+	cr_assert_eq(b1.e[1].seq, 2);
+	cr_assert_eq(b2.e[0].seq, 3);
+	cr_assert_eq(b2.e[2].seq, 5);
+
+	cr_assert_eq(pglog_lock_head(p1, err, sizeof(err)), 0, "%s", err);
+	pglog_unlock_head(p1);
+	batch_fill(&b2, 1, 2, 3);
+	append_ok(p2, &b2, 1, NULL);
+	cr_assert_eq(b2.e[0].seq, 6);
+	batch_fill(&b1, 1, 1, 2);
+	append_ok(p1, &b1, 1, NULL);
+	cr_assert_eq(b1.e[0].seq, 7);
+	verify_ok(p1, key, 7, 4);
+	pglog_close(p1);
+	pglog_close(p2);
+	EVP_PKEY_free(key);
 	PQfinish(adm);
 }
