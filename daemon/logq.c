@@ -219,7 +219,7 @@ writer(void *arg)
 	pthread_mutex_lock(&q->mtx);
 	for (;;) {
 		size_t	n = 0;
-		int	rc, ckpt, failed, locked;
+		int	rc, ckpt, failed, locked;	/* locked: 1 held, -1 failed */
 
 		while (q->head == NULL && !q->stop) {
 			struct timespec ts;
@@ -248,7 +248,8 @@ writer(void *arg)
 		locked = 0;
 		if (logstore_shared(q->log) && !q->sync_failed) {
 			pthread_mutex_unlock(&q->mtx);
-			locked = logstore_lock_head(q->log) == 0;
+			locked = logstore_lock_head(q->log, err, sizeof(err)) == 0 ?
+			    1 : -1;
 			pthread_mutex_lock(&q->mtx);
 		}
 		/* Everything queued while the last fsync ran goes in one commit. */
@@ -262,11 +263,16 @@ writer(void *arg)
 			q->tail = NULL;
 		failed = q->sync_failed;
 		pthread_mutex_unlock(&q->mtx);
-		if (failed && locked)
+		if (failed && locked == 1)
 			logstore_unlock_head(q->log);
 
-		/* After a failed fdatasync nothing is committed again (logsync.c). */
-		rc = failed ? -1 : append(q->log, batch, taken, n, err, sizeof(err));
+		/*
+		 * After a failed fdatasync nothing is committed again
+		 * (logsync.c); a head that could not be locked is this
+		 * batch's failed append (err says why).
+		 */
+		rc = failed || locked == -1 ? -1 : append(q->log, batch, taken, n,
+		    err, sizeof(err));
 
 		pthread_mutex_lock(&q->mtx);
 		ckpt = rc == 0 && wal_plan(q);

@@ -89,9 +89,12 @@ logstore_shared(const struct logstore *l)
 }
 
 int
-logstore_lock_head(struct logstore *l)
+logstore_lock_head(struct logstore *l, char *err, size_t errlen)
 {
-	return l->ops->lock_head != NULL ? l->ops->lock_head(l->h) : -1;
+	if (l->ops->lock_head == NULL)
+		return errorf(err, errlen, "%s log: no shared head to lock",
+		    l->ops->name);
+	return l->ops->lock_head(l->h, err, errlen);
 }
 
 void

@@ -67,13 +67,14 @@ int	logstore_append_receipts(struct logstore *, struct audit_entry **,
 	    size_t n, struct audit_receipt *rc, char *err, size_t errlen);
 /*
  * Whether other daemons append to the same log (PostgreSQL): then the
- * writer may lock its head before taking a batch, logstore_lock_head()
- * (pglog_lock_head(): 0 held, -1 not, the append locks it itself), and
+ * writer locks its head before taking a batch, logstore_lock_head()
+ * (pglog_lock_head(): 0 held for the next append, or -1 with err, the
+ * append's own failure: the batch is not logged), and
  * logstore_unlock_head() lets it go unused. SQLite: 0, and neither is
  * called.
  */
 int	logstore_shared(const struct logstore *);
-int	logstore_lock_head(struct logstore *);
+int	logstore_lock_head(struct logstore *, char *err, size_t errlen);
 void	logstore_unlock_head(struct logstore *);
 /*
  * The log's size and id (audit_size(), audit_log_id()). On PostgreSQL the

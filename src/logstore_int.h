@@ -21,7 +21,7 @@ struct logstore_ops {
 	int (*append_receipts)(void *h, struct audit_entry **es, size_t n,
 	    struct audit_receipt *rc, char *err, size_t errlen);
 	/* NULL: a log no other daemon appends to (logstore_shared()). */
-	int (*lock_head)(void *h);
+	int (*lock_head)(void *h, char *err, size_t errlen);
 	void (*unlock_head)(void *h);
 	uint64_t (*size)(void *h);
 	void (*log_id)(void *h, unsigned char out[16]);

@@ -94,14 +94,12 @@ pg_append(void *h, struct audit_entry **es, size_t n, char *err,
 	return pg_append_receipts(h, es, n, NULL, err, errlen);
 }
 
-/* The error is the append's to report: it locks again itself. */
 static int
-pg_lock_head(void *h)
+pg_lock_head(void *h, char *err, size_t errlen)
 {
-	struct lpg	*l = h;
-	char		 err[256];
+	struct lpg *l = h;
 
-	return pglog_lock_head(l->pl, err, sizeof(err));
+	return pglog_lock_head(l->pl, err, errlen);
 }
 
 static void

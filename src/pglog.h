@@ -106,7 +106,7 @@ int	 pglog_append(struct pglog *, struct audit_entry **es, size_t n,
  * so that the caller can take its batch after that wait (the daemon's log
  * writer: daemon/logq.c). 0 held (the next pglog_append() goes on from
  * it; keep the time to it short, every other daemon waits), or -1 with
- * err and nothing held (pglog_append() locks again itself).
+ * err and nothing held: the failure pglog_append() would have had.
  * pglog_unlock_head() lets a held head go without appending.
  */
 int	 pglog_lock_head(struct pglog *, char *err, size_t errlen);

@@ -529,8 +529,8 @@ fail:
 /*
  * The log writer locks the head before it takes its batch (logq.c), so
  * that what was queued while it waited for another daemon's commit goes
- * into this one. A failure leaves nothing held: the append then tries
- * again itself and reports why.
+ * into this one. A failure leaves nothing held; the writer fails that
+ * batch with it, as the append would have.
  */
 int
 pglog_lock_head(struct pglog *p, char *err, size_t errlen)
