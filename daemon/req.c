@@ -93,7 +93,7 @@ http_date(void)
 				    "Fri", "Sat" };
 	static const char	 months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May",
 				    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	static char		 date[32];	/* the loop thread's */
+	static char		 date[80];	/* the loop thread's; room for any int */
 	static time_t		 made = -1;
 	time_t			 now = time(NULL);
 	struct tm		 tm;
