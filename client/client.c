@@ -451,17 +451,27 @@ ss_health(struct ss_client *c, Safeshare__V1__Health **health, int *status,
 	return 0;
 }
 
-int
-ss_log_consistency(struct ss_client *c, unsigned long long from_size,
+/* The consistency proof from from_size, with the key rotations' notes if asked. */
+static int
+consistency(struct ss_client *c, unsigned long long from_size, int key_notes,
     Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
     int *status, char *err, size_t errlen)
 {
 	Safeshare__V1__ConsistencyRequest	rq = SAFESHARE__V1__CONSISTENCY_REQUEST__INIT;
 
 	rq.from_size = from_size;
+	rq.key_notes = key_notes;
 	return ss_call_message(c, "/v1/log/consistency", &rq.base,
 	    &safeshare__v1__consistency_proof__descriptor,
 	    (ProtobufCMessage **)proof, error, status, err, errlen);
+}
+
+int
+ss_log_consistency(struct ss_client *c, unsigned long long from_size,
+    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
+    int *status, char *err, size_t errlen)
+{
+	return consistency(c, from_size, 0, proof, error, status, err, errlen);
 }
 
 int
@@ -469,13 +479,7 @@ ss_log_consistency_keys(struct ss_client *c, unsigned long long from_size,
     Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
     int *status, char *err, size_t errlen)
 {
-	Safeshare__V1__ConsistencyRequest	rq = SAFESHARE__V1__CONSISTENCY_REQUEST__INIT;
-
-	rq.from_size = from_size;
-	rq.key_notes = 1;
-	return ss_call_message(c, "/v1/log/consistency", &rq.base,
-	    &safeshare__v1__consistency_proof__descriptor,
-	    (ProtobufCMessage **)proof, error, status, err, errlen);
+	return consistency(c, from_size, 1, proof, error, status, err, errlen);
 }
 
 int
