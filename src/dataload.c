@@ -227,8 +227,19 @@ storage_load_yaml(struct storage *st, const struct protocol *p,
 		yfile_free(&yf);
 		return -1;
 	}
+	/*
+	 * One transaction for the whole file, which may link any number of NHS
+	 * numbers: it takes the one lock that stands for every number (D18;
+	 * on PostgreSQL, deploy-ha.md "NHS number locks"), not one per number.
+	 */
 	if (storage_begin(st, err, sizeof(err)) == -1) {
 		diag_add(d, path, 0, 0, "%s", err);
+		yfile_free(&yf);
+		return -1;
+	}
+	if (storage_lock_nhs(st, NULL, 0, err, sizeof(err)) == -1) {
+		diag_add(d, path, 0, 0, "%s", err);
+		storage_rollback(st);
 		yfile_free(&yf);
 		return -1;
 	}

@@ -489,22 +489,40 @@ apply_one(struct batch *b, const Safeshare__V1__HolderOp *op)
 }
 
 /*
- * The subjects the ops name (those with a valid id), read and locked in
- * one go before the ops run (storage_prefetch(): on PostgreSQL one round
- * trip instead of one per op).
+ * Before the ops run: the NHS numbers they may link, locked in one go and
+ * in an order that cannot deadlock with another daemon's batch
+ * (storage_lock_nhs(); D18), then the subjects the ops name (those with a
+ * valid id), read and locked in one go (storage_prefetch(): on PostgreSQL
+ * one round trip instead of one per op). Numbers before rows: no
+ * transaction then waits for a number while it holds a row.
  */
 static int
 prefetch(struct storage *st, Safeshare__V1__HolderOp *const *ops, size_t nops,
     struct holder_report *r)
 {
 	char	**ids = xcalloc(nops ? nops : 1, sizeof(*ids));
-	size_t	  n = 0;
+	char	(*nhs)[MATCH_NHS_LEN + 1] = xcalloc(nops ? nops : 1, sizeof(*nhs));
+	const char **nhsv = xcalloc(nops ? nops : 1, sizeof(*nhsv));
+	const char *why;
+	size_t	  n = 0, m = 0;
 	int	  rc;
 
-	for (size_t i = 0; i < nops; i++)
+	for (size_t i = 0; i < nops; i++) {
 		if (ops[i]->subject_id[0] != '\0' && subject_id_ok(ops[i]->subject_id))
 			ids[n++] = ops[i]->subject_id;
-	rc = storage_prefetch(st, ids, n, r->error, sizeof(r->error));
+		if ((ops[i]->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_LINK_NHS ||
+		    ops[i]->kind == SAFESHARE__V1__HOLDER_OP_KIND__HOLDER_OP_PUT_RECORD) &&
+		    ops[i]->nhs_number != NULL && ops[i]->nhs_number[0] != '\0' &&
+		    match_nhs_parse(ops[i]->nhs_number, nhs[m], &why) == 0) {
+			nhsv[m] = nhs[m];
+			m++;
+		}
+	}
+	rc = storage_lock_nhs(st, nhsv, m, r->error, sizeof(r->error));
+	if (rc == 0)
+		rc = storage_prefetch(st, ids, n, r->error, sizeof(r->error));
+	free(nhsv);
+	free(nhs);
 	free(ids);
 	return rc;
 }

@@ -182,8 +182,17 @@ static const char *const stmts[S_COUNT] = {
 	[S_SUBJECT] = "SELECT person, holder, nhs_number FROM subjects WHERE id = $1",
 	[S_SUBJECT_LOCK] = "SELECT person, holder, nhs_number FROM subjects "
 	    "WHERE id = $1 FOR UPDATE",
-	/* Links of one NHS number queue here until the linking one commits. */
-	[S_NHS_LOCK] = "SELECT pg_advisory_xact_lock(1931, hashtext($1::text))",
+	/*
+	 * Links of one NHS number queue on its bucket's key until the linking
+	 * transaction ends; key 1024 (PGNHS_ALL) comes first, shared, or
+	 * exclusive for every number; a batch's buckets are locked in the
+	 * order of the array, ascending (pgstore_nhs.c).
+	 */
+	[S_NHS_SOME] = "SELECT pg_advisory_xact_lock_shared(1931, 1024)",
+	[S_NHS_EVERY] = "SELECT pg_advisory_xact_lock(1931, 1024)",
+	[S_NHS_LOCK] = "SELECT pg_advisory_xact_lock(1931, $1::int4)",
+	[S_NHS_LOCKS] = "SELECT pg_advisory_xact_lock(1931, k) "
+	    "FROM unnest($1::int4[]) AS k",
 	[S_BY_NHS] = "SELECT person FROM subjects WHERE nhs_number = $1 "
 	    "AND id <> $2 ORDER BY person LIMIT 1",
 	[S_SHARED] = "SELECT count(*) FROM subjects WHERE person = $1 AND id <> $2",
@@ -345,7 +354,8 @@ is_read(int q)
 {
 	return strncmp(stmts[q], "SELECT", 6) == 0 &&
 	    strstr(stmts[q], "FOR UPDATE") == NULL && q != S_NEW_PERSON &&
-	    q != S_NHS_LOCK && q != S_BATCH_LOCK && q != S_BATCH_TRY_LOCK &&
+	    q != S_NHS_LOCK && q != S_NHS_LOCKS && q != S_NHS_SOME &&
+	    q != S_NHS_EVERY && q != S_BATCH_LOCK && q != S_BATCH_TRY_LOCK &&
 	    q != S_BATCH_UNLOCK;
 }
 
@@ -588,6 +598,7 @@ pgstore_begin(struct pgstore *p, char *err, size_t errlen)
 		return errorf(err, errlen, "PostgreSQL store: begin: a transaction "
 		    "is open already");
 	pgstore_known_clear(p);
+	pgstore_nhs_clear(p);
 	if (session(p, err, errlen) == -1 ||
 	    exec_sql(p->conn, "BEGIN", "begin", err, errlen) == -1)
 		return -1;
@@ -631,6 +642,7 @@ pgstore_commit(struct pgstore *p, char *err, size_t errlen)
 	PQclear(res);
 	p->txn = 0;
 	pgstore_known_clear(p);
+	pgstore_nhs_clear(p);
 	return 0;
 }
 
@@ -643,6 +655,7 @@ pgstore_rollback(struct pgstore *p)
 		PQclear(PQexec(p->conn, "ROLLBACK"));
 	p->txn = 0;
 	pgstore_known_clear(p);
+	pgstore_nhs_clear(p);
 }
 
 /*

@@ -150,6 +150,9 @@ int	pgstore_batch_claim(struct pgstore *, const char *request_id,
 /* storage_prefetch(): the subjects' rows locked and remembered (pgstore_known.c). */
 int	pgstore_prefetch(struct pgstore *, char *const *subjects, size_t n,
 	    char *err, size_t errlen);
+/* storage_lock_nhs(): the numbers' locks, in a deadlock-free order (pgstore_nhs.c). */
+int	pgstore_nhs_lock(struct pgstore *, const char *const *nhs, size_t n,
+	    char *err, size_t errlen);
 
 /*
  * Outbound notification's cursors and deliverers with several daemons

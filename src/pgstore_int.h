@@ -25,7 +25,7 @@ enum {
 	S_FIND_DEMO, S_HOLDING, S_HOLDINGS, S_RECORDS, S_NOTE_LOAD,
 	S_UNLOGGED_LOADS, S_LOAD_LOGGED, S_REMEMBER_LOG, S_FORGET_LOG,
 	S_BATCH_LOCK, S_BATCH_TRY_LOCK, S_BATCH_UNLOCK, S_PREFETCH, S_PUT_FIELDS,
-	S_BATCH_CLAIM, S_BATCH_CLAIMED,
+	S_BATCH_CLAIM, S_BATCH_CLAIMED, S_NHS_SOME, S_NHS_EVERY, S_NHS_LOCKS,
 	S_COUNT
 };
 
@@ -48,6 +48,16 @@ struct pgknown {
 	size_t		 nput;
 };
 
+/*
+ * NHS number locks (pgstore_nhs.c): a number's key is one of PGNHS_BUCKETS
+ * of class 1931; key PGNHS_ALL, shared or exclusive, comes first; past
+ * PGNHS_MAX_KEYS buckets a batch takes it exclusive instead of buckets.
+ */
+#define PGNHS_BUCKETS	1024		/* a power of two */
+#define PGNHS_ALL	PGNHS_BUCKETS
+#define PGNHS_MAX_KEYS	64
+enum { PGNHS_NONE, PGNHS_SOME, PGNHS_EVERY };
+
 /* One connection; pgstore_open() makes it, pgstore_close() frees it. */
 struct pgstore {
 	PGconn		*conn;
@@ -69,6 +79,8 @@ struct pgstore {
 	int64_t		 created_at;
 	int		 outbox_pid;	/* the session holding notify locks (pgstore_outbox.c) */
 	int		 outbox_table;	/* notify_outbox is known to exist */
+	int		 nhs_mode;	/* PGNHS_*: key PGNHS_ALL held how, this txn */
+	unsigned char	 nhs_held[PGNHS_BUCKETS / 8];	/* buckets locked, this txn */
 };
 
 /*
@@ -117,6 +129,14 @@ void		 pgstore_pipe_free(struct pgstore *);
 /* pgstore_known.c: the batch's subjects, or NULL (ask the database). */
 struct pgknown	*pgstore_known(struct pgstore *, const char *subject);
 void		 pgstore_known_clear(struct pgstore *);
+/*
+ * pgstore_nhs.c: nhs's bucket locked for the open transaction, unless it
+ * holds it already (a link the batch did not name first); and the
+ * transaction's lock state forgotten (its begin and end).
+ */
+int		 pgstore_nhs_lock_one(struct pgstore *, const char *nhs, char *err,
+		    size_t errlen);
+void		 pgstore_nhs_clear(struct pgstore *);
 /* v[0..n) as a text[] literal, quoted and escaped; the caller frees it. */
 char		*pgstore_array(const char *const *v, size_t n);
 /*

@@ -3,8 +3,8 @@
  * subjects table's person, NHS number and matching details, with the
  * same answers and refusals. Where two daemons could race, the subject's
  * row is locked before it is read for a change, and links of one NHS
- * number queue on an advisory lock, so two views linking one number at
- * once end as one person. pgstore.c owns the connection and statements.
+ * number queue on an advisory lock (its bucket's, pgstore_nhs.c), so two
+ * views linking one number at once end as one person. pgstore.c owns the connection and statements.
  */
 #include <libpq-fe.h>
 
@@ -122,8 +122,7 @@ nhs_person(struct pgstore *p, const char *subject, const char *nhs, char *err,
 {
 	const char *vals[2] = { nhs, subject };
 
-	if (p->txn && pgstore_exec(p, S_NHS_LOCK, 1, vals, "nhs_number", err,
-	    errlen) == -1)
+	if (pgstore_nhs_lock_one(p, nhs, err, errlen) == -1)
 		return -1;
 	return first_int(p, S_BY_NHS, 2, vals, "nhs_number", err, errlen);
 }

@@ -274,6 +274,14 @@ storage_prefetch(struct storage *s, char *const *subjects, size_t n, char *err,
 }
 
 int
+storage_lock_nhs(struct storage *s, const char *const *nhs, size_t n,
+    char *err, size_t errlen)
+{
+	return s->ops->lock_nhs != NULL ? s->ops->lock_nhs(s->h, nhs, n, err,
+	    errlen) : 0;
+}
+
+int
 storage_outbox_claim(struct storage *s, const char *agency, uint64_t start,
     int *held, uint64_t *cursor, char *err, size_t errlen)
 {

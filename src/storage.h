@@ -162,6 +162,17 @@ int	storage_batch_claim(struct storage *, const char *request_id,
 int	storage_prefetch(struct storage *, char *const *subjects, size_t n,
 	    char *err, size_t errlen);
 /*
+ * Inside a write transaction, before its first link: the NHS numbers it
+ * may link (nhs[0..n), repeats allowed), or every number (nhs NULL), so
+ * that links of one number by two daemons serialise (D18) in an order
+ * that cannot deadlock, with a bounded number of locks however many
+ * numbers (PostgreSQL: docs/deploy-ha.md "NHS number locks"). A link it
+ * did not name is locked as it comes. 0, or -1 with err. Nothing to do on
+ * SQLite, whose one writer serialises everything.
+ */
+int	storage_lock_nhs(struct storage *, const char *const *nhs, size_t n,
+	    char *err, size_t errlen);
+/*
  * Outbound notification (daemon/notify.c) with several daemons on one
  * database: one deliverer per receiving agency, and its cursor (the last
  * seq delivered) in the database. storage_outbox_claim(): *held in, what

@@ -74,6 +74,8 @@ struct storage_ops {
 	void (*batch_unlock)(void *h, const char *request_id);
 	int (*prefetch)(void *h, char *const *subjects, size_t n, char *err,
 	    size_t errlen);	/* NULL: nothing to do */
+	int (*lock_nhs)(void *h, const char *const *nhs, size_t n, char *err,
+	    size_t errlen);	/* NULL: nothing to do */
 	/* NULL where the backend has no shared outboxes (SQLite). */
 	int (*outbox_claim)(void *h, const char *agency, uint64_t start,
 	    int *held, uint64_t *cursor, char *err, size_t errlen);

@@ -228,6 +228,13 @@ pg_prefetch(void *h, char *const *subjects, size_t n, char *err, size_t errlen)
 }
 
 static int
+pg_lock_nhs(void *h, const char *const *nhs, size_t n, char *err,
+    size_t errlen)
+{
+	return pgstore_nhs_lock(h, nhs, n, err, errlen);
+}
+
+static int
 pg_outbox_claim(void *h, const char *agency, uint64_t start, int *held,
     uint64_t *cursor, char *err, size_t errlen)
 {
@@ -386,6 +393,7 @@ const struct storage_ops storage_postgresql = {
 	.outbox_save = pg_outbox_save,
 	.batch_unlock = pg_batch_unlock,
 	.prefetch = pg_prefetch,
+	.lock_nhs = pg_lock_nhs,
 	.set_connect_wait = pg_set_connect_wait,
 	.batch_claim = pg_batch_claim,
 	.link_nhs = pg_link_nhs,
