@@ -462,6 +462,8 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	if (server_log_open(conf, LOGSTORE_READER, &srv->reader, err,
 	    errlen) == -1)
 		return -1;
+	/* The auditors' reads run on the loop too: bounded as its store's. */
+	logstore_set_connect_wait(srv->reader, LOOP_CONNECT_WAIT_MS);
 	if ((srv->base = new_base(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST)) == NULL ||
 	    (srv->http = evhttp_new(srv->base)) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");

@@ -104,6 +104,13 @@ logstore_unlock_head(struct logstore *l)
 		l->ops->unlock_head(l->h);
 }
 
+void
+logstore_set_connect_wait(struct logstore *l, int ms)
+{
+	if (l->ops->set_connect_wait != NULL)
+		l->ops->set_connect_wait(l->h, ms);
+}
+
 int
 logstore_probe(struct logstore *l, char *why, size_t whylen)
 {

@@ -57,6 +57,14 @@ int	logstore_open(struct logstore **l, const struct logstore_ops *backend,
 void	logstore_close(struct logstore *);
 /* The backend's name: "sqlite" or "postgresql". */
 const char *logstore_backend(const struct logstore *);
+/*
+ * How long (ms) a reconnect of this handle may wait for its server, for a
+ * thread that must not stall (the event loop's reader: 500 ms); 0, the
+ * default: the connection string's connect_timeout. PostgreSQL only
+ * (pglog_set_connect_wait(): also at most one try a second); nothing to
+ * do on SQLite, a file.
+ */
+void	logstore_set_connect_wait(struct logstore *, int ms);
 /* The SQLite log under the handle, for SQLite-only machinery; NULL on PostgreSQL. */
 struct audit *logstore_audit(struct logstore *);
 

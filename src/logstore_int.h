@@ -27,6 +27,7 @@ struct logstore_ops {
 	void (*log_id)(void *h, unsigned char out[16]);
 	int (*file_gone)(void *h);
 	int (*probe)(void *h, char *err, size_t errlen);
+	void (*set_connect_wait)(void *h, int ms);	/* NULL: no server */
 	int (*set_signer)(void *h, const char *keyfile, uint64_t every,
 	    int64_t seconds, char *err, size_t errlen);
 	int (*set_previous_signer)(void *h, const char *keyfile, char *err,

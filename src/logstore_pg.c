@@ -57,6 +57,12 @@ pg_open(void **h, const char *where, enum logstore_mode mode, char *err,
 }
 
 static void
+pg_set_connect_wait(void *h, int ms)
+{
+	pglog_set_connect_wait(PL(h), ms);
+}
+
+static void
 pg_close(void *h)
 {
 	struct lpg	*l = h;
@@ -404,6 +410,7 @@ const struct logstore_ops logstore_postgresql = {
 	.log_id = pg_log_id,
 	.file_gone = pg_file_gone,
 	.probe = pg_probe,
+	.set_connect_wait = pg_set_connect_wait,
 	.set_signer = pg_set_signer,
 	.set_previous_signer = pg_set_previous_signer,
 	.public_pem = pg_public_pem,

@@ -135,9 +135,10 @@ session(struct pglog *p, char *err, size_t errlen)
 		return 0;
 	p->ready = 0;
 	if (PQstatus(p->conn) != CONNECTION_OK) {
-		PQreset(p->conn);
-		if (PQstatus(p->conn) != CONNECTION_OK)
-			return pglog_fail(p->conn, NULL, "connect", err, errlen);
+		/* At most once a second, each try bounded: pglog_set_connect_wait(). */
+		if (pg_reconnect(p->conn, &p->retry, "PostgreSQL log", err,
+		    errlen) == -1)
+			return -1;
 	} else if (PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF) {
 		/* An append that could not unwind its pipeline: start afresh. */
 		PQfinish(p->conn);
@@ -441,4 +442,10 @@ int
 pglog_ready(struct pglog *p, char *err, size_t errlen)
 {
 	return session(p, err, errlen);
+}
+
+void
+pglog_set_connect_wait(struct pglog *p, int ms)
+{
+	p->retry.wait_ms = ms > 0 ? ms : 0;
 }

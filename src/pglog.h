@@ -54,6 +54,14 @@ int	 pglog_open(struct pglog **pl, const char *conninfo, char *err,
 int	 pglog_open_reader(struct pglog **pl, const char *conninfo, char *err,
 	    size_t errlen);
 void	 pglog_close(struct pglog *);
+/*
+ * How long (ms) a reconnect of this handle may wait for the server; 0
+ * (the default): the connection string's connect_timeout. Whatever the
+ * wait, a handle whose server is away tries again at most once a second
+ * and fails at once in between, with the last try's reason (pgutil.h,
+ * pg_reconnect()). The daemon's event loop gives its log reader 500 ms.
+ */
+void	 pglog_set_connect_wait(struct pglog *, int ms);
 
 /*
  * The Ed25519 key that signs the checkpoint of each of this handle's

@@ -48,6 +48,7 @@ struct pglog {
 	void			*hook_arg;
 	int			 locked;	/* pglog_lock_head() holds the head: */
 	struct pglog_head	 locked_head;	/* as read then */
+	struct pg_retry		 retry;		/* its reconnects (pgutil.h) */
 };
 
 /*

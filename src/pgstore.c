@@ -271,49 +271,21 @@ pgstore_int(const PGresult *res, int row, int col)
 	    (int64_t)strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
- * A lost connection opened again (issue 19 item 3): at most one try a
- * second while the server is away, each waiting at most connect_wait ms
- * for it (pgstore_set_connect_wait(); 0: the connection string's
- * connect_timeout, 5 s by default, pg_connectdb()); a call in between fails
- * at once with the last try's reason. So a thread that must not stall,
- * the event loop, answers 503 at once meanwhile.
+ * A lost connection opened again (issue 19 item 3): pg_reconnect(), each
+ * try waiting at most the handle's connect wait (pgstore_set_connect_wait();
+ * 0: the connection string's connect_timeout, 5 s by default).
  */
 static int
 reconnect(struct pgstore *p, char *err, size_t errlen)
 {
-	int64_t	now = now_ms();
-	int	rc;
-
-	if (p->down[0] != '\0' && now < p->next_try)
-		return errorf(err, errlen, "%s (tried again at most once a second)",
-		    p->down);
-	if ((rc = pg_reset_within(p->conn, p->connect_wait)) == 0) {
-		p->down[0] = '\0';
-		return 0;
-	}
-	p->next_try = now_ms() + 1000;
-	if (rc == -2)
-		errorf(p->down, sizeof(p->down), "PostgreSQL store: connect: no "
-		    "answer within %d ms", p->connect_wait);
-	else
-		pgstore_fail(p->conn, NULL, "connect", p->down, sizeof(p->down));
-	return errorf(err, errlen, "%s", p->down);
+	return pg_reconnect(p->conn, &p->retry, "PostgreSQL store", err, errlen);
 }
 
 void
 pgstore_set_connect_wait(struct pgstore *p, int ms)
 {
-	p->connect_wait = ms > 0 ? ms : 0;
+	p->retry.wait_ms = ms > 0 ? ms : 0;
 }
 
 /*

@@ -72,9 +72,7 @@ struct pgstore {
 	size_t		 npend;
 	struct pgknown	*known;		/* sorted by id, until the txn ends */
 	size_t		 nknown;
-	int		 connect_wait;	/* ms a reconnect may wait; 0: libpq's */
-	int64_t		 next_try;	/* no reconnect before (monotonic ms) */
-	char		 down[256];	/* why the last reconnect failed, or "" */
+	struct pg_retry	 retry;		/* its reconnects (pgutil.h) */
 	char		 id[STORE_ID_LEN + 1];
 	int64_t		 created_at;
 	int		 outbox_pid;	/* the session holding notify locks (pgstore_outbox.c) */

@@ -70,6 +70,37 @@ pg_connectdb(const char *conninfo)
 	return PQconnectdbParams(keys, vals, 1);
 }
 
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+pg_reconnect(PGconn *conn, struct pg_retry *r, const char *who, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	if (r->down[0] != '\0' && now_ms() < r->next_try)
+		return errorf(err, errlen, "%s (tried again at most once a second)",
+		    r->down);
+	if ((rc = pg_reset_within(conn, r->wait_ms)) == 0) {
+		r->down[0] = '\0';
+		return 0;
+	}
+	r->next_try = now_ms() + 1000;
+	if (rc == -2)
+		errorf(r->down, sizeof(r->down), "%s: connect: no answer within "
+		    "%d ms", who, r->wait_ms);
+	else
+		pg_fail(conn, NULL, who, "connect", r->down, sizeof(r->down));
+	return errorf(err, errlen, "%s", r->down);
+}
+
 int
 pg_reset_within(PGconn *conn, int wait_ms)
 {

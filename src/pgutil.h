@@ -43,4 +43,24 @@ PGconn	*pg_connectdb(const char *conninfo);
  */
 int	pg_reset_within(PGconn *, int wait_ms);
 
+/*
+ * A handle's reconnects while its server is away (issue 19 item 3): at
+ * most one try a second, each waiting at most wait_ms (0: the connection
+ * string's connect_timeout), a call in between failing at once with the
+ * last try's reason. So a thread that must not stall, the event loop,
+ * answers 503 at once meanwhile. Zeroed: libpq's wait, no try yet.
+ */
+struct pg_retry {
+	int		 wait_ms;
+	long long	 next_try;	/* no try before (monotonic ms) */
+	char		 down[256];	/* why the last try failed, or "" */
+};
+
+/*
+ * conn (not CONNECTION_OK) opened again under r's rules: 0, or -1 with
+ * "who: connect: why" in err.
+ */
+int	pg_reconnect(PGconn *, struct pg_retry *r, const char *who, char *err,
+	    size_t errlen);
+
 #endif

@@ -411,6 +411,55 @@ Test(pg, a_database_that_never_answers_does_not_stall_the_loop,
 }
 
 /*
+ * The same host for the auditors' log reader, which also runs on the
+ * event loop (the auditor, feed and proof routes): its reconnect waited
+ * libpq's whole connect_timeout (10 s in the fixture's string) for each
+ * query, and every other request waited behind it. Now it waits at most
+ * 500 ms and tries at most once a second, as the loop's store does:
+ * three auditor queries and /healthz are answered (503) within a few
+ * seconds, and the reader serves again once the host answers.
+ */
+Test(pg, an_auditor_query_does_not_stall_the_loop_when_the_database_hangs,
+    .timeout = 180)
+{
+	struct pgproxy	*px;
+	char		 why[512], *out;
+	double		 t0, took;
+	int		 st, rc = 1;
+
+	px = restart_behind_proxy();
+	cr_assert_eq(h_cli(&d, "auditor", "audit query --subject S1001", &out), 0,
+	    "%s", out);
+	free(out);
+
+	pgproxy_hang(px);
+	t0 = now_s();
+	for (int i = 0; i < 3; i++) {
+		cr_expect_neq(h_cli(&d, "auditor", "audit query --subject S1001",
+		    &out), 0, "a query answered while the host hangs: %s", out);
+		free(out);
+	}
+	st = health(why, sizeof(why));
+	took = now_s() - t0;
+	cr_expect(st == 200 || st == 503, "/healthz answered %d", st);
+	cr_expect_lt(took, 6.0, "3 auditor queries and /healthz took %.1f s: the "
+	    "loop waited for the host", took);
+	cr_log_info("3 auditor queries and /healthz while the host hangs: %.2f s",
+	    took);
+
+	pgproxy_up(px);
+	for (int i = 0; i < 30 && rc != 0; i++) {
+		if ((rc = h_cli(&d, "auditor", "audit query --subject S1001",
+		    &out)) != 0)
+			sleep(1);
+		free(out);
+	}
+	cr_expect_eq(rc, 0, "the reader serves again once the host answers");
+	h_stop(&d);
+	pgproxy_stop(px);
+}
+
+/*
  * Issue 13 item 5 on PostgreSQL: the store remembers its log (store_log),
  * so a restart finds the same log, and the log's tables dropped while the
  * daemon was stopped (a new, empty log at the next start) are refused
