@@ -201,6 +201,20 @@ int	 audit_note_sign_with(struct note_signer *, const unsigned char log_id[16],
 int	 audit_verifier_key(const char *name, EVP_PKEY *, char *out, size_t len);
 EVP_PKEY *audit_verifier_key_parse(const char *);
 
+/*
+ * audit_start.c: the key_rotation entry, built here for both backends
+ * (audit_check_start(); logstore_pg.c through pglog_rotate()): e made
+ * anew, dated now, its justification "next-key VK", VK the new key's
+ * verifier key for the log's origin, which goes into vk too (the
+ * checkpoint names it). vk and just are the caller's and must outlive e.
+ * 0, or -1 when the key has no verifier key.
+ */
+#define AUDIT_VK_LEN		256
+#define AUDIT_ROTATION_LEN	300
+int	 audit_rotation_entry(struct audit_entry *e, int64_t now,
+	    const char *origin, EVP_PKEY *next, char vk[AUDIT_VK_LEN],
+	    char just[AUDIT_ROTATION_LEN]);
+
 /* audit_tree.c */
 int	 audit_tree_get(void *arg, unsigned level, uint64_t index, uint8_t out[32]);
 void	 audit_tree_put(void *arg, unsigned level, uint64_t index,

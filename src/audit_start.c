@@ -148,7 +148,7 @@ int
 audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 {
 	struct cpnote	 c;
-	char		 why[128], vk[256], origin[80], cerr[256];
+	char		 why[128], vk[AUDIT_VK_LEN], origin[80], cerr[256];
 	unsigned char	 root[32];
 	long long	 from = -1;
 	int		 by_new, by_old;
@@ -231,19 +231,13 @@ audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 	/* The rotation: the old key signs a checkpoint naming the new one. */
 	{
 		struct audit_entry	 e, *ep = &e;
-		char			 just[300];
+		char			 just[AUDIT_ROTATION_LEN];
 
-		if (audit_verifier_key(origin, a->signer, vk, sizeof(vk)) == -1) {
+		if (audit_rotation_entry(&e, time(NULL), origin, a->signer, vk,
+		    just) == -1) {
 			snprintf(cerr, sizeof(cerr), "the new key has no verifier key");
 			goto sign_fail;
 		}
-		memset(&e, 0, sizeof(e));
-		e.time = time(NULL);
-		e.kind = "key_rotation";
-		e.decision = "rotate";
-		e.reason = "signing_key_changed";
-		snprintf(just, sizeof(just), "next-key %s", vk);
-		e.justification = just;
 		if (audit_commit(a, &ep, 1, NULL, a->prev_signer, vk, cerr,
 		    sizeof(cerr)) == -1)
 			goto sign_fail;
@@ -253,6 +247,22 @@ audit_check_start(struct audit *a, int dry_run, char *err, size_t errlen)
 	return 0;
 sign_fail:
 	return errorf(err, errlen, "logging the key rotation: %s", cerr);
+}
+
+int
+audit_rotation_entry(struct audit_entry *e, int64_t now, const char *origin,
+    EVP_PKEY *next, char vk[AUDIT_VK_LEN], char just[AUDIT_ROTATION_LEN])
+{
+	memset(e, 0, sizeof(*e));
+	if (audit_verifier_key(origin, next, vk, AUDIT_VK_LEN) == -1)
+		return -1;
+	e->time = now;
+	e->kind = "key_rotation";
+	e->decision = "rotate";
+	e->reason = "signing_key_changed";
+	snprintf(just, AUDIT_ROTATION_LEN, "next-key %s", vk);
+	e->justification = just;
+	return 0;
 }
 
 int

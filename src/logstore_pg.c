@@ -285,24 +285,20 @@ pg_check_start(void *h, int dry_run, char *err, size_t errlen)
 static int
 rotate(struct lpg *l, char *err, size_t errlen)
 {
-	struct audit_entry	 e;
-	char			 cerr[256];
-	int			 rc;
+	uint64_t	 seq = 0;
+	char		 cerr[256];
+	int		 rc;
 
-	memset(&e, 0, sizeof(e));
-	e.time = time(NULL);
-	e.kind = "key_rotation";
-	e.decision = "rotate";
-	e.reason = "signing_key_changed";
-	if ((rc = pglog_rotate(l->pl, l->prev, &e, cerr, sizeof(cerr))) == -1)
+	if ((rc = pglog_rotate(l->pl, l->prev, time(NULL), &seq, cerr,
+	    sizeof(cerr))) == -1)
 		return errorf(err, errlen, "logging the key rotation: %s", cerr);
 	if (rc == 1) {
 		log_warnx("event=previous_signing_key_unused reason=\"another "
 		    "daemon rotated the log's signing key to audit.signing_key\"");
 		return 0;
 	}
-	l->size = e.seq;
-	log_warnx("event=signing_key_rotated seq=%llu", (unsigned long long)e.seq);
+	l->size = seq;
+	log_warnx("event=signing_key_rotated seq=%llu", (unsigned long long)seq);
 	return 0;
 }
 

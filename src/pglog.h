@@ -72,7 +72,9 @@ void	 pglog_set_signer(struct pglog *, EVP_PKEY *key);
 
 /*
  * Signing key rotation with several daemons (pglog_rotate.c,
- * docs/deploy-ha.md "The signing key"). pglog_rotate() appends e, in one
+ * docs/deploy-ha.md "The signing key"). pglog_rotate() appends the
+ * key_rotation entry (audit_rotation_entry(), dated now; its seq into
+ * *seq), in one
  * transaction holding log_head, with a checkpoint the old key signs that
  * names the handle's signer as the next key (next-key), and records that
  * key in the head row; from then on an append by a handle with another
@@ -81,7 +83,7 @@ void	 pglog_set_signer(struct pglog *, EVP_PKEY *key);
  * rotation: nothing appended), or -1 with err. The caller has checked
  * that old signed the log's last checkpoint (logstore_pg.c).
  */
-int	 pglog_rotate(struct pglog *, EVP_PKEY *old, struct audit_entry *e,
+int	 pglog_rotate(struct pglog *, EVP_PKEY *old, int64_t now, uint64_t *seq,
 	    char *err, size_t errlen);
 /*
  * The key the head row names, as committed now: 0 with *has 0 (no

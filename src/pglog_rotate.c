@@ -89,14 +89,14 @@ pglog_rotating_to(const struct pglog *p)
 }
 
 int
-pglog_rotate(struct pglog *p, EVP_PKEY *old, struct audit_entry *e, char *err,
-    size_t errlen)
+pglog_rotate(struct pglog *p, EVP_PKEY *old, int64_t now, uint64_t *seq,
+    char *err, size_t errlen)
 {
 	struct pglog_rotation	 r;
-	struct audit_entry	*ep = e;
+	struct audit_entry	 e, *ep = &e;
 	unsigned char		 id[16];
 	uint64_t		 size;
-	char			 origin[80], vk[256], just[300];
+	char			 origin[80], vk[AUDIT_VK_LEN], just[AUDIT_ROTATION_LEN];
 	int			 rc;
 
 	if (p->signer == NULL || old == NULL)
@@ -108,18 +108,18 @@ pglog_rotate(struct pglog *p, EVP_PKEY *old, struct audit_entry *e, char *err,
 	if (pglog_head(p, &size, id, err, errlen) == -1)
 		return -1;
 	audit_note_origin(id, origin);
-	if (audit_verifier_key(origin, p->signer, vk, sizeof(vk)) == -1)
+	/* The entry is the SQLite log's own (audit_rotation_entry()). */
+	if (audit_rotation_entry(&e, now, origin, p->signer, vk, just) == -1)
 		return errorf(err, errlen, "PostgreSQL log: the new key has no "
 		    "verifier key");
 	r.next_key = vk;
-	snprintf(just, sizeof(just), "next-key %s", vk);
-	e->justification = just;
 	p->rot = &r;
 	rc = pglog_append(p, &ep, 1, NULL, err, errlen);
 	p->rot = NULL;
-	e->justification = NULL;	/* just is this frame's */
 	if (rc == -1 && r.already)
 		return 1;
+	if (rc == 0)
+		*seq = e.seq;
 	return rc;
 }
 
