@@ -183,3 +183,41 @@ Test(log, errno_text_is_a_value)
 	    "directory\"\n") != NULL, "%s", s);
 	free(s);
 }
+
+/*
+ * Issue 13 (the event loop's CPU): %s, %d, %i and %u with no flag, width
+ * or precision, and the line's prefix, are printed without snprintf(). They
+ * must print what printf prints, at the limits of every modifier too, and
+ * the conversions with flags or widths must still take the general path.
+ */
+Test(log, plain_conversions_print_as_printf_does)
+{
+	const char *volatile none = NULL;	/* not a constant: gcc would warn */
+	char	 want[1024], *s, *p;
+	int	 y, mo, d, h, mi, sec, ms, k = 0;
+
+	log_info("event=n a=%d b=%d c=%i d=%u e=%ld f=%ld g=%lu h=%lld i=%lld "
+	    "j=%llu k=%zu l=%zd m=%05d n=%-3u| o=%x p=%hhd q=%lli r=%s s=%s",
+	    0, -2147483647 - 1, 2147483647, 4294967295U, -9223372036854775807L - 1,
+	    9223372036854775807L, 18446744073709551615UL,
+	    -9223372036854775807LL - 1, 9223372036854775807LL,
+	    18446744073709551615ULL, (size_t)1234567, (ssize_t)-42, -17, 7U,
+	    255U, (signed char)-5, -1LL, none, "x=y");
+	snprintf(want, sizeof(want), " prog=test level=info event=n a=%d b=%d c=%i "
+	    "d=%u e=%ld f=%ld g=%lu h=%lld i=%lld j=%llu k=%zu l=%zd m=%05d n=%-3u| "
+	    "o=%x p=%hhd q=%lli r=(null) s=\"x=y\"\n",
+	    0, -2147483647 - 1, 2147483647, 4294967295U, -9223372036854775807L - 1,
+	    9223372036854775807L, 18446744073709551615UL,
+	    -9223372036854775807LL - 1, 9223372036854775807LL,
+	    18446744073709551615ULL, (size_t)1234567, (ssize_t)-42, -17, 7U,
+	    255U, (signed char)-5, -1LL);
+	s = written();
+	cr_assert_not_null(p = strstr(s, " prog="), "%s", s);
+	cr_expect_str_eq(p, want);
+	/* ts=YYYY-MM-DDTHH:MM:SS.mmmZ, the milliseconds always three digits. */
+	cr_expect_eq(sscanf(s, "ts=%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %n", &y, &mo, &d, &h,
+	    &mi, &sec, &ms, &k), 7, "%s", s);
+	cr_expect_eq(k, 28, "%s", s);
+	cr_expect(y >= 2024 && mo >= 1 && mo <= 12 && ms >= 0 && ms <= 999, "%s", s);
+	free(s);
+}
