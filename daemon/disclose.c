@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,34 @@ struct pending {
 	struct peer		 peer;
 };
 
+/*
+ * Freed pendings kept for the next requests: a pending is 12 KiB (its
+ * decision's fields), which glibc serves from its large bins, after
+ * consolidating its fast bins, and calloc() zeroed whole, for every
+ * disclosure (issue 13). Up to PENDING_KEEP (768 KiB) are kept; the
+ * event loop's thread alone makes and frees them.
+ */
+#define PENDING_KEEP	64
+static struct pending	*pending_kept[PENDING_KEEP];
+static size_t		 npending_kept;
+
+_Static_assert(offsetof(struct pending, pr) ==
+    offsetof(struct pending, d) + sizeof(struct decision), "pr follows d");
+
+/* A pending as calloc() makes it, but for d, which policy_decide() sets. */
+static struct pending *
+pending_new(void)
+{
+	struct pending *pd;
+
+	if (npending_kept == 0)
+		return xcalloc(1, sizeof(*pd));
+	pd = pending_kept[--npending_kept];
+	memset(pd, 0, offsetof(struct pending, d));
+	memset(&pd->pr, 0, sizeof(*pd) - offsetof(struct pending, pr));
+	return pd;
+}
+
 static void
 pending_free(struct pending *pd)
 {
@@ -49,7 +78,10 @@ pending_free(struct pending *pd)
 		store_subject_free(&pd->subj);
 	wire_request_free(pd->wr);
 	protocol_unref(pd->proto);
-	free(pd);
+	if (npending_kept < PENDING_KEEP)
+		pending_kept[npending_kept++] = pd;
+	else
+		free(pd);
 }
 
 /*
@@ -624,7 +656,7 @@ disclose_handle(struct req *r)
 	size_t			 len;
 	char			 serr[256];
 
-	pd = xcalloc(1, sizeof(*pd));
+	pd = pending_new();
 	pd->srv = srv;
 	pd->req = req;
 	pd->proto = protocol_ref(srv->proto);
