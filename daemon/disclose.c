@@ -38,6 +38,7 @@ struct pending {
 	char			 rid[WIRE_MAX_REQUEST_ID + 1];
 	const struct agency	*ag;		/* in proto, or NULL before it is known */
 	struct decision		 d;
+	struct wire_space	 wr_space;	/* wr's memory, mostly (wire.h) */
 	/* Kept while the subject read waits for the round's end (subject_read()). */
 	struct policy_request	 pr;		/* borrows wr's strings */
 	struct peer		 peer;
@@ -54,10 +55,16 @@ struct pending {
 static struct pending	*pending_kept[PENDING_KEEP];
 static size_t		 npending_kept;
 
-_Static_assert(offsetof(struct pending, pr) ==
-    offsetof(struct pending, d) + sizeof(struct decision), "pr follows d");
+/* d and wr_space, which are set before they are read, lie together. */
+_Static_assert(offsetof(struct pending, wr_space) - offsetof(struct pending, d) -
+    sizeof(struct decision) < 16 && offsetof(struct pending, pr) ==
+    offsetof(struct pending, wr_space) + sizeof(struct wire_space),
+    "pr follows wr_space, which follows d");
 
-/* A pending as calloc() makes it, but for d, which policy_decide() sets. */
+/*
+ * A pending as calloc() makes it, but for d, which policy_decide() sets,
+ * and wr_space, which wire_request_decode_in() does.
+ */
 static struct pending *
 pending_new(void)
 {
@@ -76,7 +83,7 @@ pending_free(struct pending *pd)
 {
 	if (pd->have_subject)
 		store_subject_free(&pd->subj);
-	wire_request_free(pd->wr);
+	wire_request_free_in(pd->wr, &pd->wr_space);
 	protocol_unref(pd->proto);
 	if (npending_kept < PENDING_KEEP)
 		pending_kept[npending_kept++] = pd;
@@ -664,7 +671,7 @@ disclose_handle(struct req *r)
 	pd->ag = ag;
 	snprintf(pd->rid, sizeof(pd->rid), "%s", r->rid);
 	body = req_body(r, &len);
-	if ((pd->wr = wire_request_decode(body, len)) == NULL) {
+	if ((pd->wr = wire_request_decode_in(body, len, &pd->wr_space)) == NULL) {
 		refuse(srv, req, &r->peer, ag->id, 400, "malformed_request",
 		    "the body is not a valid safeshare.v1.DisclosureRequest", pd->rid);
 		goto fail;

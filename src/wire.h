@@ -20,6 +20,23 @@ typedef Safeshare__V1__DisclosureRequest	wire_request;
  */
 wire_request	*wire_request_decode(const uint8_t *buf, size_t len);
 void		 wire_request_free(wire_request *);
+
+/*
+ * Room a caller lends one decode (a disclosure's, in its pending request,
+ * disclose.c): protobuf-c's allocations for the message and its strings
+ * are carved from buf while it lasts, and made by malloc() after that, so a
+ * usual request costs no allocation of its own (issue 13: six per
+ * disclosure on the event loop). The message lives as long as the space
+ * and is freed with wire_request_free_in() on the same space, which frees
+ * only what did not fit.
+ */
+struct wire_space {
+	size_t		 used;
+	_Alignas(16) unsigned char buf[1024];
+};
+wire_request	*wire_request_decode_in(const uint8_t *buf, size_t len,
+		    struct wire_space *);
+void		 wire_request_free_in(wire_request *, struct wire_space *);
 /*
  * Limits on a request's strings, bytes (issue 14). Free text is bounded so
  * the disclosure log keeps all of it; identifiers (subject id, purpose,

@@ -48,6 +48,70 @@ Test(wire, request_round_trip)
 	wire_request_free(back);
 }
 
+/*
+ * Issue 13: a disclosure's request is decoded into room its pending request
+ * lends (struct wire_space), spilling to malloc() past it. Whatever fits,
+ * the message is the same as a plain decode's; a message bigger than the
+ * room decodes whole; and a malformed one is refused (the sanitizer build
+ * checks that the spilled parts are freed, once).
+ */
+Test(wire, request_decoded_in_lent_space)
+{
+	Safeshare__V1__DisclosureRequest	 rq = SAFESHARE__V1__DISCLOSURE_REQUEST__INIT;
+	static char				 big[3000];
+	static const uint8_t			 cut[] = { 0x0a, 0x05, 'a', 'b' };
+	char					*fields[] = { "full_name", "address" };
+	struct wire_space			*sp = xcalloc(1, sizeof(*sp));
+	struct policy_request			 v, w;
+	wire_request				*plain, *lent;
+	uint8_t					*buf = xcalloc(1, 4096);
+	size_t					 len;
+
+	rq.purpose = "child_protection";
+	rq.case_reference = "CP-1";
+	rq.practitioner = "DC Jones";
+	rq.subject_id = "S1";
+	rq.record_type = "person";
+	rq.fields = fields;
+	rq.n_fields = 2;
+	rq.request_id = "r-1";
+	len = safeshare__v1__disclosure_request__pack(&rq, buf);
+	cr_assert_not_null(plain = wire_request_decode(buf, len));
+	cr_assert_not_null(lent = wire_request_decode_in(buf, len, sp));
+	cr_expect((uint8_t *)lent >= sp->buf && (uint8_t *)lent < sp->buf + sizeof(sp->buf),
+	    "a small request is carved from the room");
+	cr_expect(sp->used > 0 && sp->used <= sizeof(sp->buf));
+	wire_request_view(plain, &v);
+	wire_request_view(lent, &w);
+	cr_expect_str_eq(w.purpose, v.purpose);
+	cr_expect_str_eq(w.case_ref, v.case_ref);
+	cr_expect_str_eq(w.practitioner, v.practitioner);
+	cr_expect_str_eq(w.subject_id, v.subject_id);
+	cr_expect_str_eq(w.record_type, v.record_type);
+	cr_expect_eq(w.nfields, 2);
+	cr_expect_str_eq(w.fields[0], "full_name");
+	cr_expect_str_eq(w.fields[1], "address");
+	cr_expect_str_eq(lent->request_id, "r-1");
+	wire_request_free_in(lent, sp);
+	wire_request_free(plain);
+
+	/* Bigger than the room: what does not fit comes from malloc(). */
+	memset(big, 'j', sizeof(big) - 1);
+	rq.override_justification = big;
+	len = safeshare__v1__disclosure_request__pack(&rq, buf);
+	cr_assert_lt(len, 4096);
+	cr_assert_not_null(lent = wire_request_decode_in(buf, len, sp));
+	cr_expect_eq(strlen(lent->override_justification), sizeof(big) - 1);
+	cr_expect_str_eq(lent->subject_id, "S1");
+	cr_expect_str_eq(lent->fields[1], "address");
+	wire_request_free_in(lent, sp);
+
+	/* A cut message: refused, with nothing left allocated. */
+	cr_expect_null(wire_request_decode_in(cut, sizeof(cut), sp));
+	free(buf);
+	free(sp);
+}
+
 Test(wire, malformed_is_refused)
 {
 	static const uint8_t garbage[] = { 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'x' };
