@@ -98,6 +98,29 @@ wal_plan(struct logq *q)
 	return 0;
 }
 
+/*
+ * The writer's commit gate (audit_set_commit_gate()), on its thread inside
+ * the group commit, between the batch's statements and the COMMIT that
+ * writes their WAL frames: with pipelined commits, the frames wait until
+ * the syncer's fdatasync of the -wal returns. Written while it ran, they
+ * made that fdatasync take about three times as long (BENCHMARKS.md,
+ * "Pipelined commits"); the batch's inserts, hashes and signature, most of
+ * the writer's CPU, still run during it. With audit.commit: inline the
+ * writer syncs after its own COMMIT, so nothing runs here.
+ */
+static void
+commit_gate(void *arg)
+{
+	struct logq	*q = arg;
+
+	pthread_mutex_lock(&q->mtx);
+	if (q->syncing)
+		q->stats.gate_waits++;
+	while (q->syncing)
+		pthread_cond_wait(&q->done_cond, &q->mtx);
+	pthread_mutex_unlock(&q->mtx);
+}
+
 /* On the event loop, or in logq_free() once the threads are gone. */
 static void
 qentry_free(struct qentry *qe)
@@ -580,6 +603,7 @@ logq_new(struct event_base *base, struct logstore *l, const char *path)
 		log_warnx("event=logq_start_failed error=\"%s\"", err);
 		goto fail;
 	}
+	audit_set_commit_gate(a, commit_gate, q);
 	/* The open log has its -wal file (WAL mode, a connection open). */
 	if ((q->walfd = open(q->walpath, O_RDWR | O_CLOEXEC)) == -1) {
 		log_warn("event=logq_start_failed file=%s", q->walpath);
@@ -608,6 +632,8 @@ logq_new(struct event_base *base, struct logstore *l, const char *path)
 	}
 	return q;
 fail:
+	if (a != NULL)
+		audit_set_commit_gate(a, NULL, NULL);
 	if (ckpt_started || sync_started) {
 		pthread_mutex_lock(&q->mtx);
 		q->stop = q->sync_stop = 1;
@@ -733,8 +759,10 @@ logq_free(struct logq *q)
 	pthread_cond_signal(&q->sync_cond);
 	pthread_mutex_unlock(&q->mtx);
 	pthread_join(q->sync_thread, NULL);
-	if (q->audit != NULL)
+	if (q->audit != NULL) {
 		pthread_join(q->ckpt_thread, NULL);
+		audit_set_commit_gate(q->audit, NULL, NULL);	/* q is going */
+	}
 	if (q->walfd != -1)
 		close(q->walfd);
 	free(q->walpath);

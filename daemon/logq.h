@@ -39,6 +39,7 @@ struct logq_stats {
 	uint64_t	batch_hist[8];	/* batch sizes: 1, 2-3, 4-7, ... 128+ */
 	uint64_t	size;		/* entries in the log known to be on disk */
 	uint64_t	wal_checkpoints; /* run by the checkpointer thread */
+	uint64_t	gate_waits;	/* pipelined commits that waited for a sync to write */
 	int		ok;		/* the last commit worked (and no fdatasync failed) */
 	char		why[256];	/* why not, when !ok */
 };

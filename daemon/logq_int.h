@@ -68,6 +68,7 @@ struct logq {
 	pthread_cond_t	 sync_cond;	/* syncer waits for committed batches */
 	struct qentry	*uhead, *utail;	/* committed, not yet synced */
 	uint64_t	 usize;
+	int		 syncing;	/* an fdatasync of the WAL runs: commit_gate() */
 	int		 sync_failed;	/* latched: an fdatasync failed */
 	int		 sync_stop;	/* the writer is gone: sync what is left, exit */
 	int		 inline_sync;	/* audit.commit: inline: the writer syncs */

@@ -101,12 +101,14 @@ logq_sync_batches(struct logq *q)
 	q->uhead = q->utail = NULL;
 	size = q->usize;
 	fn = q->fsync;
+	q->syncing = 1;		/* the writer's next frames wait (commit_gate()) */
 	pthread_mutex_unlock(&q->mtx);
 
 	/* PostgreSQL (no WAL file of ours): the commit itself was durable. */
 	rc = latched ? -1 : q->walfd == -1 ? 0 : sync_wal(q, fn, why, sizeof(why));
 
 	pthread_mutex_lock(&q->mtx);
+	q->syncing = 0;		/* done_cond's broadcast below wakes the gate */
 	if (rc == -1 && !q->sync_failed) {
 		q->sync_failed = 1;
 		snprintf(q->stats.why, sizeof(q->stats.why), "the log could "

@@ -384,6 +384,13 @@ audit_defer_sync(struct audit *a, char *err, size_t errlen)
 	return 0;
 }
 
+void
+audit_set_commit_gate(struct audit *a, void (*fn)(void *), void *arg)
+{
+	a->gate = fn;
+	a->gate_arg = arg;
+}
+
 int
 audit_wal_pages(struct audit *a)
 {
@@ -606,6 +613,8 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 	if (key != NULL && insert_checkpoint(a, key, size, head, root, t, next_key,
 	    &note, err, errlen) == -1)
 		goto rollback;
+	if (a->gate != NULL)
+		a->gate(a->gate_arg);
 	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		audit_sqlerr(a, "commit", err, errlen);
 		goto rollback;

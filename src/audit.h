@@ -136,6 +136,14 @@ int		 audit_wal_manual(struct audit *, char *err, size_t errlen);
  * report an entry written before that returned. Returns 0 or -1 with err.
  */
 int		 audit_defer_sync(struct audit *, char *err, size_t errlen);
+/*
+ * With pipelined commits, called by the group commit on the writer's
+ * thread after its statements (entries, tree, signed checkpoint) and
+ * before COMMIT writes the WAL frames: logq.c waits there for the
+ * fdatasync in progress to return, so that the frames are never written
+ * into the -wal while it is being synced (NULL: no gate).
+ */
+void		 audit_set_commit_gate(struct audit *, void (*)(void *), void *);
 int		 audit_wal_pages(struct audit *);
 int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
 		    size_t errlen);

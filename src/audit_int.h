@@ -108,6 +108,8 @@ struct audit {
 	uint64_t	 start_steps;	/* audit_start_steps() */
 	int64_t		 last_time;	/* of the last entry or checkpoint */
 	int		 clock_back;	/* warned that the clock went back */
+	void		(*gate)(void *);	/* audit_set_commit_gate() */
+	void		*gate_arg;
 	char		*note;		/* the last checkpoint's note */
 	struct note_signer *nsigner;	/* the writer's, for signer (insert_checkpoint()) */
 };

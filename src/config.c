@@ -71,9 +71,9 @@ static const struct key keys[] = {
 	{ "audit.commit", K_STR, OFF(audit_commit), "inline", 0, 0,
 	    "inline: the writer fdatasyncs each commit itself (one thread "
 	    "hand-over fewer; measured faster on 2 cores); pipelined: a syncer "
-	    "thread fdatasyncs the log while the writer commits the next batch "
-	    "(for slow disks and free cores). Either way no reply before its "
-	    "entry is on disk" },
+	    "thread fdatasyncs the log while the writer prepares the next batch, "
+	    "whose COMMIT waits for that fdatasync to return (for slow disks and "
+	    "free cores). Either way no reply before its entry is on disk" },
 	{ "limits.max_body", K_INT, OFF(max_body), "65536", 256, 16 * 1024 * 1024,
 	    "largest request body accepted, bytes (413 above)" },
 	{ "limits.max_import", K_INT, OFF(max_import), "8388608", 256, 256 * 1024 * 1024,
