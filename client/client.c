@@ -451,16 +451,20 @@ ss_health(struct ss_client *c, Safeshare__V1__Health **health, int *status,
 	return 0;
 }
 
-/* The consistency proof from from_size, with the key rotations' notes if asked. */
+/*
+ * The consistency proof from from_size, with the key rotations' notes
+ * after tree size after if asked.
+ */
 static int
 consistency(struct ss_client *c, unsigned long long from_size, int key_notes,
-    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
-    int *status, char *err, size_t errlen)
+    unsigned long long after, Safeshare__V1__ConsistencyProof **proof,
+    Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
 {
 	Safeshare__V1__ConsistencyRequest	rq = SAFESHARE__V1__CONSISTENCY_REQUEST__INIT;
 
 	rq.from_size = from_size;
 	rq.key_notes = key_notes;
+	rq.key_notes_after = after;
 	return ss_call_message(c, "/v1/log/consistency", &rq.base,
 	    &safeshare__v1__consistency_proof__descriptor,
 	    (ProtobufCMessage **)proof, error, status, err, errlen);
@@ -471,7 +475,7 @@ ss_log_consistency(struct ss_client *c, unsigned long long from_size,
     Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
     int *status, char *err, size_t errlen)
 {
-	return consistency(c, from_size, 0, proof, error, status, err, errlen);
+	return consistency(c, from_size, 0, 0, proof, error, status, err, errlen);
 }
 
 int
@@ -479,7 +483,16 @@ ss_log_consistency_keys(struct ss_client *c, unsigned long long from_size,
     Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
     int *status, char *err, size_t errlen)
 {
-	return consistency(c, from_size, 1, proof, error, status, err, errlen);
+	return consistency(c, from_size, 1, 0, proof, error, status, err, errlen);
+}
+
+int
+ss_log_consistency_keys_after(struct ss_client *c, unsigned long long from_size,
+    unsigned long long after, Safeshare__V1__ConsistencyProof **proof,
+    Safeshare__V1__Error **error, int *status, char *err, size_t errlen)
+{
+	return consistency(c, from_size, 1, after, proof, error, status, err,
+	    errlen);
 }
 
 int

@@ -78,7 +78,7 @@ note_origin_of(const char *note, char origin[NOTE_LINE_MAX])
  * the log's rotations name. The arrays are the caller's.
  */
 #define RECEIPT_ARGS_MAX	8
-#define RECEIPT_CHAIN_MAX	64	/* rotations followed (daemon/logproof.c) */
+#define RECEIPT_CHAIN_MAX	1024	/* rotations followed, 64 a reply */
 
 struct keyset {
 	const char	*arg[RECEIPT_ARGS_MAX];
@@ -228,7 +228,8 @@ static const char *const receipt_help =
     "verify: checks receipts offline (no server): the checkpoint is signed\n"
     "by one of the keys given, and the entry's inclusion proof leads to its\n"
     "root; it says which key signed.\n"
-    "check: asks the daemon for the log's key rotations and follows the\n"
+    "check: asks the daemon for the log's key rotations (64 a reply, page\n"
+    "after page, up to 1,024) and follows the\n"
     "chain of keys from the first KEY (each rotation must be signed by the\n"
     "key in force before it, or a trusted one; a rotation signed by another\n"
     "key fails, named), verifies every *.receipt in DIR with the chain's\n"
@@ -236,6 +237,9 @@ static const char *const receipt_help =
     "to the current one, which the key the chain ends at must have signed.\n"
     "If the log no longer contains what a receipt proved (truncated,\n"
     "forked or rewritten), it says so and prints both checkpoints.\n"
+    "--json: an array, one object per receipt; a check that stops before\n"
+    "the receipts (the chain of keys fails, the daemon refuses or does not\n"
+    "answer) prints one object {\"ok\":false,\"stage\":...,\"why\":...}.\n"
     "KEY is the log's public key (PEM, from `safeshare audit checkpoints`\n"
     "or the daemon's key) or its verifier key string name+id+base64; up to\n"
     "8, as audit verify: the first starts the chain of keys, the others are\n"
@@ -294,10 +298,12 @@ receipt_verify_files(int n, char *files[], struct keyset *ks, int json)
  * must be signed by the key in force (ks->k[cur], at first the first
  * --pubkey) or a trusted one (the other --pubkey keys); its next key is
  * added to ks and is in force after it. On 0, *cur is the key the chain
- * ends at; -1 after saying which rotation failed.
+ * ends at; -1 after saying which rotation failed, on stderr and in one
+ * line into fail (for --json).
  */
 static int
-keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur)
+keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur,
+    char *fail, size_t faillen)
 {
 	struct note_checkpoint	 cp;
 	struct note_key		 pair[RECEIPT_ARGS_MAX];
@@ -307,8 +313,9 @@ keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur)
 
 	*cur = 0;
 	if (n > RECEIPT_CHAIN_MAX) {
-		fprintf(stderr, "safeshare: the log names %zu key rotations, more "
-		    "than %d\n", n, RECEIPT_CHAIN_MAX);
+		snprintf(fail, faillen, "the log names %zu key rotations, more "
+		    "than %d", n, RECEIPT_CHAIN_MAX);
+		fprintf(stderr, "safeshare: %s\n", fail);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
@@ -318,12 +325,13 @@ keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur)
 			pair[j] = ks->k[j];
 		if (receipt_checkpoint(notes[i], pair, ks->narg, &cp, why,
 		    sizeof(why)) == -1) {
-			fprintf(stderr, "safeshare: KEY ROTATION FAILED: the log's "
-			    "key rotation %zu is not signed by the key in force "
-			    "before it (%s, key id %s) nor by a trusted key: forged, "
-			    "or the wrong first key: %s\n--- the rotation's "
-			    "checkpoint:\n%s---\n", i + 1, ks->what[*cur],
-			    key_id_hex(&ks->k[*cur], id), why, notes[i]);
+			snprintf(fail, faillen, "the log's key rotation %zu is not "
+			    "signed by the key in force before it (%s, key id %s) "
+			    "nor by a trusted key: forged, or the wrong first key: "
+			    "%s", i + 1, ks->what[*cur], key_id_hex(&ks->k[*cur],
+			    id), why);
+			fprintf(stderr, "safeshare: KEY ROTATION FAILED: %s\n--- the "
+			    "rotation's checkpoint:\n%s---\n", fail, notes[i]);
 			return -1;
 		}
 		for (nk = NULL, j = 0; j < cp.next && nk == NULL; j++)
@@ -331,9 +339,10 @@ keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur)
 				nk = cp.ext[j] + 9;
 		if (nk == NULL ||
 		    note_key_parse(nk, &ks->k[ks->n], why, sizeof(why)) == -1) {
-			fprintf(stderr, "safeshare: KEY ROTATION FAILED: the log's "
-			    "key rotation %zu names no usable next key%s%s\n",
-			    i + 1, nk ? ": " : "", nk ? why : "");
+			snprintf(fail, faillen, "the log's key rotation %zu names no "
+			    "usable next key%s%s", i + 1, nk ? ": " : "",
+			    nk ? why : "");
+			fprintf(stderr, "safeshare: KEY ROTATION FAILED: %s\n", fail);
 			return -1;
 		}
 		snprintf(ks->rot[i], sizeof(ks->rot[i]), "the key named at "
@@ -344,21 +353,104 @@ keys_follow(struct keyset *ks, char *const *notes, size_t n, size_t *cur)
 	return 0;
 }
 
+/*
+ * The log's key rotations, 64 a reply (daemon/logproof.c), asked for page
+ * after page: kp->page[] are the replies, the last one carrying the log's
+ * checkpoint now, and kp->note[] points into them, oldest first. The
+ * caller frees the pages (key_pages_free()). 0, or an exit status after
+ * saying why on stderr and in one line into fail (for --json).
+ */
+#define KEY_PAGES_MAX	(RECEIPT_CHAIN_MAX / 64 + 1)
+
+struct key_pages {
+	Safeshare__V1__ConsistencyProof	*page[KEY_PAGES_MAX];
+	size_t				 npages;
+	char				*note[KEY_PAGES_MAX * 64];
+	size_t				 n;
+};
+
+static int
+key_pages_get(struct ss_client *c, struct key_pages *kp, char *fail,
+    size_t faillen)
+{
+	Safeshare__V1__ConsistencyProof	*pr;
+	Safeshare__V1__Error		*e = NULL;
+	struct note			 nt;
+	struct note_checkpoint		 cp;
+	unsigned long long		 after = 0;
+	char				 err[512];
+	const char			*last;
+	int				 status;
+
+	for (;;) {
+		if (kp->npages == KEY_PAGES_MAX) {
+			snprintf(fail, faillen, "the log names more than %d key "
+			    "rotations", RECEIPT_CHAIN_MAX);
+			fprintf(stderr, "safeshare: %s\n", fail);
+			return SS_EXIT_LOCAL;
+		}
+		if (ss_log_consistency_keys_after(c, 0, after, &pr, &e, &status,
+		    err, sizeof(err)) == -1) {
+			snprintf(fail, faillen, "%s", err);
+			fprintf(stderr, "safeshare: %s\n", err);
+			return SS_EXIT_NOANSWER;
+		}
+		if (e != NULL) {
+			cli_refused(status, e);
+			snprintf(fail, faillen, "refused (HTTP %d): %s: %s", status,
+			    e->code != NULL ? e->code : "", e->message != NULL ?
+			    e->message : "");
+			safeshare__v1__error__free_unpacked(e, NULL);
+			return SS_EXIT_REFUSED;
+		}
+		kp->page[kp->npages++] = pr;
+		if (pr->n_key_notes > 64)
+			goto malformed;
+		for (size_t i = 0; i < pr->n_key_notes; i++)
+			kp->note[kp->n++] = pr->key_notes[i];
+		if (!pr->key_notes_more)
+			return 0;
+		/* The next page: after the tree size of this one's last rotation. */
+		last = pr->n_key_notes > 0 ? pr->key_notes[pr->n_key_notes - 1] :
+		    NULL;
+		if (last == NULL ||
+		    note_parse(last, strlen(last), &nt, err, sizeof(err)) == -1 ||
+		    note_checkpoint_parse(nt.body, nt.bodylen, &cp, err,
+		    sizeof(err)) == -1 || cp.size <= after)
+			goto malformed;
+		after = cp.size;
+	}
+malformed:
+	snprintf(fail, faillen, "the daemon's list of key rotations is malformed");
+	fprintf(stderr, "safeshare: %s\n", fail);
+	return SS_EXIT_LOCAL;
+}
+
+static void
+key_pages_free(struct key_pages *kp)
+{
+	for (size_t i = 0; i < kp->npages; i++)
+		safeshare__v1__consistency_proof__free_unpacked(kp->page[i], NULL);
+	free(kp);
+}
+
 static int
 receipt_check_dir(const char *dir, struct keyset *ks, struct conn_opts *co,
     int json)
 {
-	Safeshare__V1__ConsistencyProof	*pr = NULL, *head = NULL;
+	Safeshare__V1__ConsistencyProof	*pr = NULL, *head;
 	Safeshare__V1__Error		*e = NULL;
 	struct ss_client		*c = NULL;
+	struct key_pages		*kp = xcalloc(1, sizeof(*kp));
 	struct receipt			 rc;
 	struct note_checkpoint		 cp, now;
 	struct note_key			 last[RECEIPT_ARGS_MAX];
 	struct dirent			*de;
 	DIR				*d;
 	uint8_t				 proof[MERKLE_MAX_PROOF][32];
-	char				 path[4096], err[512], why[512];
+	char				 path[4096], err[512], why[512], fail[1024];
 	char				 origin[NOTE_LINE_MAX], id[9];
+	const char			*stage = NULL;
 	size_t				 i, nfiles = 0, nbad = 0, cur, which;
 	int				 rc_exit = SS_EXIT_OK, status, ok;
 	enum receipt_verdict		 v;
@@ -366,36 +458,43 @@ receipt_check_dir(const char *dir, struct keyset *ks, struct conn_opts *co,
 	json_t				*o;
 
 	if ((d = opendir(dir)) == NULL) {
-		fprintf(stderr, "safeshare: %s: %s\n", dir, strerror(errno));
+		snprintf(fail, sizeof(fail), "%s: %s", dir, strerror(errno));
+		fprintf(stderr, "safeshare: %s\n", fail);
+		if (json)
+			jsonw_print(stdout, json_pack("{s:b,s:s,s:o}", "ok", 0,
+			    "stage", "dir", "why", jsonw_str(fail)));
+		free(kp);
 		return SS_EXIT_LOCAL;
 	}
 	if ((rc_exit = connect_client(co, &c)) != SS_EXIT_OK) {
-		closedir(d);
-		return rc_exit;
+		snprintf(fail, sizeof(fail), "no connection to the daemon");
+		stage = "connect";
+		goto out;
 	}
 	/*
 	 * The log's key rotations first: the chain from the first key to
 	 * the key that signs its checkpoints today.
 	 */
-	if (ss_log_consistency_keys(c, 0, &head, &e, &status, err,
-	    sizeof(err)) == -1) {
-		fprintf(stderr, "safeshare: %s\n", err);
-		rc_exit = SS_EXIT_NOANSWER;
+	if ((rc_exit = key_pages_get(c, kp, fail, sizeof(fail))) != SS_EXIT_OK) {
+		stage = "key_rotations";
 		goto out;
 	}
-	if (e != NULL) {
-		cli_refused(status, e);
-		safeshare__v1__error__free_unpacked(e, NULL);
-		rc_exit = SS_EXIT_REFUSED;
-		goto out;
-	}
+	head = kp->page[kp->npages - 1];
 	if (note_origin_of(head->checkpoint, origin) == -1) {
-		fprintf(stderr, "safeshare: the daemon's checkpoint is malformed\n");
+		snprintf(fail, sizeof(fail), "the daemon's checkpoint is malformed");
+		fprintf(stderr, "safeshare: %s\n", fail);
+		stage = "checkpoint";
 		rc_exit = SS_EXIT_LOCAL;
 		goto out;
 	}
-	if (keyset_load(ks, origin) == -1 ||
-	    keys_follow(ks, head->key_notes, head->n_key_notes, &cur) == -1) {
+	if (keyset_load(ks, origin) == -1) {
+		snprintf(fail, sizeof(fail), "a --pubkey could not be used");
+		stage = "pubkey";
+		rc_exit = SS_EXIT_LOCAL;
+		goto out;
+	}
+	if (keys_follow(ks, kp->note, kp->n, &cur, fail, sizeof(fail)) == -1) {
+		stage = "key_chain";
 		rc_exit = SS_EXIT_LOCAL;
 		goto out;
 	}
@@ -403,9 +502,9 @@ receipt_check_dir(const char *dir, struct keyset *ks, struct conn_opts *co,
 	last[0] = ks->k[cur];
 	for (i = 1; i < ks->narg; i++)
 		last[i] = ks->k[i];
-	if (!json && head->n_key_notes > 0)
+	if (!json && kp->n > 0)
 		printf("keys: followed %zu rotation(s) from %s to key id %s\n",
-		    head->n_key_notes, ks->what[0], key_id_hex(&ks->k[cur], id));
+		    kp->n, ks->what[0], key_id_hex(&ks->k[cur], id));
 	if (json)
 		jsonw_seq_begin(&seq, stdout);
 	while ((de = readdir(d)) != NULL) {
@@ -488,8 +587,14 @@ receipt_check_dir(const char *dir, struct keyset *ks, struct conn_opts *co,
 	if (json)
 		jsonw_seq_end(&seq);
 out:
-	if (head != NULL)
-		safeshare__v1__consistency_proof__free_unpacked(head, NULL);
+	/*
+	 * Stopped before the receipts: with --json, one object saying where
+	 * and why, the stderr message and the exit status as without.
+	 */
+	if (json && stage != NULL)
+		jsonw_print(stdout, json_pack("{s:b,s:s,s:o}", "ok", 0, "stage",
+		    stage, "why", jsonw_str(fail)));
+	key_pages_free(kp);
 	closedir(d);
 	ss_client_free(c);
 	if (rc_exit != SS_EXIT_OK)
@@ -525,7 +630,7 @@ cmd_receipt(int argc, char *argv[])
 	sub = argv[1];
 	argc--;
 	argv++;
-	ks = xcalloc(1, sizeof(*ks));	/* about 9 KB of keys: not the stack */
+	ks = xcalloc(1, sizeof(*ks));	/* some 200 KB of keys: not the stack */
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (conn_opt(ch, &o, &json))
 			continue;

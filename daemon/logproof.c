@@ -23,32 +23,37 @@
 
 /*
  * The key rotations up to the answered checkpoint, for a verifier that
- * holds only the first key (issue 13 item 7). The list and its notes are
- * the handler's; a log rotates its key rarely, so it stays short.
+ * holds only the first key (issue 13 item 7): those after the tree size
+ * `after`, at most KEY_NOTES_MAX a reply, and whether more follow (the
+ * client asks again after the last one's size). The list and its notes
+ * are the handler's, so a reply stays bounded however often the key was
+ * rotated.
  */
 #define KEY_NOTES_MAX	64
 
 struct keynotes {
+	uint64_t	 after;
 	uint64_t	 upto;
 	char		*v[KEY_NOTES_MAX];
 	size_t		 n;
-	int		 full;
+	int		 more;
 };
 
 /*
  * Keeps a checkpoint naming a next key. Its form is the verifier's to
  * check: a malformed one is passed on, so that it fails there, named.
+ * Checkpoints come in the order of their tree sizes, which only grow.
  */
 static int
 keynote_add(const struct audit_checkpoint *c, void *arg)
 {
 	struct keynotes	*k = arg;
 
-	if (c->note == NULL || c->size > k->upto ||
+	if (c->note == NULL || c->size <= k->after || c->size > k->upto ||
 	    strstr(c->note, "\nnext-key ") == NULL)
 		return 0;
 	if (k->n == KEY_NOTES_MAX) {
-		k->full = 1;
+		k->more = 1;
 		return 1;
 	}
 	k->v[k->n++] = xstrdup(c->note);
@@ -128,18 +133,18 @@ logproof_handle_consistency(struct req *r)
 	 * the disclosure path.
 	 */
 	if (rq->key_notes) {
+		kn.after = rq->key_notes_after;
 		kn.upto = cp.size;
 		if (logstore_checkpoints(srv->reader, keynote_add, &kn, err,
-		    sizeof(err)) == -1 || kn.full) {
-			log_warnx("%s: event=key_notes_failed full=%d", __func__,
-			    kn.full);
-			reply_error(req, 503, "audit_unavailable", kn.full ?
-			    "the log names more key rotations than one reply holds" :
-			    "the log's key rotations could not be read", 0);
+		    sizeof(err)) == -1) {
+			log_warnx("%s: event=key_notes_failed", __func__);
+			reply_error(req, 503, "audit_unavailable", "the log's key "
+			    "rotations could not be read", 0);
 			goto done;
 		}
 		out.key_notes = kn.v;
 		out.n_key_notes = kn.n;
+		out.key_notes_more = kn.more;
 	}
 	{
 		ProtobufCBinaryData	*pv = len ? bins : NULL;

@@ -96,11 +96,18 @@ SS_API int	ss_log_consistency(struct ss_client *, unsigned long long from_size,
 /*
  * The same, and also the key rotations up to the checkpoint (key_notes:
  * the checkpoint notes naming a next key, oldest first), so a verifier
- * holding only the first key can follow the chain of keys.
+ * holding only the first key can follow the chain of keys. At most 64 a
+ * reply: with key_notes_more set, ask for the next ones with
+ * ss_log_consistency_keys_after(), after = the tree size of the last
+ * one's checkpoint.
  */
 SS_API int	ss_log_consistency_keys(struct ss_client *,
 	    unsigned long long from_size, Safeshare__V1__ConsistencyProof **proof,
 	    Safeshare__V1__Error **error, int *status, char *err, size_t errlen);
+SS_API int	ss_log_consistency_keys_after(struct ss_client *,
+	    unsigned long long from_size, unsigned long long after,
+	    Safeshare__V1__ConsistencyProof **proof, Safeshare__V1__Error **error,
+	    int *status, char *err, size_t errlen);
 
 /*
  * POST /v1/audit/report (auditor or guardian role): the log's aggregates

@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
+#include "logstore.h"
 
 static struct daemon d;
 
@@ -170,6 +172,20 @@ Test(rotate, a_restart_with_both_keys_logs_the_transition)
 	    "not signed by the key in force") != NULL, "%s", out);
 	cr_expect(strstr(out, "next-key ") != NULL, "%s", out);
 	free(out);
+	/*
+	 * The same with --json: stdout alone is one object saying where the
+	 * check stopped and why (it printed nothing), the exit status as
+	 * without.
+	 */
+	snprintf(cmd, sizeof(cmd), "SAFESHARE_SERVER=%s SAFESHARE_CERT=%s/pki/"
+	    "police.crt SAFESHARE_KEY=%s/pki/police.key SAFESHARE_CA=%s/pki/ca.crt "
+	    "%s receipt check %s/r --pubkey %s/pki/new.pub --json 2>/dev/null",
+	    d.server, d.dir, d.dir, d.dir, SAFESHARE_BIN, d.dir, d.dir);
+	cr_expect_eq(h_run(cmd, &out), 1, "%s", out);
+	cr_expect(strstr(out, "{\"ok\":false,\"stage\":\"key_chain\",\"why\":"
+	    "\"the log's key rotation 1 is not signed by the key in force") == out,
+	    "stdout: [%s]", out);
+	free(out);
 	/* A trusted list: every receipt verifies, and says which key signed. */
 	snprintf(args, sizeof(args), "receipt verify %s/r/*.receipt --pubkey "
 	    "%s/pki/audit-signing.pub --pubkey %s/pki/new.pub", d.dir, d.dir,
@@ -257,5 +273,69 @@ Test(rotate, the_daemon_still_holding_the_old_key_fails_closed)
 	cr_expect_eq(h_stop(&d2), 0);
 	cr_expect_eq(h_log_count(&d, "kind = 'key_rotation'"), 1);
 	cr_expect_eq(verify_online(&out), 0, "%s", out);
+	free(out);
+}
+
+/*
+ * More key rotations than one reply of /v1/log/consistency holds (64):
+ * the daemon answered 503 to the key_notes request, so `receipt check`
+ * could not follow the chain at all. Now it hands them out 64 a reply
+ * and the client asks page after page. The log is rotated 65 times while
+ * the daemon is stopped, through the log interface the daemon uses
+ * (each start with a new key and the one before it), then the daemon
+ * starts with the last key: a receipt from before and one from after
+ * are checked from the first key alone.
+ */
+Test(rotate, more_rotations_than_one_reply_holds_are_followed_page_by_page,
+    .timeout = 300)
+{
+	struct logstore		*l;
+	struct audit_entry	 e, *ep = &e;
+	char			 cmd[2048], args[2048], key[600], prev[600], err[512];
+	char			*out;
+	int			 n = 65;
+
+	cr_assert_eq(ask(&d), 0);
+	cr_assert_eq(h_stop(&d), 0);
+	snprintf(cmd, sizeof(cmd), "cd %s/pki && umask 077 && i=1 && while [ $i "
+	    "-le %d ]; do openssl genpkey -algorithm ed25519 -out k$i.key || "
+	    "exit 1; i=$((i + 1)); done", d.dir, n);
+	cr_assert_eq(h_run(cmd, NULL), 0);
+	for (int i = 1; i <= n; i++) {
+		snprintf(key, sizeof(key), "%s/pki/k%d.key", d.dir, i);
+		if (i == 1)
+			snprintf(prev, sizeof(prev), "%s/pki/audit-signing.key", d.dir);
+		else
+			snprintf(prev, sizeof(prev), "%s/pki/k%d.key", d.dir, i - 1);
+		cr_assert_eq(logstore_open(&l, h_pg_wanted() ? &logstore_postgresql :
+		    &logstore_sqlite, h_pg_wanted() ? d.pg_conninfo : d.audit,
+		    LOGSTORE_WRITER, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(logstore_set_signer(l, key, 0, 0, err, sizeof(err)), 0,
+		    "%s", err);
+		cr_assert_eq(logstore_set_previous_signer(l, prev, err, sizeof(err)),
+		    0, "%s", err);
+		cr_assert_eq(logstore_check_start(l, 0, err, sizeof(err)), 0,
+		    "rotation %d: %s", i, err);
+		/* An entry the new key signs, as the daemon's first commit would. */
+		memset(&e, 0, sizeof(e));
+		e.time = time(NULL);
+		e.kind = "disclosure";
+		e.agency = "police";
+		e.decision = "allow";
+		cr_assert_eq(logstore_append(l, &ep, 1, err, sizeof(err)), 0, "%s",
+		    err);
+		logstore_close(l);
+	}
+	snprintf(key, sizeof(key), "k%d.key", n);
+	keys_config(&d, "last.yaml", key, NULL);
+	d.port = 0;
+	h_start(&d);
+	cr_expect_eq(h_log_count(&d, "kind = 'key_rotation'"), n);
+	cr_expect_eq(ask(&d), 0);
+	snprintf(args, sizeof(args), "receipt check %s/r --pubkey "
+	    "%s/pki/audit-signing.pub", d.dir, d.dir);
+	cr_expect_eq(h_cli(&d, "police", args, &out), 0, "%s", out);
+	cr_expect(strstr(out, "followed 65 rotation(s)") != NULL, "%s", out);
+	cr_expect(strstr(out, "FAILED") == NULL, "%s", out);
 	free(out);
 }
