@@ -321,6 +321,54 @@ Test(input, a_pinned_agency_admits_only_its_key)
 }
 
 /*
+ * The quickstart's protocol (deploy/quickstart.sh): the example protocol
+ * named its eight agencies by subject alone, so safeshared printed eight
+ * warnings at every start. deploy/pin.sh pins each agency to the key of
+ * its certificate in the PKI: no warning is left, each agency's own key is
+ * still admitted, another key under police's subject is not, and pinning
+ * again changes nothing. (The harness's PKI lacks some agencies' certificates:
+ * deploy/pki.sh issues them first, as the quickstart's has them all.)
+ */
+Test(input, a_protocol_pinned_by_deploy_pin_admits_each_agencys_key)
+{
+	Safeshare__V1__DisclosureRequest	 rq;
+	Safeshare__V1__Error			*e = NULL;
+	char					 cmd[4096], *out = NULL;
+	static const char *const requesters[] = { "childrens_social_care",
+	    "health_trust", "housing", "da_service" };
+
+	snprintf(cmd, sizeof(cmd), "cd %s && rm -rf other && mkdir other && "
+	    "cp pki/ca.crt pki/ca.key other/ && %s/deploy/pki.sh other police "
+	    ">/dev/null && for a in police childrens_social_care health_trust "
+	    "housing da_service auditor admin guardian; do [ -f pki/$a.crt ] || "
+	    "%s/deploy/pki.sh pki $a >/dev/null || exit 1; done && "
+	    "sh %s/deploy/pin.sh pki %s > pinned.yaml && "
+	    "sh %s/deploy/pin.sh pki pinned.yaml | cmp - pinned.yaml && "
+	    "mv pinned.yaml %s && grep -c '^    spki_sha256: \"[0-9a-f]\\{64\\}\"$' %s",
+	    d.dir, SOURCE_DIR, SOURCE_DIR, SOURCE_DIR, d.protocol, SOURCE_DIR,
+	    d.protocol, d.protocol);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_expect_eq(atoi(out), 8, "a pin per agency, once: %s", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "%s policy check %s 2>&1; %s -t -c %s 2>&1",
+	    SAFESHARE_BIN, d.protocol, SAFESHARED_BIN, d.conf);
+	h_run(cmd, &out);
+	cr_expect(strstr(out, "identified by subject alone") == NULL, "%s", out);
+	free(out);
+	h_load_demo(&d);
+	h_start(&d);
+	request(&rq, "S1001");
+	cr_expect_eq(ask("police", &rq, NULL), 200, "police's own key");
+	for (size_t i = 0; i < sizeof(requesters) / sizeof(requesters[0]); i++)
+		cr_expect_gt(ask(requesters[i], &rq, NULL), 0, "%s's own key was "
+		    "refused", requesters[i]);
+	cr_expect_eq(ask("other:police", &rq, &e), -1, "a second key under the "
+	    "subject");
+	cr_expect_null(e);
+	h_stop(&d);
+}
+
+/*
  * Issue 14 item 11: duplicate Content-Length headers with different values
  * (evhttp used the first), a "+52" length and a wrong Content-Type were all
  * accepted. Now 400, 400 and 415; a well-formed request still works.
