@@ -89,13 +89,20 @@ framing_refused(struct evhttp_request *req, int connect)
 	size_t			 body;
 
 	for (kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-		if (evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0)
+		/*
+		 * By length first: evutil's compare calls a function per byte,
+		 * and this runs for every header of every request (issue 13).
+		 */
+		size_t kl = strlen(kv->key);
+
+		if (kl == 17 && evutil_ascii_strcasecmp(kv->key, "Transfer-Encoding") == 0)
 			te = 1;
-		else if (evutil_ascii_strcasecmp(kv->key, "Content-Type") == 0) {
+		else if (kl == 12 && evutil_ascii_strcasecmp(kv->key, "Content-Type") == 0) {
 			if (type != NULL && strcmp(type, kv->value) != 0)
 				why = "several different Content-Type headers";
 			type = kv->value;
-		} else if (evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0) {
+		} else if (kl == 14 &&
+		    evutil_ascii_strcasecmp(kv->key, "Content-Length") == 0) {
 			size_t n = strlen(kv->value);
 
 			if (n == 0 || n > 19 || strspn(kv->value, "0123456789") != n)

@@ -255,6 +255,16 @@ Test(input, request_id_cannot_forge_log_lines)
 	cr_expect_eq(h_log_count(&d, "request_id = 'client-7:a.b_C' AND "
 	    "kind = 'disclosure'"), 1);
 	cr_expect_eq(h_log_count(&d, "reason = 'invalid_request_id'"), 2);
+	/*
+	 * Without a usable id of its own, a request gets the daemon's: 32
+	 * lowercase hex digits (a per-process prefix and a counter), each
+	 * its own.
+	 */
+	cr_expect_eq(h_log_count(&d, "reason = 'invalid_request_id' AND "
+	    "length(request_id) = 32 AND ltrim(request_id, '0123456789abcdef') = ''"), 2);
+	cr_expect_eq(h_log_count(&d, "reason = 'invalid_request_id' AND "
+	    "request_id IN (SELECT request_id FROM entries GROUP BY request_id "
+	    "HAVING count(*) = 1)"), 2);
 	/* A subject id with a newline reaches the log only escaped. */
 	request(&rq, "S1001\nlevel=error event=forged2");
 	cr_expect_eq(ask("police", &rq, NULL), 400);
