@@ -17,14 +17,6 @@
 #include "logq_int.h"
 #include "util.h"
 
-#define MAX_BATCH	1024
-/*
- * WAL pages after which the checkpointer thread runs (SQLite's own default
- * threshold), and after which the writer finishes the checkpoint itself so
- * that the WAL restarts (see wal_plan()).
- */
-#define CKPT_PAGES	1000
-#define CKPT_INLINE	(16 * CKPT_PAGES)
 /*
  * Entries the subject index takes per transaction: a catching-up index
  * (new, or rebuilt) commits every batch, so WAL copies and the second's
@@ -75,10 +67,13 @@ hist_bucket(size_t n)
  * After a commit, with q->mtx held: wakes the checkpointer when the WAL
  * has CKPT_PAGES; returns 1 if the writer must checkpoint itself. A WAL is
  * started again from its beginning only by a commit that finds every frame
- * already copied, which a checkpointer racing sustained appends seldom
- * leaves it; so at CKPT_INLINE pages the writer copies what is left (by
- * then little: the checkpointer has been copying all along) and its next
- * commit restarts the WAL. The WAL stays bounded (about 64 MiB).
+ * already copied and no reader still using one, which a checkpointer
+ * racing sustained appends seldom leaves it; so at CKPT_INLINE pages the
+ * writer copies what is left (by then little: the checkpointer has been
+ * copying all along), waiting for the checkpointer's pass and for readers
+ * of the WAL (audit_wal_restart()), and its next commit restarts the WAL.
+ * The WAL is then at most CKPT_INLINE pages plus one commit of MAX_BATCH
+ * entries (logq_int.h).
  */
 static int
 wal_plan(struct logq *q)
@@ -89,13 +84,41 @@ wal_plan(struct logq *q)
 		return 0;	/* PostgreSQL: no WAL of ours */
 	pages = audit_wal_pages(q->audit);
 
-	if (pages >= CKPT_INLINE)
+	if (pages < CKPT_INLINE)
+		q->ckpt_held = 0;	/* restarted */
+	else
 		return 1;
 	if (pages >= CKPT_PAGES && !q->ckpt_running) {
 		q->ckpt_wanted = 1;
 		pthread_cond_signal(&q->ckpt_cond);
 	}
 	return 0;
+}
+
+/*
+ * The writer's checkpoint at CKPT_INLINE pages, with q->mtx held, which it
+ * drops for the copy: audit_wal_restart() waits for readers, but not for
+ * the checkpointer thread's pass (SQLite's checkpoint lock is not waited
+ * for), so the writer waits for that pass itself and tries again when one
+ * got in its way. Returns as audit_wal_restart().
+ */
+static int
+wal_restart(struct logq *q, char *err, size_t errlen)
+{
+	uint64_t	passes;
+	int		r, tries = 0;
+
+	for (;;) {
+		while (q->ckpt_running)
+			pthread_cond_wait(&q->ckpt_cond, &q->mtx);
+		passes = q->stats.wal_checkpoints;
+		pthread_mutex_unlock(&q->mtx);
+		r = audit_wal_restart(q->audit, err, errlen);
+		pthread_mutex_lock(&q->mtx);
+		if (r != 1 || (!q->ckpt_running && passes == q->stats.wal_checkpoints) ||
+		    ++tries == 4)
+			return r;
+	}
 }
 
 /*
@@ -353,11 +376,33 @@ writer(void *arg)
 				log_warn("event=logq_wake_failed");
 		}
 		if (ckpt) {
-			/* The WAL is synced before it is copied (SQLite does it). */
-			pthread_mutex_unlock(&q->mtx);
-			if (audit_wal_checkpoint(q->audit, NULL, err, sizeof(err)) == -1)
+			/*
+			 * The WAL is synced before it is copied (SQLite does
+			 * it). A passive copy left the WAL growing by a
+			 * commit a time while the checkpointer's pass or the
+			 * subject index's read held it (a test saw 86 MB):
+			 * the writer waits for them instead, at most
+			 * DB_BUSY_MS, once per CKPT_INLINE pages. A reader
+			 * that holds its snapshot longer (an auditor's long
+			 * export) keeps the WAL growing until it ends: the
+			 * writer does not stall again for it, but copies
+			 * passively after each commit until the WAL restarts.
+			 */
+			int held = q->ckpt_held, r;
+
+			if (held) {
+				pthread_mutex_unlock(&q->mtx);
+				r = audit_wal_checkpoint(q->audit, NULL, err, sizeof(err));
+				pthread_mutex_lock(&q->mtx);
+			} else
+				r = wal_restart(q, err, sizeof(err));
+			if (r == -1)
 				log_warnx("event=wal_checkpoint_failed error=\"%s\"", err);
-			pthread_mutex_lock(&q->mtx);
+			if (!held && r == 1) {
+				q->ckpt_held = 1;
+				log_warnx("event=wal_restart_busy pages=%d",
+				    audit_wal_pages(q->audit));
+			}
 		}
 	}
 	pthread_mutex_unlock(&q->mtx);
@@ -465,8 +510,10 @@ checkpointer(void *arg)
 		behind = index_step(q);
 		pthread_mutex_lock(&q->mtx);
 		q->ckpt_running = 0;
-		if (wanted)
+		if (wanted) {
 			q->stats.wal_checkpoints++;
+			pthread_cond_broadcast(&q->ckpt_cond);	/* wal_restart() */
+		}
 	}
 	pthread_mutex_unlock(&q->mtx);
 	return NULL;

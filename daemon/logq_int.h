@@ -1,6 +1,7 @@
 /*
  * What the log writer's files share (logq.c: the queue, the writer and the
- * checkpointer; logsync.c: the syncer). No other file includes it.
+ * checkpointer; logsync.c: the syncer). No other file includes it but
+ * tests/unit/test_logq.c, which checks the WAL's bound against these.
  */
 #ifndef SAFESHARED_LOGQ_INT_H
 #define SAFESHARED_LOGQ_INT_H
@@ -12,6 +13,16 @@
 #include "logq.h"
 
 struct event;
+
+/* Entries in one commit, at most. */
+#define MAX_BATCH	1024
+/*
+ * WAL pages after which the checkpointer thread runs (SQLite's own default
+ * threshold), and after which the writer finishes the checkpoint itself so
+ * that the WAL restarts (see wal_plan()).
+ */
+#define CKPT_PAGES	1000
+#define CKPT_INLINE	(16 * CKPT_PAGES)
 
 /*
  * The receipts of one commit: its checkpoint note, held once for all its
@@ -53,9 +64,12 @@ struct logq {
 	pthread_t	 ckpt_thread;
 	pthread_mutex_t	 mtx;
 	pthread_cond_t	 work_cond;	/* writer waits for entries */
-	pthread_cond_t	 ckpt_cond;	/* checkpointer waits: a full WAL, or 1 s */
+	pthread_cond_t	 ckpt_cond;	/* checkpointer waits: a full WAL, or 1 s;
+					   the writer: the end of its pass */
 	int		 ckpt_wanted;	/* the WAL has CKPT_PAGES: wake up */
 	int		 ckpt_running;	/* copying the WAL */
+	int		 ckpt_held;	/* the writer's: a reader held the WAL past
+					   CKPT_INLINE for DB_BUSY_MS */
 	pthread_cond_t	 done_cond;	/* sync submitters wait for their entry */
 	struct qentry	*head, *tail;	/* queued */
 	/*

@@ -433,6 +433,20 @@ audit_wal_checkpoint(struct audit *a, int *left, char *err, size_t errlen)
 	return 0;
 }
 
+int
+audit_wal_restart(struct audit *a, char *err, size_t errlen)
+{
+	int rc;
+
+	rc = sqlite3_wal_checkpoint_v2(a->db, NULL, SQLITE_CHECKPOINT_RESTART,
+	    NULL, NULL);
+	if (rc == SQLITE_BUSY)
+		return 1;
+	if (rc != SQLITE_OK)
+		return audit_sqlerr(a, "wal checkpoint", err, errlen);
+	return 0;
+}
+
 static int
 insert(struct audit *a, const struct audit_entry *e)
 {

@@ -148,6 +148,15 @@ int		 audit_wal_pages(struct audit *);
 int		 audit_open_checkpointer(struct audit **, const char *path, char *err,
 		    size_t errlen);
 int		 audit_wal_checkpoint(struct audit *, int *left, char *err, size_t errlen);
+/*
+ * On the writing connection: copies the whole WAL into the database,
+ * waiting (its busy timeout, DB_BUSY_MS) for another connection's
+ * checkpoint and for readers of the WAL, so that the next commit starts
+ * the WAL again from its beginning (SQLITE_CHECKPOINT_RESTART). Returns 0,
+ * 1 if a reader or checkpoint still held the WAL when the wait ran out,
+ * or -1 with the reason in err.
+ */
+int		 audit_wal_restart(struct audit *, char *err, size_t errlen);
 
 /*
  * The subject index: a database of its own next to the log
