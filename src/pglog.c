@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "audit_int.h"
 #include "merkle.h"
+#include "note.h"
 #include "pglog.h"
 #include "pglog_int.h"
 #include "util.h"
@@ -329,6 +330,7 @@ pglog_close(struct pglog *p)
 		return;
 	PQfinish(p->conn);
 	EVP_PKEY_free(p->signer);
+	note_signer_free(p->nsigner);
 	free(p->note);
 	free(p->conninfo);
 	pglog_rows_free(p->rows);
@@ -349,6 +351,9 @@ pglog_set_signer(struct pglog *p, EVP_PKEY *key)
 	}
 	EVP_PKEY_free(p->signer);
 	p->signer = key;
+	/* The next checkpoint sets up a signer for the new key. */
+	note_signer_free(p->nsigner);
+	p->nsigner = NULL;
 }
 
 int

@@ -41,6 +41,7 @@
 #include "audit.h"
 #include "audit_int.h"
 #include "merkle.h"
+#include "note.h"
 #include "pglog.h"
 #include "pglog_int.h"
 #include "util.h"
@@ -372,21 +373,35 @@ read_head(struct pglog *p, const PGresult *res, struct pglog_head *h)
 	return 0;
 }
 
-/* Queues the signed checkpoint of this commit, numbered after the last one. */
+/*
+ * Queues the signed checkpoint of this commit, numbered after the last one.
+ * The signer (key id, public half, signing context) is the handle's, set
+ * up once per key and origin as the SQLite writer's (audit.c), not per
+ * commit: this runs while the head is locked, so every microsecond here is
+ * one the other daemons wait (docs/deploy-ha.md "The chain").
+ */
 static int
 queue_checkpoint(struct pipe *pp, const struct pglog_head *h,
     const unsigned char root[32], int64_t t, char **note, char *err, size_t errlen)
 {
-	struct cpnote	 c;
-	char		 why[128], nb[8], sb[8], tb[8];
+	struct pglog	*p = pp->p;
+	char		 origin[64], why[128], nb[8], sb[8], tb[8];
+	unsigned char	 sig[64];
 	const char	*vals[7], *next_key;
 	int		 lens[7] = { 8, 8, 32, 8, 64, 32, 0 };
 	int		 fmts[7] = { 1, 1, 1, 1, 1, 1, 0 };
-	EVP_PKEY	*key = pglog_cp_key(pp->p, &next_key);
+	EVP_PKEY	*key = pglog_cp_key(p, &next_key);
 
-	if (audit_note_sign(key, h->log_id, h->size, root, t, h->cp_n + 1,
-	    next_key, note) == -1 || audit_note_parse(*note, &c, why, sizeof(why)) == -1 ||
-	    c.nsig != 1)
+	note_log_origin(h->log_id, origin);
+	if (!note_signer_is(p->nsigner, key, origin)) {
+		note_signer_free(p->nsigner);
+		if ((p->nsigner = note_signer_new(origin, key, why,
+		    sizeof(why))) == NULL)
+			return errorf(err, errlen, "PostgreSQL log: checkpoint: %s",
+			    why);
+	}
+	if (audit_note_sign_with(p->nsigner, h->log_id, h->size, root, t,
+	    h->cp_n + 1, next_key, note, sig) == -1)
 		return errorf(err, errlen, "PostgreSQL log: checkpoint: signing failed");
 	pglog_put_be64(nb, h->cp_n + 1);
 	pglog_put_be64(sb, h->size);
@@ -395,7 +410,7 @@ queue_checkpoint(struct pipe *pp, const struct pglog_head *h,
 	vals[1] = sb;
 	vals[2] = (const char *)h->head;
 	vals[3] = tb;
-	vals[4] = (const char *)c.sig[0].sig;
+	vals[4] = (const char *)sig;
 	vals[5] = (const char *)root;
 	vals[6] = *note;
 	return queue(pp, S_CHECKPOINT, "pglog_cp", 7, vals, lens, fmts);

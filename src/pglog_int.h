@@ -39,6 +39,8 @@ struct pglog {
 	int			 ready;		/* this session has the statements */
 	EVP_PKEY		*signer;
 	unsigned char		 signer_pub[32];	/* its public half, raw */
+	/* pglog_append.c's, for the key it signs with: set up once per key. */
+	struct note_signer	*nsigner;
 	struct pglog_rotation	*rot;		/* during pglog_rotate() only */
 	char			*note;		/* the last note (receipts point at it) */
 	struct merkle_range	 range;		/* the tree, in an append */
