@@ -203,10 +203,56 @@ forget_sessions(evutil_socket_t fd, short what, void *arg)
 	log_debug("event=tls_sessions_forgotten");
 }
 
+static void store_ready(evutil_socket_t, short, void *);
+
+/*
+ * While the store has reads in flight (PostgreSQL, storage_send()), the
+ * loop waits for their socket among its other events, one read event at a
+ * time, made again when the socket changes (a reconnect). The event and
+ * the socket number are the loop's; the socket is the store's.
+ */
+static void
+store_watch(struct server *srv)
+{
+	int fd = storage_fd(srv->store);
+
+	if (fd == -1)
+		return;
+	if (srv->store_ev != NULL && srv->store_fd != fd) {
+		event_free(srv->store_ev);
+		srv->store_ev = NULL;
+	}
+	if (srv->store_ev == NULL) {
+		srv->store_fd = fd;
+		if ((srv->store_ev = event_new(srv->base, fd, EV_READ, store_ready,
+		    srv)) == NULL) {
+			/* Cannot wait: the answer is waited for here instead. */
+			storage_flush(srv->store);
+			return;
+		}
+	}
+	if (!event_pending(srv->store_ev, EV_READ, NULL))
+		event_add(srv->store_ev, NULL);
+}
+
+/* The store's answer came, or part of it: the waiting requests go on. */
+static void
+store_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	storage_input(srv->store);
+	store_watch(srv);
+}
+
 /*
  * The end of an event-loop round: the event is made active while the round
  * runs, so it runs after the events already due in it (as logq's kick).
- * Making an active event active again does nothing.
+ * Making an active event active again does nothing. The round's queued
+ * reads are sent, and on PostgreSQL not waited for: the loop reads and
+ * decides other requests while the server answers (store_ready()).
  */
 static void
 round_end(evutil_socket_t fd, short what, void *arg)
@@ -215,7 +261,8 @@ round_end(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	storage_flush(srv->store);	/* the round's queued reads, then their scope */
+	storage_send(srv->store);	/* the round's queued reads, then their scope */
+	store_watch(srv);
 	storage_read_end(srv->store);
 	log_flush();
 }
@@ -407,6 +454,9 @@ server_init(struct server *srv, struct config *conf, struct protocol *proto,
 	 * once a second at most; requests get 503 at once in between.
 	 */
 	storage_set_connect_wait(srv->store, LOOP_CONNECT_WAIT_MS);
+	/* Its queued reads on a connection of their own, not waited for. */
+	if (storage_reads_apart(srv->store, err, errlen) == -1)
+		return -1;
 	snprintf(srv->store_ref, sizeof(srv->store_ref), "store:%s",
 	    storage_id(srv->store));
 	if (server_log_open(conf, LOGSTORE_WRITER, &srv->audit, err,
@@ -610,7 +660,7 @@ drain_check(evutil_socket_t fd, short what, void *arg)
 	 * and so is every holder batch not yet answered.
 	 */
 	if (logq_pending(srv->logq) > 0 || srv->verifying > 0 ||
-	    hworker_busy(srv->holder) > 0)
+	    hworker_busy(srv->holder) > 0 || storage_fd(srv->store) != -1)
 		return;		/* the timer fires again */
 	event_del(srv->drain);
 	/* Every decision is answered; give the replies a moment to leave. */
@@ -660,6 +710,8 @@ server_shutdown(struct server *srv)
 	log_hold(NULL, NULL);
 	if (srv->round != NULL)
 		event_free(srv->round);
+	if (srv->store_ev != NULL)
+		event_free(srv->store_ev);
 	if (srv->drain != NULL)
 		event_free(srv->drain);
 	if (srv->forget != NULL)

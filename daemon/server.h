@@ -54,6 +54,8 @@ struct server {
 	struct event		*forget;	/* forgets TLS sessions (tls.ticket_rotation) */
 	struct event		*drain;		/* shutdown: waits for the log queue */
 	struct event		*round;		/* end of a loop round, see server_read_scope() */
+	struct event		*store_ev;	/* the store's reads in flight: */
+	int			 store_fd;	/* ... its socket (store_watch()) */
 	int			 port;		/* bound port */
 	size_t			 nconns;	/* open connections, handshakes included */
 	struct connq		 conns;		/* the same, least recently active first */

@@ -286,6 +286,8 @@ void
 pgstore_set_connect_wait(struct pgstore *p, int ms)
 {
 	p->retry.wait_ms = ms > 0 ? ms : 0;
+	if (p->rd != NULL)
+		pgstore_set_connect_wait(p->rd, ms);
 }
 
 /*
@@ -318,6 +320,12 @@ session(struct pgstore *p, char *err, size_t errlen)
 	}
 	p->ready = 1;
 	return 0;
+}
+
+int
+pgstore_session(struct pgstore *p, char *err, size_t errlen)
+{
+	return session(p, err, errlen);
 }
 
 /* A statement that only reads, so running it again on a new connection is safe. */
@@ -512,6 +520,10 @@ pgstore_open(struct pgstore **ps, const char *conninfo, char *err, size_t errlen
 	*ps = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return errorf(err, errlen, "PostgreSQL store: out of memory");
+	if ((p->conninfo = strdup(conninfo)) == NULL) {
+		errorf(err, errlen, "PostgreSQL store: out of memory");
+		goto fail;
+	}
 	p->conn = pg_connectdb(conninfo);
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		pgstore_fail(p->conn, NULL, "connect", err, errlen);
@@ -536,6 +548,7 @@ pgstore_close(struct pgstore *p)
 	PQfinish(p->conn);
 	pgstore_pipe_free(p);
 	pgstore_known_clear(p);
+	free(p->conninfo);
 	free(p);
 }
 

@@ -76,6 +76,19 @@ int	pgstore_subject_queue(struct pgstore *, const struct record_type *,
 	    char *err, size_t errlen);
 void	pgstore_batch_run(struct pgstore *);
 /*
+ * The event loop's way (pgstore_batch.c): pgstore_reads_apart() opens a
+ * connection for the queued reads alone (0, or -1 with err);
+ * pgstore_batch_send() sends the queue there, unless a statement is in
+ * flight (without that connection it is pgstore_batch_run());
+ * pgstore_batch_fd() is the socket to wait for while one is in flight, or
+ * -1; pgstore_batch_input() reads what came and, once the answer is
+ * whole, calls the batch's callbacks and sends the next.
+ */
+int	pgstore_reads_apart(struct pgstore *, char *err, size_t errlen);
+void	pgstore_batch_send(struct pgstore *);
+int	pgstore_batch_fd(struct pgstore *);
+void	pgstore_batch_input(struct pgstore *);
+/*
  * store_read_begin()/end(): one REPEATABLE READ snapshot for the reads
  * between, begun by the first of them (none, none begun).
  */

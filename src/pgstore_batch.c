@@ -5,10 +5,24 @@
  * fields, the consent and the flags of n requests with S_SUBJECTS
  * (pgstore.c) in one round trip; pgstore_subject() is it for one
  * request. The event loop's handlers queue theirs with
- * pgstore_subject_queue() and the end of the loop round runs them all
- * with pgstore_batch_run(), which calls each request's callback. The
- * queue belongs to the handle, so to the thread that uses it.
+ * pgstore_subject_queue() and the end of the loop round sends them all.
+ *
+ * The event loop does not wait for them: pgstore_reads_apart() gives the
+ * handle a second connection of its own (rd) for these reads alone, the
+ * round's end sends the statement on it (pgstore_batch_send()) and the
+ * loop goes on reading and deciding other requests; when rd's socket
+ * (pgstore_batch_fd()) is readable the loop calls pgstore_batch_input(),
+ * which takes the answer once it is whole and calls each request's
+ * callback. One statement is in flight at a time: reads queued meanwhile
+ * are sent together as soon as it is answered. A lost or failed
+ * statement fails its whole batch (each callback gets -1 and the error:
+ * nothing read, so nothing released) and the next batch opens rd again
+ * (at most once a second, pg_reconnect()). Without rd, as for the
+ * holder thread and the tools, pgstore_batch_run() reads the queue at
+ * once on the handle's own connection. Everything here belongs to the
+ * thread that uses the handle.
  */
+#include <poll.h>
 #include <libpq-fe.h>
 
 #include <stdio.h>
@@ -32,6 +46,7 @@ struct pgbatch {
 	struct store_subject	*out[PGBATCH_MAX];
 	pgstore_subject_cb	 cb[PGBATCH_MAX];
 	void			*arg[PGBATCH_MAX];
+	int			 resent;	/* sent again on a new connection */
 };
 
 /*
@@ -100,25 +115,24 @@ take_row(const PGresult *res, int r, const struct record_type *rt,
 	}
 }
 
-int
-pgstore_subjects(struct pgstore *p, size_t n, const struct record_type *const *rts,
-    const char *const *subjects, const char *const *agencies,
-    const char *const *purposes, struct store_subject **out, int scoped,
-    char *err, size_t errlen)
+/* out[0..n) as empty answers. */
+static void
+empty(struct store_subject **out, size_t n)
 {
-	const char	**ids;
-	char		 *arr[4] = { NULL, NULL, NULL, NULL };
-	size_t		 *nflags = NULL;
-	PGresult	 *res = NULL;
-	int		  rc = -1, rows;
-
 	for (size_t i = 0; i < n; i++) {
 		memset(out[i], 0, sizeof(*out[i]));
 		out[i]->view.values = (const char *const *)out[i]->values;
 	}
-	if (n == 0)
-		return 0;
-	ids = xcalloc(n, sizeof(*ids));
+}
+
+/* S_SUBJECTS's four text[] parameters for n requests; the caller frees them. */
+static void
+params(size_t n, const struct record_type *const *rts,
+    const char *const *subjects, const char *const *agencies,
+    const char *const *purposes, char *arr[4])
+{
+	const char **ids = xcalloc(n, sizeof(*ids));
+
 	for (size_t i = 0; i < n; i++)
 		ids[i] = rts[i]->id;
 	arr[0] = text_array(subjects, n);
@@ -126,13 +140,17 @@ pgstore_subjects(struct pgstore *p, size_t n, const struct record_type *const *r
 	arr[2] = text_array(agencies, n);
 	arr[3] = text_array(purposes, n);
 	free(ids);
-	res = (scoped ? pgstore_run : pgstore_run1)(p, S_SUBJECTS, 4,
-	    (const char *const *)arr, "subject", err, errlen);
-	if (res == NULL)
-		goto done;
+}
+
+/* S_SUBJECTS's rows into out[0..n): 0, or -1 with err and out[] empty. */
+static int
+take_result(const PGresult *res, size_t n, const struct record_type *const *rts,
+    struct store_subject **out, char *err, size_t errlen)
+{
+	size_t	*nflags;
+	int	 rows = PQntuples(res), rc = -1;
 
 	/* Each request's flags counted first, then its rows taken in order. */
-	rows = PQntuples(res);
 	nflags = xcalloc(n, sizeof(*nflags));
 	for (int r = 0; r < rows; r++) {
 		int64_t i = pgstore_int(res, r, 0);
@@ -162,13 +180,34 @@ done:
 	if (rc == -1)
 		for (size_t i = 0; i < n; i++) {
 			store_subject_free(out[i]);
-			memset(out[i], 0, sizeof(*out[i]));
-			out[i]->view.values = (const char *const *)out[i]->values;
+			empty(&out[i], 1);
 		}
 	free(nflags);
-	PQclear(res);
+	return rc;
+}
+
+int
+pgstore_subjects(struct pgstore *p, size_t n, const struct record_type *const *rts,
+    const char *const *subjects, const char *const *agencies,
+    const char *const *purposes, struct store_subject **out, int scoped,
+    char *err, size_t errlen)
+{
+	char		*arr[4];
+	PGresult	*res;
+	int		 rc;
+
+	empty(out, n);
+	if (n == 0)
+		return 0;
+	params(n, rts, subjects, agencies, purposes, arr);
+	res = (scoped ? pgstore_run : pgstore_run1)(p, S_SUBJECTS, 4,
+	    (const char *const *)arr, "subject", err, errlen);
 	for (int k = 0; k < 4; k++)
 		free(arr[k]);
+	if (res == NULL)
+		return -1;
+	rc = take_result(res, n, rts, out, err, errlen);
+	PQclear(res);
 	return rc;
 }
 
@@ -212,15 +251,35 @@ pgstore_subject_queue(struct pgstore *p, const struct record_type *rt,
 	return 1;
 }
 
+/* Each callback of b in queue order, with rc and err; then b is empty. */
+static void
+answer(struct pgbatch *b, int rc, const char *err)
+{
+	for (size_t i = 0; i < b->n; i++)
+		b->cb[i](rc, rc == -1 ? err : NULL, b->arg[i]);
+	b->n = 0;
+}
+
+/* b, answered, is kept for the next queue unless one was made meanwhile. */
+static void
+recycle(struct pgstore *p, struct pgbatch *b)
+{
+	if (p->batch == NULL)
+		p->batch = b;
+	else
+		free(b);
+}
+
 /*
- * The queued reads in one statement, outside any read scope not begun yet
- * (one statement needs none), then each callback in queue order: all with
- * their answers, or all with the one error (nothing read, so nothing can
- * be released). The queue is taken off the handle first, so a callback
- * that queues again starts the next batch.
+ * The queued reads in one statement on the handle's own connection,
+ * outside any read scope not begun yet (one statement needs none), then
+ * each callback in queue order: all with their answers, or all with the
+ * one error (nothing read, so nothing can be released). The queue is taken
+ * off the handle first, so a callback that queues again starts the next
+ * batch.
  */
-void
-pgstore_batch_run(struct pgstore *p)
+static void
+run_here(struct pgstore *p)
 {
 	struct pgbatch	*b = p->batch;
 	char		 err[256];
@@ -232,22 +291,183 @@ pgstore_batch_run(struct pgstore *p)
 	err[0] = '\0';
 	rc = pgstore_subjects(p, b->n, b->rt, b->subject, b->agency, b->purpose,
 	    b->out, 0, err, sizeof(err));
+	answer(b, rc, err);
+	recycle(p, b);
+}
+
+int
+pgstore_reads_apart(struct pgstore *p, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (p->rd != NULL)
+		return 0;
+	if (pgstore_open(&p->rd, p->conninfo, why, sizeof(why)) == -1)
+		return errorf(err, errlen, "%s (the event loop's read connection)",
+		    why);
+	pgstore_set_connect_wait(p->rd, p->retry.wait_ms);
+	return 0;
+}
+
+static void send_flight(struct pgstore *);
+
+/*
+ * The batch in flight failed: its requests get err. A batch whose
+ * connection died under it is sent once more on a new one first, as
+ * pgstore_run1() runs a read again: the reads are safe to repeat.
+ */
+static void
+flight_failed(struct pgstore *p, const char *err)
+{
+	struct pgbatch *b = p->flight;
+
+	if (!b->resent && PQstatus(p->rd->conn) != CONNECTION_OK) {
+		b->resent = 1;
+		send_flight(p);
+		return;
+	}
+	p->flight = NULL;
 	for (size_t i = 0; i < b->n; i++)
-		b->cb[i](rc, rc == -1 ? err : NULL, b->arg[i]);
-	b->n = 0;
-	if (p->batch == NULL)
-		p->batch = b;
-	else
-		free(b);
+		empty(&b->out[i], 1);
+	answer(b, -1, err);
+	b->resent = 0;
+	recycle(p, b);
+}
+
+/* Sends the batch in flight on rd; one that cannot be sent has failed. */
+static void
+send_flight(struct pgstore *p)
+{
+	struct pgbatch	*b = p->flight;
+	char		*arr[4], err[256], name[32];
+	int		 ok;
+
+	if (pgstore_session(p->rd, err, sizeof(err)) == -1) {
+		flight_failed(p, err);
+		return;
+	}
+	params(b->n, b->rt, b->subject, b->agency, b->purpose, arr);
+	/* pgstore.c's name for the prepared S_SUBJECTS. */
+	snprintf(name, sizeof(name), "pgstore_%d", S_SUBJECTS);
+	ok = PQsendQueryPrepared(p->rd->conn, name, 4,
+	    (const char *const *)arr, NULL, NULL, 0);
+	for (int k = 0; k < 4; k++)
+		free(arr[k]);
+	if (!ok) {
+		pgstore_fail(p->rd->conn, NULL, "subject", err, sizeof(err));
+		flight_failed(p, err);
+	}
 }
 
 /*
- * Frees the queue; a read still queued gets no callback (the handle is
- * closing with its thread, and its requests with it).
+ * Sends the queue on rd unless a statement is in flight there already
+ * (the queue then waits for its answer, pgstore_batch_input()). A batch
+ * that cannot be sent is answered -1 at once.
+ */
+void
+pgstore_batch_send(struct pgstore *p)
+{
+	struct pgbatch *b = p->batch;
+
+	if (p->rd == NULL) {
+		run_here(p);
+		return;
+	}
+	if (p->flight != NULL || b == NULL || b->n == 0)
+		return;
+	p->batch = NULL;
+	p->flight = b;
+	empty(b->out, b->n);
+	send_flight(p);
+}
+
+int
+pgstore_batch_fd(struct pgstore *p)
+{
+	return p->flight != NULL ? PQsocket(p->rd->conn) : -1;
+}
+
+/*
+ * rd's socket is readable: its input taken, and once the statement's
+ * answer is whole, each request of the batch answered; then the reads
+ * queued meanwhile are sent.
+ */
+void
+pgstore_batch_input(struct pgstore *p)
+{
+	struct pgbatch	*b = p->flight;
+	PGresult	*res, *more;
+	PGconn		*conn;
+	char		 err[256];
+	int		 rc;
+
+	if (b == NULL)
+		return;
+	conn = p->rd->conn;
+	if (PQconsumeInput(conn) != 1) {
+		pgstore_fail(conn, NULL, "subject", err, sizeof(err));
+		flight_failed(p, err);
+		goto next;
+	}
+	if (PQisBusy(conn))
+		return;
+	res = PQgetResult(conn);
+	/*
+	 * One statement, one result; the NULL after it ends the command. The
+	 * server sends its end (ReadyForQuery) in the same write as the
+	 * result's last rows, so this does not wait.
+	 */
+	while ((more = PQgetResult(conn)) != NULL)
+		PQclear(more);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pgstore_fail(conn, res, "subject", err, sizeof(err));
+		flight_failed(p, err);
+		goto next;
+	}
+	p->flight = NULL;
+	err[0] = '\0';
+	rc = take_result(res, b->n, b->rt, b->out, err, sizeof(err));
+	PQclear(res);
+	answer(b, rc, err);
+	b->resent = 0;
+	recycle(p, b);
+next:
+	pgstore_batch_send(p);
+}
+
+/*
+ * The queue read now: sent on rd and waited for (the one in flight
+ * first), or on the handle's own connection without rd.
+ */
+void
+pgstore_batch_run(struct pgstore *p)
+{
+	if (p->rd == NULL) {
+		run_here(p);
+		return;
+	}
+	pgstore_batch_send(p);
+	while (p->flight != NULL) {
+		struct pollfd pfd = { .fd = pgstore_batch_fd(p), .events = POLLIN };
+
+		if (pfd.fd >= 0 && poll(&pfd, 1, -1) == -1)
+			continue;
+		pgstore_batch_input(p);
+	}
+}
+
+/*
+ * Frees the queue, what is in flight and rd; a read not answered gets no
+ * callback (the handle is closing with its thread, and its requests with
+ * it).
  */
 void
 pgstore_batch_free(struct pgstore *p)
 {
 	free(p->batch);
 	p->batch = NULL;
+	free(p->flight);
+	p->flight = NULL;
+	pgstore_close(p->rd);
+	p->rd = NULL;
 }

@@ -65,7 +65,10 @@ struct pgstore {
 	int		 txn;		/* a write transaction is open */
 	int		 scope;		/* a read scope is wanted (pgstore_read_begin()) */
 	int		 scope_open;	/* and its BEGIN has been sent */
-	struct pgbatch	*batch;		/* subject reads queued (pgstore_batch.c) */
+	struct pgbatch	*batch;		/* subject reads queued (pgstore_batch.c), */
+	struct pgbatch	*flight;	/* ... and those sent, not yet answered, */
+	struct pgstore	*rd;		/* ... on this connection of their own */
+	char		*conninfo;	/* pgstore_open()'s, for rd */
 	int		 pipe;		/* in pipeline mode, statements queued */
 	int		 broken;	/* the pipeline could not be left */
 	struct pgpend	*pend;		/* PIPE_MAX, made at first use */
@@ -106,6 +109,11 @@ int		 pgstore_subjects(struct pgstore *, size_t n,
 		    const struct record_type *const *rts, const char *const *subjects,
 		    const char *const *agencies, const char *const *purposes,
 		    struct store_subject **out, int scoped, char *err, size_t errlen);
+/*
+ * The session's settings and statements, made again after a lost
+ * connection (reconnecting at most once a second): 0, or -1 with err.
+ */
+int		 pgstore_session(struct pgstore *, char *err, size_t errlen);
 /* Frees the queue of pgstore_subject_queue() (pgstore_close()). */
 void		 pgstore_batch_free(struct pgstore *);
 

@@ -109,6 +109,36 @@ storage_flush(struct storage *s)
 		s->ops->flush(s->h);
 }
 
+int
+storage_reads_apart(struct storage *s, char *err, size_t errlen)
+{
+	if (s->ops->reads_apart == NULL)
+		return 0;
+	return s->ops->reads_apart(s->h, err, errlen);
+}
+
+void
+storage_send(struct storage *s)
+{
+	if (s->ops->send != NULL)
+		s->ops->send(s->h);
+	else
+		storage_flush(s);
+}
+
+int
+storage_fd(struct storage *s)
+{
+	return s->ops->fd != NULL ? s->ops->fd(s->h) : -1;
+}
+
+void
+storage_input(struct storage *s)
+{
+	if (s->ops->input != NULL)
+		s->ops->input(s->h);
+}
+
 void
 storage_read_begin(struct storage *s)
 {

@@ -76,6 +76,20 @@ int	storage_subject_queue(struct storage *, const struct record_type *rt,
 	    struct store_subject *out, storage_subject_cb cb, void *arg,
 	    char *err, size_t errlen);
 void	storage_flush(struct storage *);
+/*
+ * The event loop's way of waiting for the queued reads without stopping:
+ * storage_reads_apart() (once, at start) gives the queued reads a
+ * connection of their own (PostgreSQL; nothing on SQLite); then
+ * storage_send() sends what is queued unless a statement is in flight, and
+ * while storage_fd() is not -1 the caller waits for it to be readable and
+ * calls storage_input(), which calls the callbacks once the answer is
+ * whole and sends what was queued meanwhile. Without reads_apart (and on
+ * SQLite) storage_send() is storage_flush() and storage_fd() is -1.
+ */
+int	storage_reads_apart(struct storage *, char *err, size_t errlen);
+void	storage_send(struct storage *);
+int	storage_fd(struct storage *);
+void	storage_input(struct storage *);
 void	storage_read_begin(struct storage *);
 void	storage_read_end(struct storage *);
 

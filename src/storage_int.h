@@ -30,6 +30,11 @@ struct storage_ops {
 	    struct store_subject *out, storage_subject_cb cb, void *arg,
 	    char *err, size_t errlen);
 	void (*flush)(void *h);
+	/* NULL: the reads are done at once (storage.h, storage_send()). */
+	int (*reads_apart)(void *h, char *err, size_t errlen);
+	void (*send)(void *h);
+	int (*fd)(void *h);
+	void (*input)(void *h);
 	void (*read_begin)(void *h);
 	void (*read_end)(void *h);
 	int (*begin)(void *h, char *err, size_t errlen);

@@ -71,6 +71,30 @@ pg_flush(void *h)
 	pgstore_batch_run(h);
 }
 
+static int
+pg_reads_apart(void *h, char *err, size_t errlen)
+{
+	return pgstore_reads_apart(h, err, errlen);
+}
+
+static void
+pg_send(void *h)
+{
+	pgstore_batch_send(h);
+}
+
+static int
+pg_fd(void *h)
+{
+	return pgstore_batch_fd(h);
+}
+
+static void
+pg_input(void *h)
+{
+	pgstore_batch_input(h);
+}
+
 static void
 pg_read_begin(void *h)
 {
@@ -371,6 +395,10 @@ const struct storage_ops storage_postgresql = {
 	.subject = pg_subject,
 	.subject_queue = pg_subject_queue,
 	.flush = pg_flush,
+	.reads_apart = pg_reads_apart,
+	.send = pg_send,
+	.fd = pg_fd,
+	.input = pg_input,
 	.read_begin = pg_read_begin,
 	.read_end = pg_read_end,
 	.begin = pg_begin,
