@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgstore.h"
 #include "t_pg.h"
 
 void
@@ -111,4 +112,25 @@ t_pg_schema(const char *name, char *out, size_t len)
 	t_pg_run(c, sql);
 	snprintf(out, len, "%s options='-csearch_path=%s'", base, name);
 	return c;
+}
+
+struct pgstore *
+t_pgstore_open(const char *conninfo)
+{
+	struct pgstore	*pg;
+	char		 err[256] = "";
+
+	cr_assert_eq(pgstore_open(&pg, conninfo, err, sizeof(err)), 0, "%s", err);
+	return pg;
+}
+
+void
+t_pgstore_put_person(struct pgstore *pg, const char *subject,
+    const char *holder)
+{
+	const char	*names[1] = { "full_name" }, *values[1] = { "Ann Example" };
+	char		 err[256] = "";
+
+	cr_assert_eq(pgstore_put_record(pg, subject, "person", holder, 1700000000,
+	    names, values, 1, err, sizeof(err)), 0, "%s", err);
 }

@@ -27,4 +27,11 @@ void	 t_pg_terminate(PGconn *, int pid);
  */
 PGconn	*t_pg_schema(const char *name, char *out, size_t len);
 
+struct pgstore;
+/* A PostgreSQL store handle on conninfo (asserts). */
+struct pgstore *t_pgstore_open(const char *conninfo);
+/* Puts subject's person record, full_name "Ann Example", held by holder (asserts). */
+void	 t_pgstore_put_person(struct pgstore *, const char *subject,
+	    const char *holder);
+
 #endif

@@ -18,16 +18,6 @@
 #include "pgstore_int.h"
 #include "t_pg.h"
 
-static struct pgstore *
-open_ok(const char *ci)
-{
-	struct pgstore	*pg;
-	char		 err[256] = "";
-
-	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
-	return pg;
-}
-
 /* Sync messages the client sent, from a PQtrace() file: one per round trip. */
 static int
 syncs(FILE *fp)
@@ -55,7 +45,7 @@ Test(pgbatch, a_thousand_puts_take_a_few_round_trips)
 	const char	*names[2] = { "full_name", "postcode" };
 	const char	*values[2] = { "Ann Example", "AB1 2CD" };
 	PGconn		*adm = t_pg_schema("b_trips", ci, sizeof(ci));
-	struct pgstore	*pg = open_ok(ci);
+	struct pgstore	*pg = t_pgstore_open(ci);
 	FILE		*trace;
 	int		 n;
 
@@ -118,7 +108,7 @@ Test(pgbatch, field_values_arrive_as_given)
 	const char	*values[3] = { "A \"quoted\" {brace}, back\\slash\nNULL",
 			    "NULL", "{}" };
 	PGconn		*adm = t_pg_schema("b_values", ci, sizeof(ci));
-	struct pgstore	*pg = open_ok(ci);
+	struct pgstore	*pg = t_pgstore_open(ci);
 	PGresult	*res;
 
 	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
@@ -153,7 +143,7 @@ Test(pgbatch, a_queued_write_refused_fails_the_batch_whole)
 	const char	*names[1] = { "full_name" };
 	const char	*good[1] = { "Ann Example" }, *bad[1] = { "Ann \xff" };
 	PGconn		*adm = t_pg_schema("b_refused", ci, sizeof(ci));
-	struct pgstore	*pg = open_ok(ci);
+	struct pgstore	*pg = t_pgstore_open(ci);
 
 	cr_assert_eq(pgstore_begin(pg, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pgstore_prefetch(pg, idv, 2, err, sizeof(err)), 0, "%s", err);
@@ -191,7 +181,7 @@ Test(pgbatch, batch_killed_midway_keeps_nothing_and_is_not_marked)
 {
 	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("s_kill", ci, sizeof(ci));
-	struct pgstore	*pg = open_ok(ci);
+	struct pgstore	*pg = t_pgstore_open(ci);
 	const char	*names[1] = { "full_name" }, *values[1] = { "B Two" };
 	int		 pid = pgstore_backend_pid(pg);
 
@@ -243,7 +233,7 @@ Test(pgbatch, a_claimed_batch_is_not_marked_applied)
 {
 	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("b_claim", ci, sizeof(ci));
-	struct pgstore	*pg = open_ok(ci), *other = open_ok(ci);
+	struct pgstore	*pg = t_pgstore_open(ci), *other = t_pgstore_open(ci);
 
 	cr_assert_eq(pgstore_batch_claim(other, "b-gone", 7, err, sizeof(err)), 1,
 	    "%s", err);

@@ -42,10 +42,9 @@ got_cb(int rc, const char *err, void *arg)
 static struct pgstore *
 open_apart(const char *ci)
 {
-	struct pgstore	*pg;
+	struct pgstore	*pg = t_pgstore_open(ci);
 	char		 err[256] = "";
 
-	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pgstore_reads_apart(pg, err, sizeof(err)), 0, "%s", err);
 	return pg;
 }
@@ -60,16 +59,6 @@ proto_ok(void)
 	cr_assert_not_null(proto);
 	diag_free(&d);
 	return proto;
-}
-
-static void
-put_ok(struct pgstore *pg, const char *subject, const char *holder)
-{
-	const char	*names[1] = { "full_name" }, *values[1] = { "Ann Example" };
-	char		 err[256] = "";
-
-	cr_assert_eq(pgstore_put_record(pg, subject, "person", holder, 1700000000,
-	    names, values, 1, err, sizeof(err)), 0, "%s", err);
 }
 
 static void
@@ -111,8 +100,8 @@ Test(pgreads, a_round_is_sent_and_answered_later_and_the_next_waits_its_turn)
 	struct got		 g[5];
 
 	memset(g, 0, sizeof(g));
-	put_ok(pg, "S1", "health_trust");
-	put_ok(pg, "S2", "police");
+	t_pgstore_put_person(pg, "S1", "health_trust");
+	t_pgstore_put_person(pg, "S2", "police");
 	cr_assert_eq(pgstore_batch_fd(pg), -1);
 	for (int i = 0; i < 3; i++)
 		queue_ok(pg, rt, subj[i], &s[i], &g[i]);
@@ -167,7 +156,7 @@ Test(pgreads, a_lost_connection_is_sent_again_and_a_refused_batch_fails_whole)
 	struct got		 g[2];
 
 	memset(g, 0, sizeof(g));
-	put_ok(pg, "S1", "health_trust");
+	t_pgstore_put_person(pg, "S1", "health_trust");
 	/* One read makes the connection and its statements. */
 	queue_ok(pg, rt, "S1", &s[0], &g[0]);
 	pgstore_batch_run(pg);

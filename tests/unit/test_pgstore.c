@@ -384,26 +384,6 @@ waits_for_lock(PGconn *adm, int pid)
 	return 0;
 }
 
-static struct pgstore *
-open_ok(const char *ci)
-{
-	struct pgstore	*pg;
-	char		 err[256] = "";
-
-	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
-	return pg;
-}
-
-static void
-put_ok(struct pgstore *pg, const char *subject, const char *holder)
-{
-	const char	*names[1] = { "full_name" }, *values[1] = { "Ann Example" };
-	char		 err[256] = "";
-
-	cr_assert_eq(pgstore_put_record(pg, subject, "person", holder, 1700000000,
-	    names, values, 1, err, sizeof(err)), 0, "%s", err);
-}
-
 /* Ends the server process pid, as a server restart would (waits up to 5 s). */
 static void
 terminate_backend(PGconn *adm, int pid)
@@ -435,14 +415,14 @@ Test(pgstore, two_links_of_one_number_make_one_person)
 {
 	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("s_race_nhs", ci, sizeof(ci));
-	struct pgstore	*a = open_ok(ci);
+	struct pgstore	*a = t_pgstore_open(ci);
 	struct worker	 w = { 0 };
 	pthread_t	 th;
 	int		 waited;
 
-	put_ok(a, "H1", "health_trust");
-	put_ok(a, "C1", "childrens_social_care");
-	w.pg = open_ok(ci);
+	t_pgstore_put_person(a, "H1", "health_trust");
+	t_pgstore_put_person(a, "C1", "childrens_social_care");
+	w.pg = t_pgstore_open(ci);
 	w.fn = w_link;
 	w.subject = "C1";
 	w.nhs = "9434765919";
@@ -473,14 +453,14 @@ Test(pgstore, two_links_of_one_subject_change_it_once)
 {
 	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("s_race_subject", ci, sizeof(ci));
-	struct pgstore	*a = open_ok(ci);
+	struct pgstore	*a = t_pgstore_open(ci);
 	struct worker	 w = { 0 };
 	pthread_t	 th;
 	int		 waited;
 
-	put_ok(a, "H1", "health_trust");
-	put_ok(a, "H2", "health_trust");
-	w.pg = open_ok(ci);
+	t_pgstore_put_person(a, "H1", "health_trust");
+	t_pgstore_put_person(a, "H2", "health_trust");
+	w.pg = t_pgstore_open(ci);
 	w.fn = w_link;
 	w.subject = "H1";
 	w.nhs = "9434765919";
@@ -512,16 +492,16 @@ Test(pgstore, new_subject_raced_by_two_holders_stays_the_first)
 {
 	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("s_race_put", ci, sizeof(ci));
-	struct pgstore	*a = open_ok(ci);
+	struct pgstore	*a = t_pgstore_open(ci);
 	struct worker	 w = { 0 };
 	pthread_t	 th;
 
-	w.pg = open_ok(ci);
+	w.pg = t_pgstore_open(ci);
 	w.fn = w_put;
 	w.subject = "N1";
 	w.holder = "childrens_social_care";
 	cr_assert_eq(pgstore_begin(a, err, sizeof(err)), 0, "%s", err);
-	put_ok(a, "N1", "health_trust");
+	t_pgstore_put_person(a, "N1", "health_trust");
 	/*
 	 * A put's statements are queued until the transaction's next read
 	 * (pgstore_pipe.c): one makes sure the server has them before the
@@ -553,12 +533,12 @@ Test(pgstore, put_racing_a_delete_leaves_one_whole_record)
 {
 	char		 ci[1200], err[256] = "";
 	PGconn		*adm = t_pg_schema("s_race_delete", ci, sizeof(ci));
-	struct pgstore	*a = open_ok(ci);
+	struct pgstore	*a = t_pgstore_open(ci);
 	struct worker	 w = { 0 };
 	pthread_t	 th;
 
-	put_ok(a, "S1", "health_trust");
-	w.pg = open_ok(ci);
+	t_pgstore_put_person(a, "S1", "health_trust");
+	w.pg = t_pgstore_open(ci);
 	w.fn = w_put;
 	w.subject = "S1";
 	w.holder = "health_trust";
@@ -590,7 +570,7 @@ Test(pgstore, reconnects_after_the_server_process_dies)
 {
 	char			 ci[1200], err[256] = "";
 	PGconn			*adm = t_pg_schema("s_reconnect", ci, sizeof(ci));
-	struct pgstore		*pg = open_ok(ci);
+	struct pgstore		*pg = t_pgstore_open(ci);
 	struct store_subject	 s;
 	struct diag		 d = { 0 };
 	struct protocol		*proto;
@@ -601,7 +581,7 @@ Test(pgstore, reconnects_after_the_server_process_dies)
 	cr_assert_not_null(proto);
 	diag_free(&d);
 	rt = protocol_record_type(proto, "person");
-	put_ok(pg, "S1", "health_trust");
+	t_pgstore_put_person(pg, "S1", "health_trust");
 	for (int round = 0; round < 2; round++) {
 		terminate_backend(adm, pid);
 		if (round == 0) {
@@ -663,7 +643,7 @@ Test(pgstore, pipelined_reads_survive_a_dead_server_process)
 {
 	char			 ci[1200], err[256] = "";
 	PGconn			*adm = t_pg_schema("s_pipe", ci, sizeof(ci));
-	struct pgstore		*pg = open_ok(ci);
+	struct pgstore		*pg = t_pgstore_open(ci);
 	struct store_subject	 s;
 	struct diag		 d = { 0 };
 	struct protocol		*proto;
@@ -674,7 +654,7 @@ Test(pgstore, pipelined_reads_survive_a_dead_server_process)
 	cr_assert_not_null(proto);
 	diag_free(&d);
 	rt = protocol_record_type(proto, "person");
-	put_ok(pg, "S1", "health_trust");
+	t_pgstore_put_person(pg, "S1", "health_trust");
 	pgstore_read_begin(pg);
 	terminate_backend(adm, pid);
 	cr_assert_eq(pgstore_subject(pg, rt, "S1", "police", "child_protection",
@@ -718,7 +698,7 @@ Test(pgstore, a_batch_with_one_bad_read_fails_whole_and_begins_no_scope)
 {
 	char			 ci[1200], err[256] = "", sql[128];
 	PGconn			*adm = t_pg_schema("s_batch", ci, sizeof(ci));
-	struct pgstore		*pg = open_ok(ci);
+	struct pgstore		*pg = t_pgstore_open(ci);
 	const char		*subj[3] = { "S1", "S\xff", "S1" };
 	struct store_subject	 s[3];
 	struct got		 g[3] = { { 0, 0 } };
@@ -730,7 +710,7 @@ Test(pgstore, a_batch_with_one_bad_read_fails_whole_and_begins_no_scope)
 	cr_assert_not_null(proto);
 	diag_free(&d);
 	rt = protocol_record_type(proto, "person");
-	put_ok(pg, "S1", "health_trust");
+	t_pgstore_put_person(pg, "S1", "health_trust");
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE "
 	    "pid = %d AND state = 'idle'", pgstore_backend_pid(pg));
 	pgstore_read_begin(pg);
