@@ -156,6 +156,27 @@ metrics_conns(struct server *srv, struct evbuffer *out)
 		    (unsigned long long)m->conn_closed[i]);
 }
 
+/* The SQLite store's subject-read cache (store_cache.c); zeros on PostgreSQL. */
+static void
+metrics_store(struct server *srv, struct evbuffer *out)
+{
+	struct store_cache_stats cs;
+
+	storage_cache_stats(srv->store, &cs);
+	evbuffer_add_printf(out, "# TYPE safeshare_store_cache_hits_total counter\n"
+	    "safeshare_store_cache_hits_total %llu\n"
+	    "# TYPE safeshare_store_cache_misses_total counter\n"
+	    "safeshare_store_cache_misses_total %llu\n"
+	    "# TYPE safeshare_store_cache_flushes_total counter\n"
+	    "safeshare_store_cache_flushes_total %llu\n"
+	    "# TYPE safeshare_store_cache_entries gauge\n"
+	    "safeshare_store_cache_entries %zu\n"
+	    "# TYPE safeshare_store_cache_bytes gauge\n"
+	    "safeshare_store_cache_bytes %zu\n",
+	    (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+	    (unsigned long long)cs.flushes, cs.entries, cs.bytes);
+}
+
 /* GET /metrics: Prometheus text format; counts only, nothing about anyone. */
 void
 server_handle_metrics(struct req *r)
@@ -207,6 +228,7 @@ server_handle_metrics(struct req *r)
 	evbuffer_add_printf(out, "# TYPE safeshare_protocol_info gauge\n"
 	    "safeshare_protocol_info{id=\"%s\",version=\"%s\",sha256=\"%s\"} 1\n",
 	    srv->proto->id, srv->proto->version, srv->proto->sha256);
+	metrics_store(srv, out);
 	metrics_http(srv, out);
 	metrics_conns(srv, out);
 	feeds_metrics(srv->feeds, out);

@@ -6,6 +6,7 @@
  * and storage_pg.c.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "storage.h"
 #include "storage_int.h"
@@ -330,6 +331,14 @@ storage_outbox_save(struct storage *s, const char *agency, uint64_t cursor,
 		return errorf(err, errlen, "notify cursors in the store: not with "
 		    "storage: %s", s->ops->name);
 	return s->ops->outbox_save(s->h, agency, cursor, err, errlen);
+}
+
+void
+storage_cache_stats(struct storage *s, struct store_cache_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (s->ops->cache_stats != NULL)
+		s->ops->cache_stats(s->h, st);
 }
 
 int

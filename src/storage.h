@@ -201,6 +201,12 @@ int	storage_outbox_claim(struct storage *, const char *agency, uint64_t start,
 int	storage_outbox_save(struct storage *, const char *agency, uint64_t cursor,
 	    char *err, size_t errlen);
 
+/*
+ * The subject-read cache's counters (store.h), for /metrics; all zero on a
+ * backend without one (PostgreSQL, whose daemons share the store).
+ */
+void	storage_cache_stats(struct storage *, struct store_cache_stats *);
+
 /* Persons and the subject index (person.h). */
 int	storage_link_nhs(struct storage *, const char *subject, const char *nhs,
 	    char *err, size_t errlen);

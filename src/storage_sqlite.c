@@ -199,6 +199,12 @@ sq_batch_unlock(void *h, const char *request_id)
 	(void)request_id;
 }
 
+static void
+sq_cache_stats(void *h, struct store_cache_stats *st)
+{
+	store_cache_stats(h, st);
+}
+
 static int
 sq_link_nhs(void *h, const char *subject, const char *nhs, char *err,
     size_t errlen)
@@ -331,6 +337,7 @@ const struct storage_ops storage_sqlite = {
 	.batch_lock = sq_batch_lock,
 	.batch_unlock = sq_batch_unlock,
 	.link_nhs = sq_link_nhs,
+	.cache_stats = sq_cache_stats,
 	.unlink_nhs = sq_unlink_nhs,
 	.nhs_clash = sq_nhs_clash,
 	.nhs_of = sq_nhs_of,

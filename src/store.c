@@ -9,6 +9,7 @@
 #include "log.h"
 #include "person.h"
 #include "store.h"
+#include "store_cache.h"
 #include "store_int.h"
 #include "util.h"
 #include "yamlutil.h"
@@ -72,6 +73,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_LOAD_LOGGED] = "UPDATE store_loads SET logged_seq = ?2 WHERE id = ?1",
 	[Q_READ_BEGIN] = "BEGIN",
 	[Q_READ_END] = "COMMIT",
+	/* Changes when another connection commits (store_cache.c). */
+	[Q_DATA_VERSION] = "PRAGMA data_version",
 	/* The subject's latest decision of any scope, for same-as-latest checks. */
 	[Q_LAST_CONSENT] = "SELECT state, agencies, purposes, expires_at, decided_at "
 	    "FROM consents "
@@ -350,12 +353,19 @@ store_open(struct store **out, const char *path, char *err, size_t errlen)
 		}
 	if (person_prepare(s, why, sizeof(why)) == -1)
 		goto fail;
+	s->cache = scache_new();
 	*out = s;
 	return 0;
  fail:
 	errorf(err, errlen, "%s: %s", path, why);
 	store_close(s);
 	return -1;
+}
+
+void
+store_cache_stats(const struct store *s, struct store_cache_stats *st)
+{
+	scache_stats(s->cache, st);
 }
 
 void
@@ -369,6 +379,7 @@ store_close(struct store *s)
 	for (int i = 0; i < STORE_PERSON_STMTS; i++)
 		sqlite3_finalize(s->pq[i]);
 	sqlite3_close(s->db);
+	scache_free(s->cache);
 	free(s);
 }
 

@@ -17,13 +17,20 @@
 
 struct store;
 
-/* What store_subject() found; owns its strings. Free with store_subject_free(). */
+struct scentry;
+
+/*
+ * What store_subject() found. Its strings are its own, or lent by ent, the
+ * SQLite store's cached read (store_cache.c), which it holds a reference
+ * to; either way read-only to the caller. Free with store_subject_free().
+ */
 struct store_subject {
 	struct policy_subject	 view;		/* what the policy reads */
 	char			*holder;
 	char			*values[PROTOCOL_MAX_FIELDS];
 	char			**flags;
 	size_t			 nflags;
+	struct scentry		*ent;		/* lends the strings, or NULL */
 };
 
 /*
@@ -49,6 +56,17 @@ int	store_subject(struct store *, const struct record_type *, const char *subjec
 	    const char *agency, const char *purpose, struct store_subject *,
 	    char *err, size_t errlen);
 void	store_subject_free(struct store_subject *);
+
+/*
+ * The subject-read cache behind store_subject() (store_cache.c): reads
+ * answered from it, reads that went to the database, times it was emptied
+ * because the database changed or it was full, and what it holds now.
+ */
+struct store_cache_stats {
+	uint64_t	hits, misses, flushes;
+	size_t		entries, bytes;
+};
+void	store_cache_stats(const struct store *, struct store_cache_stats *);
 
 /*
  * A read scope: every store_subject() until store_read_end() reads the same

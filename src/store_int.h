@@ -19,7 +19,7 @@ enum {
 	Q_FLAG_ACTIVE, Q_UNFLAG, Q_MARK_BATCH, Q_BATCH_APPLIED, Q_READ_BEGIN,
 	Q_READ_END, Q_LAST_CONSENT, Q_RECORD_ROW, Q_NOTE_LOAD, Q_UNLOGGED_LOADS,
 	Q_LOAD_LOGGED, Q_SHOW_RECORDS, Q_SHOW_FIELDS, Q_SHOW_CONSENTS, Q_SHOW_FLAGS,
-	Q_PUT_PERSON, Q_COUNT
+	Q_PUT_PERSON, Q_DATA_VERSION, Q_COUNT
 };
 
 /*
@@ -31,6 +31,8 @@ struct store {
 	sqlite3_stmt	*q[Q_COUNT];
 	sqlite3_stmt	*pq[STORE_PERSON_STMTS];	/* person.c's */
 	int		 scope;		/* a read scope is open */
+	struct scache	*cache;		/* subject reads (store_cache.c) */
+	int		 cache_ok;	/* a read transaction checked it */
 	char		 id[STORE_ID_LEN + 1];	/* store_meta's store_id */
 	int64_t		 created_at;	/* 0: before store ids */
 };

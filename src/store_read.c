@@ -16,20 +16,32 @@
 #include "log.h"
 #include "person.h"
 #include "store.h"
+#include "store_cache.h"
 #include "store_int.h"
 #include "util.h"
 #include "yamlutil.h"
 
-static char *
-col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
 static int	subject_read(struct store *, const struct record_type *, const char *,
 		    const char *, const char *, struct store_subject *, char *, size_t);
+
+/*
+ * The subject-read cache is good for this read transaction once it has
+ * been checked against the database's data version (another connection's
+ * commits) and this connection's change count (its own):
+ * store_cache.c. The pragma also takes the transaction's snapshot.
+ */
+static void
+cache_check(struct store *s)
+{
+	sqlite3_stmt *st = s->q[Q_DATA_VERSION];
+
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		scache_check(s->cache, sqlite3_column_int64(st, 0),
+		    sqlite3_total_changes64(s->db));
+		s->cache_ok = 1;
+	}
+	sqlite3_reset(st);
+}
 
 static int
 read_begin(struct store *s)
@@ -38,12 +50,15 @@ read_begin(struct store *s)
 	    sqlite3_step(s->q[Q_READ_BEGIN]) == SQLITE_DONE;
 
 	sqlite3_reset(s->q[Q_READ_BEGIN]);
+	if (ok)
+		cache_check(s);
 	return ok;
 }
 
 static void
 read_end(struct store *s)
 {
+	s->cache_ok = 0;
 	sqlite3_step(s->q[Q_READ_END]);
 	sqlite3_reset(s->q[Q_READ_END]);
 }
@@ -82,45 +97,46 @@ store_subject(struct store *s, const struct record_type *rt, const char *subject
 	return rc;
 }
 
-static int
-subject_read(struct store *s, const struct record_type *rt, const char *subject,
-    const char *agency, const char *purpose, struct store_subject *out, char *err,
-    size_t errlen)
+/*
+ * The four reads of store_subject() into a new entry (one reference, the
+ * caller's), or NULL with err.
+ */
+static struct scentry *
+entry_read(struct store *s, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, char *err, size_t errlen)
 {
+	struct scentry	*e = scentry_new(subject, rt->id, agency, purpose);
 	sqlite3_stmt	*st;
 	sqlite3_int64	 person = 0;
 	int		 rc, have_person = 0;
-
-	memset(out, 0, sizeof(*out));
-	out->view.values = (const char *const *)out->values;
 
 	st = s->q[Q_RECORD];
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rt->id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		out->view.known = 1;
-		out->view.last_verified = sqlite3_column_int64(st, 0);
-		out->holder = col_dup(st, 1);
+		const unsigned char *holder = sqlite3_column_text(st, 1);
+
+		e->known = 1;
+		e->last_verified = sqlite3_column_int64(st, 0);
+		scentry_set_holder(e, holder ? (const char *)holder : "");
 		if ((have_person = sqlite3_column_type(st, 2) != SQLITE_NULL))
 			person = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlerr(s, err, errlen, "record");
-	if (!out->view.known)
-		return 0;
+		goto dberr;
+	if (!e->known)
+		return e;
 
 	st = s->q[Q_FIELDS];
 	sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rt->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t idx;
 		const char *name = (const char *)sqlite3_column_text(st, 0);
+		const char *value = (const char *)sqlite3_column_text(st, 1);
 
-		/* Fields the protocol no longer declares are never released. */
-		if (name != NULL && record_type_field(rt, name, &idx) != NULL &&
-		    out->values[idx] == NULL)
-			out->values[idx] = col_dup(st, 1);
+		if (name != NULL)
+			scentry_add_field(e, name, value ? value : "");
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -135,8 +151,8 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 		enum consent_state c;
 
 		if (state != NULL && consent_parse(state, &c) == 0)
-			out->view.consent = c;
-		out->view.consent_expires = sqlite3_column_int64(st, 1);
+			e->consent = c;
+		e->consent_expires = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -151,41 +167,76 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 	sqlite3_bind_int64(st, 1, person);
 	while (have_person && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *flag = (const char *)sqlite3_column_text(st, 0);
-		char **v;
-		size_t i;
 
-		if (flag == NULL)
-			continue;
-		for (i = 0; i < out->nflags && strcmp(out->flags[i], flag) != 0; i++)
-			;
-		if (i < out->nflags)
-			continue;
-		if ((v = realloc(out->flags, (out->nflags + 1) * sizeof(*v))) == NULL)
-			fatalx("%s: out of memory", __func__);
-		out->flags = v;
-		out->flags[out->nflags++] = xstrdup(flag);
+		if (flag != NULL)
+			scentry_add_flag(e, flag);
 	}
 	sqlite3_reset(st);
 	if (have_person && rc != SQLITE_DONE)
 		goto dberr;
+	return e;
+dberr:
+	store_sqlerr(s, err, errlen, "subject");
+	scentry_unref(e);
+	return NULL;
+}
+
+/*
+ * A subject's read from the cache, or from the database (and then kept),
+ * lent to out: the fields the protocol declares for rt, in its order;
+ * fields it no longer declares are never released.
+ */
+static int
+subject_read(struct store *s, const struct record_type *rt, const char *subject,
+    const char *agency, const char *purpose, struct store_subject *out, char *err,
+    size_t errlen)
+{
+	struct scentry *e = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->view.values = (const char *const *)out->values;
+	if (s->cache_ok)
+		e = scache_get(s->cache, subject, rt->id, agency, purpose);
+	if (e == NULL) {
+		if ((e = entry_read(s, rt, subject, agency, purpose, err,
+		    errlen)) == NULL)
+			return -1;
+		if (s->cache_ok)
+			scache_put(s->cache, e);
+	}
+	out->ent = e;
+	out->view.known = e->known;
+	out->view.last_verified = e->last_verified;
+	out->view.consent = e->consent;
+	out->view.consent_expires = e->consent_expires;
+	out->holder = e->holder;
+	for (size_t i = 0; i < e->nfields; i++) {
+		size_t idx;
+
+		if (record_type_field(rt, e->fields[2 * i], &idx) != NULL &&
+		    out->values[idx] == NULL)
+			out->values[idx] = e->fields[2 * i + 1];
+	}
+	out->flags = e->flags;
+	out->nflags = e->nflags;
 	out->view.flags = (const char *const *)out->flags;
 	out->view.nflags = out->nflags;
 	return 0;
-dberr:
-	store_sqlerr(s, err, errlen, "subject");
-	store_subject_free(out);
-	return -1;
 }
 
 void
 store_subject_free(struct store_subject *out)
 {
-	for (size_t i = 0; i < PROTOCOL_MAX_FIELDS; i++)
-		free(out->values[i]);
-	for (size_t i = 0; i < out->nflags; i++)
-		free(out->flags[i]);
-	free(out->flags);
-	free(out->holder);
+	if (out->ent != NULL)
+		scentry_unref(out->ent);	/* lent strings */
+	else {
+		for (size_t i = 0; i < PROTOCOL_MAX_FIELDS; i++)
+			free(out->values[i]);
+		for (size_t i = 0; i < out->nflags; i++)
+			free(out->flags[i]);
+		free(out->flags);
+		free(out->holder);
+	}
 	memset(out, 0, sizeof(*out));
 }
 
