@@ -64,6 +64,16 @@ t_load_yaml(struct store *st, const struct protocol *proto, const char *path,
 	return rc;
 }
 
+void
+t_load_demo(struct store *st, const struct protocol *proto)
+{
+	struct diag d = { 0 };
+
+	cr_assert_eq(t_load_yaml(st, proto, SOURCE_DIR "/config/demo-data.yaml",
+	    100, &d), 0);
+	diag_free(&d);
+}
+
 static int
 case_cmp(const void *a, const void *b)
 {

@@ -36,6 +36,8 @@ void	 t_store_close(const char *path, struct store *, struct protocol *);
  */
 int	 t_load_yaml(struct store *, const struct protocol *, const char *path,
 	    int64_t now, struct diag *);
+/* config/demo-data.yaml into the store, asserting that it loads. */
+void	 t_load_demo(struct store *, const struct protocol *);
 /*
  * The suite `name` whose every test gets a new store st at path (a char
  * array) and the example protocol proto, through t_store_open() before

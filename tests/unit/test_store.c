@@ -18,15 +18,6 @@ static struct protocol	*proto;
 
 T_STORE_SUITE(store, dbpath, st, proto);
 
-static void
-load_demo(void)
-{
-	struct diag d = { 0 };
-
-	cr_assert_eq(t_load_yaml(st, proto, SOURCE_DIR "/config/demo-data.yaml", 100, &d), 0);
-	diag_free(&d);
-}
-
 /* Reads the demo subject S1001 and checks its person record. */
 static void
 read_s1001(const struct record_type *rt, struct store_subject *s)
@@ -46,7 +37,7 @@ Test(store, record_values_by_field)
 	struct store_subject	 s;
 	const struct record_type *rt = protocol_record_type(proto, "person");
 
-	load_demo();
+	t_load_demo(st, proto);
 	read_s1001(rt, &s);
 	cr_expect_gt(s.view.last_verified, 0, "D9");
 	cr_expect_eq(s.view.consent, CONSENT_NONE);
@@ -63,7 +54,7 @@ Test(store, consent_scope_and_latest_wins)
 	struct store_subject	 s;
 	const struct record_type *rt = protocol_record_type(proto, "person");
 
-	load_demo();
+	t_load_demo(st, proto);
 	/* S1003 granted consent to health_trust and housing only (D3). */
 	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support", &s,
 	    NULL, 0), 0);
@@ -89,7 +80,7 @@ Test(store, flags)
 	struct store_subject	 s;
 	const struct record_type *rt = protocol_record_type(proto, "person");
 
-	load_demo();
+	t_load_demo(st, proto);
 	cr_assert_eq(store_subject(st, rt, "S1003", "police", "child_protection", &s,
 	    NULL, 0), 0);
 	cr_assert_eq(s.view.nflags, 1);
@@ -228,7 +219,7 @@ Test(store, read_scope_is_one_snapshot_until_it_ends)
 	struct store	*other;
 	char		 err[256];
 
-	load_demo();
+	t_load_demo(st, proto);
 	cr_assert_eq(store_open(&other, dbpath, err, sizeof(err)), 0, "%s", err);
 	store_read_begin(st);
 	cr_expect_eq(consent_of(st, "S1003"), CONSENT_GRANTED);
@@ -351,7 +342,7 @@ Test(store, show_stopped_by_the_caller_says_so_in_err)
 	static const struct store_show_cb cb = { stop_record, NULL, NULL, NULL };
 	char err[256] = "";
 
-	load_demo();
+	t_load_demo(st, proto);
 	cr_expect_eq(store_show(st, "S1001", 10, &cb, NULL, err, sizeof(err)), -1);
 	cr_expect_str_eq(err, "show: stopped by the caller");
 }
@@ -429,7 +420,7 @@ Test(store, refused_writes_say_why_in_err)
 	const char	*names[] = { "full_name" }, *values[] = { "Amelia Hart" };
 	char		 err[256];
 
-	load_demo();
+	t_load_demo(st, proto);
 	err[0] = '\0';
 	cr_assert_eq(store_commit(st, err, sizeof(err)), -1, "no transaction");
 	cr_expect(strncmp(err, "commit: ", 8) == 0 && strstr(err, "no transaction"),
@@ -481,7 +472,7 @@ Test(store, failed_checks_say_why_in_err)
 	char		 holder[64], err[256];
 	sqlite3		*other;
 
-	load_demo();
+	t_load_demo(st, proto);
 	cr_assert_eq(sqlite3_open(dbpath, &other), SQLITE_OK);
 	cr_assert_eq(sqlite3_exec(other, "DROP TABLE consents; DROP TABLE flags; "
 	    "DROP TABLE record_fields; DROP TABLE records; DROP TABLE subjects; "

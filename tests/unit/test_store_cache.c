@@ -19,15 +19,6 @@ static struct protocol	*proto;
 
 T_STORE_SUITE(store_cache, dbpath, st, proto);
 
-static void
-load_demo(void)
-{
-	struct diag d = { 0 };
-
-	cr_assert_eq(t_load_yaml(st, proto, SOURCE_DIR "/config/demo-data.yaml", 100, &d), 0);
-	diag_free(&d);
-}
-
 /* S1001's person record as police asks for it, in one read transaction. */
 static void
 read_s1001(struct store *s, struct store_subject *out)
@@ -71,7 +62,7 @@ Test(store_cache, a_second_read_is_a_hit)
 	struct store_subject		 a, b;
 	struct store_cache_stats	 cs0, cs;
 
-	load_demo();
+	t_load_demo(st, proto);
 	store_cache_stats(st, &cs0);
 	read_s1001(st, &a);
 	read_s1001(st, &b);
@@ -92,7 +83,7 @@ Test(store_cache, another_connections_write_is_seen)
 	struct store_subject		 s;
 	struct store_cache_stats	 cs0, cs;
 
-	load_demo();
+	t_load_demo(st, proto);
 	read_s1001(st, &s);
 	store_subject_free(&s);
 	store_cache_stats(st, &cs0);
@@ -116,7 +107,7 @@ Test(store_cache, own_writes_are_seen)
 	struct store_subject	 s;
 	char			 err[256];
 
-	load_demo();
+	t_load_demo(st, proto);
 	cr_assert_eq(store_subject(st, rt, "S1003", "housing", "housing_support",
 	    &s, NULL, 0), 0);
 	cr_expect_eq(s.view.consent, CONSENT_GRANTED);
@@ -151,7 +142,7 @@ Test(store_cache, a_rolled_back_write_is_never_served)
 	struct store_subject	 s;
 	char			 err[256];
 
-	load_demo();
+	t_load_demo(st, proto);
 	read_s1001(st, &s);
 	store_subject_free(&s);
 	cr_assert_eq(store_begin(st, err, sizeof(err)), 0, "%s", err);
@@ -175,7 +166,7 @@ Test(store_cache, lent_strings_outlive_a_flush)
 {
 	struct store_subject held, s;
 
-	load_demo();
+	t_load_demo(st, proto);
 	read_s1001(st, &held);
 	rename_s1001("Amelia Later");
 	read_s1001(st, &s);
@@ -195,7 +186,7 @@ Test(store_cache, an_unknown_subject_then_its_record)
 	struct store_subject	 s;
 	char			 err[256];
 
-	load_demo();
+	t_load_demo(st, proto);
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(store_subject(st, rt, "S9999", "police",
 		    "child_protection", &s, NULL, 0), 0);
