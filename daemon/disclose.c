@@ -122,9 +122,10 @@ logged(int ok, uint64_t seq, const struct audit_receipt *rc, void *arg)
 	else if (strcmp(d->reason, "incomplete_request") == 0)
 		reply_error_receipt(pd->req, 400, d->reason, d->detail, seq, rc);
 	else {
-		out = wire_response_encode(d, pd->proto->id, pd->proto->version, seq,
-		    pd->subj.view.last_verified, pd->now, rc, &len);
-		reply(pd->req, 200, out, len);
+		out = wire_response_encode_in(d, pd->proto->id, pd->proto->version,
+		    seq, pd->subj.view.last_verified, pd->now, rc, reply_body_get,
+		    &len);
+		reply_kept(pd->req, 200, out, len);
 	}
 	pending_free(pd);
 }

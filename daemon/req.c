@@ -24,6 +24,7 @@
 #include "logq.h"
 #include "rate.h"
 #include "req.h"
+#include "util.h"
 #include "wire.h"
 
 /*
@@ -116,8 +117,43 @@ body_free(const void *data, size_t len, void *arg)
 	free((void *)(uintptr_t)data);
 }
 
-void
-reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
+/*
+ * Reply bodies of up to BODY_CAP bytes, kept for the next replies, up to
+ * BODY_KEEP of them (256 KiB for the loop, whatever the connections): a
+ * disclosure's reply with its receipt is about 1.3 KiB, which glibc's
+ * malloc() serves from its large bins, consolidating the freed small
+ * chunks first, for every reply. The loop thread's, as the replies are:
+ * the connection's buffer gives a body back (body_keep()) on the loop.
+ * A buffer of BODY_CAP bytes is one reply_body_get() made for a body that
+ * fits, so a body's length says which kind it is.
+ */
+#define BODY_CAP	4096
+#define BODY_KEEP	64
+static uint8_t	*body_kept[BODY_KEEP];
+static size_t	 nbody_kept;
+
+uint8_t *
+reply_body_get(size_t len)
+{
+	if (len <= BODY_CAP && nbody_kept > 0)
+		return body_kept[--nbody_kept];
+	/* xcalloc() zeroes, but only a buffer the loop has not made yet. */
+	return xcalloc(1, len <= BODY_CAP ? BODY_CAP : len);
+}
+
+static void
+body_keep(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	if (len <= BODY_CAP && nbody_kept < BODY_KEEP)
+		body_kept[nbody_kept++] = (uint8_t *)(uintptr_t)data;
+	else
+		free((void *)(uintptr_t)data);
+}
+
+static void
+reply_with(struct evhttp_request *req, int status, uint8_t *body, size_t len,
+    evbuffer_ref_cleanup_cb release)
 {
 	static const struct { int status; const char *text; } texts[] = {
 		{ 200, "OK" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
@@ -132,9 +168,15 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 	const char	*date;
 	const char	*text = "Error", *ctype = "application/x-protobuf";
 
-	/* A Connect call's reply in its codec, errors as Connect's (connect.c). */
-	if (call != NULL && call->out != NULL)
+	/*
+	 * A Connect call's reply in its codec, errors as Connect's (connect.c):
+	 * a new body from malloc(), or the old one resized or freed, so it is
+	 * freed, not kept (a kept buffer is one from calloc() as well).
+	 */
+	if (call != NULL && call->out != NULL) {
+		release = body_free;
 		connect_reply(call, &status, &body, &len, &ctype);
+	}
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
 		if (texts[i].status == status)
 			text = texts[i].text;
@@ -145,11 +187,23 @@ reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
 		evhttp_add_header(h, "Date", date);
 	/* The body is not copied: the buffer frees it once it is written. */
 	if (len == 0 || evbuffer_add_reference(evhttp_request_get_output_buffer(req),
-	    body, len, body_free, NULL) == -1) {
+	    body, len, release, NULL) == -1) {
 		evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-		free(body);
+		release(body, len, NULL);
 	}
 	send_one_record(req, status, text);
+}
+
+void
+reply(struct evhttp_request *req, int status, uint8_t *body, size_t len)
+{
+	reply_with(req, status, body, len, body_free);
+}
+
+void
+reply_kept(struct evhttp_request *req, int status, uint8_t *body, size_t len)
+{
+	reply_with(req, status, body, len, body_keep);
 }
 
 void

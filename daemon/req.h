@@ -53,6 +53,13 @@ const struct agency *peer_agency(struct server *, const struct peer *);
 
 /* Sends body (taken: freed here) with the status. */
 void		 reply(struct evhttp_request *, int status, uint8_t *body, size_t len);
+/*
+ * A body buffer of len bytes from the loop's kept ones (never NULL), for
+ * reply_kept(), which takes it back once it is written. Loop thread only.
+ */
+uint8_t		*reply_body_get(size_t len);
+void		 reply_kept(struct evhttp_request *, int status, uint8_t *body,
+		    size_t len);
 void		 reply_error(struct evhttp_request *, int status, const char *code,
 		    const char *msg, uint64_t disclosure_id);
 /* reply_error() with the logged refusal's receipt (NULL: none). */

@@ -215,21 +215,47 @@ wire_request_view(const wire_request *r, struct policy_request *v)
 }
 
 static uint8_t *
-pack(const ProtobufCMessage *m, size_t *len)
+malloc_or_die(size_t len)
+{
+	uint8_t *buf;
+
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	return buf;
+}
+
+/* Packs m into a buffer from get(), which never returns NULL. */
+static uint8_t *
+pack_in(const ProtobufCMessage *m, uint8_t *(*get)(size_t), size_t *len)
 {
 	uint8_t *buf;
 
 	*len = protobuf_c_message_get_packed_size(m);
-	if ((buf = malloc(*len ? *len : 1)) == NULL)
-		fatalx("%s: out of memory", __func__);
+	buf = get(*len);
 	protobuf_c_message_pack(m, buf);
 	return buf;
+}
+
+static uint8_t *
+pack(const ProtobufCMessage *m, size_t *len)
+{
+	return pack_in(m, malloc_or_die, len);
 }
 
 uint8_t *
 wire_response_encode(const struct decision *d, const char *protocol_id,
     const char *protocol_version, uint64_t disclosure_id, int64_t last_verified,
     int64_t now, const struct audit_receipt *rc, size_t *len)
+{
+	return wire_response_encode_in(d, protocol_id, protocol_version,
+	    disclosure_id, last_verified, now, rc, malloc_or_die, len);
+}
+
+uint8_t *
+wire_response_encode_in(const struct decision *d, const char *protocol_id,
+    const char *protocol_version, uint64_t disclosure_id, int64_t last_verified,
+    int64_t now, const struct audit_receipt *rc, uint8_t *(*get)(size_t),
+    size_t *len)
 {
 	Safeshare__V1__Receipt			 receipt;
 	ProtobufCBinaryData			 bins[AUDIT_MAX_PROOF];
@@ -300,7 +326,7 @@ wire_response_encode(const struct decision *d, const char *protocol_id,
 		resp.record_age_seconds = now - last_verified;
 	if (wire_receipt_view(rc, &receipt, bins) == 0)
 		resp.receipt = &receipt;
-	return pack(&resp.base, len);
+	return pack_in(&resp.base, get, len);
 }
 
 int

@@ -87,6 +87,15 @@ uint8_t		*wire_response_encode(const struct decision *, const char *protocol_id,
 		    const char *protocol_version, uint64_t disclosure_id,
 		    int64_t last_verified, int64_t now, const struct audit_receipt *,
 		    size_t *len);
+/*
+ * The same, into a buffer get(n) returns for the n bytes the reply takes
+ * (never NULL; the caller owns it and frees it as get's owner says).
+ */
+uint8_t		*wire_response_encode_in(const struct decision *,
+		    const char *protocol_id, const char *protocol_version,
+		    uint64_t disclosure_id, int64_t last_verified, int64_t now,
+		    const struct audit_receipt *, uint8_t *(*get)(size_t),
+		    size_t *len);
 uint8_t		*wire_error_encode(const char *code, const char *message,
 		    uint64_t disclosure_id, const struct audit_receipt *, size_t *len);
 /*

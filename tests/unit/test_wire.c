@@ -165,6 +165,62 @@ Test(wire, response_carries_labels_and_withheld_reasons)
 	free(buf);
 }
 
+/* The buffer wire_response_encode_in() asks for, and how often. */
+static uint8_t	 in_buf[4096];
+static size_t	 in_asked, in_calls;
+
+static uint8_t *
+in_get(size_t len)
+{
+	in_asked = len;
+	in_calls++;
+	cr_assert_leq(len, sizeof(in_buf));
+	return in_buf;
+}
+
+/*
+ * The daemon packs a disclosure's reply into a body buffer it keeps
+ * (daemon/req.c, reply_body_get()): the same bytes as a malloc'd reply,
+ * receipt and all, and one request for exactly their length.
+ */
+Test(wire, response_encoded_in_a_lent_buffer_is_the_same_bytes)
+{
+	struct field_def	 def = { "full_name", FT_NAME, 0, 1, 1 };
+	struct purpose		 pu = { 0 };
+	struct rule		 r = { 0 };
+	struct decision		 d;
+	struct audit_receipt	 rc;
+	uint8_t			*buf, *in;
+	size_t			 len, inlen;
+
+	memset(&d, 0, sizeof(d));
+	memset(&rc, 0, sizeof(rc));
+	pu.lawful_basis = "Art 6(1)(e)";
+	r.id = "r1";
+	d.kind = DECISION_ALLOW;
+	d.reason = "released";
+	d.rule = &r;
+	d.purpose = &pu;
+	d.nfields = 1;
+	d.fields[0].def = &def;
+	d.fields[0].released = 1;
+	d.fields[0].value = "Alex Hart";
+	rc.seq = 7;
+	memset(rc.leaf, 0xab, sizeof(rc.leaf));
+	rc.checkpoint = "safeshare.example/log\n8\nAAAA\n\n- key sig\n";
+	rc.nproof = 3;
+	memset(rc.proof, 0xcd, sizeof(rc.proof));
+	buf = wire_response_encode(&d, "p", "1", 7, 1000, 2000, &rc, &len);
+	in = wire_response_encode_in(&d, "p", "1", 7, 1000, 2000, &rc, in_get,
+	    &inlen);
+	cr_assert_eq(in, in_buf);
+	cr_expect_eq(in_calls, 1);
+	cr_expect_eq(in_asked, len);
+	cr_assert_eq(inlen, len);
+	cr_expect_eq(memcmp(in, buf, len), 0);
+	free(buf);
+}
+
 /*
  * The summaries are logged and hashed into the chain (docs/audit-format.md):
  * their text is fixed, and a short buffer cuts them as snprintf() would.
