@@ -30,6 +30,36 @@
     " CHECK (length(log_id) = 16), size bigint NOT NULL CHECK (size >= 0))"
 
 /*
+ * Schema version 3: the store's version, which every transaction that
+ * changes what a disclosure reads moves by one, in that transaction, so a
+ * statement sees a change and its version together or neither. The
+ * event loop reads it with each round's reads and keeps what it read
+ * while it holds (pgstore_batch.c, the subject-read cache). A trigger,
+ * not the daemons' code, moves it: a change made by hand in psql counts
+ * too. The first changing statement of a transaction moves it, the
+ * others find the transaction's mark (set_config(..., true) ends with
+ * the transaction), so a 100,000-op holder batch updates the row once.
+ */
+#define STORE_VERSION_SQL						\
+    "CREATE TABLE IF NOT EXISTS store_version (one boolean PRIMARY KEY"	\
+    " DEFAULT true CHECK (one), v bigint NOT NULL);"			\
+    "INSERT INTO store_version (v) VALUES (0) ON CONFLICT DO NOTHING;"	\
+    "CREATE OR REPLACE FUNCTION store_version_bump() RETURNS trigger"	\
+    " LANGUAGE plpgsql AS $$ BEGIN"					\
+    " IF current_setting('safeshare.store_changed', true)"		\
+    " IS DISTINCT FROM 'y' THEN"					\
+    " UPDATE store_version SET v = v + 1;"				\
+    " PERFORM set_config('safeshare.store_changed', 'y', true);"	\
+    " END IF; RETURN NULL; END $$;"					\
+    VERSION_TRIGGER("subjects") VERSION_TRIGGER("records")		\
+    VERSION_TRIGGER("record_fields") VERSION_TRIGGER("consents")	\
+    VERSION_TRIGGER("flags")
+#define VERSION_TRIGGER(t)						\
+    "CREATE OR REPLACE TRIGGER " t "_version AFTER INSERT OR UPDATE"	\
+    " OR DELETE OR TRUNCATE ON " t " FOR EACH STATEMENT"		\
+    " EXECUTE FUNCTION store_version_bump();"
+
+/*
  * subjects: one holder's view of a person (D18), its NHS number and the
  * details it is found by; a person is a number from person_ids shared by
  * the views that link one NHS number. A holder holds a person under one
@@ -72,7 +102,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS store_loads (id bigserial PRIMARY KEY,"
     " file text NOT NULL, subjects bigint NOT NULL, loaded_at bigint NOT NULL,"
     " logged_seq bigint NOT NULL DEFAULT 0);"
-    STORE_LOG_SQL;
+    STORE_LOG_SQL ";" STORE_VERSION_SQL;
 
 /* Any constant other than pglog's: two first opens do not create at once. */
 #define SCHEMA_LOCK	"7393651077101946420"
@@ -94,7 +124,9 @@ static const char *const stmts[S_COUNT] = {
 	 * subject's row is read once per request, for the record's holder and
 	 * for the person whose flags count (as SQLite's Q_RECORD): a request
 	 * is one pass of index probes, about 14 % fewer buffers than four
-	 * passes over the arrays (BENCHMARKS.md).
+	 * passes over the arrays (BENCHMARKS.md). Its row (0, 9, v) is the
+	 * store's version in the same snapshot (STORE_VERSION_SQL), which the
+	 * loop's cache is checked against.
 	 */
 	[S_SUBJECTS] = "SELECT q.i, k.kind, k.a, k.b "
 	    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
@@ -112,6 +144,7 @@ static const char *const stmts[S_COUNT] = {
 	    "UNION ALL SELECT DISTINCT 3, fl.flag, NULL::text FROM subjects b "
 	    "JOIN flags fl ON fl.subject = b.id WHERE b.person = s.person "
 	    "AND fl.removed_at IS NULL) k "
+	    "UNION ALL SELECT 0::bigint, 9, v::text, NULL::text FROM store_version "
 	    "ORDER BY 1, 2, 3",
 	[S_FIELDS] = "SELECT field, value FROM record_fields "
 	    "WHERE subject = $1 AND record_type = $2",
@@ -461,6 +494,27 @@ upgrade_1(PGconn *conn, char *err, size_t errlen)
 }
 
 /*
+ * Version 2 to 3: the store's version and its triggers
+ * (STORE_VERSION_SQL), under the creation lock.
+ */
+static int
+upgrade_2(PGconn *conn, char *err, size_t errlen)
+{
+	if (exec_sql(conn, "BEGIN", "upgrade", err, errlen) == -1)
+		return -1;
+	if (exec_sql(conn, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
+	    "upgrade lock", err, errlen) == -1 ||
+	    exec_sql(conn, STORE_VERSION_SQL, "upgrade: store_version", err,
+	    errlen) == -1 ||
+	    exec_sql(conn, "UPDATE store_meta SET value = '3' WHERE key = 'version'",
+	    "upgrade: version", err, errlen) == -1) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return -1;
+	}
+	return exec_sql(conn, "COMMIT", "upgrade", err, errlen);
+}
+
+/*
  * An existing store is opened without DDL, so a daemon's role needs only
  * to read and write the tables; a database without them gets them. The
  * schema version must be this build's.
@@ -496,6 +550,10 @@ load_meta(struct pgstore *p, char *err, size_t errlen)
 		return -1;
 	if (version == 1)
 		version = 2;
+	if (version == 2 && upgrade_2(p->conn, err, errlen) == -1)
+		return -1;
+	if (version == 2)
+		version = 3;
 	if (version != PGSTORE_SCHEMA_VERSION)
 		return errorf(err, errlen, "PostgreSQL store: the store's schema "
 		    "version is %s (this build reads schema version %d)",

@@ -37,7 +37,7 @@
 #include "person.h"
 #include "store.h"
 
-#define PGSTORE_SCHEMA_VERSION	2
+#define PGSTORE_SCHEMA_VERSION	3
 
 struct pgstore;
 
@@ -70,6 +70,11 @@ int	pgstore_subject(struct pgstore *, const struct record_type *,
  * 0 (out filled), or -1 with err; cb is not called then.
  */
 typedef void (*pgstore_subject_cb)(int rc, const char *err, void *arg);
+/*
+ * The event loop's subject-read cache (pgstore_batch.c, on the handle
+ * given a read connection by pgstore_reads_apart()); zeros without one.
+ */
+void	pgstore_cache_stats(const struct pgstore *, struct store_cache_stats *);
 int	pgstore_subject_queue(struct pgstore *, const struct record_type *,
 	    const char *subject, const char *agency, const char *purpose,
 	    struct store_subject *out, pgstore_subject_cb cb, void *arg,

@@ -31,6 +31,7 @@
 
 #include "pgstore.h"
 #include "pgstore_int.h"
+#include "store_cache.h"
 #include "util.h"
 
 /* At most this many reads wait for one round's statement. */
@@ -46,6 +47,20 @@ struct pgbatch {
 	struct store_subject	*out[PGBATCH_MAX];
 	pgstore_subject_cb	 cb[PGBATCH_MAX];
 	void			*arg[PGBATCH_MAX];
+	/*
+	 * The loop's cache (p->cache): a request found there is not sent,
+	 * and is answered from hit[] if the statement's store version is the
+	 * one the cache was read at; else it is queued again, uncached.
+	 */
+	struct scentry		*hit[PGBATCH_MAX];
+	int			 nocache[PGBATCH_MAX];
+	/* The requests sent (not hits), as S_SUBJECTS's arguments. */
+	size_t			 nsent;
+	size_t			 sent[PGBATCH_MAX];	/* their index in b */
+	const struct record_type *srt[PGBATCH_MAX];
+	const char		*ssubject[PGBATCH_MAX];
+	const char		*sagency[PGBATCH_MAX];
+	const char		*spurpose[PGBATCH_MAX];
 	int			 resent;	/* sent again on a new connection */
 };
 
@@ -79,38 +94,31 @@ text_array(const char *const *v, size_t n)
 	return buf;
 }
 
-/* One row of S_SUBJECTS into its request's answer (pgstore.c says which). */
+/* One row of S_SUBJECTS into its request's entry (pgstore.c says which). */
 static void
-take_row(const PGresult *res, int r, const struct record_type *rt,
-    struct store_subject *out)
+take_row(const PGresult *res, int r, struct scentry *e)
 {
 	const char		*a = pgstore_text(res, r, 2), *b = pgstore_text(res, r, 3);
 	enum consent_state	 c;
-	size_t			 idx;
 
 	switch (pgstore_int(res, r, 1)) {
 	case 0:
-		out->view.known = 1;
-		out->view.last_verified = strtoll(a, NULL, 10);
-		free(out->holder);
-		out->holder = xstrdup(b);
+		e->known = 1;
+		e->last_verified = strtoll(a, NULL, 10);
+		scentry_set_holder(e, b);
 		break;
 	case 1:
-		/*
-		 * Fields the protocol no longer declares are never released;
-		 * rows are in kind order, so the record's is first.
-		 */
-		if (out->view.known && record_type_field(rt, a, &idx) != NULL &&
-		    out->values[idx] == NULL)
-			out->values[idx] = xstrdup(b);
+		/* Rows are in kind order, so the record's is first. */
+		if (e->known)
+			scentry_add_field(e, a, b);
 		break;
 	case 2:
 		if (consent_parse(a, &c) == 0)
-			out->view.consent = c;
-		out->view.consent_expires = pgstore_int(res, r, 3);
+			e->consent = c;
+		e->consent_expires = pgstore_int(res, r, 3);
 		break;
 	case 3:
-		out->flags[out->nflags++] = xstrdup(a);
+		scentry_add_flag(e, a);
 		break;
 	}
 }
@@ -142,48 +150,48 @@ params(size_t n, const struct record_type *const *rts,
 	free(ids);
 }
 
-/* S_SUBJECTS's rows into out[0..n): 0, or -1 with err and out[] empty. */
+/*
+ * S_SUBJECTS's rows into a new entry for each of the n requests (e[0..n))
+ * and the store's version then (*version): 0, or -1 with err and e[]
+ * all NULL.
+ */
 static int
 take_result(const PGresult *res, size_t n, const struct record_type *const *rts,
-    struct store_subject **out, char *err, size_t errlen)
+    const char *const *subjects, const char *const *agencies,
+    const char *const *purposes, struct scentry **e, int64_t *version,
+    char *err, size_t errlen)
 {
-	size_t	*nflags;
-	int	 rows = PQntuples(res), rc = -1;
+	int rows = PQntuples(res);
 
-	/* Each request's flags counted first, then its rows taken in order. */
-	nflags = xcalloc(n, sizeof(*nflags));
+	*version = -1;
+	for (size_t i = 0; i < n; i++)
+		e[i] = scentry_new(subjects[i], rts[i]->id, agencies[i],
+		    purposes[i]);
 	for (int r = 0; r < rows; r++) {
 		int64_t i = pgstore_int(res, r, 0);
 
+		if (i == 0 && pgstore_int(res, r, 1) == 9) {
+			*version = pgstore_int(res, r, 2);
+			continue;
+		}
 		if (i < 1 || (uint64_t)i > n) {
 			errorf(err, errlen, "PostgreSQL store: subject: a row of no "
 			    "request (%lld)", (long long)i);
-			goto done;
+			goto fail;
 		}
-		if (pgstore_int(res, r, 1) == 3)
-			nflags[i - 1]++;
+		take_row(res, r, e[i - 1]);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (nflags[i] > 0)
-			out[i]->flags = xcalloc(nflags[i], sizeof(*out[i]->flags));
-	for (int r = 0; r < rows; r++) {
-		size_t i = (size_t)pgstore_int(res, r, 0) - 1;
-
-		take_row(res, r, rts[i], out[i]);
+	if (*version < 0) {
+		errorf(err, errlen, "PostgreSQL store: subject: no store version");
+		goto fail;
 	}
+	return 0;
+fail:
 	for (size_t i = 0; i < n; i++) {
-		out[i]->view.flags = (const char *const *)out[i]->flags;
-		out[i]->view.nflags = out[i]->nflags;
+		scentry_unref(e[i]);
+		e[i] = NULL;
 	}
-	rc = 0;
-done:
-	if (rc == -1)
-		for (size_t i = 0; i < n; i++) {
-			store_subject_free(out[i]);
-			empty(&out[i], 1);
-		}
-	free(nflags);
-	return rc;
+	return -1;
 }
 
 int
@@ -192,8 +200,10 @@ pgstore_subjects(struct pgstore *p, size_t n, const struct record_type *const *r
     const char *const *purposes, struct store_subject **out, int scoped,
     char *err, size_t errlen)
 {
+	struct scentry	**e;
 	char		*arr[4];
 	PGresult	*res;
+	int64_t		 version;
 	int		 rc;
 
 	empty(out, n);
@@ -206,7 +216,12 @@ pgstore_subjects(struct pgstore *p, size_t n, const struct record_type *const *r
 		free(arr[k]);
 	if (res == NULL)
 		return -1;
-	rc = take_result(res, n, rts, out, err, errlen);
+	e = xcalloc(n, sizeof(*e));
+	if ((rc = take_result(res, n, rts, subjects, agencies, purposes, e,
+	    &version, err, errlen)) == 0)
+		for (size_t i = 0; i < n; i++)
+			scentry_lend(e[i], rts[i], out[i]);
+	free(e);
 	PQclear(res);
 	return rc;
 }
@@ -248,7 +263,28 @@ pgstore_subject_queue(struct pgstore *p, const struct record_type *rt,
 	b->out[i] = out;
 	b->cb[i] = cb;
 	b->arg[i] = arg;
+	b->hit[i] = NULL;
+	b->nocache[i] = 0;
 	return 1;
+}
+
+/*
+ * Request i of b, a cache hit that the statement's store version showed
+ * stale, queued again to be read, not looked up; read now if the queue is
+ * full, as pgstore_subject_queue() does.
+ */
+static void
+requeue(struct pgstore *p, struct pgbatch *b, size_t i)
+{
+	char	err[256];
+	int	rc;
+
+	rc = pgstore_subject_queue(p, b->rt[i], b->subject[i], b->agency[i],
+	    b->purpose[i], b->out[i], b->cb[i], b->arg[i], err, sizeof(err));
+	if (rc == 1)
+		p->batch->nocache[p->batch->n - 1] = 1;
+	else
+		b->cb[i](rc, rc == -1 ? err : NULL, b->arg[i]);
 }
 
 /* Each callback of b in queue order, with rc and err; then b is empty. */
@@ -306,6 +342,8 @@ pgstore_reads_apart(struct pgstore *p, char *err, size_t errlen)
 		return errorf(err, errlen, "%s (the event loop's read connection)",
 		    why);
 	pgstore_set_connect_wait(p->rd, p->retry.wait_ms);
+	if (p->cache == NULL)
+		p->cache = scache_new();
 	return 0;
 }
 
@@ -327,8 +365,11 @@ flight_failed(struct pgstore *p, const char *err)
 		return;
 	}
 	p->flight = NULL;
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
+		scentry_unref(b->hit[i]);
+		b->hit[i] = NULL;
 		empty(&b->out[i], 1);
+	}
 	answer(b, -1, err);
 	b->resent = 0;
 	recycle(p, b);
@@ -346,7 +387,7 @@ send_flight(struct pgstore *p)
 		flight_failed(p, err);
 		return;
 	}
-	params(b->n, b->rt, b->subject, b->agency, b->purpose, arr);
+	params(b->nsent, b->srt, b->ssubject, b->sagency, b->spurpose, arr);
 	/* pgstore.c's name for the prepared S_SUBJECTS. */
 	snprintf(name, sizeof(name), "pgstore_%d", S_SUBJECTS);
 	ok = PQsendQueryPrepared(p->rd->conn, name, 4,
@@ -378,6 +419,20 @@ pgstore_batch_send(struct pgstore *p)
 	p->batch = NULL;
 	p->flight = b;
 	empty(b->out, b->n);
+	b->nsent = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		b->hit[i] = p->cache != NULL && !b->nocache[i] ?
+		    scache_get(p->cache, b->subject[i], b->rt[i]->id,
+		    b->agency[i], b->purpose[i]) : NULL;
+		if (b->hit[i] != NULL)
+			continue;
+		b->sent[b->nsent] = i;
+		b->srt[b->nsent] = b->rt[i];
+		b->ssubject[b->nsent] = b->subject[i];
+		b->sagency[b->nsent] = b->agency[i];
+		b->spurpose[b->nsent] = b->purpose[i];
+		b->nsent++;
+	}
 	send_flight(p);
 }
 
@@ -385,6 +440,43 @@ int
 pgstore_batch_fd(struct pgstore *p)
 {
 	return p->flight != NULL ? PQsocket(p->rd->conn) : -1;
+}
+
+/*
+ * The answer to b's statement: e[] the entries read for the requests sent,
+ * version the store's then. The entries are kept in the loop's cache,
+ * which is emptied first if the store changed since it was read; the
+ * hits looked up at the send are answered from it if it did not, and
+ * else queued again to be read (uncached, so a store that changes every
+ * round still answers them next time). Then each callback in queue order.
+ */
+static void
+deliver(struct pgstore *p, struct pgbatch *b, struct scentry **e,
+    int64_t version)
+{
+	int stale = 0;
+
+	if (p->cache != NULL) {
+		stale = scache_check(p->cache, version, 0);
+		for (size_t k = 0; k < b->nsent; k++)
+			scache_put(p->cache, e[k]);
+	}
+	for (size_t k = 0; k < b->nsent; k++)
+		scentry_lend(e[k], b->srt[k], b->out[b->sent[k]]);
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->hit[i] == NULL)
+			b->cb[i](0, NULL, b->arg[i]);
+		else if (!stale) {
+			scentry_lend(b->hit[i], b->rt[i], b->out[i]);
+			b->hit[i] = NULL;
+			b->cb[i](0, NULL, b->arg[i]);
+		} else {
+			scentry_unref(b->hit[i]);
+			b->hit[i] = NULL;
+			requeue(p, b, i);
+		}
+	}
+	b->n = 0;
 }
 
 /*
@@ -398,7 +490,9 @@ pgstore_batch_input(struct pgstore *p)
 	struct pgbatch	*b = p->flight;
 	PGresult	*res, *more;
 	PGconn		*conn;
+	struct scentry	**e;
 	char		 err[256];
+	int64_t		 version;
 	int		 rc;
 
 	if (b == NULL)
@@ -426,9 +520,20 @@ pgstore_batch_input(struct pgstore *p)
 	}
 	p->flight = NULL;
 	err[0] = '\0';
-	rc = take_result(res, b->n, b->rt, b->out, err, sizeof(err));
+	e = xcalloc(b->nsent > 0 ? b->nsent : 1, sizeof(*e));
+	rc = take_result(res, b->nsent, b->srt, b->ssubject, b->sagency,
+	    b->spurpose, e, &version, err, sizeof(err));
 	PQclear(res);
-	answer(b, rc, err);
+	if (rc == 0)
+		deliver(p, b, e, version);
+	else {
+		for (size_t i = 0; i < b->n; i++) {
+			scentry_unref(b->hit[i]);
+			b->hit[i] = NULL;
+		}
+		answer(b, rc, err);
+	}
+	free(e);
 	b->resent = 0;
 	recycle(p, b);
 next:
@@ -462,6 +567,14 @@ pgstore_batch_run(struct pgstore *p)
  * it).
  */
 void
+pgstore_cache_stats(const struct pgstore *p, struct store_cache_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (p->cache != NULL)
+		scache_stats(p->cache, st);
+}
+
+void
 pgstore_batch_free(struct pgstore *p)
 {
 	free(p->batch);
@@ -470,4 +583,6 @@ pgstore_batch_free(struct pgstore *p)
 	p->flight = NULL;
 	pgstore_close(p->rd);
 	p->rd = NULL;
+	scache_free(p->cache);
+	p->cache = NULL;
 }

@@ -68,6 +68,7 @@ struct pgstore {
 	struct pgbatch	*batch;		/* subject reads queued (pgstore_batch.c), */
 	struct pgbatch	*flight;	/* ... and those sent, not yet answered, */
 	struct pgstore	*rd;		/* ... on this connection of their own */
+	struct scache	*cache;		/* ... kept while the store's version holds */
 	char		*conninfo;	/* pgstore_open()'s, for rd */
 	int		 pipe;		/* in pipeline mode, statements queued */
 	int		 broken;	/* the pipeline could not be left */

@@ -203,7 +203,8 @@ int	storage_outbox_save(struct storage *, const char *agency, uint64_t cursor,
 
 /*
  * The subject-read cache's counters (store.h), for /metrics; all zero on a
- * backend without one (PostgreSQL, whose daemons share the store).
+ * handle without one (on PostgreSQL only the event loop's, given a read
+ * connection of its own, has one).
  */
 void	storage_cache_stats(struct storage *, struct store_cache_stats *);
 

@@ -87,7 +87,7 @@ struct storage_ops {
 	int (*outbox_save)(void *h, const char *agency, uint64_t cursor,
 	    char *err, size_t errlen);
 	void (*set_connect_wait)(void *h, int ms);	/* NULL: no connection */
-	/* NULL: no subject-read cache (store_cache.c is SQLite's). */
+	/* The subject-read cache's counters (store_cache.c). */
 	void (*cache_stats)(void *h, struct store_cache_stats *);
 	int (*batch_claim)(void *h, const char *request_id, uint64_t first_seq,
 	    char *err, size_t errlen);	/* NULL: one daemon, always 1 */

@@ -272,6 +272,12 @@ pg_outbox_save(void *h, const char *agency, uint64_t cursor, char *err,
 	return pgstore_outbox_save(h, agency, cursor, err, errlen);
 }
 
+static void
+pg_cache_stats(void *h, struct store_cache_stats *st)
+{
+	pgstore_cache_stats(h, st);
+}
+
 static int
 pg_link_nhs(void *h, const char *subject, const char *nhs, char *err,
     size_t errlen)
@@ -425,6 +431,7 @@ const struct storage_ops storage_postgresql = {
 	.set_connect_wait = pg_set_connect_wait,
 	.batch_claim = pg_batch_claim,
 	.link_nhs = pg_link_nhs,
+	.cache_stats = pg_cache_stats,
 	.unlink_nhs = pg_unlink_nhs,
 	.nhs_clash = pg_nhs_clash,
 	.nhs_of = pg_nhs_of,

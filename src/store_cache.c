@@ -108,16 +108,17 @@ scache_free(struct scache *c)
 	free(c);
 }
 
-void
+int
 scache_check(struct scache *c, int64_t version, int64_t changes)
 {
 	if (c->version == version && c->changes == changes)
-		return;
+		return 0;
 	if (c->count > 0)
 		c->flushes++;
 	flush(c);
 	c->version = version;
 	c->changes = changes;
+	return 1;
 }
 
 struct scentry *
@@ -219,6 +220,32 @@ scache_put(struct scache *c, struct scentry *e)
 	e->refs++;
 	c->bytes += e->size;
 	c->count++;
+}
+
+void
+scentry_lend(struct scentry *e, const struct record_type *rt,
+    struct store_subject *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ent = e;
+	out->view.values = (const char *const *)out->values;
+	out->view.known = e->known;
+	out->view.last_verified = e->last_verified;
+	out->view.consent = e->consent;
+	out->view.consent_expires = e->consent_expires;
+	out->holder = e->holder;
+	for (size_t i = 0; i < e->nfields; i++) {
+		size_t idx;
+
+		/* Fields the protocol no longer declares are never released. */
+		if (record_type_field(rt, e->fields[2 * i], &idx) != NULL &&
+		    out->values[idx] == NULL)
+			out->values[idx] = e->fields[2 * i + 1];
+	}
+	out->flags = e->flags;
+	out->nflags = e->nflags;
+	out->view.flags = (const char *const *)out->flags;
+	out->view.nflags = out->nflags;
 }
 
 void

@@ -44,9 +44,11 @@ struct scache	*scache_new(void);
 void		 scache_free(struct scache *);
 /*
  * At the start of each read transaction: the database's data version and
- * the connection's change count. Drops every entry when either moved.
+ * the connection's change count (SQLite), or the store's version that a
+ * statement read (PostgreSQL, changes 0). Drops every entry when either
+ * moved, and then returns 1.
  */
-void		 scache_check(struct scache *, int64_t version, int64_t changes);
+int		 scache_check(struct scache *, int64_t version, int64_t changes);
 /* The entry for the key, with a reference for the caller, or NULL. */
 struct scentry	*scache_get(struct scache *, const char *subject,
 		    const char *record_type, const char *agency, const char *purpose);
@@ -62,6 +64,13 @@ void		 scentry_add_field(struct scentry *, const char *name,
 		    const char *value);
 /* Each flag once. */
 void		 scentry_add_flag(struct scentry *, const char *);
+/*
+ * e's read as out's, for rt: the fields rt declares in its order, the
+ * strings lent; out takes the caller's reference (store_subject_free()
+ * drops it).
+ */
+void		 scentry_lend(struct scentry *, const struct record_type *,
+		    struct store_subject *out);
 void		 scentry_unref(struct scentry *);
 
 #endif

@@ -193,8 +193,7 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 {
 	struct scentry *e = NULL;
 
-	memset(out, 0, sizeof(*out));
-	out->view.values = (const char *const *)out->values;
+	memset(out, 0, sizeof(*out));	/* freeable whatever happens */
 	if (s->cache_ok)
 		e = scache_get(s->cache, subject, rt->id, agency, purpose);
 	if (e == NULL) {
@@ -204,23 +203,7 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 		if (s->cache_ok)
 			scache_put(s->cache, e);
 	}
-	out->ent = e;
-	out->view.known = e->known;
-	out->view.last_verified = e->last_verified;
-	out->view.consent = e->consent;
-	out->view.consent_expires = e->consent_expires;
-	out->holder = e->holder;
-	for (size_t i = 0; i < e->nfields; i++) {
-		size_t idx;
-
-		if (record_type_field(rt, e->fields[2 * i], &idx) != NULL &&
-		    out->values[idx] == NULL)
-			out->values[idx] = e->fields[2 * i + 1];
-	}
-	out->flags = e->flags;
-	out->nflags = e->nflags;
-	out->view.flags = (const char *const *)out->flags;
-	out->view.nflags = out->nflags;
+	scentry_lend(e, rt, out);
 	return 0;
 }
 

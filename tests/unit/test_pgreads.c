@@ -196,3 +196,68 @@ Test(pgreads, a_lost_connection_is_sent_again_and_a_refused_batch_fails_whole)
 	pgstore_close(pg);
 	PQfinish(adm);
 }
+
+/* S1's full_name as the queued read of s answered it (queue, run, check). */
+static const char *
+read_name(struct pgstore *pg, const struct record_type *rt,
+    struct store_subject *s)
+{
+	struct got	g = { 0 };
+	size_t		idx;
+
+	queue_ok(pg, rt, "S1", s, &g);
+	pgstore_batch_run(pg);
+	cr_assert(g.calls == 1 && g.rc == 0, "%s", g.err);
+	cr_assert(s->view.known);
+	cr_assert_not_null(record_type_field(rt, "full_name", &idx));
+	return s->values[idx];
+}
+
+/*
+ * The loop's subject-read cache on PostgreSQL: a read kept is answered
+ * from memory only when the statement sent with it shows the store's
+ * version unchanged. A change made by hand on another connection (its
+ * trigger moves the version) or a consent withdrawn through the handle
+ * (D3) is read by the next request, and a read held by a request
+ * outlives the cache's flush.
+ */
+Test(pgreads, a_kept_read_serves_until_the_store_changes)
+{
+	char			 ci[1200], err[256] = "";
+	PGconn			*adm = t_pg_schema("r_cache", ci, sizeof(ci));
+	struct pgstore		*pg = open_apart(ci);
+	struct protocol		*proto = proto_ok();
+	const struct record_type *rt = protocol_record_type(proto, "person");
+	struct store_subject	 held, s;
+	struct store_cache_stats cs;
+
+	t_pgstore_put_person(pg, "S1", "health_trust");
+	cr_assert_str_eq(read_name(pg, rt, &held), "Ann Example");
+	cr_assert_str_eq(read_name(pg, rt, &s), "Ann Example");
+	store_subject_free(&s);
+	pgstore_cache_stats(pg, &cs);
+	cr_expect_eq(cs.misses, 1);
+	cr_expect_eq(cs.hits, 1, "the second read is kept");
+
+	t_pg_run(adm, "UPDATE record_fields SET value = 'Ann Changed' "
+	    "WHERE subject = 'S1' AND field = 'full_name'");
+	cr_assert_str_eq(read_name(pg, rt, &s), "Ann Changed",
+	    "not the kept read");
+	store_subject_free(&s);
+	cr_assert_str_eq(read_name(pg, rt, &s), "Ann Changed");
+	cr_expect_eq(s.view.consent, CONSENT_NONE);
+	store_subject_free(&s);
+	cr_assert_str_eq(held.holder, "health_trust", "held across the flush");
+	store_subject_free(&held);
+
+	cr_assert_eq(pgstore_add_consent(pg, "S1", CONSENT_WITHDRAWN, "*", "*", 0,
+	    0, "x", 200, err, sizeof(err)), 0, "%s", err);
+	read_name(pg, rt, &s);
+	cr_expect_eq(s.view.consent, CONSENT_WITHDRAWN, "D3: read after the write");
+	store_subject_free(&s);
+	pgstore_cache_stats(pg, &cs);
+	cr_expect_geq(cs.flushes, 2);
+	protocol_unref(proto);
+	pgstore_close(pg);
+	PQfinish(adm);
+}

@@ -285,15 +285,29 @@ Test(pgstore, other_schema_version_refused)
 	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(pgstore_id(pg), id);
 	pgstore_close(pg);
-	/* Version 1 (before store_log) is brought to 2 by the open. */
+	/*
+	 * Version 1 (before store_log, and before store_version) is brought
+	 * to 3 by the open: 1 to 2, then 2 to 3.
+	 */
 	t_pg_run(adm, "DROP TABLE store_log");
+	t_pg_run(adm, "DROP TABLE store_version");
 	t_pg_run(adm, "UPDATE store_meta SET value = '1' WHERE key = 'version'");
 	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), 0, "%s", err);
 	pgstore_close(pg);
 	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM store_log"), 0);
+	cr_assert_eq(t_pg_int(adm, "SELECT count(*) FROM store_version"), 1);
 	cr_assert_eq(t_pg_int(adm, "SELECT value::int FROM store_meta WHERE key = "
-	    "'version'"), 2);
-	t_pg_run(adm, "UPDATE store_meta SET value = '3' WHERE key = 'version'");
+	    "'version'"), 3);
+	/* Its triggers move the version: a change made by hand counts. */
+	t_pg_run(adm, "INSERT INTO subjects (id, holder, person) VALUES "
+	    "('V1', 'police', 1)");
+	cr_assert_eq(t_pg_int(adm, "SELECT v FROM store_version"), 1);
+	t_pg_run(adm, "BEGIN; DELETE FROM subjects WHERE id = 'V1'; "
+	    "INSERT INTO subjects (id, holder, person) VALUES ('V1', 'police', 1); "
+	    "UPDATE subjects SET holder = 'health' WHERE id = 'V1'; COMMIT");
+	cr_assert_eq(t_pg_int(adm, "SELECT v FROM store_version"), 2,
+	    "once per transaction");
+	t_pg_run(adm, "UPDATE store_meta SET value = '4' WHERE key = 'version'");
 	cr_assert_eq(pgstore_open(&pg, ci, err, sizeof(err)), -1);
 	cr_assert_null(pg);
 	cr_assert(strstr(err, "schema version") != NULL, "%s", err);
