@@ -474,40 +474,24 @@ fail:
 }
 
 /*
- * Version 1 to 2: the table store_log (STORE_LOG_SQL), under the creation
- * lock; a second daemon doing the same at once finds it made.
+ * One version up, to `to`: the statements sql under the creation lock,
+ * then the version. They are idempotent (IF NOT EXISTS, OR REPLACE), so a
+ * second daemon doing the same at once finds them made. Version 1 to 2
+ * is STORE_LOG_SQL, 2 to 3 STORE_VERSION_SQL.
  */
 static int
-upgrade_1(PGconn *conn, char *err, size_t errlen)
+upgrade(PGconn *conn, const char *sql, int to, char *err, size_t errlen)
 {
-	if (exec_sql(conn, "BEGIN", "upgrade", err, errlen) == -1)
-		return -1;
-	if (exec_sql(conn, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
-	    "upgrade lock", err, errlen) == -1 ||
-	    exec_sql(conn, STORE_LOG_SQL, "upgrade: store_log", err, errlen) == -1 ||
-	    exec_sql(conn, "UPDATE store_meta SET value = '2' WHERE key = 'version'",
-	    "upgrade: version", err, errlen) == -1) {
-		PQclear(PQexec(conn, "ROLLBACK"));
-		return -1;
-	}
-	return exec_sql(conn, "COMMIT", "upgrade", err, errlen);
-}
+	char set[96];
 
-/*
- * Version 2 to 3: the store's version and its triggers
- * (STORE_VERSION_SQL), under the creation lock.
- */
-static int
-upgrade_2(PGconn *conn, char *err, size_t errlen)
-{
+	snprintf(set, sizeof(set), "UPDATE store_meta SET value = '%d' "
+	    "WHERE key = 'version'", to);
 	if (exec_sql(conn, "BEGIN", "upgrade", err, errlen) == -1)
 		return -1;
 	if (exec_sql(conn, "SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")",
 	    "upgrade lock", err, errlen) == -1 ||
-	    exec_sql(conn, STORE_VERSION_SQL, "upgrade: store_version", err,
-	    errlen) == -1 ||
-	    exec_sql(conn, "UPDATE store_meta SET value = '3' WHERE key = 'version'",
-	    "upgrade: version", err, errlen) == -1) {
+	    exec_sql(conn, sql, "upgrade", err, errlen) == -1 ||
+	    exec_sql(conn, set, "upgrade: version", err, errlen) == -1) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
@@ -546,11 +530,12 @@ load_meta(struct pgstore *p, char *err, size_t errlen)
 			version = atoi(v);
 	}
 	PQclear(res);
-	if (version == 1 && upgrade_1(p->conn, err, errlen) == -1)
+	if (version == 1 && upgrade(p->conn, STORE_LOG_SQL, 2, err, errlen) == -1)
 		return -1;
 	if (version == 1)
 		version = 2;
-	if (version == 2 && upgrade_2(p->conn, err, errlen) == -1)
+	if (version == 2 &&
+	    upgrade(p->conn, STORE_VERSION_SQL, 3, err, errlen) == -1)
 		return -1;
 	if (version == 2)
 		version = 3;
