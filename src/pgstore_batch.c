@@ -579,6 +579,9 @@ pgstore_batch_free(struct pgstore *p)
 {
 	free(p->batch);
 	p->batch = NULL;
+	if (p->flight != NULL)
+		for (size_t i = 0; i < p->flight->n; i++)
+			scentry_unref(p->flight->hit[i]);
 	free(p->flight);
 	p->flight = NULL;
 	pgstore_close(p->rd);
