@@ -43,7 +43,6 @@ static const char *const schema =
     "CREATE TABLE checkpoints(id INTEGER PRIMARY KEY, size INTEGER NOT NULL,"
     " head_hash BLOB NOT NULL, time INTEGER NOT NULL, signature BLOB NOT NULL,"
     " root BLOB, note TEXT);"
-    "CREATE INDEX checkpoints_size ON checkpoints(size);"
     "CREATE TABLE tree(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
     "PRAGMA user_version = 3;";
@@ -66,6 +65,18 @@ static const char *const schema =
  * agency reads the entries instead, within the seq range of its time
  * window (audit_query.c), at one to three million a second. A log created
  * before keeps its entries_agency, which SQLite uses as before.
+ */
+
+/*
+ * Nor an index on the checkpoints' size, in a log created since: the
+ * writer appends one checkpoint per group commit, each larger than the one
+ * before (audit_commit()), so the order of their ids is the order of their
+ * sizes, and the checkpoint of a size is found by a binary search of the
+ * ids (audit_query.c). Appended at its right edge, checkpoints_size cost
+ * every commit one more WAL page (of about thirteen) to write, sync and
+ * copy. Such a log's checkpoints are read and verified in id order, and a
+ * size out of that order fails verify. A log created before keeps the
+ * index and its checkpoints are read by size as before (a->cp_by_id).
  */
 
 /*
@@ -148,11 +159,16 @@ load_state(struct audit *a, char *err, size_t errlen)
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16)
 		memcpy(a->log_id, sqlite3_column_blob(st, 0), 16);
 	sqlite3_finalize(st);
-	if (audit_int_query(a, "SELECT coalesce(max(size), 0) FROM checkpoints", &v) == -1)
+	/* Without checkpoints_size, the last by id is the largest (audit_commit()). */
+	if (audit_int_query(a, a->cp_by_id ? "SELECT coalesce(max(size), 0) FROM "
+	    "(SELECT size FROM checkpoints ORDER BY id DESC LIMIT 1)" :
+	    "SELECT coalesce(max(size), 0) FROM checkpoints", &v) == -1)
 		return audit_sqlerr(a, "checkpoints", err, errlen);
 	a->cp_size = (uint64_t)v;
 	v = 0;
-	if (audit_int_query(a, "SELECT coalesce(max(time), 0) FROM checkpoints", &v) == -1)
+	if (audit_int_query(a, a->cp_by_id ? "SELECT coalesce(max(time), 0) FROM "
+	    "(SELECT time FROM checkpoints ORDER BY id DESC LIMIT 1)" :
+	    "SELECT coalesce(max(time), 0) FROM checkpoints", &v) == -1)
 		return audit_sqlerr(a, "checkpoints", err, errlen);
 	a->cp_time = v;
 	v = 0;
@@ -255,6 +271,11 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		    "type = 'index' AND name = 'entries_time'", &v) == -1)
 			goto dberr;
 		a->time_index = v > 0;
+		v = 0;
+		if (audit_int_query(a, "SELECT count(*) FROM sqlite_master WHERE "
+		    "type = 'index' AND name = 'checkpoints_size'", &v) == -1)
+			goto dberr;
+		a->cp_by_id = v == 0 && !a->legacy;
 	}
 	if (load_state(a, why, sizeof(why)) == -1) {
 		errorf(err, errlen, "%s: %s", path, why);

@@ -96,6 +96,7 @@ struct audit {
 	int		 migrated;	/* upgraded to version 3 by this open */
 	int		 legacy;	/* a version-2 log read as it is (no tree) */
 	int		 time_index;	/* has entries_time: made before times were kept in order */
+	int		 cp_by_id;	/* no checkpoints_size: checkpoints in id order (audit.c) */
 	sqlite3_stmt	*ins_node;
 	sqlite3_stmt	*get_node;	/* prepared on first use */
 	sqlite3_stmt	*get_nodes;
@@ -230,6 +231,8 @@ size_t	 audit_filter_terms(const struct audit_filter *,
 /* The stats groupings, in order; audit_stats_group() gives the index. */
 #define AUDIT_STATS_GROUPS	"agency", "purpose", "decision", "reason", "kind", "day"
 int	 audit_stats_group(const char *by, char *err, size_t errlen);
+/* The checkpoints' rows in the order they are read and verified. */
+const char *audit_checkpoints_sql(const struct audit *);
 
 /* audit_index.c */
 void	 audit_index_path(const char *log, char *out, size_t len);

@@ -305,6 +305,23 @@ audit_inform_pending(struct audit *a, audit_cb cb, void *arg, char *err,
 	    " AND " NO_WAIVER, "inform_done", cb, arg, err, errlen);
 }
 
+/*
+ * By size where checkpoints_size orders them; by id in a log made without
+ * it (audit.c), where a size out of id order is the verifier's failure.
+ */
+const char *
+audit_checkpoints_sql(const struct audit *a)
+{
+	if (a->legacy)
+		return "SELECT id, size, head_hash, time, signature, NULL FROM "
+		    "checkpoints ORDER BY size, id";
+	if (a->cp_by_id)
+		return "SELECT id, size, head_hash, time, signature, note FROM "
+		    "checkpoints ORDER BY id";
+	return "SELECT id, size, head_hash, time, signature, note FROM "
+	    "checkpoints ORDER BY size, id";
+}
+
 int
 audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg, char *err,
     size_t errlen)
@@ -312,10 +329,8 @@ audit_checkpoints(struct audit *a, audit_checkpoint_cb cb, void *arg, char *err,
 	sqlite3_stmt	*st;
 	int		 rc;
 
-	if (sqlite3_prepare_v2(a->db, a->legacy ? "SELECT id, size, head_hash, time, "
-	    "signature, NULL FROM checkpoints ORDER BY size, id" : "SELECT id, size, "
-	    "head_hash, time, signature, note FROM checkpoints ORDER BY size, id", -1,
-	    &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(a->db, audit_checkpoints_sql(a), -1, &st,
+	    NULL) != SQLITE_OK)
 		return audit_sqlerr(a, "checkpoints", err, errlen);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct audit_checkpoint cp;
@@ -423,10 +438,94 @@ note_row(struct audit *a, const char *sql, uint64_t n, char **note, char *err,
 	return *note != NULL ? 0 : 1;
 }
 
+/*
+ * In a log without checkpoints_size (audit.c): the id of the last
+ * checkpoint of size max or less, by a binary search of the ids, whose
+ * sizes grow with them (a gap, a deleted row, is stepped over); 0 if there
+ * is none, -1 on a database error. A log whose sizes do not grow with
+ * the ids was altered: the search finds one of its checkpoints, whose note
+ * the caller checks as any other, and verify fails the log.
+ */
+static int64_t
+cp_upto_by_id(struct audit *a, uint64_t max)
+{
+	sqlite3_stmt	*st = NULL;
+	int64_t		 lo, hi, mid, found = -1;
+	long long	 v = 0;
+	int		 rc;
+
+	if (audit_int_query(a, "SELECT coalesce(max(id), 0) FROM checkpoints", &v) == -1)
+		return -1;
+	if ((hi = v) == 0)
+		return 0;
+	if (sqlite3_prepare_v2(a->db, "SELECT id, size FROM checkpoints WHERE "
+	    "id >= ?1 ORDER BY id LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	/* Invariant: lo is 0 or a row of size <= max; rows past hi are larger. */
+	for (lo = 0; lo < hi; ) {
+		int64_t	 id;
+		uint64_t size;
+
+		mid = lo + (hi - lo + 1) / 2;
+		sqlite3_bind_int64(st, 1, mid);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+			sqlite3_reset(st);
+			if (rc != SQLITE_DONE)
+				goto out;
+			hi = mid - 1;	/* no row from mid on */
+			continue;
+		}
+		id = sqlite3_column_int64(st, 0);
+		size = (uint64_t)sqlite3_column_int64(st, 1);
+		sqlite3_reset(st);
+		if (size <= max)
+			lo = id;
+		else
+			hi = mid - 1;
+	}
+	found = lo;
+out:
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Without checkpoints_size: the note of the last checkpoint of size <= max (== with exact). */
+static int
+note_by_id(struct audit *a, uint64_t max, int exact, char **note, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt	*st;
+	int64_t		 id;
+	int		 rc;
+
+	*note = NULL;
+	if ((id = cp_upto_by_id(a, max)) == -1)
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
+	if (id == 0)
+		return 1;
+	if (sqlite3_prepare_v2(a->db, "SELECT size, note FROM checkpoints WHERE "
+	    "id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    (!exact || (uint64_t)sqlite3_column_int64(st, 0) == max) &&
+	    sqlite3_column_type(st, 1) != SQLITE_NULL &&
+	    sqlite3_column_bytes(st, 1) <= AUDIT_NOTE_MAX)
+		*note = xstrdup((const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return audit_sqlerr(a, "checkpoint note", err, errlen);
+	return *note != NULL ? 0 : 1;
+}
+
 int
 audit_checkpoint_note(struct audit *a, uint64_t size, char **note, char *err,
     size_t errlen)
 {
+	if (a->cp_by_id)
+		return size == 0 ? note_row(a, "SELECT note FROM checkpoints WHERE "
+		    "note IS NOT NULL ORDER BY id DESC LIMIT 1", 0, note, err, errlen) :
+		    note_by_id(a, size, 1, note, err, errlen);
 	return note_row(a, size == 0 ? "SELECT note FROM checkpoints WHERE note IS "
 	    "NOT NULL ORDER BY size DESC, id DESC LIMIT 1" : "SELECT note FROM "
 	    "checkpoints WHERE note IS NOT NULL AND size = ?1 ORDER BY id DESC LIMIT 1",
@@ -437,6 +536,8 @@ int
 audit_checkpoint_note_upto(struct audit *a, uint64_t max, char **note, char *err,
     size_t errlen)
 {
+	if (a->cp_by_id)
+		return note_by_id(a, max, 0, note, err, errlen);
 	return note_row(a, "SELECT note FROM checkpoints WHERE note IS NOT NULL AND "
 	    "size <= ?1 ORDER BY size DESC, id DESC LIMIT 1", max, note, err, errlen);
 }

@@ -434,10 +434,8 @@ audit_verify_with(struct audit *a, struct audit_verifier *v,
 	char			 err[256] = "";
 	int			 rc = 0;
 
-	if (sqlite3_prepare_v2(a->db, a->legacy ? "SELECT id, size, head_hash, time, "
-	    "signature, NULL FROM checkpoints ORDER BY size, id" : "SELECT id, size, "
-	    "head_hash, time, signature, note FROM checkpoints ORDER BY size, id", -1,
-	    &w.cps, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(a->db, audit_checkpoints_sql(a), -1, &w.cps,
+	    NULL) != SQLITE_OK)
 		rc = audit_sqlerr(a, "checkpoints", err, sizeof(err));
 	else {
 		w.have = (w.rc = sqlite3_step(w.cps)) == SQLITE_ROW;

@@ -127,6 +127,88 @@ Test(tamper, a_log_shorter_than_the_checkpoint_held_fails)
 	    "consistent and shorter: only a witness or --since can tell");
 }
 
+/* Each size's note as the log finds it: exact (0 for the last), or the last up to it. */
+static void
+check_notes(const char *layout, uint64_t gap)
+{
+	for (uint64_t s = 0; s <= 11; s++) {
+		struct cpnote	 c;
+		char		*note = NULL, why[128];
+		int		 rc;
+		uint64_t	 want;
+
+		/* Exact: none past the end, none for the deleted one. */
+		rc = audit_checkpoint_note(a, s, &note, aerr, sizeof(aerr));
+		want = s == 0 ? 9 : s > 9 || (gap && s == gap) ? 0 : s;
+		cr_assert_eq(rc, want ? 0 : 1, "%s: the checkpoint of size %llu: %d %s",
+		    layout, (unsigned long long)s, rc, aerr);
+		if (want) {
+			cr_assert_eq(audit_note_parse(note, &c, why, sizeof(why)), 0, "%s", why);
+			cr_expect_eq(c.size, want, "%s: size %llu found %llu", layout,
+			    (unsigned long long)s, (unsigned long long)c.size);
+		}
+		free(note);
+		note = NULL;
+		/* Up to s: the last of size <= s, stepping over the deleted one. */
+		rc = audit_checkpoint_note_upto(a, s, &note, aerr, sizeof(aerr));
+		want = s > 9 ? 9 : gap && s == gap ? s - 1 : s;
+		cr_assert_eq(rc, want ? 0 : 1, "%s: the last checkpoint up to %llu: %d %s",
+		    layout, (unsigned long long)s, rc, aerr);
+		if (want) {
+			cr_assert_eq(audit_note_parse(note, &c, why, sizeof(why)), 0, "%s", why);
+			cr_expect_eq(c.size, want, "%s: up to %llu found %llu", layout,
+			    (unsigned long long)s, (unsigned long long)c.size);
+		}
+		free(note);
+	}
+}
+
+/*
+ * A log made now has no index on the checkpoints' size (audit.c: it cost
+ * every group commit a WAL page); each size's checkpoint is found by a
+ * binary search of the ids, as the index finds it in a log made before.
+ * Read in id order, a checkpoint moved out of its place fails verify.
+ */
+Test(tamper, checkpoints_found_without_the_size_index)
+{
+	struct audit_verify_result	 r;
+	sqlite3				*db;
+	sqlite3_stmt			*st;
+
+	t_audit_append(a, 9, 1);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'checkpoints_size'", -1, &st, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_expect_eq(sqlite3_column_int(st, 0), 0, "a new log has checkpoints_size");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	check_notes("by id", 0);
+	r = t_audit_verify(path, pk, NULL);
+	cr_expect(r.ok, "%s", r.why);
+	/* A deleted checkpoint is a gap in the ids the search steps over. */
+	audit_close(a);
+	a = NULL;
+	t_sql(path, "DELETE FROM checkpoints WHERE size = 5");
+	t_audit_reopen(&a, path, key, NULL);
+	check_notes("by id, 5 deleted", 5);
+	/* A log made before: the same answers through its index. */
+	audit_close(a);
+	a = NULL;
+	t_sql(path, "CREATE INDEX checkpoints_size ON checkpoints(size)");
+	t_audit_reopen(&a, path, key, NULL);
+	check_notes("by size, 5 deleted", 5);
+	/* Without the index, a checkpoint moved after the last by id is found out. */
+	audit_close(a);
+	a = NULL;
+	t_sql(path, "DROP INDEX checkpoints_size; UPDATE checkpoints SET id = 100 "
+	    "WHERE size = 3");
+	r = t_audit_verify(path, pk, NULL);
+	cr_expect_not(r.ok);
+	cr_expect(strstr(r.why, "checkpoint") != NULL, "%s", r.why);
+	t_audit_reopen(&a, path, key, NULL);
+}
+
 /* Start-up: entries deleted under the last checkpoint, or rewritten. */
 Test(tamper, start_refuses_a_truncated_or_rewritten_log)
 {
