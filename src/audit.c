@@ -325,7 +325,11 @@ open_common(struct audit **out, const char *path, int readonly, char *err,
 		    SQLITE_PREPARE_PERSISTENT, &a->ins_cp, NULL) != SQLITE_OK ||
 		    sqlite3_prepare_v3(a->db, "INSERT INTO tree(level, idx, hash) VALUES "
 		    "(?1, ?2, ?3)", -1, SQLITE_PREPARE_PERSISTENT, &a->ins_node,
-		    NULL) != SQLITE_OK)
+		    NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v3(a->db, "BEGIN IMMEDIATE", -1,
+		    SQLITE_PREPARE_PERSISTENT, &a->begin, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v3(a->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT,
+		    &a->commit, NULL) != SQLITE_OK)
 			goto dberr;
 		if (audit_tree_sync(a, why, sizeof(why)) == -1) {
 			errorf(err, errlen, "%s: %s", path, why);
@@ -361,6 +365,8 @@ audit_close(struct audit *a)
 	sqlite3_finalize(a->ins);
 	sqlite3_finalize(a->ins_cp);
 	sqlite3_finalize(a->ins_node);
+	sqlite3_finalize(a->begin);
+	sqlite3_finalize(a->commit);
 	sqlite3_finalize(a->get_node);
 	sqlite3_finalize(a->get_nodes);
 	sqlite3_finalize(a->get_leaves);
@@ -468,12 +474,26 @@ audit_wal_restart(struct audit *a, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Runs one of the writer's kept statements without a result (its BEGIN and
+ * COMMIT: prepared once, not parsed again by sqlite3_exec() every group
+ * commit): 0, or -1 with SQLite's message on a->db.
+ */
 static int
-insert(struct audit *a, const struct audit_entry *e)
+step_once(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+insert(struct audit *a, const struct audit_entry *e, const size_t lens[AUDIT_NSTRINGS])
 {
 	int rc;
 
-	audit_entry_bind(a->ins, e);
+	audit_entry_bind(a->ins, e, lens);
 	rc = sqlite3_step(a->ins);
 	sqlite3_reset(a->ins);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -612,7 +632,7 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 	memcpy(head, a->head, 32);
 	if (rc != NULL)
 		leaves = xcalloc(n ? n : 1, 32);
-	if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+	if (step_once(a->begin) == -1) {
 		free(leaves);
 		return audit_sqlerr(a, "begin", err, errlen);
 	}
@@ -620,14 +640,15 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 	for (size_t i = 0; i < n; i++) {
 		struct audit_entry	*e = es[i];
 		unsigned char		 leaf[32];
+		size_t			 lens[AUDIT_NSTRINGS];
 
 		e->time = monotonic(a, e->time);
 		a->last_time = e->time;
 		e->seq = ++size;
 		memcpy(e->prev_hash, head, 32);
-		audit_hash(e, e->hash);
+		audit_hash_lens(e, e->hash, lens);
 		memcpy(head, e->hash, 32);
-		if (insert(a, e) == -1) {
+		if (insert(a, e, lens) == -1) {
 			audit_sqlerr(a, "insert", err, errlen);
 			goto rollback;
 		}
@@ -650,7 +671,7 @@ audit_commit(struct audit *a, struct audit_entry **es, size_t n, struct audit_re
 		goto rollback;
 	if (a->gate != NULL)
 		a->gate(a->gate_arg);
-	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (step_once(a->commit) == -1) {
 		audit_sqlerr(a, "commit", err, errlen);
 		goto rollback;
 	}

@@ -98,6 +98,8 @@ struct audit {
 	int		 time_index;	/* has entries_time: made before times were kept in order */
 	int		 cp_by_id;	/* no checkpoints_size: checkpoints in id order (audit.c) */
 	sqlite3_stmt	*ins_node;
+	sqlite3_stmt	*begin;		/* the writer's BEGIN IMMEDIATE and COMMIT */
+	sqlite3_stmt	*commit;
 	sqlite3_stmt	*get_node;	/* prepared on first use */
 	sqlite3_stmt	*get_nodes;
 	sqlite3_stmt	*get_leaves;
@@ -187,8 +189,15 @@ int	 audit_commit(struct audit *, struct audit_entry **, size_t n,
 
 /* audit_entry.c */
 void	 audit_row_entry(sqlite3_stmt *, struct audit_entry *);
-/* Binds every column of audit_insert_sql; the strings must outlive the step. */
-void	 audit_entry_bind(sqlite3_stmt *, const struct audit_entry *);
+/*
+ * Binds every column of audit_insert_sql, each string of the length lens
+ * gives (audit_hash_lens()); the strings must outlive the step.
+ */
+void	 audit_entry_bind(sqlite3_stmt *, const struct audit_entry *,
+	    const size_t lens[AUDIT_NSTRINGS]);
+/* audit_hash(), and the strings' lengths, in audit_entry_strings() order. */
+void	 audit_hash_lens(const struct audit_entry *, unsigned char out[32],
+	    size_t lens[AUDIT_NSTRINGS]);
 
 /* audit_note.c */
 void	 audit_note_origin(const unsigned char log_id[16], char out[80]);
