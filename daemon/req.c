@@ -39,8 +39,10 @@
  * the record goes out whole, it is drained and the bufferevent's write
  * callback is run (evhttp then completes the request, and the change list
  * folds arming and disarming into nothing). If not (a full socket buffer,
- * an error), the bytes stay queued and the bufferevent retries them, the
- * same bytes, as it would have anyway. The write may complete the request
+ * an error), the bytes stay queued, made one chain, and the bufferevent
+ * retries them from there in one SSL_write(), as OpenSSL requires of a
+ * record it holds (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, src/tls.c: the
+ * retry's bytes are the same, at another address). The write may complete the request
  * and even free the connection, so the bufferevent is held by a reference
  * until we are done; one evhttp has let go meanwhile (callbacks cleared)
  * is left alone.
@@ -75,8 +77,20 @@ send_one_record(struct evhttp_request *req, int status, const char *text)
 		if (SSL_write(ssl, rec_buf, (int)len) == (int)len) {
 			evbuffer_drain(o, len);
 			bufferevent_trigger(bev, EV_WRITE, 0);
-		} else
+		} else {
+			/*
+			 * Not written (a full socket buffer): OpenSSL keeps
+			 * the record, and its retry must pass at least these
+			 * len bytes in one SSL_write(). The bufferevent writes
+			 * its output chain by chain, head then body, and OpenSSL
+			 * refused the shorter retry (bad length): the
+			 * connection was dropped with the replies of logged
+			 * decisions in it. So the bytes become one chain.
+			 */
 			ERR_clear_error();
+			if (evbuffer_pullup(o, (ev_ssize_t)len) == NULL)
+				fatalx("%s: out of memory", __func__);
+		}
 	}
 	bufferevent_decref(bev);
 }

@@ -128,8 +128,13 @@ tls_server_ctx(const char *cert, const char *key, const char *ca, const char *cr
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSIONS);
 	SSL_CTX_set_num_tickets(ctx, 1);
-	/* Idle keep-alive connections give their read/write buffers back. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * Idle keep-alive connections give their read/write buffers back. A
+	 * write retried after a full socket may come from another address
+	 * with the same bytes (daemon/req.c send_one_record()).
+	 */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"safeshared", 10);
 	return ctx;
 }

@@ -683,6 +683,97 @@ Test(conn, pipelined_disclosures_answered_in_order)
 
 
 /*
+ * A client that pipelines disclosures and reads the replies only later.
+ * Once the socket is full a reply written as one record (daemon/req.c
+ * send_one_record()) is left to the bufferevent, which must retry it in
+ * one SSL_write() of at least its length: retried chain by chain (head,
+ * then body) OpenSSL refused it, and the daemon dropped the connection
+ * with the replies of logged decisions in it (D7 still held: logged, not
+ * delivered). Every request sent whole gets its reply. Bounded: 10 s of
+ * writing (less once the daemon stops taking more for 2 s), 2 s of not
+ * reading, then reads under the socket's 5 s timeout.
+ */
+/* Counts needle in a stream read in pieces: a match cut by a read counts once. */
+struct stream_count {
+	const char	*needle;
+	char		 carry[32];
+	size_t		 ncarry;
+	int		 n;
+};
+
+static void
+stream_count(struct stream_count *sc, const char *p, size_t len)
+{
+	size_t	 nl = strlen(sc->needle), k;
+	char	*all = malloc(sc->ncarry + len);
+
+	cr_assert(all != NULL && nl > 1 && nl - 1 <= sizeof(sc->carry));
+	memcpy(all, sc->carry, sc->ncarry);
+	memcpy(all + sc->ncarry, p, len);
+	sc->n += count_str(all, sc->ncarry + len, sc->needle);
+	k = sc->ncarry + len < nl - 1 ? sc->ncarry + len : nl - 1;
+	memcpy(sc->carry, all + sc->ncarry + len - k, k);
+	sc->ncarry = k;
+	free(all);
+}
+
+Test(conn, replies_read_late_all_arrive)
+{
+	enum { N = 8000 };
+	struct stream_count	 replies = { .needle = "HTTP/1.1 " };
+	struct stream_count	 oks = { .needle = "HTTP/1.1 200 OK" };
+	struct stream_count	 limited = { .needle = "HTTP/1.1 429 " };
+	char			 cert[600], key[600], one[1024], buf[65536];
+	size_t			 olen, off = 0, sent = 0;
+	double			 t0, last;
+	SSL			*ssl;
+	int			 fd, r;
+
+	h_start(&d);
+	pki_pair("police", cert, key, sizeof(cert));
+	ssl = h_tls_connect(&d, cert, key);
+	cr_assert_eq(SSL_connect(ssl), 1);
+	fd = SSL_get_fd(ssl);
+	olen = disclosure_http("S1001", one, sizeof(one));
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	t0 = last = now_s();
+	while (sent < N && now_s() - t0 < 10 && now_s() - last < 2) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+		if ((r = SSL_write(ssl, one + off, (int)(olen - off))) > 0) {
+			if ((off += (size_t)r) == olen) {
+				off = 0;
+				sent++;
+			}
+			last = now_s();
+		} else
+			poll(&pfd, 1, 100);
+	}
+	fcntl(fd, F_SETFL, 0);
+	/*
+	 * Read nothing for a while: the daemon answers into the socket until
+	 * it is full (the client's window does not grow while it reads
+	 * nothing), and the reply that finds it full is the one retried.
+	 */
+	sleep(2);
+	while (replies.n < (int)sent &&
+	    (r = SSL_read(ssl, buf, (int)sizeof(buf))) > 0) {
+		stream_count(&replies, buf, (size_t)r);
+		stream_count(&oks, buf, (size_t)r);
+		stream_count(&limited, buf, (size_t)r);
+	}
+	cr_log_info("%zu requests sent whole, %d replies", sent, replies.n);
+	cr_assert_gt(sent, 1000, "the daemon took %zu requests", sent);
+	cr_expect_eq(replies.n, (int)sent, "%d replies to %zu requests",
+	    replies.n, sent);
+	/* Over limits.rate_per_agency (1,000/s by default) a request is 429. */
+	cr_expect(oks.n > 0 && oks.n + limited.n == replies.n,
+	    "%d replies 200 and %d 429 of %d", oks.n, limited.n, replies.n);
+	h_tls_close(ssl);
+	cr_expect(h_tls_probe(&d, cert, key), "the daemon still answers");
+}
+
+/*
  * Requests in separate TLS records, each head and each body its own,
  * that reach the daemon in one TCP segment (the client corks its socket
  * around the writes). The daemon
