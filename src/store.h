@@ -20,9 +20,10 @@ struct store;
 struct scentry;
 
 /*
- * What store_subject() found. Its strings are its own, or lent by ent, the
- * SQLite store's cached read (store_cache.c), which it holds a reference
- * to; either way read-only to the caller. Free with store_subject_free().
+ * What store_subject() found: its strings are lent by ent, the read it was
+ * made from (store_cache.c, on both stores), which it holds a reference
+ * to, and are read-only to the caller; an empty one has no ent. Free with
+ * store_subject_free().
  */
 struct store_subject {
 	struct policy_subject	 view;		/* what the policy reads */

@@ -2,7 +2,7 @@
  * The store's subject-read cache: what store_subject() read for a subject,
  * record type, agency and purpose, kept so that the next request for the
  * same finds it without four index seeks (28 % of the event loop's CPU in
- * the 64-connection row before it; BENCHMARKS.md "Subject-read cache").
+ * the 64-connection row before it; BENCHMARKS.md "The subject-read cache").
  *
  * It can never answer from data older than the read snapshot it serves:
  * read_begin() (store_read.c) asks SQLite for the database's data version

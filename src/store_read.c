@@ -210,16 +210,7 @@ subject_read(struct store *s, const struct record_type *rt, const char *subject,
 void
 store_subject_free(struct store_subject *out)
 {
-	if (out->ent != NULL)
-		scentry_unref(out->ent);	/* lent strings */
-	else {
-		for (size_t i = 0; i < PROTOCOL_MAX_FIELDS; i++)
-			free(out->values[i]);
-		for (size_t i = 0; i < out->nflags; i++)
-			free(out->flags[i]);
-		free(out->flags);
-		free(out->holder);
-	}
+	scentry_unref(out->ent);	/* the strings are its */
 	memset(out, 0, sizeof(*out));
 }
 
